@@ -1,0 +1,122 @@
+"""One error hierarchy: every error the project raises carries a title and a message a person
+understands, plus what to do next. Nothing here may hold a secret."""
+
+from __future__ import annotations
+
+
+class WizardError(Exception):
+    """Base of every error klarna-mtls raises on purpose."""
+
+    title = "Something went wrong"
+
+    def __init__(self, message: str, title: str | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class InputError(WizardError):
+    """A value typed or passed by the user does not follow Klarna's rules."""
+
+    title = "Invalid input"
+
+
+class CryptoError(WizardError):
+    """A key, CSR or certificate is malformed or does not satisfy a rule."""
+
+    title = "Key or certificate problem"
+
+
+class SecretStoreError(WizardError):
+    """The secret store cannot hold or return the API key."""
+
+    title = "Secret store problem"
+
+
+class JournalError(WizardError):
+    """The journal cannot be read or written."""
+
+    title = "Saved progress problem"
+
+
+class StorageError(WizardError):
+    """A file could not be written (full disk, permissions); prior state is intact."""
+
+    title = "Could not write file"
+
+
+class TransportError(WizardError):
+    """The request did not get an HTTP answer: timeout, reset, DNS, TLS."""
+
+    title = "Network problem"
+
+
+class HandshakeRejected(TransportError):
+    """The server refused our client certificate during the TLS handshake."""
+
+    title = "Client certificate rejected"
+
+
+class ApiError(WizardError):
+    """Klarna answered with an error status."""
+
+    title = "Klarna API error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_id: str | None = None,
+        error_code: str | None = None,
+        error_type: str | None = None,
+        correlation_id: str | None = None,
+        klarna_correlation_id: str | None = None,
+        validation_errors: list[dict] | None = None,
+        retry_after: float | None = None,
+        title: str | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, title=title, hint=hint)
+        self.status = status
+        self.error_id = error_id
+        self.error_code = error_code
+        self.error_type = error_type
+        self.correlation_id = correlation_id
+        self.klarna_correlation_id = klarna_correlation_id
+        self.validation_errors = validation_errors or []
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        ids = [
+            f"{label}={value}"
+            for label, value in (
+                ("error_id", self.error_id),
+                ("klarna-correlation-id", self.klarna_correlation_id),
+                ("partner-correlation-id", self.correlation_id),
+            )
+            if value
+        ]
+        text = super().__str__()
+        return f"{text} ({', '.join(ids)})" if ids else text
+
+
+class StageBlocked(WizardError):
+    """advance() was refused: the current stage still has failing checks."""
+
+    title = "Stage not complete"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons) or "stage checks failed")
+        self.reasons = list(reasons)
+
+
+class InterlockRefused(WizardError):
+    """A destructive action was refused because it could lock the partner out."""
+
+    title = "Refused for your safety"

@@ -1,0 +1,161 @@
+"""Per-profile journal (resumable progress) and append-only audit log. Neither holds a secret.
+
+The journal is one JSON document written atomically (temp, fsync, rename) with a schema version.
+It records the stage, the evidence, profile settings, what we know of each certificate, and any
+non-idempotent request in flight, so a resumed run reconciles instead of repeating it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import rules
+from .errors import JournalError
+from .fsutil import append_line, atomic_write, ensure_private_dir
+from .model import Evidence, Onboarding, Stage
+from .paths import Paths, valid_profile_name
+
+SCHEMA_VERSION = 1
+STATUS_HISTORY_LIMIT = 200
+
+
+@dataclass
+class ProfileState:
+    """Everything remembered about one profile."""
+
+    profile: str
+    model: Onboarding = field(default_factory=Onboarding)
+    # base_url, ca_bundle, install_dir, key_passphrase_protected, enforcement_delay …
+    settings: dict[str, Any] = field(default_factory=dict)
+    # {"operation", "idempotency_key", "public_key_id", "sent_at", …} or None
+    in_flight: dict[str, Any] | None = None
+    # certificate id -> {"fingerprint", "installed", "last_seen_valid", "retired", …}
+    certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status_history: list[dict[str, Any]] = field(default_factory=list)
+    # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
+    flows: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA_VERSION,
+            "profile": self.profile,
+            "stage": self.model.stage.value,
+            "evidence": self.model.evidence.to_dict(),
+            "settings": self.settings,
+            "in_flight": self.in_flight,
+            "certificates": self.certificates,
+            "status_history": self.status_history[-STATUS_HISTORY_LIMIT:],
+            "flows": self.flows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, profile: str) -> "ProfileState":
+        if not isinstance(data, dict):
+            raise JournalError("The saved progress is not a JSON object.", hint=_RESET_HINT)
+        schema = data.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise JournalError(
+                f"The saved progress has schema {schema!r}; this version reads {SCHEMA_VERSION}.",
+                hint=_RESET_HINT,
+            )
+        try:
+            stage = Stage(data.get("stage", Stage.CREDENTIALS.value))
+            evidence = Evidence.from_dict(_expect(data.get("evidence", {}), dict, "evidence"))
+            if not isinstance(evidence.verifications, list):
+                raise TypeError("verifications")
+            return cls(
+                profile=profile,
+                model=Onboarding(stage, evidence),
+                settings=_expect(data.get("settings", {}), dict, "settings"),
+                in_flight=_expect(data.get("in_flight"), (dict, type(None)), "in_flight"),
+                certificates=_expect(data.get("certificates", {}), dict, "certificates"),
+                status_history=_expect(data.get("status_history", []), list, "status_history"),
+                flows=_expect(data.get("flows", {}), dict, "flows"),
+            )
+        except (TypeError, ValueError) as exc:
+            raise JournalError(
+                f"The saved progress for profile '{profile}' is damaged ({exc}).", hint=_RESET_HINT
+            ) from exc
+
+    def record_status(self, status: str, fingerprint: str | None, source: str) -> None:
+        self.status_history.append(
+            {"at": rules.format_utc(rules.utc_now()), "status": status, "fingerprint": fingerprint, "source": source}
+        )
+        del self.status_history[:-STATUS_HISTORY_LIMIT]
+
+
+_RESET_HINT = "Move the journal file aside to start this profile again; your keys are untouched."
+
+
+def _expect(value: Any, kind: Any, name: str) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"'{name}' has the wrong type")
+    return value
+
+
+class Journal:
+    """Loads and saves one profile's ProfileState."""
+
+    def __init__(self, paths: Paths, profile: str) -> None:
+        if not valid_profile_name(profile):
+            raise JournalError(
+                f"'{profile[:40]}' is not a valid profile name.",
+                hint="Use letters, digits, '.', '_' or '-' (up to 64).",
+            )
+        self.paths = paths
+        self.profile = profile
+        self.path = paths.journal_path(profile)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> ProfileState:
+        """The saved state, or a fresh one when the profile is new."""
+        if not self.exists():
+            return ProfileState(profile=self.profile)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JournalError(f"Cannot read saved progress at {self.path}.", hint=_RESET_HINT) from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise JournalError(
+                f"The saved progress at {self.path} is not valid JSON (line {exc.lineno}).",
+                hint=_RESET_HINT,
+            ) from exc
+        return ProfileState.from_dict(data, self.profile)
+
+    def save(self, state: ProfileState) -> None:
+        ensure_private_dir(self.path.parent)
+        data = json.dumps(state.to_dict(), indent=2, sort_keys=True).encode()
+        atomic_write(self.path, data, 0o600)
+
+
+class AuditLog:
+    """Append-only JSON lines of every action taken; values are redacted of anything key-shaped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_profile(cls, paths: Paths, profile: str) -> "AuditLog":
+        return cls(paths.audit_path(profile))
+
+    def record(self, action: str, **details: Any) -> None:
+        ensure_private_dir(self.path.parent)
+        entry = {"at": rules.format_utc(rules.utc_now()), "action": action, **details}
+        append_line(self.path, rules.redact(json.dumps(entry, sort_keys=True, default=str)))
+
+    def entries(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line after a crash is skipped, not fatal
+        return out

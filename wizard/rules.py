@@ -1,0 +1,181 @@
+"""Klarna's rules as pure functions: account ids, API keys, CNs, descriptions, enforced_from.
+
+One home for each rule; the model, the client, the CLI and the sandbox all call these."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+
+from .errors import InputError
+
+ENVIRONMENTS = ("live", "test", "sandbox")
+# The sandbox mints test-shaped credentials: it rehearses the test environment.
+KEY_ENVIRONMENT = {"live": "live", "test": "test", "sandbox": "test"}
+
+_ACCOUNT_RE = re.compile(r"^krn:partner:global:account:(live|test):([A-Za-z0-9-]{1,64})$")
+_API_KEY_RE = re.compile(r"^klarna_(live|test)_api_([A-Za-z0-9_\-+/=]{16,512})$")
+_KEY_SHAPED_RE = re.compile(r"klarna_(?:live|test)_(?:api|client)_[A-Za-z0-9_\-+/=]+")
+_DESCRIPTION_RE = re.compile(r"^[a-zA-Z0-9\-:;., _]{0,100}$")
+_CORRELATION_RE = re.compile(r"^[A-Za-z0-9]{1,255}$")
+MAX_CN_LENGTH = 64
+MAX_ACTIVE_CERTIFICATES = 10
+CERTIFICATE_VALIDITY = timedelta(days=3 * 365)
+MAX_ENFORCEMENT_AHEAD = timedelta(days=92)  # "at most 3 months": the longest 3 months
+ENFORCEMENT_APPLY_DELAY = timedelta(minutes=5)
+RENEWAL_WINDOW = timedelta(days=60)
+
+
+class VerificationStatus(str, Enum):
+    NOT_PRESENT = "NOT_PRESENT"
+    VALID = "VALID"
+    INVALID = "INVALID"
+    UNKNOWN = "UNKNOWN"  # header absent or unparseable
+
+    @classmethod
+    def parse(cls, header: str | None) -> "VerificationStatus":
+        """Read the first value of a possibly duplicated header (``VALID, VALID``)."""
+        if not header:
+            return cls.UNKNOWN
+        first = header.split(",")[0].strip().upper()
+        try:
+            return cls(first)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class EnforcementMode(str, Enum):
+    NOT_ENABLED = "NOT_ENABLED"
+    REPORTING = "REPORTING"
+    ENFORCED = "ENFORCED"
+
+
+@dataclass(frozen=True)
+class AccountId:
+    environment: str  # live | test
+    suffix: str
+
+    def __str__(self) -> str:
+        return f"krn:partner:global:account:{self.environment}:{self.suffix}"
+
+
+def parse_account_id(text: str) -> AccountId:
+    match = _ACCOUNT_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise InputError(
+            "That is not a Klarna account id.",
+            hint="It looks like krn:partner:global:account:test:LYABCDEI (live or test, then the id).",
+        )
+    return AccountId(match.group(1), match.group(2))
+
+
+def default_cn(account: AccountId | str) -> str:
+    """The CN Klarna accepts in every variant of its docs: the account id's last segment."""
+    if isinstance(account, str):
+        account = parse_account_id(account)
+    return account.suffix
+
+
+def verify_cn(cn: str, account: AccountId | str | None = None) -> None:
+    """A custom CN is allowed up to 64 printable characters; the default is the account suffix."""
+    if not isinstance(cn, str) or not cn or len(cn) > MAX_CN_LENGTH:
+        raise InputError(f"The CN must be 1 to {MAX_CN_LENGTH} characters.")
+    if not cn.isprintable() or cn != cn.strip() or "/" in cn or "=" in cn:
+        raise InputError("The CN may not contain control characters, '/', '=' or outer spaces.")
+
+
+def api_key_environment(key: str) -> str | None:
+    """``live``/``test`` for a well-formed API key, else None. Never echoes the key."""
+    match = _API_KEY_RE.match(key) if isinstance(key, str) else None
+    return match.group(1) if match else None
+
+
+def verify_api_key(key: str, profile_environment: str | None = None) -> str:
+    env = api_key_environment(key)
+    if env is None:
+        raise InputError(
+            "That does not look like a Klarna API key.",
+            hint="Keys look like klarna_test_api_… or klarna_live_api_…; paste it whole.",
+        )
+    if profile_environment and KEY_ENVIRONMENT[profile_environment] != env:
+        raise InputError(
+            f"This is a {env} key but the profile is {profile_environment}.",
+            hint="Use a key from the same environment as the account.",
+        )
+    return env
+
+
+def mask_key(key: str) -> str:
+    """``klarna_test_api_…a1b2``: the environment and the last four characters only."""
+    match = _API_KEY_RE.match(key) if isinstance(key, str) else None
+    if not match:
+        return "…" + (key[-4:] if isinstance(key, str) and len(key) > 12 else "")
+    return f"klarna_{match.group(1)}_api_…{match.group(2)[-4:]}"
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like a Klarna key with its masked form."""
+    return _KEY_SHAPED_RE.sub(lambda m: mask_key(m.group(0)) if "_api_" in m.group(0) else "klarna_…", text)
+
+
+def verify_description(text: str) -> None:
+    if not isinstance(text, str) or not _DESCRIPTION_RE.match(text):
+        raise InputError(
+            "Descriptions may hold up to 100 letters, digits, spaces and - : ; . , _ only.",
+        )
+
+
+def valid_correlation_id(text: str) -> bool:
+    return isinstance(text, str) and bool(_CORRELATION_RE.match(text))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_utc(moment: datetime) -> str:
+    """Klarna's timestamp form: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO-8601 with an offset or Z. A naive time is refused: we never guess a time zone."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("A date and time is required, e.g. 2026-12-01T09:00:00Z.")
+    raw = text.strip()
+    if raw.endswith(("z", "Z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise InputError(
+            f"'{text[:40]}' is not an ISO-8601 date and time.",
+            hint="Write it like 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00.",
+        ) from exc
+    if moment.tzinfo is None:
+        raise InputError(
+            "Give the time zone too (Z for UTC or an offset like +01:00).",
+            hint="Enforcement times are absolute; a time without a zone is ambiguous.",
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def parse_enforced_from(text: str, now: datetime | None = None) -> str:
+    """Validate an ``enforced_from`` value and return it as Klarna expects (``NOW`` or UTC Z)."""
+    now = now or utc_now()
+    if isinstance(text, str) and text.strip().upper() == "NOW":
+        return "NOW"
+    moment = parse_timestamp(text)
+    # A minute of grace: "now-ish" typed by a person is not "in the past".
+    if moment < now - timedelta(minutes=1):
+        raise InputError(
+            "The enforcement time is in the past.", hint="Choose NOW or a future time."
+        )
+    if moment > now + MAX_ENFORCEMENT_AHEAD:
+        raise InputError(
+            "The enforcement time is more than 3 months ahead.",
+            hint=f"Choose a time before {format_utc(now + MAX_ENFORCEMENT_AHEAD)}.",
+        )
+    return format_utc(max(moment, now))
