@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command is None:
-            from .tui_launch import run_tui
+            from screens.app import run_tui  # lazy: headless commands never load Textual
 
             return run_tui(args)
         return int(args.handler(args))
