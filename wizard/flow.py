@@ -1,0 +1,511 @@
+"""The work behind each onboarding stage, shared by the TUI and the headless commands.
+
+A ``Session`` holds one profile's journal state, its audit log and (in memory only) its API key.
+Each stage method does the I/O, records what it observed as evidence in the model, and saves the
+journal. Blocking work (crypto, files, keyring) runs in a thread so an event loop never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from . import crypto, rules
+from .diagnosis import diagnose
+from .errors import (
+    ApiError,
+    CryptoError,
+    HandshakeRejected,
+    InputError,
+    InterlockRefused,
+    SecretStoreError,
+    TransportError,
+    WizardError,
+)
+from .fsutil import ensure_private_dir, file_mode, write_private
+from .journal import AuditLog, Journal, ProfileState
+from .model import Onboarding, Stage
+from .paths import Paths
+
+KEY_FILE = "private-key.pem"
+CSR_FILE = "csr.pem"
+PASSPHRASE_SUFFIX = "#key-passphrase"  # secret-store entry holding an optional key passphrase
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One verification poll: what the header said, for which certificate."""
+
+    status: str  # VALID | NOT_PRESENT | INVALID | REJECTED | UNKNOWN
+    fingerprint: str | None
+    at: datetime
+    correlation_id: str | None = None
+
+    @property
+    def diagnosis(self):
+        return diagnose(self.status)
+
+
+class Session:
+    """One profile, opened from its journal. Not thread-safe: one worker at a time."""
+
+    def __init__(self, paths: Paths, profile: str, *, clock: Callable[[], datetime] = rules.utc_now):
+        self.paths = paths
+        self.profile = profile
+        self.clock = clock
+        self.journal = Journal(paths, profile)
+        self.state: ProfileState = self.journal.load()
+        self.state.model.clock = clock
+        self.audit = AuditLog.for_profile(paths, profile)
+        self._api_key: str | None = None
+        self._key_passphrase: bytes | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"Session(profile={self.profile!r}, stage={self.model.stage.value})"
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def model(self) -> Onboarding:
+        return self.state.model
+
+    @property
+    def evidence(self):
+        return self.state.model.evidence
+
+    @property
+    def settings(self) -> dict:
+        return self.state.settings
+
+    @property
+    def environment(self) -> str | None:
+        return self.evidence.environment
+
+    @property
+    def has_journal(self) -> bool:
+        return self.journal.exists()
+
+    def save(self) -> None:
+        self.journal.save(self.state)
+
+    def advance(self) -> Stage:
+        """Move to the next stage if the model allows it; raises StageBlocked otherwise."""
+        before = self.model.stage
+        stage = self.model.advance()
+        self.save()
+        self.audit.record("advance", from_stage=before.value, to_stage=stage.value)
+        return stage
+
+    def unlock(self, api_key: str, key_passphrase: bytes | None = None) -> None:
+        """Hold the API key (and key passphrase) in memory for this run only."""
+        self._api_key = api_key
+        if key_passphrase is not None:
+            self._key_passphrase = key_passphrase
+
+    @property
+    def unlocked(self) -> bool:
+        return self._api_key is not None
+
+    @property
+    def key_passphrase(self) -> bytes | None:
+        return self._key_passphrase
+
+    def _require_key(self) -> str:
+        if not self._api_key:
+            raise SecretStoreError(
+                "The API key is not loaded for this run.",
+                hint="Enter it on the Credentials step, or set KLARNA_API_KEY for headless runs.",
+            )
+        return self._api_key
+
+    # ------------------------------------------------------------------ profile
+    def configure(
+        self,
+        environment: str,
+        account_id: str,
+        *,
+        base_url: str | None = None,
+        ca_bundle: str | Path | None = None,
+        install_dir: str | Path | None = None,
+    ) -> None:
+        """Record the profile's environment and account; refuses what Klarna would refuse."""
+        if environment not in rules.ENVIRONMENTS:
+            raise InputError(f"Unknown environment '{environment}'.", hint="Use live, test or sandbox.")
+        account = rules.parse_account_id(account_id)
+        if rules.KEY_ENVIRONMENT[environment] != account.environment:
+            raise InputError(
+                f"The account id is a {account.environment} account but you chose {environment}.",
+                hint="Pick the environment the account belongs to.",
+            )
+        if environment != "sandbox" and (base_url or ca_bundle):
+            # Server verification for Klarna always uses the system trust store.
+            raise InputError(
+                "A custom base URL or CA bundle is only allowed for the sandbox.",
+                hint="Live and test always talk to Klarna's hosts with system trust.",
+            )
+        if environment == "sandbox" and not (base_url and ca_bundle):
+            raise InputError(
+                "The sandbox needs its base URL and CA bundle.",
+                hint="Start it with `klarna-mtls sandbox serve --json` and pass both, or use --sandbox.",
+            )
+        changed = (self.evidence.environment, self.evidence.account_id) != (environment, str(account))
+        if changed and self.evidence.account_id is not None:
+            self.model.restart_from(Stage.CREDENTIALS)
+        self.evidence.environment = environment
+        self.evidence.account_id = str(account)
+        self.settings["base_url"] = base_url.rstrip("/") if base_url else None
+        self.settings["ca_bundle"] = str(ca_bundle) if ca_bundle else None
+        self.settings["install_dir"] = str(install_dir or self.paths.default_install_dir(self.profile))
+        self.save()
+        self.audit.record("configure", environment=environment, account_id=str(account))
+
+    @property
+    def base_url(self) -> str:
+        from .api import BASE_URLS
+
+        if self.settings.get("base_url"):
+            return self.settings["base_url"]
+        if self.environment in BASE_URLS:
+            return BASE_URLS[self.environment]
+        raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        value = self.settings.get("ca_bundle")
+        return Path(value) if value else None
+
+    @property
+    def install_dir(self) -> Path:
+        return Path(self.settings.get("install_dir") or self.paths.default_install_dir(self.profile))
+
+    @contextlib.asynccontextmanager
+    async def client(self, *, with_certificate: bool | None = None) -> AsyncIterator["object"]:
+        """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
+        certificate when there is one (needed once enforcement applies)."""
+        from .api import KlarnaClient, make_http_client
+        from .install import current_pair
+
+        pair = current_pair(self.install_dir) if with_certificate is not False else None
+        if with_certificate and pair is None:
+            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
+        http = make_http_client(
+            ca_bundle=self.ca_bundle,
+            client_cert=pair.cert_path if pair else None,
+            client_key=pair.key_path if pair else None,
+            key_passphrase=self._key_passphrase if pair else None,
+        )
+        async with http:
+            yield KlarnaClient(http, self.base_url, self._require_key())
+
+    # ------------------------------------------------------------------ CREDENTIALS
+    async def check_credentials(self, api_key: str, store) -> None:
+        """Validate the key's shape, prove it with a live call, then keep it in ``store``."""
+        rules.verify_api_key(api_key, self.environment)
+        self.unlock(api_key)
+        async with self.client() as klarna:
+            answer = await klarna.ping()
+        await asyncio.to_thread(store.set, self.profile, api_key)
+        ev = self.evidence
+        ev.api_key_environment = rules.api_key_environment(api_key)
+        ev.api_key_masked = rules.mask_key(api_key)
+        ev.secret_backend = store.kind
+        ev.secret_backend_name = store.display_name
+        ev.api_call_ok_at = rules.format_utc(self.clock())
+        ev.clock_skew_seconds = answer.clock_skew_seconds if answer.clock_skew_seconds is not None else 0.0
+        self.save()
+        self.audit.record(
+            "credentials_checked",
+            api_key=ev.api_key_masked,
+            backend=store.kind,
+            clock_skew_seconds=ev.clock_skew_seconds,
+            correlation_id=answer.correlation_id,
+        )
+
+    # ------------------------------------------------------------------ KEY_AND_CSR
+    @property
+    def key_path(self) -> Path:
+        return self.paths.keys_dir(self.profile) / KEY_FILE
+
+    async def generate_key(
+        self, *, passphrase: bytes | None = None, overwrite: bool = False, cn: str | None = None
+    ) -> None:
+        """Make a P-256 key and a CN-only CSR. Refuses to replace an existing key unless asked."""
+        if self.key_path.exists() and not overwrite:
+            raise InputError(
+                f"A private key already exists at {self.key_path}.",
+                title="Key already exists",
+                hint="Keep it (use the existing key), or choose to replace it explicitly.",
+            )
+        account = self.evidence.account_id
+        if not account:
+            raise InputError("Set the account id first.")
+        cn = cn or rules.default_cn(account)
+        rules.verify_cn(cn)
+        key, csr_pem = await asyncio.to_thread(self._make_key_and_csr, passphrase, cn)
+        if overwrite:
+            self.model.restart_from(Stage.KEY_AND_CSR)
+            self.state.in_flight = None
+        self._key_passphrase = passphrase
+        self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
+        self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
+
+    def _make_key_and_csr(self, passphrase: bytes | None, cn: str):
+        key = crypto.make_private_key()
+        csr_pem = crypto.make_csr_pem(key, cn)
+        folder = ensure_private_dir(self.key_path.parent)
+        write_private(folder / KEY_FILE, crypto.make_private_key_pem(key, passphrase))
+        write_private(folder / CSR_FILE, csr_pem)
+        return key, csr_pem
+
+    async def use_existing_key(self, *, passphrase: bytes | None = None, cn: str | None = None) -> None:
+        """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR."""
+        key = await asyncio.to_thread(crypto.load_private_key_file, self.key_path, passphrase)
+        account = self.evidence.account_id
+        if not account:
+            raise InputError("Set the account id first.")
+        cn = cn or self.evidence.cn or rules.default_cn(account)
+        csr_pem = await asyncio.to_thread(crypto.make_csr_pem, key, cn)
+        await asyncio.to_thread(write_private, self.key_path.parent / CSR_FILE, csr_pem)
+        self._key_passphrase = passphrase
+        self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
+
+    def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
+        ev = self.evidence
+        ev.key_path = str(self.key_path)
+        ev.key_curve = key.curve.name
+        ev.key_public_id = crypto.public_key_id(key)
+        ev.key_file_mode = file_mode(self.key_path)
+        ev.key_dir_mode = file_mode(self.key_path.parent)
+        ev.key_encrypted = encrypted
+        ev.cn = cn
+        ev.csr_pem = csr_pem.decode()
+        self.save()
+
+    def load_key(self):
+        return crypto.load_private_key_file(self.key_path, self._key_passphrase)
+
+    # ------------------------------------------------------------------ ISSUE
+    async def issue_certificate(self, description: str | None = None) -> None:
+        """Create the certificate once: the idempotency key is journaled before sending, and
+        an unknown outcome is reconciled against the server's list by our public key."""
+        ev = self.evidence
+        if not ev.csr_pem or not ev.key_public_id:
+            raise InputError("Generate the key and CSR first.")
+        description = description or f"klarna-mtls {self.profile}"
+        rules.verify_description(description)
+        flight = self.state.in_flight
+        if not (flight and flight.get("operation") == "create_certificate"
+                and flight.get("public_key_id") == ev.key_public_id):
+            async with self.client() as klarna:
+                listing = await klarna.list_certificates()
+            mine = _find_by_key(listing.value, ev.key_public_id)
+            if mine is None:
+                _refuse_when_full(listing.value)
+            flight = {
+                "operation": "create_certificate",
+                "idempotency_key": str(uuid.uuid4()),
+                "public_key_id": ev.key_public_id,
+                "sent_at": rules.format_utc(self.clock()),
+            }
+            if mine is not None:  # already issued (e.g. by an earlier run): adopt it
+                self._record_certificate(mine, listing.value)
+                return
+            self.state.in_flight = flight
+            self.save()  # recorded before sending, so a crash can reconcile
+            self.audit.record("create_certificate_sent", idempotency_key=flight["idempotency_key"])
+        try:
+            async with self.client() as klarna:
+                answer = await klarna.create_certificate_reconciled(
+                    ev.csr_pem, description, flight["idempotency_key"], ev.key_public_id
+                )
+                listing = await klarna.list_certificates()
+        except ApiError as exc:
+            if 400 <= exc.status < 500 and exc.status not in (408, 429):
+                self.state.in_flight = None  # a definite refusal: nothing was created
+                self.save()
+            raise
+        self._record_certificate(answer.value, listing.value)
+
+    def _record_certificate(self, info, listing) -> None:
+        ev = self.evidence
+        pem = info.certificate_pem
+        cert = crypto.load_certificate(pem)
+        ev.certificate_id = info.credential_id
+        ev.certificate_pem = pem if isinstance(pem, str) else pem.decode()
+        ev.fingerprint = crypto.fingerprint_sha256(cert)
+        ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
+        self.state.in_flight = None
+        self.state.certificates.setdefault(info.credential_id, {}).update(
+            {"fingerprint": ev.fingerprint, "issued_here": True}
+        )
+        self.save()
+        self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
+
+    # ------------------------------------------------------------------ INSTALL
+    async def install(self, install_dir: str | Path | None = None) -> None:
+        """Install the pair beside any previous one, flip `current`, then prove it over mTLS."""
+        from .install import activate, install_pair
+
+        ev = self.evidence
+        if not ev.certificate_pem:
+            raise InputError("Issue the certificate first.")
+        if install_dir:
+            self.settings["install_dir"] = str(Path(install_dir).expanduser().absolute())
+        folder = self.install_dir
+        key_pem = await asyncio.to_thread(self.key_path.read_bytes)
+        label = ev.fingerprint.replace(":", "")[:16].lower()
+        pair = await asyncio.to_thread(
+            install_pair, folder, ev.certificate_pem.encode(), key_pem,
+            label=label, key_passphrase=self._key_passphrase,
+        )
+        await asyncio.to_thread(activate, folder, label)
+        cert_mode, key_mode, dir_mode = pair.modes()
+        ev.install_dir = str(folder)
+        ev.cert_path = str(folder / "current" / pair.cert_path.name)
+        ev.installed_key_path = str(folder / "current" / pair.key_path.name)
+        ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
+        self.state.certificates.setdefault(ev.certificate_id, {}).update({"installed": True, "label": label})
+        self.save()
+        self.audit.record("installed", folder=str(folder), fingerprint=ev.fingerprint)
+        await self.prove_install()
+
+    async def prove_install(self) -> Observation:
+        """A real mTLS request with exactly the installed files."""
+        observation = await self.observe()
+        if observation.status == "REJECTED":
+            raise HandshakeRejected(
+                "Klarna refused the installed certificate during the TLS handshake.",
+                hint=observation.diagnosis.next_steps[0],
+            )
+        ev = self.evidence
+        ev.install_probe_ok_at = rules.format_utc(observation.at)
+        ev.install_probe_fingerprint = observation.fingerprint
+        self.save()
+        return observation
+
+    # ------------------------------------------------------------------ VERIFY
+    async def observe(self) -> Observation:
+        """One call with the installed files; returns what the verification header says."""
+        from .install import current_pair
+
+        pair = current_pair(self.install_dir)
+        fingerprint = pair.fingerprint if pair else None
+        now = self.clock()
+        try:
+            async with self.client(with_certificate=True) as klarna:
+                answer = await klarna.list_certificates()
+        except HandshakeRejected:
+            return self._observed(Observation("REJECTED", fingerprint, now))
+        return self._observed(
+            Observation(answer.verification.value, fingerprint, now, answer.correlation_id)
+        )
+
+    def _observed(self, observation: Observation) -> Observation:
+        self.state.record_status(observation.status, observation.fingerprint, "verify")
+        if observation.status == "VALID":
+            entry = self._certificate_by_fingerprint(observation.fingerprint)
+            if entry is not None:
+                entry["last_seen_valid"] = rules.format_utc(observation.at)
+        self.save()
+        return observation
+
+    def _certificate_by_fingerprint(self, fingerprint: str | None) -> dict | None:
+        for entry in self.state.certificates.values():
+            if fingerprint and entry.get("fingerprint") == fingerprint:
+                return entry
+        return None
+
+    async def verify_once(self) -> Observation:
+        """One Verify-stage poll, recorded as model evidence."""
+        observation = await self.observe()
+        self.model.record_verification(observation.status, observation.fingerprint, observation.at)
+        self.save()
+        return observation
+
+    async def poll_until_verified(
+        self,
+        *,
+        interval: float = 2.0,
+        max_attempts: int = 30,
+        on_attempt: Callable[[int, Observation], None] | None = None,
+    ) -> Observation:
+        """Poll until the VERIFY checks pass; stops early on INVALID or REJECTED."""
+        observation = None
+        for attempt in range(1, max_attempts + 1):
+            observation = await self.verify_once()
+            if on_attempt:
+                on_attempt(attempt, observation)
+            if not self.model.blockers(Stage.VERIFY):
+                return observation
+            if observation.status in ("INVALID", "REJECTED"):
+                break
+            await asyncio.sleep(interval)
+        status = observation.status if observation else "UNKNOWN"
+        diagnosis = diagnose(status)
+        raise WizardError(
+            f"Verification did not reach VALID: last status {status}. {diagnosis.summary}",
+            title="Not verified",
+            hint=" ".join(diagnosis.next_steps[:1]),
+        )
+
+    # ------------------------------------------------------------------ ENFORCE
+    async def enforce(self, enforced_from: str) -> str:
+        """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode."""
+        value = rules.parse_enforced_from(enforced_from, now=self.clock())
+        ev = self.evidence
+        ev.enforced_from = value
+        ev.enforced_from_chosen_at = rules.format_utc(self.clock())
+        async with self.client() as klarna:
+            answer = await klarna.set_enforcement(value)
+        ev.enforcement_mode = answer.value.mode.value
+        self.settings["enforced_from_server"] = answer.value.enforced_from
+        self.save()
+        self.audit.record("enforcement_set", enforced_from=value, mode=ev.enforcement_mode)
+        return ev.enforcement_mode
+
+    async def read_enforcement(self):
+        async with self.client() as klarna:
+            answer = await klarna.get_enforcement()
+        if self.model.stage is Stage.ENFORCE and self.evidence.enforced_from:
+            self.evidence.enforcement_mode = answer.value.mode.value
+            self.save()
+        return answer.value
+
+    async def prove_enforced(self) -> bool:
+        """True when a request without a client certificate is refused."""
+        try:
+            async with self.client(with_certificate=False) as klarna:
+                await klarna.ping()
+        except ApiError as exc:
+            return exc.status in (401, 403)
+        return False
+
+    async def remove_enforcement(self):
+        async with self.client() as klarna:
+            answer = await klarna.remove_enforcement()
+        self.audit.record("enforcement_removed", mode=answer.value.mode.value)
+        return answer.value
+
+
+def _find_by_key(certificates, public_key_id: str):
+    for info in certificates:
+        if info.public_key_id == public_key_id and info.status == "ACTIVE":
+            return info
+    return None
+
+
+def _refuse_when_full(certificates) -> None:
+    active = [c for c in certificates if c.status == "ACTIVE"]
+    if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
+        oldest = sorted(active, key=lambda c: c.expires_at or "")[:3]
+        names = ", ".join(c.credential_id for c in oldest)
+        raise InterlockRefused(
+            f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use.",
+            hint=f"Revoke one you no longer need (oldest: {names}) before issuing another.",
+        )
+
+
+__all__ = ["Session", "Observation", "TransportError", "Stage"]
