@@ -19,6 +19,7 @@ from .errors import WizardError
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
 COMMAND_MODULES: list[str] = [
+    "wizard.cli_onboard",
 ]
 
 
@@ -37,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """--profile after the sub-command too (without clobbering one given before it), and --json."""
+    parser.add_argument("--profile", default=argparse.SUPPRESS, help="profile name")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="one JSON object on standard output")
+
+
+def progress(args: argparse.Namespace, line: str) -> None:
+    """Progress lines go to stderr under --json so stdout holds only the JSON object."""
+    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = None) -> None:

@@ -182,13 +182,18 @@ class Session:
         return Path(self.settings.get("install_dir") or self.paths.default_install_dir(self.profile))
 
     @contextlib.asynccontextmanager
-    async def client(self, *, with_certificate: bool | None = None) -> AsyncIterator["object"]:
+    async def client(
+        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None
+    ) -> AsyncIterator["object"]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
-        certificate when there is one (needed once enforcement applies)."""
+        certificate when there is one (needed once enforcement applies); ``pair`` sends that
+        InstalledPair instead (rotation proves a new pair before switching); ``api_key``
+        overrides the session's key (key rotation proves a new key before switching)."""
         from .api import KlarnaClient, make_http_client
         from .install import current_pair
 
-        pair = current_pair(self.install_dir) if with_certificate is not False else None
+        if pair is None and with_certificate is not False:
+            pair = current_pair(self.install_dir)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         http = make_http_client(
@@ -198,7 +203,7 @@ class Session:
             key_passphrase=self._key_passphrase if pair else None,
         )
         async with http:
-            yield KlarnaClient(http, self.base_url, self._require_key())
+            yield KlarnaClient(http, self.base_url, api_key or self._require_key())
 
     # ------------------------------------------------------------------ CREDENTIALS
     async def check_credentials(self, api_key: str, store) -> None:
@@ -207,7 +212,8 @@ class Session:
         self.unlock(api_key)
         async with self.client() as klarna:
             answer = await klarna.ping()
-        await asyncio.to_thread(store.set, self.profile, api_key)
+        if store.persistent:
+            await asyncio.to_thread(store.set, self.profile, api_key)
         ev = self.evidence
         ev.api_key_environment = rules.api_key_environment(api_key)
         ev.api_key_masked = rules.mask_key(api_key)

@@ -1,0 +1,181 @@
+"""`klarna-mtls onboard`: the whole onboarding, headless, resumable, one progress line per stage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from . import rules
+from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .errors import InputError, SecretStoreError
+from .flow import Session
+from .model import Stage
+from .paths import Paths
+
+STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("onboard", help="run the whole onboarding without the TUI")
+    add_common(p)
+    p.add_argument("--non-interactive", action="store_true", help="never prompt (for scripts and CI)")
+    p.add_argument("--environment", choices=rules.ENVIRONMENTS)
+    p.add_argument("--account-id")
+    p.add_argument("--base-url", help="sandbox only")
+    p.add_argument("--ca-bundle", help="sandbox only: CA PEM to trust")
+    p.add_argument("--install-dir")
+    p.add_argument("--enforce-at", default="never", help="NOW, an ISO-8601 time, or never (default)")
+    p.add_argument(
+        "--secret-store",
+        choices=("keyring", "encrypted-file", "env", "stdin"),
+        help="where the API key is kept (default: where it came from)",
+    )
+    p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
+    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.add_argument("--poll-attempts", type=int, default=60)
+    p.add_argument("--enforce-wait", type=float, default=420.0, help="seconds to wait for ENFORCED after NOW")
+    p.set_defaults(handler=run)
+
+
+def open_session(args: argparse.Namespace) -> Session:
+    return Session(Paths.from_env(), getattr(args, "profile", "default"))
+
+
+def load_api_key(args: argparse.Namespace, session: Session):
+    """Return (api_key, store that holds it). Never from an argument."""
+    from . import secrets
+
+    paths, profile = session.paths, session.profile
+    passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
+    if getattr(args, "api_key_stdin", False):
+        store = secrets.StdinStore(sys.stdin)
+    elif os.environ.get("KLARNA_API_KEY"):
+        store = secrets.EnvStore()
+    elif session.evidence.secret_backend:
+        store = secrets.open_store(session.evidence.secret_backend, paths, passphrase=passphrase)
+    else:
+        raise SecretStoreError(
+            "No API key available for this profile.",
+            hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
+        )
+    key = store.get(profile)
+    if not key:
+        raise SecretStoreError(
+            f"The {store.display_name} holds no API key for profile '{profile}'.",
+            hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
+        )
+    target = store
+    wanted = getattr(args, "secret_store", None)
+    if wanted and wanted != store.kind:
+        target = secrets.open_store(wanted, paths, passphrase=passphrase)
+    return key, target
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(onboard(args))
+
+
+async def onboard(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    if args.environment or args.account_id:
+        if not (args.environment and args.account_id):
+            raise InputError("Give both --environment and --account-id.")
+        same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
+        if not same or args.base_url or args.install_dir:
+            session.configure(
+                args.environment,
+                args.account_id,
+                base_url=args.base_url or session.settings.get("base_url"),
+                ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
+                install_dir=args.install_dir or session.settings.get("install_dir"),
+            )
+    elif not session.evidence.account_id:
+        raise InputError("This profile is new.", hint="Give --environment and --account-id.")
+    enforce_at = args.enforce_at.strip()
+    if enforce_at.lower() != "never":
+        rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
+    api_key, store = load_api_key(args, session)
+    session.unlock(api_key, _key_passphrase())
+    if session.state.in_flight:
+        progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
+
+    while session.model.stage is not Stage.DONE:
+        stage = session.model.stage
+        if stage is Stage.ENFORCE and enforce_at.lower() == "never":
+            break
+        await _do_stage(args, session, stage, api_key, store, enforce_at)
+        session.advance()
+        progress(args, f"[{stage.number}/6] {stage.value}: done")
+
+    reached = session.model.stage
+    payload = _summary(session)
+    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
+    return EXIT_OK
+
+
+async def _do_stage(args, session: Session, stage: Stage, api_key: str, store, enforce_at: str) -> None:
+    if not session.model.blockers(stage):
+        return  # resumed after the work was done but before the stage advanced
+    if stage is Stage.CREDENTIALS:
+        await session.check_credentials(api_key, store)
+    elif stage is Stage.KEY_AND_CSR:
+        if session.key_path.exists():
+            await session.use_existing_key(passphrase=session.key_passphrase)
+        else:
+            await session.generate_key(passphrase=session.key_passphrase)
+    elif stage is Stage.ISSUE:
+        await session.issue_certificate()
+    elif stage is Stage.INSTALL:
+        await session.install(args.install_dir)
+    elif stage is Stage.VERIFY:
+        await session.poll_until_verified(
+            interval=args.poll_interval,
+            max_attempts=args.poll_attempts,
+            on_attempt=lambda n, obs: progress(args, f"  verify attempt {n}: {obs.status}"),
+        )
+    elif stage is Stage.ENFORCE:
+        if not session.evidence.enforcement_mode:
+            mode = await session.enforce(enforce_at)
+            progress(args, f"  enforcement requested from {session.evidence.enforced_from}: {mode}")
+        if enforce_at.upper() == "NOW":
+            await _wait_enforced(args, session)
+
+
+async def _wait_enforced(args, session: Session) -> None:
+    """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
+    deadline = time.monotonic() + args.enforce_wait
+    while True:
+        state = await session.read_enforcement()
+        if state.mode is rules.EnforcementMode.ENFORCED:
+            break
+        if time.monotonic() > deadline:
+            progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
+            return
+        await asyncio.sleep(min(5.0, max(0.5, args.poll_interval)))
+    refused = await session.prove_enforced()
+    progress(args, "  proved: a request without a client certificate is refused" if refused
+             else "  warning: a request without a client certificate was still accepted")
+
+
+def _key_passphrase() -> bytes | None:
+    value = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE")
+    return value.encode() if value else None
+
+
+def _summary(session: Session) -> dict:
+    ev = session.evidence
+    last = ev.verifications[-1]["status"] if ev.verifications else None
+    return {
+        "ok": True,
+        "profile": session.profile,
+        "stage": session.model.stage.value,
+        "certificate_id": ev.certificate_id,
+        "fingerprint": ev.fingerprint,
+        "cert_path": ev.cert_path,
+        "key_path": ev.installed_key_path,
+        "verification_status": last,
+        "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
+    }
