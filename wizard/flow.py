@@ -203,7 +203,9 @@ class Session:
             key_passphrase=self._key_passphrase if pair else None,
         )
         async with http:
-            yield KlarnaClient(http, self.base_url, api_key or self._require_key())
+            yield KlarnaClient(
+                http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None
+            )
 
     # ------------------------------------------------------------------ CREDENTIALS
     async def check_credentials(self, api_key: str, store) -> None:

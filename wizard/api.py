@@ -1,0 +1,653 @@
+"""Async client for Klarna's credentials API (client certificates, enforcement, API keys).
+
+One injected ``httpx.AsyncClient``; every path in ENDPOINTS; TLS 1.2 minimum with server
+verification always on; every answer surfaces ``Klarna-Mtls-Verification-Status``. Errors map to
+``ApiError`` / ``TransportError`` / ``HandshakeRejected`` with what to do next and the correlation
+ids Klarna support asks for. The API key never appears in a repr, a log or an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Generic, TypeVar
+
+import httpx
+
+from . import crypto, rules
+from .errors import ApiError, CryptoError, HandshakeRejected, TransportError
+
+T = TypeVar("T")
+
+BASE_URLS = {"live": "https://api-global.klarna.com", "test": "https://api-global.test.klarna.com"}
+
+_CERTS = "/v2/account/integration/credentials/client-certificate"
+_KEYS = "/v2/account/integration/credentials/api-key"
+_ENFORCEMENT = "/v2/account/integration/client-certificates/enforcement"
+
+# operation -> (method, path template). The sandbox names its fault targets the same way.
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "list_certificates": ("GET", _CERTS),
+    "create_certificate": ("POST", _CERTS),
+    "get_certificate": ("GET", _CERTS + "/{credential_id}"),
+    "update_certificate": ("PATCH", _CERTS + "/{credential_id}"),
+    "revoke_certificate": ("POST", _CERTS + "/{credential_id}/revoke"),
+    "get_enforcement": ("GET", _ENFORCEMENT),
+    "set_enforcement": ("PUT", _ENFORCEMENT),
+    "remove_enforcement": ("DELETE", _ENFORCEMENT),
+    "list_api_keys": ("GET", _KEYS),
+    "create_api_key": ("POST", _KEYS),
+    "get_api_key": ("GET", _KEYS + "/{credential_id}"),
+    "update_api_key": ("PATCH", _KEYS + "/{credential_id}"),
+    "disable_api_key": ("DELETE", _KEYS + "/{credential_id}"),
+}
+# Methods whose repeat cannot change the outcome (PUT/DELETE of enforcement are idempotent).
+SAFE_METHODS = {"GET", "PUT", "DELETE"}
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+USER_AGENT = "klarna-mtls"
+
+
+def make_ssl_context(
+    *,
+    ca_bundle: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    key_passphrase: bytes | None = None,
+) -> ssl.SSLContext:
+    """TLS 1.2+, server verification always on: system roots, or only the sandbox CA."""
+    context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if client_cert and client_key:
+        try:
+            context.load_cert_chain(str(client_cert), str(client_key), password=key_passphrase or None)
+        except (ssl.SSLError, OSError) as exc:
+            raise CryptoError(
+                "The client certificate and key could not be loaded together.",
+                hint="Check both files exist, belong together, and the key passphrase is right.",
+            ) from exc
+    return context
+
+
+def make_http_client(
+    *,
+    ca_bundle: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    key_passphrase: bytes | None = None,
+    timeout: float = 20.0,
+) -> httpx.AsyncClient:
+    context = make_ssl_context(
+        ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+    )
+    return httpx.AsyncClient(
+        verify=context,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+    )
+
+
+# ---------------------------------------------------------------- answers
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    value: T
+    status_code: int
+    verification: rules.VerificationStatus
+    ip_validation: str | None
+    server_date: datetime | None
+    clock_skew_seconds: float | None
+    correlation_id: str
+    klarna_correlation_id: str | None
+    tls_version: str | None
+    elapsed_seconds: float
+
+
+class SecretValue:
+    """A secret shown once by Klarna (a new API key). Masked in every repr and str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"SecretValue({rules.mask_key(self._value)!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    credential_id: str
+    description: str | None = None
+    status: str = "UNKNOWN"  # ACTIVE | REVOKED | EXPIRED | UNKNOWN
+    created_at: str | None = None
+    expires_at: str | None = None
+    revoked_from: str | None = None
+    certificate_pem: str | None = None
+    fingerprint: str | None = None
+    public_key_id: str | None = None
+    cn: str | None = None
+    not_after: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict, pem: str | None = None) -> "CertificateInfo":
+        pem = pem or data.get("certificate") or (data.get("secret") or {}).get("certificate")
+        cert = None
+        if pem:
+            try:
+                cert = crypto.load_certificate(pem)
+            except CryptoError:
+                cert = None
+        fingerprint = data.get("fingerprint_sha256")
+        if cert is not None:
+            fingerprint = crypto.fingerprint_sha256(cert)
+        elif fingerprint:
+            fingerprint = fingerprint.replace(":", "").upper()
+            fingerprint = ":".join(fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2))
+        expires_at = data.get("expires_at")
+        if not expires_at and cert is not None:
+            expires_at = rules.format_utc(cert.not_valid_after_utc)
+        return cls(
+            credential_id=str(data.get("credential_id", "")),
+            description=data.get("description"),
+            status=str(data.get("status") or _derived_status(cert)).upper(),
+            created_at=data.get("created_at"),
+            expires_at=expires_at,
+            revoked_from=data.get("revoked_from"),
+            certificate_pem=pem,
+            fingerprint=fingerprint,
+            public_key_id=crypto.public_key_id(cert.public_key()) if cert is not None else None,
+            cn=crypto.certificate_cn(cert) if cert is not None else None,
+            not_after=cert.not_valid_after_utc if cert is not None else None,
+        )
+
+
+def _derived_status(cert) -> str:
+    if cert is None:
+        return "UNKNOWN"
+    return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(timezone.utc) else "ACTIVE"
+
+
+@dataclass(frozen=True)
+class EnforcementState:
+    mode: rules.EnforcementMode
+    enforced_from: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EnforcementState":
+        raw = str(data.get("enforcement_mode") or data.get("mode") or "NOT_ENABLED").upper()
+        try:
+            mode = rules.EnforcementMode(raw)
+        except ValueError:
+            raise ApiError(f"Klarna reported an unknown enforcement mode '{raw[:30]}'.", status=200) from None
+        return cls(mode, data.get("enforced_from"))
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    credential_id: str
+    description: str | None = None
+    status: str = "UNKNOWN"
+    created_at: str | None = None
+    last_used_at: str | None = None
+    key_suffix: str | None = None
+    is_initial: bool = False
+    secret: SecretValue | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ApiKeyInfo":
+        raw = (data.get("secret") or {}).get("secret") if isinstance(data.get("secret"), dict) else None
+        suffix = data.get("key_suffix") or (raw[-4:] if raw else None)
+        return cls(
+            credential_id=str(data.get("credential_id", "")),
+            description=data.get("description"),
+            status=str(data.get("status") or "UNKNOWN").upper(),
+            created_at=data.get("created_at"),
+            last_used_at=data.get("last_used_at"),
+            key_suffix=suffix,
+            is_initial=bool(data.get("is_initial", False)),
+            secret=SecretValue(raw) if raw else None,
+        )
+
+
+# ---------------------------------------------------------------- errors
+_STATUS_ADVICE = {
+    400: "Klarna refused the request as invalid.",
+    401: "The API key was refused: check it is the right key for this environment and still enabled.",
+    403: "Access denied.",
+    404: "Not found: check the id, and that the key belongs to the account you expect.",
+    409: "Conflict with the account's current state.",
+    413: "The request body is too large (over 1 MB).",
+    429: "Klarna is rate-limiting this account: wait and try again.",
+}
+
+
+def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiError:
+    status = response.status_code
+    klarna_cid = response.headers.get("klarna-correlation-id")
+    retry_after = _retry_after(response)
+    body: Any = None
+    try:
+        body = response.json() if response.content else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    common = dict(status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after)
+    if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
+        message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
+        details = body.get("validation_errors") or []
+        if details:
+            parts = [f"{d.get('parameter', '?')}: {d.get('reason', '')}" for d in details if isinstance(d, dict)]
+            message = f"{message} ({'; '.join(parts)})"
+        return ApiError(
+            rules.redact(message),
+            error_id=body.get("error_id"),
+            error_code=body.get("error_code"),
+            error_type=body.get("error_type"),
+            validation_errors=[d for d in details if isinstance(d, dict)],
+            hint=_hint(status, body.get("error_code")),
+            **common,
+        )
+    if status == 403:
+        return ApiError(
+            "Klarna refused the request with no explanation (DDoS protection).",
+            hint="Wait a few minutes before trying again; contact Klarna support if it persists.",
+            **common,
+        )
+    if status >= 500:
+        kind = "an HTML error page" if "html" in response.headers.get("content-type", "") else f"status {status}"
+        return ApiError(
+            f"Klarna's server had a problem ({kind}).",
+            hint="This is on Klarna's side: try again in a minute.",
+            **common,
+        )
+    return ApiError(
+        _STATUS_ADVICE.get(status, f"Klarna answered with status {status}."),
+        hint=_hint(status, None),
+        **common,
+    )
+
+
+def _hint(status: int, code: str | None) -> str:
+    if code == "MTLS_REQUIRED":
+        return "mTLS is enforced: send the installed client certificate with every request."
+    if code == "API_KEY_DISABLED":
+        return "This API key is disabled: use another key, or create one in Klarna's portal."
+    if code == "LIMIT_EXCEEDED" or status == 409:
+        return "Revoke a certificate you no longer use, then try again."
+    if status == 401:
+        return "Enter the key again, or check it has not been disabled."
+    if status == 404:
+        return "List the certificates to see the valid ids."
+    if status == 429:
+        return "klarna-mtls retries automatically; if you see this, wait a minute."
+    if status == 400:
+        return "Correct the value named above and try again."
+    return ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+
+def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "certificate verify failed" in text or "certificate_verify_failed" in text or "hostname mismatch" in text:
+        return TransportError(
+            "The server's TLS certificate is not trusted, or is for another host name.",
+            title="Untrusted server",
+            hint="Check the base URL; klarna-mtls never turns server verification off.",
+        )
+    if "wrong version number" in text or "unsupported protocol" in text or "protocol version" in text:
+        return TransportError(
+            "The server does not speak TLS 1.2 or newer.",
+            title="TLS too old",
+            hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
+        )
+    alert = any(word in text for word in ("alert", "certificate required", "unknown ca", "bad certificate", "certificate unknown", "handshake failure"))
+    if with_certificate and (alert or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))):
+        # TLS 1.3 reports the server's verdict on our certificate at the first read.
+        return HandshakeRejected(
+            "The server refused our client certificate during the TLS handshake.",
+            hint="The certificate is not one the server accepts (another CA, expired or revoked).",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportError("Klarna did not answer in time.", title="Timeout", hint="Check the network and try again.")
+    if isinstance(exc, httpx.ConnectError):
+        return TransportError(
+            "Could not connect to Klarna.", hint="Check the network, proxy and firewall, then try again."
+        )
+    return TransportError(
+        "The connection to Klarna broke before an answer arrived.", hint="Try again; nothing is lost."
+    )
+
+
+# ---------------------------------------------------------------- client
+class KlarnaClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        *,
+        max_attempts: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        with_certificate: bool = False,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self.__api_key = api_key
+        self._max_attempts = max(1, max_attempts)
+        self._sleep = sleep
+        self._rng = rng
+        # Whether a broken first read may be the server refusing our client certificate.
+        self._with_certificate = with_certificate
+
+    def __repr__(self) -> str:
+        return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key)!r})"
+
+    # -- the operations --------------------------------------------------
+    async def ping(self) -> Answer[list[CertificateInfo]]:
+        """The cheapest authenticated call: list certificates."""
+        return await self.list_certificates()
+
+    async def list_certificates(self) -> Answer[list[CertificateInfo]]:
+        return await self._call("list_certificates", parse=_parse_certificates)
+
+    async def get_certificate(self, credential_id: str) -> Answer[CertificateInfo]:
+        return await self._call("get_certificate", credential_id=credential_id, parse=_parse_certificate)
+
+    async def create_certificate(
+        self, csr_pem: str, description: str, idempotency_key: str
+    ) -> Answer[CertificateInfo]:
+        body = {"description": description, "config": {"usage": "MTLS", "certificate_signing_request": csr_pem}}
+        return await self._call(
+            "create_certificate", json_body=body, idempotency_key=idempotency_key, parse=_parse_certificate
+        )
+
+    async def create_certificate_reconciled(
+        self, csr_pem: str, description: str, idempotency_key: str, public_key_id: str
+    ) -> Answer[CertificateInfo]:
+        """Create once. After an unknown outcome, look for our public key on the server before
+        trying again with the same idempotency key, so no slot of the 10 is wasted."""
+        last_error: Exception | None = None
+        for attempt in range(self._max_attempts):
+            if attempt:
+                found = await self._find_certificate(public_key_id)
+                if found is not None:
+                    return found
+                await self._sleep(self._backoff(attempt, None))
+            try:
+                return await self.create_certificate(csr_pem, description, idempotency_key)
+            except ApiError as exc:
+                if exc.status < 500 and exc.status != 429:
+                    raise  # a definite answer: nothing was created
+                last_error = exc
+            except TransportError as exc:
+                if isinstance(exc, HandshakeRejected) or exc.title in ("Untrusted server", "TLS too old"):
+                    raise
+                last_error = exc
+        found = await self._find_certificate(public_key_id)
+        if found is not None:
+            return found
+        raise TransportError(
+            "The certificate request's outcome is unknown.",
+            title="Outcome unknown",
+            hint="Run the step again: it reuses the same request id and checks Klarna first, "
+            "so no duplicate certificate is created.",
+        ) from last_error
+
+    async def _find_certificate(self, public_key_id: str) -> Answer[CertificateInfo] | None:
+        listing = await self.list_certificates()
+        for info in listing.value:
+            if info.public_key_id == public_key_id and info.status == "ACTIVE":
+                return _replace_value(listing, info)
+        return None
+
+    async def update_certificate(self, credential_id: str, description: str) -> Answer[CertificateInfo]:
+        rules.verify_description(description)
+        return await self._call(
+            "update_certificate", credential_id=credential_id, json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()), parse=_parse_certificate,
+        )
+
+    async def revoke_certificate(
+        self, credential_id: str, revoked_from: datetime | None = None
+    ) -> Answer[CertificateInfo | None]:
+        body = {"revoked_from": rules.format_utc(revoked_from or rules.utc_now())}
+        return await self._call(
+            "revoke_certificate", credential_id=credential_id, json_body=body,
+            idempotency_key=str(uuid.uuid4()), parse=_parse_optional_certificate,
+        )
+
+    async def get_enforcement(self) -> Answer[EnforcementState]:
+        return await self._call("get_enforcement", parse=_parse_enforcement)
+
+    async def set_enforcement(self, enforced_from: str) -> Answer[EnforcementState]:
+        answer = await self._call(
+            "set_enforcement", json_body={"enforced_from": enforced_from}, parse=_parse_optional_enforcement
+        )
+        return answer if answer.value is not None else await self.get_enforcement()
+
+    async def remove_enforcement(self) -> Answer[EnforcementState]:
+        answer = await self._call("remove_enforcement", parse=_parse_optional_enforcement)
+        return answer if answer.value is not None else await self.get_enforcement()
+
+    async def list_api_keys(self) -> Answer[list[ApiKeyInfo]]:
+        return await self._call("list_api_keys", parse=_parse_api_keys)
+
+    async def get_api_key(self, credential_id: str) -> Answer[ApiKeyInfo]:
+        return await self._call("get_api_key", credential_id=credential_id, parse=_parse_api_key)
+
+    async def create_api_key(self, description: str, idempotency_key: str) -> Answer[ApiKeyInfo]:
+        rules.verify_description(description)
+        return await self._call(
+            "create_api_key", json_body={"description": description},
+            idempotency_key=idempotency_key, parse=_parse_api_key,
+        )
+
+    async def update_api_key(self, credential_id: str, description: str) -> Answer[ApiKeyInfo]:
+        rules.verify_description(description)
+        return await self._call(
+            "update_api_key", credential_id=credential_id, json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()), parse=_parse_api_key,
+        )
+
+    async def disable_api_key(self, credential_id: str) -> Answer[ApiKeyInfo | None]:
+        return await self._call("disable_api_key", credential_id=credential_id, parse=_parse_optional_api_key)
+
+    # -- the machinery -----------------------------------------------------
+    async def _call(
+        self,
+        operation: str,
+        *,
+        parse: Callable[[Any], T],
+        credential_id: str | None = None,
+        json_body: dict | None = None,
+        idempotency_key: str | None = None,
+    ) -> Answer[T]:
+        method, template = ENDPOINTS[operation]
+        path = template.replace("{credential_id}", _quote_id(credential_id or ""))
+        # POST/PATCH carry an idempotency key; a repeat with the same key cannot duplicate.
+        retriable = method in SAFE_METHODS or idempotency_key is not None
+        attempts = self._max_attempts if retriable else 1
+        for attempt in range(attempts):
+            correlation_id = uuid.uuid4().hex
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    method,
+                    self._base_url + path,
+                    headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
+                    json=json_body,
+                )
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, self._with_certificate)
+                unknown = not isinstance(exc, httpx.ConnectError)
+                if (
+                    isinstance(error, HandshakeRejected)
+                    or error.title in ("Untrusted server", "TLS too old")
+                    or attempt + 1 >= attempts
+                    or (unknown and method not in SAFE_METHODS and operation == "create_certificate")
+                ):
+                    raise error from None
+                await self._sleep(self._backoff(attempt + 1, None))
+                continue
+            if response.status_code >= 400:
+                error = _error_from_response(response, correlation_id)
+                if response.status_code in RETRY_STATUSES and attempt + 1 < attempts and not (
+                    operation == "create_certificate" and response.status_code != 429
+                ):
+                    await self._sleep(self._backoff(attempt + 1, error.retry_after))
+                    continue
+                raise error
+            return self._answer(response, correlation_id, started, parse)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _headers(self, correlation_id: str, idempotency_key: str | None) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Basic {self.__api_key}",
+            "Partner-Correlation-Id": correlation_id,
+            "Accept": "application/json",
+        }
+        if idempotency_key:
+            headers["Klarna-Idempotency-Key"] = idempotency_key
+        return headers
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, 60.0)
+        return self._rng() * min(8.0, 0.5 * 2 ** (attempt - 1))  # full jitter
+
+    def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
+        received = datetime.now(timezone.utc)
+        try:
+            body = response.json() if response.content else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(
+                "Klarna's answer was not valid JSON.",
+                status=response.status_code,
+                correlation_id=correlation_id,
+                klarna_correlation_id=response.headers.get("klarna-correlation-id"),
+                hint="Try again; if it persists, contact Klarna support with these ids.",
+            ) from None
+        try:
+            value = parse(body)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise ApiError(
+                "Klarna's answer did not have the expected shape.",
+                status=response.status_code,
+                correlation_id=correlation_id,
+                klarna_correlation_id=response.headers.get("klarna-correlation-id"),
+                hint="Try again; if it persists, contact Klarna support with these ids.",
+            ) from exc
+        server_date = _parse_http_date(response.headers.get("date"))
+        return Answer(
+            value=value,
+            status_code=response.status_code,
+            verification=rules.VerificationStatus.parse(response.headers.get("klarna-mtls-verification-status")),
+            ip_validation=response.headers.get("klarna-ip-validation-status"),
+            server_date=server_date,
+            clock_skew_seconds=(server_date - received).total_seconds() if server_date else None,
+            correlation_id=correlation_id,
+            klarna_correlation_id=response.headers.get("klarna-correlation-id"),
+            tls_version=_tls_version(response),
+            elapsed_seconds=time.monotonic() - started,
+        )
+
+
+def _quote_id(credential_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(credential_id, safe=":")
+
+
+def _tls_version(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    try:
+        ssl_object = stream.get_extra_info("ssl_object")
+    except Exception:
+        return None
+    return ssl_object.version() if ssl_object is not None else None
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _replace_value(answer: Answer, value) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, value=value)
+
+
+def _parse_certificates(body: Any) -> list[CertificateInfo]:
+    entries = body.get("credentials", []) if isinstance(body, dict) else []
+    return [CertificateInfo.from_json(e) for e in entries if isinstance(e, dict)]
+
+
+def _parse_certificate(body: Any) -> CertificateInfo:
+    if not isinstance(body, dict) or not body.get("credential_id"):
+        raise ValueError("no credential_id")
+    return CertificateInfo.from_json(body)
+
+
+def _parse_optional_certificate(body: Any) -> CertificateInfo | None:
+    return _parse_certificate(body) if body else None
+
+
+def _parse_enforcement(body: Any) -> EnforcementState:
+    if not isinstance(body, dict):
+        raise ValueError("no enforcement state")
+    return EnforcementState.from_json(body)
+
+
+def _parse_optional_enforcement(body: Any) -> EnforcementState | None:
+    return _parse_enforcement(body) if body else None
+
+
+def _parse_api_keys(body: Any) -> list[ApiKeyInfo]:
+    entries = body.get("credentials", []) if isinstance(body, dict) else []
+    return [ApiKeyInfo.from_json(e) for e in entries if isinstance(e, dict)]
+
+
+def _parse_api_key(body: Any) -> ApiKeyInfo:
+    if not isinstance(body, dict) or not body.get("credential_id"):
+        raise ValueError("no credential_id")
+    return ApiKeyInfo.from_json(body)
+
+
+def _parse_optional_api_key(body: Any) -> ApiKeyInfo | None:
+    return _parse_api_key(body) if body else None
