@@ -20,3 +20,26 @@ def paths(isolated_home):
     from wizard.paths import Paths
 
     return Paths.from_env()
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring():
+    """A fresh in-memory keyring per test: never the user's real keyring."""
+    import keyring
+
+    from wizard.secrets import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    from wizard.sandbox import start_sandbox
+
+    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5)
+    yield sb
+    sb.stop()

@@ -18,15 +18,6 @@ from wizard.paths import Paths
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    from wizard.sandbox import start_sandbox
-
-    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5)
-    yield sb
-    sb.stop()
-
-
 def onboard_args(sb, profile="p", enforce_at="never"):
     return [
         "onboard", "--profile", profile, "--non-interactive", "--json",

@@ -1,0 +1,48 @@
+"""`klarna-mtls sandbox serve`: the sandbox as a process, for curl and for other processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from pathlib import Path
+
+from .cli import EXIT_OK
+from .paths import Paths
+
+
+def register(sub) -> None:
+    group = sub.add_parser("sandbox", help="the embedded Klarna sandbox").add_subparsers(dest="sandbox_command", required=True)
+    p = group.add_parser("serve", help="serve the sandbox until interrupted")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--state-dir", type=Path, help="where the sandbox keeps its state")
+    p.add_argument("--enforcement-delay", type=float, default=300.0, help="seconds before enforcement applies")
+    p.add_argument("--json", action="store_true", help="print one JSON line with base_url, ca_bundle, api_key, account_id")
+    p.set_defaults(handler=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .sandbox import start_sandbox
+
+    state_dir = args.state_dir or Paths.from_env().sandbox_dir()
+    sandbox = start_sandbox(state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay)
+    info = {
+        "base_url": sandbox.base_url,
+        "ca_bundle": str(sandbox.ca_bundle),
+        "account_id": sandbox.account_id,
+        "api_key": sandbox.api_key,  # a throwaway sandbox credential, printed on request only
+        "admin_token": sandbox.admin_token,
+    }
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        print(f"sandbox serving at {sandbox.base_url}\n  CA bundle: {sandbox.ca_bundle}\n"
+              f"  account:   {sandbox.account_id}\n  (API key: run with --json to print it)", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    sandbox.stop()
+    return EXIT_OK

@@ -1,0 +1,120 @@
+"""The embedded sandbox: a local server that behaves like Klarna's credentials API over real mTLS.
+
+``start_sandbox`` runs it in a background thread (tests, ``klarna-mtls --sandbox``);
+``klarna-mtls sandbox serve`` runs it as a process (curl, the benchmarks)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .server import FAULT_KINDS, Fault, SandboxServer, serve_in_thread
+from .state import SandboxState
+
+
+class Sandbox:
+    """A running sandbox. Also a context manager that stops it on exit."""
+
+    def __init__(self, state: SandboxState, server: SandboxServer, thread, admin_token: str) -> None:
+        self._state = state
+        self._server = server
+        self._thread = thread
+        self.admin_token = admin_token
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self._state.ca_bundle
+
+    @property
+    def account_id(self) -> str:
+        return self._state.data["initial"]["account_id"]
+
+    @property
+    def api_key(self) -> str:
+        return self._state.data["initial"]["api_key"]
+
+    def __repr__(self) -> str:  # the throwaway key still stays out of reprs
+        return f"Sandbox(base_url={self.base_url!r}, account_id={self.account_id!r})"
+
+    def mint_account(self, environment: str = "test") -> tuple[str, str]:
+        return self._state.mint_account(environment)
+
+    def inject(self, fault: Fault) -> None:
+        with self._server.faults_lock:
+            self._server.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._server.faults_lock:
+            self._server.faults.clear()
+
+    def advance_clock(self, seconds: float) -> None:
+        self._state.advance_clock(seconds)
+
+    def now(self) -> datetime:
+        return self._state.now()
+
+    @property
+    def certificate_lifetime(self) -> timedelta:
+        return self._state.certificate_lifetime
+
+    @certificate_lifetime.setter
+    def certificate_lifetime(self, value: timedelta) -> None:
+        self._state.certificate_lifetime = value
+
+    @property
+    def enforcement_delay(self) -> float:
+        return self._state.enforcement_delay
+
+    @enforcement_delay.setter
+    def enforcement_delay(self, seconds: float) -> None:
+        self._state.enforcement_delay = seconds
+
+    @property
+    def put_enforcement_answers_204(self) -> bool:
+        return self._state.put_enforcement_answers_204
+
+    @put_enforcement_answers_204.setter
+    def put_enforcement_answers_204(self, value: bool) -> None:
+        self._state.put_enforcement_answers_204 = value
+
+    @property
+    def allow_custom_cn(self) -> bool:
+        return self._state.allow_custom_cn
+
+    @allow_custom_cn.setter
+    def allow_custom_cn(self, value: bool) -> None:
+        self._state.allow_custom_cn = value
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    state_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    enforcement_delay: float = 300.0,
+) -> Sandbox:
+    state = SandboxState(Path(state_dir), enforcement_delay=enforcement_delay)
+    admin_token = secrets.token_urlsafe(24)
+    server, thread = serve_in_thread(state, host, port, admin_token)
+    return Sandbox(state, server, thread, admin_token)
+
+
+__all__ = ["Sandbox", "Fault", "FAULT_KINDS", "start_sandbox"]

@@ -1,0 +1,372 @@
+"""A real TLS listener on loopback that answers like Klarna's credentials API.
+
+Client certificates are requested (CERT_OPTIONAL) and verified against the sandbox CA during the
+handshake; each connection is handled in its own thread."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import ssl
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from .. import rules
+from .state import SandboxError, SandboxState
+
+_CERTS = "/v2/account/integration/credentials/client-certificate"
+_KEYS = "/v2/account/integration/credentials/api-key"
+_ENFORCEMENT = "/v2/account/integration/client-certificates/enforcement"
+_ID = r"(?P<id>[^/]+)"
+
+# (method, path pattern) -> operation name (the same names as wizard.api.ENDPOINTS)
+ROUTES: list[tuple[str, re.Pattern, str]] = [
+    (m, re.compile(f"^{p}$"), op)
+    for m, p, op in [
+        ("GET", _CERTS, "list_certificates"),
+        ("POST", _CERTS, "create_certificate"),
+        ("GET", f"{_CERTS}/{_ID}", "get_certificate"),
+        ("PATCH", f"{_CERTS}/{_ID}", "update_certificate"),
+        ("POST", f"{_CERTS}/{_ID}/revoke", "revoke_certificate"),
+        ("GET", _ENFORCEMENT, "get_enforcement"),
+        ("PUT", _ENFORCEMENT, "set_enforcement"),
+        ("DELETE", _ENFORCEMENT, "remove_enforcement"),
+        ("GET", _KEYS, "list_api_keys"),
+        ("POST", _KEYS, "create_api_key"),
+        ("GET", f"{_KEYS}/{_ID}", "get_api_key"),
+        ("PATCH", f"{_KEYS}/{_ID}", "update_api_key"),
+        ("DELETE", f"{_KEYS}/{_ID}", "disable_api_key"),
+    ]
+]
+
+FAULT_KINDS = ("latency", "status", "rate_limit", "malformed_json", "html_error", "reset", "drop_after_commit")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, for ``count`` matching requests (operation None = any)."""
+
+    kind: str
+    operation: str | None = None
+    count: int = 1
+    status: int = 503
+    retry_after: float = 1.0
+    seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+
+
+class _Dropped(Exception):
+    """Close the connection without an answer."""
+
+    def __init__(self, reset: bool) -> None:
+        self.reset = reset
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, state: SandboxState, admin_token: str) -> None:
+        self.state = state
+        self.admin_token = admin_token
+        self.faults: list[Fault] = []
+        self.faults_lock = threading.Lock()
+        cert, key = state.server_credentials()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(cert), str(key))
+        context.load_verify_locations(cafile=str(state.ca_bundle))
+        context.verify_mode = ssl.CERT_OPTIONAL
+        self.tls = context
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, SandboxHandler)
+
+    def finish_request(self, request, client_address) -> None:
+        # The handshake runs in the connection's own thread, so a slow client blocks no one.
+        try:
+            request.settimeout(30)
+            tls = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # e.g. a client certificate from another CA: refused in the handshake
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that goes away mid-request is not the sandbox's problem
+
+    def take_fault(self, operation: str) -> Fault | None:
+        with self.faults_lock:
+            for fault in self.faults:
+                if fault.operation in (None, operation) and fault.count > 0:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+    server_version = "klarna-mtls-sandbox"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: requests carry API keys in headers
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/__sandbox__/"):
+            return self._admin(path, body)
+        operation, params = self._route(path)
+        state = self.server.state
+        extra_headers: dict[str, str] = {}
+        try:
+            if operation is None:
+                raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such endpoint.")
+            fault = self.server.take_fault(operation)
+            if fault is not None:
+                self._pre_fault(fault)
+            with state.lock:
+                account_id, key_id = state.authenticate(self.headers.get("Authorization"))
+                extra_headers = self._verification_headers(account_id)
+                if state.is_enforced(account_id) and extra_headers.get("Klarna-Mtls-Verification-Status") != "VALID":
+                    raise SandboxError(403, "ACCESS_ERROR", "MTLS_REQUIRED",
+                                       "mTLS is enforced: this request must present a valid client certificate.")
+                status, payload = self._idempotent(operation, account_id, lambda: self._operate(
+                    operation, account_id, key_id, params, body))
+                state.save()
+                extra_headers = self._verification_headers(account_id)
+            if fault is not None and fault.kind == "drop_after_commit":
+                raise _Dropped(reset=False)
+            if fault is not None and fault.kind == "malformed_json":
+                return self._send(200, b'{"credentials": [', "application/json", extra_headers)
+            self._send_json(status, payload, extra_headers)
+        except SandboxError as error:
+            self._send_json(error.status, error.body(), extra_headers)
+        except _Dropped as dropped:
+            self._drop(dropped.reset)
+
+    def _pre_fault(self, fault) -> None:
+        if fault.kind == "latency":
+            time.sleep(fault.seconds)
+        elif fault.kind == "status":
+            raise SandboxError(fault.status, "TECHNICAL_ERROR", "INTERNAL_ERROR", "Injected server error.")
+        elif fault.kind == "rate_limit":
+            self._send_json(429, SandboxError(429, "ACCESS_ERROR", "RATE_LIMITED", "Too many requests.").body(),
+                            {"Retry-After": f"{fault.retry_after:g}"})
+            raise _Handled()
+        elif fault.kind == "html_error":
+            self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", {})
+            raise _Handled()
+        elif fault.kind == "reset":
+            raise _Dropped(reset=True)
+
+    def _idempotent(self, operation, account_id, work):
+        key = self.headers.get("Klarna-Idempotency-Key")
+        if not key or self.command not in ("POST", "PATCH"):
+            return work()
+        records = self.server.state.data["idempotency"]
+        record_key = f"{account_id}|{operation}|{key}"
+        if record_key in records:
+            record = records[record_key]
+            return record["status"], record["body"]
+        status, payload = work()
+        records[record_key] = {"status": status, "body": payload}
+        return status, payload
+
+    def _operate(self, operation: str, account_id: str, key_id: str, params: dict, body: Any):
+        state = self.server.state
+        if operation == "list_certificates":
+            entries = [state.certificate_entry(c, e) for c, e in state.account_certificates(account_id).items()]
+            return 200, {"credentials": entries}
+        if operation == "create_certificate":
+            entry = state.issue(account_id, body)
+            out = state.certificate_entry(entry["credential_id"], entry)
+            return 201, out | {"secret": {"certificate": entry["pem"]}}
+        if operation in ("get_certificate", "update_certificate", "revoke_certificate"):
+            cid, entry = self._certificate(account_id, params["id"])
+            if operation == "update_certificate":
+                entry["description"] = _description(body)
+            elif operation == "revoke_certificate":
+                entry["revoked_from"] = _revoked_from(body, state)
+            return 200, state.certificate_entry(cid, entry)
+        if operation == "get_enforcement":
+            return 200, state.enforcement_state(account_id)
+        if operation == "set_enforcement":
+            answer = state.set_enforcement(account_id, body)
+            return (204, None) if state.put_enforcement_answers_204 else (200, answer)
+        if operation == "remove_enforcement":
+            state.remove_enforcement(account_id)
+            return 204, None
+        if operation == "list_api_keys":
+            keys = [state.api_key_entry(c, e) for c, e in state.data["api_keys"].items() if e["account_id"] == account_id]
+            return 200, {"credentials": keys}
+        if operation == "create_api_key":
+            cid, secret = state.mint_key(account_id, _description(body))
+            return 201, state.api_key_entry(cid, state.data["api_keys"][cid]) | {"secret": {"secret": secret}}
+        cid, entry = self._api_key(account_id, params["id"])
+        if operation == "update_api_key":
+            entry["description"] = _description(body)
+        elif operation == "disable_api_key":
+            entry["status"] = "DISABLED"
+            return 204, None
+        return 200, state.api_key_entry(cid, entry)
+
+    def _certificate(self, account_id: str, cid: str):
+        entry = self.server.state.data["certificates"].get(cid)
+        if entry is None or entry["account_id"] != account_id:
+            raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such certificate.")
+        return cid, entry
+
+    def _api_key(self, account_id: str, cid: str):
+        entry = self.server.state.data["api_keys"].get(cid)
+        if entry is None or entry["account_id"] != account_id:
+            raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such API key.")
+        return cid, entry
+
+    # ------------------------------------------------------------------ admin
+    def _admin(self, path: str, body: Any) -> None:
+        if not secrets.compare_digest(self.headers.get("X-Sandbox-Admin", ""), self.server.admin_token):
+            return self._send_json(401, {"error_code": "UNAUTHORIZED", "error_message": "admin token"}, {})
+        state = self.server.state
+        body = body if isinstance(body, dict) else {}
+        if path == "/__sandbox__/faults":
+            fault = Fault(**body)
+            with self.server.faults_lock:
+                self.server.faults.append(fault)
+            return self._send_json(200, {"ok": True}, {})
+        if path == "/__sandbox__/clock":
+            state.advance_clock(float(body.get("advance", 0)))
+            return self._send_json(200, {"now": rules.format_utc(state.now())}, {})
+        if path == "/__sandbox__/accounts":
+            account_id, api_key = state.mint_account(body.get("environment", "test"))
+            return self._send_json(200, {"account_id": account_id, "api_key": api_key}, {})
+        if path == "/__sandbox__/config":
+            if "enforcement_delay" in body:
+                state.enforcement_delay = float(body["enforcement_delay"])
+            if "certificate_lifetime_days" in body:
+                state.certificate_lifetime = timedelta(days=float(body["certificate_lifetime_days"]))
+            return self._send_json(200, {"ok": True}, {})
+        self._send_json(404, {"error_code": "NOT_FOUND"}, {})
+
+    # ------------------------------------------------------------------ plumbing
+    def _route(self, path: str):
+        for method, pattern, operation in ROUTES:
+            match = pattern.match(path)
+            if match and method == self.command:
+                return operation, match.groupdict()
+        return None, {}
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 1_000_000:
+            self.close_connection = True
+            return None
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return raw
+
+    def _verification_headers(self, account_id: str | None) -> dict[str, str]:
+        status = self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
+        return {"Klarna-Mtls-Verification-Status": status} if status else {}
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self._send(status, data, "application/json", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("klarna-correlation-id", secrets.token_hex(16))
+        partner = self.headers.get("Partner-Correlation-Id")
+        if partner and rules.valid_correlation_id(partner):
+            self.send_header("Partner-Correlation-Id", partner)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if data:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _drop(self, reset: bool) -> None:
+        self.close_connection = True
+        try:
+            if reset:  # RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except _Handled:
+            pass
+        except _Dropped as dropped:
+            self._drop(dropped.reset)
+
+
+class _Handled(Exception):
+    """A fault already wrote its answer."""
+
+
+def _description(body: Any) -> str:
+    value = body.get("description", "") if isinstance(body, dict) else None
+    try:
+        rules.verify_description(value if isinstance(value, str) else "\x00")
+    except Exception:
+        raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid description.",
+                           [{"parameter": "description", "reason": "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$"}]) from None
+    return value
+
+
+def _revoked_from(body: Any, state: SandboxState) -> str:
+    value = body.get("revoked_from") if isinstance(body, dict) else None
+    if not value:
+        return rules.format_utc(state.now())
+    try:
+        return rules.format_utc(rules.parse_timestamp(value))
+    except Exception:
+        raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid revoked_from.",
+                           [{"parameter": "revoked_from", "reason": "must be a UTC timestamp"}]) from None
+
+
+def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str) -> tuple[SandboxServer, threading.Thread]:
+    server = SandboxServer((host, port), state, admin_token)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                              name="klarna-mtls-sandbox")
+    thread.start()
+    return server, thread
+
+
+__all__ = ["Fault", "SandboxServer", "serve_in_thread", "Path"]
