@@ -1,0 +1,2 @@
+"""Textual screens for klarna-mtls: one per onboarding stage, plus modals. UI only; the work is in
+wizard.flow."""

@@ -1,0 +1,42 @@
+"""Done: what is in place, and when to start renewing."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from wizard import crypto, rules
+from wizard.flow import Session
+
+
+class DoneScreen(Screen):
+    BINDINGS = [Binding("q", "app.quit", "Quit")]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        ev = self.session.evidence
+        yield Header()
+        with VerticalScroll(id="body"):
+            yield Static("mTLS is set up", classes="heading")
+            lines = [
+                f"Certificate: {ev.certificate_id}",
+                f"SHA-256: {ev.fingerprint}",
+                f"Installed: {ev.cert_path}",
+                f"Enforcement: {ev.enforcement_mode} from {ev.enforced_from}",
+            ]
+            if ev.certificate_pem:
+                cert = crypto.load_certificate(ev.certificate_pem)
+                renew = cert.not_valid_after_utc - rules.RENEWAL_WINDOW
+                lines.append(f"Expires: {cert.not_valid_after_utc:%Y-%m-%d}. Start renewal by {renew:%Y-%m-%d}.")
+            lines.append("Monitor from cron: klarna-mtls check --warn-days 60 --critical-days 14")
+            yield Static("\n".join(lines), id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.update_header()

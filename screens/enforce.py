@@ -1,0 +1,110 @@
+"""Enforce: NOW or a date and time (validated live), confirmed, then watched until it applies."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, Static
+
+from wizard import rules
+from wizard.errors import InputError
+from wizard.model import Stage
+
+from .base import StageScreen
+from .modals import ConfirmModal
+
+
+class EnforceScreen(StageScreen):
+    STAGE = Stage.ENFORCE
+    HEADING = "6. Enforce mTLS"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            "Once enforced, Klarna refuses every call without a valid client certificate. "
+            "Klarna applies it up to 5 minutes after the chosen time.",
+            classes="muted",
+        )
+        if self.app.sandbox_note:
+            yield Static(self.app.sandbox_note, id="sandbox-note")
+        yield Label("When: NOW, or a date and time with zone (e.g. 2026-12-01T09:00:00Z), at most 3 months ahead")
+        yield Input(value="NOW", id="enforce-at")
+        yield Static("", id="when")
+        with Horizontal(classes="actions"):
+            yield Button("Enforce…", id="enforce", variant="warning")
+        yield Static("", id="facts")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.describe_choice(self.query_one("#enforce-at", Input).value)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "enforce-at":
+            self.describe_choice(event.value)
+
+    def describe_choice(self, text: str) -> str | None:
+        when = self.query_one("#when", Static)
+        try:
+            value = rules.parse_enforced_from(text, now=self.session.clock())
+        except InputError as error:
+            when.update(f"✗ {error.message} {error.hint}".strip())
+            when.add_class("-problem")
+            self.query_one("#enforce", Button).disabled = True
+            return None
+        when.remove_class("-problem")
+        self.query_one("#enforce", Button).disabled = False
+        if value == "NOW":
+            when.update("Enforcement starts now.")
+        else:
+            moment = rules.parse_timestamp(value)
+            when.update(f"UTC: {moment:%Y-%m-%d %H:%M}  ·  local: {moment.astimezone():%Y-%m-%d %H:%M %Z}")
+        return value
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "enforce":
+            self.confirm()
+        else:
+            super().on_button_pressed(event)
+
+    def confirm(self) -> None:
+        value = self.describe_choice(self.query_one("#enforce-at", Input).value)
+        if value is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_step(lambda: self.enforce(value), "enforce")
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Enforce mTLS?",
+                f"From {value}, every call to Klarna from any of your systems without a valid client "
+                "certificate will be refused. Only continue if every system that calls Klarna is verified.",
+                "Enforce",
+            ),
+            answered,
+        )
+
+    async def enforce(self, value: str) -> None:
+        facts = self.query_one("#facts", Static)
+        mode = await self.session.enforce(value)
+        facts.update(f"Klarna answered {mode}.")
+        if value != "NOW":
+            return
+        for _ in range(self.app.enforce_watch_attempts):
+            state = await self.session.read_enforcement()
+            facts.update(f"Waiting for Klarna to apply enforcement… currently {state.mode.value}")
+            if state.mode is rules.EnforcementMode.ENFORCED:
+                refused = await self.session.prove_enforced()
+                facts.update(
+                    "ENFORCED. Proved: a request without a client certificate is refused."
+                    if refused else "ENFORCED, but a request without a certificate was still accepted."
+                )
+                return
+            await asyncio.sleep(self.app.poll_interval)
+
+    def show_facts(self) -> None:
+        ev = self.session.evidence
+        if ev.enforcement_mode:
+            self.query_one("#facts", Static).update(f"Klarna answered {ev.enforcement_mode} from {ev.enforced_from}.")

@@ -1,0 +1,41 @@
+"""Issue: submit the CSR; show the certificate Klarna returned."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Static
+
+from wizard import crypto, rules
+from wizard.model import Stage
+
+from .base import StageScreen
+
+
+class IssueScreen(StageScreen):
+    STAGE = Stage.ISSUE
+    HEADING = "3. Issue the certificate"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Klarna signs your CSR and returns a certificate valid for 3 years.", classes="muted")
+        with Horizontal(classes="actions"):
+            yield Button("Submit CSR to Klarna", id="submit", variant="success")
+        yield Static("", id="facts")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "submit":
+            self.run_step(self.session.issue_certificate, "issue")
+        else:
+            super().on_button_pressed(event)
+
+    def show_facts(self) -> None:
+        ev = self.session.evidence
+        if not ev.certificate_pem:
+            return
+        cert = crypto.load_certificate(ev.certificate_pem)
+        self.query_one("#facts", Static).update(
+            f"Certificate id: {ev.certificate_id}\nCN: {crypto.certificate_cn(cert)}\n"
+            f"SHA-256: {ev.fingerprint}\n"
+            f"Valid: {cert.not_valid_before_utc:%Y-%m-%d} → {cert.not_valid_after_utc:%Y-%m-%d}\n"
+            f"Slots used: {ev.active_certificates} of {rules.MAX_ACTIVE_CERTIFICATES}"
+        )

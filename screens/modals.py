@@ -1,0 +1,71 @@
+"""Modal screens with typed results: an error that says what to do, and a confirmation."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from wizard.errors import WizardError
+from wizard.rules import redact
+
+
+class ErrorModal(ModalScreen[None]):
+    """Shows what happened and what to do next. Never a traceback."""
+
+    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        if isinstance(error, WizardError):
+            self.title_text = error.title
+            self.body_text = redact(error.message)
+            extra = [redact(error.hint)] if error.hint else []
+            ids = str(error).replace(f"{error.message} {error.hint}".strip(), "").strip()
+            self.hint_text = "\n".join(extra + ([redact(ids)] if ids else []))
+        else:
+            self.title_text = "Unexpected problem"
+            self.body_text = f"An unexpected {type(error).__name__} occurred; nothing was lost."
+            self.hint_text = "Try the step again. Your progress is saved."
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="error-box", classes="modal-box"):
+            yield Static(self.title_text, id="error-title", classes="modal-title")
+            yield Static(self.body_text, id="error-message")
+            if self.hint_text:
+                yield Static(self.hint_text, id="error-hint")
+            yield Button("Close", id="close", variant="error")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """States the consequence of a destructive action and asks for a yes or no."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, consequence: str, confirm_label: str = "Confirm") -> None:
+        super().__init__()
+        self.title_text = title
+        self.consequence = consequence
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box", classes="modal-box"):
+            yield Static(self.title_text, classes="modal-title")
+            yield Static(self.consequence, id="consequence")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.confirm_label, id="confirm", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,95 @@
+"""Welcome / profile: environment and account id; says where a saved journey left off."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.validation import Function
+from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
+
+from wizard import rules
+from wizard.errors import InputError
+from wizard.flow import Session
+
+
+def _valid_account(text: str) -> bool:
+    try:
+        rules.parse_account_id(text)
+    except InputError:
+        return False
+    return True
+
+
+class WelcomeScreen(Screen):
+    """First screen: pick the environment and account; resume a saved journey."""
+
+    BINDINGS = [Binding("ctrl+n", "start", "Continue", priority=True)]
+
+    def __init__(self, session: Session, *, sandbox_available: bool = False) -> None:
+        super().__init__()
+        self.session = session
+        self.sandbox_available = sandbox_available
+
+    def compose(self) -> ComposeResult:
+        ev = self.session.evidence
+        yield Header()
+        with VerticalScroll(id="body"):
+            yield Static("Set up mTLS for your Klarna account", classes="heading")
+            if self.session.has_journal and ev.account_id:
+                stage = self.session.model.stage
+                yield Static(
+                    f"You left off at {stage.value.replace('_', ' ').title()} ({stage.number}/6). "
+                    "Continue to resume there.",
+                    id="resume-note",
+                )
+            yield Label("Environment")
+            with RadioSet(id="environment"):
+                for env in rules.ENVIRONMENTS:
+                    yield RadioButton(env, value=(ev.environment or "test") == env, id=f"env-{env}")
+            yield Label("Account id")
+            yield Input(
+                value=ev.account_id or "",
+                placeholder="krn:partner:global:account:test:LYABCDEI",
+                id="account-id",
+                validators=[Function(_valid_account, "Not a Klarna account id (krn:partner:global:account:…).")],
+            )
+            yield Static("", id="account-error", classes="error-text")
+            with Horizontal(classes="nav"):
+                yield Button("Continue ▶", id="start", variant="primary")
+        yield Footer()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        result = event.validation_result
+        message = "" if result is None or result.is_valid or not event.value else result.failure_descriptions[0]
+        self.query_one("#account-error", Static).update(message)
+
+    def chosen_environment(self) -> str:
+        pressed = self.query_one("#environment", RadioSet).pressed_button
+        return str(pressed.label) if pressed else "test"
+
+    def action_start(self) -> None:
+        environment = self.chosen_environment()
+        account_id = self.query_one("#account-id", Input).value.strip()
+        try:
+            if environment == "sandbox" and not self.sandbox_available and not self.session.settings.get("base_url"):
+                raise InputError(
+                    "The sandbox runs when you start klarna-mtls with --sandbox.",
+                    hint="Quit and run: klarna-mtls --sandbox",
+                )
+            self.session.configure(
+                environment,
+                account_id,
+                base_url=self.session.settings.get("base_url") if environment == "sandbox" else None,
+                ca_bundle=self.session.settings.get("ca_bundle") if environment == "sandbox" else None,
+                install_dir=self.session.settings.get("install_dir"),
+            )
+        except InputError as error:
+            self.app.show_error(error)
+            return
+        self.app.show_stage()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_start()

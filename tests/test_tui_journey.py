@@ -1,0 +1,156 @@
+"""Pilot tests: the whole journey on the in-process sandbox over real mTLS, refusals, resume."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from screens.app import make_app
+from screens.modals import ConfirmModal, ErrorModal
+from wizard.model import Stage
+
+SIZE = (100, 40)
+
+
+async def settle(app, pilot) -> None:
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def click(app, pilot, selector: str) -> None:
+    await pilot.click(selector)
+    await settle(app, pilot)
+
+
+async def walk_to(app, pilot, stage: Stage) -> None:
+    """Drive the wizard with keys and clicks until ``stage`` is the current one."""
+    await settle(app, pilot)
+    if app.screen.__class__.__name__ == "WelcomeScreen":
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+    steps = {
+        Stage.CREDENTIALS: "#test-key",
+        Stage.KEY_AND_CSR: "#generate",
+        Stage.ISSUE: "#submit",
+        Stage.INSTALL: "#install",
+    }
+    while app.session.model.stage is not stage:
+        current = app.session.model.stage
+        if current in steps:
+            await click(app, pilot, steps[current])
+        elif current is Stage.VERIFY:
+            for _ in range(100):
+                if not app.session.model.blockers(Stage.VERIFY):
+                    break
+                await asyncio.sleep(0.05)
+        elif current is Stage.ENFORCE:
+            await click(app, pilot, "#enforce")
+            assert isinstance(app.screen, ConfirmModal)
+            await click(app, pilot, "#confirm")
+        assert not isinstance(app.screen, ErrorModal), app.screen.body_text
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        assert app.session.model.stage is not current, app.session.model.blockers(current)
+
+
+async def test_whole_journey_to_enforced_with_keyboard_and_clicks(sandbox):
+    app = make_app("journey", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.DONE)
+        assert app.screen.__class__.__name__ == "DoneScreen"
+        ev = app.session.evidence
+        assert ev.enforcement_mode in ("ENFORCED", "REPORTING")
+        assert [v["status"] for v in ev.verifications[-3:]] == ["VALID"] * 3
+        assert app.session.settings.get("enforced_from_server")
+    assert await app.session.prove_enforced()  # a call without a client certificate is refused
+
+
+async def test_next_is_blocked_with_reasons(sandbox):
+    app = make_app("blocked", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.CREDENTIALS)
+        await pilot.press("ctrl+n")  # no key tested yet: nothing happens
+        await settle(app, pilot)
+        assert app.session.model.stage is Stage.CREDENTIALS
+        text = str(app.screen.query_one("#blockers").content)
+        assert "Test the API key with a live call" in text
+        assert app.screen.query_one("#next").disabled
+
+
+async def test_malformed_api_key_is_refused_with_a_message(sandbox):
+    app = make_app("badkey", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.CREDENTIALS)
+        app.screen.query_one("#api-key").value = "not-a-key"
+        await pilot.pause()
+        assert "does not look like a Klarna API key" in str(app.screen.query_one("#key-error").content)
+        await click(app, pilot, "#test-key")
+        assert isinstance(app.screen, ErrorModal)
+        assert "API key" in app.screen.body_text
+        assert app.session.model.stage is Stage.CREDENTIALS
+
+
+async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
+    app = make_app("revoked", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.VERIFY)
+        await settle(app, pilot)
+        screen = app.screen
+        screen.action_cancel_poll()
+        async with app.session.client() as klarna:
+            await klarna.revoke_certificate(app.session.evidence.certificate_id)
+        app.session.evidence.verifications.clear()
+        screen.refresh_state()
+        screen.action_retry()
+        await settle(app, pilot)
+        text = str(screen.query_one("#diagnosis").content)
+        assert text.startswith("INVALID")
+        assert "revoked or expired" in text
+        assert app.session.model.stage is Stage.VERIFY
+
+
+async def test_enforcement_four_months_ahead_is_refused(sandbox):
+    from datetime import timedelta
+
+    from wizard import rules
+
+    app = make_app("later", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.ENFORCE)
+        later = rules.format_utc(rules.utc_now() + timedelta(days=122))
+        app.screen.query_one("#enforce-at").value = later
+        await pilot.pause()
+        assert "more than 3 months ahead" in str(app.screen.query_one("#when").content)
+        assert app.screen.query_one("#enforce").disabled
+
+
+@pytest.mark.parametrize("stage", [Stage.KEY_AND_CSR, Stage.ISSUE, Stage.INSTALL, Stage.VERIFY, Stage.ENFORCE])
+async def test_resume_lands_on_the_same_stage(sandbox, stage):
+    app = make_app("resume", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, stage)
+        evidence = app.session.evidence.to_dict()
+    again = make_app("resume", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert again.session.model.stage is stage
+        assert type(again.screen).STAGE is stage
+        for name in ("certificate_id", "fingerprint", "key_public_id"):
+            assert again.session.evidence.to_dict()[name] == evidence[name]
+
+
+async def test_keys_are_handled_while_a_poll_is_in_flight(sandbox):
+    from wizard.sandbox import Fault
+
+    app = make_app("responsive", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.VERIFY)
+        sandbox.inject(Fault(kind="latency", seconds=1.5, count=1))
+        app.screen.action_retry()
+        await pilot.pause(0.2)
+        assert app.screen.workers  # the poll is still in flight
+        await pilot.press("c")  # handled at once: cancels the poll
+        await pilot.pause()
+        assert "cancelled" in str(app.screen.query_one("#progress").content)
