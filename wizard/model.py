@@ -289,7 +289,7 @@ def _cert_valid_now(ev: Evidence, now: datetime) -> str | None:
 def _cert_lifetime(ev: Evidence, now: datetime) -> str | None:
     cert = _load_cert(ev)
     if cert is None:
-        return "No readable certificate."
+        return None  # nothing to warn about yet; the blocking checks say what is missing
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     if lifetime < SHORT_VALIDITY:
         return f"The certificate is valid for only {lifetime.days} days; Klarna issues 3 years."

@@ -1,0 +1,124 @@
+"""A snapshot of every screen and every error or blocked state, at a pinned 80x24."""
+
+from __future__ import annotations
+
+import pytest
+
+from screens.modals import ConfirmModal, ErrorModal
+from snapshot_apps import evidence_through, snapshot_app
+from wizard.errors import ApiError
+from wizard.model import Stage
+
+SIZE = (80, 24)
+
+
+async def _settle(pilot):
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_welcome_new_profile(snap_compare):
+    from wizard.model import Evidence
+
+    assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=_settle)
+
+
+def test_welcome_bad_account_id(snap_compare):
+    from wizard.model import Evidence
+
+    async def typed(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("#account-id").value = "krn:partner:LYABCDEI"
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=typed)
+
+
+async def _continue(pilot):
+    await _settle(pilot)
+    if pilot.app.screen.__class__.__name__ == "WelcomeScreen":
+        await pilot.press("ctrl+n")
+    await _settle(pilot)
+
+
+@pytest.mark.parametrize("stage", [s for s in Stage if s is not Stage.DONE])
+def test_stage_blocked(snap_compare, stage):
+    assert snap_compare(snapshot_app(stage), terminal_size=SIZE, run_before=_continue)
+
+
+@pytest.mark.parametrize("stage", [Stage.CREDENTIALS, Stage.KEY_AND_CSR, Stage.ISSUE, Stage.INSTALL, Stage.VERIFY, Stage.ENFORCE])
+def test_stage_complete(snap_compare, stage):
+    app = snapshot_app(stage, evidence=evidence_through(stage.next()))
+    assert snap_compare(app, terminal_size=SIZE, run_before=_continue)
+
+
+def test_done(snap_compare):
+    assert snap_compare(snapshot_app(Stage.DONE), terminal_size=SIZE, run_before=_continue)
+
+
+def test_credentials_without_keyring(snap_compare):
+    assert snap_compare(snapshot_app(Stage.CREDENTIALS, keyring=False), terminal_size=SIZE, run_before=_continue)
+
+
+def test_credentials_malformed_key(snap_compare):
+    async def typed(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#api-key").value = "not-a-klarna-key"
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(Stage.CREDENTIALS), terminal_size=SIZE, run_before=typed)
+
+
+@pytest.mark.parametrize("status", ["NOT_PRESENT", "INVALID", "REJECTED"])
+def test_verify_diagnosis(snap_compare, status):
+    async def observed(pilot):
+        await _continue(pilot)
+        pilot.app.screen.show_diagnosis(status)
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(Stage.VERIFY), terminal_size=SIZE, run_before=observed)
+
+
+def test_enforce_date_too_far(snap_compare):
+    async def typed(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#enforce-at").value = "2027-04-15T09:00:00Z"
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(Stage.ENFORCE), terminal_size=SIZE, run_before=typed)
+
+
+def test_enforce_confirm_modal(snap_compare):
+    async def confirm(pilot):
+        await _continue(pilot)
+        pilot.app.screen.confirm()
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(snapshot_app(Stage.ENFORCE), terminal_size=SIZE, run_before=confirm)
+
+
+def test_key_replace_confirm_modal(snap_compare):
+    async def confirm(pilot):
+        await _continue(pilot)
+        await pilot.app.push_screen(ConfirmModal(
+            "Replace the existing private key?",
+            "A key already exists at /home/partner/keys/private-key.pem. Replacing it makes any certificate "
+            "issued for it unusable from this machine.", "Replace key"))
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(Stage.KEY_AND_CSR), terminal_size=SIZE, run_before=confirm)
+
+
+def test_error_modal_api_error(snap_compare):
+    async def failed(pilot):
+        await _continue(pilot)
+        pilot.app.show_error(ApiError(
+            "At most 10 active certificates are allowed.", status=409, error_id="e-123",
+            error_code="LIMIT_EXCEEDED", correlation_id="abc123", klarna_correlation_id="k-456",
+            hint="Revoke a certificate you no longer use, then try again."))
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(snapshot_app(Stage.ISSUE), terminal_size=SIZE, run_before=failed)
