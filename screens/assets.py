@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 
 
@@ -10,7 +10,11 @@ def assets_dir() -> Path:
     source = Path(__file__).resolve().parent.parent / "assets"
     if source.is_dir():
         return source
-    return Path(str(resources.files("klarna_mtls_assets")))
+    # assets/ has no __init__.py: it installs as a namespace package, so read its location.
+    spec = find_spec("klarna_mtls_assets")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("klarna-mtls assets are missing; reinstall the package")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def stylesheet(name: str) -> Path:
