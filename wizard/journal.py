@@ -130,7 +130,7 @@ class Journal:
 
     def save(self, state: ProfileState) -> None:
         ensure_private_dir(self.path.parent)
-        data = json.dumps(state.to_dict(), indent=2, sort_keys=True).encode()
+        data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         atomic_write(self.path, data, 0o600)
 
 

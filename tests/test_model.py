@@ -1,0 +1,131 @@
+"""Every check of the model passing and failing; advance() gating; resume-safe evidence."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+
+from evidence import NOW, evidence_through, fixed_clock
+from wizard.errors import StageBlocked
+from wizard.model import CHECKS, ORDER, Evidence, Onboarding, Stage
+
+WORK = [s for s in ORDER if s is not Stage.DONE]
+
+
+def model_at(stage: Stage, evidence: Evidence | None = None) -> Onboarding:
+    return Onboarding(stage, evidence or evidence_through(stage.next()), clock=fixed_clock)
+
+
+@pytest.mark.parametrize("stage", WORK)
+def test_complete_evidence_passes_every_check(stage):
+    model = model_at(stage)
+    assert [r.reason for r in model.results() if not r.ok] == []
+
+
+# (stage, check name, how to break the evidence)
+BREAKS = [
+    (Stage.CREDENTIALS, "account_id", lambda ev: setattr(ev, "account_id", "krn:partner:nope")),
+    (Stage.CREDENTIALS, "account_id", lambda ev: setattr(ev, "environment", "live")),
+    (Stage.CREDENTIALS, "api_key", lambda ev: setattr(ev, "api_key_environment", None)),
+    (Stage.CREDENTIALS, "api_key", lambda ev: setattr(ev, "api_key_environment", "live")),
+    (Stage.CREDENTIALS, "secret_store", lambda ev: setattr(ev, "secret_backend", "plaintext")),
+    (Stage.CREDENTIALS, "api_call", lambda ev: setattr(ev, "api_call_ok_at", None)),
+    (Stage.CREDENTIALS, "clock", lambda ev: setattr(ev, "clock_skew_seconds", 600.0)),
+    (Stage.CREDENTIALS, "clock", lambda ev: setattr(ev, "clock_skew_seconds", None)),
+    (Stage.KEY_AND_CSR, "key_type", lambda ev: setattr(ev, "key_curve", "secp384r1")),
+    (Stage.KEY_AND_CSR, "key_type", lambda ev: setattr(ev, "key_path", None)),
+    (Stage.KEY_AND_CSR, "key_file_modes", lambda ev: setattr(ev, "key_file_mode", 0o644)),
+    (Stage.KEY_AND_CSR, "key_file_modes", lambda ev: setattr(ev, "key_dir_mode", 0o755)),
+    (Stage.KEY_AND_CSR, "csr_rules", lambda ev: setattr(ev, "csr_pem", None)),
+    (Stage.KEY_AND_CSR, "csr_rules", lambda ev: setattr(ev, "csr_pem", "-----BEGIN CERTIFICATE REQUEST-----\nxx")),
+    (Stage.KEY_AND_CSR, "csr_rules", lambda ev: setattr(ev, "cn", "SOMEONEELSE")),
+    (Stage.KEY_AND_CSR, "csr_matches_key", lambda ev: setattr(ev, "key_public_id", "0" * 64)),
+    (Stage.ISSUE, "certificate_id", lambda ev: setattr(ev, "certificate_id", None)),
+    (Stage.ISSUE, "certificate_parses", lambda ev: setattr(ev, "certificate_pem", "garbage")),
+    (Stage.ISSUE, "certificate_key", lambda ev: setattr(ev, "key_public_id", "0" * 64)),
+    (Stage.ISSUE, "certificate_cn", lambda ev: setattr(ev, "cn", "OTHER")),
+    (Stage.ISSUE, "slots", lambda ev: setattr(ev, "active_certificates", 11)),
+    (Stage.ISSUE, "slots", lambda ev: setattr(ev, "active_certificates", None)),
+    (Stage.INSTALL, "install_modes", lambda ev: setattr(ev, "installed_key_mode", 0o644)),
+    (Stage.INSTALL, "install_modes", lambda ev: setattr(ev, "installed_cert_mode", 0o666)),
+    (Stage.INSTALL, "install_modes", lambda ev: setattr(ev, "cert_path", None)),
+    (Stage.INSTALL, "install_probe", lambda ev: setattr(ev, "install_probe_ok_at", None)),
+    (Stage.INSTALL, "install_probe", lambda ev: setattr(ev, "install_probe_fingerprint", "AA:BB")),
+    (Stage.VERIFY, "verified", lambda ev: ev.verifications.pop()),
+    (Stage.VERIFY, "verified", lambda ev: ev.verifications.__setitem__(1, {**ev.verifications[1], "status": "INVALID"})),
+    (Stage.VERIFY, "verified", lambda ev: ev.verifications.__setitem__(2, {**ev.verifications[2], "fingerprint": "AA"})),
+    (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", None)),
+    (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", "2020-01-01T00:00:00Z")),
+    (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", "2027-06-01T00:00:00Z")),
+    (Stage.ENFORCE, "enforcement_answer", lambda ev: setattr(ev, "enforcement_mode", "NOT_ENABLED")),
+]
+
+
+@pytest.mark.parametrize("stage,name,breaker", BREAKS, ids=[f"{s.value}-{n}-{i}" for i, (s, n, _) in enumerate(BREAKS)])
+def test_each_check_fails_with_a_human_reason_and_advance_changes_nothing(stage, name, breaker):
+    model = model_at(stage)
+    breaker(model.evidence)
+    failing = {r.name: r.reason for r in model.blockers()}
+    assert name in failing
+    assert len(failing[name]) > 10 and not failing[name][0].islower()
+    before = copy.deepcopy(model.evidence.to_dict())
+    with pytest.raises(StageBlocked) as caught:
+        model.advance()
+    assert failing[name] in caught.value.reasons
+    assert model.stage is stage
+    assert model.evidence.to_dict() == before
+
+
+def test_expired_certificate_blocks_issue():
+    model = Onboarding(Stage.ISSUE, evidence_through(Stage.INSTALL), clock=lambda: NOW + timedelta(days=4 * 365))
+    reasons = {r.name: r.reason for r in model.blockers()}
+    assert "expired" in reasons["certificate_valid_now"]
+
+
+def test_every_check_in_the_table_is_exercised():
+    assert {n for _, n, _ in BREAKS} | {"certificate_valid_now"} == {c.name for checks in CHECKS.values() for c in checks if not c.warning_only}
+
+
+def test_verification_outside_the_window_does_not_count():
+    model = Onboarding(Stage.VERIFY, evidence_through(Stage.ENFORCE), clock=lambda: NOW + timedelta(hours=2))
+    assert [r.name for r in model.blockers()] == ["verified"]
+
+
+def test_short_lifetime_warns_but_does_not_block(monkeypatch):
+    import wizard.model as m
+
+    monkeypatch.setattr(m, "SHORT_VALIDITY", timedelta(days=5000))
+    model = model_at(Stage.ISSUE)
+    assert model.blockers() == []
+    assert [w.name for w in model.warnings()] == ["certificate_lifetime"]
+
+
+def test_advance_walks_every_stage_to_done():
+    model = Onboarding(Stage.CREDENTIALS, evidence_through(Stage.DONE), clock=fixed_clock)
+    seen = [model.stage]
+    while model.stage is not Stage.DONE:
+        seen.append(model.advance())
+    assert seen == list(ORDER)
+    with pytest.raises(StageBlocked):
+        model.advance()
+
+
+def test_restart_from_clears_that_stage_and_later_only():
+    model = Onboarding(Stage.ENFORCE, evidence_through(Stage.DONE), clock=fixed_clock)
+    model.restart_from(Stage.KEY_AND_CSR)
+    ev = model.evidence
+    assert model.stage is Stage.KEY_AND_CSR
+    assert ev.api_call_ok_at and ev.account_id  # credentials kept
+    assert ev.key_path is None and ev.certificate_id is None and ev.verifications == []
+
+
+def test_stage_numbers_for_the_header():
+    assert [s.number for s in ORDER] == [1, 2, 3, 4, 5, 6, 6]
+
+
+def test_evidence_round_trips_and_ignores_unknown_fields():
+    ev = evidence_through(Stage.DONE)
+    data = ev.to_dict() | {"from_the_future": 1}
+    assert Evidence.from_dict(data) == ev
