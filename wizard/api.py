@@ -328,7 +328,7 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
     alert = any(word in text for word in ("alert", "certificate required", "unknown ca", "bad certificate", "certificate unknown", "handshake failure"))
-    if with_certificate and (alert or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))):
+    if with_certificate and (alert or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, ssl.SSLError))):
         # TLS 1.3 reports the server's verdict on our certificate at the first read.
         return HandshakeRejected(
             "The server refused our client certificate during the TLS handshake.",
@@ -505,7 +505,7 @@ class KlarnaClient:
                     headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
                     json=json_body,
                 )
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
                 error = _transport_error(exc, self._with_certificate)
                 unknown = not isinstance(exc, httpx.ConnectError)
                 if (

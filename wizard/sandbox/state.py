@@ -282,7 +282,7 @@ class SandboxState:
         if enforcement is None:
             mode = "REPORTING" if self.account_certificates(account_id) else "NOT_ENABLED"
             return {"enforcement_mode": mode, "enforced_from": None}
-        applies = rules.parse_timestamp(enforcement["enforced_from"]) + timedelta(seconds=enforcement["delay"])
+        applies = datetime.fromisoformat(enforcement["applies_at"])
         mode = "ENFORCED" if self.now() >= applies else "REPORTING"
         return {"enforcement_mode": mode, "enforced_from": enforcement["enforced_from"]}
 
@@ -296,7 +296,9 @@ class SandboxState:
             raise invalid("enforced_from", exc.message) from None
         moment = self.now() if normalised == "NOW" else rules.parse_timestamp(normalised)
         self.data["accounts"][account_id]["enforcement"] = {
-            "enforced_from": rules.format_utc(moment), "delay": self.enforcement_delay,
+            "enforced_from": rules.format_utc(moment),
+            # Klarna applies enforcement some time after the chosen moment (up to 5 minutes).
+            "applies_at": (moment + timedelta(seconds=self.enforcement_delay)).isoformat(),
         }
         return self.enforcement_state(account_id)
 
