@@ -15,7 +15,8 @@ start_secret_service() {
         export DBUS_SESSION_BUS_ADDRESS DBUS_SESSION_BUS_PID
         XDG_RUNTIME_DIR="$(mktemp -d)"; chmod 700 "$XDG_RUNTIME_DIR"; export XDG_RUNTIME_DIR
         # The keyring's own password; a throwaway for a throwaway keyring.
-        printf 'ci-only-keyring' | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null
+        # Its keyring files go to a throwaway folder, never the real home.
+        printf "ci-only-keyring" | XDG_DATA_HOME="$(mktemp -d)" gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null
         export KLARNA_MTLS_REAL_KEYRING=1
         trap 'kill "$DBUS_SESSION_BUS_PID" 2>/dev/null || true' EXIT
         echo "ci: real Secret Service running in a private D-Bus session"
