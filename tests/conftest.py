@@ -43,3 +43,40 @@ def sandbox(tmp_path):
     sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5)
     yield sb
     sb.stop()
+
+
+@pytest.fixture
+def onboard(sandbox, monkeypatch, capsys):
+    """Onboard a sandbox profile headlessly (to VERIFY done; enforce_at 'NOW' to go all the way)."""
+    import json
+
+    from wizard.cli import main
+
+    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
+
+    def run(profile: str = "p", enforce_at: str = "never", **extra) -> dict:
+        argv = [
+            "onboard", "--profile", profile, "--non-interactive", "--json",
+            "--environment", "sandbox", "--account-id", extra.get("account_id", sandbox.account_id),
+            "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
+            "--enforce-at", enforce_at, "--poll-interval", "0.05", "--enforce-wait", "20",
+        ]
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    return run
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run a CLI command; returns (exit code, parsed JSON of the last stdout line)."""
+    import json
+
+    from wizard.cli import main
+
+    def run(*argv: str):
+        code = main([*argv, "--json"])
+        out = capsys.readouterr().out.strip().splitlines()
+        return code, (json.loads(out[-1]) if out else None)
+
+    return run

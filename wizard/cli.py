@@ -21,6 +21,7 @@ EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 COMMAND_MODULES: list[str] = [
     "wizard.cli_onboard",
     "wizard.cli_sandbox",
+    "wizard.cli_manage",
 ]
 
 

@@ -74,6 +74,19 @@ def load_api_key(args: argparse.Namespace, session: Session):
     return key, target
 
 
+def open_unlocked_session(args: argparse.Namespace) -> Session:
+    """An existing profile with its API key loaded, for the management commands."""
+    session = open_session(args)
+    if not session.has_journal or not session.evidence.account_id:
+        raise InputError(
+            f"Profile '{session.profile}' has not been set up.",
+            hint="Run klarna-mtls (the wizard) or klarna-mtls onboard first.",
+        )
+    api_key, _ = load_api_key(args, session)
+    session.unlock(api_key, _key_passphrase())
+    return session
+
+
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(onboard(args))
 

@@ -1,0 +1,238 @@
+"""Lifecycle end to end against the sandbox: status, rotation without a gap, the revocation
+interlock, enforcement management, cron checks, doctor, exports, support bundle."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import shutil
+import subprocess
+from datetime import timedelta
+
+import pytest
+
+from wizard import lifecycle
+from wizard.errors import InterlockRefused
+from wizard.flow import Session
+from wizard.paths import Paths
+
+pytestmark = pytest.mark.e2e
+
+
+def session_for(profile, sandbox):
+    session = Session(Paths.from_env(), profile)
+    session.unlock(sandbox.api_key)
+    return session
+
+
+def test_status_and_certs_list(onboard, cli):
+    onboard()
+    code, status = cli("status", "--profile", "p")
+    assert code == 0
+    assert status["verification"] == "VALID" and status["slots_used"] == 1
+    row = status["certificates"][0]
+    assert row["current"] and row["installed_here"] and row["days_left"] >= 1090 and row["last_seen_valid"]
+    code, listing = cli("certs", "list", "--profile", "p")
+    assert code == 0 and [c["credential_id"] for c in listing["certificates"]] == [row["credential_id"]]
+
+
+def test_status_all_profiles_concurrently(onboard, cli):
+    onboard("a")
+    onboard("b")
+    code, out = cli("status", "--all")
+    assert code == 0 and sorted(p["profile"] for p in out["profiles"]) == ["a", "b"]
+
+
+def test_revoking_the_installed_certificate_is_refused(onboard, cli):
+    result = onboard()
+    code, out = cli("certs", "revoke", result["certificate_id"], "--profile", "p")
+    assert code == 3 and "installed and in use here" in out["error"]["message"]
+
+
+def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
+    old = onboard(enforce_at="NOW")
+    session = session_for("p", sandbox)
+    steps, seen = [], []
+
+    def installed_status() -> str:
+        """What a runtime pointed at install_dir/current sees right now (own thread, own loop)."""
+        from wizard.api import KlarnaClient, make_http_client
+        from wizard.install import current_pair
+
+        async def probe():
+            pair = current_pair(session.install_dir)
+            async with make_http_client(ca_bundle=sandbox.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path) as http:
+                return (await KlarnaClient(http, sandbox.base_url, sandbox.api_key, with_certificate=True).ping()).verification.value
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, probe()).result()
+
+    def watch(step):
+        steps.append(step)
+        seen.append(installed_status())
+
+    result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05, on_step=watch))
+    seen.append(installed_status())
+    assert steps == ["key", "issue", "install", "verify", "switch"]
+    assert seen == ["VALID"] * 6  # before every step and after the switch: never a gap
+    assert result.new_certificate_id != old["certificate_id"]
+    assert result.statuses_seen[-1] == "VALID"  # the new pair was VALID before the switch
+    status = asyncio.run(lifecycle.gather_status(session))
+    assert status.current.credential_id == result.new_certificate_id and status.verification == "VALID"
+    # the old certificate is installed beside it, not current, and now safe to retire
+    assert lifecycle.revoke_refusal(status, old["certificate_id"]) is None
+    after = asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
+    states = {c.credential_id: c.status for c in after.certificates}
+    assert states[old["certificate_id"]] == "REVOKED" and after.verification == "VALID"
+
+
+def test_rotation_refused_when_no_slot_is_free(onboard, sandbox):
+    from test_sandbox_rules import issue_pair
+
+    onboard()
+    import pathlib
+    import tempfile
+
+    folder = pathlib.Path(tempfile.mkdtemp())
+    for i in range(9):
+        issue_pair(sandbox, folder, f"x{i}")
+    with pytest.raises(InterlockRefused, match="No free certificate slot") as caught:
+        asyncio.run(lifecycle.rotate(session_for("p", sandbox)))
+    assert "krn:" in caught.value.hint
+
+
+def test_interlock_last_valid_while_enforced():
+    row = dict(cn="X", fingerprint="AA", fingerprint_suffix="AA", created_at=None, expires_at=None,
+               days_left=100, status="ACTIVE", lifetime_elapsed=0.1, in_renewal_window=False)
+    other = lifecycle.CertificateRow(credential_id="b", installed_here=False, current=False, last_seen_valid="t", **row)
+    current = lifecycle.CertificateRow(credential_id="a", installed_here=True, current=True, last_seen_valid="t", **row)
+    status = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID")
+    assert "installed and in use" in lifecycle.revoke_refusal(status, "a")
+    # b was the last seen VALID elsewhere and nothing else installed here is VALID… except a is: allowed
+    assert lifecycle.revoke_refusal(status, "b") is None
+    lonely = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "REPORTING", "2027-01-01T00:00:00Z", 1, "k", None)
+    assert "last certificate seen VALID" in lifecycle.revoke_refusal(lonely, "b")
+
+
+def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox):
+    from test_sandbox_rules import issue_pair
+    import pathlib
+    import tempfile
+
+    onboard()
+    spare, *_ = issue_pair(sandbox, pathlib.Path(tempfile.mkdtemp()), "spare")
+    session = session_for("p", sandbox)
+    session.evidence.environment = "live"  # the interlock reads the profile's environment
+    with pytest.raises(InterlockRefused, match="fingerprint suffix"):
+        asyncio.run(lifecycle.revoke(session, spare.credential_id))
+    from wizard import crypto
+
+    asyncio.run(lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint)))
+
+
+def test_enforce_and_unenforce_commands(onboard, cli, sandbox):
+    onboard()
+    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
+    assert code == 0 and out["enforcement_mode"] in ("REPORTING", "ENFORCED")
+    code, out = cli("enforce", "--profile", "p", "--at", "2020-01-01T00:00:00Z")
+    assert code == 3 and "past" in out["error"]["message"]
+    code, out = cli("unenforce", "--profile", "p")
+    assert code == 0 and out["enforcement_mode"] == "REPORTING"
+
+
+def test_enforce_refused_when_the_installed_certificate_is_not_valid(onboard, sandbox, cli):
+    result = onboard()
+    session = session_for("p", sandbox)
+
+    async def revoke_behind_our_back():
+        async with session.client() as klarna:
+            await klarna.revoke_certificate(result["certificate_id"])
+
+    asyncio.run(revoke_behind_our_back())
+    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
+    assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
+
+
+@pytest.mark.parametrize("lifetime_days,advance_days,expected", [
+    (3 * 365, 0, 0),    # fresh
+    (30, 0, 1),         # inside the warning window
+    (10, 0, 2),         # inside the critical window
+    (3 * 365, 3 * 365 + 2, 2),  # expired by the sandbox clock: Klarna says INVALID
+])
+def test_check_exit_codes(onboard, cli, sandbox, lifetime_days, advance_days, expected):
+    sandbox.certificate_lifetime = timedelta(days=lifetime_days)
+    onboard()
+    sandbox.advance_clock(timedelta(days=advance_days).total_seconds())
+    code, out = cli("check", "--profile", "p", "--warn-days", "60", "--critical-days", "14")
+    assert code == expected, out
+    assert {f["check"] for f in out["findings"]} == {"expiry", "verification"}
+
+
+def test_doctor_reports_each_area_with_next_steps(onboard, cli):
+    onboard()
+    code, out = cli("doctor", "--profile", "p")
+    checks = {f["check"]: f for f in out["findings"]}
+    assert code == 0, out
+    for name in ("secret backend", "file modes", "key match", "expiry", "CN", "clock", "TLS", "verification", "enforcement", "slots"):
+        assert name in checks
+    assert checks["TLS"]["summary"].startswith("Negotiated TLSv1.")
+
+
+def test_doctor_spots_a_world_readable_key(onboard, cli):
+    result = onboard()
+    import os
+
+    os.chmod(result["key_path"], 0o644)
+    code, out = cli("doctor", "--profile", "p")
+    modes = next(f for f in out["findings"] if f["check"] == "file modes")
+    assert code == 2 and modes["severity"] == "critical" and "chmod 600" in modes["next_step"]
+
+
+def test_exports(onboard, cli, tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    result = onboard()
+    code, out = cli("export", "--profile", "p", "--format", "pem", "--out", str(tmp_path / "pem"))
+    assert code == 0 and len(out["files"]) == 2
+    code, out = cli("export", "--profile", "p", "--format", "bundle", "--out", str(tmp_path / "b.pem"))
+    bundle = (tmp_path / "b.pem").read_text()
+    assert "BEGIN CERTIFICATE" in bundle and "PRIVATE KEY" in bundle
+    monkeypatch.setenv("KLARNA_MTLS_EXPORT_PASSWORD", "export-pw")
+    code, out = cli("export", "--profile", "p", "--format", "p12", "--out", str(tmp_path / "c.p12"))
+    key, cert, _ = pkcs12.load_key_and_certificates((tmp_path / "c.p12").read_bytes(), b"export-pw")
+    assert cert is not None and key is not None
+    assert oct((tmp_path / "c.p12").stat().st_mode & 0o777) == "0o600"
+    if shutil.which("openssl"):
+        subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "c.p12"), "-passin", "pass:export-pw", "-noout"],
+                       check=True, capture_output=True)
+    if shutil.which("keytool"):
+        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(tmp_path / "c.p12"),
+                                 "-storepass", "export-pw"], capture_output=True, text=True)
+        assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout
+    code, out = cli("export", "--profile", "p", "--format", "k8s", "--out", str(tmp_path / "s.yaml"), "--namespace", "pay")
+    manifest = (tmp_path / "s.yaml").read_text()
+    try:
+        import yaml  # optional: parse it properly where PyYAML happens to be installed
+
+        doc = yaml.safe_load(manifest)
+    except ImportError:
+        doc = {line.split(": ")[0]: line.split(": ", 1)[1] for line in manifest.splitlines() if ": " in line and not line.startswith(" ")}
+        doc["data"] = {l.strip().split(": ")[0]: l.strip().split(": ")[1] for l in manifest.splitlines() if l.startswith("  tls.")}
+    assert doc["kind"] == "Secret" and doc["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(doc["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+
+
+def test_support_bundle_has_no_secret(onboard, cli, sandbox, tmp_path):
+    onboard()
+    code, out = cli("support-bundle", "--profile", "p", "--out", str(tmp_path / "bundle.json"))
+    text = (tmp_path / "bundle.json").read_text()
+    assert code == 0 and out["installed_certificate"]["fingerprint"]
+    assert sandbox.api_key not in text and "PRIVATE KEY" not in text
+    assert out["versions"]["klarna-mtls"]
+
+
+def test_profiles_list(onboard, cli):
+    onboard("one")
+    code, out = cli("profiles", "list")
+    assert code == 0 and [p["profile"] for p in out["profiles"]] == ["one"]

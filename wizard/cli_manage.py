@@ -1,0 +1,234 @@
+"""Headless lifecycle commands: status, certs, rotate, enforce, unenforce, check, doctor,
+export, support-bundle, profiles. All take --json; exit 0 ok, 1 warning, 2 critical, 3 error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from . import lifecycle
+from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .cli_onboard import open_session, open_unlocked_session
+from .errors import InputError, WizardError
+from .paths import Paths
+
+EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
+    add_common(p)
+    p.add_argument("--all", action="store_true", help="every profile, concurrently")
+    p.set_defaults(handler=cmd_status)
+
+    certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(dest="certs_command", required=True)
+    p = certs.add_parser("list", help="the account's certificates")
+    add_common(p)
+    p.set_defaults(handler=cmd_status)
+    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out)")
+    add_common(p)
+    p.add_argument("credential_id")
+    p.add_argument("--confirm-suffix", help="live profiles: the certificate's fingerprint suffix")
+    p.set_defaults(handler=cmd_revoke)
+
+    p = sub.add_parser("rotate", help="new key and certificate, verified before it replaces the current one")
+    add_common(p)
+    p.add_argument("--retire-old", action="store_true", help="revoke the old certificate afterwards")
+    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.set_defaults(handler=cmd_rotate)
+
+    p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
+    add_common(p)
+    p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
+    p.set_defaults(handler=cmd_enforce)
+
+    p = sub.add_parser("unenforce", help="remove mTLS enforcement")
+    add_common(p)
+    p.set_defaults(handler=cmd_unenforce)
+
+    p = sub.add_parser("check", help="expiry and verification, for cron and monitoring")
+    add_common(p)
+    p.add_argument("--warn-days", type=int, default=60)
+    p.add_argument("--critical-days", type=int, default=14)
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("doctor", help="explain what is wrong and what to do")
+    add_common(p)
+    p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser("export", help="export the installed pair")
+    add_common(p)
+    p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s"))
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--name", default="klarna-mtls", help="k8s Secret name")
+    p.add_argument("--namespace", help="k8s namespace")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("support-bundle", help="facts for support; no secrets")
+    add_common(p)
+    p.add_argument("--out", type=Path)
+    p.set_defaults(handler=cmd_support_bundle)
+
+    profiles = sub.add_parser("profiles", help="profiles on this machine").add_subparsers(dest="profiles_command", required=True)
+    p = profiles.add_parser("list")
+    add_common(p)
+    p.set_defaults(handler=cmd_profiles)
+
+
+def _status_text(status: lifecycle.ProfileStatus) -> str:
+    lines = [f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
+             f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
+             f" · verification {status.verification} · key in {status.secret_backend}"]
+    for c in status.certificates:
+        mark = "*" if c.current else ("+" if c.installed_here else " ")
+        lines.append(f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
+                     f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}")
+    return "\n".join(lines)
+
+
+def _status_exit(status: lifecycle.ProfileStatus) -> int:
+    if status.verification not in (None, "VALID"):
+        return lifecycle.EXIT_CRITICAL
+    current = status.current
+    if current and current.in_renewal_window:
+        return lifecycle.EXIT_WARNING
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        return asyncio.run(_status_all(args))
+    session = open_unlocked_session(args)
+    status = asyncio.run(lifecycle.gather_status(session))
+    emit(args, {"ok": True, **status.to_dict()}, _status_text(status))
+    return _status_exit(status)
+
+
+async def _status_all(args: argparse.Namespace) -> int:
+    names = Paths.from_env().profiles()
+
+    async def one(name: str):
+        try:
+            session = open_unlocked_session(argparse.Namespace(**{**vars(args), "profile": name}))
+            return await lifecycle.gather_status(session)
+        except WizardError as error:
+            return error
+
+    results = await asyncio.gather(*(one(n) for n in names))
+    payload, texts, code = [], [], EXIT_OK
+    for name, result in zip(names, results):
+        if isinstance(result, WizardError):
+            payload.append({"profile": name, "ok": False, "error": str(result)})
+            texts.append(f"{name}: error: {result}")
+            code = max(code, EXIT_ERROR)
+        else:
+            payload.append({"ok": True, **result.to_dict()})
+            texts.append(_status_text(result))
+            code = max(code, _status_exit(result))
+    emit(args, {"ok": code < EXIT_ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
+    return code
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
+    emit(args, {"ok": True, "revoked": args.credential_id, **status.to_dict()}, f"revoked {args.credential_id}")
+    return EXIT_OK
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    result = asyncio.run(lifecycle.rotate(
+        session, retire_old=args.retire_old, verify_interval=args.poll_interval,
+        on_step=lambda step: progress(args, f"rotate: {step}")))
+    emit(args, {"ok": True, **asdict(result)},
+         f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
+    return EXIT_OK
+
+
+def cmd_enforce(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
+    emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
+         f"enforcement {mode} from {session.evidence.enforced_from}")
+    return EXIT_OK
+
+
+def cmd_unenforce(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    state = asyncio.run(session.remove_enforcement())
+    emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
+    return EXIT_OK
+
+
+def _findings_out(args, findings, code: int) -> int:
+    emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
+         "\n".join(f"[{f.severity:8}] {f.check}: {f.summary}" + (f"\n           → {f.next_step}" if f.next_step else "")
+                   for f in findings))
+    return code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
+    return _findings_out(args, findings, code)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    findings = asyncio.run(lifecycle.run_doctor(session))
+    return _findings_out(args, findings, lifecycle.worst(findings))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import install
+
+    session = open_session(args)
+    pair = install.current_pair(session.install_dir)
+    if pair is None:
+        raise InputError("No certificate is installed for this profile.", hint="Finish onboarding first.")
+    out: Path = args.out
+    if args.format == "pem":
+        written = [str(p) for p in install.export_pem_pair(pair, out)]
+    elif args.format == "bundle":
+        written = [str(install.export_bundle(pair, out))]
+    elif args.format == "k8s":
+        written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace))]
+    else:
+        password = os.environ.get(EXPORT_PASSWORD_ENV) or sys.stdin.readline().strip()
+        if not password:
+            raise InputError("A PKCS#12 export needs a password.",
+                             hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input.")
+        passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
+        written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
+    emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
+    return EXIT_OK
+
+
+def cmd_support_bundle(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    bundle = lifecycle.support_bundle(session)
+    if args.out:
+        lifecycle.write_support_bundle(session, args.out)
+    emit(args, bundle, f"support bundle for {session.profile}" + (f" written to {args.out}" if args.out else ""))
+    if not args.json and not args.out:
+        import json
+
+        print(json.dumps(bundle, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    rows = []
+    for name in Paths.from_env().profiles():
+        session = open_session(argparse.Namespace(profile=name))
+        rows.append({"profile": name, "environment": session.environment, "account_id": session.evidence.account_id,
+                     "stage": session.model.stage.value})
+    emit(args, {"ok": True, "profiles": rows},
+         "\n".join(f"{r['profile']:20} {r['environment'] or '?':8} {r['stage']:12} {r['account_id']}" for r in rows)
+         or "no profiles")
+    return EXIT_OK

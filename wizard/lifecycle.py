@@ -1,0 +1,501 @@
+"""Living with certificates after onboarding: status, rotation without a gap, revocation that
+cannot lock the partner out, enforcement changes, the doctor and the cron check.
+
+UI-agnostic: functions take a flow.Session and return dataclasses."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from . import __version__, crypto, rules
+from .diagnosis import diagnose
+from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
+from .flow import Observation, Session, _find_by_key, _refuse_when_full
+from .fsutil import ensure_private_dir, write_private
+from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
+SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
+
+
+# ---------------------------------------------------------------- status
+@dataclass(frozen=True)
+class CertificateRow:
+    credential_id: str
+    cn: str | None
+    fingerprint: str | None
+    fingerprint_suffix: str
+    created_at: str | None
+    expires_at: str | None
+    days_left: int | None
+    status: str
+    installed_here: bool
+    current: bool
+    last_seen_valid: str | None
+    lifetime_elapsed: float | None  # 0..1 of the validity period already used
+    in_renewal_window: bool
+
+
+@dataclass(frozen=True)
+class ProfileStatus:
+    profile: str
+    environment: str | None
+    account_id: str | None
+    stage: str
+    certificates: list[CertificateRow]
+    enforcement_mode: str | None
+    enforced_from: str | None
+    slots_used: int
+    secret_backend: str | None
+    verification: str | None  # what the installed pair sees right now
+    tls_version: str | None = None
+    clock_skew_seconds: float | None = None
+
+    @property
+    def current(self) -> CertificateRow | None:
+        return next((c for c in self.certificates if c.current), None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+async def gather_status(session: Session) -> ProfileStatus:
+    async with session.client() as klarna:
+        listing = await klarna.list_certificates()
+        enforcement = (await klarna.get_enforcement()).value
+    installed = {p.fingerprint for p in list_pairs(session.install_dir)}
+    current = current_pair(session.install_dir)
+    now = session.clock()
+    verification = listing.verification.value if current else None
+    if current is not None:
+        session.state.record_status(verification, current.fingerprint, "status")
+        current_id = _id_for(listing.value, current.fingerprint)
+        if verification == "VALID" and current_id:
+            session.state.certificates.setdefault(current_id, {})["last_seen_valid"] = rules.format_utc(now)
+        session.save()
+    rows = [_row(info, session.state.certificates.get(info.credential_id, {}), installed, current, now)
+            for info in listing.value]
+    return ProfileStatus(
+        profile=session.profile,
+        environment=session.environment,
+        account_id=session.evidence.account_id,
+        stage=session.model.stage.value,
+        certificates=sorted(rows, key=lambda r: r.expires_at or ""),
+        enforcement_mode=enforcement.mode.value,
+        enforced_from=enforcement.enforced_from,
+        slots_used=sum(1 for r in rows if r.status == "ACTIVE"),
+        secret_backend=session.evidence.secret_backend_name,
+        verification=verification,
+        tls_version=listing.tls_version,
+        clock_skew_seconds=listing.clock_skew_seconds,
+    )
+
+
+def _id_for(infos, fingerprint: str) -> str | None:
+    return next((i.credential_id for i in infos if i.fingerprint == fingerprint), None)
+
+
+def _row(info, local: dict, installed: set[str], current, now: datetime) -> CertificateRow:
+    days_left = elapsed = None
+    renewal = False
+    if info.not_after is not None and info.certificate_pem:
+        cert = crypto.load_certificate(info.certificate_pem)
+        total = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
+        elapsed = min(1.0, max(0.0, (now - cert.not_valid_before_utc).total_seconds() / total)) if total > 0 else 1.0
+        days_left = (cert.not_valid_after_utc - now).days
+        renewal = cert.not_valid_after_utc - now <= rules.RENEWAL_WINDOW
+    elif info.expires_at:
+        days_left = (rules.parse_timestamp(info.expires_at) - now).days
+    return CertificateRow(
+        credential_id=info.credential_id,
+        cn=info.cn,
+        fingerprint=info.fingerprint,
+        fingerprint_suffix=crypto.fingerprint_suffix(info.fingerprint or ""),
+        created_at=info.created_at,
+        expires_at=info.expires_at,
+        days_left=days_left,
+        status=info.status,
+        installed_here=info.fingerprint in installed,
+        current=current is not None and info.fingerprint == current.fingerprint,
+        last_seen_valid=local.get("last_seen_valid"),
+        lifetime_elapsed=elapsed,
+        in_renewal_window=renewal,
+    )
+
+
+# ---------------------------------------------------------------- revocation interlock
+def enforcement_on_or_scheduled(status: ProfileStatus) -> bool:
+    return status.enforcement_mode == "ENFORCED" or bool(status.enforced_from)
+
+
+def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
+    """Why revoking ``credential_id`` could lock the partner out, or None when it is safe."""
+    target = next((c for c in status.certificates if c.credential_id == credential_id), None)
+    if target is None:
+        return f"No certificate {credential_id} on this account."
+    if target.status != "ACTIVE":
+        return f"Certificate {credential_id} is already {target.status}."
+    if target.current:
+        return "It is the certificate installed and in use here. Rotate first, then retire the old one."
+    if enforcement_on_or_scheduled(status):
+        safe_others = [
+            c for c in status.certificates
+            if c.credential_id != credential_id and c.status == "ACTIVE" and c.installed_here and c.last_seen_valid
+        ]
+        if target.last_seen_valid and not safe_others:
+            return ("mTLS is enforced or scheduled and this is the last certificate seen VALID; "
+                    "install another certificate and see it VALID first.")
+    return None
+
+
+async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
+    status = await gather_status(session)
+    reason = revoke_refusal(status, credential_id)
+    if reason:
+        raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
+    target = next(c for c in status.certificates if c.credential_id == credential_id)
+    if session.environment == "live" and confirm_suffix != target.fingerprint_suffix:
+        raise InterlockRefused(
+            "Revoking on a live profile needs the certificate's fingerprint suffix typed to confirm.",
+            hint=f"Confirm with the last 8 characters of its fingerprint (…{target.fingerprint_suffix[-2:]}).",
+        )
+    async with session.client() as klarna:
+        await klarna.revoke_certificate(credential_id)
+    session.state.certificates.setdefault(credential_id, {})["retired"] = True
+    session.save()
+    session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
+    return await gather_status(session)
+
+
+# ---------------------------------------------------------------- enforcement
+async def schedule_enforcement(session: Session, enforced_from: str) -> str:
+    """Refuses to enforce before any installed certificate was seen VALID: that is an outage."""
+    status = await gather_status(session)
+    current = status.current
+    if current is None or status.verification != "VALID":
+        raise InterlockRefused(
+            "No installed certificate is VALID right now; enforcing would refuse your own calls.",
+            hint="Install a certificate and verify it first (klarna-mtls doctor explains why it is not VALID).",
+        )
+    return await session.enforce(enforced_from)
+
+
+# ---------------------------------------------------------------- rotation
+ROTATION_STEPS = ("key", "issue", "install", "verify", "switch", "done")
+
+
+@dataclass
+class RotationProgress:
+    step: str
+    old_certificate_id: str | None
+    new_certificate_id: str | None
+    new_fingerprint: str | None
+    statuses_seen: list[str] = field(default_factory=list)
+
+
+async def rotate(
+    session: Session,
+    *,
+    retire_old: bool = False,
+    verify_attempts: int = 30,
+    verify_interval: float = 2.0,
+    on_step: Callable[[str], None] | None = None,
+) -> RotationProgress:
+    """New key → issue → install beside → verify new VALID → switch current → retire old.
+    Every step is journaled in state.flows["rotation"]; a rerun resumes where it stopped."""
+    flow = session.state.flows.get("rotation")
+    if not flow or flow.get("step") == "done":
+        status = await gather_status(session)
+        active = [c for c in status.certificates if c.status == "ACTIVE"]
+        if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
+            spare = [c.credential_id for c in active if not c.installed_here]
+            raise InterlockRefused(
+                "No free certificate slot for the new certificate.",
+                hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
+            )
+        flow = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
+                "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}")}
+        _save_flow(session, flow)
+    statuses: list[str] = []
+    while flow["step"] != "done":
+        step = flow["step"]
+        if on_step:
+            on_step(step)
+        if step == "key":
+            await _rotation_key(session, flow)
+        elif step == "issue":
+            await _rotation_issue(session, flow)
+        elif step == "install":
+            await _rotation_install(session, flow)
+        elif step == "verify":
+            statuses += await _rotation_verify(session, flow, verify_attempts, verify_interval)
+        elif step == "switch":
+            _rotation_switch(session, flow)
+        flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
+        _save_flow(session, flow)
+    progress = RotationProgress("done", flow.get("old_certificate_id"), flow.get("certificate_id"),
+                                flow.get("fingerprint"), statuses)
+    session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
+    if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
+        await revoke(session, progress.old_certificate_id, confirm_suffix=_suffix_of(session, progress.old_certificate_id))
+    return progress
+
+
+def _suffix_of(session: Session, credential_id: str) -> str | None:
+    fingerprint = session.state.certificates.get(credential_id, {}).get("fingerprint")
+    return crypto.fingerprint_suffix(fingerprint) if fingerprint else None
+
+
+def _save_flow(session: Session, flow: dict) -> None:
+    session.state.flows["rotation"] = flow
+    session.save()
+
+
+async def _rotation_key(session: Session, flow: dict) -> None:
+    folder = Path(flow["folder"])
+    key_path = folder / "private-key.pem"
+    passphrase = session.key_passphrase
+    if key_path.exists():  # resumed after the key was written
+        key = await asyncio.to_thread(crypto.load_private_key_file, key_path, passphrase)
+    else:
+        key = await asyncio.to_thread(crypto.generate_private_key, key_path, passphrase)
+    cn = session.evidence.cn or rules.default_cn(session.evidence.account_id)
+    csr_pem = crypto.make_csr_pem(key, cn)
+    write_private(folder / "csr.pem", csr_pem)
+    flow.update(key_path=str(key_path), public_key_id=crypto.public_key_id(key), csr_pem=csr_pem.decode(), cn=cn)
+
+
+async def _rotation_issue(session: Session, flow: dict) -> None:
+    if "idempotency_key" not in flow:
+        async with session.client() as klarna:
+            listing = (await klarna.list_certificates()).value
+        mine = _find_by_key(listing, flow["public_key_id"])
+        if mine is None:
+            _refuse_when_full(listing)
+        flow["idempotency_key"] = str(uuid.uuid4())
+        _save_flow(session, flow)  # journaled before sending
+    async with session.client() as klarna:
+        answer = await klarna.create_certificate_reconciled(
+            flow["csr_pem"], f"klarna-mtls {session.profile} rotation", flow["idempotency_key"], flow["public_key_id"])
+    info = answer.value
+    flow.update(certificate_id=info.credential_id, certificate_pem=info.certificate_pem, fingerprint=info.fingerprint)
+    session.state.certificates.setdefault(info.credential_id, {}).update(
+        {"fingerprint": info.fingerprint, "issued_here": True})
+    session.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint,
+                         reason="rotation")
+
+
+async def _rotation_install(session: Session, flow: dict) -> None:
+    key_pem = Path(flow["key_path"]).read_bytes()
+    label = flow["fingerprint"].replace(":", "")[:16].lower()
+    await asyncio.to_thread(install_pair, session.install_dir, flow["certificate_pem"].encode(), key_pem,
+                            label=label, key_passphrase=session.key_passphrase)
+    flow["label"] = label
+
+
+async def _rotation_verify(session: Session, flow: dict, attempts: int, interval: float) -> list[str]:
+    """The NEW pair must be seen VALID before anything switches to it."""
+    from .install import _pair
+
+    pair = _pair(session.install_dir / flow["label"])
+    seen = []
+    for _ in range(attempts):
+        async with session.client(pair=pair) as klarna:
+            status = (await klarna.list_certificates()).verification.value
+        seen.append(status)
+        session.state.record_status(status, pair.fingerprint, "rotation")
+        if status == "VALID":
+            session.state.certificates.setdefault(flow["certificate_id"], {})["last_seen_valid"] = rules.format_utc(session.clock())
+            return seen
+        await asyncio.sleep(interval)
+    raise WizardError(
+        f"The new certificate was not seen VALID (last: {seen[-1] if seen else 'none'}); nothing was switched.",
+        title="Rotation paused",
+        hint="Run rotate again to resume; the current certificate stays in use.",
+    )
+
+
+def _rotation_switch(session: Session, flow: dict) -> None:
+    pair = activate(session.install_dir, flow["label"])
+    ev = session.evidence
+    key = crypto.load_private_key_file(Path(flow["key_path"]), session.key_passphrase)
+    old_id = ev.certificate_id
+    # The onboarding evidence follows the pair in use, so status, doctor and check describe it.
+    ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = flow["key_path"], crypto.public_key_id(key), flow["csr_pem"], flow["cn"]
+    ev.certificate_id, ev.certificate_pem, ev.fingerprint = flow["certificate_id"], flow["certificate_pem"], flow["fingerprint"]
+    cert_mode, key_mode, dir_mode = pair.modes()
+    ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
+    ev.install_probe_fingerprint = pair.fingerprint
+    session.state.certificates.setdefault(flow["certificate_id"], {}).update({"installed": True, "label": flow["label"]})
+    if old_id:
+        session.state.certificates.setdefault(old_id, {})["current"] = False
+    session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
+
+
+# ---------------------------------------------------------------- doctor and check
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: str  # ok | warning | critical | error
+    summary: str
+    next_step: str = ""
+
+
+DoctorCheck = Callable[[Session, "ProfileStatus | None"], Awaitable[list[Finding]]]
+
+
+async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[Finding]:
+    out = []
+    ev = session.evidence
+    backend = ev.secret_backend_name or "none chosen"
+    out.append(Finding("secret backend", "ok" if ev.secret_backend else "warning", f"API key kept in: {backend}.",
+                       "" if ev.secret_backend else "Run the wizard's Credentials step."))
+    pair = current_pair(session.install_dir)
+    if pair is None:
+        out.append(Finding("install", "critical", "No certificate is installed here.", "Run the wizard (Install step)."))
+        return out
+    try:
+        verify_private_files(pair)
+        out.append(Finding("file modes", "ok", "Key file 600 in a 700 folder."))
+    except CryptoError as error:
+        out.append(Finding("file modes", "critical", error.message, error.hint))
+    try:
+        key = crypto.load_private_key_file(pair.key_path, session.key_passphrase)
+        cert = crypto.load_certificate(pair.cert_path.read_bytes())
+        crypto.verify_cert_matches_key(cert, key)
+        out.append(Finding("key match", "ok", "Installed certificate and key belong together."))
+    except CryptoError as error:
+        out.append(Finding("key match", "critical", error.message, error.hint))
+        return out
+    out.append(_expiry_finding(cert.not_valid_after_utc, session.clock(), 60, 14))
+    expected_cn = ev.cn or (rules.default_cn(ev.account_id) if ev.account_id else None)
+    cn = crypto.certificate_cn(cert)
+    out.append(Finding("CN", "ok" if cn == expected_cn else "warning", f"Certificate CN is {cn}.",
+                       "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}."))
+    return out
+
+
+async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
+    if status is None:
+        return []
+    out = []
+    skew = status.clock_skew_seconds
+    if skew is not None:
+        bad = abs(skew) > 120
+        out.append(Finding("clock", "warning" if bad else "ok", f"Clock differs from Klarna's by {skew:+.0f} s.",
+                           "Fix this machine's clock (NTP)." if bad else ""))
+    out.append(Finding("TLS", "ok", f"Negotiated {status.tls_version or 'TLS'} with Klarna; reachable."))
+    verdict = status.verification or "UNKNOWN"
+    diagnosis = diagnose(verdict)
+    out.append(Finding("verification", "ok" if verdict == "VALID" else "critical",
+                       f"{verdict}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])))
+    mode = status.enforcement_mode or "UNKNOWN"
+    note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
+    out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
+    slots = status.slots_used
+    out.append(Finding("slots", "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
+                       f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
+                       "Revoke certificates you no longer use." if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else ""))
+    return out
+
+
+# Extension point: further doctor checks (e.g. API-key hygiene) append themselves here.
+DOCTOR_CHECKS: list[DoctorCheck] = [_doctor_local, _doctor_remote]
+
+
+async def run_doctor(session: Session) -> list[Finding]:
+    status = None
+    findings: list[Finding] = []
+    try:
+        status = await gather_status(session)
+    except TransportError as error:
+        findings.append(Finding("reachability", "error", error.message, error.hint))
+    except ApiError as error:
+        findings.append(Finding("reachability", "error", str(error), error.hint))
+    for check in DOCTOR_CHECKS:
+        findings.extend(await check(session, status))
+    return findings
+
+
+def _expiry_finding(not_after: datetime, now: datetime, warn_days: int, critical_days: int) -> Finding:
+    days = (not_after - now).days
+    if not_after <= now:
+        return Finding("expiry", "critical", f"The certificate expired on {not_after:%Y-%m-%d}.", "Rotate now: klarna-mtls rotate")
+    if days <= critical_days:
+        return Finding("expiry", "critical", f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).", "Rotate now: klarna-mtls rotate")
+    if days <= warn_days:
+        return Finding("expiry", "warning", f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).", "Plan a rotation: klarna-mtls rotate")
+    return Finding("expiry", "ok", f"The certificate is valid for {days} more days ({not_after:%Y-%m-%d}).")
+
+
+async def check(session: Session, warn_days: int, critical_days: int) -> tuple[int, list[Finding]]:
+    """For cron: expiry of the installed certificate and its verification status."""
+    if critical_days > warn_days:
+        raise InputError("--critical-days must not exceed --warn-days.")
+    pair = current_pair(session.install_dir)
+    if pair is None:
+        findings = [Finding("install", "critical", "No certificate is installed here.", "Run klarna-mtls onboard.")]
+        return EXIT_CRITICAL, findings
+    cert = crypto.load_certificate(pair.cert_path.read_bytes())
+    findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
+    observation: Observation = await session.observe()
+    verdict = observation.status
+    findings.append(Finding("verification", "ok" if verdict == "VALID" else "critical",
+                            f"Klarna sees the installed certificate as {verdict}.",
+                            " ".join(diagnose(verdict).next_steps[:1])))
+    return worst(findings), findings
+
+
+def worst(findings: list[Finding]) -> int:
+    return max((SEVERITY_EXIT[f.severity] for f in findings), default=EXIT_OK)
+
+
+# ---------------------------------------------------------------- support bundle
+def support_bundle(session: Session) -> dict:
+    """What Klarna support or a colleague needs; never a secret."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    pair = current_pair(session.install_dir)
+    certificate = None
+    if pair is not None:
+        cert = crypto.load_certificate(pair.cert_path.read_bytes())
+        certificate = {"fingerprint": pair.fingerprint, "cn": crypto.certificate_cn(cert),
+                       "not_after": rules.format_utc(cert.not_valid_after_utc), "label": pair.label}
+    ev = session.evidence
+    return {
+        "profile": session.profile,
+        "environment": ev.environment,
+        "account_id": ev.account_id,
+        "stage": session.model.stage.value,
+        "api_key": ev.api_key_masked,
+        "secret_backend": ev.secret_backend_name,
+        "installed_certificate": certificate,
+        "certificates": {cid: {k: v for k, v in info.items() if k != "label"} for cid, info in session.state.certificates.items()},
+        "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
+        "status_history": session.state.status_history[-50:],
+        "versions": {"klarna-mtls": __version__, "python": platform.python_version(),
+                     "cryptography": version("cryptography"), "httpx": version("httpx"),
+                     "textual": version("textual"), "keyring": version("keyring")},
+        "paths": {"install_dir": str(session.install_dir), "journal": str(session.journal.path),
+                  "audit_log": str(session.audit.path)},
+    }
+
+
+def write_support_bundle(session: Session, out: Path) -> Path:
+    import json
+
+    ensure_private_dir(out.parent)
+    write_private(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode())
+    return out
