@@ -53,6 +53,8 @@ class WizardApp(App):
         autostart_polling: bool = True,
         enforce_watch_attempts: int = 200,
         store_choices: Callable | None = None,
+        status_loader: Callable | None = None,
+        doctor: Callable | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -61,16 +63,41 @@ class WizardApp(App):
         self.autostart_polling = autostart_polling
         self.enforce_watch_attempts = enforce_watch_attempts
         self._store_choices = store_choices
+        self._status_loader = status_loader
+        self._doctor = doctor
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
         ev = self.session.evidence
+        self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
-            self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
+            self.unlock_from_store()
+            if self.session.model.stage is Stage.DONE:
+                self.show_dashboard()
+                return
             self.show_stage()
             self.notify(f"Resumed at {self.session.model.stage.value.replace('_', ' ').title()}.")
-        else:
-            self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
+
+    def unlock_from_store(self) -> None:
+        """A resumed run loads the API key from the store the user chose (keyring calls block:
+        a thread worker)."""
+        kind = self.session.evidence.secret_backend
+        if self.session.unlocked or kind not in ("keyring", "sandbox", "env"):
+            return
+
+        def load() -> None:
+            key = self.open_store(kind, None).get(self.session.profile)
+            if key:
+                self.session.unlock(key)
+            else:
+                self.call_from_thread(self.notify, "Enter your API key again on the Credentials step.", severity="warning")
+
+        self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+
+    def show_dashboard(self) -> None:
+        from .dashboard import DashboardScreen
+
+        self.push_screen(DashboardScreen(self.session))
 
     def show_stage(self) -> None:
         stage = self.session.model.stage
@@ -99,6 +126,9 @@ class WizardApp(App):
         self.push_screen(ErrorModal(error))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_state(event)
+
+    def report_worker_state(self, event: Worker.StateChanged) -> None:
         """The one place worker failures become an error modal; the app never exits on them."""
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
@@ -133,6 +163,16 @@ class WizardApp(App):
         from wizard import secrets
 
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
+
+    async def load_status(self, session: Session):
+        from wizard import lifecycle
+
+        return await (self._status_loader or lifecycle.gather_status)(session)
+
+    async def run_doctor(self, session: Session):
+        from wizard import lifecycle
+
+        return await (self._doctor or lifecycle.run_doctor)(session)
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"

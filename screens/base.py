@@ -11,12 +11,20 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
+from textual.worker import Worker
 
 from wizard.flow import Session
 from wizard.model import Stage
 
 
-class StageScreen(Screen):
+class ReportsWorkerErrors:
+    """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.app.report_worker_state(event)
+
+
+class StageScreen(ReportsWorkerErrors, Screen):
     """Base for the six stage screens. Subclasses implement ``compose_body``."""
 
     STAGE: Stage

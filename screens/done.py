@@ -13,7 +13,7 @@ from wizard.flow import Session
 
 
 class DoneScreen(Screen):
-    BINDINGS = [Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("d", "dashboard", "Dashboard"), Binding("q", "app.quit", "Quit")]
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -40,3 +40,6 @@ class DoneScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.update_header()
+
+    def action_dashboard(self) -> None:
+        self.app.show_dashboard()

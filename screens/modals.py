@@ -69,3 +69,76 @@ class ConfirmModal(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class TypedConfirmModal(ModalScreen["str | None"]):
+    """Live profiles: the user types the fingerprint suffix to confirm a destructive action."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, consequence: str, expected: str) -> None:
+        super().__init__()
+        self.title_text, self.consequence, self.expected = title, consequence, expected
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical(id="confirm-box", classes="modal-box"):
+            yield Static(self.title_text, classes="modal-title")
+            yield Static(self.consequence)
+            yield Static("Type the fingerprint suffix shown in the table to confirm:")
+            yield Input(id="typed")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Confirm", id="confirm", variant="error", disabled=True)
+
+    def on_input_changed(self, event) -> None:
+        self.query_one("#confirm", Button).disabled = event.value.strip().upper() != self.expected.upper()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.expected if event.button.id == "confirm" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EnforceModal(ModalScreen["str | None"]):
+    """Choose NOW or a time, validated live by Klarna's rules, and see the consequence."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical(id="confirm-box", classes="modal-box"):
+            yield Static("Enforce mTLS", classes="modal-title")
+            yield Static("Every call without a valid client certificate will be refused from this time on.")
+            yield Input(value="NOW", id="when-input")
+            yield Static("", id="when")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Enforce", id="confirm", variant="warning")
+
+    def on_input_changed(self, event) -> None:
+        from wizard.errors import InputError
+        from wizard.rules import parse_enforced_from
+
+        try:
+            value = parse_enforced_from(event.value, now=self.clock())
+            self.query_one("#when", Static).update(f"Enforcement from {value} (UTC).")
+            self.query_one("#confirm", Button).disabled = False
+        except InputError as error:
+            self.query_one("#when", Static).update(f"✗ {error.message}")
+            self.query_one("#confirm", Button).disabled = True
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        from textual.widgets import Input
+
+        self.dismiss(self.query_one("#when-input", Input).value.strip() if event.button.id == "confirm" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -3,7 +3,7 @@ random, no clock, host name or port reaches the picture."""
 
 from __future__ import annotations
 
-from evidence import INSTALL, evidence_through, fixed_clock
+from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 from screens.app import WizardApp
 from wizard.flow import Session
 from wizard.model import Evidence, Stage
@@ -18,6 +18,7 @@ def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | No
     session.state.settings.update({"install_dir": INSTALL})
     if stage is not Stage.CREDENTIALS or evidence is not None:
         session.save()
+    session.unlock("klarna_test_api_" + "0" * 32)  # a resumed run would load it from the store
 
     def choices():
         return [
@@ -30,3 +31,50 @@ def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | No
         ]
 
     return WizardApp(session, autostart_polling=False, store_choices=choices)
+
+
+def fixed_status():
+    from wizard.lifecycle import CertificateRow, ProfileStatus
+
+    def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
+        return CertificateRow(
+            credential_id=f"krn:partner:global:account:credential:client-certificate:SNAP000{n}",
+            cn="LYABCDEI", fingerprint=f"AB:CD:{n:02d}", fingerprint_suffix=f"1A2B3C{n:02d}",
+            created_at="2026-01-01T00:00:00Z", expires_at="2029-01-01T00:00:00Z", days_left=days,
+            status=status, installed_here=installed, current=current,
+            last_seen_valid="2026-12-01T08:59:00Z" if installed else None,
+            lifetime_elapsed=elapsed, in_renewal_window=renew)
+
+    return ProfileStatus(
+        profile="snap", environment="test", account_id=ACCOUNT, stage="DONE",
+        certificates=[row(1, "ACTIVE", elapsed=0.97, days=30, renew=True, installed=True),
+                      row(2, "ACTIVE", current=True, installed=True), row(3, "REVOKED", elapsed=0.5, days=500)],
+        enforcement_mode="ENFORCED", enforced_from="2026-12-01T09:00:00Z", slots_used=2,
+        secret_backend="OS keyring (Memory)", verification="VALID")
+
+
+def fixed_findings():
+    from wizard.lifecycle import Finding
+
+    return [
+        Finding("secret backend", "ok", "API key kept in: OS keyring (Memory)."),
+        Finding("file modes", "critical", "The private key /srv/klarna-mtls/certs/current/private-key.pem is readable by others (mode 644).",
+                "Run: chmod 600 /srv/klarna-mtls/certs/current/private-key.pem"),
+        Finding("expiry", "warning", "The certificate expires in 30 days (2026-12-31).", "Plan a rotation: klarna-mtls rotate"),
+        Finding("verification", "critical", "NOT_PRESENT: The request reached Klarna without any client certificate.",
+                "Point your HTTP client at both files: the certificate and the private key."),
+        Finding("enforcement", "ok", "Enforcement: ENFORCED from 2026-12-01T09:00:00Z."),
+    ]
+
+
+def dashboard_app() -> WizardApp:
+    app = snapshot_app(Stage.DONE)
+
+    async def status(session):
+        return fixed_status()
+
+    async def doctor(session):
+        return fixed_findings()
+
+    app._status_loader, app._doctor = status, doctor
+    return app

@@ -13,8 +13,9 @@ SIZE = (80, 24)
 
 
 async def _settle(pilot):
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    for _ in range(3):  # screens pushed on mount start their workers a tick later
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
 
@@ -54,7 +55,15 @@ def test_stage_complete(snap_compare, stage):
 
 
 def test_done(snap_compare):
-    assert snap_compare(snapshot_app(Stage.DONE), terminal_size=SIZE, run_before=_continue)
+    from screens.done import DoneScreen
+    from snapshot_apps import dashboard_app
+
+    async def done(pilot):
+        await _settle(pilot)
+        await pilot.app.push_screen(DoneScreen(pilot.app.session))
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=done)
 
 
 def test_credentials_without_keyring(snap_compare):
@@ -122,3 +131,56 @@ def test_error_modal_api_error(snap_compare):
         assert isinstance(pilot.app.screen, ErrorModal)
 
     assert snap_compare(snapshot_app(Stage.ISSUE), terminal_size=SIZE, run_before=failed)
+
+
+def test_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    assert snap_compare(dashboard_app(), terminal_size=(120, 30), run_before=_settle)
+
+
+def test_dashboard_revoke_refused(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def refuse(pilot):
+        await _settle(pilot)
+        table = pilot.app.screen.query_one("DataTable")
+        table.move_cursor(row=1)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=(120, 30), run_before=refuse)
+
+
+def test_rotate_screen(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def open_rotate(pilot):
+        await _settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_rotate)
+
+
+def test_doctor_screen(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def open_doctor(pilot):
+        await _settle(pilot)
+        await pilot.press("d")
+        await _settle(pilot)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_doctor)
+
+
+def test_enforce_modal_from_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def open_enforce(pilot):
+        await _settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_enforce)

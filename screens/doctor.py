@@ -1,0 +1,48 @@
+"""Doctor: each finding in plain words with what to do next."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from wizard.flow import Session
+
+from .base import ReportsWorkerErrors
+
+MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
+
+
+class DoctorScreen(ReportsWorkerErrors, Screen[None]):
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "run", "Run again")]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="body"):
+            yield Static("Doctor", classes="heading")
+            yield Static("Checking…", id="findings")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_run()
+
+    def action_run(self) -> None:
+        async def run() -> None:
+            findings = await self.app.run_doctor(self.session)
+            lines = []
+            for f in findings:
+                lines.append(f"{MARKS[f.severity]} {f.check}: {f.summary}")
+                if f.next_step:
+                    lines.append(f"    → {f.next_step}")
+            self.query_one("#findings", Static).update("\n".join(lines))
+
+        self.run_worker(run(), group="doctor", exclusive=True, exit_on_error=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

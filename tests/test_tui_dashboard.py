@@ -1,0 +1,78 @@
+"""Pilot tests for the dashboard, rotation, the revocation refusal and the doctor, on the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from screens.app import make_app
+from screens.modals import ConfirmModal, ErrorModal
+
+pytestmark = pytest.mark.e2e
+SIZE = (120, 40)
+
+
+async def settle(app, pilot):
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_dashboard_rotate_and_retire(onboard, sandbox):
+    first = await asyncio.to_thread(onboard, enforce_at="NOW")
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "DashboardScreen"
+        assert "ENFORCED" in str(app.screen.query_one("#summary").content)
+        await pilot.press("o")
+        await settle(app, pilot)
+        await pilot.click("#start")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmModal)  # offer to retire the old certificate
+        await pilot.click("#confirm")
+        await settle(app, pilot)
+        steps = str(app.screen.query_one("#steps").content)
+        assert steps.count("✓") == 5
+        await pilot.press("escape")
+        await settle(app, pilot)
+        states = {c.credential_id: c.status for c in app.screen.status.certificates}
+        assert states[first["certificate_id"]] == "REVOKED"
+        assert app.screen.status.verification == "VALID"
+
+
+async def test_revoking_the_current_certificate_is_refused_with_the_reason(onboard, sandbox):
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("v")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal)
+        assert app.screen.title_text == "Refused for your safety"
+        assert "installed and in use here" in app.screen.body_text
+
+
+async def test_doctor_screen_lists_findings(onboard, sandbox):
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        text = str(app.screen.query_one("#findings").content)
+        assert "✓ verification: VALID" in text and "file modes" in text
+
+
+async def test_enforcement_can_be_removed_from_the_dashboard(onboard, sandbox):
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("u")
+        await settle(app, pilot)
+        await pilot.click("#confirm")
+        await settle(app, pilot)
+        assert "Enforcement: REPORTING" in str(app.screen.query_one("#summary").content)
