@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli_onboard",
     "wizard.cli_sandbox",
     "wizard.cli_manage",
+    "wizard.cli_keys",
 ]
 
 

@@ -410,6 +410,8 @@ DOCTOR_CHECKS: list[DoctorCheck] = [_doctor_local, _doctor_remote]
 
 
 async def run_doctor(session: Session) -> list[Finding]:
+    from . import keys  # noqa: F401 - registers the API-key hygiene checks
+
     status = None
     findings: list[Finding] = []
     try:
