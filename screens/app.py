@@ -55,6 +55,7 @@ class WizardApp(App):
         store_choices: Callable | None = None,
         status_loader: Callable | None = None,
         doctor: Callable | None = None,
+        keys_loader: Callable | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -65,6 +66,7 @@ class WizardApp(App):
         self._store_choices = store_choices
         self._status_loader = status_loader
         self._doctor = doctor
+        self._keys_loader = keys_loader
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
@@ -173,6 +175,11 @@ class WizardApp(App):
         from wizard import lifecycle
 
         return await (self._doctor or lifecycle.run_doctor)(session)
+
+    async def load_keys(self, session: Session):
+        from wizard import keys
+
+        return await (self._keys_loader or keys.list_keys)(session)
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"

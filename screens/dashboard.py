@@ -40,6 +40,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         Binding("e", "enforce", "Enforce"),
         Binding("u", "unenforce", "Remove enforcement"),
         Binding("d", "doctor", "Doctor"),
+        Binding("k", "keys", "API keys"),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -124,6 +125,11 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         from .rotate import RotateScreen
 
         self.app.push_screen(RotateScreen(self.session), lambda _: self.action_refresh())
+
+    def action_keys(self) -> None:
+        from .keys import KeysScreen
+
+        self.app.push_screen(KeysScreen(self.session))
 
     def action_doctor(self) -> None:
         from .doctor import DoctorScreen

@@ -78,3 +78,26 @@ def dashboard_app() -> WizardApp:
 
     app._status_loader, app._doctor = status, doctor
     return app
+
+
+def fixed_keys():
+    from wizard.keys import KeyRow
+
+    return [
+        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00001", "Initial API key", "ACTIVE",
+               "2026-01-01T00:00:00Z", "2026-12-01T08:00:00Z", "klarna_test_api_…a1b2", True, True),
+        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00002", "checkout eu", "ACTIVE",
+               "2026-06-01T00:00:00Z", None, "klarna_test_api_…c3d4", False, False),
+        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00003", "", "DISABLED",
+               "2026-02-01T00:00:00Z", None, "klarna_test_api_…e5f6", False, False),
+    ]
+
+
+def keys_app() -> WizardApp:
+    app = dashboard_app()
+
+    async def load(session):
+        return fixed_keys()
+
+    app._keys_loader = load
+    return app

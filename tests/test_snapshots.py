@@ -184,3 +184,28 @@ def test_enforce_modal_from_dashboard(snap_compare):
         await pilot.pause()
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_enforce)
+
+
+def test_keys_screen(snap_compare):
+    from snapshot_apps import keys_app
+
+    async def open_keys(pilot):
+        await _settle(pilot)
+        await pilot.press("k")
+        await _settle(pilot)
+
+    assert snap_compare(keys_app(), terminal_size=SIZE, run_before=open_keys)
+
+
+def test_keys_screen_disable_refused(snap_compare):
+    from snapshot_apps import keys_app
+
+    async def refuse(pilot):
+        await _settle(pilot)
+        await pilot.press("k")
+        await _settle(pilot)
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(keys_app(), terminal_size=SIZE, run_before=refuse)

@@ -76,3 +76,27 @@ async def test_enforcement_can_be_removed_from_the_dashboard(onboard, sandbox):
         await pilot.click("#confirm")
         await settle(app, pilot)
         assert "Enforcement: REPORTING" in str(app.screen.query_one("#summary").content)
+
+
+async def test_keys_screen_create_refuse_and_rotate(onboard, sandbox, memory_keyring):
+    from screens.keys import SecretOnceModal
+
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("k")
+        await settle(app, pilot)
+        screen = app.screen
+        assert "runs on the initial key" in str(screen.query_one("#note").content)
+        await pilot.press("ctrl+d")  # the selected first row is the tool's own key: refused
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal) and "without a working key" in app.screen.body_text
+        await pilot.press("escape")
+        screen.query_one("#description").value = "checkout eu"
+        await pilot.click("#create")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SecretOnceModal)
+        await pilot.click("#close")
+        await settle(app, pilot)
+        assert len(screen.rows) == 2

@@ -37,7 +37,9 @@ class VerificationStatus(str, Enum):
     @classmethod
     def parse(cls, header: str | None) -> "VerificationStatus":
         """Read the first value of a possibly duplicated header (``VALID, VALID``)."""
-        if not header:
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
+        if not header or not isinstance(header, str):
             return cls.UNKNOWN
         first = header.split(",")[0].strip().upper()
         try:

@@ -1,0 +1,155 @@
+"""Credentials: the account's API keys, one per service; create, disable (guarded) and rotate the
+key this tool uses."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.validation import Function
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+
+from wizard import keys, rules
+from wizard.errors import InputError, InterlockRefused
+from wizard.flow import Session
+
+from .base import ReportsWorkerErrors
+
+
+def _valid_description(text: str) -> bool:
+    try:
+        rules.verify_description(text)
+    except InputError:
+        return False
+    return bool(text.strip())
+
+
+class SecretOnceModal(ModalScreen[bool]):
+    """Klarna shows a new key once: show it here, and keep it only if the user asks."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, masked: str, secret) -> None:
+        super().__init__()
+        self.masked, self.secret = masked, secret
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-box", id="confirm-box"):
+            yield Static("New API key: shown once", classes="modal-title")
+            yield Static(self.secret.reveal(), id="secret")
+            yield Static("Copy it now, or keep it in the secret store. It is not written anywhere else.")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep in secret store", id="store", variant="success")
+                yield Button("Close", id="close")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "store")
+
+    def action_close(self) -> None:
+        self.dismiss(False)
+
+
+class KeysScreen(ReportsWorkerErrors, Screen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("f5", "refresh", "Refresh"),
+        Binding("ctrl+d", "disable", "Disable selected"),
+        Binding("ctrl+r", "rotate", "Rotate tool's key"),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.rows: list[keys.KeyRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="body"):
+            yield Static("API keys: one per service", classes="heading")
+            yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="note")
+            yield Input(placeholder="service name for a new key, e.g. checkout-eu", id="description",
+                        validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")])
+            with Horizontal(classes="actions"):
+                yield Button("Create key", id="create", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("id", "description", "key", "state", "created", "tool")
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        async def load() -> None:
+            self.show(await self.app.load_keys(self.session))
+
+        self.run_worker(load(), group="keys", exclusive=True, exit_on_error=False)
+
+    def show(self, rows: list[keys.KeyRow]) -> None:
+        self.rows = rows
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in rows:
+            table.add_row("…" + r.credential_id[-12:], r.description or "(none)", r.masked, r.status,
+                          (r.created_at or "")[:10], "in use" if r.used_by_tool else "", key=r.credential_id)
+        initial = any(r.used_by_tool and r.is_initial for r in rows)
+        self.query_one("#note", Static).update(
+            "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own." if initial else "")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "create":
+            description = self.query_one("#description", Input).value.strip()
+            if not _valid_description(description):
+                self.app.show_error(InputError("Describe the service the key is for.",
+                                               hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
+                return
+            self.run_worker(self.create(description), group="keys", exclusive=True, exit_on_error=False)
+
+    async def create(self, description: str) -> None:
+        row, secret = await keys.create_key(self.session, description)
+        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
+
+        def answered(keep: bool | None) -> None:
+            if keep:
+                store.set(f"{self.session.profile}#key:{row.credential_id}", secret.reveal())
+                self.notify(f"Kept in {store.display_name}.")
+            self.action_refresh()
+
+        self.app.push_screen(SecretOnceModal(row.masked, secret), answered)
+
+    def selected(self) -> keys.KeyRow | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return next((r for r in self.rows if r.credential_id == key), None)
+
+    def action_disable(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        if row.used_by_tool:
+            self.app.show_error(InterlockRefused(
+                "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
+                hint="Rotate the tool's key first (ctrl+r).",
+            ))
+            return
+
+        async def disable() -> None:
+            await keys.disable_key(self.session, row.credential_id)
+            self.action_refresh()
+
+        self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False)
+
+    def action_rotate(self) -> None:
+        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
+
+        async def rotate() -> None:
+            await keys.rotate_tool_key(self.session, store)
+            self.notify("The tool now uses its own new key; the old one is disabled.")
+            self.action_refresh()
+
+        self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
