@@ -190,12 +190,14 @@ class Session:
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
         overrides the session's key (key rotation proves a new key before switching)."""
         from .api import KlarnaClient, make_http_client
-        from .install import current_pair
+        from .install import current_pair, verify_private_files
 
         if pair is None and with_certificate is not False:
             pair = current_pair(self.install_dir)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
+        if pair is not None:
+            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
         http = make_http_client(
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,

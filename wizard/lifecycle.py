@@ -416,9 +416,9 @@ async def run_doctor(session: Session) -> list[Finding]:
     findings: list[Finding] = []
     try:
         status = await gather_status(session)
-    except TransportError as error:
-        findings.append(Finding("reachability", "error", error.message, error.hint))
-    except ApiError as error:
+    except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
+        findings.append(Finding("remote checks", "critical", f"Skipped: {error.message}", error.hint))
+    except (TransportError, ApiError) as error:
         findings.append(Finding("reachability", "error", str(error), error.hint))
     for check in DOCTOR_CHECKS:
         findings.extend(await check(session, status))
