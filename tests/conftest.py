@@ -80,3 +80,20 @@ def cli(capsys):
         return code, (json.loads(out[-1]) if out else None)
 
     return run
+
+
+# Figures produced by the robustness tests, printed at the end of every run (README cites them).
+FIGURES: dict[str, list] = {}
+
+
+def record_figure(name: str, passed: int, total: int) -> None:
+    entry = FIGURES.setdefault(name, [0, 0])
+    entry[0] += passed
+    entry[1] += total
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "robustness figures")
+        for name, (passed, total) in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {passed}/{total}")

@@ -404,8 +404,10 @@ class KlarnaClient:
             try:
                 return await self.create_certificate(csr_pem, description, idempotency_key)
             except ApiError as exc:
-                if exc.status < 500 and exc.status != 429:
-                    raise  # a definite answer: nothing was created
+                # A 4xx is a definite "no". A 2xx we could not read (malformed body) is not: the
+                # certificate may exist, so it is reconciled like a 5xx or a lost answer.
+                if 400 <= exc.status < 500 and exc.status != 429:
+                    raise
                 last_error = exc
             except TransportError as exc:
                 if isinstance(exc, HandshakeRejected) or exc.title in ("Untrusted server", "TLS too old"):

@@ -1,4 +1,8 @@
-"""`klarna-mtls keys …`: per-service API keys and rotation of the key this tool uses."""
+"""`klarna-mtls keys …`: per-service API keys and rotation of the key this tool uses.
+
+`keys create` keeps the new secret in the profile's secret store as ``<profile>#key:<credential_id>``
+(``--store``, the default), or prints it on standard output only with ``--show-secret-once``.
+Exit codes as elsewhere: 0 ok, 1 warning, 2 critical, 3 error (a refused interlock is an error)."""
 
 from __future__ import annotations
 
@@ -8,82 +12,117 @@ import os
 from dataclasses import asdict
 
 from . import keys
-from .cli import EXIT_OK, add_common, emit, progress
+from .cli import EXIT_OK, EXIT_WARNING, add_common, emit, progress
 from .cli_onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 from .errors import InputError
 
 
 def register(sub) -> None:
     group = sub.add_parser("keys", help="API keys: one per service").add_subparsers(dest="keys_command", required=True)
-    p = group.add_parser("list", help="the account's API keys (masked)")
+    p = group.add_parser("list", help="the account's API keys (masked); * marks the one this tool uses")
     add_common(p)
     p.set_defaults(handler=cmd_list)
+
     p = group.add_parser("create", help="create a key for a named service")
     add_common(p)
     p.add_argument("--description", required=True, help="the service that will use the key")
-    p.add_argument("--show-secret-once", action="store_true",
-                   help="print the new secret on standard output (instead of the secret store)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store", action="store_true",
+                       help="keep the secret in the profile's secret store as <profile>#key:<id> (default)")
+    where.add_argument("--show-secret-once", action="store_true",
+                       help="print the new secret on standard output instead (Klarna shows it only once)")
     p.set_defaults(handler=cmd_create)
+
+    p = group.add_parser("describe", help="change a key's description")
+    add_common(p)
+    p.add_argument("credential_id")
+    p.add_argument("--description", required=True)
+    p.set_defaults(handler=cmd_describe)
+
     p = group.add_parser("disable", help="disable a key (refused for the key this tool uses)")
     add_common(p)
     p.add_argument("credential_id")
     p.set_defaults(handler=cmd_disable)
-    p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first")
+
+    p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first (resumable)")
     add_common(p)
-    p.add_argument("--description", help="description of the tool's new key")
+    p.add_argument("--description", help="description of the tool's new key (default: klarna-mtls <profile>)")
     p.set_defaults(handler=cmd_rotate)
 
 
 def _store(session):
+    """The profile's own persistent store (the one the wizard put the key in)."""
     from . import secrets
 
     kind = session.evidence.secret_backend
     if kind not in ("keyring", "encrypted-file", "sandbox"):
         raise InputError(
-            f"The profile's key is not kept in a persistent store ({kind}).",
-            hint="Store it in the OS keyring or the encrypted file (the wizard's Credentials step).",
+            f"The profile's key is not kept in a persistent store ({kind or 'none'}).",
+            hint="Store it in the OS keyring or the encrypted file (the wizard's Credentials step), "
+                 "or use --show-secret-once.",
         )
     passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
     return secrets.open_store(kind, session.paths, passphrase=passphrase)
+
+
+def _line(row: keys.KeyRow) -> str:
+    mark = "*" if row.used_by_tool else " "
+    initial = " (initial)" if row.is_initial else ""
+    return (f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
+            f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     rows = asyncio.run(keys.list_keys(session))
     emit(args, {"ok": True, "keys": [asdict(r) for r in rows]},
-         "\n".join(f"{'*' if r.used_by_tool else ' '} {r.credential_id}  {r.masked}  {r.status:8} {r.description or '(no description)'}"
-                   for r in rows))
+         "\n".join([_line(r) for r in rows] + ["* = the key this tool uses"]))
     return EXIT_OK
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     store = None if args.show_secret_once else _store(session)
-    name = f"{session.profile}#key:{{id}}"
     row, secret = asyncio.run(keys.create_key(session, args.description, store=store))
     payload = {"ok": True, "key": asdict(row)}
     if args.show_secret_once:
-        payload["secret"] = secret.reveal()  # asked for explicitly; shown once, never stored
-        emit(args, payload, f"{row.credential_id}\n{secret.reveal()}\n(shown once: store it now)")
+        payload["secret"] = secret.reveal()  # asked for explicitly: the one place it is shown
+        emit(args, payload, f"created {row.credential_id}\n{secret.reveal()}\n"
+                            "(shown once and stored nowhere: keep it now)")
     else:
-        where = name.format(id=row.credential_id)
-        payload["stored_as"] = where
-        emit(args, payload, f"created {row.credential_id} ({row.masked}); secret kept in {store.display_name} as {where}")
+        payload["stored_as"] = keys.stored_name(session.profile, row.credential_id)
+        emit(args, payload, f"created {row.credential_id} ({row.masked}); "
+                            f"secret kept in {store.display_name} as {payload['stored_as']}")
+    return EXIT_OK
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    row = asyncio.run(keys.describe_key(session, args.credential_id, args.description))
+    emit(args, {"ok": True, "key": asdict(row)}, _line(row))
     return EXIT_OK
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
-    asyncio.run(keys.disable_key(session, args.credential_id))
-    emit(args, {"ok": True, "disabled": args.credential_id}, f"disabled {args.credential_id}")
+    row = asyncio.run(keys.disable_key(session, args.credential_id))
+    emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
     return EXIT_OK
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     store = _store(session)
+    resumed = keys.rotation_state(session)
+    if resumed:
+        progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
     new_id = asyncio.run(keys.rotate_tool_key(session, store, description=args.description,
                                               on_step=lambda step: progress(args, f"keys rotate: {step}")))
-    emit(args, {"ok": True, "new_credential_id": new_id, "api_key": session.evidence.api_key_masked},
-         f"the tool now uses {new_id} ({session.evidence.api_key_masked}); the old key is disabled")
-    return EXIT_OK
+    rows = asyncio.run(keys.list_keys(session))
+    tool = next((r for r in rows if r.used_by_tool), None)
+    ok = tool is not None and tool.credential_id == new_id
+    emit(args, {"ok": ok, "new_credential_id": new_id, "api_key": session.evidence.api_key_masked,
+                "keys": [asdict(r) for r in rows]},
+         f"the tool now uses {new_id} ({session.evidence.api_key_masked}); the old key is disabled"
+         if ok else f"rotation finished but {new_id} is not listed as the tool's key: run keys list")
+    return EXIT_OK if ok else EXIT_WARNING

@@ -99,10 +99,13 @@ def verify_key_type(key: object) -> None:
 
 def public_key_id(key: object) -> str:
     """SHA-256 hex of the DER SubjectPublicKeyInfo: how we match keys, CSRs and certificates."""
-    public = key.public_key() if hasattr(key, "public_key") else key
-    der = public.public_bytes(  # type: ignore[union-attr]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    try:
+        public = key.public_key() if hasattr(key, "public_key") else key
+        der = public.public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception as exc:
+        raise CryptoError("The public key cannot be read; Klarna requires EC P-256.") from exc
     return hashlib.sha256(der).hexdigest()
 
 
@@ -121,10 +124,24 @@ def make_csr_pem(key: PrivateKey, cn: str) -> bytes:
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     try:
         if data.lstrip().startswith(b"-----"):
-            return x509.load_pem_x509_csr(data)
-        return x509.load_der_x509_csr(data)
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
     except Exception as exc:
         raise CryptoError("The CSR could not be read: it is malformed or truncated.") from exc
+    _readable_public_key(csr, "CSR")
+    return csr
+
+
+def _readable_public_key(obj: x509.Certificate | x509.CertificateSigningRequest, what: str) -> None:
+    """Refuse, at load time, a CSR or certificate whose public key cannot be decoded, so that no
+    later ``public_key()`` call raises a library error instead of a CryptoError."""
+    try:
+        obj.public_key()
+    except Exception as exc:
+        raise CryptoError(
+            f"The {what}'s public key is of an unknown or damaged type; Klarna requires EC P-256."
+        ) from exc
 
 
 def csr_problems(csr: x509.CertificateSigningRequest, expected_cn: str | None = None) -> list[str]:
@@ -151,11 +168,15 @@ def csr_problems(csr: x509.CertificateSigningRequest, expected_cn: str | None = 
         problems.append("The CSR may not request extensions.")
     if _csr_has_attributes(csr):
         problems.append("The CSR may not carry attributes.")
-    if not csr.is_signature_valid:
+    try:
+        signature_ok = csr.is_signature_valid
+        hash_algorithm = csr.signature_hash_algorithm
+    except Exception:  # an unknown signature algorithm OID
+        problems.append("The CSR's signature algorithm is not supported; it must be ECDSA with SHA-256.")
+        return problems
+    if not signature_ok:
         problems.append("The CSR's self-signature is not valid.")
-    if csr.signature_hash_algorithm is not None and not isinstance(
-        csr.signature_hash_algorithm, hashes.SHA256
-    ):
+    if hash_algorithm is not None and not isinstance(hash_algorithm, hashes.SHA256):
         problems.append("The CSR must be signed with SHA-256.")
     return problems
 
@@ -191,13 +212,16 @@ def load_certificate(data: bytes | str) -> x509.Certificate:
         raise CryptoError("The certificate is empty.")
     try:
         if data.lstrip().startswith(b"-----"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
     except Exception as exc:
         raise CryptoError(
             "The certificate could not be read: it is malformed or truncated.",
             hint="Use the PEM exactly as Klarna returned it.",
         ) from exc
+    _readable_public_key(cert, "certificate")
+    return cert
 
 
 def certificate_pem(cert: x509.Certificate) -> bytes:

@@ -2,12 +2,30 @@
 never leaves it without a working key; findings for the doctor.
 
 A new key's secret is shown by Klarna once. It goes only to the secret store (or, on explicit
-request, to standard output); never to the journal, the audit log, logs or exceptions."""
+request, to the caller as a ``SecretValue``); never to the journal, the audit log, logs or
+exceptions.
+
+Secret-store names (all under the profile, in the profile's own store):
+
+- ``<profile>``                    the key this tool uses;
+- ``<profile>#key:<credential_id>`` a key created for another service (``create_key(store=…)``);
+- ``<profile>#pending-api-key``     a rotation's new key, from creation until the switch;
+- ``<profile>#previous-api-key``    the replaced key, from the switch until it is disabled.
+
+Rotation (``rotate_tool_key``) is a small state machine persisted in
+``session.state.flows["key_rotation"]`` (ids, idempotency key and step only, never a secret):
+
+    create → prove → switch → disable_old → done
+
+At every point the store holds a working key under ``<profile>``: the old one until ``switch``
+(which happens only after the new key answered a live call), the proven new one after."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 from . import rules
 from .api import SecretValue
@@ -15,212 +33,396 @@ from .errors import ApiError, InterlockRefused, SecretStoreError, WizardError
 from .flow import Session
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
 
-PENDING = "#pending-api-key"  # secret-store entry of a rotation's new key, until the switch
-PREVIOUS = "#previous-api-key"  # the replaced key, kept until it is disabled
-GENERIC_DESCRIPTIONS = {"", "initial api key", "api key", "default", "test", "key"}
+PENDING = "#pending-api-key"
+PREVIOUS = "#previous-api-key"
+FLOW = "key_rotation"
+ROTATION_STEPS = ("create", "prove", "switch", "disable_old", "done")
+# Descriptions that name no service: a key described like this is likely shared or forgotten.
+GENERIC_DESCRIPTIONS = {"", "initial api key", "initial key", "api key", "apikey", "key", "default",
+                        "test", "main", "prod", "production", "shared", "all", "general"}
 
 
 @dataclass(frozen=True)
 class KeyRow:
+    """One API key as the UI shows it. Never holds the secret: ``masked`` is env + last 4."""
+
     credential_id: str
     description: str | None
-    status: str
+    status: str  # ACTIVE | DISABLED | UNKNOWN
     created_at: str | None
     last_used_at: str | None
     masked: str
     is_initial: bool
     used_by_tool: bool
 
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+@dataclass(frozen=True)
+class RotationState:
+    """Where an interrupted rotation stands, for a UI to offer "resume" (no secrets)."""
+
+    step: str
+    old_credential_id: str | None
+    new_credential_id: str | None
+    description: str
+
+
+def stored_name(profile: str, credential_id: str) -> str:
+    """The secret-store name under which ``create_key(store=…)`` keeps a service's key."""
+    return f"{profile}#key:{credential_id}"
+
+
+# ---------------------------------------------------------------- listing
+def _masked(session: Session, suffix: str | None) -> str:
+    env = rules.KEY_ENVIRONMENT.get(session.environment or "test", "test")
+    return f"klarna_{env}_api_…{suffix or '????'}"
+
 
 def _tool_suffix(session: Session) -> str | None:
-    key = session._api_key  # noqa: SLF001 - the session holds it in memory for this run
+    key = session._api_key  # noqa: SLF001 - the session holds it in memory for this run only
     return key[-4:] if key else None
 
 
+def _tool_ids(session: Session, infos) -> set[str]:
+    """Which listed key is this tool's: the recorded credential id when it is still active and
+    its suffix agrees with the key in hand; otherwise every active key ending like ours (several
+    matches all count as the tool's, so the disable interlock fails closed)."""
+    suffix = _tool_suffix(session)
+    known = session.settings.get("api_key_credential_id")
+    active = [i for i in infos if i.status == "ACTIVE"]
+    for info in active:
+        if info.credential_id == known and (suffix is None or info.key_suffix in (None, suffix)):
+            return {known}
+    return {i.credential_id for i in active if suffix and i.key_suffix == suffix}
+
+
 async def list_keys(session: Session) -> list[KeyRow]:
+    """The account's keys, masked, with the one this tool uses marked."""
     async with session.client() as klarna:
         answer = await klarna.list_api_keys()
-    suffix = _tool_suffix(session)
-    known_id = session.settings.get("api_key_credential_id")
-    rows = []
-    for info in answer.value:
-        used = info.status == "ACTIVE" and (info.credential_id == known_id or (not known_id and info.key_suffix == suffix))
-        env = rules.KEY_ENVIRONMENT.get(session.environment or "test", "test")
-        rows.append(KeyRow(info.credential_id, info.description, info.status, info.created_at, info.last_used_at,
-                           f"klarna_{env}_api_…{info.key_suffix or '????'}", info.is_initial, used))
-    tool = [r for r in rows if r.used_by_tool]
-    if len(tool) == 1 and not known_id:
-        session.settings["api_key_credential_id"] = tool[0].credential_id
+    return _rows(session, answer.value)
+
+
+def _rows(session: Session, infos, *, full_listing: bool = True) -> list[KeyRow]:
+    """Rows for ``infos``; from a full listing, a uniquely identified tool key is remembered."""
+    if full_listing:
+        tool = _tool_ids(session, infos)
+    else:
+        tool = {session.settings.get("api_key_credential_id")} & {i.credential_id for i in infos if i.status == "ACTIVE"}
+    if full_listing and len(tool) == 1 and session.settings.get("api_key_credential_id") not in tool:
+        session.settings["api_key_credential_id"] = next(iter(tool))
         session.save()
-    return rows
+    return [
+        KeyRow(i.credential_id, i.description, i.status, i.created_at, i.last_used_at,
+               _masked(session, i.key_suffix), i.is_initial, i.credential_id in tool)
+        for i in infos
+    ]
 
 
-async def create_key(session: Session, description: str, *, store=None, name: str | None = None) -> tuple[KeyRow, SecretValue]:
-    """Create a key for a named service. With ``store``, its secret is kept there under ``name``."""
-    rules.verify_description(description)
-    if not description.strip():
-        raise WizardError("Describe which service the key is for.", title="Description needed")
+# ---------------------------------------------------------------- create, describe, disable
+async def create_key(
+    session: Session, description: str, *, store=None, name: str | None = None
+) -> tuple[KeyRow, SecretValue]:
+    """Create a key for a named service. Its secret is returned once; with ``store`` it is also
+    kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
+    new key is disabled (its secret would otherwise be lost with the key left active)."""
+    _verify_service_description(description)
     async with session.client() as klarna:
         info = (await klarna.create_api_key(description, str(uuid.uuid4()))).value
     if info.secret is None:
-        raise ApiError("Klarna's answer held no key secret.", status=201)
+        raise ApiError("Klarna's answer held no key secret.", status=201,
+                       hint=f"Disable {info.credential_id} and create another key.")
+    stored_as = None
     if store is not None:
-        store.set(name or f"{session.profile}#key:{info.credential_id}", info.secret.reveal())
+        stored_as = name or stored_name(session.profile, info.credential_id)
+        try:
+            await asyncio.to_thread(store.set, stored_as, info.secret.reveal())
+        except SecretStoreError as error:
+            await _disable_quietly(session, info.credential_id)
+            raise SecretStoreError(
+                f"The new key could not be stored ({error.message}); it was disabled.",
+                hint="Fix the secret store, then create the key again.",
+            ) from None
     session.audit.record("api_key_created", credential_id=info.credential_id, description=description,
-                         stored=store is not None)
-    env = rules.api_key_environment(info.secret.reveal()) or "test"
+                         stored_as=stored_as)
     row = KeyRow(info.credential_id, info.description, info.status, info.created_at, None,
-                 f"klarna_{env}_api_…{info.secret.reveal()[-4:]}", False, False)
+                 rules.mask_key(info.secret.reveal()), False, False)
     return row, info.secret
 
 
-async def disable_key(session: Session, credential_id: str) -> None:
+async def describe_key(session: Session, credential_id: str, description: str) -> KeyRow:
+    """Change a key's description (e.g. to name the service that uses it)."""
+    _verify_service_description(description)
+    async with session.client() as klarna:
+        info = (await klarna.update_api_key(credential_id, description)).value
+    session.audit.record("api_key_described", credential_id=credential_id, description=description)
+    return _rows(session, [info], full_listing=False)[0]
+
+
+async def disable_key(session: Session, credential_id: str) -> KeyRow:
+    """Disable a key. The key this tool uses is refused: ``rotate_tool_key`` replaces it, and the
+    old key stops being the tool's only once its replacement is stored and proven live."""
     rows = await list_keys(session)
     target = next((r for r in rows if r.credential_id == credential_id), None)
     if target is None:
-        raise WizardError(f"No API key {credential_id} on this account.", title="Unknown key")
+        raise WizardError(f"No API key {credential_id} on this account.", title="Unknown key",
+                          hint="List the keys (keys list) and copy the id.")
     if target.used_by_tool:
         raise InterlockRefused(
             "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
             hint="Rotate the tool's key first (keys rotate): it stores and proves a replacement before disabling.",
         )
+    if target.status == "DISABLED":
+        return target
     async with session.client() as klarna:
-        await klarna.disable_api_key(credential_id)
+        answer = await klarna.disable_api_key(credential_id)
     session.audit.record("api_key_disabled", credential_id=credential_id)
+    if answer.value is not None:
+        return _rows(session, [answer.value], full_listing=False)[0]
+    return KeyRow(target.credential_id, target.description, "DISABLED", target.created_at,
+                  target.last_used_at, target.masked, target.is_initial, False)
 
 
-ROTATION_STEPS = ("create", "prove", "switch", "disable_old", "done")
+def _verify_service_description(description: str) -> None:
+    rules.verify_description(description)
+    if not description.strip():
+        raise WizardError("Describe which service the key is for.", title="Description needed",
+                          hint="E.g. 'checkout service eu'. Klarna allows letters, digits, spaces and - : ; . , _")
 
 
-async def rotate_tool_key(session: Session, store, *, description: str | None = None, on_step=None) -> str:
-    """create → store → prove with a live call → switch → disable the old. Resumable; at every
-    point either the old key or the proven new key is stored and working."""
-    if not store.persistent:
-        raise SecretStoreError("Rotating the tool's key needs a store that keeps keys (keyring or encrypted file).")
-    flow = session.state.flows.get("key_rotation")
+async def _disable_quietly(session: Session, credential_id: str) -> bool:
+    """Best effort, for keys whose secret we lost: a failure leaves a key that will expire
+    unused after 2 months, which is recorded in the audit log for the doctor to mention."""
+    try:
+        async with session.client() as klarna:
+            await klarna.disable_api_key(credential_id)
+    except WizardError as error:
+        session.audit.record("api_key_orphan_left_active", credential_id=credential_id, reason=error.title)
+        return False
+    session.audit.record("api_key_orphan_disabled", credential_id=credential_id)
+    return True
+
+
+# ---------------------------------------------------------------- rotation of the tool's key
+def rotation_state(session: Session) -> RotationState | None:
+    """The unfinished rotation, if any (a UI offers to resume it)."""
+    flow = session.state.flows.get(FLOW)
     if not flow or flow.get("step") == "done":
-        rows = await list_keys(session)
-        old = next((r for r in rows if r.used_by_tool), None)
-        flow = {"step": "create", "old_credential_id": old.credential_id if old else None,
-                "description": description or f"klarna-mtls {session.profile}"}
-        _save(session, flow)
+        return None
+    return RotationState(flow["step"], flow.get("old_credential_id"), flow.get("new_credential_id"),
+                         flow.get("description", ""))
+
+
+async def rotate_tool_key(
+    session: Session, store, *, description: str | None = None, on_step: Callable[[str], None] | None = None
+) -> str:
+    """create → store → prove with a live call → switch → disable the old. Resumable from the
+    journal at any step; returns the new key's credential id. ``store`` must be the profile's
+    persistent store (the one holding ``<profile>``)."""
+    if not getattr(store, "persistent", False):
+        raise SecretStoreError(
+            "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
+            hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",
+        )
+    flow = session.state.flows.get(FLOW)
+    if not flow or flow.get("step") == "done":
+        flow = await _start_rotation(session, store, description)
+    steps = {"create": _create_pending, "prove": _prove_pending, "switch": _switch, "disable_old": _disable_old}
     while flow["step"] != "done":
         step = flow["step"]
         if on_step:
             on_step(step)
-        if step == "create":
-            await _create_pending(session, store, flow)
-        elif step == "prove":
-            await _prove_pending(session, store, flow)
-        elif step == "switch":
-            _switch(session, store, flow)
-        elif step == "disable_old":
-            await _disable_old(session, store, flow)
+        await steps[step](session, store, flow)
         flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
         _save(session, flow)
-    session.audit.record("api_key_rotated", old=flow.get("old_credential_id"), new=flow.get("new_credential_id"))
+    session.audit.record("api_key_rotated", old=flow.get("old_credential_id"), new=flow["new_credential_id"])
     return flow["new_credential_id"]
 
 
+async def _start_rotation(session: Session, store, description: str | None) -> dict:
+    description = description or f"klarna-mtls {session.profile}"
+    _verify_service_description(description)
+    stored = await asyncio.to_thread(store.get, session.profile)
+    if not stored:
+        raise SecretStoreError(
+            f"The {store.display_name} holds no API key for profile '{session.profile}'.",
+            hint="Rotation replaces the stored key: store the current key first (the wizard's Credentials step).",
+        )
+    session.unlock(stored)  # rotate exactly the key the profile keeps, not an override
+    rows = await list_keys(session)
+    tool = [r for r in rows if r.used_by_tool]
+    if len(tool) != 1:
+        raise WizardError(
+            "Cannot tell which of the account's keys this tool uses, so the old key could not be disabled.",
+            title="Key not identified",
+            hint="Disable duplicates you recognise, or create a key for this tool and store it as the profile's key.",
+        )
+    flow = {"step": "create", "old_credential_id": tool[0].credential_id, "description": description,
+            "started_at": rules.format_utc(session.clock())}
+    _save(session, flow)
+    session.audit.record("api_key_rotation_started", old=tool[0].credential_id)
+    return flow
+
+
 def _save(session: Session, flow: dict) -> None:
-    session.state.flows["key_rotation"] = flow
+    session.state.flows[FLOW] = flow
     session.save()
 
 
 async def _create_pending(session: Session, store, flow: dict) -> None:
-    pending_name = session.profile + PENDING
-    if flow.get("new_credential_id") and store.get(pending_name):
-        return  # created and stored before an interruption
+    pending = session.profile + PENDING
     if flow.get("new_credential_id"):
-        # Created, but the secret was lost before it was stored (Klarna shows it once): abandon
-        # that key and create another. The old key was never touched, so the tool still works.
-        try:
-            async with session.client() as klarna:
-                await klarna.disable_api_key(flow["new_credential_id"])
-        except ApiError:
-            pass
-        session.audit.record("api_key_orphan_disabled", credential_id=flow["new_credential_id"])
-        flow.pop("new_credential_id")
+        if await asyncio.to_thread(store.get, pending):
+            return  # created and stored before an interruption
+        # Created, but the process died before the secret reached the store. Klarna shows a
+        # secret once, so that key is useless: disable it and create another. The old key was
+        # never touched, so the tool kept working throughout.
+        await _disable_quietly(session, flow.pop("new_credential_id"))
+        flow.pop("idempotency_key", None)
+        _save(session, flow)
+    if not flow.get("idempotency_key"):
+        flow["idempotency_key"] = str(uuid.uuid4())
+        _save(session, flow)  # journaled before sending: a lost answer is replayed, not duplicated
     async with session.client() as klarna:
-        info = (await klarna.create_api_key(flow["description"], str(uuid.uuid4()))).value
+        info = (await klarna.create_api_key(flow["description"], flow["idempotency_key"])).value
     flow["new_credential_id"] = info.credential_id
-    _save(session, flow)  # journaled before the secret is stored, so a crash here is detectable
-    store.set(pending_name, info.secret.reveal())
+    _save(session, flow)
+    if info.secret is None:  # e.g. Klarna's replay of an earlier answer omits the secret
+        await _disable_quietly(session, flow.pop("new_credential_id"))
+        flow.pop("idempotency_key")
+        _save(session, flow)
+        raise WizardError("Klarna's answer held no key secret; that key was disabled.",
+                          title="Key not received", hint="Run the rotation again: it creates another key.")
+    await asyncio.to_thread(store.set, pending, info.secret.reveal())
+    session.audit.record("api_key_rotation_created", credential_id=info.credential_id)
 
 
 async def _prove_pending(session: Session, store, flow: dict) -> None:
-    new_key = store.get(session.profile + PENDING)
+    new_key = await asyncio.to_thread(store.get, session.profile + PENDING)
     if not new_key:
-        flow["step"] = "create"
-        raise WizardError("The new key was not found in the secret store; run rotate again to recreate it.")
+        flow["step"] = "create"  # create again; the orphan is disabled there
+        _save(session, flow)
+        raise SecretStoreError("The new key is missing from the secret store.",
+                               hint="Run the rotation again: it disables that key and creates another.")
     async with session.client(api_key=new_key) as klarna:
-        await klarna.ping()
+        answer = await klarna.ping()
+    session.audit.record("api_key_rotation_proved", credential_id=flow["new_credential_id"],
+                         correlation_id=answer.correlation_id)
 
 
-def _switch(session: Session, store, flow: dict) -> None:
-    new_key = store.get(session.profile + PENDING)
-    old_key = store.get(session.profile)
-    if new_key is None:
-        return  # already switched before an interruption
-    if old_key and old_key != new_key:
-        store.set(session.profile + PREVIOUS, old_key)
-    store.set(session.profile, new_key)
-    store.delete(session.profile + PENDING)
+async def _switch(session: Session, store, flow: dict) -> None:
+    profile = session.profile
+    new_key = await asyncio.to_thread(store.get, profile + PENDING)
+    if new_key:
+        old_key = await asyncio.to_thread(store.get, profile)
+        if old_key and old_key != new_key:
+            await asyncio.to_thread(store.set, profile + PREVIOUS, old_key)
+        await asyncio.to_thread(store.set, profile, new_key)
+        await asyncio.to_thread(store.delete, profile + PENDING)
+    else:  # switched before an interruption: the store already holds the new key
+        new_key = await asyncio.to_thread(store.get, profile)
     session.unlock(new_key)
     session.settings["api_key_credential_id"] = flow["new_credential_id"]
     session.evidence.api_key_masked = rules.mask_key(new_key)
+    session.evidence.api_key_environment = rules.api_key_environment(new_key)
+    session.audit.record("api_key_switched", credential_id=flow["new_credential_id"],
+                         api_key=session.evidence.api_key_masked)
 
 
 async def _disable_old(session: Session, store, flow: dict) -> None:
-    old_id = flow.get("old_credential_id")
-    if old_id and old_id != flow["new_credential_id"]:
+    old_id = flow["old_credential_id"]
+    if old_id != flow["new_credential_id"]:
         try:
-            async with session.client() as klarna:
+            async with session.client() as klarna:  # made with the new key: one more proof
                 await klarna.disable_api_key(old_id)
         except ApiError as error:
-            if error.status != 404:
+            if error.status != 404:  # already gone is fine; anything else is retried on resume
                 raise
-    store.delete(session.profile + PREVIOUS)
+    await asyncio.to_thread(store.delete, session.profile + PREVIOUS)
+    session.audit.record("api_key_disabled", credential_id=old_id, reason="rotated")
 
 
 # ---------------------------------------------------------------- hygiene (doctor)
+IP_VALIDATION_MEANING = {
+    "ALLOWED": "this machine's address is on the account's allow-list.",
+    "DENIED": "this machine's address is not on the account's allow-list; calls are only reported "
+              "now, but once IP restrictions are enforced they will be refused.",
+    "INVALID": "Klarna could not validate the caller's address (for example a proxy or NAT "
+               "rewrote it, or the allow-list entry is malformed).",
+}
+
+
 async def hygiene_findings(session: Session, status: ProfileStatus | None) -> list[Finding]:
+    """Doctor extension: API-key hygiene and the IP-validation header.
+
+    "Shared key" heuristic (Klarna does not say who calls with a key): the tool's key is the
+    account's initial key, or is described generically (``GENERIC_DESCRIPTIONS``: no service
+    named); and any other active key that has been used but names no service."""
     if not session.unlocked:
-        return []
-    out: list[Finding] = []
+        return [Finding("api keys", "warning", "API keys not checked: the API key is not loaded.",
+                        "Run the doctor with the profile's key available.")]
     try:
-        rows = await list_keys(session)
         async with session.client() as klarna:
-            answer = await klarna.ping()
+            answer = await klarna.list_api_keys()
     except WizardError as error:
         return [Finding("api keys", "warning", f"Could not list API keys: {error.message}", error.hint)]
-    tool = next((r for r in rows if r.used_by_tool), None)
-    if tool and tool.is_initial:
-        out.append(Finding("api keys", "warning", "klarna-mtls runs on the account's initial API key.",
-                           "Create a key for this tool (keys rotate) so each service has its own."))
-    undescribed = [r for r in rows if r.status == "ACTIVE" and not (r.description or "").strip()]
-    if undescribed:
-        out.append(Finding("api keys", "warning", f"{len(undescribed)} active key(s) have no description.",
-                           "Describe each key with the service that uses it."))
-    if tool and (tool.description or "").strip().lower() in GENERIC_DESCRIPTIONS and not tool.is_initial:
-        out.append(Finding("api keys", "warning",
-                           f"The tool's key is described only as '{tool.description}': it may be shared by several services.",
-                           "Give each service its own key with a description naming it."))
-    key_env = session.evidence.api_key_environment
-    if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
-        out.append(Finding("api keys", "critical", f"The stored key is a {key_env} key but the profile is {session.environment}.",
-                           "Store a key from the profile's environment."))
+    rows = _rows(session, answer.value)
+    out = _key_findings(session, rows)
     if answer.ip_validation:
-        meaning = {"ALLOWED": "this machine's address is allowed",
-                   "DENIED": "this address is not on the account's allow-list; once IP restrictions are enforced, calls will be refused",
-                   "INVALID": "the address could not be validated (e.g. a proxy rewrote it)"}
-        severity = "ok" if answer.ip_validation == "ALLOWED" else "warning"
-        out.append(Finding("ip validation", severity,
-                           f"Klarna-Ip-Validation-Status {answer.ip_validation}: {meaning.get(answer.ip_validation, 'unknown value')}.",
-                           "" if severity == "ok" else "Add this machine's egress address to the allow-list in Klarna's portal."))
-    if not out:
-        out.append(Finding("api keys", "ok", f"{len(rows)} API key(s); the tool uses its own, described key."))
+        out.append(ip_validation_finding(answer.ip_validation))
     return out
 
 
-DOCTOR_CHECKS.append(hygiene_findings)
+def ip_validation_finding(value: str) -> Finding:
+    value = value.split(",")[0].strip().upper()
+    meaning = IP_VALIDATION_MEANING.get(value, "an unknown value.")
+    severity = {"ALLOWED": "ok", "DENIED": "critical", "INVALID": "warning"}.get(value, "warning")
+    hint = {"DENIED": "Add this machine's egress address to the account's IP allow-list in Klarna's portal.",
+            "INVALID": "Check proxies between this machine and Klarna, and the allow-list entries."}.get(value, "")
+    return Finding("ip validation", severity, f"Klarna-Ip-Validation-Status {value}: {meaning}", hint)
+
+
+def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
+    out: list[Finding] = []
+    active = [r for r in rows if r.active]
+    tool = next((r for r in rows if r.used_by_tool), None)
+    generic = lambda r: (r.description or "").strip().lower() in GENERIC_DESCRIPTIONS  # noqa: E731
+    if tool is None:
+        out.append(Finding("api keys", "warning", "The key this tool uses is not among the account's active keys.",
+                           "Check the profile's stored key belongs to this account."))
+    elif tool.is_initial:
+        out.append(Finding("api keys", "warning", "klarna-mtls runs on the account's initial API key.",
+                           "Give this tool its own key (keys rotate), and each service its own described key."))
+    elif generic(tool):
+        out.append(Finding("api keys", "warning",
+                           f"The tool's key is described as '{tool.description or ''}', naming no service: "
+                           "it may be shared by several services.",
+                           "Give each service its own key whose description names it (keys create)."))
+    undescribed = [r for r in active if not (r.description or "").strip()]
+    if undescribed:
+        out.append(Finding("api keys", "warning", f"{len(undescribed)} active key(s) have no description.",
+                           "Describe each key with the service that uses it, or disable it."))
+    used_unnamed = [r for r in active if r is not tool and r.last_used_at and (r.description or "").strip()
+                    and generic(r)]
+    if used_unnamed:
+        ids = ", ".join(r.credential_id for r in used_unnamed[:3])
+        out.append(Finding("api keys", "warning",
+                           f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
+                           "possibly shared between services.",
+                           "Create one key per service and disable the shared one once nothing uses it."))
+    key = session._api_key  # noqa: SLF001
+    key_env = rules.api_key_environment(key) if key else session.evidence.api_key_environment
+    if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
+        out.append(Finding("api keys", "critical",
+                           f"The stored key is a {key_env} key but the profile is {session.environment}.",
+                           "Store a key from the profile's environment."))
+    if not out:
+        out.append(Finding("api keys", "ok", f"{len(active)} active API key(s); the tool uses its own, described key."))
+    return out
+
+
+if hygiene_findings not in DOCTOR_CHECKS:
+    DOCTOR_CHECKS.append(hygiene_findings)

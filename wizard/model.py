@@ -7,13 +7,14 @@ check fails."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Callable
 
 from . import crypto, rules
-from .errors import CryptoError, InputError, StageBlocked
+from .errors import CryptoError, InputError, JournalError, StageBlocked
 
 
 class Stage(str, Enum):
@@ -97,14 +98,54 @@ class Evidence:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Evidence":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+        """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
+        type (a hand-edited journal) raises JournalError rather than crashing a check later."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise JournalError("The saved evidence is not a JSON object.", hint=_EVIDENCE_HINT)
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for name, value in data.items():
+            if name not in known:
+                continue
+            if not _evidence_type_ok(known[name].type, value):
+                raise JournalError(
+                    f"The saved evidence '{name}' has the wrong type ({type(value).__name__}).",
+                    hint=_EVIDENCE_HINT,
+                )
+            values[name] = [dict(v) for v in value] if name == "verifications" else value
+        return cls(**values)
 
     def clear_from(self, stage: Stage) -> None:
         """Forget evidence of ``stage`` and every later stage (e.g. after a new key)."""
         for f in fields(self):
             if ORDER.index(f.metadata["stage"]) >= ORDER.index(stage):
                 setattr(self, f.name, [] if f.name == "verifications" else None)
+
+
+_EVIDENCE_HINT = "Move the journal file aside to start this profile again; your keys are untouched."
+
+
+def _evidence_type_ok(annotation: str, value: Any) -> bool:
+    """Type test for one Evidence field; annotations are strings (``from __future__``)."""
+    if value is None:
+        return annotation != "list[dict]"
+    if annotation == "list[dict]":
+        return isinstance(value, list) and all(
+            isinstance(v, dict)
+            and all(isinstance(v.get(k), (str, type(None))) for k in ("at", "status", "fingerprint"))
+            for v in value
+        )
+    if annotation.startswith("str"):
+        return isinstance(value, str)
+    if annotation.startswith("bool"):
+        return isinstance(value, bool)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return True
 
 
 @dataclass(frozen=True)
