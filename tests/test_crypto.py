@@ -143,3 +143,52 @@ def test_fingerprint_matches_openssl_and_openssl_csr_passes_lint(tmp_path):
                     "-subj", f"/CN={CN}"], check=True, capture_output=True)
     csr = crypto.load_csr((tmp_path / "r.pem").read_bytes())
     assert crypto.csr_problems(csr, CN) == []
+
+
+# ---------------------------------------------------------------- regressions found by fuzzing
+EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # id-ecPublicKey
+ECDSA_SHA256_OID = bytes.fromhex("06082a8648ce3d040302")  # ecdsa-with-SHA256
+
+
+def _damage_oid(der: bytes, oid: bytes) -> bytes:
+    """The same DER with one algorithm OID made unknown (first arc byte zeroed)."""
+    at = der.index(oid)
+    return der[: at + 2] + b"\x00" + der[at + 3:]
+
+
+def _self_signed_der() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(7).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_csr_with_unknown_key_algorithm_is_a_crypto_error():
+    # Before the fix load_csr accepted it and csr_problems raised cryptography's UnsupportedAlgorithm.
+    der = crypto.make_csr(crypto.make_private_key(), "LYABCDEI").public_bytes(serialization.Encoding.DER)
+    with pytest.raises(CryptoError, match="public key"):
+        crypto.load_csr(_damage_oid(der, EC_PUBLIC_KEY_OID))
+
+
+def test_csr_with_unknown_signature_algorithm_is_a_problem_not_a_crash():
+    der = crypto.make_csr(crypto.make_private_key(), "LYABCDEI").public_bytes(serialization.Encoding.DER)
+    csr = crypto.load_csr(_damage_oid(der, ECDSA_SHA256_OID))
+    problems = crypto.csr_problems(csr, "LYABCDEI")
+    assert any("signature algorithm" in p for p in problems)
+    with pytest.raises(CryptoError):
+        crypto.verify_csr(csr, "LYABCDEI")
+
+
+def test_certificate_with_unknown_key_algorithm_is_a_crypto_error():
+    with pytest.raises(CryptoError, match="public key"):
+        crypto.load_certificate(_damage_oid(_self_signed_der(), EC_PUBLIC_KEY_OID))
+
+
+def test_public_key_id_of_garbage_is_a_crypto_error():
+    with pytest.raises(CryptoError):
+        crypto.public_key_id(object())

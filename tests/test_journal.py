@@ -127,3 +127,17 @@ def test_audit_log_is_append_only_redacted_and_skips_a_torn_line(paths):
 def test_profile_names_cannot_escape(paths, name):
     with pytest.raises(JournalError):
         Journal(paths, name)
+
+
+def test_hand_edited_evidence_type_is_a_journal_error_at_load(paths):
+    # Before the fix this loaded, then blockers() crashed with TypeError on abs([]).
+    journal = Journal(paths, "edited")
+    journal.save(ProfileState(profile="edited"))
+    doc = json.loads(journal.path.read_text())
+    doc["evidence"]["clock_skew_seconds"] = []
+    journal.path.write_text(json.dumps(doc))
+    before = journal.path.read_bytes()
+    with pytest.raises(JournalError) as caught:
+        journal.load()
+    assert "clock_skew_seconds" in caught.value.message and caught.value.hint
+    assert journal.path.read_bytes() == before

@@ -129,3 +129,42 @@ def test_evidence_round_trips_and_ignores_unknown_fields():
     ev = evidence_through(Stage.DONE)
     data = ev.to_dict() | {"from_the_future": 1}
     assert Evidence.from_dict(data) == ev
+
+
+# ---------------------------------------------------------------- regressions found by fuzzing
+from wizard.errors import JournalError  # noqa: E402
+
+
+@pytest.mark.parametrize("field,value", [
+    ("clock_skew_seconds", []),
+    ("clock_skew_seconds", "3"),
+    ("clock_skew_seconds", float("nan")),  # NaN compared > tolerance is False: it would have passed
+    ("secret_backend", []),
+    ("certificate_pem", 1),
+    ("csr_pem", True),
+    ("key_file_mode", "600"),
+    ("active_certificates", "3"),
+    ("active_certificates", True),
+    ("verifications", None),
+    ("verifications", "0"),
+    ("verifications", [None]),
+    ("verifications", [{"at": 5, "status": "VALID"}]),
+])
+def test_evidence_with_wrong_types_is_refused_at_load(field, value):
+    # Before the fix from_dict accepted these and blockers() later raised TypeError/AttributeError.
+    with pytest.raises(JournalError, match=field):
+        Evidence.from_dict({field: value})
+
+
+def test_evidence_from_dict_refuses_a_non_object():
+    with pytest.raises(JournalError):
+        Evidence.from_dict(["not", "a", "dict"])
+
+
+def test_evidence_from_dict_keeps_right_types_and_ignores_unknown_keys():
+    ev = Evidence.from_dict({"clock_skew_seconds": 2, "key_file_mode": 0o600, "key_encrypted": False,
+                             "verifications": [{"at": "2026-12-01T09:00:00Z", "status": "VALID", "fingerprint": None}],
+                             "from_a_newer_version": {"x": 1}})
+    assert ev.clock_skew_seconds == 2 and ev.key_file_mode == 0o600 and ev.key_encrypted is False
+    assert len(ev.verifications) == 1
+    Onboarding(Stage.CREDENTIALS, ev, clock=fixed_clock).results(Stage.VERIFY)

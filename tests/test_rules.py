@@ -75,3 +75,19 @@ def test_enforced_from_rules():
 ])
 def test_verification_header(header, expected):
     assert rules.VerificationStatus.parse(header).value == expected
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_timestamps_out_of_range_are_input_errors(text):
+    # Before the fix: OverflowError escaped from astimezone().
+    with pytest.raises(InputError):
+        rules.parse_timestamp(text)
+    with pytest.raises(InputError):
+        rules.parse_enforced_from(text, now=NOW)
+
+
+@pytest.mark.parametrize("value", [None, 1, b"\x00", ["VALID"], b"VALID, VALID"])
+def test_verification_status_of_non_text_header(value):
+    # Before the fix: AttributeError/TypeError for anything but str.
+    expected = rules.VerificationStatus.VALID if value == b"VALID, VALID" else rules.VerificationStatus.UNKNOWN
+    assert rules.VerificationStatus.parse(value) is expected

@@ -103,7 +103,7 @@ class Evidence:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise JournalError("The saved evidence is not a JSON object.", hint=_EVIDENCE_HINT)
+            raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=_EVIDENCE_HINT)
         known = {f.name: f for f in fields(cls)}
         values = {}
         for name, value in data.items():
@@ -111,7 +111,7 @@ class Evidence:
                 continue
             if not _evidence_type_ok(known[name].type, value):
                 raise JournalError(
-                    f"The saved evidence '{name}' has the wrong type ({type(value).__name__}).",
+                    f"The saved evidence is damaged: '{name}' has the wrong type ({type(value).__name__}).",
                     hint=_EVIDENCE_HINT,
                 )
             values[name] = [dict(v) for v in value] if name == "verifications" else value

@@ -161,7 +161,10 @@ def parse_timestamp(text: str) -> datetime:
             "Give the time zone too (Z for UTC or an offset like +01:00).",
             hint="Enforcement times are absolute; a time without a zone is ambiguous.",
         )
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+        raise InputError(f"'{text[:40]}' is outside the range of dates this tool handles.") from exc
 
 
 def parse_enforced_from(text: str, now: datetime | None = None) -> str:
