@@ -144,7 +144,9 @@ class CertificateInfo:
 
     @classmethod
     def from_json(cls, data: dict, pem: str | None = None) -> "CertificateInfo":
-        pem = pem or data.get("certificate") or (data.get("secret") or {}).get("certificate")
+        secret = data.get("secret") if isinstance(data, dict) and isinstance(data.get("secret"), dict) else {}
+        data = _strings_only(data)
+        pem = pem or data.get("certificate") or _text(secret.get("certificate"))
         cert = None
         if pem:
             try:
@@ -175,6 +177,17 @@ class CertificateInfo:
         )
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _strings_only(data: dict) -> dict:
+    """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent."""
+    if not isinstance(data, dict):
+        raise ApiError("Klarna's answer did not have the expected shape.", status=200)
+    return {k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))}
+
+
 def _derived_status(cert) -> str:
     if cert is None:
         return "UNKNOWN"
@@ -188,6 +201,7 @@ class EnforcementState:
 
     @classmethod
     def from_json(cls, data: dict) -> "EnforcementState":
+        data = _strings_only(data)
         raw = str(data.get("enforcement_mode") or data.get("mode") or "NOT_ENABLED").upper()
         try:
             mode = rules.EnforcementMode(raw)
@@ -209,7 +223,8 @@ class ApiKeyInfo:
 
     @classmethod
     def from_json(cls, data: dict) -> "ApiKeyInfo":
-        raw = (data.get("secret") or {}).get("secret") if isinstance(data.get("secret"), dict) else None
+        raw = _text(data["secret"].get("secret")) if isinstance(data.get("secret"), dict) else None
+        data = _strings_only(data)
         suffix = data.get("key_suffix") or (raw[-4:] if raw else None)
         return cls(
             credential_id=str(data.get("credential_id", "")),
