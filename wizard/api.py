@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import random
 import ssl
 import time
@@ -52,6 +53,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 SAFE_METHODS = {"GET", "PUT", "DELETE"}
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 USER_AGENT = "klarna-mtls"
+log = logging.getLogger("klarna_mtls.api")
 
 
 def make_ssl_context(
@@ -534,6 +536,8 @@ class KlarnaClient:
                     raise error from None
                 await self._sleep(self._backoff(attempt + 1, None))
                 continue
+            log.info("%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)", method, operation,
+                     response.status_code, correlation_id, response.headers.get("klarna-correlation-id"))
             if response.status_code >= 400:
                 error = _error_from_response(response, correlation_id)
                 if response.status_code in RETRY_STATUSES and attempt + 1 < attempts and not (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -81,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command != "sandbox":
+            from .logs import register_secret, setup_logging
+            from .paths import Paths
+
+            setup_logging(Paths.from_env())
+            register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
+            register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
         if args.command is None:
             from screens.app import run_tui  # lazy: headless commands never load Textual
 
