@@ -37,9 +37,13 @@ class RedactingFilter(logging.Filter):
 def setup_logging(paths: Paths, verbose: bool = False) -> logging.Logger:
     """Log to the state folder's klarna-mtls.log (0600 in a 0700 folder)."""
     logger = logging.getLogger(LOGGER)
-    if any(getattr(h, "_klarna_mtls", False) for h in logger.handlers):
-        return logger
     path = paths.log_path()
+    for handler in list(logger.handlers):
+        if getattr(handler, "_klarna_mtls", False):
+            if handler.baseFilename == str(path):
+                return logger
+            logger.removeHandler(handler)  # another home (tests, scripts): follow it
+            handler.close()
     ensure_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.close(fd)
