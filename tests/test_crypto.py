@@ -192,3 +192,23 @@ def test_certificate_with_unknown_key_algorithm_is_a_crypto_error():
 def test_public_key_id_of_garbage_is_a_crypto_error():
     with pytest.raises(CryptoError):
         crypto.public_key_id(object())
+
+
+def _damage_cn_tag(der: bytes) -> bytes:
+    """The same DER with the CN's UTF8String tag (0x0c) replaced by an invalid tag 0x00."""
+    cn_oid = bytes.fromhex("0603550403")
+    at = der.index(cn_oid) + len(cn_oid)
+    assert der[at] == 0x0C
+    return der[:at] + b"\x00" + der[at + 1:]
+
+
+def test_csr_with_malformed_subject_is_a_crypto_error():
+    # Before the fix load_csr accepted it and csr_problems/csr_cn raised ValueError from the parser.
+    der = crypto.make_csr(crypto.make_private_key(), "LYABCDEI").public_bytes(serialization.Encoding.DER)
+    with pytest.raises(CryptoError, match="name is malformed"):
+        crypto.load_csr(_damage_cn_tag(der))
+
+
+def test_certificate_with_malformed_subject_is_a_crypto_error():
+    with pytest.raises(CryptoError, match="name is malformed"):
+        crypto.load_certificate(_damage_cn_tag(_self_signed_der()))

@@ -118,7 +118,7 @@ def test_timestamps(text, now):
         assert sent == "NOW" or sent.endswith("Z")
 
 
-@fuzz(500)
+@fuzz(1500)
 @given(st.one_of(st.none(), st.integers(), st.lists(st.integers()), st.binary(max_size=10)))
 def test_rules_non_text_inputs(value):
     # Values from a hand-edited journal or a JSON body may be of any type.
@@ -155,7 +155,7 @@ def crypto_inputs(draw):
     return _mutate(draw(st.sampled_from(SAMPLES)), draw)
 
 
-@fuzz(1500)
+@fuzz(2000)
 @given(crypto_inputs())
 def test_crypto_loaders(data):
     cert = only_wizard_errors(crypto.load_certificate, data)
@@ -194,7 +194,7 @@ def _exercise(state: ProfileState) -> None:
     state.to_dict()
 
 
-@fuzz(2000)
+@fuzz(1200)
 @given(st.one_of(json_values, evidence_like), st.sampled_from([s.value for s in Stage] + ["BOGUS", 3]))
 def test_profile_state_from_dict(evidence, stage):
     doc = {"schema": 1, "profile": "p", "stage": stage, "evidence": evidence}
@@ -203,7 +203,7 @@ def test_profile_state_from_dict(evidence, stage):
         _exercise(state)
 
 
-@fuzz(1500)
+@fuzz(1000)
 @given(st.dictionaries(st.sampled_from(["schema", "profile", "stage", "evidence", "settings",
                                         "in_flight", "certificates", "status_history", "flows"]),
                        json_values, max_size=9))
@@ -213,7 +213,7 @@ def test_profile_state_top_level(doc):
         _exercise(state)
 
 
-@fuzz(1000)
+@fuzz(800)
 @given(evidence_like)
 def test_evidence_from_dict_and_checks(data):
     evidence = only_wizard_errors(Evidence.from_dict, data)

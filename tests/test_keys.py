@@ -65,8 +65,7 @@ def test_rotation_of_the_tools_key(keyring_profile, sandbox):
     assert rows[new_id].used_by_tool and rows[old.credential_id].status == "DISABLED"
     fresh = Session(Paths.from_env(), "k")
     fresh.unlock(store.get("k"))
-    asyncio.run(fresh.client().__aenter__())  # the stored key works for a new run
-    asyncio.run(_ping(fresh))
+    asyncio.run(_ping(fresh))  # the stored key works for a new run
 
 
 async def _ping(session):

@@ -56,6 +56,23 @@ def assert_rotated(session: Session, store, old_id: str, new_id: str) -> None:
     assert keys.rotation_state(session) is None
 
 
+@pytest.fixture
+def run(capfd):
+    """Run a CLI command with --json at the file-descriptor level; ``run.seen`` keeps every byte
+    written to stdout and stderr, for the leak checks."""
+    from wizard.cli import main
+
+    def run(*argv: str):
+        code = main([*argv, "--json"])
+        out, err = capfd.readouterr()
+        run.seen.append(out + err)
+        lines = out.strip().splitlines()
+        return code, (json.loads(lines[-1]) if lines else None)
+
+    run.seen = []
+    return run
+
+
 class Crash(BaseException):
     """A process dying: not an Exception, so nothing on the way may swallow it."""
 
@@ -200,71 +217,70 @@ def test_create_with_a_failing_store_disables_the_key_and_keeps_no_secret(profil
     assert len(described) == 1 and described[0].status == "DISABLED"
 
 
-def test_describe_and_disabled_key_is_refused_with_a_clear_message(profile, sandbox, cli, monkeypatch, capfd):
+def test_describe_and_disabled_key_is_refused_with_a_clear_message(profile, sandbox, run, monkeypatch):
     session, store = profile
     row, secret = asyncio.run(keys.create_key(session, "checkout", store=store))
     assert store.get(keys.stored_name(PROFILE, row.credential_id)) == secret.reveal()
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
 
-    code, out = cli("keys", "describe", row.credential_id, "--profile", PROFILE, "--description", "checkout eu")
+    code, out = run("keys", "describe", row.credential_id, "--profile", PROFILE, "--description", "checkout eu")
     assert code == 0 and out["key"]["description"] == "checkout eu"
     assert listing(session)[row.credential_id].description == "checkout eu"
-    code, out = cli("keys", "describe", row.credential_id, "--profile", PROFILE, "--description", "bad/chars")
+    code, out = run("keys", "describe", row.credential_id, "--profile", PROFILE, "--description", "bad/chars")
     assert code == 3 and "Descriptions may hold" in out["error"]["message"]
 
-    code, out = cli("keys", "disable", row.credential_id, "--profile", PROFILE)
+    code, out = run("keys", "disable", row.credential_id, "--profile", PROFILE)
     assert code == 0 and out["key"]["status"] == "DISABLED"
 
     # A run whose key is the disabled one is refused with a message saying so.
     monkeypatch.setenv("KLARNA_API_KEY", secret.reveal())
-    code, out = cli("keys", "list", "--profile", PROFILE)
+    code, out = run("keys", "list", "--profile", PROFILE)
     assert code == 3 and "disabled" in out["error"]["message"].lower()
-    assert secret.reveal() not in json.dumps(out) + "".join(capfd.readouterr())
+    assert secret.reveal() not in "".join(run.seen)
 
 
-def test_cli_refuses_to_disable_the_tools_key_and_rotates_it(profile, cli, capfd):
+def test_cli_refuses_to_disable_the_tools_key_and_rotates_it(profile, run):
     session, store = profile
     tool = next(r for r in listing(session).values() if r.used_by_tool)
-    code, out = cli("keys", "disable", tool.credential_id, "--profile", PROFILE)
+    code, out = run("keys", "disable", tool.credential_id, "--profile", PROFILE)
     assert code == 3 and out["error"]["title"] == "Refused for your safety"
-    code, out = cli("keys", "rotate", "--profile", PROFILE, "--description", "klarna-mtls ci")
+    code, out = run("keys", "rotate", "--profile", PROFILE, "--description", "klarna-mtls ci")
     assert code == 0 and out["ok"]
     rows = {r["credential_id"]: r for r in out["keys"]}
     assert rows[out["new_credential_id"]]["used_by_tool"] and rows[tool.credential_id]["status"] == "DISABLED"
-    code, out = cli("keys", "disable", tool.credential_id, "--profile", PROFILE)
+    code, out = run("keys", "disable", tool.credential_id, "--profile", PROFILE)
     assert code == 0  # no longer the tool's key
-    captured = "".join(capfd.readouterr())
-    assert store.get(PROFILE) not in captured
+    assert store.get(PROFILE) not in "".join(run.seen)
 
 
-def test_cli_create_needs_a_persistent_store_unless_shown_once(profile, cli, monkeypatch, sandbox):
+def test_cli_create_needs_a_persistent_store_unless_shown_once(profile, run, monkeypatch, sandbox):
     session, _ = profile
     session.evidence.secret_backend = "env"
     session.save()
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-    code, out = cli("keys", "create", "--profile", PROFILE, "--description", "batch")
+    code, out = run("keys", "create", "--profile", PROFILE, "--description", "batch")
     assert code == 3 and "persistent store" in out["error"]["message"]
     assert not [r for r in listing(session).values() if r.description == "batch"]  # nothing created
-    code, out = cli("keys", "create", "--profile", PROFILE, "--description", "batch", "--show-secret-once")
+    code, out = run("keys", "create", "--profile", PROFILE, "--description", "batch", "--show-secret-once")
     assert code == 0 and out["secret"].startswith("klarna_test_api_") and "stored_as" not in out
 
 
-def test_new_secrets_never_leave_the_secret_store(profile, sandbox, cli, capfd, caplog, isolated_home, monkeypatch):
+def test_new_secrets_never_leave_the_secret_store(profile, sandbox, run, capfd, caplog, isolated_home, monkeypatch):
     caplog.set_level(logging.DEBUG)
     session, store = profile
     asyncio.run(keys.rotate_tool_key(session, store))
     rotated = store.get(PROFILE)
     monkeypatch.setenv("KLARNA_API_KEY", rotated)
-    code, out = cli("keys", "create", "--profile", PROFILE, "--description", "payments worker", "--store")
+    code, out = run("keys", "create", "--profile", PROFILE, "--description", "payments worker", "--store")
     assert code == 0
     created = store.get(out["stored_as"])
-    code, listed = cli("keys", "list", "--profile", PROFILE)
+    code, listed = run("keys", "list", "--profile", PROFILE)
     assert code == 0
     secrets_made = [rotated, created]
     assert all(s and s.startswith("klarna_test_api_") for s in secrets_made)
-    seen = "".join(capfd.readouterr()) + caplog.text + json.dumps(out) + json.dumps(listed) + repr(session)
+    seen = "".join(run.seen) + "".join(capfd.readouterr()) + caplog.text + repr(session)
     files = [p for p in isolated_home.rglob("*") if p.is_file()]
-    assert any(p.name.endswith(".json") for p in files)  # the journal is among them
+    assert session.paths.audit_path(PROFILE) in files and session.journal.path in files
     for secret in secrets_made:
         assert secret not in seen
         assert secret[-12:] not in seen  # not even a long tail: masks show 4 characters
@@ -280,11 +296,13 @@ def test_hygiene_findings_follow_the_keys(profile, sandbox):
     asyncio.run(keys.rotate_tool_key(session, store, description="klarna-mtls host a"))
     assert [f.severity for f in asyncio.run(keys.hygiene_findings(session, None))] == ["ok"]
 
-    row, _ = asyncio.run(keys.create_key(session, "default"))
-    async def use_and_describe_empty():
-        async with session.client(api_key=_.reveal()) as klarna:
-            await klarna.ping()  # someone uses the generically described key
-    asyncio.run(use_and_describe_empty())
+    _, shared = asyncio.run(keys.create_key(session, "default"))
+
+    async def another_service_calls():
+        async with session.client(api_key=shared.reveal()) as klarna:
+            await klarna.ping()  # the generically described key is in use somewhere
+
+    asyncio.run(another_service_calls())
     summaries = " ".join(f.summary for f in asyncio.run(keys.hygiene_findings(session, None)))
     assert "possibly shared" in summaries
 

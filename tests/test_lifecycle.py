@@ -1,19 +1,16 @@
-"""Lifecycle end to end against the sandbox: status, rotation without a gap, the revocation
-interlock, enforcement management, cron checks, doctor, exports, support bundle."""
+"""Lifecycle domain end to end against the sandbox: rotation without a gap (and resumed after a
+crash), the revocation interlock, the live-profile confirmation. CLI paths: test_cli_manage.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
-import shutil
-import subprocess
-from datetime import timedelta
+import pathlib
 
 import pytest
 
 from wizard import lifecycle
-from wizard.errors import InterlockRefused
+from wizard.errors import InterlockRefused, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
 
@@ -24,30 +21,6 @@ def session_for(profile, sandbox):
     session = Session(Paths.from_env(), profile)
     session.unlock(sandbox.api_key)
     return session
-
-
-def test_status_and_certs_list(onboard, cli):
-    onboard()
-    code, status = cli("status", "--profile", "p")
-    assert code == 0
-    assert status["verification"] == "VALID" and status["slots_used"] == 1
-    row = status["certificates"][0]
-    assert row["current"] and row["installed_here"] and row["days_left"] >= 1090 and row["last_seen_valid"]
-    code, listing = cli("certs", "list", "--profile", "p")
-    assert code == 0 and [c["credential_id"] for c in listing["certificates"]] == [row["credential_id"]]
-
-
-def test_status_all_profiles_concurrently(onboard, cli):
-    onboard("a")
-    onboard("b")
-    code, out = cli("status", "--all")
-    assert code == 0 and sorted(p["profile"] for p in out["profiles"]) == ["a", "b"]
-
-
-def test_revoking_the_installed_certificate_is_refused(onboard, cli):
-    result = onboard()
-    code, out = cli("certs", "revoke", result["certificate_id"], "--profile", "p")
-    assert code == 3 and "installed and in use here" in out["error"]["message"]
 
 
 def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
@@ -87,16 +60,12 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
     assert states[old["certificate_id"]] == "REVOKED" and after.verification == "VALID"
 
 
-def test_rotation_refused_when_no_slot_is_free(onboard, sandbox):
+def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
     from test_sandbox_rules import issue_pair
 
     onboard()
-    import pathlib
-    import tempfile
-
-    folder = pathlib.Path(tempfile.mkdtemp())
     for i in range(9):
-        issue_pair(sandbox, folder, f"x{i}")
+        issue_pair(sandbox, tmp_path, f"x{i}")
     with pytest.raises(InterlockRefused, match="No free certificate slot") as caught:
         asyncio.run(lifecycle.rotate(session_for("p", sandbox)))
     assert "krn:" in caught.value.hint
@@ -115,13 +84,11 @@ def test_interlock_last_valid_while_enforced():
     assert "last certificate seen VALID" in lifecycle.revoke_refusal(lonely, "b")
 
 
-def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox):
+def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path):
     from test_sandbox_rules import issue_pair
-    import pathlib
-    import tempfile
 
     onboard()
-    spare, *_ = issue_pair(sandbox, pathlib.Path(tempfile.mkdtemp()), "spare")
+    spare, *_ = issue_pair(sandbox, tmp_path, "spare")
     session = session_for("p", sandbox)
     session.evidence.environment = "live"  # the interlock reads the profile's environment
     with pytest.raises(InterlockRefused, match="fingerprint suffix"):
@@ -131,111 +98,60 @@ def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox):
     asyncio.run(lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint)))
 
 
-def test_enforce_and_unenforce_commands(onboard, cli, sandbox):
-    onboard()
-    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
-    assert code == 0 and out["enforcement_mode"] in ("REPORTING", "ENFORCED")
-    code, out = cli("enforce", "--profile", "p", "--at", "2020-01-01T00:00:00Z")
-    assert code == 3 and "past" in out["error"]["message"]
-    code, out = cli("unenforce", "--profile", "p")
-    assert code == 0 and out["enforcement_mode"] == "REPORTING"
+class Killed(Exception):
+    """Stands in for the process dying between two rotation steps."""
 
 
-def test_enforce_refused_when_the_installed_certificate_is_not_valid(onboard, sandbox, cli):
-    result = onboard()
+def test_rotation_resumes_after_a_crash_and_a_lost_answer_without_a_duplicate(onboard, sandbox):
+    from wizard.sandbox import Fault
+
+    old = onboard()
     session = session_for("p", sandbox)
+    sandbox.inject(Fault(kind="drop_after_commit", operation="create_certificate"))
+
+    def die_before_install(step):
+        if step == "install":
+            raise Killed
+
+    # The lost answer surfaces as an error or is reconciled in place; either way the run dies
+    # before installing, with the idempotency key journaled.
+    with pytest.raises((Killed, TransportError)):
+        asyncio.run(lifecycle.rotate(session, verify_interval=0.05, on_step=die_before_install))
+    flow = session_for("p", sandbox).state.flows["rotation"]
+    assert flow["step"] in ("issue", "install") and flow["idempotency_key"]
+
+    steps = []
+    resumed = session_for("p", sandbox)  # a new process reads the journal
+    result = asyncio.run(lifecycle.rotate(resumed, verify_interval=0.05, on_step=steps.append))
+    assert steps[-3:] == ["install", "verify", "switch"] and "key" not in steps
+    assert result.old_certificate_id == old["certificate_id"]
+    status = asyncio.run(lifecycle.gather_status(resumed))
+    assert status.slots_used == 2  # the lost answer was reconciled, not re-issued
+    assert status.current.credential_id == result.new_certificate_id
+    assert resumed.evidence.certificate_id == result.new_certificate_id  # doctor/check follow the new pair
+    assert pathlib.Path(resumed.evidence.key_path) != pathlib.Path(old["key_path"])
+    assert pathlib.Path(old["key_path"]).exists()  # the old key was never overwritten
+
+
+def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_refused(onboard, sandbox):
+    """After a rotation the new certificate is revoked elsewhere: the old one, installed beside it,
+    is now the last one seen VALID and enforcement is scheduled, so revoking it would lock the
+    partner out when enforcement applies."""
+    from datetime import timedelta
+
+    from wizard import rules
+
+    old = onboard()
+    session = session_for("p", sandbox)
+    result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
+    asyncio.run(session.enforce(rules.format_utc(session.clock() + timedelta(days=7))))
 
     async def revoke_behind_our_back():
         async with session.client() as klarna:
-            await klarna.revoke_certificate(result["certificate_id"])
+            await klarna.revoke_certificate(result.new_certificate_id)
 
     asyncio.run(revoke_behind_our_back())
-    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
-    assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
-
-
-@pytest.mark.parametrize("lifetime_days,advance_days,expected", [
-    (3 * 365, 0, 0),    # fresh
-    (30, 0, 1),         # inside the warning window
-    (10, 0, 2),         # inside the critical window
-    (3 * 365, 3 * 365 + 2, 2),  # expired by the sandbox clock: Klarna says INVALID
-])
-def test_check_exit_codes(onboard, cli, sandbox, lifetime_days, advance_days, expected):
-    sandbox.certificate_lifetime = timedelta(days=lifetime_days)
-    onboard()
-    sandbox.advance_clock(timedelta(days=advance_days).total_seconds())
-    code, out = cli("check", "--profile", "p", "--warn-days", "60", "--critical-days", "14")
-    assert code == expected, out
-    assert {f["check"] for f in out["findings"]} == {"expiry", "verification"}
-
-
-def test_doctor_reports_each_area_with_next_steps(onboard, cli):
-    onboard()
-    code, out = cli("doctor", "--profile", "p")
-    checks = {f["check"]: f for f in out["findings"]}
-    assert code == 1, out  # one warning: the tool still runs on the account's initial API key
-    assert "initial API key" in checks["api keys"]["summary"]
-    for name in ("secret backend", "file modes", "key match", "expiry", "CN", "clock", "TLS", "verification", "enforcement", "slots"):
-        assert name in checks
-    assert checks["TLS"]["summary"].startswith("Negotiated TLSv1.")
-
-
-def test_doctor_spots_a_world_readable_key(onboard, cli):
-    result = onboard()
-    import os
-
-    os.chmod(result["key_path"], 0o644)
-    code, out = cli("doctor", "--profile", "p")
-    modes = next(f for f in out["findings"] if f["check"] == "file modes")
-    assert code == 2 and modes["severity"] == "critical" and "chmod 600" in modes["next_step"]
-    code, out = cli("status", "--profile", "p")  # and nothing else uses that key file
-    assert code == 3 and "chmod 600" in out["error"]["hint"]
-
-
-def test_exports(onboard, cli, tmp_path, monkeypatch):
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
-    result = onboard()
-    code, out = cli("export", "--profile", "p", "--format", "pem", "--out", str(tmp_path / "pem"))
-    assert code == 0 and len(out["files"]) == 2
-    code, out = cli("export", "--profile", "p", "--format", "bundle", "--out", str(tmp_path / "b.pem"))
-    bundle = (tmp_path / "b.pem").read_text()
-    assert "BEGIN CERTIFICATE" in bundle and "PRIVATE KEY" in bundle
-    monkeypatch.setenv("KLARNA_MTLS_EXPORT_PASSWORD", "export-pw")
-    code, out = cli("export", "--profile", "p", "--format", "p12", "--out", str(tmp_path / "c.p12"))
-    key, cert, _ = pkcs12.load_key_and_certificates((tmp_path / "c.p12").read_bytes(), b"export-pw")
-    assert cert is not None and key is not None
-    assert oct((tmp_path / "c.p12").stat().st_mode & 0o777) == "0o600"
-    if shutil.which("openssl"):
-        subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "c.p12"), "-passin", "pass:export-pw", "-noout"],
-                       check=True, capture_output=True)
-    if shutil.which("keytool"):
-        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(tmp_path / "c.p12"),
-                                 "-storepass", "export-pw"], capture_output=True, text=True)
-        assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout
-    code, out = cli("export", "--profile", "p", "--format", "k8s", "--out", str(tmp_path / "s.yaml"), "--namespace", "pay")
-    manifest = (tmp_path / "s.yaml").read_text()
-    try:
-        import yaml  # optional: parse it properly where PyYAML happens to be installed
-
-        doc = yaml.safe_load(manifest)
-    except ImportError:
-        doc = {line.split(": ")[0]: line.split(": ", 1)[1] for line in manifest.splitlines() if ": " in line and not line.startswith(" ")}
-        doc["data"] = {l.strip().split(": ")[0]: l.strip().split(": ")[1] for l in manifest.splitlines() if l.startswith("  tls.")}
-    assert doc["kind"] == "Secret" and doc["type"] == "kubernetes.io/tls"
-    assert base64.b64decode(doc["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
-
-
-def test_support_bundle_has_no_secret(onboard, cli, sandbox, tmp_path):
-    onboard()
-    code, out = cli("support-bundle", "--profile", "p", "--out", str(tmp_path / "bundle.json"))
-    text = (tmp_path / "bundle.json").read_text()
-    assert code == 0 and out["installed_certificate"]["fingerprint"]
-    assert sandbox.api_key not in text and "PRIVATE KEY" not in text
-    assert out["versions"]["klarna-mtls"]
-
-
-def test_profiles_list(onboard, cli):
-    onboard("one")
-    code, out = cli("profiles", "list")
-    assert code == 0 and [p["profile"] for p in out["profiles"]] == ["one"]
+    with pytest.raises(InterlockRefused, match="last certificate seen VALID"):
+        asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
+    states = {c.credential_id: c.status for c in asyncio.run(lifecycle.gather_status(session)).certificates}
+    assert states[old["certificate_id"]] == "ACTIVE"

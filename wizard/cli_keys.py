@@ -11,7 +11,6 @@ import asyncio
 import os
 from dataclasses import asdict
 
-from . import keys
 from .cli import EXIT_OK, EXIT_WARNING, add_common, emit, progress
 from .cli_onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 from .errors import InputError
@@ -73,6 +72,8 @@ def _line(row: keys.KeyRow) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from . import keys
+
     session = open_unlocked_session(args)
     rows = asyncio.run(keys.list_keys(session))
     emit(args, {"ok": True, "keys": [asdict(r) for r in rows]},
@@ -81,6 +82,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from . import keys
+
     session = open_unlocked_session(args)
     store = None if args.show_secret_once else _store(session)
     row, secret = asyncio.run(keys.create_key(session, args.description, store=store))
@@ -97,6 +100,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    from . import keys
+
     session = open_unlocked_session(args)
     row = asyncio.run(keys.describe_key(session, args.credential_id, args.description))
     emit(args, {"ok": True, "key": asdict(row)}, _line(row))
@@ -104,6 +109,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
+    from . import keys
+
     session = open_unlocked_session(args)
     row = asyncio.run(keys.disable_key(session, args.credential_id))
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
@@ -111,6 +118,8 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from . import keys
+
     session = open_unlocked_session(args)
     store = _store(session)
     resumed = keys.rotation_state(session)

@@ -10,7 +10,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import lifecycle
 from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
 from .cli_onboard import open_session, open_unlocked_session
 from .errors import InputError, WizardError
@@ -79,7 +78,9 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_profiles)
 
 
-def _status_text(status: lifecycle.ProfileStatus) -> str:
+def _status_text(status) -> str:
+    from . import lifecycle
+
     lines = [f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
              f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
              f" · verification {status.verification} · key in {status.secret_backend}"]
@@ -90,7 +91,9 @@ def _status_text(status: lifecycle.ProfileStatus) -> str:
     return "\n".join(lines)
 
 
-def _status_exit(status: lifecycle.ProfileStatus) -> int:
+def _status_exit(status) -> int:
+    from . import lifecycle
+
     if status.verification not in (None, "VALID"):
         return lifecycle.EXIT_CRITICAL
     current = status.current
@@ -100,6 +103,8 @@ def _status_exit(status: lifecycle.ProfileStatus) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     if getattr(args, "all", False):
         return asyncio.run(_status_all(args))
     session = open_unlocked_session(args)
@@ -109,6 +114,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def _status_all(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     names = Paths.from_env().profiles()
 
     async def one(name: str):
@@ -134,6 +141,8 @@ async def _status_all(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
     emit(args, {"ok": True, "revoked": args.credential_id, **status.to_dict()}, f"revoked {args.credential_id}")
@@ -141,6 +150,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     result = asyncio.run(lifecycle.rotate(
         session, retire_old=args.retire_old, verify_interval=args.poll_interval,
@@ -151,6 +162,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
     emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
@@ -159,6 +172,8 @@ def cmd_enforce(args: argparse.Namespace) -> int:
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     state = asyncio.run(session.remove_enforcement())
     emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
@@ -166,6 +181,8 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
 
 
 def _findings_out(args, findings, code: int) -> int:
+    from . import lifecycle
+
     emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
          "\n".join(f"[{f.severity:8}] {f.check}: {f.summary}" + (f"\n           → {f.next_step}" if f.next_step else "")
                    for f in findings))
@@ -173,18 +190,24 @@ def _findings_out(args, findings, code: int) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_unlocked_session(args)
     findings = asyncio.run(lifecycle.run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     from . import install
 
     session = open_session(args)
@@ -210,6 +233,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     session = open_session(args)
     bundle = lifecycle.support_bundle(session)
     if args.out:
@@ -223,6 +248,8 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
     rows = []
     for name in Paths.from_env().profiles():
         session = open_session(argparse.Namespace(profile=name))

@@ -7,13 +7,15 @@ import asyncio
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from . import rules
 from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
 from .errors import InputError, SecretStoreError
-from .flow import Session
-from .model import Stage
 from .paths import Paths
+
+if TYPE_CHECKING:
+    from .flow import Session
 
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
@@ -40,7 +42,9 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def open_session(args: argparse.Namespace) -> Session:
+def open_session(args: argparse.Namespace) -> "Session":
+    from .flow import Session  # imported when a command runs: keeps start-up light
+
     return Session(Paths.from_env(), getattr(args, "profile", "default"))
 
 
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
+    from .model import Stage
+
     session = open_session(args)
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
@@ -129,7 +135,9 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _do_stage(args, session: Session, stage: Stage, api_key: str, store, enforce_at: str) -> None:
+async def _do_stage(args, session: "Session", stage, api_key: str, store, enforce_at: str) -> None:
+    from .model import Stage
+
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced
     if stage is Stage.CREDENTIALS:

@@ -134,14 +134,22 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
 
 
 def _readable_public_key(obj: x509.Certificate | x509.CertificateSigningRequest, what: str) -> None:
-    """Refuse, at load time, a CSR or certificate whose public key cannot be decoded, so that no
-    later ``public_key()`` call raises a library error instead of a CryptoError."""
+    """Refuse, at load time, a CSR or certificate whose public key or names cannot be decoded
+    (the library parses them lazily), so that no later access raises a library error instead of
+    a CryptoError."""
     try:
         obj.public_key()
     except Exception as exc:
         raise CryptoError(
             f"The {what}'s public key is of an unknown or damaged type; Klarna requires EC P-256."
         ) from exc
+    try:
+        names = [obj.subject] + ([obj.issuer] if isinstance(obj, x509.Certificate) else [])
+        for name in names:
+            for attribute in name:
+                str(attribute.value)
+    except Exception as exc:
+        raise CryptoError(f"The {what}'s subject or issuer name is malformed.") from exc
 
 
 def csr_problems(csr: x509.CertificateSigningRequest, expected_cn: str | None = None) -> list[str]:

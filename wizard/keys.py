@@ -385,11 +385,15 @@ def ip_validation_finding(value: str) -> Finding:
     return Finding("ip validation", severity, f"Klarna-Ip-Validation-Status {value}: {meaning}", hint)
 
 
+def generic(row: KeyRow) -> bool:
+    """True when a key's description names no service (empty, "API key", "default", …)."""
+    return (row.description or "").strip().lower() in GENERIC_DESCRIPTIONS
+
+
 def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
     out: list[Finding] = []
     active = [r for r in rows if r.active]
     tool = next((r for r in rows if r.used_by_tool), None)
-    generic = lambda r: (r.description or "").strip().lower() in GENERIC_DESCRIPTIONS  # noqa: E731
     if tool is None:
         out.append(Finding("api keys", "warning", "The key this tool uses is not among the account's active keys.",
                            "Check the profile's stored key belongs to this account."))

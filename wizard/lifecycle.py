@@ -301,9 +301,7 @@ async def _rotation_install(session: Session, flow: dict) -> None:
 
 async def _rotation_verify(session: Session, flow: dict, attempts: int, interval: float) -> list[str]:
     """The NEW pair must be seen VALID before anything switches to it."""
-    from .install import _pair
-
-    pair = _pair(session.install_dir / flow["label"])
+    pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])
     seen = []
     for _ in range(attempts):
         async with session.client(pair=pair) as klarna:
