@@ -15,25 +15,26 @@ from wizard.model import Stage
 from wizard.paths import Paths
 
 from .assets import stylesheet
-from .credentials import CredentialsScreen
-from .done import DoneScreen
-from .enforce import EnforceScreen
-from .install import InstallScreen
-from .issue import IssueScreen
-from .key_csr import KeyCsrScreen
 from .modals import ErrorModal
-from .verify import VerifyScreen
 from .welcome import WelcomeScreen
 
+# Stage screens are imported when first shown, after the first paint.
 STAGE_SCREENS = {
-    Stage.CREDENTIALS: CredentialsScreen,
-    Stage.KEY_AND_CSR: KeyCsrScreen,
-    Stage.ISSUE: IssueScreen,
-    Stage.INSTALL: InstallScreen,
-    Stage.VERIFY: VerifyScreen,
-    Stage.ENFORCE: EnforceScreen,
-    Stage.DONE: DoneScreen,
+    Stage.CREDENTIALS: "credentials:CredentialsScreen",
+    Stage.KEY_AND_CSR: "key_csr:KeyCsrScreen",
+    Stage.ISSUE: "issue:IssueScreen",
+    Stage.INSTALL: "install:InstallScreen",
+    Stage.VERIFY: "verify:VerifyScreen",
+    Stage.ENFORCE: "enforce:EnforceScreen",
+    Stage.DONE: "done:DoneScreen",
 }
+
+
+def stage_screen(stage: Stage):
+    import importlib
+
+    module, name = STAGE_SCREENS[stage].split(":")
+    return getattr(importlib.import_module(f"screens.{module}"), name)
 SANDBOX_ENFORCEMENT_DELAY = 10.0
 
 
@@ -103,7 +104,7 @@ class WizardApp(App):
 
     def show_stage(self) -> None:
         stage = self.session.model.stage
-        screen = STAGE_SCREENS[stage](self.session)
+        screen = stage_screen(stage)(self.session)
         if len(self.screen_stack) > 2:
             self.switch_screen(screen)
         else:

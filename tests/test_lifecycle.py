@@ -155,3 +155,20 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
         asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
     states = {c.credential_id: c.status for c in asyncio.run(lifecycle.gather_status(session)).certificates}
     assert states[old["certificate_id"]] == "ACTIVE"
+
+
+@pytest.mark.parametrize("days_later,expiry_severity,code", [(0, "ok", 0), (3 * 365 - 30, "warning", 1),
+                                                             (3 * 365 - 7, "critical", 2), (3 * 365 + 1, "critical", 2)])
+def test_check_reads_expiry_through_the_session_clock(onboard, sandbox, days_later, expiry_severity, code):
+    from datetime import timedelta
+
+    from wizard import rules
+
+    onboard()
+    later = rules.utc_now() + timedelta(days=days_later)
+    session = Session(Paths.from_env(), "p", clock=lambda: later)
+    session.unlock(sandbox.api_key)
+    got_code, findings = asyncio.run(lifecycle.check(session, warn_days=60, critical_days=14))
+    expiry = next(f for f in findings if f.check == "expiry")
+    assert (got_code, expiry.severity) == (code, expiry_severity)
+    assert ("expired" in expiry.summary) == (days_later > 3 * 365)

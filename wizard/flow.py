@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from . import crypto, rules
+from . import rules
+from ._lazy import lazy_module
 from .diagnosis import diagnose
 from .errors import (
     ApiError,
@@ -30,6 +31,8 @@ from .fsutil import ensure_private_dir, file_mode, write_private
 from .journal import AuditLog, Journal, ProfileState
 from .model import Onboarding, Stage
 from .paths import Paths
+
+crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
 CSR_FILE = "csr.pem"

@@ -444,7 +444,16 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
         return EXIT_CRITICAL, findings
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
-    observation: Observation = await session.observe()
+    try:
+        observation: Observation = await session.observe()
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
+        # monitor that is the critical finding itself, not a failure to check.
+        findings.append(Finding("verification", "critical", f"Klarna refused the installed certificate: {error.message}",
+                                "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause)."))
+        return worst(findings), findings
     verdict = observation.status
     findings.append(Finding("verification", "ok" if verdict == "VALID" else "critical",
                             f"Klarna sees the installed certificate as {verdict}.",

@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Callable
 
-from . import crypto, rules
+from . import rules
+from ._lazy import lazy_module
+
+crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
 from .errors import CryptoError, InputError, JournalError, StageBlocked
 
 
