@@ -79,7 +79,7 @@ class WizardApp(App):
                 self.show_dashboard()
                 return
             self.show_stage()
-            self.notify(f"Resumed at {self.session.model.stage.value.replace('_', ' ').title()}.")
+            self.notify(f"Resumed at {self.session.model.stage.label}.")
 
     def unlock_from_store(self) -> None:
         """A resumed run loads the API key from the store the user chose (keyring calls block:

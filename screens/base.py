@@ -29,6 +29,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
 
     STAGE: Stage
     HEADING = ""
+    PRIMARY = ""  # the button Enter should press first; Next takes focus once the stage passes
     BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True)]
 
     blocked: reactive[bool] = reactive(True, bindings=True)
@@ -52,6 +53,8 @@ class StageScreen(ReportsWorkerErrors, Screen):
 
     def on_mount(self) -> None:
         self.refresh_state()
+        if self.blocked and self.PRIMARY:
+            self.query_one(self.PRIMARY).focus()
 
     def on_screen_resume(self) -> None:
         self.refresh_state()
@@ -65,7 +68,10 @@ class StageScreen(ReportsWorkerErrors, Screen):
         text = "To continue:\n" + "\n".join(lines) if blockers else "\n".join(lines) or "✓ All checks pass."
         self.query_one("#blockers", Static).update(text)
         self.query_one("#blockers").set_class(bool(blockers), "-blocked")
-        self.query_one("#next", Button).disabled = self.blocked
+        next_button = self.query_one("#next", Button)
+        was_blocked, next_button.disabled = next_button.disabled, self.blocked
+        if was_blocked and not self.blocked:
+            next_button.focus()  # keyboard users go on with Enter
         self.app.update_header()
         self.show_facts()
 
@@ -82,6 +88,8 @@ class StageScreen(ReportsWorkerErrors, Screen):
             self.app.advance()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # Textual also calls this for subclasses (handlers run along the MRO): they must not
+        # call it again, or Next would advance twice.
         if event.button.id == "next":
             event.stop()
             self.action_next()

@@ -16,6 +16,7 @@ from .base import StageScreen
 class CredentialsScreen(StageScreen):
     STAGE = Stage.CREDENTIALS
     HEADING = "1. API credentials"
+    PRIMARY = "#test-key"
 
     def compose_body(self) -> ComposeResult:
         yield Label("API key (hidden as you type)")
@@ -35,7 +36,13 @@ class CredentialsScreen(StageScreen):
         if prefill:
             self.query_one("#api-key", Input).value = prefill
         super().on_mount()
+        if not prefill and self.blocked:
+            self.query_one("#api-key", Input).focus()  # type the key, then Enter tests it
         self.load_store_choices()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id in ("api-key", "store-passphrase"):
+            self.test_key()
 
     def load_store_choices(self) -> None:
         async def probe() -> None:
@@ -74,8 +81,6 @@ class CredentialsScreen(StageScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "test-key":
             self.test_key()
-        else:
-            super().on_button_pressed(event)
 
     def test_key(self) -> None:
         key = self.query_one("#api-key", Input).value.strip()

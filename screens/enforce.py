@@ -19,6 +19,7 @@ from .modals import ConfirmModal
 class EnforceScreen(StageScreen):
     STAGE = Stage.ENFORCE
     HEADING = "6. Enforce mTLS"
+    PRIMARY = "#enforce"
 
     def compose_body(self) -> ComposeResult:
         yield Static(
@@ -64,8 +65,6 @@ class EnforceScreen(StageScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "enforce":
             self.confirm()
-        else:
-            super().on_button_pressed(event)
 
     def confirm(self) -> None:
         value = self.describe_choice(self.query_one("#enforce-at", Input).value)

@@ -19,6 +19,7 @@ SNIPPET_TABS = ("curl", "httpx", "requests", "java", "node", "nginx")
 class InstallScreen(StageScreen):
     STAGE = Stage.INSTALL
     HEADING = "4. Install the certificate and key"
+    PRIMARY = "#install"
 
     def compose_body(self) -> ComposeResult:
         yield Label("Install folder (a `current` link points at the active pair)")
@@ -35,8 +36,6 @@ class InstallScreen(StageScreen):
         if event.button.id == "install":
             folder = self.query_one("#install-dir", Input).value.strip() or None
             self.run_step(lambda: self.session.install(folder), "install")
-        else:
-            super().on_button_pressed(event)
 
     def show_facts(self) -> None:
         ev = self.session.evidence

@@ -15,6 +15,7 @@ from .base import StageScreen
 class IssueScreen(StageScreen):
     STAGE = Stage.ISSUE
     HEADING = "3. Issue the certificate"
+    PRIMARY = "#submit"
 
     def compose_body(self) -> ComposeResult:
         yield Static("Klarna signs your CSR and returns a certificate valid for 3 years.", classes="muted")
@@ -25,8 +26,6 @@ class IssueScreen(StageScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "submit":
             self.run_step(self.session.issue_certificate, "issue")
-        else:
-            super().on_button_pressed(event)
 
     def show_facts(self) -> None:
         ev = self.session.evidence

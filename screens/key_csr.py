@@ -15,6 +15,7 @@ from .modals import ConfirmModal
 class KeyCsrScreen(StageScreen):
     STAGE = Stage.KEY_AND_CSR
     HEADING = "2. Private key and certificate signing request"
+    PRIMARY = "#generate"
 
     def compose_body(self) -> ComposeResult:
         yield Label("Key passphrase (optional; leave empty for an unencrypted 0600 key file)")
@@ -26,8 +27,6 @@ class KeyCsrScreen(StageScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "generate":
             self.generate()
-        else:
-            super().on_button_pressed(event)
 
     def generate(self) -> None:
         passphrase = self.query_one("#passphrase", Input).value.encode() or None

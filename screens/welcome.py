@@ -37,10 +37,10 @@ class WelcomeScreen(Screen):
         yield Header()
         with VerticalScroll(id="body"):
             yield Static("Set up mTLS for your Klarna account", classes="heading")
-            if self.session.has_journal and ev.account_id:
+            if self.session.has_journal and ev.account_id and self.session.model.stage.number > 1:
                 stage = self.session.model.stage
                 yield Static(
-                    f"You left off at {stage.value.replace('_', ' ').title()} ({stage.number}/6). "
+                    f"You left off at {stage.label} ({stage.number}/6). "
                     "Continue to resume there.",
                     id="resume-note",
                 )
@@ -59,6 +59,11 @@ class WelcomeScreen(Screen):
             with Horizontal(classes="nav"):
                 yield Button("Continue ▶", id="start", variant="primary")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.update_header()
+        if self.session.evidence.account_id:
+            self.query_one("#start", Button).focus()  # prefilled: Enter continues
 
     def on_input_changed(self, event: Input.Changed) -> None:
         result = event.validation_result

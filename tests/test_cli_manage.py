@@ -123,13 +123,6 @@ def test_exports(onboard, cli, tmp_path, monkeypatch):
     key, cert, _ = pkcs12.load_key_and_certificates((tmp_path / "c.p12").read_bytes(), b"export-pw")
     assert cert is not None and key is not None
     assert oct((tmp_path / "c.p12").stat().st_mode & 0o777) == "0o600"
-    if shutil.which("openssl"):
-        subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "c.p12"), "-passin", "pass:export-pw", "-noout"],
-                       check=True, capture_output=True)
-    if shutil.which("keytool"):
-        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(tmp_path / "c.p12"),
-                                 "-storepass", "export-pw"], capture_output=True, text=True)
-        assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout
     code, out = cli("export", "--profile", "p", "--format", "k8s", "--out", str(tmp_path / "s.yaml"), "--namespace", "pay")
     manifest = (tmp_path / "s.yaml").read_text()
     try:
@@ -207,3 +200,22 @@ def test_check_is_critical_not_error_for_an_expired_certificate_under_enforcemen
     code, out = cli("check", "--profile", "p", "--warn-days", "60", "--critical-days", "14")
     verification = next(f for f in out["findings"] if f["check"] == "verification")
     assert code == 2 and verification["severity"] == "critical" and "refused" in verification["summary"], out
+
+
+
+@pytest.mark.parametrize("tool", ["openssl", "keytool"])
+def test_exported_p12_reads_in_external_tools(onboard, cli, tmp_path, monkeypatch, tool):
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} is not installed on this machine")
+    onboard()
+    monkeypatch.setenv("KLARNA_MTLS_EXPORT_PASSWORD", "export-pw")
+    p12 = tmp_path / "c.p12"
+    assert cli("export", "--profile", "p", "--format", "p12", "--out", str(p12))[0] == 0
+    if tool == "openssl":
+        shown = subprocess.run(["openssl", "pkcs12", "-in", str(p12), "-passin", "pass:export-pw", "-nokeys"],
+                               capture_output=True, text=True)
+        assert shown.returncode == 0 and "BEGIN CERTIFICATE" in shown.stdout, shown.stderr
+    else:
+        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(p12),
+                                 "-storepass", "export-pw"], capture_output=True, text=True)
+        assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout, listed.stderr

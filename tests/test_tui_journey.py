@@ -176,3 +176,21 @@ async def test_a_failing_worker_shows_the_error_modal_and_the_app_stays(sandbox)
         await settle(app, pilot)
         assert app.is_running and app.session.model.stage is Stage.ISSUE
         assert app.session.state.in_flight is None  # a definite refusal: nothing to reconcile
+
+
+async def test_keyboard_alone_finishes_onboarding(sandbox):
+    """Enter presses each step's primary button, then Next; only the enforcement confirmation
+    needs a deliberate Tab (its safe default is Cancel)."""
+    app = make_app("keys-only", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(40):
+            if app.session.model.stage is Stage.DONE:
+                break
+            if isinstance(app.screen, ConfirmModal):
+                await pilot.press("tab", "enter")
+            else:
+                await pilot.press("enter")
+            await settle(app, pilot)
+            assert not isinstance(app.screen, ErrorModal), app.screen.body_text
+            await pilot.pause(0.2)
+        assert app.session.model.stage is Stage.DONE

@@ -345,7 +345,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
     alert = any(word in text for word in ("alert", "certificate required", "unknown ca", "bad certificate", "certificate unknown", "handshake failure"))
-    if with_certificate and (alert or isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, ssl.SSLError))):
+    # Only a TLS alert means the server refused our certificate; a plain broken read after the
+    # request was sent is an unknown outcome (reconciled), not a refusal.
+    if with_certificate and (alert or isinstance(exc, ssl.SSLError)):
         # TLS 1.3 reports the server's verdict on our certificate at the first read.
         return HandshakeRejected(
             "The server refused our client certificate during the TLS handshake.",

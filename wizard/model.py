@@ -34,6 +34,11 @@ class Stage(str, Enum):
         """1-based position among the six working stages (DONE is 6 too: all complete)."""
         return min(ORDER.index(self) + 1, len(ORDER) - 1)
 
+    @property
+    def label(self) -> str:
+        """How people read the stage: 'Key and CSR', not KEY_AND_CSR."""
+        return {"KEY_AND_CSR": "Key and CSR"}.get(self.value, self.value.capitalize())
+
     def next(self) -> "Stage":
         return ORDER[min(ORDER.index(self) + 1, len(ORDER) - 1)]
 
