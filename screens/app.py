@@ -74,16 +74,20 @@ class WizardApp(App):
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
-            self.unlock_from_store()
             if self.session.model.stage is Stage.DONE:
                 self.show_dashboard()
-                return
-            self.show_stage()
-            self.notify(f"Resumed at {self.session.model.stage.label}.")
+            else:
+                self.show_stage()
+                self.notify(f"Resumed at {self.session.model.stage.label}.")
+            self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
 
     def unlock_from_store(self) -> None:
         """A resumed run loads the API key from the store the user chose (keyring calls block:
-        a thread worker)."""
+        a thread worker), and asks for an encrypted key's passphrase."""
+        if self.session.evidence.key_encrypted and self.session.key_passphrase is None:
+            from .modals import PassphraseModal
+
+            self.push_screen(PassphraseModal(), self.use_key_passphrase)
         kind = self.session.evidence.secret_backend
         if self.session.unlocked or kind not in ("keyring", "sandbox", "env"):
             return
@@ -96,6 +100,20 @@ class WizardApp(App):
                 self.call_from_thread(self.notify, "Enter your API key again on the Credentials step.", severity="warning")
 
         self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+
+    def use_key_passphrase(self, passphrase: bytes | None) -> None:
+        from wizard import crypto
+        from wizard.errors import CryptoError
+
+        if passphrase is None:
+            self.notify("Without the key passphrase, calls that need the certificate will fail.", severity="warning")
+            return
+        try:
+            crypto.load_private_key_file(self.session.key_path, passphrase)
+        except CryptoError as error:
+            self.show_error(error)
+            return
+        self.session.set_key_passphrase(passphrase)
 
     def show_dashboard(self) -> None:
         from .dashboard import DashboardScreen

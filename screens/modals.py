@@ -142,3 +142,35 @@ class EnforceModal(ModalScreen["str | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class PassphraseModal(ModalScreen["bytes | None"]):
+    """A resumed run asks once for the private key's passphrase (it is never stored)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical(id="confirm-box", classes="modal-box"):
+            yield Static("Private key passphrase", classes="modal-title")
+            yield Static("Your private key is encrypted. Enter its passphrase to use it in this run.")
+            yield Input(password=True, id="key-passphrase")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Unlock", id="confirm", variant="success")
+
+    def on_mount(self) -> None:
+        self.query_one("#key-passphrase").focus()
+
+    def on_input_submitted(self, event) -> None:
+        self.dismiss(event.value.encode() or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        from textual.widgets import Input
+
+        value = self.query_one("#key-passphrase", Input).value.encode()
+        self.dismiss(value or None if event.button.id == "confirm" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -194,3 +194,25 @@ async def test_keyboard_alone_finishes_onboarding(sandbox):
             assert not isinstance(app.screen, ErrorModal), app.screen.body_text
             await pilot.pause(0.2)
         assert app.session.model.stage is Stage.DONE
+
+
+async def test_resume_with_an_encrypted_key_asks_for_its_passphrase(sandbox):
+    from screens.modals import PassphraseModal
+
+    app = make_app("locked", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.KEY_AND_CSR)
+        app.screen.query_one("#passphrase").value = "resume secret"
+        await walk_to(app, pilot, Stage.INSTALL)
+    again = make_app("locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert isinstance(again.screen, PassphraseModal)
+        again.screen.query_one("#key-passphrase").value = "wrong"
+        await pilot.press("enter")
+        await settle(again, pilot)
+        assert isinstance(again.screen, ErrorModal) and "passphrase" in again.screen.body_text.lower()
+        await pilot.press("escape")
+        again.use_key_passphrase(b"resume secret")  # the app stayed up; the right one unlocks
+        await click(again, pilot, "#install")
+        assert again.session.evidence.install_probe_ok_at

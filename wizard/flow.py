@@ -108,6 +108,10 @@ class Session:
         if key_passphrase is not None:
             self._key_passphrase = key_passphrase
 
+    def set_key_passphrase(self, passphrase: bytes | None) -> None:
+        """Hold the private key's passphrase in memory for this run only."""
+        self._key_passphrase = passphrase
+
     @property
     def unlocked(self) -> bool:
         return self._api_key is not None
