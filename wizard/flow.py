@@ -113,6 +113,11 @@ class Session:
         self._key_passphrase = passphrase
 
     @property
+    def api_key_suffix(self) -> str | None:
+        """The last four characters of the key in use: enough to match it in a listing."""
+        return self._api_key[-4:] if self._api_key else None
+
+    @property
     def unlocked(self) -> bool:
         return self._api_key is not None
 
@@ -318,9 +323,9 @@ class Session:
                 and flight.get("public_key_id") == ev.key_public_id):
             async with self.client() as klarna:
                 listing = await klarna.list_certificates()
-            mine = _find_by_key(listing.value, ev.key_public_id)
+            mine = find_by_key(listing.value, ev.key_public_id)
             if mine is None:
-                _refuse_when_full(listing.value)
+                refuse_when_full(listing.value)
             flight = {
                 "operation": "create_certificate",
                 "idempotency_key": str(uuid.uuid4()),
@@ -507,14 +512,14 @@ class Session:
         return answer.value
 
 
-def _find_by_key(certificates, public_key_id: str):
+def find_by_key(certificates, public_key_id: str):
     for info in certificates:
         if info.public_key_id == public_key_id and info.status == "ACTIVE":
             return info
     return None
 
 
-def _refuse_when_full(certificates) -> None:
+def refuse_when_full(certificates) -> None:
     active = [c for c in certificates if c.status == "ACTIVE"]
     if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
         oldest = sorted(active, key=lambda c: c.expires_at or "")[:3]

@@ -81,16 +81,11 @@ def _masked(session: Session, suffix: str | None) -> str:
     return f"klarna_{env}_api_…{suffix or '????'}"
 
 
-def _tool_suffix(session: Session) -> str | None:
-    key = session._api_key  # noqa: SLF001 - the session holds it in memory for this run only
-    return key[-4:] if key else None
-
-
 def _tool_ids(session: Session, infos) -> set[str]:
     """Which listed key is this tool's: the recorded credential id when it is still active and
     its suffix agrees with the key in hand; otherwise every active key ending like ours (several
     matches all count as the tool's, so the disable interlock fails closed)."""
-    suffix = _tool_suffix(session)
+    suffix = session.api_key_suffix
     known = session.settings.get("api_key_credential_id")
     active = [i for i in infos if i.status == "ACTIVE"]
     for info in active:

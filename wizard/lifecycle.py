@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 from . import __version__, crypto, rules
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
-from .flow import Observation, Session, _find_by_key, _refuse_when_full
+from .flow import Observation, Session, find_by_key, refuse_when_full
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 
@@ -275,9 +275,9 @@ async def _rotation_issue(session: Session, flow: dict) -> None:
     if "idempotency_key" not in flow:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
-        mine = _find_by_key(listing, flow["public_key_id"])
+        mine = find_by_key(listing, flow["public_key_id"])
         if mine is None:
-            _refuse_when_full(listing)
+            refuse_when_full(listing)
         flow["idempotency_key"] = str(uuid.uuid4())
         _save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:
