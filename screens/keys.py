@@ -111,7 +111,7 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
 
         def answered(keep: bool | None) -> None:
             if keep:
-                store.set(f"{self.session.profile}#key:{row.credential_id}", secret.reveal())
+                store.set(keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
                 self.notify(f"Kept in {store.display_name}.")
             self.action_refresh()
 
