@@ -6,7 +6,7 @@ import asyncio
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Static
 
 from wizard import rules
 from wizard.errors import InputError
@@ -29,7 +29,7 @@ class EnforceScreen(StageScreen):
         )
         if self.app.sandbox_note:
             yield Static(self.app.sandbox_note, id="sandbox-note")
-        yield Label("When: NOW, or a date and time with zone (e.g. 2026-12-01T09:00:00Z), at most 3 months ahead")
+        yield Static("When: NOW, or a date and time with zone (e.g. 2026-12-01T09:00:00Z), at most 3 months ahead")
         yield Input(value="NOW", id="enforce-at")
         yield Static("", id="when")
         with Horizontal(classes="actions"):
