@@ -6,8 +6,10 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
+from wizard import install
+from wizard.errors import InputError
 from wizard.install import snippets
 from wizard.model import Stage
 
@@ -24,6 +26,12 @@ class InstallScreen(StageScreen):
     def compose_body(self) -> ComposeResult:
         yield Label("Install folder (a `current` link points at the active pair)")
         yield Input(value=str(self.session.install_dir), id="install-dir")
+        yield Label("Formats: the PEM pair always; also, for other runtimes:")
+        with Horizontal(classes="formats"):
+            yield Checkbox("PEM bundle", id="fmt-bundle")
+            yield Checkbox("PKCS#12 (Java, .NET)", id="fmt-p12")
+            yield Checkbox("Kubernetes Secret", id="fmt-k8s")
+        yield Input(password=True, placeholder="password for the PKCS#12 file", id="p12-password")
         with Horizontal(classes="actions"):
             yield Button("Install and prove with mTLS", id="install", variant="success")
         yield Static("", id="facts")
@@ -32,10 +40,43 @@ class InstallScreen(StageScreen):
                 with TabPane(name, id=f"tab-{name}"):
                     yield Static("", id=f"snippet-{name}", classes="snippet")
 
+    def on_mount(self) -> None:
+        self.query_one("#p12-password").display = False
+        super().on_mount()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "fmt-p12":
+            self.query_one("#p12-password").display = event.value
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "install":
             folder = self.query_one("#install-dir", Input).value.strip() or None
-            self.run_step(lambda: self.session.install(folder), "install")
+            formats = [f for f in ("bundle", "p12", "k8s") if self.query_one(f"#fmt-{f}", Checkbox).value]
+            password = self.query_one("#p12-password", Input).value.encode()
+            if "p12" in formats and not password:
+                self.app.show_error(InputError("A PKCS#12 file needs a password.", hint="Type one, or untick PKCS#12."))
+                return
+
+            async def install_and_export() -> None:
+                await self.session.install(folder)
+                self.exported = self.export(formats, password)
+
+            self.run_step(install_and_export, "install")
+
+    exported: list[str] = []
+
+    def export(self, formats: list[str], password: bytes) -> list[str]:
+        """The extra formats, beside the pair in <install folder>/exports (0600 files)."""
+        pair = install.current_pair(self.session.install_dir)
+        out = self.session.install_dir / "exports"
+        written = []
+        if "bundle" in formats:
+            written.append(install.export_bundle(pair, out / "bundle.pem"))
+        if "p12" in formats:
+            written.append(install.export_pkcs12(pair, out / "client.p12", password, self.session.key_passphrase))
+        if "k8s" in formats:
+            written.append(install.export_k8s_secret(pair, out / "klarna-mtls-secret.yaml", "klarna-mtls"))
+        return [str(p) for p in written]
 
     def show_facts(self) -> None:
         ev = self.session.evidence
@@ -47,6 +88,7 @@ class InstallScreen(StageScreen):
         for name, text in snippets(cert, key, base_url, ca).items():
             self.query_one(f"#snippet-{name}", Static).update(text)
         if ev.install_probe_ok_at:
+            extra = "".join(f"\nExported: {path}" for path in self.exported)
             self.query_one("#facts", Static).update(
-                f"Installed: {cert}\n           {key}\n✓ A real mTLS call with exactly these files succeeded."
+                f"Installed: {cert}\n           {key}\n✓ A real mTLS call with exactly these files succeeded.{extra}"
             )

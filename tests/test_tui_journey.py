@@ -25,6 +25,8 @@ async def settle(app, pilot) -> None:
 
 
 async def click(app, pilot, selector: str) -> None:
+    app.screen.query_one(selector).scroll_visible(animate=False)  # like a person scrolling to it
+    await pilot.pause()
     await pilot.click(selector)
     await settle(app, pilot)
 
@@ -216,3 +218,21 @@ async def test_resume_with_an_encrypted_key_asks_for_its_passphrase(sandbox):
         again.use_key_passphrase(b"resume secret")  # the app stayed up; the right one unlocks
         await click(again, pilot, "#install")
         assert again.session.evidence.install_probe_ok_at
+
+
+async def test_install_screen_writes_the_chosen_formats(sandbox):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    app = make_app("formats", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.INSTALL)
+        for box in ("#fmt-bundle", "#fmt-p12", "#fmt-k8s"):
+            app.screen.query_one(box).value = True
+        app.screen.query_one("#p12-password").value = "java-pass"
+        await click(app, pilot, "#install")
+        assert not isinstance(app.screen, ErrorModal), app.screen.body_text
+        exports = app.session.install_dir / "exports"
+        assert sorted(p.name for p in exports.iterdir()) == ["bundle.pem", "client.p12", "klarna-mtls-secret.yaml"]
+        key, cert, _ = pkcs12.load_key_and_certificates((exports / "client.p12").read_bytes(), b"java-pass")
+        assert cert is not None and "Exported:" in str(app.screen.query_one("#facts").content)
+        assert app.session.evidence.install_probe_ok_at
