@@ -502,7 +502,11 @@ class Session:
             async with self.client(with_certificate=False) as klarna:
                 await klarna.ping()
         except ApiError as exc:
-            return exc.status in (401, 403)
+            refused = exc.status in (401, 403)
+            if refused:
+                self.settings["enforcement_proved_at"] = rules.format_utc(self.clock())
+                self.save()
+            return refused
         return False
 
     async def remove_enforcement(self):
