@@ -14,6 +14,7 @@ from typing import Any
 from . import rules
 from .errors import JournalError
 from .fsutil import append_line, atomic_write, ensure_private_dir
+from .model import RESET_HINT
 from .model import Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
 
@@ -53,12 +54,12 @@ class ProfileState:
     @classmethod
     def from_dict(cls, data: Any, profile: str) -> "ProfileState":
         if not isinstance(data, dict):
-            raise JournalError("The saved progress is not a JSON object.", hint=_RESET_HINT)
+            raise JournalError("The saved progress is not a JSON object.", hint=RESET_HINT)
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
             raise JournalError(
                 f"The saved progress has schema {schema!r}; this version reads {SCHEMA_VERSION}.",
-                hint=_RESET_HINT,
+                hint=RESET_HINT,
             )
         try:
             stage = Stage(data.get("stage", Stage.CREDENTIALS.value))
@@ -76,7 +77,7 @@ class ProfileState:
             )
         except (TypeError, ValueError) as exc:
             raise JournalError(
-                f"The saved progress for profile '{profile}' is damaged ({exc}).", hint=_RESET_HINT
+                f"The saved progress for profile '{profile}' is damaged ({exc}).", hint=RESET_HINT
             ) from exc
 
     def record_status(self, status: str, fingerprint: str | None, source: str) -> None:
@@ -86,7 +87,6 @@ class ProfileState:
         del self.status_history[:-STATUS_HISTORY_LIMIT]
 
 
-_RESET_HINT = "Move the journal file aside to start this profile again; your keys are untouched."
 
 
 def _expect(value: Any, kind: Any, name: str) -> Any:
@@ -118,13 +118,13 @@ class Journal:
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise JournalError(f"Cannot read saved progress at {self.path}.", hint=_RESET_HINT) from exc
+            raise JournalError(f"Cannot read saved progress at {self.path}.", hint=RESET_HINT) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise JournalError(
                 f"The saved progress at {self.path} is not valid JSON (line {exc.lineno}).",
-                hint=_RESET_HINT,
+                hint=RESET_HINT,
             ) from exc
         return ProfileState.from_dict(data, self.profile)
 

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from . import rules
 from ._lazy import lazy_module
+from .errors import CryptoError, InputError, JournalError, StageBlocked
 
 crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
-from .errors import CryptoError, InputError, JournalError, StageBlocked
 
 
 class Stage(str, Enum):
@@ -111,7 +111,7 @@ class Evidence:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=_EVIDENCE_HINT)
+            raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=RESET_HINT)
         known = {f.name: f for f in fields(cls)}
         values = {}
         for name, value in data.items():
@@ -120,7 +120,7 @@ class Evidence:
             if not _evidence_type_ok(known[name].type, value):
                 raise JournalError(
                     f"The saved evidence is damaged: '{name}' has the wrong type ({type(value).__name__}).",
-                    hint=_EVIDENCE_HINT,
+                    hint=RESET_HINT,
                 )
             values[name] = [dict(v) for v in value] if name == "verifications" else value
         return cls(**values)
@@ -132,7 +132,7 @@ class Evidence:
                 setattr(self, f.name, [] if f.name == "verifications" else None)
 
 
-_EVIDENCE_HINT = "Move the journal file aside to start this profile again; your keys are untouched."
+RESET_HINT = "Move the journal file aside to start this profile again; your keys are untouched."
 
 
 def _evidence_type_ok(annotation: str, value: Any) -> bool:
