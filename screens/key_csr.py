@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
 
-from wizard.model import CHECKS, Stage
+from wizard.model import Stage
 
 from .base import StageScreen
 from .modals import ConfirmModal

@@ -83,7 +83,7 @@ def test_full_disk_leaves_the_old_journal_and_no_temp_files(paths, monkeypatch):
 def test_sigkill_mid_write_leaves_the_old_journal_readable(paths, tmp_path):
     journal, _ = saved_state(paths)
     before = journal.path.read_bytes()
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import os, sys, time
         from wizard.journal import Journal
         from wizard.paths import Paths

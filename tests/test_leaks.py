@@ -4,7 +4,6 @@ the snapshot SVGs, and captured output are searched. Zero occurrences allowed.""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

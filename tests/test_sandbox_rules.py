@@ -8,7 +8,6 @@ import subprocess
 import uuid
 from datetime import timedelta
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

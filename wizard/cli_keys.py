@@ -64,7 +64,7 @@ def _store(session):
     return secrets.open_store(kind, session.paths, passphrase=passphrase)
 
 
-def _line(row: keys.KeyRow) -> str:
+def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
     return (f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "

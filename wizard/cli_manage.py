@@ -79,8 +79,6 @@ def register(sub) -> None:
 
 
 def _status_text(status) -> str:
-    from . import lifecycle
-
     lines = [f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
              f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
              f" · verification {status.verification} · key in {status.secret_backend}"]
@@ -172,8 +170,6 @@ def cmd_enforce(args: argparse.Namespace) -> int:
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
-    from . import lifecycle
-
     session = open_unlocked_session(args)
     state = asyncio.run(session.remove_enforcement())
     emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
@@ -181,8 +177,6 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
 
 
 def _findings_out(args, findings, code: int) -> int:
-    from . import lifecycle
-
     emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
          "\n".join(f"[{f.severity:8}] {f.check}: {f.summary}" + (f"\n           → {f.next_step}" if f.next_step else "")
                    for f in findings))
@@ -206,8 +200,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import lifecycle
-
     from . import install
 
     session = open_session(args)
@@ -248,8 +240,6 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from . import lifecycle
-
     rows = []
     for name in Paths.from_env().profiles():
         session = open_session(argparse.Namespace(profile=name))

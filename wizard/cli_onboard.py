@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import rules
-from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .cli import EXIT_OK, add_common, emit, progress
 from .errors import InputError, SecretStoreError
 from .paths import Paths
 

@@ -24,7 +24,6 @@ from .errors import (
     InputError,
     InterlockRefused,
     SecretStoreError,
-    TransportError,
     WizardError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
@@ -36,7 +35,6 @@ crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
 CSR_FILE = "csr.pem"
-PASSPHRASE_SUFFIX = "#key-passphrase"  # secret-store entry holding an optional key passphrase
 
 
 @dataclass(frozen=True)
@@ -533,5 +531,3 @@ def refuse_when_full(certificates) -> None:
             hint=f"Revoke one you no longer need (oldest: {names}) before issuing another.",
         )
 
-
-__all__ = ["Session", "Observation", "TransportError", "Stage"]

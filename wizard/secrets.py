@@ -106,7 +106,7 @@ class KeyringStore:
             return self._keyring().get_password(SERVICE, name)
         except SecretStoreError:
             raise
-        except Exception as exc:
+        except Exception:
             raise SecretStoreError("The OS keyring could not be read.", hint="Unlock it and try again.") from None
 
     def set(self, name: str, secret: str) -> None:

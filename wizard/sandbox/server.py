@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from .. import rules
@@ -373,4 +372,4 @@ def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str)
     return server, thread
 
 
-__all__ = ["Fault", "SandboxServer", "serve_in_thread", "Path"]
+__all__ = ["Fault", "SandboxServer", "serve_in_thread"]
