@@ -12,16 +12,10 @@ from datetime import timedelta
 
 import pytest
 
-from wizard.flow import Session
-from wizard.paths import Paths
+
+from tests_support import session_for
 
 pytestmark = pytest.mark.e2e
-
-
-def session_for(profile, sandbox):
-    session = Session(Paths.from_env(), profile)
-    session.unlock(sandbox.api_key)
-    return session
 
 
 def test_status_and_certs_list(onboard, cli):

@@ -14,13 +14,9 @@ from wizard.errors import InterlockRefused, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
 
+from tests_support import session_for
+
 pytestmark = pytest.mark.e2e
-
-
-def session_for(profile, sandbox):
-    session = Session(Paths.from_env(), profile)
-    session.unlock(sandbox.api_key)
-    return session
 
 
 def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):

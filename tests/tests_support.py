@@ -20,3 +20,13 @@ def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
         .sign(key, hashes.SHA256())
     )
     return crypto.certificate_pem(cert).decode()
+
+
+def session_for(profile: str, sandbox):
+    """A Session on an onboarded sandbox profile, with its API key loaded for this test."""
+    from wizard.flow import Session
+    from wizard.paths import Paths
+
+    session = Session(Paths.from_env(), profile)
+    session.unlock(sandbox.api_key)
+    return session
