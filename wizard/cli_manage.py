@@ -212,7 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.format == "bundle":
         written = [str(install.export_bundle(pair, out))]
     elif args.format == "k8s":
-        written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace))]
+        passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
+        written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace, key_passphrase=passphrase))]
     else:
         password = os.environ.get(EXPORT_PASSWORD_ENV) or sys.stdin.readline().strip()
         if not password:

@@ -1,56 +1,94 @@
 """Logging to a private file, with a filter that redacts anything shaped like a Klarna key and any
-secret registered at run time (e.g. a key passphrase)."""
+secret registered at run time (a passphrase has no recognisable shape, so it is matched exactly)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from pathlib import Path
 
 from .fsutil import ensure_private_dir
 from .paths import Paths
 from .rules import redact
 
 LOGGER = "klarna_mtls"
-_SECRETS: set[str] = set()
+REDACTED = "[redacted]"
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_secrets: tuple[str, ...] = ()  # longest first, so a secret containing another is removed whole
+_secrets_lock = threading.Lock()
 
 
 def register_secret(value: str | bytes | None) -> None:
-    """Exact values never to be written to a log (passphrases have no recognisable shape)."""
-    if value:
-        _SECRETS.add(value.decode() if isinstance(value, bytes) else value)
+    """Never write this exact value to a log. Blank values are ignored."""
+    global _secrets
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not value or not value.strip():
+        return
+    with _secrets_lock:
+        _secrets = tuple(sorted({*_secrets, value}, key=len, reverse=True))
 
 
 def scrub(text: str) -> str:
+    """Mask key-shaped strings, then remove every registered secret."""
     text = redact(text)
-    for secret in _SECRETS:
-        text = text.replace(secret, "[redacted]")
+    for secret in _secrets:  # a snapshot: register_secret replaces the tuple, never mutates it
+        text = text.replace(secret, REDACTED)
     return text
 
 
 class RedactingFilter(logging.Filter):
+    """Rewrites the record before any handler formats it: message, arguments, traceback, stack."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
+        record.msg = scrub(_message(record))
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatter uses exc_text when present: a traceback can quote a secret.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
 
 
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # a mismatched format string must not drop the line, nor its redaction
+        return f"{record.msg} {record.args!r}"
+
+
 def setup_logging(paths: Paths, verbose: bool = False) -> logging.Logger:
-    """Log to the state folder's klarna-mtls.log (0600 in a 0700 folder)."""
+    """Log to the state folder's klarna-mtls.log (0600 in a 0700 folder); idempotent."""
     logger = logging.getLogger(LOGGER)
     path = paths.log_path()
     for handler in list(logger.handlers):
         if getattr(handler, "_klarna_mtls", False):
             if handler.baseFilename == str(path):
+                logger.setLevel(logging.DEBUG if verbose else logging.INFO)
                 return logger
             logger.removeHandler(handler)  # another home (tests, scripts): follow it
             handler.close()
-    ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.close(fd)
+    _create_private_file(path)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler._klarna_mtls = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(logging.Formatter(_FORMAT))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     return logger
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the log 0600 before FileHandler opens it (it would follow the umask), and tighten a
+    log left readable by an older run."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
