@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
-from .cli import EXIT_OK
+from .cli import EXIT_ERROR, EXIT_OK
 from .paths import Paths
 
 
@@ -27,7 +28,12 @@ def serve(args: argparse.Namespace) -> int:
     from .sandbox import start_sandbox
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
-    sandbox = start_sandbox(state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay)
+    try:
+        sandbox = start_sandbox(state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay)
+    except OSError as exc:  # port taken, address not local: say so instead of a traceback
+        print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_ERROR
     info = {
         "base_url": sandbox.base_url,
         "ca_bundle": str(sandbox.ca_bundle),
@@ -43,6 +49,8 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    sandbox.stop()
+    try:
+        stop.wait()
+    finally:
+        sandbox.stop()
     return EXIT_OK

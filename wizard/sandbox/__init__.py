@@ -1,7 +1,25 @@
 """The embedded sandbox: a local server that behaves like Klarna's credentials API over real mTLS.
 
 ``start_sandbox`` runs it in a background thread (tests, ``klarna-mtls --sandbox``);
-``klarna-mtls sandbox serve`` runs it as a process (curl, the benchmarks)."""
+``klarna-mtls sandbox serve`` runs it as a process (curl, the benchmarks).
+
+Choices where Klarna publishes nothing ([ours] in klarna-api.md):
+- CN: strict by default (the account suffix, as the Distribution/Direct pages say); with
+  ``allow_custom_cn`` any CN of 1 to 64 characters (the newer page).
+- Errors: 400 INPUT_ERROR/VALIDATION_ERROR with ``validation_errors`` naming the parameter;
+  409 RESOURCE_ERROR/LIMIT_EXCEEDED for an 11th active certificate; 404 RESOURCE_ERROR/NOT_FOUND;
+  401 ACCESS_ERROR/UNAUTHORIZED or API_KEY_DISABLED; 403 ACCESS_ERROR/MTLS_REQUIRED once enforced;
+  413 INPUT_ERROR/PAYLOAD_TOO_LARGE over 1 MB; injected 5xx are TECHNICAL_ERROR/INTERNAL_ERROR and
+  429 ACCESS_ERROR/RATE_LIMITED with Retry-After.
+- Answers: create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
+  ``put_enforcement_answers_204``); DELETE enforcement and DELETE api-key 204.
+- Revoking a revoked certificate changes nothing; a future ``revoked_from`` applies on the clock.
+- Idempotency keys are remembered per account, operation and path for 24 h (sandbox clock); a
+  refusal is not remembered, so a corrected retry with the same key can pass.
+- The sandbox clock (real time + an advanceable offset) decides ACTIVE/EXPIRED/REVOKED and
+  enforcement; X.509 validity uses real time so TLS keeps working after the clock is advanced.
+- The initial API key is stored (0600) so it survives restarts; other keys are kept hashed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +27,7 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .server import FAULT_KINDS, Fault, SandboxServer, serve_in_thread
+from .server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
 from .state import SandboxState
 
 
@@ -21,11 +39,16 @@ class Sandbox:
         self._server = server
         self._thread = thread
         self.admin_token = admin_token
+        self._stopped = False
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state.folder
 
     @property
     def ca_bundle(self) -> Path:
@@ -46,12 +69,10 @@ class Sandbox:
         return self._state.mint_account(environment)
 
     def inject(self, fault: Fault) -> None:
-        with self._server.faults_lock:
-            self._server.faults.append(fault)
+        self._server.add_fault(fault)
 
     def clear_faults(self) -> None:
-        with self._server.faults_lock:
-            self._server.faults.clear()
+        self._server.clear_faults()
 
     def advance_clock(self, seconds: float) -> None:
         self._state.advance_clock(seconds)
@@ -92,7 +113,12 @@ class Sandbox:
         self._state.allow_custom_cn = value
 
     def stop(self) -> None:
+        """Stop accepting, end open keep-alive connections, release the port. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._server.shutdown()
+        self._server.close_connections()
         self._server.server_close()
         self._thread.join(timeout=5)
 
@@ -116,4 +142,4 @@ def start_sandbox(
     return Sandbox(state, server, thread, admin_token)
 
 
-__all__ = ["Sandbox", "Fault", "FAULT_KINDS", "start_sandbox"]
+__all__ = ["Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]

@@ -47,6 +47,8 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
 ]
 
 FAULT_KINDS = ("latency", "status", "rate_limit", "malformed_json", "html_error", "reset", "drop_after_commit")
+OPERATIONS = tuple(dict.fromkeys(op for _, _, op in ROUTES))
+MAX_BODY_BYTES = 1_000_000  # Klarna answers 413 above 1 MB
 
 
 @dataclass
@@ -63,6 +65,12 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+        if self.operation == "any":
+            self.operation = None
+        if self.operation is not None and self.operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {self.operation!r}; one of {OPERATIONS} or 'any'")
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
 
 
 class _Dropped(Exception):
@@ -81,6 +89,9 @@ class SandboxServer(ThreadingHTTPServer):
         self.admin_token = admin_token
         self.faults: list[Fault] = []
         self.faults_lock = threading.Lock()
+        # Open TLS connections, so stop() can end keep-alive connections a client still holds.
+        self._connections: set[ssl.SSLSocket] = set()
+        self._connections_lock = threading.Lock()
         cert, key = state.server_credentials()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -102,16 +113,38 @@ class SandboxServer(ThreadingHTTPServer):
             tls = self.tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return  # e.g. a client certificate from another CA: refused in the handshake
+        with self._connections_lock:
+            self._connections.add(tls)
         try:
             super().finish_request(tls, client_address)
         finally:
+            with self._connections_lock:
+                self._connections.discard(tls)
             try:
                 tls.close()
             except OSError:
                 pass
 
+    def close_connections(self) -> None:
+        """End every open connection: a stopped sandbox must not keep answering pooled clients."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request, client_address) -> None:
         pass  # a client that goes away mid-request is not the sandbox's problem
+
+    def add_fault(self, fault: Fault) -> None:
+        with self.faults_lock:
+            self.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self.faults_lock:
+            self.faults.clear()
 
     def take_fault(self, operation: str) -> Fault | None:
         with self.faults_lock:
@@ -140,14 +173,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
-        body = self._read_body()
         path = self.path.split("?", 1)[0]
-        if path.startswith("/__sandbox__/"):
-            return self._admin(path, body)
-        operation, params = self._route(path)
         state = self.server.state
         extra_headers: dict[str, str] = {}
         try:
+            body = self._read_body()
+            if path.startswith("/__sandbox__/"):
+                return self._admin(path, body)
+            operation, params = self._route(path)
             if operation is None:
                 raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such endpoint.")
             fault = self.server.take_fault(operation)
@@ -173,6 +206,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(error.status, error.body(), extra_headers)
         except _Dropped as dropped:
             self._drop(dropped.reset)
+        except _Handled:
+            raise
+        except Exception:  # a sandbox bug: answer like Klarna would rather than drop the connection
+            error = SandboxError(500, "TECHNICAL_ERROR", "INTERNAL_ERROR", "The sandbox failed unexpectedly.")
+            self._send_json(500, error.body(), extra_headers)
 
     def _pre_fault(self, fault) -> None:
         if fault.kind == "latency":
@@ -193,13 +231,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         key = self.headers.get("Klarna-Idempotency-Key")
         if not key or self.command not in ("POST", "PATCH"):
             return work()
-        records = self.server.state.data["idempotency"]
-        record_key = f"{account_id}|{operation}|{key}"
-        if record_key in records:
-            record = records[record_key]
-            return record["status"], record["body"]
-        status, payload = work()
-        records[record_key] = {"status": status, "body": payload}
+        state = self.server.state
+        record_key = f"{account_id}|{operation}|{self.path}|{key}"
+        first = state.replay(record_key)
+        if first is not None:
+            return first
+        status, payload = work()  # a refusal raises and is not remembered: a fixed retry may pass
+        state.remember(record_key, status, payload)
         return status, payload
 
     def _operate(self, operation: str, account_id: str, key_id: str, params: dict, body: Any):
@@ -216,7 +254,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if operation == "update_certificate":
                 entry["description"] = _description(body)
             elif operation == "revoke_certificate":
-                entry["revoked_from"] = _revoked_from(body, state)
+                state.revoke(entry, body)
             return 200, state.certificate_entry(cid, entry)
         if operation == "get_enforcement":
             return 200, state.enforcement_state(account_id)
@@ -254,28 +292,25 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ admin
     def _admin(self, path: str, body: Any) -> None:
-        if not secrets.compare_digest(self.headers.get("X-Sandbox-Admin", ""), self.server.admin_token):
-            return self._send_json(401, {"error_code": "UNAUTHORIZED", "error_message": "admin token"}, {})
-        state = self.server.state
-        body = body if isinstance(body, dict) else {}
-        if path == "/__sandbox__/faults":
-            fault = Fault(**body)
-            with self.server.faults_lock:
-                self.server.faults.append(fault)
-            return self._send_json(200, {"ok": True}, {})
-        if path == "/__sandbox__/clock":
-            state.advance_clock(float(body.get("advance", 0)))
-            return self._send_json(200, {"now": rules.format_utc(state.now())}, {})
-        if path == "/__sandbox__/accounts":
-            account_id, api_key = state.mint_account(body.get("environment", "test"))
-            return self._send_json(200, {"account_id": account_id, "api_key": api_key}, {})
-        if path == "/__sandbox__/config":
-            if "enforcement_delay" in body:
-                state.enforcement_delay = float(body["enforcement_delay"])
-            if "certificate_lifetime_days" in body:
-                state.certificate_lifetime = timedelta(days=float(body["certificate_lifetime_days"]))
-            return self._send_json(200, {"ok": True}, {})
-        self._send_json(404, {"error_code": "NOT_FOUND"}, {})
+        """Test controls for other processes; the token is printed only by ``sandbox serve --json``."""
+        if not self._admin_token_ok():
+            return self._send_json(401, _admin_error("UNAUTHORIZED", "A valid admin token is required."), {})
+        handler = _ADMIN_ROUTES.get((self.command, path))
+        if handler is None:
+            return self._send_json(404, _admin_error("NOT_FOUND", "No such sandbox control."), {})
+        try:
+            answer = handler(self.server, body if isinstance(body, dict) else {})
+        except (TypeError, ValueError) as exc:
+            return self._send_json(400, _admin_error("VALIDATION_ERROR", str(exc)), {})
+        self._send_json(200, answer, {})
+
+    def _admin_token_ok(self) -> bool:
+        # X-Sandbox-Admin: <token>, or Authorization: Bearer <token>.
+        given = self.headers.get("X-Sandbox-Admin") or ""
+        authorization = self.headers.get("Authorization") or ""
+        if not given and authorization.startswith("Bearer "):
+            given = authorization[len("Bearer "):].strip()
+        return bool(given) and secrets.compare_digest(given.encode(), self.server.admin_token.encode())
 
     # ------------------------------------------------------------------ plumbing
     def _route(self, path: str):
@@ -286,10 +321,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return None, {}
 
     def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 1_000_000:
+        """The JSON body, the raw bytes when it is not JSON, or None when empty."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
             self.close_connection = True
-            return None
+            raise SandboxError(400, "INPUT_ERROR", "BAD_REQUEST", "Invalid Content-Length.") from None
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body would poison the next request
+            raise SandboxError(413, "INPUT_ERROR", "PAYLOAD_TOO_LARGE", "The request body is over 1 MB.")
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return None
@@ -339,6 +379,64 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._drop(dropped.reset)
 
 
+def _admin_error(code: str, message: str) -> dict:
+    return {"error_id": secrets.token_hex(8), "error_type": "INPUT_ERROR" if code == "VALIDATION_ERROR"
+            else "ACCESS_ERROR" if code == "UNAUTHORIZED" else "RESOURCE_ERROR",
+            "error_code": code, "error_message": message}
+
+
+def _admin_add_fault(server: SandboxServer, body: dict) -> dict:
+    server.add_fault(Fault(**body))
+    return {"ok": True}
+
+
+def _admin_clear_faults(server: SandboxServer, body: dict) -> dict:
+    server.clear_faults()
+    return {"ok": True}
+
+
+def _admin_clock(server: SandboxServer, body: dict) -> dict:
+    """POST {"advance": seconds} moves the sandbox clock forward; GET reads it."""
+    if "advance" in body:
+        server.state.advance_clock(float(body["advance"]))
+    return {"now": rules.format_utc(server.state.now())}
+
+
+def _admin_mint_account(server: SandboxServer, body: dict) -> dict:
+    account_id, api_key = server.state.mint_account(body.get("environment", "test"))
+    return {"account_id": account_id, "api_key": api_key}
+
+
+def _admin_config(server: SandboxServer, body: dict) -> dict:
+    """Runtime settings; each is optional. Answers the settings now in force."""
+    state = server.state
+    if "enforcement_delay" in body:
+        state.enforcement_delay = float(body["enforcement_delay"])
+    if "certificate_lifetime_seconds" in body:
+        state.certificate_lifetime = timedelta(seconds=float(body["certificate_lifetime_seconds"]))
+    if "certificate_lifetime_days" in body:
+        state.certificate_lifetime = timedelta(days=float(body["certificate_lifetime_days"]))
+    for flag in ("put_enforcement_answers_204", "allow_custom_cn"):
+        if flag in body:
+            setattr(state, flag, bool(body[flag]))
+    return {
+        "enforcement_delay": state.enforcement_delay,
+        "certificate_lifetime_seconds": state.certificate_lifetime.total_seconds(),
+        "put_enforcement_answers_204": state.put_enforcement_answers_204,
+        "allow_custom_cn": state.allow_custom_cn,
+    }
+
+
+_ADMIN_ROUTES = {
+    ("POST", "/__sandbox__/faults"): _admin_add_fault,
+    ("DELETE", "/__sandbox__/faults"): _admin_clear_faults,
+    ("GET", "/__sandbox__/clock"): _admin_clock,
+    ("POST", "/__sandbox__/clock"): _admin_clock,
+    ("POST", "/__sandbox__/accounts"): _admin_mint_account,
+    ("POST", "/__sandbox__/config"): _admin_config,
+}
+
+
 class _Handled(Exception):
     """A fault already wrote its answer."""
 
@@ -353,17 +451,6 @@ def _description(body: Any) -> str:
     return value
 
 
-def _revoked_from(body: Any, state: SandboxState) -> str:
-    value = body.get("revoked_from") if isinstance(body, dict) else None
-    if not value:
-        return rules.format_utc(state.now())
-    try:
-        return rules.format_utc(rules.parse_timestamp(value))
-    except Exception:
-        raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid revoked_from.",
-                           [{"parameter": "revoked_from", "reason": "must be a UTC timestamp"}]) from None
-
-
 def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str) -> tuple[SandboxServer, threading.Thread]:
     server = SandboxServer((host, port), state, admin_token)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
@@ -372,4 +459,4 @@ def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str)
     return server, thread
 
 
-__all__ = ["Fault", "SandboxServer", "serve_in_thread"]
+__all__ = ["FAULT_KINDS", "OPERATIONS", "Fault", "SandboxServer", "serve_in_thread"]

@@ -58,6 +58,17 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _custom_cn_problems(cn: str | None) -> list[str]:
+    try:
+        rules.verify_cn(cn or "")
+    except InputError as exc:
+        return [exc.message]
+    return []
+
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
 class SandboxState:
     def __init__(self, folder: Path, *, enforcement_delay: float = 300.0) -> None:
         self.folder = ensure_private_dir(folder)
@@ -147,6 +158,8 @@ class SandboxState:
 
     # ------------------------------------------------------------------ accounts and keys
     def mint_account(self, environment: str = "test") -> tuple[str, str]:
+        if environment not in ("live", "test"):
+            raise ValueError("environment must be 'live' or 'test'")
         with self.lock:
             account_id = f"krn:partner:global:account:{environment}:{_random_id()}"
             self.data["accounts"][account_id] = {"environment": environment, "enforcement": None}
@@ -184,7 +197,8 @@ class SandboxState:
             for credential_id, entry in self.data["api_keys"].items():
                 if entry["key_hash"] == digest:
                     if entry["status"] != "ACTIVE":
-                        raise SandboxError(401, "ACCESS_ERROR", "API_KEY_DISABLED", "This API key is disabled.")
+                        raise SandboxError(401, "ACCESS_ERROR", "API_KEY_DISABLED",
+                                           "This API key is disabled; use another active key or create a new one.")
                     entry["last_used_at"] = rules.format_utc(self.now())
                     return entry["account_id"], credential_id
         raise SandboxError(401, "ACCESS_ERROR", "UNAUTHORIZED", "The API key is not valid.")
@@ -230,8 +244,12 @@ class SandboxState:
             csr = crypto.load_csr(csr_pem.encode())
         except CryptoError:
             raise invalid("config.certificate_signing_request", "is not a PEM CSR") from None
+        # Strict by default (Distribution/Direct pages: CN = account suffix); the newer page's
+        # custom CN of up to 64 characters only when allow_custom_cn is set.
         expected = rules.default_cn(account_id)
         problems = crypto.csr_problems(csr, None if self.allow_custom_cn else expected)
+        if self.allow_custom_cn and not problems:
+            problems = _custom_cn_problems(crypto.csr_cn(csr))
         if problems:
             raise invalid("config.certificate_signing_request", " ".join(problems))
         active = [e for e in self.account_certificates(account_id).values() if self.certificate_status(e) == "ACTIVE"]
@@ -276,6 +294,25 @@ class SandboxState:
         return "INVALID"
 
     # ------------------------------------------------------------------ enforcement
+    # ------------------------------------------------------------------ idempotency
+    def replay(self, record_key: str) -> tuple[int, Any] | None:
+        """The first answer given for this idempotency key, within Klarna's 24 h window."""
+        self._forget_old_idempotency_records()
+        record = self.data["idempotency"].get(record_key)
+        return (record["status"], record["body"]) if record else None
+
+    def remember(self, record_key: str, status: int, body: Any) -> None:
+        self.data["idempotency"][record_key] = {
+            "status": status, "body": body, "at": rules.format_utc(self.now()),
+        }
+
+    def _forget_old_idempotency_records(self) -> None:
+        horizon = self.now() - IDEMPOTENCY_WINDOW
+        records = self.data["idempotency"]
+        for key in [k for k, r in records.items() if "at" in r and rules.parse_timestamp(r["at"]) < horizon]:
+            del records[key]
+
+    # ------------------------------------------------------------------ enforcement
     def enforcement_state(self, account_id: str) -> dict:
         enforcement = self.data["accounts"][account_id].get("enforcement")
         if enforcement is None:
@@ -300,6 +337,19 @@ class SandboxState:
             "applies_at": (moment + timedelta(seconds=self.enforcement_delay)).isoformat(),
         }
         return self.enforcement_state(account_id)
+
+    def revoke(self, entry: dict, body: Any) -> None:
+        """Set revoked_from (default now); a certificate already revoked keeps its first date."""
+        if self.certificate_status(entry) == "REVOKED":
+            return
+        value = body.get("revoked_from") if isinstance(body, dict) else None
+        if value is None:
+            entry["revoked_from"] = rules.format_utc(self.now())
+            return
+        try:
+            entry["revoked_from"] = rules.format_utc(rules.parse_timestamp(value))
+        except InputError:
+            raise invalid("revoked_from", "must be a UTC timestamp like 2026-12-01T09:00:00Z") from None
 
     def remove_enforcement(self, account_id: str) -> None:
         self.data["accounts"][account_id]["enforcement"] = None
