@@ -37,7 +37,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise _storage_error(path, exc) from exc
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -63,7 +63,8 @@ def file_mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so a rename or a new symlink in it survives a power cut."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from . import crypto
 from .errors import CryptoError, InputError, StorageError
-from .fsutil import atomic_write, ensure_private_dir, file_mode
+from .fsutil import atomic_write, ensure_private_dir, file_mode, fsync_dir
 
 CERT_FILE = "certificate.pem"
 KEY_FILE = "private-key.pem"
@@ -114,21 +114,7 @@ def _write_new_folder(install_dir: Path, folder: Path, cert_pem: bytes, key_pem:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    _sync_folder(install_dir)
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder so a rename or a new symlink in it survives a power cut."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(install_dir)
 
 
 def _pair(folder: Path) -> InstalledPair:
@@ -162,7 +148,7 @@ def _flip(install_dir: Path, name: str, target: str) -> None:
             pass
         raise StorageError(f"Could not switch {install_dir / name}: {exc.strerror}.",
                            hint="The previous pointer is unchanged.") from exc
-    _sync_folder(install_dir)
+    fsync_dir(install_dir)
 
 
 def _pointed_label(install_dir: Path, name: str) -> str | None:
