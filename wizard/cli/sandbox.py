@@ -9,8 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .cli import EXIT_ERROR, EXIT_OK
-from .paths import Paths
+from .common import EXIT_ERROR, EXIT_OK
+from ..paths import Paths
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .sandbox import start_sandbox
+    from ..sandbox import start_sandbox
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
     try:

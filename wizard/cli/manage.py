@@ -10,10 +10,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .cli import EXIT_ERROR, EXIT_OK, add_common, emit, progress
-from .cli_onboard import open_session, open_unlocked_session
-from .errors import InputError, WizardError
-from .paths import Paths
+from .common import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .onboard import open_session, open_unlocked_session
+from ..errors import InputError, WizardError
+from ..paths import Paths
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
@@ -90,7 +90,7 @@ def _status_text(status) -> str:
 
 
 def _status_exit(status) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     if status.verification not in (None, "VALID"):
         return lifecycle.EXIT_CRITICAL
@@ -101,7 +101,7 @@ def _status_exit(status) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     if getattr(args, "all", False):
         return asyncio.run(_status_all(args))
@@ -112,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def _status_all(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     names = Paths.from_env().profiles()
 
@@ -139,7 +139,7 @@ async def _status_all(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
@@ -148,7 +148,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_unlocked_session(args)
     result = asyncio.run(lifecycle.rotate(
@@ -160,7 +160,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_unlocked_session(args)
     mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
@@ -184,7 +184,7 @@ def _findings_out(args, findings, code: int) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_unlocked_session(args)
     code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
@@ -192,7 +192,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_unlocked_session(args)
     findings = asyncio.run(lifecycle.run_doctor(session))
@@ -200,7 +200,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import install
+    from .. import install
 
     session = open_session(args)
     pair = install.current_pair(session.install_dir)
@@ -226,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .. import lifecycle
 
     session = open_session(args)
     bundle = lifecycle.support_bundle(session)

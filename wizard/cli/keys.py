@@ -11,9 +11,9 @@ import asyncio
 import os
 from dataclasses import asdict
 
-from .cli import EXIT_OK, EXIT_WARNING, add_common, emit, progress
-from .cli_onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
-from .errors import InputError
+from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
+from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
+from ..errors import InputError
 
 
 def register(sub) -> None:
@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 def _store(session):
     """The profile's own persistent store (the one the wizard put the key in)."""
-    from . import secrets
+    from .. import secrets
 
     kind = session.evidence.secret_backend
     if kind not in ("keyring", "encrypted-file", "sandbox"):
@@ -72,7 +72,7 @@ def _line(row) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import keys
+    from .. import keys
 
     session = open_unlocked_session(args)
     rows = asyncio.run(keys.list_keys(session))
@@ -82,7 +82,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from . import keys
+    from .. import keys
 
     session = open_unlocked_session(args)
     store = None if args.show_secret_once else _store(session)
@@ -100,7 +100,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from . import keys
+    from .. import keys
 
     session = open_unlocked_session(args)
     row = asyncio.run(keys.describe_key(session, args.credential_id, args.description))
@@ -109,7 +109,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
-    from . import keys
+    from .. import keys
 
     session = open_unlocked_session(args)
     row = asyncio.run(keys.disable_key(session, args.credential_id))
@@ -118,7 +118,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from . import keys
+    from .. import keys
 
     session = open_unlocked_session(args)
     store = _store(session)

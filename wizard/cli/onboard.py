@@ -9,13 +9,13 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from . import rules
-from .cli import EXIT_OK, add_common, emit, progress
-from .errors import InputError, SecretStoreError
-from .paths import Paths
+from .. import rules
+from .common import EXIT_OK, add_common, emit, progress
+from ..errors import InputError, SecretStoreError
+from ..paths import Paths
 
 if TYPE_CHECKING:
-    from .flow import Session
+    from ..flow import Session
 
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
@@ -43,14 +43,14 @@ def register(sub) -> None:
 
 
 def open_session(args: argparse.Namespace) -> "Session":
-    from .flow import Session  # imported when a command runs: keeps start-up light
+    from ..flow import Session  # imported when a command runs: keeps start-up light
 
     return Session(Paths.from_env(), getattr(args, "profile", "default"))
 
 
 def load_api_key(args: argparse.Namespace, session: Session):
     """Return (api_key, store that holds it). Never from an argument."""
-    from . import secrets
+    from .. import secrets
 
     paths, profile = session.paths, session.profile
     passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
-    from .model import Stage
+    from ..model import Stage
 
     session = open_session(args)
     if args.environment or args.account_id:
@@ -136,7 +136,7 @@ async def onboard(args: argparse.Namespace) -> int:
 
 
 async def _do_stage(args, session: "Session", stage, api_key: str, store, enforce_at: str) -> None:
-    from .model import Stage
+    from ..model import Stage
 
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
-from typing import Any
 
-from . import __version__
-from .errors import WizardError
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
+from .. import __version__
+from ..errors import WizardError
+from .common import EXIT_ERROR, fail
 
 COMMAND_MODULES: list[str] = [
-    "wizard.cli_onboard",
-    "wizard.cli_sandbox",
-    "wizard.cli_manage",
-    "wizard.cli_keys",
+    "wizard.cli.onboard",
+    "wizard.cli.sandbox",
+    "wizard.cli.manage",
+    "wizard.cli.keys",
 ]
 
 
@@ -44,47 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    """--profile after the sub-command too (without clobbering one given before it), and --json."""
-    parser.add_argument("--profile", default=argparse.SUPPRESS, help="profile name")
-    if json_flag:
-        parser.add_argument("--json", action="store_true", help="one JSON object on standard output")
-
-
-def progress(args: argparse.Namespace, line: str) -> None:
-    """Progress lines go to stderr under --json so stdout holds only the JSON object."""
-    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
-
-
-def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = None) -> None:
-    """One JSON object on stdout with --json, else the human text."""
-    if getattr(args, "json", False):
-        print(json.dumps(payload, sort_keys=True, default=str))
-    elif text is not None:
-        print(text)
-
-
-def fail(args: argparse.Namespace, error: WizardError) -> int:
-    """Report a WizardError in both modes and return the error exit code."""
-    from .rules import redact
-
-    payload = {
-        "ok": False,
-        "error": {"title": error.title, "message": redact(error.message), "hint": redact(error.hint)},
-    }
-    if getattr(args, "json", False):
-        print(json.dumps(payload, sort_keys=True))
-    print(f"error: {error.title}: {redact(str(error))}", file=sys.stderr)
-    return EXIT_ERROR
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command != "sandbox":
-            from .logs import register_secret, setup_logging
-            from .paths import Paths
+            from ..logs import register_secret, setup_logging
+            from ..paths import Paths
 
             setup_logging(Paths.from_env())
             register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
@@ -100,6 +63,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
 
-
-if __name__ == "__main__":
-    sys.exit(main())

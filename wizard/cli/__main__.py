@@ -1,0 +1,8 @@
+"""`python -m wizard.cli`: the same entry point as the `klarna-mtls` command."""
+
+import sys
+
+from .main import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""What every command module shares: exit codes, common flags, output in text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import WizardError
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
+
+
+def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """--profile after the sub-command too (without clobbering one given before it), and --json."""
+    parser.add_argument("--profile", default=argparse.SUPPRESS, help="profile name")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="one JSON object on standard output")
+
+
+def progress(args: argparse.Namespace, line: str) -> None:
+    """Progress lines go to stderr under --json so stdout holds only the JSON object."""
+    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = None) -> None:
+    """One JSON object on stdout with --json, else the human text."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, sort_keys=True, default=str))
+    elif text is not None:
+        print(text)
+
+
+def fail(args: argparse.Namespace, error: WizardError) -> int:
+    """Report a WizardError in both modes and return the error exit code."""
+    from ..rules import redact
+
+    payload = {
+        "ok": False,
+        "error": {"title": error.title, "message": redact(error.message), "hint": redact(error.hint)},
+    }
+    if getattr(args, "json", False):
+        print(json.dumps(payload, sort_keys=True))
+    print(f"error: {error.title}: {redact(str(error))}", file=sys.stderr)
+    return EXIT_ERROR
