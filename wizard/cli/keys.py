@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from dataclasses import asdict
 
 from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
-from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
+from .onboard import open_unlocked_session
 from ..errors import InputError
 
 
@@ -52,16 +51,12 @@ def register(sub) -> None:
 def _store(session):
     """The profile's own persistent store (the one the wizard put the key in)."""
     from .. import secrets
+    from ..errors import SecretStoreError
 
-    kind = session.evidence.secret_backend
-    if kind not in ("keyring", "encrypted-file", "sandbox"):
-        raise InputError(
-            f"The profile's key is not kept in a persistent store ({kind or 'none'}).",
-            hint="Store it in the OS keyring or the encrypted file (the wizard's Credentials step), "
-                 "or use --show-secret-once.",
-        )
-    passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-    return secrets.open_store(kind, session.paths, passphrase=passphrase)
+    try:
+        return secrets.open_profile_store(session.evidence.secret_backend, session.paths)
+    except SecretStoreError as error:
+        raise InputError(error.message, hint=f"{error.hint} Or use --show-secret-once.") from None
 
 
 def _line(row) -> str:
