@@ -151,6 +151,9 @@ class PollLimits:
         return cls(interval=interval, max_attempts=max(1, int(limit / interval) + 1), limit=limit)
 
 
+DEFAULT_LIMITS = PollLimits()
+
+
 # ---------------------------------------------------------------- one operation under a limit
 async def timed(
     task: str, work: Awaitable[object], *, limit: float = STEP_LIMIT, tick: float = 1.0,
@@ -237,7 +240,7 @@ def _not_verified(status: str) -> WizardError:
     )
 
 
-def poll_verification(session: "Session", limits: PollLimits = PollLimits(), **timing) -> AsyncIterator[Event]:
+def poll_verification(session: "Session", limits: PollLimits = DEFAULT_LIMITS, **timing) -> AsyncIterator[Event]:
     """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
     enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
     from .model import VALID_IN_A_ROW, Stage

@@ -112,6 +112,13 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_step(args: argparse.Namespace, event) -> None:
+    from ..runners import Step
+
+    if isinstance(event, Step):
+        progress(args, f"keys rotate: {event.step}")
+
+
 def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import keys
 
@@ -121,7 +128,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if resumed:
         progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
     new_id = asyncio.run(keys.rotate_tool_key(session, store, description=args.description,
-                                              on_step=lambda step: progress(args, f"keys rotate: {step}")))
+                                              on_event=lambda event: _show_step(args, event)))
     rows = asyncio.run(keys.list_keys(session))
     tool = next((r for r in rows if r.used_by_tool), None)
     ok = tool is not None and tool.credential_id == new_id

@@ -151,9 +151,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    from ..runners import Attempt, Step
+
+    def show(event) -> None:
+        if isinstance(event, Step):
+            progress(args, f"rotate: {event.step}")
+        elif isinstance(event, Attempt):
+            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+
     result = asyncio.run(lifecycle.rotate(
-        session, retire_old=args.retire_old, verify_interval=args.poll_interval,
-        on_step=lambda step: progress(args, f"rotate: {step}")))
+        session, retire_old=args.retire_old, verify_interval=args.poll_interval, on_event=show))
     emit(args, {"ok": True, **asdict(result)},
          f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
     return EXIT_OK
