@@ -52,7 +52,9 @@ class WizardApp(App):
         sandbox=None,
         poll_interval: float = 2.0,
         autostart_polling: bool = True,
-        enforce_watch_attempts: int = 200,
+        poll_limit: float = 300.0,
+        enforce_limit: float = 420.0,
+        step_limit: float = 60.0,
         store_choices: Callable | None = None,
         status_loader: Callable | None = None,
         doctor: Callable | None = None,
@@ -63,7 +65,9 @@ class WizardApp(App):
         self.sandbox = sandbox
         self.poll_interval = poll_interval
         self.autostart_polling = autostart_polling
-        self.enforce_watch_attempts = enforce_watch_attempts
+        self.poll_limit = poll_limit  # Klarna's verification states settle within 5 minutes
+        self.enforce_limit = enforce_limit  # enforcement applies up to 5 minutes after its time
+        self.step_limit = step_limit  # a single step (test key, issue, install) gives up after this
         self._store_choices = store_choices
         self._status_loader = status_loader
         self._doctor = doctor
