@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Callable
 
+from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
@@ -86,24 +88,41 @@ class WizardApp(App):
             self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
 
     def unlock_from_store(self) -> None:
-        """A resumed run loads the API key from the store the user chose (keyring calls block:
-        a thread worker), and asks for an encrypted key's passphrase."""
+        """A resumed run loads the API key the one way the domain offers (``resolve_api_key``,
+        in a thread: keyring calls block), and asks for an encrypted key's passphrase."""
         if self.session.evidence.key_encrypted and self.session.key_passphrase is None:
             from .modals import PassphraseModal
 
             self.push_screen(PassphraseModal(), self.use_key_passphrase)
+        if not self.session.unlocked:
+            self.load_api_key()
+
+    @work(group="unlock", exclusive=True, exit_on_error=False)
+    async def load_api_key(self) -> None:
+        from wizard import secrets
+        from wizard.errors import SecretStoreError
+
         kind = self.session.evidence.secret_backend
-        if self.session.unlocked or kind not in ("keyring", "sandbox", "env"):
+        asks = kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR)
+        passphrase = await self.store_passphrase() if asks else None
+        try:
+            key, _ = await asyncio.to_thread(
+                secrets.resolve_api_key, self.session.profile, self.session.paths, kind, passphrase=passphrase)
+        except SecretStoreError as error:
+            self.notify(f"{error.message} Enter your API key again on the Credentials step.", severity="warning")
             return
+        self.session.unlock(key)
 
-        def load() -> None:
-            key = self.open_store(kind, None).get(self.session.profile)
-            if key:
-                self.session.unlock(key)
-            else:
-                self.call_from_thread(self.notify, "Enter your API key again on the Credentials step.", severity="warning")
+    async def store_passphrase(self) -> bytes | None:
+        """The encrypted file's passphrase: KLARNA_MTLS_STORE_PASSPHRASE, else asked (in a worker)."""
+        from wizard import secrets
 
-        self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
+            return None  # resolve_api_key and open_profile_store read it themselves
+        from .modals import PassphraseModal
+
+        return await self.push_screen_wait(PassphraseModal(
+            "Secret store passphrase", "Your API key is kept in the encrypted file. Enter its passphrase."))
 
     def use_key_passphrase(self, passphrase: bytes | None) -> None:
         from wizard import crypto
