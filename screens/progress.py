@@ -32,6 +32,17 @@ class ReportsWorkerErrors:
 class WorkPanel(Horizontal):
     """What is happening, the elapsed time and the limit, and a Cancel button."""
 
+    DEFAULT_CSS = """
+    WorkPanel {
+        height: auto;
+        margin: 1 0 0 0;
+    }
+    WorkPanel #work-status {
+        width: 1fr;
+        color: $text-muted;
+    }
+    """
+
     def compose(self) -> ComposeResult:
         yield Static("", id="work-status")
         cancel = Button("Cancel (Esc)", id="cancel-work", variant="error")
