@@ -136,6 +136,14 @@ class Session:
         return self._api_key[-4:] if self._api_key else None
 
     @property
+    def running_key_recorded(self) -> bool | None:
+        """Whether the key loaded for this run is the one recorded at the Credentials step (and
+        kept through key rotation), compared by its masked form; None when no key is loaded."""
+        if not self._api_key:
+            return None
+        return rules.mask_key(self._api_key) == self.evidence.api_key_masked
+
+    @property
     def unlocked(self) -> bool:
         return self._api_key is not None
 
