@@ -13,9 +13,9 @@ import time
 
 import httpx
 import pytest
-
 from conftest import BOTH_ANSWER_MODES
 from tests_support import session_for
+
 from wizard import keys, rules
 from wizard.api import EnforcementState, KlarnaClient
 from wizard.cli import main

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from . import rules
 from ._lazy import lazy_module
@@ -32,6 +32,10 @@ from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState
 from .model import Onboarding, Stage
 from .paths import Paths
+
+if TYPE_CHECKING:  # httpx and the install module load when a command needs them
+    from .api import CertificateInfo, EnforcementState
+    from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
@@ -58,10 +62,10 @@ class Look:
     """The account as seen just now through the installed pair: its certificates, what the
     verification header said, the enforcement state, and which recorded credential is current."""
 
-    certificates: list  # CertificateInfo, as listed
+    certificates: list[CertificateInfo]  # as listed
     verification: str | None  # None when no pair is installed here
-    enforcement: object  # api.EnforcementState
-    pair: object | None  # install.InstalledPair in `current`
+    enforcement: EnforcementState
+    pair: InstalledPair | None  # the pair in the install folder's `current`
     current_id: str | None  # from the profile's records, never from the listing
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
@@ -253,7 +257,7 @@ class Session:
                 raise
 
     # ------------------------------------------------------------------ the gate
-    def situation(self, look: Look | None = None, **facts) -> Situation:
+    def situation(self, look: Look | None = None, **facts: Any) -> Situation:
         """What ``interlocks.require`` judges: the stage, the evidence and, from ``look``, the
         account as observed just now, plus the records (current credential, retired ones)."""
         if look is None:
@@ -269,10 +273,10 @@ class Session:
             enforcement_scheduled=look.enforcement.scheduled, **facts,
         )
 
-    def require(self, action: Action, look: Look | None = None, **facts) -> None:
+    def require(self, action: Action, look: Look | None = None, **facts: Any) -> None:
         require(action, self.situation(look, **facts))
 
-    def current_id(self, pair) -> str | None:
+    def current_id(self, pair: InstalledPair | None) -> str | None:
         return self.state.id_for_pair(pair.label, pair.fingerprint) if pair is not None else None
 
     async def look(self) -> Look:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from .errors import InterlockRefused
 from .model import ORDER, Onboarding, Stage
@@ -31,7 +31,7 @@ VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     GENERATE_KEY = "generate a key"
     ISSUE = "issue a certificate"
     INSTALL = "install the certificate"

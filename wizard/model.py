@@ -472,7 +472,7 @@ class Onboarding:
     @classmethod
     def resumed(
         cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now
-    ) -> "Onboarding":
+    ) -> Onboarding:
         """A model for a journal's claimed ``stage``, re-checked rather than trusted: it is pulled
         back to the first earlier stage whose (lasting) checks fail, and says so in ``pulled_back``."""
         model = cls(Stage.CREDENTIALS, evidence, clock)
