@@ -245,8 +245,18 @@ async def rotate(
                                 flow.get("fingerprint"), statuses)
     session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
     if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
-        await revoke(session, progress.old_certificate_id, confirm_suffix=_suffix_of(session, progress.old_certificate_id))
+        await _retire(session, progress.old_certificate_id)
     return progress
+
+
+async def _retire(session: Session, credential_id: str) -> None:
+    """Revoke the replaced certificate through the interlock; one already revoked or expired
+    (elsewhere, or by an earlier run) leaves nothing to do."""
+    found = refusals(Action.REVOKE, (await gather_status(session)).situation(credential_id))
+    if found and all(r.check == "target active" for r in found):
+        session.audit.record("retire_skipped", certificate_id=credential_id, reason=found[0].reason)
+        return
+    await revoke(session, credential_id, confirm_suffix=_suffix_of(session, credential_id))
 
 
 def _suffix_of(session: Session, credential_id: str) -> str | None:
