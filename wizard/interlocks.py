@@ -160,7 +160,7 @@ def _target_alive(s: Situation) -> str | None:
 
 def _not_current(s: Situation) -> str | None:
     if s.target is not None and s.target == s.current_id:
-        return "It is the certificate installed and in use here."
+        return "It is the certificate installed and in use here. Rotate first, then retire the old one."
     return None
 
 
@@ -191,6 +191,8 @@ def _tool_key_known(s: Situation) -> str | None:
 
 
 def _running_key_known(s: Situation) -> str | None:
+    if s.target == s.tool_key_id:
+        return None  # refused already, for a better reason
     if s.tool_key_id is not None and s.running_key_recorded is False and not s.confirmed_not_tool_key:
         return "The API key loaded for this run is not the profile's recorded key, and its id is unknown."
     return None
@@ -235,7 +237,7 @@ ACTIONS: dict[Action, Rule] = {
         Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
         Gate("target active", _target_alive, "Nothing to revoke."),
         G_CURRENT_RECORDED,
-        Gate("not current", _not_current, "Rotate first (klarna-mtls rotate), then retire the old one."),
+        Gate("not current", _not_current, "klarna-mtls rotate installs and verifies a replacement first."),
         G_CURRENT_LISTED,
         Gate("enforcement", _enforcement_safe,
              "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement."),
