@@ -289,3 +289,28 @@ def test_a_resumed_onboard_at_enforce_still_works_after_the_verify_window(onboar
     later = rules.utc_now() + timedelta(hours=2)
     session = Session(Paths.from_env(), "p", clock=lambda: later)
     assert session.model.stage is Stage.ENFORCE
+
+
+def test_a_key_of_another_account_cannot_revoke_there(onboard, cli, sandbox, monkeypatch, tmp_path):
+    """Red-team finding 16: with KLARNA_API_KEY of another account, the listing is that account's and
+    the certificate installed here is not in it: destructive steps are refused."""
+    from test_sandbox_rules import issue_pair
+
+    onboard()
+    other_account, other_key = sandbox.mint_account()
+    monkeypatch.setenv("KLARNA_API_KEY", other_key)
+    victim = session_for("p", sandbox)
+    victim.unlock(other_key)
+
+    async def issue_there():
+        async with victim.client(with_certificate=False) as klarna:
+            from wizard import crypto as c
+
+            key = c.make_private_key()
+            csr = c.make_csr_pem(key, rules.default_cn(other_account)).decode()
+            return (await klarna.create_certificate(csr, "other service", "idem-" + other_account[-8:])).value
+
+    theirs = asyncio.run(issue_there())
+    code, out = cli("certs", "revoke", "--profile", "p", theirs.credential_id)
+    assert code == 3 and "not among the account's certificates" in out["error"]["message"]
+    assert server_certificate_status(sandbox, theirs.credential_id) == "ACTIVE"

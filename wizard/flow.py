@@ -356,6 +356,7 @@ class Session:
 
     async def use_existing_key(self, *, passphrase: bytes | None = None, cn: str | None = None) -> None:
         """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR."""
+        self.require(Action.GENERATE_KEY)
         key = await asyncio.to_thread(crypto.load_private_key_file, self.key_path, passphrase)
         account = self.evidence.account_id
         if not account:

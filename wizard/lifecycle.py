@@ -411,7 +411,11 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
                        f"{verdict}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])))
     mode = status.enforcement_mode or "UNKNOWN"
     note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
-    out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
+    if mode == "UNKNOWN":
+        out.append(Finding("enforcement", "warning", "Enforcement: UNKNOWN (Klarna's answer did not say).",
+                           "Revoking and enforcing are refused until the state can be read; try again later."))
+    else:
+        out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
     slots = status.slots_used
     out.append(Finding("slots", "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
                        f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
