@@ -314,3 +314,51 @@ def test_a_key_of_another_account_cannot_revoke_there(onboard, cli, sandbox, mon
     code, out = cli("certs", "revoke", "--profile", "p", theirs.credential_id)
     assert code == 3 and "not among the account's certificates" in out["error"]["message"]
     assert server_certificate_status(sandbox, theirs.credential_id) == "ACTIVE"
+
+
+@BOTH_ANSWER_MODES
+def test_the_whole_journey_in_both_answer_modes(onboard, cli, sandbox):
+    """Onboard to ENFORCED, status, rotate and retire, a key per service, unenforce and enforce again:
+    the same outcome whether the server sends every field or only the documented ones."""
+    first = onboard(enforce_at="NOW")
+    assert first["stage"] == "DONE" and first["enforcement"]["mode"] in ("REPORTING", "ENFORCED")
+    assert wait_for(lambda: cli("status", "--profile", "p")[1]["enforcement_mode"] == "ENFORCED")
+    code, status = cli("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == first["certificate_id"] and status["verification"] == "VALID"
+    code, rotated = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 0 and server_certificate_status(sandbox, first["certificate_id"]) == "REVOKED"
+    code, status = cli("status", "--profile", "p")
+    assert status["current_id"] == rotated["new_certificate_id"] and status["verification"] == "VALID"
+    code, created = cli("keys", "create", "--profile", "p", "--description", "checkout eu", "--show-secret-once")
+    assert code == 0 and server_key_status(sandbox, created["key"]["credential_id"]) == "ACTIVE"
+    code, out = cli("unenforce", "--profile", "p")
+    assert code == 0 and server_enforcement(sandbox) == "REPORTING"
+    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
+    assert code == 0 and wait_for(lambda: server_enforcement(sandbox) == "ENFORCED")
+    code, out = cli("certs", "revoke", "--profile", "p", rotated["new_certificate_id"])
+    assert code == 3 and server_certificate_status(sandbox, rotated["new_certificate_id"]) == "ACTIVE"
+
+
+@DOCS_ONLY
+def test_an_unreadable_enforcement_state_blocks_revoking_unless_the_installed_pair_is_valid(onboard, cli, sandbox):
+    """GET enforcement answering 204 (or a 404): status reads UNKNOWN and works; revoking another
+    certificate is allowed only because the installed pair is VALID right now."""
+    from test_sandbox_rules import issue_pair
+
+    from wizard.sandbox import answers
+
+    onboard()
+    spare, *_ = issue_pair(sandbox, sandbox.state_dir.parent, "spare")
+    original = answers.docs_only
+
+    def no_body_for_enforcement(operation, status, payload):
+        return (204, None) if operation == "get_enforcement" else original(operation, status, payload)
+
+    answers.docs_only = no_body_for_enforcement
+    try:
+        code, status = cli("status", "--profile", "p")
+        assert code == 0 and status["enforcement_mode"] == "UNKNOWN" and status["verification"] == "VALID"
+        code, out = cli("certs", "revoke", "--profile", "p", spare.credential_id)
+        assert code == 0 and server_certificate_status(sandbox, spare.credential_id) == "REVOKED"
+    finally:
+        answers.docs_only = original

@@ -286,7 +286,7 @@ class Session:
         pair = current_pair(self.install_dir)
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
-            enforcement = (await klarna.get_enforcement()).value
+            enforcement = await _enforcement_or_unknown(klarna)
         return Look(listing.value, listing.verification.value if pair else None, enforcement, pair,
                     self.current_id(pair), listing.tls_version, listing.clock_skew_seconds)
 
@@ -596,6 +596,19 @@ class Session:
             answer = await klarna.remove_enforcement()
         self.audit.record("enforcement_removed", mode=answer.value.mode.value)
         return answer.value
+
+
+async def _enforcement_or_unknown(klarna) -> EnforcementState:
+    """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
+    interlocks treat as "maybe on"), while an authentication failure still fails the call."""
+    from .api import EnforcementState
+
+    try:
+        return (await klarna.get_enforcement()).value
+    except ApiError as error:
+        if error.status in (401, 403, 429) or error.status >= 500:
+            raise
+        return EnforcementState.unknown()
 
 
 def _mtls_required(error: ApiError) -> MtlsRequired:
