@@ -12,6 +12,8 @@ import email.utils
 import json
 import logging
 import random
+import re
+import socket
 import ssl
 import time
 import uuid
@@ -23,7 +25,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 import httpx
 
 from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, TransportError
+from .errors import ApiError, CryptoError, HandshakeRejected, TransportError, WizardError
 
 T = TypeVar("T")
 
@@ -330,9 +332,39 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
+# TLS alerts (OpenSSL reason names) by which a server refuses the client certificate it was sent.
+# A bare handshake_failure is not among them: it also means "no cipher or version in common".
+CERTIFICATE_ALERTS = frozenset({
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_REVOKED", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED",
+})
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+
+
+def _exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """httpx -> httpcore -> anyio -> ssl/OS: the causes of one failure, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """The OpenSSL reason (e.g. TLSV1_ALERT_UNKNOWN_CA) of the TLS error behind a failure, if any."""
+    for item in _exception_chain(exc):
+        reason = getattr(item, "reason", None) if isinstance(item, ssl.SSLError) else None
+        match = _SSL_REASON.search(str(item))
+        if reason or match:
+            return str(reason or match.group(1)).upper()  # type: ignore[union-attr]
+    return None
+
+
 def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
     text = f"{type(exc).__name__}: {exc}".lower()
-    if "certificate verify failed" in text or "certificate_verify_failed" in text or "hostname mismatch" in text:
+    reason = _tls_reason(exc)
+    if reason == "CERTIFICATE_VERIFY_FAILED" or "certificate verify failed" in text or "hostname mismatch" in text:
         return TransportError(
             "The server's TLS certificate is not trusted, or is for another host name.",
             title="Untrusted server",
@@ -344,15 +376,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
             title="TLS too old",
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
-    alert = any(word in text for word in ("alert", "certificate required", "unknown ca", "bad certificate", "certificate unknown", "handshake failure"))
-    # Only a TLS alert means the server refused our certificate; a plain broken read after the
-    # request was sent is an unknown outcome (reconciled), not a refusal.
-    if with_certificate and (alert or isinstance(exc, ssl.SSLError)):
-        # TLS 1.3 reports the server's verdict on our certificate at the first read.
-        return HandshakeRejected(
-            "The server refused our client certificate during the TLS handshake.",
-            hint="The certificate is not one the server accepts (another CA, expired or revoked).",
-        )
+    if reason in CERTIFICATE_ALERTS:
+        # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
+        return _rejected(reason) if with_certificate else _certificate_required()
     if isinstance(exc, httpx.TimeoutException):
         return TransportError("Klarna did not answer in time.", title="Timeout", hint="Check the network and try again.")
     if isinstance(exc, httpx.ConnectError):
@@ -362,6 +388,109 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
     return TransportError(
         "The connection to Klarna broke before an answer arrived.", hint="Try again; nothing is lost."
     )
+
+
+def _rejected(reason: str | None) -> HandshakeRejected:
+    alert = f" (TLS alert: {_alert_words(reason)})" if reason else ""
+    return HandshakeRejected(
+        f"The server refused our client certificate during the TLS handshake{alert}.",
+        hint="The certificate is not one the server accepts (another CA, expired or revoked).",
+    )
+
+
+def _certificate_required() -> TransportError:
+    return TransportError(
+        "The server requires a client certificate in the TLS handshake, and this call sent none.",
+        title="Client certificate required",
+        hint="mTLS is enforced for this account: install this profile's certificate, then try again.",
+    )
+
+
+def _alert_words(reason: str) -> str:
+    for prefix in ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_"):
+        reason = reason.removeprefix(prefix)
+    return reason.replace("_", " ").lower()
+
+
+def _may_be_refusal(exc: BaseException, error: TransportError) -> bool:
+    """A reset, an EOF or a bare handshake failure can be the server refusing our certificate
+    (TLS 1.3 sends its verdict after the client's handshake is done); a timeout, a refused
+    connection or a failed DNS look-up cannot."""
+    if isinstance(error, HandshakeRejected) or error.title != TransportError.title:
+        return False
+    chain = _exception_chain(exc)
+    return not any(isinstance(item, (ConnectionRefusedError, socket.gaierror, TimeoutError)) for item in chain)
+
+
+class HandshakeProbe:
+    """Settles an ambiguous failure with fresh TLS connections that send nothing, so no reset can
+    overtake the server's alert: first with the certificate, then (if the connection just
+    closed) without it. ``contexts(True)``/``contexts(False)`` build the two client contexts."""
+
+    def __init__(self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0,
+                 connect_timeout: float = 10.0) -> None:
+        self._contexts = contexts
+        self._verdict_wait = verdict_wait
+        self._connect_timeout = connect_timeout
+
+    async def refuses_certificate(self, base_url: str) -> tuple[bool, str | None]:
+        """(True, alert) when the server refuses the certificate; (False, None) when it does not or
+        when that cannot be settled (unknown is never a refusal)."""
+        with_certificate = await self._outcome(base_url, True)
+        if with_certificate in CERTIFICATE_ALERTS:
+            return True, with_certificate
+        if with_certificate != "closed":
+            return False, None
+        # The connection closed with no word. Without the certificate, a server that waits for the
+        # request or asks for a certificate shows that our certificate made the difference.
+        without = await self._outcome(base_url, False)
+        return without == "open" or without in CERTIFICATE_ALERTS, None
+
+    async def _outcome(self, base_url: str, with_certificate: bool) -> str:
+        """An alert reason, "closed" (EOF, reset or another TLS failure), "open" (the server waits
+        for a request) or "unknown" (no connection at all)."""
+        url = httpx.URL(base_url)
+        try:
+            context = await asyncio.to_thread(self._contexts, with_certificate)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.host, url.port or 443, ssl=context, server_hostname=url.host),
+                self._connect_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, WizardError) as exc:
+            return _probe_failure(exc)
+        try:
+            data = await asyncio.wait_for(reader.read(1), self._verdict_wait)
+            return "open" if data else "closed"
+        except asyncio.TimeoutError:
+            return "open"
+        except OSError as exc:
+            return _probe_failure(exc)
+        finally:
+            writer.close()
+
+
+def handshake_probe_for(
+    *, ca_bundle: Path | None, client_cert: Path, client_key: Path, key_passphrase: bytes | None = None
+) -> HandshakeProbe:
+    """The probe for a client made by make_http_client with the same trust and client pair."""
+
+    def contexts(with_certificate: bool) -> ssl.SSLContext:
+        if not with_certificate:
+            return make_ssl_context(ca_bundle=ca_bundle)
+        return make_ssl_context(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
+
+    return HandshakeProbe(contexts)
+
+
+def _probe_failure(exc: BaseException) -> str:
+    reason = _tls_reason(exc)
+    if reason in CERTIFICATE_ALERTS:
+        return reason  # type: ignore[return-value]
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, asyncio.TimeoutError, WizardError)):
+        return "unknown"
+    return "closed"
 
 
 # ---------------------------------------------------------------- client
@@ -376,6 +505,7 @@ class KlarnaClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         with_certificate: bool = False,
+        handshake_probe: HandshakeProbe | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -383,8 +513,11 @@ class KlarnaClient:
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
         self._rng = rng
-        # Whether a broken first read may be the server refusing our client certificate.
+        # Whether a broken first read may be the server refusing our client certificate, and the
+        # probe that settles it (its verdict is kept: one probe per client at most).
         self._with_certificate = with_certificate
+        self._probe = handshake_probe
+        self._refusal: tuple[bool, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key)!r})"
@@ -527,7 +660,7 @@ class KlarnaClient:
                     json=json_body,
                 )
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
-                error = _transport_error(exc, self._with_certificate)
+                error = await self._transport_error(exc)
                 unknown = not isinstance(exc, httpx.ConnectError)
                 if (
                     isinstance(error, HandshakeRejected)
@@ -550,6 +683,16 @@ class KlarnaClient:
                 raise error
             return self._answer(response, correlation_id, started, parse)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _transport_error(self, exc: Exception) -> TransportError:
+        """Classify a failure; a reset or EOF with our certificate is settled by the probe."""
+        error = _transport_error(exc, self._with_certificate)
+        if not (self._with_certificate and self._probe is not None and _may_be_refusal(exc, error)):
+            return error
+        if self._refusal is None:
+            self._refusal = await self._probe.refuses_certificate(self._base_url)
+        refused, reason = self._refusal
+        return _rejected(reason) if refused else error
 
     def _headers(self, correlation_id: str, idempotency_key: str | None) -> dict[str, str]:
         headers = {
