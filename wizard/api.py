@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 import httpx
 
 from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, TransportError, WizardError
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError, WizardError
 
 T = TypeVar("T")
 
@@ -185,11 +185,42 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# Fields read in a normal form, whatever form the docs allow them in.
+_TIMESTAMP_FIELDS = frozenset({"created_at", "expires_at", "revoked_from", "last_used_at", "enforced_from"})
+_ENUM_FIELDS = frozenset({"status", "enforcement_mode", "mode", "usage"})
+
+
 def _strings_only(data: dict) -> dict:
-    """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent."""
+    """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent.
+    Read tolerantly: timestamps with or without fractions, ``Z`` or an offset, become UTC ``Z``
+    (unreadable ones are absent); enum values are trimmed and upper-cased; an id that could not
+    name a resource in a path is absent. Certificates are kept byte for byte."""
     if not isinstance(data, dict):
         raise ApiError("Klarna's answer did not have the expected shape.", status=200)
-    return {k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))}
+    fields = {k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))}
+    for name in _TIMESTAMP_FIELDS & fields.keys():
+        fields[name] = _utc_text(fields[name])
+    for name in _ENUM_FIELDS & fields.keys():
+        fields[name] = fields[name].strip().upper()
+    if "credential_id" in fields and not usable_id(fields["credential_id"]):
+        del fields["credential_id"]
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _utc_text(value: str) -> str | None:
+    try:
+        return rules.format_utc(rules.parse_timestamp(value))
+    except WizardError:
+        return None
+
+
+def usable_id(value: object) -> bool:
+    """A credential id is ``krn:…`` today, but any non-empty string that cannot step out of its
+    path segment is accepted: no separators, no dot segments, no control characters."""
+    return (
+        isinstance(value, str) and bool(value.strip()) and value not in (".", "..")
+        and not any(c in value for c in "/\\?#") and value.isprintable() and len(value) <= 512
+    )
 
 
 def _derived_status(cert) -> str:
@@ -280,9 +311,14 @@ def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiEr
             **common,
         )
     if status == 403:
+        # Klarna documents a bare 403 as its DDoS protection: no error body, so no error code; a
+        # refusal for a missing client certificate carries an error body and is handled above.
         return ApiError(
-            "Klarna refused the request with no explanation (DDoS protection).",
-            hint="Wait a few minutes before trying again; contact Klarna support if it persists.",
+            "Klarna refused the request with no explanation: a 403 without an error body is what "
+            "Klarna's DDoS protection answers. It does not say the certificate or the API key is wrong.",
+            title="Blocked by Klarna's DDoS protection",
+            hint="Wait a few minutes before trying again, and slow down any scripts using this key; "
+            "contact Klarna support with the correlation ids if it persists.",
             **common,
         )
     if status >= 500:
@@ -317,18 +353,31 @@ def _hint(status: int, code: str | None) -> str:
     return ""
 
 
+def _first_value(response: httpx.Response, name: str) -> str | None:
+    """The first value of a header that may arrive repeated (``VALID, VALID``), trimmed."""
+    value = response.headers.get(name)
+    first = value.split(",")[0].strip() if value else ""
+    return first or None
+
+
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    """``Retry-After`` in seconds or as an HTTP date, possibly repeated; None when unreadable."""
+    value = (response.headers.get("retry-after") or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value.split(",")[0])
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is unreadable
     except ValueError:
         pass
+    if "GMT" in value.upper():
+        value = value[: value.upper().index("GMT") + 3]  # a repeated date: its first copy
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
     return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
@@ -645,7 +694,7 @@ class KlarnaClient:
         idempotency_key: str | None = None,
     ) -> Answer[T]:
         method, template = ENDPOINTS[operation]
-        path = template.replace("{credential_id}", _quote_id(credential_id or ""))
+        path = template.replace("{credential_id}", _quote_id(credential_id)) if "{" in template else template
         # POST/PATCH carry an idempotency key; a repeat with the same key cannot duplicate.
         retriable = method in SAFE_METHODS or idempotency_key is not None
         attempts = self._max_attempts if retriable else 1
@@ -712,7 +761,7 @@ class KlarnaClient:
     def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
         received = datetime.now(timezone.utc)
         try:
-            body = response.json() if response.content else None
+            body = response.json() if response.content.strip() else None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(
                 "Klarna's answer was not valid JSON.",
@@ -736,7 +785,7 @@ class KlarnaClient:
             value=value,
             status_code=response.status_code,
             verification=rules.VerificationStatus.parse(response.headers.get("klarna-mtls-verification-status")),
-            ip_validation=response.headers.get("klarna-ip-validation-status"),
+            ip_validation=(_first_value(response, "klarna-ip-validation-status") or "").upper() or None,
             server_date=server_date,
             clock_skew_seconds=(server_date - received).total_seconds() if server_date else None,
             correlation_id=correlation_id,
@@ -746,10 +795,16 @@ class KlarnaClient:
         )
 
 
-def _quote_id(credential_id: str) -> str:
+def _quote_id(credential_id: str | None) -> str:
+    """One path segment: an id that could reach another resource is refused, never sent."""
     from urllib.parse import quote
 
-    return quote(credential_id, safe=":")
+    if not usable_id(credential_id):
+        raise InputError(
+            f"'{str(credential_id)[:60]}' is not a credential id.",
+            hint="Copy the id from the certificate or key listing (ids look like krn:…).",
+        )
+    return quote(credential_id, safe=":")  # type: ignore[arg-type]
 
 
 def _tls_version(response: httpx.Response) -> str | None:
@@ -785,13 +840,14 @@ def _parse_certificates(body: Any) -> list[CertificateInfo]:
 
 
 def _parse_certificate(body: Any) -> CertificateInfo:
-    if not isinstance(body, dict) or not body.get("credential_id"):
-        raise ValueError("no credential_id")
+    if not _has_id(body):
+        raise ValueError("no usable credential_id")
     return CertificateInfo.from_json(body)
 
 
 def _parse_optional_certificate(body: Any) -> CertificateInfo | None:
-    return _parse_certificate(body) if body else None
+    """A write may answer 204, ``{}`` or an entry: only an entry with an id is read."""
+    return _parse_certificate(body) if _has_id(body) else None
 
 
 def _parse_enforcement(body: Any) -> EnforcementState:
@@ -801,7 +857,9 @@ def _parse_enforcement(body: Any) -> EnforcementState:
 
 
 def _parse_optional_enforcement(body: Any) -> EnforcementState | None:
-    return _parse_enforcement(body) if body else None
+    """PUT/DELETE may answer 204 or a body without the mode: then the state is read with a GET."""
+    has_mode = isinstance(body, dict) and any(_text(body.get(k)) for k in ("enforcement_mode", "mode"))
+    return _parse_enforcement(body) if has_mode else None
 
 
 def _parse_api_keys(body: Any) -> list[ApiKeyInfo]:
@@ -810,10 +868,14 @@ def _parse_api_keys(body: Any) -> list[ApiKeyInfo]:
 
 
 def _parse_api_key(body: Any) -> ApiKeyInfo:
-    if not isinstance(body, dict) or not body.get("credential_id"):
-        raise ValueError("no credential_id")
+    if not _has_id(body):
+        raise ValueError("no usable credential_id")
     return ApiKeyInfo.from_json(body)
 
 
 def _parse_optional_api_key(body: Any) -> ApiKeyInfo | None:
-    return _parse_api_key(body) if body else None
+    return _parse_api_key(body) if _has_id(body) else None
+
+
+def _has_id(body: Any) -> bool:
+    return isinstance(body, dict) and usable_id(body.get("credential_id"))
