@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -50,7 +50,7 @@ def json_answer(body, status: int = 200, headers=None) -> httpx.Response:
 # ---------------------------------------------------------------- a certificate issued for our key
 def issued(key, *, ca_key=None, cn: str = "LYABCDEI", ca: bool = False) -> x509.Certificate:
     ca_key = ca_key or crypto.make_private_key()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -202,13 +202,13 @@ async def test_revoke_and_disable_read_an_entry_when_one_comes_back():
 
 # ---------------------------------------------------------------- 429 and Retry-After
 def _http_date(moment: datetime) -> str:
-    return email.utils.format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+    return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 @pytest.mark.parametrize("retry_after,slept", [
     ("3", 3.0), ("3, 3", 3.0), ("1.5", 1.5),
-    (_http_date(datetime.now(timezone.utc) + timedelta(hours=1)), 60.0),  # a date: capped at a minute
-    (_http_date(datetime.now(timezone.utc) - timedelta(hours=1)), 0.0),  # a date already past
+    (_http_date(datetime.now(UTC) + timedelta(hours=1)), 60.0),  # a date: capped at a minute
+    (_http_date(datetime.now(UTC) - timedelta(hours=1)), 0.0),  # a date already past
 ])
 async def test_429_honours_retry_after_in_seconds_or_as_an_http_date(retry_after, slept):
     limited = httpx.Response(429, headers={"Retry-After": retry_after})

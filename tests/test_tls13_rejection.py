@@ -8,11 +8,12 @@ loopback listeners, real TLS, real httpx."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,7 @@ ROUNDS = 30
 
 # ---------------------------------------------------------------- a small PKI
 def _certificate(subject_key, cn: str, issuer_key, issuer_cn: str, *, ca: bool = False, ip: str | None = None):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -97,10 +98,8 @@ class Listener:
             connection.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
         self._socket.close()
         self._thread.join(timeout=30)
 

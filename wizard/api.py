@@ -18,7 +18,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
@@ -190,14 +190,16 @@ _TIMESTAMP_FIELDS = frozenset({"created_at", "expires_at", "revoked_from", "last
 _ENUM_FIELDS = frozenset({"status", "enforcement_mode", "mode", "usage"})
 
 
-def _strings_only(data: dict) -> dict:
+def _strings_only(data: dict[str, Any]) -> dict[str, Any]:
     """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent.
     Read tolerantly: timestamps with or without fractions, ``Z`` or an offset, become UTC ``Z``
     (unreadable ones are absent); enum values are trimmed and upper-cased; an id that could not
     name a resource in a path is absent. Certificates are kept byte for byte."""
     if not isinstance(data, dict):
         raise ApiError("Klarna's answer did not have the expected shape.", status=200)
-    fields = {k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))}
+    fields: dict[str, Any] = {
+        k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))
+    }
     for name in _TIMESTAMP_FIELDS & fields.keys():
         fields[name] = _utc_text(fields[name])
     for name in _ENUM_FIELDS & fields.keys():
@@ -376,9 +378,9 @@ def _retry_after(response: httpx.Response) -> float | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    if moment.tzinfo is None:  # "-0000": UTC by RFC 5322
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 # TLS alerts (OpenSSL reason names) by which a server refuses the client certificate it was sent.
@@ -505,12 +507,12 @@ class HandshakeProbe:
                 asyncio.open_connection(url.host, url.port or 443, ssl=context, server_hostname=url.host),
                 self._connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError, WizardError) as exc:
+        except (OSError, TimeoutError, WizardError) as exc:
             return _probe_failure(exc)
         try:
             data = await asyncio.wait_for(reader.read(1), self._verdict_wait)
             return "open" if data else "closed"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "open"
         except OSError as exc:
             return _probe_failure(exc)
@@ -536,8 +538,8 @@ def handshake_probe_for(
 def _probe_failure(exc: BaseException) -> str:
     reason = _tls_reason(exc)
     if reason in CERTIFICATE_ALERTS:
-        return reason  # type: ignore[return-value]
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, asyncio.TimeoutError, WizardError)):
+        return reason
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, TimeoutError, WizardError)):
         return "unknown"
     return "closed"
 

@@ -269,7 +269,7 @@ def leaf_first(data: bytes, key: object) -> bytes:
         return certificate_pem(leaf) + b"".join(certificate_pem(c) for c in certificates if c is not leaf)
     if matching[0] == 0:
         return data
-    block = blocks[matching[0]]
+    block = bytes(blocks[matching[0]])
     rest = data.replace(block, b"", 1).lstrip(b"\r\n")
     newline = b"\r\n" if b"\r\n" in data else b"\n"
     return block + newline + rest
