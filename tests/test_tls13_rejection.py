@@ -116,8 +116,8 @@ def server_context(pki, client_ca: str | None, verify_mode=ssl.CERT_REQUIRED) ->
 
 def handshake_then_read(context: ssl.SSLContext):
     def behaviour(connection: socket.socket) -> None:
-        tls = context.wrap_socket(connection, server_side=True)  # refuses the certificate: alert, close
-        tls.recv(4096)
+        with context.wrap_socket(connection, server_side=True) as tls:  # refuses the certificate: alert
+            tls.recv(4096)
 
     return behaviour
 
@@ -191,11 +191,9 @@ def test_silent_reset_only_with_our_certificate_is_rejected(pki, listener):
     context = server_context(pki, "ca_b", ssl.CERT_OPTIONAL)
 
     def behaviour(connection: socket.socket) -> None:
-        tls = context.wrap_socket(connection, server_side=True)
-        if tls.getpeercert(binary_form=True):
-            tls.close()
-        else:
-            respond(tls)
+        with context.wrap_socket(connection, server_side=True) as tls:
+            if not tls.getpeercert(binary_form=True):
+                respond(tls)
 
     server = listener(behaviour)
     outcomes = asyncio.run(_list_rounds(pki, server.base_url, 2))
