@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeGuard, TypeVar
 
 import httpx
 
@@ -216,12 +216,14 @@ def _utc_text(value: str) -> str | None:
         return None
 
 
-def usable_id(value: object) -> bool:
+def usable_id(value: object) -> TypeGuard[str]:
     """A credential id is ``krn:…`` today, but any non-empty string that cannot step out of its
-    path segment is accepted: no separators, no dot segments, no control characters."""
+    path segment is accepted: no separators, no dot segments, no control characters, and never
+    something shaped like an API key (it would travel in a URL)."""
     return (
         isinstance(value, str) and bool(value.strip()) and value not in (".", "..")
         and not any(c in value for c in "/\\?#") and value.isprintable() and len(value) <= 512
+        and rules.redact(value) == value
     )
 
 
@@ -406,9 +408,11 @@ def _tls_reason(exc: BaseException) -> str | None:
     """The OpenSSL reason (e.g. TLSV1_ALERT_UNKNOWN_CA) of the TLS error behind a failure, if any."""
     for item in _exception_chain(exc):
         reason = getattr(item, "reason", None) if isinstance(item, ssl.SSLError) else None
+        if reason:
+            return str(reason).upper()
         match = _SSL_REASON.search(str(item))
-        if reason or match:
-            return str(reason or match.group(1)).upper()  # type: ignore[union-attr]
+        if match:
+            return match.group(1)
     return None
 
 
@@ -803,10 +807,10 @@ def _quote_id(credential_id: str | None) -> str:
 
     if not usable_id(credential_id):
         raise InputError(
-            f"'{str(credential_id)[:60]}' is not a credential id.",
+            f"'{rules.redact(str(credential_id))[:60]}' is not a credential id.",
             hint="Copy the id from the certificate or key listing (ids look like krn:…).",
         )
-    return quote(credential_id, safe=":")  # type: ignore[arg-type]
+    return quote(credential_id, safe=":")
 
 
 def _tls_version(response: httpx.Response) -> str | None:
