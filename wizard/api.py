@@ -483,7 +483,7 @@ class HandshakeProbe:
     closed) without it. ``contexts(True)``/``contexts(False)`` build the two client contexts."""
 
     def __init__(self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 5.0) -> None:
         self._contexts = contexts
         self._verdict_wait = verdict_wait
         self._connect_timeout = connect_timeout
