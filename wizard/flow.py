@@ -231,7 +231,7 @@ class Session:
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
         overrides the session's key (key rotation proves a new key before switching)."""
-        from .api import KlarnaClient, make_http_client
+        from .api import KlarnaClient, handshake_probe_for, make_http_client
         from .install import current_pair, verify_private_files
 
         if pair is None and with_certificate is not False:
@@ -246,10 +246,15 @@ class Session:
             client_key=pair.key_path if pair else None,
             key_passphrase=self._key_passphrase if pair else None,
         )
+        probe = handshake_probe_for(
+            ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
+            key_passphrase=self._key_passphrase,
+        ) if pair is not None else None
         async with http:
             try:
                 yield KlarnaClient(
-                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None
+                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None,
+                    handshake_probe=probe,
                 )
             except ApiError as error:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
