@@ -14,7 +14,8 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError, InterlockRefused
+from wizard.errors import InputError
+from wizard.interlocks import Action, ActionRefused
 from wizard.flow import Session
 
 from .modals import ConfirmModal
@@ -61,6 +62,7 @@ class KeysScreen(WorkScreen):
         Binding("f5", "refresh", "Refresh"),
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
+        Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -99,7 +101,10 @@ class KeysScreen(WorkScreen):
             table.add_row("…" + r.credential_id[-12:], r.description or "(none)", r.masked, r.status,
                           (r.created_at or "")[:10], "in use" if r.used_by_tool else "", key=r.credential_id)
         initial = any(r.used_by_tool and r.is_initial for r in rows)
+        unknown = self.session.state.tool_key_id is None
         self.query_one("#note", Static).update(
+            "! klarna-mtls does not know which key it runs on: select it and press ctrl+t, or press ctrl+r "
+            "to let it create and use its own key." if unknown else
             "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own." if initial else "")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -159,25 +164,47 @@ class KeysScreen(WorkScreen):
         row = self.selected()
         if row is None:
             return
-        if row.used_by_tool:
-            self.app.show_error(InterlockRefused(
-                "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
-                hint="Rotate the tool's key first (ctrl+r).",
-            ))
+        found = keys.disable_refusals(self.session, self.rows, row.credential_id)
+        if any(r.check not in keys.CONFIRMABLE for r in found):
+            self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
 
-        async def disable() -> None:
-            await keys.disable_key(self.session, row.credential_id)
+        async def disable(confirmed: bool) -> None:
+            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=confirmed)
             self.action_refresh()
 
-        self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False)
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(disable(True), group="keys", exclusive=True, exit_on_error=False)
+
+        if not found:
+            self.run_worker(disable(False), group="keys", exclusive=True, exit_on_error=False)
+            return
+        reasons = " ".join(r.reason for r in found)
+        self.app.push_screen(ConfirmModal(
+            "Is this not the tool's key?",
+            f"{reasons} Disable {row.masked} only if klarna-mtls does not run on it: the tool would stop working.",
+            "Disable"), answered)
+
+    def action_mark_tool_key(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+
+        async def mark() -> None:
+            await keys.record_tool_key(self.session, row.credential_id)
+            self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
+            self.action_refresh()
+
+        self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
         self.rotate_key()
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate_key(self) -> None:
-        """The domain's key rotation (``keys.key_rotation``), its steps shown as they run."""
+        """The domain's key rotation, its steps shown as they run. When the tool's key is
+        unknown, the tool creates its own and leaves the one it ran on active."""
         store = await self.profile_store()
         if store is None:
             from wizard.errors import SecretStoreError
@@ -185,11 +212,15 @@ class KeysScreen(WorkScreen):
             raise SecretStoreError(
                 "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
                 hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).")
+        own = self.session.state.tool_key_id is None
         async with self.working(cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a "
                                           "working key throughout."):
-            last = await self.follow(keys.key_rotation(self.session, store))
-        if last is not None:
-            self.notify(last.text)
+            if own:
+                await keys.take_own_key(self.session, store, on_event=self.show_event)
+                self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
+            else:
+                await keys.rotate_tool_key(self.session, store, on_event=self.show_event)
+                self.notify("The tool now uses its own new key; the old one is disabled.")
         self.action_refresh()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
