@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from tests_support import session_for
-from wizard import install, keys, lifecycle, runners, secrets
+from tests_support import name_initial_key, session_for
+from wizard import crypto, install, keys, lifecycle, runners, secrets
 from wizard.errors import TransportError
 from wizard.flow import Session
 from wizard.model import Stage
@@ -47,28 +47,39 @@ def kinds(events) -> list[str]:
 
 
 @pytest.fixture
-def rotated(onboard, sandbox):
-    """An onboarded profile after one rotation: pair `good` is current and VALID; pair `revoked`
-    (the first one) is installed beside it and revoked at Klarna, so it reads INVALID."""
-    onboard()
-    session = session_for("p", sandbox)
-    result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
-    good = session.state.certificates[result.new_certificate_id]["label"]
-    revoked = session.state.certificates[result.old_certificate_id]["label"]
+def verifying(sandbox):
+    """A profile at the Verify stage whose pair `good` is VALID, with a second pair `revoked`
+    installed beside it and revoked at Klarna, so that pair reads INVALID."""
+    session = Session(Paths.from_env(), "v")
+    session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
 
-    async def revoke() -> None:
+    async def walk() -> str:
+        await session.check_credentials(sandbox.api_key, secrets.EnvStore())
+        session.advance()
+        await session.generate_key()
+        session.advance()
+        await session.issue_certificate()
+        session.advance()
+        await session.install()
+        session.advance()
+        key = crypto.make_private_key()
+        csr = crypto.make_csr_pem(key, session.evidence.cn).decode()
         async with session.client() as klarna:
-            await klarna.revoke_certificate(result.old_certificate_id)
+            other = (await klarna.create_certificate(csr, "klarna-mtls other", "idem-other")).value
+            await klarna.revoke_certificate(other.credential_id)
+        pem = other.certificate_pem if isinstance(other.certificate_pem, bytes) else other.certificate_pem.encode()
+        install.install_pair(session.install_dir, pem, crypto.make_private_key_pem(key, None), label="revokedpair00001")
+        return install.current_pair(session.install_dir).label
 
-    asyncio.run(revoke())
-    session.evidence.verifications.clear()
-    return session, good, revoked
+    good = asyncio.run(walk())
+    assert session.model.stage is Stage.VERIFY
+    return session, good, "revokedpair00001"
 
 
-def test_a_first_invalid_keeps_polling_until_valid(rotated):
+def test_a_first_invalid_keeps_polling_until_valid(verifying):
     """The partner fixes the install while Klarna still answers INVALID: polling goes on and
     ends VALID (the old loops stopped at the first INVALID)."""
-    session, good, revoked = rotated
+    session, good, revoked = verifying
     install.activate(session.install_dir, revoked)
     limits = runners.PollLimits(interval=0.05, max_attempts=50, limit=60)
 
@@ -92,8 +103,8 @@ def test_a_first_invalid_keeps_polling_until_valid(rotated):
     assert not session.model.blockers(Stage.VERIFY)
 
 
-def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(rotated):
-    session, _, revoked = rotated
+def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(verifying):
+    session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
     limits = runners.PollLimits(interval=10, max_attempts=100, limit=30)
@@ -107,8 +118,8 @@ def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(rotated):
     assert failed.diagnosis.status == "INVALID"
 
 
-def test_max_attempts_is_a_limit_too(rotated):
-    session, _, revoked = rotated
+def test_max_attempts_is_a_limit_too(verifying):
+    session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
     limits = runners.PollLimits(interval=1, max_attempts=2, limit=300)
@@ -187,6 +198,7 @@ def test_api_key_rotation_events_in_order(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
     asyncio.run(session.check_credentials(sandbox.api_key, store))
+    name_initial_key(session)
     events = asyncio.run(collect(keys.key_rotation(session, store, description="klarna-mtls host a")))
     assert [e.step for e in events if isinstance(e, runners.Step)] == ["create", "prove", "switch", "disable_old"]
     done = events[-1]
@@ -225,11 +237,10 @@ def test_a_silent_network_gives_progress_then_times_out(onboard, sandbox, blackh
     assert [w.elapsed for w in waits] == sorted(w.elapsed for w in waits)
 
 
-def test_cancelling_stops_the_operation_in_flight(onboard, sandbox, blackhole):
+def test_cancelling_stops_the_operation_in_flight(verifying, blackhole):
     """Cancelling the consumer cancels the request hanging on the black hole: the task ends
     cancelled, not with the client's own timeout 20 s later."""
-    onboard()
-    session = session_for("p", sandbox)
+    session = verifying[0]
     session.settings["base_url"] = blackhole
     before = list(session.evidence.verifications)
 
@@ -251,8 +262,8 @@ def test_cancelling_stops_the_operation_in_flight(onboard, sandbox, blackhole):
     assert session.evidence.verifications == before  # nothing half-recorded
 
 
-def test_cancelling_between_checks_stops_polling(rotated):
-    session, _, revoked = rotated
+def test_cancelling_between_checks_stops_polling(verifying):
+    session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
 
     async def run() -> int:
