@@ -3,7 +3,8 @@ the blockers listed in plain words."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult

@@ -15,8 +15,8 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
 from wizard.errors import InputError
-from wizard.interlocks import Action, ActionRefused
 from wizard.flow import Session
+from wizard.interlocks import Action, ActionRefused
 
 from .modals import ConfirmModal
 from .progress import WORK_GROUP, WorkPanel, WorkScreen

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, ClassVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import ClassVar, TypeVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,6 +21,7 @@ from textual.worker import Worker
 from wizard import runners
 
 WORK_GROUP = "work"
+T = TypeVar("T")
 
 
 class ReportsWorkerErrors:
@@ -96,7 +98,9 @@ class WorkScreen(ReportsWorkerErrors, Screen):
             self.query_one(WorkPanel).show(event.text)
 
     @contextlib.asynccontextmanager
-    async def working(self, cancelled: str = "Cancelled. Nothing was lost; you can start again.") -> AsyncIterator[None]:
+    async def working(
+        self, cancelled: str = "Cancelled. Nothing was lost; you can start again."
+    ) -> AsyncIterator[None]:
         """Marks the screen busy for the block; on cancel the panel says so, on error it hides
         (the app's error handler shows the error)."""
         self.busy = True
@@ -111,15 +115,16 @@ class WorkScreen(ReportsWorkerErrors, Screen):
             with contextlib.suppress(NoMatches):
                 self.query_one(WorkPanel).finish(outcome)
 
-    async def follow(self, events: AsyncIterator[runners.Event]) -> runners.Event | None:
+    async def follow(self, events: runners.Events) -> runners.Event | None:
         """Show every event of a domain runner; returns the last (Done or Failed)."""
         return await runners.follow(events, self.show_event)
 
-    async def timed(self, task: str, work, *, limit: float | None = None) -> object:
+    async def timed(self, task: str, work: Awaitable[T], *, limit: float | None = None) -> T:
         """Await ``work`` with progress under a limit (the app's step limit by default)."""
-        limit = limit or getattr(self.app, "step_limit", runners.STEP_LIMIT)
+        limit = limit or float(getattr(self.app, "step_limit", runners.STEP_LIMIT))
         last = await self.follow(runners.timed(task, work, limit=limit))
-        return last.result if isinstance(last, runners.Done) else None
+        assert isinstance(last, runners.Done)  # timed ends with Done or raises
+        return cast(T, last.result)
 
     def action_cancel_work(self) -> None:
         self.workers.cancel_group(self, WORK_GROUP)

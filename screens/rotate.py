@@ -65,8 +65,9 @@ class RotateScreen(WorkScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate(self) -> None:
-        async with self.working(cancelled="Rotation paused. Start it again to resume; the current "
-                                          "certificate stays in use."):
+        async with self.working(
+            cancelled="Rotation paused. Start it again to resume; the current certificate stays in use."
+        ):
             limits = runners.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit)
             last = await self.follow(lifecycle.rotation(self.session, limits=limits))
         if isinstance(last, runners.Failed):
@@ -78,9 +79,11 @@ class RotateScreen(WorkScreen):
         old = self.result.old_certificate_id
         if old and old != self.result.new_certificate_id:
             self.app.push_screen(
-                ConfirmModal("Retire the old certificate?",
-                             f"{old} is no longer used here. Revoke it once no other system uses it.",
-                             "Revoke old"),
+                ConfirmModal(
+                    "Retire the old certificate?",
+                    f"{old} is no longer used here. Revoke it once no other system uses it.",
+                    "Revoke old",
+                ),
                 self.retire,
             )
 
@@ -92,8 +95,7 @@ class RotateScreen(WorkScreen):
     async def revoke_old(self, old: str) -> None:
         suffix = lifecycle._suffix_of(self.session, old)
         async with self.working():
-            await self.timed("Revoking the old certificate",
-                             lifecycle.revoke(self.session, old, confirm_suffix=suffix))
+            await self.timed("Revoking the old certificate", lifecycle.revoke(self.session, old, confirm_suffix=suffix))
         self.notify("Old certificate revoked.")
 
     def action_close(self) -> None:

@@ -27,9 +27,11 @@ class VerifyScreen(StageScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Static(f"Polling until Klarna answers VALID {VALID_IN_A_ROW} times in a row. "
-                     "A first INVALID or NOT_PRESENT can be Klarna still settling (up to 5 minutes).",
-                     classes="muted")
+        yield Static(
+            f"Polling until Klarna answers VALID {VALID_IN_A_ROW} times in a row. "
+            "A first INVALID or NOT_PRESENT can be Klarna still settling (up to 5 minutes).",
+            classes="muted",
+        )
         yield Static("Not polling.", id="progress")
         yield Static("", id="diagnosis")
 
@@ -51,8 +53,11 @@ class VerifyScreen(StageScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def poll(self) -> None:
-        limits = runners.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit,
-                                    max_attempts=max(1, int(self.app.poll_limit / self.app.poll_interval) + 1))
+        limits = runners.PollLimits(
+            interval=self.app.poll_interval,
+            limit=self.app.poll_limit,
+            max_attempts=max(1, int(self.app.poll_limit / self.app.poll_interval) + 1),
+        )
         progress = self.query_one("#progress", Static)
         progress.update("Polling…")
         async with self.working(cancelled=""):
@@ -65,8 +70,9 @@ class VerifyScreen(StageScreen):
                 progress.update("Polling stopped by an error. Press r to retry.")
                 raise
         if isinstance(last, runners.Failed):
-            progress.update(f"Stopped: {last.status} after {last.elapsed:.0f} s. "
-                            "Fix the cause (see below), then press r to retry.")
+            progress.update(
+                f"Stopped: {last.status} after {last.elapsed:.0f} s. Fix the cause (see below), then press r to retry."
+            )
         else:
             progress.update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
 

@@ -9,8 +9,8 @@ import contextlib
 import socket
 
 import pytest
-
 from tests_support import name_initial_key, session_for
+
 from wizard import crypto, install, keys, lifecycle, runners, secrets
 from wizard.errors import TransportError
 from wizard.flow import Session
@@ -141,8 +141,9 @@ def test_a_rejected_handshake_stops_at_once():
         return TransportError(f"stopped at {status}")
 
     limits = runners.PollLimits(interval=1, max_attempts=50, limit=60)
-    events = asyncio.run(collect(runners.poll("t", observe, lambda s: s == "VALID", limits, failure,
-                                              clock=fake.clock, sleep=fake.sleep)))
+    events = asyncio.run(
+        collect(runners.poll("t", observe, lambda s: s == "VALID", limits, failure, clock=fake.clock, sleep=fake.sleep))
+    )
     assert kinds(events) == ["Started", "Attempt", "Attempt", "Attempt", "Failed"]
     assert [e.status for e in events[1:4]] == ["NOT_PRESENT", "INVALID", "REJECTED"]  # kept going twice
     assert events[3].next_check_in is None and events[-1].error.message == "stopped at REJECTED"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import socket
 
 import pytest
+from test_tui_journey import settle, walk_to
 
 from screens.app import make_app
 from screens.modals import ErrorModal
-from test_tui_journey import settle, walk_to
 from wizard.model import Stage
 from wizard.sandbox import Fault
 

@@ -26,7 +26,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 from . import rules
 from .api import SecretValue
@@ -34,7 +34,7 @@ from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
-from .runners import Done, Event, Step, follow
+from .runners import Done, Event, Events, Step, follow
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
@@ -260,7 +260,7 @@ async def rotate_tool_key(
 
 async def key_rotation(
     session: Session, store, *, description: str | None = None, keep_old: bool = False
-) -> AsyncIterator[Event]:
+) -> Events:
     """create → store → prove with a live call → switch → disable the old, as progress events
     (a Step per step, then Done(result=new credential id)). Resumable from the journal at any
     step. ``store`` must be the profile's persistent store (the one holding ``<profile>``). With

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from . import __version__, crypto, rules
 from .diagnosis import diagnose
@@ -23,7 +23,7 @@ from .interlocks import Action, Situation, refusals, require
 from .model import Stage
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
-from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Failed, PollLimits, Step, follow, poll
+from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
@@ -242,7 +242,7 @@ async def rotate(
     return progress
 
 
-async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> AsyncIterator[Event]:
+async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> Events:
     """New key → issue → install beside → verify new VALID → switch current, as progress events
     (a Step per step, the verify step's Attempts, then Done(result=RotationProgress) or Failed).
     Every step is journaled in state.flows["rotation"]; a rerun resumes where it stopped."""
@@ -358,7 +358,7 @@ async def _rotation_install(session: Session, flow: dict) -> None:
     flow["label"] = label
 
 
-def _rotation_verify(session: Session, flow: dict, limits: PollLimits) -> AsyncIterator[Event]:
+def _rotation_verify(session: Session, flow: dict, limits: PollLimits) -> Events:
     """The NEW pair must be seen VALID before anything switches to it: the one polling loop,
     observing with the new pair (a first INVALID is Klarna still settling, not a verdict)."""
     pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])

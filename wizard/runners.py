@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Union
+from typing import TYPE_CHECKING
 
 from .diagnosis import Diagnosis, diagnose
 from .errors import TransportError, WizardError
@@ -84,8 +85,10 @@ class Attempt:
     @property
     def text(self) -> str:
         then = f" · next check in {self.next_check_in:g} s" if self.next_check_in is not None else ""
-        return (f"Attempt {self.n} of {self.max_attempts} · last status {self.status} · "
-                f"elapsed {_secs(self.elapsed)} of {_secs(self.limit)}{then}")
+        return (
+            f"Attempt {self.n} of {self.max_attempts} · last status {self.status} · "
+            f"elapsed {_secs(self.elapsed)} of {_secs(self.limit)}{then}"
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Failed:
         return self.error.message
 
 
-Event = Union[Started, Waiting, Attempt, Step, Done, Failed]
+Event = Started | Waiting | Attempt | Step | Done | Failed
+Events = AsyncGenerator[Event, None]  # what every runner returns (closable: aclosing)
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class PollLimits:
     limit: float = SETTLE_LIMIT
 
     @classmethod
-    def for_enforcement(cls, interval: float = 5.0, limit: float = SETTLE_LIMIT + 120.0) -> "PollLimits":
+    def for_enforcement(cls, interval: float = 5.0, limit: float = SETTLE_LIMIT + 120.0) -> PollLimits:
         """Enforcement is read at most every 5 s and at least every 0.5 s."""
         interval = min(5.0, max(0.5, interval))
         return cls(interval=interval, max_attempts=max(1, int(limit / interval) + 1), limit=limit)
@@ -156,9 +160,13 @@ DEFAULT_LIMITS = PollLimits()
 
 # ---------------------------------------------------------------- one operation under a limit
 async def timed(
-    task: str, work: Awaitable[object], *, limit: float = STEP_LIMIT, tick: float = 1.0,
+    task: str,
+    work: Awaitable[object],
+    *,
+    limit: float = STEP_LIMIT,
+    tick: float = 1.0,
     clock: Clock = time.monotonic,
-) -> AsyncIterator[Event]:
+) -> Events:
     """Run ``work`` with a ``Waiting`` event every ``tick`` seconds; ``Done(result=…)`` at the end.
     Past ``limit`` the work is cancelled and a TransportError raised: silence never lasts."""
     yield Started(task, limit)
@@ -174,14 +182,16 @@ async def timed(
                 return
             if elapsed >= limit:
                 raise TransportError(
-                    f"{task}: no answer within {_secs(limit)}.", title="Timeout",
-                    hint="Check the network, proxy and firewall, then try again; nothing is lost.")
+                    f"{task}: no answer within {_secs(limit)}.",
+                    title="Timeout",
+                    hint="Check the network, proxy and firewall, then try again; nothing is lost.",
+                )
             yield Waiting(task, elapsed, limit)
     finally:
         await _cancel(job)
 
 
-async def _cancel(job: asyncio.Future) -> None:
+async def _cancel(job: asyncio.Future[object]) -> None:
     if not job.done():
         job.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -207,7 +217,7 @@ async def poll(
     *,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
-) -> AsyncIterator[Event]:
+) -> Events:
     """The one polling loop. Observes until ``done(status)``; a status that is not yet right is
     a reason to look again (Klarna's states take minutes to settle) until the limit, except a
     refused handshake (``STOP_EARLY``)."""
@@ -218,10 +228,17 @@ async def poll(
         status = await observe()
         elapsed = clock() - start
         finished = done(status)
-        last = (finished or status in STOP_EARLY or n >= limits.max_attempts
-                or elapsed + limits.interval > limits.limit)
-        yield Attempt(task, n, limits.max_attempts, status, elapsed, limits.limit,
-                      None if last else limits.interval, diagnose(status))
+        last = finished or status in STOP_EARLY or n >= limits.max_attempts or elapsed + limits.interval > limits.limit
+        yield Attempt(
+            task,
+            n,
+            limits.max_attempts,
+            status,
+            elapsed,
+            limits.limit,
+            None if last else limits.interval,
+            diagnose(status),
+        )
         if finished:
             yield Done(task, elapsed, status)
             return
@@ -240,7 +257,13 @@ def _not_verified(status: str) -> WizardError:
     )
 
 
-def poll_verification(session: "Session", limits: PollLimits = DEFAULT_LIMITS, **timing) -> AsyncIterator[Event]:
+def poll_verification(
+    session: Session,
+    limits: PollLimits = DEFAULT_LIMITS,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Events:
     """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
     enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
     from .model import VALID_IN_A_ROW, Stage
@@ -252,7 +275,7 @@ def poll_verification(session: "Session", limits: PollLimits = DEFAULT_LIMITS, *
         return not session.model.blockers(Stage.VERIFY)
 
     task = f"Checking Klarna sees the installed certificate VALID {VALID_IN_A_ROW} times in a row"
-    return poll(task, observe, verified, limits, _not_verified, **timing)
+    return poll(task, observe, verified, limits, _not_verified, clock=clock, sleep=sleep)
 
 
 # ---------------------------------------------------------------- enforcement
@@ -265,23 +288,28 @@ def _not_applied(status: str) -> WizardError:
 
 
 async def watch_enforcement(
-    session: "Session", limits: PollLimits | None = None, **timing
-) -> AsyncIterator[Event]:
+    session: Session,
+    limits: PollLimits | None = None,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Events:
     """After enforcement from NOW: read the mode until ENFORCED, then prove that a call without
     a client certificate is refused. Ends with Done (proved) or Failed (not applied in time, or
     a cert-less call still accepted)."""
     limits = limits or PollLimits.for_enforcement()
-    clock: Clock = timing.get("clock", time.monotonic)
     start = clock()
 
     async def observe() -> str:
-        return (await session.read_enforcement()).mode.value
+        return str((await session.read_enforcement()).mode.value)
 
     def enforced(status: str) -> bool:
         return status == EnforcementMode.ENFORCED.value
 
     task = "Waiting for Klarna to apply enforcement"
-    async with contextlib.aclosing(poll(task, observe, enforced, limits, _not_applied, **timing)) as events:
+    async with contextlib.aclosing(
+        poll(task, observe, enforced, limits, _not_applied, clock=clock, sleep=sleep)
+    ) as events:
         async for event in events:
             if isinstance(event, Done):
                 break
@@ -290,18 +318,31 @@ async def watch_enforcement(
                 return
     yield Step(task, "prove", 1, 1, "Proving a request without a client certificate is refused")
     if await session.prove_enforced():
-        yield Done(task, clock() - start, "ENFORCED", "ENFORCED. Proved: a request without a client "
-                   "certificate is refused.", result=True)
+        yield Done(
+            task,
+            clock() - start,
+            "ENFORCED",
+            "ENFORCED. Proved: a request without a client certificate is refused.",
+            result=True,
+        )
         return
-    yield Failed(task, clock() - start, "ENFORCED", None, WizardError(
-        "Klarna answered ENFORCED, but a request without a client certificate was still accepted.",
-        title="Enforcement not proved", hint="Check again in a few minutes (klarna-mtls status)."))
+    yield Failed(
+        task,
+        clock() - start,
+        "ENFORCED",
+        None,
+        WizardError(
+            "Klarna answered ENFORCED, but a request without a client certificate was still accepted.",
+            title="Enforcement not proved",
+            hint="Check again in a few minutes (klarna-mtls status).",
+        ),
+    )
 
 
-async def follow(events: AsyncIterator[Event], show: Callable[[Event], None]) -> Event | None:
+async def follow(events: Events, show: Callable[[Event], None]) -> Event | None:
     """Hand every event to ``show`` and return the last one (Done or Failed); closes the iterator."""
     last: Event | None = None
-    async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+    async with contextlib.aclosing(events) as stream:
         async for event in stream:
             show(event)
             last = event

@@ -10,10 +10,9 @@ import argparse
 import asyncio
 from dataclasses import asdict
 
+from ..errors import InputError
 from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
 from .onboard import open_unlocked_session
-from ..errors import InputError
-
 
 KEY_ID_HELP = ("the credential id of the API key this tool runs on (the profile's stored key); "
                "recorded for this profile, so disabling it is refused from then on")

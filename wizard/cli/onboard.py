@@ -9,9 +9,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from .. import rules
-from .common import EXIT_OK, add_common, emit, progress
 from ..errors import InputError
 from ..paths import Paths
+from .common import EXIT_OK, add_common, emit, progress
 
 if TYPE_CHECKING:
     from ..flow import Session
@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def open_session(args: argparse.Namespace) -> "Session":
+def open_session(args: argparse.Namespace) -> Session:
     from ..flow import Session  # imported when a command runs: keeps start-up light
 
     return Session(Paths.from_env(), getattr(args, "profile", "default"))
@@ -134,7 +134,7 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _tool_key(args, session: "Session", store) -> None:
+async def _tool_key(args, session: Session, store) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
     from .. import keys
 
@@ -146,7 +146,7 @@ async def _tool_key(args, session: "Session", store) -> None:
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
-async def _do_stage(args, session: "Session", stage, api_key: str, store, enforce_at: str) -> None:
+async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_at: str) -> None:
     from ..model import Stage
 
     if not session.model.blockers(stage):
