@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import pytest
 from tests_support import name_initial_key, session_for
@@ -207,16 +206,6 @@ def test_api_key_rotation_events_in_order(sandbox):
     tool = [r for r in asyncio.run(keys.list_keys(session)) if r.used_by_tool]
     assert [r.credential_id for r in tool] == [done.result]
     assert store.get("k") != sandbox.api_key  # the tool now runs on the new key
-
-
-@pytest.fixture
-def blackhole():
-    """A TCP port that accepts connections and never answers: a black-holed network."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    yield f"https://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
 
 
 def test_a_silent_network_gives_progress_then_times_out(onboard, sandbox, blackhole):

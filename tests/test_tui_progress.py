@@ -3,8 +3,6 @@ network, a slow Klarna, and an event loop that stays responsive while polling.""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from test_tui_journey import settle, walk_to
 
@@ -32,16 +30,6 @@ def panel_text(app) -> str:
 
 def panel_shown(app) -> bool:
     return bool(app.screen.query_one("WorkPanel").display)
-
-
-@pytest.fixture
-def blackhole():
-    """A TCP port that accepts connections and never answers: a black-holed network."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    yield f"https://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
 
 
 async def test_black_holed_network_shows_progress_and_esc_cancels(sandbox, blackhole):
