@@ -403,3 +403,29 @@ def test_an_unreadable_enforcement_state_blocks_revoking_unless_the_installed_pa
         assert code == 0 and server_certificate_status(sandbox, spare.credential_id) == "REVOKED"
     finally:
         answers.docs_only = original
+
+
+async def test_the_tui_enforce_stage_refuses_after_a_revocation_elsewhere(onboard, sandbox):
+    """Red-team finding 1 through the Enforce screen itself: Enforce…, confirm, and the refusal is shown
+    with its reason; nothing is scheduled on the server."""
+    from screens.app import make_app
+    from screens.modals import ConfirmModal, ErrorModal
+
+    result = await asyncio.to_thread(onboard)
+    await asyncio.to_thread(revoke_elsewhere, sandbox, "p", result["certificate_id"])
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(3):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        assert type(app.screen).__name__ == "EnforceScreen"
+        await pilot.click("#enforce")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.click("#confirm")
+        for _ in range(3):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        assert isinstance(app.screen, ErrorModal) and app.screen.title_text == "Refused for your safety"
+        assert "No installed certificate is VALID" in app.screen.body_text
+    assert sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
