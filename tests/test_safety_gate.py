@@ -429,3 +429,18 @@ async def test_the_tui_enforce_stage_refuses_after_a_revocation_elsewhere(onboar
         assert isinstance(app.screen, ErrorModal) and app.screen.title_text == "Refused for your safety"
         assert "No installed certificate is VALID" in app.screen.body_text
     assert sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
+
+
+def test_facts_from_other_services_are_judged_by_the_same_table():
+    """Declared runtimes (another service computes them) enter the gate as facts, not as a second gate."""
+    from wizard.interlocks import Action, Situation, refusals
+
+    ready = Situation(Stage.DONE, installed=True, current_id="a", listed_ids=frozenset({"a", "b"}),
+                      verification_now="VALID", enforcement="NOT_ENABLED", target="b")
+    assert refusals(Action.REVOKE, ready) == []
+    from dataclasses import replace
+
+    busy = replace(ready, target_in_use_by=("checkout-eu",))
+    assert [r.check for r in refusals(Action.REVOKE, busy)] == ["target unused"]
+    lagging = replace(ready, runtimes_not_ready=("batch (NOT_PRESENT)",))
+    assert "batch (NOT_PRESENT)" in refusals(Action.ENFORCE, lagging)[-1].reason
