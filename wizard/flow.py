@@ -34,7 +34,7 @@ from .model import Onboarding, Stage
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState
+    from .api import CertificateInfo, EnforcementState, KlarnaClient
     from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
@@ -145,7 +145,7 @@ class Session:
         kept through key rotation), compared by its masked form; None when no key is loaded."""
         if not self._api_key:
             return None
-        return rules.mask_key(self._api_key) == self.evidence.api_key_masked
+        return bool(rules.mask_key(self._api_key) == self.evidence.api_key_masked)
 
     @property
     def unlocked(self) -> bool:
@@ -603,7 +603,7 @@ class Session:
         return answer.value
 
 
-async def _enforcement_or_unknown(klarna) -> EnforcementState:
+async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
     """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
     interlocks treat as "maybe on"), while an authentication failure still fails the call."""
     from .api import EnforcementState

@@ -92,7 +92,7 @@ async def gather_status(session: Session) -> ProfileStatus:
     look = await session.look()
     now = session.clock()
     if look.pair is not None:
-        session.state.record_status(look.verification, look.pair.fingerprint, "status")
+        session.state.record_status(look.verification or "UNKNOWN", look.pair.fingerprint, "status")
         if look.verification == "VALID":
             session.record_valid(look.current_id, now)
         session.save()
