@@ -444,3 +444,22 @@ def test_facts_from_other_services_are_judged_by_the_same_table():
     assert [r.check for r in refusals(Action.REVOKE, busy)] == ["target unused"]
     lagging = replace(ready, runtimes_not_ready=("batch (NOT_PRESENT)",))
     assert "batch (NOT_PRESENT)" in refusals(Action.ENFORCE, lagging)[-1].reason
+
+
+def test_a_tool_key_recorded_for_another_account_does_not_unlock_disabling(onboard, cli, sandbox, monkeypatch):
+    """The recorded id is forgotten when the profile moves to another account, and a recorded id that
+    is not among the account's keys counts as unknown: unknown means no."""
+    onboard()
+    initial = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
+    cli("keys", "list", "--profile", "p", "--key-id", initial)
+    account, key = sandbox.mint_account()
+    session = session_for("p", sandbox)
+    session.configure("sandbox", account, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
+    assert session.state.tool_key_id is None
+    session.state.record_tool_key(initial, "told")  # a stale record, as a hand-edited journal might hold
+    session.save()
+    monkeypatch.setenv("KLARNA_API_KEY", key)
+    other = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["account_id"] == account)
+    code, out = cli("keys", "disable", "--profile", "p", other)
+    assert code == 3 and "not among this account's keys" in out["error"]["message"]
+    assert server_key_status(sandbox, other) == "ACTIVE"

@@ -196,6 +196,7 @@ class Session:
         changed = (self.evidence.environment, self.evidence.account_id) != (environment, str(account))
         if changed and self.evidence.account_id is not None:
             self.model.restart_from(Stage.CREDENTIALS)
+            self.state.record_tool_key(None, "")  # that key id belonged to the other account
         self.evidence.environment = environment
         self.evidence.account_id = str(account)
         self.settings["base_url"] = base_url.rstrip("/") if base_url else None

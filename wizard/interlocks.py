@@ -204,8 +204,15 @@ def _not_tool_key(s: Situation) -> str | None:
 
 
 def _tool_key_known(s: Situation) -> str | None:
-    if s.tool_key_id is None and not s.confirmed_not_tool_key:
+    if s.confirmed_not_tool_key:
+        return None
+    if s.tool_key_id is None:
         return "klarna-mtls does not know which API key it runs on, so it cannot tell that this is not that key."
+    if s.key_ids is not None and s.tool_key_id not in s.key_ids:
+        return (
+            f"The key recorded as klarna-mtls's own ({s.tool_key_id}) is not among this account's keys, "
+            "so the key it runs on here is unknown."
+        )
     return None
 
 
