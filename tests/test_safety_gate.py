@@ -193,7 +193,6 @@ def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revok
     revoke_elsewhere(sandbox, "p", result["certificate_id"])
     code, out = cli_json("onboard", "--profile", "p", "--non-interactive", "--enforce-at", "NOW", "--enforce-wait", "3")
     assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
-    time.sleep(0.6)  # longer than the sandbox's enforcement delay: nothing was scheduled
     assert (
         server_enforcement(sandbox) == "REPORTING"
         and sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
