@@ -17,7 +17,7 @@ from . import __version__, crypto, rules
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, refuse_when_full
-from .fsutil import ensure_private_dir, write_private
+from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
@@ -354,6 +354,7 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     backend = ev.secret_backend_name or "none chosen"
     out.append(Finding("secret backend", "ok" if ev.secret_backend else "warning", f"API key kept in: {backend}.",
                        "" if ev.secret_backend else "Run the wizard's Credentials step."))
+    out.append(_trust_finding(session))
     pair = current_pair(session.install_dir)
     if pair is None:
         out.append(Finding("install", "critical", "No certificate is installed here.", "Run the wizard (Install step)."))
@@ -377,6 +378,22 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     out.append(Finding("CN", "ok" if cn == expected_cn else "warning", f"Certificate CN is {cn}.",
                        "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}."))
     return out
+
+
+def _trust_finding(session: Session) -> Finding:
+    """Which CAs this profile trusts and which proxy carries its traffic (the environment may
+    choose a proxy, never the trust)."""
+    from urllib.parse import urlsplit
+
+    from .api import environment_proxy, trusted_roots
+
+    trust = f"only the sandbox CA {session.ca_bundle}" if session.ca_bundle else f"the bundled roots {trusted_roots()}"
+    proxy = environment_proxy()
+    if proxy:
+        parts = urlsplit(proxy)
+        proxy = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+    return Finding("trust", "ok", f"Servers are trusted through {trust} (SSL_CERT_FILE, SSL_CERT_DIR and "
+                                  f"SSLKEYLOGFILE are ignored); proxy: {proxy or 'none'}.")
 
 
 async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
@@ -505,6 +522,6 @@ def support_bundle(session: Session) -> dict:
 def write_support_bundle(session: Session, out: Path) -> Path:
     import json
 
-    ensure_private_dir(out.parent)
-    write_private(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode())
+    ensure_output_dir(out.parent)  # the user's folder (maybe /tmp) keeps its mode; the file is 0600
+    atomic_write(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode(), 0o600)
     return out

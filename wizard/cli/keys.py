@@ -11,7 +11,7 @@ import asyncio
 import os
 from dataclasses import asdict
 
-from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
+from .common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
 from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 from ..errors import InputError
 
@@ -67,8 +67,8 @@ def _store(session):
 def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
-    return (f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
-            f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
+    return clean(f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
+                 f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -112,9 +112,37 @@ def cmd_disable(args: argparse.Namespace) -> int:
     from .. import keys
 
     session = open_unlocked_session(args)
+    asyncio.run(_refuse_stored_key(session, args.credential_id))
     row = asyncio.run(keys.disable_key(session, args.credential_id))
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
     return EXIT_OK
+
+
+async def _refuse_stored_key(session, credential_id: str) -> None:
+    """The key the profile *stores* (the one cron and the TUI use) is protected too, whatever
+    KLARNA_API_KEY holds for this run. Unknown means no: an unreadable store refuses."""
+    from .. import keys, secrets
+    from ..errors import InterlockRefused, SecretStoreError
+
+    kind = session.evidence.secret_backend
+    if kind not in ("keyring", "encrypted-file", "sandbox"):
+        return  # nothing stored: the key in hand is the tool's key, which disable_key protects
+    passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
+    try:
+        stored = secrets.open_store(kind, session.paths, passphrase=passphrase).get(session.profile)
+    except SecretStoreError as exc:
+        raise InterlockRefused(
+            "Cannot read the profile's stored API key to make sure it is not the one being disabled.",
+            hint=f"Make the store readable (headless: {STORE_PASSPHRASE_ENV}) and try again.") from exc
+    if not stored:
+        return
+    rows = await keys.list_keys(session)
+    target = next((r for r in rows if r.credential_id == credential_id), None)
+    if target is not None and target.status == "ACTIVE" and target.masked.endswith(("????", stored[-4:])):
+        raise InterlockRefused(
+            "This is the API key the profile stores (used by scheduled checks and the TUI); "
+            "disabling it would leave them without a working key.",
+            hint="Rotate the tool's key first (keys rotate), then disable the old one.")
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
