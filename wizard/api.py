@@ -569,7 +569,7 @@ class KlarnaClient:
         idempotency_key: str | None = None,
     ) -> Answer[T]:
         method, template = ENDPOINTS[operation]
-        path = template.replace("{credential_id}", _quote_id(credential_id or ""))
+        path = template.replace("{credential_id}", _quote_id(credential_id or "")) if "{" in template else template
         # POST/PATCH carry an idempotency key; a repeat with the same key cannot duplicate.
         retriable = method in SAFE_METHODS or idempotency_key is not None
         attempts = self._max_attempts if retriable else 1
@@ -689,8 +689,15 @@ class KlarnaClient:
 
 
 def _quote_id(credential_id: str) -> str:
+    """A credential id as one path segment. Empty, '.', '..', separators and control characters
+    are refused before any URL is built (httpx would normalise dot segments into another path)."""
     from urllib.parse import quote
 
+    from .errors import InputError
+
+    if (credential_id in ("", ".", "..") or any(c in credential_id for c in "/\\?#%")
+            or not credential_id.isprintable() or len(credential_id) > 256):
+        raise InputError("That is not a credential id.", hint="List the credentials and copy the id.")
     return quote(credential_id, safe=":")
 
 

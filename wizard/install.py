@@ -74,6 +74,7 @@ def install_pair(
     verify_label(label)
     cert = crypto.load_certificate(cert_pem)
     crypto.verify_cert_matches_key(cert, crypto.load_private_key(key_pem, key_passphrase))
+    crypto.verify_not_ca(cert)
     fingerprint = crypto.fingerprint_sha256(cert)
     ensure_private_dir(install_dir)
     folder = install_dir / label
