@@ -16,7 +16,8 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Protocol, TypeVar
+from contextlib import AbstractContextManager
+from typing import IO, Any, Callable, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -242,7 +243,7 @@ SCRYPT_PARAMS = {"n": 2**15, "r": 8, "p": 1}  # files written before Argon2id: s
 # Without Argon2id in this cryptography/OpenSSL, OWASP's scrypt minimum (2^17, 8, 1: 128 MiB).
 CURRENT_KDF: dict = {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
 try:
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id  # noqa: F401
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - cryptography < 44
     CURRENT_KDF = {"name": "scrypt", "n": 2**17, "r": 8, "p": 1}
 _ARGON2_BOUNDS = {"memory_cost": (19 * 1024, 256 * 1024), "iterations": (1, 10), "lanes": (1, 4)}
@@ -297,7 +298,7 @@ class EncryptedFileStore:
             del document["entries"][profile]
             self._save(document)
 
-    def _locked(self):
+    def _locked(self) -> AbstractContextManager[None]:
         from .locking import file_lock
 
         return file_lock(self.path.with_name(self.path.name + ".lock"), "secrets file write")
@@ -422,17 +423,15 @@ def _valid_kdf(kdf: object) -> bool:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return False
     if kdf.get("name") == "scrypt" and set(kdf) == {"name", "n", "r", "p"}:
-        n, r, p = kdf["n"], kdf["r"], kdf["p"]
+        n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
         return 2**14 <= n <= 2**17 and n & (n - 1) == 0 and 1 <= r <= 8 and 1 <= p <= 4
     if kdf.get("name") == "argon2id" and set(kdf) == {"name", *_ARGON2_BOUNDS}:
-        return all(low <= kdf[k] <= high for k, (low, high) in _ARGON2_BOUNDS.items())
+        return all(low <= int(kdf[k]) <= high for k, (low, high) in _ARGON2_BOUNDS.items())
     return False
 
 
-def _kdf(kdf: dict, salt: bytes):
+def _kdf(kdf: dict[str, Any], salt: bytes) -> Argon2id | Scrypt:
     if kdf["name"] == "argon2id":
-        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
         return Argon2id(salt=salt, length=32, iterations=kdf["iterations"], lanes=kdf["lanes"],
                         memory_cost=kdf["memory_cost"])
     return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"])

@@ -11,6 +11,9 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 from .. import __version__
 from ..errors import WizardError
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _no_core_dumps()
-    log_path = None
+    log_path: Path | None = None
     try:
         if args.command != "sandbox":
             from ..logs import register_secret, setup_logging
@@ -85,7 +88,7 @@ def command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else args.command
 
 
-def _command_lock(args: argparse.Namespace):
+def _command_lock(args: argparse.Namespace) -> AbstractContextManager[object]:
     """The profile lock this command needs: exclusive for writers, opportunistic for readers."""
     import contextlib
 
@@ -106,11 +109,11 @@ def _command_lock(args: argparse.Namespace):
     return contextlib.nullcontext()
 
 
-def _reader_lock(args: argparse.Namespace, lock):
+def _reader_lock(args: argparse.Namespace, lock: AbstractContextManager[bool]) -> AbstractContextManager[None]:
     import contextlib
 
     @contextlib.contextmanager
-    def run():
+    def run() -> Iterator[None]:
         with lock as held:
             args.read_only = not held
             yield
@@ -118,7 +121,7 @@ def _reader_lock(args: argparse.Namespace, lock):
     return run()
 
 
-def _unexpected(args: argparse.Namespace, error: Exception, log_path) -> int:
+def _unexpected(args: argparse.Namespace, error: Exception, log_path: Path | None) -> int:
     """Not a finding: exit 3 with one line and where the details are; the traceback goes to the
     private log only (redacted, no local variables), never to the terminal."""
     import logging

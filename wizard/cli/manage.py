@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .common import EXIT_ERROR, EXIT_OK, add_common, clean, emit, progress, seconds
 from .onboard import open_session, open_unlocked_session
@@ -141,7 +142,7 @@ def _status_all(args: argparse.Namespace) -> int:
     return code
 
 
-async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool]) -> list:
+async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool]) -> list[Any]:
     from .. import lifecycle
 
     async def one(name: str):
