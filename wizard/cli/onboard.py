@@ -69,6 +69,11 @@ def load_api_key(args: argparse.Namespace, session: Session):
             "No API key available for this profile.",
             hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
         )
+    if store.kind == "env" and not _env_key_allowed(args, session):
+        raise SecretStoreError(
+            f"KLARNA_API_KEY is not the key recorded for profile '{profile}'; status --all does not send it there.",
+            hint=f"Run klarna-mtls status --profile {profile} with that profile's key.",
+        )
     key = store.get(profile)
     if not key:
         raise SecretStoreError(
