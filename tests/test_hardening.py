@@ -581,3 +581,21 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
     crypto.verify_cert_matches_key(crypto.load_certificate(pair.cert_path.read_bytes()),
                                    crypto.load_private_key_file(pair.key_path))
     record_figure("profile lock: concurrent onboardings, certificates issued", len(active), 1)
+
+
+def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, paths):
+    from wizard import lifecycle
+    from wizard.flow import Session
+
+    session = Session(paths, "corp")
+    session.configure("test", "krn:partner:global:account:test:LYABCDEI")
+    assert session.ca_bundle is None  # the bundled roots
+    session.set_trust_ca(sandbox.ca_bundle)  # e.g. a company's TLS-inspecting proxy
+    reopened = Session(paths, "corp")
+    assert reopened.ca_bundle == Path(sandbox.ca_bundle).absolute()
+    finding = lifecycle._trust_finding(reopened)
+    assert "you chose" in finding.summary and str(sandbox.ca_bundle) in finding.summary
+    with pytest.raises(CryptoError):
+        reopened.set_trust_ca(paths.state_dir / "missing.pem")
+    reopened.set_trust_ca(None)
+    assert Session(paths, "corp").ca_bundle is None

@@ -77,7 +77,8 @@ def make_ssl_context(
         raise CryptoError(
             f"The CA bundle {ca_bundle or trusted_roots()} could not be read.",
             title="CA bundle missing",
-            hint="For the sandbox, restart it (klarna-mtls sandbox serve) and pass its --ca-bundle again.",
+            hint="Check the file exists and holds PEM certificates; for the sandbox, restart it "
+                 "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
         ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True

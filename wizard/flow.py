@@ -199,8 +199,27 @@ class Session:
 
     @property
     def ca_bundle(self) -> Path | None:
-        value = self.settings.get("ca_bundle")
+        """The CAs this profile trusts: the sandbox's CA, a set the user chose for live/test
+        (set_trust_ca), or None for the bundled roots. Never the environment's."""
+        value = self.settings.get("ca_bundle") or self.settings.get("trust_ca")
         return Path(value) if value else None
+
+    def set_trust_ca(self, path: str | Path | None) -> None:
+        """Live/test only: trust this CA file instead of the bundled roots (e.g. a company's
+        TLS-inspecting proxy); None goes back to the bundled roots. `doctor` shows the choice."""
+        from .api import make_ssl_context
+
+        if self.environment not in ("live", "test"):
+            raise InputError("A trusted CA set is chosen for live or test profiles only.",
+                             hint="The sandbox trusts its own --ca-bundle.")
+        if path is None:
+            self.settings.pop("trust_ca", None)
+        else:
+            chosen = Path(path).expanduser().absolute()
+            make_ssl_context(ca_bundle=chosen)  # refuses a file that holds no readable CA
+            self.settings["trust_ca"] = str(chosen)
+        self.save()
+        self.audit.record("trust_ca", path=self.settings.get("trust_ca") or "bundled roots")
 
     @property
     def install_dir(self) -> Path:

@@ -387,7 +387,12 @@ def _trust_finding(session: Session) -> Finding:
 
     from .api import environment_proxy, trusted_roots
 
-    trust = f"only the sandbox CA {session.ca_bundle}" if session.ca_bundle else f"the bundled roots {trusted_roots()}"
+    if session.settings.get("trust_ca"):
+        trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"
+    elif session.ca_bundle:
+        trust = f"only the sandbox CA {session.ca_bundle}"
+    else:
+        trust = f"the bundled roots {trusted_roots()}"
     proxy = environment_proxy()
     if proxy:
         parts = urlsplit(proxy)

@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
     p.add_argument("--ca-bundle", help="sandbox only: CA PEM to trust")
+    p.add_argument("--trust-ca", metavar="FILE",
+                   help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
+                        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor")
     p.add_argument("--allow-remote-sandbox", action="store_true",
                    help="sandbox only: allow a base URL that is not on this machine (still https)")
     p.add_argument("--install-dir")
@@ -132,6 +135,8 @@ async def onboard(args: argparse.Namespace) -> int:
             )
     elif not session.evidence.account_id:
         raise InputError("This profile is new.", hint="Give --environment and --account-id.")
+    if args.trust_ca:
+        session.set_trust_ca(None if args.trust_ca == "bundled" else args.trust_ca)
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
