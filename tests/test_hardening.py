@@ -599,3 +599,23 @@ def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, pa
         reopened.set_trust_ca(paths.state_dir / "missing.pem")
     reopened.set_trust_ca(None)
     assert Session(paths, "corp").ca_bundle is None
+
+
+def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths):
+    from tests_support import session_for
+
+    from wizard import lifecycle
+
+    onboard()
+    session = session_for("p", sandbox)
+    folder = paths.keys_dir("p") / "rotation-planted"
+    session.state.flows["rotation"] = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
+                                       "folder": str(folder)}
+    session.save()
+    folder.mkdir(mode=0o700)
+    fd = os.open(folder / "private-key.pem", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, crypto.make_private_key_pem(crypto.make_private_key()))
+    os.close(fd)
+    with pytest.raises(CryptoError, match="was not written by klarna-mtls"):
+        asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
+    record_figure("folders: planted private key refused, not adopted", 1, 1)

@@ -392,7 +392,7 @@ class Session:
             self.model.restart_from(Stage.KEY_AND_CSR)
             self.state.in_flight = None
         # Journaled before the file exists: a resumed run adopts only the key this tool wrote.
-        self.settings[KEY_DIGEST] = hashlib.sha256(key_pem).hexdigest()
+        self.settings[KEY_DIGEST] = key_digest(key_pem)
         self.save()
         await asyncio.to_thread(self._write_key_files, key_pem, csr_pem)
         self._key_passphrase = passphrase
@@ -423,35 +423,7 @@ class Session:
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
     def _load_own_key(self, passphrase: bytes | None):
-        data = self._own_key_bytes()
-        key = crypto.load_private_key(data, passphrase)
-        if hashlib.sha256(data).hexdigest() == self.settings.get(KEY_DIGEST):
-            return key
-        if self.evidence.key_public_id and crypto.public_key_id(key) == self.evidence.key_public_id:
-            return key  # a journal from before digests were kept, naming this very key
-        raise self._foreign_key("was not written by klarna-mtls for this profile")
-
-    def _own_key_bytes(self) -> bytes:
-        """The key file's bytes after checking it is a plain 0600 file of ours in a safe folder."""
-        path = self.key_path
-        ensure_private_dir(path.parent)
-        try:
-            info = os.lstat(path)
-        except OSError:
-            raise self._foreign_key("cannot be read") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise self._foreign_key("is not a regular file")
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise self._foreign_key("is owned by another user or readable by others")
-        return path.read_bytes()
-
-    def _foreign_key(self, why: str) -> CryptoError:
-        path = shlex.quote(str(self.key_path))
-        return CryptoError(
-            f"The private key file {self.key_path} {why}; it will not be used.",
-            title="Unknown key file",
-            hint=f"Move it away (mv {path} {path}.unknown) and run again to generate a new key.",
-        )
+        return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
     def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
         ev = self.evidence
@@ -709,6 +681,41 @@ def _mtls_required(error: ApiError) -> MtlsRequired:
         hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
              "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
              "runtime's certificate in Klarna's portal.",
+    )
+
+
+def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None):
+    """The private key at ``path`` only if this tool wrote it: a plain file of this user, 0600 in
+    a safe folder, whose sha256 is the ``digest`` journaled before it was written (or, for a
+    journal from before digests were kept, whose public key is the ``public_key_id`` recorded)."""
+    ensure_private_dir(path.parent)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        raise _foreign_key(path, "cannot be read") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _foreign_key(path, "is not a regular file")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise _foreign_key(path, "is owned by another user or readable by others")
+    data = path.read_bytes()
+    key = crypto.load_private_key(data, passphrase)
+    if digest and hashlib.sha256(data).hexdigest() == digest:
+        return key
+    if not digest and public_key_id and crypto.public_key_id(key) == public_key_id:
+        return key
+    raise _foreign_key(path, "was not written by klarna-mtls for this profile")
+
+
+def key_digest(key_pem: bytes) -> str:
+    return hashlib.sha256(key_pem).hexdigest()
+
+
+def _foreign_key(path: Path, why: str) -> CryptoError:
+    quoted = shlex.quote(str(path))
+    return CryptoError(
+        f"The private key file {path} {why}; it will not be used.",
+        title="Unknown key file",
+        hint=f"Move it away (mv {quoted} {quoted}.unknown) and run again to generate a new key.",
     )
 
 

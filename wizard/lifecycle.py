@@ -6,6 +6,7 @@ UI-agnostic: functions take a flow.Session and return dataclasses."""
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from typing import Awaitable, Callable
 from . import __version__, crypto, rules
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
-from .flow import Observation, Session, find_by_key, refuse_when_full
+from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
 from .interlocks import Action, Situation, refusals, require
 from .model import Stage
 from .fsutil import atomic_write, ensure_output_dir, write_private
@@ -275,10 +276,15 @@ async def _rotation_key(session: Session, flow: dict) -> None:
     folder = Path(flow["folder"])
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
-    if key_path.exists():  # resumed after the key was written
-        key = await asyncio.to_thread(crypto.load_private_key_file, key_path, passphrase)
+    if os.path.lexists(key_path):  # resumed after the key was written: only the key we wrote
+        key = await asyncio.to_thread(load_own_key, key_path, passphrase, flow.get("key_sha256"),
+                                      flow.get("public_key_id"))
     else:
-        key = await asyncio.to_thread(crypto.generate_private_key, key_path, passphrase)
+        key = crypto.make_private_key()
+        key_pem = crypto.make_private_key_pem(key, passphrase)
+        flow["key_sha256"] = key_digest(key_pem)
+        _save_flow(session, flow)  # journaled before the file exists
+        await asyncio.to_thread(write_private, key_path, key_pem)
     cn = session.evidence.cn or rules.default_cn(session.evidence.account_id)
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
