@@ -3,6 +3,7 @@ door to rotation, guarded revocation, enforcement changes and the doctor."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -10,10 +11,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard import lifecycle, rules
+from wizard.rules import clean_text
 from wizard.flow import Session
 
 from .base import ReportsWorkerErrors
-from .modals import ConfirmModal, EnforceModal, TypedConfirmModal
+from .modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
 
 BAR = 20
 
@@ -72,20 +74,21 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
     def show(self, status: lifecycle.ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
-        self.query_one("#summary", Static).update(
+        self.query_one("#summary", Static).update(plain(
             f"Enforcement: {status.enforcement_mode}{when} · slots {status.slots_used}/{rules.MAX_ACTIVE_CERTIFICATES}"
             f" · installed pair: {status.verification or 'none'} · key kept in {status.secret_backend or '?'}"
-        )
+        ))
         table = self.query_one(DataTable)
         table.clear()
         for row in status.certificates:
             here = "current" if row.current else ("yes" if row.installed_here else "")
-            table.add_row(
+            cells = (
                 "…" + row.credential_id[-10:], row.cn or "?", "…" + row.fingerprint_suffix,
                 (row.created_at or "")[:10], (row.expires_at or "")[:10], str(row.days_left),
                 row.status + (" RENEW" if row.in_renewal_window and row.status == "ACTIVE" else ""),
-                here, (row.last_seen_valid or "")[:10], lifetime_bar(row), key=row.credential_id,
-            )
+                here, (row.last_seen_valid or "")[:10], lifetime_bar(row),
+            )  # server strings: shown as text, never parsed as markup
+            table.add_row(*(Text(clean_text(c), end="") for c in cells), key=row.credential_id)
 
     def selected_id(self) -> str | None:
         table = self.query_one(DataTable)

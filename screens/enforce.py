@@ -13,7 +13,7 @@ from wizard.errors import InputError
 from wizard.model import Stage
 
 from .base import StageScreen
-from .modals import ConfirmModal
+from .modals import ConfirmModal, plain
 
 
 class EnforceScreen(StageScreen):
@@ -49,7 +49,7 @@ class EnforceScreen(StageScreen):
         try:
             value = rules.parse_enforced_from(text, now=self.session.clock())
         except InputError as error:
-            when.update(f"✗ {error.message} {error.hint}".strip())
+            when.update(plain(f"✗ {error.message} {error.hint}".strip()))  # quotes what was typed
             when.add_class("-problem")
             self.query_one("#enforce", Button).disabled = True
             return None

@@ -162,6 +162,12 @@ class Journal:
         return ProfileState.from_dict(data, self.profile)
 
     def save(self, state: ProfileState) -> None:
+        from .locking import ProfileBusy, held_elsewhere
+
+        holder = held_elsewhere(self.paths, self.profile)
+        if holder is not None:  # another process writes this profile: never overwrite its work
+            raise ProfileBusy(f"Profile '{self.profile}' is in use by {holder}; nothing was saved.",
+                              hint="Wait for it to finish and try again.")
         ensure_private_dir(self.path.parent)
         data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         atomic_write(self.path, data, 0o600)

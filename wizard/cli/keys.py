@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
+from .common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
 from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ def open_keys_session(args: argparse.Namespace) -> Session:
 def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
-    return (f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
-            f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
+    return clean(f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
+                 f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
