@@ -17,8 +17,12 @@ from .fsutil import append_line, atomic_write, ensure_private_dir
 from .model import RESET_HINT
 from .model import Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
+from .runtimes import RuntimeRecord, records_from_dict, records_to_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2 adds "runtimes". Schema 1 journals load (with no runtimes) and are saved as 2, so an
+# older tool refuses the file instead of silently dropping the runtimes when it saves.
+READABLE_SCHEMAS = (1, 2)
 STATUS_HISTORY_LIMIT = 200
 
 
@@ -37,6 +41,8 @@ class ProfileState:
     status_history: list[dict[str, Any]] = field(default_factory=list)
     # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
     flows: dict[str, Any] = field(default_factory=dict)
+    # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
+    runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -49,6 +55,7 @@ class ProfileState:
             "certificates": self.certificates,
             "status_history": self.status_history[-STATUS_HISTORY_LIMIT:],
             "flows": self.flows,
+            "runtimes": records_to_dict(self.runtimes),
         }
 
     @classmethod
@@ -56,7 +63,7 @@ class ProfileState:
         if not isinstance(data, dict):
             raise JournalError("The saved progress is not a JSON object.", hint=RESET_HINT)
         schema = data.get("schema")
-        if schema != SCHEMA_VERSION:
+        if schema not in READABLE_SCHEMAS:
             raise JournalError(
                 f"The saved progress has schema {schema!r}; this version reads {SCHEMA_VERSION}.",
                 hint=RESET_HINT,
@@ -74,6 +81,7 @@ class ProfileState:
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
                 status_history=_expect(data.get("status_history", []), list, "status_history"),
                 flows=_expect(data.get("flows", {}), dict, "flows"),
+                runtimes=records_from_dict(data.get("runtimes", {})),
             )
         except (TypeError, ValueError) as exc:
             raise JournalError(

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.manage",
     "wizard.cli.keys",
+    "wizard.cli.runtime",
 ]
 
 
