@@ -70,6 +70,7 @@ def _register_probe(sub) -> None:
     p.add_argument("--key", type=Path, help="private key file")
     p.add_argument("--report-dir", type=Path, help="also write the report to DIR/NAME.json (replaced each run)")
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
+    p.add_argument("--json", action="store_true", help="accepted for symmetry: the report is always one JSON line")
     p.set_defaults(handler=cmd_probe)
 
 
