@@ -145,3 +145,15 @@ def test_leaving_out_on_live_must_be_typed(paths):
     require_ready(session, {"krn:cert:a"}, leave_out=["a"], confirm="a")
     actions = [e["action"] for e in session.audit.entries()]
     assert actions.count("enforcement_refused_runtimes") == 1 and actions[-1] == "enforcement_runtimes_left_out"
+
+
+def test_on_a_same_second_tie_the_report_for_the_current_certificate_wins():
+    """Found by the rotation e2e test: probe after install landed in the same second as the report
+    for the old certificate and was dropped, so enforcement stayed refused."""
+    rec = record("a", report("a", fingerprint=FP_B, age=timedelta(0)))
+    state = _state_with(rec)
+    state.certificates["krn:old"] = {"fingerprint": FP_B}
+    rec.certificate_ids.insert(0, "krn:old")
+    assert record_report(state, report("a", age=timedelta(0)), ACCOUNT).startswith("recorded")
+    assert "older" in record_report(state, report("a", fingerprint=FP_B, age=timedelta(0)), ACCOUNT)
+    assert runtimes_not_ready([rec], NOW) == []

@@ -302,3 +302,33 @@ def test_probe_prints_one_json_line_without_secrets(hosts, onboard, capsys, sand
                            "at", "tool_version"}
     assert report["verification_status"] == "VALID" and report["runtime"] == "manager"
     assert sandbox.api_key[-12:] not in out and "PRIVATE" not in out
+
+
+def test_probe_a_pair_mounted_like_a_kubernetes_secret(hosts, onboard, cli, tmp_path):
+    """A Secret volume is a sticky, world-writable folder holding 0400 files behind symlinks:
+    accepted. A key file others can read is refused with the fix."""
+    import os
+    import shutil
+
+    onboard("mgr")
+    onboard_runtime(hosts, cli, "host-a", "checkout")
+    current = hosts.home("host-a") / "certs" / "default" / "current"
+    mount = tmp_path / "secret-volume"
+    data = mount / "..data"
+    data.mkdir(parents=True)
+    shutil.copy(current / "certificate.pem", data / "tls.crt")
+    shutil.copy(current / "private-key.pem", data / "tls.key")
+    os.chmod(data / "tls.key", 0o400)
+    for name in ("tls.crt", "tls.key"):
+        os.symlink(f"..data/{name}", mount / name)
+    os.chmod(mount, 0o1777)
+    hosts.use("host-a")
+    code, report = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
+    assert code == 0 and report["verification_status"] == "VALID" and report["runtime"] == "checkout"
+    os.chmod(data / "tls.key", 0o644)
+    code, out = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
+    assert code == 3 and "readable by others" in out["error"]["message"] and "chmod 600" in out["error"]["hint"]
+    os.chmod(data / "tls.key", 0o400)
+    os.chmod(mount, 0o777)  # world-writable without the sticky bit: anyone could swap the key
+    code, out = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
+    assert code == 3 and "Others can replace files" in out["error"]["message"]

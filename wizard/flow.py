@@ -193,12 +193,15 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def client(
-        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None
+        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
+        files_checked: bool = False,
     ) -> AsyncIterator["object"]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
-        overrides the session's key (key rotation proves a new key before switching)."""
+        overrides the session's key (key rotation proves a new key before switching);
+        ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
+        mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
         from .api import KlarnaClient, make_http_client
         from .install import current_pair, verify_private_files
 
@@ -206,7 +209,7 @@ class Session:
             pair = current_pair(self.install_dir)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None:
+        if pair is not None and not files_checked:
             verify_private_files(pair)  # refuse to use a key file others can read; says the fix
         http = make_http_client(
             ca_bundle=self.ca_bundle,

@@ -143,7 +143,7 @@ def _holder(session: "Session", credential_id: str) -> str:
 
 async def _live(cert_path: Path, key_path: Path, session: "Session") -> Finding:
     try:
-        status = await verification_of(session, pair_from_files(cert_path, key_path))
+        status = await verification_of(session, pair_from_files(cert_path, key_path), named_files=True)
     except (CryptoError, InputError, ApiError) as error:
         return Finding("verification", "critical", f"No live call was made: {error.message}", error.hint)
     except WizardError as error:

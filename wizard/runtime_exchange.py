@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, crypto, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
-from .fsutil import atomic_write, ensure_private_dir, write_private
+from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
 from .install import InstalledPair, activate, current_pair, install_pair, label_for
 from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
 
@@ -227,30 +228,51 @@ def declare(session: "Session", name: str, credential_id: str | None = None) -> 
 
 # ---------------------------------------------------------------- readiness probe (any runtime)
 def pair_from_files(cert_path: Path, key_path: Path) -> InstalledPair:
-    """An arbitrary pair on disk, e.g. one copied from a failing server."""
+    """An arbitrary pair on disk, e.g. one copied from a failing server or a mounted Secret."""
     try:
         cert = crypto.load_certificate(Path(cert_path).read_bytes())
     except OSError as exc:
         raise InputError(f"Cannot read the certificate at {cert_path}: {exc.strerror}.") from exc
     key_path = Path(key_path).expanduser().absolute()
-    return InstalledPair("probe", key_path.parent, Path(cert_path), key_path, crypto.fingerprint_sha256(cert))
+    return InstalledPair("named", key_path.parent, Path(cert_path), key_path, crypto.fingerprint_sha256(cert))
+
+
+def verify_named_key_file(key_path: Path) -> None:
+    """For a key file named on the command line: no group or other access to the key itself, and
+    a folder others cannot replace it in. A sticky folder (a Kubernetes Secret mount, /tmp) is
+    accepted: others cannot rename or delete a file they do not own there."""
+    try:
+        key_mode, folder_stat = file_mode(key_path), key_path.parent.stat()
+    except OSError as exc:
+        raise InputError(f"Cannot check {key_path}: {exc.strerror}.") from exc
+    if key_mode & 0o077:
+        raise CryptoError(f"The private key {key_path} is readable by others (mode {key_mode:03o}).",
+                          title="Unsafe key file",
+                          hint=f"Run: chmod 600 {key_path} (in Kubernetes: defaultMode: 0400 on the Secret volume).")
+    if folder_stat.st_mode & 0o022 and not folder_stat.st_mode & stat.S_ISVTX:
+        raise CryptoError(f"Others can replace files in {key_path.parent} (mode {stat.S_IMODE(folder_stat.st_mode):03o}).",
+                          title="Unsafe key folder", hint=f"Run: chmod 700 {key_path.parent}")
 
 
 async def probe(session: "Session", name: str, pair: InstalledPair | None = None) -> ReadinessReport:
     """One call with the runtime's pair (the installed one by default); what Klarna said."""
     verify_runtime_name(name)
+    named = pair is not None
     pair = pair or current_pair(session.install_dir)
     if pair is None:
         raise InputError("No certificate is installed here.", hint="Give --cert and --key, or install one first.")
-    status = await verification_of(session, pair)
+    status = await verification_of(session, pair, named_files=named)
     return ReadinessReport(name, session.evidence.account_id, pair.fingerprint, status,
                            rules.format_utc(session.clock()), __version__)
 
 
-async def verification_of(session: "Session", pair: InstalledPair) -> str:
-    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE."""
+async def verification_of(session: "Session", pair: InstalledPair, *, named_files: bool = False) -> str:
+    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
+    ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
+    if named_files:
+        verify_named_key_file(pair.key_path)
     try:
-        async with session.client(pair=pair) as klarna:
+        async with session.client(pair=pair, files_checked=named_files) as klarna:
             answer = await klarna.list_certificates()
     except HandshakeRejected:
         return "REJECTED"

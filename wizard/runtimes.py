@@ -245,10 +245,17 @@ def record_report(state: "ProfileState", report: ReadinessReport, account_id: st
         raise InputError(f"The report from {report.runtime} is for certificate …{_suffix(report.fingerprint)}, "
                          "which this profile never issued to that runtime.",
                          hint="Check the runtime is using the pair issued to it (klarna-mtls doctor --cert --key).")
-    if record.report is not None and record.report.moment >= report.moment:
+    if record.report is not None and _keeps_recorded(record, record.report, report):
         return "older than the recorded report; kept the recorded one"
     record.report = report
     return f"recorded: {report.status} at {report.at}"
+
+
+def _keeps_recorded(record: RuntimeRecord, recorded: ReadinessReport, new: ReadinessReport) -> bool:
+    """Reports carry whole seconds: on a tie, the one for the current certificate wins."""
+    if recorded.moment != new.moment:
+        return recorded.moment > new.moment
+    return recorded.fingerprint == record.fingerprint or new.fingerprint != record.fingerprint
 
 
 # ---------------------------------------------------------------- views
