@@ -157,3 +157,42 @@ def test_on_a_same_second_tie_the_report_for_the_current_certificate_wins():
     assert record_report(state, report("a", age=timedelta(0)), ACCOUNT).startswith("recorded")
     assert "older" in record_report(state, report("a", fingerprint=FP_B, age=timedelta(0)), ACCOUNT)
     assert runtimes_not_ready([rec], NOW) == []
+
+
+def test_the_gate_reads_reports_recorded_by_another_process(paths):
+    """A TUI opened before `runtime report` ran in a shell must not refuse on stale records."""
+    from wizard.flow import Session
+
+    first = Session(paths, "p", clock=lambda: NOW)
+    first.state.runtimes["a"] = record("a")
+    first.state.certificates["krn:cert:a"] = {"fingerprint": FP_A}
+    first.save()
+    tui = Session(paths, "p", clock=lambda: NOW)
+    shell = Session(paths, "p", clock=lambda: NOW)
+    record_report(shell.state, report("a"), ACCOUNT)
+    shell.save()
+    require_ready(tui, {"krn:cert:a"})  # no refusal: it read the shell's report
+    assert tui.state.runtimes["a"].report is not None
+
+
+def test_a_long_lived_session_does_not_overwrite_reports_recorded_by_another_process(paths):
+    """Found by the TUI test: the dashboard's refresh saved its stale runtimes over a report that
+    `probe` had just recorded, so enforcement stayed refused."""
+    from wizard.flow import Session
+
+    first = Session(paths, "p", clock=lambda: NOW)
+    first.state.runtimes["a"] = record("a")
+    first.state.certificates["krn:cert:a"] = {"fingerprint": FP_A}
+    first.save()
+    tui = Session(paths, "p", clock=lambda: NOW)
+    shell = Session(paths, "p", clock=lambda: NOW)
+    record_report(shell.state, report("a"), ACCOUNT)
+    shell.save()
+    tui.state.settings["touched"] = True
+    tui.save()  # an unrelated save by the long-lived session
+    assert Session(paths, "p").state.runtimes["a"].report is not None
+    assert tui.state.runtimes["a"].report is not None
+    # A session that changes the runtimes itself still saves its change.
+    del tui.state.runtimes["a"]
+    tui.save()
+    assert Session(paths, "p").state.runtimes == {}

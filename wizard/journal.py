@@ -43,6 +43,9 @@ class ProfileState:
     flows: dict[str, Any] = field(default_factory=dict)
     # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
     runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
+    # The runtimes as loaded (not saved): lets a long-lived session (the TUI) keep reports that
+    # another process (`runtime report`, `probe`) recorded since, instead of overwriting them.
+    runtimes_loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +76,7 @@ class ProfileState:
             evidence = Evidence.from_dict(_expect(data.get("evidence", {}), dict, "evidence"))
             if not isinstance(evidence.verifications, list):
                 raise TypeError("verifications")
+            runtimes = records_from_dict(data.get("runtimes", {}))
             return cls(
                 profile=profile,
                 model=Onboarding(stage, evidence),
@@ -81,7 +85,8 @@ class ProfileState:
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
                 status_history=_expect(data.get("status_history", []), list, "status_history"),
                 flows=_expect(data.get("flows", {}), dict, "flows"),
-                runtimes=records_from_dict(data.get("runtimes", {})),
+                runtimes=runtimes,
+                runtimes_loaded=records_to_dict(runtimes),
             )
         except (TypeError, ValueError) as exc:
             raise JournalError(
@@ -138,8 +143,23 @@ class Journal:
 
     def save(self, state: ProfileState) -> None:
         ensure_private_dir(self.path.parent)
+        self._keep_runtimes_saved_by_others(state)
         data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         atomic_write(self.path, data, 0o600)
+
+
+    def _keep_runtimes_saved_by_others(self, state: ProfileState) -> None:
+        """When this session did not change the runtimes, take the ones on disk: another process
+        may have recorded reports since this session loaded. A session that changed them wins."""
+        mine = records_to_dict(state.runtimes)
+        if mine == state.runtimes_loaded and self.exists():
+            try:
+                theirs = json.loads(self.path.read_text(encoding="utf-8")).get("runtimes", {})
+                state.runtimes = records_from_dict(theirs)
+            except (OSError, ValueError, TypeError, AttributeError):
+                theirs = mine  # unreadable on disk: this save rewrites it whole
+            mine = records_to_dict(state.runtimes)
+        state.runtimes_loaded = mine
 
 
 class AuditLog:

@@ -201,7 +201,7 @@ def require_ready(session: "Session", listed_ids: set[str], leave_out: Iterable[
                   confirm: str | None = None) -> None:
     """The enforcement gate's runtime check. Raises InterlockRefused naming every declared runtime
     that is not ready, unless it is left out explicitly (typed for live profiles, audited)."""
-    records = session.state.runtimes
+    records = reload(session)
     left = sorted(set(leave_out))
     unknown = [name for name in left if name not in records]
     if unknown:
@@ -219,6 +219,14 @@ def require_ready(session: "Session", listed_ids: set[str], leave_out: Iterable[
         _confirm_leave_out(session, left, confirm)
         session.audit.record("enforcement_runtimes_left_out", runtimes=left,
                              reasons=runtimes_not_ready([records[n] for n in left], session.clock()))
+
+
+def reload(session: "Session") -> dict[str, RuntimeRecord]:
+    """The runtime records as saved: another process (``runtime report`` in a shell, a cron job)
+    may have recorded reports since this session (e.g. a long-running TUI) loaded the journal."""
+    if session.journal.exists():
+        session.state.runtimes = session.journal.load().runtimes
+    return session.state.runtimes
 
 
 def _confirm_leave_out(session: "Session", left: list[str], confirm: str | None) -> None:
