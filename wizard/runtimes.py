@@ -225,7 +225,8 @@ def reload(session: "Session") -> dict[str, RuntimeRecord]:
     """The runtime records as saved: another process (``runtime report`` in a shell, a cron job)
     may have recorded reports since this session (e.g. a long-running TUI) loaded the journal."""
     if session.journal.exists():
-        session.state.runtimes = session.journal.load().runtimes
+        saved = session.journal.load()
+        session.state.runtimes, session.state.runtimes_loaded = saved.runtimes, saved.runtimes_loaded
     return session.state.runtimes
 
 
