@@ -47,7 +47,7 @@ class ProfileState:
     # another process (`runtime report`, `probe`) recorded since, instead of overwriting them.
     runtimes_loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
             "profile": self.profile,
@@ -177,7 +177,7 @@ class AuditLog:
         entry = {"at": rules.format_utc(rules.utc_now()), "action": action, **details}
         append_line(self.path, rules.redact(json.dumps(entry, sort_keys=True, default=str)))
 
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         out = []
