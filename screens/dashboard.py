@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard import lifecycle, rules, runtimes
+from wizard import lifecycle, rules, runtime_gate
 from wizard.flow import Session
 
 from .base import ReportsWorkerErrors
@@ -70,7 +70,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
     def action_refresh(self) -> None:
         async def load() -> None:
             status = await self.app.load_status(self.session)
-            await asyncio.to_thread(runtimes.reload, self.session)  # reports recorded by other processes
+            await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
             self.show(status)
 
         self.run_worker(load(), name="status", group="status", exclusive=True, exit_on_error=False)

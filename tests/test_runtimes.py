@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from wizard import rules
 from wizard.errors import InputError, InterlockRefused, JournalError
+from wizard.runtime_gate import require_ready
 from wizard.runtimes import (
     ReadinessReport,
     RuntimeRecord,
     record_report,
-    require_ready,
     runtimes_not_ready,
     summary,
 )
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 FP_A = ":".join(["AA"] * 32)
 FP_B = ":".join(["BB"] * 32)
 ACCOUNT = "krn:partner:global:account:test:LYABCDEI"

@@ -203,6 +203,7 @@ def test_an_eleventh_certificate_is_refused_naming_the_ten(hosts, onboard, cli, 
     import asyncio
 
     from tests_support import session_for
+
     from wizard import crypto
 
     onboard("mgr")
@@ -236,6 +237,7 @@ def test_issue_refuses_a_request_for_another_account_or_a_bad_csr(hosts, onboard
     other, _ = sandbox.mint_account()
     (hosts.exchange / "other.json").write_text(json.dumps({**data, "account_id": other}))
     from tests_support import self_signed  # a certificate is not a CSR
+
     from wizard import crypto
 
     (hosts.exchange / "bad.json").write_text(json.dumps({**data, "csr": self_signed(crypto.make_private_key())}))
@@ -332,3 +334,19 @@ def test_probe_a_pair_mounted_like_a_kubernetes_secret(hosts, onboard, cli, tmp_
     os.chmod(mount, 0o777)  # world-writable without the sticky bit: anyone could swap the key
     code, out = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
     assert code == 3 and "Others can replace files" in out["error"]["message"]
+
+
+def test_issuing_the_same_request_twice_returns_the_same_certificate(hosts, onboard, cli):
+    """A rerun (lost response file, retried command) must not spend a second slot."""
+    onboard("mgr")
+    first = onboard_runtime(hosts, cli, "host-a", "checkout")
+    code, again = cli("runtime", "issue", str(hosts.exchange / "request-checkout.json"), "--profile", "mgr",
+                      "--out", str(hosts.exchange / "again.json"))
+    assert code == 0 and again["certificate_id"] == first["certificate_id"]
+    code, status = cli("status", "--profile", "mgr")
+    assert status["slots_used"] == 2
+    # The same key offered under another runtime's name is refused.
+    data = json.loads((hosts.exchange / "request-checkout.json").read_text())
+    (hosts.exchange / "renamed.json").write_text(json.dumps({**data, "name": "refunds"}))
+    code, out = cli("runtime", "issue", str(hosts.exchange / "renamed.json"), "--profile", "mgr")
+    assert code == 3 and "already belongs to runtime checkout" in out["error"]["message"]

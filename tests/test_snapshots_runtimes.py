@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from evidence import ACCOUNT, NOW
 from snapshot_apps import dashboard_app
+
 from wizard import rules
 from wizard.runtimes import ReadinessReport, RuntimeRecord
 
@@ -63,7 +64,7 @@ def test_dashboard_without_runtimes_hides_the_panel(snap_compare):
 def test_gate_refusal_names_the_runtimes(snap_compare):
     """The error the enforcement gate raises, as the TUI shows it."""
     from wizard.errors import InterlockRefused
-    from wizard.runtimes import require_ready
+    from wizard.runtime_gate import require_ready
 
     async def refused(pilot):
         await _settle(pilot)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from . import __version__, crypto, rules, runtimes
+from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, refuse_when_full
@@ -185,7 +185,7 @@ async def schedule_enforcement(session: Session, enforced_from: str, *, leave_ou
             "No installed certificate is VALID right now; enforcing would refuse your own calls.",
             hint="Install a certificate and verify it first (klarna-mtls doctor explains why it is not VALID).",
         )
-    runtimes.require_ready(session, {c.credential_id for c in status.certificates}, leave_out, confirm_leave_out)
+    runtime_gate.require_ready(session, {c.credential_id for c in status.certificates}, leave_out, confirm_leave_out)
     return await session.enforce(enforced_from)
 
 
@@ -447,7 +447,7 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
         return EXIT_CRITICAL, findings
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
-    findings += runtimes.check_findings(session.state.runtimes, session.clock())
+    findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
         observation: Observation = await session.observe()
     except ApiError as error:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from . import crypto, rules
 from .diagnosis import diagnose
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from .flow import Session
 
 
-async def doctor_pair(session: "Session", cert_path: Path, key_path: Path) -> list[Finding]:
+async def doctor_pair(session: Session, cert_path: Path, key_path: Path) -> list[Finding]:
     try:
         cert = crypto.load_certificate(Path(cert_path).read_bytes())
     except (OSError, CryptoError) as error:
@@ -55,7 +54,7 @@ def _key_match(cert: x509.Certificate, key_path: Path, passphrase: bytes | None)
     return Finding("key match", "ok", "The certificate and the key belong together.")
 
 
-def _cn(cert: x509.Certificate, session: "Session") -> Finding:
+def _cn(cert: x509.Certificate, session: Session) -> Finding:
     cn = crypto.certificate_cn(cert)
     expected = rules.default_cn(session.evidence.account_id) if session.evidence.account_id else None
     if expected is None or cn == expected:
@@ -64,7 +63,7 @@ def _cn(cert: x509.Certificate, session: "Session") -> Finding:
                    "A custom CN is allowed on some variants; if Klarna answers INVALID, issue a new certificate.")
 
 
-def _chain(cert: x509.Certificate, session: "Session") -> Finding:
+def _chain(cert: x509.Certificate, session: Session) -> Finding:
     """Issued by a CA (not self-signed), for this account, with the documented extensions; for the
     sandbox, signed by the sandbox CA."""
     problems = []
@@ -87,7 +86,7 @@ def _chain(cert: x509.Certificate, session: "Session") -> Finding:
 
 def _san_uris(cert: x509.Certificate) -> list[str]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     return [str(u) for u in san.get_values_for_type(x509.UniformResourceIdentifier)]
@@ -95,7 +94,7 @@ def _san_uris(cert: x509.Certificate) -> list[str]:
 
 def _is_leaf(cert: x509.Certificate) -> bool:
     try:
-        return not cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+        return not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return True
 
@@ -114,7 +113,7 @@ def _sandbox_signature(cert: x509.Certificate, bundle: Path) -> list[str]:
     return ["it was not signed by the sandbox CA"]
 
 
-async def _listed(cert: x509.Certificate, session: "Session") -> Finding:
+async def _listed(cert: x509.Certificate, session: Session) -> Finding:
     fingerprint = crypto.fingerprint_sha256(cert)
     known = [cid for cid, info in session.state.certificates.items() if info.get("fingerprint") == fingerprint]
     if not known:
@@ -133,7 +132,7 @@ async def _listed(cert: x509.Certificate, session: "Session") -> Finding:
                    "Issue a new certificate for that runtime (runtime request/issue/install).")
 
 
-def _holder(session: "Session", credential_id: str) -> str:
+def _holder(session: Session, credential_id: str) -> str:
     for record in session.state.runtimes.values():
         if credential_id in record.certificate_ids:
             current = "current" if record.certificate_id == credential_id else "an old one"
@@ -141,7 +140,7 @@ def _holder(session: "Session", credential_id: str) -> str:
     return ""
 
 
-async def _live(cert_path: Path, key_path: Path, session: "Session") -> Finding:
+async def _live(cert_path: Path, key_path: Path, session: Session) -> Finding:
     try:
         status = await verification_of(session, pair_from_files(cert_path, key_path), named_files=True)
     except (CryptoError, InputError, ApiError) as error:

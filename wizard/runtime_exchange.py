@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, crypto, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
+from .flow import find_by_key
 from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
 from .install import InstalledPair, activate, current_pair, install_pair, label_for
 from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
 
 if TYPE_CHECKING:
+    from .api import CertificateInfo
     from .flow import Observation, Session
 
 REQUEST_KIND = "klarna-mtls/runtime-request"
@@ -67,7 +69,7 @@ def _text_field(payload: dict[str, Any], key: str) -> str:
     return value
 
 
-def _same_account(payload: dict[str, Any], session: "Session") -> None:
+def _same_account(payload: dict[str, Any], session: Session) -> None:
     theirs, ours = payload.get("account_id"), session.evidence.account_id
     if not ours or theirs != ours:
         raise InputError(f"The file is for account {theirs}, but profile '{session.profile}' is for {ours}.",
@@ -75,14 +77,14 @@ def _same_account(payload: dict[str, Any], session: "Session") -> None:
 
 
 # ---------------------------------------------------------------- on the runtime's host
-async def make_request(session: "Session", name: str, *, new_key: bool = False) -> dict[str, Any]:
+async def make_request(session: Session, name: str, *, new_key: bool = False) -> dict[str, Any]:
     """Make (or, when re-run, reuse) this host's key and CSR for runtime ``name``."""
     verify_runtime_name(name)
     account = session.evidence.account_id
     if not account:
         raise InputError("This profile has no account yet.", hint="Give --environment and --account-id.")
-    flow = session.state.flows.get(REQUEST_FLOW)
-    if not flow or flow.get("name") != name or new_key or not Path(flow["key_path"]).exists():
+    flow: dict[str, Any] | None = session.state.flows.get(REQUEST_FLOW)
+    if flow is None or flow.get("name") != name or new_key or not Path(flow["key_path"]).exists():
         flow = await asyncio.to_thread(_new_key_and_csr, session, name, rules.default_cn(account))
         session.state.flows[REQUEST_FLOW] = flow
         session.settings["runtime_name"] = name
@@ -93,7 +95,7 @@ async def make_request(session: "Session", name: str, *, new_key: bool = False) 
             "tool_version": __version__}
 
 
-def _new_key_and_csr(session: "Session", name: str, cn: str) -> dict[str, Any]:
+def _new_key_and_csr(session: Session, name: str, cn: str) -> dict[str, Any]:
     folder = ensure_private_dir(session.paths.keys_dir(session.profile) / f"runtime-{name}-{uuid.uuid4().hex[:8]}")
     key = crypto.make_private_key()
     write_private(folder / "private-key.pem", crypto.make_private_key_pem(key, session.key_passphrase))
@@ -103,7 +105,7 @@ def _new_key_and_csr(session: "Session", name: str, cn: str) -> dict[str, Any]:
             "csr_pem": csr_pem.decode(), "cn": cn, "encrypted": session.key_passphrase is not None}
 
 
-async def install_response(session: "Session", response: dict[str, Any]) -> "Observation":
+async def install_response(session: Session, response: dict[str, Any]) -> Observation:
     """Install the certificate of ``response`` with the key made here, then prove it over mTLS."""
     _same_account(response, session)
     flow = session.state.flows.get(REQUEST_FLOW)
@@ -138,10 +140,10 @@ async def install_response(session: "Session", response: dict[str, Any]) -> "Obs
 
 
 # ---------------------------------------------------------------- on the managing machine
-def lint_request(session: "Session", request: dict[str, Any]) -> tuple[str, str, str]:
+def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, str]:
     """(name, CSR PEM, public key id) of a request that meets Klarna's rules, else an error."""
     _same_account(request, session)
-    name = verify_runtime_name(request.get("name"))
+    name = verify_runtime_name(request.get("name"))  # refuses anything but a plain name
     csr_pem = _text_field(request, "csr")
     csr = crypto.load_csr(csr_pem.encode())
     problems = crypto.csr_problems(csr, rules.default_cn(session.evidence.account_id))
@@ -151,7 +153,7 @@ def lint_request(session: "Session", request: dict[str, Any]) -> tuple[str, str,
     return name, csr_pem, crypto.public_key_id(csr.public_key())
 
 
-def refuse_eleventh(session: "Session", listing) -> None:
+def refuse_eleventh(session: Session, listing: list[CertificateInfo]) -> None:
     """Refuse to issue into a full account, naming what holds each of the 10 slots."""
     active = [c for c in listing if c.status == "ACTIVE"]
     if len(active) < rules.MAX_ACTIVE_CERTIFICATES:
@@ -168,33 +170,48 @@ def refuse_eleventh(session: "Session", listing) -> None:
         hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.")
 
 
-async def issue_for_request(session: "Session", request: dict[str, Any]) -> dict[str, Any]:
+async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """Issue the certificate for a runtime's request once (journaled idempotency key), record the
-    runtime, and return the response for its host."""
+    runtime, and return the response for its host. A request already issued (the same public key
+    is active on the account) gets its certificate again instead of a second one."""
     name, csr_pem, public_key_id = lint_request(session, request)
-    pending = session.state.flows.setdefault(ISSUE_FLOW, {})
-    if public_key_id not in pending:
-        async with session.client() as klarna:
-            listing = (await klarna.list_certificates()).value
-        if not any(c.public_key_id == public_key_id and c.status == "ACTIVE" for c in listing):
-            refuse_eleventh(session, listing)
-        pending[public_key_id] = {"name": name, "idempotency_key": str(uuid.uuid4())}
-        session.save()  # journaled before sending: a rerun reuses it and reconciles
-    async with session.client() as klarna:
-        answer = await klarna.create_certificate_reconciled(
-            csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
-    info = answer.value
+    info = await _existing_or_new(session, name, csr_pem, public_key_id)
     cert = crypto.load_certificate(info.certificate_pem or "")
     fingerprint = crypto.fingerprint_sha256(cert)
+    holder = _holder_of(session, info.credential_id)
+    if holder not in (None, name):
+        raise InputError(f"That key's certificate {info.credential_id} already belongs to runtime {holder}.",
+                         hint="Make a new request on the new runtime's host (runtime request --new-key).")
     _record_issued(session, name, info.credential_id, fingerprint, rules.format_utc(cert.not_valid_after_utc))
-    del pending[public_key_id]
+    session.state.flows.get(ISSUE_FLOW, {}).pop(public_key_id, None)
     session.save()
     return {"kind": RESPONSE_KIND, "version": 1, "name": name, "account_id": session.evidence.account_id,
             "certificate_id": info.credential_id, "certificate": crypto.certificate_pem(cert).decode(),
             "fingerprint": fingerprint, "tool_version": __version__}
 
 
-def _record_issued(session: "Session", name: str, credential_id: str, fingerprint: str, not_after: str) -> None:
+async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key_id: str) -> CertificateInfo:
+    pending: dict[str, Any] = session.state.flows.setdefault(ISSUE_FLOW, {})
+    if public_key_id not in pending:
+        async with session.client() as klarna:
+            listing = (await klarna.list_certificates()).value
+        mine = find_by_key(listing, public_key_id)
+        if mine is not None:
+            return mine
+        refuse_eleventh(session, listing)
+        pending[public_key_id] = {"name": name, "idempotency_key": str(uuid.uuid4())}
+        session.save()  # journaled before sending: a rerun reuses it and reconciles
+    async with session.client() as klarna:
+        answer = await klarna.create_certificate_reconciled(
+            csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
+    return answer.value
+
+
+def _holder_of(session: Session, credential_id: str) -> str | None:
+    return next((r.name for r in session.state.runtimes.values() if credential_id in r.certificate_ids), None)
+
+
+def _record_issued(session: Session, name: str, credential_id: str, fingerprint: str, not_after: str) -> None:
     record = session.state.runtimes.setdefault(
         name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
     record.adopt_certificate(credential_id, fingerprint, not_after)
@@ -204,7 +221,7 @@ def _record_issued(session: "Session", name: str, credential_id: str, fingerprin
                          fingerprint=fingerprint)
 
 
-def declare(session: "Session", name: str, credential_id: str | None = None) -> RuntimeRecord:
+def declare(session: Session, name: str, credential_id: str | None = None) -> RuntimeRecord:
     """Declare a runtime that uses a certificate this profile already knows (e.g. this machine's
     pair, or one exported as a Kubernetes Secret). Only the tool's own records are trusted."""
     verify_runtime_name(name)
@@ -254,7 +271,7 @@ def verify_named_key_file(key_path: Path) -> None:
                           title="Unsafe key folder", hint=f"Run: chmod 700 {key_path.parent}")
 
 
-async def probe(session: "Session", name: str, pair: InstalledPair | None = None) -> ReadinessReport:
+async def probe(session: Session, name: str, pair: InstalledPair | None = None) -> ReadinessReport:
     """One call with the runtime's pair (the installed one by default); what Klarna said."""
     verify_runtime_name(name)
     named = pair is not None
@@ -266,7 +283,7 @@ async def probe(session: "Session", name: str, pair: InstalledPair | None = None
                            rules.format_utc(session.clock()), __version__)
 
 
-async def verification_of(session: "Session", pair: InstalledPair, *, named_files: bool = False) -> str:
+async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:
     """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
     ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
     if named_files:
@@ -282,4 +299,4 @@ async def verification_of(session: "Session", pair: InstalledPair, *, named_file
         raise
     except TransportError:
         return "UNREACHABLE"
-    return answer.verification.value
+    return str(answer.verification.value)

@@ -4,21 +4,22 @@ another host, a Kubernetes Secret), and what the enforcement gate knows about ea
 A runtime record holds its name, the certificate ids issued to it (the last one is current), the
 current certificate's fingerprint and expiry, and its latest readiness report (written by
 ``klarna-mtls probe`` on that runtime and recorded here by ``klarna-mtls runtime report``).
-Records live in the profile's journal; nothing here is a secret. Pure data and pure functions:
-the exchanges that issue and install live in ``runtime_exchange``."""
+Records live in the profile's journal; nothing here is a secret. Pure data and pure functions
+(core): the gate's check against a session lives in ``runtime_gate``, the exchanges that issue and
+install in ``runtime_exchange``."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import rules
-from .errors import InputError, InterlockRefused
+from .errors import InputError
 
 if TYPE_CHECKING:
-    from .flow import Session
     from .journal import ProfileState
 
 READINESS_WINDOW = timedelta(hours=24)
@@ -29,7 +30,7 @@ _FINGERPRINT_RE = re.compile(r"^[0-9A-F]{64}$")
 REPORT_STATUSES = ("VALID", "NOT_PRESENT", "INVALID", "UNKNOWN", "REJECTED", "REFUSED", "UNREACHABLE")
 
 
-def verify_runtime_name(name: str) -> str:
+def verify_runtime_name(name: object) -> str:
     """A runtime name names files and certificate descriptions: letters, digits, '.', '_', '-'."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         raise InputError(
@@ -70,7 +71,7 @@ class ReadinessReport:
                 "at": self.at, "tool_version": self.tool_version}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ReadinessReport":
+    def from_dict(cls, data: Any) -> ReadinessReport:
         """Parse a report from a file or the journal; InputError says what is wrong with it."""
         if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
             raise InputError("This is not a klarna-mtls readiness report.")
@@ -81,7 +82,9 @@ class ReadinessReport:
         if account is not None and not isinstance(account, str):
             raise InputError("The report's account id is not text.")
         at = data.get("at")
-        rules.parse_timestamp(at)  # refuses a missing or zone-less time
+        if not isinstance(at, str):
+            raise InputError("The report has no time.")
+        rules.parse_timestamp(at)  # refuses a zone-less time
         version = data.get("tool_version")
         return cls(verify_runtime_name(data.get("runtime")), account,
                    normal_fingerprint(data.get("certificate_fingerprint")), status, at,
@@ -117,7 +120,7 @@ class RuntimeRecord:
                 "added_at": self.added_at, "source": self.source}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "RuntimeRecord":
+    def from_dict(cls, data: Any) -> RuntimeRecord:
         """From the journal; TypeError/ValueError on a damaged entry (the journal reports it)."""
         if not isinstance(data, dict):
             raise TypeError("a runtime entry is not an object")
@@ -161,13 +164,15 @@ def runtimes_not_ready(
     the account's listing holds: a runtime whose certificate is not among them is not ready."""
     reasons = []
     for record in sorted(records, key=lambda r: r.name):
-        reason = _not_ready_reason(record, now, window, listed_ids)
+        reason = not_ready_reason(record, now, window, listed_ids)
         if reason:
             reasons.append(f"{record.name}: {reason}")
     return reasons
 
 
-def _not_ready_reason(record: RuntimeRecord, now: datetime, window: timedelta, listed_ids: set[str] | None) -> str | None:
+def not_ready_reason(record: RuntimeRecord, now: datetime, window: timedelta = READINESS_WINDOW,
+                     listed_ids: set[str] | None = None) -> str | None:
+    """Why ``record`` is not ready, or None."""
     report = record.report
     if record.certificate_id is None or record.fingerprint is None:
         return "no certificate recorded for it"
@@ -197,50 +202,8 @@ def _age(delta: timedelta) -> str:
     return f"{hours / 24:.0f} d" if hours >= 48 else f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
 
 
-def require_ready(session: "Session", listed_ids: set[str], leave_out: Iterable[str] = (),
-                  confirm: str | None = None) -> None:
-    """The enforcement gate's runtime check. Raises InterlockRefused naming every declared runtime
-    that is not ready, unless it is left out explicitly (typed for live profiles, audited)."""
-    records = reload(session)
-    left = sorted(set(leave_out))
-    unknown = [name for name in left if name not in records]
-    if unknown:
-        raise InputError(f"No runtime named {', '.join(unknown)} in this profile.",
-                         hint="klarna-mtls runtime list shows the declared runtimes.")
-    counted = [r for name, r in records.items() if name not in left]
-    reasons = runtimes_not_ready(counted, session.clock(), listed_ids=listed_ids)
-    if reasons:
-        session.audit.record("enforcement_refused_runtimes", reasons=reasons)
-        raise InterlockRefused(
-            "Runtimes not ready for enforcement: " + "; ".join(reasons) + ".",
-            hint="Enforcement would refuse their calls. Probe them until VALID, or leave them out "
-                 "explicitly (enforce --leave-out NAME).")
-    if left:
-        _confirm_leave_out(session, left, confirm)
-        session.audit.record("enforcement_runtimes_left_out", runtimes=left,
-                             reasons=runtimes_not_ready([records[n] for n in left], session.clock()))
-
-
-def reload(session: "Session") -> dict[str, RuntimeRecord]:
-    """The runtime records as saved: another process (``runtime report`` in a shell, a cron job)
-    may have recorded reports since this session (e.g. a long-running TUI) loaded the journal."""
-    if session.journal.exists():
-        saved = session.journal.load()
-        session.state.runtimes, session.state.runtimes_loaded = saved.runtimes, saved.runtimes_loaded
-    return session.state.runtimes
-
-
-def _confirm_leave_out(session: "Session", left: list[str], confirm: str | None) -> None:
-    expected = ",".join(left)
-    typed = ",".join(sorted(part.strip() for part in (confirm or "").split(",") if part.strip()))
-    if session.environment == "live" and typed != expected:
-        raise InterlockRefused(
-            f"Leaving runtimes out of the enforcement check on a live profile must be typed: {expected}.",
-            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}")
-
-
 # ---------------------------------------------------------------- recording reports
-def record_report(state: "ProfileState", report: ReadinessReport, account_id: str | None) -> str:
+def record_report(state: ProfileState, report: ReadinessReport, account_id: str | None) -> str:
     """Record ``report`` on its runtime; returns what happened. InputError when it is refused:
     another account, an undeclared runtime, or a certificate that is not that runtime's."""
     if not account_id or report.account_id != account_id:
@@ -283,7 +246,7 @@ class RuntimeRow:
 def rows(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = READINESS_WINDOW) -> list[RuntimeRow]:
     out = []
     for record in sorted(records.values(), key=lambda r: r.name):
-        reason = _not_ready_reason(record, now, window, None)
+        reason = not_ready_reason(record, now, window, None)
         report = record.report
         out.append(RuntimeRow(record.name, record.certificate_id, _suffix(record.fingerprint), record.not_after,
                               report.status if report else None, report.at if report else None,
@@ -296,30 +259,12 @@ def summary(records: dict[str, RuntimeRecord], now: datetime, window: timedelta 
     table = rows(records, now, window)
     if not table:
         return "no runtimes declared"
-    seen = max((r.reported_at for r in table if r.reported_at), default=None,
-               key=lambda at: rules.parse_timestamp(at))
+    times = [r.reported_at for r in table if r.reported_at]
+    seen = max(times, key=rules.parse_timestamp) if times else None
     ready = sum(1 for r in table if r.ready)
     return f"{ready} of {len(table)} runtimes VALID, last seen {seen or 'never'}"
 
 
 def in_renewal_window(record: RuntimeRecord, now: datetime) -> bool:
-    return bool(record.not_after) and rules.parse_timestamp(record.not_after) - now <= rules.RENEWAL_WINDOW
+    return record.not_after is not None and rules.parse_timestamp(record.not_after) - now <= rules.RENEWAL_WINDOW
 
-
-def check_findings(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = READINESS_WINDOW) -> list:
-    """For `check`: a warning per runtime whose certificate is in its renewal window or whose
-    latest report is missing, stale or not VALID."""
-    from .lifecycle import Finding
-
-    findings = []
-    for record in sorted(records.values(), key=lambda r: r.name):
-        if in_renewal_window(record, now):
-            findings.append(Finding(f"runtime {record.name}", "warning",
-                                    f"Its certificate expires on {record.not_after[:10]}.",  # type: ignore[index]
-                                    f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
-                                    "then runtime issue here and runtime install there."))
-        reason = _not_ready_reason(record, now, window, None)
-        if reason:
-            findings.append(Finding(f"runtime {record.name}", "warning", reason[0].upper() + reason[1:] + ".",
-                                    "Run klarna-mtls probe on it (cron), then runtime report here."))
-    return findings

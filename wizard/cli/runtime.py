@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..flow import Session
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     group = sub.add_parser("runtime", help="certificates per runtime; readiness reports").add_subparsers(
         dest="runtime_command", required=True)
     p = group.add_parser("request", help="on the runtime's host: make its key and a request file")
@@ -62,7 +62,7 @@ def register(sub) -> None:
     _register_probe(sub)
 
 
-def _register_probe(sub) -> None:
+def _register_probe(sub: Any) -> None:
     p = sub.add_parser("probe", help="one call with a runtime's pair; prints a one-line JSON readiness report")
     p.add_argument("--profile", default=argparse.SUPPRESS, help="profile name")
     p.add_argument("--name", help="the runtime's name (default: the one given to runtime request)")
@@ -75,7 +75,7 @@ def _register_probe(sub) -> None:
 
 
 # ---------------------------------------------------------------- host side
-def _configure_if_asked(args: argparse.Namespace, session: "Session") -> None:
+def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
     if not (args.environment or args.account_id):
         return
     if not (args.environment and args.account_id):
@@ -215,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- shown by status and list
-def runtime_view(session: "Session") -> dict[str, Any]:
+def runtime_view(session: Session) -> dict[str, Any]:
     from .. import runtimes
 
     now = session.clock()
@@ -223,7 +223,7 @@ def runtime_view(session: "Session") -> dict[str, Any]:
             "runtimes_summary": runtimes.summary(session.state.runtimes, now)}
 
 
-def runtime_text(session: "Session") -> str:
+def runtime_text(session: Session) -> str:
     from .. import runtimes
 
     now = session.clock()
