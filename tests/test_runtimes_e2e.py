@@ -350,3 +350,23 @@ def test_issuing_the_same_request_twice_returns_the_same_certificate(hosts, onbo
     (hosts.exchange / "renamed.json").write_text(json.dumps({**data, "name": "refunds"}))
     code, out = cli("runtime", "issue", str(hosts.exchange / "renamed.json"), "--profile", "mgr")
     assert code == 3 and "already belongs to runtime checkout" in out["error"]["message"]
+
+
+def test_revoking_a_runtimes_current_certificate_is_refused(hosts, onboard, cli):
+    onboard("mgr")
+    issued = onboard_runtime(hosts, cli, "host-a", "checkout")
+    code, out = cli("certs", "revoke", issued["certificate_id"], "--profile", "mgr")
+    assert code == 3 and "current certificate of runtime checkout" in out["error"]["message"]
+    # After a rotation, its old certificate may go once the runtime reported VALID with the new one.
+    request, response = hosts.exchange / "rotate.json", hosts.exchange / "rotated.json"
+    hosts.use("host-a")
+    assert cli("runtime", "request", "--name", "checkout", "--new-key", "--out", str(request))[0] == 0
+    hosts.use("manager")
+    assert cli("runtime", "issue", str(request), "--profile", "mgr", "--out", str(response))[0] == 0
+    code, out = cli("certs", "revoke", issued["certificate_id"], "--profile", "mgr")
+    assert code == 3 and "has not reported VALID with its newer" in out["error"]["message"]
+    hosts.use("host-a")
+    assert cli("runtime", "install", str(response))[0] == 0
+    probe_and_report(hosts, cli, "host-a")
+    code, out = cli("certs", "revoke", issued["certificate_id"], "--profile", "mgr")
+    assert code == 0, out

@@ -156,7 +156,7 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
-    reason = revoke_refusal(status, credential_id)
+    reason = revoke_refusal(status, credential_id) or runtime_gate.revoke_refusal(session, credential_id)
     if reason:
         raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
     target = next(c for c in status.certificates if c.credential_id == credential_id)

@@ -40,6 +40,26 @@ def require_ready(session: Session, listed_ids: set[str], leave_out: Iterable[st
                              reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()))
 
 
+def revoke_refusal(session: Session, credential_id: str) -> str | None:
+    """Why revoking ``credential_id`` would cut a declared runtime off, or None: it is a runtime's
+    current certificate, or an older one while the runtime has not reported VALID with its newer."""
+    for record in reload(session).values():
+        if credential_id not in record.certificate_ids:
+            continue
+        report = record.report
+        if record.certificate_id != credential_id:
+            if report and report.status == "VALID" and report.fingerprint == record.fingerprint:
+                continue
+            return (f"runtime {record.name} may still use it: it has not reported VALID with its newer "
+                    f"certificate {record.certificate_id} yet. Install that one there, run probe, then "
+                    "runtime report here.")
+        return (f"it is the current certificate of runtime {record.name}. Give {record.name} its new pair first "
+                f"(runtime request --new-key there, runtime issue here, runtime install there; or runtime add "
+                f"{record.name} --certificate-id NEW once it uses another), or runtime remove {record.name} "
+                "if it no longer calls Klarna.")
+    return None
+
+
 def reload(session: Session) -> dict[str, runtimes.RuntimeRecord]:
     """The runtime records as saved: another process (``runtime report`` in a shell, a cron job)
     may have recorded reports since this session (e.g. a long-running TUI) loaded the journal."""
