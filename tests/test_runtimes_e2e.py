@@ -370,3 +370,26 @@ def test_revoking_a_runtimes_current_certificate_is_refused(hosts, onboard, cli)
     probe_and_report(hosts, cli, "host-a")
     code, out = cli("certs", "revoke", issued["certificate_id"], "--profile", "mgr")
     assert code == 0, out
+
+
+def test_doctor_on_a_self_signed_pair_says_what_is_wrong(hosts, onboard, cli, tmp_path):
+    import os
+
+    from tests_support import self_signed
+    from wizard import crypto
+
+    onboard("mgr")
+    folder = tmp_path / "copied"
+    folder.mkdir(mode=0o700)
+    key = crypto.make_private_key()
+    (folder / "key.pem").write_bytes(crypto.make_private_key_pem(key))
+    os.chmod(folder / "key.pem", 0o600)
+    (folder / "cert.pem").write_text(self_signed(key, cn="SOMEONE"))
+    code, out = cli("doctor", "--profile", "mgr", "--cert", str(folder / "cert.pem"), "--key", str(folder / "key.pem"))
+    checks = {f["check"]: f for f in out["findings"]}
+    assert code == 2
+    assert checks["key match"]["severity"] == "ok"
+    assert checks["CN"]["severity"] == "warning"
+    assert checks["chain"]["severity"] == "critical" and "self-signed" in checks["chain"]["summary"]
+    assert checks["account"]["severity"] == "warning" and "no record" in checks["account"]["summary"]
+    assert checks["verification"]["severity"] == "critical" and checks["verification"]["next_step"]
