@@ -376,6 +376,7 @@ def test_doctor_on_a_self_signed_pair_says_what_is_wrong(hosts, onboard, cli, tm
     import os
 
     from tests_support import self_signed
+
     from wizard import crypto
 
     onboard("mgr")

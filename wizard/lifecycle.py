@@ -156,9 +156,10 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
-    reason = revoke_refusal(status, credential_id) or runtime_gate.revoke_refusal(session, credential_id)
+    reason = revoke_refusal(status, credential_id)
     if reason:
         raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
+    runtime_gate.refuse_revoking_in_use(session, credential_id)
     target = next(c for c in status.certificates if c.credential_id == credential_id)
     if session.environment == "live" and confirm_suffix != target.fingerprint_suffix:
         raise InterlockRefused(

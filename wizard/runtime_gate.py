@@ -60,6 +60,13 @@ def revoke_refusal(session: Session, credential_id: str) -> str | None:
     return None
 
 
+def refuse_revoking_in_use(session: Session, credential_id: str) -> None:
+    """``revoke_refusal`` as an InterlockRefused, for a revoke path to call before it acts."""
+    reason = revoke_refusal(session, credential_id)
+    if reason:
+        raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
+
+
 def reload(session: Session) -> dict[str, runtimes.RuntimeRecord]:
     """The runtime records as saved: another process (``runtime report`` in a shell, a cron job)
     may have recorded reports since this session (e.g. a long-running TUI) loaded the journal."""
