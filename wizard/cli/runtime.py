@@ -168,6 +168,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..runtimes import REPORT_KIND, ReadinessReport, record_report
 
     session = open_session(args)
+    if not session.evidence.account_id:
+        raise InputError(f"Profile '{session.profile}' has not been set up.",
+                         hint="Record reports in the managing machine's profile (--profile).")
     results, code = [], EXIT_OK
     for path in _report_files(args.sources):
         try:
@@ -229,7 +232,8 @@ def runtime_text(session: Session) -> str:
     now = session.clock()
     lines = [runtimes.summary(session.state.runtimes, now)]
     for row in runtimes.rows(session.state.runtimes, now):
-        lines.append(f"  {row.name:20} {row.certificate_id or '-':28} …{row.fingerprint_suffix:8} "
+        certificate = "…" + row.certificate_id[-12:] if row.certificate_id else "-"
+        lines.append(f"  {row.name:20} {certificate:13} …{row.fingerprint_suffix:8} "
                      f"{row.status or 'no report':12} {row.reported_at or '':20} "
                      + ("ready" if row.ready else f"NOT READY: {row.reason}"))
     return "\n".join(lines)
