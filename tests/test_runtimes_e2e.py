@@ -324,9 +324,11 @@ def test_probe_a_pair_mounted_like_a_kubernetes_secret(hosts, onboard, cli, tmp_
     for name in ("tls.crt", "tls.key"):
         os.symlink(f"..data/{name}", mount / name)
     os.chmod(mount, 0o1777)
-    hosts.use("host-a")
-    code, report = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
+    hosts.use("pod")  # a CronJob's fresh container: no profile, only the mounted pair and flags
+    code, report = cli("probe", "--name", "checkout", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"),
+                       *hosts.sandbox_flags())
     assert code == 0 and report["verification_status"] == "VALID" and report["runtime"] == "checkout"
+    hosts.use("host-a")
     os.chmod(data / "tls.key", 0o644)
     code, out = cli("probe", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"))
     assert code == 3 and "readable by others" in out["error"]["message"] and "chmod 600" in out["error"]["hint"]

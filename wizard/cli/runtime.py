@@ -71,6 +71,8 @@ def _register_probe(sub: Any) -> None:
     p.add_argument("--report-dir", type=Path, help="also write the report to DIR/NAME.json (replaced each run)")
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the report is always one JSON line")
+    for flag in ("--environment", "--account-id", "--base-url", "--ca-bundle"):
+        p.add_argument(flag, help="where no profile exists yet (a container): as for onboard")
     p.set_defaults(handler=cmd_probe)
 
 
@@ -80,9 +82,12 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
         return
     if not (args.environment and args.account_id):
         raise InputError("Give both --environment and --account-id.")
+    same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
+    if same and args.base_url in (None, session.settings.get("base_url")) and not getattr(args, "install_dir", None):
+        return  # already so (a probe from cron passes the same flags every run)
     session.configure(args.environment, args.account_id, base_url=args.base_url or session.settings.get("base_url"),
                       ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
-                      install_dir=args.install_dir or session.settings.get("install_dir"))
+                      install_dir=getattr(args, "install_dir", None) or session.settings.get("install_dir"))
 
 
 def cmd_request(args: argparse.Namespace) -> int:
@@ -121,6 +126,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if (args.cert is None) != (args.key is None):
         raise InputError("Give both --cert and --key, or neither (the pair installed here).")
+    _configure_if_asked(args, open_session(args))  # e.g. a CronJob's fresh container
     session = open_unlocked_session(args)
     name = args.name or session.settings.get("runtime_name") or session.profile
     pair = pair_from_files(args.cert, args.key) if args.cert else None
