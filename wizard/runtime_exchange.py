@@ -153,18 +153,23 @@ def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, s
     return name, csr_pem, crypto.public_key_id(csr.public_key())
 
 
-def refuse_eleventh(session: Session, listing: list[CertificateInfo]) -> None:
-    """Refuse to issue into a full account, naming what holds each of the 10 slots."""
-    active = [c for c in listing if c.status == "ACTIVE"]
-    if len(active) < rules.MAX_ACTIVE_CERTIFICATES:
-        return
+def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_refused: bool = False) -> None:
+    """Refuse to issue into a full account, naming what holds each of the 10 slots. Before sending,
+    the listing's status (ours, not documented) counts; once Klarna refused, every listed
+    certificate this profile does not know as retired is shown as a possible holder."""
+    retired = {cid for cid, rec in session.state.certificates.items() if rec.get("retired")}
+    if server_refused:
+        active = [c for c in listing if c.status not in ("REVOKED", "EXPIRED") and c.credential_id not in retired]
+    else:
+        active = [c for c in listing if c.status == "ACTIVE"]
+        if len(active) < rules.MAX_ACTIVE_CERTIFICATES:
+            return
     holders = {cid: r.name for r in session.state.runtimes.values() for cid in r.certificate_ids}
     lines = []
     for info in sorted(active, key=lambda c: c.expires_at or ""):
         local = session.state.certificates.get(info.credential_id, {})
         holder = holders.get(info.credential_id) or ("this machine" if local.get("installed") else "not known here")
-        lines.append(f"{info.credential_id} (…{crypto.fingerprint_suffix(info.fingerprint or '')}, "
-                     f"{holder}, {info.description or 'no description'})")
+        lines.append(f"{info.credential_id} ({holder}, {info.description or 'no description'})")
     raise InterlockRefused(
         f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use: " + "; ".join(lines) + ".",
         hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.")
@@ -182,7 +187,7 @@ async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[s
     if holder not in (None, name):
         raise InputError(f"That key's certificate {info.credential_id} already belongs to runtime {holder}.",
                          hint="Make a new request on the new runtime's host (runtime request --new-key).")
-    _record_issued(session, name, info.credential_id, fingerprint, rules.format_utc(cert.not_valid_after_utc))
+    _record_issued(session, name, info, public_key_id)
     session.state.flows.get(ISSUE_FLOW, {}).pop(public_key_id, None)
     session.save()
     return {"kind": RESPONSE_KIND, "version": 1, "name": name, "account_id": session.evidence.account_id,
@@ -195,28 +200,57 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
     if public_key_id not in pending:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
-        mine = find_by_key(listing, public_key_id)
+        mine = _issued_before(session, listing, public_key_id) or find_by_key(listing, public_key_id)
         if mine is not None:
             return mine
         refuse_eleventh(session, listing)
         pending[public_key_id] = {"name": name, "idempotency_key": str(uuid.uuid4())}
         session.save()  # journaled before sending: a rerun reuses it and reconciles
-    async with session.client() as klarna:
-        answer = await klarna.create_certificate_reconciled(
-            csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
+    try:
+        async with session.client() as klarna:
+            answer = await klarna.create_certificate_reconciled(
+                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        pending.pop(public_key_id, None)  # a definite refusal: nothing was created
+        session.save()
+        async with session.client() as klarna:
+            refuse_eleventh(session, (await klarna.list_certificates()).value, server_refused=True)
+        raise
     return answer.value
+
+
+def _issued_before(session: Session, listing: list[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
+    """The certificate this profile already issued for that public key, by its own records, while
+    the account still lists it (a rerun must not spend a second slot)."""
+    from .api import CertificateInfo
+
+    listed = {c.credential_id for c in listing}
+    for cid, record in session.state.certificates.items():
+        if record.get("public_key_id") == public_key_id and cid in listed and not record.get("retired"):
+            pem = record.get("certificate_pem")
+            if isinstance(pem, str):
+                return CertificateInfo.from_json({"credential_id": cid}, pem=pem)
+    return None
 
 
 def _holder_of(session: Session, credential_id: str) -> str | None:
     return next((r.name for r in session.state.runtimes.values() if credential_id in r.certificate_ids), None)
 
 
-def _record_issued(session: Session, name: str, credential_id: str, fingerprint: str, not_after: str) -> None:
+def _record_issued(session: Session, name: str, info: CertificateInfo, public_key_id: str) -> None:
+    """Record the runtime's new current certificate, and what lets a rerun find it again."""
+    cert = crypto.load_certificate(info.certificate_pem or "")
+    certificate_pem = crypto.certificate_pem(cert).decode()
+    credential_id, fingerprint = info.credential_id, crypto.fingerprint_sha256(cert)
+    not_after = rules.format_utc(cert.not_valid_after_utc)
     record = session.state.runtimes.setdefault(
         name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
     record.adopt_certificate(credential_id, fingerprint, not_after)
     session.state.certificates.setdefault(credential_id, {}).update(
-        {"fingerprint": fingerprint, "issued_here": True, "runtime": name})
+        {"fingerprint": fingerprint, "issued_here": True, "runtime": name, "public_key_id": public_key_id,
+         "certificate_pem": certificate_pem})
     session.audit.record("runtime_certificate_issued", runtime=name, certificate_id=credential_id,
                          fingerprint=fingerprint)
 
