@@ -76,3 +76,24 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
         await _settle(pilot)
 
     assert snap_compare(runtimes_app(), terminal_size=SIZE, run_before=refused)
+
+
+def test_enforce_stage_runtimes_panel(snap_compare):
+    from snapshot_apps import snapshot_app
+    from wizard.model import Stage
+
+    app = snapshot_app(Stage.ENFORCE)
+    app.session.state.runtimes = _records()
+    app.session.save()
+
+    async def scrolled(pilot):
+        await _settle(pilot)
+        if pilot.app.screen.__class__.__name__ == "WelcomeScreen":
+            await pilot.press("ctrl+n")
+            await _settle(pilot)
+        panel = pilot.app.screen.query_one("#runtimes-panel")
+        assert panel.display
+        pilot.app.screen.scroll_to_widget(panel, animate=False, top=True)
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)

@@ -52,3 +52,21 @@ async def test_enforce_from_the_dashboard_waits_for_every_runtime(onboard, sandb
         assert str(summary.content).startswith("1 of 1 runtimes VALID, last seen ")
         await enforce_now(app, pilot)
         assert not isinstance(app.screen, ErrorModal)
+
+
+async def test_the_enforce_stage_shows_runtimes_and_refuses_until_they_report(onboard, sandbox, cli):
+    await asyncio.to_thread(onboard)  # up to the Enforce stage
+    code, _ = await asyncio.to_thread(cli, "runtime", "add", "self", "--profile", "p")
+    assert code == 0
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "EnforceScreen"
+        assert app.screen.query_one("#runtimes-panel").display
+        assert str(app.screen.query_one("#runtimes-summary").content).startswith("0 of 1 runtimes VALID")
+        await pilot.click("#enforce")
+        await settle(app, pilot)
+        await pilot.click("#confirm")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal)
+        assert "self: no readiness report yet" in app.screen.body_text
