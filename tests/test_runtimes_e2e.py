@@ -404,3 +404,15 @@ def test_doctor_on_a_self_signed_pair_says_what_is_wrong(hosts, onboard, cli, tm
     assert checks["chain"]["severity"] == "critical" and "self-signed" in checks["chain"]["summary"]
     assert checks["account"]["severity"] == "warning" and "no record" in checks["account"]["summary"]
     assert checks["verification"]["severity"] == "critical" and checks["verification"]["next_step"]
+
+
+def test_onboarding_with_enforce_at_counts_runtimes_too(hosts, onboard, cli, sandbox):
+    onboard("mgr")
+    assert cli("runtime", "add", "self", "--profile", "mgr")[0] == 0
+    code, out = cli("onboard", "--profile", "mgr", "--non-interactive", "--enforce-at", "NOW",
+                    "--poll-interval", "0.05", "--enforce-wait", "20")
+    assert code == 3 and "self: no readiness report yet" in out["error"]["message"]
+    assert cli("probe", "--profile", "mgr", "--name", "self")[0] == 0  # records it: same profile
+    code, out = cli("onboard", "--profile", "mgr", "--non-interactive", "--enforce-at", "NOW",
+                    "--poll-interval", "0.05", "--enforce-wait", "20")
+    assert code == 0, out
