@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.manage",
     "wizard.cli.keys",
+    "wizard.cli.runtime",
 ]
 
 
