@@ -619,3 +619,16 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     with pytest.raises(CryptoError, match="was not written by klarna-mtls"):
         asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
     record_figure("folders: planted private key refused, not adopted", 1, 1)
+
+
+@pytest.mark.parametrize("edit", [("settings", "install_dir", 123), ("settings", "base_url", 5),
+                                  ("flows", "rotation", "x")])
+def test_a_hand_edited_journal_with_wrong_types_is_a_clear_error(onboard, paths, cli, edit):
+    onboard()
+    journal = paths.journal_path("p")
+    data = json.loads(journal.read_text())
+    section, name, value = edit
+    data[section][name] = value
+    journal.write_text(json.dumps(data))
+    code, out = cli("status", "--profile", "p")
+    assert code == 3 and f"'{section}.{name}' has the wrong type" in out["error"]["message"]
