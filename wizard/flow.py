@@ -38,7 +38,7 @@ from .model import Onboarding, Stage
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState
+    from .api import CertificateInfo, EnforcementState, KlarnaClient
     from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
@@ -153,7 +153,7 @@ class Session:
         kept through key rotation), compared by its masked form; None when no key is loaded."""
         if not self._api_key:
             return None
-        return rules.mask_key(self._api_key) == self.evidence.api_key_masked
+        return bool(rules.mask_key(self._api_key) == self.evidence.api_key_masked)
 
     @property
     def unlocked(self) -> bool:
@@ -207,6 +207,7 @@ class Session:
         changed = (self.evidence.environment, self.evidence.account_id) != (environment, str(account))
         if changed and self.evidence.account_id is not None:
             self.model.restart_from(Stage.CREDENTIALS)
+            self.state.record_tool_key(None, "")  # that key id belonged to the other account
         self.evidence.environment = environment
         self.evidence.account_id = str(account)
         self.settings["base_url"] = base_url.rstrip("/") if base_url else None
@@ -259,12 +260,15 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def client(
-        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None
+        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
+        files_checked: bool = False,
     ) -> AsyncIterator["object"]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
-        overrides the session's key (key rotation proves a new key before switching)."""
+        overrides the session's key (key rotation proves a new key before switching);
+        ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
+        mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
         from .api import KlarnaClient, handshake_probe_for, make_http_client
         from .install import current_pair, verify_private_files
 
@@ -274,7 +278,7 @@ class Session:
             pair = current_pair(self.install_dir)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None:
+        if pair is not None and not files_checked:
             verify_private_files(pair)  # refuse to use a key file others can read; says the fix
         http = make_http_client(
             ca_bundle=self.ca_bundle,
@@ -606,13 +610,18 @@ class Session:
         )
 
     # ------------------------------------------------------------------ ENFORCE
-    async def enforce(self, enforced_from: str) -> str:
+    async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),
+                      confirm_leave_out: str | None = None) -> str:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
-        here, and the gate looks first: an installed certificate of ours must be VALID right now."""
+        here, and the gate looks first: an installed certificate of ours must be VALID right now,
+        and every declared runtime ready unless left out on purpose (wizard/runtime_gate.py)."""
+        from .runtime_gate import require_ready
+
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
         look = await self.look()
         self.require(Action.ENFORCE, look)
+        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out)
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
         ev = self.evidence
@@ -656,7 +665,7 @@ class Session:
         return answer.value
 
 
-async def _enforcement_or_unknown(klarna) -> EnforcementState:
+async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
     """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
     interlocks treat as "maybe on"), while an authentication failure still fails the call."""
     from .api import EnforcementState

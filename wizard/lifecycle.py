@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from . import __version__, crypto, rules
+from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
@@ -93,7 +93,7 @@ async def gather_status(session: Session) -> ProfileStatus:
     look = await session.look()
     now = session.clock()
     if look.pair is not None:
-        session.state.record_status(look.verification, look.pair.fingerprint, "status")
+        session.state.record_status(look.verification or "UNKNOWN", look.pair.fingerprint, "status")
         if look.verification == "VALID":
             session.record_valid(look.current_id, now)
         session.save()
@@ -167,6 +167,7 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
     require(Action.REVOKE, status.situation(credential_id))
+    runtime_gate.refuse_revoking_in_use(session, credential_id)
     target = next(c for c in status.certificates if c.credential_id == credential_id)
     if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
         shown = target.confirm_suffix[-2:]
@@ -184,9 +185,11 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
 
 
 # ---------------------------------------------------------------- enforcement
-async def schedule_enforcement(session: Session, enforced_from: str) -> str:
-    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path."""
-    return await session.enforce(enforced_from)
+async def schedule_enforcement(session: Session, enforced_from: str, *, leave_out: tuple[str, ...] = (),
+                               confirm_leave_out: str | None = None) -> str:
+    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path,
+    declared runtimes included (``leave_out`` names those not counted, on purpose)."""
+    return await session.enforce(enforced_from, leave_out=leave_out, confirm_leave_out=confirm_leave_out)
 
 
 # ---------------------------------------------------------------- rotation
@@ -492,6 +495,7 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
         return EXIT_CRITICAL, findings
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
+    findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
         observation: Observation = await session.observe()
     except ApiError as error:

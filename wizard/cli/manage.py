@@ -48,6 +48,9 @@ def register(sub) -> None:
     p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
     add_common(p)
     p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
+    p.add_argument("--leave-out", nargs="+", default=[], metavar="NAME",
+                   help="runtimes not counted by the readiness check (their calls will be refused)")
+    p.add_argument("--confirm-leave-out", metavar="NAMES", help="live profiles: the left-out names, comma-separated")
     p.set_defaults(handler=cmd_enforce)
 
     p = sub.add_parser("unenforce", help="remove mTLS enforcement")
@@ -62,6 +65,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("doctor", help="explain what is wrong and what to do")
     add_common(p)
+    p.add_argument("--cert", type=Path, help="check this pair instead (e.g. copied from a failing server)")
+    p.add_argument("--key", type=Path, help="the private key of --cert")
     p.set_defaults(handler=cmd_doctor)
 
     p = sub.add_parser("export", help="export the installed pair")
@@ -110,9 +115,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if getattr(args, "all", False):
         return _status_all(args)
+    from .runtime import runtime_text, runtime_view
+
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.gather_status(session))
-    emit(args, {"ok": True, **status.to_dict()}, _status_text(status))
+    emit(args, {"ok": True, **status.to_dict(), **runtime_view(session)}, _status_text(status) + "\n" + runtime_text(session))
     return _status_exit(status)
 
 
@@ -202,7 +209,8 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
-    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
+    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at, leave_out=tuple(args.leave_out),
+                                                      confirm_leave_out=args.confirm_leave_out))
     emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
          f"enforcement {mode} from {session.evidence.enforced_from}")
     return EXIT_OK
@@ -234,6 +242,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    if getattr(args, "cert", None) or getattr(args, "key", None):
+        if not (args.cert and args.key):
+            raise InputError("Give both --cert and --key.")
+        from ..pair_doctor import doctor_pair
+
+        findings = asyncio.run(doctor_pair(session, args.cert, args.key))
+        return _findings_out(args, findings, lifecycle.worst(findings))
     findings = asyncio.run(lifecycle.run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 

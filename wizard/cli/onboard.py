@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import rules
 from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
@@ -171,7 +171,7 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _tool_key(args, session: "Session", store) -> None:
+async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
     from .. import keys
 
