@@ -4,6 +4,7 @@ facts, ``interlocks`` judges them and words the refusal. Pure: no session, no ne
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,17 @@ class Settled:
 
 
 # Everything else holds: the installed certificate "a" is ours, listed and VALID now; "b" is another.
-READY = Situation(Stage.DONE, model=Settled(), installed=True,  # type: ignore[arg-type]
-                  current_id="a", listed_ids=frozenset({"a", "b"}),
-                  verification_now="VALID", enforcement="NOT_ENABLED", target="b")
+SETTLED: Any = Settled()
+READY = Situation(
+    Stage.DONE,
+    model=SETTLED,
+    installed=True,
+    current_id="a",
+    listed_ids=frozenset({"a", "b"}),
+    verification_now="VALID",
+    enforcement="NOT_ENABLED",
+    target="b",
+)
 
 
 def checks(action: Action, situation: Situation) -> list[str]:
@@ -50,7 +59,9 @@ def test_the_runtime_check_is_judged_alone_for_a_service_with_only_its_own_facts
     bare = Situation(Stage.CREDENTIALS)  # nothing else established: only the named check is judged
     require_check(Action.ENFORCE, "runtimes ready", bare)
     with pytest.raises(ActionRefused, match="refunds: no readiness report yet") as refused:
-        require_check(Action.ENFORCE, "runtimes ready", replace(bare, runtimes_not_ready=("refunds: no readiness report yet",)))
+        require_check(
+            Action.ENFORCE, "runtimes ready", replace(bare, runtimes_not_ready=("refunds: no readiness report yet",))
+        )
     assert [r.check for r in refused.value.refusals] == ["runtimes ready"]
 
 

@@ -19,8 +19,14 @@ if TYPE_CHECKING:
     from .lifecycle import Finding
 
 
-def require_ready(session: Session, listed_ids: set[str], leave_out: Iterable[str] = (),
-                  confirm: str | None = None, *, situation: Situation | None = None) -> None:
+def require_ready(
+    session: Session,
+    listed_ids: set[str],
+    leave_out: Iterable[str] = (),
+    confirm: str | None = None,
+    *,
+    situation: Situation | None = None,
+) -> None:
     """The enforcement gate with the declared runtimes' readiness as facts: ``interlocks.require``
     judges them with the rest of ``situation`` (the runtime check alone when None). Runtimes left
     out explicitly are not counted; leaving them out is typed for live profiles and audited."""
@@ -28,8 +34,10 @@ def require_ready(session: Session, listed_ids: set[str], leave_out: Iterable[st
     left = sorted(set(leave_out))
     unknown = [name for name in left if name not in records]
     if unknown:
-        raise InputError(f"No runtime named {', '.join(unknown)} in this profile.",
-                         hint="klarna-mtls runtime list shows the declared runtimes.")
+        raise InputError(
+            f"No runtime named {', '.join(unknown)} in this profile.",
+            hint="klarna-mtls runtime list shows the declared runtimes.",
+        )
     counted = [r for name, r in records.items() if name not in left]
     reasons = runtimes.runtimes_not_ready(counted, session.clock(), listed_ids=listed_ids)
     facts = replace(situation or Situation(session.model.stage), runtimes_not_ready=tuple(reasons))
@@ -44,8 +52,11 @@ def require_ready(session: Session, listed_ids: set[str], leave_out: Iterable[st
         raise
     if left:
         _confirm_leave_out(session, left, confirm)
-        session.audit.record("enforcement_runtimes_left_out", runtimes=left,
-                             reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()))
+        session.audit.record(
+            "enforcement_runtimes_left_out",
+            runtimes=left,
+            reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()),
+        )
 
 
 def revoke_facts(session: Session, credential_id: str) -> dict[str, Any]:
@@ -80,24 +91,37 @@ def _confirm_leave_out(session: Session, left: list[str], confirm: str | None) -
     if session.environment == "live" and typed != expected:
         raise InterlockRefused(
             f"Leaving runtimes out of the enforcement check on a live profile must be typed: {expected}.",
-            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}")
+            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}",
+        )
 
 
-def check_findings(records: dict[str, runtimes.RuntimeRecord], now: datetime,
-                   window: timedelta = runtimes.READINESS_WINDOW) -> list[Finding]:
+def check_findings(
+    records: dict[str, runtimes.RuntimeRecord], now: datetime, window: timedelta = runtimes.READINESS_WINDOW
+) -> list[Finding]:
     """For `check`: a warning per runtime whose certificate is in its renewal window or whose
     latest report is missing, stale or not VALID."""
     findings = []
     for record in sorted(records.values(), key=lambda r: r.name):
         if runtimes.in_renewal_window(record, now):
-            findings.append(_finding(f"runtime {record.name}", "warning",
-                                    f"Its certificate expires on {(record.not_after or '')[:10]}.",
-                                    f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
-                                    "then runtime issue here and runtime install there."))
+            findings.append(
+                _finding(
+                    f"runtime {record.name}",
+                    "warning",
+                    f"Its certificate expires on {(record.not_after or '')[:10]}.",
+                    f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
+                    "then runtime issue here and runtime install there.",
+                )
+            )
         reason = runtimes.not_ready_reason(record, now, window)
         if reason:
-            findings.append(_finding(f"runtime {record.name}", "warning", reason[0].upper() + reason[1:] + ".",
-                                    "Run klarna-mtls probe on it (cron), then runtime report here."))
+            findings.append(
+                _finding(
+                    f"runtime {record.name}",
+                    "warning",
+                    reason[0].upper() + reason[1:] + ".",
+                    "Run klarna-mtls probe on it (cron), then runtime report here.",
+                )
+            )
     return findings
 
 
