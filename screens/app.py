@@ -78,8 +78,17 @@ class WizardApp(App):
                 self.show_dashboard()
             else:
                 self.show_stage()
-                self.notify(f"Resumed at {self.session.model.stage.label}.")
+                self.notify_resumed()
             self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
+
+    def notify_resumed(self) -> None:
+        """Where the journal resumes; when it was pulled back to an earlier stage, why (the same
+        words the CLI prints), long enough to read."""
+        pulled = self.session.model.pulled_back_note()
+        if pulled:
+            self.notify(f"Resumed {pulled}", title="Pulled back", severity="warning", timeout=30)
+        else:
+            self.notify(f"Resumed at {self.session.model.stage.label}.")
 
     def unlock_from_store(self) -> None:
         """A resumed run loads the API key from the store the user chose (keyring calls block:

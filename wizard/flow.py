@@ -615,13 +615,13 @@ class Session:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
         here, and the gate looks first: an installed certificate of ours must be VALID right now,
-        and every declared runtime ready unless left out on purpose (wizard/runtime_gate.py)."""
+        and every declared runtime ready unless left out on purpose (facts and the override in
+        wizard/runtime_gate.py, the rules in wizard/interlocks.py)."""
         from .runtime_gate import require_ready
 
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
         look = await self.look()
-        self.require(Action.ENFORCE, look)
-        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out)
+        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out, situation=self.situation(look))
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
         ev = self.evidence

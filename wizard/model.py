@@ -485,6 +485,14 @@ class Onboarding:
         model._stage = stage
         return model
 
+    def pulled_back_note(self) -> str | None:
+        """Where a loaded journal resumes and why not where it claimed, in the words both front
+        ends show ("at Install, not Enforce: …"); None when it was not pulled back."""
+        if self.pulled_back is None:
+            return None
+        claimed, why = self.pulled_back
+        return f"at {self.stage.label}, not {claimed.label}: {' '.join(why)}"
+
     def unsettled(self, stage: Stage) -> list[str]:
         """Reasons the lasting (not time-windowed) blocking checks of ``stage`` fail."""
         return [r.reason for r in self.blockers(stage) if r.name not in WINDOWED_CHECKS]
