@@ -14,7 +14,7 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from wizard.flow import Session
-from wizard.model import Stage
+from wizard.model import ORDER, Stage
 
 
 class ReportsWorkerErrors:
@@ -30,7 +30,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
     STAGE: Stage
     HEADING = ""
     PRIMARY = ""  # the button Enter should press first; Next takes focus once the stage passes
-    BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True)]
+    BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True), Binding("escape", "back", "Back")]
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
@@ -45,6 +45,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
             yield from self.compose_body()
             yield Static("", id="blockers")
             with Horizontal(classes="nav"):
+                yield Button("◀ Back", id="back")
                 yield Button("Next ▶", id="next", variant="primary", disabled=True)
         yield Footer()
 
@@ -87,12 +88,27 @@ class StageScreen(ReportsWorkerErrors, Screen):
         if not self.blocked:
             self.app.advance()
 
+    def action_back(self) -> None:
+        """Reopen the previous stage (the app asks before discarding later evidence); from the
+        first stage, back to the Welcome screen. Not while this screen's work is running."""
+        if any(w.node is self and w.is_running for w in self.app.workers):
+            self.notify("Wait for the running step to finish (or cancel it), then go back.", severity="warning")
+            return
+        index = ORDER.index(self.STAGE)
+        if index > 0:
+            self.app.reopen(ORDER[index - 1])
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()  # the Welcome screen is beneath: environment and account id
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # Textual also calls this for subclasses (handlers run along the MRO): they must not
         # call it again, or Next would advance twice.
         if event.button.id == "next":
             event.stop()
             self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
 
     def run_step(self, work: Callable[[], Awaitable[object]], name: str) -> None:
         """Run session work in an exclusive worker; failures go to the app's one error handler."""
