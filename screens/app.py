@@ -252,7 +252,11 @@ class WizardApp(App):
     async def load_status(self, session: Session):
         from wizard import lifecycle
 
-        return await (self._status_loader or lifecycle.gather_status)(session)
+        from wizard import offline
+
+        status = await (self._status_loader or lifecycle.gather_status)(session)
+        await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it
+        return status
 
     async def run_doctor(self, session: Session):
         from wizard import lifecycle

@@ -17,6 +17,47 @@ from wizard.flow import Session
 from wizard.model import ORDER, Stage
 
 
+def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
+    """A SHA-256 fingerprint cut between bytes, 16 a line (47 columns), so a narrow terminal
+    never wraps it in the middle of a byte; later lines are indented by ``indent``."""
+    octets = fingerprint.split(":")
+    lines = [":".join(octets[i : i + per_line]) for i in range(0, len(octets), per_line)]
+    return ("\n" + " " * indent).join(lines)
+
+
+def shell_words(line: str) -> list[str]:
+    """Split a shell line at unquoted spaces, keeping each word's quoting as written."""
+    words, word, quote = [], "", ""
+    for char in line:
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        if char == " " and not quote:
+            words, word = words + [word] if word else words, ""
+        else:
+            word += char
+    return words + [word] if word else words
+
+
+def fold_shell(text: str, width: int = 72) -> str:
+    """Long shell lines cut before each option with a `\\` continuation, so a narrow terminal
+    never wraps a path or URL in its middle, and the folded text still runs as is."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width or line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        parts: list[str] = []
+        for word in shell_words(line):
+            if parts and (word.startswith("-") or "://" in word):
+                parts.append(word)
+            elif parts:
+                parts[-1] += " " + word
+            else:
+                parts.append(word)
+        out.append(" \\\n  ".join(parts))
+    return "\n".join(out)
+
+
 class ReportsWorkerErrors:
     """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
 
@@ -30,7 +71,11 @@ class StageScreen(ReportsWorkerErrors, Screen):
     STAGE: Stage
     HEADING = ""
     PRIMARY = ""  # the button Enter should press first; Next takes focus once the stage passes
-    BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True), Binding("escape", "back", "Back")]
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", priority=True),
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy what this step produced (through the terminal)"),
+    ]
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
@@ -82,7 +127,18 @@ class StageScreen(ReportsWorkerErrors, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":
             return not self.blocked
+        if action == "copy":
+            return self.copyable() is not None
         return True
+
+    def copyable(self) -> tuple[str, str] | None:
+        """(what it is, the text) that ctrl+y copies; None hides the key. Subclasses say."""
+        return None
+
+    def action_copy(self) -> None:
+        found = self.copyable()
+        if found:
+            self.app.copy(*found)
 
     def action_next(self) -> None:
         if not self.blocked:

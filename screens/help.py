@@ -27,15 +27,19 @@ class Action(NamedTuple):
     enabled: bool
 
 
+TEXTUAL_SCREEN_ACTIONS = {b.action for b in Screen.BINDINGS if isinstance(b, Binding)}  # tab, copy
+
+
 def screen_actions(screen: Screen) -> list[Action]:
     """The screen's own bindings that are active now (not the focused widget's editing keys,
     not the app's: those are listed as EVERYWHERE). Hidden ones too: help is for finding them."""
     found: dict[str, Action] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if active.node is not screen or not binding.description or binding.action in found:
+        if (active.node is not screen or not binding.description or binding.action in found
+                or binding.action in TEXTUAL_SCREEN_ACTIONS):
             continue
-        found[binding.action] = Action(screen.app.get_key_display(binding), binding.description,
+        found[binding.action] = Action(screen.app.get_key_display(binding), binding.tooltip or binding.description,
                                        binding.action, active.enabled)
     return list(found.values())
 
@@ -57,7 +61,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, under: Screen) -> None:
         super().__init__()
-        self.title_text = f"Keys on this screen: {getattr(under, 'HELP_TITLE', '') or _title(under)}"
+        self.title_text = f"Keys on this screen: {getattr(under, 'HELP_TITLE', '') or _title(under)} (esc closes)"
         self.body_text = help_text(under)
 
     def compose(self) -> ComposeResult:
@@ -65,7 +69,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.title_text, classes="modal-title")
             with VerticalScroll(id="help-scroll"):
                 yield Static(self.body_text, id="help-text")
-            yield Static("esc closes · ctrl+p finds any action by name", classes="muted")
 
     def action_close(self) -> None:
         self.dismiss(None)

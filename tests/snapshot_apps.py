@@ -39,7 +39,8 @@ def fixed_status():
     def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
         return CertificateRow(
             credential_id=f"krn:partner:global:account:credential:client-certificate:SNAP000{n}",
-            cn="LYABCDEI", fingerprint=f"AB:CD:{n:02d}", fingerprint_suffix=f"1A2B3C{n:02d}",
+            cn="LYABCDEI", fingerprint=":".join(["AB", "CD", "EF"] * 10 + ["1A", f"{n:02d}"]),
+            fingerprint_suffix=f"EFAB1A{n:02d}",
             created_at="2026-01-01T00:00:00Z", expires_at="2029-01-01T00:00:00Z", days_left=days,
             status=status, installed_here=installed, current=current,
             last_seen_valid="2026-12-01T08:59:00Z" if installed else None,
