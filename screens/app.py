@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -250,9 +250,7 @@ class WizardApp(App):
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
-        from wizard import lifecycle
-
-        from wizard import offline
+        from wizard import lifecycle, offline
 
         status = await (self._status_loader or lifecycle.gather_status)(session)
         await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it

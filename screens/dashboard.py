@@ -13,7 +13,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard import lifecycle, rules
 from wizard.flow import Session
-
 from wizard.rules import redact
 
 from .base import ReportsWorkerErrors, fingerprint_lines

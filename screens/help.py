@@ -34,7 +34,7 @@ def screen_actions(screen: Screen) -> list[Action]:
     """The screen's own bindings that are active now (not the focused widget's editing keys,
     not the app's: those are listed as EVERYWHERE). Hidden ones too: help is for finding them."""
     found: dict[str, Action] = {}
-    for key, active in screen.active_bindings.items():
+    for active in screen.active_bindings.values():
         binding = active.binding
         if (active.node is not screen or not binding.description or binding.action in found
                 or binding.action in TEXTUAL_SCREEN_ACTIONS):

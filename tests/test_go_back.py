@@ -4,8 +4,8 @@ certificate records, and the TUI asks before discarding (and discards nothing on
 from __future__ import annotations
 
 import pytest
-
 from evidence import evidence_through, fixed_clock
+
 from wizard.errors import InputError
 from wizard.flow import Session
 from wizard.journal import Journal

@@ -4,8 +4,9 @@ help on F1 and ?, every screen action in the command palette, copy through the c
 from __future__ import annotations
 
 from evidence import evidence_through
-from screens.modals import ConfirmModal
 from snapshot_apps import dashboard_app, snapshot_app
+
+from screens.modals import ConfirmModal
 from wizard.journal import Journal
 from wizard.model import Stage
 

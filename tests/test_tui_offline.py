@@ -8,11 +8,11 @@ import shutil
 import subprocess
 
 import pytest
-
 from evidence import evidence_through
+from snapshot_apps import dashboard_app, fixed_status, snapshot_app
+
 from screens.app import make_app
 from screens.base import fingerprint_lines, fold_shell
-from snapshot_apps import dashboard_app, fixed_status, snapshot_app
 from wizard.errors import TransportError
 from wizard.install import snippets
 from wizard.model import Stage

@@ -8,10 +8,11 @@ check fails."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from . import rules
 from ._lazy import lazy_module
@@ -39,7 +40,7 @@ class Stage(str, Enum):
         """How people read the stage: 'Key and CSR', not KEY_AND_CSR."""
         return {"KEY_AND_CSR": "Key and CSR"}.get(self.value, self.value.capitalize())
 
-    def next(self) -> "Stage":
+    def next(self) -> Stage:
         return ORDER[min(ORDER.index(self) + 1, len(ORDER) - 1)]
 
 
@@ -105,7 +106,7 @@ class Evidence:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Evidence":
+    def from_dict(cls, data: dict) -> Evidence:
         """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
         type (a hand-edited journal) raises JournalError rather than crashing a check later."""
         if data is None:
@@ -555,7 +556,7 @@ def _discard_enforce(ev: Evidence) -> str | None:
     return f"Enforce: the record of enforcement ({said}); Klarna keeps enforcing until you remove it."
 
 
-_DISCARDS: dict[Stage, Callable[[Evidence], "str | None"]] = {
+_DISCARDS: dict[Stage, Callable[[Evidence], str | None]] = {
     Stage.CREDENTIALS: lambda ev: None,  # the first stage: never later than another
     Stage.KEY_AND_CSR: _discard_key,
     Stage.ISSUE: _discard_issue,

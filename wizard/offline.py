@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from . import rules
@@ -16,6 +17,7 @@ from .errors import WizardError
 from .flow import Session
 from .install import current_pair, list_pairs
 from .lifecycle import CertificateRow, ProfileStatus, _row
+from .model import Evidence
 
 LAST_STATUS = "last_status"  # key in the profile's settings: {"at": UTC time, "status": {...}}
 
@@ -70,7 +72,7 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     if ev.certificate_id:
         records.setdefault(ev.certificate_id, {"fingerprint": ev.fingerprint})
     pairs = list_pairs(session.install_dir)
-    pems = {p.fingerprint: p.cert_path for p in pairs}
+    pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
     current = current_pair(session.install_dir)
     rows = []
     for credential_id, record in records.items():
@@ -90,9 +92,9 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     )
 
 
-def _pem_for(credential_id: str, fingerprint: str | None, ev, pems: dict) -> str | None:
+def _pem_for(credential_id: str, fingerprint: str | None, ev: Evidence, pems: dict[str | None, Path]) -> str | None:
     if credential_id == ev.certificate_id and ev.certificate_pem:
-        return ev.certificate_pem
+        return str(ev.certificate_pem)
     path = pems.get(fingerprint)
     try:
         return path.read_text(encoding="ascii") if path else None
@@ -102,6 +104,6 @@ def _pem_for(credential_id: str, fingerprint: str | None, ev, pems: dict) -> str
 
 def _last_contact(session: Session) -> str | None:
     """The latest time Klarna answered this tool, from the journal."""
-    times = [h.get("at") for h in session.state.status_history if isinstance(h.get("at"), str)]
+    times = [str(h["at"]) for h in session.state.status_history if isinstance(h.get("at"), str)]
     times += [t for t in (session.evidence.api_call_ok_at,) if t]
     return max(times) if times else None
