@@ -102,3 +102,20 @@ def keys_app() -> WizardApp:
 
     app._keys_loader = load
     return app
+
+
+def offline_dashboard_app(app: WizardApp, *, remembered: bool = False) -> WizardApp:
+    """``app`` with Klarna unreachable. ``remembered``: first store the fixed status in the
+    journal, as a successful online start would have."""
+    from wizard import offline
+    from wizard.errors import TransportError
+
+    if remembered:
+        offline.remember(app.session, fixed_status())
+        return app
+
+    async def unreachable(session):
+        raise TransportError("Could not connect to Klarna.", hint="Check the network.")
+
+    app._status_loader = unreachable
+    return app

@@ -209,3 +209,150 @@ def test_keys_screen_disable_refused(snap_compare):
         assert isinstance(pilot.app.screen, ErrorModal)
 
     assert snap_compare(keys_app(), terminal_size=SIZE, run_before=refuse)
+
+
+# ---------------------------------------------------------------- 80x24: way back, help, palette, offline
+def test_dashboard_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=_settle)
+
+
+def test_dashboard_revoke_refused_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def refuse(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("DataTable").move_cursor(row=1)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=refuse)
+
+
+def test_dashboard_revoke_confirm_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("DataTable").move_cursor(row=0)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_dashboard_offline_last_answer(snap_compare):
+    from snapshot_apps import dashboard_app, offline_dashboard_app
+
+    async def offline(pilot):
+        await _settle(pilot)
+        assert "Offline" in str(pilot.app.screen.query_one("#offline").content)
+
+    online = dashboard_app()
+    offline_dashboard_app(online, remembered=True)
+    assert snap_compare(offline_dashboard_app(dashboard_app()), terminal_size=SIZE, run_before=offline)
+
+
+def test_dashboard_offline_from_records(snap_compare):
+    from snapshot_apps import offline_dashboard_app
+
+    async def offline(pilot):
+        await _settle(pilot)
+        assert "records" in str(pilot.app.screen.query_one("#offline").content)
+
+    assert snap_compare(offline_dashboard_app(snapshot_app(Stage.DONE)), terminal_size=SIZE, run_before=offline)
+
+
+def test_help_on_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def help_(pilot):
+        await _settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=help_)
+
+
+def test_help_on_stage_screen(snap_compare):
+    async def help_(pilot):
+        await _continue(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    app = snapshot_app(Stage.ISSUE, evidence=evidence_through(Stage.INSTALL))
+    assert snap_compare(app, terminal_size=SIZE, run_before=help_)
+
+
+def test_palette_on_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def palette(pilot):
+        await _settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"doc")
+        await pilot.pause(0.5)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=palette)
+
+
+def test_go_back_confirm_modal(snap_compare):
+    async def back(pilot):
+        await _continue(pilot)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    app = snapshot_app(Stage.VERIFY, evidence=evidence_through(Stage.DONE))
+    assert snap_compare(app, terminal_size=SIZE, run_before=back)
+
+
+def test_install_snippets_80x24(snap_compare):
+    async def scrolled(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#snippets").scroll_visible(animate=False, top=True)
+        await pilot.pause()
+
+    app = snapshot_app(Stage.INSTALL, evidence=evidence_through(Stage.VERIFY))
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)
+
+
+def test_issue_fingerprint_80x24(snap_compare):
+    async def scrolled(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#facts").scroll_visible(animate=False, top=True)
+        await pilot.pause()
+
+    app = snapshot_app(Stage.ISSUE, evidence=evidence_through(Stage.INSTALL))
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)
+
+
+def test_key_passphrase_modal_on_resume(snap_compare):
+    evidence = evidence_through(Stage.VERIFY)
+    evidence.key_encrypted = True
+    assert snap_compare(snapshot_app(Stage.VERIFY, evidence=evidence), terminal_size=SIZE, run_before=_settle)
+
+
+def test_welcome_resume_note(snap_compare):
+    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=_settle)
+
+
+def test_live_revoke_typed_confirm(snap_compare):
+    from screens.modals import TypedConfirmModal
+    from snapshot_apps import dashboard_app
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        pilot.app.session.evidence.environment = "live"
+        pilot.app.screen.query_one("DataTable").move_cursor(row=0)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, TypedConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
