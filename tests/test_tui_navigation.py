@@ -131,3 +131,31 @@ async def test_palette_offers_back_to_each_earlier_stage():
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Back to Credentials" in titles and "Back to Key and CSR" in titles
         assert "Back to Issue" not in titles
+
+
+async def test_palette_back_command_asks_like_the_key_does():
+    app = issued_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await resumed(pilot)
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Back to Key and CSR")
+        command.callback()
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal) and "Issue:" in app.screen.consequence
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.session.model.stage is Stage.ISSUE and app.session.evidence.certificate_id
+
+
+async def test_back_is_refused_while_the_step_is_running():
+    import asyncio
+
+    app = issued_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await resumed(pilot)
+        gate = asyncio.Event()
+        app.screen.run_worker(gate.wait(), name="issue", group="step")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "IssueScreen" and app.session.model.stage is Stage.ISSUE
+        gate.set()
