@@ -270,7 +270,7 @@ class WizardApp(App):
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
 
 
-STAGE_ORDER = [s for s in Stage if s is not Stage.DONE]
+STAGE_ORDER: list[Stage] = [s for s in Stage if s is not Stage.DONE]
 
 
 def _runner(node, action: str):

@@ -27,7 +27,8 @@ def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) 
 
 def shell_words(line: str) -> list[str]:
     """Split a shell line at unquoted spaces, keeping each word's quoting as written."""
-    words, word, quote = [], "", ""
+    words: list[str] = []
+    word, quote = "", ""
     for char in line:
         if char in "'\"" and quote in ("", char):
             quote = "" if quote else char

@@ -4,6 +4,7 @@ random, no clock, host name or port reaches the picture."""
 from __future__ import annotations
 
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
+
 from screens.app import WizardApp
 from wizard.flow import Session
 from wizard.model import Evidence, Stage

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from snapshot_apps import evidence_through, snapshot_app
 
 from screens.modals import ConfirmModal, ErrorModal
-from snapshot_apps import evidence_through, snapshot_app
 from wizard.errors import ApiError
 from wizard.model import Stage
 
@@ -55,8 +55,9 @@ def test_stage_complete(snap_compare, stage):
 
 
 def test_done(snap_compare):
-    from screens.done import DoneScreen
     from snapshot_apps import dashboard_app
+
+    from screens.done import DoneScreen
 
     async def done(pilot):
         await _settle(pilot)
@@ -344,8 +345,9 @@ def test_welcome_resume_note(snap_compare):
 
 
 def test_live_revoke_typed_confirm(snap_compare):
-    from screens.modals import TypedConfirmModal
     from snapshot_apps import dashboard_app
+
+    from screens.modals import TypedConfirmModal
 
     async def confirm(pilot):
         await _settle(pilot)
