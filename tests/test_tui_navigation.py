@@ -159,3 +159,35 @@ async def test_back_is_refused_while_the_step_is_running():
         await pilot.pause()
         assert type(app.screen).__name__ == "IssueScreen" and app.session.model.stage is Stage.ISSUE
         gate.set()
+
+
+async def test_keyboard_journey_at_80x24_back_past_issue_and_forward_reuses_the_certificate(sandbox):
+    """On the real sandbox over mTLS: keys only, help on F1, Back past an issued certificate,
+    then forward again: Klarna's certificate is adopted again, never issued twice."""
+    from screens.app import make_app
+
+    app = make_app("walk", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for keys, stage in ((["ctrl+n", "enter"], Stage.CREDENTIALS), (["ctrl+n", "enter"], Stage.KEY_AND_CSR),
+                            (["ctrl+n", "enter"], Stage.ISSUE)):
+            for key in keys:
+                await pilot.press(key)
+                await settle(pilot)
+            assert app.session.model.stage is stage and not app.session.model.blockers(stage), stage
+        first = app.session.evidence.certificate_id
+        await pilot.press("f1")
+        await pilot.pause()
+        assert "Back" in app.screen.body_text and "Next" in app.screen.body_text
+        await pilot.press("escape", "escape")  # close help, then Back
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and first in app.screen.consequence
+        await pilot.press("tab", "enter")
+        await settle(pilot)
+        assert app.session.model.stage is Stage.KEY_AND_CSR and first in app.session.state.certificates
+        await pilot.press("ctrl+n")  # the key and CSR are unchanged: on to Issue again
+        await settle(pilot)
+        await pilot.press("enter")  # Submit CSR: Klarna already has a certificate for this key
+        await settle(pilot)
+        assert app.session.evidence.certificate_id == first
+        assert app.session.evidence.active_certificates == 1
