@@ -358,3 +358,49 @@ def test_live_revoke_typed_confirm(snap_compare):
         assert isinstance(pilot.app.screen, TypedConfirmModal)
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_unenforce_confirm_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_unexpected_error_modal_80x24(snap_compare):
+    async def failed(pilot):
+        await _continue(pilot)
+        pilot.app.show_error(FileExistsError("/srv/klarna-mtls/certs"))
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=failed)
+
+
+def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
+    from snapshot_apps import dashboard_app, fixed_status
+    from wizard import lifecycle
+
+    old, new = fixed_status().certificates[1], fixed_status().certificates[0]
+
+    async def rotated(session, *, on_step, **options):
+        for step in ("key", "issue", "install", "verify", "switch"):
+            on_step(step)
+        return lifecycle.RotationProgress("done", old.credential_id, new.credential_id, new.fingerprint)
+
+    monkeypatch.setattr(lifecycle, "rotate", rotated)
+
+    async def rotate(pilot):
+        await _settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("enter")  # Start rotation has the focus
+        await _settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=rotate)
