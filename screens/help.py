@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 EVERYWHERE = [
     ("tab / shift+tab", "Move to the next / previous field or button"),
@@ -69,6 +69,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.title_text, classes="modal-title")
             with VerticalScroll(id="help-scroll"):
                 yield Static(self.body_text, id="help-text")
+        yield Footer()  # this screen's keys, not those of the screen beneath
 
     def action_close(self) -> None:
         self.dismiss(None)
