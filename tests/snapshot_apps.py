@@ -7,15 +7,14 @@ from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 
 from screens.app import WizardApp
 from wizard.flow import Session
-from wizard.model import Evidence, Stage
+from wizard.model import Evidence, Onboarding, Stage
 from wizard.paths import Paths
 from wizard.secrets import StoreChoice
 
 
 def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | None = None, keyring: bool = True) -> WizardApp:
     session = Session(Paths.from_env(), profile, clock=fixed_clock)
-    session.model.stage = stage
-    session.state.model.evidence = evidence or evidence_through(stage)
+    session.state.model = Onboarding(stage, evidence or evidence_through(stage), clock=fixed_clock)
     session.state.settings.update({"install_dir": INSTALL})
     if stage is not Stage.CREDENTIALS or evidence is not None:
         session.save()

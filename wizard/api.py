@@ -198,18 +198,30 @@ def _derived_status(cert) -> str:
 
 @dataclass(frozen=True)
 class EnforcementState:
+    """The account's enforcement as answered. A missing or unreadable mode is UNKNOWN (never
+    NOT_ENABLED); ``scheduled`` is True when an ``enforced_from`` is set, False when the answer says
+    null, and None when the answer does not say (Klarna's documented answer may carry only the mode)."""
+
     mode: rules.EnforcementMode
     enforced_from: str | None = None
+    scheduled: bool | None = None
 
     @classmethod
-    def from_json(cls, data: dict) -> "EnforcementState":
-        data = _strings_only(data)
-        raw = str(data.get("enforcement_mode") or data.get("mode") or "NOT_ENABLED").upper()
+    def from_json(cls, data: Any) -> "EnforcementState":
+        if not isinstance(data, dict):
+            return cls(rules.EnforcementMode.UNKNOWN)
+        raw = data.get("enforcement_mode", data.get("mode"))
         try:
-            mode = rules.EnforcementMode(raw)
+            mode = rules.EnforcementMode(raw.strip().upper()) if isinstance(raw, str) else rules.EnforcementMode.UNKNOWN
         except ValueError:
-            raise ApiError(f"Klarna reported an unknown enforcement mode '{raw[:30]}'.", status=200) from None
-        return cls(mode, data.get("enforced_from"))
+            mode = rules.EnforcementMode.UNKNOWN
+        when = data.get("enforced_from")
+        scheduled = True if isinstance(when, str) and when else (False if "enforced_from" in data and when is None else None)
+        return cls(mode, when if isinstance(when, str) else None, scheduled)
+
+    @classmethod
+    def unknown(cls) -> "EnforcementState":
+        return cls(rules.EnforcementMode.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -652,8 +664,7 @@ def _parse_optional_certificate(body: Any) -> CertificateInfo | None:
 
 
 def _parse_enforcement(body: Any) -> EnforcementState:
-    if not isinstance(body, dict):
-        raise ValueError("no enforcement state")
+    """Whatever the answer (a 204, no body, another shape), a state: UNKNOWN when unreadable."""
     return EnforcementState.from_json(body)
 
 
