@@ -51,7 +51,8 @@ def fixed_status():
         certificates=[row(1, "ACTIVE", elapsed=0.97, days=30, renew=True, installed=True),
                       row(2, "ACTIVE", current=True, installed=True), row(3, "REVOKED", elapsed=0.5, days=500)],
         enforcement_mode="ENFORCED", enforced_from="2026-12-01T09:00:00Z", slots_used=2,
-        secret_backend="OS keyring (Memory)", verification="VALID")
+        secret_backend="OS keyring (Memory)", verification="VALID", installed=True,
+        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002", enforcement_scheduled=False)
 
 
 def fixed_findings():

@@ -335,9 +335,16 @@ def test_issue_fingerprint_80x24(snap_compare):
 
 
 def test_key_passphrase_modal_on_resume(snap_compare):
+    async def asked(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("#key-passphrase").cursor_blink = False  # a blinking cursor is a clock
+        pilot.app.screen_stack[-2].refresh_bindings()  # the footer beneath, pushed over on mount: settle it
+        await pilot.pause()
+        await pilot.pause()
+
     evidence = evidence_through(Stage.VERIFY)
     evidence.key_encrypted = True
-    assert snap_compare(snapshot_app(Stage.VERIFY, evidence=evidence), terminal_size=SIZE, run_before=_settle)
+    assert snap_compare(snapshot_app(Stage.VERIFY, evidence=evidence), terminal_size=SIZE, run_before=asked)
 
 
 def test_welcome_resume_note(snap_compare):

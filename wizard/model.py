@@ -452,7 +452,7 @@ WINDOWED_CHECKS = frozenset({"verified", "certificate_valid_now"})
 class Onboarding:
     """Stage plus evidence, gated by CHECKS. Serves the TUI and the headless commands alike.
 
-    ``stage`` is read-only: only ``advance`` and ``restart_from`` move it, and ``resumed`` builds a
+    ``stage`` is read-only: only ``advance``, ``restart_from`` and ``go_back`` move it, and ``resumed`` builds a
     model from a journal after re-checking it."""
 
     def __init__(
@@ -541,7 +541,7 @@ class Onboarding:
         forget every later stage's. Returns what was discarded, as ``discarded_by_going_back``."""
         discarded = self.discarded_by_going_back(stage)
         self.evidence.clear_from(stage.next())
-        self.stage = stage
+        self._stage = stage
         return discarded
 
     def record_verification(self, status: str, fingerprint: str | None, at: datetime | None = None) -> None:

@@ -16,7 +16,8 @@ from .api import CertificateInfo
 from .errors import WizardError
 from .flow import Session
 from .install import current_pair, list_pairs
-from .lifecycle import CertificateRow, ProfileStatus, _row
+from .lifecycle import CertificateRow, ProfileStatus
+from .lifecycle import _row  # the one home of how a certificate is shown
 from .model import Evidence
 
 LAST_STATUS = "last_status"  # key in the profile's settings: {"at": UTC time, "status": {...}}
@@ -68,20 +69,20 @@ def _row_from_dict(row: Any, now: datetime) -> CertificateRow:
 
 def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     ev = session.evidence
-    records = dict(session.state.certificates)
+    records = {cid: rec for cid, rec in session.state.certificates.items() if isinstance(rec, dict)}
     if ev.certificate_id:
         records.setdefault(ev.certificate_id, {"fingerprint": ev.fingerprint})
     pairs = list_pairs(session.install_dir)
     pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
+    installed = {session.current_id(p) for p in pairs} - {None}
     current = current_pair(session.install_dir)
+    current_id = session.current_id(current)
     rows = []
     for credential_id, record in records.items():
         pem = _pem_for(credential_id, record.get("fingerprint"), ev, pems)
-        data = {"credential_id": credential_id, "fingerprint_sha256": record.get("fingerprint")}
-        if record.get("retired"):
-            data["status"] = "REVOKED"
-        info = CertificateInfo.from_json({k: v for k, v in data.items() if v}, pem=pem)
-        rows.append(_row(info, record, {p.fingerprint for p in pairs}, current, now))
+        info = CertificateInfo.from_json({"credential_id": credential_id}, pem=pem)
+        status = "REVOKED" if record.get("retired") else info.status  # ACTIVE or EXPIRED by its dates
+        rows.append(_row(info, record, status, credential_id in installed, credential_id == current_id, now))
     history = [h for h in session.state.status_history if current and h.get("fingerprint") == current.fingerprint]
     return ProfileStatus(
         profile=session.profile, environment=session.environment, account_id=ev.account_id,
@@ -89,6 +90,7 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
         enforcement_mode=ev.enforcement_mode, enforced_from=session.settings.get("enforced_from_server") or ev.enforced_from,
         slots_used=sum(1 for r in rows if r.status == "ACTIVE"), secret_backend=ev.secret_backend_name,
         verification=history[-1].get("status") if history else None,
+        installed=current is not None, current_id=current_id,
     )
 
 
