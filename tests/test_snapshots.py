@@ -295,9 +295,14 @@ def test_palette_on_dashboard(snap_compare):
         await _settle(pilot)
         await pilot.press("ctrl+p")
         await pilot.pause()
-        await pilot.press(*"doc")
-        await pilot.pause(0.5)
-        await pilot.app.workers.wait_for_complete()
+        await pilot.press(*"doctor")
+        palette = pilot.app.screen
+        for _ in range(200):  # the search runs in the background: wait until it has answered
+            await pilot.pause(0.05)
+            found = palette.query_one("CommandList")
+            if found.option_count and not palette._show_busy and "Doctor" in str(found.get_option_at_index(0).prompt):
+                break
+        palette._stop_busy_countdown()
         await pilot.pause()
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=palette)
