@@ -52,7 +52,7 @@ def fixed_status():
                       row(2, "ACTIVE", current=True, installed=True), row(3, "REVOKED", elapsed=0.5, days=500)],
         enforcement_mode="ENFORCED", enforced_from="2026-12-01T09:00:00Z", slots_used=2,
         secret_backend="OS keyring (Memory)", verification="VALID", installed=True,
-        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002", enforcement_scheduled=False)
+        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002")
 
 
 def fixed_findings():
@@ -97,6 +97,7 @@ def fixed_keys():
 
 def keys_app() -> WizardApp:
     app = dashboard_app()
+    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as --key-id would
 
     async def load(session):
         return fixed_keys()

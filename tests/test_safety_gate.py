@@ -64,10 +64,27 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
 def onboard_own_key(sandbox, cli_json, profile: str = "p", enforce_at: str = "never") -> dict:
     """Onboard with the recommended --own-key: the tool creates, stores and runs on its own key."""
     code, out = cli_json(
-        "onboard", "--profile", profile, "--non-interactive", "--environment", "sandbox",
-        "--account-id", sandbox.account_id, "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
-        "--enforce-at", enforce_at, "--poll-interval", "0.05", "--enforce-wait", "20",
-        "--secret-store", "keyring", "--own-key",
+        "onboard",
+        "--profile",
+        profile,
+        "--non-interactive",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sandbox.account_id,
+        "--base-url",
+        sandbox.base_url,
+        "--ca-bundle",
+        str(sandbox.ca_bundle),
+        "--enforce-at",
+        enforce_at,
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
+        "--secret-store",
+        "keyring",
+        "--own-key",
     )
     assert code == 0, out
     return out
@@ -136,13 +153,21 @@ def test_retiring_the_old_certificate_after_a_rotation_works(onboard, cli, sandb
 
 
 def _client(handler) -> KlarnaClient:
-    return KlarnaClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://k.example", "klarna_test_api_" + "x" * 20)
+    return KlarnaClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://k.example", "klarna_test_api_" + "x" * 20
+    )
 
 
-@pytest.mark.parametrize("answer", [
-    httpx.Response(204), httpx.Response(200, json={}), httpx.Response(200, json={"enforcement_mode": None}),
-    httpx.Response(200, json={"enforcement_mode": "SOMETHING_NEW"}), httpx.Response(200, json=[1, 2]),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(204),
+        httpx.Response(200, json={}),
+        httpx.Response(200, json={"enforcement_mode": None}),
+        httpx.Response(200, json={"enforcement_mode": "SOMETHING_NEW"}),
+        httpx.Response(200, json=[1, 2]),
+    ],
+)
 def test_an_unreadable_enforcement_answer_is_unknown_never_not_enabled(answer):
     state = asyncio.run(_client(lambda request: answer).get_enforcement()).value
     assert state.mode is rules.EnforcementMode.UNKNOWN and state.scheduled is None
@@ -152,12 +177,16 @@ def test_enforcement_answers_say_whether_a_time_is_set():
     assert EnforcementState.from_json({"enforcement_mode": "ENFORCED"}).mode is rules.EnforcementMode.ENFORCED
     assert EnforcementState.from_json({"enforcement_mode": "reporting"}).scheduled is None  # docs-only: not said
     assert EnforcementState.from_json({"enforcement_mode": "REPORTING", "enforced_from": None}).scheduled is False
-    assert EnforcementState.from_json({"enforcement_mode": "REPORTING", "enforced_from": "2030-01-01T00:00:00Z"}).scheduled
+    assert EnforcementState.from_json(
+        {"enforcement_mode": "REPORTING", "enforced_from": "2030-01-01T00:00:00Z"}
+    ).scheduled
 
 
 # ---------------------------------------------------------------- the lock-out (issue 11)
 @BOTH_ANSWER_MODES
-def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revoked_elsewhere(onboard, cli_json, sandbox):
+def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revoked_elsewhere(
+    onboard, cli_json, sandbox
+):
     """Red-team finding 1: a profile stopped at ENFORCE whose certificate was revoked elsewhere
     must not enforce (that locks the account out); enforcement stays off."""
     result = onboard()
@@ -165,7 +194,10 @@ def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revok
     code, out = cli_json("onboard", "--profile", "p", "--non-interactive", "--enforce-at", "NOW", "--enforce-wait", "3")
     assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
     time.sleep(0.6)  # longer than the sandbox's enforcement delay: nothing was scheduled
-    assert server_enforcement(sandbox) == "REPORTING" and sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
+    assert (
+        server_enforcement(sandbox) == "REPORTING"
+        and sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
+    )
 
 
 def test_the_tui_enforce_call_is_gated_too(onboard, sandbox):
@@ -250,8 +282,18 @@ def test_key_rotation_refuses_to_start_while_the_tools_key_is_unknown(onboard, c
 def test_a_second_profile_on_an_enforced_account_is_told_what_the_403_means(onboard, cli_json, sandbox):
     onboard(enforce_at="NOW")
     code, out = cli_json(
-        "onboard", "--profile", "second", "--non-interactive", "--environment", "sandbox",
-        "--account-id", sandbox.account_id, "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
+        "onboard",
+        "--profile",
+        "second",
+        "--non-interactive",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sandbox.account_id,
+        "--base-url",
+        sandbox.base_url,
+        "--ca-bundle",
+        str(sandbox.ca_bundle),
     )
     assert code == 3
     assert out["error"]["title"] == "mTLS required on this account"
@@ -289,3 +331,75 @@ def test_a_resumed_onboard_at_enforce_still_works_after_the_verify_window(onboar
     later = rules.utc_now() + timedelta(hours=2)
     session = Session(Paths.from_env(), "p", clock=lambda: later)
     assert session.model.stage is Stage.ENFORCE
+
+
+def test_a_key_of_another_account_cannot_revoke_there(onboard, cli, sandbox, monkeypatch, tmp_path):
+    """Red-team finding 16: with KLARNA_API_KEY of another account, the listing is that account's and
+    the certificate installed here is not in it: destructive steps are refused."""
+
+    onboard()
+    other_account, other_key = sandbox.mint_account()
+    monkeypatch.setenv("KLARNA_API_KEY", other_key)
+    victim = session_for("p", sandbox)
+    victim.unlock(other_key)
+
+    async def issue_there():
+        async with victim.client(with_certificate=False) as klarna:
+            from wizard import crypto as c
+
+            key = c.make_private_key()
+            csr = c.make_csr_pem(key, rules.default_cn(other_account)).decode()
+            return (await klarna.create_certificate(csr, "other service", "idem-" + other_account[-8:])).value
+
+    theirs = asyncio.run(issue_there())
+    code, out = cli("certs", "revoke", "--profile", "p", theirs.credential_id)
+    assert code == 3 and "not among the account's certificates" in out["error"]["message"]
+    assert server_certificate_status(sandbox, theirs.credential_id) == "ACTIVE"
+
+
+@BOTH_ANSWER_MODES
+def test_the_whole_journey_in_both_answer_modes(onboard, cli, sandbox):
+    """Onboard to ENFORCED, status, rotate and retire, a key per service, unenforce and enforce again:
+    the same outcome whether the server sends every field or only the documented ones."""
+    first = onboard(enforce_at="NOW")
+    assert first["stage"] == "DONE" and first["enforcement"]["mode"] in ("REPORTING", "ENFORCED")
+    assert wait_for(lambda: cli("status", "--profile", "p")[1]["enforcement_mode"] == "ENFORCED")
+    code, status = cli("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == first["certificate_id"] and status["verification"] == "VALID"
+    code, rotated = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 0 and server_certificate_status(sandbox, first["certificate_id"]) == "REVOKED"
+    code, status = cli("status", "--profile", "p")
+    assert status["current_id"] == rotated["new_certificate_id"] and status["verification"] == "VALID"
+    code, created = cli("keys", "create", "--profile", "p", "--description", "checkout eu", "--show-secret-once")
+    assert code == 0 and server_key_status(sandbox, created["key"]["credential_id"]) == "ACTIVE"
+    code, out = cli("unenforce", "--profile", "p")
+    assert code == 0 and server_enforcement(sandbox) == "REPORTING"
+    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
+    assert code == 0 and wait_for(lambda: server_enforcement(sandbox) == "ENFORCED")
+    code, out = cli("certs", "revoke", "--profile", "p", rotated["new_certificate_id"])
+    assert code == 3 and server_certificate_status(sandbox, rotated["new_certificate_id"]) == "ACTIVE"
+
+
+@DOCS_ONLY
+def test_an_unreadable_enforcement_state_blocks_revoking_unless_the_installed_pair_is_valid(onboard, cli, sandbox):
+    """GET enforcement answering 204 (or a 404): status reads UNKNOWN and works; revoking another
+    certificate is allowed only because the installed pair is VALID right now."""
+    from test_sandbox_rules import issue_pair
+
+    from wizard.sandbox import answers
+
+    onboard()
+    spare, *_ = issue_pair(sandbox, sandbox.state_dir.parent, "spare")
+    original = answers.docs_only
+
+    def no_body_for_enforcement(operation, status, payload):
+        return (204, None) if operation == "get_enforcement" else original(operation, status, payload)
+
+    answers.docs_only = no_body_for_enforcement
+    try:
+        code, status = cli("status", "--profile", "p")
+        assert code == 0 and status["enforcement_mode"] == "UNKNOWN" and status["verification"] == "VALID"
+        code, out = cli("certs", "revoke", "--profile", "p", spare.credential_id)
+        assert code == 0 and server_certificate_status(sandbox, spare.credential_id) == "REVOKED"
+    finally:
+        answers.docs_only = original

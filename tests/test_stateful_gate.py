@@ -56,10 +56,23 @@ class GateMachine(RuleBasedStateMachine):
         self.profile = "g" + uuid.uuid4().hex[:8]
         self.sabotaged = False  # a server-side event, not the tool, broke the installed certificate
         os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
-        code, out = self.cli("onboard", "--non-interactive", "--environment", "sandbox",
-                             "--account-id", self.sandbox.account_id, "--base-url", self.sandbox.base_url,
-                             "--ca-bundle", str(self.sandbox.ca_bundle), "--poll-interval", "0.05",
-                             "--secret-store", "keyring", "--own-key")
+        code, out = self.cli(
+            "onboard",
+            "--non-interactive",
+            "--environment",
+            "sandbox",
+            "--account-id",
+            self.sandbox.account_id,
+            "--base-url",
+            self.sandbox.base_url,
+            "--ca-bundle",
+            str(self.sandbox.ca_bundle),
+            "--poll-interval",
+            "0.05",
+            "--secret-store",
+            "keyring",
+            "--own-key",
+        )
         assert code == 0, out
         del os.environ["KLARNA_API_KEY"]  # from now on the profile's stored key, as cron would
 
@@ -115,8 +128,10 @@ class GateMachine(RuleBasedStateMachine):
         return self.sandbox._state
 
     def snapshot(self) -> tuple:
-        certs = {cid: (self.state.certificate_status(e), e.get("revoked_from"))
-                 for cid, e in self.state.account_certificates(self.sandbox.account_id).items()}
+        certs = {
+            cid: (self.state.certificate_status(e), e.get("revoked_from"))
+            for cid, e in self.state.account_certificates(self.sandbox.account_id).items()
+        }
         api_keys = {cid: e["status"] for cid, e in self.state.data["api_keys"].items()}
         return certs, api_keys, self.state.data["accounts"][self.sandbox.account_id].get("enforcement")
 
@@ -129,8 +144,14 @@ class GateMachine(RuleBasedStateMachine):
         pair = current_pair(self.session().install_dir)
         if pair is None:
             return None
-        return next((cid for cid, e in self.state.account_certificates(self.sandbox.account_id).items()
-                     if e["fingerprint"] == pair.fingerprint), None)
+        return next(
+            (
+                cid
+                for cid, e in self.state.account_certificates(self.sandbox.account_id).items()
+                if e["fingerprint"] == pair.fingerprint
+            ),
+            None,
+        )
 
     def current_active(self) -> bool:
         cid = self.current_server_id()
@@ -149,8 +170,11 @@ class GateMachine(RuleBasedStateMachine):
     def onboard_enforce_now(self) -> None:
         was_active = self.current_active()
         before = self.snapshot()
-        self.act("cli", ("onboard", "--non-interactive", "--enforce-at", "NOW", "--enforce-wait", "1",
-                         "--poll-interval", "0.05"), None)
+        self.act(
+            "cli",
+            ("onboard", "--non-interactive", "--enforce-at", "NOW", "--enforce-wait", "1", "--poll-interval", "0.05"),
+            None,
+        )
         if not was_active:
             assert self.snapshot()[2] == before[2]
 
@@ -166,7 +190,9 @@ class GateMachine(RuleBasedStateMachine):
     @rule(front=FRONTS, retire=st.booleans())
     def rotate(self, front: str, retire: bool) -> None:
         argv = ("rotate", "--poll-interval", "0.05", *(["--retire-old"] if retire else []))
-        self.act(front, argv, lambda s: lifecycle.rotate(s, retire_old=retire, verify_interval=0.05, verify_attempts=10))
+        self.act(
+            front, argv, lambda s: lifecycle.rotate(s, retire_old=retire, verify_interval=0.05, verify_attempts=10)
+        )
         if self.current_active():
             self.sabotaged = False  # the tool installed a certificate that works again
 
@@ -177,8 +203,11 @@ class GateMachine(RuleBasedStateMachine):
     @rule(front=FRONTS, tool=st.booleans())
     def disable_key(self, front: str, tool: bool) -> None:
         tool_id = self.session().state.tool_key_id
-        candidates = [cid for cid, e in self.state.data["api_keys"].items()
-                      if e["account_id"] == self.sandbox.account_id and (cid == tool_id) == tool]
+        candidates = [
+            cid
+            for cid, e in self.state.data["api_keys"].items()
+            if e["account_id"] == self.sandbox.account_id and (cid == tool_id) == tool
+        ]
         for cid in candidates[:1]:
             self.act(front, ("keys", "disable", cid), lambda s, cid=cid: keys.disable_key(s, cid))
 
@@ -225,8 +254,10 @@ class GateMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_duplicate_certificate(self) -> None:
-        key_ids = [crypto.public_key_id(crypto.load_certificate(e["pem"]).public_key())
-                   for e in self.state.account_certificates(self.sandbox.account_id).values()]
+        key_ids = [
+            crypto.public_key_id(crypto.load_certificate(e["pem"]).public_key())
+            for e in self.state.account_certificates(self.sandbox.account_id).values()
+        ]
         assert len(key_ids) == len(set(key_ids))
 
 
@@ -234,8 +265,12 @@ class DocsOnlyGateMachine(GateMachine):
     answers = "docs-only"
 
 
-SETTINGS = settings(max_examples=8, stateful_step_count=8, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=8,
+    stateful_step_count=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 TestGateOurs = GateMachine.TestCase
 TestGateOurs.settings = SETTINGS
 TestGateDocsOnly = DocsOnlyGateMachine.TestCase

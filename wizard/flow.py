@@ -242,7 +242,7 @@ class Session:
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
         overrides the session's key (key rotation proves a new key before switching)."""
-        from .api import KlarnaClient, make_http_client
+        from .api import KlarnaClient, handshake_probe_for, make_http_client
         from .install import current_pair, verify_private_files
 
         if pair is None and with_certificate is not False:
@@ -257,10 +257,15 @@ class Session:
             client_key=pair.key_path if pair else None,
             key_passphrase=self._key_passphrase if pair else None,
         )
+        probe = handshake_probe_for(
+            ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
+            key_passphrase=self._key_passphrase,
+        ) if pair is not None else None
         async with http:
             try:
                 yield KlarnaClient(
-                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None
+                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None,
+                    handshake_probe=probe,
                 )
             except ApiError as error:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
@@ -297,7 +302,7 @@ class Session:
         pair = current_pair(self.install_dir)
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
-            enforcement = (await klarna.get_enforcement()).value
+            enforcement = await _enforcement_or_unknown(klarna)
         return Look(listing.value, listing.verification.value if pair else None, enforcement, pair,
                     self.current_id(pair), listing.tls_version, listing.clock_skew_seconds)
 
@@ -367,6 +372,7 @@ class Session:
 
     async def use_existing_key(self, *, passphrase: bytes | None = None, cn: str | None = None) -> None:
         """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR."""
+        self.require(Action.GENERATE_KEY)
         key = await asyncio.to_thread(crypto.load_private_key_file, self.key_path, passphrase)
         account = self.evidence.account_id
         if not account:
@@ -606,6 +612,19 @@ class Session:
             answer = await klarna.remove_enforcement()
         self.audit.record("enforcement_removed", mode=answer.value.mode.value)
         return answer.value
+
+
+async def _enforcement_or_unknown(klarna) -> EnforcementState:
+    """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
+    interlocks treat as "maybe on"), while an authentication failure still fails the call."""
+    from .api import EnforcementState
+
+    try:
+        return (await klarna.get_enforcement()).value
+    except ApiError as error:
+        if error.status in (401, 403, 429) or error.status >= 500:
+            raise
+        return EnforcementState.unknown()
 
 
 def _mtls_required(error: ApiError) -> MtlsRequired:

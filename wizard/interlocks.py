@@ -130,8 +130,10 @@ def _current_listed(s: Situation) -> str | None:
     if s.listed_ids is None:
         return "The account's certificates could not be listed."
     if s.current_id not in s.listed_ids:
-        return (f"The certificate installed here ({s.current_id}) is not among the account's certificates: "
-                "the API key may belong to another account.")
+        return (
+            f"The certificate installed here ({s.current_id}) is not among the account's certificates: "
+            "the API key may belong to another account."
+        )
     return None
 
 
@@ -160,7 +162,7 @@ def _target_alive(s: Situation) -> str | None:
 
 def _not_current(s: Situation) -> str | None:
     if s.target is not None and s.target == s.current_id:
-        return "It is the certificate installed and in use here."
+        return "It is the certificate installed and in use here. Rotate first, then retire the old one."
     return None
 
 
@@ -168,8 +170,10 @@ def _enforcement_safe(s: Situation) -> str | None:
     if not enforcement_possibly_on(s) or s.verification_now == VALID:
         return None
     mode = s.enforcement or "not read"
-    return (f"mTLS enforcement is on, scheduled or unknown ({mode}) and no installed certificate is VALID "
-            f"right now ({s.verification_now or 'not observed'}): this may be the last certificate that works.")
+    return (
+        f"mTLS enforcement is on, scheduled or unknown ({mode}) and no installed certificate is VALID "
+        f"right now ({s.verification_now or 'not observed'}): this may be the last certificate that works."
+    )
 
 
 def _key_listed(s: Situation) -> str | None:
@@ -191,6 +195,8 @@ def _tool_key_known(s: Situation) -> str | None:
 
 
 def _running_key_known(s: Situation) -> str | None:
+    if s.target == s.tool_key_id:
+        return None  # refused already, for a better reason
     if s.tool_key_id is not None and s.running_key_recorded is False and not s.confirmed_not_tool_key:
         return "The API key loaded for this run is not the profile's recorded key, and its id is unknown."
     return None
@@ -207,17 +213,20 @@ def _tool_key_recorded(s: Situation) -> str | None:
 
 
 # ---------------------------------------------------------------- the table
-_CURRENT_HINT = ("Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, "
-                 "then try again.")
-_NAME_KEY_HINT = ("Name the key klarna-mtls runs on with --key-id <credential id> (keys list shows the ids), "
-                  "or confirm with --not-the-tools-key that the target is not that key.")
+_CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
+_NAME_KEY_HINT = (
+    "Name the key klarna-mtls runs on with --key-id <credential id> (keys list shows the ids), "
+    "or confirm with --not-the-tools-key that the target is not that key."
+)
 G_INSTALLED = Gate("installed", _installed, "Finish onboarding: install the certificate here first.")
 G_CURRENT_RECORDED = Gate("current recorded", _current_recorded, _CURRENT_HINT)
-G_CURRENT_LISTED = Gate("current listed", _current_listed,
-                        "Check the API key belongs to this profile's account (klarna-mtls doctor).")
+G_CURRENT_LISTED = Gate(
+    "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
+)
 G_CURRENT_ALIVE = Gate("current alive", _current_alive, "Rotate first: klarna-mtls rotate.")
-G_VALID_NOW = Gate("valid now", _valid_now,
-                   "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not).")
+G_VALID_NOW = Gate(
+    "valid now", _valid_now, "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not)."
+)
 
 ALL_STAGES = frozenset(ORDER)
 _LATE = frozenset({Stage.VERIFY, Stage.ENFORCE, Stage.DONE})
@@ -227,32 +236,59 @@ ACTIONS: dict[Action, Rule] = {
     Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE),
     Action.INSTALL: Rule(frozenset({Stage.INSTALL}), Stage.INSTALL),
     Action.POLL_VERIFICATION: Rule(frozenset({Stage.VERIFY}), Stage.VERIFY),
-    Action.ENFORCE: Rule(frozenset({Stage.ENFORCE, Stage.DONE}), Stage.VERIFY, (
-        G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW)),
+    Action.ENFORCE: Rule(
+        frozenset({Stage.ENFORCE, Stage.DONE}),
+        Stage.VERIFY,
+        (G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW),
+    ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
     Action.ROTATE: Rule(_LATE, Stage.VERIFY),
-    Action.REVOKE: Rule(ALL_STAGES, None, (
-        Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
-        Gate("target active", _target_alive, "Nothing to revoke."),
-        G_CURRENT_RECORDED,
-        Gate("not current", _not_current, "Rotate first (klarna-mtls rotate), then retire the old one."),
-        G_CURRENT_LISTED,
-        Gate("enforcement", _enforcement_safe,
-             "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement."),
-    )),
+    Action.REVOKE: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
+            Gate("target active", _target_alive, "Nothing to revoke."),
+            G_CURRENT_RECORDED,
+            Gate("not current", _not_current, "klarna-mtls rotate installs and verifies a replacement first."),
+            G_CURRENT_LISTED,
+            Gate(
+                "enforcement",
+                _enforcement_safe,
+                "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
+            ),
+        ),
+    ),
     Action.CREATE_API_KEY: Rule(ALL_STAGES, None),
-    Action.DISABLE_API_KEY: Rule(ALL_STAGES, None, (
-        Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
-        Gate("not the tool's key", _not_tool_key,
-             "Rotate the tool's key first (keys rotate): it stores and proves a replacement before disabling."),
-        Gate("tool key known", _tool_key_known, _NAME_KEY_HINT),
-        Gate("running key known", _running_key_known,
-             "Run without KLARNA_API_KEY (the profile's stored key is used), or confirm with --not-the-tools-key."),
-    )),
-    Action.ROTATE_API_KEY: Rule(ALL_STAGES, None, (
-        Gate("tool key recorded", _tool_key_recorded,
-             "Name the key klarna-mtls runs on: --key-id <credential id> (keys list shows the ids)."),
-    )),
+    Action.DISABLE_API_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
+            Gate(
+                "not the tool's key",
+                _not_tool_key,
+                "Rotate the tool's key first (keys rotate): it stores and proves a replacement before disabling.",
+            ),
+            Gate("tool key known", _tool_key_known, _NAME_KEY_HINT),
+            Gate(
+                "running key known",
+                _running_key_known,
+                "Run without KLARNA_API_KEY (the profile's stored key is used), or confirm with --not-the-tools-key.",
+            ),
+        ),
+    ),
+    Action.ROTATE_API_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate(
+                "tool key recorded",
+                _tool_key_recorded,
+                "Name the key klarna-mtls runs on: --key-id <credential id> (keys list shows the ids).",
+            ),
+        ),
+    ),
     Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
 }
 
@@ -263,8 +299,13 @@ def refusals(action: Action, situation: Situation) -> list[Refusal]:
     out: list[Refusal] = []
     if situation.stage not in rule.stages:
         allowed = ", ".join(s.label for s in ORDER if s in rule.stages)
-        out.append(Refusal("stage", f"It belongs to {allowed}, and this profile is at {situation.stage.label}.",
-                           "Finish the earlier onboarding steps first (klarna-mtls onboard or the wizard)."))
+        out.append(
+            Refusal(
+                "stage",
+                f"It belongs to {allowed}, and this profile is at {situation.stage.label}.",
+                "Finish the earlier onboarding steps first (klarna-mtls onboard or the wizard).",
+            )
+        )
     out.extend(_unsettled(rule, situation))
     for gate in rule.gates:
         reason = gate.fn(situation)

@@ -31,7 +31,7 @@ from . import rules
 from .api import SecretValue
 from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
-from .interlocks import Action
+from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
 
 PENDING = "#pending-api-key"
@@ -108,10 +108,24 @@ def _rows(session: Session, infos) -> list[KeyRow]:
     ]
 
 
+def _situation(session: Session, infos, target: str | None, confirmed: bool) -> Situation:
+    return session.situation(key_ids=frozenset(i.credential_id for i in infos), target=target,
+                             tool_key_id=session.state.tool_key_id, running_key_recorded=session.running_key_recorded,
+                             confirmed_not_tool_key=confirmed)
+
+
 def _require(session: Session, action: Action, infos, target: str | None = None, confirmed: bool = False) -> None:
-    session.require(action, key_ids=frozenset(i.credential_id for i in infos), target=target,
-                    tool_key_id=session.state.tool_key_id, running_key_recorded=session.running_key_recorded,
-                    confirmed_not_tool_key=confirmed)
+    require(action, _situation(session, infos, target, confirmed))
+
+
+# Refusals the user can lift by confirming the target is not the tool's key.
+CONFIRMABLE = frozenset({"tool key known", "running key known"})
+
+
+def disable_refusals(session: Session, rows: list[KeyRow], credential_id: str) -> list[Refusal]:
+    """Why disabling ``credential_id`` (among the listed ``rows``) would be refused, for a UI to
+    ask before it acts; a refusal whose checks are all in CONFIRMABLE asks the user to confirm."""
+    return refusals(Action.DISABLE_API_KEY, _situation(session, rows, credential_id, False))
 
 
 async def record_tool_key(session: Session, credential_id: str, *, source: str = "told") -> KeyRow:

@@ -43,6 +43,12 @@ class CertificateRow:
     lifetime_elapsed: float | None  # 0..1 of the validity period already used
     in_renewal_window: bool
 
+    @property
+    def confirm_suffix(self) -> str:
+        """What a live revocation is confirmed with: the fingerprint's suffix (ours first), or the
+        credential id's last 8 characters when no fingerprint is known."""
+        return self.fingerprint_suffix if self.fingerprint else self.credential_id[-8:]
+
 
 @dataclass(frozen=True)
 class ProfileStatus:
@@ -161,8 +167,8 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
     status = await gather_status(session)
     require(Action.REVOKE, status.situation(credential_id))
     target = next(c for c in status.certificates if c.credential_id == credential_id)
-    if session.environment == "live" and not _confirmed(target, confirm_suffix):
-        shown = target.fingerprint_suffix[-2:] if target.fingerprint else credential_id[-2:]
+    if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
+        shown = target.confirm_suffix[-2:]
         what = "fingerprint suffix" if target.fingerprint else "credential id's last 8 characters"
         raise InterlockRefused(
             f"Revoking on a live profile needs the certificate's {what} typed to confirm.",
@@ -174,11 +180,6 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
     session.save()
     session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
     return await gather_status(session)
-
-
-def _confirmed(target: CertificateRow, confirm_suffix: str | None) -> bool:
-    expected = target.fingerprint_suffix if target.fingerprint else target.credential_id[-8:]
-    return bool(confirm_suffix) and confirm_suffix == expected
 
 
 # ---------------------------------------------------------------- enforcement
@@ -410,7 +411,11 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
                        f"{verdict}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])))
     mode = status.enforcement_mode or "UNKNOWN"
     note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
-    out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
+    if mode == "UNKNOWN":
+        out.append(Finding("enforcement", "warning", "Enforcement: UNKNOWN (Klarna's answer did not say).",
+                           "Revoking and enforcing are refused until the state can be read; try again later."))
+    else:
+        out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
     slots = status.slots_used
     out.append(Finding("slots", "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
                        f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
