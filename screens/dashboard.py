@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard import lifecycle, rules
+from wizard import lifecycle, rules, runtime_gate
 from wizard.flow import Session
-from wizard.rules import redact
+from wizard.rules import clean_text, redact
 
 from .base import ReportsWorkerErrors, fingerprint_lines
-from .modals import ConfirmModal, EnforceModal, TypedConfirmModal
+from .modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
+from .runtimes_table import RuntimesPanel
 
 BAR = 12
 
@@ -44,7 +46,7 @@ def table_row(row: lifecycle.CertificateRow) -> tuple[str, ...]:
 
 
 COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
-LEGEND = "● in use here  ○ installed here  ↻ renew now  █ used ░ left │ renewal starts"
+LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
 
 
 def details(row: lifecycle.CertificateRow) -> str:
@@ -85,10 +87,11 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
             yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
             yield Static("", id="details")
             yield Static(LEGEND, classes="muted")
+            yield RuntimesPanel(id="runtimes-panel")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#certificates", DataTable)
         table.add_columns(*COLUMNS)
         table.focus()  # arrows move between certificates at once
         self.app.update_header()
@@ -108,11 +111,13 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
             self.show_offline(f"Checking with Klarna… showing {self.seen_words(cached)}.")
         try:
             status = await self.app.load_status(self.session)
+            await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
         except WizardError as error:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
             self.show_offline(f"Offline: showing {self.seen_words(cached)}.\n"
-                              f"Could not reach Klarna: {redact(error.message)} (f5 tries again)", problem=True)
+                              f"Could not reach Klarna: {clean_text(redact(error.message))} (f5 tries again)",
+                              problem=True)
             return
         self.show(status)
         self.show_offline("")
@@ -125,22 +130,23 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
 
     def show_offline(self, text: str, *, problem: bool = False) -> None:
         banner = self.query_one("#offline", Static)
-        banner.update(text)
+        banner.update(plain(text))
         banner.display = bool(text)
         banner.set_class(problem, "-problem")
 
     def show(self, status: lifecycle.ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
-        self.query_one("#summary", Static).update(
+        self.query_one("#summary", Static).update(plain(
             f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · slots {status.slots_used}/"
             f"{rules.MAX_ACTIVE_CERTIFICATES} · installed pair: {status.verification or 'none'}"
             f" · key kept in {status.secret_backend or '?'}"
-        )
-        table = self.query_one(DataTable)
+        ))
+        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
+        table = self.query_one("#certificates", DataTable)
         table.clear()
-        for row in status.certificates:
-            table.add_row(*table_row(row), key=row.credential_id)
+        for row in status.certificates:  # server strings: shown as text, never parsed as markup
+            table.add_row(*(Text(clean_text(c), end="") for c in table_row(row)), key=row.credential_id)
         self.show_details()
 
     def selected_row(self) -> lifecycle.CertificateRow | None:
@@ -151,7 +157,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
 
     def show_details(self) -> None:
         row = self.selected_row()
-        self.query_one("#details", Static).update(details(row) if row else "No certificate selected.")
+        self.query_one("#details", Static).update(plain(details(row)) if row else "No certificate selected.")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_details()
@@ -164,7 +170,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         self.app.copy("the SHA-256 fingerprint", row.fingerprint)
 
     def selected_id(self) -> str | None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#certificates", DataTable)
         if self.status is None or not self.status.certificates or table.cursor_row is None:
             return None
         return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value

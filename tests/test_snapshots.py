@@ -145,7 +145,7 @@ def test_dashboard_revoke_refused(snap_compare):
 
     async def refuse(pilot):
         await _settle(pilot)
-        table = pilot.app.screen.query_one("DataTable")
+        table = pilot.app.screen.query_one("#certificates")
         table.move_cursor(row=1)
         await pilot.press("v")
         await pilot.pause()
@@ -224,7 +224,7 @@ def test_dashboard_revoke_refused_80x24(snap_compare):
 
     async def refuse(pilot):
         await _settle(pilot)
-        pilot.app.screen.query_one("DataTable").move_cursor(row=1)
+        pilot.app.screen.query_one("#certificates").move_cursor(row=1)
         await pilot.press("v")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ErrorModal)
@@ -237,7 +237,7 @@ def test_dashboard_revoke_confirm_80x24(snap_compare):
 
     async def confirm(pilot):
         await _settle(pilot)
-        pilot.app.screen.query_one("DataTable").move_cursor(row=0)
+        pilot.app.screen.query_one("#certificates").move_cursor(row=0)
         await pilot.press("v")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmModal)
@@ -364,7 +364,7 @@ def test_live_revoke_typed_confirm(snap_compare):
     async def confirm(pilot):
         await _settle(pilot)
         pilot.app.session.evidence.environment = "live"
-        pilot.app.screen.query_one("DataTable").move_cursor(row=0)
+        pilot.app.screen.query_one("#certificates").move_cursor(row=0)
         await pilot.press("v")
         await pilot.pause()
         assert isinstance(pilot.app.screen, TypedConfirmModal)

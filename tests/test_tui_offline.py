@@ -52,7 +52,7 @@ async def test_offline_dashboard_shows_the_last_answer_and_the_error():
         assert "Offline" in banner and "last seen 2026-12-01 09:00 UTC" in banner
         assert "Could not connect to Klarna." in banner
         assert "ENFORCED" in str(screen.query_one("#summary").content)
-        assert screen.query_one("DataTable").row_count == len(fixed_status().certificates)
+        assert screen.query_one("#certificates").row_count == len(fixed_status().certificates)
 
 
 async def test_offline_dashboard_without_a_remembered_answer_uses_the_records():
@@ -63,7 +63,7 @@ async def test_offline_dashboard_without_a_remembered_answer_uses_the_records():
         screen = app.screen
         assert "Loading" not in "\n".join(screen_text(app))
         assert "this tool's records" in str(screen.query_one("#offline").content)
-        assert screen.query_one("DataTable").row_count == 1
+        assert screen.query_one("#certificates").row_count == 1
         details = str(screen.query_one("#details").content)
         assert ev.certificate_id in details and fingerprint_lines(ev.fingerprint, indent=9) in details
         assert f"{ev.enforcement_mode} from" in str(screen.query_one("#summary").content)
@@ -81,7 +81,7 @@ async def test_dashboard_after_the_network_goes_away(onboard, sandbox):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "Offline" in str(app.screen.query_one("#offline").content)
-        assert app.screen.query_one("DataTable").row_count >= 1
+        assert app.screen.query_one("#certificates").row_count >= 1
 
 
 async def test_dashboard_at_80_columns_footer_and_table_fit():
@@ -91,7 +91,7 @@ async def test_dashboard_at_80_columns_footer_and_table_fit():
         footer = screen_text(app)[-1]
         for words in ("Doctor", "API keys", "Rotate", "Revoke", "Enforce", "Help"):
             assert words in footer, footer
-        table = app.screen.query_one("DataTable")
+        table = app.screen.query_one("#certificates")
         assert table.virtual_size.width <= table.scrollable_content_region.width
         assert table.has_focus
 
