@@ -16,8 +16,11 @@ from .api import CertificateInfo
 from .errors import WizardError
 from .flow import Session
 from .install import current_pair, list_pairs
-from .lifecycle import CertificateRow, ProfileStatus
-from .lifecycle import _row  # the one home of how a certificate is shown
+from .lifecycle import (
+    CertificateRow,
+    ProfileStatus,
+    _row,  # the one home of how a certificate is shown
+)
 from .model import Evidence
 
 LAST_STATUS = "last_status"  # key in the profile's settings: {"at": UTC time, "status": {...}}
