@@ -132,6 +132,17 @@ class Session:
         self.audit.record("advance", from_stage=before.value, to_stage=stage.value)
         return stage
 
+    def go_back(self, stage: Stage) -> list[str]:
+        """Reopen an earlier stage (the model says what that discards). A certificate already
+        issued stays in the certificate records: the tool's own records decide safety later."""
+        ev, before = self.evidence, self.model.stage
+        if ev.certificate_id:
+            self.state.certificates.setdefault(ev.certificate_id, {}).setdefault("fingerprint", ev.fingerprint)
+        discarded = self.model.go_back(stage)
+        self.save()
+        self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
+        return discarded
+
     def unlock(self, api_key: str, key_passphrase: bytes | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
         self._api_key = api_key
