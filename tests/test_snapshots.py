@@ -19,6 +19,16 @@ async def _settle(pilot):
     await pilot.pause()
 
 
+async def _until(pilot, condition, rounds: int = 500):
+    """Pause until ``condition()`` holds: a busy machine needs more frames, never a longer sleep."""
+    for _ in range(rounds):
+        if condition():
+            break
+        await pilot.pause()
+    assert condition(), "the screen never reached the state the snapshot needs"
+    await _settle(pilot)
+
+
 def test_welcome_new_profile(snap_compare):
     from wizard.model import Evidence
 
@@ -182,7 +192,7 @@ def test_enforce_modal_from_dashboard(snap_compare):
     async def open_enforce(pilot):
         await _settle(pilot)
         await pilot.press("e")
-        await pilot.pause()
+        await _until(pilot, lambda: type(pilot.app.screen).__name__ == "EnforceModal")
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_enforce)
 
