@@ -13,6 +13,7 @@ from textual.widgets import Button, Footer, Header, Static
 from wizard import lifecycle, runners
 from wizard.flow import Session
 
+from .base import fingerprint_lines
 from .modals import ConfirmModal
 from .progress import WORK_GROUP, WorkPanel, WorkScreen
 
@@ -20,6 +21,7 @@ from .progress import WORK_GROUP, WorkPanel, WorkScreen
 class RotateScreen(WorkScreen):
     BINDINGS = [Binding("escape", "close", "Back")]
     WORK_BUTTONS = ("#start", "#back")
+    AUTO_FOCUS = "#start"  # Enter starts the rotation
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -75,13 +77,17 @@ class RotateScreen(WorkScreen):
         assert isinstance(last, runners.Done) and isinstance(last.result, lifecycle.RotationProgress)
         self.result = last.result
         self.done_steps = list(lifecycle.ROTATION_WORDS)
-        self.query_one("#steps", Static).update(self.describe() + f"\n\nNow in use: {self.result.new_fingerprint}")
+        self.query_one("#steps", Static).update(
+            self.describe() + "\n\nNow in use (SHA-256):\n  "
+            + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
+            + "\nServices that read `current` keep the old pair until reloaded."
+        )
         old = self.result.old_certificate_id
         if old and old != self.result.new_certificate_id:
             self.app.push_screen(
                 ConfirmModal(
                     "Retire the old certificate?",
-                    f"{old} is no longer used here. Revoke it once no other system uses it.",
+                    f"{old}\nis no longer used here. Revoke it once no other system uses it.",
                     "Revoke old",
                 ),
                 self.retire,
