@@ -59,7 +59,7 @@ def fold_shell(text: str, width: int = 72) -> str:
         out.append(" \\\n  ".join(parts))
     return "\n".join(out)
 
-from .progress import WORK_GROUP, ReportsWorkerErrors, WorkPanel, WorkScreen
+from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WorkPanel, WorkScreen
 
 __all__ = ["ReportsWorkerErrors", "StageScreen", "WorkScreen"]
 
@@ -85,6 +85,7 @@ class StageScreen(WorkScreen):
         Binding("ctrl+n", "next", "Next", priority=True),
         Binding("escape", "back", "Back"),
         Binding("ctrl+y", "copy", "Copy", tooltip="Copy what this step produced (through the terminal)"),
+        *CANCEL_BINDINGS,
     ]
     WORK_BUTTONS: ClassVar[tuple[str, ...]] = ()  # default: the PRIMARY button
 

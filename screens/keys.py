@@ -19,7 +19,7 @@ from wizard.flow import Session
 from wizard.interlocks import Action, ActionRefused
 
 from .modals import ConfirmModal
-from .progress import WORK_GROUP, WorkPanel, WorkScreen
+from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 
 
 def _valid_description(text: str) -> bool:
@@ -63,6 +63,7 @@ class KeysScreen(WorkScreen):
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
         Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
+        *CANCEL_BINDINGS,
     ]
 
     def __init__(self, session: Session) -> None:

@@ -66,16 +66,20 @@ class WorkPanel(Horizontal):
         self.display = bool(text)
 
 
+# Listed last by each screen, so its own keys keep their places in the footer.
+CANCEL_BINDINGS = [
+    Binding("escape", "cancel_work", "Cancel"),
+    Binding("ctrl+c", "cancel_work", "Cancel", show=False),
+]
+
+
 class WorkScreen(ReportsWorkerErrors, Screen):
     """A screen whose long work runs in one exclusive worker group, shows its progress in a
     ``WorkPanel`` and can be cancelled (button, Esc, ctrl+c). ``WORK_BUTTONS`` (the buttons that
     start work) are disabled while it runs."""
 
     WORK_BUTTONS: ClassVar[tuple[str, ...]] = ()
-    BINDINGS = [
-        Binding("escape", "cancel_work", "Cancel"),
-        Binding("ctrl+c", "cancel_work", "Cancel", show=False),
-    ]
+    BINDINGS = []  # type: ignore[var-annotated]  # each subclass ends its own with CANCEL_BINDINGS
 
     busy: reactive[bool] = reactive(False, bindings=True, init=False)
 

@@ -15,11 +15,11 @@ from wizard.flow import Session
 
 from .base import fingerprint_lines
 from .modals import ConfirmModal
-from .progress import WORK_GROUP, WorkPanel, WorkScreen
+from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 
 
 class RotateScreen(WorkScreen):
-    BINDINGS = [Binding("escape", "close", "Back")]
+    BINDINGS = [Binding("escape", "close", "Back"), *CANCEL_BINDINGS]
     WORK_BUTTONS = ("#start", "#back")
     AUTO_FOCUS = "#start"  # Enter starts the rotation
 
