@@ -4,17 +4,22 @@ the blockers listed in plain words."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import Screen, ScreenResultType
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from wizard.flow import Session
 from wizard.model import ORDER, Stage
+
+if TYPE_CHECKING:
+    from .app import WizardApp
 
 
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
@@ -59,14 +64,22 @@ def fold_shell(text: str, width: int = 72) -> str:
     return "\n".join(out)
 
 
-class ReportsWorkerErrors:
+class WizardScreen(Screen[ScreenResultType]):
+    """A screen of this app: to the type checker ``self.app`` is the WizardApp (Textual types it as
+    a bare ``App``); nothing changes at run time."""
+
+    if TYPE_CHECKING:
+        app = getters.app(WizardApp)
+
+
+class ReportsWorkerErrors(WizardScreen[ScreenResultType]):
     """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.app.report_worker_state(event)
 
 
-class StageScreen(ReportsWorkerErrors, Screen):
+class StageScreen(ReportsWorkerErrors[None]):
     """Base for the six stage screens. Subclasses implement ``compose_body``."""
 
     STAGE: Stage

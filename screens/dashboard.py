@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard import lifecycle, rules, runtime_gate
@@ -57,7 +57,7 @@ def details(row: lifecycle.CertificateRow) -> str:
             f"CN {row.cn or '?'} · created {(row.created_at or '?')[:10]} · last VALID {seen}")
 
 
-class DashboardScreen(ReportsWorkerErrors, Screen):
+class DashboardScreen(ReportsWorkerErrors[None]):
     """Certificates after onboarding. Opens on what the journal holds, then asks Klarna; when
     Klarna cannot be reached it keeps showing the journal's view, marked with when it was seen."""
 
@@ -173,7 +173,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         table = self.query_one("#certificates", DataTable)
         if self.status is None or not self.status.certificates or table.cursor_row is None:
             return None
-        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
 
     def action_revoke(self) -> None:
         credential_id = self.selected_id()
