@@ -12,13 +12,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
 from .errors import CryptoError, InputError, JournalError, StageBlocked
 
-crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from . import crypto
+else:
+    crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
 
 
 class Stage(str, Enum):
@@ -96,17 +101,17 @@ class Evidence:
     install_probe_fingerprint: str | None = _ev(Stage.INSTALL)
 
     # Each: {"at": ISO time, "status": VALID|NOT_PRESENT|INVALID|REJECTED|…, "fingerprint": …}
-    verifications: list[dict] = _ev(Stage.VERIFY, [])
+    verifications: list[dict[str, Any]] = _ev(Stage.VERIFY, [])
 
     enforced_from: str | None = _ev(Stage.ENFORCE)  # NOW or UTC Z, as sent
     enforced_from_chosen_at: str | None = _ev(Stage.ENFORCE)
     enforcement_mode: str | None = _ev(Stage.ENFORCE)  # server answer: ENFORCED | REPORTING
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Evidence:
+    def from_dict(cls, data: dict[str, Any] | None) -> Evidence:
         """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
         type (a hand-edited journal) raises JournalError rather than crashing a check later."""
         if data is None:
@@ -114,11 +119,11 @@ class Evidence:
         if not isinstance(data, dict):
             raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=RESET_HINT)
         known = {f.name: f for f in fields(cls)}
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in data.items():
             if name not in known:
                 continue
-            if not _evidence_type_ok(known[name].type, value):
+            if not _evidence_type_ok(str(known[name].type), value):
                 raise JournalError(
                     f"The saved evidence is damaged: '{name}' has the wrong type ({type(value).__name__}).",
                     hint=RESET_HINT,
@@ -139,8 +144,8 @@ RESET_HINT = "Move the journal file aside to start this profile again; your keys
 def _evidence_type_ok(annotation: str, value: Any) -> bool:
     """Type test for one Evidence field; annotations are strings (``from __future__``)."""
     if value is None:
-        return annotation != "list[dict]"
-    if annotation == "list[dict]":
+        return not annotation.startswith("list[")
+    if annotation.startswith("list["):
         return isinstance(value, list) and all(
             isinstance(v, dict)
             and all(isinstance(v.get(k), (str, type(None))) for k in ("at", "status", "fingerprint"))
@@ -250,7 +255,7 @@ def _key_file_modes(ev: Evidence, now: datetime) -> str | None:
     return None
 
 
-def _load_csr(ev: Evidence):
+def _load_csr(ev: Evidence) -> x509.CertificateSigningRequest | None:
     if not ev.csr_pem:
         return None
     try:
@@ -288,7 +293,7 @@ def _csr_matches_key(ev: Evidence, now: datetime) -> str | None:
 
 
 # ---------------------------------------------------------------- ISSUE
-def _load_cert(ev: Evidence):
+def _load_cert(ev: Evidence) -> x509.Certificate | None:
     if not ev.certificate_pem:
         return None
     try:
