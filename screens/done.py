@@ -14,8 +14,11 @@ from .base import WizardScreen, fingerprint_lines
 
 
 class DoneScreen(WizardScreen[None]):
-    BINDINGS = [Binding("d", "dashboard", "Dashboard"), Binding("q", "app.quit", "Quit"),
-                Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint")]
+    BINDINGS = [
+        Binding("d", "dashboard", "Dashboard"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint"),
+    ]
 
     def __init__(self, session: Session) -> None:
         super().__init__()

@@ -83,8 +83,11 @@ class InstallScreen(StageScreen):
         if "p12" in formats:
             written.append(install.export_pkcs12(pair, out / "client.p12", password, self.session.key_passphrase))
         if "k8s" in formats:
-            written.append(install.export_k8s_secret(pair, out / "klarna-mtls-secret.yaml", "klarna-mtls",
-                                                     key_passphrase=self.session.key_passphrase))
+            written.append(
+                install.export_k8s_secret(
+                    pair, out / "klarna-mtls-secret.yaml", "klarna-mtls", key_passphrase=self.session.key_passphrase
+                )
+            )
         return [str(p) for p in written]
 
     def show_facts(self) -> None:

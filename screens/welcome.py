@@ -41,8 +41,7 @@ class WelcomeScreen(WizardScreen[None]):
             if self.session.has_journal and ev.account_id and self.session.model.stage.number > 1:
                 stage = self.session.model.stage
                 yield Static(
-                    f"You left off at {stage.label} ({stage.number}/6). "
-                    "Continue to resume there.",
+                    f"You left off at {stage.label} ({stage.number}/6). Continue to resume there.",
                     id="resume-note",
                 )
             yield Label("Environment")

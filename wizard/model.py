@@ -26,7 +26,7 @@ else:
     crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
 
 
-class Stage(str, Enum):
+class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output
     CREDENTIALS = "CREDENTIALS"
     KEY_AND_CSR = "KEY_AND_CSR"
     ISSUE = "ISSUE"
@@ -476,9 +476,7 @@ class Onboarding:
         return self._stage
 
     @classmethod
-    def resumed(
-        cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now
-    ) -> Onboarding:
+    def resumed(cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now) -> Onboarding:
         """A model for a journal's claimed ``stage``, re-checked rather than trusted: it is pulled
         back to the first earlier stage whose (lasting) checks fail, and says so in ``pulled_back``."""
         model = cls(Stage.CREDENTIALS, evidence, clock)
@@ -513,9 +511,7 @@ class Onboarding:
         out = []
         for check in CHECKS[stage]:
             failure = check.fn(self.evidence, now)
-            out.append(
-                CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only)
-            )
+            out.append(CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only))
         return out
 
     def blockers(self, stage: Stage | None = None) -> list[CheckResult]:
@@ -546,7 +542,7 @@ class Onboarding:
         """What reopening ``stage`` would forget, in plain words: the evidence later stages
         recorded. Empty when nothing is lost. Files on disk and Klarna's side never change."""
         _require_earlier(stage, self.stage)
-        later = ORDER[ORDER.index(stage) + 1:]
+        later = ORDER[ORDER.index(stage) + 1 :]
         return [text for s in later if (text := _DISCARDS[s](self.evidence))]
 
     def go_back(self, stage: Stage) -> list[str]:
@@ -582,8 +578,10 @@ def _discard_key(ev: Evidence) -> str | None:
 def _discard_issue(ev: Evidence) -> str | None:
     if not ev.certificate_id:
         return None
-    return (f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
-            "at Klarna, and this tool keeps its record).")
+    return (
+        f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
+        "at Klarna, and this tool keeps its record)."
+    )
 
 
 def _discard_install(ev: Evidence) -> str | None:
