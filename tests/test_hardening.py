@@ -605,15 +605,9 @@ async def test_markup_in_a_certificate_id_does_not_crash_the_dashboard(onboard, 
         assert app.is_running
 
 
-@pytest.mark.e2e
-def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_path):
-    """The report's race (a): two runs on one profile, a latency fault widening the window."""
-    from wizard.install import current_pair
-    from wizard.sandbox import Fault
-
-    sandbox.inject(Fault(kind="latency", operation="create_certificate", count=2, seconds=3.0))
-    env = {**os.environ, "KLARNA_API_KEY": sandbox.api_key, "KLARNA_MTLS_LOCK_WAIT": "0.5"}
-    argv = [
+def _race_onboard_argv(sandbox) -> list[str]:
+    """A headless sandbox onboarding of profile "race" that never enforces, run as a child process."""
+    return [
         sys.executable,
         "-m",
         "wizard.cli",
@@ -635,6 +629,17 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
         "--poll-interval",
         "0.05",
     ]
+
+
+@pytest.mark.e2e
+def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_path):
+    """The report's race (a): two runs on one profile, a latency fault widening the window."""
+    from wizard.install import current_pair
+    from wizard.sandbox import Fault
+
+    sandbox.inject(Fault(kind="latency", operation="create_certificate", count=2, seconds=3.0))
+    env = {**os.environ, "KLARNA_API_KEY": sandbox.api_key, "KLARNA_MTLS_LOCK_WAIT": "0.5"}
+    argv = _race_onboard_argv(sandbox)
     runs = [
         subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -30,15 +30,9 @@ def scan(roots, needles: list[bytes], allowed: set[Path] = frozenset()) -> tuple
     return leaks, files
 
 
-def test_headless_flow_leaks_nothing(sandbox, tmp_path):
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "KLARNA_MTLS_HOME": str(home),
-        "KLARNA_API_KEY": sandbox.api_key,
-        "KLARNA_MTLS_KEY_PASSPHRASE": PASSPHRASE,
-    }
-    argv = [
+def _leak_onboard_argv(sandbox) -> list[str]:
+    """A headless sandbox onboarding of profile "leak" that enforces at once, run as a child process."""
+    return [
         sys.executable,
         "-m",
         "wizard.cli",
@@ -62,6 +56,17 @@ def test_headless_flow_leaks_nothing(sandbox, tmp_path):
         "--enforce-wait",
         "20",
     ]
+
+
+def test_headless_flow_leaks_nothing(sandbox, tmp_path):
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "KLARNA_MTLS_HOME": str(home),
+        "KLARNA_API_KEY": sandbox.api_key,
+        "KLARNA_MTLS_KEY_PASSPHRASE": PASSPHRASE,
+    }
+    argv = _leak_onboard_argv(sandbox)
     runs = [subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)]
     for extra in (["doctor"], ["status"], ["check"], ["support-bundle"], ["certs", "list"]):
         runs.append(
