@@ -17,6 +17,8 @@ from textual.worker import Worker
 from wizard.flow import Session
 from wizard.model import ORDER, Stage
 
+from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
+
 
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
     """A SHA-256 fingerprint cut between bytes, 16 a line (47 columns), so a narrow terminal
@@ -59,9 +61,8 @@ def fold_shell(text: str, width: int = 72) -> str:
         out.append(" \\\n  ".join(parts))
     return "\n".join(out)
 
-from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WorkPanel, WorkScreen
 
-__all__ = ["ReportsWorkerErrors", "StageScreen", "WorkScreen"]
+__all__ = ["ReportsWorkerErrors", "StageScreen", "WizardScreen", "WorkScreen"]
 
 
 # What each step is doing, in the words the progress panel shows.

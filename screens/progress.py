@@ -6,29 +6,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
-from typing import ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import Screen, ScreenResultType
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
 from wizard import runners
 
+if TYPE_CHECKING:
+    from .app import WizardApp
+
 WORK_GROUP = "work"
 T = TypeVar("T")
 
 
-class ReportsWorkerErrors:
+class WizardScreen(Screen[ScreenResultType]):
+    """A screen of this app: to the type checker ``self.app`` is the WizardApp (Textual types it as
+    a bare ``App``); nothing changes at run time."""
+
+    if TYPE_CHECKING:
+        app = getters.app(WizardApp)
+
+
+class ReportsWorkerErrors(WizardScreen[ScreenResultType]):
     """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        self.app.report_worker_state(event)  # type: ignore[attr-defined]
+        self.app.report_worker_state(event)
 
 
 class WorkPanel(Horizontal):
@@ -73,7 +84,7 @@ CANCEL_BINDINGS = [
 ]
 
 
-class WorkScreen(ReportsWorkerErrors, Screen):
+class WorkScreen(ReportsWorkerErrors[None]):
     """A screen whose long work runs in one exclusive worker group, shows its progress in a
     ``WorkPanel`` and can be cancelled (button, Esc, ctrl+c). ``WORK_BUTTONS`` (the buttons that
     start work) are disabled while it runs."""
