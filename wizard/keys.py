@@ -42,8 +42,22 @@ PREVIOUS = "#previous-api-key"
 FLOW = "key_rotation"
 ROTATION_STEPS = ("create", "prove", "switch", "disable_old", "done")
 # Descriptions that name no service: a key described like this is likely shared or forgotten.
-GENERIC_DESCRIPTIONS = {"", "initial api key", "initial key", "api key", "apikey", "key", "default",
-                        "test", "main", "prod", "production", "shared", "all", "general"}
+GENERIC_DESCRIPTIONS = {
+    "",
+    "initial api key",
+    "initial key",
+    "api key",
+    "apikey",
+    "key",
+    "default",
+    "test",
+    "main",
+    "prod",
+    "production",
+    "shared",
+    "all",
+    "general",
+}
 
 
 @dataclass(frozen=True)
@@ -106,16 +120,28 @@ async def _listing(session: Session) -> list[ApiKeyInfo]:
 def _rows(session: Session, infos) -> list[KeyRow]:
     tool = _tool_ids(session, infos)
     return [
-        KeyRow(i.credential_id, i.description, i.status, i.created_at, i.last_used_at,
-               _masked(session, i.key_suffix), i.is_initial, i.credential_id in tool)
+        KeyRow(
+            i.credential_id,
+            i.description,
+            i.status,
+            i.created_at,
+            i.last_used_at,
+            _masked(session, i.key_suffix),
+            i.is_initial,
+            i.credential_id in tool,
+        )
         for i in infos
     ]
 
 
 def _situation(session: Session, infos: Iterable[Any], target: str | None, confirmed: bool) -> Situation:
-    return session.situation(key_ids=frozenset(i.credential_id for i in infos), target=target,
-                             tool_key_id=session.state.tool_key_id, running_key_recorded=session.running_key_recorded,
-                             confirmed_not_tool_key=confirmed)
+    return session.situation(
+        key_ids=frozenset(i.credential_id for i in infos),
+        target=target,
+        tool_key_id=session.state.tool_key_id,
+        running_key_recorded=session.running_key_recorded,
+        confirmed_not_tool_key=confirmed,
+    )
 
 
 def _require(
@@ -140,8 +166,10 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
     infos = await _listing(session)
     info = next((i for i in infos if i.credential_id == credential_id), None)
     if info is None or info.status not in ("ACTIVE", "UNKNOWN"):
-        raise InputError(f"No active API key {credential_id} on this account.",
-                         hint="List the keys (klarna-mtls keys list) and copy the id of the key this tool uses.")
+        raise InputError(
+            f"No active API key {credential_id} on this account.",
+            hint="List the keys (klarna-mtls keys list) and copy the id of the key this tool uses.",
+        )
     session.state.record_tool_key(credential_id, source)
     session.save()
     session.audit.record("api_key_identified", credential_id=credential_id, source=source)
@@ -160,8 +188,11 @@ async def create_key(
     async with session.client() as klarna:
         info = (await klarna.create_api_key(description, str(uuid.uuid4()))).value
     if info.secret is None:
-        raise ApiError("Klarna's answer held no key secret.", status=201,
-                       hint=f"Disable {info.credential_id} and create another key.")
+        raise ApiError(
+            "Klarna's answer held no key secret.",
+            status=201,
+            hint=f"Disable {info.credential_id} and create another key.",
+        )
     stored_as = None
     if store is not None:
         stored_as = name or stored_name(session.profile, info.credential_id)
@@ -173,10 +204,19 @@ async def create_key(
                 f"The new key could not be stored ({error.message}); it was disabled.",
                 hint="Fix the secret store, then create the key again.",
             ) from None
-    session.audit.record("api_key_created", credential_id=info.credential_id, description=description,
-                         stored_as=stored_as)
-    row = KeyRow(info.credential_id, info.description, info.status, info.created_at, None,
-                 rules.mask_key(info.secret.reveal()), False, False)
+    session.audit.record(
+        "api_key_created", credential_id=info.credential_id, description=description, stored_as=stored_as
+    )
+    row = KeyRow(
+        info.credential_id,
+        info.description,
+        info.status,
+        info.created_at,
+        None,
+        rules.mask_key(info.secret.reveal()),
+        False,
+        False,
+    )
     return row, info.secret
 
 
@@ -203,15 +243,26 @@ async def disable_key(session: Session, credential_id: str, *, not_the_tools_key
     session.audit.record("api_key_disabled", credential_id=credential_id)
     if answer.value is not None:
         return _rows(session, [answer.value])[0]
-    return KeyRow(target.credential_id, target.description, "DISABLED", target.created_at,
-                  target.last_used_at, target.masked, target.is_initial, False)
+    return KeyRow(
+        target.credential_id,
+        target.description,
+        "DISABLED",
+        target.created_at,
+        target.last_used_at,
+        target.masked,
+        target.is_initial,
+        False,
+    )
 
 
 def _verify_service_description(description: str) -> None:
     rules.verify_description(description)
     if not description.strip():
-        raise WizardError("Describe which service the key is for.", title="Description needed",
-                          hint="E.g. 'checkout service eu'. Klarna allows letters, digits, spaces and - : ; . , _")
+        raise WizardError(
+            "Describe which service the key is for.",
+            title="Description needed",
+            hint="E.g. 'checkout service eu'. Klarna allows letters, digits, spaces and - : ; . , _",
+        )
 
 
 async def _disable_quietly(session: Session, credential_id: str) -> bool:
@@ -233,8 +284,9 @@ def rotation_state(session: Session) -> RotationState | None:
     flow = session.state.flows.get(FLOW)
     if not flow or flow.get("step") == "done":
         return None
-    return RotationState(flow["step"], flow.get("old_credential_id"), flow.get("new_credential_id"),
-                         flow.get("description", ""))
+    return RotationState(
+        flow["step"], flow.get("old_credential_id"), flow.get("new_credential_id"), flow.get("description", "")
+    )
 
 
 KEY_ROTATION_WORDS = {
@@ -246,11 +298,17 @@ KEY_ROTATION_WORDS = {
 
 
 async def rotate_tool_key(
-    session: Session, store, *, description: str | None = None, on_step: Callable[[str], None] | None = None,
-    keep_old: bool = False, on_event: Callable[[Event], None] | None = None,
+    session: Session,
+    store,
+    *,
+    description: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+    keep_old: bool = False,
+    on_event: Callable[[Event], None] | None = None,
 ) -> str:
     """``key_rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's
     name; returns the new key's credential id, recorded as the tool's."""
+
     def show(event: Event) -> None:
         if on_event:
             on_event(event)
@@ -262,9 +320,7 @@ async def rotate_tool_key(
     return last.result
 
 
-async def key_rotation(
-    session: Session, store, *, description: str | None = None, keep_old: bool = False
-) -> Events:
+async def key_rotation(session: Session, store, *, description: str | None = None, keep_old: bool = False) -> Events:
     """create → store → prove with a live call → switch → disable the old, as progress events
     (a Step per step, then Done(result=new credential id)). Resumable from the journal at any
     step. ``store`` must be the profile's persistent store (the one holding ``<profile>``). With
@@ -289,8 +345,12 @@ async def key_rotation(
         _save(session, flow)
     session.audit.record("api_key_rotated", old=flow.get("old_credential_id"), new=flow["new_credential_id"])
     kept = " and the old one stays active" if flow.get("keep_old") else "; the old one is disabled"
-    yield Done(task, time.monotonic() - started, message=f"The tool now uses its own new key{kept}.",
-               result=flow["new_credential_id"])
+    yield Done(
+        task,
+        time.monotonic() - started,
+        message=f"The tool now uses its own new key{kept}.",
+        result=flow["new_credential_id"],
+    )
 
 
 async def _start_rotation(session: Session, store, description: str | None, keep_old: bool) -> dict:
@@ -306,16 +366,25 @@ async def _start_rotation(session: Session, store, description: str | None, keep
     old_id = session.state.tool_key_id
     if not keep_old:
         _require(session, Action.ROTATE_API_KEY, await _listing(session))
-    flow = {"step": "create", "old_credential_id": old_id, "description": description,
-            "keep_old": keep_old, "started_at": rules.format_utc(session.clock())}
+    flow = {
+        "step": "create",
+        "old_credential_id": old_id,
+        "description": description,
+        "keep_old": keep_old,
+        "started_at": rules.format_utc(session.clock()),
+    }
     _save(session, flow)
     session.audit.record("api_key_rotation_started", old=old_id, keep_old=keep_old)
     return flow
 
 
-async def take_own_key(session: Session, store: Any, description: str | None = None,
-                       on_step: Callable[[str], None] | None = None,
-                       on_event: Callable[[Event], None] | None = None) -> str:
+async def take_own_key(
+    session: Session,
+    store: Any,
+    description: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> str:
     """The tool creates its own described key with the key it was given, proves it, stores it as
     the profile's key and records its id (the given key stays active for whatever else uses it)."""
     if not getattr(store, "persistent", False):
@@ -325,8 +394,9 @@ async def take_own_key(session: Session, store: Any, description: str | None = N
         )
     if session.state.settings.get("api_key_id_source") == "created":
         return session.state.tool_key_id or ""
-    return await rotate_tool_key(session, store, description=description, on_step=on_step, keep_old=True,
-                                 on_event=on_event)
+    return await rotate_tool_key(
+        session, store, description=description, on_step=on_step, keep_old=True, on_event=on_event
+    )
 
 
 def _save(session: Session, flow: dict) -> None:
@@ -356,8 +426,11 @@ async def _create_pending(session: Session, store, flow: dict) -> None:
         await _disable_quietly(session, flow.pop("new_credential_id"))
         flow.pop("idempotency_key")
         _save(session, flow)
-        raise WizardError("Klarna's answer held no key secret; that key was disabled.",
-                          title="Key not received", hint="Run the rotation again: it creates another key.")
+        raise WizardError(
+            "Klarna's answer held no key secret; that key was disabled.",
+            title="Key not received",
+            hint="Run the rotation again: it creates another key.",
+        )
     await asyncio.to_thread(store.set, pending, info.secret.reveal())
     session.audit.record("api_key_rotation_created", credential_id=info.credential_id)
 
@@ -367,12 +440,15 @@ async def _prove_pending(session: Session, store, flow: dict) -> None:
     if not new_key:
         flow["step"] = "create"  # create again; the orphan is disabled there
         _save(session, flow)
-        raise SecretStoreError("The new key is missing from the secret store.",
-                               hint="Run the rotation again: it disables that key and creates another.")
+        raise SecretStoreError(
+            "The new key is missing from the secret store.",
+            hint="Run the rotation again: it disables that key and creates another.",
+        )
     async with session.client(api_key=new_key) as klarna:
         answer = await klarna.ping()
-    session.audit.record("api_key_rotation_proved", credential_id=flow["new_credential_id"],
-                         correlation_id=answer.correlation_id)
+    session.audit.record(
+        "api_key_rotation_proved", credential_id=flow["new_credential_id"], correlation_id=answer.correlation_id
+    )
 
 
 async def _switch(session: Session, store, flow: dict) -> None:
@@ -390,8 +466,9 @@ async def _switch(session: Session, store, flow: dict) -> None:
     session.state.record_tool_key(flow["new_credential_id"], "created")
     session.evidence.api_key_masked = rules.mask_key(new_key)
     session.evidence.api_key_environment = rules.api_key_environment(new_key)
-    session.audit.record("api_key_switched", credential_id=flow["new_credential_id"],
-                         api_key=session.evidence.api_key_masked)
+    session.audit.record(
+        "api_key_switched", credential_id=flow["new_credential_id"], api_key=session.evidence.api_key_masked
+    )
 
 
 async def _disable_old(session: Session, store, flow: dict) -> None:
@@ -414,9 +491,9 @@ async def _disable_old(session: Session, store, flow: dict) -> None:
 IP_VALIDATION_MEANING = {
     "ALLOWED": "this machine's address is on the account's allow-list.",
     "DENIED": "this machine's address is not on the account's allow-list; calls are only reported "
-              "now, but once IP restrictions are enforced they will be refused.",
+    "now, but once IP restrictions are enforced they will be refused.",
     "INVALID": "Klarna could not validate the caller's address (for example a proxy or NAT "
-               "rewrote it, or the allow-list entry is malformed).",
+    "rewrote it, or the allow-list entry is malformed).",
 }
 
 
@@ -427,8 +504,14 @@ async def hygiene_findings(session: Session, status: ProfileStatus | None) -> li
     account's initial key, or is described generically (``GENERIC_DESCRIPTIONS``: no service
     named); and any other active key that has been used but names no service."""
     if not session.unlocked:
-        return [Finding("api keys", "warning", "API keys not checked: the API key is not loaded.",
-                        "Run the doctor with the profile's key available.")]
+        return [
+            Finding(
+                "api keys",
+                "warning",
+                "API keys not checked: the API key is not loaded.",
+                "Run the doctor with the profile's key available.",
+            )
+        ]
     try:
         async with session.client() as klarna:
             answer = await klarna.list_api_keys()
@@ -445,8 +528,10 @@ def ip_validation_finding(value: str) -> Finding:
     value = value.split(",")[0].strip().upper()
     meaning = IP_VALIDATION_MEANING.get(value, "an unknown value.")
     severity = {"ALLOWED": "ok", "DENIED": "critical", "INVALID": "warning"}.get(value, "warning")
-    hint = {"DENIED": "Add this machine's egress address to the account's IP allow-list in Klarna's portal.",
-            "INVALID": "Check proxies between this machine and Klarna, and the allow-list entries."}.get(value, "")
+    hint = {
+        "DENIED": "Add this machine's egress address to the account's IP allow-list in Klarna's portal.",
+        "INVALID": "Check proxies between this machine and Klarna, and the allow-list entries.",
+    }.get(value, "")
     return Finding("ip validation", severity, f"Klarna-Ip-Validation-Status {value}: {meaning}", hint)
 
 
@@ -461,38 +546,78 @@ def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
     tool = next((r for r in rows if r.used_by_tool), None)
     known = session.state.tool_key_id
     if known is None:
-        out.append(Finding("api keys", "warning", "The key this tool uses is unknown: its credential id is not recorded.",
-                           "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
-                           "(keys rotate --key-id <id>, or onboard --own-key)."))
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                "The key this tool uses is unknown: its credential id is not recorded.",
+                "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
+                "(keys rotate --key-id <id>, or onboard --own-key).",
+            )
+        )
     elif tool is None or not tool.active:
-        out.append(Finding("api keys", "warning", f"The recorded key {known} is not among the account's active keys.",
-                           "Check the profile's stored key belongs to this account."))
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                f"The recorded key {known} is not among the account's active keys.",
+                "Check the profile's stored key belongs to this account.",
+            )
+        )
     elif tool.is_initial:
-        out.append(Finding("api keys", "warning", "klarna-mtls runs on the account's initial API key.",
-                           "Give this tool its own key (keys rotate), and each service its own described key."))
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                "klarna-mtls runs on the account's initial API key.",
+                "Give this tool its own key (keys rotate), and each service its own described key.",
+            )
+        )
     elif generic(tool):
-        out.append(Finding("api keys", "warning",
-                           f"The tool's key is described as '{tool.description or ''}', naming no service: "
-                           "it may be shared by several services.",
-                           "Give each service its own key whose description names it (keys create)."))
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                f"The tool's key is described as '{tool.description or ''}', naming no service: "
+                "it may be shared by several services.",
+                "Give each service its own key whose description names it (keys create).",
+            )
+        )
     undescribed = [r for r in active if not (r.description or "").strip()]
     if undescribed:
-        out.append(Finding("api keys", "warning", f"{len(undescribed)} active key(s) have no description.",
-                           "Describe each key with the service that uses it, or disable it."))
-    used_unnamed = [r for r in active if r is not tool and r.last_used_at and (r.description or "").strip()
-                    and generic(r)]
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                f"{len(undescribed)} active key(s) have no description.",
+                "Describe each key with the service that uses it, or disable it.",
+            )
+        )
+    used_unnamed = [
+        r for r in active if r is not tool and r.last_used_at and (r.description or "").strip() and generic(r)
+    ]
     if used_unnamed:
         ids = ", ".join(r.credential_id for r in used_unnamed[:3])
-        out.append(Finding("api keys", "warning",
-                           f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
-                           "possibly shared between services.",
-                           "Create one key per service and disable the shared one once nothing uses it."))
+        out.append(
+            Finding(
+                "api keys",
+                "warning",
+                f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
+                "possibly shared between services.",
+                "Create one key per service and disable the shared one once nothing uses it.",
+            )
+        )
     key = session._api_key  # noqa: SLF001
     key_env = rules.api_key_environment(key) if key else session.evidence.api_key_environment
     if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
-        out.append(Finding("api keys", "critical",
-                           f"The stored key is a {key_env} key but the profile is {session.environment}.",
-                           "Store a key from the profile's environment."))
+        out.append(
+            Finding(
+                "api keys",
+                "critical",
+                f"The stored key is a {key_env} key but the profile is {session.environment}.",
+                "Store a key from the profile's environment.",
+            )
+        )
     if not out:
         out.append(Finding("api keys", "ok", f"{len(active)} active API key(s); the tool uses its own, described key."))
     return out

@@ -82,11 +82,15 @@ class ProfileStatus:
     def situation(self, target: str | None = None) -> Situation:
         """The facts the interlocks judge, as this status observed them."""
         return Situation(
-            stage=Stage(self.stage), installed=self.installed, current_id=self.current_id,
+            stage=Stage(self.stage),
+            installed=self.installed,
+            current_id=self.current_id,
             listed_ids=frozenset(c.credential_id for c in self.certificates),
             statuses={c.credential_id: c.status for c in self.certificates},
-            verification_now=self.verification, enforcement=self.enforcement_mode,
-            enforcement_scheduled=self.enforcement_scheduled, target=target,
+            verification_now=self.verification,
+            enforcement=self.enforcement_mode,
+            enforcement_scheduled=self.enforcement_scheduled,
+            target=target,
         )
 
 
@@ -102,9 +106,17 @@ async def gather_status(session: Session) -> ProfileStatus:
         session.save()
     installed = {session.current_id(p) for p in list_pairs(session.install_dir)} - {None}
     situation = session.situation(look)
-    rows = [_row(info, session.state.certificates.get(info.credential_id, {}), situation.statuses[info.credential_id],
-                 info.credential_id in installed, info.credential_id == look.current_id, now)
-            for info in look.certificates]
+    rows = [
+        _row(
+            info,
+            session.state.certificates.get(info.credential_id, {}),
+            situation.statuses[info.credential_id],
+            info.credential_id in installed,
+            info.credential_id == look.current_id,
+            now,
+        )
+        for info in look.certificates
+    ]
     enforcement = look.enforcement
     return ProfileStatus(
         profile=session.profile,
@@ -169,7 +181,9 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
-    require(Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id)))
+    require(
+        Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id))
+    )
     target = next(c for c in status.certificates if c.credential_id == credential_id)
     if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
         shown = target.confirm_suffix[-2:]
@@ -187,8 +201,9 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
 
 
 # ---------------------------------------------------------------- enforcement
-async def schedule_enforcement(session: Session, enforced_from: str, *, leave_out: tuple[str, ...] = (),
-                               confirm_leave_out: str | None = None) -> str:
+async def schedule_enforcement(
+    session: Session, enforced_from: str, *, leave_out: tuple[str, ...] = (), confirm_leave_out: str | None = None
+) -> str:
     """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path,
     declared runtimes included (``leave_out`` names those not counted, on purpose)."""
     return await session.enforce(enforced_from, leave_out=leave_out, confirm_leave_out=confirm_leave_out)
@@ -228,6 +243,7 @@ async def rotate(
     """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
     raises when the new certificate is not seen VALID. With ``retire_old`` the old certificate
     is revoked after."""
+
     def show(event: Event) -> None:
         if on_event:
             on_event(event)
@@ -271,8 +287,9 @@ async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> 
             await ROTATION_ACTIONS[step](session, flow)
         flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
         _save_flow(session, flow)
-    progress = RotationProgress("done", flow.get("old_certificate_id"), flow.get("certificate_id"),
-                                flow.get("fingerprint"), statuses)
+    progress = RotationProgress(
+        "done", flow.get("old_certificate_id"), flow.get("certificate_id"), flow.get("fingerprint"), statuses
+    )
     session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
     yield Done(task, time.monotonic() - started, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
 
@@ -290,8 +307,11 @@ async def _rotation_flow(session: Session) -> dict:
             "No free certificate slot for the new certificate.",
             hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
         )
-    flow = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
-            "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}")}
+    flow = {
+        "step": "key",
+        "old_certificate_id": session.evidence.certificate_id,
+        "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
+    }
     _save_flow(session, flow)
     return flow
 
@@ -322,8 +342,9 @@ async def _rotation_key(session: Session, flow: dict) -> None:
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
     if os.path.lexists(key_path):  # resumed after the key was written: only the key we wrote
-        key = await asyncio.to_thread(load_own_key, key_path, passphrase, flow.get("key_sha256"),
-                                      flow.get("public_key_id"))
+        key = await asyncio.to_thread(
+            load_own_key, key_path, passphrase, flow.get("key_sha256"), flow.get("public_key_id")
+        )
     else:
         key = crypto.make_private_key()
         key_pem = crypto.make_private_key_pem(key, passphrase)
@@ -347,22 +368,30 @@ async def _rotation_issue(session: Session, flow: dict) -> None:
         _save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:
         answer = await klarna.create_certificate_reconciled(
-            flow["csr_pem"], f"klarna-mtls {session.profile} rotation", flow["idempotency_key"], flow["public_key_id"])
+            flow["csr_pem"], f"klarna-mtls {session.profile} rotation", flow["idempotency_key"], flow["public_key_id"]
+        )
     info = answer.value
     flow.update(certificate_id=info.credential_id, certificate_pem=info.certificate_pem, fingerprint=info.fingerprint)
     record = {"fingerprint": info.fingerprint, "issued_here": True}
     if info.not_after is not None:
         record["not_after"] = rules.format_utc(info.not_after)
     session.state.certificate(info.credential_id).update(record)
-    session.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint,
-                         reason="rotation")
+    session.audit.record(
+        "certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint, reason="rotation"
+    )
 
 
 async def _rotation_install(session: Session, flow: dict) -> None:
     key_pem = Path(flow["key_path"]).read_bytes()
     label = flow["fingerprint"].replace(":", "")[:16].lower()
-    await asyncio.to_thread(install_pair, session.install_dir, flow["certificate_pem"].encode(), key_pem,
-                            label=label, key_passphrase=session.key_passphrase)
+    await asyncio.to_thread(
+        install_pair,
+        session.install_dir,
+        flow["certificate_pem"].encode(),
+        key_pem,
+        label=label,
+        key_passphrase=session.key_passphrase,
+    )
     flow["label"] = label
 
 
@@ -402,8 +431,17 @@ def _rotation_switch(session: Session, flow: dict) -> None:
     key = crypto.load_private_key_file(Path(flow["key_path"]), session.key_passphrase)
     old_id = ev.certificate_id
     # The onboarding evidence follows the pair in use, so status, doctor and check describe it.
-    ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = flow["key_path"], crypto.public_key_id(key), flow["csr_pem"], flow["cn"]
-    ev.certificate_id, ev.certificate_pem, ev.fingerprint = flow["certificate_id"], flow["certificate_pem"], flow["fingerprint"]
+    ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = (
+        flow["key_path"],
+        crypto.public_key_id(key),
+        flow["csr_pem"],
+        flow["cn"],
+    )
+    ev.certificate_id, ev.certificate_pem, ev.fingerprint = (
+        flow["certificate_id"],
+        flow["certificate_pem"],
+        flow["fingerprint"],
+    )
     cert_mode, key_mode, dir_mode = pair.modes()
     ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
     ev.install_probe_fingerprint = pair.fingerprint
@@ -437,12 +475,20 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     out = []
     ev = session.evidence
     backend = ev.secret_backend_name or "none chosen"
-    out.append(Finding("secret backend", "ok" if ev.secret_backend else "warning", f"API key kept in: {backend}.",
-                       "" if ev.secret_backend else "Run the wizard's Credentials step."))
+    out.append(
+        Finding(
+            "secret backend",
+            "ok" if ev.secret_backend else "warning",
+            f"API key kept in: {backend}.",
+            "" if ev.secret_backend else "Run the wizard's Credentials step.",
+        )
+    )
     out.append(_trust_finding(session))
     pair = current_pair(session.install_dir)
     if pair is None:
-        out.append(Finding("install", "critical", "No certificate is installed here.", "Run the wizard (Install step)."))
+        out.append(
+            Finding("install", "critical", "No certificate is installed here.", "Run the wizard (Install step).")
+        )
         return out
     try:
         verify_private_files(pair)
@@ -460,8 +506,14 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     out.append(_expiry_finding(cert.not_valid_after_utc, session.clock(), 60, 14))
     expected_cn = ev.cn or (rules.default_cn(ev.account_id) if ev.account_id else None)
     cn = crypto.certificate_cn(cert)
-    out.append(Finding("CN", "ok" if cn == expected_cn else "warning", f"Certificate CN is {cn}.",
-                       "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}."))
+    out.append(
+        Finding(
+            "CN",
+            "ok" if cn == expected_cn else "warning",
+            f"Certificate CN is {cn}.",
+            "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}.",
+        )
+    )
     return out
 
 
@@ -482,8 +534,12 @@ def _trust_finding(session: Session) -> Finding:
     if proxy:
         parts = urlsplit(proxy)
         proxy = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
-    return Finding("trust", "ok", f"Servers are trusted through {trust} (SSL_CERT_FILE, SSL_CERT_DIR and "
-                                  f"SSLKEYLOGFILE are ignored); proxy: {proxy or 'none'}.")
+    return Finding(
+        "trust",
+        "ok",
+        f"Servers are trusted through {trust} (SSL_CERT_FILE, SSL_CERT_DIR and "
+        f"SSLKEYLOGFILE are ignored); proxy: {proxy or 'none'}.",
+    )
 
 
 async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
@@ -493,24 +549,49 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
     skew = status.clock_skew_seconds
     if skew is not None:
         bad = abs(skew) > 120
-        out.append(Finding("clock", "warning" if bad else "ok", f"Clock differs from Klarna's by {skew:+.0f} s.",
-                           "Fix this machine's clock (NTP)." if bad else ""))
+        out.append(
+            Finding(
+                "clock",
+                "warning" if bad else "ok",
+                f"Clock differs from Klarna's by {skew:+.0f} s.",
+                "Fix this machine's clock (NTP)." if bad else "",
+            )
+        )
     out.append(Finding("TLS", "ok", f"Negotiated {status.tls_version or 'TLS'} with Klarna; reachable."))
     verdict = status.verification or "UNKNOWN"
     diagnosis = diagnose(verdict)
-    out.append(Finding("verification", "ok" if verdict == "VALID" else "critical",
-                       f"{verdict}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])))
+    out.append(
+        Finding(
+            "verification",
+            "ok" if verdict == "VALID" else "critical",
+            f"{verdict}: {diagnosis.summary}",
+            " ".join(diagnosis.next_steps[:1]),
+        )
+    )
     mode = status.enforcement_mode or "UNKNOWN"
     note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
     if mode == "UNKNOWN":
-        out.append(Finding("enforcement", "warning", "Enforcement: UNKNOWN (Klarna's answer did not say).",
-                           "Revoking and enforcing are refused until the state can be read; try again later."))
+        out.append(
+            Finding(
+                "enforcement",
+                "warning",
+                "Enforcement: UNKNOWN (Klarna's answer did not say).",
+                "Revoking and enforcing are refused until the state can be read; try again later.",
+            )
+        )
     else:
-        out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
+        out.append(
+            Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID.")
+        )
     slots = status.slots_used
-    out.append(Finding("slots", "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
-                       f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
-                       "Revoke certificates you no longer use." if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else ""))
+    out.append(
+        Finding(
+            "slots",
+            "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
+            f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
+            "Revoke certificates you no longer use." if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "",
+        )
+    )
     return out
 
 
@@ -537,11 +618,23 @@ async def run_doctor(session: Session) -> list[Finding]:
 def _expiry_finding(not_after: datetime, now: datetime, warn_days: int, critical_days: int) -> Finding:
     days = (not_after - now).days
     if not_after <= now:
-        return Finding("expiry", "critical", f"The certificate expired on {not_after:%Y-%m-%d}.", "Rotate now: klarna-mtls rotate")
+        return Finding(
+            "expiry", "critical", f"The certificate expired on {not_after:%Y-%m-%d}.", "Rotate now: klarna-mtls rotate"
+        )
     if days <= critical_days:
-        return Finding("expiry", "critical", f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).", "Rotate now: klarna-mtls rotate")
+        return Finding(
+            "expiry",
+            "critical",
+            f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
+            "Rotate now: klarna-mtls rotate",
+        )
     if days <= warn_days:
-        return Finding("expiry", "warning", f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).", "Plan a rotation: klarna-mtls rotate")
+        return Finding(
+            "expiry",
+            "warning",
+            f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
+            "Plan a rotation: klarna-mtls rotate",
+        )
     return Finding("expiry", "ok", f"The certificate is valid for {days} more days ({not_after:%Y-%m-%d}).")
 
 
@@ -563,13 +656,24 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
             raise
         # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
         # monitor that is the critical finding itself, not a failure to check.
-        findings.append(Finding("verification", "critical", f"Klarna refused the installed certificate: {error.message}",
-                                "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause)."))
+        findings.append(
+            Finding(
+                "verification",
+                "critical",
+                f"Klarna refused the installed certificate: {error.message}",
+                "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause).",
+            )
+        )
         return worst(findings), findings
     verdict = observation.status
-    findings.append(Finding("verification", "ok" if verdict == "VALID" else "critical",
-                            f"Klarna sees the installed certificate as {verdict}.",
-                            " ".join(diagnose(verdict).next_steps[:1])))
+    findings.append(
+        Finding(
+            "verification",
+            "ok" if verdict == "VALID" else "critical",
+            f"Klarna sees the installed certificate as {verdict}.",
+            " ".join(diagnose(verdict).next_steps[:1]),
+        )
+    )
     return worst(findings), findings
 
 
@@ -592,8 +696,12 @@ def support_bundle(session: Session) -> dict:
     certificate = None
     if pair is not None:
         cert = crypto.load_certificate(pair.cert_path.read_bytes())
-        certificate = {"fingerprint": pair.fingerprint, "cn": crypto.certificate_cn(cert),
-                       "not_after": rules.format_utc(cert.not_valid_after_utc), "label": pair.label}
+        certificate = {
+            "fingerprint": pair.fingerprint,
+            "cn": crypto.certificate_cn(cert),
+            "not_after": rules.format_utc(cert.not_valid_after_utc),
+            "label": pair.label,
+        }
     ev = session.evidence
     return {
         "profile": session.profile,
@@ -603,14 +711,24 @@ def support_bundle(session: Session) -> dict:
         "api_key": ev.api_key_masked,
         "secret_backend": ev.secret_backend_name,
         "installed_certificate": certificate,
-        "certificates": {cid: {k: v for k, v in info.items() if k != "label"} for cid, info in session.state.certificates.items()},
+        "certificates": {
+            cid: {k: v for k, v in info.items() if k != "label"} for cid, info in session.state.certificates.items()
+        },
         "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
         "status_history": session.state.status_history[-50:],
-        "versions": {"klarna-mtls": __version__, "python": platform.python_version(),
-                     "cryptography": version("cryptography"), "httpx": version("httpx"),
-                     "textual": version("textual"), "keyring": version("keyring")},
-        "paths": {"install_dir": str(session.install_dir), "journal": str(session.journal.path),
-                  "audit_log": str(session.audit.path)},
+        "versions": {
+            "klarna-mtls": __version__,
+            "python": platform.python_version(),
+            "cryptography": version("cryptography"),
+            "httpx": version("httpx"),
+            "textual": version("textual"),
+            "keyring": version("keyring"),
+        },
+        "paths": {
+            "install_dir": str(session.install_dir),
+            "journal": str(session.journal.path),
+            "audit_log": str(session.audit.path),
+        },
     }
 
 

@@ -128,7 +128,8 @@ def _judge_backend(backend: object) -> KeyringProbe | None:
     plaintext = [m for m in members if _is_plaintext(m)]
     if plaintext:
         return KeyringProbe(
-            False, _backend_name(plaintext[0]),
+            False,
+            _backend_name(plaintext[0]),
             "The only keyring available stores secrets in plaintext; klarna-mtls will not use it silently.",
             plaintext=True,
         )
@@ -152,7 +153,9 @@ def probe_keyring(timeout: float = PROBE_TIMEOUT) -> KeyringProbe:
     try:
         return _call_with_timeout(_probe_now, timeout)
     except _TimedOut:
-        return KeyringProbe(False, "unresponsive", f"The OS keyring did not answer within {timeout:g} s (is it locked?).")
+        return KeyringProbe(
+            False, "unresponsive", f"The OS keyring did not answer within {timeout:g} s (is it locked?)."
+        )
     except Exception as exc:  # any backend failure means: not usable
         return KeyringProbe(False, "unavailable", f"The OS keyring failed ({type(exc).__name__}).")
 
@@ -163,8 +166,9 @@ class KeyringStore:
     kind = "keyring"
     persistent = True
 
-    def __init__(self, service: str = SERVICE, *, probe: KeyringProbe | None = None,
-                 timeout: float = OPERATION_TIMEOUT) -> None:
+    def __init__(
+        self, service: str = SERVICE, *, probe: KeyringProbe | None = None, timeout: float = OPERATION_TIMEOUT
+    ) -> None:
         self.service = service
         self.probe = probe or probe_keyring()
         self.timeout = timeout
@@ -182,32 +186,39 @@ class KeyringStore:
         try:
             return _call_with_timeout(action, self.timeout)
         except _TimedOut:
-            raise SecretStoreError(f"{failure}: the OS keyring did not answer within {self.timeout:g} s.",
-                                   hint="Unlock your keyring and try again.") from None
+            raise SecretStoreError(
+                f"{failure}: the OS keyring did not answer within {self.timeout:g} s.",
+                hint="Unlock your keyring and try again.",
+            ) from None
         except PasswordDeleteError:
             raise
         except Exception as exc:
-            raise SecretStoreError(f"{failure} ({type(exc).__name__}).",
-                                   hint="Unlock your keyring and try again, or choose the encrypted file.") from None
+            raise SecretStoreError(
+                f"{failure} ({type(exc).__name__}).",
+                hint="Unlock your keyring and try again, or choose the encrypted file.",
+            ) from None
 
     def get(self, profile: str) -> str | None:
         import keyring
 
-        return self._call(lambda: keyring.get_password(self.service, profile),
-                          "The OS keyring could not be read") or None
+        return (
+            self._call(lambda: keyring.get_password(self.service, profile), "The OS keyring could not be read") or None
+        )
 
     def set(self, profile: str, api_key: str) -> None:
         import keyring
 
-        self._call(lambda: keyring.set_password(self.service, profile, api_key),
-                   "The OS keyring refused to store the key")
+        self._call(
+            lambda: keyring.set_password(self.service, profile, api_key), "The OS keyring refused to store the key"
+        )
 
     def delete(self, profile: str) -> None:
         import keyring
 
         try:
-            self._call(lambda: keyring.delete_password(self.service, profile),
-                       "The OS keyring could not delete the key")
+            self._call(
+                lambda: keyring.delete_password(self.service, profile), "The OS keyring could not delete the key"
+            )
         except PasswordDeleteError:
             pass  # nothing stored for this profile: already the wanted state
 
@@ -373,8 +384,7 @@ class EncryptedFileStore:
             except InvalidTag:
                 raise SecretStoreError(
                     f"Wrong passphrase for the encrypted secrets file {self.path}.",
-                    hint="Type the passphrase you chose when the key was stored "
-                         f"(headless: {STORE_PASSPHRASE_ENV}).",
+                    hint=f"Type the passphrase you chose when the key was stored (headless: {STORE_PASSPHRASE_ENV}).",
                 ) from None
         return cipher
 
@@ -433,8 +443,9 @@ def _valid_kdf(kdf: object) -> bool:
 
 def _kdf(kdf: dict[str, Any], salt: bytes) -> Argon2id | Scrypt:
     if kdf["name"] == "argon2id":
-        return Argon2id(salt=salt, length=32, iterations=kdf["iterations"], lanes=kdf["lanes"],
-                        memory_cost=kdf["memory_cost"])
+        return Argon2id(
+            salt=salt, length=32, iterations=kdf["iterations"], lanes=kdf["lanes"], memory_cost=kdf["memory_cost"]
+        )
     return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"])
 
 
@@ -567,8 +578,10 @@ class SandboxStore:
         except (OSError, ValueError):
             data = None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise SecretStoreError(f"The sandbox credentials file {self.path} is damaged.",
-                                   hint="Delete it and start the sandbox again: sandbox keys are throwaway.")
+            raise SecretStoreError(
+                f"The sandbox credentials file {self.path} is damaged.",
+                hint="Delete it and start the sandbox again: sandbox keys are throwaway.",
+            )
         return data
 
 
@@ -589,23 +602,30 @@ def store_choices(probe: KeyringProbe) -> list[StoreChoice]:
         )
     else:
         keyring_choice = StoreChoice(
-            "keyring", "OS keyring (not available)",
-            f"{probe.reason} Nothing is stored in plaintext: choose one of the options below.", False,
+            "keyring",
+            "OS keyring (not available)",
+            f"{probe.reason} Nothing is stored in plaintext: choose one of the options below.",
+            False,
         )
     return [
         keyring_choice,
-        StoreChoice("encrypted-file", "Encrypted file (passphrase)",
-                    "AES-256-GCM with a key derived from your passphrase (Argon2id); "
-                    f"you type the passphrase each run, or set {STORE_PASSPHRASE_ENV} for headless runs.", True),
-        StoreChoice("env", f"{ENV_VAR} for this run",
-                    f"Nothing is stored; set {ENV_VAR} in the environment for each run.", True),
-        StoreChoice("stdin", "Standard input for this run",
-                    "Nothing is stored; type or pipe the key each run.", True),
+        StoreChoice(
+            "encrypted-file",
+            "Encrypted file (passphrase)",
+            "AES-256-GCM with a key derived from your passphrase (Argon2id); "
+            f"you type the passphrase each run, or set {STORE_PASSPHRASE_ENV} for headless runs.",
+            True,
+        ),
+        StoreChoice(
+            "env", f"{ENV_VAR} for this run", f"Nothing is stored; set {ENV_VAR} in the environment for each run.", True
+        ),
+        StoreChoice("stdin", "Standard input for this run", "Nothing is stored; type or pipe the key each run.", True),
     ]
 
 
-def open_store(kind: str, paths: Paths, *, passphrase: bytes | None = None,
-               stdin: IO[str] | None = None) -> SecretStore:
+def open_store(
+    kind: str, paths: Paths, *, passphrase: bytes | None = None, stdin: IO[str] | None = None
+) -> SecretStore:
     if kind == "keyring":
         return KeyringStore()
     if kind == "encrypted-file":
@@ -624,9 +644,16 @@ def open_store(kind: str, paths: Paths, *, passphrase: bytes | None = None,
     raise SecretStoreError(f"Unknown secret store '{kind}'.", hint=f"Use one of: {', '.join(KINDS)}.")
 
 
-def resolve_api_key(profile: str, paths: Paths, kind_hint: str | None, *,
-                    passphrase: bytes | None = None, stdin: IO[str] | None = None,
-                    read_stdin: bool = False, use_env: bool = True) -> tuple[str, SecretStore]:
+def resolve_api_key(
+    profile: str,
+    paths: Paths,
+    kind_hint: str | None,
+    *,
+    passphrase: bytes | None = None,
+    stdin: IO[str] | None = None,
+    read_stdin: bool = False,
+    use_env: bool = True,
+) -> tuple[str, SecretStore]:
     """The one way every front end loads a profile's API key: standard input when asked
     (``read_stdin``), else KLARNA_API_KEY when set, else the store recorded for the profile.
     An encrypted file's passphrase is ``passphrase`` or KLARNA_MTLS_STORE_PASSPHRASE. ``stdin``
@@ -643,8 +670,9 @@ def resolve_api_key(profile: str, paths: Paths, kind_hint: str | None, *,
             hint=f"Set {ENV_VAR} for this run, or run the wizard to store the key.",
         )
     elif kind_hint == "stdin" and stdin is None:
-        raise SecretStoreError(f"The API key for profile '{profile}' was meant to come from standard input.",
-                               hint=_how_to_provide("stdin"))
+        raise SecretStoreError(
+            f"The API key for profile '{profile}' was meant to come from standard input.", hint=_how_to_provide("stdin")
+        )
     else:
         if kind_hint == "encrypted-file" and not passphrase:
             passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None

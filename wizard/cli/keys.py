@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from ..flow import Session
 
 
-KEY_ID_HELP = ("the credential id of the API key this tool runs on (the profile's stored key); "
-               "recorded for this profile, so disabling it is refused from then on")
+KEY_ID_HELP = (
+    "the credential id of the API key this tool runs on (the profile's stored key); "
+    "recorded for this profile, so disabling it is refused from then on"
+)
 
 
 def add_key_id(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +40,16 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--description", required=True, help="the service that will use the key")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--store", action="store_true",
-                       help="keep the secret in the profile's secret store as <profile>#key:<id> (default)")
-    where.add_argument("--show-secret-once", action="store_true",
-                       help="print the new secret on standard output instead (Klarna shows it only once)")
+    where.add_argument(
+        "--store",
+        action="store_true",
+        help="keep the secret in the profile's secret store as <profile>#key:<id> (default)",
+    )
+    where.add_argument(
+        "--show-secret-once",
+        action="store_true",
+        help="print the new secret on standard output instead (Klarna shows it only once)",
+    )
     add_key_id(p)
     p.set_defaults(handler=cmd_create)
 
@@ -55,8 +63,11 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("credential_id")
     add_key_id(p)
-    p.add_argument("--not-the-tools-key", action="store_true",
-                   help="confirm the key is not the one klarna-mtls runs on (needed while that key's id is unknown)")
+    p.add_argument(
+        "--not-the-tools-key",
+        action="store_true",
+        help="confirm the key is not the one klarna-mtls runs on (needed while that key's id is unknown)",
+    )
     p.set_defaults(handler=cmd_disable)
 
     p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first (resumable)")
@@ -91,8 +102,10 @@ def open_keys_session(args: argparse.Namespace) -> Session:
 def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
-    return clean(f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
-                 f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
+    return clean(
+        f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
+        f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -101,9 +114,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     session = open_keys_session(args)
     rows = asyncio.run(keys.list_keys(session))
     known = session.state.tool_key_id is not None
-    emit(args, {"ok": True, "keys": [asdict(r) for r in rows], "tool_key_known": known},
-         "\n".join([_line(r) for r in rows] + ["* = the key this tool uses" if known else
-                    "the key this tool uses is unknown: name it with --key-id <id>"]))
+    emit(
+        args,
+        {"ok": True, "keys": [asdict(r) for r in rows], "tool_key_known": known},
+        "\n".join(
+            [_line(r) for r in rows]
+            + [
+                "* = the key this tool uses"
+                if known
+                else "the key this tool uses is unknown: name it with --key-id <id>"
+            ]
+        ),
+    )
     return EXIT_OK
 
 
@@ -116,12 +138,19 @@ def cmd_create(args: argparse.Namespace) -> int:
     payload = {"ok": True, "key": asdict(row)}
     if args.show_secret_once:
         payload["secret"] = secret.reveal()  # asked for explicitly: the one place it is shown
-        emit(args, payload, f"created {row.credential_id}\n{secret.reveal()}\n"
-                            "(shown once and stored nowhere: keep it now)")
+        emit(
+            args,
+            payload,
+            f"created {row.credential_id}\n{secret.reveal()}\n(shown once and stored nowhere: keep it now)",
+        )
     else:
         payload["stored_as"] = keys.stored_name(session.profile, row.credential_id)
-        emit(args, payload, f"created {row.credential_id} ({row.masked}); "
-                            f"secret kept in {store.display_name} as {payload['stored_as']}")
+        emit(
+            args,
+            payload,
+            f"created {row.credential_id} ({row.masked}); "
+            f"secret kept in {store.display_name} as {payload['stored_as']}",
+        )
     return EXIT_OK
 
 
@@ -158,13 +187,24 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     resumed = keys.rotation_state(session)
     if resumed:
         progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
-    new_id = asyncio.run(keys.rotate_tool_key(session, store, description=args.description,
-                                              on_event=lambda event: _show_step(args, event)))
+    new_id = asyncio.run(
+        keys.rotate_tool_key(
+            session, store, description=args.description, on_event=lambda event: _show_step(args, event)
+        )
+    )
     rows = asyncio.run(keys.list_keys(session))
     tool = next((r for r in rows if r.used_by_tool), None)
     ok = tool is not None and tool.credential_id == new_id
-    emit(args, {"ok": ok, "new_credential_id": new_id, "api_key": session.evidence.api_key_masked,
-                "keys": [asdict(r) for r in rows]},
-         f"the tool now uses {new_id} ({session.evidence.api_key_masked}); the old key is disabled"
-         if ok else f"rotation finished but {new_id} is not listed as the tool's key: run keys list")
+    emit(
+        args,
+        {
+            "ok": ok,
+            "new_credential_id": new_id,
+            "api_key": session.evidence.api_key_masked,
+            "keys": [asdict(r) for r in rows],
+        },
+        f"the tool now uses {new_id} ({session.evidence.api_key_masked}); the old key is disabled"
+        if ok
+        else f"rotation finished but {new_id} is not listed as the tool's key: run keys list",
+    )
     return EXIT_OK if ok else EXIT_WARNING
