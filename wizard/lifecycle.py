@@ -11,22 +11,31 @@ import os
 import platform
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
-from .interlocks import Action, Situation, refusals, require
-from .model import Stage
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
+from .interlocks import Action, Situation, refusals, require
+from .model import Stage
 from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
 
+if TYPE_CHECKING:
+    from .api import CertificateInfo
+
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
+
+# A rotation in progress, kept in the journal's ``flows["rotation"]`` (JSON): step, folder,
+# key_path, public_key_id, csr_pem, cn, idempotency_key, certificate_id, certificate_pem,
+# fingerprint, label, old_certificate_id as each step learns them.
+RotationFlow = dict[str, Any]
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
 
 
@@ -76,7 +85,7 @@ class ProfileStatus:
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def situation(self, target: str | None = None) -> Situation:
@@ -137,7 +146,9 @@ async def gather_status(session: Session) -> ProfileStatus:
     )
 
 
-def _row(info, local: dict, status: str, installed_here: bool, current: bool, now: datetime) -> CertificateRow:
+def _row(
+    info: CertificateInfo, local: dict[str, Any], status: str, installed_here: bool, current: bool, now: datetime
+) -> CertificateRow:
     """One certificate for display. Expiry comes from the listed PEM, else from our own record of
     the certificate Klarna returned to us; the fingerprint likewise (ours first)."""
     days_left = elapsed = None
@@ -294,9 +305,9 @@ async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> 
     yield Done(task, time.monotonic() - started, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
 
 
-async def _rotation_flow(session: Session) -> dict:
+async def _rotation_flow(session: Session) -> RotationFlow:
     """The rotation to resume, or a new one once a free slot is confirmed."""
-    flow = session.state.flows.get("rotation")
+    flow: RotationFlow | None = session.state.flows.get("rotation")
     if flow and flow.get("step") != "done":
         return flow
     status = await gather_status(session)
@@ -332,12 +343,12 @@ def _suffix_of(session: Session, credential_id: str) -> str | None:
     return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]
 
 
-def _save_flow(session: Session, flow: dict) -> None:
+def _save_flow(session: Session, flow: RotationFlow) -> None:
     session.state.flows["rotation"] = flow
     session.save()
 
 
-async def _rotation_key(session: Session, flow: dict) -> None:
+async def _rotation_key(session: Session, flow: RotationFlow) -> None:
     folder = Path(flow["folder"])
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
@@ -357,7 +368,7 @@ async def _rotation_key(session: Session, flow: dict) -> None:
     flow.update(key_path=str(key_path), public_key_id=crypto.public_key_id(key), csr_pem=csr_pem.decode(), cn=cn)
 
 
-async def _rotation_issue(session: Session, flow: dict) -> None:
+async def _rotation_issue(session: Session, flow: RotationFlow) -> None:
     if "idempotency_key" not in flow:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
@@ -381,7 +392,7 @@ async def _rotation_issue(session: Session, flow: dict) -> None:
     )
 
 
-async def _rotation_install(session: Session, flow: dict) -> None:
+async def _rotation_install(session: Session, flow: RotationFlow) -> None:
     key_pem = Path(flow["key_path"]).read_bytes()
     label = flow["fingerprint"].replace(":", "")[:16].lower()
     await asyncio.to_thread(
@@ -395,7 +406,7 @@ async def _rotation_install(session: Session, flow: dict) -> None:
     flow["label"] = label
 
 
-def _rotation_verify(session: Session, flow: dict, limits: PollLimits) -> Events:
+def _rotation_verify(session: Session, flow: RotationFlow, limits: PollLimits) -> Events:
     """The NEW pair must be seen VALID before anything switches to it: the one polling loop,
     observing with the new pair (a first INVALID is Klarna still settling, not a verdict)."""
     pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])
@@ -421,11 +432,11 @@ def _rotation_verify(session: Session, flow: dict, limits: PollLimits) -> Events
     return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
 
 
-async def _rotation_switch_step(session: Session, flow: dict) -> None:
+async def _rotation_switch_step(session: Session, flow: RotationFlow) -> None:
     _rotation_switch(session, flow)
 
 
-def _rotation_switch(session: Session, flow: dict) -> None:
+def _rotation_switch(session: Session, flow: RotationFlow) -> None:
     pair = activate(session.install_dir, flow["label"])
     ev = session.evidence
     key = crypto.load_private_key_file(Path(flow["key_path"]), session.key_passphrase)
@@ -451,7 +462,7 @@ def _rotation_switch(session: Session, flow: dict) -> None:
     session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
 
 
-ROTATION_ACTIONS: dict[str, Callable[[Session, dict], Awaitable[None]]] = {
+ROTATION_ACTIONS: dict[str, Callable[[Session, RotationFlow], Awaitable[None]]] = {
     "key": _rotation_key,
     "issue": _rotation_issue,
     "install": _rotation_install,
@@ -682,7 +693,7 @@ def worst(findings: list[Finding]) -> int:
 
 
 # ---------------------------------------------------------------- support bundle
-def support_bundle(session: Session) -> dict:
+def support_bundle(session: Session) -> dict[str, Any]:
     """What Klarna support or a colleague needs; never a secret."""
     from importlib import metadata
 

@@ -8,16 +8,18 @@ exception, a repr or a log line: errors are raised ``from None`` so a backend's 
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import getpass
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import AbstractContextManager
-from typing import IO, Any, Callable, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -93,7 +95,7 @@ def _backend_name(backend: object) -> str:
 
 def _backend_priority(backend: object) -> float | None:
     try:
-        return float(type(backend).priority)  # a classproperty; may raise when not viable
+        return float(getattr(type(backend), "priority"))  # a classproperty; may raise when not viable
     except Exception:
         return None
 
@@ -215,21 +217,19 @@ class KeyringStore:
     def delete(self, profile: str) -> None:
         import keyring
 
-        try:
+        with contextlib.suppress(PasswordDeleteError):  # nothing stored: already the wanted state
             self._call(
                 lambda: keyring.delete_password(self.service, profile), "The OS keyring could not delete the key"
             )
-        except PasswordDeleteError:
-            pass  # nothing stored for this profile: already the wanted state
 
 
 class MemoryKeyring(KeyringBackend):
     """An in-memory keyring backend for tests (tests/conftest.py installs a fresh one per test)."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring leaves KeyringBackend.__init__ unannotated
         self.passwords: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
@@ -245,15 +245,20 @@ class MemoryKeyring(KeyringBackend):
 
 # Defining a KeyringBackend subclass registers it for keyring's auto-detection; a memory backend
 # chosen in production would "store" the key until exit. Only explicit set_keyring may use it.
-KeyringBackend._classes.discard(MemoryKeyring)  # type: ignore[attr-defined]
+KeyringBackend._classes.discard(MemoryKeyring)
 
 
 # ---------------------------------------------------------------- encrypted file
+# The file's JSON shapes: a document {"version", "kdf", "salt", "entries", "check"?}, each entry
+# {"nonce", "ciphertext"} (base64), and the KDF's name and parameters.
+Document = dict[str, Any]
+Entry = dict[str, str]
+KdfParams = dict[str, Any]
 FORMAT_VERSION = 1
 SCRYPT_PARAMS = {"n": 2**15, "r": 8, "p": 1}  # files written before Argon2id: still read, upgraded on write
 # OWASP's Argon2id minimum (19 MiB, 2 passes, 1 lane); about 60 ms here, memory-hard against GPUs.
 # Without Argon2id in this cryptography/OpenSSL, OWASP's scrypt minimum (2^17, 8, 1: 128 MiB).
-CURRENT_KDF: dict = {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
+CURRENT_KDF: KdfParams = {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
 try:
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - cryptography < 44
@@ -279,7 +284,7 @@ class EncryptedFileStore:
         self.path = path
         self.display_name = f"Encrypted file {_home_relative(path)}"
         self._passphrase = passphrase
-        self._derived: dict[tuple, AESGCM] = {}
+        self._derived: dict[tuple[object, ...], AESGCM] = {}
 
     def __repr__(self) -> str:
         return f"EncryptedFileStore({str(self.path)!r})"
@@ -315,7 +320,7 @@ class EncryptedFileStore:
 
         return file_lock(self.path.with_name(self.path.name + ".lock"), "secrets file write")
 
-    def _current(self, document: dict | None) -> dict:
+    def _current(self, document: Document | None) -> Document:
         """The document under the current KDF: a file made with older parameters is re-encrypted
         (every entry opened with its old key, sealed again under a fresh salt) on its next write."""
         if document is None:
@@ -335,7 +340,7 @@ class EncryptedFileStore:
         return fresh
 
     # -- file format
-    def _new_document(self) -> dict:
+    def _new_document(self) -> Document:
         return {
             "version": FORMAT_VERSION,
             "kdf": dict(CURRENT_KDF),
@@ -343,7 +348,7 @@ class EncryptedFileStore:
             "entries": {},
         }
 
-    def _load(self) -> dict | None:
+    def _load(self) -> Document | None:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -351,14 +356,14 @@ class EncryptedFileStore:
         except OSError as exc:
             raise SecretStoreError(f"Cannot read {self.path}: {exc.strerror}.") from None
         try:
-            document = json.loads(raw)
+            document: Document = json.loads(raw)
         except ValueError:
             raise self._damaged() from None
         if not _valid_document(document):
             raise self._damaged()
         return document
 
-    def _save(self, document: dict) -> None:
+    def _save(self, document: Document) -> None:
         write_private(self.path, json.dumps(document, indent=1, sort_keys=True).encode())
 
     def _damaged(self) -> SecretStoreError:
@@ -368,7 +373,7 @@ class EncryptedFileStore:
         )
 
     # -- crypto
-    def _unlock(self, document: dict) -> AESGCM:
+    def _unlock(self, document: Document) -> AESGCM:
         """The AES-GCM key for this file, after proving the passphrase is the right one."""
         cipher = self._cipher(document)
         proof = document.get("check")
@@ -388,14 +393,14 @@ class EncryptedFileStore:
                 ) from None
         return cipher
 
-    def _cipher(self, document: dict) -> AESGCM:
+    def _cipher(self, document: Document) -> AESGCM:
         kdf = document["kdf"]
         cache_key = (document["salt"], *sorted(kdf.items()))
         if cache_key not in self._derived:  # the KDF is deliberately slow: derive once per file state
             self._derived[cache_key] = AESGCM(_kdf(kdf, _unb64(document["salt"])).derive(self._passphrase))
         return self._derived[cache_key]
 
-    def _decrypt_entry(self, cipher: AESGCM, entry: dict, profile: str) -> str:
+    def _decrypt_entry(self, cipher: AESGCM, entry: Entry, profile: str) -> str:
         try:
             return _open(cipher, entry, profile.encode()).decode()
         except (InvalidTag, UnicodeDecodeError):
@@ -405,12 +410,12 @@ class EncryptedFileStore:
             ) from None
 
 
-def _seal(cipher: AESGCM, plaintext: bytes, associated_data: bytes) -> dict:
+def _seal(cipher: AESGCM, plaintext: bytes, associated_data: bytes) -> Entry:
     nonce = os.urandom(12)
     return {"nonce": _b64(nonce), "ciphertext": _b64(cipher.encrypt(nonce, plaintext, associated_data))}
 
 
-def _open(cipher: AESGCM, entry: dict, associated_data: bytes) -> bytes:
+def _open(cipher: AESGCM, entry: Entry, associated_data: bytes) -> bytes:
     return cipher.decrypt(_unb64(entry["nonce"]), _unb64(entry["ciphertext"]), associated_data)
 
 
@@ -441,7 +446,7 @@ def _valid_kdf(kdf: object) -> bool:
     return False
 
 
-def _kdf(kdf: dict[str, Any], salt: bytes) -> Argon2id | Scrypt:
+def _kdf(kdf: KdfParams, salt: bytes) -> Argon2id | Scrypt:
     if kdf["name"] == "argon2id":
         return Argon2id(
             salt=salt, length=32, iterations=kdf["iterations"], lanes=kdf["lanes"], memory_cost=kdf["memory_cost"]
