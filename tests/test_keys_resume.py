@@ -340,3 +340,13 @@ def test_doctor_includes_key_hygiene(profile):
     session, _ = profile
     findings = asyncio.run(run_doctor(session))
     assert any(f.check == "api keys" and "initial API key" in f.summary for f in findings)
+
+
+def test_switch_with_no_key_in_either_slot_refuses_and_records_nothing():
+    """A resumed switch finding neither the pending key nor the profile's key must stop with a
+    clear error, not record the new id as the tool's with no key loaded."""
+    session = Session(Paths.from_env(), "empty")
+    store = secrets.KeyringStore()
+    with pytest.raises(SecretStoreError, match="holds no API key"):
+        asyncio.run(keys._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
+    assert session.state.tool_key_id is None and not session.unlocked

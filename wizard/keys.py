@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from .api import Answer, ApiKeyInfo, SecretValue
@@ -36,6 +36,13 @@ from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
 from .runners import Done, Event, Events, Step, follow
+
+if TYPE_CHECKING:
+    from .secrets import SecretStore
+
+# A key rotation in progress, kept in the journal's ``flows[FLOW]`` (JSON): step,
+# old_credential_id, description, keep_old, started_at, idempotency_key, new_credential_id.
+KeyRotationFlow = dict[str, Any]
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
@@ -99,7 +106,7 @@ def _masked(session: Session, suffix: str | None) -> str:
     return f"klarna_{env}_api_…{suffix or '????'}"
 
 
-def _tool_ids(session: Session, infos) -> set[str]:
+def _tool_ids(session: Session, infos: Iterable[ApiKeyInfo]) -> set[str]:
     """Which listed key is this tool's: the credential id the profile records (the key the tool
     created, rotated in, or was told with --key-id). Never guessed from a listing's fields."""
     known = session.state.tool_key_id
@@ -113,11 +120,11 @@ async def list_keys(session: Session) -> list[KeyRow]:
 
 async def _listing(session: Session) -> list[ApiKeyInfo]:
     async with session.client() as klarna:
-        answer: Answer[list[ApiKeyInfo]] = await klarna.list_api_keys()  # type: ignore[attr-defined]
+        answer: Answer[list[ApiKeyInfo]] = await klarna.list_api_keys()
         return answer.value
 
 
-def _rows(session: Session, infos) -> list[KeyRow]:
+def _rows(session: Session, infos: Iterable[ApiKeyInfo]) -> list[KeyRow]:
     tool = _tool_ids(session, infos)
     return [
         KeyRow(
@@ -134,7 +141,9 @@ def _rows(session: Session, infos) -> list[KeyRow]:
     ]
 
 
-def _situation(session: Session, infos: Iterable[Any], target: str | None, confirmed: bool) -> Situation:
+def _situation(
+    session: Session, infos: Iterable[ApiKeyInfo | KeyRow], target: str | None, confirmed: bool
+) -> Situation:
     return session.situation(
         key_ids=frozenset(i.credential_id for i in infos),
         target=target,
@@ -145,7 +154,7 @@ def _situation(session: Session, infos: Iterable[Any], target: str | None, confi
 
 
 def _require(
-    session: Session, action: Action, infos: Iterable[Any], target: str | None = None, confirmed: bool = False
+    session: Session, action: Action, infos: Iterable[ApiKeyInfo], target: str | None = None, confirmed: bool = False
 ) -> None:
     require(action, _situation(session, infos, target, confirmed))
 
@@ -178,7 +187,7 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
 
 # ---------------------------------------------------------------- create, describe, disable
 async def create_key(
-    session: Session, description: str, *, store=None, name: str | None = None
+    session: Session, description: str, *, store: SecretStore | None = None, name: str | None = None
 ) -> tuple[KeyRow, SecretValue]:
     """Create a key for a named service. Its secret is returned once; with ``store`` it is also
     kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
@@ -299,7 +308,7 @@ KEY_ROTATION_WORDS = {
 
 async def rotate_tool_key(
     session: Session,
-    store,
+    store: SecretStore,
     *,
     description: str | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -320,7 +329,9 @@ async def rotate_tool_key(
     return last.result
 
 
-async def key_rotation(session: Session, store, *, description: str | None = None, keep_old: bool = False) -> Events:
+async def key_rotation(
+    session: Session, store: SecretStore, *, description: str | None = None, keep_old: bool = False
+) -> Events:
     """create → store → prove with a live call → switch → disable the old, as progress events
     (a Step per step, then Done(result=new credential id)). Resumable from the journal at any
     step. ``store`` must be the profile's persistent store (the one holding ``<profile>``). With
@@ -353,7 +364,9 @@ async def key_rotation(session: Session, store, *, description: str | None = Non
     )
 
 
-async def _start_rotation(session: Session, store, description: str | None, keep_old: bool) -> dict:
+async def _start_rotation(
+    session: Session, store: SecretStore, description: str | None, keep_old: bool
+) -> KeyRotationFlow:
     description = description or f"klarna-mtls {session.profile}"
     _verify_service_description(description)
     stored = await asyncio.to_thread(store.get, session.profile)
@@ -380,7 +393,7 @@ async def _start_rotation(session: Session, store, description: str | None, keep
 
 async def take_own_key(
     session: Session,
-    store: Any,
+    store: SecretStore,
     description: str | None = None,
     on_step: Callable[[str], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
@@ -399,12 +412,12 @@ async def take_own_key(
     )
 
 
-def _save(session: Session, flow: dict) -> None:
+def _save(session: Session, flow: KeyRotationFlow) -> None:
     session.state.flows[FLOW] = flow
     session.save()
 
 
-async def _create_pending(session: Session, store, flow: dict) -> None:
+async def _create_pending(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
     pending = session.profile + PENDING
     if flow.get("new_credential_id"):
         if await asyncio.to_thread(store.get, pending):
@@ -435,7 +448,7 @@ async def _create_pending(session: Session, store, flow: dict) -> None:
     session.audit.record("api_key_rotation_created", credential_id=info.credential_id)
 
 
-async def _prove_pending(session: Session, store, flow: dict) -> None:
+async def _prove_pending(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
     new_key = await asyncio.to_thread(store.get, session.profile + PENDING)
     if not new_key:
         flow["step"] = "create"  # create again; the orphan is disabled there
@@ -451,7 +464,7 @@ async def _prove_pending(session: Session, store, flow: dict) -> None:
     )
 
 
-async def _switch(session: Session, store, flow: dict) -> None:
+async def _switch(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
     profile = session.profile
     new_key = await asyncio.to_thread(store.get, profile + PENDING)
     if new_key:
@@ -462,6 +475,11 @@ async def _switch(session: Session, store, flow: dict) -> None:
         await asyncio.to_thread(store.delete, profile + PENDING)
     else:  # switched before an interruption: the store already holds the new key
         new_key = await asyncio.to_thread(store.get, profile)
+    if not new_key:  # neither slot holds a key: nothing to switch to (was a TypeError)
+        raise SecretStoreError(
+            f"The {store.display_name} holds no API key for profile '{profile}' to switch to.",
+            hint="Store the new key (or the current one) for this profile, then run the rotation again.",
+        )
     session.unlock(new_key)
     session.state.record_tool_key(flow["new_credential_id"], "created")
     session.evidence.api_key_masked = rules.mask_key(new_key)
@@ -471,7 +489,7 @@ async def _switch(session: Session, store, flow: dict) -> None:
     )
 
 
-async def _disable_old(session: Session, store, flow: dict) -> None:
+async def _disable_old(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
     old_id = flow.get("old_credential_id")
     if old_id and old_id != flow["new_credential_id"] and not flow.get("keep_old"):
         async with session.client() as klarna:  # made with the new key: one more proof
