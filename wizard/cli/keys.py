@@ -17,6 +17,9 @@ from .onboard import open_unlocked_session
 
 if TYPE_CHECKING:
     from ..flow import Session
+    from ..keys import KeyRow
+    from ..runners import Event
+    from ..secrets import SecretStore
 
 
 KEY_ID_HELP = (
@@ -29,7 +32,7 @@ def add_key_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-id", help=KEY_ID_HELP)
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = sub.add_parser("keys", help="API keys: one per service").add_subparsers(dest="keys_command", required=True)
     p = group.add_parser("list", help="the account's API keys (masked); * marks the one this tool uses")
     add_common(p)
@@ -77,7 +80,7 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_rotate)
 
 
-def _store(session):
+def _store(session: Session) -> SecretStore:
     """The profile's own persistent store (the one the wizard put the key in)."""
     from .. import secrets
     from ..errors import SecretStoreError
@@ -99,7 +102,7 @@ def open_keys_session(args: argparse.Namespace) -> Session:
     return session
 
 
-def _line(row) -> str:
+def _line(row: KeyRow) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
     return clean(
@@ -136,7 +139,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     store = None if args.show_secret_once else _store(session)
     row, secret = asyncio.run(keys.create_key(session, args.description, store=store))
     payload = {"ok": True, "key": asdict(row)}
-    if args.show_secret_once:
+    if store is None:  # --show-secret-once
         payload["secret"] = secret.reveal()  # asked for explicitly: the one place it is shown
         emit(
             args,
@@ -172,7 +175,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_step(args: argparse.Namespace, event) -> None:
+def _show_step(args: argparse.Namespace, event: Event) -> None:
     from ..runners import Step
 
     if isinstance(event, Step):
