@@ -559,48 +559,57 @@ def generic(row: KeyRow) -> bool:
 
 
 def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
-    out: list[Finding] = []
     active = [r for r in rows if r.active]
     tool = next((r for r in rows if r.used_by_tool), None)
+    out = [f for f in (_tool_key_finding(session, tool),) if f is not None]
+    out += _description_findings(active, tool)
+    environment = _environment_finding(session)
+    if environment is not None:
+        out.append(environment)
+    if not out:
+        out.append(Finding("api keys", "ok", f"{len(active)} active API key(s); the tool uses its own, described key."))
+    return out
+
+
+def _tool_key_finding(session: Session, tool: KeyRow | None) -> Finding | None:
+    """Whether the tool's own key is known, active, not the initial key and named for it."""
     known = session.state.tool_key_id
     if known is None:
-        out.append(
-            Finding(
-                "api keys",
-                "warning",
-                "The key this tool uses is unknown: its credential id is not recorded.",
-                "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
-                "(keys rotate --key-id <id>, or onboard --own-key).",
-            )
+        return Finding(
+            "api keys",
+            "warning",
+            "The key this tool uses is unknown: its credential id is not recorded.",
+            "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
+            "(keys rotate --key-id <id>, or onboard --own-key).",
         )
-    elif tool is None or not tool.active:
-        out.append(
-            Finding(
-                "api keys",
-                "warning",
-                f"The recorded key {known} is not among the account's active keys.",
-                "Check the profile's stored key belongs to this account.",
-            )
+    if tool is None or not tool.active:
+        return Finding(
+            "api keys",
+            "warning",
+            f"The recorded key {known} is not among the account's active keys.",
+            "Check the profile's stored key belongs to this account.",
         )
-    elif tool.is_initial:
-        out.append(
-            Finding(
-                "api keys",
-                "warning",
-                "klarna-mtls runs on the account's initial API key.",
-                "Give this tool its own key (keys rotate), and each service its own described key.",
-            )
+    if tool.is_initial:
+        return Finding(
+            "api keys",
+            "warning",
+            "klarna-mtls runs on the account's initial API key.",
+            "Give this tool its own key (keys rotate), and each service its own described key.",
         )
-    elif generic(tool):
-        out.append(
-            Finding(
-                "api keys",
-                "warning",
-                f"The tool's key is described as '{tool.description or ''}', naming no service: "
-                "it may be shared by several services.",
-                "Give each service its own key whose description names it (keys create).",
-            )
+    if generic(tool):
+        return Finding(
+            "api keys",
+            "warning",
+            f"The tool's key is described as '{tool.description or ''}', naming no service: "
+            "it may be shared by several services.",
+            "Give each service its own key whose description names it (keys create).",
         )
+    return None
+
+
+def _description_findings(active: list[KeyRow], tool: KeyRow | None) -> list[Finding]:
+    """Active keys with no description, and used keys whose description names no service."""
+    out: list[Finding] = []
     undescribed = [r for r in active if not (r.description or "").strip()]
     if undescribed:
         out.append(
@@ -625,20 +634,21 @@ def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
                 "Create one key per service and disable the shared one once nothing uses it.",
             )
         )
+    return out
+
+
+def _environment_finding(session: Session) -> Finding | None:
+    """A stored key from another environment than the profile's (e.g. a live key on a test profile)."""
     key = session._api_key  # noqa: SLF001
     key_env = rules.api_key_environment(key) if key else session.evidence.api_key_environment
     if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
-        out.append(
-            Finding(
-                "api keys",
-                "critical",
-                f"The stored key is a {key_env} key but the profile is {session.environment}.",
-                "Store a key from the profile's environment.",
-            )
+        return Finding(
+            "api keys",
+            "critical",
+            f"The stored key is a {key_env} key but the profile is {session.environment}.",
+            "Store a key from the profile's environment.",
         )
-    if not out:
-        out.append(Finding("api keys", "ok", f"{len(active)} active API key(s); the tool uses its own, described key."))
-    return out
+    return None
 
 
 if hygiene_findings not in DOCTOR_CHECKS:

@@ -556,7 +556,7 @@ def _trust_finding(session: Session) -> Finding:
 async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
     if status is None:
         return []
-    out = []
+    out: list[Finding] = []
     skew = status.clock_skew_seconds
     if skew is not None:
         bad = abs(skew) > 120
@@ -579,21 +579,7 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
             " ".join(diagnosis.next_steps[:1]),
         )
     )
-    mode = status.enforcement_mode or "UNKNOWN"
-    note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
-    if mode == "UNKNOWN":
-        out.append(
-            Finding(
-                "enforcement",
-                "warning",
-                "Enforcement: UNKNOWN (Klarna's answer did not say).",
-                "Revoking and enforcing are refused until the state can be read; try again later.",
-            )
-        )
-    else:
-        out.append(
-            Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID.")
-        )
+    out.append(_enforcement_finding(status))
     slots = status.slots_used
     out.append(
         Finding(
@@ -604,6 +590,20 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
         )
     )
     return out
+
+
+def _enforcement_finding(status: ProfileStatus) -> Finding:
+    """The enforcement mode as observed; unknown is a warning (destructive steps wait for it)."""
+    mode = status.enforcement_mode or "UNKNOWN"
+    if mode == "UNKNOWN":
+        return Finding(
+            "enforcement",
+            "warning",
+            "Enforcement: UNKNOWN (Klarna's answer did not say).",
+            "Revoking and enforcing are refused until the state can be read; try again later.",
+        )
+    note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
+    return Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID.")
 
 
 # Extension point: further doctor checks (e.g. API-key hygiene) append themselves here.

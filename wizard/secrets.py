@@ -8,8 +8,8 @@ exception, a repr or a log line: errors are raised ``from None`` so a backend's 
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import getpass
 import json
 import os
@@ -93,14 +93,14 @@ def _backend_name(backend: object) -> str:
     return str(getattr(backend, "name", None) or type(backend).__name__)
 
 
-def _backend_priority(backend: object) -> float | None:
+def _backend_priority(backend: KeyringBackend) -> float | None:
     try:
-        return float(getattr(type(backend), "priority"))  # a classproperty; may raise when not viable
+        return float(type(backend).priority)  # a classproperty; may raise when not viable
     except Exception:
         return None
 
 
-def _is_plaintext(backend: object) -> bool:
+def _is_plaintext(backend: KeyringBackend) -> bool:
     """keyrings.alt's PlaintextKeyring and friends, or any low-priority backend not encrypted."""
     qualified = f"{type(backend).__module__}.{type(backend).__name__}".lower()
     if "plaintext" in qualified or "uncrypted" in qualified:
@@ -109,7 +109,7 @@ def _is_plaintext(backend: object) -> bool:
     return priority is not None and priority < 1 and "encrypt" not in qualified
 
 
-def _members(backend: object) -> list[object]:
+def _members(backend: KeyringBackend) -> list[KeyringBackend]:
     """The backends a ChainerBackend would write through; the backend itself otherwise."""
     from keyring.backends.chainer import ChainerBackend
 
@@ -118,7 +118,7 @@ def _members(backend: object) -> list[object]:
     return [backend]
 
 
-def _judge_backend(backend: object) -> KeyringProbe | None:
+def _judge_backend(backend: KeyringBackend) -> KeyringProbe | None:
     """A verdict when the backend must not be used, None when it may be tried."""
     from keyring.backends import fail, null
 
