@@ -10,13 +10,12 @@ import json
 import logging
 
 import pytest
+from tests_support import name_initial_key
 
 from wizard import keys, secrets
 from wizard.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
-
-from tests_support import name_initial_key
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e
