@@ -619,7 +619,7 @@ class Session:
         self.audit.record("enforcement_set", enforced_from=value, mode=ev.enforcement_mode)
         return ev.enforcement_mode
 
-    async def read_enforcement(self):
+    async def read_enforcement(self) -> EnforcementState:
         async with self.client() as klarna:
             answer = await klarna.get_enforcement()
         known = answer.value.mode is not rules.EnforcementMode.UNKNOWN
