@@ -272,7 +272,7 @@ class Session:
     async def client(
         self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
         files_checked: bool = False,
-    ) -> AsyncIterator["object"]:
+    ) -> AsyncIterator["KlarnaClient"]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
