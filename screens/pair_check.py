@@ -38,9 +38,10 @@ def findings_text(findings: list[Finding]) -> Content:
 class PairCheckScreen(WorkScreen):
     HELP_TITLE = "Check a pair"
     DEFAULT_CSS = """
-    PairCheckScreen .field { height: auto; }
-    PairCheckScreen .field Label { width: 13; padding: 1 0 0 0; }
+    PairCheckScreen .field { height: 1; margin: 0 0 1 0; }
+    PairCheckScreen .field Label { width: 13; }
     PairCheckScreen .field Input { width: 1fr; }
+    PairCheckScreen #findings { margin: 1 0 0 0; }
     """
     BINDINGS = [Binding("escape", "close", "Back"), *CANCEL_BINDINGS]
     WORK_BUTTONS = ("#check",)
@@ -61,9 +62,8 @@ class PairCheckScreen(WorkScreen):
             ):
                 with Horizontal(classes="field"):
                     yield Label(label)
-                    yield Input(placeholder=hint, id=field, password=secret)
-            with Horizontal(classes="actions"):
-                yield Button("Check", id="check", variant="success")
+                    yield Input(placeholder=hint, id=field, password=secret, compact=True)
+            yield Button("Check", id="check", variant="success", compact=True)
             yield WorkPanel()
             yield Static(EMPTY, id="findings", markup=False)
         yield Footer()
