@@ -21,12 +21,13 @@ async def settle(app, pilot):
     await pilot.pause()
 
 
-async def check_pair(app, pilot, cert, key) -> str:
+async def check_pair(app, pilot, cert, key, passphrase: str = "") -> str:
     await pilot.press("p")  # from the dashboard
     await settle(app, pilot)
     assert type(app.screen).__name__ == "PairCheckScreen"
     app.screen.query_one("#cert-file").value = str(cert)
     app.screen.query_one("#key-file").value = str(key)
+    app.screen.query_one("#key-passphrase").value = passphrase
     app.screen.query_one("#key-file").focus()
     await pilot.press("enter")  # Enter submits
     await settle(app, pilot)
@@ -65,3 +66,22 @@ async def test_a_key_that_does_not_match_the_certificate_is_critical(onboard, sa
         assert "✗ key match (critical):" in text, text
         assert "    → " in text  # what to do next
         assert "verification" not in text  # no live call with a broken pair
+
+
+async def test_a_key_with_its_own_passphrase_is_checked_with_it(onboard, sandbox, tmp_path):
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    folder = tmp_path / "copied"
+    folder.mkdir(mode=0o700)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pair = install.current_pair(app.session.install_dir)
+        assert pair is not None
+        own = app.session.key_passphrase
+        key = crypto.load_private_key_file(pair.key_path, own)
+        (folder / "key.pem").write_bytes(crypto.make_private_key_pem(key, b"pair secret"))
+        os.chmod(folder / "key.pem", 0o600)
+        text = await check_pair(app, pilot, pair.cert_path, folder / "key.pem", passphrase="pair secret")
+        assert "✓ key match (ok):" in text and "✓ verification (ok):" in text, text
+        assert app.session.key_passphrase == own  # the profile's own passphrase is untouched
+        assert "pair secret" not in text
