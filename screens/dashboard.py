@@ -78,6 +78,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected certificate"),
         Binding("e", "enforce", "Enforce"),
         Binding("u", "unenforce", "Remove enforcement", show=False),
+        Binding("p", "check_pair", "Check a pair", show=False, tooltip="Check any certificate and key files"),
         Binding("ctrl+y", "copy_fingerprint", "Copy fingerprint", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
@@ -236,6 +237,11 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         from .doctor import DoctorScreen
 
         self.app.push_screen(DoctorScreen(self.session))
+
+    def action_check_pair(self) -> None:
+        from .pair_check import PairCheckScreen
+
+        self.app.push_screen(PairCheckScreen(self.session))
 
     def action_enforce(self) -> None:
         def chosen(value: str | None) -> None:

@@ -7,6 +7,7 @@ documented listing's credential ids only; undocumented listing fields never deci
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
     from .flow import Session
 
 
-async def doctor_pair(session: Session, cert_path: Path, key_path: Path) -> list[Finding]:
+async def doctor_pair(
+    session: Session, cert_path: Path, key_path: Path, *, key_passphrase: bytes | None = None
+) -> list[Finding]:
+    """``key_passphrase``: the named key's own passphrase; this run's session keeps its own."""
+    if key_passphrase is not None:
+        session = copy.copy(session)  # shares the journal's state; only the passphrase differs
+        session.set_key_passphrase(key_passphrase)
     try:
         cert = crypto.load_certificate(Path(cert_path).read_bytes())
     except (OSError, CryptoError) as error:
