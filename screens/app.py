@@ -71,6 +71,7 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
+        self.session.keep_connections()  # every step and poll reuses one connection per certificate
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
@@ -80,6 +81,9 @@ class WizardApp(App):
                 self.show_stage()
                 self.notify(f"Resumed at {self.session.model.stage.label}.")
             self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
+
+    async def on_unmount(self) -> None:
+        await self.session.close_connections()
 
     def unlock_from_store(self) -> None:
         """A resumed run loads the API key from the store the user chose (keyring calls block:

@@ -27,7 +27,7 @@ from .errors import (
     WizardError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
-from .journal import AuditLog, Journal, ProfileState
+from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Onboarding, Stage
 from .paths import Paths
 
@@ -64,6 +64,8 @@ class Session:
         self.audit = AuditLog.for_profile(paths, profile)
         self._api_key: str | None = None
         self._key_passphrase: bytes | None = None
+        self._connections = None  # an api.ConnectionPool while one is in use
+        self._owns_connections = False
 
     def __repr__(self) -> str:  # never the key
         return f"Session(profile={self.profile!r}, stage={self.model.stage.value})"
@@ -208,16 +210,50 @@ class Session:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         if pair is not None:
             verify_private_files(pair)  # refuse to use a key file others can read; says the fix
-        http = make_http_client(
+        tls = dict(
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
             key_passphrase=self._key_passphrase if pair else None,
         )
-        async with http:
-            yield KlarnaClient(
-                http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None
-            )
+        key = api_key or self._require_key()
+        if self._connections is None and self._owns_connections:
+            from .api import ConnectionPool
+
+            self._connections = ConnectionPool()
+        if self._connections is not None:  # kept open: see keep_connections / use_connections
+            yield KlarnaClient(self._connections.client(**tls), self.base_url, key, with_certificate=pair is not None)
+            return
+        async with make_http_client(**tls) as http:
+            yield KlarnaClient(http, self.base_url, key, with_certificate=pair is not None)
+
+    # One connection per trust and certificate, reused across steps instead of one per call.
+    def use_connections(self, pool) -> None:
+        """Reuse ``pool`` (an api.ConnectionPool shared with other sessions; its owner closes it)."""
+        self._connections, self._owns_connections = pool, False
+
+    def keep_connections(self) -> None:
+        """Reuse this session's own connections from now on (made at first use) until
+        close_connections()."""
+        self._owns_connections = True
+
+    async def close_connections(self) -> None:
+        pool, owned = self._connections, self._owns_connections
+        self._connections, self._owns_connections = None, False
+        if pool is not None and owned:
+            await pool.aclose()
+
+    @contextlib.asynccontextmanager
+    async def connections(self) -> AsyncIterator[None]:
+        """keep_connections() for the block; a pool already in use is left as it is."""
+        if self._connections is not None or self._owns_connections:
+            yield
+            return
+        self.keep_connections()
+        try:
+            yield
+        finally:
+            await self.close_connections()
 
     # ------------------------------------------------------------------ CREDENTIALS
     async def check_credentials(self, api_key: str, store) -> None:
@@ -428,8 +464,8 @@ class Session:
         if observation.status == "VALID":
             entry = self._certificate_by_fingerprint(observation.fingerprint)
             if entry is not None:
-                entry["last_seen_valid"] = rules.format_utc(observation.at)
-        self.save()
+                note_seen_valid(entry, observation.at)
+        self.save()  # writes only when something observed changed
         return observation
 
     def _certificate_by_fingerprint(self, fingerprint: str | None) -> dict | None:

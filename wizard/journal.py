@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import rules
 from .errors import JournalError
 from .fsutil import append_line, atomic_write, ensure_private_dir
-from .model import RESET_HINT
-from .model import Evidence, Onboarding, Stage
+from .model import RESET_HINT, Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
 
 SCHEMA_VERSION = 1
@@ -80,13 +80,26 @@ class ProfileState:
                 f"The saved progress for profile '{profile}' is damaged ({exc}).", hint=RESET_HINT
             ) from exc
 
-    def record_status(self, status: str, fingerprint: str | None, source: str) -> None:
+    def record_status(self, status: str, fingerprint: str | None, source: str) -> bool:
+        """Remember a verification status when it differs from the last one remembered: the
+        history holds changes, so a reader that sees the same answer again writes nothing."""
+        last = self.status_history[-1] if self.status_history else {}
+        if (last.get("status"), last.get("fingerprint")) == (status, fingerprint):
+            return False
         self.status_history.append(
             {"at": rules.format_utc(rules.utc_now()), "status": status, "fingerprint": fingerprint, "source": source}
         )
         del self.status_history[:-STATUS_HISTORY_LIMIT]
+        return True
 
 
+def note_seen_valid(entry: dict[str, Any], at: datetime) -> None:
+    """Set a certificate's ``last_seen_valid`` to the day it was seen VALID. Within one day it
+    stays as it is, so repeated readings (cron `check`, the dashboard) leave the journal untouched;
+    the interlocks only ask whether it was ever seen VALID, and screens show the date."""
+    previous = entry.get("last_seen_valid")
+    if not previous or previous[:10] != rules.format_utc(at)[:10]:
+        entry["last_seen_valid"] = rules.format_utc(at)
 
 
 def _expect(value: Any, kind: Any, name: str) -> Any:
@@ -107,6 +120,7 @@ class Journal:
         self.paths = paths
         self.profile = profile
         self.path = paths.journal_path(profile)
+        self._saved: bytes | None = None  # what the file holds as far as this Journal knows
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -126,12 +140,25 @@ class Journal:
                 f"The saved progress at {self.path} is not valid JSON (line {exc.lineno}).",
                 hint=RESET_HINT,
             ) from exc
-        return ProfileState.from_dict(data, self.profile)
+        state = ProfileState.from_dict(data, self.profile)
+        self._saved = _encode(state)
+        return state
 
-    def save(self, state: ProfileState) -> None:
+    def save(self, state: ProfileState) -> bool:
+        """Write the state unless it is what was last loaded or saved here (readers that observed
+        nothing new write nothing, and never overwrite a concurrent writer's newer file with an
+        unchanged copy). True when written."""
+        data = _encode(state)
+        if data == self._saved:
+            return False
         ensure_private_dir(self.path.parent)
-        data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         atomic_write(self.path, data, 0o600)
+        self._saved = data
+        return True
+
+
+def _encode(state: ProfileState) -> bytes:
+    return json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
 
 
 class AuditLog:

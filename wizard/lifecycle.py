@@ -19,6 +19,7 @@ from .errors import ApiError, CryptoError, InputError, InterlockRefused, Transpo
 from .flow import Observation, Session, find_by_key, refuse_when_full
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
+from .journal import note_seen_valid
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
@@ -77,8 +78,8 @@ async def gather_status(session: Session) -> ProfileStatus:
         session.state.record_status(verification, current.fingerprint, "status")
         current_id = _id_for(listing.value, current.fingerprint)
         if verification == "VALID" and current_id:
-            session.state.certificates.setdefault(current_id, {})["last_seen_valid"] = rules.format_utc(now)
-        session.save()
+            note_seen_valid(session.state.certificates.setdefault(current_id, {}), now)
+        session.save()  # writes only when something observed changed
     rows = [_row(info, session.state.certificates.get(info.credential_id, {}), installed, current, now)
             for info in listing.value]
     return ProfileStatus(
@@ -309,7 +310,7 @@ async def _rotation_verify(session: Session, flow: dict, attempts: int, interval
         seen.append(status)
         session.state.record_status(status, pair.fingerprint, "rotation")
         if status == "VALID":
-            session.state.certificates.setdefault(flow["certificate_id"], {})["last_seen_valid"] = rules.format_utc(session.clock())
+            note_seen_valid(session.state.certificates.setdefault(flow["certificate_id"], {}), session.clock())
             return seen
         await asyncio.sleep(interval)
     raise WizardError(

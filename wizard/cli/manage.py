@@ -9,8 +9,9 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
-from .common import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, emit, progress
 from .onboard import open_session, open_unlocked_session
 from ..errors import InputError, WizardError
 from ..paths import Paths
@@ -22,6 +23,7 @@ def register(sub) -> None:
     p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
     add_common(p)
     p.add_argument("--all", action="store_true", help="every profile, concurrently")
+    _add_concurrency(p)
     p.set_defaults(handler=cmd_status)
 
     certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(dest="certs_command", required=True)
@@ -53,6 +55,8 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--warn-days", type=int, default=60)
     p.add_argument("--critical-days", type=int, default=14)
+    p.add_argument("--all", action="store_true", help="every profile: one summary line, the worst exit code")
+    _add_concurrency(p)
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("doctor", help="explain what is wrong and what to do")
@@ -76,6 +80,43 @@ def register(sub) -> None:
     p = profiles.add_parser("list")
     add_common(p)
     p.set_defaults(handler=cmd_profiles)
+
+
+FLEET_CONCURRENCY = 8  # profiles checked at once by --all: polite to Klarna's rate limits
+
+
+def _add_concurrency(parser) -> None:
+    parser.add_argument("--concurrency", type=_positive, default=FLEET_CONCURRENCY, metavar="N",
+                        help=f"with --all: profiles checked at once (default {FLEET_CONCURRENCY})")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return number
+
+
+async def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]]) -> list[tuple[str, Any]]:
+    """``work(session)`` for every profile, at most --concurrency at once, all sharing one
+    connection per trust and certificate; a WizardError becomes that profile's result."""
+    from ..api import ConnectionPool
+
+    names = Paths.from_env().profiles()
+    gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
+    async with ConnectionPool() as pool:
+
+        async def one(name: str) -> Any:
+            async with gate:
+                try:
+                    session = open_unlocked_session(argparse.Namespace(**{**vars(args), "profile": name}))
+                    session.use_connections(pool)
+                    return await work(session)
+                except WizardError as error:
+                    return error
+
+        results = await asyncio.gather(*(one(n) for n in names))
+    return list(zip(names, results))
 
 
 def _status_text(status) -> str:
@@ -114,18 +155,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 async def _status_all(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
-    names = Paths.from_env().profiles()
-
-    async def one(name: str):
-        try:
-            session = open_unlocked_session(argparse.Namespace(**{**vars(args), "profile": name}))
-            return await lifecycle.gather_status(session)
-        except WizardError as error:
-            return error
-
-    results = await asyncio.gather(*(one(n) for n in names))
     payload, texts, code = [], [], EXIT_OK
-    for name, result in zip(names, results):
+    for name, result in await _each_profile(args, lifecycle.gather_status):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(f"{name}: error: {result}")
@@ -151,9 +182,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
-    result = asyncio.run(lifecycle.rotate(
-        session, retire_old=args.retire_old, verify_interval=args.poll_interval,
-        on_step=lambda step: progress(args, f"rotate: {step}")))
+
+    async def rotate():
+        async with session.connections():
+            return await lifecycle.rotate(session, retire_old=args.retire_old, verify_interval=args.poll_interval,
+                                          on_step=lambda step: progress(args, f"rotate: {step}"))
+
+    result = asyncio.run(rotate())
     emit(args, {"ok": True, **asdict(result)},
          f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
     return EXIT_OK
@@ -186,9 +221,46 @@ def _findings_out(args, findings, code: int) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
+    if args.critical_days > args.warn_days:
+        raise InputError("--critical-days must not exceed --warn-days.")
+    if args.all:
+        return asyncio.run(_check_all(args))
     session = open_unlocked_session(args)
     code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
+
+
+async def _check_all(args: argparse.Namespace) -> int:
+    """For cron over many profiles: one summary line naming the profiles that need attention,
+    and the worst exit code of them all."""
+    from .. import lifecycle
+
+    async def one(session):
+        return await lifecycle.check(session, args.warn_days, args.critical_days)
+
+    rows, by_code = [], {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
+    for name, result in await _each_profile(args, one):
+        if isinstance(result, WizardError):
+            code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
+        else:
+            code, findings = result
+            row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}
+        rows.append(row)
+        by_code[code].append(name)
+    worst = max((r["exit_code"] for r in rows), default=EXIT_OK)
+    emit(args, {"ok": worst < EXIT_ERROR, "exit_code": worst, "profiles": rows}, _check_summary(by_code))
+    return worst
+
+
+def _check_summary(by_code: dict[int, list[str]]) -> str:
+    total = sum(len(names) for names in by_code.values())
+    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[EXIT_OK])} ok"]
+    for code, word in ((EXIT_WARNING, "warning"), (EXIT_CRITICAL, "critical"), (EXIT_ERROR, "error")):
+        names = by_code[code]
+        if names:
+            shown = ", ".join(names[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
+            parts.append(f"{len(names)} {word} ({shown})")
+    return " · ".join(parts)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -121,13 +121,14 @@ async def onboard(args: argparse.Namespace) -> int:
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
-    while session.model.stage is not Stage.DONE:
-        stage = session.model.stage
-        if stage is Stage.ENFORCE and enforce_at.lower() == "never":
-            break
-        await _do_stage(args, session, stage, api_key, store, enforce_at)
-        session.advance()
-        progress(args, f"[{stage.number}/6] {stage.value}: done")
+    async with session.connections():  # one connection per trust and certificate, across stages
+        while session.model.stage is not Stage.DONE:
+            stage = session.model.stage
+            if stage is Stage.ENFORCE and enforce_at.lower() == "never":
+                break
+            await _do_stage(args, session, stage, api_key, store, enforce_at)
+            session.advance()
+            progress(args, f"[{stage.number}/6] {stage.value}: done")
 
     reached = session.model.stage
     payload = _summary(session)
