@@ -11,7 +11,8 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
   401 ACCESS_ERROR/UNAUTHORIZED or API_KEY_DISABLED; 403 ACCESS_ERROR/MTLS_REQUIRED once enforced;
   413 INPUT_ERROR/PAYLOAD_TOO_LARGE over 1 MB; injected 5xx are TECHNICAL_ERROR/INTERNAL_ERROR and
   429 ACCESS_ERROR/RATE_LIMITED with Retry-After.
-- Answers: create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
+- Answers (in the default "ours" mode; ``answers="docs-only"`` sends only what Klarna documents,
+  see answers.py): create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
   ``put_enforcement_answers_204``); DELETE enforcement and DELETE api-key 204.
 - Revoking a revoked certificate changes nothing; a future ``revoked_from`` applies on the clock.
 - Idempotency keys are remembered per account, operation and path for 24 h (sandbox clock); a
@@ -27,6 +28,7 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .answers import ANSWER_MODES, AnswerMode, check_mode
 from .server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
 from .state import SandboxState
 
@@ -105,6 +107,15 @@ class Sandbox:
         self._state.put_enforcement_answers_204 = value
 
     @property
+    def answers(self) -> AnswerMode:
+        """"ours" (every field the sandbox knows) or "docs-only" (only what Klarna documents)."""
+        return self._state.answers
+
+    @answers.setter
+    def answers(self, mode: str) -> None:
+        self._state.answers = check_mode(mode)
+
+    @property
     def allow_custom_cn(self) -> bool:
         return self._state.allow_custom_cn
 
@@ -135,11 +146,13 @@ def start_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     enforcement_delay: float = 300.0,
+    answers: str = "ours",
 ) -> Sandbox:
     state = SandboxState(Path(state_dir), enforcement_delay=enforcement_delay)
+    state.answers = check_mode(answers)
     admin_token = secrets.token_urlsafe(24)
     server, thread = serve_in_thread(state, host, port, admin_token)
     return Sandbox(state, server, thread, admin_token)
 
 
-__all__ = ["Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]
+__all__ = ["ANSWER_MODES", "Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .. import rules
+from . import answers
 from .state import SandboxError, SandboxState
 
 _CERTS = "/v2/account/integration/credentials/client-certificate"
@@ -189,11 +190,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             with state.lock:
                 account_id, key_id = state.authenticate(self.headers.get("Authorization"))
                 extra_headers = self._verification_headers(account_id)
-                if state.is_enforced(account_id) and extra_headers.get("Klarna-Mtls-Verification-Status") != "VALID":
+                if state.is_enforced(account_id) and self._verification(account_id) != "VALID":
                     raise SandboxError(403, "ACCESS_ERROR", "MTLS_REQUIRED",
                                        "mTLS is enforced: this request must present a valid client certificate.")
                 status, payload = self._idempotent(operation, account_id, lambda: self._operate(
                     operation, account_id, key_id, params, body))
+                status, payload = answers.shape(state.answers, operation, status, payload)
                 if self.command != "GET":  # reads only touch last_used_at: not worth an fsync
                     state.save()
                 extra_headers = self._verification_headers(account_id)
@@ -338,9 +340,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError):
             return raw
 
+    def _verification(self, account_id: str | None) -> str | None:
+        return self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
+
     def _verification_headers(self, account_id: str | None) -> dict[str, str]:
-        status = self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
-        return {"Klarna-Mtls-Verification-Status": status} if status else {}
+        return answers.verification_headers(self.server.state.answers, self._verification(account_id))
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -419,11 +423,14 @@ def _admin_config(server: SandboxServer, body: dict) -> dict:
     for flag in ("put_enforcement_answers_204", "allow_custom_cn"):
         if flag in body:
             setattr(state, flag, bool(body[flag]))
+    if "answers" in body:
+        state.answers = answers.check_mode(str(body["answers"]))
     return {
         "enforcement_delay": state.enforcement_delay,
         "certificate_lifetime_seconds": state.certificate_lifetime.total_seconds(),
         "put_enforcement_answers_204": state.put_enforcement_answers_204,
         "allow_custom_cn": state.allow_custom_cn,
+        "answers": state.answers,
     }
 
 

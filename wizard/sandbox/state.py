@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .. import crypto, rules
 from ..errors import CryptoError, InputError
 from ..fsutil import ensure_private_dir, write_private
+from .answers import AnswerMode
 
 CA_NAME = "Klarna-Network-Clients-Sandbox-CA"
 
@@ -77,6 +78,7 @@ class SandboxState:
         self.certificate_lifetime = rules.CERTIFICATE_VALIDITY
         self.allow_custom_cn = False
         self.put_enforcement_answers_204 = False
+        self.answers: AnswerMode = "ours"  # or "docs-only": only what Klarna documents (answers.py)
         self.ca_key, self.ca_cert = self._load_or_make_ca()
         self.data: dict[str, Any] = self._load()
         if not self.data.get("initial"):
