@@ -24,6 +24,39 @@ def start_sandbox(folder: Path, delay: float = 300.0):
     return start(folder, enforcement_delay=delay)
 
 
+class SandboxProcess:
+    """`klarna-mtls sandbox serve --json` in its own process, so a client's figures exclude it."""
+
+    def __init__(self, folder: Path, delay: float = 300.0) -> None:
+        argv = [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--state-dir", str(folder),
+                "--enforcement-delay", str(delay)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        info = json.loads(self.process.stdout.readline())
+        self.base_url, self.api_key, self.account_id = info["base_url"], info["api_key"], info["account_id"]
+        self.ca_bundle = Path(info["ca_bundle"])
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the child, exit code, stdout) of one whole process."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env or os.environ.copy())
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, child.returncode, out.read()
+
+
 def run(argv: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env or os.environ.copy(), timeout=600)

@@ -6,6 +6,7 @@ person understands."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -217,6 +218,13 @@ def load_certificate(data: bytes | str) -> x509.Certificate:
         data = data.encode()
     if not data or not data.strip():
         raise CryptoError("The certificate is empty.")
+    return _parsed_certificate(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_certificate(data: bytes) -> x509.Certificate:
+    """Certificates are immutable: one parse per distinct PEM/DER (a fleet `status` reads the same
+    certificate from the listing, the install folder and the journal). Errors are not cached."""
     try:
         if data.lstrip().startswith(b"-----"):
             cert = x509.load_pem_x509_certificate(data)

@@ -141,24 +141,26 @@ class Journal:
                 hint=RESET_HINT,
             ) from exc
         state = ProfileState.from_dict(data, self.profile)
-        self._saved = _encode(state)
+        self._saved = _digest(state.to_dict())
         return state
 
     def save(self, state: ProfileState) -> bool:
         """Write the state unless it is what was last loaded or saved here (readers that observed
         nothing new write nothing, and never overwrite a concurrent writer's newer file with an
         unchanged copy). True when written."""
-        data = _encode(state)
-        if data == self._saved:
+        document = state.to_dict()
+        digest = _digest(document)
+        if digest == self._saved:
             return False
         ensure_private_dir(self.path.parent)
-        atomic_write(self.path, data, 0o600)
-        self._saved = data
+        atomic_write(self.path, json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode(), 0o600)
+        self._saved = digest
         return True
 
 
-def _encode(state: ProfileState) -> bytes:
-    return json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
+def _digest(document: dict) -> bytes:
+    """A compact canonical form to compare states by (the C encoder: indent= would not use it)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class AuditLog:
