@@ -8,12 +8,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .common import EXIT_ERROR, EXIT_OK
 from ..paths import Paths
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     group = sub.add_parser("sandbox", help="the embedded Klarna sandbox").add_subparsers(dest="sandbox_command", required=True)
     p = group.add_parser("serve", help="serve the sandbox until interrupted")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")

@@ -25,6 +25,7 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +37,9 @@ from .state import SandboxState
 class Sandbox:
     """A running sandbox. Also a context manager that stops it on exit."""
 
-    def __init__(self, state: SandboxState, server: SandboxServer, thread, admin_token: str) -> None:
+    def __init__(
+        self, state: SandboxState, server: SandboxServer, thread: threading.Thread, admin_token: str
+    ) -> None:
         self._state = state
         self._server = server
         self._thread = thread
@@ -45,7 +48,7 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
 
     @property
@@ -58,11 +61,11 @@ class Sandbox:
 
     @property
     def account_id(self) -> str:
-        return self._state.data["initial"]["account_id"]
+        return str(self._state.data["initial"]["account_id"])
 
     @property
     def api_key(self) -> str:
-        return self._state.data["initial"]["api_key"]
+        return str(self._state.data["initial"]["api_key"])
 
     def __repr__(self) -> str:  # the throwaway key still stays out of reprs
         return f"Sandbox(base_url={self.base_url!r}, account_id={self.account_id!r})"
@@ -136,7 +139,7 @@ class Sandbox:
     def __enter__(self) -> "Sandbox":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

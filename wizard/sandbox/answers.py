@@ -28,7 +28,7 @@ VERIFICATION_HEADER = "Klarna-Mtls-Verification-Status"
 def check_mode(mode: str) -> AnswerMode:
     if mode not in ANSWER_MODES:
         raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, not {mode!r}")
-    return mode  # type: ignore[return-value]
+    return mode
 
 
 def _only(entry: Any, names: tuple[str, ...]) -> Any:
