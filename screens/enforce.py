@@ -11,6 +11,7 @@ from textual.widgets import Button, Input, Static
 from wizard import rules
 from wizard.errors import InputError
 from wizard.model import Stage
+from wizard.pacing import poll_delay
 
 from .base import StageScreen
 from .modals import ConfirmModal
@@ -91,7 +92,7 @@ class EnforceScreen(StageScreen):
         facts.update(f"Klarna answered {mode}.")
         if value != "NOW":
             return
-        for _ in range(self.app.enforce_watch_attempts):
+        for attempt in range(1, self.app.enforce_watch_attempts + 1):
             state = await self.session.read_enforcement()
             facts.update(f"Waiting for Klarna to apply enforcement… currently {state.mode.value}")
             if state.mode is rules.EnforcementMode.ENFORCED:
@@ -101,7 +102,7 @@ class EnforceScreen(StageScreen):
                     if refused else "ENFORCED, but a request without a certificate was still accepted."
                 )
                 return
-            await asyncio.sleep(self.app.poll_interval)
+            await asyncio.sleep(poll_delay(self.app.poll_interval, attempt))  # Klarna takes up to 5 minutes
 
     def show_facts(self) -> None:
         ev = self.session.evidence

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from wizard.diagnosis import diagnose
 from wizard.model import VALID_IN_A_ROW, Stage
+from wizard.pacing import poll_delay
 
 from .base import StageScreen
 
@@ -58,11 +59,12 @@ class VerifyScreen(StageScreen):
                 )
                 return
             elapsed = time.monotonic() - started
+            delay = poll_delay(interval, attempt)  # slower as the wait goes on
             self.query_one("#progress", Static).update(
                 f"Attempt {attempt} · last status {observation.status} · elapsed {elapsed:.0f} s · "
-                f"next check in {interval:g} s (c cancels)"
+                f"next check in {delay:g} s (c cancels)"
             )
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
         self.query_one("#progress", Static).update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
 
     def show_diagnosis(self, status: str) -> None:

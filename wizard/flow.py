@@ -29,6 +29,7 @@ from .errors import (
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Onboarding, Stage
+from .pacing import poll_delay
 from .paths import Paths
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
@@ -498,7 +499,7 @@ class Session:
                 return observation
             if observation.status in ("INVALID", "REJECTED"):
                 break
-            await asyncio.sleep(interval)
+            await asyncio.sleep(poll_delay(interval, attempt))  # slower as the wait goes on
         status = observation.status if observation else "UNKNOWN"
         diagnosis = diagnose(status)
         raise WizardError(

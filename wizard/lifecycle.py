@@ -20,6 +20,7 @@ from .flow import Observation, Session, find_by_key, refuse_when_full
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from .journal import note_seen_valid
+from .pacing import poll_delay
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
@@ -304,7 +305,7 @@ async def _rotation_verify(session: Session, flow: dict, attempts: int, interval
     """The NEW pair must be seen VALID before anything switches to it."""
     pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])
     seen = []
-    for _ in range(attempts):
+    for attempt in range(1, attempts + 1):
         async with session.client(pair=pair) as klarna:
             status = (await klarna.list_certificates()).verification.value
         seen.append(status)
@@ -312,7 +313,7 @@ async def _rotation_verify(session: Session, flow: dict, attempts: int, interval
         if status == "VALID":
             note_seen_valid(session.state.certificates.setdefault(flow["certificate_id"], {}), session.clock())
             return seen
-        await asyncio.sleep(interval)
+        await asyncio.sleep(poll_delay(interval, attempt))
     raise WizardError(
         f"The new certificate was not seen VALID (last: {seen[-1] if seen else 'none'}); nothing was switched.",
         title="Rotation paused",

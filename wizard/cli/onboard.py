@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from .. import rules
+from ..pacing import poll_delay
 from .common import EXIT_OK, add_common, emit, progress
 from ..errors import InputError, SecretStoreError
 from ..paths import Paths
@@ -169,14 +171,15 @@ async def _do_stage(args, session: "Session", stage, api_key: str, store, enforc
 async def _wait_enforced(args, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
     deadline = time.monotonic() + args.enforce_wait
-    while True:
+    interval = min(5.0, max(0.5, args.poll_interval))
+    for attempt in itertools.count(1):
         state = await session.read_enforcement()
         if state.mode is rules.EnforcementMode.ENFORCED:
             break
         if time.monotonic() > deadline:
             progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
             return
-        await asyncio.sleep(min(5.0, max(0.5, args.poll_interval)))
+        await asyncio.sleep(min(poll_delay(interval, attempt), max(0.0, deadline - time.monotonic()) + 0.1))
     refused = await session.prove_enforced()
     progress(args, "  proved: a request without a client certificate is refused" if refused
              else "  warning: a request without a client certificate was still accepted")
