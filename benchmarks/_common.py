@@ -34,6 +34,8 @@ class SandboxProcess:
         info = json.loads(self.process.stdout.readline())
         self.base_url, self.api_key, self.account_id = info["base_url"], info["api_key"], info["account_id"]
         self.ca_bundle = Path(info["ca_bundle"])
+        self.enforcement_delay = delay
+        self.info = {k: info[k] for k in ("base_url", "api_key", "account_id", "ca_bundle")} | {"enforcement_delay": delay}
 
     def cpu_seconds(self) -> float:
         """User + system CPU the sandbox process has used so far (from /proc)."""

@@ -17,6 +17,17 @@ from wizard.flow import Session
 from wizard.model import Stage
 
 
+def show_text(widget: Static, text: str) -> None:
+    """Update a Static only when its text changed, and without a layout pass when the new text
+    wraps exactly like the old (same length, spaces in the same places): a poll that repeats
+    what the screen says costs no re-render, and one that changes a digit no reflow."""
+    old = str(widget.content)
+    if text == old:
+        return
+    same_shape = len(text) == len(old) and all((a == " ") == (b == " ") for a, b in zip(text, old))
+    widget.update(text, layout=not same_shape)
+
+
 class ReportsWorkerErrors:
     """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
 
@@ -66,7 +77,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
         self.blocked = bool(blockers)
         lines = [f"✗ {b.reason}" for b in blockers] + [f"! {w.reason}" for w in warnings]
         text = "To continue:\n" + "\n".join(lines) if blockers else "\n".join(lines) or "✓ All checks pass."
-        self.query_one("#blockers", Static).update(text)
+        show_text(self.query_one("#blockers", Static), text)
         self.query_one("#blockers").set_class(bool(blockers), "-blocked")
         next_button = self.query_one("#next", Button)
         was_blocked, next_button.disabled = next_button.disabled, self.blocked

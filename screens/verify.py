@@ -13,7 +13,7 @@ from wizard.diagnosis import diagnose
 from wizard.model import VALID_IN_A_ROW, Stage
 from wizard.pacing import poll_delay
 
-from .base import StageScreen
+from .base import StageScreen, show_text
 
 
 class VerifyScreen(StageScreen):
@@ -60,17 +60,16 @@ class VerifyScreen(StageScreen):
                 return
             elapsed = time.monotonic() - started
             delay = poll_delay(interval, attempt)  # slower as the wait goes on
-            self.query_one("#progress", Static).update(
-                f"Attempt {attempt} · last status {observation.status} · elapsed {elapsed:.0f} s · "
-                f"next check in {delay:g} s (c cancels)"
-            )
+            show_text(self.query_one("#progress", Static),
+                      f"Attempt {attempt} · last status {observation.status} · elapsed {elapsed:.0f} s · "
+                      f"next check in {delay:g} s (c cancels)")
             await asyncio.sleep(delay)
         self.query_one("#progress", Static).update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
 
     def show_diagnosis(self, status: str) -> None:
         diagnosis = diagnose(status)
         steps = "\n".join(f" • {step}" for step in diagnosis.next_steps)
-        self.query_one("#diagnosis", Static).update(f"{status}: {diagnosis.summary}\n{steps}".rstrip())
+        show_text(self.query_one("#diagnosis", Static), f"{status}: {diagnosis.summary}\n{steps}".rstrip())
         self.query_one("#diagnosis").set_class(status != "VALID", "-problem")
 
     def show_facts(self) -> None:
