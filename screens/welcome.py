@@ -64,6 +64,8 @@ class WelcomeScreen(Screen):
         self.app.update_header()
         if self.session.evidence.account_id:
             self.query_one("#start", Button).focus()  # prefilled: Enter continues
+        else:
+            self.query_one("#account-id", Input).focus()  # a first run types the account id at once
 
     def on_input_changed(self, event: Input.Changed) -> None:
         result = event.validation_result
