@@ -58,9 +58,9 @@ class WelcomeScreen(Screen):
             yield Static("", id="account-error", classes="error-text")
             with Horizontal(classes="nav"):
                 yield Button("Continue ▶", id="start", variant="primary")
-        yield Footer()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self.mount, Footer())  # key hints after the first paint
         self.app.update_header()
         if self.session.evidence.account_id:
             self.query_one("#start", Button).focus()  # prefilled: Enter continues
