@@ -11,10 +11,12 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError, InterlockRefused
+from wizard.errors import InputError
+from wizard.interlocks import Action, ActionRefused
 from wizard.flow import Session
 
 from .base import ReportsWorkerErrors
+from .modals import ConfirmModal
 
 
 def _valid_description(text: str) -> bool:
@@ -56,6 +58,7 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f5", "refresh", "Refresh"),
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
+        Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -93,7 +96,10 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
             table.add_row("…" + r.credential_id[-12:], r.description or "(none)", r.masked, r.status,
                           (r.created_at or "")[:10], "in use" if r.used_by_tool else "", key=r.credential_id)
         initial = any(r.used_by_tool and r.is_initial for r in rows)
+        unknown = self.session.state.tool_key_id is None
         self.query_one("#note", Static).update(
+            "! klarna-mtls does not know which key it runs on: select it and press ctrl+t, or press ctrl+r "
+            "to let it create and use its own key." if unknown else
             "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own." if initial else "")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -128,25 +134,51 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         row = self.selected()
         if row is None:
             return
-        if row.used_by_tool:
-            self.app.show_error(InterlockRefused(
-                "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
-                hint="Rotate the tool's key first (ctrl+r).",
-            ))
+        found = keys.disable_refusals(self.session, self.rows, row.credential_id)
+        if any(r.check not in keys.CONFIRMABLE for r in found):
+            self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
 
-        async def disable() -> None:
-            await keys.disable_key(self.session, row.credential_id)
+        async def disable(confirmed: bool) -> None:
+            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=confirmed)
             self.action_refresh()
 
-        self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False)
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(disable(True), group="keys", exclusive=True, exit_on_error=False)
+
+        if not found:
+            self.run_worker(disable(False), group="keys", exclusive=True, exit_on_error=False)
+            return
+        reasons = " ".join(r.reason for r in found)
+        self.app.push_screen(ConfirmModal(
+            "Is this not the tool's key?",
+            f"{reasons} Disable {row.masked} only if klarna-mtls does not run on it: the tool would stop working.",
+            "Disable"), answered)
+
+    def action_mark_tool_key(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+
+        async def mark() -> None:
+            await keys.record_tool_key(self.session, row.credential_id)
+            self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
+            self.action_refresh()
+
+        self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
         store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
+        own = self.session.state.tool_key_id is None
 
         async def rotate() -> None:
-            await keys.rotate_tool_key(self.session, store)
-            self.notify("The tool now uses its own new key; the old one is disabled.")
+            if own:  # the tool's key is unknown: it creates its own and leaves that one active
+                await keys.take_own_key(self.session, store)
+                self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
+            else:
+                await keys.rotate_tool_key(self.session, store)
+                self.notify("The tool now uses its own new key; the old one is disabled.")
             self.action_refresh()
 
         self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
