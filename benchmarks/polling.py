@@ -80,10 +80,11 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
 
     sent = {"n": 0}
     original = api.KlarnaClient._call
+    polled = "list_certificates" if stage_name == "VERIFY" else "get_enforcement"  # not the PUT that starts it
 
-    async def counting(self, *args, **kwargs):
-        sent["n"] += 1
-        return await original(self, *args, **kwargs)
+    async def counting(self, operation, *args, **kwargs):
+        sent["n"] += operation == polled
+        return await original(self, operation, *args, **kwargs)
 
     api.KlarnaClient._call = counting
     stage = Stage[stage_name]
