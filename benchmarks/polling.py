@@ -71,11 +71,12 @@ async def idle_worker(_: dict) -> dict:
 
 async def wizard_worker(info: dict, stage_name: str) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
+    from test_tui_journey import settle, walk_to
+
     import wizard.api as api
     import wizard.model as model
     import wizard.pacing as pacing
     from screens.app import make_app
-    from test_tui_journey import settle, walk_to
     from wizard.model import Stage
 
     sent = {"n": 0}
@@ -118,6 +119,7 @@ def worker_main(kind: str, info: dict) -> None:
 
 def main() -> None:
     from _common import SandboxProcess, emit_json, report, throwaway_home
+
     from wizard import pacing
 
     home = throwaway_home()

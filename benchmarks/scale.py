@@ -58,8 +58,8 @@ def main(runs: int = 3) -> None:
         rows += [
             (f"{size} profiles", f"{median(wall[size]):.3f} s wall = {median(wall[size]) / one:.2f}x of one"
                                  + (" (target <= 2x)" if size == 50 else "")),
-            (f"  client CPU", f"{median(cpu[size]):.3f} s; per extra profile {per_profile * 1000:.1f} ms"),
-            (f"  sandbox CPU", f"{median(server[size]):.3f} s; per profile {median(server[size]) / size * 1000:.1f} ms"),
+            ("  client CPU", f"{median(cpu[size]):.3f} s; per extra profile {per_profile * 1000:.1f} ms"),
+            ("  sandbox CPU", f"{median(server[size]):.3f} s; per profile {median(server[size]) / size * 1000:.1f} ms"),
         ]
         figures.update({f"all{size}_s": median(wall[size]), f"ratio{size}": median(wall[size]) / one,
                         f"client_cpu_ms_per_profile{size}": per_profile * 1000,

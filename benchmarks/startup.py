@@ -80,7 +80,7 @@ def main(runs: int = 7) -> None:
         keypress.append(time_to_marker(wizard, b"Set up mTLS", wizard_keys)[1])
         key_floor.append(time_to_marker(minimal_input, b"minimal-ready", TYPED)[1])
     ratio, key_ratio = median(paint) / median(floor), median(keypress) / median(key_floor)
-    report("Startup, pty, median of %d (interleaved)" % runs, [
+    report(f"Startup, pty, median of {runs} (interleaved)", [
         ("first paint: klarna-mtls wizard", f"{median(paint):.3f} s"),
         ("first paint: one-label Textual app", f"{median(floor):.3f} s"),
         ("ratio (target <= 1.2x)", f"{ratio:.2f}x"),

@@ -24,7 +24,7 @@ def show_text(widget: Static, text: str) -> None:
     old = str(widget.content)
     if text == old:
         return
-    same_shape = len(text) == len(old) and all((a == " ") == (b == " ") for a, b in zip(text, old))
+    same_shape = len(text) == len(old) and all((a == " ") == (b == " ") for a, b in zip(text, old, strict=True))
     widget.update(text, layout=not same_shape)
 
 

@@ -9,8 +9,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-
 from tests_support import session_for
+
 from wizard import api
 from wizard.sandbox import server as sandbox_server
 

@@ -108,13 +108,13 @@ def make_http_client(
 # ---------------------------------------------------------------- reuse
 # One SSLContext per (trust, certificate) pair: building one parses the CA bundle (the whole system
 # store for Klarna's hosts) and loads the key, the largest per-profile cost of a fleet `status`.
-_CONTEXTS: OrderedDict[tuple, ssl.SSLContext] = OrderedDict()
+_CONTEXTS: OrderedDict[tuple[object, ...], ssl.SSLContext] = OrderedDict()
 _CONTEXTS_LOCK = threading.Lock()
 _CONTEXTS_MAX = 64
 _PASSPHRASE_SALT = secrets.token_bytes(16)  # the cache key never holds a passphrase, nor its plain hash
 
 
-def _file_identity(path: Path | None) -> tuple | None:
+def _file_identity(path: Path | None) -> tuple[str, int, int, int] | None:
     if path is None:
         return None
     stat = os.stat(path)  # follows links: a replaced file is a new identity
@@ -123,7 +123,7 @@ def _file_identity(path: Path | None) -> tuple | None:
 
 def tls_identity(
     *, ca_bundle: Path | None, client_cert: Path | None, client_key: Path | None, key_passphrase: bytes | None
-) -> tuple:
+) -> tuple[object, ...]:
     """What makes two TLS contexts interchangeable: the files (path, inode, size, mtime) and the
     passphrase (salted digest). Raises OSError when a file is missing."""
     tag = hashlib.blake2b(key_passphrase, key=_PASSPHRASE_SALT, digest_size=16).digest() if key_passphrase else None
@@ -138,17 +138,23 @@ def shared_ssl_context(
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
     """make_ssl_context, cached while the CA bundle, certificate and key files are unchanged."""
-    options = dict(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase)
+    def made() -> ssl.SSLContext:
+        return make_ssl_context(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
+
     try:
-        identity = tls_identity(**options)
+        identity = tls_identity(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
     except OSError:
-        return make_ssl_context(**options)  # a missing file fails there, with its own message
+        return made()  # a missing file fails there, with its own message
     with _CONTEXTS_LOCK:
         context = _CONTEXTS.get(identity)
         if context is not None:
             _CONTEXTS.move_to_end(identity)
             return context
-    context = make_ssl_context(**options)
+    context = made()
     with _CONTEXTS_LOCK:
         _CONTEXTS[identity] = context
         while len(_CONTEXTS) > _CONTEXTS_MAX:
@@ -190,7 +196,7 @@ class ConnectionPool:
             if owner is loop:
                 await client.aclose()
 
-    async def __aenter__(self) -> "ConnectionPool":
+    async def __aenter__(self) -> ConnectionPool:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

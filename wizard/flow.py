@@ -35,7 +35,7 @@ from .pacing import poll_delay
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState
+    from .api import CertificateInfo, ConnectionPool, EnforcementState
     from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
@@ -89,7 +89,7 @@ class Session:
         self.audit = AuditLog.for_profile(paths, profile)
         self._api_key: str | None = None
         self._key_passphrase: bytes | None = None
-        self._connections = None  # an api.ConnectionPool while one is in use
+        self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
 
     def __repr__(self) -> str:  # never the key
@@ -277,7 +277,7 @@ class Session:
             yield http
 
     # One connection per trust and certificate, reused across steps instead of one per call.
-    def use_connections(self, pool) -> None:
+    def use_connections(self, pool: ConnectionPool | None) -> None:
         """Reuse ``pool`` (an api.ConnectionPool shared with other sessions; its owner closes it)."""
         self._connections, self._owns_connections = pool, False
 

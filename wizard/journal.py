@@ -191,7 +191,7 @@ class Journal:
         return True
 
 
-def _digest(document: dict) -> bytes:
+def _digest(document: dict[str, Any]) -> bytes:
     """A compact canonical form to compare states by (the C encoder: indent= would not use it)."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

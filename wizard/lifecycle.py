@@ -21,7 +21,6 @@ from .interlocks import Action, Situation, refusals, require
 from .model import Stage
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
-from .journal import note_seen_valid
 from .pacing import poll_delay
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3

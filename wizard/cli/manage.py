@@ -7,14 +7,19 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, emit, progress
-from .onboard import open_session, open_unlocked_session
 from ..errors import InputError, WizardError
 from ..paths import Paths
+from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, emit, progress
+from .onboard import open_session, open_unlocked_session
+
+if TYPE_CHECKING:
+    from .. import lifecycle
+    from ..flow import Session
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
@@ -85,7 +90,7 @@ def register(sub) -> None:
 FLEET_CONCURRENCY = 4  # profiles checked at once by --all: more costs CPU (httpcore scans every pooled connection per request) and buys little
 
 
-def _add_concurrency(parser) -> None:
+def _add_concurrency(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=_positive, default=FLEET_CONCURRENCY, metavar="N",
                         help=f"with --all: profiles checked at once (default {FLEET_CONCURRENCY})")
 
@@ -116,7 +121,7 @@ async def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitabl
                     return error
 
         results = await asyncio.gather(*(one(n) for n in names))
-    return list(zip(names, results))
+    return list(zip(names, results, strict=True))
 
 
 def _status_text(status) -> str:
@@ -183,7 +188,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     session = open_unlocked_session(args)
 
-    async def rotate():
+    async def rotate() -> lifecycle.RotationProgress:
         async with session.connections():
             return await lifecycle.rotate(session, retire_old=args.retire_old, verify_interval=args.poll_interval,
                                           on_step=lambda step: progress(args, f"rotate: {step}"))
@@ -235,10 +240,11 @@ async def _check_all(args: argparse.Namespace) -> int:
     and the worst exit code of them all."""
     from .. import lifecycle
 
-    async def one(session):
+    async def one(session: Session) -> tuple[int, list[lifecycle.Finding]]:
         return await lifecycle.check(session, args.warn_days, args.critical_days)
 
-    rows, by_code = [], {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
+    rows: list[dict[str, Any]] = []
+    by_code: dict[int, list[str]] = {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
     for name, result in await _each_profile(args, one):
         if isinstance(result, WizardError):
             code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
@@ -247,7 +253,7 @@ async def _check_all(args: argparse.Namespace) -> int:
             row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}
         rows.append(row)
         by_code[code].append(name)
-    worst = max((r["exit_code"] for r in rows), default=EXIT_OK)
+    worst = max((code for code, names in by_code.items() if names), default=EXIT_OK)
     emit(args, {"ok": worst < EXIT_ERROR, "exit_code": worst, "profiles": rows}, _check_summary(by_code))
     return worst
 
@@ -273,7 +279,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .. import install
-
     from ..interlocks import Action
 
     session = open_session(args)
