@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.content import Content
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from wizard.errors import WizardError
-from wizard.rules import redact
+from wizard.rules import clean_text, redact
+
+
+def plain(text: object) -> Content:
+    """Text from a server, a user or a file, shown as is: never parsed as markup (a ``[/`` or
+    ``[@click=…]`` in an id or a message is just characters), control characters removed."""
+    return Content(clean_text(str(text), keep_newlines=True))
 
 
 class ErrorModal(ModalScreen[None]):
@@ -32,10 +39,10 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box", classes="modal-box"):
-            yield Static(self.title_text, id="error-title", classes="modal-title")
-            yield Static(self.body_text, id="error-message")
+            yield Static(plain(self.title_text), id="error-title", classes="modal-title")
+            yield Static(plain(self.body_text), id="error-message")
             if self.hint_text:
-                yield Static(self.hint_text, id="error-hint")
+                yield Static(plain(self.hint_text), id="error-hint")
             yield Button("Close", id="close", variant="error")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -129,10 +136,10 @@ class EnforceModal(ModalScreen["str | None"]):
 
         try:
             value = parse_enforced_from(event.value, now=self.clock())
-            self.query_one("#when", Static).update(f"Enforcement from {value} (UTC).")
+            self.query_one("#when", Static).update(plain(f"Enforcement from {value} (UTC)."))
             self.query_one("#confirm", Button).disabled = False
         except InputError as error:
-            self.query_one("#when", Static).update(f"✗ {error.message}")
+            self.query_one("#when", Static).update(plain(f"✗ {error.message}"))
             self.query_one("#confirm", Button).disabled = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, WizardError
 from ..paths import Paths
-from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, emit, progress
+from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress, seconds
 from .onboard import open_session, open_unlocked_session
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ def register(sub) -> None:
     p = certs.add_parser("list", help="the account's certificates")
     add_common(p)
     p.set_defaults(handler=cmd_status)
-    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out)")
+    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out of "
+                                        "this profile's installs; other profiles and machines are not known)")
     add_common(p)
     p.add_argument("credential_id")
     p.add_argument("--confirm-suffix", help="live profiles: the certificate's fingerprint suffix")
@@ -44,12 +45,18 @@ def register(sub) -> None:
     p = sub.add_parser("rotate", help="new key and certificate, verified before it replaces the current one")
     add_common(p)
     p.add_argument("--retire-old", action="store_true", help="revoke the old certificate afterwards")
-    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.add_argument("--grace", type=seconds, default=0.0, metavar="SECONDS",
+                   help="with --retire-old: wait this long before revoking, so services and exported "
+                        "copies still presenting the old certificate can switch")
+    p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.set_defaults(handler=cmd_rotate)
 
     p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
     add_common(p)
     p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
+    p.add_argument("--leave-out", nargs="+", default=[], metavar="NAME",
+                   help="runtimes not counted by the readiness check (their calls will be refused)")
+    p.add_argument("--confirm-leave-out", metavar="NAMES", help="live profiles: the left-out names, comma-separated")
     p.set_defaults(handler=cmd_enforce)
 
     p = sub.add_parser("unenforce", help="remove mTLS enforcement")
@@ -66,6 +73,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("doctor", help="explain what is wrong and what to do")
     add_common(p)
+    p.add_argument("--cert", type=Path, help="check this pair instead (e.g. copied from a failing server)")
+    p.add_argument("--key", type=Path, help="the private key of --cert")
     p.set_defaults(handler=cmd_doctor)
 
     p = sub.add_parser("export", help="export the installed pair")
@@ -104,28 +113,6 @@ def _positive(value: str) -> int:
     return number
 
 
-async def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]]) -> list[tuple[str, Any]]:
-    """``work(session)`` for every profile, at most --concurrency at once, all sharing one
-    connection per trust and certificate; a WizardError becomes that profile's result."""
-    from ..api import ConnectionPool
-
-    names = Paths.from_env().profiles()
-    gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
-    async with ConnectionPool() as pool:
-
-        async def one(name: str) -> Any:
-            async with gate:
-                try:
-                    session = open_unlocked_session(argparse.Namespace(**{**vars(args), "profile": name}))
-                    session.use_connections(pool)
-                    return await work(session)
-                except WizardError as error:
-                    return error
-
-        results = await asyncio.gather(*(one(n) for n in names))
-    return list(zip(names, results, strict=True))
-
-
 def _status_text(status) -> str:
     lines = [f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
              f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
@@ -134,7 +121,7 @@ def _status_text(status) -> str:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
         lines.append(f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
                      f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}")
-    return "\n".join(lines)
+    return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
 def _status_exit(status) -> int:
@@ -152,21 +139,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     if getattr(args, "all", False):
-        return asyncio.run(_status_all(args))
+        return _status_all(args)
+    from .runtime import runtime_text, runtime_view
+
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.gather_status(session))
-    emit(args, {"ok": True, **status.to_dict()}, _status_text(status))
+    emit(args, {"ok": True, **status.to_dict(), **runtime_view(session)}, _status_text(status) + "\n" + runtime_text(session))
     return _status_exit(status)
 
 
-async def _status_all(args: argparse.Namespace) -> int:
+def _status_all(args: argparse.Namespace) -> int:
+    """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
+    recorded key), each read-only when another process is writing it."""
     from .. import lifecycle
 
     payload, texts, code = [], [], EXIT_OK
-    for name, result in await _each_profile(args, lifecycle.gather_status):
+    for name, result in _each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
-            texts.append(f"{name}: error: {result}")
+            texts.append(clean(f"{name}: error: {result}"))
             code = max(code, EXIT_ERROR)
         else:
             payload.append({"ok": True, **result.to_dict()})
@@ -176,36 +167,96 @@ async def _status_all(args: argparse.Namespace) -> int:
     return code
 
 
+async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool],
+                      work: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    """``work(session)`` for every profile, at most --concurrency at once, all sharing one
+    connection per trust and certificate; a WizardError becomes that profile's result."""
+    from ..api import ConnectionPool
+
+    gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
+    async with ConnectionPool() as pool:
+
+        async def one(name: str) -> Any:
+            async with gate:
+                try:
+                    session = open_unlocked_session(argparse.Namespace(
+                        **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}))
+                    session.use_connections(pool)
+                    return await work(session)
+                except WizardError as error:
+                    return error
+
+        return await asyncio.gather(*(one(n) for n in names))
+
+
+def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]], purpose: str) -> list[tuple[str, Any]]:
+    """Every profile's result of ``work``, each profile locked (or read-only when another process
+    writes it) for the run."""
+    import contextlib
+
+    from ..locking import try_profile_lock
+
+    paths = Paths.from_env()
+    names = paths.profiles()
+    with contextlib.ExitStack() as stack:
+        held = {n: stack.enter_context(try_profile_lock(paths, n, purpose)) for n in names}
+        results = asyncio.run(_gather_all(args, names, held, work))
+    return list(zip(names, results, strict=True))
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
-    emit(args, {"ok": True, "revoked": args.credential_id, **status.to_dict()}, f"revoked {args.credential_id}")
+    emit(args, {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
+         clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}")
     return EXIT_OK
+
+
+REVOKE_SCOPE = ("the revoke interlock only knows this profile's installs on this machine; other profiles, "
+                "other machines and exported copies still presenting that certificate stop working")
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    grace = args.grace if args.retire_old else 0.0
 
     async def rotate() -> lifecycle.RotationProgress:
-        async with session.connections():
-            return await lifecycle.rotate(session, retire_old=args.retire_old, verify_interval=args.poll_interval,
-                                          on_step=lambda step: progress(args, f"rotate: {step}"))
+        async with session.connections():  # one connection per certificate across the steps
+            return await lifecycle.rotate(
+                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval,
+                on_step=lambda step: progress(args, f"rotate: {step}"))
 
     result = asyncio.run(rotate())
+    if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
+        _retire_after_grace(args, session, result.old_certificate_id, grace)
     emit(args, {"ok": True, **asdict(result)},
          f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
     return EXIT_OK
+
+
+def _retire_after_grace(args: argparse.Namespace, session, old_id: str, grace: float) -> None:
+    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
+    certificate through the same interlock as `certs revoke`."""
+    import time
+
+    from .. import lifecycle
+
+    progress(args, f"rotate: waiting {grace:g} s before revoking {old_id}")
+    time.sleep(grace)
+    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle._suffix_of(session, old_id)))
+    progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
-    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
+    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at, leave_out=tuple(args.leave_out),
+                                                      confirm_leave_out=args.confirm_leave_out))
     emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
          f"enforcement {mode} from {session.evidence.enforced_from}")
     return EXIT_OK
@@ -220,8 +271,8 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
 
 def _findings_out(args, findings, code: int) -> int:
     emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
-         "\n".join(f"[{f.severity:8}] {f.check}: {f.summary}" + (f"\n           → {f.next_step}" if f.next_step else "")
-                   for f in findings))
+         "\n".join(clean(f"[{f.severity:8}] {f.check}: {f.summary}")
+                   + (f"\n           → {clean(f.next_step)}" if f.next_step else "") for f in findings))
     return code
 
 
@@ -231,13 +282,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.critical_days > args.warn_days:
         raise InputError("--critical-days must not exceed --warn-days.")
     if args.all:
-        return asyncio.run(_check_all(args))
+        return _check_all(args)
     session = open_unlocked_session(args)
     code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
 
 
-async def _check_all(args: argparse.Namespace) -> int:
+def _check_all(args: argparse.Namespace) -> int:
     """For cron over many profiles: one summary line naming the profiles that need attention,
     and the worst exit code of them all."""
     from .. import lifecycle
@@ -247,7 +298,7 @@ async def _check_all(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]] = []
     by_code: dict[int, list[str]] = {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
-    for name, result in await _each_profile(args, one):
+    for name, result in _each_profile(args, one, "klarna-mtls check --all"):
         if isinstance(result, WizardError):
             code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
         else:
@@ -275,6 +326,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    if getattr(args, "cert", None) or getattr(args, "key", None):
+        if not (args.cert and args.key):
+            raise InputError("Give both --cert and --key.")
+        from ..pair_doctor import doctor_pair
+
+        findings = asyncio.run(doctor_pair(session, args.cert, args.key))
+        return _findings_out(args, findings, lifecycle.worst(findings))
     findings = asyncio.run(lifecycle.run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 
@@ -296,7 +354,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
         written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace, key_passphrase=passphrase))]
     else:
-        password = os.environ.get(EXPORT_PASSWORD_ENV) or sys.stdin.readline().strip()
+        password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
         if not password:
             raise InputError("A PKCS#12 export needs a password.",
                              hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input.")
@@ -304,6 +362,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return EXIT_OK
+
+
+def _read_export_password() -> str:
+    """On a terminal: a prompt, without echo (getpass). From a pipe: one line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("PKCS#12 export password: ").strip()
+    return sys.stdin.readline().strip()
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
