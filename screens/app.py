@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Callable
+import os
+from collections.abc import Callable
 
-from textual.app import App
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import StageBlocked, WizardError
@@ -44,6 +48,7 @@ class WizardApp(App):
     TITLE = "klarna-mtls"
     CSS_PATH = [stylesheet("app.tcss")]
     ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [Binding("f1,question_mark", "help", "Help")]
 
     def __init__(
         self,
@@ -52,7 +57,9 @@ class WizardApp(App):
         sandbox=None,
         poll_interval: float = 2.0,
         autostart_polling: bool = True,
-        enforce_watch_attempts: int = 200,
+        poll_limit: float = 300.0,
+        enforce_limit: float = 420.0,
+        step_limit: float = 60.0,
         store_choices: Callable | None = None,
         status_loader: Callable | None = None,
         doctor: Callable | None = None,
@@ -63,7 +70,9 @@ class WizardApp(App):
         self.sandbox = sandbox
         self.poll_interval = poll_interval
         self.autostart_polling = autostart_polling
-        self.enforce_watch_attempts = enforce_watch_attempts
+        self.poll_limit = poll_limit  # Klarna's verification states settle within 5 minutes
+        self.enforce_limit = enforce_limit  # enforcement applies up to 5 minutes after its time
+        self.step_limit = step_limit  # a single step (test key, issue, install) gives up after this
         self._store_choices = store_choices
         self._status_loader = status_loader
         self._doctor = doctor
@@ -79,31 +88,57 @@ class WizardApp(App):
                 self.show_dashboard()
             else:
                 self.show_stage()
-                self.notify(f"Resumed at {self.session.model.stage.label}.")
+                self.notify_resumed()
             self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
 
     async def on_unmount(self) -> None:
         await self.session.close_connections()
 
+    def notify_resumed(self) -> None:
+        """Where the journal resumes; when it was pulled back to an earlier stage, why (the same
+        words the CLI prints), long enough to read."""
+        pulled = self.session.model.pulled_back_note()
+        if pulled:
+            self.notify(f"Resumed {pulled}", title="Pulled back", severity="warning", timeout=30)
+        else:
+            self.notify(f"Resumed at {self.session.model.stage.label}.")
+
     def unlock_from_store(self) -> None:
-        """A resumed run loads the API key from the store the user chose (keyring calls block:
-        a thread worker), and asks for an encrypted key's passphrase."""
+        """A resumed run loads the API key the one way the domain offers (``resolve_api_key``,
+        in a thread: keyring calls block), and asks for an encrypted key's passphrase."""
         if self.session.evidence.key_encrypted and self.session.key_passphrase is None:
             from .modals import PassphraseModal
 
             self.push_screen(PassphraseModal(), self.use_key_passphrase)
+        if not self.session.unlocked:
+            self.load_api_key()
+
+    @work(group="unlock", exclusive=True, exit_on_error=False)
+    async def load_api_key(self) -> None:
+        from wizard import secrets
+        from wizard.errors import SecretStoreError
+
         kind = self.session.evidence.secret_backend
-        if self.session.unlocked or kind not in ("keyring", "sandbox", "env"):
+        asks = kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR)
+        passphrase = await self.store_passphrase() if asks else None
+        try:
+            key, _ = await asyncio.to_thread(
+                secrets.resolve_api_key, self.session.profile, self.session.paths, kind, passphrase=passphrase)
+        except SecretStoreError as error:
+            self.notify(f"{error.message} Enter your API key again on the Credentials step.", severity="warning")
             return
+        self.session.unlock(key)
 
-        def load() -> None:
-            key = self.open_store(kind, None).get(self.session.profile)
-            if key:
-                self.session.unlock(key)
-            else:
-                self.call_from_thread(self.notify, "Enter your API key again on the Credentials step.", severity="warning")
+    async def store_passphrase(self) -> bytes | None:
+        """The encrypted file's passphrase: KLARNA_MTLS_STORE_PASSPHRASE, else asked (in a worker)."""
+        from wizard import secrets
 
-        self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
+            return None  # resolve_api_key and open_profile_store read it themselves
+        from .modals import PassphraseModal
+
+        return await self.push_screen_wait(PassphraseModal(
+            "Secret store passphrase", "Your API key is kept in the encrypted file. Enter its passphrase."))
 
     def use_key_passphrase(self, passphrase: bytes | None) -> None:
         from wizard import crypto
@@ -145,6 +180,67 @@ class WizardApp(App):
         stage = self.session.model.stage
         progress = "done" if stage is Stage.DONE else f"{stage.number}/6"
         self.sub_title = f"{self.session.profile} · {env} · {progress}"
+
+    def reopen(self, stage: Stage) -> None:
+        """Back to an earlier stage. When that discards later evidence, the model says what and
+        the person confirms first; on cancel nothing changes."""
+        from .modals import ConfirmModal
+
+        try:
+            discarded = self.session.model.discarded_by_going_back(stage)
+        except WizardError as error:
+            self.show_error(error)
+            return
+        if not discarded:
+            self._go_back(stage)
+            return
+        consequence = "\n".join(
+            [f"Reopening {stage.label} forgets what later steps recorded:"]
+            + [f"• {line}" for line in discarded]
+            + ["Nothing changes at Klarna or in your files; Next redoes the later steps."]
+        )
+        self.push_screen(ConfirmModal(f"Back to {stage.label}?", consequence, "Go back"),
+                         lambda yes: self._go_back(stage) if yes else None)
+
+    def _go_back(self, stage: Stage) -> None:
+        try:
+            self.session.go_back(stage)
+        except WizardError as error:
+            self.show_error(error)
+            return
+        self.show_stage()
+        self.notify(f"Reopened {stage.label}.")
+
+    # ------------------------------------------------------------------ help, palette, copy
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen):
+        """Every action of the screen, by name, then the way back, then Textual's own (its
+        'Keys' panel is replaced by the help screen, which fits 80 columns)."""
+        from .base import StageScreen
+        from .help import screen_actions
+
+        for action in screen_actions(screen):
+            if action.enabled:
+                yield SystemCommand(action.description, f"Key: {action.key}", _runner(screen, action.action))
+        if isinstance(screen, StageScreen):
+            for stage in STAGE_ORDER[: STAGE_ORDER.index(screen.STAGE)]:
+                yield SystemCommand(f"Back to {stage.label}", "Reopen an earlier step (asks before "
+                                    "discarding what later steps recorded)", _runner(self, f"reopen('{stage.value}')"))
+        yield SystemCommand("Help", "Every key on this screen (F1 or ?)", self.action_help)
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
+
+    def action_reopen(self, stage: str) -> None:
+        self.reopen(Stage(stage))
+
+    def copy(self, label: str, text: str) -> None:
+        """Copy through the terminal (OSC 52), and say what was copied."""
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {label}. (If nothing arrives, your terminal does not allow OSC 52.)")
 
     # ------------------------------------------------------------------ errors
     def show_error(self, error: BaseException) -> None:
@@ -190,9 +286,11 @@ class WizardApp(App):
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
-        from wizard import lifecycle
+        from wizard import lifecycle, offline
 
-        return await (self._status_loader or lifecycle.gather_status)(session)
+        status = await (self._status_loader or lifecycle.gather_status)(session)
+        await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it
+        return status
 
     async def run_doctor(self, session: Session):
         from wizard import lifecycle
@@ -206,6 +304,18 @@ class WizardApp(App):
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
+
+
+STAGE_ORDER: list[Stage] = [s for s in Stage if s is not Stage.DONE]
+
+
+def _runner(node, action: str):
+    """A palette callback running ``action`` in ``node``'s namespace, as its key would."""
+
+    def run() -> None:
+        node.call_later(node.run_action, action)
+
+    return run
 
 
 def make_app(profile: str = "default", *, sandbox=None, paths: Paths | None = None, **options) -> WizardApp:

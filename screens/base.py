@@ -3,18 +3,21 @@ the blockers listed in plain words."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from wizard.flow import Session
-from wizard.model import Stage
+from wizard.model import ORDER, Stage
+
+from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
 
 
 def show_text(widget: Static, text: str) -> None:
@@ -28,20 +31,75 @@ def show_text(widget: Static, text: str) -> None:
     widget.update(text, layout=not same_shape)
 
 
-class ReportsWorkerErrors:
-    """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
+def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
+    """A SHA-256 fingerprint cut between bytes, 16 a line (47 columns), so a narrow terminal
+    never wraps it in the middle of a byte; later lines are indented by ``indent``."""
+    octets = fingerprint.split(":")
+    lines = [":".join(octets[i : i + per_line]) for i in range(0, len(octets), per_line)]
+    return ("\n" + " " * indent).join(lines)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        self.app.report_worker_state(event)
+
+def shell_words(line: str) -> list[str]:
+    """Split a shell line at unquoted spaces, keeping each word's quoting as written."""
+    words: list[str] = []
+    word, quote = "", ""
+    for char in line:
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        if char == " " and not quote:
+            words, word = words + [word] if word else words, ""
+        else:
+            word += char
+    return words + [word] if word else words
 
 
-class StageScreen(ReportsWorkerErrors, Screen):
-    """Base for the six stage screens. Subclasses implement ``compose_body``."""
+def fold_shell(text: str, width: int = 72) -> str:
+    """Long shell lines cut before each option with a `\\` continuation, so a narrow terminal
+    never wraps a path or URL in its middle, and the folded text still runs as is."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width or line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        parts: list[str] = []
+        for word in shell_words(line):
+            if parts and (word.startswith("-") or "://" in word):
+                parts.append(word)
+            elif parts:
+                parts[-1] += " " + word
+            else:
+                parts.append(word)
+        out.append(" \\\n  ".join(parts))
+    return "\n".join(out)
+
+
+__all__ = ["ReportsWorkerErrors", "StageScreen", "WizardScreen", "WorkScreen"]
+
+
+# What each step is doing, in the words the progress panel shows.
+STEP_TASKS = {
+    "check-credentials": "Testing the API key with Klarna",
+    "generate": "Generating the private key and CSR",
+    "issue": "Submitting the CSR to Klarna",
+    "install": "Installing the pair and proving it with a real mTLS call",
+    "enforce": "Asking Klarna to enforce mTLS",
+}
+
+
+class StageScreen(WorkScreen):
+    """Base for the six stage screens. Subclasses implement ``compose_body``; their long work
+    runs through ``run_step`` (progress, a limit and a Cancel)."""
 
     STAGE: Stage
     HEADING = ""
     PRIMARY = ""  # the button Enter should press first; Next takes focus once the stage passes
-    BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True)]
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", priority=True),
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy what this step produced (through the terminal)"),
+        *CANCEL_BINDINGS,
+    ]
+    WORK_BUTTONS: ClassVar[tuple[str, ...]] = ()  # default: the PRIMARY button
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
@@ -54,8 +112,10 @@ class StageScreen(ReportsWorkerErrors, Screen):
         with VerticalScroll(id="body"):
             yield Static(self.HEADING, classes="heading")
             yield from self.compose_body()
+            yield WorkPanel()
             yield Static("", id="blockers")
             with Horizontal(classes="nav"):
+                yield Button("◀ Back", id="back")
                 yield Button("Next ▶", id="next", variant="primary", disabled=True)
         yield Footer()
 
@@ -89,14 +149,42 @@ class StageScreen(ReportsWorkerErrors, Screen):
     def show_facts(self) -> None:
         """Subclasses redraw what they show from the evidence."""
 
+    def work_buttons(self) -> tuple[str, ...]:
+        return self.WORK_BUTTONS or ((self.PRIMARY,) if self.PRIMARY else ())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":
             return not self.blocked
-        return True
+        if action == "copy":
+            return self.copyable() is not None
+        if action == "back":
+            return not self.busy  # Esc cancels the running work first
+        return super().check_action(action, parameters)
+
+    def copyable(self) -> tuple[str, str] | None:
+        """(what it is, the text) that ctrl+y copies; None hides the key. Subclasses say."""
+        return None
+
+    def action_copy(self) -> None:
+        found = self.copyable()
+        if found:
+            self.app.copy(*found)
 
     def action_next(self) -> None:
         if not self.blocked:
             self.app.advance()
+
+    def action_back(self) -> None:
+        """Reopen the previous stage (the app asks before discarding later evidence); from the
+        first stage, back to the Welcome screen. Not while this screen's work is running."""
+        if any(w.node is self and w.is_running for w in self.app.workers):
+            self.notify("Wait for the running step to finish (or cancel it), then go back.", severity="warning")
+            return
+        index = ORDER.index(self.STAGE)
+        if index > 0:
+            self.app.reopen(ORDER[index - 1])
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()  # the Welcome screen is beneath: environment and account id
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # Textual also calls this for subclasses (handlers run along the MRO): they must not
@@ -104,12 +192,17 @@ class StageScreen(ReportsWorkerErrors, Screen):
         if event.button.id == "next":
             event.stop()
             self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
 
-    def run_step(self, work: Callable[[], Awaitable[object]], name: str) -> None:
-        """Run session work in an exclusive worker; failures go to the app's one error handler."""
+    def run_step(self, work: Callable[[], Awaitable[object]], name: str, task: str | None = None) -> Worker:
+        """Run session work in the screen's exclusive worker, with progress, the app's step limit
+        and a Cancel; failures go to the app's one error handler."""
+        return self.step(task or STEP_TASKS.get(name, "Working"), work)
 
-        async def step() -> None:
-            await work()
-            self.refresh_state()
-
-        self.run_worker(step(), name=name, group="step", exclusive=True, exit_on_error=False)
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def step(self, task: str, job: Callable[[], Awaitable[object]]) -> None:
+        async with self.working():
+            await self.timed(task, job())
+        self.refresh_state()

@@ -3,20 +3,23 @@ key this tool uses."""
 
 from __future__ import annotations
 
+import asyncio
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
 from wizard.errors import InputError
-from wizard.interlocks import Action, ActionRefused
 from wizard.flow import Session
+from wizard.interlocks import Action, ActionRefused
 
-from .base import ReportsWorkerErrors
 from .modals import ConfirmModal
+from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 
 
 def _valid_description(text: str) -> bool:
@@ -28,37 +31,39 @@ def _valid_description(text: str) -> bool:
 
 
 class SecretOnceModal(ModalScreen[bool]):
-    """Klarna shows a new key once: show it here, and keep it only if the user asks."""
+    """Klarna shows a new key once: show it here, and where it was kept (if anywhere)."""
 
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, masked: str, secret) -> None:
+    def __init__(self, masked: str, secret, kept_in: str | None) -> None:
         super().__init__()
-        self.masked, self.secret = masked, secret
+        self.masked, self.secret, self.kept_in = masked, secret, kept_in
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
             yield Static("New API key: shown once", classes="modal-title")
             yield Static(self.secret.reveal(), id="secret")
-            yield Static("Copy it now, or keep it in the secret store. It is not written anywhere else.")
+            yield Static(f"\nKept in {self.kept_in}." if self.kept_in else
+                         "\nCopy it now: it is not kept anywhere and Klarna will not show it again.")
             with Horizontal(classes="buttons"):
-                yield Button("Keep in secret store", id="store", variant="success")
                 yield Button("Close", id="close")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "store")
+        self.dismiss(True)
 
     def action_close(self) -> None:
-        self.dismiss(False)
+        self.dismiss(True)
 
 
-class KeysScreen(ReportsWorkerErrors, Screen[None]):
+class KeysScreen(WorkScreen):
+    WORK_BUTTONS = ("#create",)
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("f5", "refresh", "Refresh"),
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
         Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
+        *CANCEL_BINDINGS,
     ]
 
     def __init__(self, session: Session) -> None:
@@ -76,6 +81,7 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
                         validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")])
             with Horizontal(classes="actions"):
                 yield Button("Create key", id="create", variant="success")
+            yield WorkPanel()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -109,19 +115,44 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
                 self.app.show_error(InputError("Describe the service the key is for.",
                                                hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
                 return
-            self.run_worker(self.create(description), group="keys", exclusive=True, exit_on_error=False)
+            self.start_create(description)
 
-    async def create(self, description: str) -> None:
-        row, secret = await keys.create_key(self.session, description)
-        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
+    async def profile_store(self):
+        """The profile's persistent store (asks an encrypted file's passphrase), or None."""
+        from wizard import secrets
 
-        def answered(keep: bool | None) -> None:
-            if keep:
-                store.set(keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
-                self.notify(f"Kept in {store.display_name}.")
-            self.action_refresh()
+        kind = self.session.evidence.secret_backend
+        if kind not in secrets.PERSISTENT_KINDS:
+            return None
+        passphrase = await self.app.store_passphrase() if kind == "encrypted-file" else None
+        return await asyncio.to_thread(secrets.open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
-        self.app.push_screen(SecretOnceModal(row.masked, secret), answered)
+    def start_create(self, description: str) -> None:
+        """The CLI's safety net: the key is created with the profile's store, so a store that
+        refuses it gets the new key disabled. Kept nowhere only when the person says so."""
+        from wizard import secrets
+
+        if self.session.evidence.secret_backend in secrets.PERSISTENT_KINDS:
+            self.create(description, keep=True)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.create(description, keep=False)
+
+        self.app.push_screen(ConfirmModal(
+            "Create a key that is kept nowhere?",
+            "This profile's key is read per run, so there is no secret store to keep the new key in. "
+            "Its secret will be shown once; copy it at once.", "Create and show once"), answered)
+
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def create(self, description: str, keep: bool) -> None:
+        store = await self.profile_store() if keep else None
+        async with self.working():
+            row, secret = await self.timed("Creating the API key",
+                                           keys.create_key(self.session, description, store=store))
+        where = f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
+        self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
 
     def selected(self) -> keys.KeyRow | None:
         table = self.query_one(DataTable)
@@ -169,19 +200,34 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
-        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
-        own = self.session.state.tool_key_id is None
+        self.rotate_key()
 
-        async def rotate() -> None:
-            if own:  # the tool's key is unknown: it creates its own and leaves that one active
-                await keys.take_own_key(self.session, store)
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def rotate_key(self) -> None:
+        """The domain's key rotation, its steps shown as they run. When the tool's key is
+        unknown, the tool creates its own and leaves the one it ran on active."""
+        store = await self.profile_store()
+        if store is None:
+            from wizard.errors import SecretStoreError
+
+            raise SecretStoreError(
+                "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
+                hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).")
+        own = self.session.state.tool_key_id is None
+        async with self.working(cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a "
+                                          "working key throughout."):
+            if own:
+                await keys.take_own_key(self.session, store, on_event=self.show_event)
                 self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
             else:
-                await keys.rotate_tool_key(self.session, store)
+                await keys.rotate_tool_key(self.session, store, on_event=self.show_event)
                 self.notify("The tool now uses its own new key; the old one is disabled.")
-            self.action_refresh()
+        self.action_refresh()
 
-        self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close":
+            return not self.busy  # Esc cancels the running work first
+        return super().check_action(action, parameters)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -152,16 +152,21 @@ class EnforceModal(ModalScreen["str | None"]):
 
 
 class PassphraseModal(ModalScreen["bytes | None"]):
-    """A resumed run asks once for the private key's passphrase (it is never stored)."""
+    """A resumed run asks once for a passphrase (the private key's by default; it is never stored)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str = "Private key passphrase",
+                 prompt: str = "Your private key is encrypted. Enter its passphrase to use it in this run.") -> None:
+        super().__init__()
+        self.title_text, self.prompt = title, prompt
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
 
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static("Private key passphrase", classes="modal-title")
-            yield Static("Your private key is encrypted. Enter its passphrase to use it in this run.")
+            yield Static(self.title_text, classes="modal-title")
+            yield Static(self.prompt)
             yield Input(password=True, id="key-passphrase")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")

@@ -29,13 +29,11 @@ from .errors import (
     InterlockRefused,
     MtlsRequired,
     SecretStoreError,
-    WizardError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Onboarding, Stage
-from .pacing import poll_delay
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
@@ -134,6 +132,17 @@ class Session:
         self.save()
         self.audit.record("advance", from_stage=before.value, to_stage=stage.value)
         return stage
+
+    def go_back(self, stage: Stage) -> list[str]:
+        """Reopen an earlier stage (the model says what that discards). A certificate already
+        issued stays in the certificate records: the tool's own records decide safety later."""
+        ev, before = self.evidence, self.model.stage
+        if ev.certificate_id:
+            self.state.certificates.setdefault(ev.certificate_id, {}).setdefault("fingerprint", ev.fingerprint)
+        discarded = self.model.go_back(stage)
+        self.save()
+        self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
+        return discarded
 
     def unlock(self, api_key: str, key_passphrase: bytes | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
@@ -628,45 +637,19 @@ class Session:
         self.save()
         return observation
 
-    async def poll_until_verified(
-        self,
-        *,
-        interval: float = 2.0,
-        max_attempts: int = 30,
-        on_attempt: Callable[[int, Observation], None] | None = None,
-    ) -> Observation:
-        """Poll until the VERIFY checks pass; stops early on INVALID or REJECTED."""
-        observation = None
-        for attempt in range(1, max_attempts + 1):
-            observation = await self.verify_once()
-            if on_attempt:
-                on_attempt(attempt, observation)
-            if not self.model.blockers(Stage.VERIFY):
-                return observation
-            if observation.status in ("INVALID", "REJECTED"):
-                break
-            await asyncio.sleep(poll_delay(interval, attempt))  # slower as the wait goes on
-        status = observation.status if observation else "UNKNOWN"
-        diagnosis = diagnose(status)
-        raise WizardError(
-            f"Verification did not reach VALID: last status {status}. {diagnosis.summary}",
-            title="Not verified",
-            hint=" ".join(diagnosis.next_steps[:1]),
-        )
-
     # ------------------------------------------------------------------ ENFORCE
     async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),
                       confirm_leave_out: str | None = None) -> str:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
         here, and the gate looks first: an installed certificate of ours must be VALID right now,
-        and every declared runtime ready unless left out on purpose (wizard/runtime_gate.py)."""
+        and every declared runtime ready unless left out on purpose (facts and the override in
+        wizard/runtime_gate.py, the rules in wizard/interlocks.py)."""
         from .runtime_gate import require_ready
 
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
         look = await self.look()
-        self.require(Action.ENFORCE, look)
-        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out)
+        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out, situation=self.situation(look))
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
         ev = self.evidence

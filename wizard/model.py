@@ -8,19 +8,25 @@ check fails."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
 from .errors import CryptoError, InputError, JournalError, StageBlocked
 
-crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from . import crypto
+else:
+    crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
 
 
-class Stage(str, Enum):
+class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output
     CREDENTIALS = "CREDENTIALS"
     KEY_AND_CSR = "KEY_AND_CSR"
     ISSUE = "ISSUE"
@@ -39,7 +45,7 @@ class Stage(str, Enum):
         """How people read the stage: 'Key and CSR', not KEY_AND_CSR."""
         return {"KEY_AND_CSR": "Key and CSR"}.get(self.value, self.value.capitalize())
 
-    def next(self) -> "Stage":
+    def next(self) -> Stage:
         return ORDER[min(ORDER.index(self) + 1, len(ORDER) - 1)]
 
 
@@ -99,19 +105,19 @@ class Evidence:
     install_probe_fingerprint: str | None = _ev(Stage.INSTALL)
 
     # Each: {"at": ISO time, "status": VALID|NOT_PRESENT|INVALID|REJECTED|…, "fingerprint": …}
-    verifications: list[dict] = _ev(Stage.VERIFY, [])
+    verifications: list[dict[str, Any]] = _ev(Stage.VERIFY, [])
 
     enforced_from: str | None = _ev(Stage.ENFORCE)  # NOW or UTC Z, as sent
     enforced_from_chosen_at: str | None = _ev(Stage.ENFORCE)
     enforcement_mode: str | None = _ev(Stage.ENFORCE)  # server answer: ENFORCED | REPORTING
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         # Field by field: asdict's deep copy was a fifth of a fleet `status`. The only container
         # is `verifications`, a list of flat dicts, copied one level down.
         return {f.name: _copied(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Evidence":
+    def from_dict(cls, data: dict[str, Any] | None) -> Evidence:
         """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
         type (a hand-edited journal) raises JournalError rather than crashing a check later."""
         if data is None:
@@ -119,11 +125,11 @@ class Evidence:
         if not isinstance(data, dict):
             raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=RESET_HINT)
         known = {f.name: f for f in fields(cls)}
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in data.items():
             if name not in known:
                 continue
-            if not _evidence_type_ok(known[name].type, value):
+            if not _evidence_type_ok(str(known[name].type), value):
                 raise JournalError(
                     f"The saved evidence is damaged: '{name}' has the wrong type ({type(value).__name__}).",
                     hint=RESET_HINT,
@@ -144,8 +150,8 @@ RESET_HINT = "Move the journal file aside to start this profile again; your keys
 def _evidence_type_ok(annotation: str, value: Any) -> bool:
     """Type test for one Evidence field; annotations are strings (``from __future__``)."""
     if value is None:
-        return annotation != "list[dict]"
-    if annotation == "list[dict]":
+        return not annotation.startswith("list[")
+    if annotation.startswith("list["):
         return isinstance(value, list) and all(
             isinstance(v, dict)
             and all(isinstance(v.get(k), (str, type(None))) for k in ("at", "status", "fingerprint"))
@@ -255,7 +261,7 @@ def _key_file_modes(ev: Evidence, now: datetime) -> str | None:
     return None
 
 
-def _load_csr(ev: Evidence):
+def _load_csr(ev: Evidence) -> x509.CertificateSigningRequest | None:
     if not ev.csr_pem:
         return None
     try:
@@ -293,7 +299,7 @@ def _csr_matches_key(ev: Evidence, now: datetime) -> str | None:
 
 
 # ---------------------------------------------------------------- ISSUE
-def _load_cert(ev: Evidence):
+def _load_cert(ev: Evidence) -> x509.Certificate | None:
     if not ev.certificate_pem:
         return None
     try:
@@ -457,7 +463,7 @@ WINDOWED_CHECKS = frozenset({"verified", "certificate_valid_now"})
 class Onboarding:
     """Stage plus evidence, gated by CHECKS. Serves the TUI and the headless commands alike.
 
-    ``stage`` is read-only: only ``advance`` and ``restart_from`` move it, and ``resumed`` builds a
+    ``stage`` is read-only: only ``advance``, ``restart_from`` and ``go_back`` move it, and ``resumed`` builds a
     model from a journal after re-checking it."""
 
     def __init__(
@@ -476,9 +482,7 @@ class Onboarding:
         return self._stage
 
     @classmethod
-    def resumed(
-        cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now
-    ) -> Onboarding:
+    def resumed(cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now) -> Onboarding:
         """A model for a journal's claimed ``stage``, re-checked rather than trusted: it is pulled
         back to the first earlier stage whose (lasting) checks fail, and says so in ``pulled_back``."""
         model = cls(Stage.CREDENTIALS, evidence, clock)
@@ -490,6 +494,14 @@ class Onboarding:
                 return model
         model._stage = stage
         return model
+
+    def pulled_back_note(self) -> str | None:
+        """Where a loaded journal resumes and why not where it claimed, in the words both front
+        ends show ("at Install, not Enforce: …"); None when it was not pulled back."""
+        if self.pulled_back is None:
+            return None
+        claimed, why = self.pulled_back
+        return f"at {self.stage.label}, not {claimed.label}: {' '.join(why)}"
 
     def unsettled(self, stage: Stage) -> list[str]:
         """Reasons the lasting (not time-windowed) blocking checks of ``stage`` fail."""
@@ -505,9 +517,7 @@ class Onboarding:
         out = []
         for check in CHECKS[stage]:
             failure = check.fn(self.evidence, now)
-            out.append(
-                CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only)
-            )
+            out.append(CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only))
         return out
 
     def blockers(self, stage: Stage | None = None) -> list[CheckResult]:
@@ -534,8 +544,78 @@ class Onboarding:
         self.evidence.clear_from(stage)
         self._stage = stage
 
+    def discarded_by_going_back(self, stage: Stage) -> list[str]:
+        """What reopening ``stage`` would forget, in plain words: the evidence later stages
+        recorded. Empty when nothing is lost. Files on disk and Klarna's side never change."""
+        _require_earlier(stage, self.stage)
+        later = ORDER[ORDER.index(stage) + 1 :]
+        return [text for s in later if (text := _DISCARDS[s](self.evidence))]
+
+    def go_back(self, stage: Stage) -> list[str]:
+        """Reopen the earlier ``stage``: keep its own evidence (shown, and changeable there),
+        forget every later stage's. Returns what was discarded, as ``discarded_by_going_back``."""
+        discarded = self.discarded_by_going_back(stage)
+        self.evidence.clear_from(stage.next())
+        self._stage = stage
+        return discarded
+
     def record_verification(self, status: str, fingerprint: str | None, at: datetime | None = None) -> None:
         self.evidence.verifications.append(
             {"at": rules.format_utc(at or self.clock()), "status": status, "fingerprint": fingerprint}
         )
         del self.evidence.verifications[:-50]  # bounded: the check needs only the recent streak
+
+
+# ---------------------------------------------------------------- going back
+def _require_earlier(stage: Stage, current: Stage) -> None:
+    if stage is Stage.DONE or ORDER.index(stage) >= ORDER.index(current):
+        raise InputError(
+            f"{stage.label} is not an earlier step than {current.label}.",
+            hint="Only a step already passed can be reopened.",
+        )
+
+
+def _discard_key(ev: Evidence) -> str | None:
+    if not (ev.key_path or ev.csr_pem):
+        return None
+    return "Key and CSR: which private key and CSR this journey uses (the key file stays on disk)."
+
+
+def _discard_issue(ev: Evidence) -> str | None:
+    if not ev.certificate_id:
+        return None
+    return (
+        f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
+        "at Klarna, and this tool keeps its record)."
+    )
+
+
+def _discard_install(ev: Evidence) -> str | None:
+    if not (ev.cert_path or ev.install_probe_ok_at):
+        return None
+    return "Install: the install record and its mTLS proof (the installed files stay in place)."
+
+
+def _discard_verify(ev: Evidence) -> str | None:
+    count = len(ev.verifications)
+    if not count:
+        return None
+    return f"Verify: {count} verification result{'s' if count != 1 else ''}."
+
+
+def _discard_enforce(ev: Evidence) -> str | None:
+    if not (ev.enforced_from or ev.enforcement_mode):
+        return None
+    said = f"{ev.enforcement_mode or 'a request'} from {ev.enforced_from or '?'}"
+    return f"Enforce: the record of enforcement ({said}); Klarna keeps enforcing until you remove it."
+
+
+_DISCARDS: dict[Stage, Callable[[Evidence], str | None]] = {
+    Stage.CREDENTIALS: lambda ev: None,  # the first stage: never later than another
+    Stage.KEY_AND_CSR: _discard_key,
+    Stage.ISSUE: _discard_issue,
+    Stage.INSTALL: _discard_install,
+    Stage.VERIFY: _discard_verify,
+    Stage.ENFORCE: _discard_enforce,
+    Stage.DONE: lambda ev: None,
+}

@@ -36,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"klarna-mtls {__version__}")
     parser.add_argument("--profile", default="default", help="profile name (default: default)")
-    parser.add_argument(
-        "--sandbox", action="store_true", help="run the wizard against the embedded sandbox"
-    )
+    parser.add_argument("--sandbox", action="store_true", help="run the wizard against the embedded sandbox")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -47,9 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that change a profile hold its lock for the whole run; readers take it only when it is
 # free and otherwise run read-only (they never write a journal another process holds).
-WRITERS = {"onboard", "rotate", "enforce", "unenforce", "certs revoke", "keys create", "keys describe",
-           "keys disable", "keys rotate", "tui"}
-READERS = {"status", "certs list", "check", "doctor", "keys list"}
+WRITERS = {
+    "onboard",
+    "rotate",
+    "enforce",
+    "unenforce",
+    "certs revoke",
+    "keys create",
+    "keys describe",
+    "keys disable",
+    "keys rotate",
+    "tui",
+    "runtime request",
+    "runtime issue",
+    "runtime install",
+    "runtime report",
+    "runtime add",
+    "runtime remove",
+    "probe",
+}
+READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +144,9 @@ def _unexpected(args: argparse.Namespace, error: Exception, log_path: Path | Non
 
     logging.getLogger("klarna_mtls").error("unexpected failure in %s", command_name(args), exc_info=error)
     hint = f"Details are in {log_path}." if log_path else ""
-    return fail(args, WizardError(f"Unexpected failure ({type(error).__name__}).", title="Unexpected failure",
-                                  hint=hint))
+    return fail(
+        args, WizardError(f"Unexpected failure ({type(error).__name__}).", title="Unexpected failure", hint=hint)
+    )
 
 
 def _no_core_dumps() -> None:
