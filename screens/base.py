@@ -20,17 +20,6 @@ from wizard.model import ORDER, Stage
 from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
 
 
-def show_text(widget: Static, text: str) -> None:
-    """Update a Static only when its text changed, and without a layout pass when the new text
-    wraps exactly like the old (same length, spaces in the same places): a poll that repeats
-    what the screen says costs no re-render, and one that changes a digit no reflow."""
-    old = str(widget.content)
-    if text == old:
-        return
-    same_shape = len(text) == len(old) and all((a == " ") == (b == " ") for a, b in zip(text, old, strict=True))
-    widget.update(text, layout=not same_shape)
-
-
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
     """A SHA-256 fingerprint cut between bytes, 16 a line (47 columns), so a narrow terminal
     never wraps it in the middle of a byte; later lines are indented by ``indent``."""
@@ -137,7 +126,7 @@ class StageScreen(WorkScreen):
         self.blocked = bool(blockers)
         lines = [f"✗ {b.reason}" for b in blockers] + [f"! {w.reason}" for w in warnings]
         text = "To continue:\n" + "\n".join(lines) if blockers else "\n".join(lines) or "✓ All checks pass."
-        show_text(self.query_one("#blockers", Static), text)
+        self.query_one("#blockers", Static).update(text)
         self.query_one("#blockers").set_class(bool(blockers), "-blocked")
         next_button = self.query_one("#next", Button)
         was_blocked, next_button.disabled = next_button.disabled, self.blocked

@@ -85,7 +85,7 @@ class VerifyScreen(StageScreen):
     def show_diagnosis(self, status: str) -> None:
         diagnosis = diagnose(status)
         steps = "\n".join(f" • {step}" for step in diagnosis.next_steps)
-        show_text(self.query_one("#diagnosis", Static), f"{status}: {diagnosis.summary}\n{steps}".rstrip())
+        self.query_one("#diagnosis", Static).update(f"{status}: {diagnosis.summary}\n{steps}".rstrip())
         self.query_one("#diagnosis").set_class(status != "VALID", "-problem")
 
     def show_facts(self) -> None:
