@@ -15,13 +15,58 @@ from pathlib import Path
 def throwaway_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="klarna-mtls-bench-"))
     os.environ["KLARNA_MTLS_HOME"] = str(home / "home")
+    bytecode_as_installed(home)
     return home
+
+
+def bytecode_as_installed(home: Path) -> None:
+    """Child processes keep compiled bytecode (in a throwaway folder), as after `pip install`,
+    which compiles .pyc files. Machines that set PYTHONDONTWRITEBYTECODE would otherwise charge
+    every launch of an editable checkout a compile of its own modules (about 0.1 s here) that no
+    installed copy pays, while the libraries it is compared with come precompiled."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(home / "pycache")
 
 
 def start_sandbox(folder: Path, delay: float = 300.0):
     from wizard.sandbox import start_sandbox as start
 
     return start(folder, enforcement_delay=delay)
+
+
+class SandboxProcess:
+    """`klarna-mtls sandbox serve --json` in its own process, so a client's figures exclude it."""
+
+    def __init__(self, folder: Path, delay: float = 300.0) -> None:
+        argv = [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--state-dir", str(folder),
+                "--enforcement-delay", str(delay)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        info = json.loads(self.process.stdout.readline())
+        self.base_url, self.api_key, self.account_id = info["base_url"], info["api_key"], info["account_id"]
+        self.ca_bundle = Path(info["ca_bundle"])
+        self.enforcement_delay = delay
+        self.info = {k: info[k] for k in ("base_url", "api_key", "account_id", "ca_bundle")} | {"enforcement_delay": delay}
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the child, exit code, stdout) of one whole process."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env or os.environ.copy())
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, child.returncode, out.read()
 
 
 def run(argv: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:

@@ -80,6 +80,7 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
+        self.session.keep_connections()  # every step and poll reuses one connection per certificate
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
@@ -89,6 +90,9 @@ class WizardApp(App):
                 self.show_stage()
                 self.notify_resumed()
             self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
+
+    async def on_unmount(self) -> None:
+        await self.session.close_connections()
 
     def notify_resumed(self) -> None:
         """Where the journal resumes; when it was pulled back to an earlier stage, why (the same

@@ -58,12 +58,14 @@ class WelcomeScreen(WizardScreen[None]):
             yield Static("", id="account-error", classes="error-text")
             with Horizontal(classes="nav"):
                 yield Button("Continue ▶", id="start", variant="primary")
-        yield Footer()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self.mount, Footer())  # key hints after the first paint
         self.app.update_header()
         if self.session.evidence.account_id:
             self.query_one("#start", Button).focus()  # prefilled: Enter continues
+        else:
+            self.query_one("#account-id", Input).focus()  # a first run types the account id at once
 
     def on_input_changed(self, event: Input.Changed) -> None:
         result = event.validation_result

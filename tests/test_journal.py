@@ -97,6 +97,7 @@ def test_sigkill_mid_write_leaves_the_old_journal_readable(paths, tmp_path):
             print("writing", flush=True)
             time.sleep(30)
         os.fsync = slow_fsync
+        state.settings["touched"] = True  # an unchanged state is not written at all
         journal.save(state)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())

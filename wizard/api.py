@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import json
 import logging
+import os
 import random
 import re
+import secrets
 import socket
 import ssl
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
 from pathlib import Path
@@ -104,7 +109,7 @@ def make_http_client(
     key_passphrase: bytes | None = None,
     timeout: float = 20.0,
 ) -> httpx.AsyncClient:
-    context = make_ssl_context(
+    context = shared_ssl_context(
         ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
     )
     return httpx.AsyncClient(
@@ -135,6 +140,104 @@ def environment_proxy() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return None
+
+
+# ---------------------------------------------------------------- reuse
+# One SSLContext per (trust, certificate) pair: building one parses the CA bundle (the whole system
+# store for Klarna's hosts) and loads the key, the largest per-profile cost of a fleet `status`.
+_CONTEXTS: OrderedDict[tuple[object, ...], ssl.SSLContext] = OrderedDict()
+_CONTEXTS_LOCK = threading.Lock()
+_CONTEXTS_MAX = 64
+_PASSPHRASE_SALT = secrets.token_bytes(16)  # the cache key never holds a passphrase, nor its plain hash
+
+
+def _file_identity(path: Path | None) -> tuple[str, int, int, int] | None:
+    if path is None:
+        return None
+    stat = os.stat(path)  # follows links: a replaced file is a new identity
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def tls_identity(
+    *, ca_bundle: Path | None, client_cert: Path | None, client_key: Path | None, key_passphrase: bytes | None
+) -> tuple[object, ...]:
+    """What makes two TLS contexts interchangeable: the files (path, inode, size, mtime) and the
+    passphrase (salted digest). Raises OSError when a file is missing."""
+    tag = hashlib.blake2b(key_passphrase, key=_PASSPHRASE_SALT, digest_size=16).digest() if key_passphrase else None
+    return (_file_identity(ca_bundle), _file_identity(client_cert), _file_identity(client_key), tag)
+
+
+def shared_ssl_context(
+    *,
+    ca_bundle: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    key_passphrase: bytes | None = None,
+) -> ssl.SSLContext:
+    """make_ssl_context, cached while the CA bundle, certificate and key files are unchanged."""
+    def made() -> ssl.SSLContext:
+        return make_ssl_context(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
+
+    try:
+        identity = tls_identity(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
+    except OSError:
+        return made()  # a missing file fails there, with its own message
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(identity)
+        if context is not None:
+            _CONTEXTS.move_to_end(identity)
+            return context
+    context = made()
+    with _CONTEXTS_LOCK:
+        _CONTEXTS[identity] = context
+        while len(_CONTEXTS) > _CONTEXTS_MAX:
+            _CONTEXTS.popitem(last=False)
+    return context
+
+
+class ConnectionPool:
+    """HTTP clients kept open for a run, one per (event loop, TLS identity): each step and each
+    profile with the same trust and certificate reuses one keep-alive connection instead of a new
+    handshake. Bound to no session, so `status --all` shares one across profiles."""
+
+    def __init__(self, *, timeout: float = 20.0) -> None:
+        self._timeout = timeout
+        self._clients: dict[object, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+
+    def client(self, **tls: Any) -> httpx.AsyncClient:
+        """An open client for these TLS options (ca_bundle, client_cert, client_key, key_passphrase)."""
+        loop = asyncio.get_running_loop()
+        try:
+            identity: object = tls_identity(**tls)
+        except OSError:
+            identity = object()  # a missing file: make_http_client says so
+        held = self._clients.get(identity)
+        if held is not None and held[0] is loop and not held[1].is_closed:
+            return held[1]
+        client = make_http_client(timeout=self._timeout, **tls)
+        self._clients[identity] = (loop, client)
+        return client
+
+    @property
+    def size(self) -> int:
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        held, self._clients = list(self._clients.values()), {}
+        for owner, client in held:
+            if owner is loop:
+                await client.aclose()
+
+    async def __aenter__(self) -> ConnectionPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 # ---------------------------------------------------------------- answers

@@ -6,6 +6,7 @@ person understands."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import UTC, datetime
@@ -203,22 +204,39 @@ def csr_cn(csr: x509.CertificateSigningRequest) -> str | None:
 def load_certificate(data: bytes | str) -> x509.Certificate:
     """The leaf of what Klarna returned: its one certificate, or in a chain the first that is not
     a CA (``leaf_first`` picks by key where the key is known)."""
-    certificates = load_certificates(data)
+    return _leaf(_certificate_bytes(data))
+
+
+def load_certificates(data: bytes | str) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order (or the one DER certificate)."""
+    return list(_parsed_certificates(_certificate_bytes(data)))
+
+
+def _certificate_bytes(data: bytes | str) -> bytes:
+    if isinstance(data, str):
+        data = data.encode()
+    if not data or not data.strip():
+        raise CryptoError("The certificate is empty.")
+    return data
+
+
+# Certificates are immutable: one parse (and one check) per distinct PEM/DER. A fleet `status`
+# reads the same certificate from the listing, the install folder and the journal. Errors are
+# not cached.
+@functools.lru_cache(maxsize=256)
+def _leaf(data: bytes) -> x509.Certificate:
+    certificates = _parsed_certificates(data)
     leaf = next((cert for cert in certificates if not _is_ca(cert)), certificates[0])
     _readable_public_key(leaf, "certificate")
     return leaf
 
 
-def load_certificates(data: bytes | str) -> list[x509.Certificate]:
-    """Every certificate in a PEM bundle, in order (or the one DER certificate)."""
-    if isinstance(data, str):
-        data = data.encode()
-    if not data or not data.strip():
-        raise CryptoError("The certificate is empty.")
+@functools.lru_cache(maxsize=256)
+def _parsed_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
     try:
         if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+            return tuple(x509.load_pem_x509_certificates(data))
+        return (x509.load_der_x509_certificate(data),)
     except Exception as exc:
         raise CryptoError(
             "The certificate could not be read: it is malformed or truncated.",

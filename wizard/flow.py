@@ -32,12 +32,12 @@ from .errors import (
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
-from .journal import AuditLog, Journal, ProfileState
+from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Onboarding, Stage
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState, KlarnaClient
+    from .api import CertificateInfo, ConnectionPool, EnforcementState, KlarnaClient
     from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
@@ -92,6 +92,8 @@ class Session:
         self.audit = AuditLog.for_profile(paths, profile)
         self._api_key: str | None = None
         self._key_passphrase: bytes | None = None
+        self._connections: ConnectionPool | None = None  # kept connections while in use
+        self._owns_connections = False
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
 
@@ -279,7 +281,7 @@ class Session:
         overrides the session's key (key rotation proves a new key before switching);
         ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
         mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
-        from .api import KlarnaClient, handshake_probe_for, make_http_client
+        from .api import KlarnaClient, handshake_probe_for
         from .install import current_pair, verify_private_files
 
         key = api_key or self._require_key()
@@ -290,7 +292,7 @@ class Session:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         if pair is not None and not files_checked:
             verify_private_files(pair)  # refuse to use a key file others can read; says the fix
-        http = make_http_client(
+        tls = dict(
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
@@ -300,7 +302,7 @@ class Session:
             ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
             key_passphrase=self._key_passphrase,
         ) if pair is not None else None
-        async with http:
+        async with self._http(tls) as http:
             try:
                 yield KlarnaClient(
                     http, self.base_url, key, with_certificate=pair is not None,
@@ -310,6 +312,48 @@ class Session:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
                     raise _mtls_required(error) from None
                 raise
+
+    @contextlib.asynccontextmanager
+    async def _http(self, tls: dict[str, Any]) -> AsyncIterator[Any]:
+        """The kept connection for these TLS options (not closed here) when connections are kept,
+        else a fresh client closed after use."""
+        from .api import ConnectionPool, make_http_client
+
+        if self._connections is None and self._owns_connections:
+            self._connections = ConnectionPool()
+        if self._connections is not None:
+            yield self._connections.client(**tls)
+            return
+        async with make_http_client(**tls) as http:
+            yield http
+
+    # One connection per trust and certificate, reused across steps instead of one per call.
+    def use_connections(self, pool: ConnectionPool | None) -> None:
+        """Reuse ``pool`` (an api.ConnectionPool shared with other sessions; its owner closes it)."""
+        self._connections, self._owns_connections = pool, False
+
+    def keep_connections(self) -> None:
+        """Reuse this session's own connections from now on (made at first use) until
+        close_connections()."""
+        self._owns_connections = True
+
+    async def close_connections(self) -> None:
+        pool, owned = self._connections, self._owns_connections
+        self._connections, self._owns_connections = None, False
+        if pool is not None and owned:
+            await pool.aclose()
+
+    @contextlib.asynccontextmanager
+    async def connections(self) -> AsyncIterator[None]:
+        """keep_connections() for the block; a pool already in use is left as it is."""
+        if self._connections is not None or self._owns_connections:
+            yield
+            return
+        self.keep_connections()
+        try:
+            yield
+        finally:
+            await self.close_connections()
 
     def check_binding(self, api_key: str) -> None:
         """An API key goes only to its own environment's host: a live key never to a sandbox or
@@ -577,13 +621,13 @@ class Session:
         self.state.record_status(observation.status, observation.fingerprint, "verify")
         if observation.status == "VALID":
             self.record_valid(self.state.id_for_pair(None, observation.fingerprint), observation.at)
-        self.save()
+        self.save()  # writes only when something observed changed
         return observation
 
     def record_valid(self, credential_id: str | None, at: datetime) -> None:
         """Remember that our recorded certificate ``credential_id`` was seen VALID at ``at``."""
-        if credential_id is not None:
-            self.state.certificate(credential_id)["last_seen_valid"] = rules.format_utc(at)
+        if credential_id is not None:  # to the day: a reading repeated the same day changes nothing
+            note_seen_valid(self.state.certificate(credential_id), at)
 
     async def verify_once(self) -> Observation:
         """One Verify-stage poll, recorded as model evidence."""

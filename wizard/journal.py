@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import rules
 from .errors import JournalError
 from .fsutil import append_line, atomic_write, ensure_private_dir
-from .model import RESET_HINT
-from .model import Evidence, Onboarding, Stage
+from .model import RESET_HINT, Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
 from .runtimes import RuntimeRecord, records_from_dict, records_to_dict
 
@@ -126,13 +126,26 @@ class ProfileState:
         self.settings["api_key_credential_id"] = credential_id
         self.settings["api_key_id_source"] = source
 
-    def record_status(self, status: str, fingerprint: str | None, source: str) -> None:
+    def record_status(self, status: str, fingerprint: str | None, source: str) -> bool:
+        """Remember a verification status when it differs from the last one remembered: the
+        history holds changes, so a reader that sees the same answer again writes nothing."""
+        last = self.status_history[-1] if self.status_history else {}
+        if (last.get("status"), last.get("fingerprint")) == (status, fingerprint):
+            return False
         self.status_history.append(
             {"at": rules.format_utc(rules.utc_now()), "status": status, "fingerprint": fingerprint, "source": source}
         )
         del self.status_history[:-STATUS_HISTORY_LIMIT]
+        return True
 
 
+def note_seen_valid(entry: dict[str, Any], at: datetime) -> None:
+    """Set a certificate's ``last_seen_valid`` to the day it was seen VALID. Within one day it
+    stays as it is, so repeated readings (cron `check`, the dashboard) leave the journal untouched;
+    the interlocks only ask whether it was ever seen VALID, and screens show the date."""
+    previous = entry.get("last_seen_valid")
+    if not previous or previous[:10] != rules.format_utc(at)[:10]:
+        entry["last_seen_valid"] = rules.format_utc(at)
 
 
 # Settings read as paths or URLs: a hand-edited number or list there is damage, said as such.
@@ -169,6 +182,7 @@ class Journal:
         self.paths = paths
         self.profile = profile
         self.path = paths.journal_path(profile)
+        self._saved: bytes | None = None  # what the file holds as far as this Journal knows
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -188,20 +202,28 @@ class Journal:
                 f"The saved progress at {self.path} is not valid JSON (line {exc.lineno}).",
                 hint=RESET_HINT,
             ) from exc
-        return ProfileState.from_dict(data, self.profile)
+        state = ProfileState.from_dict(data, self.profile)
+        self._saved = _digest(state.to_dict())
+        return state
 
-    def save(self, state: ProfileState) -> None:
+    def save(self, state: ProfileState) -> bool:
+        """Write the state unless it is what was last loaded or saved here: readers that observed
+        nothing new write nothing (and never put back an unchanged copy over another process's
+        newer file). True when written."""
         from .locking import ProfileBusy, held_elsewhere
 
+        if _digest(state.to_dict()) == self._saved:
+            return False
         holder = held_elsewhere(self.paths, self.profile)
         if holder is not None:  # another process writes this profile: never overwrite its work
             raise ProfileBusy(f"Profile '{self.profile}' is in use by {holder}; nothing was saved.",
                               hint="Wait for it to finish and try again.")
         ensure_private_dir(self.path.parent)
         self._keep_runtimes_saved_by_others(state)
-        data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
-        atomic_write(self.path, data, 0o600)
-
+        document = state.to_dict()
+        atomic_write(self.path, json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode(), 0o600)
+        self._saved = _digest(document)
+        return True
 
     def _keep_runtimes_saved_by_others(self, state: ProfileState) -> None:
         """When this session did not change the runtimes, take the ones on disk: another process
@@ -215,6 +237,11 @@ class Journal:
                 theirs = mine  # unreadable on disk: this save rewrites it whole
             mine = records_to_dict(state.runtimes)
         state.runtimes_loaded = mine
+
+
+def _digest(document: dict[str, Any]) -> bytes:
+    """A compact canonical form to compare states by (the C encoder: indent= would not use it)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class AuditLog:

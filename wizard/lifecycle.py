@@ -112,7 +112,7 @@ async def gather_status(session: Session) -> ProfileStatus:
         session.state.record_status(look.verification or "UNKNOWN", look.pair.fingerprint, "status")
         if look.verification == "VALID":
             session.record_valid(look.current_id, now)
-        session.save()
+        session.save()  # writes only when something observed changed
     installed = {session.current_id(p) for p in list_pairs(session.install_dir)} - {None}
     situation = session.situation(look)
     rows = [

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from .diagnosis import Diagnosis, diagnose
 from .errors import TransportError, WizardError
+from .pacing import poll_delay
 from .rules import EnforcementMode
 
 if TYPE_CHECKING:
@@ -228,7 +229,8 @@ async def poll(
         status = await observe()
         elapsed = clock() - start
         finished = done(status)
-        last = finished or status in STOP_EARLY or n >= limits.max_attempts or elapsed + limits.interval > limits.limit
+        delay = poll_delay(limits.interval, n)  # slower as the wait goes on: polite to Klarna's limits
+        last = finished or status in STOP_EARLY or n >= limits.max_attempts or elapsed + delay > limits.limit
         yield Attempt(
             task,
             n,
@@ -236,7 +238,7 @@ async def poll(
             status,
             elapsed,
             limits.limit,
-            None if last else limits.interval,
+            None if last else delay,
             diagnose(status),
         )
         if finished:
@@ -244,7 +246,7 @@ async def poll(
             return
         if last:
             break
-        await sleep(limits.interval)
+        await sleep(delay)
     yield Failed(task, clock() - start, status, diagnose(status), failure(status))
 
 

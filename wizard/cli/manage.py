@@ -7,14 +7,19 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_ERROR, EXIT_OK, add_common, clean, emit, progress, seconds
-from .onboard import open_session, open_unlocked_session
 from ..errors import InputError, WizardError
 from ..paths import Paths
+from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress, seconds
+from .onboard import open_session, open_unlocked_session
+
+if TYPE_CHECKING:
+    from .. import lifecycle
+    from ..flow import Session
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
@@ -23,6 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
     add_common(p)
     p.add_argument("--all", action="store_true", help="every profile, concurrently")
+    _add_concurrency(p)
     p.set_defaults(handler=cmd_status)
 
     certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(dest="certs_command", required=True)
@@ -61,6 +67,8 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--warn-days", type=int, default=60)
     p.add_argument("--critical-days", type=int, default=14)
+    p.add_argument("--all", action="store_true", help="every profile: one summary line, the worst exit code")
+    _add_concurrency(p)
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("doctor", help="explain what is wrong and what to do")
@@ -86,6 +94,23 @@ def register(sub) -> None:
     p = profiles.add_parser("list")
     add_common(p)
     p.set_defaults(handler=cmd_profiles)
+
+
+# Profiles checked at once by --all: more costs client CPU (httpcore scans every pooled connection
+# per request) and buys little; fewer would leave Klarna's latency unoverlapped.
+FLEET_CONCURRENCY = 4
+
+
+def _add_concurrency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=_positive, default=FLEET_CONCURRENCY, metavar="N",
+                        help=f"with --all: profiles checked at once (default {FLEET_CONCURRENCY})")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return number
 
 
 def _status_text(status) -> str:
@@ -126,17 +151,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_all(args: argparse.Namespace) -> int:
     """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
     recorded key), each read-only when another process is writing it."""
-    import contextlib
+    from .. import lifecycle
 
-    from ..locking import try_profile_lock
-
-    paths = Paths.from_env()
-    names = paths.profiles()
-    with contextlib.ExitStack() as stack:
-        held = {n: stack.enter_context(try_profile_lock(paths, n, "klarna-mtls status --all")) for n in names}
-        results = asyncio.run(_gather_all(args, names, held))
     payload, texts, code = [], [], EXIT_OK
-    for name, result in zip(names, results):
+    for name, result in _each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
@@ -149,18 +167,41 @@ def _status_all(args: argparse.Namespace) -> int:
     return code
 
 
-async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool]) -> list[Any]:
-    from .. import lifecycle
+async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool],
+                      work: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    """``work(session)`` for every profile, at most --concurrency at once, all sharing one
+    connection per trust and certificate; a WizardError becomes that profile's result."""
+    from ..api import ConnectionPool
 
-    async def one(name: str):
-        try:
-            session = open_unlocked_session(argparse.Namespace(
-                **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}))
-            return await lifecycle.gather_status(session)
-        except WizardError as error:
-            return error
+    gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
+    async with ConnectionPool() as pool:
 
-    return await asyncio.gather(*(one(n) for n in names))
+        async def one(name: str) -> Any:
+            async with gate:
+                try:
+                    session = open_unlocked_session(argparse.Namespace(
+                        **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}))
+                    session.use_connections(pool)
+                    return await work(session)
+                except WizardError as error:
+                    return error
+
+        return await asyncio.gather(*(one(n) for n in names))
+
+
+def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]], purpose: str) -> list[tuple[str, Any]]:
+    """Every profile's result of ``work``, each profile locked (or read-only when another process
+    writes it) for the run."""
+    import contextlib
+
+    from ..locking import try_profile_lock
+
+    paths = Paths.from_env()
+    names = paths.profiles()
+    with contextlib.ExitStack() as stack:
+        held = {n: stack.enter_context(try_profile_lock(paths, n, purpose)) for n in names}
+        results = asyncio.run(_gather_all(args, names, held, work))
+    return list(zip(names, results, strict=True))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -191,8 +232,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
                            f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
 
     grace = args.grace if args.retire_old else 0.0
-    result = asyncio.run(lifecycle.rotate(
-        session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show))
+
+    async def rotate() -> lifecycle.RotationProgress:
+        async with session.connections():  # one connection per certificate across the steps
+            return await lifecycle.rotate(
+                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show)
+
+    result = asyncio.run(rotate())
     if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
         _retire_after_grace(args, session, result.old_certificate_id, grace)
     emit(args, {"ok": True, **asdict(result)},
@@ -241,9 +287,47 @@ def _findings_out(args, findings, code: int) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
+    if args.critical_days > args.warn_days:
+        raise InputError("--critical-days must not exceed --warn-days.")
+    if args.all:
+        return _check_all(args)
     session = open_unlocked_session(args)
     code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
+
+
+def _check_all(args: argparse.Namespace) -> int:
+    """For cron over many profiles: one summary line naming the profiles that need attention,
+    and the worst exit code of them all."""
+    from .. import lifecycle
+
+    async def one(session: Session) -> tuple[int, list[lifecycle.Finding]]:
+        return await lifecycle.check(session, args.warn_days, args.critical_days)
+
+    rows: list[dict[str, Any]] = []
+    by_code: dict[int, list[str]] = {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
+    for name, result in _each_profile(args, one, "klarna-mtls check --all"):
+        if isinstance(result, WizardError):
+            code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
+        else:
+            code, findings = result
+            row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}
+        rows.append(row)
+        by_code[code].append(name)
+    worst = max((code for code, names in by_code.items() if names), default=EXIT_OK)
+    emit(args, {"ok": worst < EXIT_ERROR, "exit_code": worst, "profiles": rows}, _check_summary(by_code))
+    return worst
+
+
+def _check_summary(by_code: dict[int, list[str]]) -> str:
+    total = sum(len(names) for names in by_code.values())
+    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[EXIT_OK])} ok"]
+    for code, word in ((EXIT_WARNING, "warning"), (EXIT_CRITICAL, "critical"), (EXIT_ERROR, "error")):
+        names = by_code[code]
+        if names:
+            shown = ", ".join(names[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
+            parts.append(f"{len(names)} {word} ({shown})")
+    return " · ".join(parts)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -263,7 +347,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .. import install
-
     from ..interlocks import Action
 
     session = open_session(args)

@@ -138,20 +138,21 @@ async def onboard(args: argparse.Namespace) -> int:
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
-    pulled = session.model.pulled_back_note()
-    if pulled:
-        progress(args, f"resuming {pulled}")
-    if session.model.stage is not Stage.CREDENTIALS:
-        await _tool_key(args, session, store)
-    while session.model.stage is not Stage.DONE:
-        stage = session.model.stage
-        if stage is Stage.ENFORCE and enforce_at.lower() == "never":
-            break
-        await _do_stage(args, session, stage, api_key, store, enforce_at)
-        session.advance()
-        progress(args, f"[{stage.number}/6] {stage.value}: done")
-        if stage is Stage.CREDENTIALS:
+    async with session.connections():  # one connection per trust and certificate, across stages
+        pulled = session.model.pulled_back_note()
+        if pulled:
+            progress(args, f"resuming {pulled}")
+        if session.model.stage is not Stage.CREDENTIALS:
             await _tool_key(args, session, store)
+        while session.model.stage is not Stage.DONE:
+            stage = session.model.stage
+            if stage is Stage.ENFORCE and enforce_at.lower() == "never":
+                break
+            await _do_stage(args, session, stage, api_key, store, enforce_at)
+            session.advance()
+            progress(args, f"[{stage.number}/6] {stage.value}: done")
+            if stage is Stage.CREDENTIALS:
+                await _tool_key(args, session, store)
 
     reached = session.model.stage
     payload = _summary(session)
