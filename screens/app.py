@@ -293,9 +293,9 @@ class WizardApp(App):
         return status
 
     async def run_doctor(self, session: Session):
-        from wizard import lifecycle
+        from wizard.doctor import run_doctor
 
-        return await (self._doctor or lifecycle.run_doctor)(session)
+        return await (self._doctor or run_doctor)(session)
 
     async def load_keys(self, session: Session):
         from wizard import keys

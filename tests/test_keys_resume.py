@@ -334,7 +334,7 @@ def test_ip_validation_header_is_explained(value, severity, words):
 
 
 def test_doctor_includes_key_hygiene(profile):
-    from wizard.lifecycle import run_doctor
+    from wizard.doctor import run_doctor
 
     session, _ = profile
     findings = asyncio.run(run_doctor(session))

@@ -104,3 +104,9 @@ def test_the_checker_sees_lazy_and_relative_imports():
     assert layer("wizard.flow") == "services" and layer("wizard.model") == "core"
     assert layer("wizard.cli.manage") == "front end" and layer("screens.app") == "front end"
     assert RANK[layer("wizard.flow")] > RANK[layer("wizard.model")]
+
+
+def test_lifecycle_and_keys_do_not_import_each_other_both_ways():
+    """The doctor lists its checks itself (wizard/doctor.py): keys needs lifecycle, not the reverse."""
+    assert "wizard.lifecycle" in imports_of(ROOT / "wizard" / "keys.py")
+    assert "wizard.keys" not in imports_of(ROOT / "wizard" / "lifecycle.py")

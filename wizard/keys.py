@@ -34,7 +34,7 @@ from .api import Answer, ApiKeyInfo, SecretValue
 from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
-from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
+from .lifecycle import Finding, ProfileStatus
 from .runners import Done, Event, Events, Step, follow
 
 if TYPE_CHECKING:
@@ -650,6 +650,3 @@ def _environment_finding(session: Session) -> Finding | None:
         )
     return None
 
-
-if hygiene_findings not in DOCTOR_CHECKS:
-    DOCTOR_CHECKS.append(hygiene_findings)

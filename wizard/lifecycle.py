@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError, WizardError
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, WizardError
 from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
@@ -482,7 +482,7 @@ class Finding:
 DoctorCheck = Callable[[Session, "ProfileStatus | None"], Awaitable[list[Finding]]]
 
 
-async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[Finding]:
+async def doctor_local(session: Session, status: ProfileStatus | None) -> list[Finding]:
     out = []
     ev = session.evidence
     backend = ev.secret_backend_name or "none chosen"
@@ -553,7 +553,7 @@ def _trust_finding(session: Session) -> Finding:
     )
 
 
-async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
+async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
     if status is None:
         return []
     out: list[Finding] = []
@@ -604,26 +604,6 @@ def _enforcement_finding(status: ProfileStatus) -> Finding:
         )
     note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
     return Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID.")
-
-
-# Extension point: further doctor checks (e.g. API-key hygiene) append themselves here.
-DOCTOR_CHECKS: list[DoctorCheck] = [_doctor_local, _doctor_remote]
-
-
-async def run_doctor(session: Session) -> list[Finding]:
-    from . import keys  # noqa: F401 - registers the API-key hygiene checks
-
-    status = None
-    findings: list[Finding] = []
-    try:
-        status = await gather_status(session)
-    except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
-        findings.append(Finding("remote checks", "critical", f"Skipped: {error.message}", error.hint))
-    except (TransportError, ApiError) as error:
-        findings.append(Finding("reachability", "error", str(error), error.hint))
-    for check in DOCTOR_CHECKS:
-        findings.extend(await check(session, status))
-    return findings
 
 
 def _expiry_finding(not_after: datetime, now: datetime, warn_days: int, critical_days: int) -> Finding:

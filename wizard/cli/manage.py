@@ -341,7 +341,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         findings = asyncio.run(doctor_pair(session, args.cert, args.key))
         return _findings_out(args, findings, lifecycle.worst(findings))
-    findings = asyncio.run(lifecycle.run_doctor(session))
+    from ..doctor import run_doctor
+
+    findings = asyncio.run(run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 
 
