@@ -22,10 +22,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Generic, TypeGuard, TypeVar
+from typing import Any, Generic, TypeGuard, TypeVar
 
 import httpx
 
@@ -85,7 +86,7 @@ def make_ssl_context(
             f"The CA bundle {ca_bundle or trusted_roots()} could not be read.",
             title="CA bundle missing",
             hint="Check the file exists and holds PEM certificates; for the sandbox, restart it "
-                 "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
+            "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
         ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
@@ -175,6 +176,7 @@ def shared_ssl_context(
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
     """make_ssl_context, cached while the CA bundle, certificate and key files are unchanged."""
+
     def made() -> ssl.SSLContext:
         return make_ssl_context(
             ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
@@ -287,7 +289,7 @@ class CertificateInfo:
     not_after: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: dict, pem: str | None = None) -> "CertificateInfo":
+    def from_json(cls, data: dict, pem: str | None = None) -> CertificateInfo:
         secret = data.get("secret") if isinstance(data, dict) and isinstance(data.get("secret"), dict) else {}
         data = _strings_only(data)
         pem = pem or data.get("certificate") or _text(secret.get("certificate"))
@@ -361,8 +363,12 @@ def usable_id(value: object) -> TypeGuard[str]:
     path segment is accepted: no separators, no dot segments, no control characters, and never
     something shaped like an API key (it would travel in a URL)."""
     return (
-        isinstance(value, str) and bool(value.strip()) and value not in (".", "..")
-        and not any(c in value for c in "/\\?#") and value.isprintable() and len(value) <= 512
+        isinstance(value, str)
+        and bool(value.strip())
+        and value not in (".", "..")
+        and not any(c in value for c in "/\\?#")
+        and value.isprintable()
+        and len(value) <= 512
         and rules.redact(value) == value
     )
 
@@ -370,7 +376,7 @@ def usable_id(value: object) -> TypeGuard[str]:
 def _derived_status(cert) -> str:
     if cert is None:
         return "UNKNOWN"
-    return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(timezone.utc) else "ACTIVE"
+    return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(UTC) else "ACTIVE"
 
 
 @dataclass(frozen=True)
@@ -384,7 +390,7 @@ class EnforcementState:
     scheduled: bool | None = None
 
     @classmethod
-    def from_json(cls, data: Any) -> "EnforcementState":
+    def from_json(cls, data: Any) -> EnforcementState:
         if not isinstance(data, dict):
             return cls(rules.EnforcementMode.UNKNOWN)
         raw = data.get("enforcement_mode", data.get("mode"))
@@ -398,7 +404,7 @@ class EnforcementState:
         return cls(mode, moment, scheduled)
 
     @classmethod
-    def unknown(cls) -> "EnforcementState":
+    def unknown(cls) -> EnforcementState:
         return cls(rules.EnforcementMode.UNKNOWN)
 
 
@@ -414,7 +420,7 @@ class ApiKeyInfo:
     secret: SecretValue | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ApiKeyInfo":
+    def from_json(cls, data: dict) -> ApiKeyInfo:
         raw = _text(data["secret"].get("secret")) if isinstance(data.get("secret"), dict) else None
         data = _strings_only(data)
         suffix = data.get("key_suffix") or (raw[-4:] if raw else None)
@@ -470,7 +476,9 @@ def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiEr
         body = _json_body(response)
     except ValueError:
         body = None
-    common = dict(status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after)
+    common = dict(
+        status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after
+    )
     if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
         message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
         details = body.get("validation_errors") or []
@@ -559,11 +567,18 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # TLS alerts (OpenSSL reason names) by which a server refuses the client certificate it was sent.
 # A bare handshake_failure is not among them: it also means "no cipher or version in common".
-CERTIFICATE_ALERTS = frozenset({
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_REVOKED", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED",
-})
+CERTIFICATE_ALERTS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
 _SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 
 
@@ -607,7 +622,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
         # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
         return _rejected(reason) if with_certificate else _certificate_required()
     if isinstance(exc, httpx.TimeoutException):
-        return TransportError("Klarna did not answer in time.", title="Timeout", hint="Check the network and try again.")
+        return TransportError(
+            "Klarna did not answer in time.", title="Timeout", hint="Check the network and try again."
+        )
     if isinstance(exc, httpx.ConnectError):
         return TransportError(
             "Could not connect to Klarna.", hint="Check the network, proxy and firewall, then try again."
@@ -654,8 +671,9 @@ class HandshakeProbe:
     overtake the server's alert: first with the certificate, then (if the connection just
     closed) without it. ``contexts(True)``/``contexts(False)`` build the two client contexts."""
 
-    def __init__(self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0,
-                 connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0, connect_timeout: float = 5.0
+    ) -> None:
         self._contexts = contexts
         self._verdict_wait = verdict_wait
         self._connect_timeout = connect_timeout
@@ -762,9 +780,7 @@ class KlarnaClient:
     async def get_certificate(self, credential_id: str) -> Answer[CertificateInfo]:
         return await self._call("get_certificate", credential_id=credential_id, parse=_parse_certificate)
 
-    async def create_certificate(
-        self, csr_pem: str, description: str, idempotency_key: str
-    ) -> Answer[CertificateInfo]:
+    async def create_certificate(self, csr_pem: str, description: str, idempotency_key: str) -> Answer[CertificateInfo]:
         body = {"description": description, "config": {"usage": "MTLS", "certificate_signing_request": csr_pem}}
         return await self._call(
             "create_certificate", json_body=body, idempotency_key=idempotency_key, parse=_parse_certificate
@@ -814,8 +830,11 @@ class KlarnaClient:
     async def update_certificate(self, credential_id: str, description: str) -> Answer[CertificateInfo]:
         rules.verify_description(description)
         return await self._call(
-            "update_certificate", credential_id=credential_id, json_body={"description": description},
-            idempotency_key=str(uuid.uuid4()), parse=_parse_certificate,
+            "update_certificate",
+            credential_id=credential_id,
+            json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_certificate,
         )
 
     async def revoke_certificate(
@@ -823,8 +842,11 @@ class KlarnaClient:
     ) -> Answer[CertificateInfo | None]:
         body = {"revoked_from": rules.format_utc(revoked_from or rules.utc_now())}
         return await self._call(
-            "revoke_certificate", credential_id=credential_id, json_body=body,
-            idempotency_key=str(uuid.uuid4()), parse=_parse_optional_certificate,
+            "revoke_certificate",
+            credential_id=credential_id,
+            json_body=body,
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_optional_certificate,
         )
 
     async def get_enforcement(self) -> Answer[EnforcementState]:
@@ -849,15 +871,20 @@ class KlarnaClient:
     async def create_api_key(self, description: str, idempotency_key: str) -> Answer[ApiKeyInfo]:
         rules.verify_description(description)
         return await self._call(
-            "create_api_key", json_body={"description": description},
-            idempotency_key=idempotency_key, parse=_parse_api_key,
+            "create_api_key",
+            json_body={"description": description},
+            idempotency_key=idempotency_key,
+            parse=_parse_api_key,
         )
 
     async def update_api_key(self, credential_id: str, description: str) -> Answer[ApiKeyInfo]:
         rules.verify_description(description)
         return await self._call(
-            "update_api_key", credential_id=credential_id, json_body={"description": description},
-            idempotency_key=str(uuid.uuid4()), parse=_parse_api_key,
+            "update_api_key",
+            credential_id=credential_id,
+            json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_api_key,
         )
 
     async def disable_api_key(self, credential_id: str) -> Answer[ApiKeyInfo | None]:
@@ -891,7 +918,8 @@ class KlarnaClient:
             except AnswerTooLarge as exc:
                 raise ApiError(
                     f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
-                    status=exc.status, correlation_id=correlation_id,
+                    status=exc.status,
+                    correlation_id=correlation_id,
                     hint="This is not an answer Klarna sends: check the base URL.",
                 ) from None
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
@@ -906,12 +934,20 @@ class KlarnaClient:
                     raise error from None
                 await self._sleep(self._backoff(attempt + 1, None))
                 continue
-            log.info("%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)", method, operation,
-                     response.status_code, correlation_id, response.headers.get("klarna-correlation-id"))
+            log.info(
+                "%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)",
+                method,
+                operation,
+                response.status_code,
+                correlation_id,
+                response.headers.get("klarna-correlation-id"),
+            )
             if response.status_code >= 400:
                 error = _error_from_response(response, correlation_id)
-                if response.status_code in RETRY_STATUSES and attempt + 1 < attempts and not (
-                    operation == "create_certificate" and response.status_code != 429
+                if (
+                    response.status_code in RETRY_STATUSES
+                    and attempt + 1 < attempts
+                    and not (operation == "create_certificate" and response.status_code != 429)
                 ):
                     await self._sleep(self._backoff(attempt + 1, error.retry_after))
                     continue
@@ -937,8 +973,11 @@ class KlarnaClient:
         except TimeoutError:
             raise httpx.ReadTimeout(f"no complete answer within {self._deadline:g} s") from None
         return httpx.Response(
-            streamed.status_code, headers=streamed.headers, content=b"".join(chunks),
-            request=streamed.request, extensions=streamed.extensions,
+            streamed.status_code,
+            headers=streamed.headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+            extensions=streamed.extensions,
         )
 
     async def _transport_error(self, exc: Exception) -> TransportError:
@@ -967,7 +1006,7 @@ class KlarnaClient:
         return self._rng() * min(8.0, 0.5 * 2 ** (attempt - 1))  # full jitter
 
     def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
-        received = datetime.now(timezone.utc)
+        received = datetime.now(UTC)
         try:
             body = _json_body(response)
         except ValueError:
@@ -1033,7 +1072,7 @@ def _parse_http_date(value: str | None) -> datetime | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _replace_value(answer: Answer, value) -> Answer:

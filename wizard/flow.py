@@ -13,10 +13,11 @@ import os
 import shlex
 import stat
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
@@ -255,8 +256,10 @@ class Session:
         from .api import make_ssl_context
 
         if self.environment not in ("live", "test"):
-            raise InputError("A trusted CA set is chosen for live or test profiles only.",
-                             hint="The sandbox trusts its own --ca-bundle.")
+            raise InputError(
+                "A trusted CA set is chosen for live or test profiles only.",
+                hint="The sandbox trusts its own --ca-bundle.",
+            )
         if path is None:
             self.settings.pop("trust_ca", None)
         else:
@@ -272,9 +275,13 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def client(
-        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
+        self,
+        *,
+        with_certificate: bool | None = None,
+        pair=None,
+        api_key: str | None = None,
         files_checked: bool = False,
-    ) -> AsyncIterator["KlarnaClient"]:
+    ) -> AsyncIterator[KlarnaClient]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
@@ -298,14 +305,23 @@ class Session:
             client_key=pair.key_path if pair else None,
             key_passphrase=self._key_passphrase if pair else None,
         )
-        probe = handshake_probe_for(
-            ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
-            key_passphrase=self._key_passphrase,
-        ) if pair is not None else None
+        probe = (
+            handshake_probe_for(
+                ca_bundle=self.ca_bundle,
+                client_cert=pair.cert_path,
+                client_key=pair.key_path,
+                key_passphrase=self._key_passphrase,
+            )
+            if pair is not None
+            else None
+        )
         async with self._http(tls) as http:
             try:
                 yield KlarnaClient(
-                    http, self.base_url, key, with_certificate=pair is not None,
+                    http,
+                    self.base_url,
+                    key,
+                    with_certificate=pair is not None,
                     handshake_probe=probe,
                 )
             except ApiError as error:
@@ -360,8 +376,9 @@ class Session:
         test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
         rules.verify_api_key(api_key, self.environment)
         if self.settings.get("base_url"):
-            rules.verify_base_url(self.environment, self.base_url,
-                                  allow_remote=bool(self.settings.get("allow_remote_sandbox")))
+            rules.verify_base_url(
+                self.environment, self.base_url, allow_remote=bool(self.settings.get("allow_remote_sandbox"))
+            )
 
     # ------------------------------------------------------------------ the gate
     def situation(self, look: Look | None = None, **facts: Any) -> Situation:
@@ -370,14 +387,22 @@ class Session:
         if look is None:
             return Situation(stage=self.model.stage, model=self.model, **facts)
         retired = self.state.retired_ids()
-        statuses = {c.credential_id: ("REVOKED" if c.credential_id in retired and c.status == "UNKNOWN" else c.status)
-                    for c in look.certificates}
+        statuses = {
+            c.credential_id: ("REVOKED" if c.credential_id in retired and c.status == "UNKNOWN" else c.status)
+            for c in look.certificates
+        }
         mode = look.enforcement.mode.value
         return Situation(
-            stage=self.model.stage, model=self.model, installed=look.pair is not None,
-            current_id=look.current_id, listed_ids=look.listed_ids, statuses=statuses,
-            verification_now=look.verification, enforcement=mode,
-            enforcement_scheduled=look.enforcement.scheduled, **facts,
+            stage=self.model.stage,
+            model=self.model,
+            installed=look.pair is not None,
+            current_id=look.current_id,
+            listed_ids=look.listed_ids,
+            statuses=statuses,
+            verification_now=look.verification,
+            enforcement=mode,
+            enforcement_scheduled=look.enforcement.scheduled,
+            **facts,
         )
 
     def require(self, action: Action, look: Look | None = None, **facts: Any) -> None:
@@ -394,8 +419,15 @@ class Session:
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)
-        return Look(listing.value, listing.verification.value if pair else None, enforcement, pair,
-                    self.current_id(pair), listing.tls_version, listing.clock_skew_seconds)
+        return Look(
+            listing.value,
+            listing.verification.value if pair else None,
+            enforcement,
+            pair,
+            self.current_id(pair),
+            listing.tls_version,
+            listing.clock_skew_seconds,
+        )
 
     # ------------------------------------------------------------------ CREDENTIALS
     async def check_credentials(self, api_key: str, store) -> None:
@@ -509,8 +541,11 @@ class Session:
         description = description or f"klarna-mtls {self.profile}"
         rules.verify_description(description)
         flight = self.state.in_flight
-        if not (flight and flight.get("operation") == "create_certificate"
-                and flight.get("public_key_id") == ev.key_public_id):
+        if not (
+            flight
+            and flight.get("operation") == "create_certificate"
+            and flight.get("public_key_id") == ev.key_public_id
+        ):
             async with self.client() as klarna:
                 listing = await klarna.list_certificates()
             mine = find_by_key(listing.value, ev.key_public_id)
@@ -551,8 +586,11 @@ class Session:
         ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
         self.state.in_flight = None
         self.state.certificate(info.credential_id).update(
-            {"fingerprint": ev.fingerprint, "issued_here": True,
-             "not_after": rules.format_utc(cert.not_valid_after_utc)}
+            {
+                "fingerprint": ev.fingerprint,
+                "issued_here": True,
+                "not_after": rules.format_utc(cert.not_valid_after_utc),
+            }
         )
         self.save()
         self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
@@ -572,8 +610,12 @@ class Session:
         key_pem = await asyncio.to_thread(self.key_path.read_bytes)
         label = ev.fingerprint.replace(":", "")[:16].lower()
         pair = await asyncio.to_thread(
-            install_pair, folder, ev.certificate_pem.encode(), key_pem,
-            label=label, key_passphrase=self._key_passphrase,
+            install_pair,
+            folder,
+            ev.certificate_pem.encode(),
+            key_pem,
+            label=label,
+            key_passphrase=self._key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
         cert_mode, key_mode, dir_mode = pair.modes()
@@ -613,9 +655,7 @@ class Session:
                 answer = await klarna.list_certificates()
         except HandshakeRejected:
             return self._observed(Observation("REJECTED", fingerprint, now))
-        return self._observed(
-            Observation(answer.verification.value, fingerprint, now, answer.correlation_id)
-        )
+        return self._observed(Observation(answer.verification.value, fingerprint, now, answer.correlation_id))
 
     def _observed(self, observation: Observation) -> Observation:
         self.state.record_status(observation.status, observation.fingerprint, "verify")
@@ -638,8 +678,9 @@ class Session:
         return observation
 
     # ------------------------------------------------------------------ ENFORCE
-    async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),
-                      confirm_leave_out: str | None = None) -> str:
+    async def enforce(
+        self, enforced_from: str, *, leave_out: tuple[str, ...] = (), confirm_leave_out: str | None = None
+    ) -> str:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
         here, and the gate looks first: an installed certificate of ours must be VALID right now,
@@ -713,11 +754,15 @@ def _mtls_required(error: ApiError) -> MtlsRequired:
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
         "without an error body, Klarna's DDoS protection answers 403 too.",
-        status=403, error_id=error.error_id, error_code=error.error_code, error_type=error.error_type,
-        correlation_id=error.correlation_id, klarna_correlation_id=error.klarna_correlation_id,
+        status=403,
+        error_id=error.error_id,
+        error_code=error.error_code,
+        error_type=error.error_type,
+        correlation_id=error.correlation_id,
+        klarna_correlation_id=error.klarna_correlation_id,
         hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
-             "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
-             "runtime's certificate in Klarna's portal.",
+        "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
+        "runtime's certificate in Klarna's portal.",
     )
 
 
@@ -772,4 +817,3 @@ def refuse_when_full(certificates) -> None:
             f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use.",
             hint=f"Revoke one you no longer need (oldest: {names}) before issuing another.",
         )
-

@@ -27,11 +27,17 @@ def register(sub) -> None:
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
     p.add_argument("--ca-bundle", help="sandbox only: CA PEM to trust")
-    p.add_argument("--trust-ca", metavar="FILE",
-                   help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
-                        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor")
-    p.add_argument("--allow-remote-sandbox", action="store_true",
-                   help="sandbox only: allow a base URL that is not on this machine (still https)")
+    p.add_argument(
+        "--trust-ca",
+        metavar="FILE",
+        help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
+        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor",
+    )
+    p.add_argument(
+        "--allow-remote-sandbox",
+        action="store_true",
+        help="sandbox only: allow a base URL that is not on this machine (still https)",
+    )
     p.add_argument("--install-dir")
     p.add_argument("--enforce-at", default="never", help="NOW, an ISO-8601 time, or never (default)")
     p.add_argument(
@@ -41,14 +47,21 @@ def register(sub) -> None:
     )
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     tool_key = p.add_mutually_exclusive_group()
-    tool_key.add_argument("--own-key", action="store_true",
-                          help="recommended: create this tool's own described API key with the given key, prove it, "
-                               "keep it in the secret store and run on it (the given key stays active)")
+    tool_key.add_argument(
+        "--own-key",
+        action="store_true",
+        help="recommended: create this tool's own described API key with the given key, prove it, "
+        "keep it in the secret store and run on it (the given key stays active)",
+    )
     tool_key.add_argument("--key-id", help="the credential id of the API key you give this tool (keys list shows ids)")
     p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.add_argument("--poll-attempts", type=positive_int, default=150)
-    p.add_argument("--poll-limit", type=seconds, default=300.0,
-                   help="seconds to keep checking verification (Klarna settles within 5 minutes)")
+    p.add_argument(
+        "--poll-limit",
+        type=seconds,
+        default=300.0,
+        help="seconds to keep checking verification (Klarna settles within 5 minutes)",
+    )
     p.add_argument("--enforce-wait", type=seconds, default=420.0, help="seconds to wait for ENFORCED after NOW")
     p.set_defaults(handler=run)
 
@@ -68,8 +81,12 @@ def load_api_key(args: argparse.Namespace, session: Session):
 
     allowed = _env_key_allowed(args, session)
     key, store = secrets.resolve_api_key(
-        session.profile, session.paths, session.evidence.secret_backend,
-        stdin=sys.stdin, read_stdin=getattr(args, "api_key_stdin", False), use_env=allowed,
+        session.profile,
+        session.paths,
+        session.evidence.secret_backend,
+        stdin=sys.stdin,
+        read_stdin=getattr(args, "api_key_stdin", False),
+        use_env=allowed,
     )
     if store.kind == "env" and not allowed:
         raise SecretStoreError(
@@ -205,8 +222,11 @@ async def _verify(args, session: Session) -> None:
 
     def show(event) -> None:
         if isinstance(event, Attempt):
-            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+            progress(
+                args,
+                f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
+            )
 
     last = await follow(poll_verification(session, limits), show)
     if isinstance(last, Failed):
@@ -219,7 +239,9 @@ async def _wait_enforced(args, session: Session) -> None:
 
     def show(event) -> None:
         if isinstance(event, Attempt):
-            progress(args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+            progress(
+                args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)"
+            )
 
     limits = PollLimits.for_enforcement(args.poll_interval, args.enforce_wait)
     last = await follow(watch_enforcement(session, limits), show)
