@@ -13,7 +13,7 @@ import os
 import shlex
 import stat
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
-from .diagnosis import diagnose
+from .diagnosis import Diagnosis, diagnose
 from .errors import (
     ApiError,
     CryptoError,
@@ -34,14 +34,17 @@ from .errors import (
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
-from .model import Onboarding, Stage
+from .model import Evidence, Onboarding, Stage
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
+    from . import crypto
     from .api import CertificateInfo, ConnectionPool, EnforcementState, KlarnaClient
+    from .crypto import PrivateKey
     from .install import InstalledPair
-
-crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
+    from .secrets import SecretStore
+else:
+    crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
 KEY_DIGEST = "key_file_sha256"  # settings: sha256 of the key file this tool wrote
@@ -58,7 +61,7 @@ class Observation:
     correlation_id: str | None = None
 
     @property
-    def diagnosis(self):
+    def diagnosis(self) -> Diagnosis:
         return diagnose(self.status)
 
 
@@ -107,11 +110,11 @@ class Session:
         return self.state.model
 
     @property
-    def evidence(self):
+    def evidence(self) -> Evidence:
         return self.state.model.evidence
 
     @property
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         return self.state.settings
 
     @property
@@ -238,7 +241,7 @@ class Session:
         from .api import BASE_URLS
 
         if self.settings.get("base_url"):
-            return self.settings["base_url"]
+            return str(self.settings["base_url"])
         if self.environment in BASE_URLS:
             return BASE_URLS[self.environment]
         raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
@@ -278,7 +281,7 @@ class Session:
         self,
         *,
         with_certificate: bool | None = None,
-        pair=None,
+        pair: InstalledPair | None = None,
         api_key: str | None = None,
         files_checked: bool = False,
     ) -> AsyncIterator[KlarnaClient]:
@@ -430,7 +433,7 @@ class Session:
         )
 
     # ------------------------------------------------------------------ CREDENTIALS
-    async def check_credentials(self, api_key: str, store) -> None:
+    async def check_credentials(self, api_key: str, store: SecretStore) -> None:
         """Validate the key's shape, prove it with a live call, then keep it in ``store``."""
         rules.verify_api_key(api_key, self.environment)
         self.unlock(api_key)
@@ -489,7 +492,7 @@ class Session:
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
         self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
 
-    def _make_key_and_csr(self, passphrase: bytes | None, cn: str):
+    def _make_key_and_csr(self, passphrase: bytes | None, cn: str) -> tuple[PrivateKey, bytes, bytes]:
         key = crypto.make_private_key()
         return key, crypto.make_private_key_pem(key, passphrase), crypto.make_csr_pem(key, cn)
 
@@ -512,10 +515,10 @@ class Session:
         self._key_passphrase = passphrase
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
-    def _load_own_key(self, passphrase: bytes | None):
+    def _load_own_key(self, passphrase: bytes | None) -> PrivateKey:
         return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
-    def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
+    def _record_key(self, key: PrivateKey, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
         ev = self.evidence
         ev.key_path = str(self.key_path)
         ev.key_curve = key.curve.name
@@ -527,7 +530,7 @@ class Session:
         ev.csr_pem = csr_pem.decode()
         self.save()
 
-    def load_key(self):
+    def load_key(self) -> PrivateKey:
         return crypto.load_private_key_file(self.key_path, self._key_passphrase)
 
     # ------------------------------------------------------------------ ISSUE
@@ -576,12 +579,12 @@ class Session:
             raise
         self._record_certificate(answer.value, listing.value)
 
-    def _record_certificate(self, info, listing) -> None:
+    def _record_certificate(self, info: CertificateInfo, listing: list[CertificateInfo]) -> None:
         ev = self.evidence
-        pem = info.certificate_pem
-        cert = crypto.load_certificate(pem)
+        pem = info.certificate_pem or ""
+        cert = crypto.load_certificate(pem)  # none in the answer: "The certificate is empty."
         ev.certificate_id = info.credential_id
-        ev.certificate_pem = pem if isinstance(pem, str) else pem.decode()
+        ev.certificate_pem = pem
         ev.fingerprint = crypto.fingerprint_sha256(cert)
         ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
         self.state.in_flight = None
@@ -602,7 +605,7 @@ class Session:
 
         self.require(Action.INSTALL)
         ev = self.evidence
-        if not ev.certificate_pem:
+        if not ev.certificate_pem or not ev.fingerprint or not ev.certificate_id:
             raise InputError("Issue the certificate first.")
         if install_dir:
             self.settings["install_dir"] = str(Path(install_dir).expanduser().absolute())
@@ -698,11 +701,12 @@ class Session:
         ev.enforced_from_chosen_at = rules.format_utc(self.clock())
         async with self.client() as klarna:
             answer = await klarna.set_enforcement(value)
-        ev.enforcement_mode = answer.value.mode.value
+        mode: str = answer.value.mode.value
+        ev.enforcement_mode = mode
         self.settings["enforced_from_server"] = answer.value.enforced_from
         self.save()
-        self.audit.record("enforcement_set", enforced_from=value, mode=ev.enforcement_mode)
-        return ev.enforcement_mode
+        self.audit.record("enforcement_set", enforced_from=value, mode=mode)
+        return mode
 
     async def read_enforcement(self) -> EnforcementState:
         async with self.client() as klarna:
@@ -726,7 +730,7 @@ class Session:
             return refused
         return False
 
-    async def remove_enforcement(self):
+    async def remove_enforcement(self) -> EnforcementState:
         self.require(Action.UNENFORCE)
         async with self.client() as klarna:
             answer = await klarna.remove_enforcement()
@@ -766,7 +770,7 @@ def _mtls_required(error: ApiError) -> MtlsRequired:
     )
 
 
-def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None):
+def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None) -> PrivateKey:
     """The private key at ``path`` only if this tool wrote it: a plain file of this user, 0600 in
     a safe folder, whose sha256 is the ``digest`` journaled before it was written (or, for a
     journal from before digests were kept, whose public key is the ``public_key_id`` recorded)."""
@@ -801,14 +805,14 @@ def _foreign_key(path: Path, why: str) -> CryptoError:
     )
 
 
-def find_by_key(certificates, public_key_id: str):
+def find_by_key(certificates: Iterable[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
     for info in certificates:
         if info.public_key_id == public_key_id and info.status == "ACTIVE":
             return info
     return None
 
 
-def refuse_when_full(certificates) -> None:
+def refuse_when_full(certificates: Iterable[CertificateInfo]) -> None:
     active = [c for c in certificates if c.status == "ACTIVE"]
     if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
         oldest = sorted(active, key=lambda c: c.expires_at or "")[:3]
