@@ -26,14 +26,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 import httpx
 
 from . import crypto, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError, WizardError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 T = TypeVar("T")
+U = TypeVar("U")
 
 BASE_URLS = {"live": "https://api-global.klarna.com", "test": "https://api-global.test.klarna.com"}
 
@@ -289,8 +293,9 @@ class CertificateInfo:
     not_after: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: dict, pem: str | None = None) -> CertificateInfo:
-        secret = data.get("secret") if isinstance(data, dict) and isinstance(data.get("secret"), dict) else {}
+    def from_json(cls, data: dict[str, Any], pem: str | None = None) -> CertificateInfo:
+        given = data.get("secret") if isinstance(data, dict) else None
+        secret: dict[str, Any] = given if isinstance(given, dict) else {}
         data = _strings_only(data)
         pem = pem or data.get("certificate") or _text(secret.get("certificate"))
         cert = None
@@ -373,7 +378,7 @@ def usable_id(value: object) -> TypeGuard[str]:
     )
 
 
-def _derived_status(cert) -> str:
+def _derived_status(cert: x509.Certificate | None) -> str:
     if cert is None:
         return "UNKNOWN"
     return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(UTC) else "ACTIVE"
@@ -420,7 +425,7 @@ class ApiKeyInfo:
     secret: SecretValue | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: dict) -> ApiKeyInfo:
+    def from_json(cls, data: dict[str, Any]) -> ApiKeyInfo:
         raw = _text(data["secret"].get("secret")) if isinstance(data.get("secret"), dict) else None
         data = _strings_only(data)
         suffix = data.get("key_suffix") or (raw[-4:] if raw else None)
@@ -856,11 +861,11 @@ class KlarnaClient:
         answer = await self._call(
             "set_enforcement", json_body={"enforced_from": enforced_from}, parse=_parse_optional_enforcement
         )
-        return answer if answer.value is not None else await self.get_enforcement()
+        return _settled(answer) or await self.get_enforcement()
 
     async def remove_enforcement(self) -> Answer[EnforcementState]:
         answer = await self._call("remove_enforcement", parse=_parse_optional_enforcement)
-        return answer if answer.value is not None else await self.get_enforcement()
+        return _settled(answer) or await self.get_enforcement()
 
     async def list_api_keys(self) -> Answer[list[ApiKeyInfo]]:
         return await self._call("list_api_keys", parse=_parse_api_keys)
@@ -897,7 +902,7 @@ class KlarnaClient:
         *,
         parse: Callable[[Any], T],
         credential_id: str | None = None,
-        json_body: dict | None = None,
+        json_body: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Answer[T]:
         method, template = ENDPOINTS[operation]
@@ -909,30 +914,9 @@ class KlarnaClient:
             correlation_id = uuid.uuid4().hex
             started = time.monotonic()
             try:
-                response = await self._bounded_request(
-                    method,
-                    self._base_url + path,
-                    headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
-                    json=json_body,
-                )
-            except AnswerTooLarge as exc:
-                raise ApiError(
-                    f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
-                    status=exc.status,
-                    correlation_id=correlation_id,
-                    hint="This is not an answer Klarna sends: check the base URL.",
-                ) from None
+                response = await self._send(method, path, correlation_id, idempotency_key, json_body)
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
-                error = await self._transport_error(exc)
-                unknown = not isinstance(exc, httpx.ConnectError)
-                if (
-                    isinstance(error, HandshakeRejected)
-                    or error.title in ("Untrusted server", "TLS too old")
-                    or attempt + 1 >= attempts
-                    or (unknown and method not in SAFE_METHODS and operation == "create_certificate")
-                ):
-                    raise error from None
-                await self._sleep(self._backoff(attempt + 1, None))
+                await self._after_transport_error(exc, operation, method, attempt, attempts)
                 continue
             log.info(
                 "%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)",
@@ -943,17 +927,62 @@ class KlarnaClient:
                 response.headers.get("klarna-correlation-id"),
             )
             if response.status_code >= 400:
-                error = _error_from_response(response, correlation_id)
-                if (
-                    response.status_code in RETRY_STATUSES
-                    and attempt + 1 < attempts
-                    and not (operation == "create_certificate" and response.status_code != 429)
-                ):
-                    await self._sleep(self._backoff(attempt + 1, error.retry_after))
-                    continue
-                raise error
+                await self._after_error_status(response, correlation_id, operation, attempt, attempts)
+                continue
             return self._answer(response, correlation_id, started, parse)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        correlation_id: str,
+        idempotency_key: str | None,
+        json_body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        try:
+            return await self._bounded_request(
+                method,
+                self._base_url + path,
+                headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
+                json=json_body,
+            )
+        except AnswerTooLarge as exc:
+            raise ApiError(
+                f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
+                status=exc.status,
+                correlation_id=correlation_id,
+                hint="This is not an answer Klarna sends: check the base URL.",
+            ) from None
+
+    async def _after_transport_error(
+        self, exc: Exception, operation: str, method: str, attempt: int, attempts: int
+    ) -> None:
+        """Raise the classified failure when a retry cannot help or could duplicate; else wait."""
+        error = await self._transport_error(exc)
+        unknown = not isinstance(exc, httpx.ConnectError)
+        if (
+            isinstance(error, HandshakeRejected)
+            or error.title in ("Untrusted server", "TLS too old")
+            or attempt + 1 >= attempts
+            or (unknown and method not in SAFE_METHODS and operation == "create_certificate")
+        ):
+            raise error from None
+        await self._sleep(self._backoff(attempt + 1, None))
+
+    async def _after_error_status(
+        self, response: httpx.Response, correlation_id: str, operation: str, attempt: int, attempts: int
+    ) -> None:
+        """Raise the answer's error unless its status is worth another attempt; else wait."""
+        error = _error_from_response(response, correlation_id)
+        if (
+            response.status_code in RETRY_STATUSES
+            and attempt + 1 < attempts
+            and not (operation == "create_certificate" and response.status_code != 429)
+        ):
+            await self._sleep(self._backoff(attempt + 1, error.retry_after))
+            return
+        raise error
 
     async def _bounded_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request with an overall deadline (not per read) and a cap on the body size: a
@@ -1003,9 +1032,11 @@ class KlarnaClient:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, 60.0)
-        return self._rng() * min(8.0, 0.5 * 2 ** (attempt - 1))  # full jitter
+        return self._rng() * min(8.0, 0.5 * 2.0 ** (attempt - 1))  # full jitter
 
-    def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
+    def _answer(
+        self, response: httpx.Response, correlation_id: str, started: float, parse: Callable[[Any], T]
+    ) -> Answer[T]:
         received = datetime.now(UTC)
         try:
             body = _json_body(response)
@@ -1075,10 +1106,16 @@ def _parse_http_date(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _replace_value(answer: Answer, value) -> Answer:
+def _replace_value(answer: Answer[Any], value: U) -> Answer[U]:
     from dataclasses import replace
 
     return replace(answer, value=value)
+
+
+def _settled(answer: Answer[EnforcementState | None]) -> Answer[EnforcementState] | None:
+    """The answer when it carried the enforcement state, else None (the caller reads it)."""
+    value = answer.value
+    return None if value is None else _replace_value(answer, value)
 
 
 def _parse_certificates(body: Any) -> list[CertificateInfo]:
