@@ -15,11 +15,14 @@ from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 
 if TYPE_CHECKING:
     from ..flow import Session
+    from ..model import Stage
+    from ..runners import Event
+    from ..secrets import SecretStore
 
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("onboard", help="run the whole onboarding without the TUI")
     add_common(p)
     p.add_argument("--non-interactive", action="store_true", help="never prompt (for scripts and CI)")
@@ -74,7 +77,7 @@ def open_session(args: argparse.Namespace) -> Session:
     return session
 
 
-def load_api_key(args: argparse.Namespace, session: Session):
+def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
     (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
     from .. import secrets
@@ -177,7 +180,7 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> None:
+async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
     from .. import keys
 
@@ -189,7 +192,9 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> N
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
-async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_at: str) -> None:
+async def _do_stage(
+    args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
+) -> None:
     from ..model import Stage
 
     if not session.model.blockers(stage):
@@ -215,12 +220,12 @@ async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_
             await _wait_enforced(args, session)
 
 
-async def _verify(args, session: Session) -> None:
+async def _verify(args: argparse.Namespace, session: Session) -> None:
     from ..runners import Attempt, Failed, PollLimits, follow, poll_verification
 
     limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Attempt):
             progress(
                 args,
@@ -233,11 +238,11 @@ async def _verify(args, session: Session) -> None:
         raise last.error
 
 
-async def _wait_enforced(args, session: Session) -> None:
+async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
     from ..runners import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Attempt):
             progress(
                 args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)"
@@ -258,7 +263,7 @@ def _key_passphrase() -> bytes | None:
     return value.encode() if value else None
 
 
-def _summary(session: Session) -> dict:
+def _summary(session: Session) -> dict[str, Any]:
     ev = session.evidence
     last = ev.verifications[-1]["status"] if ev.verifications else None
     return {
