@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,17 +20,33 @@ from .onboard import open_session, open_unlocked_session
 if TYPE_CHECKING:
     from .. import lifecycle
     from ..flow import Session
+    from ..runners import Event
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
+    _register_status(sub)
+    _register_certificates(sub)
+    _register_enforcement(sub)
+    _register_checks(sub)
+    _register_exports(sub)
+    _register_profiles(sub)
+
+
+def _register_status(sub: Subparsers) -> None:
+    """`status`."""
     p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
     add_common(p)
     p.add_argument("--all", action="store_true", help="every profile, concurrently")
     _add_concurrency(p)
     p.set_defaults(handler=cmd_status)
 
+
+def _register_certificates(sub: Subparsers) -> None:
+    """`certs list`, `certs revoke` and `rotate`."""
     certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(
         dest="certs_command", required=True
     )
@@ -61,6 +77,9 @@ def register(sub) -> None:
     p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.set_defaults(handler=cmd_rotate)
 
+
+def _register_enforcement(sub: Subparsers) -> None:
+    """`enforce` and `unenforce`."""
     p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
     add_common(p)
     p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
@@ -78,6 +97,9 @@ def register(sub) -> None:
     add_common(p)
     p.set_defaults(handler=cmd_unenforce)
 
+
+def _register_checks(sub: Subparsers) -> None:
+    """`check` and `doctor`."""
     p = sub.add_parser("check", help="expiry and verification, for cron and monitoring")
     add_common(p)
     p.add_argument("--warn-days", type=int, default=60)
@@ -92,6 +114,9 @@ def register(sub) -> None:
     p.add_argument("--key", type=Path, help="the private key of --cert")
     p.set_defaults(handler=cmd_doctor)
 
+
+def _register_exports(sub: Subparsers) -> None:
+    """`export` and `support-bundle`."""
     p = sub.add_parser("export", help="export the installed pair")
     add_common(p)
     p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s"))
@@ -105,6 +130,9 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path)
     p.set_defaults(handler=cmd_support_bundle)
 
+
+def _register_profiles(sub: Subparsers) -> None:
+    """`profiles list`."""
     profiles = sub.add_parser("profiles", help="profiles on this machine").add_subparsers(
         dest="profiles_command", required=True
     )
@@ -135,7 +163,7 @@ def _positive(value: str) -> int:
     return number
 
 
-def _status_text(status) -> str:
+def _status_text(status: lifecycle.ProfileStatus) -> str:
     lines = [
         f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
         f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
@@ -150,7 +178,7 @@ def _status_text(status) -> str:
     return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
-def _status_exit(status) -> int:
+def _status_exit(status: lifecycle.ProfileStatus) -> int:
     from .. import lifecycle
 
     if status.verification not in (None, "VALID"):
@@ -265,7 +293,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     from ..runners import Attempt, Step
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Step):
             progress(args, f"rotate: {event.step}")
         elif isinstance(event, Attempt):
@@ -294,7 +322,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _retire_after_grace(args: argparse.Namespace, session, old_id: str, grace: float) -> None:
+def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
     """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
     certificate through the same interlock as `certs revoke`."""
     import time
@@ -331,7 +359,7 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _findings_out(args, findings, code: int) -> int:
+def _findings_out(args: argparse.Namespace, findings: Sequence[lifecycle.Finding], code: int) -> int:
     emit(
         args,
         {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
