@@ -292,16 +292,10 @@ class Session:
         ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
         mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
         from .api import KlarnaClient, handshake_probe_for
-        from .install import current_pair, verify_private_files
 
         key = api_key or self._require_key()
         self.check_binding(key)  # before any request: the key and the URL belong to this profile
-        if pair is None and with_certificate is not False:
-            pair = current_pair(self.install_dir)
-        if with_certificate and pair is None:
-            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None and not files_checked:
-            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
+        pair = self._client_pair(with_certificate, pair, files_checked)
         tls = dict(
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
@@ -331,6 +325,20 @@ class Session:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
                     raise _mtls_required(error) from None
                 raise
+
+    def _client_pair(
+        self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
+    ) -> InstalledPair | None:
+        """The pair a client presents (see ``client``), its key file checked unless the caller did."""
+        from .install import current_pair, verify_private_files
+
+        if pair is None and with_certificate is not False:
+            pair = current_pair(self.install_dir)
+        if with_certificate and pair is None:
+            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
+        if pair is not None and not files_checked:
+            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
+        return pair
 
     @contextlib.asynccontextmanager
     async def _http(self, tls: dict[str, Any]) -> AsyncIterator[Any]:
