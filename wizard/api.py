@@ -22,17 +22,22 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Generic, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 import httpx
 
 from . import crypto, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError, WizardError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 T = TypeVar("T")
+U = TypeVar("U")
 
 BASE_URLS = {"live": "https://api-global.klarna.com", "test": "https://api-global.test.klarna.com"}
 
@@ -85,7 +90,7 @@ def make_ssl_context(
             f"The CA bundle {ca_bundle or trusted_roots()} could not be read.",
             title="CA bundle missing",
             hint="Check the file exists and holds PEM certificates; for the sandbox, restart it "
-                 "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
+            "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
         ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
@@ -175,6 +180,7 @@ def shared_ssl_context(
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
     """make_ssl_context, cached while the CA bundle, certificate and key files are unchanged."""
+
     def made() -> ssl.SSLContext:
         return make_ssl_context(
             ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
@@ -287,8 +293,9 @@ class CertificateInfo:
     not_after: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: dict, pem: str | None = None) -> "CertificateInfo":
-        secret = data.get("secret") if isinstance(data, dict) and isinstance(data.get("secret"), dict) else {}
+    def from_json(cls, data: dict[str, Any], pem: str | None = None) -> CertificateInfo:
+        given = data.get("secret") if isinstance(data, dict) else None
+        secret: dict[str, Any] = given if isinstance(given, dict) else {}
         data = _strings_only(data)
         pem = pem or data.get("certificate") or _text(secret.get("certificate"))
         cert = None
@@ -361,16 +368,20 @@ def usable_id(value: object) -> TypeGuard[str]:
     path segment is accepted: no separators, no dot segments, no control characters, and never
     something shaped like an API key (it would travel in a URL)."""
     return (
-        isinstance(value, str) and bool(value.strip()) and value not in (".", "..")
-        and not any(c in value for c in "/\\?#") and value.isprintable() and len(value) <= 512
+        isinstance(value, str)
+        and bool(value.strip())
+        and value not in (".", "..")
+        and not any(c in value for c in "/\\?#")
+        and value.isprintable()
+        and len(value) <= 512
         and rules.redact(value) == value
     )
 
 
-def _derived_status(cert) -> str:
+def _derived_status(cert: x509.Certificate | None) -> str:
     if cert is None:
         return "UNKNOWN"
-    return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(timezone.utc) else "ACTIVE"
+    return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(UTC) else "ACTIVE"
 
 
 @dataclass(frozen=True)
@@ -384,7 +395,7 @@ class EnforcementState:
     scheduled: bool | None = None
 
     @classmethod
-    def from_json(cls, data: Any) -> "EnforcementState":
+    def from_json(cls, data: Any) -> EnforcementState:
         if not isinstance(data, dict):
             return cls(rules.EnforcementMode.UNKNOWN)
         raw = data.get("enforcement_mode", data.get("mode"))
@@ -398,7 +409,7 @@ class EnforcementState:
         return cls(mode, moment, scheduled)
 
     @classmethod
-    def unknown(cls) -> "EnforcementState":
+    def unknown(cls) -> EnforcementState:
         return cls(rules.EnforcementMode.UNKNOWN)
 
 
@@ -414,7 +425,7 @@ class ApiKeyInfo:
     secret: SecretValue | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ApiKeyInfo":
+    def from_json(cls, data: dict[str, Any]) -> ApiKeyInfo:
         raw = _text(data["secret"].get("secret")) if isinstance(data.get("secret"), dict) else None
         data = _strings_only(data)
         suffix = data.get("key_suffix") or (raw[-4:] if raw else None)
@@ -470,7 +481,9 @@ def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiEr
         body = _json_body(response)
     except ValueError:
         body = None
-    common = dict(status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after)
+    common = dict(
+        status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after
+    )
     if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
         message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
         details = body.get("validation_errors") or []
@@ -559,11 +572,18 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # TLS alerts (OpenSSL reason names) by which a server refuses the client certificate it was sent.
 # A bare handshake_failure is not among them: it also means "no cipher or version in common".
-CERTIFICATE_ALERTS = frozenset({
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_REVOKED", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED",
-})
+CERTIFICATE_ALERTS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
 _SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 
 
@@ -607,7 +627,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
         # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
         return _rejected(reason) if with_certificate else _certificate_required()
     if isinstance(exc, httpx.TimeoutException):
-        return TransportError("Klarna did not answer in time.", title="Timeout", hint="Check the network and try again.")
+        return TransportError(
+            "Klarna did not answer in time.", title="Timeout", hint="Check the network and try again."
+        )
     if isinstance(exc, httpx.ConnectError):
         return TransportError(
             "Could not connect to Klarna.", hint="Check the network, proxy and firewall, then try again."
@@ -654,8 +676,9 @@ class HandshakeProbe:
     overtake the server's alert: first with the certificate, then (if the connection just
     closed) without it. ``contexts(True)``/``contexts(False)`` build the two client contexts."""
 
-    def __init__(self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0,
-                 connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0, connect_timeout: float = 5.0
+    ) -> None:
         self._contexts = contexts
         self._verdict_wait = verdict_wait
         self._connect_timeout = connect_timeout
@@ -762,9 +785,7 @@ class KlarnaClient:
     async def get_certificate(self, credential_id: str) -> Answer[CertificateInfo]:
         return await self._call("get_certificate", credential_id=credential_id, parse=_parse_certificate)
 
-    async def create_certificate(
-        self, csr_pem: str, description: str, idempotency_key: str
-    ) -> Answer[CertificateInfo]:
+    async def create_certificate(self, csr_pem: str, description: str, idempotency_key: str) -> Answer[CertificateInfo]:
         body = {"description": description, "config": {"usage": "MTLS", "certificate_signing_request": csr_pem}}
         return await self._call(
             "create_certificate", json_body=body, idempotency_key=idempotency_key, parse=_parse_certificate
@@ -814,8 +835,11 @@ class KlarnaClient:
     async def update_certificate(self, credential_id: str, description: str) -> Answer[CertificateInfo]:
         rules.verify_description(description)
         return await self._call(
-            "update_certificate", credential_id=credential_id, json_body={"description": description},
-            idempotency_key=str(uuid.uuid4()), parse=_parse_certificate,
+            "update_certificate",
+            credential_id=credential_id,
+            json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_certificate,
         )
 
     async def revoke_certificate(
@@ -823,8 +847,11 @@ class KlarnaClient:
     ) -> Answer[CertificateInfo | None]:
         body = {"revoked_from": rules.format_utc(revoked_from or rules.utc_now())}
         return await self._call(
-            "revoke_certificate", credential_id=credential_id, json_body=body,
-            idempotency_key=str(uuid.uuid4()), parse=_parse_optional_certificate,
+            "revoke_certificate",
+            credential_id=credential_id,
+            json_body=body,
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_optional_certificate,
         )
 
     async def get_enforcement(self) -> Answer[EnforcementState]:
@@ -834,11 +861,11 @@ class KlarnaClient:
         answer = await self._call(
             "set_enforcement", json_body={"enforced_from": enforced_from}, parse=_parse_optional_enforcement
         )
-        return answer if answer.value is not None else await self.get_enforcement()
+        return _settled(answer) or await self.get_enforcement()
 
     async def remove_enforcement(self) -> Answer[EnforcementState]:
         answer = await self._call("remove_enforcement", parse=_parse_optional_enforcement)
-        return answer if answer.value is not None else await self.get_enforcement()
+        return _settled(answer) or await self.get_enforcement()
 
     async def list_api_keys(self) -> Answer[list[ApiKeyInfo]]:
         return await self._call("list_api_keys", parse=_parse_api_keys)
@@ -849,15 +876,20 @@ class KlarnaClient:
     async def create_api_key(self, description: str, idempotency_key: str) -> Answer[ApiKeyInfo]:
         rules.verify_description(description)
         return await self._call(
-            "create_api_key", json_body={"description": description},
-            idempotency_key=idempotency_key, parse=_parse_api_key,
+            "create_api_key",
+            json_body={"description": description},
+            idempotency_key=idempotency_key,
+            parse=_parse_api_key,
         )
 
     async def update_api_key(self, credential_id: str, description: str) -> Answer[ApiKeyInfo]:
         rules.verify_description(description)
         return await self._call(
-            "update_api_key", credential_id=credential_id, json_body={"description": description},
-            idempotency_key=str(uuid.uuid4()), parse=_parse_api_key,
+            "update_api_key",
+            credential_id=credential_id,
+            json_body={"description": description},
+            idempotency_key=str(uuid.uuid4()),
+            parse=_parse_api_key,
         )
 
     async def disable_api_key(self, credential_id: str) -> Answer[ApiKeyInfo | None]:
@@ -870,7 +902,7 @@ class KlarnaClient:
         *,
         parse: Callable[[Any], T],
         credential_id: str | None = None,
-        json_body: dict | None = None,
+        json_body: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Answer[T]:
         method, template = ENDPOINTS[operation]
@@ -882,42 +914,75 @@ class KlarnaClient:
             correlation_id = uuid.uuid4().hex
             started = time.monotonic()
             try:
-                response = await self._bounded_request(
-                    method,
-                    self._base_url + path,
-                    headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
-                    json=json_body,
-                )
-            except AnswerTooLarge as exc:
-                raise ApiError(
-                    f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
-                    status=exc.status, correlation_id=correlation_id,
-                    hint="This is not an answer Klarna sends: check the base URL.",
-                ) from None
+                response = await self._send(method, path, correlation_id, idempotency_key, json_body)
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
-                error = await self._transport_error(exc)
-                unknown = not isinstance(exc, httpx.ConnectError)
-                if (
-                    isinstance(error, HandshakeRejected)
-                    or error.title in ("Untrusted server", "TLS too old")
-                    or attempt + 1 >= attempts
-                    or (unknown and method not in SAFE_METHODS and operation == "create_certificate")
-                ):
-                    raise error from None
-                await self._sleep(self._backoff(attempt + 1, None))
+                await self._after_transport_error(exc, operation, method, attempt, attempts)
                 continue
-            log.info("%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)", method, operation,
-                     response.status_code, correlation_id, response.headers.get("klarna-correlation-id"))
+            log.info(
+                "%s %s -> %s (partner-correlation-id %s, klarna-correlation-id %s)",
+                method,
+                operation,
+                response.status_code,
+                correlation_id,
+                response.headers.get("klarna-correlation-id"),
+            )
             if response.status_code >= 400:
-                error = _error_from_response(response, correlation_id)
-                if response.status_code in RETRY_STATUSES and attempt + 1 < attempts and not (
-                    operation == "create_certificate" and response.status_code != 429
-                ):
-                    await self._sleep(self._backoff(attempt + 1, error.retry_after))
-                    continue
-                raise error
+                await self._after_error_status(response, correlation_id, operation, attempt, attempts)
+                continue
             return self._answer(response, correlation_id, started, parse)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        correlation_id: str,
+        idempotency_key: str | None,
+        json_body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        try:
+            return await self._bounded_request(
+                method,
+                self._base_url + path,
+                headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
+                json=json_body,
+            )
+        except AnswerTooLarge as exc:
+            raise ApiError(
+                f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
+                status=exc.status,
+                correlation_id=correlation_id,
+                hint="This is not an answer Klarna sends: check the base URL.",
+            ) from None
+
+    async def _after_transport_error(
+        self, exc: Exception, operation: str, method: str, attempt: int, attempts: int
+    ) -> None:
+        """Raise the classified failure when a retry cannot help or could duplicate; else wait."""
+        error = await self._transport_error(exc)
+        unknown = not isinstance(exc, httpx.ConnectError)
+        if (
+            isinstance(error, HandshakeRejected)
+            or error.title in ("Untrusted server", "TLS too old")
+            or attempt + 1 >= attempts
+            or (unknown and method not in SAFE_METHODS and operation == "create_certificate")
+        ):
+            raise error from None
+        await self._sleep(self._backoff(attempt + 1, None))
+
+    async def _after_error_status(
+        self, response: httpx.Response, correlation_id: str, operation: str, attempt: int, attempts: int
+    ) -> None:
+        """Raise the answer's error unless its status is worth another attempt; else wait."""
+        error = _error_from_response(response, correlation_id)
+        if (
+            response.status_code in RETRY_STATUSES
+            and attempt + 1 < attempts
+            and not (operation == "create_certificate" and response.status_code != 429)
+        ):
+            await self._sleep(self._backoff(attempt + 1, error.retry_after))
+            return
+        raise error
 
     async def _bounded_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request with an overall deadline (not per read) and a cap on the body size: a
@@ -937,8 +1002,11 @@ class KlarnaClient:
         except TimeoutError:
             raise httpx.ReadTimeout(f"no complete answer within {self._deadline:g} s") from None
         return httpx.Response(
-            streamed.status_code, headers=streamed.headers, content=b"".join(chunks),
-            request=streamed.request, extensions=streamed.extensions,
+            streamed.status_code,
+            headers=streamed.headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+            extensions=streamed.extensions,
         )
 
     async def _transport_error(self, exc: Exception) -> TransportError:
@@ -964,10 +1032,12 @@ class KlarnaClient:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, 60.0)
-        return self._rng() * min(8.0, 0.5 * 2 ** (attempt - 1))  # full jitter
+        return self._rng() * min(8.0, 0.5 * 2.0 ** (attempt - 1))  # full jitter
 
-    def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
-        received = datetime.now(timezone.utc)
+    def _answer(
+        self, response: httpx.Response, correlation_id: str, started: float, parse: Callable[[Any], T]
+    ) -> Answer[T]:
+        received = datetime.now(UTC)
         try:
             body = _json_body(response)
         except ValueError:
@@ -1033,13 +1103,19 @@ def _parse_http_date(value: str | None) -> datetime | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _replace_value(answer: Answer, value) -> Answer:
+def _replace_value(answer: Answer[Any], value: U) -> Answer[U]:
     from dataclasses import replace
 
     return replace(answer, value=value)
+
+
+def _settled(answer: Answer[EnforcementState | None]) -> Answer[EnforcementState] | None:
+    """The answer when it carried the enforcement state, else None (the caller reads it)."""
+    value = answer.value
+    return None if value is None else _replace_value(answer, value)
 
 
 def _parse_certificates(body: Any) -> list[CertificateInfo]:

@@ -13,14 +13,15 @@ import os
 import shlex
 import stat
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
-from .diagnosis import diagnose
+from .diagnosis import Diagnosis, diagnose
 from .errors import (
     ApiError,
     CryptoError,
@@ -33,14 +34,17 @@ from .errors import (
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
-from .model import Onboarding, Stage
+from .model import Evidence, Onboarding, Stage
 from .paths import Paths
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
+    from . import crypto
     from .api import CertificateInfo, ConnectionPool, EnforcementState, KlarnaClient
+    from .crypto import PrivateKey
     from .install import InstalledPair
-
-crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
+    from .secrets import SecretStore
+else:
+    crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
 KEY_DIGEST = "key_file_sha256"  # settings: sha256 of the key file this tool wrote
@@ -57,7 +61,7 @@ class Observation:
     correlation_id: str | None = None
 
     @property
-    def diagnosis(self):
+    def diagnosis(self) -> Diagnosis:
         return diagnose(self.status)
 
 
@@ -106,11 +110,11 @@ class Session:
         return self.state.model
 
     @property
-    def evidence(self):
+    def evidence(self) -> Evidence:
         return self.state.model.evidence
 
     @property
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         return self.state.settings
 
     @property
@@ -237,7 +241,7 @@ class Session:
         from .api import BASE_URLS
 
         if self.settings.get("base_url"):
-            return self.settings["base_url"]
+            return str(self.settings["base_url"])
         if self.environment in BASE_URLS:
             return BASE_URLS[self.environment]
         raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
@@ -255,8 +259,10 @@ class Session:
         from .api import make_ssl_context
 
         if self.environment not in ("live", "test"):
-            raise InputError("A trusted CA set is chosen for live or test profiles only.",
-                             hint="The sandbox trusts its own --ca-bundle.")
+            raise InputError(
+                "A trusted CA set is chosen for live or test profiles only.",
+                hint="The sandbox trusts its own --ca-bundle.",
+            )
         if path is None:
             self.settings.pop("trust_ca", None)
         else:
@@ -272,9 +278,13 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def client(
-        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
+        self,
+        *,
+        with_certificate: bool | None = None,
+        pair: InstalledPair | None = None,
+        api_key: str | None = None,
         files_checked: bool = False,
-    ) -> AsyncIterator["KlarnaClient"]:
+    ) -> AsyncIterator[KlarnaClient]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
@@ -282,36 +292,53 @@ class Session:
         ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
         mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
         from .api import KlarnaClient, handshake_probe_for
-        from .install import current_pair, verify_private_files
 
         key = api_key or self._require_key()
         self.check_binding(key)  # before any request: the key and the URL belong to this profile
-        if pair is None and with_certificate is not False:
-            pair = current_pair(self.install_dir)
-        if with_certificate and pair is None:
-            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None and not files_checked:
-            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
+        pair = self._client_pair(with_certificate, pair, files_checked)
         tls = dict(
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
             key_passphrase=self._key_passphrase if pair else None,
         )
-        probe = handshake_probe_for(
-            ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
-            key_passphrase=self._key_passphrase,
-        ) if pair is not None else None
+        probe = (
+            handshake_probe_for(
+                ca_bundle=self.ca_bundle,
+                client_cert=pair.cert_path,
+                client_key=pair.key_path,
+                key_passphrase=self._key_passphrase,
+            )
+            if pair is not None
+            else None
+        )
         async with self._http(tls) as http:
             try:
                 yield KlarnaClient(
-                    http, self.base_url, key, with_certificate=pair is not None,
+                    http,
+                    self.base_url,
+                    key,
+                    with_certificate=pair is not None,
                     handshake_probe=probe,
                 )
             except ApiError as error:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
                     raise _mtls_required(error) from None
                 raise
+
+    def _client_pair(
+        self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
+    ) -> InstalledPair | None:
+        """The pair a client presents (see ``client``), its key file checked unless the caller did."""
+        from .install import current_pair, verify_private_files
+
+        if pair is None and with_certificate is not False:
+            pair = current_pair(self.install_dir)
+        if with_certificate and pair is None:
+            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
+        if pair is not None and not files_checked:
+            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
+        return pair
 
     @contextlib.asynccontextmanager
     async def _http(self, tls: dict[str, Any]) -> AsyncIterator[Any]:
@@ -360,8 +387,9 @@ class Session:
         test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
         rules.verify_api_key(api_key, self.environment)
         if self.settings.get("base_url"):
-            rules.verify_base_url(self.environment, self.base_url,
-                                  allow_remote=bool(self.settings.get("allow_remote_sandbox")))
+            rules.verify_base_url(
+                self.environment, self.base_url, allow_remote=bool(self.settings.get("allow_remote_sandbox"))
+            )
 
     # ------------------------------------------------------------------ the gate
     def situation(self, look: Look | None = None, **facts: Any) -> Situation:
@@ -370,14 +398,22 @@ class Session:
         if look is None:
             return Situation(stage=self.model.stage, model=self.model, **facts)
         retired = self.state.retired_ids()
-        statuses = {c.credential_id: ("REVOKED" if c.credential_id in retired and c.status == "UNKNOWN" else c.status)
-                    for c in look.certificates}
+        statuses = {
+            c.credential_id: ("REVOKED" if c.credential_id in retired and c.status == "UNKNOWN" else c.status)
+            for c in look.certificates
+        }
         mode = look.enforcement.mode.value
         return Situation(
-            stage=self.model.stage, model=self.model, installed=look.pair is not None,
-            current_id=look.current_id, listed_ids=look.listed_ids, statuses=statuses,
-            verification_now=look.verification, enforcement=mode,
-            enforcement_scheduled=look.enforcement.scheduled, **facts,
+            stage=self.model.stage,
+            model=self.model,
+            installed=look.pair is not None,
+            current_id=look.current_id,
+            listed_ids=look.listed_ids,
+            statuses=statuses,
+            verification_now=look.verification,
+            enforcement=mode,
+            enforcement_scheduled=look.enforcement.scheduled,
+            **facts,
         )
 
     def require(self, action: Action, look: Look | None = None, **facts: Any) -> None:
@@ -394,11 +430,18 @@ class Session:
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)
-        return Look(listing.value, listing.verification.value if pair else None, enforcement, pair,
-                    self.current_id(pair), listing.tls_version, listing.clock_skew_seconds)
+        return Look(
+            listing.value,
+            listing.verification.value if pair else None,
+            enforcement,
+            pair,
+            self.current_id(pair),
+            listing.tls_version,
+            listing.clock_skew_seconds,
+        )
 
     # ------------------------------------------------------------------ CREDENTIALS
-    async def check_credentials(self, api_key: str, store) -> None:
+    async def check_credentials(self, api_key: str, store: SecretStore) -> None:
         """Validate the key's shape, prove it with a live call, then keep it in ``store``."""
         rules.verify_api_key(api_key, self.environment)
         self.unlock(api_key)
@@ -457,7 +500,7 @@ class Session:
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
         self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
 
-    def _make_key_and_csr(self, passphrase: bytes | None, cn: str):
+    def _make_key_and_csr(self, passphrase: bytes | None, cn: str) -> tuple[PrivateKey, bytes, bytes]:
         key = crypto.make_private_key()
         return key, crypto.make_private_key_pem(key, passphrase), crypto.make_csr_pem(key, cn)
 
@@ -480,10 +523,10 @@ class Session:
         self._key_passphrase = passphrase
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
-    def _load_own_key(self, passphrase: bytes | None):
+    def _load_own_key(self, passphrase: bytes | None) -> PrivateKey:
         return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
-    def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
+    def _record_key(self, key: PrivateKey, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
         ev = self.evidence
         ev.key_path = str(self.key_path)
         ev.key_curve = key.curve.name
@@ -495,7 +538,7 @@ class Session:
         ev.csr_pem = csr_pem.decode()
         self.save()
 
-    def load_key(self):
+    def load_key(self) -> PrivateKey:
         return crypto.load_private_key_file(self.key_path, self._key_passphrase)
 
     # ------------------------------------------------------------------ ISSUE
@@ -509,8 +552,11 @@ class Session:
         description = description or f"klarna-mtls {self.profile}"
         rules.verify_description(description)
         flight = self.state.in_flight
-        if not (flight and flight.get("operation") == "create_certificate"
-                and flight.get("public_key_id") == ev.key_public_id):
+        if not (
+            flight
+            and flight.get("operation") == "create_certificate"
+            and flight.get("public_key_id") == ev.key_public_id
+        ):
             async with self.client() as klarna:
                 listing = await klarna.list_certificates()
             mine = find_by_key(listing.value, ev.key_public_id)
@@ -541,18 +587,21 @@ class Session:
             raise
         self._record_certificate(answer.value, listing.value)
 
-    def _record_certificate(self, info, listing) -> None:
+    def _record_certificate(self, info: CertificateInfo, listing: list[CertificateInfo]) -> None:
         ev = self.evidence
-        pem = info.certificate_pem
-        cert = crypto.load_certificate(pem)
+        pem = info.certificate_pem or ""
+        cert = crypto.load_certificate(pem)  # none in the answer: "The certificate is empty."
         ev.certificate_id = info.credential_id
-        ev.certificate_pem = pem if isinstance(pem, str) else pem.decode()
+        ev.certificate_pem = pem
         ev.fingerprint = crypto.fingerprint_sha256(cert)
         ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
         self.state.in_flight = None
         self.state.certificate(info.credential_id).update(
-            {"fingerprint": ev.fingerprint, "issued_here": True,
-             "not_after": rules.format_utc(cert.not_valid_after_utc)}
+            {
+                "fingerprint": ev.fingerprint,
+                "issued_here": True,
+                "not_after": rules.format_utc(cert.not_valid_after_utc),
+            }
         )
         self.save()
         self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
@@ -564,7 +613,7 @@ class Session:
 
         self.require(Action.INSTALL)
         ev = self.evidence
-        if not ev.certificate_pem:
+        if not ev.certificate_pem or not ev.fingerprint or not ev.certificate_id:
             raise InputError("Issue the certificate first.")
         if install_dir:
             self.settings["install_dir"] = str(Path(install_dir).expanduser().absolute())
@@ -572,8 +621,12 @@ class Session:
         key_pem = await asyncio.to_thread(self.key_path.read_bytes)
         label = ev.fingerprint.replace(":", "")[:16].lower()
         pair = await asyncio.to_thread(
-            install_pair, folder, ev.certificate_pem.encode(), key_pem,
-            label=label, key_passphrase=self._key_passphrase,
+            install_pair,
+            folder,
+            ev.certificate_pem.encode(),
+            key_pem,
+            label=label,
+            key_passphrase=self._key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
         cert_mode, key_mode, dir_mode = pair.modes()
@@ -613,9 +666,7 @@ class Session:
                 answer = await klarna.list_certificates()
         except HandshakeRejected:
             return self._observed(Observation("REJECTED", fingerprint, now))
-        return self._observed(
-            Observation(answer.verification.value, fingerprint, now, answer.correlation_id)
-        )
+        return self._observed(Observation(answer.verification.value, fingerprint, now, answer.correlation_id))
 
     def _observed(self, observation: Observation) -> Observation:
         self.state.record_status(observation.status, observation.fingerprint, "verify")
@@ -638,8 +689,9 @@ class Session:
         return observation
 
     # ------------------------------------------------------------------ ENFORCE
-    async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),
-                      confirm_leave_out: str | None = None) -> str:
+    async def enforce(
+        self, enforced_from: str, *, leave_out: tuple[str, ...] = (), confirm_leave_out: str | None = None
+    ) -> str:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
         here, and the gate looks first: an installed certificate of ours must be VALID right now,
@@ -657,11 +709,12 @@ class Session:
         ev.enforced_from_chosen_at = rules.format_utc(self.clock())
         async with self.client() as klarna:
             answer = await klarna.set_enforcement(value)
-        ev.enforcement_mode = answer.value.mode.value
+        mode: str = answer.value.mode.value
+        ev.enforcement_mode = mode
         self.settings["enforced_from_server"] = answer.value.enforced_from
         self.save()
-        self.audit.record("enforcement_set", enforced_from=value, mode=ev.enforcement_mode)
-        return ev.enforcement_mode
+        self.audit.record("enforcement_set", enforced_from=value, mode=mode)
+        return mode
 
     async def read_enforcement(self) -> EnforcementState:
         async with self.client() as klarna:
@@ -685,7 +738,7 @@ class Session:
             return refused
         return False
 
-    async def remove_enforcement(self):
+    async def remove_enforcement(self) -> EnforcementState:
         self.require(Action.UNENFORCE)
         async with self.client() as klarna:
             answer = await klarna.remove_enforcement()
@@ -713,15 +766,19 @@ def _mtls_required(error: ApiError) -> MtlsRequired:
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
         "without an error body, Klarna's DDoS protection answers 403 too.",
-        status=403, error_id=error.error_id, error_code=error.error_code, error_type=error.error_type,
-        correlation_id=error.correlation_id, klarna_correlation_id=error.klarna_correlation_id,
+        status=403,
+        error_id=error.error_id,
+        error_code=error.error_code,
+        error_type=error.error_type,
+        correlation_id=error.correlation_id,
+        klarna_correlation_id=error.klarna_correlation_id,
         hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
-             "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
-             "runtime's certificate in Klarna's portal.",
+        "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
+        "runtime's certificate in Klarna's portal.",
     )
 
 
-def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None):
+def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None) -> PrivateKey:
     """The private key at ``path`` only if this tool wrote it: a plain file of this user, 0600 in
     a safe folder, whose sha256 is the ``digest`` journaled before it was written (or, for a
     journal from before digests were kept, whose public key is the ``public_key_id`` recorded)."""
@@ -756,14 +813,14 @@ def _foreign_key(path: Path, why: str) -> CryptoError:
     )
 
 
-def find_by_key(certificates, public_key_id: str):
+def find_by_key(certificates: Iterable[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
     for info in certificates:
         if info.public_key_id == public_key_id and info.status == "ACTIVE":
             return info
     return None
 
 
-def refuse_when_full(certificates) -> None:
+def refuse_when_full(certificates: Iterable[CertificateInfo]) -> None:
     active = [c for c in certificates if c.status == "ACTIVE"]
     if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
         oldest = sorted(active, key=lambda c: c.expires_at or "")[:3]
@@ -772,4 +829,3 @@ def refuse_when_full(certificates) -> None:
             f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use.",
             hint=f"Revoke one you no longer need (oldest: {names}) before issuing another.",
         )
-

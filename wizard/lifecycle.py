@@ -362,7 +362,10 @@ async def _rotation_key(session: Session, flow: RotationFlow) -> None:
         flow["key_sha256"] = key_digest(key_pem)
         _save_flow(session, flow)  # journaled before the file exists
         await asyncio.to_thread(write_private, key_path, key_pem)
-    cn = session.evidence.cn or rules.default_cn(session.evidence.account_id)
+    account = session.evidence.account_id
+    if not account:  # as generate_key: an onboarded profile always has one
+        raise InputError("Set the account id first.")
+    cn = session.evidence.cn or rules.default_cn(account)
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
     flow.update(key_path=str(key_path), public_key_id=crypto.public_key_id(key), csr_pem=csr_pem.decode(), cn=cn)

@@ -69,13 +69,15 @@ def _text_field(payload: dict[str, Any], key: str) -> str:
     return value
 
 
-def _same_account(payload: dict[str, Any], session: Session) -> None:
+def _same_account(payload: dict[str, Any], session: Session) -> str:
+    """The profile's account id, when ``payload`` is for that account; else an error."""
     theirs, ours = payload.get("account_id"), session.evidence.account_id
     if not ours or theirs != ours:
         raise InputError(
             f"The file is for account {theirs}, but profile '{session.profile}' is for {ours}.",
             hint="Use the profile of the same Klarna account (--profile).",
         )
+    return ours
 
 
 # ---------------------------------------------------------------- on the runtime's host
@@ -170,11 +172,11 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
 # ---------------------------------------------------------------- on the managing machine
 def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, str]:
     """(name, CSR PEM, public key id) of a request that meets Klarna's rules, else an error."""
-    _same_account(request, session)
+    account = _same_account(request, session)
     name = verify_runtime_name(request.get("name"))  # refuses anything but a plain name
     csr_pem = _text_field(request, "csr")
     csr = crypto.load_csr(csr_pem.encode())
-    problems = crypto.csr_problems(csr, rules.default_cn(session.evidence.account_id))
+    problems = crypto.csr_problems(csr, rules.default_cn(account))
     if problems:
         raise CryptoError(
             f"The request from {name} does not meet Klarna's rules: " + " ".join(problems),

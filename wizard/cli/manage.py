@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,23 +20,44 @@ from .onboard import open_session, open_unlocked_session
 if TYPE_CHECKING:
     from .. import lifecycle
     from ..flow import Session
+    from ..runners import Event
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
+    _register_status(sub)
+    _register_certificates(sub)
+    _register_enforcement(sub)
+    _register_checks(sub)
+    _register_exports(sub)
+    _register_profiles(sub)
+
+
+def _register_status(sub: Subparsers) -> None:
+    """`status`."""
     p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
     add_common(p)
     p.add_argument("--all", action="store_true", help="every profile, concurrently")
     _add_concurrency(p)
     p.set_defaults(handler=cmd_status)
 
-    certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(dest="certs_command", required=True)
+
+def _register_certificates(sub: Subparsers) -> None:
+    """`certs list`, `certs revoke` and `rotate`."""
+    certs = sub.add_parser("certs", help="list or revoke certificates").add_subparsers(
+        dest="certs_command", required=True
+    )
     p = certs.add_parser("list", help="the account's certificates")
     add_common(p)
     p.set_defaults(handler=cmd_status)
-    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out of "
-                                        "this profile's installs; other profiles and machines are not known)")
+    p = certs.add_parser(
+        "revoke",
+        help="revoke a certificate (refused when it could lock you out of "
+        "this profile's installs; other profiles and machines are not known)",
+    )
     add_common(p)
     p.add_argument("credential_id")
     p.add_argument("--confirm-suffix", help="live profiles: the certificate's fingerprint suffix")
@@ -45,17 +66,30 @@ def register(sub) -> None:
     p = sub.add_parser("rotate", help="new key and certificate, verified before it replaces the current one")
     add_common(p)
     p.add_argument("--retire-old", action="store_true", help="revoke the old certificate afterwards")
-    p.add_argument("--grace", type=seconds, default=0.0, metavar="SECONDS",
-                   help="with --retire-old: wait this long before revoking, so services and exported "
-                        "copies still presenting the old certificate can switch")
+    p.add_argument(
+        "--grace",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --retire-old: wait this long before revoking, so services and exported "
+        "copies still presenting the old certificate can switch",
+    )
     p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.set_defaults(handler=cmd_rotate)
 
+
+def _register_enforcement(sub: Subparsers) -> None:
+    """`enforce` and `unenforce`."""
     p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
     add_common(p)
     p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
-    p.add_argument("--leave-out", nargs="+", default=[], metavar="NAME",
-                   help="runtimes not counted by the readiness check (their calls will be refused)")
+    p.add_argument(
+        "--leave-out",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="runtimes not counted by the readiness check (their calls will be refused)",
+    )
     p.add_argument("--confirm-leave-out", metavar="NAMES", help="live profiles: the left-out names, comma-separated")
     p.set_defaults(handler=cmd_enforce)
 
@@ -63,6 +97,9 @@ def register(sub) -> None:
     add_common(p)
     p.set_defaults(handler=cmd_unenforce)
 
+
+def _register_checks(sub: Subparsers) -> None:
+    """`check` and `doctor`."""
     p = sub.add_parser("check", help="expiry and verification, for cron and monitoring")
     add_common(p)
     p.add_argument("--warn-days", type=int, default=60)
@@ -77,6 +114,9 @@ def register(sub) -> None:
     p.add_argument("--key", type=Path, help="the private key of --cert")
     p.set_defaults(handler=cmd_doctor)
 
+
+def _register_exports(sub: Subparsers) -> None:
+    """`export` and `support-bundle`."""
     p = sub.add_parser("export", help="export the installed pair")
     add_common(p)
     p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s"))
@@ -90,7 +130,12 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path)
     p.set_defaults(handler=cmd_support_bundle)
 
-    profiles = sub.add_parser("profiles", help="profiles on this machine").add_subparsers(dest="profiles_command", required=True)
+
+def _register_profiles(sub: Subparsers) -> None:
+    """`profiles list`."""
+    profiles = sub.add_parser("profiles", help="profiles on this machine").add_subparsers(
+        dest="profiles_command", required=True
+    )
     p = profiles.add_parser("list")
     add_common(p)
     p.set_defaults(handler=cmd_profiles)
@@ -102,8 +147,13 @@ FLEET_CONCURRENCY = 4
 
 
 def _add_concurrency(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=_positive, default=FLEET_CONCURRENCY, metavar="N",
-                        help=f"with --all: profiles checked at once (default {FLEET_CONCURRENCY})")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=FLEET_CONCURRENCY,
+        metavar="N",
+        help=f"with --all: profiles checked at once (default {FLEET_CONCURRENCY})",
+    )
 
 
 def _positive(value: str) -> int:
@@ -113,18 +163,22 @@ def _positive(value: str) -> int:
     return number
 
 
-def _status_text(status) -> str:
-    lines = [f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
-             f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
-             f" · verification {status.verification} · key in {status.secret_backend}"]
+def _status_text(status: lifecycle.ProfileStatus) -> str:
+    lines = [
+        f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
+        f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
+        f" · verification {status.verification} · key in {status.secret_backend}"
+    ]
     for c in status.certificates:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
-        lines.append(f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
-                     f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}")
+        lines.append(
+            f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
+            f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}"
+        )
     return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
-def _status_exit(status) -> int:
+def _status_exit(status: lifecycle.ProfileStatus) -> int:
     from .. import lifecycle
 
     if status.verification not in (None, "VALID"):
@@ -144,7 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.gather_status(session))
-    emit(args, {"ok": True, **status.to_dict(), **runtime_view(session)}, _status_text(status) + "\n" + runtime_text(session))
+    emit(
+        args,
+        {"ok": True, **status.to_dict(), **runtime_view(session)},
+        _status_text(status) + "\n" + runtime_text(session),
+    )
     return _status_exit(status)
 
 
@@ -167,8 +225,9 @@ def _status_all(args: argparse.Namespace) -> int:
     return code
 
 
-async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool],
-                      work: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+async def _gather_all(
+    args: argparse.Namespace, names: list[str], held: dict[str, bool], work: Callable[[Any], Awaitable[Any]]
+) -> list[Any]:
     """``work(session)`` for every profile, at most --concurrency at once, all sharing one
     connection per trust and certificate; a WizardError becomes that profile's result."""
     from ..api import ConnectionPool
@@ -179,8 +238,11 @@ async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str
         async def one(name: str) -> Any:
             async with gate:
                 try:
-                    session = open_unlocked_session(argparse.Namespace(
-                        **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}))
+                    session = open_unlocked_session(
+                        argparse.Namespace(
+                            **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}
+                        )
+                    )
                     session.use_connections(pool)
                     return await work(session)
                 except WizardError as error:
@@ -189,7 +251,9 @@ async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str
         return await asyncio.gather(*(one(n) for n in names))
 
 
-def _each_profile(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]], purpose: str) -> list[tuple[str, Any]]:
+def _each_profile(
+    args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]], purpose: str
+) -> list[tuple[str, Any]]:
     """Every profile's result of ``work``, each profile locked (or read-only when another process
     writes it) for the run."""
     import contextlib
@@ -209,13 +273,18 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
-    emit(args, {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
-         clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}")
+    emit(
+        args,
+        {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
+        clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}",
+    )
     return EXIT_OK
 
 
-REVOKE_SCOPE = ("the revoke interlock only knows this profile's installs on this machine; other profiles, "
-                "other machines and exported copies still presenting that certificate stop working")
+REVOKE_SCOPE = (
+    "the revoke interlock only knows this profile's installs on this machine; other profiles, "
+    "other machines and exported copies still presenting that certificate stop working"
+)
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
@@ -224,29 +293,36 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     from ..runners import Attempt, Step
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Step):
             progress(args, f"rotate: {event.step}")
         elif isinstance(event, Attempt):
-            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+            progress(
+                args,
+                f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
+            )
 
     grace = args.grace if args.retire_old else 0.0
 
     async def rotate() -> lifecycle.RotationProgress:
         async with session.connections():  # one connection per certificate across the steps
             return await lifecycle.rotate(
-                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show)
+                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
+            )
 
     result = asyncio.run(rotate())
     if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
         _retire_after_grace(args, session, result.old_certificate_id, grace)
-    emit(args, {"ok": True, **asdict(result)},
-         f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
+    emit(
+        args,
+        {"ok": True, **asdict(result)},
+        f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+    )
     return EXIT_OK
 
 
-def _retire_after_grace(args: argparse.Namespace, session, old_id: str, grace: float) -> None:
+def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
     """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
     certificate through the same interlock as `certs revoke`."""
     import time
@@ -263,10 +339,16 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
-    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at, leave_out=tuple(args.leave_out),
-                                                      confirm_leave_out=args.confirm_leave_out))
-    emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
-         f"enforcement {mode} from {session.evidence.enforced_from}")
+    mode = asyncio.run(
+        lifecycle.schedule_enforcement(
+            session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out
+        )
+    )
+    emit(
+        args,
+        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
+        f"enforcement {mode} from {session.evidence.enforced_from}",
+    )
     return EXIT_OK
 
 
@@ -277,10 +359,16 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _findings_out(args, findings, code: int) -> int:
-    emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
-         "\n".join(clean(f"[{f.severity:8}] {f.check}: {f.summary}")
-                   + (f"\n           → {clean(f.next_step)}" if f.next_step else "") for f in findings))
+def _findings_out(args: argparse.Namespace, findings: Sequence[lifecycle.Finding], code: int) -> int:
+    emit(
+        args,
+        {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
+        "\n".join(
+            clean(f"[{f.severity:8}] {f.check}: {f.summary}")
+            + (f"\n           → {clean(f.next_step)}" if f.next_step else "")
+            for f in findings
+        ),
+    )
     return code
 
 
@@ -366,8 +454,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
         if not password:
-            raise InputError("A PKCS#12 export needs a password.",
-                             hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input.")
+            raise InputError(
+                "A PKCS#12 export needs a password.", hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input."
+            )
         passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
         written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
@@ -402,9 +491,18 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     rows = []
     for name in Paths.from_env().profiles():
         session = open_session(argparse.Namespace(profile=name))
-        rows.append({"profile": name, "environment": session.environment, "account_id": session.evidence.account_id,
-                     "stage": session.model.stage.value})
-    emit(args, {"ok": True, "profiles": rows},
-         "\n".join(f"{r['profile']:20} {r['environment'] or '?':8} {r['stage']:12} {r['account_id']}" for r in rows)
-         or "no profiles")
+        rows.append(
+            {
+                "profile": name,
+                "environment": session.environment,
+                "account_id": session.evidence.account_id,
+                "stage": session.model.stage.value,
+            }
+        )
+    emit(
+        args,
+        {"ok": True, "profiles": rows},
+        "\n".join(f"{r['profile']:20} {r['environment'] or '?':8} {r['stage']:12} {r['account_id']}" for r in rows)
+        or "no profiles",
+    )
     return EXIT_OK

@@ -15,11 +15,14 @@ from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 
 if TYPE_CHECKING:
     from ..flow import Session
+    from ..model import Stage
+    from ..runners import Event
+    from ..secrets import SecretStore
 
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("onboard", help="run the whole onboarding without the TUI")
     add_common(p)
     p.add_argument("--non-interactive", action="store_true", help="never prompt (for scripts and CI)")
@@ -27,11 +30,17 @@ def register(sub) -> None:
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
     p.add_argument("--ca-bundle", help="sandbox only: CA PEM to trust")
-    p.add_argument("--trust-ca", metavar="FILE",
-                   help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
-                        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor")
-    p.add_argument("--allow-remote-sandbox", action="store_true",
-                   help="sandbox only: allow a base URL that is not on this machine (still https)")
+    p.add_argument(
+        "--trust-ca",
+        metavar="FILE",
+        help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
+        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor",
+    )
+    p.add_argument(
+        "--allow-remote-sandbox",
+        action="store_true",
+        help="sandbox only: allow a base URL that is not on this machine (still https)",
+    )
     p.add_argument("--install-dir")
     p.add_argument("--enforce-at", default="never", help="NOW, an ISO-8601 time, or never (default)")
     p.add_argument(
@@ -41,14 +50,21 @@ def register(sub) -> None:
     )
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     tool_key = p.add_mutually_exclusive_group()
-    tool_key.add_argument("--own-key", action="store_true",
-                          help="recommended: create this tool's own described API key with the given key, prove it, "
-                               "keep it in the secret store and run on it (the given key stays active)")
+    tool_key.add_argument(
+        "--own-key",
+        action="store_true",
+        help="recommended: create this tool's own described API key with the given key, prove it, "
+        "keep it in the secret store and run on it (the given key stays active)",
+    )
     tool_key.add_argument("--key-id", help="the credential id of the API key you give this tool (keys list shows ids)")
     p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.add_argument("--poll-attempts", type=positive_int, default=150)
-    p.add_argument("--poll-limit", type=seconds, default=300.0,
-                   help="seconds to keep checking verification (Klarna settles within 5 minutes)")
+    p.add_argument(
+        "--poll-limit",
+        type=seconds,
+        default=300.0,
+        help="seconds to keep checking verification (Klarna settles within 5 minutes)",
+    )
     p.add_argument("--enforce-wait", type=seconds, default=420.0, help="seconds to wait for ENFORCED after NOW")
     p.set_defaults(handler=run)
 
@@ -61,15 +77,19 @@ def open_session(args: argparse.Namespace) -> Session:
     return session
 
 
-def load_api_key(args: argparse.Namespace, session: Session):
+def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
     (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
     from .. import secrets
 
     allowed = _env_key_allowed(args, session)
     key, store = secrets.resolve_api_key(
-        session.profile, session.paths, session.evidence.secret_backend,
-        stdin=sys.stdin, read_stdin=getattr(args, "api_key_stdin", False), use_env=allowed,
+        session.profile,
+        session.paths,
+        session.evidence.secret_backend,
+        stdin=sys.stdin,
+        read_stdin=getattr(args, "api_key_stdin", False),
+        use_env=allowed,
     )
     if store.kind == "env" and not allowed:
         raise SecretStoreError(
@@ -160,7 +180,7 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> None:
+async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
     from .. import keys
 
@@ -172,7 +192,9 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> N
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
-async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_at: str) -> None:
+async def _do_stage(
+    args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
+) -> None:
     from ..model import Stage
 
     if not session.model.blockers(stage):
@@ -198,28 +220,33 @@ async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_
             await _wait_enforced(args, session)
 
 
-async def _verify(args, session: Session) -> None:
+async def _verify(args: argparse.Namespace, session: Session) -> None:
     from ..runners import Attempt, Failed, PollLimits, follow, poll_verification
 
     limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Attempt):
-            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+            progress(
+                args,
+                f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
+            )
 
     last = await follow(poll_verification(session, limits), show)
     if isinstance(last, Failed):
         raise last.error
 
 
-async def _wait_enforced(args, session: Session) -> None:
+async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
     from ..runners import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
 
-    def show(event) -> None:
+    def show(event: Event) -> None:
         if isinstance(event, Attempt):
-            progress(args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+            progress(
+                args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)"
+            )
 
     limits = PollLimits.for_enforcement(args.poll_interval, args.enforce_wait)
     last = await follow(watch_enforcement(session, limits), show)
@@ -236,7 +263,7 @@ def _key_passphrase() -> bytes | None:
     return value.encode() if value else None
 
 
-def _summary(session: Session) -> dict:
+def _summary(session: Session) -> dict[str, Any]:
     ev = session.evidence
     last = ev.verifications[-1]["status"] if ev.verifications else None
     return {
