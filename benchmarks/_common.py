@@ -38,14 +38,26 @@ class SandboxProcess:
     """`klarna-mtls sandbox serve --json` in its own process, so a client's figures exclude it."""
 
     def __init__(self, folder: Path, delay: float = 300.0) -> None:
-        argv = [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--state-dir", str(folder),
-                "--enforcement-delay", str(delay)]
+        argv = [
+            sys.executable,
+            "-m",
+            "wizard.cli",
+            "sandbox",
+            "serve",
+            "--json",
+            "--state-dir",
+            str(folder),
+            "--enforcement-delay",
+            str(delay),
+        ]
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         info = json.loads(self.process.stdout.readline())
         self.base_url, self.api_key, self.account_id = info["base_url"], info["api_key"], info["account_id"]
         self.ca_bundle = Path(info["ca_bundle"])
         self.enforcement_delay = delay
-        self.info = {k: info[k] for k in ("base_url", "api_key", "account_id", "ca_bundle")} | {"enforcement_delay": delay}
+        self.info = {k: info[k] for k in ("base_url", "api_key", "account_id", "ca_bundle")} | {
+            "enforcement_delay": delay
+        }
 
     def cpu_seconds(self) -> float:
         """User + system CPU the sandbox process has used so far (from /proc)."""
@@ -87,9 +99,28 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def onboard_argv(sb, profile: str, enforce_at: str = "never") -> list[str]:
-    return [sys.executable, "-m", "wizard.cli", "onboard", "--profile", profile, "--non-interactive", "--json",
-            "--environment", "sandbox", "--account-id", sb.account_id, "--base-url", sb.base_url,
-            "--ca-bundle", str(sb.ca_bundle), "--enforce-at", enforce_at, "--poll-interval", "0.05"]
+    return [
+        sys.executable,
+        "-m",
+        "wizard.cli",
+        "onboard",
+        "--profile",
+        profile,
+        "--non-interactive",
+        "--json",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sb.account_id,
+        "--base-url",
+        sb.base_url,
+        "--ca-bundle",
+        str(sb.ca_bundle),
+        "--enforce-at",
+        enforce_at,
+        "--poll-interval",
+        "0.05",
+    ]
 
 
 def emit_json(name: str, figures: dict) -> None:

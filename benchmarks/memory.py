@@ -13,8 +13,9 @@ from _common import emit_json, report, start_sandbox, throwaway_home
 async def main() -> None:
     home = throwaway_home()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from screens.app import make_app
     from test_tui_journey import walk_to
+
+    from screens.app import make_app
     from wizard.model import Stage
 
     sb = start_sandbox(home / "sb", delay=0.5)
@@ -23,9 +24,12 @@ async def main() -> None:
         await walk_to(app, pilot, Stage.DONE)
     sb.stop()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report("Peak RSS through the whole journey (TUI headless, sandbox in the same process)", [
-        ("peak RSS", f"{peak_mb:.1f} MB (target <= 120 MB)"),
-    ])
+    report(
+        "Peak RSS through the whole journey (TUI headless, sandbox in the same process)",
+        [
+            ("peak RSS", f"{peak_mb:.1f} MB (target <= 120 MB)"),
+        ],
+    )
     emit_json("memory", {"peak_rss_mb": peak_mb})
 
 

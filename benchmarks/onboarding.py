@@ -43,8 +43,14 @@ def main(runs: int = 5) -> None:
             work = Path(tempfile.mkdtemp())
             from wizard.rules import default_cn
 
-            env2 = {**os.environ, "WORK": str(work), "CA": str(sb.ca_bundle), "BASE": sb.base_url,
-                    "API_TOKEN": sb.api_key, "CN": default_cn(sb.account_id)}
+            env2 = {
+                **os.environ,
+                "WORK": str(work),
+                "CA": str(sb.ca_bundle),
+                "BASE": sb.base_url,
+                "API_TOKEN": sb.api_key,
+                "CN": default_cn(sb.account_id),
+            }
             seconds, done = run(["bash", "-c", MANUAL], env2)
             assert done.returncode == 0, done.stderr + done.stdout
             manual.append(seconds)
@@ -53,15 +59,28 @@ def main(runs: int = 5) -> None:
         seconds, done = run([sys.executable, "-c", IMPORT_FLOOR])
         floor.append(seconds)
     own = median(ours) - median(floor)
-    report("Onboarding to VALID on the sandbox (median of %d whole processes)" % runs, [
-        ("klarna-mtls onboard", f"{median(ours):.3f} s"),
-        ("docs by hand (openssl + curl)", f"{median(manual):.3f} s"),
-        ("ratio", f"{median(ours) / median(manual):.2f}x"),
-        ("interpreter + imports floor", f"{median(floor):.3f} s"),
-        ("our own work beyond the floor", f"{own:.3f} s = {own / median(manual):.2f}x of the script (target <= 0.5x)"),
-    ])
-    emit_json("onboarding", {"ours_s": median(ours), "manual_s": median(manual), "floor_s": median(floor),
-                             "own_ratio": own / median(manual)})
+    report(
+        f"Onboarding to VALID on the sandbox (median of {runs} whole processes)",
+        [
+            ("klarna-mtls onboard", f"{median(ours):.3f} s"),
+            ("docs by hand (openssl + curl)", f"{median(manual):.3f} s"),
+            ("ratio", f"{median(ours) / median(manual):.2f}x"),
+            ("interpreter + imports floor", f"{median(floor):.3f} s"),
+            (
+                "our own work beyond the floor",
+                f"{own:.3f} s = {own / median(manual):.2f}x of the script (target <= 0.5x)",
+            ),
+        ],
+    )
+    emit_json(
+        "onboarding",
+        {
+            "ours_s": median(ours),
+            "manual_s": median(manual),
+            "floor_s": median(floor),
+            "own_ratio": own / median(manual),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,12 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
 
     api.KlarnaClient._call = counting
     stage = Stage[stage_name]
-    app = make_app(stage_name.lower(), sandbox=SimpleNamespace(**info), poll_interval=0.05,
-                   autostart_polling=stage is not Stage.VERIFY)
+    app = make_app(
+        stage_name.lower(),
+        sandbox=SimpleNamespace(**info),
+        poll_interval=0.05,
+        autostart_polling=stage is not Stage.VERIFY,
+    )
     async with app.run_test(size=(100, 40)) as pilot:
         await walk_to(app, pilot, stage)
         await settle(app, pilot)
@@ -125,8 +129,15 @@ def main() -> None:
     home = throwaway_home()
     sb = SandboxProcess(home / "sb", delay=10**6)  # enforcement never applies: the watch goes on
     kinds = ("idle", "VERIFY", "ENFORCE")
-    workers = {k: subprocess.Popen([sys.executable, __file__, "--worker", k, json.dumps(sb.info)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for k in kinds}
+    workers = {
+        k: subprocess.Popen(
+            [sys.executable, __file__, "--worker", k, json.dumps(sb.info)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in kinds
+    }
     try:
         for kind, proc in workers.items():  # each walks its journey first; then all start together
             while (line := proc.stdout.readline()) and line.strip() != "READY":
@@ -139,7 +150,7 @@ def main() -> None:
         results = {}
         for kind, proc in workers.items():
             line = next(line for line in proc.stdout if line.startswith("RESULT "))
-            results[kind] = json.loads(line[len("RESULT "):])
+            results[kind] = json.loads(line[len("RESULT ") :])
             proc.wait(timeout=120)
         server = sb.cpu_seconds() - server_before
     finally:
@@ -149,21 +160,42 @@ def main() -> None:
     per_min = {k: r["cpu_s"] * 60 / r["elapsed_s"] for k, r in results.items()}
     scheduled = int(WINDOW // INTERVAL) + 1
     fixed, paced = int(300 / INTERVAL) + 1, pacing.polls_within(INTERVAL, 300.0)
-    report(f"Polling for {WINDOW:g} s at one check every {INTERVAL:g} s, side by side (CPU per minute)", [
-        ("idle Textual app, same timer", f"{per_min['idle']:.3f} s"),
-        ("Verify polling", f"{per_min['VERIFY']:.3f} s = {per_min['VERIFY'] / per_min['idle']:.2f}x of idle (target <= 1x)"),
-        ("Enforce watch", f"{per_min['ENFORCE']:.3f} s = {per_min['ENFORCE'] / per_min['idle']:.2f}x of idle (target <= 1x)"),
-        ("requests sent (verify, enforce)", f"{results['VERIFY']['requests']}, {results['ENFORCE']['requests']}"
-                                            f" of {scheduled} scheduled (never more)"),
-        ("sandbox CPU, both clients", f"{server * 60 / WINDOW:.3f} s per minute (not counted above)"),
-        ("back-off: 5 min of enforcement", f"{paced} requests instead of {fixed} at a fixed {INTERVAL:g} s"),
-    ])
-    emit_json("polling", {"idle_cpu_s_per_min": per_min["idle"], "verify_cpu_s_per_min": per_min["VERIFY"],
-                          "enforce_cpu_s_per_min": per_min["ENFORCE"],
-                          "verify_ratio": per_min["VERIFY"] / per_min["idle"],
-                          "enforce_ratio": per_min["ENFORCE"] / per_min["idle"],
-                          "verify_sent": results["VERIFY"]["requests"], "enforce_sent": results["ENFORCE"]["requests"],
-                          "scheduled": scheduled, "paced_5min": paced, "fixed_5min": fixed})
+    report(
+        f"Polling for {WINDOW:g} s at one check every {INTERVAL:g} s, side by side (CPU per minute)",
+        [
+            ("idle Textual app, same timer", f"{per_min['idle']:.3f} s"),
+            (
+                "Verify polling",
+                f"{per_min['VERIFY']:.3f} s = {per_min['VERIFY'] / per_min['idle']:.2f}x of idle (target <= 1x)",
+            ),
+            (
+                "Enforce watch",
+                f"{per_min['ENFORCE']:.3f} s = {per_min['ENFORCE'] / per_min['idle']:.2f}x of idle (target <= 1x)",
+            ),
+            (
+                "requests sent (verify, enforce)",
+                f"{results['VERIFY']['requests']}, {results['ENFORCE']['requests']}"
+                f" of {scheduled} scheduled (never more)",
+            ),
+            ("sandbox CPU, both clients", f"{server * 60 / WINDOW:.3f} s per minute (not counted above)"),
+            ("back-off: 5 min of enforcement", f"{paced} requests instead of {fixed} at a fixed {INTERVAL:g} s"),
+        ],
+    )
+    emit_json(
+        "polling",
+        {
+            "idle_cpu_s_per_min": per_min["idle"],
+            "verify_cpu_s_per_min": per_min["VERIFY"],
+            "enforce_cpu_s_per_min": per_min["ENFORCE"],
+            "verify_ratio": per_min["VERIFY"] / per_min["idle"],
+            "enforce_ratio": per_min["ENFORCE"] / per_min["idle"],
+            "verify_sent": results["VERIFY"]["requests"],
+            "enforce_sent": results["ENFORCE"]["requests"],
+            "scheduled": scheduled,
+            "paced_5min": paced,
+            "fixed_5min": fixed,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -51,19 +51,29 @@ def main(runs: int = 3) -> None:
     finally:
         sb.stop()
     one = median(wall[1])
-    rows = [("one profile", f"{one:.3f} s wall, client CPU {median(cpu[1]):.3f} s, sandbox CPU {median(server[1]):.3f} s")]
+    rows = [
+        ("one profile", f"{one:.3f} s wall, client CPU {median(cpu[1]):.3f} s, sandbox CPU {median(server[1]):.3f} s")
+    ]
     figures = {"one_s": one, "one_cpu_s": median(cpu[1])}
     for size in SIZES:
         per_profile = (median(cpu[size]) - median(cpu[1])) / (size - 1)
         rows += [
-            (f"{size} profiles", f"{median(wall[size]):.3f} s wall = {median(wall[size]) / one:.2f}x of one"
-                                 + (" (target <= 2x)" if size == 50 else "")),
+            (
+                f"{size} profiles",
+                f"{median(wall[size]):.3f} s wall = {median(wall[size]) / one:.2f}x of one"
+                + (" (target <= 2x)" if size == 50 else ""),
+            ),
             ("  client CPU", f"{median(cpu[size]):.3f} s; per extra profile {per_profile * 1000:.1f} ms"),
             ("  sandbox CPU", f"{median(server[size]):.3f} s; per profile {median(server[size]) / size * 1000:.1f} ms"),
         ]
-        figures.update({f"all{size}_s": median(wall[size]), f"ratio{size}": median(wall[size]) / one,
-                        f"client_cpu_ms_per_profile{size}": per_profile * 1000,
-                        f"sandbox_cpu_ms_per_profile{size}": median(server[size]) / size * 1000})
+        figures.update(
+            {
+                f"all{size}_s": median(wall[size]),
+                f"ratio{size}": median(wall[size]) / one,
+                f"client_cpu_ms_per_profile{size}": per_profile * 1000,
+                f"sandbox_cpu_ms_per_profile{size}": median(server[size]) / size * 1000,
+            }
+        )
     report(f"status --all, sandbox in its own process (median of {runs}, interleaved)", rows)
     emit_json("scale", figures)
 

@@ -80,17 +80,28 @@ def main(runs: int = 7) -> None:
         keypress.append(time_to_marker(wizard, b"Set up mTLS", wizard_keys)[1])
         key_floor.append(time_to_marker(minimal_input, b"minimal-ready", TYPED)[1])
     ratio, key_ratio = median(paint) / median(floor), median(keypress) / median(key_floor)
-    report(f"Startup, pty, median of {runs} (interleaved)", [
-        ("first paint: klarna-mtls wizard", f"{median(paint):.3f} s"),
-        ("first paint: one-label Textual app", f"{median(floor):.3f} s"),
-        ("ratio (target <= 1.2x)", f"{ratio:.2f}x"),
-        ("first keypress echoed: wizard", f"{median(keypress):.3f} s from launch"),
-        ("first keypress echoed: one-input app", f"{median(key_floor):.3f} s from launch"),
-        ("ratio", f"{key_ratio:.2f}x"),
-    ])
-    emit_json("startup", {"ours_s": median(paint), "minimal_s": median(floor), "ratio": ratio,
-                          "keypress_s": median(keypress), "keypress_minimal_s": median(key_floor),
-                          "keypress_ratio": key_ratio})
+    report(
+        f"Startup, pty, median of {runs} (interleaved)",
+        [
+            ("first paint: klarna-mtls wizard", f"{median(paint):.3f} s"),
+            ("first paint: one-label Textual app", f"{median(floor):.3f} s"),
+            ("ratio (target <= 1.2x)", f"{ratio:.2f}x"),
+            ("first keypress echoed: wizard", f"{median(keypress):.3f} s from launch"),
+            ("first keypress echoed: one-input app", f"{median(key_floor):.3f} s from launch"),
+            ("ratio", f"{key_ratio:.2f}x"),
+        ],
+    )
+    emit_json(
+        "startup",
+        {
+            "ours_s": median(paint),
+            "minimal_s": median(floor),
+            "ratio": ratio,
+            "keypress_s": median(keypress),
+            "keypress_minimal_s": median(key_floor),
+            "keypress_ratio": key_ratio,
+        },
+    )
 
 
 if __name__ == "__main__":

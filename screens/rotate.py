@@ -78,7 +78,8 @@ class RotateScreen(WorkScreen):
         self.result = last.result
         self.done_steps = list(lifecycle.ROTATION_WORDS)
         self.query_one("#steps", Static).update(
-            self.describe() + "\n\nNow in use (SHA-256):\n  "
+            self.describe()
+            + "\n\nNow in use (SHA-256):\n  "
             + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
             + "\nServices that read `current` keep the old pair until reloaded."
         )

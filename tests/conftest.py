@@ -73,10 +73,25 @@ def onboard(sandbox, monkeypatch, capsys):
 
     def run(profile: str = "p", enforce_at: str = "never", **extra) -> dict:
         argv = [
-            "onboard", "--profile", profile, "--non-interactive", "--json",
-            "--environment", "sandbox", "--account-id", extra.get("account_id", sandbox.account_id),
-            "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
-            "--enforce-at", enforce_at, "--poll-interval", "0.05", "--enforce-wait", "20",
+            "onboard",
+            "--profile",
+            profile,
+            "--non-interactive",
+            "--json",
+            "--environment",
+            "sandbox",
+            "--account-id",
+            extra.get("account_id", sandbox.account_id),
+            "--base-url",
+            sandbox.base_url,
+            "--ca-bundle",
+            str(sandbox.ca_bundle),
+            "--enforce-at",
+            enforce_at,
+            "--poll-interval",
+            "0.05",
+            "--enforce-wait",
+            "20",
         ]
         assert main(argv) == 0
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])

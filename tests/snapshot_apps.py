@@ -12,7 +12,9 @@ from wizard.paths import Paths
 from wizard.secrets import StoreChoice
 
 
-def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | None = None, keyring: bool = True) -> WizardApp:
+def snapshot_app(
+    stage: Stage, *, profile: str = "snap", evidence: Evidence | None = None, keyring: bool = True
+) -> WizardApp:
     session = Session(Paths.from_env(), profile, clock=fixed_clock)
     session.state.model = Onboarding(stage, evidence or evidence_through(stage), clock=fixed_clock)
     session.state.settings.update({"install_dir": INSTALL})
@@ -22,12 +24,23 @@ def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | No
 
     def choices():
         return [
-            StoreChoice("keyring", "OS keyring (Memory)" if keyring else "OS keyring (not available)",
-                        "Kept by your operating system's keyring." if keyring else "No OS keyring is available on this machine.",
-                        keyring),
-            StoreChoice("encrypted-file", "Encrypted file", "AES-GCM with a key derived from your passphrase (scrypt).", True),
-            StoreChoice("env", "KLARNA_API_KEY for this run", "Nothing is stored; set the variable for each run.", True),
-            StoreChoice("stdin", "Standard input for this run", "Nothing is stored; pipe or type the key each run.", True),
+            StoreChoice(
+                "keyring",
+                "OS keyring (Memory)" if keyring else "OS keyring (not available)",
+                "Kept by your operating system's keyring."
+                if keyring
+                else "No OS keyring is available on this machine.",
+                keyring,
+            ),
+            StoreChoice(
+                "encrypted-file", "Encrypted file", "AES-GCM with a key derived from your passphrase (scrypt).", True
+            ),
+            StoreChoice(
+                "env", "KLARNA_API_KEY for this run", "Nothing is stored; set the variable for each run.", True
+            ),
+            StoreChoice(
+                "stdin", "Standard input for this run", "Nothing is stored; pipe or type the key each run.", True
+            ),
         ]
 
     return WizardApp(session, autostart_polling=False, store_choices=choices)
@@ -39,20 +52,38 @@ def fixed_status():
     def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
         return CertificateRow(
             credential_id=f"krn:partner:global:account:credential:client-certificate:SNAP000{n}",
-            cn="LYABCDEI", fingerprint=":".join(["AB", "CD", "EF"] * 10 + ["1A", f"{n:02d}"]),
+            cn="LYABCDEI",
+            fingerprint=":".join(["AB", "CD", "EF"] * 10 + ["1A", f"{n:02d}"]),
             fingerprint_suffix=f"EFAB1A{n:02d}",
-            created_at="2026-01-01T00:00:00Z", expires_at="2029-01-01T00:00:00Z", days_left=days,
-            status=status, installed_here=installed, current=current,
+            created_at="2026-01-01T00:00:00Z",
+            expires_at="2029-01-01T00:00:00Z",
+            days_left=days,
+            status=status,
+            installed_here=installed,
+            current=current,
             last_seen_valid="2026-12-01T08:59:00Z" if installed else None,
-            lifetime_elapsed=elapsed, in_renewal_window=renew)
+            lifetime_elapsed=elapsed,
+            in_renewal_window=renew,
+        )
 
     return ProfileStatus(
-        profile="snap", environment="test", account_id=ACCOUNT, stage="DONE",
-        certificates=[row(1, "ACTIVE", elapsed=0.97, days=30, renew=True, installed=True),
-                      row(2, "ACTIVE", current=True, installed=True), row(3, "REVOKED", elapsed=0.5, days=500)],
-        enforcement_mode="ENFORCED", enforced_from="2026-12-01T09:00:00Z", slots_used=2,
-        secret_backend="OS keyring (Memory)", verification="VALID", installed=True,
-        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002")
+        profile="snap",
+        environment="test",
+        account_id=ACCOUNT,
+        stage="DONE",
+        certificates=[
+            row(1, "ACTIVE", elapsed=0.97, days=30, renew=True, installed=True),
+            row(2, "ACTIVE", current=True, installed=True),
+            row(3, "REVOKED", elapsed=0.5, days=500),
+        ],
+        enforcement_mode="ENFORCED",
+        enforced_from="2026-12-01T09:00:00Z",
+        slots_used=2,
+        secret_backend="OS keyring (Memory)",
+        verification="VALID",
+        installed=True,
+        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002",
+    )
 
 
 def fixed_findings():
@@ -60,11 +91,24 @@ def fixed_findings():
 
     return [
         Finding("secret backend", "ok", "API key kept in: OS keyring (Memory)."),
-        Finding("file modes", "critical", "The private key /srv/klarna-mtls/certs/current/private-key.pem is readable by others (mode 644).",
-                "Run: chmod 600 /srv/klarna-mtls/certs/current/private-key.pem"),
-        Finding("expiry", "warning", "The certificate expires in 30 days (2026-12-31).", "Plan a rotation: klarna-mtls rotate"),
-        Finding("verification", "critical", "NOT_PRESENT: The request reached Klarna without any client certificate.",
-                "Point your HTTP client at both files: the certificate and the private key."),
+        Finding(
+            "file modes",
+            "critical",
+            "The private key /srv/klarna-mtls/certs/current/private-key.pem is readable by others (mode 644).",
+            "Run: chmod 600 /srv/klarna-mtls/certs/current/private-key.pem",
+        ),
+        Finding(
+            "expiry",
+            "warning",
+            "The certificate expires in 30 days (2026-12-31).",
+            "Plan a rotation: klarna-mtls rotate",
+        ),
+        Finding(
+            "verification",
+            "critical",
+            "NOT_PRESENT: The request reached Klarna without any client certificate.",
+            "Point your HTTP client at both files: the certificate and the private key.",
+        ),
         Finding("enforcement", "ok", "Enforcement: ENFORCED from 2026-12-01T09:00:00Z."),
     ]
 
@@ -86,12 +130,36 @@ def fixed_keys():
     from wizard.keys import KeyRow
 
     return [
-        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00001", "Initial API key", "ACTIVE",
-               "2026-01-01T00:00:00Z", "2026-12-01T08:00:00Z", "klarna_test_api_…a1b2", True, True),
-        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00002", "checkout eu", "ACTIVE",
-               "2026-06-01T00:00:00Z", None, "klarna_test_api_…c3d4", False, False),
-        KeyRow("krn:partner:global:account:credential:api-key:SNAPKEY00003", "", "DISABLED",
-               "2026-02-01T00:00:00Z", None, "klarna_test_api_…e5f6", False, False),
+        KeyRow(
+            "krn:partner:global:account:credential:api-key:SNAPKEY00001",
+            "Initial API key",
+            "ACTIVE",
+            "2026-01-01T00:00:00Z",
+            "2026-12-01T08:00:00Z",
+            "klarna_test_api_…a1b2",
+            True,
+            True,
+        ),
+        KeyRow(
+            "krn:partner:global:account:credential:api-key:SNAPKEY00002",
+            "checkout eu",
+            "ACTIVE",
+            "2026-06-01T00:00:00Z",
+            None,
+            "klarna_test_api_…c3d4",
+            False,
+            False,
+        ),
+        KeyRow(
+            "krn:partner:global:account:credential:api-key:SNAPKEY00003",
+            "",
+            "DISABLED",
+            "2026-02-01T00:00:00Z",
+            None,
+            "klarna_test_api_…e5f6",
+            False,
+            False,
+        ),
     ]
 
 

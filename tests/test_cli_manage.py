@@ -11,8 +11,6 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-
-
 from tests_support import session_for
 
 pytestmark = pytest.mark.e2e
@@ -65,12 +63,15 @@ def test_enforce_refused_when_the_installed_certificate_is_not_valid(onboard, sa
     assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
 
 
-@pytest.mark.parametrize("lifetime_days,advance_days,expected", [
-    (3 * 365, 0, 0),    # fresh
-    (30, 0, 1),         # inside the warning window
-    (10, 0, 2),         # inside the critical window
-    (3 * 365, 3 * 365 + 2, 2),  # expired by the sandbox clock: Klarna says INVALID
-])
+@pytest.mark.parametrize(
+    "lifetime_days,advance_days,expected",
+    [
+        (3 * 365, 0, 0),  # fresh
+        (30, 0, 1),  # inside the warning window
+        (10, 0, 2),  # inside the critical window
+        (3 * 365, 3 * 365 + 2, 2),  # expired by the sandbox clock: Klarna says INVALID
+    ],
+)
 def test_check_exit_codes(onboard, cli, sandbox, lifetime_days, advance_days, expected):
     sandbox.certificate_lifetime = timedelta(days=lifetime_days)
     onboard()
@@ -94,7 +95,18 @@ def test_doctor_reports_each_area_with_next_steps(onboard, cli, sandbox):
     checks = {f["check"]: f for f in out["findings"]}
     assert code == 1, out  # one warning: the tool still runs on the account's initial API key
     assert any("initial API key" in f["summary"] for f in out["findings"] if f["check"] == "api keys")
-    for name in ("secret backend", "file modes", "key match", "expiry", "CN", "clock", "TLS", "verification", "enforcement", "slots"):
+    for name in (
+        "secret backend",
+        "file modes",
+        "key match",
+        "expiry",
+        "CN",
+        "clock",
+        "TLS",
+        "verification",
+        "enforcement",
+        "slots",
+    ):
         assert name in checks
     assert checks["TLS"]["summary"].startswith("Negotiated TLSv1.")
 
@@ -114,7 +126,7 @@ def test_doctor_spots_a_world_readable_key(onboard, cli):
 def test_exports(onboard, cli, tmp_path, monkeypatch):
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    result = onboard()
+    onboard()
     code, out = cli("export", "--profile", "p", "--format", "pem", "--out", str(tmp_path / "pem"))
     assert code == 0 and len(out["files"]) == 2
     code, out = cli("export", "--profile", "p", "--format", "bundle", "--out", str(tmp_path / "b.pem"))
@@ -125,15 +137,25 @@ def test_exports(onboard, cli, tmp_path, monkeypatch):
     key, cert, _ = pkcs12.load_key_and_certificates((tmp_path / "c.p12").read_bytes(), b"export-pw")
     assert cert is not None and key is not None
     assert oct((tmp_path / "c.p12").stat().st_mode & 0o777) == "0o600"
-    code, out = cli("export", "--profile", "p", "--format", "k8s", "--out", str(tmp_path / "s.yaml"), "--namespace", "pay")
+    code, out = cli(
+        "export", "--profile", "p", "--format", "k8s", "--out", str(tmp_path / "s.yaml"), "--namespace", "pay"
+    )
     manifest = (tmp_path / "s.yaml").read_text()
     try:
         import yaml  # optional: parse it properly where PyYAML happens to be installed
 
         doc = yaml.safe_load(manifest)
     except ImportError:
-        doc = {line.split(": ")[0]: line.split(": ", 1)[1] for line in manifest.splitlines() if ": " in line and not line.startswith(" ")}
-        doc["data"] = {l.strip().split(": ")[0]: l.strip().split(": ")[1] for l in manifest.splitlines() if l.startswith("  tls.")}
+        doc = {
+            line.split(": ")[0]: line.split(": ", 1)[1]
+            for line in manifest.splitlines()
+            if ": " in line and not line.startswith(" ")
+        }
+        doc["data"] = {
+            line.strip().split(": ")[0]: line.strip().split(": ")[1]
+            for line in manifest.splitlines()
+            if line.startswith("  tls.")
+        }
     assert doc["kind"] == "Secret" and doc["type"] == "kubernetes.io/tls"
     assert base64.b64decode(doc["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
 
@@ -151,7 +173,6 @@ def test_profiles_list(onboard, cli):
     onboard("one")
     code, out = cli("profiles", "list")
     assert code == 0 and [p["profile"] for p in out["profiles"]] == ["one"]
-
 
 
 def test_rotate_command_retires_the_old_certificate(onboard, cli):
@@ -204,7 +225,6 @@ def test_check_is_critical_not_error_for_an_expired_certificate_under_enforcemen
     assert code == 2 and verification["severity"] == "critical" and "refused" in verification["summary"], out
 
 
-
 @pytest.mark.parametrize("tool", ["openssl", "keytool"])
 def test_exported_p12_reads_in_external_tools(onboard, cli, tmp_path, monkeypatch, tool):
     if not shutil.which(tool):
@@ -214,10 +234,16 @@ def test_exported_p12_reads_in_external_tools(onboard, cli, tmp_path, monkeypatc
     p12 = tmp_path / "c.p12"
     assert cli("export", "--profile", "p", "--format", "p12", "--out", str(p12))[0] == 0
     if tool == "openssl":
-        shown = subprocess.run(["openssl", "pkcs12", "-in", str(p12), "-passin", "pass:export-pw", "-nokeys"],
-                               capture_output=True, text=True)
+        shown = subprocess.run(
+            ["openssl", "pkcs12", "-in", str(p12), "-passin", "pass:export-pw", "-nokeys"],
+            capture_output=True,
+            text=True,
+        )
         assert shown.returncode == 0 and "BEGIN CERTIFICATE" in shown.stdout, shown.stderr
     else:
-        listed = subprocess.run(["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(p12),
-                                 "-storepass", "export-pw"], capture_output=True, text=True)
+        listed = subprocess.run(
+            ["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(p12), "-storepass", "export-pw"],
+            capture_output=True,
+            text=True,
+        )
         assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout, listed.stderr

@@ -55,8 +55,13 @@ def test_status_check_and_certs_list_leave_an_unchanged_journal_untouched(onboar
     journal = journal_of(isolated_home, "p")
     assert cli("status", "--profile", "p")[0] == 0  # the first reading may record what it saw
     before = fingerprint(journal)
-    for argv in (("status", "--profile", "p"), ("check", "--profile", "p"), ("certs", "list", "--profile", "p"),
-                 ("status", "--all"), ("check", "--all")):
+    for argv in (
+        ("status", "--profile", "p"),
+        ("check", "--profile", "p"),
+        ("certs", "list", "--profile", "p"),
+        ("status", "--all"),
+        ("check", "--all"),
+    ):
         code, _ = cli(*argv)
         assert code == 0, argv
         assert fingerprint(journal) == before, f"{argv} rewrote a journal although nothing changed"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests_support import name_initial_key
 
 from wizard import keys, secrets
 from wizard.errors import ApiError, InterlockRefused
 from wizard.flow import Session
 from wizard.paths import Paths
-
-from tests_support import name_initial_key
 
 pytestmark = pytest.mark.e2e
 
@@ -119,7 +118,9 @@ def test_secret_lost_before_store_is_abandoned_not_left_active(keyring_profile, 
     assert new_id != orphan and rows[orphan].status == "DISABLED" and rows[new_id].used_by_tool
 
 
-def test_keys_cli_and_secret_never_in_output_or_files(keyring_profile, sandbox, cli, capsys, monkeypatch, isolated_home):
+def test_keys_cli_and_secret_never_in_output_or_files(
+    keyring_profile, sandbox, cli, capsys, monkeypatch, isolated_home
+):
     session, store = keyring_profile
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
     code, out = cli("keys", "create", "--profile", "k", "--description", "payments worker")

@@ -85,7 +85,9 @@ def _crash_before_step(step):
         def on_step(current):
             if current == step:
                 raise Crash
+
         return on_step
+
     return install
 
 
@@ -102,6 +104,7 @@ def _crash_on_store_call(method, name_suffix, after=False):
 
         monkeypatch.setattr(store, method, crashing)
         return None
+
     return install
 
 
@@ -322,12 +325,15 @@ def test_hygiene_flags_a_key_from_another_environment(profile):
     assert "live key but the profile is sandbox" in text or "Could not list API keys" in text
 
 
-@pytest.mark.parametrize("value, severity, words", [
-    ("ALLOWED", "ok", "allow-list"),
-    ("DENIED", "critical", "will be refused"),
-    ("INVALID", "warning", "could not validate"),
-    ("DENIED, DENIED", "critical", "not on the account's allow-list"),
-])
+@pytest.mark.parametrize(
+    "value, severity, words",
+    [
+        ("ALLOWED", "ok", "allow-list"),
+        ("DENIED", "critical", "will be refused"),
+        ("INVALID", "warning", "could not validate"),
+        ("DENIED, DENIED", "critical", "not on the account's allow-list"),
+    ],
+)
 def test_ip_validation_header_is_explained(value, severity, words):
     finding = keys.ip_validation_finding(value)
     assert finding.severity == severity and words in finding.summary and finding.check == "ip validation"

@@ -8,13 +8,12 @@ import concurrent.futures
 import pathlib
 
 import pytest
+from tests_support import session_for
 
 from wizard import lifecycle
 from wizard.errors import InterlockRefused, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
-
-from tests_support import session_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +30,12 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
 
         async def probe():
             pair = current_pair(session.install_dir)
-            async with make_http_client(ca_bundle=sandbox.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path) as http:
-                return (await KlarnaClient(http, sandbox.base_url, sandbox.api_key, with_certificate=True).ping()).verification.value
+            async with make_http_client(
+                ca_bundle=sandbox.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path
+            ) as http:
+                return (
+                    await KlarnaClient(http, sandbox.base_url, sandbox.api_key, with_certificate=True).ping()
+                ).verification.value
 
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, probe()).result()
@@ -68,23 +71,49 @@ def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
 
 
 def test_interlock_last_valid_while_enforced():
-    row = dict(cn="X", fingerprint="AA", fingerprint_suffix="AA", created_at=None, expires_at=None,
-               days_left=100, status="ACTIVE", lifetime_elapsed=0.1, in_renewal_window=False)
+    row = dict(
+        cn="X",
+        fingerprint="AA",
+        fingerprint_suffix="AA",
+        created_at=None,
+        expires_at=None,
+        days_left=100,
+        status="ACTIVE",
+        lifetime_elapsed=0.1,
+        in_renewal_window=False,
+    )
     other = lifecycle.CertificateRow(credential_id="b", installed_here=False, current=False, last_seen_valid="t", **row)
     current = lifecycle.CertificateRow(credential_id="a", installed_here=True, current=True, last_seen_valid="t", **row)
-    status = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID",
-                                     installed=True, current_id="a")
+    status = lifecycle.ProfileStatus(
+        "p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID", installed=True, current_id="a"
+    )
     assert "installed and in use" in lifecycle.revoke_refusal(status, "a")
     # b was the last seen VALID elsewhere and nothing else installed here is VALID… except a is: allowed
     assert lifecycle.revoke_refusal(status, "b") is None
-    lonely = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "REPORTING", "2027-01-01T00:00:00Z", 1, "k",
-                                     None, installed=False, enforcement_scheduled=True)
+    lonely = lifecycle.ProfileStatus(
+        "p",
+        "test",
+        "acc",
+        "DONE",
+        [other],
+        "REPORTING",
+        "2027-01-01T00:00:00Z",
+        1,
+        "k",
+        None,
+        installed=False,
+        enforcement_scheduled=True,
+    )
     assert "last certificate that works" in lifecycle.revoke_refusal(lonely, "b")
     # enforcement unreadable: unknown means no
-    unknown = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False)
+    unknown = lifecycle.ProfileStatus(
+        "p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False
+    )
     assert "UNKNOWN" in lifecycle.revoke_refusal(unknown, "b")
     # no enforcement at all: revoking a certificate not in use here is allowed
-    off = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False)
+    off = lifecycle.ProfileStatus(
+        "p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False
+    )
     assert lifecycle.revoke_refusal(off, "b") is None
 
 
@@ -100,7 +129,9 @@ def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path
         asyncio.run(lifecycle.revoke(session, spare.credential_id))
     from wizard import crypto
 
-    asyncio.run(lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint)))
+    asyncio.run(
+        lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint))
+    )
 
 
 class Killed(Exception):
@@ -162,8 +193,10 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
     assert states[old["certificate_id"]] == "ACTIVE"
 
 
-@pytest.mark.parametrize("days_later,expiry_severity,code", [(0, "ok", 0), (3 * 365 - 30, "warning", 1),
-                                                             (3 * 365 - 7, "critical", 2), (3 * 365 + 1, "critical", 2)])
+@pytest.mark.parametrize(
+    "days_later,expiry_severity,code",
+    [(0, "ok", 0), (3 * 365 - 30, "warning", 1), (3 * 365 - 7, "critical", 2), (3 * 365 + 1, "critical", 2)],
+)
 def test_check_reads_expiry_through_the_session_clock(onboard, sandbox, days_later, expiry_severity, code):
     from datetime import timedelta
 

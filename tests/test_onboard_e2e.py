@@ -20,10 +20,25 @@ pytestmark = pytest.mark.e2e
 
 def onboard_args(sb, profile="p", enforce_at="never"):
     return [
-        "onboard", "--profile", profile, "--non-interactive", "--json",
-        "--environment", "sandbox", "--account-id", sb.account_id,
-        "--base-url", sb.base_url, "--ca-bundle", str(sb.ca_bundle),
-        "--enforce-at", enforce_at, "--poll-interval", "0.05", "--enforce-wait", "20",
+        "onboard",
+        "--profile",
+        profile,
+        "--non-interactive",
+        "--json",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sb.account_id,
+        "--base-url",
+        sb.base_url,
+        "--ca-bundle",
+        str(sb.ca_bundle),
+        "--enforce-at",
+        enforce_at,
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
     ]
 
 
@@ -122,19 +137,56 @@ def test_sandbox_serve_then_onboard_to_enforced_as_processes(tmp_path):
     """The issue's done-when: `sandbox serve` plus `onboard --enforce-at NOW` as real processes."""
     env = {**os.environ, "KLARNA_MTLS_HOME": str(tmp_path / "home")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--port", "0", "--json",
-         "--state-dir", str(tmp_path / "sb"), "--enforcement-delay", "0.5"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "wizard.cli",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--state-dir",
+            str(tmp_path / "sb"),
+            "--enforcement-delay",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         info = json.loads(server.stdout.readline())
         run_env = {**env, "KLARNA_API_KEY": info["api_key"]}
         done = subprocess.run(
-            [sys.executable, "-m", "wizard.cli", "onboard", "--profile", "proc", "--non-interactive",
-             "--json", "--environment", "sandbox", "--account-id", info["account_id"],
-             "--base-url", info["base_url"], "--ca-bundle", info["ca_bundle"],
-             "--enforce-at", "NOW", "--poll-interval", "0.05", "--enforce-wait", "30"],
-            capture_output=True, text=True, env=run_env, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "wizard.cli",
+                "onboard",
+                "--profile",
+                "proc",
+                "--non-interactive",
+                "--json",
+                "--environment",
+                "sandbox",
+                "--account-id",
+                info["account_id"],
+                "--base-url",
+                info["base_url"],
+                "--ca-bundle",
+                info["ca_bundle"],
+                "--enforce-at",
+                "NOW",
+                "--poll-interval",
+                "0.05",
+                "--enforce-wait",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            env=run_env,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         result = last_json(done.stdout)

@@ -58,7 +58,9 @@ def test_stage_blocked(snap_compare, stage):
     assert snap_compare(snapshot_app(stage), terminal_size=SIZE, run_before=_continue)
 
 
-@pytest.mark.parametrize("stage", [Stage.CREDENTIALS, Stage.KEY_AND_CSR, Stage.ISSUE, Stage.INSTALL, Stage.VERIFY, Stage.ENFORCE])
+@pytest.mark.parametrize(
+    "stage", [Stage.CREDENTIALS, Stage.KEY_AND_CSR, Stage.ISSUE, Stage.INSTALL, Stage.VERIFY, Stage.ENFORCE]
+)
 def test_stage_complete(snap_compare, stage):
     app = snapshot_app(stage, evidence=evidence_through(stage.next()))
     assert snap_compare(app, terminal_size=SIZE, run_before=_continue)
@@ -122,10 +124,14 @@ def test_enforce_confirm_modal(snap_compare):
 def test_key_replace_confirm_modal(snap_compare):
     async def confirm(pilot):
         await _continue(pilot)
-        await pilot.app.push_screen(ConfirmModal(
-            "Replace the existing private key?",
-            "A key already exists at /home/partner/keys/private-key.pem. Replacing it makes any certificate "
-            "issued for it unusable from this machine.", "Replace key"))
+        await pilot.app.push_screen(
+            ConfirmModal(
+                "Replace the existing private key?",
+                "A key already exists at /home/partner/keys/private-key.pem. Replacing it makes any certificate "
+                "issued for it unusable from this machine.",
+                "Replace key",
+            )
+        )
         await pilot.pause()
 
     assert snap_compare(snapshot_app(Stage.KEY_AND_CSR), terminal_size=SIZE, run_before=confirm)
@@ -134,10 +140,17 @@ def test_key_replace_confirm_modal(snap_compare):
 def test_error_modal_api_error(snap_compare):
     async def failed(pilot):
         await _continue(pilot)
-        pilot.app.show_error(ApiError(
-            "At most 10 active certificates are allowed.", status=409, error_id="e-123",
-            error_code="LIMIT_EXCEEDED", correlation_id="abc123", klarna_correlation_id="k-456",
-            hint="Revoke a certificate you no longer use, then try again."))
+        pilot.app.show_error(
+            ApiError(
+                "At most 10 active certificates are allowed.",
+                status=409,
+                error_id="e-123",
+                error_code="LIMIT_EXCEEDED",
+                correlation_id="abc123",
+                klarna_correlation_id="k-456",
+                hint="Revoke a certificate you no longer use, then try again.",
+            )
+        )
         await pilot.pause()
         assert isinstance(pilot.app.screen, ErrorModal)
 
@@ -406,6 +419,7 @@ def test_unexpected_error_modal_80x24(snap_compare):
 
 def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
     from snapshot_apps import dashboard_app, fixed_status
+
     from wizard import lifecycle
 
     old, new = fixed_status().certificates[1], fixed_status().certificates[0]

@@ -88,7 +88,15 @@ async def test_help_on_f1_and_question_mark_lists_every_dashboard_action():
             await pilot.pause()
             assert type(app.screen).__name__ == "HelpScreen"
             text = app.screen.body_text
-            for words in ("Doctor", "API keys", "Rotate", "Revoke", "Remove enforcement", "Refresh", "Copy fingerprint"):
+            for words in (
+                "Doctor",
+                "API keys",
+                "Rotate",
+                "Revoke",
+                "Remove enforcement",
+                "Refresh",
+                "Copy fingerprint",
+            ):
                 assert words in text, words
             await pilot.press("escape")
             await pilot.pause()
@@ -169,8 +177,11 @@ async def test_keyboard_journey_at_80x24_back_past_issue_and_forward_reuses_the_
     app = make_app("walk", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for keys, stage in ((["ctrl+n", "enter"], Stage.CREDENTIALS), (["ctrl+n", "enter"], Stage.KEY_AND_CSR),
-                            (["ctrl+n", "enter"], Stage.ISSUE)):
+        for keys, stage in (
+            (["ctrl+n", "enter"], Stage.CREDENTIALS),
+            (["ctrl+n", "enter"], Stage.KEY_AND_CSR),
+            (["ctrl+n", "enter"], Stage.ISSUE),
+        ):
             for key in keys:
                 await pilot.press(key)
                 await settle(pilot)

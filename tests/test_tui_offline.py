@@ -128,13 +128,23 @@ def test_fingerprint_lines_cut_between_bytes():
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_folded_curl_fits_and_runs_as_the_same_command():
-    text = snippets("/srv/klarna mtls/current/certificate.pem", "/srv/klarna-mtls/current/private-key.pem",
-                    "https://api-global.test.klarna.com")["curl"]
+    text = snippets(
+        "/srv/klarna mtls/current/certificate.pem",
+        "/srv/klarna-mtls/current/private-key.pem",
+        "https://api-global.test.klarna.com",
+    )["curl"]
     folded = fold_shell(text)
     command = text.splitlines()[0]
     for line in folded.splitlines():
         assert len(line) <= 72 or " " not in line.strip().removesuffix(" \\")  # only one unbreakable word
-    args = [subprocess.run(["bash", "-c", f'curl() {{ printf "%s\\n" "$@"; }}\n{script}'],
-                           capture_output=True, text=True, check=True, env={"KLARNA_API_KEY": "k"}).stdout
-            for script in (command, folded.split("\n#")[0])]
+    args = [
+        subprocess.run(
+            ["bash", "-c", f'curl() {{ printf "%s\\n" "$@"; }}\n{script}'],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"KLARNA_API_KEY": "k"},
+        ).stdout
+        for script in (command, folded.split("\n#")[0])
+    ]
     assert args[0] == args[1] and "/srv/klarna mtls/current/certificate.pem\n" in args[0]

@@ -62,7 +62,7 @@ class ProfileState:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, profile: str) -> "ProfileState":
+    def from_dict(cls, data: Any, profile: str) -> ProfileState:
         if not isinstance(data, dict):
             raise JournalError("The saved progress is not a JSON object.", hint=RESET_HINT)
         schema = data.get("schema")
@@ -103,7 +103,9 @@ class ProfileState:
         fingerprint, taken from the certificate Klarna returned to us) was issued or installed."""
         for key, value in (("label", label), ("fingerprint", fingerprint)):
             if value:
-                found = [cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get(key) == value]
+                found = [
+                    cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get(key) == value
+                ]
                 if len(found) == 1:
                     return found[0]
         return None
@@ -216,8 +218,10 @@ class Journal:
             return False
         holder = held_elsewhere(self.paths, self.profile)
         if holder is not None:  # another process writes this profile: never overwrite its work
-            raise ProfileBusy(f"Profile '{self.profile}' is in use by {holder}; nothing was saved.",
-                              hint="Wait for it to finish and try again.")
+            raise ProfileBusy(
+                f"Profile '{self.profile}' is in use by {holder}; nothing was saved.",
+                hint="Wait for it to finish and try again.",
+            )
         ensure_private_dir(self.path.parent)
         self._keep_runtimes_saved_by_others(state)
         document = state.to_dict()
@@ -251,7 +255,7 @@ class AuditLog:
         self.path = path
 
     @classmethod
-    def for_profile(cls, paths: Paths, profile: str) -> "AuditLog":
+    def for_profile(cls, paths: Paths, profile: str) -> AuditLog:
         return cls(paths.audit_path(profile))
 
     def record(self, action: str, **details: Any) -> None:
