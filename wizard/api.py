@@ -23,7 +23,8 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 import httpx
 
 from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, TransportError
+from .errors import ApiError, CryptoError, HandshakeRejected, KeyLocked, TransportError
+from .secret_value import SecretValue
 
 T = TypeVar("T")
 
@@ -63,20 +64,46 @@ def make_ssl_context(
     client_key: Path | None = None,
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
-    """TLS 1.2+, server verification always on: system roots, or only the sandbox CA."""
+    """TLS 1.2+, server verification always on: system roots, or only the sandbox CA.
+
+    The key is loaded with a password callback, never ``password=None``: OpenSSL would otherwise
+    prompt ``Enter PEM pass phrase:`` on the terminal and hang the TUI or a cron job. An encrypted
+    key without its passphrase, or with a wrong one, raises KeyLocked for the front end to ask."""
     context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     if client_cert and client_key:
-        try:
-            context.load_cert_chain(str(client_cert), str(client_key), password=key_passphrase or None)
-        except (ssl.SSLError, OSError) as exc:
-            raise CryptoError(
-                "The client certificate and key could not be loaded together.",
-                hint="Check both files exist, belong together, and the key passphrase is right.",
-            ) from exc
+        load_client_pair(context, client_cert, client_key, key_passphrase)
     return context
+
+
+def load_client_pair(context: ssl.SSLContext, cert: Path, key: Path, passphrase: bytes | None) -> None:
+    """``load_cert_chain`` that never prompts; maps every failure to a WizardError."""
+    asked: list[bool] = []
+
+    def password() -> bytes:
+        asked.append(True)
+        if not passphrase:
+            raise KeyLocked(key)
+        return passphrase
+
+    try:
+        context.load_cert_chain(str(cert), str(key), password=password)
+    except KeyLocked:
+        raise
+    except (ssl.SSLError, ValueError) as exc:
+        if asked and getattr(exc, "reason", None) != "KEY_VALUES_MISMATCH":
+            raise KeyLocked(key, wrong=True) from None  # OpenSSL refused the passphrase (or its length)
+        raise CryptoError(
+            f"The client certificate {cert} and key {key} could not be loaded together.",
+            hint="Check both files belong together (klarna-mtls doctor).",
+        ) from exc
+    except OSError as exc:
+        raise CryptoError(
+            f"Cannot read the client certificate or key ({exc.filename or key}): {exc.strerror}.",
+            hint="Check the install folder (klarna-mtls doctor).",
+        ) from exc
 
 
 def make_http_client(
@@ -111,23 +138,6 @@ class Answer(Generic[T]):
     klarna_correlation_id: str | None
     tls_version: str | None
     elapsed_seconds: float
-
-
-class SecretValue:
-    """A secret shown once by Klarna (a new API key). Masked in every repr and str."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"SecretValue({rules.mask_key(self._value)!r})"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -379,7 +389,7 @@ class KlarnaClient:
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self.__api_key = api_key
+        self.__api_key = SecretValue(api_key)  # masked in any repr or crash report
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
         self._rng = rng
@@ -387,7 +397,7 @@ class KlarnaClient:
         self._with_certificate = with_certificate
 
     def __repr__(self) -> str:
-        return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key)!r})"
+        return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key.reveal())!r})"
 
     # -- the operations --------------------------------------------------
     async def ping(self) -> Answer[list[CertificateInfo]]:
@@ -553,7 +563,7 @@ class KlarnaClient:
 
     def _headers(self, correlation_id: str, idempotency_key: str | None) -> dict[str, str]:
         headers = {
-            "Authorization": f"Basic {self.__api_key}",
+            "Authorization": f"Basic {self.__api_key.reveal()}",
             "Partner-Correlation-Id": correlation_id,
             "Accept": "application/json",
         }

@@ -32,6 +32,26 @@ class CryptoError(WizardError):
     title = "Key or certificate problem"
 
 
+class KeyLocked(CryptoError):
+    """The private key is encrypted and no passphrase, or a wrong one, was given. Nothing asked on
+    the terminal: the front end asks (the TUI's passphrase modal, KLARNA_MTLS_KEY_PASSPHRASE)."""
+
+    title = "Private key passphrase needed"
+
+    def __init__(self, path: object, *, wrong: bool = False) -> None:
+        if wrong:
+            message = f"Wrong passphrase for the private key {path}."
+        else:
+            message = f"The private key {path} is encrypted, and no passphrase was given for it."
+        super().__init__(
+            message,
+            title="Wrong key passphrase" if wrong else None,
+            hint="Type the passphrase chosen when the key was made (headless: set KLARNA_MTLS_KEY_PASSPHRASE).",
+        )
+        self.path = path
+        self.wrong = wrong
+
+
 class SecretStoreError(WizardError):
     """The secret store cannot hold or return the API key."""
 

@@ -30,6 +30,7 @@ from .fsutil import ensure_private_dir, file_mode, write_private
 from .journal import AuditLog, Journal, ProfileState
 from .model import Onboarding, Stage
 from .paths import Paths
+from .secret_value import SecretValue
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
@@ -62,8 +63,9 @@ class Session:
         self.state: ProfileState = self.journal.load()
         self.state.model.clock = clock
         self.audit = AuditLog.for_profile(paths, profile)
-        self._api_key: str | None = None
-        self._key_passphrase: bytes | None = None
+        # Held as SecretValue: a crash report or a repr shows them masked.
+        self._api_key: SecretValue[str] | None = None
+        self._key_passphrase: SecretValue[bytes] | None = None
 
     def __repr__(self) -> str:  # never the key
         return f"Session(profile={self.profile!r}, stage={self.model.stage.value})"
@@ -100,20 +102,20 @@ class Session:
         self.audit.record("advance", from_stage=before.value, to_stage=stage.value)
         return stage
 
-    def unlock(self, api_key: str, key_passphrase: bytes | None = None) -> None:
+    def unlock(self, api_key: str | SecretValue, key_passphrase: bytes | SecretValue | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
-        self._api_key = api_key
+        self._api_key = SecretValue(api_key)
         if key_passphrase is not None:
-            self._key_passphrase = key_passphrase
+            self._key_passphrase = SecretValue(key_passphrase)
 
-    def set_key_passphrase(self, passphrase: bytes | None) -> None:
+    def set_key_passphrase(self, passphrase: bytes | SecretValue | None) -> None:
         """Hold the private key's passphrase in memory for this run only."""
-        self._key_passphrase = passphrase
+        self._key_passphrase = SecretValue(passphrase) if passphrase else None
 
     @property
     def api_key_suffix(self) -> str | None:
         """The last four characters of the key in use: enough to match it in a listing."""
-        return self._api_key[-4:] if self._api_key else None
+        return self._api_key.reveal()[-4:] if self._api_key else None
 
     @property
     def unlocked(self) -> bool:
@@ -121,7 +123,7 @@ class Session:
 
     @property
     def key_passphrase(self) -> bytes | None:
-        return self._key_passphrase
+        return self._key_passphrase.reveal() if self._key_passphrase else None
 
     def _require_key(self) -> str:
         if not self._api_key:
@@ -129,7 +131,7 @@ class Session:
                 "The API key is not loaded for this run.",
                 hint="Enter it on the Credentials step, or set KLARNA_API_KEY for headless runs.",
             )
-        return self._api_key
+        return self._api_key.reveal()
 
     # ------------------------------------------------------------------ profile
     def configure(
@@ -212,7 +214,7 @@ class Session:
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
-            key_passphrase=self._key_passphrase if pair else None,
+            key_passphrase=self.key_passphrase if pair else None,
         )
         async with http:
             yield KlarnaClient(
@@ -268,7 +270,7 @@ class Session:
         if overwrite:
             self.model.restart_from(Stage.KEY_AND_CSR)
             self.state.in_flight = None
-        self._key_passphrase = passphrase
+        self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
         self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
 
@@ -289,7 +291,7 @@ class Session:
         cn = cn or self.evidence.cn or rules.default_cn(account)
         csr_pem = await asyncio.to_thread(crypto.make_csr_pem, key, cn)
         await asyncio.to_thread(write_private, self.key_path.parent / CSR_FILE, csr_pem)
-        self._key_passphrase = passphrase
+        self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
     def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
@@ -305,7 +307,7 @@ class Session:
         self.save()
 
     def load_key(self):
-        return crypto.load_private_key_file(self.key_path, self._key_passphrase)
+        return crypto.load_private_key_file(self.key_path, self.key_passphrase)
 
     # ------------------------------------------------------------------ ISSUE
     async def issue_certificate(self, description: str | None = None) -> None:
@@ -379,7 +381,7 @@ class Session:
         label = ev.fingerprint.replace(":", "")[:16].lower()
         pair = await asyncio.to_thread(
             install_pair, folder, ev.certificate_pem.encode(), key_pem,
-            label=label, key_passphrase=self._key_passphrase,
+            label=label, key_passphrase=self.key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
         cert_mode, key_mode, dir_mode = pair.modes()
