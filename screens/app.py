@@ -9,10 +9,11 @@ from typing import Callable
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import StageBlocked, WizardError
+from wizard.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
 from wizard.flow import Session
 from wizard.model import Stage
 from wizard.paths import Paths
+from wizard.secret_value import SecretValue
 
 from .assets import stylesheet
 from .modals import ErrorModal
@@ -35,7 +36,10 @@ def stage_screen(stage: Stage):
 
     module, name = STAGE_SCREENS[stage].split(":")
     return getattr(importlib.import_module(f"screens.{module}"), name)
+
+
 SANDBOX_ENFORCEMENT_DELAY = 10.0
+KEY_PASSPHRASE_ENV = "KLARNA_MTLS_KEY_PASSPHRASE"
 
 
 class WizardApp(App):
@@ -68,52 +72,123 @@ class WizardApp(App):
         self._status_loader = status_loader
         self._doctor = doctor
         self._keys_loader = keys_loader
+        self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
-            if self.session.model.stage is Stage.DONE:
-                self.show_dashboard()
-            else:
-                self.show_stage()
-                self.notify(f"Resumed at {self.session.model.stage.label}.")
-            self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
+            # Unlock first, then show the stage: no call that needs the key or its passphrase
+            # (the Verify auto-poll, the dashboard load) runs before they are known.
+            self.unlock_then(self.show_resumed)
 
-    def unlock_from_store(self) -> None:
-        """A resumed run loads the API key from the store the user chose (keyring calls block:
-        a thread worker), and asks for an encrypted key's passphrase."""
-        if self.session.evidence.key_encrypted and self.session.key_passphrase is None:
-            from .modals import PassphraseModal
+    def show_resumed(self) -> None:
+        if self.session.model.stage is Stage.DONE:
+            self.show_dashboard()
+        else:
+            self.show_stage()
+            self.notify(f"Resumed at {self.session.model.stage.label}.")
 
-            self.push_screen(PassphraseModal(), self.use_key_passphrase)
-        kind = self.session.evidence.secret_backend
-        if self.session.unlocked or kind not in ("keyring", "sandbox", "env"):
+    # ------------------------------------------------------------------ unlocking
+    def unlock_then(self, then: Callable[[], None]) -> None:
+        """Ask what this run needs, in order: the private key's passphrase, then the API key."""
+        self.ask_key_passphrase(lambda: self.load_api_key(then))
+
+    def ask_key_passphrase(self, then: Callable[[], None] | None = None, problem: str = "", force: bool = False) -> None:
+        """The key passphrase modal (KLARNA_MTLS_KEY_PASSPHRASE is tried first); a wrong one is
+        asked again. Cancelling goes on: calls that need the key ask again when they fail."""
+        from wizard import crypto
+
+        from .modals import PassphraseModal
+
+        then = then or (lambda: None)
+        if not force and (not self.session.evidence.key_encrypted or self.session.key_passphrase is not None):
+            then()
             return
+        path = self.session.key_path
 
-        def load() -> None:
-            key = self.open_store(kind, None).get(self.session.profile)
-            if key:
-                self.session.unlock(key)
+        def check(passphrase: bytes) -> bytes:
+            crypto.load_private_key_file(path, passphrase)
+            return passphrase
+
+        def answered(passphrase: bytes | None) -> None:
+            if passphrase is None:
+                self.notify("Without the key passphrase, steps that use the certificate will ask again.",
+                            severity="warning")
             else:
-                self.call_from_thread(self.notify, "Enter your API key again on the Credentials step.", severity="warning")
+                self.session.set_key_passphrase(passphrase)
+            then()
 
-        self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+        self.push_screen(PassphraseModal(
+            "Private key passphrase", f"Your private key {path} is encrypted. Enter its passphrase to use it in this run.",
+            check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
 
     def use_key_passphrase(self, passphrase: bytes | None) -> None:
+        """Give the key passphrase directly (tests, scripts); a wrong one asks again."""
         from wizard import crypto
         from wizard.errors import CryptoError
 
-        if passphrase is None:
-            self.notify("Without the key passphrase, calls that need the certificate will fail.", severity="warning")
-            return
         try:
             crypto.load_private_key_file(self.session.key_path, passphrase)
         except CryptoError as error:
-            self.show_error(error)
+            self.ask_key_passphrase(problem=error.message, force=True)
             return
         self.session.set_key_passphrase(passphrase)
+
+    def load_api_key(self, then: Callable[[], None]) -> None:
+        """A resumed run loads the API key from the store the user chose: the encrypted file asks
+        for its passphrase; keyring calls block, so they run in a thread worker."""
+        kind = self.session.evidence.secret_backend
+        if self.session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
+            then()
+        elif kind == "encrypted-file":
+            self.ask_store_passphrase(then)
+        else:
+            def load() -> None:
+                try:
+                    key = self.open_store(kind, None).get(self.session.profile)
+                    if key:
+                        self.session.unlock(key)
+                    else:
+                        self.call_from_thread(self.notify, self.missing_key_advice(kind), severity="warning", timeout=15)
+                finally:
+                    self.call_from_thread(then)
+
+            self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+
+    def ask_store_passphrase(self, then: Callable[[], None] | None = None, problem: str = "") -> None:
+        from wizard import secrets
+
+        from .modals import PassphraseModal
+
+        then = then or (lambda: None)
+
+        def check(passphrase: bytes):
+            store = secrets.open_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            key = store.get(self.session.profile)
+            if not key:
+                raise SecretStoreError(f"The {store.display_name} holds no API key for profile '{self.session.profile}'.")
+            return SecretValue(passphrase), SecretValue(key)
+
+        def answered(result) -> None:
+            if result is None:
+                self.notify("Without the API key, steps that call Klarna cannot run.", severity="warning")
+            else:
+                self.store_passphrase, key = result
+                self.session.unlock(key)
+            then()
+
+        self.push_screen(PassphraseModal(
+            "Secrets file passphrase", "Your API key is kept in the encrypted secrets file "
+            f"{self.session.paths.secrets_file()}. Enter its passphrase to load the key for this run.",
+            check, env_var=secrets.STORE_PASSPHRASE_ENV, problem=problem, input_id="store-passphrase-modal"), answered)
+
+    def missing_key_advice(self, kind: str) -> str:
+        if kind == "env":
+            return (f"KLARNA_API_KEY is not set. Quit (ctrl+q) and start again with "
+                    f"KLARNA_API_KEY=… klarna-mtls --profile {self.session.profile}.")
+        return f"The {kind} store holds no API key for profile '{self.session.profile}'."
 
     def show_dashboard(self) -> None:
         from .dashboard import DashboardScreen
@@ -151,7 +226,10 @@ class WizardApp(App):
 
     def report_worker_state(self, event: Worker.StateChanged) -> None:
         """The one place worker failures become an error modal; the app never exits on them."""
-        if event.state is WorkerState.ERROR and event.worker.error is not None:
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, KeyLocked):
+            self.session.set_key_passphrase(None)  # ask, then the person presses the step again
+            self.ask_key_passphrase(problem=event.worker.error.message, force=True)
+        elif event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
             if isinstance(self.screen, ErrorModal):
                 return
@@ -180,9 +258,13 @@ class WizardApp(App):
         probe = await asyncio.to_thread(secrets.probe_keyring)
         return secrets.store_choices(probe)
 
-    def open_store(self, kind: str, passphrase: bytes | None):
+    def open_store(self, kind: str, passphrase: bytes | None = None):
+        """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier
+        in this run (raises SecretStoreError when neither is known)."""
         from wizard import secrets
 
+        if not passphrase and self.store_passphrase:
+            passphrase = self.store_passphrase.reveal()
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from functools import partial
+from typing import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
 from wizard.rules import redact
@@ -144,33 +149,78 @@ class EnforceModal(ModalScreen["str | None"]):
         self.dismiss(None)
 
 
-class PassphraseModal(ModalScreen["bytes | None"]):
-    """A resumed run asks once for the private key's passphrase (it is never stored)."""
+class PassphraseModal(ModalScreen[object]):
+    """Asks for a passphrase and checks it (in a thread: scrypt and key decryption are slow) before
+    closing: a wrong one says so and asks again. ``check(passphrase)`` returns what the modal
+    dismisses with, or raises a WizardError. ``env_var``, when set in the environment, is tried
+    first. Nothing is stored; Cancel dismisses with None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, explanation: str, check: Callable[[bytes], object], *,
+                 env_var: str = "", problem: str = "", input_id: str = "key-passphrase") -> None:
+        super().__init__()
+        self.title_text, self.explanation, self.check = title, explanation, check
+        self.env_var, self.problem, self.input_id = env_var, problem, input_id
+        self.source = ""  # the environment variable the passphrase came from, if any
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
 
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static("Private key passphrase", classes="modal-title")
-            yield Static("Your private key is encrypted. Enter its passphrase to use it in this run.")
-            yield Input(password=True, id="key-passphrase")
+            yield Static(self.title_text, classes="modal-title")
+            yield Static(self.explanation, markup=False)
+            yield Input(password=True, id=self.input_id, placeholder="passphrase (Enter to unlock)")
+            yield Static(self.problem, id="passphrase-problem", classes="error-text", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Unlock", id="confirm", variant="success")
 
     def on_mount(self) -> None:
-        self.query_one("#key-passphrase").focus()
+        self.query_one(f"#{self.input_id}").focus()
+        from_env = os.environ.get(self.env_var, "") if self.env_var else ""
+        if from_env and not self.problem:
+            self.try_passphrase(from_env.encode(), source=self.env_var)
 
     def on_input_submitted(self, event) -> None:
-        self.dismiss(event.value.encode() or None)
+        event.stop()
+        self.try_passphrase(event.value.encode())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         from textual.widgets import Input
 
-        value = self.query_one("#key-passphrase", Input).value.encode()
-        self.dismiss(value or None if event.button.id == "confirm" else None)
+        if event.button.id == "confirm":
+            self.try_passphrase(self.query_one(f"#{self.input_id}", Input).value.encode())
+        else:
+            self.dismiss(None)
+
+    def try_passphrase(self, passphrase: bytes, source: str = "") -> None:
+        if not passphrase:
+            self.say("Type the passphrase, or Cancel.")
+            return
+        self.say("Checking…")
+        self.query_one("#confirm", Button).disabled = True
+        self.source = source
+        self.run_worker(partial(self.check, passphrase), thread=True, group="passphrase",
+                        exclusive=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        from textual.widgets import Input
+
+        if event.state is WorkerState.SUCCESS:
+            self.dismiss(event.worker.result)
+        elif event.state is WorkerState.ERROR:
+            error = event.worker.error
+            reason = error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
+            where = f"{self.source} is not the right passphrase: " if self.source else ""
+            self.say(f"✗ {where}{reason} Try again.")
+            self.query_one("#confirm", Button).disabled = False
+            field = self.query_one(f"#{self.input_id}", Input)
+            field.value = ""
+            field.focus()
+
+    def say(self, text: str) -> None:
+        self.query_one("#passphrase-problem", Static).update(text)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
