@@ -251,10 +251,10 @@ class WizardApp(App):
     async def store_choices(self):
         from wizard import secrets
 
+        if self._store_choices is not None:  # injected (tests, a keyring-less rehearsal)
+            return self._store_choices()
         if self.session.environment == "sandbox":
             return [secrets.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
-        if self._store_choices is not None:
-            return self._store_choices()
         probe = await asyncio.to_thread(secrets.probe_keyring)
         return secrets.store_choices(probe)
 
