@@ -217,6 +217,20 @@ class WizardApp(App):
         progress = "done" if stage is Stage.DONE else f"{stage.number}/6"
         self.sub_title = f"{self.session.profile} · {env} · {progress}"
 
+    # ------------------------------------------------------------------ crashes
+    def _fatal_error(self) -> None:
+        """Textual's own crash report prints every frame's local variables (an API key typed into
+        a field, a passphrase): this one shows the traceback without locals, scrubbed of anything
+        key-shaped or registered as secret, logs it, and says where the log is."""
+        import sys
+
+        from rich.text import Text
+
+        error = sys.exc_info()[1] or self._exception
+        self.bell()
+        self._exit_renderables.append(Text(crash_report(error, self.session.paths)))
+        self._close_messages_no_wait()
+
     # ------------------------------------------------------------------ errors
     def show_error(self, error: BaseException) -> None:
         self.push_screen(ErrorModal(error))
@@ -286,6 +300,65 @@ class WizardApp(App):
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
 
 
+def crash_report(error: BaseException | None, paths: Paths) -> str:
+    """What a person sees after a crash, and what the log gets: no locals, no secrets."""
+    import logging
+    import traceback
+
+    from wizard.logs import scrub
+
+    log_path = paths.log_path()
+
+    from wizard.logs import setup_logging
+
+    try:
+        setup_logging(paths)  # idempotent: the report reaches the log even from a test harness
+    except Exception:
+        pass  # a crash report must not fail on an unwritable log
+    name = type(error).__name__ if error is not None else "error"
+    details = "".join(traceback.format_exception(error)) if error is not None else ""
+    logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
+    return scrub(
+        f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
+        f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
+    )
+
+
+def exit_summary(session: Session) -> str:
+    """What stays in the terminal after quitting, like certbot's and gh's last lines."""
+    ev = session.evidence
+    if not ev.certificate_id:
+        return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
+    lines = [f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
+             f"  Certificate: {ev.certificate_id}", f"  SHA-256: {ev.fingerprint}"]
+    if ev.cert_path:
+        lines += [f"  Certificate file: {ev.cert_path}", f"  Private key file: {ev.installed_key_path}"
+                  + (" (encrypted)" if ev.key_encrypted else "")]
+    expiry = _expiry_line(ev.certificate_pem)
+    if expiry:
+        lines.append(expiry)
+    if ev.enforcement_mode:
+        lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
+    lines += ["  Monitor from cron, e.g. daily:",
+              f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
+              f"  Log: {session.paths.log_path()}"]
+    return "\n".join(lines)
+
+
+def _expiry_line(certificate_pem: str | None) -> str:
+    from wizard import crypto, rules
+    from wizard.errors import CryptoError
+
+    if not certificate_pem:
+        return ""
+    try:
+        expires = crypto.load_certificate(certificate_pem).not_valid_after_utc
+    except CryptoError:
+        return ""
+    renew = expires - rules.RENEWAL_WINDOW
+    return f"  Expires: {expires:%Y-%m-%d}; start the renewal (klarna-mtls rotate) by {renew:%Y-%m-%d}."
+
+
 def make_app(profile: str = "default", *, sandbox=None, paths: Paths | None = None, **options) -> WizardApp:
     """Factory used by run_tui and the tests: configures a sandbox profile when given one."""
     session = Session(paths or Paths.from_env(), profile)
@@ -306,9 +379,15 @@ def run_tui(args: argparse.Namespace) -> int:
         sandbox = start_sandbox(Paths.from_env().sandbox_dir(), enforcement_delay=SANDBOX_ENFORCEMENT_DELAY)
         if profile == "default":
             profile = "sandbox"
+    app = make_app(profile, sandbox=sandbox)
     try:
-        make_app(profile, sandbox=sandbox).run()
+        app.run()
     finally:
         if sandbox is not None:
             sandbox.stop()
+    if app.return_code:  # a crash: the report (no locals, no secrets) is already printed
+        return 3
+    print(exit_summary(app.session))
+    if sandbox is not None:
+        print("  Sandbox: it stopped with the wizard; this certificate was a rehearsal.")
     return 0
