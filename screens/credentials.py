@@ -8,8 +8,8 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from wizard import rules
 from wizard.errors import InputError, WizardError
-from wizard.secret_value import SecretValue
 from wizard.model import Stage
+from wizard.secret_value import SecretValue
 
 from .base import StageScreen
 

@@ -3,6 +3,8 @@ key this tool uses."""
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -11,10 +13,11 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError, InterlockRefused
+from wizard.errors import InputError, InterlockRefused, SecretStoreError, WizardError
 from wizard.flow import Session
 
 from .base import ReportsWorkerErrors
+from .modals import ConfirmModal, TypedConfirmModal
 
 
 def _valid_description(text: str) -> bool:
@@ -26,25 +29,40 @@ def _valid_description(text: str) -> bool:
 
 
 class SecretOnceModal(ModalScreen[bool]):
-    """Klarna shows a new key once: show it here, and keep it only if the user asks."""
+    """Klarna shows a new key once: show it here, and keep it only if the user asks and a store
+    that keeps keys is at hand (``store_name``; None when the key came from the environment)."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy")]
 
-    def __init__(self, masked: str, secret) -> None:
+    def __init__(self, masked: str, secret, store_name: str | None = None) -> None:
         super().__init__()
-        self.masked, self.secret = masked, secret
+        self.masked, self.secret, self.store_name = masked, secret, store_name
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
             yield Static("New API key: shown once", classes="modal-title")
-            yield Static(self.secret.reveal(), id="secret")
-            yield Static("Copy it now, or keep it in the secret store. It is not written anywhere else.")
+            yield Static(self.secret.reveal(), id="secret", markup=False)
+            if self.store_name:
+                advice = f"Copy it now (c), or keep it in the {self.store_name}. It is not written anywhere else."
+            else:
+                advice = ("Copy it now (c): this profile's key comes from KLARNA_API_KEY, so nothing here can "
+                          "keep the new one. It is not written anywhere else.")
+            yield Static(advice, id="advice", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Keep in secret store", id="store", variant="success")
+                if self.store_name:
+                    yield Button("Keep in secret store", id="store", variant="success")
+                yield Button("Copy", id="copy")
                 yield Button("Close", id="close")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "copy":
+            self.action_copy()
+            return
         self.dismiss(event.button.id == "store")
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.secret.reveal())  # OSC 52: the terminal's clipboard
+        self.notify("Copied to the clipboard (if your terminal allows it).")
 
     def action_close(self) -> None:
         self.dismiss(False)
@@ -98,24 +116,45 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "create":
-            description = self.query_one("#description", Input).value.strip()
-            if not _valid_description(description):
-                self.app.show_error(InputError("Describe the service the key is for.",
-                                               hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
-                return
-            self.run_worker(self.create(description), group="keys", exclusive=True, exit_on_error=False)
+            self.create_from_form()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "description":  # Enter in the one field creates, like the button
+            self.create_from_form()
+
+    def create_from_form(self) -> None:
+        description = self.query_one("#description", Input).value.strip()
+        if not _valid_description(description):
+            self.app.show_error(InputError("Describe the service the key is for.",
+                                           hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
+            return
+        self.query_one("#description", Input).value = ""  # a second Enter must not make a duplicate
+        self.run_worker(self.create(description), group="keys", exclusive=True, exit_on_error=False)
+
+    def keeping_store(self):
+        """The profile's store when it keeps keys and can be opened now; None otherwise (a key
+        from KLARNA_API_KEY, the encrypted file with no passphrase given in this run)."""
+        kind = self.session.evidence.secret_backend or "keyring"
+        try:
+            store = self.app.open_store(kind)
+        except WizardError:
+            return None
+        return store if store.persistent else None
 
     async def create(self, description: str) -> None:
+        store = self.keeping_store()  # known before the key exists: never offer what cannot keep
         row, secret = await keys.create_key(self.session, description)
-        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
 
         def answered(keep: bool | None) -> None:
-            if keep:
-                store.set(keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
-                self.notify(f"Kept in {store.display_name}.")
+            if keep and store is not None:
+                self.run_worker(self.keep(store, row, secret), group="keep", exit_on_error=False)
             self.action_refresh()
 
-        self.app.push_screen(SecretOnceModal(row.masked, secret), answered)
+        self.app.push_screen(SecretOnceModal(row.masked, secret, store.display_name if store else None), answered)
+
+    async def keep(self, store, row: keys.KeyRow, secret) -> None:
+        await asyncio.to_thread(store.set, keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
+        self.notify(f"Kept in {store.display_name}.")
 
     def selected(self) -> keys.KeyRow | None:
         table = self.query_one(DataTable)
@@ -123,6 +162,17 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
             return None
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
+
+    def confirm(self, title: str, consequence: str, row: keys.KeyRow, label: str, then) -> None:
+        """Ask before a destructive key action, like certificate revocation: live profiles type
+        the key's last four characters; Cancel is the default."""
+        suffix = row.masked[-4:]
+        if self.session.environment == "live":
+            modal = TypedConfirmModal(title, consequence, suffix, what=f"the key's last four characters ({suffix})",
+                                      confirm_label=label)
+            self.app.push_screen(modal, lambda typed: then() if typed else None)
+        else:
+            self.app.push_screen(ConfirmModal(title, consequence, label), lambda yes: then() if yes else None)
 
     def action_disable(self) -> None:
         row = self.selected()
@@ -137,19 +187,39 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
 
         async def disable() -> None:
             await keys.disable_key(self.session, row.credential_id)
+            self.notify(f"Key {row.masked} disabled.")
             self.action_refresh()
 
-        self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False)
+        self.confirm(
+            "Disable this API key?",
+            f"Key {row.masked} ({row.description or 'no description'}) stops working at once for every "
+            "system that uses it. It cannot be enabled again.",
+            row, "Disable key",
+            lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False))
 
     def action_rotate(self) -> None:
-        store = self.app.open_store(self.session.evidence.secret_backend or "keyring", None)
+        store = self.keeping_store()
+        if store is None:
+            self.app.show_error(SecretStoreError(
+                "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file), open in this run.",
+                hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; an encrypted file asks its passphrase when the wizard starts.",
+            ))
+            return
+        old = next((r for r in self.rows if r.used_by_tool), None)
 
         async def rotate() -> None:
             await keys.rotate_tool_key(self.session, store)
             self.notify("The tool now uses its own new key; the old one is disabled.")
             self.action_refresh()
 
-        self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
+        consequence = ("klarna-mtls creates a new key, keeps it in the " + store.display_name + ", proves it with a "
+                       "live call and switches to it. Then the old key "
+                       + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
+                       + " is disabled: every other system still using it stops working.")
+        self.confirm("Rotate the tool's API key?", consequence,
+                     old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
+                     "Rotate key",
+                     lambda: self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -81,9 +81,11 @@ class TypedConfirmModal(ModalScreen["str | None"]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, consequence: str, expected: str) -> None:
+    def __init__(self, title: str, consequence: str, expected: str,
+                 what: str = "the fingerprint suffix shown in the table", confirm_label: str = "Confirm") -> None:
         super().__init__()
         self.title_text, self.consequence, self.expected = title, consequence, expected
+        self.what, self.confirm_label = what, confirm_label
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
@@ -91,14 +93,21 @@ class TypedConfirmModal(ModalScreen["str | None"]):
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static(self.title_text, classes="modal-title")
             yield Static(self.consequence)
-            yield Static("Type the fingerprint suffix shown in the table to confirm:")
+            yield Static(f"Type {self.what} to confirm:")
             yield Input(id="typed")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Confirm", id="confirm", variant="error", disabled=True)
+                yield Button(self.confirm_label, id="confirm", variant="error", disabled=True)
 
     def on_input_changed(self, event) -> None:
-        self.query_one("#confirm", Button).disabled = event.value.strip().upper() != self.expected.upper()
+        self.query_one("#confirm", Button).disabled = not self.matches(event.value)
+
+    def matches(self, typed: str) -> bool:
+        return typed.strip().upper() == self.expected.upper()
+
+    def on_input_submitted(self, event) -> None:
+        if self.matches(event.value):  # Enter confirms once the typed text matches
+            self.dismiss(self.expected)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(self.expected if event.button.id == "confirm" else None)

@@ -4,11 +4,11 @@ relaunch asks for both passphrases and reaches the dashboard."""
 
 from __future__ import annotations
 
+from snapshot_apps import snapshot_app
 from textual.widgets import Input, RadioButton, RadioSet
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal, PassphraseModal
-from snapshot_apps import snapshot_app
 from wizard import secrets
 from wizard.model import Stage
 
