@@ -233,7 +233,14 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ errors
     def show_error(self, error: BaseException) -> None:
-        self.push_screen(ErrorModal(error))
+        """An error modal that names the log, and a log line that records what failed (with the
+        traceback, scrubbed by the log's filter, when it was not one of ours)."""
+        import logging
+
+        expected = isinstance(error, WizardError)
+        logging.getLogger("klarna_mtls.tui").warning(
+            "%s: %s", type(error).__name__, error, exc_info=None if expected else error)
+        self.push_screen(ErrorModal(error, self.session.paths.log_path()))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.report_worker_state(event)

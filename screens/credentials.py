@@ -13,14 +13,17 @@ from wizard.secret_value import SecretValue
 
 from .base import StageScreen
 
-PORTAL_HINT = ("Where to find it: in the Klarna Portal (Merchant Portal), under Settings → API credentials; "
-               "the account id is shown there too.")
+PORTAL_HINT = ("Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
+               "“Manage your API credentials”). A new key is shown there once.")
 
 
 class CredentialsScreen(StageScreen):
     STAGE = Stage.CREDENTIALS
     HEADING = "1. API credentials"
     PRIMARY = "#test-key"
+    DEFAULT_CSS = """
+    #store-box { height: auto; }
+    """
 
     store_kind: str | None = None
 

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import WizardError
+from wizard.errors import WizardError, storage_error
 from wizard.rules import redact
 
 
@@ -22,8 +22,11 @@ class ErrorModal(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, log_path: object = None) -> None:
         super().__init__()
+        self.log_path = log_path
+        if isinstance(error, OSError):  # a file problem: name the path and the reason
+            error = storage_error(error.filename or "a file", error, "use")
         if isinstance(error, WizardError):
             self.title_text = error.title
             self.body_text = redact(error.message)
@@ -37,10 +40,12 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box", classes="modal-box"):
-            yield Static(self.title_text, id="error-title", classes="modal-title")
-            yield Static(self.body_text, id="error-message")
+            yield Static(self.title_text, id="error-title", classes="modal-title", markup=False)
+            yield Static(self.body_text, id="error-message", markup=False)
             if self.hint_text:
-                yield Static(self.hint_text, id="error-hint")
+                yield Static(self.hint_text, id="error-hint", markup=False)
+            if self.log_path:
+                yield Static(f"Log: {self.log_path}", id="error-log", classes="muted", markup=False)
             yield Button("Close", id="close", variant="error")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -341,16 +341,20 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
-    text = f"{type(exc).__name__}: {exc}".lower()
+    text = _chain_text(exc)
+    where = _where(exc)
     if "certificate verify failed" in text or "certificate_verify_failed" in text or "hostname mismatch" in text:
+        intercepted = "self-signed certificate in certificate chain" in text or "self signed certificate in" in text \
+            or "unable to get local issuer" in text
         return TransportError(
-            "The server's TLS certificate is not trusted, or is for another host name.",
+            f"The TLS certificate {where} showed is not trusted, or is for another host name."
+            + (" A proxy or security product on this network may be intercepting TLS." if intercepted else ""),
             title="Untrusted server",
-            hint="Check the base URL; klarna-mtls never turns server verification off.",
+            hint="Check the base URL and any TLS-inspecting proxy; klarna-mtls never turns server verification off.",
         )
     if "wrong version number" in text or "unsupported protocol" in text or "protocol version" in text:
         return TransportError(
-            "The server does not speak TLS 1.2 or newer.",
+            f"{where.capitalize()} does not speak TLS 1.2 or newer.",
             title="TLS too old",
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
@@ -363,15 +367,69 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
             "The server refused our client certificate during the TLS handshake.",
             hint="The certificate is not one the server accepts (another CA, expired or revoked).",
         )
+    if isinstance(exc, httpx.ProxyError):
+        return TransportError(f"The proxy {_proxy() or ''} failed to reach {where}.".replace("  ", " "),
+                              title="Proxy problem", hint="Check HTTPS_PROXY / NO_PROXY and the proxy itself.")
     if isinstance(exc, httpx.TimeoutException):
-        return TransportError("Klarna did not answer in time.", title="Timeout", hint="Check the network and try again.")
+        phase = "did not accept a connection" if isinstance(exc, httpx.ConnectTimeout) else "did not answer"
+        return TransportError(f"{where.capitalize()} {phase} in time.", title="Timeout",
+                              hint=f"A firewall may be dropping the traffic. {_network_hint()}")
     if isinstance(exc, httpx.ConnectError):
-        return TransportError(
-            "Could not connect to Klarna.", hint="Check the network, proxy and firewall, then try again."
-        )
+        return TransportError(f"Could not connect to {where}: {_connect_cause(text)}.", hint=_network_hint())
     return TransportError(
-        "The connection to Klarna broke before an answer arrived.", hint="Try again; nothing is lost."
+        f"The connection to {where} broke before an answer arrived.", hint="Try again; nothing is lost."
     )
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The error and its causes, lower case: httpx/anyio wrap the OS error (refused, DNS) inside
+    "All connection attempts failed"."""
+    parts, seen, current = [], set(), exc
+    while current is not None and id(current) not in seen and len(parts) < 8:
+        seen.add(id(current))
+        parts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return " | ".join(parts).lower()
+
+
+def _where(exc: Exception) -> str:
+    """``Klarna (api-global.test.klarna.com:443)``: the host a request went to, when known."""
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]  # httpx errors carry their request
+    except (AttributeError, RuntimeError):
+        return "Klarna"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"Klarna ({url.host}:{port})"
+
+
+def _connect_cause(text: str) -> str:
+    causes = (
+        (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
+          "getaddrinfo failed", "no address associated"), "the host name could not be looked up (DNS)"),
+        (("connection refused", "connectionrefusederror", "errno 111"), "the connection was refused (nothing listening there, or a firewall)"),
+        (("network is unreachable", "no route to host", "errno 101", "errno 113"),
+         "the network is unreachable (offline, or no route)"),
+        (("connection reset",), "the connection was reset (a firewall or proxy cut it)"),
+    )
+    for needles, cause in causes:
+        if any(n in text for n in needles):
+            return cause
+    return "the connection failed"
+
+
+def _proxy() -> str | None:
+    import os
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        if os.environ.get(name):
+            return f"{name}={rules.redact(os.environ[name].split('@')[-1])}"  # never a proxy password
+    return None
+
+
+def _network_hint() -> str:
+    proxy = _proxy()
+    via = f" Requests go through the proxy set in {proxy}." if proxy else ""
+    return f"Check the network, proxy and firewall, then try again.{via} Details are in the log."
 
 
 # ---------------------------------------------------------------- client
@@ -538,6 +596,8 @@ class KlarnaClient:
                 )
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
                 error = _transport_error(exc, self._with_certificate)
+                log.warning("%s %s failed (try %d of %d): %s %s", method, operation, attempt + 1, attempts,
+                            error.message, type(exc).__name__)
                 unknown = not isinstance(exc, httpx.ConnectError)
                 if (
                     isinstance(error, HandshakeRejected)
@@ -552,6 +612,7 @@ class KlarnaClient:
                      response.status_code, correlation_id, response.headers.get("klarna-correlation-id"))
             if response.status_code >= 400:
                 error = _error_from_response(response, correlation_id)
+                log.warning("%s %s refused: %s", method, operation, error)
                 if response.status_code in RETRY_STATUSES and attempt + 1 < attempts and not (
                     operation == "create_certificate" and response.status_code != 429
                 ):
