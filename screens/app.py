@@ -240,7 +240,7 @@ class WizardApp(App):
         expected = isinstance(error, WizardError)
         logging.getLogger("klarna_mtls.tui").warning(
             "%s: %s", type(error).__name__, error, exc_info=None if expected else error)
-        self.push_screen(ErrorModal(error, self.session.paths.log_path()))
+        self.push_screen(ErrorModal(error, display_path(self.session.paths.log_path())))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.report_worker_state(event)
@@ -305,6 +305,18 @@ class WizardApp(App):
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
+
+
+def display_path(path) -> str:
+    """A path as a person can retype it: under $KLARNA_MTLS_HOME or ~ when it is there."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    for prefix, root in (("$KLARNA_MTLS_HOME", os.environ.get("KLARNA_MTLS_HOME")), ("~", str(Path.home()))):
+        if root and path.is_relative_to(root):
+            return f"{prefix}/{path.relative_to(root)}"
+    return str(path)
 
 
 def crash_report(error: BaseException | None, paths: Paths) -> str:
