@@ -143,3 +143,54 @@ def test_no_passphrase_in_process_raises_without_reading_a_terminal(tmp_path):
                           timeout=60, cwd=ROOT, start_new_session=True)
     assert "LOCKED" in done.stdout and "no passphrase was given" in done.stdout
     assert "pass phrase" not in done.stdout + done.stderr
+
+
+def _wait_for(fd: int, needle: bytes, seen: bytearray, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in seen:
+            return True
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return needle in seen
+            if not chunk:
+                return needle in seen
+            seen.extend(chunk)
+    return needle in seen
+
+
+def test_the_tui_in_a_real_pty_asks_for_the_passphrase_and_prints_a_summary_on_quit(encrypted_profile):
+    """The real program on a real terminal: no OpenSSL prompt; the passphrase modal; the stage;
+    after ctrl+q, a summary stays in the terminal."""
+    import fcntl
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k != "KLARNA_MTLS_KEY_PASSPHRASE"}
+    env.update(TERM="xterm-256color", COLUMNS="80", LINES="24")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "wizard.cli", "--profile", encrypted_profile], env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    seen = bytearray()
+    try:
+        assert _wait_for(fd, b"passphrase", seen), seen.decode("utf-8", "replace")[-2000:]
+        assert b"Enter PEM pass phrase" not in seen
+        os.write(fd, PASSPHRASE.encode() + b"\r")
+        assert _wait_for(fd, b"Resumed at Enforce", seen), seen.decode("utf-8", "replace")[-2000:]
+        os.write(fd, b"\x11")  # ctrl+q
+        _wait_for(fd, b"critical-days", seen, timeout=30)
+    finally:
+        status = _reap(pid, time.monotonic() + 30)
+        os.close(fd)
+    text = seen.decode("utf-8", "replace")
+    assert status == 0, text[-2000:]
+    tail = text[text.rfind("klarna-mtls: profile"):]
+    for expected in ("Certificate: krn:", "Private key file:", "(encrypted)", "Expires:", "start the renewal",
+                     "klarna-mtls check --profile locked"):
+        assert expected in tail, tail
+    assert PASSPHRASE not in text
