@@ -37,12 +37,17 @@ def memory_keyring():
 
 
 @pytest.fixture
-def sandbox(tmp_path):
+def sandbox(tmp_path, request):
+    """The in-process sandbox. Answers like our sandbox ("ours") unless a test asks for Klarna's
+    documented fields only: ``@pytest.mark.parametrize("sandbox", ANSWER_MODES, indirect=True)``."""
     from wizard.sandbox import start_sandbox
 
-    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5)
+    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5, answers=getattr(request, "param", "ours"))
     yield sb
     sb.stop()
+
+
+BOTH_ANSWER_MODES = pytest.mark.parametrize("sandbox", ["ours", "docs-only"], indirect=True)
 
 
 @pytest.fixture

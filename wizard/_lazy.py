@@ -4,6 +4,7 @@ the first painted screen."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 from types import ModuleType
 
 
@@ -12,7 +13,7 @@ class LazyModule(ModuleType):
         super().__init__(name)
         self.__dict__["_target"] = name
 
-    def __getattr__(self, attr: str):
+    def __getattr__(self, attr: str) -> Any:
         module = importlib.import_module(self.__dict__["_target"])
         self.__dict__.update(module.__dict__)
         return getattr(module, attr)

@@ -175,7 +175,7 @@ def csr_problems(csr: x509.CertificateSigningRequest, expected_cn: str | None = 
         extra = sorted({a.oid._name for a in attributes if a.oid != NameOID.COMMON_NAME})
         problems.append(f"The subject may hold only the CN; it also holds {', '.join(extra)}.")
     if len(cns) == 1 and expected_cn is not None and cns[0].value != expected_cn:
-        problems.append(f"The CN is '{cns[0].value}' but should be '{expected_cn}'.")
+        problems.append(f"The CN is '{cns[0].value!s}' but should be '{expected_cn}'.")
     try:
         extensions = list(csr.extensions)
     except Exception:

@@ -3,6 +3,8 @@ understands, plus what to do next. Nothing here may hold a secret."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WizardError(Exception):
     """Base of every error klarna-mtls raises on purpose."""
@@ -122,7 +124,7 @@ class ApiError(WizardError):
         error_type: str | None = None,
         correlation_id: str | None = None,
         klarna_correlation_id: str | None = None,
-        validation_errors: list[dict] | None = None,
+        validation_errors: list[dict[str, Any]] | None = None,
         retry_after: float | None = None,
         title: str | None = None,
         hint: str = "",

@@ -38,7 +38,7 @@ class ProfileState:
     # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
     flows: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
             "profile": self.profile,
@@ -149,7 +149,7 @@ class AuditLog:
         entry = {"at": rules.format_utc(rules.utc_now()), "action": action, **details}
         append_line(self.path, rules.redact(json.dumps(entry, sort_keys=True, default=str)))
 
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         out = []

@@ -68,7 +68,7 @@ def setup_logging(paths: Paths, verbose: bool = False) -> logging.Logger:
     path = paths.log_path()
     for handler in list(logger.handlers):
         if getattr(handler, "_klarna_mtls", False):
-            if handler.baseFilename == str(path):
+            if getattr(handler, "baseFilename", None) == str(path):
                 logger.setLevel(logging.DEBUG if verbose else logging.INFO)
                 return logger
             logger.removeHandler(handler)  # another home (tests, scripts): follow it

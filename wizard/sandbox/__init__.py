@@ -11,7 +11,8 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
   401 ACCESS_ERROR/UNAUTHORIZED or API_KEY_DISABLED; 403 ACCESS_ERROR/MTLS_REQUIRED once enforced;
   413 INPUT_ERROR/PAYLOAD_TOO_LARGE over 1 MB; injected 5xx are TECHNICAL_ERROR/INTERNAL_ERROR and
   429 ACCESS_ERROR/RATE_LIMITED with Retry-After.
-- Answers: create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
+- Answers (in the default "ours" mode; ``answers="docs-only"`` sends only what Klarna documents,
+  see answers.py): create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
   ``put_enforcement_answers_204``); DELETE enforcement and DELETE api-key 204.
 - Revoking a revoked certificate changes nothing; a future ``revoked_from`` applies on the clock.
 - Idempotency keys are remembered per account, operation and path for 24 h (sandbox clock); a
@@ -24,9 +25,11 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .answers import ANSWER_MODES, AnswerMode, check_mode
 from .server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
 from .state import SandboxState
 
@@ -34,7 +37,9 @@ from .state import SandboxState
 class Sandbox:
     """A running sandbox. Also a context manager that stops it on exit."""
 
-    def __init__(self, state: SandboxState, server: SandboxServer, thread, admin_token: str) -> None:
+    def __init__(
+        self, state: SandboxState, server: SandboxServer, thread: threading.Thread, admin_token: str
+    ) -> None:
         self._state = state
         self._server = server
         self._thread = thread
@@ -43,7 +48,7 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
 
     @property
@@ -56,11 +61,11 @@ class Sandbox:
 
     @property
     def account_id(self) -> str:
-        return self._state.data["initial"]["account_id"]
+        return str(self._state.data["initial"]["account_id"])
 
     @property
     def api_key(self) -> str:
-        return self._state.data["initial"]["api_key"]
+        return str(self._state.data["initial"]["api_key"])
 
     def __repr__(self) -> str:  # the throwaway key still stays out of reprs
         return f"Sandbox(base_url={self.base_url!r}, account_id={self.account_id!r})"
@@ -105,6 +110,15 @@ class Sandbox:
         self._state.put_enforcement_answers_204 = value
 
     @property
+    def answers(self) -> AnswerMode:
+        """"ours" (every field the sandbox knows) or "docs-only" (only what Klarna documents)."""
+        return self._state.answers
+
+    @answers.setter
+    def answers(self, mode: str) -> None:
+        self._state.answers = check_mode(mode)
+
+    @property
     def allow_custom_cn(self) -> bool:
         return self._state.allow_custom_cn
 
@@ -125,7 +139,7 @@ class Sandbox:
     def __enter__(self) -> "Sandbox":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -135,11 +149,13 @@ def start_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     enforcement_delay: float = 300.0,
+    answers: str = "ours",
 ) -> Sandbox:
     state = SandboxState(Path(state_dir), enforcement_delay=enforcement_delay)
+    state.answers = check_mode(answers)
     admin_token = secrets.token_urlsafe(24)
     server, thread = serve_in_thread(state, host, port, admin_token)
     return Sandbox(state, server, thread, admin_token)
 
 
-__all__ = ["Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]
+__all__ = ["ANSWER_MODES", "Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]

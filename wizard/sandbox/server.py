@@ -16,18 +16,21 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from .. import rules
+from ..errors import InputError
+from . import answers
 from .state import SandboxError, SandboxState
 
 _CERTS = "/v2/account/integration/credentials/client-certificate"
 _KEYS = "/v2/account/integration/credentials/api-key"
 _ENFORCEMENT = "/v2/account/integration/client-certificates/enforcement"
 _ID = r"(?P<id>[^/]+)"
+Answer = tuple[int, Any]  # (HTTP status, JSON payload or None for no body)
 
 # (method, path pattern) -> operation name (the same names as wizard.api.ENDPOINTS)
-ROUTES: list[tuple[str, re.Pattern, str]] = [
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(f"^{p}$"), op)
     for m, p, op in [
         ("GET", _CERTS, "list_certificates"),
@@ -84,7 +87,7 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, state: SandboxState, admin_token: str) -> None:
+    def __init__(self, address: tuple[str, int], state: SandboxState, admin_token: str) -> None:
         self.state = state
         self.admin_token = admin_token
         self.faults: list[Fault] = []
@@ -103,7 +106,7 @@ class SandboxServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, SandboxHandler)
 
-    def finish_request(self, request, client_address) -> None:
+    def finish_request(self, request: Any, client_address: Any) -> None:
         # The handshake runs in the connection's own thread, so a slow client blocks no one.
         try:
             request.settimeout(30)
@@ -135,7 +138,7 @@ class SandboxServer(ThreadingHTTPServer):
             except OSError:
                 pass
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that goes away mid-request is not the sandbox's problem
 
     def add_fault(self, fault: Fault) -> None:
@@ -189,11 +192,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             with state.lock:
                 account_id, key_id = state.authenticate(self.headers.get("Authorization"))
                 extra_headers = self._verification_headers(account_id)
-                if state.is_enforced(account_id) and extra_headers.get("Klarna-Mtls-Verification-Status") != "VALID":
+                if state.is_enforced(account_id) and self._verification(account_id) != "VALID":
                     raise SandboxError(403, "ACCESS_ERROR", "MTLS_REQUIRED",
                                        "mTLS is enforced: this request must present a valid client certificate.")
                 status, payload = self._idempotent(operation, account_id, lambda: self._operate(
                     operation, account_id, key_id, params, body))
+                status, payload = answers.shape(state.answers, operation, status, payload)
                 if self.command != "GET":  # reads only touch last_used_at: not worth an fsync
                     state.save()
                 extra_headers = self._verification_headers(account_id)
@@ -209,10 +213,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except _Handled:
             raise
         except Exception:  # a sandbox bug: answer like Klarna would rather than drop the connection
-            error = SandboxError(500, "TECHNICAL_ERROR", "INTERNAL_ERROR", "The sandbox failed unexpectedly.")
-            self._send_json(500, error.body(), extra_headers)
+            failure = SandboxError(500, "TECHNICAL_ERROR", "INTERNAL_ERROR", "The sandbox failed unexpectedly.")
+            self._send_json(500, failure.body(), extra_headers)
 
-    def _pre_fault(self, fault) -> None:
+    def _pre_fault(self, fault: Fault) -> None:
         if fault.kind == "latency":
             time.sleep(fault.seconds)
         elif fault.kind == "status":
@@ -227,7 +231,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif fault.kind == "reset":
             raise _Dropped(reset=True)
 
-    def _idempotent(self, operation, account_id, work):
+    def _idempotent(self, operation: str, account_id: str, work: Callable[[], Answer]) -> Answer:
         key = self.headers.get("Klarna-Idempotency-Key")
         if not key or self.command not in ("POST", "PATCH"):
             return work()
@@ -240,7 +244,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         state.remember(record_key, status, payload)
         return status, payload
 
-    def _operate(self, operation: str, account_id: str, key_id: str, params: dict, body: Any):
+    def _operate(self, operation: str, account_id: str, key_id: str, params: dict[str, str], body: Any) -> Answer:
         state = self.server.state
         if operation == "list_certificates":
             entries = [state.certificate_entry(c, e) for c, e in state.account_certificates(account_id).items()]
@@ -278,13 +282,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return 204, None
         return 200, state.api_key_entry(cid, entry)
 
-    def _certificate(self, account_id: str, cid: str):
+    def _certificate(self, account_id: str, cid: str) -> tuple[str, dict[str, Any]]:
         entry = self.server.state.data["certificates"].get(cid)
         if entry is None or entry["account_id"] != account_id:
             raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such certificate.")
         return cid, entry
 
-    def _api_key(self, account_id: str, cid: str):
+    def _api_key(self, account_id: str, cid: str) -> tuple[str, dict[str, Any]]:
         entry = self.server.state.data["api_keys"].get(cid)
         if entry is None or entry["account_id"] != account_id:
             raise SandboxError(404, "RESOURCE_ERROR", "NOT_FOUND", "No such API key.")
@@ -313,7 +317,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return bool(given) and secrets.compare_digest(given.encode(), self.server.admin_token.encode())
 
     # ------------------------------------------------------------------ plumbing
-    def _route(self, path: str):
+    def _route(self, path: str) -> tuple[str | None, dict[str, str]]:
         for method, pattern, operation in ROUTES:
             match = pattern.match(path)
             if match and method == self.command:
@@ -338,9 +342,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError):
             return raw
 
+    def _verification(self, account_id: str | None) -> str | None:
+        return self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
+
     def _verification_headers(self, account_id: str | None) -> dict[str, str]:
-        status = self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
-        return {"Klarna-Mtls-Verification-Status": status} if status else {}
+        return answers.verification_headers(self.server.state.answers, self._verification(account_id))
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -379,35 +385,35 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._drop(dropped.reset)
 
 
-def _admin_error(code: str, message: str) -> dict:
+def _admin_error(code: str, message: str) -> dict[str, Any]:
     return {"error_id": secrets.token_hex(8), "error_type": "INPUT_ERROR" if code == "VALIDATION_ERROR"
             else "ACCESS_ERROR" if code == "UNAUTHORIZED" else "RESOURCE_ERROR",
             "error_code": code, "error_message": message}
 
 
-def _admin_add_fault(server: SandboxServer, body: dict) -> dict:
+def _admin_add_fault(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
     server.add_fault(Fault(**body))
     return {"ok": True}
 
 
-def _admin_clear_faults(server: SandboxServer, body: dict) -> dict:
+def _admin_clear_faults(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
     server.clear_faults()
     return {"ok": True}
 
 
-def _admin_clock(server: SandboxServer, body: dict) -> dict:
+def _admin_clock(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
     """POST {"advance": seconds} moves the sandbox clock forward; GET reads it."""
     if "advance" in body:
         server.state.advance_clock(float(body["advance"]))
     return {"now": rules.format_utc(server.state.now())}
 
 
-def _admin_mint_account(server: SandboxServer, body: dict) -> dict:
+def _admin_mint_account(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
     account_id, api_key = server.state.mint_account(body.get("environment", "test"))
     return {"account_id": account_id, "api_key": api_key}
 
 
-def _admin_config(server: SandboxServer, body: dict) -> dict:
+def _admin_config(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
     """Runtime settings; each is optional. Answers the settings now in force."""
     state = server.state
     if "enforcement_delay" in body:
@@ -419,11 +425,14 @@ def _admin_config(server: SandboxServer, body: dict) -> dict:
     for flag in ("put_enforcement_answers_204", "allow_custom_cn"):
         if flag in body:
             setattr(state, flag, bool(body[flag]))
+    if "answers" in body:
+        state.answers = answers.check_mode(str(body["answers"]))
     return {
         "enforcement_delay": state.enforcement_delay,
         "certificate_lifetime_seconds": state.certificate_lifetime.total_seconds(),
         "put_enforcement_answers_204": state.put_enforcement_answers_204,
         "allow_custom_cn": state.allow_custom_cn,
+        "answers": state.answers,
     }
 
 
@@ -443,12 +452,14 @@ class _Handled(Exception):
 
 def _description(body: Any) -> str:
     value = body.get("description", "") if isinstance(body, dict) else None
-    try:
-        rules.verify_description(value if isinstance(value, str) else "\x00")
-    except Exception:
-        raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid description.",
-                           [{"parameter": "description", "reason": "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$"}]) from None
-    return value
+    if isinstance(value, str):
+        try:
+            rules.verify_description(value)
+            return value
+        except InputError:
+            pass
+    raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid description.",
+                       [{"parameter": "description", "reason": "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$"}])
 
 
 def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str) -> tuple[SandboxServer, threading.Thread]:

@@ -16,11 +16,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .. import crypto, rules
 from ..errors import CryptoError, InputError
 from ..fsutil import ensure_private_dir, write_private
+from .answers import AnswerMode
 
 CA_NAME = "Klarna-Network-Clients-Sandbox-CA"
 
@@ -28,13 +30,16 @@ CA_NAME = "Klarna-Network-Clients-Sandbox-CA"
 class SandboxError(Exception):
     """An answer in Klarna's error shape."""
 
-    def __init__(self, status: int, error_type: str, code: str, message: str, validation=None):
+    def __init__(
+        self, status: int, error_type: str, code: str, message: str,
+        validation: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.error_type, self.code, self.message = status, error_type, code, message
         self.validation = validation or []
 
-    def body(self) -> dict:
-        body = {
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "error_id": secrets.token_hex(8),
             "error_type": self.error_type,
             "error_code": self.code,
@@ -77,6 +82,7 @@ class SandboxState:
         self.certificate_lifetime = rules.CERTIFICATE_VALIDITY
         self.allow_custom_cn = False
         self.put_enforcement_answers_204 = False
+        self.answers: AnswerMode = "ours"  # or "docs-only": only what Klarna documents (answers.py)
         self.ca_key, self.ca_cert = self._load_or_make_ca()
         self.data: dict[str, Any] = self._load()
         if not self.data.get("initial"):
@@ -85,16 +91,17 @@ class SandboxState:
             self.save()
 
     # ------------------------------------------------------------------ persistence
-    def _load(self) -> dict:
+    def _load(self) -> dict[str, Any]:
         path = self.folder / "state.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
         return {"accounts": {}, "api_keys": {}, "certificates": {}, "idempotency": {}, "clock_offset": 0.0}
 
     def save(self) -> None:
         write_private(self.folder / "state.json", json.dumps(self.data, indent=1, sort_keys=True).encode())
 
-    def _load_or_make_ca(self):
+    def _load_or_make_ca(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key_path, cert_path = self.folder / "ca-key.pem", self.folder / "ca.pem"
         if key_path.is_file() and cert_path.is_file():
             return crypto.load_private_key_file(key_path), crypto.load_certificate(cert_path.read_bytes())
@@ -203,11 +210,11 @@ class SandboxState:
                     return entry["account_id"], credential_id
         raise SandboxError(401, "ACCESS_ERROR", "UNAUTHORIZED", "The API key is not valid.")
 
-    def api_key_entry(self, credential_id: str, entry: dict) -> dict:
+    def api_key_entry(self, credential_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         return {"credential_id": credential_id, **{k: v for k, v in entry.items() if k not in ("key_hash", "account_id")}}
 
     # ------------------------------------------------------------------ certificates
-    def certificate_status(self, entry: dict) -> str:
+    def certificate_status(self, entry: dict[str, Any]) -> str:
         now = self.now()
         if entry.get("revoked_from") and rules.parse_timestamp(entry["revoked_from"]) <= now:
             return "REVOKED"
@@ -215,7 +222,7 @@ class SandboxState:
             return "EXPIRED"
         return "ACTIVE"
 
-    def certificate_entry(self, credential_id: str, entry: dict) -> dict:
+    def certificate_entry(self, credential_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         return {
             "credential_id": credential_id, "description": entry["description"], "usage": "MTLS",
             "status": self.certificate_status(entry), "created_at": entry["created_at"],
@@ -223,10 +230,10 @@ class SandboxState:
             "certificate": entry["pem"], "fingerprint_sha256": entry["fingerprint"],
         }
 
-    def account_certificates(self, account_id: str) -> dict[str, dict]:
+    def account_certificates(self, account_id: str) -> dict[str, dict[str, Any]]:
         return {cid: e for cid, e in self.data["certificates"].items() if e["account_id"] == account_id}
 
-    def issue(self, account_id: str, body: Any) -> dict:
+    def issue(self, account_id: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise invalid("body", "must be a JSON object")
         description = body.get("description", "")
@@ -234,7 +241,7 @@ class SandboxState:
             rules.verify_description(description if isinstance(description, str) else "\x00")
         except InputError:
             raise invalid("description", "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$") from None
-        config = body.get("config") if isinstance(body.get("config"), dict) else {}
+        config: dict[str, Any] = body["config"] if isinstance(body.get("config"), dict) else {}
         if config.get("usage") != "MTLS":
             raise invalid("config.usage", "must be MTLS")
         csr_pem = config.get("certificate_signing_request")
@@ -313,7 +320,7 @@ class SandboxState:
             del records[key]
 
     # ------------------------------------------------------------------ enforcement
-    def enforcement_state(self, account_id: str) -> dict:
+    def enforcement_state(self, account_id: str) -> dict[str, Any]:
         enforcement = self.data["accounts"][account_id].get("enforcement")
         if enforcement is None:
             mode = "REPORTING" if self.account_certificates(account_id) else "NOT_ENABLED"
@@ -322,7 +329,7 @@ class SandboxState:
         mode = "ENFORCED" if self.now() >= applies else "REPORTING"
         return {"enforcement_mode": mode, "enforced_from": enforcement["enforced_from"]}
 
-    def set_enforcement(self, account_id: str, body: Any) -> dict:
+    def set_enforcement(self, account_id: str, body: Any) -> dict[str, Any]:
         value = body.get("enforced_from") if isinstance(body, dict) else None
         if not isinstance(value, str):
             raise invalid("enforced_from", "is required: NOW or a UTC timestamp")
@@ -338,7 +345,7 @@ class SandboxState:
         }
         return self.enforcement_state(account_id)
 
-    def revoke(self, entry: dict, body: Any) -> None:
+    def revoke(self, entry: dict[str, Any], body: Any) -> None:
         """Set revoked_from (default now); a certificate already revoked keeps its first date."""
         if self.certificate_status(entry) == "REVOKED":
             return
@@ -355,4 +362,4 @@ class SandboxState:
         self.data["accounts"][account_id]["enforcement"] = None
 
     def is_enforced(self, account_id: str) -> bool:
-        return self.enforcement_state(account_id)["enforcement_mode"] == "ENFORCED"
+        return bool(self.enforcement_state(account_id)["enforcement_mode"] == "ENFORCED")
