@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_cli_with_the_passphrase_in_the_environment_works(encrypted_profile):
 
 
 def _pair(tmp_path, encrypted: bool = True):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -101,7 +102,7 @@ def _pair(tmp_path, encrypted: bool = True):
 
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
     (tmp_path / "c.pem").write_bytes(crypto.certificate_pem(cert))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import errno
 
 import httpx
+from snapshot_apps import keys_app, snapshot_app
 
 from screens.modals import ErrorModal, PassphraseModal
-from snapshot_apps import keys_app, snapshot_app
 from wizard.model import Stage
 
 SIZE = (80, 24)

@@ -384,7 +384,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
 def _chain_text(exc: BaseException) -> str:
     """The error and its causes, lower case: httpx/anyio wrap the OS error (refused, DNS) inside
     "All connection attempts failed"."""
-    parts, seen, current = [], set(), exc
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
     while current is not None and id(current) not in seen and len(parts) < 8:
         seen.add(id(current))
         parts.append(f"{type(current).__name__}: {current}")

@@ -6,7 +6,7 @@ f-string that was not meant for it shows ``SecretValue('klarna_test_api_…ab12'
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 from .rules import mask_key
 
@@ -16,10 +16,10 @@ V = TypeVar("V", str, bytes)
 class SecretValue(Generic[V]):
     __slots__ = ("_value",)
 
-    def __init__(self, value: V) -> None:
+    def __init__(self, value: "V | SecretValue[V]") -> None:
         if isinstance(value, SecretValue):  # wrapping twice keeps one layer
             value = value.reveal()
-        self._value = value
+        self._value: V = value
 
     def reveal(self) -> V:
         return self._value
@@ -34,10 +34,6 @@ class SecretValue(Generic[V]):
 
     __str__ = __repr__
 
-    def __reduce__(self):  # never pickled (multiprocessing, caches) with its value
+    def __reduce__(self) -> NoReturn:  # never pickled (multiprocessing, caches) with its value
         raise TypeError("A SecretValue cannot be pickled.")
 
-
-def reveal(value: "SecretValue | str | bytes | None"):
-    """The plain value, whether or not it was wrapped (for callers that accept both)."""
-    return value.reveal() if isinstance(value, SecretValue) else value
