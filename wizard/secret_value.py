@@ -16,7 +16,7 @@ V = TypeVar("V", str, bytes)
 class SecretValue(Generic[V]):
     __slots__ = ("_value",)
 
-    def __init__(self, value: "V | SecretValue[V]") -> None:
+    def __init__(self, value: V | SecretValue[V]) -> None:
         if isinstance(value, SecretValue):  # wrapping twice keeps one layer
             value = value.reveal()
         self._value: V = value
