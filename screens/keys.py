@@ -34,9 +34,11 @@ class SecretOnceModal(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy")]
 
-    def __init__(self, masked: str, secret, store_name: str | None = None) -> None:
+    NO_STORE = "this profile's key comes from KLARNA_API_KEY, so nothing here can keep the new one"
+
+    def __init__(self, masked: str, secret, store_name: str | None = None, no_store: str = NO_STORE) -> None:
         super().__init__()
-        self.masked, self.secret, self.store_name = masked, secret, store_name
+        self.masked, self.secret, self.store_name, self.no_store = masked, secret, store_name, no_store
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
@@ -45,8 +47,7 @@ class SecretOnceModal(ModalScreen[bool]):
             if self.store_name:
                 advice = f"Copy it now (c), or keep it in the {self.store_name}. It is not written anywhere else."
             else:
-                advice = ("Copy it now (c): this profile's key comes from KLARNA_API_KEY, so nothing here can "
-                          "keep the new one. It is not written anywhere else.")
+                advice = f"Copy it now (c): {self.no_store}. It is not written anywhere else."
             yield Static(advice, id="advice", markup=False)
             with Horizontal(classes="buttons"):
                 if self.store_name:
@@ -153,7 +154,12 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(SecretOnceModal(row.masked, secret, store.display_name if store else None), answered)
 
     async def keep(self, store, row: keys.KeyRow, secret) -> None:
-        await asyncio.to_thread(store.set, keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
+        try:
+            await asyncio.to_thread(store.set, keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
+        except WizardError as error:  # the key exists at Klarna: show it again rather than lose it
+            self.app.push_screen(SecretOnceModal(row.masked, secret, None, f"the {store.display_name} refused it"))
+            self.app.show_error(error)
+            return
         self.notify(f"Kept in {store.display_name}.")
 
     def selected(self) -> keys.KeyRow | None:

@@ -159,6 +159,10 @@ class EnforceModal(ModalScreen["str | None"]):
 
         self.dismiss(self.query_one("#when-input", Input).value.strip() if event.button.id == "confirm" else None)
 
+    def on_input_submitted(self, event) -> None:
+        if not self.query_one("#confirm", Button).disabled:  # Enter enforces a valid time, as the button
+            self.dismiss(event.value.strip())
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 

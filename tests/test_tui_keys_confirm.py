@@ -129,3 +129,29 @@ async def test_live_disable_needs_the_keys_last_four_characters():
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
+
+
+async def test_a_store_that_refuses_the_new_key_shows_it_again(onboard, sandbox, memory_keyring, monkeypatch):
+    from wizard.errors import SecretStoreError
+
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    monkeypatch.delenv("KLARNA_API_KEY")
+    memory_keyring.set_password("klarna-mtls", "p", sandbox.api_key)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    app.session.evidence.secret_backend = "keyring"
+    app.session.save()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keys(app, pilot)
+        await create_key(app, pilot, screen, "checkout eu")
+
+        def refuse(*args):
+            raise SecretStoreError("The OS keyring refused to store the key (Locked).")
+
+        monkeypatch.setattr(memory_keyring, "set_password", refuse)
+        await pilot.click("#store")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal) and "refused" in app.screen.body_text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, SecretOnceModal) and not app.screen.query("#store")
+        assert app.is_running
