@@ -11,6 +11,7 @@ from textual.worker import Worker, WorkerState
 
 from wizard.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
 from wizard.flow import Session
+from wizard.logs import register_secret
 from wizard.model import Stage
 from wizard.paths import Paths
 from wizard.secret_value import SecretValue
@@ -117,6 +118,7 @@ class WizardApp(App):
                 self.notify("Without the key passphrase, steps that use the certificate will ask again.",
                             severity="warning")
             else:
+                register_secret(passphrase)  # never in a log line, even quoted by a library
                 self.session.set_key_passphrase(passphrase)
             then()
 
@@ -176,6 +178,7 @@ class WizardApp(App):
                 self.notify("Without the API key, steps that call Klarna cannot run.", severity="warning")
             else:
                 self.store_passphrase, key = result
+                register_secret(self.store_passphrase.reveal())
                 self.session.unlock(key)
             then()
 
@@ -249,7 +252,9 @@ class WizardApp(App):
         """The one place worker failures become an error modal; the app never exits on them."""
         if event.state is WorkerState.ERROR and isinstance(event.worker.error, KeyLocked):
             self.session.set_key_passphrase(None)  # ask, then the person presses the step again
-            self.ask_key_passphrase(problem=event.worker.error.message, force=True)
+            self.ask_key_passphrase(
+                lambda: self.notify("Key unlocked: run the step again.") if self.session.key_passphrase else None,
+                problem=event.worker.error.message, force=True)
         elif event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
             if isinstance(self.screen, ErrorModal):
@@ -321,6 +326,7 @@ def display_path(path) -> str:
 
 def crash_report(error: BaseException | None, paths: Paths) -> str:
     """What a person sees after a crash, and what the log gets: no locals, no secrets."""
+    import contextlib
     import logging
     import traceback
 
@@ -330,10 +336,8 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
 
     from wizard.logs import setup_logging
 
-    try:
+    with contextlib.suppress(Exception):  # a crash report must not fail on an unwritable log
         setup_logging(paths)  # idempotent: the report reaches the log even from a test harness
-    except Exception:
-        pass  # a crash report must not fail on an unwritable log
     name = type(error).__name__ if error is not None else "error"
     details = "".join(traceback.format_exception(error)) if error is not None else ""
     logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)

@@ -8,6 +8,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from wizard import rules
 from wizard.errors import InputError, WizardError
+from wizard.logs import register_secret
 from wizard.model import Stage
 from wizard.secret_value import SecretValue
 
@@ -136,6 +137,7 @@ class CredentialsScreen(StageScreen):
         async def check() -> None:
             await self.session.check_credentials(key, store)
             if store.kind == "encrypted-file" and passphrase:
+                register_secret(passphrase)
                 self.app.store_passphrase = SecretValue(passphrase)  # keys created later go there too
 
         self.run_step(check, "check-credentials")
