@@ -54,10 +54,11 @@ async def test_a_refused_connection_for_real_names_host_and_port_and_is_logged(c
         port = sock.getsockname()[1]  # closed again below: nothing listens there
     async with make_http_client(timeout=5) as http:
         client = KlarnaClient(http, f"https://127.0.0.1:{port}", "klarna_test_api_" + "x" * 32, max_attempts=1)
-        with caplog.at_level("WARNING", logger="klarna_mtls.api"), pytest.raises(TransportError) as raised:
+        with caplog.at_level("DEBUG", logger="klarna_mtls.api"), pytest.raises(TransportError) as raised:
             await client.list_certificates()
     assert f"127.0.0.1:{port}" in raised.value.message and "refused" in raised.value.message
     assert any("list_certificates failed" in r.getMessage() for r in caplog.records)
+    assert any("connectionrefusederror" in r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
 
 
 def _cert_and_key():

@@ -600,6 +600,7 @@ class KlarnaClient:
                 error = _transport_error(exc, self._with_certificate)
                 log.warning("%s %s failed (try %d of %d): %s %s", method, operation, attempt + 1, attempts,
                             error.message, type(exc).__name__)
+                log.debug("%s %s cause: %s", method, operation, _chain_text(exc))  # --debug
                 unknown = not isinstance(exc, httpx.ConnectError)
                 if (
                     isinstance(error, HandshakeRejected)

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sandbox", action="store_true", help="run the wizard against the embedded sandbox"
     )
+    parser.add_argument("--debug", action="store_true", help="write more detail to the log (never secrets)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             from ..logs import register_secret, setup_logging
             from ..paths import Paths
 
-            setup_logging(Paths.from_env())
+            setup_logging(Paths.from_env(), verbose=args.debug)
             register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
             register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
         if args.command is None:
