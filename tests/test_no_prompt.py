@@ -84,6 +84,16 @@ def test_cli_with_an_encrypted_key_and_no_passphrase_exits_with_a_message(encryp
     assert "encrypted" in output and "KLARNA_MTLS_KEY_PASSPHRASE" in output
 
 
+@pytest.mark.parametrize("command", [["doctor"], ["check"], ["export", "--format", "k8s"]])
+def test_every_command_that_loads_the_key_ends_without_a_prompt(encrypted_profile, command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KLARNA_MTLS_KEY_PASSPHRASE"}
+    extra = ["--out", str(tmp_path / "out")] if command[0] == "export" else []
+    status, output = run_in_pty(["-m", "wizard.cli", *command, "--profile", encrypted_profile, *extra], env)
+    assert "Enter PEM pass phrase" not in output
+    assert status is not None and status != 0, output  # ended by itself, and not as a success
+    assert "passphrase" in output.lower(), output
+
+
 def test_cli_with_the_passphrase_in_the_environment_works(encrypted_profile):
     env = dict(os.environ, KLARNA_MTLS_KEY_PASSPHRASE=PASSPHRASE)
     status, output = run_in_pty(["-m", "wizard.cli", "status", "--profile", encrypted_profile], env)
