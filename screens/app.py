@@ -126,18 +126,6 @@ class WizardApp(App):
             "Private key passphrase", f"Your private key {path} is encrypted. Enter its passphrase to use it in this run.",
             check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
 
-    def use_key_passphrase(self, passphrase: bytes | None) -> None:
-        """Give the key passphrase directly (tests, scripts); a wrong one asks again."""
-        from wizard import crypto
-        from wizard.errors import CryptoError
-
-        try:
-            crypto.load_private_key_file(self.session.key_path, passphrase)
-        except CryptoError as error:
-            self.ask_key_passphrase(problem=error.message, force=True)
-            return
-        self.session.set_key_passphrase(passphrase)
-
     def load_api_key(self, then: Callable[[], None]) -> None:
         """A resumed run loads the API key from the store the user chose: the encrypted file asks
         for its passphrase; keyring calls block, so they run in a thread worker."""
@@ -362,6 +350,8 @@ def exit_summary(session: Session) -> str:
         lines.append(expiry)
     if ev.enforcement_mode:
         lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
+    if ev.secret_backend_name:
+        lines.append(f"  API key kept in: {ev.secret_backend_name}")
     lines += ["  Monitor from cron, e.g. daily:",
               f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
               f"  Log: {session.paths.log_path()}"]
