@@ -112,10 +112,10 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         consequence = (f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
                        "immediately and for good.")
         if self.session.environment == "live":
-            self.app.push_screen(TypedConfirmModal("Revoke certificate?", consequence, row.fingerprint_suffix), answered)
+            self.app.push_screen(TypedConfirmModal("Revoke certificate?", consequence, row.confirm_suffix), answered)
         else:
             self.app.push_screen(ConfirmModal("Revoke certificate?", consequence, "Revoke"),
-                                 lambda yes: answered(row.fingerprint_suffix if yes else None))
+                                 lambda yes: answered(row.confirm_suffix if yes else None))
 
     async def _revoke(self, credential_id: str, suffix: str) -> None:
         self.show(await lifecycle.revoke(self.session, credential_id, confirm_suffix=suffix))

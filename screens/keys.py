@@ -13,8 +13,9 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError, InterlockRefused, SecretStoreError, WizardError
+from wizard.errors import InputError, SecretStoreError, WizardError
 from wizard.flow import Session
+from wizard.interlocks import Action, ActionRefused
 
 from .base import ReportsWorkerErrors
 from .modals import ConfirmModal, TypedConfirmModal
@@ -75,6 +76,7 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f5", "refresh", "Refresh"),
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
+        Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -112,7 +114,10 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
             table.add_row("…" + r.credential_id[-12:], r.description or "(none)", r.masked, r.status,
                           (r.created_at or "")[:10], "in use" if r.used_by_tool else "", key=r.credential_id)
         initial = any(r.used_by_tool and r.is_initial for r in rows)
+        unknown = self.session.state.tool_key_id is None
         self.query_one("#note", Static).update(
+            "! klarna-mtls does not know which key it runs on: select it and press ctrl+t, or press ctrl+r "
+            "to let it create and use its own key." if unknown else
             "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own." if initial else "")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -184,24 +189,36 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         row = self.selected()
         if row is None:
             return
-        if row.used_by_tool:
-            self.app.show_error(InterlockRefused(
-                "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
-                hint="Rotate the tool's key first (ctrl+r).",
-            ))
+        found = keys.disable_refusals(self.session, self.rows, row.credential_id)
+        if any(r.check not in keys.CONFIRMABLE for r in found):
+            self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
 
         async def disable() -> None:
-            await keys.disable_key(self.session, row.credential_id)
+            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(found))
             self.notify(f"Key {row.masked} disabled.")
             self.action_refresh()
 
+        doubt = " ".join(r.reason for r in found)  # confirmable doubts: it may be the tool's key
         self.confirm(
             "Disable this API key?",
-            f"Key {row.masked} ({row.description or 'no description'}) stops working at once for every "
+            (f"{doubt} Disable it only if klarna-mtls does not run on it: the tool would stop working. " if doubt else "")
+            + f"Key {row.masked} ({row.description or 'no description'}) stops working at once for every "
             "system that uses it. It cannot be enabled again.",
             row, "Disable key",
             lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False))
+
+    def action_mark_tool_key(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+
+        async def mark() -> None:
+            await keys.record_tool_key(self.session, row.credential_id)
+            self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
+            self.action_refresh()
+
+        self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
         store = self.keeping_store()
@@ -211,13 +228,21 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
                 hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; an encrypted file asks its passphrase when the wizard starts.",
             ))
             return
+        own = self.session.state.tool_key_id is None
         old = next((r for r in self.rows if r.used_by_tool), None)
 
         async def rotate() -> None:
-            await keys.rotate_tool_key(self.session, store)
-            self.notify("The tool now uses its own new key; the old one is disabled.")
+            if own:  # the tool's key is unknown: it creates its own and leaves that one active
+                await keys.take_own_key(self.session, store)
+                self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
+            else:
+                await keys.rotate_tool_key(self.session, store)
+                self.notify("The tool now uses its own new key; the old one is disabled.")
             self.action_refresh()
 
+        if own:  # nothing is disabled: the key it ran on stays active
+            self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
+            return
         consequence = ("klarna-mtls creates a new key, keeps it in the " + store.display_name + ", proves it with a "
                        "live call and switches to it. Then the old key "
                        + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")

@@ -6,15 +6,14 @@ from __future__ import annotations
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 from screens.app import WizardApp
 from wizard.flow import Session
-from wizard.model import Evidence, Stage
+from wizard.model import Evidence, Onboarding, Stage
 from wizard.paths import Paths
 from wizard.secrets import StoreChoice
 
 
 def snapshot_app(stage: Stage, *, profile: str = "snap", evidence: Evidence | None = None, keyring: bool = True) -> WizardApp:
     session = Session(Paths.from_env(), profile, clock=fixed_clock)
-    session.model.stage = stage
-    session.state.model.evidence = evidence or evidence_through(stage)
+    session.state.model = Onboarding(stage, evidence or evidence_through(stage), clock=fixed_clock)
     session.state.settings.update({"install_dir": INSTALL})
     if stage is not Stage.CREDENTIALS or evidence is not None:
         session.save()
@@ -50,7 +49,8 @@ def fixed_status():
         certificates=[row(1, "ACTIVE", elapsed=0.97, days=30, renew=True, installed=True),
                       row(2, "ACTIVE", current=True, installed=True), row(3, "REVOKED", elapsed=0.5, days=500)],
         enforcement_mode="ENFORCED", enforced_from="2026-12-01T09:00:00Z", slots_used=2,
-        secret_backend="OS keyring (Memory)", verification="VALID")
+        secret_backend="OS keyring (Memory)", verification="VALID", installed=True,
+        current_id="krn:partner:global:account:credential:client-certificate:SNAP0002")
 
 
 def fixed_findings():
@@ -95,6 +95,7 @@ def fixed_keys():
 
 def keys_app() -> WizardApp:
     app = dashboard_app()
+    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as --key-id would
 
     async def load(session):
         return fixed_keys()

@@ -72,7 +72,7 @@ def test_full_disk_leaves_the_old_journal_and_no_temp_files(paths, monkeypatch):
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
-    state.model.stage = Stage.ENFORCE
+    state.model = Onboarding(Stage.ENFORCE, state.model.evidence)
     with pytest.raises(StorageError, match="disk is full"):
         journal.save(state)
     monkeypatch.undo()

@@ -11,6 +11,8 @@ from wizard.errors import ApiError, InterlockRefused
 from wizard.flow import Session
 from wizard.paths import Paths
 
+from tests_support import name_initial_key
+
 pytestmark = pytest.mark.e2e
 
 
@@ -21,6 +23,7 @@ def keyring_profile(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
     asyncio.run(session.check_credentials(sandbox.api_key, store))
+    name_initial_key(session)
     return session, store
 
 

@@ -15,6 +15,8 @@ from wizard import keys, secrets
 from wizard.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
+
+from tests_support import name_initial_key
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,7 @@ def profile(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
     asyncio.run(session.check_credentials(sandbox.api_key, store))
+    name_initial_key(session)
     return session, store
 
 

@@ -15,7 +15,7 @@ FRONT_ENDS = ("screens", "wizard.cli")
 CORE = {
     "wizard", "wizard._lazy", "wizard.api", "wizard.crypto", "wizard.diagnosis", "wizard.errors",
     "wizard.fsutil", "wizard.install", "wizard.journal", "wizard.logs", "wizard.model", "wizard.paths",
-    "wizard.rules", "wizard.secret_value", "wizard.secrets", "wizard.sandbox",
+    "wizard.rules", "wizard.secret_value", "wizard.secrets", "wizard.sandbox", "wizard.interlocks",
 }
 
 

@@ -72,12 +72,20 @@ def test_interlock_last_valid_while_enforced():
                days_left=100, status="ACTIVE", lifetime_elapsed=0.1, in_renewal_window=False)
     other = lifecycle.CertificateRow(credential_id="b", installed_here=False, current=False, last_seen_valid="t", **row)
     current = lifecycle.CertificateRow(credential_id="a", installed_here=True, current=True, last_seen_valid="t", **row)
-    status = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID")
+    status = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID",
+                                     installed=True, current_id="a")
     assert "installed and in use" in lifecycle.revoke_refusal(status, "a")
     # b was the last seen VALID elsewhere and nothing else installed here is VALID… except a is: allowed
     assert lifecycle.revoke_refusal(status, "b") is None
-    lonely = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "REPORTING", "2027-01-01T00:00:00Z", 1, "k", None)
-    assert "last certificate seen VALID" in lifecycle.revoke_refusal(lonely, "b")
+    lonely = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "REPORTING", "2027-01-01T00:00:00Z", 1, "k",
+                                     None, installed=False, enforcement_scheduled=True)
+    assert "last certificate that works" in lifecycle.revoke_refusal(lonely, "b")
+    # enforcement unreadable: unknown means no
+    unknown = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False)
+    assert "UNKNOWN" in lifecycle.revoke_refusal(unknown, "b")
+    # no enforcement at all: revoking a certificate not in use here is allowed
+    off = lifecycle.ProfileStatus("p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False)
+    assert lifecycle.revoke_refusal(off, "b") is None
 
 
 def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path):
@@ -147,7 +155,7 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
             await klarna.revoke_certificate(result.new_certificate_id)
 
     asyncio.run(revoke_behind_our_back())
-    with pytest.raises(InterlockRefused, match="last certificate seen VALID"):
+    with pytest.raises(InterlockRefused, match="enforcement is on, scheduled or unknown"):
         asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
     states = {c.credential_id: c.status for c in asyncio.run(lifecycle.gather_status(session)).certificates}
     assert states[old["certificate_id"]] == "ACTIVE"

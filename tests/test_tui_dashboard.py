@@ -81,7 +81,10 @@ async def test_enforcement_can_be_removed_from_the_dashboard(onboard, sandbox):
 async def test_keys_screen_create_refuse_and_rotate(onboard, sandbox, memory_keyring):
     from screens.keys import SecretOnceModal
 
+    from tests_support import name_initial_key, session_for
+
     await asyncio.to_thread(onboard, enforce_at="NOW")
+    await asyncio.to_thread(lambda: name_initial_key(session_for("p", sandbox)))  # as --key-id would
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

@@ -30,3 +30,15 @@ def session_for(profile: str, sandbox):
     session = Session(Paths.from_env(), profile)
     session.unlock(sandbox.api_key)
     return session
+
+
+def name_initial_key(session) -> str:
+    """Tell the profile which API key it runs on (the sandbox's initial key), as a user would with
+    --key-id: klarna-mtls never guesses it from a listing."""
+    import asyncio
+
+    from wizard import keys
+
+    initial = next(r for r in asyncio.run(keys.list_keys(session)) if r.is_initial)
+    asyncio.run(keys.record_tool_key(session, initial.credential_id))
+    return initial.credential_id

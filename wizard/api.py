@@ -12,18 +12,20 @@ import email.utils
 import json
 import logging
 import random
+import re
+import socket
 import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeGuard, TypeVar
 
 import httpx
 
 from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, KeyLocked, TransportError
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, KeyLocked, TransportError, WizardError
 from .secret_value import SecretValue
 
 T = TypeVar("T")
@@ -193,11 +195,46 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _strings_only(data: dict) -> dict:
-    """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent."""
+# Fields read in a normal form, whatever form the docs allow them in.
+_TIMESTAMP_FIELDS = frozenset({"created_at", "expires_at", "revoked_from", "last_used_at", "enforced_from"})
+_ENUM_FIELDS = frozenset({"status", "enforcement_mode", "mode", "usage"})
+
+
+def _strings_only(data: dict[str, Any]) -> dict[str, Any]:
+    """Klarna's fields are strings (and is_initial a bool): anything else is treated as absent.
+    Read tolerantly: timestamps with or without fractions, ``Z`` or an offset, become UTC ``Z``
+    (unreadable ones are absent); enum values are trimmed and upper-cased; an id that could not
+    name a resource in a path is absent. Certificates are kept byte for byte."""
     if not isinstance(data, dict):
         raise ApiError("Klarna's answer did not have the expected shape.", status=200)
-    return {k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))}
+    fields: dict[str, Any] = {
+        k: v for k, v in data.items() if isinstance(v, str) or (k == "is_initial" and isinstance(v, bool))
+    }
+    for name in _TIMESTAMP_FIELDS & fields.keys():
+        fields[name] = _utc_text(fields[name])
+    for name in _ENUM_FIELDS & fields.keys():
+        fields[name] = fields[name].strip().upper()
+    if "credential_id" in fields and not usable_id(fields["credential_id"]):
+        del fields["credential_id"]
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _utc_text(value: str) -> str | None:
+    try:
+        return rules.format_utc(rules.parse_timestamp(value))
+    except WizardError:
+        return None
+
+
+def usable_id(value: object) -> TypeGuard[str]:
+    """A credential id is ``krn:…`` today, but any non-empty string that cannot step out of its
+    path segment is accepted: no separators, no dot segments, no control characters, and never
+    something shaped like an API key (it would travel in a URL)."""
+    return (
+        isinstance(value, str) and bool(value.strip()) and value not in (".", "..")
+        and not any(c in value for c in "/\\?#") and value.isprintable() and len(value) <= 512
+        and rules.redact(value) == value
+    )
 
 
 def _derived_status(cert) -> str:
@@ -208,18 +245,31 @@ def _derived_status(cert) -> str:
 
 @dataclass(frozen=True)
 class EnforcementState:
+    """The account's enforcement as answered. A missing or unreadable mode is UNKNOWN (never
+    NOT_ENABLED); ``scheduled`` is True when an ``enforced_from`` is set, False when the answer says
+    null, and None when the answer does not say (Klarna's documented answer may carry only the mode)."""
+
     mode: rules.EnforcementMode
     enforced_from: str | None = None
+    scheduled: bool | None = None
 
     @classmethod
-    def from_json(cls, data: dict) -> "EnforcementState":
-        data = _strings_only(data)
-        raw = str(data.get("enforcement_mode") or data.get("mode") or "NOT_ENABLED").upper()
+    def from_json(cls, data: Any) -> "EnforcementState":
+        if not isinstance(data, dict):
+            return cls(rules.EnforcementMode.UNKNOWN)
+        raw = data.get("enforcement_mode", data.get("mode"))
         try:
-            mode = rules.EnforcementMode(raw)
+            mode = rules.EnforcementMode(raw.strip().upper()) if isinstance(raw, str) else rules.EnforcementMode.UNKNOWN
         except ValueError:
-            raise ApiError(f"Klarna reported an unknown enforcement mode '{raw[:30]}'.", status=200) from None
-        return cls(mode, data.get("enforced_from"))
+            mode = rules.EnforcementMode.UNKNOWN
+        when = data.get("enforced_from")
+        moment = _utc_text(when) if isinstance(when, str) and when else None  # unreadable: not said
+        scheduled = True if moment else (False if "enforced_from" in data and when is None else None)
+        return cls(mode, moment, scheduled)
+
+    @classmethod
+    def unknown(cls) -> "EnforcementState":
+        return cls(rules.EnforcementMode.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -288,9 +338,14 @@ def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiEr
             **common,
         )
     if status == 403:
+        # Klarna documents a bare 403 as its DDoS protection: no error body, so no error code; a
+        # refusal for a missing client certificate carries an error body and is handled above.
         return ApiError(
-            "Klarna refused the request with no explanation (DDoS protection).",
-            hint="Wait a few minutes before trying again; contact Klarna support if it persists.",
+            "Klarna refused the request with no explanation: a 403 without an error body is what "
+            "Klarna's DDoS protection answers. It does not say the certificate or the API key is wrong.",
+            title="Blocked by Klarna's DDoS protection",
+            hint="Wait a few minutes before trying again, and slow down any scripts using this key; "
+            "contact Klarna support with the correlation ids if it persists.",
             **common,
         )
     if status >= 500:
@@ -325,25 +380,70 @@ def _hint(status: int, code: str | None) -> str:
     return ""
 
 
+def _first_value(response: httpx.Response, name: str) -> str | None:
+    """The first value of a header that may arrive repeated (``VALID, VALID``), trimmed."""
+    value = response.headers.get(name)
+    first = value.split(",")[0].strip() if value else ""
+    return first or None
+
+
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    """``Retry-After`` in seconds or as an HTTP date, possibly repeated; None when unreadable."""
+    value = (response.headers.get("retry-after") or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value.split(",")[0])
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is unreadable
     except ValueError:
         pass
+    if "GMT" in value.upper():
+        value = value[: value.upper().index("GMT") + 3]  # a repeated date: its first copy
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    if moment.tzinfo is None:  # "-0000": UTC by RFC 5322
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+# TLS alerts (OpenSSL reason names) by which a server refuses the client certificate it was sent.
+# A bare handshake_failure is not among them: it also means "no cipher or version in common".
+CERTIFICATE_ALERTS = frozenset({
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_REVOKED", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED",
+})
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+
+
+def _exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """httpx -> httpcore -> anyio -> ssl/OS: the causes of one failure, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """The OpenSSL reason (e.g. TLSV1_ALERT_UNKNOWN_CA) of the TLS error behind a failure, if any."""
+    for item in _exception_chain(exc):
+        reason = getattr(item, "reason", None) if isinstance(item, ssl.SSLError) else None
+        if reason:
+            return str(reason).upper()
+        match = _SSL_REASON.search(str(item))
+        if match:
+            return match.group(1)
+    return None
 
 
 def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
     text = _chain_text(exc)
+    reason = _tls_reason(exc)
     where = _where(exc)
-    if "certificate verify failed" in text or "certificate_verify_failed" in text or "hostname mismatch" in text:
+    if reason == "CERTIFICATE_VERIFY_FAILED" or "certificate verify failed" in text or "hostname mismatch" in text:
         intercepted = "self-signed certificate in certificate chain" in text or "self signed certificate in" in text \
             or "unable to get local issuer" in text
         return TransportError(
@@ -358,15 +458,9 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
             title="TLS too old",
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
-    alert = any(word in text for word in ("alert", "certificate required", "unknown ca", "bad certificate", "certificate unknown", "handshake failure"))
-    # Only a TLS alert means the server refused our certificate; a plain broken read after the
-    # request was sent is an unknown outcome (reconciled), not a refusal.
-    if with_certificate and (alert or isinstance(exc, ssl.SSLError)):
-        # TLS 1.3 reports the server's verdict on our certificate at the first read.
-        return HandshakeRejected(
-            "The server refused our client certificate during the TLS handshake.",
-            hint="The certificate is not one the server accepts (another CA, expired or revoked).",
-        )
+    if reason in CERTIFICATE_ALERTS:
+        # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
+        return _rejected(reason) if with_certificate else _certificate_required()
     if isinstance(exc, httpx.ProxyError):
         return TransportError(f"The proxy {_proxy() or ''} failed to reach {where}.".replace("  ", " "),
                               title="Proxy problem", hint="Check HTTPS_PROXY / NO_PROXY and the proxy itself.")
@@ -384,14 +478,7 @@ def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
 def _chain_text(exc: BaseException) -> str:
     """The error and its causes, lower case: httpx/anyio wrap the OS error (refused, DNS) inside
     "All connection attempts failed"."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(parts) < 8:
-        seen.add(id(current))
-        parts.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or current.__context__
-    return " | ".join(parts).lower()
+    return " | ".join(f"{type(item).__name__}: {item}" for item in _exception_chain(exc)).lower()
 
 
 def _where(exc: Exception) -> str:
@@ -434,6 +521,109 @@ def _network_hint() -> str:
     return f"Check the network, proxy and firewall, then try again.{via} Details are in the log."
 
 
+def _rejected(reason: str | None) -> HandshakeRejected:
+    alert = f" (TLS alert: {_alert_words(reason)})" if reason else ""
+    return HandshakeRejected(
+        f"The server refused our client certificate during the TLS handshake{alert}.",
+        hint="The certificate is not one the server accepts (another CA, expired or revoked).",
+    )
+
+
+def _certificate_required() -> TransportError:
+    return TransportError(
+        "The server requires a client certificate in the TLS handshake, and this call sent none.",
+        title="Client certificate required",
+        hint="mTLS is enforced for this account: install this profile's certificate, then try again.",
+    )
+
+
+def _alert_words(reason: str) -> str:
+    for prefix in ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_"):
+        reason = reason.removeprefix(prefix)
+    return reason.replace("_", " ").lower()
+
+
+def _may_be_refusal(exc: BaseException, error: TransportError) -> bool:
+    """A reset, an EOF or a bare handshake failure can be the server refusing our certificate
+    (TLS 1.3 sends its verdict after the client's handshake is done); a timeout, a refused
+    connection or a failed DNS look-up cannot."""
+    if isinstance(error, HandshakeRejected) or error.title != TransportError.title:
+        return False
+    chain = _exception_chain(exc)
+    return not any(isinstance(item, (ConnectionRefusedError, socket.gaierror, TimeoutError)) for item in chain)
+
+
+class HandshakeProbe:
+    """Settles an ambiguous failure with fresh TLS connections that send nothing, so no reset can
+    overtake the server's alert: first with the certificate, then (if the connection just
+    closed) without it. ``contexts(True)``/``contexts(False)`` build the two client contexts."""
+
+    def __init__(self, contexts: Callable[[bool], ssl.SSLContext], *, verdict_wait: float = 3.0,
+                 connect_timeout: float = 5.0) -> None:
+        self._contexts = contexts
+        self._verdict_wait = verdict_wait
+        self._connect_timeout = connect_timeout
+
+    async def refuses_certificate(self, base_url: str) -> tuple[bool, str | None]:
+        """(True, alert) when the server refuses the certificate; (False, None) when it does not or
+        when that cannot be settled (unknown is never a refusal)."""
+        with_certificate = await self._outcome(base_url, True)
+        if with_certificate in CERTIFICATE_ALERTS:
+            return True, with_certificate
+        if with_certificate != "closed":
+            return False, None
+        # The connection closed with no word. Without the certificate, a server that waits for the
+        # request or asks for a certificate shows that our certificate made the difference.
+        without = await self._outcome(base_url, False)
+        return without == "open" or without in CERTIFICATE_ALERTS, None
+
+    async def _outcome(self, base_url: str, with_certificate: bool) -> str:
+        """An alert reason, "closed" (EOF, reset or another TLS failure), "open" (the server waits
+        for a request) or "unknown" (no connection at all)."""
+        url = httpx.URL(base_url)
+        try:
+            context = await asyncio.to_thread(self._contexts, with_certificate)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.host, url.port or 443, ssl=context, server_hostname=url.host),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError, WizardError) as exc:
+            return _probe_failure(exc)
+        try:
+            data = await asyncio.wait_for(reader.read(1), self._verdict_wait)
+            return "open" if data else "closed"
+        except TimeoutError:
+            return "open"
+        except OSError as exc:
+            return _probe_failure(exc)
+        finally:
+            writer.close()
+
+
+def handshake_probe_for(
+    *, ca_bundle: Path | None, client_cert: Path, client_key: Path, key_passphrase: bytes | None = None
+) -> HandshakeProbe:
+    """The probe for a client made by make_http_client with the same trust and client pair."""
+
+    def contexts(with_certificate: bool) -> ssl.SSLContext:
+        if not with_certificate:
+            return make_ssl_context(ca_bundle=ca_bundle)
+        return make_ssl_context(
+            ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key, key_passphrase=key_passphrase
+        )
+
+    return HandshakeProbe(contexts)
+
+
+def _probe_failure(exc: BaseException) -> str:
+    reason = _tls_reason(exc)
+    if reason in CERTIFICATE_ALERTS:
+        return reason
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, TimeoutError, WizardError)):
+        return "unknown"
+    return "closed"
+
+
 # ---------------------------------------------------------------- client
 class KlarnaClient:
     def __init__(
@@ -446,6 +636,7 @@ class KlarnaClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         with_certificate: bool = False,
+        handshake_probe: HandshakeProbe | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -453,8 +644,11 @@ class KlarnaClient:
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
         self._rng = rng
-        # Whether a broken first read may be the server refusing our client certificate.
+        # Whether a broken first read may be the server refusing our client certificate, and the
+        # probe that settles it (its verdict is kept: one probe per client at most).
         self._with_certificate = with_certificate
+        self._probe = handshake_probe
+        self._refusal: tuple[bool, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key.reveal())!r})"
@@ -582,7 +776,7 @@ class KlarnaClient:
         idempotency_key: str | None = None,
     ) -> Answer[T]:
         method, template = ENDPOINTS[operation]
-        path = template.replace("{credential_id}", _quote_id(credential_id or ""))
+        path = template.replace("{credential_id}", _quote_id(credential_id)) if "{" in template else template
         # POST/PATCH carry an idempotency key; a repeat with the same key cannot duplicate.
         retriable = method in SAFE_METHODS or idempotency_key is not None
         attempts = self._max_attempts if retriable else 1
@@ -597,7 +791,7 @@ class KlarnaClient:
                     json=json_body,
                 )
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
-                error = _transport_error(exc, self._with_certificate)
+                error = await self._transport_error(exc)
                 log.warning("%s %s failed (try %d of %d): %s %s", method, operation, attempt + 1, attempts,
                             error.message, type(exc).__name__)
                 log.debug("%s %s cause: %s", method, operation, _chain_text(exc))  # --debug
@@ -625,6 +819,16 @@ class KlarnaClient:
             return self._answer(response, correlation_id, started, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _transport_error(self, exc: Exception) -> TransportError:
+        """Classify a failure; a reset or EOF with our certificate is settled by the probe."""
+        error = _transport_error(exc, self._with_certificate)
+        if not (self._with_certificate and self._probe is not None and _may_be_refusal(exc, error)):
+            return error
+        if self._refusal is None:
+            self._refusal = await self._probe.refuses_certificate(self._base_url)
+        refused, reason = self._refusal
+        return _rejected(reason) if refused else error
+
     def _headers(self, correlation_id: str, idempotency_key: str | None) -> dict[str, str]:
         headers = {
             "Authorization": f"Basic {self.__api_key.reveal()}",
@@ -643,7 +847,7 @@ class KlarnaClient:
     def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
         received = datetime.now(timezone.utc)
         try:
-            body = response.json() if response.content else None
+            body = response.json() if response.content.strip() else None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(
                 "Klarna's answer was not valid JSON.",
@@ -667,7 +871,7 @@ class KlarnaClient:
             value=value,
             status_code=response.status_code,
             verification=rules.VerificationStatus.parse(response.headers.get("klarna-mtls-verification-status")),
-            ip_validation=response.headers.get("klarna-ip-validation-status"),
+            ip_validation=(_first_value(response, "klarna-ip-validation-status") or "").upper() or None,
             server_date=server_date,
             clock_skew_seconds=(server_date - received).total_seconds() if server_date else None,
             correlation_id=correlation_id,
@@ -677,9 +881,15 @@ class KlarnaClient:
         )
 
 
-def _quote_id(credential_id: str) -> str:
+def _quote_id(credential_id: str | None) -> str:
+    """One path segment: an id that could reach another resource is refused, never sent."""
     from urllib.parse import quote
 
+    if not usable_id(credential_id):
+        raise InputError(
+            f"'{rules.redact(str(credential_id))[:60]}' is not a credential id.",
+            hint="Copy the id from the certificate or key listing (ids look like krn:…).",
+        )
     return quote(credential_id, safe=":")
 
 
@@ -716,23 +926,25 @@ def _parse_certificates(body: Any) -> list[CertificateInfo]:
 
 
 def _parse_certificate(body: Any) -> CertificateInfo:
-    if not isinstance(body, dict) or not body.get("credential_id"):
-        raise ValueError("no credential_id")
+    if not _has_id(body):
+        raise ValueError("no usable credential_id")
     return CertificateInfo.from_json(body)
 
 
 def _parse_optional_certificate(body: Any) -> CertificateInfo | None:
-    return _parse_certificate(body) if body else None
+    """A write may answer 204, ``{}`` or an entry: only an entry with an id is read."""
+    return _parse_certificate(body) if _has_id(body) else None
 
 
 def _parse_enforcement(body: Any) -> EnforcementState:
-    if not isinstance(body, dict):
-        raise ValueError("no enforcement state")
+    """Whatever the answer (a 204, no body, another shape), a state: UNKNOWN when unreadable."""
     return EnforcementState.from_json(body)
 
 
 def _parse_optional_enforcement(body: Any) -> EnforcementState | None:
-    return _parse_enforcement(body) if body else None
+    """PUT/DELETE may answer 204 or a body without the mode: then the state is read with a GET."""
+    has_mode = isinstance(body, dict) and any(_text(body.get(k)) for k in ("enforcement_mode", "mode"))
+    return _parse_enforcement(body) if has_mode else None
 
 
 def _parse_api_keys(body: Any) -> list[ApiKeyInfo]:
@@ -741,10 +953,14 @@ def _parse_api_keys(body: Any) -> list[ApiKeyInfo]:
 
 
 def _parse_api_key(body: Any) -> ApiKeyInfo:
-    if not isinstance(body, dict) or not body.get("credential_id"):
-        raise ValueError("no credential_id")
+    if not _has_id(body):
+        raise ValueError("no usable credential_id")
     return ApiKeyInfo.from_json(body)
 
 
 def _parse_optional_api_key(body: Any) -> ApiKeyInfo | None:
-    return _parse_api_key(body) if body else None
+    return _parse_api_key(body) if _has_id(body) else None
+
+
+def _has_id(body: Any) -> bool:
+    return isinstance(body, dict) and usable_id(body.get("credential_id"))

@@ -7,6 +7,7 @@ person understands."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -222,22 +223,65 @@ def csr_cn(csr: x509.CertificateSigningRequest) -> str | None:
 
 # ---------------------------------------------------------------- certificates
 def load_certificate(data: bytes | str) -> x509.Certificate:
+    """The leaf of what Klarna returned: its one certificate, or in a chain the first that is not
+    a CA (``leaf_first`` picks by key where the key is known)."""
+    certificates = load_certificates(data)
+    leaf = next((cert for cert in certificates if not _is_ca(cert)), certificates[0])
+    _readable_public_key(leaf, "certificate")
+    return leaf
+
+
+def load_certificates(data: bytes | str) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order (or the one DER certificate)."""
     if isinstance(data, str):
         data = data.encode()
     if not data or not data.strip():
         raise CryptoError("The certificate is empty.")
     try:
-        if data.lstrip().startswith(b"-----"):
-            cert = x509.load_pem_x509_certificate(data)
-        else:
-            cert = x509.load_der_x509_certificate(data)
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
     except Exception as exc:
         raise CryptoError(
             "The certificate could not be read: it is malformed or truncated.",
             hint="Use the PEM exactly as Klarna returned it.",
         ) from exc
-    _readable_public_key(cert, "certificate")
-    return cert
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def leaf_first(data: bytes, key: object) -> bytes:
+    """The certificate file to install for ``key``: Klarna's bytes unchanged when the certificate
+    for the key comes first, as OpenSSL and curl need; in a chain that lists it later, its PEM
+    block is moved to the front and every block is kept byte for byte. DER becomes PEM.
+    Raises CryptoError when no certificate in ``data`` belongs to the key."""
+    certificates = load_certificates(data)
+    wanted = public_key_id(key)
+    matching = [i for i, cert in enumerate(certificates) if public_key_id(cert.public_key()) == wanted]
+    if not matching:
+        raise CryptoError(
+            "The certificate does not belong to this private key.",
+            hint="Install the certificate issued for this key, or issue a new one.",
+        )
+    _readable_public_key(certificates[matching[0]], "certificate")
+    blocks = _PEM_CERTIFICATE.findall(data)
+    if len(blocks) != len(certificates):  # DER, or PEM we cannot split safely: our own encoding
+        leaf = certificates[matching[0]]
+        return certificate_pem(leaf) + b"".join(certificate_pem(c) for c in certificates if c is not leaf)
+    if matching[0] == 0:
+        return data
+    block = bytes(blocks[matching[0]])
+    rest = data.replace(block, b"", 1).lstrip(b"\r\n")
+    newline = b"\r\n" if b"\r\n" in data else b"\n"
+    return block + newline + rest
 
 
 def certificate_pem(cert: x509.Certificate) -> bytes:

@@ -167,3 +167,10 @@ class InterlockRefused(WizardError):
     """A destructive action was refused because it could lock the partner out."""
 
     title = "Refused for your safety"
+
+
+class MtlsRequired(ApiError):
+    """A call without a client certificate was refused with 403 by an account that enforces mTLS
+    (for example a second service or machine onboarding onto an account already enforced)."""
+
+    title = "mTLS required on this account"

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from . import rules
 from ._lazy import lazy_module
@@ -23,14 +23,20 @@ from .errors import (
     HandshakeRejected,
     InputError,
     InterlockRefused,
+    MtlsRequired,
     SecretStoreError,
     WizardError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
+from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState
 from .model import Onboarding, Stage
 from .paths import Paths
 from .secret_value import SecretValue
+
+if TYPE_CHECKING:  # httpx and the install module load when a command needs them
+    from .api import CertificateInfo, EnforcementState
+    from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
@@ -50,6 +56,24 @@ class Observation:
     @property
     def diagnosis(self):
         return diagnose(self.status)
+
+
+@dataclass(frozen=True)
+class Look:
+    """The account as seen just now through the installed pair: its certificates, what the
+    verification header said, the enforcement state, and which recorded credential is current."""
+
+    certificates: list[CertificateInfo]  # as listed
+    verification: str | None  # None when no pair is installed here
+    enforcement: EnforcementState
+    pair: InstalledPair | None  # the pair in the install folder's `current`
+    current_id: str | None  # from the profile's records, never from the listing
+    tls_version: str | None = None
+    clock_skew_seconds: float | None = None
+
+    @property
+    def listed_ids(self) -> frozenset[str]:
+        return frozenset(c.credential_id for c in self.certificates)
 
 
 class Session:
@@ -116,6 +140,14 @@ class Session:
     def api_key_suffix(self) -> str | None:
         """The last four characters of the key in use: enough to match it in a listing."""
         return self._api_key.reveal()[-4:] if self._api_key else None
+
+    @property
+    def running_key_recorded(self) -> bool | None:
+        """Whether the key loaded for this run is the one recorded at the Credentials step (and
+        kept through key rotation), compared by its masked form; None when no key is loaded."""
+        if not self._api_key:
+            return None
+        return rules.mask_key(self._api_key) == self.evidence.api_key_masked
 
     @property
     def unlocked(self) -> bool:
@@ -201,7 +233,7 @@ class Session:
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
         overrides the session's key (key rotation proves a new key before switching)."""
-        from .api import KlarnaClient, make_http_client
+        from .api import KlarnaClient, handshake_probe_for, make_http_client
         from .install import current_pair, verify_private_files
 
         if pair is None and with_certificate is not False:
@@ -216,10 +248,54 @@ class Session:
             client_key=pair.key_path if pair else None,
             key_passphrase=self.key_passphrase if pair else None,
         )
+        probe = handshake_probe_for(
+            ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
+            key_passphrase=self._key_passphrase,
+        ) if pair is not None else None
         async with http:
-            yield KlarnaClient(
-                http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None
-            )
+            try:
+                yield KlarnaClient(
+                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None,
+                    handshake_probe=probe,
+                )
+            except ApiError as error:
+                if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
+                    raise _mtls_required(error) from None
+                raise
+
+    # ------------------------------------------------------------------ the gate
+    def situation(self, look: Look | None = None, **facts: Any) -> Situation:
+        """What ``interlocks.require`` judges: the stage, the evidence and, from ``look``, the
+        account as observed just now, plus the records (current credential, retired ones)."""
+        if look is None:
+            return Situation(stage=self.model.stage, model=self.model, **facts)
+        retired = self.state.retired_ids()
+        statuses = {c.credential_id: ("REVOKED" if c.credential_id in retired and c.status == "UNKNOWN" else c.status)
+                    for c in look.certificates}
+        mode = look.enforcement.mode.value
+        return Situation(
+            stage=self.model.stage, model=self.model, installed=look.pair is not None,
+            current_id=look.current_id, listed_ids=look.listed_ids, statuses=statuses,
+            verification_now=look.verification, enforcement=mode,
+            enforcement_scheduled=look.enforcement.scheduled, **facts,
+        )
+
+    def require(self, action: Action, look: Look | None = None, **facts: Any) -> None:
+        require(action, self.situation(look, **facts))
+
+    def current_id(self, pair: InstalledPair | None) -> str | None:
+        return self.state.id_for_pair(pair.label, pair.fingerprint) if pair is not None else None
+
+    async def look(self) -> Look:
+        """List the certificates with the installed pair and read enforcement: observed now."""
+        from .install import current_pair
+
+        pair = current_pair(self.install_dir)
+        async with self.client() as klarna:
+            listing = await klarna.list_certificates()
+            enforcement = await _enforcement_or_unknown(klarna)
+        return Look(listing.value, listing.verification.value if pair else None, enforcement, pair,
+                    self.current_id(pair), listing.tls_version, listing.clock_skew_seconds)
 
     # ------------------------------------------------------------------ CREDENTIALS
     async def check_credentials(self, api_key: str, store) -> None:
@@ -231,6 +307,8 @@ class Session:
         if store.persistent:
             await asyncio.to_thread(store.set, self.profile, api_key)
         ev = self.evidence
+        if ev.api_key_masked and ev.api_key_masked != rules.mask_key(api_key):
+            self.state.record_tool_key(None, "")  # another key: the recorded id described the old one
         ev.api_key_environment = rules.api_key_environment(api_key)
         ev.api_key_masked = rules.mask_key(api_key)
         ev.secret_backend = store.kind
@@ -255,6 +333,7 @@ class Session:
         self, *, passphrase: bytes | None = None, overwrite: bool = False, cn: str | None = None
     ) -> None:
         """Make a P-256 key and a CN-only CSR. Refuses to replace an existing key unless asked."""
+        self.require(Action.GENERATE_KEY)
         if self.key_path.exists() and not overwrite:
             raise InputError(
                 f"A private key already exists at {self.key_path}.",
@@ -284,6 +363,7 @@ class Session:
 
     async def use_existing_key(self, *, passphrase: bytes | None = None, cn: str | None = None) -> None:
         """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR."""
+        self.require(Action.GENERATE_KEY)
         key = await asyncio.to_thread(crypto.load_private_key_file, self.key_path, passphrase)
         account = self.evidence.account_id
         if not account:
@@ -313,6 +393,7 @@ class Session:
     async def issue_certificate(self, description: str | None = None) -> None:
         """Create the certificate once: the idempotency key is journaled before sending, and
         an unknown outcome is reconciled against the server's list by our public key."""
+        self.require(Action.ISSUE)
         ev = self.evidence
         if not ev.csr_pem or not ev.key_public_id:
             raise InputError("Generate the key and CSR first.")
@@ -360,8 +441,9 @@ class Session:
         ev.fingerprint = crypto.fingerprint_sha256(cert)
         ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
         self.state.in_flight = None
-        self.state.certificates.setdefault(info.credential_id, {}).update(
-            {"fingerprint": ev.fingerprint, "issued_here": True}
+        self.state.certificate(info.credential_id).update(
+            {"fingerprint": ev.fingerprint, "issued_here": True,
+             "not_after": rules.format_utc(cert.not_valid_after_utc)}
         )
         self.save()
         self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
@@ -371,6 +453,7 @@ class Session:
         """Install the pair beside any previous one, flip `current`, then prove it over mTLS."""
         from .install import activate, install_pair
 
+        self.require(Action.INSTALL)
         ev = self.evidence
         if not ev.certificate_pem:
             raise InputError("Issue the certificate first.")
@@ -389,7 +472,7 @@ class Session:
         ev.cert_path = str(folder / "current" / pair.cert_path.name)
         ev.installed_key_path = str(folder / "current" / pair.key_path.name)
         ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
-        self.state.certificates.setdefault(ev.certificate_id, {}).update({"installed": True, "label": label})
+        self.state.certificate(ev.certificate_id).update({"installed": True, "label": label})
         self.save()
         self.audit.record("installed", folder=str(folder), fingerprint=ev.fingerprint)
         await self.prove_install()
@@ -428,20 +511,18 @@ class Session:
     def _observed(self, observation: Observation) -> Observation:
         self.state.record_status(observation.status, observation.fingerprint, "verify")
         if observation.status == "VALID":
-            entry = self._certificate_by_fingerprint(observation.fingerprint)
-            if entry is not None:
-                entry["last_seen_valid"] = rules.format_utc(observation.at)
+            self.record_valid(self.state.id_for_pair(None, observation.fingerprint), observation.at)
         self.save()
         return observation
 
-    def _certificate_by_fingerprint(self, fingerprint: str | None) -> dict | None:
-        for entry in self.state.certificates.values():
-            if fingerprint and entry.get("fingerprint") == fingerprint:
-                return entry
-        return None
+    def record_valid(self, credential_id: str | None, at: datetime) -> None:
+        """Remember that our recorded certificate ``credential_id`` was seen VALID at ``at``."""
+        if credential_id is not None:
+            self.state.certificate(credential_id)["last_seen_valid"] = rules.format_utc(at)
 
     async def verify_once(self) -> Observation:
         """One Verify-stage poll, recorded as model evidence."""
+        self.require(Action.POLL_VERIFICATION)
         observation = await self.observe()
         self.model.record_verification(observation.status, observation.fingerprint, observation.at)
         self.save()
@@ -475,8 +556,14 @@ class Session:
 
     # ------------------------------------------------------------------ ENFORCE
     async def enforce(self, enforced_from: str) -> str:
-        """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode."""
+        """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
+        Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
+        here, and the gate looks first: an installed certificate of ours must be VALID right now."""
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
+        look = await self.look()
+        self.require(Action.ENFORCE, look)
+        if look.verification == "VALID":
+            self.record_valid(look.current_id, self.clock())
         ev = self.evidence
         ev.enforced_from = value
         ev.enforced_from_chosen_at = rules.format_utc(self.clock())
@@ -491,7 +578,8 @@ class Session:
     async def read_enforcement(self):
         async with self.client() as klarna:
             answer = await klarna.get_enforcement()
-        if self.model.stage is Stage.ENFORCE and self.evidence.enforced_from:
+        known = answer.value.mode is not rules.EnforcementMode.UNKNOWN
+        if self.model.stage is Stage.ENFORCE and self.evidence.enforced_from and known:
             self.evidence.enforcement_mode = answer.value.mode.value
             self.save()
         return answer.value
@@ -510,10 +598,39 @@ class Session:
         return False
 
     async def remove_enforcement(self):
+        self.require(Action.UNENFORCE)
         async with self.client() as klarna:
             answer = await klarna.remove_enforcement()
         self.audit.record("enforcement_removed", mode=answer.value.mode.value)
         return answer.value
+
+
+async def _enforcement_or_unknown(klarna) -> EnforcementState:
+    """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
+    interlocks treat as "maybe on"), while an authentication failure still fails the call."""
+    from .api import EnforcementState
+
+    try:
+        return (await klarna.get_enforcement()).value
+    except ApiError as error:
+        if error.status in (401, 403, 429) or error.status >= 500:
+            raise
+        return EnforcementState.unknown()
+
+
+def _mtls_required(error: ApiError) -> MtlsRequired:
+    """A 403 to a call made without a client certificate: say what it means and what to do."""
+    code = f" ({error.error_code})" if error.error_code else ""
+    return MtlsRequired(
+        f"Klarna refused a call made without a client certificate{code}. This account most likely "
+        "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
+        "without an error body, Klarna's DDoS protection answers 403 too.",
+        status=403, error_id=error.error_id, error_code=error.error_code, error_type=error.error_type,
+        correlation_id=error.correlation_id, klarna_correlation_id=error.klarna_correlation_id,
+        hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
+             "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
+             "runtime's certificate in Klarna's portal.",
+    )
 
 
 def find_by_key(certificates, public_key_id: str):

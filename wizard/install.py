@@ -72,8 +72,10 @@ def install_pair(
     (resume); reusing a label for another certificate is refused. ``current`` is not touched: see
     ``activate``."""
     verify_label(label)
+    key = crypto.load_private_key(key_pem, key_passphrase)
+    cert_pem = crypto.leaf_first(cert_pem, key)  # as Klarna returned it; the leaf proved ours
     cert = crypto.load_certificate(cert_pem)
-    crypto.verify_cert_matches_key(cert, crypto.load_private_key(key_pem, key_passphrase))
+    crypto.verify_cert_matches_key(cert, key)
     fingerprint = crypto.fingerprint_sha256(cert)
     try:
         ensure_private_dir(install_dir)
@@ -82,9 +84,9 @@ def install_pair(
     folder = install_dir / label
     if folder.is_dir():
         _refuse_other_certificate(folder, fingerprint)
-        _write_pair_files(folder, crypto.certificate_pem(cert), key_pem)  # same cert: always consistent
+        _write_pair_files(folder, cert_pem, key_pem)  # same cert: always consistent
     else:
-        _write_new_folder(install_dir, folder, crypto.certificate_pem(cert), key_pem)
+        _write_new_folder(install_dir, folder, cert_pem, key_pem)
     return _pair(folder)
 
 

@@ -68,7 +68,7 @@ class ProfileState:
                 raise TypeError("verifications")
             return cls(
                 profile=profile,
-                model=Onboarding(stage, evidence),
+                model=Onboarding.resumed(stage, evidence),
                 settings=_expect(data.get("settings", {}), dict, "settings"),
                 in_flight=_expect(data.get("in_flight"), (dict, type(None)), "in_flight"),
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
@@ -79,6 +79,39 @@ class ProfileState:
             raise JournalError(
                 f"The saved progress for profile '{profile}' is damaged ({exc}).", hint=RESET_HINT
             ) from exc
+
+    # -- the records safety decisions rest on (what the tool did is what the tool knows) --------
+    def certificate(self, credential_id: str) -> dict[str, Any]:
+        """The record of one certificate, created empty when new."""
+        return self.certificates.setdefault(credential_id, {})
+
+    def id_for_pair(self, label: str | None, fingerprint: str | None) -> str | None:
+        """The credential id recorded when the pair with this label (or, failing that, this
+        fingerprint, taken from the certificate Klarna returned to us) was issued or installed."""
+        for key, value in (("label", label), ("fingerprint", fingerprint)):
+            if value:
+                found = [cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get(key) == value]
+                if len(found) == 1:
+                    return found[0]
+        return None
+
+    def retired_ids(self) -> frozenset[str]:
+        return frozenset(cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get("retired"))
+
+    @property
+    def tool_key_id(self) -> str | None:
+        """The credential id of the API key this profile keeps and runs on: recorded when the tool
+        created it, or when the user named it; never guessed from a listing."""
+        value = self.settings.get("api_key_credential_id")
+        return value if isinstance(value, str) and value else None
+
+    def record_tool_key(self, credential_id: str | None, source: str) -> None:
+        if credential_id is None:
+            self.settings.pop("api_key_credential_id", None)
+            self.settings.pop("api_key_id_source", None)
+            return
+        self.settings["api_key_credential_id"] = credential_id
+        self.settings["api_key_id_source"] = source
 
     def record_status(self, status: str, fingerprint: str | None, source: str) -> None:
         self.status_history.append(

@@ -29,8 +29,9 @@ from typing import Callable
 
 from . import rules
 from .api import SecretValue
-from .errors import ApiError, InterlockRefused, SecretStoreError, WizardError
+from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
+from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
 
 PENDING = "#pending-api-key"
@@ -82,39 +83,63 @@ def _masked(session: Session, suffix: str | None) -> str:
 
 
 def _tool_ids(session: Session, infos) -> set[str]:
-    """Which listed key is this tool's: the recorded credential id when it is still active and
-    its suffix agrees with the key in hand; otherwise every active key ending like ours (several
-    matches all count as the tool's, so the disable interlock fails closed)."""
-    suffix = session.api_key_suffix
-    known = session.settings.get("api_key_credential_id")
-    active = [i for i in infos if i.status == "ACTIVE"]
-    for info in active:
-        if info.credential_id == known and (suffix is None or info.key_suffix in (None, suffix)):
-            return {known}
-    return {i.credential_id for i in active if suffix and i.key_suffix == suffix}
+    """Which listed key is this tool's: the credential id the profile records (the key the tool
+    created, rotated in, or was told with --key-id). Never guessed from a listing's fields."""
+    known = session.state.tool_key_id
+    return {known} if known and any(i.credential_id == known for i in infos) else set()
 
 
 async def list_keys(session: Session) -> list[KeyRow]:
-    """The account's keys, masked, with the one this tool uses marked."""
+    """The account's keys, masked, with the one this tool uses marked (from the records)."""
+    return _rows(session, await _listing(session))
+
+
+async def _listing(session: Session) -> list:
     async with session.client() as klarna:
-        answer = await klarna.list_api_keys()
-    return _rows(session, answer.value)
+        return (await klarna.list_api_keys()).value
 
 
-def _rows(session: Session, infos, *, full_listing: bool = True) -> list[KeyRow]:
-    """Rows for ``infos``; from a full listing, a uniquely identified tool key is remembered."""
-    if full_listing:
-        tool = _tool_ids(session, infos)
-    else:
-        tool = {session.settings.get("api_key_credential_id")} & {i.credential_id for i in infos if i.status == "ACTIVE"}
-    if full_listing and len(tool) == 1 and session.settings.get("api_key_credential_id") not in tool:
-        session.settings["api_key_credential_id"] = next(iter(tool))
-        session.save()
+def _rows(session: Session, infos) -> list[KeyRow]:
+    tool = _tool_ids(session, infos)
     return [
         KeyRow(i.credential_id, i.description, i.status, i.created_at, i.last_used_at,
                _masked(session, i.key_suffix), i.is_initial, i.credential_id in tool)
         for i in infos
     ]
+
+
+def _situation(session: Session, infos, target: str | None, confirmed: bool) -> Situation:
+    return session.situation(key_ids=frozenset(i.credential_id for i in infos), target=target,
+                             tool_key_id=session.state.tool_key_id, running_key_recorded=session.running_key_recorded,
+                             confirmed_not_tool_key=confirmed)
+
+
+def _require(session: Session, action: Action, infos, target: str | None = None, confirmed: bool = False) -> None:
+    require(action, _situation(session, infos, target, confirmed))
+
+
+# Refusals the user can lift by confirming the target is not the tool's key.
+CONFIRMABLE = frozenset({"tool key known", "running key known"})
+
+
+def disable_refusals(session: Session, rows: list[KeyRow], credential_id: str) -> list[Refusal]:
+    """Why disabling ``credential_id`` (among the listed ``rows``) would be refused, for a UI to
+    ask before it acts; a refusal whose checks are all in CONFIRMABLE asks the user to confirm."""
+    return refusals(Action.DISABLE_API_KEY, _situation(session, rows, credential_id, False))
+
+
+async def record_tool_key(session: Session, credential_id: str, *, source: str = "told") -> KeyRow:
+    """Remember ``credential_id`` as the key this tool runs on (the user named it). It must be an
+    active key of this account; the profile's stored key is assumed to be that key."""
+    infos = await _listing(session)
+    info = next((i for i in infos if i.credential_id == credential_id), None)
+    if info is None or info.status not in ("ACTIVE", "UNKNOWN"):
+        raise InputError(f"No active API key {credential_id} on this account.",
+                         hint="List the keys (klarna-mtls keys list) and copy the id of the key this tool uses.")
+    session.state.record_tool_key(credential_id, source)
+    session.save()
+    session.audit.record("api_key_identified", credential_id=credential_id, source=source)
+    return _rows(session, [info])[0]
 
 
 # ---------------------------------------------------------------- create, describe, disable
@@ -125,6 +150,7 @@ async def create_key(
     kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
     new key is disabled (its secret would otherwise be lost with the key left active)."""
     _verify_service_description(description)
+    session.require(Action.CREATE_API_KEY)
     async with session.client() as klarna:
         info = (await klarna.create_api_key(description, str(uuid.uuid4()))).value
     if info.secret is None:
@@ -154,29 +180,23 @@ async def describe_key(session: Session, credential_id: str, description: str) -
     async with session.client() as klarna:
         info = (await klarna.update_api_key(credential_id, description)).value
     session.audit.record("api_key_described", credential_id=credential_id, description=description)
-    return _rows(session, [info], full_listing=False)[0]
+    return _rows(session, [info])[0]
 
 
-async def disable_key(session: Session, credential_id: str) -> KeyRow:
-    """Disable a key. The key this tool uses is refused: ``rotate_tool_key`` replaces it, and the
-    old key stops being the tool's only once its replacement is stored and proven live."""
-    rows = await list_keys(session)
-    target = next((r for r in rows if r.credential_id == credential_id), None)
-    if target is None:
-        raise WizardError(f"No API key {credential_id} on this account.", title="Unknown key",
-                          hint="List the keys (keys list) and copy the id.")
-    if target.used_by_tool:
-        raise InterlockRefused(
-            "This is the key klarna-mtls uses; disabling it would leave the tool without a working key.",
-            hint="Rotate the tool's key first (keys rotate): it stores and proves a replacement before disabling.",
-        )
+async def disable_key(session: Session, credential_id: str, *, not_the_tools_key: bool = False) -> KeyRow:
+    """Disable a key. Refused (``interlocks``) for the key the profile records as the tool's, and
+    for any key while the tool's own key id is unknown, unless the user confirms with
+    ``not_the_tools_key`` that the target is not it. ``rotate_tool_key`` replaces the tool's key."""
+    infos = await _listing(session)
+    _require(session, Action.DISABLE_API_KEY, infos, credential_id, not_the_tools_key)
+    target = _rows(session, [i for i in infos if i.credential_id == credential_id])[0]
     if target.status == "DISABLED":
         return target
     async with session.client() as klarna:
         answer = await klarna.disable_api_key(credential_id)
     session.audit.record("api_key_disabled", credential_id=credential_id)
     if answer.value is not None:
-        return _rows(session, [answer.value], full_listing=False)[0]
+        return _rows(session, [answer.value])[0]
     return KeyRow(target.credential_id, target.description, "DISABLED", target.created_at,
                   target.last_used_at, target.masked, target.is_initial, False)
 
@@ -212,11 +232,13 @@ def rotation_state(session: Session) -> RotationState | None:
 
 
 async def rotate_tool_key(
-    session: Session, store, *, description: str | None = None, on_step: Callable[[str], None] | None = None
+    session: Session, store, *, description: str | None = None, on_step: Callable[[str], None] | None = None,
+    keep_old: bool = False,
 ) -> str:
     """create → store → prove with a live call → switch → disable the old. Resumable from the
-    journal at any step; returns the new key's credential id. ``store`` must be the profile's
-    persistent store (the one holding ``<profile>``)."""
+    journal at any step; returns the new key's credential id, recorded as the tool's. ``store``
+    must be the profile's persistent store (the one holding ``<profile>``). With ``keep_old`` (the
+    tool taking its own key at onboarding) the old key is left active and need not be known."""
     if not getattr(store, "persistent", False):
         raise SecretStoreError(
             "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
@@ -224,7 +246,7 @@ async def rotate_tool_key(
         )
     flow = session.state.flows.get(FLOW)
     if not flow or flow.get("step") == "done":
-        flow = await _start_rotation(session, store, description)
+        flow = await _start_rotation(session, store, description, keep_old)
     steps = {"create": _create_pending, "prove": _prove_pending, "switch": _switch, "disable_old": _disable_old}
     while flow["step"] != "done":
         step = flow["step"]
@@ -237,7 +259,7 @@ async def rotate_tool_key(
     return flow["new_credential_id"]
 
 
-async def _start_rotation(session: Session, store, description: str | None) -> dict:
+async def _start_rotation(session: Session, store, description: str | None, keep_old: bool) -> dict:
     description = description or f"klarna-mtls {session.profile}"
     _verify_service_description(description)
     stored = await asyncio.to_thread(store.get, session.profile)
@@ -247,19 +269,28 @@ async def _start_rotation(session: Session, store, description: str | None) -> d
             hint="Rotation replaces the stored key: store the current key first (the wizard's Credentials step).",
         )
     session.unlock(stored)  # rotate exactly the key the profile keeps, not an override
-    rows = await list_keys(session)
-    tool = [r for r in rows if r.used_by_tool]
-    if len(tool) != 1:
-        raise WizardError(
-            "Cannot tell which of the account's keys this tool uses, so the old key could not be disabled.",
-            title="Key not identified",
-            hint="Disable duplicates you recognise, or create a key for this tool and store it as the profile's key.",
-        )
-    flow = {"step": "create", "old_credential_id": tool[0].credential_id, "description": description,
-            "started_at": rules.format_utc(session.clock())}
+    old_id = session.state.tool_key_id
+    if not keep_old:
+        _require(session, Action.ROTATE_API_KEY, await _listing(session))
+    flow = {"step": "create", "old_credential_id": old_id, "description": description,
+            "keep_old": keep_old, "started_at": rules.format_utc(session.clock())}
     _save(session, flow)
-    session.audit.record("api_key_rotation_started", old=tool[0].credential_id)
+    session.audit.record("api_key_rotation_started", old=old_id, keep_old=keep_old)
     return flow
+
+
+async def take_own_key(session: Session, store, description: str | None = None,
+                       on_step: Callable[[str], None] | None = None) -> str:
+    """The tool creates its own described key with the key it was given, proves it, stores it as
+    the profile's key and records its id (the given key stays active for whatever else uses it)."""
+    if not getattr(store, "persistent", False):
+        raise SecretStoreError(
+            "The tool's own key must be kept in a store that keeps keys (OS keyring or encrypted file).",
+            hint="Choose --secret-store keyring or encrypted-file.",
+        )
+    if session.state.settings.get("api_key_id_source") == "created":
+        return session.state.tool_key_id or ""
+    return await rotate_tool_key(session, store, description=description, on_step=on_step, keep_old=True)
 
 
 def _save(session: Session, flow: dict) -> None:
@@ -320,7 +351,7 @@ async def _switch(session: Session, store, flow: dict) -> None:
     else:  # switched before an interruption: the store already holds the new key
         new_key = await asyncio.to_thread(store.get, profile)
     session.unlock(new_key)
-    session.settings["api_key_credential_id"] = flow["new_credential_id"]
+    session.state.record_tool_key(flow["new_credential_id"], "created")
     session.evidence.api_key_masked = rules.mask_key(new_key)
     session.evidence.api_key_environment = rules.api_key_environment(new_key)
     session.audit.record("api_key_switched", credential_id=flow["new_credential_id"],
@@ -328,16 +359,19 @@ async def _switch(session: Session, store, flow: dict) -> None:
 
 
 async def _disable_old(session: Session, store, flow: dict) -> None:
-    old_id = flow["old_credential_id"]
-    if old_id != flow["new_credential_id"]:
+    old_id = flow.get("old_credential_id")
+    if old_id and old_id != flow["new_credential_id"] and not flow.get("keep_old"):
+        async with session.client() as klarna:  # made with the new key: one more proof
+            infos = (await klarna.list_api_keys()).value
+        _require(session, Action.DISABLE_API_KEY, infos, old_id)
         try:
-            async with session.client() as klarna:  # made with the new key: one more proof
+            async with session.client() as klarna:
                 await klarna.disable_api_key(old_id)
         except ApiError as error:
             if error.status != 404:  # already gone is fine; anything else is retried on resume
                 raise
+        session.audit.record("api_key_disabled", credential_id=old_id, reason="rotated")
     await asyncio.to_thread(store.delete, session.profile + PREVIOUS)
-    session.audit.record("api_key_disabled", credential_id=old_id, reason="rotated")
 
 
 # ---------------------------------------------------------------- hygiene (doctor)
@@ -389,8 +423,13 @@ def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
     out: list[Finding] = []
     active = [r for r in rows if r.active]
     tool = next((r for r in rows if r.used_by_tool), None)
-    if tool is None:
-        out.append(Finding("api keys", "warning", "The key this tool uses is not among the account's active keys.",
+    known = session.state.tool_key_id
+    if known is None:
+        out.append(Finding("api keys", "warning", "The key this tool uses is unknown: its credential id is not recorded.",
+                           "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
+                           "(keys rotate --key-id <id>, or onboard --own-key)."))
+    elif tool is None or not tool.active:
+        out.append(Finding("api keys", "warning", f"The recorded key {known} is not among the account's active keys.",
                            "Check the profile's stored key belongs to this account."))
     elif tool.is_initial:
         out.append(Finding("api keys", "warning", "klarna-mtls runs on the account's initial API key.",

@@ -17,6 +17,8 @@ from . import __version__, crypto, rules
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, refuse_when_full
+from .interlocks import Action, Situation, refusals, require
+from .model import Stage
 from .fsutil import ensure_private_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 
@@ -41,6 +43,12 @@ class CertificateRow:
     lifetime_elapsed: float | None  # 0..1 of the validity period already used
     in_renewal_window: bool
 
+    @property
+    def confirm_suffix(self) -> str:
+        """What a live revocation is confirmed with: the fingerprint's suffix (ours first), or the
+        credential id's last 8 characters when no fingerprint is known."""
+        return self.fingerprint_suffix if self.fingerprint else self.credential_id[-8:]
+
 
 @dataclass(frozen=True)
 class ProfileStatus:
@@ -56,6 +64,9 @@ class ProfileStatus:
     verification: str | None  # what the installed pair sees right now
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
+    installed: bool | None = None  # a pair is in the install folder's `current`
+    current_id: str | None = None  # its credential id, from the profile's records
+    enforcement_scheduled: bool | None = None  # None: the answer did not say
 
     @property
     def current(self) -> CertificateRow | None:
@@ -64,23 +75,33 @@ class ProfileStatus:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def situation(self, target: str | None = None) -> Situation:
+        """The facts the interlocks judge, as this status observed them."""
+        return Situation(
+            stage=Stage(self.stage), installed=self.installed, current_id=self.current_id,
+            listed_ids=frozenset(c.credential_id for c in self.certificates),
+            statuses={c.credential_id: c.status for c in self.certificates},
+            verification_now=self.verification, enforcement=self.enforcement_mode,
+            enforcement_scheduled=self.enforcement_scheduled, target=target,
+        )
+
 
 async def gather_status(session: Session) -> ProfileStatus:
-    async with session.client() as klarna:
-        listing = await klarna.list_certificates()
-        enforcement = (await klarna.get_enforcement()).value
-    installed = {p.fingerprint for p in list_pairs(session.install_dir)}
-    current = current_pair(session.install_dir)
+    """The account as seen now through the installed pair. "Installed here", "current" and "last
+    seen VALID" come from the profile's records; the listing's own fields only refine the display."""
+    look = await session.look()
     now = session.clock()
-    verification = listing.verification.value if current else None
-    if current is not None:
-        session.state.record_status(verification, current.fingerprint, "status")
-        current_id = _id_for(listing.value, current.fingerprint)
-        if verification == "VALID" and current_id:
-            session.state.certificates.setdefault(current_id, {})["last_seen_valid"] = rules.format_utc(now)
+    if look.pair is not None:
+        session.state.record_status(look.verification, look.pair.fingerprint, "status")
+        if look.verification == "VALID":
+            session.record_valid(look.current_id, now)
         session.save()
-    rows = [_row(info, session.state.certificates.get(info.credential_id, {}), installed, current, now)
-            for info in listing.value]
+    installed = {session.current_id(p) for p in list_pairs(session.install_dir)} - {None}
+    situation = session.situation(look)
+    rows = [_row(info, session.state.certificates.get(info.credential_id, {}), situation.statuses[info.credential_id],
+                 info.credential_id in installed, info.credential_id == look.current_id, now)
+            for info in look.certificates]
+    enforcement = look.enforcement
     return ProfileStatus(
         profile=session.profile,
         environment=session.environment,
@@ -91,38 +112,43 @@ async def gather_status(session: Session) -> ProfileStatus:
         enforced_from=enforcement.enforced_from,
         slots_used=sum(1 for r in rows if r.status == "ACTIVE"),
         secret_backend=session.evidence.secret_backend_name,
-        verification=verification,
-        tls_version=listing.tls_version,
-        clock_skew_seconds=listing.clock_skew_seconds,
+        verification=look.verification,
+        tls_version=look.tls_version,
+        clock_skew_seconds=look.clock_skew_seconds,
+        installed=look.pair is not None,
+        current_id=look.current_id,
+        enforcement_scheduled=enforcement.scheduled,
     )
 
 
-def _id_for(infos, fingerprint: str) -> str | None:
-    return next((i.credential_id for i in infos if i.fingerprint == fingerprint), None)
-
-
-def _row(info, local: dict, installed: set[str], current, now: datetime) -> CertificateRow:
+def _row(info, local: dict, status: str, installed_here: bool, current: bool, now: datetime) -> CertificateRow:
+    """One certificate for display. Expiry comes from the listed PEM, else from our own record of
+    the certificate Klarna returned to us; the fingerprint likewise (ours first)."""
     days_left = elapsed = None
     renewal = False
+    expires_at = info.expires_at or local.get("not_after")
     if info.not_after is not None and info.certificate_pem:
         cert = crypto.load_certificate(info.certificate_pem)
         total = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
         elapsed = min(1.0, max(0.0, (now - cert.not_valid_before_utc).total_seconds() / total)) if total > 0 else 1.0
         days_left = (cert.not_valid_after_utc - now).days
         renewal = cert.not_valid_after_utc - now <= rules.RENEWAL_WINDOW
-    elif info.expires_at:
-        days_left = (rules.parse_timestamp(info.expires_at) - now).days
+    elif expires_at:
+        moment = rules.parse_timestamp(expires_at)
+        days_left = (moment - now).days
+        renewal = moment - now <= rules.RENEWAL_WINDOW
+    fingerprint = local.get("fingerprint") or info.fingerprint
     return CertificateRow(
         credential_id=info.credential_id,
         cn=info.cn,
-        fingerprint=info.fingerprint,
-        fingerprint_suffix=crypto.fingerprint_suffix(info.fingerprint or ""),
+        fingerprint=fingerprint,
+        fingerprint_suffix=crypto.fingerprint_suffix(fingerprint or ""),
         created_at=info.created_at,
-        expires_at=info.expires_at,
+        expires_at=expires_at,
         days_left=days_left,
-        status=info.status,
-        installed_here=info.fingerprint in installed,
-        current=current is not None and info.fingerprint == current.fingerprint,
+        status=status,
+        installed_here=installed_here,
+        current=current,
         last_seen_valid=local.get("last_seen_valid"),
         lifetime_elapsed=elapsed,
         in_renewal_window=renewal,
@@ -130,44 +156,27 @@ def _row(info, local: dict, installed: set[str], current, now: datetime) -> Cert
 
 
 # ---------------------------------------------------------------- revocation interlock
-def enforcement_on_or_scheduled(status: ProfileStatus) -> bool:
-    return status.enforcement_mode == "ENFORCED" or bool(status.enforced_from)
-
-
 def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
-    """Why revoking ``credential_id`` could lock the partner out, or None when it is safe."""
-    target = next((c for c in status.certificates if c.credential_id == credential_id), None)
-    if target is None:
-        return f"No certificate {credential_id} on this account."
-    if target.status != "ACTIVE":
-        return f"Certificate {credential_id} is already {target.status}."
-    if target.current:
-        return "It is the certificate installed and in use here. Rotate first, then retire the old one."
-    if enforcement_on_or_scheduled(status):
-        safe_others = [
-            c for c in status.certificates
-            if c.credential_id != credential_id and c.status == "ACTIVE" and c.installed_here and c.last_seen_valid
-        ]
-        if target.last_seen_valid and not safe_others:
-            return ("mTLS is enforced or scheduled and this is the last certificate seen VALID; "
-                    "install another certificate and see it VALID first.")
-    return None
+    """Why revoking ``credential_id`` could lock the partner out (every reason), or None when it
+    is safe. The rules are ``interlocks.ACTIONS[Action.REVOKE]``; a UI asks before offering."""
+    found = refusals(Action.REVOKE, status.situation(credential_id))
+    return " ".join(r.reason for r in found) or None
 
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
-    reason = revoke_refusal(status, credential_id)
-    if reason:
-        raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
+    require(Action.REVOKE, status.situation(credential_id))
     target = next(c for c in status.certificates if c.credential_id == credential_id)
-    if session.environment == "live" and confirm_suffix != target.fingerprint_suffix:
+    if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
+        shown = target.confirm_suffix[-2:]
+        what = "fingerprint suffix" if target.fingerprint else "credential id's last 8 characters"
         raise InterlockRefused(
-            "Revoking on a live profile needs the certificate's fingerprint suffix typed to confirm.",
-            hint=f"Confirm with the last 8 characters of its fingerprint (…{target.fingerprint_suffix[-2:]}).",
+            f"Revoking on a live profile needs the certificate's {what} typed to confirm.",
+            hint=f"Confirm with those 8 characters (they end …{shown}).",
         )
     async with session.client() as klarna:
         await klarna.revoke_certificate(credential_id)
-    session.state.certificates.setdefault(credential_id, {})["retired"] = True
+    session.state.certificate(credential_id)["retired"] = True
     session.save()
     session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
     return await gather_status(session)
@@ -175,14 +184,7 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
 
 # ---------------------------------------------------------------- enforcement
 async def schedule_enforcement(session: Session, enforced_from: str) -> str:
-    """Refuses to enforce before any installed certificate was seen VALID: that is an outage."""
-    status = await gather_status(session)
-    current = status.current
-    if current is None or status.verification != "VALID":
-        raise InterlockRefused(
-            "No installed certificate is VALID right now; enforcing would refuse your own calls.",
-            hint="Install a certificate and verify it first (klarna-mtls doctor explains why it is not VALID).",
-        )
+    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path."""
     return await session.enforce(enforced_from)
 
 
@@ -209,6 +211,7 @@ async def rotate(
 ) -> RotationProgress:
     """New key → issue → install beside → verify new VALID → switch current → retire old.
     Every step is journaled in state.flows["rotation"]; a rerun resumes where it stopped."""
+    session.require(Action.ROTATE)
     flow = session.state.flows.get("rotation")
     if not flow or flow.get("step") == "done":
         status = await gather_status(session)
@@ -243,13 +246,24 @@ async def rotate(
                                 flow.get("fingerprint"), statuses)
     session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
     if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
-        await revoke(session, progress.old_certificate_id, confirm_suffix=_suffix_of(session, progress.old_certificate_id))
+        await _retire(session, progress.old_certificate_id)
     return progress
 
 
+async def _retire(session: Session, credential_id: str) -> None:
+    """Revoke the replaced certificate through the interlock; one already revoked or expired
+    (elsewhere, or by an earlier run) leaves nothing to do."""
+    found = refusals(Action.REVOKE, (await gather_status(session)).situation(credential_id))
+    if found and all(r.check == "target active" for r in found):
+        session.audit.record("retire_skipped", certificate_id=credential_id, reason=found[0].reason)
+        return
+    await revoke(session, credential_id, confirm_suffix=_suffix_of(session, credential_id))
+
+
 def _suffix_of(session: Session, credential_id: str) -> str | None:
+    """What a live revocation is confirmed with: our recorded fingerprint's suffix, else the id's end."""
     fingerprint = session.state.certificates.get(credential_id, {}).get("fingerprint")
-    return crypto.fingerprint_suffix(fingerprint) if fingerprint else None
+    return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]
 
 
 def _save_flow(session: Session, flow: dict) -> None:
@@ -285,8 +299,10 @@ async def _rotation_issue(session: Session, flow: dict) -> None:
             flow["csr_pem"], f"klarna-mtls {session.profile} rotation", flow["idempotency_key"], flow["public_key_id"])
     info = answer.value
     flow.update(certificate_id=info.credential_id, certificate_pem=info.certificate_pem, fingerprint=info.fingerprint)
-    session.state.certificates.setdefault(info.credential_id, {}).update(
-        {"fingerprint": info.fingerprint, "issued_here": True})
+    record = {"fingerprint": info.fingerprint, "issued_here": True}
+    if info.not_after is not None:
+        record["not_after"] = rules.format_utc(info.not_after)
+    session.state.certificate(info.credential_id).update(record)
     session.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint,
                          reason="rotation")
 
@@ -309,7 +325,7 @@ async def _rotation_verify(session: Session, flow: dict, attempts: int, interval
         seen.append(status)
         session.state.record_status(status, pair.fingerprint, "rotation")
         if status == "VALID":
-            session.state.certificates.setdefault(flow["certificate_id"], {})["last_seen_valid"] = rules.format_utc(session.clock())
+            session.record_valid(flow["certificate_id"], session.clock())
             return seen
         await asyncio.sleep(interval)
     raise WizardError(
@@ -330,9 +346,9 @@ def _rotation_switch(session: Session, flow: dict) -> None:
     cert_mode, key_mode, dir_mode = pair.modes()
     ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
     ev.install_probe_fingerprint = pair.fingerprint
-    session.state.certificates.setdefault(flow["certificate_id"], {}).update({"installed": True, "label": flow["label"]})
+    session.state.certificate(flow["certificate_id"]).update({"installed": True, "label": flow["label"]})
     if old_id:
-        session.state.certificates.setdefault(old_id, {})["current"] = False
+        session.state.certificate(old_id)["current"] = False
     session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
 
 
@@ -395,7 +411,11 @@ async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list
                        f"{verdict}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])))
     mode = status.enforcement_mode or "UNKNOWN"
     note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
-    out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
+    if mode == "UNKNOWN":
+        out.append(Finding("enforcement", "warning", "Enforcement: UNKNOWN (Klarna's answer did not say).",
+                           "Revoking and enforcing are refused until the state can be read; try again later."))
+    else:
+        out.append(Finding("enforcement", "ok", note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."))
     slots = status.slots_used
     out.append(Finding("slots", "warning" if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "ok",
                        f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",

@@ -443,8 +443,16 @@ CHECKS: dict[Stage, tuple[Check, ...]] = {
 }
 
 
+# Checks that hold only for a while (a VALID streak, a validity window): a journal read later is
+# not pulled back for them; the actions that need them observe the world again instead.
+WINDOWED_CHECKS = frozenset({"verified", "certificate_valid_now"})
+
+
 class Onboarding:
-    """Stage plus evidence, gated by CHECKS. Serves the TUI and the headless commands alike."""
+    """Stage plus evidence, gated by CHECKS. Serves the TUI and the headless commands alike.
+
+    ``stage`` is read-only: only ``advance`` and ``restart_from`` move it, and ``resumed`` builds a
+    model from a journal after re-checking it."""
 
     def __init__(
         self,
@@ -452,9 +460,38 @@ class Onboarding:
         evidence: Evidence | None = None,
         clock: Callable[[], datetime] = rules.utc_now,
     ) -> None:
-        self.stage = stage
+        self._stage = stage
         self.evidence = evidence or Evidence()
         self.clock = clock
+        self.pulled_back: tuple[Stage, list[str]] | None = None  # (stage the journal claimed, why)
+
+    @property
+    def stage(self) -> Stage:
+        return self._stage
+
+    @classmethod
+    def resumed(
+        cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now
+    ) -> Onboarding:
+        """A model for a journal's claimed ``stage``, re-checked rather than trusted: it is pulled
+        back to the first earlier stage whose (lasting) checks fail, and says so in ``pulled_back``."""
+        model = cls(Stage.CREDENTIALS, evidence, clock)
+        for earlier in ORDER[: ORDER.index(stage)]:
+            failing = model.unsettled(earlier)
+            if failing:
+                model._stage = earlier
+                model.pulled_back = (stage, failing)
+                return model
+        model._stage = stage
+        return model
+
+    def unsettled(self, stage: Stage) -> list[str]:
+        """Reasons the lasting (not time-windowed) blocking checks of ``stage`` fail."""
+        return [r.reason for r in self.blockers(stage) if r.name not in WINDOWED_CHECKS]
+
+    def unsettled_before(self, stage: Stage) -> list[str]:
+        """Reasons from every stage before ``stage`` (the evidence an action rests on)."""
+        return [reason for s in ORDER[: ORDER.index(stage)] for reason in self.unsettled(s)]
 
     def results(self, stage: Stage | None = None) -> list[CheckResult]:
         stage = stage or self.stage
@@ -483,13 +520,13 @@ class Onboarding:
         failing = self.blockers()
         if failing:
             raise StageBlocked([r.reason for r in failing])
-        self.stage = self.stage.next()
-        return self.stage
+        self._stage = self._stage.next()
+        return self._stage
 
     def restart_from(self, stage: Stage) -> None:
         """Go back to ``stage`` and forget its evidence and everything after it."""
         self.evidence.clear_from(stage)
-        self.stage = stage
+        self._stage = stage
 
     def record_verification(self, status: str, fingerprint: str | None, at: datetime | None = None) -> None:
         self.evidence.verifications.append(

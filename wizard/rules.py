@@ -52,6 +52,7 @@ class EnforcementMode(str, Enum):
     NOT_ENABLED = "NOT_ENABLED"
     REPORTING = "REPORTING"
     ENFORCED = "ENFORCED"
+    UNKNOWN = "UNKNOWN"  # the answer had no readable mode: never taken as "not enabled"
 
 
 @dataclass(frozen=True)

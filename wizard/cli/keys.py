@@ -16,10 +16,19 @@ from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 from ..errors import InputError
 
 
+KEY_ID_HELP = ("the credential id of the API key this tool runs on (the profile's stored key); "
+               "recorded for this profile, so disabling it is refused from then on")
+
+
+def add_key_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-id", help=KEY_ID_HELP)
+
+
 def register(sub) -> None:
     group = sub.add_parser("keys", help="API keys: one per service").add_subparsers(dest="keys_command", required=True)
     p = group.add_parser("list", help="the account's API keys (masked); * marks the one this tool uses")
     add_common(p)
+    add_key_id(p)
     p.set_defaults(handler=cmd_list)
 
     p = group.add_parser("create", help="create a key for a named service")
@@ -30,6 +39,7 @@ def register(sub) -> None:
                        help="keep the secret in the profile's secret store as <profile>#key:<id> (default)")
     where.add_argument("--show-secret-once", action="store_true",
                        help="print the new secret on standard output instead (Klarna shows it only once)")
+    add_key_id(p)
     p.set_defaults(handler=cmd_create)
 
     p = group.add_parser("describe", help="change a key's description")
@@ -41,11 +51,15 @@ def register(sub) -> None:
     p = group.add_parser("disable", help="disable a key (refused for the key this tool uses)")
     add_common(p)
     p.add_argument("credential_id")
+    add_key_id(p)
+    p.add_argument("--not-the-tools-key", action="store_true",
+                   help="confirm the key is not the one klarna-mtls runs on (needed while that key's id is unknown)")
     p.set_defaults(handler=cmd_disable)
 
     p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first (resumable)")
     add_common(p)
     p.add_argument("--description", help="description of the tool's new key (default: klarna-mtls <profile>)")
+    add_key_id(p)
     p.set_defaults(handler=cmd_rotate)
 
 
@@ -64,6 +78,17 @@ def _store(session):
     return secrets.open_store(kind, session.paths, passphrase=passphrase)
 
 
+def open_keys_session(args: argparse.Namespace):
+    """An unlocked session; with --key-id, the tool's key id is recorded first."""
+    from .. import keys
+
+    session = open_unlocked_session(args)
+    if getattr(args, "key_id", None):
+        row = asyncio.run(keys.record_tool_key(session, args.key_id))
+        progress(args, f"recorded {row.credential_id} as the key klarna-mtls runs on")
+    return session
+
+
 def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
@@ -74,17 +99,19 @@ def _line(row) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from .. import keys
 
-    session = open_unlocked_session(args)
+    session = open_keys_session(args)
     rows = asyncio.run(keys.list_keys(session))
-    emit(args, {"ok": True, "keys": [asdict(r) for r in rows]},
-         "\n".join([_line(r) for r in rows] + ["* = the key this tool uses"]))
+    known = session.state.tool_key_id is not None
+    emit(args, {"ok": True, "keys": [asdict(r) for r in rows], "tool_key_known": known},
+         "\n".join([_line(r) for r in rows] + ["* = the key this tool uses" if known else
+                    "the key this tool uses is unknown: name it with --key-id <id>"]))
     return EXIT_OK
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     from .. import keys
 
-    session = open_unlocked_session(args)
+    session = open_keys_session(args)
     store = None if args.show_secret_once else _store(session)
     row, secret = asyncio.run(keys.create_key(session, args.description, store=store))
     payload = {"ok": True, "key": asdict(row)}
@@ -102,7 +129,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from .. import keys
 
-    session = open_unlocked_session(args)
+    session = open_keys_session(args)
     row = asyncio.run(keys.describe_key(session, args.credential_id, args.description))
     emit(args, {"ok": True, "key": asdict(row)}, _line(row))
     return EXIT_OK
@@ -111,8 +138,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_disable(args: argparse.Namespace) -> int:
     from .. import keys
 
-    session = open_unlocked_session(args)
-    row = asyncio.run(keys.disable_key(session, args.credential_id))
+    session = open_keys_session(args)
+    row = asyncio.run(keys.disable_key(session, args.credential_id, not_the_tools_key=args.not_the_tools_key))
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
     return EXIT_OK
 
@@ -120,7 +147,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import keys
 
-    session = open_unlocked_session(args)
+    session = open_keys_session(args)
     store = _store(session)
     resumed = keys.rotation_state(session)
     if resumed:

@@ -202,10 +202,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .. import install
 
+    from ..interlocks import Action
+
     session = open_session(args)
     pair = install.current_pair(session.install_dir)
-    if pair is None:
-        raise InputError("No certificate is installed for this profile.", hint="Finish onboarding first.")
+    session.require(Action.EXPORT, installed=pair is not None)
+    assert pair is not None
     out: Path = args.out
     if args.format == "pem":
         written = [str(p) for p in install.export_pem_pair(pair, out)]

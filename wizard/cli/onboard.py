@@ -36,6 +36,11 @@ def register(sub) -> None:
         help="where the API key is kept (default: where it came from)",
     )
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
+    tool_key = p.add_mutually_exclusive_group()
+    tool_key.add_argument("--own-key", action="store_true",
+                          help="recommended: create this tool's own described API key with the given key, prove it, "
+                               "keep it in the secret store and run on it (the given key stays active)")
+    tool_key.add_argument("--key-id", help="the credential id of the API key you give this tool (keys list shows ids)")
     p.add_argument("--poll-interval", type=float, default=2.0)
     p.add_argument("--poll-attempts", type=int, default=60)
     p.add_argument("--enforce-wait", type=float, default=420.0, help="seconds to wait for ENFORCED after NOW")
@@ -121,6 +126,11 @@ async def onboard(args: argparse.Namespace) -> int:
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
+    pulled = session.model.pulled_back
+    if pulled:
+        progress(args, f"resuming at {session.model.stage.label}, not {pulled[0].label}: {' '.join(pulled[1])}")
+    if session.model.stage is not Stage.CREDENTIALS:
+        await _tool_key(args, session, store)
     while session.model.stage is not Stage.DONE:
         stage = session.model.stage
         if stage is Stage.ENFORCE and enforce_at.lower() == "never":
@@ -128,11 +138,25 @@ async def onboard(args: argparse.Namespace) -> int:
         await _do_stage(args, session, stage, api_key, store, enforce_at)
         session.advance()
         progress(args, f"[{stage.number}/6] {stage.value}: done")
+        if stage is Stage.CREDENTIALS:
+            await _tool_key(args, session, store)
 
     reached = session.model.stage
     payload = _summary(session)
     emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
     return EXIT_OK
+
+
+async def _tool_key(args, session: "Session", store) -> None:
+    """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
+    from .. import keys
+
+    if args.key_id:
+        await keys.record_tool_key(session, args.key_id)
+        progress(args, f"  recorded {args.key_id} as the key klarna-mtls runs on")
+    elif args.own_key:
+        new_id = await keys.take_own_key(session, store, on_step=lambda step: progress(args, f"  own key: {step}"))
+        progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
 async def _do_stage(args, session: "Session", stage, api_key: str, store, enforce_at: str) -> None:
@@ -199,4 +223,5 @@ def _summary(session: Session) -> dict:
         "key_path": ev.installed_key_path,
         "verification_status": last,
         "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
+        "api_key_credential_id": session.state.tool_key_id,
     }

@@ -1,0 +1,330 @@
+"""The gate: every domain action, the stages it may run in and the checks that must hold *now*.
+
+Each action function (``Session.enforce``, ``lifecycle.revoke``, ``keys.disable_key``, …) first
+observes the world (the account's listing, what the installed pair sees right now, the enforcement
+state) into a ``Situation`` and calls ``require(action, situation)``, which raises
+``ActionRefused`` with every reason before anything changes. The lock-out rules live here and only
+here:
+
+- never enforce without an installed certificate, recorded as ours, seen VALID now;
+- never revoke the installed certificate; never revoke any other while enforcement is on,
+  scheduled or unknown unless the installed certificate is VALID right now;
+- never disable the API key the profile records as the tool's, nor any key while the tool's own
+  key id is not known (the user may confirm the target is not the tool's key).
+
+Which certificate is "installed here" or "current" and which API key is "the tool's" come from the
+profile's own records (``ProfileState.certificates``, the recorded key id); fields only our sandbox
+sends (fingerprints, PEMs, key suffixes in listings) never decide. Unknown means no: a fact that
+could not be established (``None``) fails the check that needs it, with what is missing and how
+to proceed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import InterlockRefused
+from .model import ORDER, Onboarding, Stage
+
+VALID = "VALID"
+GONE = ("REVOKED", "EXPIRED")
+
+
+class Action(StrEnum):
+    GENERATE_KEY = "generate a key"
+    ISSUE = "issue a certificate"
+    INSTALL = "install the certificate"
+    POLL_VERIFICATION = "poll verification"
+    ENFORCE = "enforce mTLS"
+    UNENFORCE = "remove enforcement"
+    ROTATE = "rotate the certificate"
+    REVOKE = "revoke a certificate"
+    CREATE_API_KEY = "create an API key"
+    DISABLE_API_KEY = "disable an API key"
+    ROTATE_API_KEY = "rotate the tool's API key"
+    EXPORT = "export the installed pair"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the caller observed just before the action. ``None`` means "not established"."""
+
+    stage: Stage
+    model: Onboarding | None = None
+    installed: bool | None = None  # a pair is in the install folder's `current`
+    current_id: str | None = None  # its credential id, from the profile's records
+    listed_ids: frozenset[str] | None = None  # the account's certificates, as listed now
+    statuses: Mapping[str, str] = field(default_factory=dict)  # listing status, or ours (retired)
+    verification_now: str | None = None  # what the installed pair saw on a call just now
+    enforcement: str | None = None  # ENFORCED | REPORTING | NOT_ENABLED | UNKNOWN
+    enforcement_scheduled: bool | None = None  # an enforced_from is set (None: not said)
+    target: str | None = None  # the credential id the action would change
+    tool_key_id: str | None = None  # recorded: the API key the profile keeps and runs on
+    running_key_recorded: bool | None = None  # the key in memory is that recorded key
+    key_ids: frozenset[str] | None = None  # the account's API keys, as listed now
+    confirmed_not_tool_key: bool = False  # the user said the target is not the tool's key
+
+
+@dataclass(frozen=True)
+class Refusal:
+    check: str
+    reason: str
+    hint: str
+
+
+CheckFn = Callable[[Situation], "str | None"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    fn: CheckFn  # None when it holds, else why not
+    hint: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    stages: frozenset[Stage]
+    settled_before: Stage | None  # every check of the stages before this one must hold
+    gates: tuple[Gate, ...] = ()
+
+
+class ActionRefused(InterlockRefused):
+    """``require`` refused an action; ``reasons`` lists every failing check."""
+
+    def __init__(self, action: Action, refusals: list[Refusal]) -> None:
+        reasons = [r.reason for r in refusals]
+        super().__init__(f"Refusing to {action.value}: " + " ".join(reasons), hint=refusals[0].hint)
+        self.action = action
+        self.refusals = refusals
+        self.reasons = reasons
+
+
+# ---------------------------------------------------------------- facts → reasons
+def enforcement_possibly_on(situation: Situation) -> bool:
+    """On, scheduled, or not known to be off (unknown means on)."""
+    mode = situation.enforcement
+    if mode == "NOT_ENABLED":
+        return False
+    if mode == "REPORTING":
+        return situation.enforcement_scheduled is not False
+    return True  # ENFORCED, UNKNOWN or not read
+
+
+def _installed(s: Situation) -> str | None:
+    if s.installed is None:
+        return "Whether a certificate is installed here could not be established."
+    return None if s.installed else "No certificate is installed here."
+
+
+def _current_recorded(s: Situation) -> str | None:
+    if s.installed and s.current_id is None:
+        return "The certificate installed here is not in this profile's records, so its credential id is unknown."
+    return None
+
+
+def _current_listed(s: Situation) -> str | None:
+    if s.current_id is None:
+        return None
+    if s.listed_ids is None:
+        return "The account's certificates could not be listed."
+    if s.current_id not in s.listed_ids:
+        return (
+            f"The certificate installed here ({s.current_id}) is not among the account's certificates: "
+            "the API key may belong to another account."
+        )
+    return None
+
+
+def _current_alive(s: Situation) -> str | None:
+    status = s.statuses.get(s.current_id or "", "UNKNOWN")
+    return f"The certificate installed here is {status}." if status in GONE else None
+
+
+def _valid_now(s: Situation) -> str | None:
+    if s.verification_now == VALID:
+        return None
+    seen = s.verification_now or "not observed"
+    return f"No installed certificate is VALID right now ({seen}); enforcing would refuse your own calls."
+
+
+def _target_listed(s: Situation) -> str | None:
+    if s.listed_ids is None:
+        return "The account's certificates could not be listed."
+    return None if s.target in s.listed_ids else f"No certificate {s.target} on this account."
+
+
+def _target_alive(s: Situation) -> str | None:
+    status = s.statuses.get(s.target or "", "UNKNOWN")
+    return f"Certificate {s.target} is already {status}." if status in GONE else None
+
+
+def _not_current(s: Situation) -> str | None:
+    if s.target is not None and s.target == s.current_id:
+        return "It is the certificate installed and in use here. Rotate first, then retire the old one."
+    return None
+
+
+def _enforcement_safe(s: Situation) -> str | None:
+    if not enforcement_possibly_on(s) or s.verification_now == VALID:
+        return None
+    mode = s.enforcement or "not read"
+    return (
+        f"mTLS enforcement is on, scheduled or unknown ({mode}) and no installed certificate is VALID "
+        f"right now ({s.verification_now or 'not observed'}): this may be the last certificate that works."
+    )
+
+
+def _key_listed(s: Situation) -> str | None:
+    if s.key_ids is None:
+        return "The account's API keys could not be listed."
+    return None if s.target in s.key_ids else f"No API key {s.target} on this account."
+
+
+def _not_tool_key(s: Situation) -> str | None:
+    if s.target is not None and s.target == s.tool_key_id:
+        return "This is the key klarna-mtls uses (the profile's stored key); disabling it would leave the tool without a working key."
+    return None
+
+
+def _tool_key_known(s: Situation) -> str | None:
+    if s.tool_key_id is None and not s.confirmed_not_tool_key:
+        return "klarna-mtls does not know which API key it runs on, so it cannot tell that this is not that key."
+    return None
+
+
+def _running_key_known(s: Situation) -> str | None:
+    if s.target == s.tool_key_id:
+        return None  # refused already, for a better reason
+    if s.tool_key_id is not None and s.running_key_recorded is False and not s.confirmed_not_tool_key:
+        return "The API key loaded for this run is not the profile's recorded key, and its id is unknown."
+    return None
+
+
+def _tool_key_recorded(s: Situation) -> str | None:
+    if s.tool_key_id is None:
+        return "klarna-mtls does not know the credential id of the key it runs on."
+    if s.key_ids is not None and s.tool_key_id not in s.key_ids:
+        return f"The recorded key {s.tool_key_id} is not among the account's API keys."
+    if s.running_key_recorded is False:
+        return "The profile's stored key is not the key recorded as the tool's."
+    return None
+
+
+# ---------------------------------------------------------------- the table
+_CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
+_NAME_KEY_HINT = (
+    "Name the key klarna-mtls runs on with --key-id <credential id> (keys list shows the ids), "
+    "or confirm with --not-the-tools-key that the target is not that key."
+)
+G_INSTALLED = Gate("installed", _installed, "Finish onboarding: install the certificate here first.")
+G_CURRENT_RECORDED = Gate("current recorded", _current_recorded, _CURRENT_HINT)
+G_CURRENT_LISTED = Gate(
+    "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
+)
+G_CURRENT_ALIVE = Gate("current alive", _current_alive, "Rotate first: klarna-mtls rotate.")
+G_VALID_NOW = Gate(
+    "valid now", _valid_now, "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not)."
+)
+
+ALL_STAGES = frozenset(ORDER)
+_LATE = frozenset({Stage.VERIFY, Stage.ENFORCE, Stage.DONE})
+
+ACTIONS: dict[Action, Rule] = {
+    Action.GENERATE_KEY: Rule(frozenset({Stage.KEY_AND_CSR}), Stage.KEY_AND_CSR),
+    Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE),
+    Action.INSTALL: Rule(frozenset({Stage.INSTALL}), Stage.INSTALL),
+    Action.POLL_VERIFICATION: Rule(frozenset({Stage.VERIFY}), Stage.VERIFY),
+    Action.ENFORCE: Rule(
+        frozenset({Stage.ENFORCE, Stage.DONE}),
+        Stage.VERIFY,
+        (G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW),
+    ),
+    Action.UNENFORCE: Rule(ALL_STAGES, None),
+    Action.ROTATE: Rule(_LATE, Stage.VERIFY),
+    Action.REVOKE: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
+            Gate("target active", _target_alive, "Nothing to revoke."),
+            G_CURRENT_RECORDED,
+            Gate("not current", _not_current, "klarna-mtls rotate installs and verifies a replacement first."),
+            G_CURRENT_LISTED,
+            Gate(
+                "enforcement",
+                _enforcement_safe,
+                "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
+            ),
+        ),
+    ),
+    Action.CREATE_API_KEY: Rule(ALL_STAGES, None),
+    Action.DISABLE_API_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
+            Gate(
+                "not the tool's key",
+                _not_tool_key,
+                "Rotate the tool's key first (keys rotate): it stores and proves a replacement before disabling.",
+            ),
+            Gate("tool key known", _tool_key_known, _NAME_KEY_HINT),
+            Gate(
+                "running key known",
+                _running_key_known,
+                "Run without KLARNA_API_KEY (the profile's stored key is used), or confirm with --not-the-tools-key.",
+            ),
+        ),
+    ),
+    Action.ROTATE_API_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate(
+                "tool key recorded",
+                _tool_key_recorded,
+                "Name the key klarna-mtls runs on: --key-id <credential id> (keys list shows the ids).",
+            ),
+        ),
+    ),
+    Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
+}
+
+
+def refusals(action: Action, situation: Situation) -> list[Refusal]:
+    """Every reason ``action`` may not run now (empty when it may)."""
+    rule = ACTIONS[action]
+    out: list[Refusal] = []
+    if situation.stage not in rule.stages:
+        allowed = ", ".join(s.label for s in ORDER if s in rule.stages)
+        out.append(
+            Refusal(
+                "stage",
+                f"It belongs to {allowed}, and this profile is at {situation.stage.label}.",
+                "Finish the earlier onboarding steps first (klarna-mtls onboard or the wizard).",
+            )
+        )
+    out.extend(_unsettled(rule, situation))
+    for gate in rule.gates:
+        reason = gate.fn(situation)
+        if reason:
+            out.append(Refusal(gate.name, reason, gate.hint))
+    return out
+
+
+def _unsettled(rule: Rule, situation: Situation) -> list[Refusal]:
+    if rule.settled_before is None:
+        return []
+    if situation.model is None:
+        return [Refusal("earlier stages", "The profile's progress could not be read.", "")]
+    reasons = situation.model.unsettled_before(rule.settled_before)
+    return [Refusal("earlier stages", r, "Resume onboarding: the stage named above comes first.") for r in reasons]
+
+
+def require(action: Action, situation: Situation) -> None:
+    """Raise ``ActionRefused`` naming every failing check; return when ``action`` may run."""
+    found = refusals(action, situation)
+    if found:
+        raise ActionRefused(action, found)
