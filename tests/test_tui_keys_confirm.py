@@ -10,6 +10,7 @@ import pytest
 from screens.app import make_app
 from screens.keys import SecretOnceModal
 from screens.modals import ConfirmModal, ErrorModal, TypedConfirmModal
+from tests_support import name_initial_key
 
 pytestmark = pytest.mark.e2e
 SIZE = (80, 24)
@@ -58,7 +59,7 @@ async def test_disable_asks_first_and_cancel_keeps_the_key(onboard, sandbox):
         await create_key(app, pilot, screen, "checkout eu")
         await pilot.press("escape")
         await settle(app, pilot)
-        other = next(i for i, r in enumerate(screen.rows) if not r.used_by_tool)
+        other = next(i for i, r in enumerate(screen.rows) if r.description == "checkout eu")
         screen.query_one("DataTable").move_cursor(row=other)
         screen.query_one("DataTable").focus()
         await pilot.press("ctrl+d")
@@ -80,7 +81,8 @@ async def test_rotate_asks_first_and_cancel_changes_nothing(onboard, sandbox, me
     memory_keyring.set_password("klarna-mtls", "p", sandbox.api_key)  # the profile keeps its key
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     app.session.evidence.secret_backend = "keyring"
-    app.session.save()
+    app.session.unlock(sandbox.api_key)
+    await asyncio.to_thread(name_initial_key, app.session)  # known tool key: rotation disables it
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_keys(app, pilot)
         await pilot.press("ctrl+r")

@@ -147,7 +147,7 @@ class Session:
         kept through key rotation), compared by its masked form; None when no key is loaded."""
         if not self._api_key:
             return None
-        return rules.mask_key(self._api_key) == self.evidence.api_key_masked
+        return rules.mask_key(self._api_key.reveal()) == self.evidence.api_key_masked
 
     @property
     def unlocked(self) -> bool:
@@ -250,7 +250,7 @@ class Session:
         )
         probe = handshake_probe_for(
             ca_bundle=self.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path,
-            key_passphrase=self._key_passphrase,
+            key_passphrase=self.key_passphrase,
         ) if pair is not None else None
         async with http:
             try:

@@ -451,7 +451,7 @@ def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
                            f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
                            "possibly shared between services.",
                            "Create one key per service and disable the shared one once nothing uses it."))
-    key = session._api_key  # noqa: SLF001
+    key = session._api_key.reveal() if session._api_key else None  # noqa: SLF001 (SecretValue)
     key_env = rules.api_key_environment(key) if key else session.evidence.api_key_environment
     if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
         out.append(Finding("api keys", "critical",
