@@ -202,9 +202,8 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         doubt = " ".join(r.reason for r in found)  # confirmable doubts: it may be the tool's key
         self.confirm(
             "Disable this API key?",
-            (f"{doubt} Disable it only if klarna-mtls does not run on it: the tool would stop working. " if doubt else "")
-            + f"Key {row.masked} ({row.description or 'no description'}) stops working at once for every "
-            "system that uses it. It cannot be enabled again.",
+            f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
+            "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row, "Disable key",
             lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False))
 

@@ -17,8 +17,17 @@ from wizard.errors import WizardError, storage_error
 from wizard.rules import redact
 
 
+# At 80x24 a long consequence must not push the buttons off the screen: the box scrolls instead
+# (the focused button is scrolled into view).
+FIT_CSS = """
+.modal-box { max-height: 100%; overflow-y: auto; }
+"""
+
+
 class ErrorModal(ModalScreen[None]):
     """Shows what happened and what to do next. Never a traceback."""
+
+    DEFAULT_CSS = FIT_CSS
 
     BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
 
@@ -55,6 +64,8 @@ class ErrorModal(ModalScreen[None]):
 class ConfirmModal(ModalScreen[bool]):
     """States the consequence of a destructive action and asks for a yes or no."""
 
+    DEFAULT_CSS = FIT_CSS
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, consequence: str, confirm_label: str = "Confirm") -> None:
@@ -83,6 +94,8 @@ class ConfirmModal(ModalScreen[bool]):
 
 class TypedConfirmModal(ModalScreen["str | None"]):
     """Live profiles: the user types the fingerprint suffix to confirm a destructive action."""
+
+    DEFAULT_CSS = FIT_CSS
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -173,6 +186,7 @@ class PassphraseModal(ModalScreen[object]):
     dismisses with, or raises a WizardError. ``env_var``, when set in the environment, is tried
     first. Nothing is stored; Cancel dismisses with None."""
 
+    DEFAULT_CSS = FIT_CSS
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, explanation: str, check: Callable[[bytes], object], *,
