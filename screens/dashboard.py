@@ -3,17 +3,22 @@ door to rotation, guarded revocation, enforcement changes and the doctor."""
 
 from __future__ import annotations
 
+import asyncio
+
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard import lifecycle, rules
+from wizard import lifecycle, rules, runtime_gate
 from wizard.flow import Session
+from wizard.rules import clean_text
 
 from .base import ReportsWorkerErrors
-from .modals import ConfirmModal, EnforceModal, TypedConfirmModal
+from .modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
+from .runtimes_table import RuntimesPanel
 
 BAR = 20
 
@@ -55,40 +60,45 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
             yield Static("Loading…", id="summary")
             yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
             yield Static("█ used  ░ left  │ renewal window starts", classes="muted")
+            yield RuntimesPanel(id="runtimes-panel")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#certificates", DataTable)
         table.add_columns("id", "CN", "fingerprint", "created", "expires", "days", "state", "here", "last VALID", "lifetime")
         self.app.update_header()
         self.action_refresh()
 
     def action_refresh(self) -> None:
         async def load() -> None:
-            self.show(await self.app.load_status(self.session))
+            status = await self.app.load_status(self.session)
+            await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
+            self.show(status)
 
         self.run_worker(load(), name="status", group="status", exclusive=True, exit_on_error=False)
 
     def show(self, status: lifecycle.ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
-        self.query_one("#summary", Static).update(
+        self.query_one("#summary", Static).update(plain(
             f"Enforcement: {status.enforcement_mode}{when} · slots {status.slots_used}/{rules.MAX_ACTIVE_CERTIFICATES}"
             f" · installed pair: {status.verification or 'none'} · key kept in {status.secret_backend or '?'}"
-        )
-        table = self.query_one(DataTable)
+        ))
+        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
+        table = self.query_one("#certificates", DataTable)
         table.clear()
         for row in status.certificates:
             here = "current" if row.current else ("yes" if row.installed_here else "")
-            table.add_row(
+            cells = (
                 "…" + row.credential_id[-10:], row.cn or "?", "…" + row.fingerprint_suffix,
                 (row.created_at or "")[:10], (row.expires_at or "")[:10], str(row.days_left),
                 row.status + (" RENEW" if row.in_renewal_window and row.status == "ACTIVE" else ""),
-                here, (row.last_seen_valid or "")[:10], lifetime_bar(row), key=row.credential_id,
-            )
+                here, (row.last_seen_valid or "")[:10], lifetime_bar(row),
+            )  # server strings: shown as text, never parsed as markup
+            table.add_row(*(Text(clean_text(c), end="") for c in cells), key=row.credential_id)
 
     def selected_id(self) -> str | None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#certificates", DataTable)
         if self.status is None or not self.status.certificates or table.cursor_row is None:
             return None
         return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value

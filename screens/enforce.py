@@ -13,7 +13,8 @@ from wizard.errors import InputError
 from wizard.model import Stage
 
 from .base import StageScreen
-from .modals import ConfirmModal
+from .modals import ConfirmModal, plain
+from .runtimes_table import RuntimesPanel
 
 
 class EnforceScreen(StageScreen):
@@ -35,10 +36,12 @@ class EnforceScreen(StageScreen):
         with Horizontal(classes="actions"):
             yield Button("Enforce…", id="enforce", variant="warning")
         yield Static("", id="facts")
+        yield RuntimesPanel(id="runtimes-panel")  # hidden while no runtime is declared
 
     def on_mount(self) -> None:
         super().on_mount()
         self.describe_choice(self.query_one("#enforce-at", Input).value)
+        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "enforce-at":
@@ -72,7 +75,7 @@ class EnforceScreen(StageScreen):
         try:
             value = rules.parse_enforced_from(text, now=self.session.clock())
         except InputError as error:
-            when.update(f"✗ {error.message} {error.hint}".strip())
+            when.update(plain(f"✗ {error.message} {error.hint}".strip()))  # quotes what was typed
             when.add_class("-problem")
             self.query_one("#enforce", Button).disabled = True
             return None

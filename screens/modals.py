@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 
 from textual.app import ComposeResult
+from textual.content import Content
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -14,7 +15,13 @@ from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError, storage_error
-from wizard.rules import redact
+from wizard.rules import clean_text, redact
+
+
+def plain(text: object) -> Content:
+    """Text from a server, a user or a file, shown as is: never parsed as markup (a ``[/`` or
+    ``[@click=…]`` in an id or a message is just characters), control characters removed."""
+    return Content(clean_text(str(text), keep_newlines=True))
 
 
 # At 80x24 a long consequence must not push the buttons off the screen: the box scrolls instead
@@ -49,12 +56,12 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box", classes="modal-box"):
-            yield Static(self.title_text, id="error-title", classes="modal-title", markup=False)
-            yield Static(self.body_text, id="error-message", markup=False)
+            yield Static(plain(self.title_text), id="error-title", classes="modal-title")
+            yield Static(plain(self.body_text), id="error-message")
             if self.hint_text:
-                yield Static(self.hint_text, id="error-hint", markup=False)
+                yield Static(plain(self.hint_text), id="error-hint")
             if self.log_path:
-                yield Static(f"Log: {self.log_path}", id="error-log", classes="muted", markup=False)
+                yield Static(plain(f"Log: {self.log_path}"), id="error-log", classes="muted")
             yield Button("Close", id="close", variant="error")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -161,10 +168,10 @@ class EnforceModal(ModalScreen["str | None"]):
 
         try:
             value = parse_enforced_from(event.value, now=self.clock())
-            self.query_one("#when", Static).update(f"Enforcement from {value} (UTC).")
+            self.query_one("#when", Static).update(plain(f"Enforcement from {value} (UTC)."))
             self.query_one("#confirm", Button).disabled = False
         except InputError as error:
-            self.query_one("#when", Static).update(f"✗ {error.message}")
+            self.query_one("#when", Static).update(plain(f"✗ {error.message}"))
             self.query_one("#confirm", Button).disabled = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FRONT_ENDS = ("screens", "wizard.cli")
 CORE = {
     "wizard", "wizard._lazy", "wizard.api", "wizard.crypto", "wizard.diagnosis", "wizard.errors",
-    "wizard.fsutil", "wizard.install", "wizard.journal", "wizard.logs", "wizard.model", "wizard.paths",
-    "wizard.rules", "wizard.secret_value", "wizard.secrets", "wizard.sandbox", "wizard.interlocks",
+    "wizard.fsutil", "wizard.install", "wizard.journal", "wizard.locking", "wizard.logs", "wizard.model",
+    "wizard.paths", "wizard.rules", "wizard.runtimes", "wizard.secret_value", "wizard.secrets", "wizard.sandbox", "wizard.interlocks",
 }
 
 

@@ -193,7 +193,6 @@ def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revok
     revoke_elsewhere(sandbox, "p", result["certificate_id"])
     code, out = cli_json("onboard", "--profile", "p", "--non-interactive", "--enforce-at", "NOW", "--enforce-wait", "3")
     assert code == 3 and "No installed certificate is VALID" in out["error"]["message"]
-    time.sleep(0.6)  # longer than the sandbox's enforcement delay: nothing was scheduled
     assert (
         server_enforcement(sandbox) == "REPORTING"
         and sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
@@ -403,3 +402,63 @@ def test_an_unreadable_enforcement_state_blocks_revoking_unless_the_installed_pa
         assert code == 0 and server_certificate_status(sandbox, spare.credential_id) == "REVOKED"
     finally:
         answers.docs_only = original
+
+
+async def test_the_tui_enforce_stage_refuses_after_a_revocation_elsewhere(onboard, sandbox):
+    """Red-team finding 1 through the Enforce screen itself: Enforce…, confirm, and the refusal is shown
+    with its reason; nothing is scheduled on the server."""
+    from screens.app import make_app
+    from screens.modals import ConfirmModal, ErrorModal
+
+    result = await asyncio.to_thread(onboard)
+    await asyncio.to_thread(revoke_elsewhere, sandbox, "p", result["certificate_id"])
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(3):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        assert type(app.screen).__name__ == "EnforceScreen"
+        await pilot.click("#enforce")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.click("#confirm")
+        for _ in range(3):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        assert isinstance(app.screen, ErrorModal) and app.screen.title_text == "Refused for your safety"
+        assert "No installed certificate is VALID" in app.screen.body_text
+    assert sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
+
+
+def test_facts_from_other_services_are_judged_by_the_same_table():
+    """Declared runtimes (another service computes them) enter the gate as facts, not as a second gate."""
+    from wizard.interlocks import Action, Situation, refusals
+
+    ready = Situation(Stage.DONE, installed=True, current_id="a", listed_ids=frozenset({"a", "b"}),
+                      verification_now="VALID", enforcement="NOT_ENABLED", target="b")
+    assert refusals(Action.REVOKE, ready) == []
+    from dataclasses import replace
+
+    busy = replace(ready, target_in_use_by=("checkout-eu",))
+    assert [r.check for r in refusals(Action.REVOKE, busy)] == ["target unused"]
+    lagging = replace(ready, runtimes_not_ready=("batch (NOT_PRESENT)",))
+    assert "batch (NOT_PRESENT)" in refusals(Action.ENFORCE, lagging)[-1].reason
+
+
+def test_a_tool_key_recorded_for_another_account_does_not_unlock_disabling(onboard, cli, sandbox, monkeypatch):
+    """The recorded id is forgotten when the profile moves to another account, and a recorded id that
+    is not among the account's keys counts as unknown: unknown means no."""
+    onboard()
+    initial = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
+    cli("keys", "list", "--profile", "p", "--key-id", initial)
+    account, key = sandbox.mint_account()
+    session = session_for("p", sandbox)
+    session.configure("sandbox", account, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
+    assert session.state.tool_key_id is None
+    session.state.record_tool_key(initial, "told")  # a stale record, as a hand-edited journal might hold
+    session.save()
+    monkeypatch.setenv("KLARNA_API_KEY", key)
+    other = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["account_id"] == account)
+    code, out = cli("keys", "disable", "--profile", "p", other)
+    assert code == 3 and "not among this account's keys" in out["error"]["message"]
+    assert server_key_status(sandbox, other) == "ACTIVE"

@@ -166,7 +166,7 @@ def test_encrypted_file_format(tmp_path):
     store.set("q", OTHER_KEY)
     data = json.loads(path.read_text())
     assert data["version"] == 1
-    assert data["kdf"] == {"name": "scrypt", "n": 2**15, "r": 8, "p": 1}
+    assert data["kdf"] == {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
     assert len(secrets._unb64(data["salt"])) == 16
     assert set(data["entries"]) == {"p", "q"}
     nonces = [secrets._unb64(e["nonce"]) for e in data["entries"].values()]

@@ -56,6 +56,10 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 SAFE_METHODS = {"GET", "PUT", "DELETE"}
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 USER_AGENT = "klarna-mtls"
+# Bounds on one answer: Klarna's are a few KB (10 certificates at most), so 2 MB is generous; one
+# attempt may take REQUEST_DEADLINE seconds in all, however slowly the bytes trickle in.
+MAX_ANSWER_BYTES = 2_000_000
+REQUEST_DEADLINE = 60.0
 log = logging.getLogger("klarna_mtls.api")
 
 
@@ -66,12 +70,23 @@ def make_ssl_context(
     client_key: Path | None = None,
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
-    """TLS 1.2+, server verification always on: system roots, or only the sandbox CA.
+    """TLS 1.2+, server verification always on: the bundled root set (certifi) for Klarna's
+    hosts, or only the sandbox CA. Nothing from the environment decides trust: SSL_CERT_FILE and
+    SSL_CERT_DIR are not read, and SSLKEYLOGFILE never receives TLS secrets.
 
     The key is loaded with a password callback, never ``password=None``: OpenSSL would otherwise
     prompt ``Enter PEM pass phrase:`` on the terminal and hang the TUI or a cron job. An encrypted
     key without its passphrase, or with a wrong one, raises KeyLocked for the front end to ask."""
-    context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # not create_default_context: it reads env
+    try:
+        context.load_verify_locations(cafile=str(ca_bundle) if ca_bundle else trusted_roots())
+    except (ssl.SSLError, OSError) as exc:
+        raise CryptoError(
+            f"The CA bundle {ca_bundle or trusted_roots()} could not be read.",
+            title="CA bundle missing",
+            hint="Check the file exists and holds PEM certificates; for the sandbox, restart it "
+                 "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
+        ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
@@ -121,10 +136,32 @@ def make_http_client(
     )
     return httpx.AsyncClient(
         verify=context,
+        # The environment may choose a proxy (HTTPS_PROXY, NO_PROXY); never the trust: with an
+        # SSLContext given, httpx reads neither SSL_CERT_FILE nor SSL_CERT_DIR.
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
     )
+
+
+def trusted_roots() -> str:
+    """The CA set live and test trust: certifi's bundled roots (shown by `doctor`)."""
+    import certifi
+
+    return certifi.where()
+
+
+def environment_proxy() -> str | None:
+    """The proxy httpx takes from the environment (it only carries TLS: it cannot read it);
+    NO_PROXY still applies per host. Shown by `doctor`."""
+    import os
+
+    if os.environ.get("NO_PROXY", os.environ.get("no_proxy", "")).strip() == "*":
+        return None
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
 
 
 # ---------------------------------------------------------------- answers
@@ -301,6 +338,25 @@ class ApiKeyInfo:
 
 
 # ---------------------------------------------------------------- errors
+class AnswerTooLarge(Exception):
+    """An answer over MAX_ANSWER_BYTES (internal: becomes an ApiError in _call)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _json_body(response: httpx.Response) -> Any:
+    """The answer's JSON, or raises ValueError for anything unreadable (bad UTF-8, bad JSON, or
+    nesting deep enough to exhaust the parser's recursion)."""
+    if not response.content.strip():
+        return None
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError("unreadable JSON") from exc
+
+
 _STATUS_ADVICE = {
     400: "Klarna refused the request as invalid.",
     401: "The API key was refused: check it is the right key for this environment and still enabled.",
@@ -318,8 +374,8 @@ def _error_from_response(response: httpx.Response, correlation_id: str) -> ApiEr
     retry_after = _retry_after(response)
     body: Any = None
     try:
-        body = response.json() if response.content else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = _json_body(response)
+    except ValueError:
         body = None
     common = dict(status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after)
     if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
@@ -636,9 +692,11 @@ class KlarnaClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         with_certificate: bool = False,
+        deadline: float = REQUEST_DEADLINE,
         handshake_probe: HandshakeProbe | None = None,
     ) -> None:
         self._http = http
+        self._deadline = deadline
         self._base_url = base_url.rstrip("/")
         self.__api_key = SecretValue(api_key)  # masked in any repr or crash report
         self._max_attempts = max(1, max_attempts)
@@ -784,12 +842,18 @@ class KlarnaClient:
             correlation_id = uuid.uuid4().hex
             started = time.monotonic()
             try:
-                response = await self._http.request(
+                response = await self._bounded_request(
                     method,
                     self._base_url + path,
                     headers=self._headers(correlation_id, idempotency_key if method in ("POST", "PATCH") else None),
                     json=json_body,
                 )
+            except AnswerTooLarge as exc:
+                raise ApiError(
+                    f"Klarna's answer was larger than {MAX_ANSWER_BYTES // 1_000_000} MB; it was not read.",
+                    status=exc.status, correlation_id=correlation_id,
+                    hint="This is not an answer Klarna sends: check the base URL.",
+                ) from None
             except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # TLS 1.3 alerts can surface raw
                 error = await self._transport_error(exc)
                 log.warning("%s %s failed (try %d of %d): %s %s", method, operation, attempt + 1, attempts,
@@ -819,6 +883,28 @@ class KlarnaClient:
             return self._answer(response, correlation_id, started, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _bounded_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request with an overall deadline (not per read) and a cap on the body size: a
+        hostile or broken server can neither stall a run nor fill the memory."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                async with self._http.stream(method, url, **kwargs) as streamed:
+                    declared = streamed.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                        raise AnswerTooLarge(streamed.status_code)
+                    chunks, size = [], 0
+                    async for chunk in streamed.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_ANSWER_BYTES:
+                            raise AnswerTooLarge(streamed.status_code)
+                        chunks.append(chunk)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete answer within {self._deadline:g} s") from None
+        return httpx.Response(
+            streamed.status_code, headers=streamed.headers, content=b"".join(chunks),
+            request=streamed.request, extensions=streamed.extensions,
+        )
+
     async def _transport_error(self, exc: Exception) -> TransportError:
         """Classify a failure; a reset or EOF with our certificate is settled by the probe."""
         error = _transport_error(exc, self._with_certificate)
@@ -847,8 +933,8 @@ class KlarnaClient:
     def _answer(self, response: httpx.Response, correlation_id: str, started: float, parse) -> Answer:
         received = datetime.now(timezone.utc)
         try:
-            body = response.json() if response.content.strip() else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = _json_body(response)
+        except ValueError:
             raise ApiError(
                 "Klarna's answer was not valid JSON.",
                 status=response.status_code,
@@ -858,7 +944,7 @@ class KlarnaClient:
             ) from None
         try:
             value = parse(body)
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as exc:
             raise ApiError(
                 "Klarna's answer did not have the expected shape.",
                 status=response.status_code,

@@ -314,6 +314,19 @@ def verify_cert_matches_key(cert: x509.Certificate, key: object) -> None:
         )
 
 
+def verify_not_ca(cert: x509.Certificate) -> None:
+    """A client certificate is a leaf: one with CA:TRUE could sign others and is refused."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    if constraints.ca:
+        raise CryptoError(
+            "The server returned a CA certificate (CA:TRUE) instead of a client certificate.",
+            hint="It was not installed. Issue the certificate again; contact Klarna support if it repeats.",
+        )
+
+
 def verify_cert_valid_at(cert: x509.Certificate, now: datetime | None = None) -> None:
     now = now or datetime.now(timezone.utc)
     if now < cert.not_valid_before_utc:

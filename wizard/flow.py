@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
+import shlex
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,12 +39,13 @@ from .paths import Paths
 from .secret_value import SecretValue
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState
+    from .api import CertificateInfo, EnforcementState, KlarnaClient
     from .install import InstalledPair
 
 crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
+KEY_DIGEST = "key_file_sha256"  # settings: sha256 of the key file this tool wrote
 CSR_FILE = "csr.pem"
 
 
@@ -90,6 +95,8 @@ class Session:
         # Held as SecretValue: a crash report or a repr shows them masked.
         self._api_key: SecretValue[str] | None = None
         self._key_passphrase: SecretValue[bytes] | None = None
+        # True for a reader that could not take the profile lock: it must not write the journal.
+        self.read_only = False
 
     def __repr__(self) -> str:  # never the key
         return f"Session(profile={self.profile!r}, stage={self.model.stage.value})"
@@ -116,7 +123,8 @@ class Session:
         return self.journal.exists()
 
     def save(self) -> None:
-        self.journal.save(self.state)
+        if not self.read_only:
+            self.journal.save(self.state)
 
     def advance(self) -> Stage:
         """Move to the next stage if the model allows it; raises StageBlocked otherwise."""
@@ -147,7 +155,7 @@ class Session:
         kept through key rotation), compared by its masked form; None when no key is loaded."""
         if not self._api_key:
             return None
-        return rules.mask_key(self._api_key.reveal()) == self.evidence.api_key_masked
+        return bool(rules.mask_key(self._api_key.reveal()) == self.evidence.api_key_masked)
 
     @property
     def unlocked(self) -> bool:
@@ -174,6 +182,7 @@ class Session:
         base_url: str | None = None,
         ca_bundle: str | Path | None = None,
         install_dir: str | Path | None = None,
+        allow_remote_sandbox: bool = False,
     ) -> None:
         """Record the profile's environment and account; refuses what Klarna would refuse."""
         if environment not in rules.ENVIRONMENTS:
@@ -195,13 +204,20 @@ class Session:
                 "The sandbox needs its base URL and CA bundle.",
                 hint="Start it with `klarna-mtls sandbox serve --json` and pass both, or use --sandbox.",
             )
+        if base_url:
+            rules.verify_base_url(environment, base_url, allow_remote=allow_remote_sandbox)
         changed = (self.evidence.environment, self.evidence.account_id) != (environment, str(account))
         if changed and self.evidence.account_id is not None:
             self.model.restart_from(Stage.CREDENTIALS)
+            self.state.record_tool_key(None, "")  # that key id belonged to the other account
         self.evidence.environment = environment
         self.evidence.account_id = str(account)
         self.settings["base_url"] = base_url.rstrip("/") if base_url else None
         self.settings["ca_bundle"] = str(ca_bundle) if ca_bundle else None
+        if allow_remote_sandbox:
+            self.settings["allow_remote_sandbox"] = True
+        else:
+            self.settings.pop("allow_remote_sandbox", None)
         self.settings["install_dir"] = str(install_dir or self.paths.default_install_dir(self.profile))
         self.save()
         self.audit.record("configure", environment=environment, account_id=str(account))
@@ -218,8 +234,27 @@ class Session:
 
     @property
     def ca_bundle(self) -> Path | None:
-        value = self.settings.get("ca_bundle")
+        """The CAs this profile trusts: the sandbox's CA, a set the user chose for live/test
+        (set_trust_ca), or None for the bundled roots. Never the environment's."""
+        value = self.settings.get("ca_bundle") or self.settings.get("trust_ca")
         return Path(value) if value else None
+
+    def set_trust_ca(self, path: str | Path | None) -> None:
+        """Live/test only: trust this CA file instead of the bundled roots (e.g. a company's
+        TLS-inspecting proxy); None goes back to the bundled roots. `doctor` shows the choice."""
+        from .api import make_ssl_context
+
+        if self.environment not in ("live", "test"):
+            raise InputError("A trusted CA set is chosen for live or test profiles only.",
+                             hint="The sandbox trusts its own --ca-bundle.")
+        if path is None:
+            self.settings.pop("trust_ca", None)
+        else:
+            chosen = Path(path).expanduser().absolute()
+            make_ssl_context(ca_bundle=chosen)  # refuses a file that holds no readable CA
+            self.settings["trust_ca"] = str(chosen)
+        self.save()
+        self.audit.record("trust_ca", path=self.settings.get("trust_ca") or "bundled roots")
 
     @property
     def install_dir(self) -> Path:
@@ -227,20 +262,25 @@ class Session:
 
     @contextlib.asynccontextmanager
     async def client(
-        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None
+        self, *, with_certificate: bool | None = None, pair=None, api_key: str | None = None,
+        files_checked: bool = False,
     ) -> AsyncIterator["object"]:
         """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
         certificate when there is one (needed once enforcement applies); ``pair`` sends that
         InstalledPair instead (rotation proves a new pair before switching); ``api_key``
-        overrides the session's key (key rotation proves a new key before switching)."""
+        overrides the session's key (key rotation proves a new key before switching);
+        ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
+        mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
         from .api import KlarnaClient, handshake_probe_for, make_http_client
         from .install import current_pair, verify_private_files
 
+        key = api_key or self._require_key()
+        self.check_binding(key)  # before any request: the key and the URL belong to this profile
         if pair is None and with_certificate is not False:
             pair = current_pair(self.install_dir)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None:
+        if pair is not None and not files_checked:
             verify_private_files(pair)  # refuse to use a key file others can read; says the fix
         http = make_http_client(
             ca_bundle=self.ca_bundle,
@@ -255,13 +295,21 @@ class Session:
         async with http:
             try:
                 yield KlarnaClient(
-                    http, self.base_url, api_key or self._require_key(), with_certificate=pair is not None,
+                    http, self.base_url, key, with_certificate=pair is not None,
                     handshake_probe=probe,
                 )
             except ApiError as error:
                 if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
                     raise _mtls_required(error) from None
                 raise
+
+    def check_binding(self, api_key: str) -> None:
+        """An API key goes only to its own environment's host: a live key never to a sandbox or
+        test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
+        rules.verify_api_key(api_key, self.environment)
+        if self.settings.get("base_url"):
+            rules.verify_base_url(self.environment, self.base_url,
+                                  allow_remote=bool(self.settings.get("allow_remote_sandbox")))
 
     # ------------------------------------------------------------------ the gate
     def situation(self, look: Look | None = None, **facts: Any) -> Situation:
@@ -345,26 +393,32 @@ class Session:
             raise InputError("Set the account id first.")
         cn = cn or rules.default_cn(account)
         rules.verify_cn(cn)
-        key, csr_pem = await asyncio.to_thread(self._make_key_and_csr, passphrase, cn)
+        key, key_pem, csr_pem = await asyncio.to_thread(self._make_key_and_csr, passphrase, cn)
         if overwrite:
             self.model.restart_from(Stage.KEY_AND_CSR)
             self.state.in_flight = None
+        # Journaled before the file exists: a resumed run adopts only the key this tool wrote.
+        self.settings[KEY_DIGEST] = key_digest(key_pem)
+        self.save()
+        await asyncio.to_thread(self._write_key_files, key_pem, csr_pem)
         self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
         self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
 
     def _make_key_and_csr(self, passphrase: bytes | None, cn: str):
         key = crypto.make_private_key()
-        csr_pem = crypto.make_csr_pem(key, cn)
+        return key, crypto.make_private_key_pem(key, passphrase), crypto.make_csr_pem(key, cn)
+
+    def _write_key_files(self, key_pem: bytes, csr_pem: bytes) -> None:
         folder = ensure_private_dir(self.key_path.parent)
-        write_private(folder / KEY_FILE, crypto.make_private_key_pem(key, passphrase))
+        write_private(folder / KEY_FILE, key_pem)
         write_private(folder / CSR_FILE, csr_pem)
-        return key, csr_pem
 
     async def use_existing_key(self, *, passphrase: bytes | None = None, cn: str | None = None) -> None:
-        """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR."""
+        """Adopt the key already on disk (e.g. after a crash) and (re)build its CSR: only a key
+        this tool wrote for this profile, in a private file owned by this user."""
         self.require(Action.GENERATE_KEY)
-        key = await asyncio.to_thread(crypto.load_private_key_file, self.key_path, passphrase)
+        key = await asyncio.to_thread(self._load_own_key, passphrase)
         account = self.evidence.account_id
         if not account:
             raise InputError("Set the account id first.")
@@ -373,6 +427,9 @@ class Session:
         await asyncio.to_thread(write_private, self.key_path.parent / CSR_FILE, csr_pem)
         self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
+
+    def _load_own_key(self, passphrase: bytes | None):
+        return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
     def _record_key(self, key, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
         ev = self.evidence
@@ -555,13 +612,18 @@ class Session:
         )
 
     # ------------------------------------------------------------------ ENFORCE
-    async def enforce(self, enforced_from: str) -> str:
+    async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),
+                      confirm_leave_out: str | None = None) -> str:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
-        here, and the gate looks first: an installed certificate of ours must be VALID right now."""
+        here, and the gate looks first: an installed certificate of ours must be VALID right now,
+        and every declared runtime ready unless left out on purpose (wizard/runtime_gate.py)."""
+        from .runtime_gate import require_ready
+
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
         look = await self.look()
         self.require(Action.ENFORCE, look)
+        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out)
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
         ev = self.evidence
@@ -605,7 +667,7 @@ class Session:
         return answer.value
 
 
-async def _enforcement_or_unknown(klarna) -> EnforcementState:
+async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
     """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
     interlocks treat as "maybe on"), while an authentication failure still fails the call."""
     from .api import EnforcementState
@@ -630,6 +692,41 @@ def _mtls_required(error: ApiError) -> MtlsRequired:
         hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
              "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
              "runtime's certificate in Klarna's portal.",
+    )
+
+
+def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None):
+    """The private key at ``path`` only if this tool wrote it: a plain file of this user, 0600 in
+    a safe folder, whose sha256 is the ``digest`` journaled before it was written (or, for a
+    journal from before digests were kept, whose public key is the ``public_key_id`` recorded)."""
+    ensure_private_dir(path.parent)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        raise _foreign_key(path, "cannot be read") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _foreign_key(path, "is not a regular file")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise _foreign_key(path, "is owned by another user or readable by others")
+    data = path.read_bytes()
+    key = crypto.load_private_key(data, passphrase)
+    if digest and hashlib.sha256(data).hexdigest() == digest:
+        return key
+    if not digest and public_key_id and crypto.public_key_id(key) == public_key_id:
+        return key
+    raise _foreign_key(path, "was not written by klarna-mtls for this profile")
+
+
+def key_digest(key_pem: bytes) -> str:
+    return hashlib.sha256(key_pem).hexdigest()
+
+
+def _foreign_key(path: Path, why: str) -> CryptoError:
+    quoted = shlex.quote(str(path))
+    return CryptoError(
+        f"The private key file {path} {why}; it will not be used.",
+        title="Unknown key file",
+        hint=f"Move it away (mv {quoted} {quoted}.unknown) and run again to generate a new key.",
     )
 
 

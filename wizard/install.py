@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from . import crypto
 from .errors import CryptoError, InputError, StorageError, storage_error
-from .fsutil import atomic_write, ensure_private_dir, file_mode, fsync_dir
+from .fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
 
 CERT_FILE = "certificate.pem"
 KEY_FILE = "private-key.pem"
@@ -76,6 +76,7 @@ def install_pair(
     cert_pem = crypto.leaf_first(cert_pem, key)  # as Klarna returned it; the leaf proved ours
     cert = crypto.load_certificate(cert_pem)
     crypto.verify_cert_matches_key(cert, key)
+    crypto.verify_not_ca(cert)
     fingerprint = crypto.fingerprint_sha256(cert)
     try:
         ensure_private_dir(install_dir)
@@ -305,8 +306,7 @@ def _unencrypted_key_pem(key_pem: bytes, key_passphrase: bytes | None) -> bytes:
 def _ensure_export_dir(folder: Path) -> None:
     """Create a missing export folder 0700; an existing one (the user's) keeps its mode: the
     files inside carry their own 0600."""
-    if not folder.is_dir():
-        ensure_private_dir(folder)
+    ensure_output_dir(folder)
 
 
 def _write_export(path: Path, data: bytes) -> None:

@@ -64,6 +64,9 @@ class Situation:
     running_key_recorded: bool | None = None  # the key in memory is that recorded key
     key_ids: frozenset[str] | None = None  # the account's API keys, as listed now
     confirmed_not_tool_key: bool = False  # the user said the target is not the tool's key
+    # Facts from other services, computed by their owners before the call (e.g. declared runtimes):
+    runtimes_not_ready: tuple[str, ...] = ()  # runtimes that would be refused once enforced
+    target_in_use_by: tuple[str, ...] = ()  # runtimes that still present the target certificate
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,18 @@ def _enforcement_safe(s: Situation) -> str | None:
     )
 
 
+def _runtimes_ready(s: Situation) -> str | None:
+    if not s.runtimes_not_ready:
+        return None
+    return f"Not every runtime is ready for enforcement: {', '.join(s.runtimes_not_ready)}."
+
+
+def _target_unused(s: Situation) -> str | None:
+    if not s.target_in_use_by:
+        return None
+    return f"Certificate {s.target} is still presented by: {', '.join(s.target_in_use_by)}."
+
+
 def _key_listed(s: Situation) -> str | None:
     if s.key_ids is None:
         return "The account's API keys could not be listed."
@@ -189,8 +204,15 @@ def _not_tool_key(s: Situation) -> str | None:
 
 
 def _tool_key_known(s: Situation) -> str | None:
-    if s.tool_key_id is None and not s.confirmed_not_tool_key:
+    if s.confirmed_not_tool_key:
+        return None
+    if s.tool_key_id is None:
         return "klarna-mtls does not know which API key it runs on, so it cannot tell that this is not that key."
+    if s.key_ids is not None and s.tool_key_id not in s.key_ids:
+        return (
+            f"The key recorded as klarna-mtls's own ({s.tool_key_id}) is not among this account's keys, "
+            "so the key it runs on here is unknown."
+        )
     return None
 
 
@@ -224,6 +246,7 @@ G_CURRENT_LISTED = Gate(
     "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
 )
 G_CURRENT_ALIVE = Gate("current alive", _current_alive, "Rotate first: klarna-mtls rotate.")
+G_RUNTIMES = Gate("runtimes ready", _runtimes_ready, "Install and verify the certificate on each runtime first.")
 G_VALID_NOW = Gate(
     "valid now", _valid_now, "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not)."
 )
@@ -239,7 +262,7 @@ ACTIONS: dict[Action, Rule] = {
     Action.ENFORCE: Rule(
         frozenset({Stage.ENFORCE, Stage.DONE}),
         Stage.VERIFY,
-        (G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW),
+        (G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW, G_RUNTIMES),
     ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
     Action.ROTATE: Rule(_LATE, Stage.VERIFY),
@@ -257,6 +280,7 @@ ACTIONS: dict[Action, Rule] = {
                 _enforcement_safe,
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
+            Gate("target unused", _target_unused, "Move those runtimes to the current certificate first."),
         ),
     ),
     Action.CREATE_API_KEY: Rule(ALL_STAGES, None),

@@ -17,8 +17,12 @@ from .fsutil import append_line, atomic_write, ensure_private_dir
 from .model import RESET_HINT
 from .model import Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
+from .runtimes import RuntimeRecord, records_from_dict, records_to_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2 adds "runtimes". Schema 1 journals load (with no runtimes) and are saved as 2, so an
+# older tool refuses the file instead of silently dropping the runtimes when it saves.
+READABLE_SCHEMAS = (1, 2)
 STATUS_HISTORY_LIMIT = 200
 
 
@@ -37,6 +41,11 @@ class ProfileState:
     status_history: list[dict[str, Any]] = field(default_factory=list)
     # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
     flows: dict[str, Any] = field(default_factory=dict)
+    # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
+    runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
+    # The runtimes as loaded (not saved): lets a long-lived session (the TUI) keep reports that
+    # another process (`runtime report`, `probe`) recorded since, instead of overwriting them.
+    runtimes_loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +58,7 @@ class ProfileState:
             "certificates": self.certificates,
             "status_history": self.status_history[-STATUS_HISTORY_LIMIT:],
             "flows": self.flows,
+            "runtimes": records_to_dict(self.runtimes),
         }
 
     @classmethod
@@ -56,7 +66,7 @@ class ProfileState:
         if not isinstance(data, dict):
             raise JournalError("The saved progress is not a JSON object.", hint=RESET_HINT)
         schema = data.get("schema")
-        if schema != SCHEMA_VERSION:
+        if schema not in READABLE_SCHEMAS:
             raise JournalError(
                 f"The saved progress has schema {schema!r}; this version reads {SCHEMA_VERSION}.",
                 hint=RESET_HINT,
@@ -66,6 +76,7 @@ class ProfileState:
             evidence = Evidence.from_dict(_expect(data.get("evidence", {}), dict, "evidence"))
             if not isinstance(evidence.verifications, list):
                 raise TypeError("verifications")
+            runtimes = records_from_dict(data.get("runtimes", {}))
             return cls(
                 profile=profile,
                 model=Onboarding.resumed(stage, evidence),
@@ -74,6 +85,8 @@ class ProfileState:
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
                 status_history=_expect(data.get("status_history", []), list, "status_history"),
                 flows=_expect(data.get("flows", {}), dict, "flows"),
+                runtimes=runtimes,
+                runtimes_loaded=records_to_dict(runtimes),
             )
         except (TypeError, ValueError) as exc:
             raise JournalError(
@@ -162,9 +175,30 @@ class Journal:
         return ProfileState.from_dict(data, self.profile)
 
     def save(self, state: ProfileState) -> None:
+        from .locking import ProfileBusy, held_elsewhere
+
+        holder = held_elsewhere(self.paths, self.profile)
+        if holder is not None:  # another process writes this profile: never overwrite its work
+            raise ProfileBusy(f"Profile '{self.profile}' is in use by {holder}; nothing was saved.",
+                              hint="Wait for it to finish and try again.")
         ensure_private_dir(self.path.parent)
+        self._keep_runtimes_saved_by_others(state)
         data = json.dumps(state.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         atomic_write(self.path, data, 0o600)
+
+
+    def _keep_runtimes_saved_by_others(self, state: ProfileState) -> None:
+        """When this session did not change the runtimes, take the ones on disk: another process
+        may have recorded reports since this session loaded. A session that changed them wins."""
+        mine = records_to_dict(state.runtimes)
+        if mine == state.runtimes_loaded and self.exists():
+            try:
+                theirs = json.loads(self.path.read_text(encoding="utf-8")).get("runtimes", {})
+                state.runtimes = records_from_dict(theirs)
+            except (OSError, ValueError, TypeError, AttributeError):
+                theirs = mine  # unreadable on disk: this save rewrites it whole
+            mine = records_to_dict(state.runtimes)
+        state.runtimes_loaded = mine
 
 
 class AuditLog:

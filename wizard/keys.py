@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from . import rules
-from .api import SecretValue
+from .api import Answer, ApiKeyInfo, SecretValue
 from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
@@ -94,9 +95,10 @@ async def list_keys(session: Session) -> list[KeyRow]:
     return _rows(session, await _listing(session))
 
 
-async def _listing(session: Session) -> list:
+async def _listing(session: Session) -> list[ApiKeyInfo]:
     async with session.client() as klarna:
-        return (await klarna.list_api_keys()).value
+        answer: Answer[list[ApiKeyInfo]] = await klarna.list_api_keys()  # type: ignore[attr-defined]
+        return answer.value
 
 
 def _rows(session: Session, infos) -> list[KeyRow]:
@@ -108,13 +110,15 @@ def _rows(session: Session, infos) -> list[KeyRow]:
     ]
 
 
-def _situation(session: Session, infos, target: str | None, confirmed: bool) -> Situation:
+def _situation(session: Session, infos: Iterable[Any], target: str | None, confirmed: bool) -> Situation:
     return session.situation(key_ids=frozenset(i.credential_id for i in infos), target=target,
                              tool_key_id=session.state.tool_key_id, running_key_recorded=session.running_key_recorded,
                              confirmed_not_tool_key=confirmed)
 
 
-def _require(session: Session, action: Action, infos, target: str | None = None, confirmed: bool = False) -> None:
+def _require(
+    session: Session, action: Action, infos: Iterable[Any], target: str | None = None, confirmed: bool = False
+) -> None:
     require(action, _situation(session, infos, target, confirmed))
 
 
@@ -279,7 +283,7 @@ async def _start_rotation(session: Session, store, description: str | None, keep
     return flow
 
 
-async def take_own_key(session: Session, store, description: str | None = None,
+async def take_own_key(session: Session, store: Any, description: str | None = None,
                        on_step: Callable[[str], None] | None = None) -> str:
     """The tool creates its own described key with the key it was given, proves it, stores it as
     the profile's key and records its id (the given key stays active for whatever else uses it)."""

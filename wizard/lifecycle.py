@@ -6,6 +6,7 @@ UI-agnostic: functions take a flow.Session and return dataclasses."""
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -13,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from . import __version__, crypto, rules
+from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
-from .flow import Observation, Session, find_by_key, refuse_when_full
+from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
 from .interlocks import Action, Situation, refusals, require
 from .model import Stage
-from .fsutil import ensure_private_dir, write_private
+from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
@@ -92,7 +93,7 @@ async def gather_status(session: Session) -> ProfileStatus:
     look = await session.look()
     now = session.clock()
     if look.pair is not None:
-        session.state.record_status(look.verification, look.pair.fingerprint, "status")
+        session.state.record_status(look.verification or "UNKNOWN", look.pair.fingerprint, "status")
         if look.verification == "VALID":
             session.record_valid(look.current_id, now)
         session.save()
@@ -166,6 +167,7 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
     require(Action.REVOKE, status.situation(credential_id))
+    runtime_gate.refuse_revoking_in_use(session, credential_id)
     target = next(c for c in status.certificates if c.credential_id == credential_id)
     if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
         shown = target.confirm_suffix[-2:]
@@ -183,9 +185,11 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
 
 
 # ---------------------------------------------------------------- enforcement
-async def schedule_enforcement(session: Session, enforced_from: str) -> str:
-    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path."""
-    return await session.enforce(enforced_from)
+async def schedule_enforcement(session: Session, enforced_from: str, *, leave_out: tuple[str, ...] = (),
+                               confirm_leave_out: str | None = None) -> str:
+    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path,
+    declared runtimes included (``leave_out`` names those not counted, on purpose)."""
+    return await session.enforce(enforced_from, leave_out=leave_out, confirm_leave_out=confirm_leave_out)
 
 
 # ---------------------------------------------------------------- rotation
@@ -275,10 +279,15 @@ async def _rotation_key(session: Session, flow: dict) -> None:
     folder = Path(flow["folder"])
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
-    if key_path.exists():  # resumed after the key was written
-        key = await asyncio.to_thread(crypto.load_private_key_file, key_path, passphrase)
+    if os.path.lexists(key_path):  # resumed after the key was written: only the key we wrote
+        key = await asyncio.to_thread(load_own_key, key_path, passphrase, flow.get("key_sha256"),
+                                      flow.get("public_key_id"))
     else:
-        key = await asyncio.to_thread(crypto.generate_private_key, key_path, passphrase)
+        key = crypto.make_private_key()
+        key_pem = crypto.make_private_key_pem(key, passphrase)
+        flow["key_sha256"] = key_digest(key_pem)
+        _save_flow(session, flow)  # journaled before the file exists
+        await asyncio.to_thread(write_private, key_path, key_pem)
     cn = session.evidence.cn or rules.default_cn(session.evidence.account_id)
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
@@ -370,6 +379,7 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     backend = ev.secret_backend_name or "none chosen"
     out.append(Finding("secret backend", "ok" if ev.secret_backend else "warning", f"API key kept in: {backend}.",
                        "" if ev.secret_backend else "Run the wizard's Credentials step."))
+    out.append(_trust_finding(session))
     pair = current_pair(session.install_dir)
     if pair is None:
         out.append(Finding("install", "critical", "No certificate is installed here.", "Run the wizard (Install step)."))
@@ -393,6 +403,27 @@ async def _doctor_local(session: Session, status: ProfileStatus | None) -> list[
     out.append(Finding("CN", "ok" if cn == expected_cn else "warning", f"Certificate CN is {cn}.",
                        "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}."))
     return out
+
+
+def _trust_finding(session: Session) -> Finding:
+    """Which CAs this profile trusts and which proxy carries its traffic (the environment may
+    choose a proxy, never the trust)."""
+    from urllib.parse import urlsplit
+
+    from .api import environment_proxy, trusted_roots
+
+    if session.settings.get("trust_ca"):
+        trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"
+    elif session.ca_bundle:
+        trust = f"only the sandbox CA {session.ca_bundle}"
+    else:
+        trust = f"the bundled roots {trusted_roots()}"
+    proxy = environment_proxy()
+    if proxy:
+        parts = urlsplit(proxy)
+        proxy = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+    return Finding("trust", "ok", f"Servers are trusted through {trust} (SSL_CERT_FILE, SSL_CERT_DIR and "
+                                  f"SSLKEYLOGFILE are ignored); proxy: {proxy or 'none'}.")
 
 
 async def _doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
@@ -464,6 +495,7 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
         return EXIT_CRITICAL, findings
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
+    findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
         observation: Observation = await session.observe()
     except ApiError as error:
@@ -525,6 +557,6 @@ def support_bundle(session: Session) -> dict:
 def write_support_bundle(session: Session, out: Path) -> Path:
     import json
 
-    ensure_private_dir(out.parent)
-    write_private(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode())
+    ensure_output_dir(out.parent)  # the user's folder (maybe /tmp) keeps its mode; the file is 0600
+    atomic_write(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode(), 0o600)
     return out

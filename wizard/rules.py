@@ -185,3 +185,47 @@ def parse_enforced_from(text: str, now: datetime | None = None) -> str:
             hint=f"Choose a time before {format_utc(now + MAX_ENFORCEMENT_AHEAD)}.",
         )
     return format_utc(max(moment, now))
+
+
+# Escape sequences (CSI, OSC, DCS and the rest of ECMA-48) and lone C0/C1 control characters.
+_ESCAPES_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"                # CSI … final byte
+    r"|[\x1b\x9d\x90\x9e\x9f\x98]\].*?(?:\x07|\x1b\\|\x9c)"  # OSC/DCS/PM/APC … terminator
+    r"|\x1b[PX^_].*?(?:\x1b\\|\x9c)"          # DCS/SOS/PM/APC with ESC introducer
+    r"|\x1b[@-Z\\-_]"                         # two-byte escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]",        # any other control (tab and newline handled below)
+    re.DOTALL,
+)
+
+
+def clean_text(text: str, *, keep_newlines: bool = False) -> str:
+    """Text from a server or a file, safe to print on a terminal: escape sequences and control
+    characters removed, tabs and (unless kept) newlines turned into spaces."""
+    text = _ESCAPES_RE.sub("", str(text))
+    text = text.replace("\t", " ")
+    return text if keep_newlines else text.replace("\r", " ").replace("\n", " ")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def verify_base_url(environment: str | None, url: str, *, allow_remote: bool = False) -> None:
+    """A sandbox base URL is https, on loopback unless the user explicitly allowed another host;
+    an API key must never travel in clear text or to a host chosen by accident."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    if parts is None or parts.scheme != "https" or not host or parts.username or parts.password:
+        raise InputError(
+            "The base URL must be https://host[:port] (no user or password).",
+            hint="The API key is sent with every request: never over plain http.",
+        )
+    if environment == "sandbox" and not allow_remote and host not in LOOPBACK_HOSTS:
+        raise InputError(
+            f"The sandbox base URL points at {host}, which is not this machine.",
+            hint="Use the sandbox on 127.0.0.1, or pass --allow-remote-sandbox if you mean that host.",
+        )

@@ -16,7 +16,8 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Protocol, TypeVar
+from contextlib import AbstractContextManager
+from typing import IO, Any, Callable, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -237,14 +238,22 @@ KeyringBackend._classes.discard(MemoryKeyring)  # type: ignore[attr-defined]
 
 # ---------------------------------------------------------------- encrypted file
 FORMAT_VERSION = 1
-SCRYPT_PARAMS = {"n": 2**15, "r": 8, "p": 1}
+SCRYPT_PARAMS = {"n": 2**15, "r": 8, "p": 1}  # files written before Argon2id: still read, upgraded on write
+# OWASP's Argon2id minimum (19 MiB, 2 passes, 1 lane); about 60 ms here, memory-hard against GPUs.
+# Without Argon2id in this cryptography/OpenSSL, OWASP's scrypt minimum (2^17, 8, 1: 128 MiB).
+CURRENT_KDF: dict = {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
+try:
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+except ImportError:  # pragma: no cover - cryptography < 44
+    CURRENT_KDF = {"name": "scrypt", "n": 2**17, "r": 8, "p": 1}
+_ARGON2_BOUNDS = {"memory_cost": (19 * 1024, 256 * 1024), "iterations": (1, 10), "lanes": (1, 4)}
 # A known plaintext under its own associated data tells a wrong passphrase from a tampered entry.
 _CHECK_AD = b"klarna-mtls:passphrase-check"
 _CHECK_PLAINTEXT = b"klarna-mtls"
 
 
 class EncryptedFileStore:
-    """One JSON file; scrypt derives an AES-256-GCM key from the passphrase, one nonce per entry,
+    """One JSON file; Argon2id (older files: scrypt) derives an AES-256-GCM key from the passphrase, one nonce per entry,
     and the profile name is the associated data, so an entry moved to another profile is refused."""
 
     kind = "encrypted-file"
@@ -271,26 +280,53 @@ class EncryptedFileStore:
         return self._decrypt_entry(cipher, document["entries"][profile], profile)
 
     def set(self, profile: str, api_key: str) -> None:
-        document = self._load() or self._new_document()
-        cipher = self._unlock(document)
-        if "check" not in document:
-            document["check"] = _seal(cipher, _CHECK_PLAINTEXT, _CHECK_AD)
-        document["entries"][profile] = _seal(cipher, api_key.encode(), profile.encode())
-        self._save(document)
+        with self._locked():  # read, change, write under one lock: no other writer's entry is lost
+            document = self._current(self._load())
+            cipher = self._unlock(document)
+            if "check" not in document:
+                document["check"] = _seal(cipher, _CHECK_PLAINTEXT, _CHECK_AD)
+            document["entries"][profile] = _seal(cipher, api_key.encode(), profile.encode())
+            self._save(document)
 
     def delete(self, profile: str) -> None:
-        document = self._load()
-        if document is None or profile not in document["entries"]:
-            return
-        self._unlock(document)  # only the passphrase holder may change the file
-        del document["entries"][profile]
-        self._save(document)
+        with self._locked():
+            document = self._load()
+            if document is None or profile not in document["entries"]:
+                return
+            self._unlock(document)  # only the passphrase holder may change the file
+            document = self._current(document)
+            del document["entries"][profile]
+            self._save(document)
+
+    def _locked(self) -> AbstractContextManager[None]:
+        from .locking import file_lock
+
+        return file_lock(self.path.with_name(self.path.name + ".lock"), "secrets file write")
+
+    def _current(self, document: dict | None) -> dict:
+        """The document under the current KDF: a file made with older parameters is re-encrypted
+        (every entry opened with its old key, sealed again under a fresh salt) on its next write."""
+        if document is None:
+            return self._new_document()
+        if document["kdf"] == CURRENT_KDF:
+            return document
+        old = self._unlock(document)
+        fresh = self._new_document()
+        new = self._cipher(fresh)
+        for name, entry in document["entries"].items():
+            try:
+                plaintext = _open(old, entry, name.encode())
+            except InvalidTag:
+                raise self._damaged() from None
+            fresh["entries"][name] = _seal(new, plaintext, name.encode())
+        fresh["check"] = _seal(new, _CHECK_PLAINTEXT, _CHECK_AD)
+        return fresh
 
     # -- file format
     def _new_document(self) -> dict:
         return {
             "version": FORMAT_VERSION,
-            "kdf": {"name": "scrypt", **SCRYPT_PARAMS},
+            "kdf": dict(CURRENT_KDF),
             "salt": _b64(os.urandom(16)),
             "entries": {},
         }
@@ -343,10 +379,9 @@ class EncryptedFileStore:
 
     def _cipher(self, document: dict) -> AESGCM:
         kdf = document["kdf"]
-        cache_key = (document["salt"], kdf["n"], kdf["r"], kdf["p"])
-        if cache_key not in self._derived:  # scrypt is deliberately slow: derive once per file state
-            scrypt = Scrypt(salt=_unb64(document["salt"]), length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"])
-            self._derived[cache_key] = AESGCM(scrypt.derive(self._passphrase))
+        cache_key = (document["salt"], *sorted(kdf.items()))
+        if cache_key not in self._derived:  # the KDF is deliberately slow: derive once per file state
+            self._derived[cache_key] = AESGCM(_kdf(kdf, _unb64(document["salt"])).derive(self._passphrase))
         return self._derived[cache_key]
 
     def _decrypt_entry(self, cipher: AESGCM, entry: dict, profile: str) -> str:
@@ -369,19 +404,37 @@ def _open(cipher: AESGCM, entry: dict, associated_data: bytes) -> bytes:
 
 
 def _valid_document(document: object) -> bool:
-    """Shape and sane KDF bounds: a tampered file must not make us run scrypt for an hour."""
+    """Shape and sane KDF bounds: a tampered file must not make us run a KDF for an hour."""
     if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
         return False
     kdf, entries = document.get("kdf"), document.get("entries")
-    if not isinstance(kdf, dict) or kdf.get("name") != "scrypt" or not isinstance(entries, dict):
-        return False
-    n, r, p = kdf.get("n"), kdf.get("r"), kdf.get("p")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
-        return False
-    if not (2**14 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+    if not isinstance(entries, dict) or not _valid_kdf(kdf):
         return False
     sealed = list(entries.values()) + ([document["check"]] if "check" in document else [])
     return _valid_b64(document.get("salt"), min_length=16) and all(_valid_sealed(e) for e in sealed)
+
+
+def _valid_kdf(kdf: object) -> bool:
+    """Known KDFs within bounds: a tampered header must not make us work for minutes or take
+    gigabytes (scrypt is capped at 2^17 x 8, i.e. 128 MiB; Argon2id at 256 MiB)."""
+    if not isinstance(kdf, dict):
+        return False
+    values = [v for k, v in kdf.items() if k != "name"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return False
+    if kdf.get("name") == "scrypt" and set(kdf) == {"name", "n", "r", "p"}:
+        n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
+        return 2**14 <= n <= 2**17 and n & (n - 1) == 0 and 1 <= r <= 8 and 1 <= p <= 4
+    if kdf.get("name") == "argon2id" and set(kdf) == {"name", *_ARGON2_BOUNDS}:
+        return all(low <= int(kdf[k]) <= high for k, (low, high) in _ARGON2_BOUNDS.items())
+    return False
+
+
+def _kdf(kdf: dict[str, Any], salt: bytes) -> Argon2id | Scrypt:
+    if kdf["name"] == "argon2id":
+        return Argon2id(salt=salt, length=32, iterations=kdf["iterations"], lanes=kdf["lanes"],
+                        memory_cost=kdf["memory_cost"])
+    return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"])
 
 
 def _valid_sealed(entry: object) -> bool:
@@ -541,7 +594,7 @@ def store_choices(probe: KeyringProbe) -> list[StoreChoice]:
     return [
         keyring_choice,
         StoreChoice("encrypted-file", "Encrypted file (passphrase)",
-                    "AES-256-GCM with a key derived from your passphrase (scrypt); "
+                    "AES-256-GCM with a key derived from your passphrase (Argon2id); "
                     f"you type the passphrase each run, or set {STORE_PASSPHRASE_ENV} for headless runs.", True),
         StoreChoice("env", f"{ENV_VAR} for this run",
                     f"Nothing is stored; set {ENV_VAR} in the environment for each run.", True),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -17,6 +18,35 @@ def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> No
     parser.add_argument("--profile", default=argparse.SUPPRESS, help="profile name")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="one JSON object on standard output")
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, zero or more (no NaN, no infinity, no minus)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("give a finite number of seconds, 0 or more")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("give a whole number, 1 or more")
+    return value
+
+
+def clean(text: object) -> str:
+    """Server or file text for the terminal: no escape sequences, no control characters."""
+    from ..rules import clean_text
+
+    return clean_text(str(text))
 
 
 def progress(args: argparse.Namespace, line: str) -> None:
@@ -42,5 +72,5 @@ def fail(args: argparse.Namespace, error: WizardError) -> int:
     }
     if getattr(args, "json", False):
         print(json.dumps(payload, sort_keys=True))
-    print(f"error: {error.title}: {redact(str(error))}", file=sys.stderr)
+    print(f"error: {clean(error.title)}: {clean(redact(str(error)))}", file=sys.stderr)
     return EXIT_ERROR

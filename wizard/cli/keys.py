@@ -10,10 +10,14 @@ import argparse
 import asyncio
 import os
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from .common import EXIT_OK, EXIT_WARNING, add_common, emit, progress
-from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
 from ..errors import InputError
+from .common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
+from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
+
+if TYPE_CHECKING:
+    from ..flow import Session
 
 
 KEY_ID_HELP = ("the credential id of the API key this tool runs on (the profile's stored key); "
@@ -78,7 +82,7 @@ def _store(session):
     return secrets.open_store(kind, session.paths, passphrase=passphrase)
 
 
-def open_keys_session(args: argparse.Namespace):
+def open_keys_session(args: argparse.Namespace) -> Session:
     """An unlocked session; with --key-id, the tool's key id is recorded first."""
     from .. import keys
 
@@ -92,8 +96,8 @@ def open_keys_session(args: argparse.Namespace):
 def _line(row) -> str:
     mark = "*" if row.used_by_tool else " "
     initial = " (initial)" if row.is_initial else ""
-    return (f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
-            f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
+    return clean(f"{mark} {row.credential_id}  {row.masked}  {row.status:8}  "
+                 f"{row.description or '(no description)'}{initial}  last used {row.last_used_at or 'never'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

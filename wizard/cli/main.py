@@ -11,6 +11,9 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 from .. import __version__
 from ..errors import WizardError
@@ -21,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.manage",
     "wizard.cli.keys",
+    "wizard.cli.runtime",
 ]
 
 
@@ -42,25 +46,99 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that change a profile hold its lock for the whole run; readers take it only when it is
+# free and otherwise run read-only (they never write a journal another process holds).
+WRITERS = {"onboard", "rotate", "enforce", "unenforce", "certs revoke", "keys create", "keys describe",
+           "keys disable", "keys rotate", "tui"}
+READERS = {"status", "certs list", "check", "doctor", "keys list"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _no_core_dumps()
+    log_path: Path | None = None
     try:
         if args.command != "sandbox":
             from ..logs import register_secret, setup_logging
             from ..paths import Paths
 
+            log_path = Paths.from_env().log_path()
             setup_logging(Paths.from_env(), verbose=args.debug)
             register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
             register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
-        if args.command is None:
-            from screens.app import run_tui  # lazy: headless commands never load Textual
+        with _command_lock(args):
+            if args.command is None:
+                from screens.app import run_tui  # lazy: headless commands never load Textual
 
-            return run_tui(args)
-        return int(args.handler(args))
+                return run_tui(args)
+            return int(args.handler(args))
     except WizardError as error:
         return fail(args, error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as error:  # noqa: BLE001 - the one place an unexpected failure is reported
+        return _unexpected(args, error, log_path)
 
+
+def command_name(args: argparse.Namespace) -> str:
+    """``certs revoke``, ``keys list``, ``status``, or ``tui`` when no sub-command was given."""
+    if args.command is None:
+        return "tui"
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _command_lock(args: argparse.Namespace) -> AbstractContextManager[object]:
+    """The profile lock this command needs: exclusive for writers, opportunistic for readers."""
+    import contextlib
+
+    from ..locking import profile_lock, try_profile_lock
+    from ..paths import Paths, valid_profile_name
+
+    name = command_name(args)
+    profile = getattr(args, "profile", "default")
+    if name == "tui" and getattr(args, "sandbox", False) and profile == "default":
+        profile = "sandbox"
+    if not valid_profile_name(profile) or getattr(args, "all", False):
+        return contextlib.nullcontext()  # Journal refuses a bad name; --all locks per profile
+    label = f"klarna-mtls {name}"
+    if name in WRITERS:
+        return profile_lock(Paths.from_env(), profile, label)
+    if name in READERS:
+        return _reader_lock(args, try_profile_lock(Paths.from_env(), profile, label))
+    return contextlib.nullcontext()
+
+
+def _reader_lock(args: argparse.Namespace, lock: AbstractContextManager[bool]) -> AbstractContextManager[None]:
+    import contextlib
+
+    @contextlib.contextmanager
+    def run() -> Iterator[None]:
+        with lock as held:
+            args.read_only = not held
+            yield
+
+    return run()
+
+
+def _unexpected(args: argparse.Namespace, error: Exception, log_path: Path | None) -> int:
+    """Not a finding: exit 3 with one line and where the details are; the traceback goes to the
+    private log only (redacted, no local variables), never to the terminal."""
+    import logging
+
+    logging.getLogger("klarna_mtls").error("unexpected failure in %s", command_name(args), exc_info=error)
+    hint = f"Details are in {log_path}." if log_path else ""
+    return fail(args, WizardError(f"Unexpected failure ({type(error).__name__}).", title="Unexpected failure",
+                                  hint=hint))
+
+
+def _no_core_dumps() -> None:
+    """A core file would hold the API key and private keys in clear: none for this process."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass

@@ -9,8 +9,9 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from .common import EXIT_ERROR, EXIT_OK, add_common, emit, progress
+from .common import EXIT_ERROR, EXIT_OK, add_common, clean, emit, progress, seconds
 from .onboard import open_session, open_unlocked_session
 from ..errors import InputError, WizardError
 from ..paths import Paths
@@ -28,7 +29,8 @@ def register(sub) -> None:
     p = certs.add_parser("list", help="the account's certificates")
     add_common(p)
     p.set_defaults(handler=cmd_status)
-    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out)")
+    p = certs.add_parser("revoke", help="revoke a certificate (refused when it could lock you out of "
+                                        "this profile's installs; other profiles and machines are not known)")
     add_common(p)
     p.add_argument("credential_id")
     p.add_argument("--confirm-suffix", help="live profiles: the certificate's fingerprint suffix")
@@ -37,12 +39,18 @@ def register(sub) -> None:
     p = sub.add_parser("rotate", help="new key and certificate, verified before it replaces the current one")
     add_common(p)
     p.add_argument("--retire-old", action="store_true", help="revoke the old certificate afterwards")
-    p.add_argument("--poll-interval", type=float, default=2.0)
+    p.add_argument("--grace", type=seconds, default=0.0, metavar="SECONDS",
+                   help="with --retire-old: wait this long before revoking, so services and exported "
+                        "copies still presenting the old certificate can switch")
+    p.add_argument("--poll-interval", type=seconds, default=2.0)
     p.set_defaults(handler=cmd_rotate)
 
     p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
     add_common(p)
     p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
+    p.add_argument("--leave-out", nargs="+", default=[], metavar="NAME",
+                   help="runtimes not counted by the readiness check (their calls will be refused)")
+    p.add_argument("--confirm-leave-out", metavar="NAMES", help="live profiles: the left-out names, comma-separated")
     p.set_defaults(handler=cmd_enforce)
 
     p = sub.add_parser("unenforce", help="remove mTLS enforcement")
@@ -57,6 +65,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("doctor", help="explain what is wrong and what to do")
     add_common(p)
+    p.add_argument("--cert", type=Path, help="check this pair instead (e.g. copied from a failing server)")
+    p.add_argument("--key", type=Path, help="the private key of --cert")
     p.set_defaults(handler=cmd_doctor)
 
     p = sub.add_parser("export", help="export the installed pair")
@@ -86,7 +96,7 @@ def _status_text(status) -> str:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
         lines.append(f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
                      f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}")
-    return "\n".join(lines)
+    return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
 def _status_exit(status) -> int:
@@ -104,31 +114,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     if getattr(args, "all", False):
-        return asyncio.run(_status_all(args))
+        return _status_all(args)
+    from .runtime import runtime_text, runtime_view
+
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.gather_status(session))
-    emit(args, {"ok": True, **status.to_dict()}, _status_text(status))
+    emit(args, {"ok": True, **status.to_dict(), **runtime_view(session)}, _status_text(status) + "\n" + runtime_text(session))
     return _status_exit(status)
 
 
-async def _status_all(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+def _status_all(args: argparse.Namespace) -> int:
+    """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
+    recorded key), each read-only when another process is writing it."""
+    import contextlib
 
-    names = Paths.from_env().profiles()
+    from ..locking import try_profile_lock
 
-    async def one(name: str):
-        try:
-            session = open_unlocked_session(argparse.Namespace(**{**vars(args), "profile": name}))
-            return await lifecycle.gather_status(session)
-        except WizardError as error:
-            return error
-
-    results = await asyncio.gather(*(one(n) for n in names))
+    paths = Paths.from_env()
+    names = paths.profiles()
+    with contextlib.ExitStack() as stack:
+        held = {n: stack.enter_context(try_profile_lock(paths, n, "klarna-mtls status --all")) for n in names}
+        results = asyncio.run(_gather_all(args, names, held))
     payload, texts, code = [], [], EXIT_OK
     for name, result in zip(names, results):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
-            texts.append(f"{name}: error: {result}")
+            texts.append(clean(f"{name}: error: {result}"))
             code = max(code, EXIT_ERROR)
         else:
             payload.append({"ok": True, **result.to_dict()})
@@ -138,32 +149,68 @@ async def _status_all(args: argparse.Namespace) -> int:
     return code
 
 
+async def _gather_all(args: argparse.Namespace, names: list[str], held: dict[str, bool]) -> list[Any]:
+    from .. import lifecycle
+
+    async def one(name: str):
+        try:
+            session = open_unlocked_session(argparse.Namespace(
+                **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}))
+            return await lifecycle.gather_status(session)
+        except WizardError as error:
+            return error
+
+    return await asyncio.gather(*(one(n) for n in names))
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
-    emit(args, {"ok": True, "revoked": args.credential_id, **status.to_dict()}, f"revoked {args.credential_id}")
+    emit(args, {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
+         clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}")
     return EXIT_OK
+
+
+REVOKE_SCOPE = ("the revoke interlock only knows this profile's installs on this machine; other profiles, "
+                "other machines and exported copies still presenting that certificate stop working")
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    grace = args.grace if args.retire_old else 0.0
     result = asyncio.run(lifecycle.rotate(
-        session, retire_old=args.retire_old, verify_interval=args.poll_interval,
+        session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval,
         on_step=lambda step: progress(args, f"rotate: {step}")))
+    if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
+        _retire_after_grace(args, session, result.old_certificate_id, grace)
     emit(args, {"ok": True, **asdict(result)},
          f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})")
     return EXIT_OK
+
+
+def _retire_after_grace(args: argparse.Namespace, session, old_id: str, grace: float) -> None:
+    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
+    certificate through the same interlock as `certs revoke`."""
+    import time
+
+    from .. import lifecycle
+
+    progress(args, f"rotate: waiting {grace:g} s before revoking {old_id}")
+    time.sleep(grace)
+    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle._suffix_of(session, old_id)))
+    progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
-    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at))
+    mode = asyncio.run(lifecycle.schedule_enforcement(session, args.at, leave_out=tuple(args.leave_out),
+                                                      confirm_leave_out=args.confirm_leave_out))
     emit(args, {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
          f"enforcement {mode} from {session.evidence.enforced_from}")
     return EXIT_OK
@@ -178,8 +225,8 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
 
 def _findings_out(args, findings, code: int) -> int:
     emit(args, {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
-         "\n".join(f"[{f.severity:8}] {f.check}: {f.summary}" + (f"\n           → {f.next_step}" if f.next_step else "")
-                   for f in findings))
+         "\n".join(clean(f"[{f.severity:8}] {f.check}: {f.summary}")
+                   + (f"\n           → {clean(f.next_step)}" if f.next_step else "") for f in findings))
     return code
 
 
@@ -195,6 +242,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    if getattr(args, "cert", None) or getattr(args, "key", None):
+        if not (args.cert and args.key):
+            raise InputError("Give both --cert and --key.")
+        from ..pair_doctor import doctor_pair
+
+        findings = asyncio.run(doctor_pair(session, args.cert, args.key))
+        return _findings_out(args, findings, lifecycle.worst(findings))
     findings = asyncio.run(lifecycle.run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 
@@ -217,7 +271,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
         written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace, key_passphrase=passphrase))]
     else:
-        password = os.environ.get(EXPORT_PASSWORD_ENV) or sys.stdin.readline().strip()
+        password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
         if not password:
             raise InputError("A PKCS#12 export needs a password.",
                              hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input.")
@@ -225,6 +279,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return EXIT_OK
+
+
+def _read_export_password() -> str:
+    """On a terminal: a prompt, without echo (getpass). From a pipe: one line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("PKCS#12 export password: ").strip()
+    return sys.stdin.readline().strip()
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:

@@ -7,10 +7,10 @@ import asyncio
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import rules
-from .common import EXIT_OK, add_common, emit, progress
+from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 from ..errors import InputError, SecretStoreError
 from ..paths import Paths
 
@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
     p.add_argument("--ca-bundle", help="sandbox only: CA PEM to trust")
+    p.add_argument("--trust-ca", metavar="FILE",
+                   help="live/test only: trust this CA file instead of the bundled roots (a TLS-inspecting "
+                        "proxy); 'bundled' goes back to the bundled roots. Shown by doctor")
+    p.add_argument("--allow-remote-sandbox", action="store_true",
+                   help="sandbox only: allow a base URL that is not on this machine (still https)")
     p.add_argument("--install-dir")
     p.add_argument("--enforce-at", default="never", help="NOW, an ISO-8601 time, or never (default)")
     p.add_argument(
@@ -41,16 +46,18 @@ def register(sub) -> None:
                           help="recommended: create this tool's own described API key with the given key, prove it, "
                                "keep it in the secret store and run on it (the given key stays active)")
     tool_key.add_argument("--key-id", help="the credential id of the API key you give this tool (keys list shows ids)")
-    p.add_argument("--poll-interval", type=float, default=2.0)
-    p.add_argument("--poll-attempts", type=int, default=60)
-    p.add_argument("--enforce-wait", type=float, default=420.0, help="seconds to wait for ENFORCED after NOW")
+    p.add_argument("--poll-interval", type=seconds, default=2.0)
+    p.add_argument("--poll-attempts", type=positive_int, default=60)
+    p.add_argument("--enforce-wait", type=seconds, default=420.0, help="seconds to wait for ENFORCED after NOW")
     p.set_defaults(handler=run)
 
 
 def open_session(args: argparse.Namespace) -> "Session":
     from ..flow import Session  # imported when a command runs: keeps start-up light
 
-    return Session(Paths.from_env(), getattr(args, "profile", "default"))
+    session = Session(Paths.from_env(), getattr(args, "profile", "default"))
+    session.read_only = bool(getattr(args, "read_only", False))  # a reader while another process writes
+    return session
 
 
 def load_api_key(args: argparse.Namespace, session: Session):
@@ -61,7 +68,7 @@ def load_api_key(args: argparse.Namespace, session: Session):
     passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
     if getattr(args, "api_key_stdin", False):
         store = secrets.StdinStore(sys.stdin)
-    elif os.environ.get("KLARNA_API_KEY"):
+    elif os.environ.get("KLARNA_API_KEY") and _env_key_allowed(args, session):
         store = secrets.EnvStore()
     elif session.evidence.secret_backend:
         store = secrets.open_store(session.evidence.secret_backend, paths, passphrase=passphrase)
@@ -69,6 +76,11 @@ def load_api_key(args: argparse.Namespace, session: Session):
         raise SecretStoreError(
             "No API key available for this profile.",
             hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
+        )
+    if store.kind == "env" and not _env_key_allowed(args, session):
+        raise SecretStoreError(
+            f"KLARNA_API_KEY is not the key recorded for profile '{profile}'; status --all does not send it there.",
+            hint=f"Run klarna-mtls status --profile {profile} with that profile's key.",
         )
     key = store.get(profile)
     if not key:
@@ -81,6 +93,15 @@ def load_api_key(args: argparse.Namespace, session: Session):
     if wanted and wanted != store.kind:
         target = secrets.open_store(wanted, paths, passphrase=passphrase)
     return key, target
+
+
+def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
+    """Walking several profiles (status --all), KLARNA_API_KEY goes only to the profile whose
+    recorded key it is: one profile's key never reaches another profile's host."""
+    if not getattr(args, "bound_keys_only", False):
+        return True
+    recorded = session.evidence.api_key_masked
+    return bool(recorded) and rules.mask_key(os.environ["KLARNA_API_KEY"]) == recorded
 
 
 def open_unlocked_session(args: argparse.Namespace) -> Session:
@@ -115,9 +136,12 @@ async def onboard(args: argparse.Namespace) -> int:
                 base_url=args.base_url or session.settings.get("base_url"),
                 ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
                 install_dir=args.install_dir or session.settings.get("install_dir"),
+                allow_remote_sandbox=args.allow_remote_sandbox or bool(session.settings.get("allow_remote_sandbox")),
             )
     elif not session.evidence.account_id:
         raise InputError("This profile is new.", hint="Give --environment and --account-id.")
+    if args.trust_ca:
+        session.set_trust_ca(None if args.trust_ca == "bundled" else args.trust_ca)
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
@@ -147,7 +171,7 @@ async def onboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _tool_key(args, session: "Session", store) -> None:
+async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
     from .. import keys
 

@@ -18,6 +18,8 @@ def register(sub: Any) -> None:
     group = sub.add_parser("sandbox", help="the embedded Klarna sandbox").add_subparsers(dest="sandbox_command", required=True)
     p = group.add_parser("serve", help="serve the sandbox until interrupted")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="listen on a non-loopback address (others on the network can then reach it)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--state-dir", type=Path, help="where the sandbox keeps its state")
     p.add_argument("--enforcement-delay", type=float, default=300.0, help="seconds before enforcement applies")
@@ -27,10 +29,25 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=serve)
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(args: argparse.Namespace) -> int:
     from ..sandbox import start_sandbox
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
+    if not (args.allow_remote or _loopback(args.host)):
+        print(f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
+              "(pass --allow-remote to serve others)", file=sys.stderr)
+        return EXIT_ERROR
     try:
         sandbox = start_sandbox(state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay,
                                 answers=args.answers)

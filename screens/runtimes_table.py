@@ -1,0 +1,43 @@
+"""The runtimes panel: each runtime's certificate and latest readiness report, and whether the
+enforcement gate counts it as ready. Hidden while the profile declares no runtime."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from wizard import runtimes
+
+
+class RuntimesPanel(Vertical):
+    """A heading, the '2 of 3 runtimes VALID, last seen …' line and one row per runtime."""
+
+    DEFAULT_CSS = """
+    RuntimesPanel { height: auto; display: none; }
+    RuntimesPanel.-declared { display: block; }
+    RuntimesPanel DataTable { height: auto; max-height: 12; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("Runtimes", classes="heading")
+        yield Static("", id="runtimes-summary")
+        yield DataTable(id="runtimes", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("runtime", "cert id", "sha256", "report", "reported", "gate")
+
+    def show(self, records: dict[str, runtimes.RuntimeRecord], now: datetime) -> None:
+        self.set_class(bool(records), "-declared")
+        self.query_one("#runtimes-summary", Static).update(runtimes.summary(records, now))
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in runtimes.rows(records, now):
+            table.add_row(
+                row.name, "…" + (row.certificate_id or "-")[-8:], "…" + row.fingerprint_suffix,
+                row.status or "none", row.reported_at[5:16].replace("T", " ") if row.reported_at else "never",
+                "ready" if row.ready else "not ready", key=row.name,
+            )
+

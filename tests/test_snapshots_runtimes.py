@@ -1,0 +1,99 @@
+"""Snapshots of the dashboard's runtimes panel and of the enforcement gate's refusal, at 80x24."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from evidence import ACCOUNT, NOW
+from snapshot_apps import dashboard_app
+
+from wizard import rules
+from wizard.runtimes import ReadinessReport, RuntimeRecord
+
+SIZE = (80, 24)
+FP = [":".join([f"{n}{n}"] * 32) for n in "ABC"]
+
+
+def _records() -> dict[str, RuntimeRecord]:
+    def rep(name, fp, status="VALID", hours=1):
+        return ReadinessReport(name, ACCOUNT, fp, status, rules.format_utc(NOW - timedelta(hours=hours)), "0.1.0")
+
+    cert = "krn:partner:global:account:credential:client-certificate:SNAPRT0"
+    return {
+        "checkout": RuntimeRecord("checkout", [cert + "1"], FP[0], "2029-12-01T09:00:00Z", rep("checkout", FP[0])),
+        "refunds": RuntimeRecord("refunds", [cert + "2"], FP[1], "2029-12-01T09:00:00Z",
+                                 rep("refunds", FP[1], "NOT_PRESENT")),
+        "orders": RuntimeRecord("orders", [cert + "3"], FP[2], "2029-12-01T09:00:00Z", rep("orders", FP[2], hours=30)),
+        "batch": RuntimeRecord("batch", [cert + "4"], FP[0], "2029-12-01T09:00:00Z"),
+    }
+
+
+def runtimes_app():
+    app = dashboard_app()
+    app.session.state.runtimes = _records()
+    app.session.save()  # the dashboard re-reads runtimes from the journal on refresh
+    return app
+
+
+async def _settle(pilot):
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_dashboard_runtimes_panel(snap_compare):
+    async def scrolled(pilot):
+        await _settle(pilot)
+        panel = pilot.app.screen.query_one("#runtimes-panel")
+        assert panel.display and "1 of 4 runtimes VALID" in str(pilot.app.screen.query_one("#runtimes-summary").content)
+        pilot.app.screen.query_one("#body").scroll_end(animate=False)
+        await _settle(pilot)
+
+    assert snap_compare(runtimes_app(), terminal_size=SIZE, run_before=scrolled)
+
+
+def test_dashboard_without_runtimes_hides_the_panel(snap_compare):
+    async def settled(pilot):
+        await _settle(pilot)
+        assert not pilot.app.screen.query_one("#runtimes-panel").display
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=settled)
+
+
+def test_gate_refusal_names_the_runtimes(snap_compare):
+    """The error the enforcement gate raises, as the TUI shows it."""
+    from wizard.errors import InterlockRefused
+    from wizard.runtime_gate import require_ready
+
+    async def refused(pilot):
+        await _settle(pilot)
+        session = pilot.app.session
+        try:
+            require_ready(session, {r.certificate_id for r in session.state.runtimes.values()})
+        except InterlockRefused as error:
+            pilot.app.show_error(error)
+        await _settle(pilot)
+
+    assert snap_compare(runtimes_app(), terminal_size=SIZE, run_before=refused)
+
+
+def test_enforce_stage_runtimes_panel(snap_compare):
+    from snapshot_apps import snapshot_app
+    from wizard.model import Stage
+
+    app = snapshot_app(Stage.ENFORCE)
+    app.session.state.runtimes = _records()
+    app.session.save()
+
+    async def scrolled(pilot):
+        await _settle(pilot)
+        if pilot.app.screen.__class__.__name__ == "WelcomeScreen":
+            await pilot.press("ctrl+n")
+            await _settle(pilot)
+        panel = pilot.app.screen.query_one("#runtimes-panel")
+        assert panel.display
+        pilot.app.screen.scroll_to_widget(panel, animate=False, top=True)
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)

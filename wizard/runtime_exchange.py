@@ -1,0 +1,336 @@
+"""A new runtime whose private key never moves, and its readiness probe.
+
+On the runtime's host ``make_request`` makes the P-256 key and a CN-only CSR there and returns a
+request (name, account, CSR; no secret). On the managing machine, which holds the API key (and,
+once enforcement applies, a valid pair of its own), ``issue_for_request`` lints the CSR, counts
+slots, issues the certificate and returns a response (the certificate; no secret). Back on the
+host, ``install_response`` checks the certificate against the key made there, installs it
+atomically and proves it with a real mTLS call. ``probe`` makes one call with a runtime's pair and
+returns a ReadinessReport. Requests, responses and reports are JSON files a person can read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__, crypto, rules
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
+from .flow import find_by_key
+from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
+from .install import InstalledPair, activate, current_pair, install_pair, label_for
+from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
+
+if TYPE_CHECKING:
+    from .api import CertificateInfo
+    from .flow import Observation, Session
+
+REQUEST_KIND = "klarna-mtls/runtime-request"
+RESPONSE_KIND = "klarna-mtls/runtime-response"
+MAX_EXCHANGE_BYTES = 256 * 1024
+REQUEST_FLOW = "runtime_request"  # on the host: the request waiting for its certificate
+ISSUE_FLOW = "runtime_issue"  # on the managing machine: issues in flight, by public key id
+
+
+# ---------------------------------------------------------------- exchange files
+def write_exchange(path: Path, payload: dict[str, Any]) -> Path:
+    """Write a request, response or report atomically. They hold no secret: mode 0644."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+    return path
+
+
+def read_exchange(path: Path, kind: str) -> dict[str, Any]:
+    """Read a JSON exchange file of ``kind``; InputError says what is wrong."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_EXCHANGE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror}.") from exc
+    if len(data) > MAX_EXCHANGE_BYTES:
+        raise InputError(f"{path} is too large to be a klarna-mtls exchange file.")
+    try:
+        payload = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON.") from exc
+    if not isinstance(payload, dict) or payload.get("kind") != kind:
+        raise InputError(f"{path} is not a {kind.split('/')[-1].replace('-', ' ')} file.")
+    return payload
+
+
+def _text_field(payload: dict[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"The file has no '{key}'.")
+    return value
+
+
+def _same_account(payload: dict[str, Any], session: Session) -> None:
+    theirs, ours = payload.get("account_id"), session.evidence.account_id
+    if not ours or theirs != ours:
+        raise InputError(f"The file is for account {theirs}, but profile '{session.profile}' is for {ours}.",
+                         hint="Use the profile of the same Klarna account (--profile).")
+
+
+# ---------------------------------------------------------------- on the runtime's host
+async def make_request(session: Session, name: str, *, new_key: bool = False) -> dict[str, Any]:
+    """Make (or, when re-run, reuse) this host's key and CSR for runtime ``name``."""
+    verify_runtime_name(name)
+    account = session.evidence.account_id
+    if not account:
+        raise InputError("This profile has no account yet.", hint="Give --environment and --account-id.")
+    flow: dict[str, Any] | None = session.state.flows.get(REQUEST_FLOW)
+    if flow is None or flow.get("name") != name or new_key or not Path(flow["key_path"]).exists():
+        flow = await asyncio.to_thread(_new_key_and_csr, session, name, rules.default_cn(account))
+        session.state.flows[REQUEST_FLOW] = flow
+        session.settings["runtime_name"] = name
+        session.save()
+        session.audit.record("runtime_key_generated", runtime=name, public_key_id=flow["public_key_id"])
+    return {"kind": REQUEST_KIND, "version": 1, "name": name, "account_id": account,
+            "environment": session.environment, "csr": flow["csr_pem"], "public_key_id": flow["public_key_id"],
+            "tool_version": __version__}
+
+
+def _new_key_and_csr(session: Session, name: str, cn: str) -> dict[str, Any]:
+    folder = ensure_private_dir(session.paths.keys_dir(session.profile) / f"runtime-{name}-{uuid.uuid4().hex[:8]}")
+    key = crypto.make_private_key()
+    write_private(folder / "private-key.pem", crypto.make_private_key_pem(key, session.key_passphrase))
+    csr_pem = crypto.make_csr_pem(key, cn)
+    write_private(folder / "csr.pem", csr_pem)
+    return {"name": name, "key_path": str(folder / "private-key.pem"), "public_key_id": crypto.public_key_id(key),
+            "csr_pem": csr_pem.decode(), "cn": cn, "encrypted": session.key_passphrase is not None}
+
+
+async def install_response(session: Session, response: dict[str, Any]) -> Observation:
+    """Install the certificate of ``response`` with the key made here, then prove it over mTLS."""
+    _same_account(response, session)
+    flow = session.state.flows.get(REQUEST_FLOW)
+    name = _text_field(response, "name")
+    if not flow or flow.get("name") != name:
+        raise InputError(f"This host made no request for runtime {name}.",
+                         hint="Run klarna-mtls runtime request --name NAME on the host that will use it.")
+    cert = crypto.load_certificate(_text_field(response, "certificate"))
+    key_path = Path(flow["key_path"])
+    key = await asyncio.to_thread(crypto.load_private_key_file, key_path, session.key_passphrase)
+    try:
+        crypto.verify_cert_matches_key(cert, key)
+    except CryptoError as exc:
+        raise CryptoError(f"The certificate in the response does not belong to the key made here for {name}.",
+                          hint="Use the response to this host's latest request, or make a new request.") from exc
+    fingerprint = crypto.fingerprint_sha256(cert)
+    label = label_for(fingerprint)
+    await asyncio.to_thread(install_pair, session.install_dir, crypto.certificate_pem(cert), key_path.read_bytes(),
+                            label=label, key_passphrase=session.key_passphrase)
+    await asyncio.to_thread(activate, session.install_dir, label)
+    certificate_id = _text_field(response, "certificate_id")
+    session.state.certificates.setdefault(certificate_id, {}).update(
+        {"fingerprint": fingerprint, "installed": True, "label": label, "runtime": name})
+    session.settings["runtime_name"] = name
+    session.save()
+    session.audit.record("runtime_installed", runtime=name, certificate_id=certificate_id, fingerprint=fingerprint)
+    observation = await session.observe()
+    if observation.status == "REJECTED":
+        raise HandshakeRejected("Klarna refused the installed certificate during the TLS handshake.",
+                                hint=observation.diagnosis.next_steps[0])
+    return observation
+
+
+# ---------------------------------------------------------------- on the managing machine
+def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, str]:
+    """(name, CSR PEM, public key id) of a request that meets Klarna's rules, else an error."""
+    _same_account(request, session)
+    name = verify_runtime_name(request.get("name"))  # refuses anything but a plain name
+    csr_pem = _text_field(request, "csr")
+    csr = crypto.load_csr(csr_pem.encode())
+    problems = crypto.csr_problems(csr, rules.default_cn(session.evidence.account_id))
+    if problems:
+        raise CryptoError(f"The request from {name} does not meet Klarna's rules: " + " ".join(problems),
+                          hint="Make a new request on that host with klarna-mtls runtime request.")
+    return name, csr_pem, crypto.public_key_id(csr.public_key())
+
+
+def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_refused: bool = False) -> None:
+    """Refuse to issue into a full account, naming what holds each of the 10 slots. Before sending,
+    the listing's status (ours, not documented) counts; once Klarna refused, every listed
+    certificate this profile does not know as retired is shown as a possible holder."""
+    retired = {cid for cid, rec in session.state.certificates.items() if rec.get("retired")}
+    if server_refused:
+        active = [c for c in listing if c.status not in ("REVOKED", "EXPIRED") and c.credential_id not in retired]
+    else:
+        active = [c for c in listing if c.status == "ACTIVE"]
+        if len(active) < rules.MAX_ACTIVE_CERTIFICATES:
+            return
+    holders = {cid: r.name for r in session.state.runtimes.values() for cid in r.certificate_ids}
+    lines = []
+    for info in sorted(active, key=lambda c: c.expires_at or ""):
+        local = session.state.certificates.get(info.credential_id, {})
+        holder = holders.get(info.credential_id) or ("this machine" if local.get("installed") else "not known here")
+        lines.append(f"{info.credential_id} ({holder}, {info.description or 'no description'})")
+    raise InterlockRefused(
+        f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use: " + "; ".join(lines) + ".",
+        hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.")
+
+
+async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """Issue the certificate for a runtime's request once (journaled idempotency key), record the
+    runtime, and return the response for its host. A request already issued (the same public key
+    is active on the account) gets its certificate again instead of a second one."""
+    name, csr_pem, public_key_id = lint_request(session, request)
+    info = await _existing_or_new(session, name, csr_pem, public_key_id)
+    cert = crypto.load_certificate(info.certificate_pem or "")
+    fingerprint = crypto.fingerprint_sha256(cert)
+    holder = _holder_of(session, info.credential_id)
+    if holder not in (None, name):
+        raise InputError(f"That key's certificate {info.credential_id} already belongs to runtime {holder}.",
+                         hint="Make a new request on the new runtime's host (runtime request --new-key).")
+    _record_issued(session, name, info, public_key_id)
+    session.state.flows.get(ISSUE_FLOW, {}).pop(public_key_id, None)
+    session.save()
+    return {"kind": RESPONSE_KIND, "version": 1, "name": name, "account_id": session.evidence.account_id,
+            "certificate_id": info.credential_id, "certificate": crypto.certificate_pem(cert).decode(),
+            "fingerprint": fingerprint, "tool_version": __version__}
+
+
+async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key_id: str) -> CertificateInfo:
+    pending: dict[str, Any] = session.state.flows.setdefault(ISSUE_FLOW, {})
+    if public_key_id not in pending:
+        async with session.client() as klarna:
+            listing = (await klarna.list_certificates()).value
+        mine = _issued_before(session, listing, public_key_id) or find_by_key(listing, public_key_id)
+        if mine is not None:
+            return mine
+        refuse_eleventh(session, listing)
+        pending[public_key_id] = {"name": name, "idempotency_key": str(uuid.uuid4())}
+        session.save()  # journaled before sending: a rerun reuses it and reconciles
+    try:
+        async with session.client() as klarna:
+            answer = await klarna.create_certificate_reconciled(
+                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        pending.pop(public_key_id, None)  # a definite refusal: nothing was created
+        session.save()
+        async with session.client() as klarna:
+            refuse_eleventh(session, (await klarna.list_certificates()).value, server_refused=True)
+        raise
+    return answer.value
+
+
+def _issued_before(session: Session, listing: list[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
+    """The certificate this profile already issued for that public key, by its own records, while
+    the account still lists it (a rerun must not spend a second slot)."""
+    from .api import CertificateInfo
+
+    listed = {c.credential_id for c in listing}
+    for cid, record in session.state.certificates.items():
+        if record.get("public_key_id") == public_key_id and cid in listed and not record.get("retired"):
+            pem = record.get("certificate_pem")
+            if isinstance(pem, str):
+                return CertificateInfo.from_json({"credential_id": cid}, pem=pem)
+    return None
+
+
+def _holder_of(session: Session, credential_id: str) -> str | None:
+    return next((r.name for r in session.state.runtimes.values() if credential_id in r.certificate_ids), None)
+
+
+def _record_issued(session: Session, name: str, info: CertificateInfo, public_key_id: str) -> None:
+    """Record the runtime's new current certificate, and what lets a rerun find it again."""
+    cert = crypto.load_certificate(info.certificate_pem or "")
+    certificate_pem = crypto.certificate_pem(cert).decode()
+    credential_id, fingerprint = info.credential_id, crypto.fingerprint_sha256(cert)
+    not_after = rules.format_utc(cert.not_valid_after_utc)
+    record = session.state.runtimes.setdefault(
+        name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
+    record.adopt_certificate(credential_id, fingerprint, not_after)
+    session.state.certificates.setdefault(credential_id, {}).update(
+        {"fingerprint": fingerprint, "issued_here": True, "runtime": name, "public_key_id": public_key_id,
+         "certificate_pem": certificate_pem})
+    session.audit.record("runtime_certificate_issued", runtime=name, certificate_id=credential_id,
+                         fingerprint=fingerprint)
+
+
+def declare(session: Session, name: str, credential_id: str | None = None) -> RuntimeRecord:
+    """Declare a runtime that uses a certificate this profile already knows (e.g. this machine's
+    pair, or one exported as a Kubernetes Secret). Only the tool's own records are trusted."""
+    verify_runtime_name(name)
+    credential_id = credential_id or session.evidence.certificate_id
+    fingerprint = session.state.certificates.get(credential_id or "", {}).get("fingerprint")
+    if not credential_id or not fingerprint:
+        raise InputError(f"This profile has no record of certificate {credential_id or '(none installed)'}.",
+                         hint="Declare a certificate issued by this profile, or onboard the runtime with "
+                              "runtime request/issue/install.")
+    not_after = None
+    if credential_id == session.evidence.certificate_id and session.evidence.certificate_pem:
+        not_after = rules.format_utc(crypto.load_certificate(session.evidence.certificate_pem).not_valid_after_utc)
+    record = session.state.runtimes.get(name) or RuntimeRecord(name, added_at=rules.format_utc(session.clock()),
+                                                               source="declared")
+    record.adopt_certificate(credential_id, fingerprint, not_after)
+    session.state.runtimes[name] = record
+    session.save()
+    session.audit.record("runtime_declared", runtime=name, certificate_id=credential_id, fingerprint=fingerprint)
+    return record
+
+
+# ---------------------------------------------------------------- readiness probe (any runtime)
+def pair_from_files(cert_path: Path, key_path: Path) -> InstalledPair:
+    """An arbitrary pair on disk, e.g. one copied from a failing server or a mounted Secret."""
+    try:
+        cert = crypto.load_certificate(Path(cert_path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"Cannot read the certificate at {cert_path}: {exc.strerror}.") from exc
+    key_path = Path(key_path).expanduser().absolute()
+    return InstalledPair("named", key_path.parent, Path(cert_path), key_path, crypto.fingerprint_sha256(cert))
+
+
+def verify_named_key_file(key_path: Path) -> None:
+    """For a key file named on the command line: no group or other access to the key itself, and
+    a folder others cannot replace it in. A sticky folder (a Kubernetes Secret mount, /tmp) is
+    accepted: others cannot rename or delete a file they do not own there."""
+    try:
+        key_mode, folder_stat = file_mode(key_path), key_path.parent.stat()
+    except OSError as exc:
+        raise InputError(f"Cannot check {key_path}: {exc.strerror}.") from exc
+    if key_mode & 0o077:
+        raise CryptoError(f"The private key {key_path} is readable by others (mode {key_mode:03o}).",
+                          title="Unsafe key file",
+                          hint=f"Run: chmod 600 {key_path} (in Kubernetes: defaultMode: 0400 on the Secret volume).")
+    if folder_stat.st_mode & 0o022 and not folder_stat.st_mode & stat.S_ISVTX:
+        raise CryptoError(f"Others can replace files in {key_path.parent} (mode {stat.S_IMODE(folder_stat.st_mode):03o}).",
+                          title="Unsafe key folder", hint=f"Run: chmod 700 {key_path.parent}")
+
+
+async def probe(session: Session, name: str, pair: InstalledPair | None = None) -> ReadinessReport:
+    """One call with the runtime's pair (the installed one by default); what Klarna said."""
+    verify_runtime_name(name)
+    named = pair is not None
+    pair = pair or current_pair(session.install_dir)
+    if pair is None:
+        raise InputError("No certificate is installed here.", hint="Give --cert and --key, or install one first.")
+    status = await verification_of(session, pair, named_files=named)
+    return ReadinessReport(name, session.evidence.account_id, pair.fingerprint, status,
+                           rules.format_utc(session.clock()), __version__)
+
+
+async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:
+    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
+    ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
+    if named_files:
+        verify_named_key_file(pair.key_path)
+    try:
+        async with session.client(pair=pair, files_checked=named_files) as klarna:
+            answer = await klarna.list_certificates()
+    except HandshakeRejected:
+        return "REJECTED"
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            return "REFUSED"
+        raise
+    except TransportError:
+        return "UNREACHABLE"
+    return str(answer.verification.value)
