@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
@@ -49,6 +51,7 @@ class WizardApp(App):
     TITLE = "klarna-mtls"
     CSS_PATH = [stylesheet("app.tcss")]
     ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [Binding("f1,question_mark", "help", "Help")]
 
     def __init__(
         self,
@@ -89,6 +92,15 @@ class WizardApp(App):
             self.show_dashboard()
         else:
             self.show_stage()
+            self.notify_resumed()
+
+    def notify_resumed(self) -> None:
+        """Where the journal resumes; when it was pulled back to an earlier stage, why (the same
+        words the CLI prints), long enough to read."""
+        pulled = self.session.model.pulled_back_note()
+        if pulled:
+            self.notify(f"Resumed {pulled}", title="Pulled back", severity="warning", timeout=30)
+        else:
             self.notify(f"Resumed at {self.session.model.stage.label}.")
 
     # ------------------------------------------------------------------ unlocking
@@ -123,7 +135,8 @@ class WizardApp(App):
             then()
 
         self.push_screen(PassphraseModal(
-            "Private key passphrase", f"Your private key {path} is encrypted. Enter its passphrase to use it in this run.",
+            "Private key passphrase",
+            f"Your private key {display_path(path)} is encrypted. Enter its passphrase to use it in this run.",
             check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
 
     def load_api_key(self, then: Callable[[], None]) -> None:
@@ -172,7 +185,7 @@ class WizardApp(App):
 
         self.push_screen(PassphraseModal(
             "Secrets file passphrase", "Your API key is kept in the encrypted secrets file "
-            f"{self.session.paths.secrets_file()}. Enter its passphrase to load the key for this run.",
+            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
             check, env_var=secrets.STORE_PASSPHRASE_ENV, problem=problem, input_id="store-passphrase-modal"), answered)
 
     def missing_key_advice(self, kind: str) -> str:
@@ -221,6 +234,67 @@ class WizardApp(App):
         self.bell()
         self._exit_renderables.append(Text(crash_report(error, self.session.paths)))
         self._close_messages_no_wait()
+
+    def reopen(self, stage: Stage) -> None:
+        """Back to an earlier stage. When that discards later evidence, the model says what and
+        the person confirms first; on cancel nothing changes."""
+        from .modals import ConfirmModal
+
+        try:
+            discarded = self.session.model.discarded_by_going_back(stage)
+        except WizardError as error:
+            self.show_error(error)
+            return
+        if not discarded:
+            self._go_back(stage)
+            return
+        consequence = "\n".join(
+            [f"Reopening {stage.label} forgets what later steps recorded:"]
+            + [f"• {line}" for line in discarded]
+            + ["Nothing changes at Klarna or in your files; Next redoes the later steps."]
+        )
+        self.push_screen(ConfirmModal(f"Back to {stage.label}?", consequence, "Go back"),
+                         lambda yes: self._go_back(stage) if yes else None)
+
+    def _go_back(self, stage: Stage) -> None:
+        try:
+            self.session.go_back(stage)
+        except WizardError as error:
+            self.show_error(error)
+            return
+        self.show_stage()
+        self.notify(f"Reopened {stage.label}.")
+
+    # ------------------------------------------------------------------ help, palette, copy
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen):
+        """Every action of the screen, by name, then the way back, then Textual's own (its
+        'Keys' panel is replaced by the help screen, which fits 80 columns)."""
+        from .base import StageScreen
+        from .help import screen_actions
+
+        for action in screen_actions(screen):
+            if action.enabled:
+                yield SystemCommand(action.description, f"Key: {action.key}", _runner(screen, action.action))
+        if isinstance(screen, StageScreen):
+            for stage in STAGE_ORDER[: STAGE_ORDER.index(screen.STAGE)]:
+                yield SystemCommand(f"Back to {stage.label}", "Reopen an earlier step (asks before "
+                                    "discarding what later steps recorded)", _runner(self, f"reopen('{stage.value}')"))
+        yield SystemCommand("Help", "Every key on this screen (F1 or ?)", self.action_help)
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
+
+    def action_reopen(self, stage: str) -> None:
+        self.reopen(Stage(stage))
+
+    def copy(self, label: str, text: str) -> None:
+        """Copy through the terminal (OSC 52), and say what was copied."""
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {label}. (If nothing arrives, your terminal does not allow OSC 52.)")
 
     # ------------------------------------------------------------------ errors
     def show_error(self, error: BaseException) -> None:
@@ -282,9 +356,11 @@ class WizardApp(App):
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
-        from wizard import lifecycle
+        from wizard import lifecycle, offline
 
-        return await (self._status_loader or lifecycle.gather_status)(session)
+        status = await (self._status_loader or lifecycle.gather_status)(session)
+        await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it
+        return status
 
     async def run_doctor(self, session: Session):
         from wizard import lifecycle
@@ -370,6 +446,18 @@ def _expiry_line(certificate_pem: str | None) -> str:
         return ""
     renew = expires - rules.RENEWAL_WINDOW
     return f"  Expires: {expires:%Y-%m-%d}; start the renewal (klarna-mtls rotate) by {renew:%Y-%m-%d}."
+
+
+STAGE_ORDER: list[Stage] = [s for s in Stage if s is not Stage.DONE]
+
+
+def _runner(node, action: str):
+    """A palette callback running ``action`` in ``node``'s namespace, as its key would."""
+
+    def run() -> None:
+        node.call_later(node.run_action, action)
+
+    return run
 
 
 def make_app(profile: str = "default", *, sandbox=None, paths: Paths | None = None, **options) -> WizardApp:

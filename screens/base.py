@@ -3,7 +3,7 @@ the blockers listed in plain words."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +14,49 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from wizard.flow import Session
-from wizard.model import Stage
+from wizard.model import ORDER, Stage
+
+
+def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
+    """A SHA-256 fingerprint cut between bytes, 16 a line (47 columns), so a narrow terminal
+    never wraps it in the middle of a byte; later lines are indented by ``indent``."""
+    octets = fingerprint.split(":")
+    lines = [":".join(octets[i : i + per_line]) for i in range(0, len(octets), per_line)]
+    return ("\n" + " " * indent).join(lines)
+
+
+def shell_words(line: str) -> list[str]:
+    """Split a shell line at unquoted spaces, keeping each word's quoting as written."""
+    words: list[str] = []
+    word, quote = "", ""
+    for char in line:
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        if char == " " and not quote:
+            words, word = words + [word] if word else words, ""
+        else:
+            word += char
+    return words + [word] if word else words
+
+
+def fold_shell(text: str, width: int = 72) -> str:
+    """Long shell lines cut before each option with a `\\` continuation, so a narrow terminal
+    never wraps a path or URL in its middle, and the folded text still runs as is."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width or line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        parts: list[str] = []
+        for word in shell_words(line):
+            if parts and (word.startswith("-") or "://" in word):
+                parts.append(word)
+            elif parts:
+                parts[-1] += " " + word
+            else:
+                parts.append(word)
+        out.append(" \\\n  ".join(parts))
+    return "\n".join(out)
 
 
 class ReportsWorkerErrors:
@@ -30,7 +72,11 @@ class StageScreen(ReportsWorkerErrors, Screen):
     STAGE: Stage
     HEADING = ""
     PRIMARY = ""  # the button Enter should press first; Next takes focus once the stage passes
-    BINDINGS = [Binding("ctrl+n", "next", "Next", priority=True)]
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", priority=True),
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy what this step produced (through the terminal)"),
+    ]
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
@@ -45,6 +91,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
             yield from self.compose_body()
             yield Static("", id="blockers")
             with Horizontal(classes="nav"):
+                yield Button("◀ Back", id="back")
                 yield Button("Next ▶", id="next", variant="primary", disabled=True)
         yield Footer()
 
@@ -81,11 +128,34 @@ class StageScreen(ReportsWorkerErrors, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":
             return not self.blocked
+        if action == "copy":
+            return self.copyable() is not None
         return True
+
+    def copyable(self) -> tuple[str, str] | None:
+        """(what it is, the text) that ctrl+y copies; None hides the key. Subclasses say."""
+        return None
+
+    def action_copy(self) -> None:
+        found = self.copyable()
+        if found:
+            self.app.copy(*found)
 
     def action_next(self) -> None:
         if not self.blocked:
             self.app.advance()
+
+    def action_back(self) -> None:
+        """Reopen the previous stage (the app asks before discarding later evidence); from the
+        first stage, back to the Welcome screen. Not while this screen's work is running."""
+        if any(w.node is self and w.is_running for w in self.app.workers):
+            self.notify("Wait for the running step to finish (or cancel it), then go back.", severity="warning")
+            return
+        index = ORDER.index(self.STAGE)
+        if index > 0:
+            self.app.reopen(ORDER[index - 1])
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()  # the Welcome screen is beneath: environment and account id
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # Textual also calls this for subclasses (handlers run along the MRO): they must not
@@ -93,6 +163,9 @@ class StageScreen(ReportsWorkerErrors, Screen):
         if event.button.id == "next":
             event.stop()
             self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
 
     def run_step(self, work: Callable[[], Awaitable[object]], name: str) -> None:
         """Run session work in an exclusive worker; failures go to the app's one error handler."""

@@ -14,13 +14,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard import lifecycle, rules, runtime_gate
 from wizard.flow import Session
-from wizard.rules import clean_text
+from wizard.rules import clean_text, redact
 
-from .base import ReportsWorkerErrors
+from .base import ReportsWorkerErrors, fingerprint_lines
 from .modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
 from .runtimes_table import RuntimesPanel
 
-BAR = 20
+BAR = 12
 
 
 def lifetime_bar(row: lifecycle.CertificateRow) -> str:
@@ -35,17 +35,42 @@ def lifetime_bar(row: lifecycle.CertificateRow) -> str:
     return "".join(bar)
 
 
-class DashboardScreen(ReportsWorkerErrors, Screen):
-    """Certificates after onboarding."""
+def table_row(row: lifecycle.CertificateRow) -> tuple[str, ...]:
+    """One certificate in 7 narrow columns (about 70 cells: the table fits 80 columns); the rest
+    of it is in the details line under the table."""
+    here = "●" if row.current else ("○" if row.installed_here else "")
+    state = row.status + (" ↻" if row.in_renewal_window and row.status == "ACTIVE" else "")
+    days = "" if row.days_left is None else str(row.days_left)
+    return ("…" + row.credential_id[-8:], "…" + row.fingerprint_suffix, (row.expires_at or "")[:10], days,
+            state, here, lifetime_bar(row))
 
+
+COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
+LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
+
+
+def details(row: lifecycle.CertificateRow) -> str:
+    """The selected certificate whole: the id, and the fingerprint cut between bytes."""
+    fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
+    seen = (row.last_seen_valid or "never")[:16].replace("T", " ")
+    return (f"{row.credential_id}\nSHA-256  {fingerprint}\n"
+            f"CN {row.cn or '?'} · created {(row.created_at or '?')[:10]} · last VALID {seen}")
+
+
+class DashboardScreen(ReportsWorkerErrors, Screen):
+    """Certificates after onboarding. Opens on what the journal holds, then asks Klarna; when
+    Klarna cannot be reached it keeps showing the journal's view, marked with when it was seen."""
+
+    HELP_TITLE = "Dashboard"
     BINDINGS = [
-        Binding("f5", "refresh", "Refresh"),
-        Binding("o", "rotate", "Rotate"),
-        Binding("v", "revoke", "Revoke selected"),
-        Binding("e", "enforce", "Enforce"),
-        Binding("u", "unenforce", "Remove enforcement"),
         Binding("d", "doctor", "Doctor"),
         Binding("k", "keys", "API keys"),
+        Binding("o", "rotate", "Rotate"),
+        Binding("v", "revoke", "Revoke", tooltip="Revoke the selected certificate"),
+        Binding("e", "enforce", "Enforce"),
+        Binding("u", "unenforce", "Remove enforcement", show=False),
+        Binding("ctrl+y", "copy_fingerprint", "Copy fingerprint", show=False),
+        Binding("f5", "refresh", "Refresh", show=False),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -57,45 +82,92 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         yield Header()
         with VerticalScroll(id="body"):
             yield Static("Certificates", classes="heading")
-            yield Static("Loading…", id="summary")
+            yield Static("Reading this profile's journal…", id="summary")
+            yield Static("", id="offline")
             yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
-            yield Static("█ used  ░ left  │ renewal window starts", classes="muted")
+            yield Static("", id="details")
+            yield Static(LEGEND, classes="muted")
             yield RuntimesPanel(id="runtimes-panel")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#certificates", DataTable)
-        table.add_columns("id", "CN", "fingerprint", "created", "expires", "days", "state", "here", "last VALID", "lifetime")
+        table.add_columns(*COLUMNS)
+        table.focus()  # arrows move between certificates at once
         self.app.update_header()
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        async def load() -> None:
+        self.run_worker(self.load(), name="status", group="status", exclusive=True, exit_on_error=False)
+
+    async def load(self) -> None:
+        """The journal's view first (never "Loading…" for ever), then Klarna's answer."""
+        from wizard import offline
+        from wizard.errors import WizardError
+
+        if self.status is None:
+            cached = await asyncio.to_thread(offline.cached_status, self.session)
+            self.show(cached.status)
+            self.show_offline(f"Checking with Klarna… showing {self.seen_words(cached)}.")
+        try:
             status = await self.app.load_status(self.session)
             await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
-            self.show(status)
+        except WizardError as error:
+            cached = await asyncio.to_thread(offline.cached_status, self.session)
+            self.show(cached.status)
+            self.show_offline(f"Offline: showing {self.seen_words(cached)}.\n"
+                              f"Could not reach Klarna: {clean_text(redact(error.message))} (f5 tries again)",
+                              problem=True)
+            return
+        self.show(status)
+        self.show_offline("")
 
-        self.run_worker(load(), name="status", group="status", exclusive=True, exit_on_error=False)
+    @staticmethod
+    def seen_words(cached) -> str:
+        when = cached.seen_at[:16].replace("T", " ") + " UTC" if cached.seen_at else "never"
+        what = "Klarna's last answer" if cached.source == "last answer" else "this tool's records"
+        return f"{what}, last seen {when}"
+
+    def show_offline(self, text: str, *, problem: bool = False) -> None:
+        banner = self.query_one("#offline", Static)
+        banner.update(plain(text))
+        banner.display = bool(text)
+        banner.set_class(problem, "-problem")
 
     def show(self, status: lifecycle.ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
         self.query_one("#summary", Static).update(plain(
-            f"Enforcement: {status.enforcement_mode}{when} · slots {status.slots_used}/{rules.MAX_ACTIVE_CERTIFICATES}"
-            f" · installed pair: {status.verification or 'none'} · key kept in {status.secret_backend or '?'}"
+            f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · slots {status.slots_used}/"
+            f"{rules.MAX_ACTIVE_CERTIFICATES} · installed pair: {status.verification or 'none'}"
+            f" · key kept in {status.secret_backend or '?'}"
         ))
         self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
         table = self.query_one("#certificates", DataTable)
         table.clear()
-        for row in status.certificates:
-            here = "current" if row.current else ("yes" if row.installed_here else "")
-            cells = (
-                "…" + row.credential_id[-10:], row.cn or "?", "…" + row.fingerprint_suffix,
-                (row.created_at or "")[:10], (row.expires_at or "")[:10], str(row.days_left),
-                row.status + (" RENEW" if row.in_renewal_window and row.status == "ACTIVE" else ""),
-                here, (row.last_seen_valid or "")[:10], lifetime_bar(row),
-            )  # server strings: shown as text, never parsed as markup
-            table.add_row(*(Text(clean_text(c), end="") for c in cells), key=row.credential_id)
+        for row in status.certificates:  # server strings: shown as text, never parsed as markup
+            table.add_row(*(Text(clean_text(c), end="") for c in table_row(row)), key=row.credential_id)
+        self.show_details()
+
+    def selected_row(self) -> lifecycle.CertificateRow | None:
+        credential_id = self.selected_id()
+        if credential_id is None or self.status is None:
+            return None
+        return next((c for c in self.status.certificates if c.credential_id == credential_id), None)
+
+    def show_details(self) -> None:
+        row = self.selected_row()
+        self.query_one("#details", Static).update(plain(details(row)) if row else "No certificate selected.")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_details()
+
+    def action_copy_fingerprint(self) -> None:
+        row = self.selected_row()
+        if row is None or not row.fingerprint:
+            self.notify("Select a certificate with a known fingerprint first.", severity="warning")
+            return
+        self.app.copy("the SHA-256 fingerprint", row.fingerprint)
 
     def selected_id(self) -> str | None:
         table = self.query_one("#certificates", DataTable)

@@ -11,9 +11,12 @@ from textual.widgets import Footer, Header, Static
 from wizard import crypto, rules
 from wizard.flow import Session
 
+from .base import fingerprint_lines
+
 
 class DoneScreen(Screen):
-    BINDINGS = [Binding("d", "dashboard", "Dashboard"), Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("d", "dashboard", "Dashboard"), Binding("q", "app.quit", "Quit"),
+                Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint")]
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -25,8 +28,8 @@ class DoneScreen(Screen):
         with VerticalScroll(id="body"):
             yield Static("mTLS is set up", classes="heading")
             lines = [
-                f"Certificate: {ev.certificate_id}",
-                f"SHA-256: {ev.fingerprint}",
+                f"Certificate:\n  {ev.certificate_id}",
+                f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}",
                 f"Installed: {ev.cert_path}",
                 f"Enforcement: {ev.enforcement_mode} from {ev.enforced_from}",
             ]
@@ -40,6 +43,10 @@ class DoneScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.update_header()
+
+    def action_copy(self) -> None:
+        if self.session.evidence.fingerprint:
+            self.app.copy("the SHA-256 fingerprint", self.session.evidence.fingerprint)
 
     def action_dashboard(self) -> None:
         self.app.show_dashboard()

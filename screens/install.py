@@ -13,7 +13,7 @@ from wizard.errors import InputError
 from wizard.install import snippets
 from wizard.model import Stage
 
-from .base import StageScreen
+from .base import StageScreen, fold_shell
 
 SNIPPET_TABS = ("curl", "httpx", "requests", "java", "node", "nginx")
 
@@ -64,6 +64,12 @@ class InstallScreen(StageScreen):
             self.run_step(install_and_export, "install")
 
     exported: list[str] = []
+    snippet_texts: dict[str, str] = {}
+
+    def copyable(self) -> tuple[str, str] | None:
+        name = self.query_one("#snippets", TabbedContent).active.removeprefix("tab-")
+        text = self.snippet_texts.get(name)
+        return (f"the {name} snippet", text) if text else None
 
     def export(self, formats: list[str], password: bytes) -> list[str]:
         """The extra formats, beside the pair in <install folder>/exports (0600 files)."""
@@ -86,8 +92,9 @@ class InstallScreen(StageScreen):
         key = Path(ev.installed_key_path) if ev.installed_key_path else folder / "current" / "private-key.pem"
         base_url = self.app.display_base_url()
         ca = self.session.ca_bundle if self.session.environment == "sandbox" else None
-        for name, text in snippets(cert, key, base_url, ca).items():
-            self.query_one(f"#snippet-{name}", Static).update(text)
+        self.snippet_texts = snippets(cert, key, base_url, ca)
+        for name, text in self.snippet_texts.items():  # shown unwrapped (scrolls), curl folded
+            self.query_one(f"#snippet-{name}", Static).update(fold_shell(text) if name == "curl" else text)
         if ev.install_probe_ok_at:
             extra = "".join(f"\nExported: {path}" for path in self.exported)
             self.query_one("#facts", Static).update(

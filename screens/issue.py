@@ -9,7 +9,7 @@ from textual.widgets import Button, Static
 from wizard import crypto, rules
 from wizard.model import Stage
 
-from .base import StageScreen
+from .base import StageScreen, fingerprint_lines
 
 
 class IssueScreen(StageScreen):
@@ -27,14 +27,18 @@ class IssueScreen(StageScreen):
         if event.button.id == "submit":
             self.run_step(self.session.issue_certificate, "issue")
 
+    def copyable(self) -> tuple[str, str] | None:
+        fingerprint = self.session.evidence.fingerprint
+        return ("the SHA-256 fingerprint", fingerprint) if fingerprint else None
+
     def show_facts(self) -> None:
         ev = self.session.evidence
         if not ev.certificate_pem:
             return
         cert = crypto.load_certificate(ev.certificate_pem)
         self.query_one("#facts", Static).update(
-            f"Certificate id: {ev.certificate_id}\nCN: {crypto.certificate_cn(cert)}\n"
-            f"SHA-256: {ev.fingerprint}\n"
+            f"Certificate id:\n  {ev.certificate_id}\nCN: {crypto.certificate_cn(cert)}\n"
+            f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}\n"
             f"Valid: {cert.not_valid_before_utc:%Y-%m-%d} → {cert.not_valid_after_utc:%Y-%m-%d}\n"
             f"Slots used: {ev.active_certificates} of {rules.MAX_ACTIVE_CERTIFICATES}"
         )

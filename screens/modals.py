@@ -42,7 +42,8 @@ class ErrorModal(ModalScreen[None]):
         super().__init__()
         self.log_path = log_path
         if isinstance(error, OSError):  # a file problem: name the path and the reason
-            error = storage_error(error.filename or "a file", error, "use")
+            named = error.filename or (str(error) if error.errno is None and str(error) else "a file")
+            error = storage_error(named, error, "use")
         if isinstance(error, WizardError):
             self.title_text = error.title
             self.body_text = redact(error.message)

@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Header, Static
 from wizard import lifecycle
 from wizard.flow import Session
 
-from .base import ReportsWorkerErrors
+from .base import ReportsWorkerErrors, fingerprint_lines
 from .modals import ConfirmModal
 
 STEP_WORDS = {
@@ -26,6 +26,7 @@ STEP_WORDS = {
 
 class RotateScreen(ReportsWorkerErrors, Screen[None]):
     BINDINGS = [Binding("escape", "close", "Back")]
+    AUTO_FOCUS = "#start"  # Enter starts the rotation
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -65,12 +66,14 @@ class RotateScreen(ReportsWorkerErrors, Screen[None]):
     async def rotate(self) -> None:
         self.result = await lifecycle.rotate(self.session, verify_interval=self.app.poll_interval, on_step=self.on_step)
         self.done_steps = list(STEP_WORDS)
-        self.query_one("#steps", Static).update(self.describe() + f"\n\nNow in use: {self.result.new_fingerprint}")
+        self.query_one("#steps", Static).update(self.describe() + "\n\nNow in use (SHA-256):\n  "
+                                                  + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
+                                                  + "\nServices that read `current` keep the old pair until reloaded.")
         old = self.result.old_certificate_id
         if old and old != self.result.new_certificate_id:
             self.app.push_screen(
                 ConfirmModal("Retire the old certificate?",
-                             f"{old} is no longer used here. Revoke it once no other system uses it.",
+                             f"{old}\nis no longer used here. Revoke it once no other system uses it.",
                              "Revoke old"),
                 self.retire,
             )

@@ -4,6 +4,7 @@ random, no clock, host name or port reaches the picture."""
 from __future__ import annotations
 
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
+
 from screens.app import WizardApp
 from wizard.flow import Session
 from wizard.model import Evidence, Onboarding, Stage
@@ -38,7 +39,8 @@ def fixed_status():
     def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
         return CertificateRow(
             credential_id=f"krn:partner:global:account:credential:client-certificate:SNAP000{n}",
-            cn="LYABCDEI", fingerprint=f"AB:CD:{n:02d}", fingerprint_suffix=f"1A2B3C{n:02d}",
+            cn="LYABCDEI", fingerprint=":".join(["AB", "CD", "EF"] * 10 + ["1A", f"{n:02d}"]),
+            fingerprint_suffix=f"EFAB1A{n:02d}",
             created_at="2026-01-01T00:00:00Z", expires_at="2029-01-01T00:00:00Z", days_left=days,
             status=status, installed_here=installed, current=current,
             last_seen_valid="2026-12-01T08:59:00Z" if installed else None,
@@ -101,4 +103,21 @@ def keys_app() -> WizardApp:
         return fixed_keys()
 
     app._keys_loader = load
+    return app
+
+
+def offline_dashboard_app(app: WizardApp, *, remembered: bool = False) -> WizardApp:
+    """``app`` with Klarna unreachable. ``remembered``: first store the fixed status in the
+    journal, as a successful online start would have."""
+    from wizard import offline
+    from wizard.errors import TransportError
+
+    if remembered:
+        offline.remember(app.session, fixed_status())
+        return app
+
+    async def unreachable(session):
+        raise TransportError("Could not connect to Klarna.", hint="Check the network.")
+
+    app._status_loader = unreachable
     return app

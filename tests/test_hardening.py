@@ -545,9 +545,11 @@ async def test_markup_in_a_certificate_id_does_not_crash_the_dashboard(onboard, 
         row = replace(status.certificates[0], credential_id="krn:x:ab[/bogus]", cn="\x1b[2J[b]cn")
         app.screen.show(replace(status, certificates=[row]))
         await _settle(app, pilot)
-        table = app.screen.query_one("DataTable")
+        table = app.screen.query_one("#certificates")
         cells = [str(c) for c in table.get_row_at(0)]
-        assert cells[0] == "…ab[/bogus]" and cells[1] == "[b]cn"  # text, never markup; escape removed
+        assert cells[0] == "…[/bogus]"  # text, never markup
+        details = str(app.screen.query_one("#details").content)  # the CN is shown under the table
+        assert "krn:x:ab[/bogus]" in details and "CN [b]cn" in details and "\x1b" not in details  # escape removed
         assert app.is_running
 
 
@@ -619,3 +621,16 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     with pytest.raises(CryptoError, match="was not written by klarna-mtls"):
         asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
     record_figure("folders: planted private key refused, not adopted", 1, 1)
+
+
+@pytest.mark.parametrize("edit", [("settings", "install_dir", 123), ("settings", "base_url", 5),
+                                  ("flows", "rotation", "x")])
+def test_a_hand_edited_journal_with_wrong_types_is_a_clear_error(onboard, paths, cli, edit):
+    onboard()
+    journal = paths.journal_path("p")
+    data = json.loads(journal.read_text())
+    section, name, value = edit
+    data[section][name] = value
+    journal.write_text(json.dumps(data))
+    code, out = cli("status", "--profile", "p")
+    assert code == 3 and f"'{section}.{name}' has the wrong type" in out["error"]["message"]

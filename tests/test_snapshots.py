@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from snapshot_apps import evidence_through, snapshot_app
 
 from screens.modals import ConfirmModal, ErrorModal
-from snapshot_apps import evidence_through, snapshot_app
 from wizard.errors import ApiError
 from wizard.model import Stage
 
@@ -17,6 +17,16 @@ async def _settle(pilot):
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def _until(pilot, condition, rounds: int = 500):
+    """Pause until ``condition()`` holds: a busy machine needs more frames, never a longer sleep."""
+    for _ in range(rounds):
+        if condition():
+            break
+        await pilot.pause()
+    assert condition(), "the screen never reached the state the snapshot needs"
+    await _settle(pilot)
 
 
 def test_welcome_new_profile(snap_compare):
@@ -55,8 +65,9 @@ def test_stage_complete(snap_compare, stage):
 
 
 def test_done(snap_compare):
-    from screens.done import DoneScreen
     from snapshot_apps import dashboard_app
+
+    from screens.done import DoneScreen
 
     async def done(pilot):
         await _settle(pilot)
@@ -144,7 +155,7 @@ def test_dashboard_revoke_refused(snap_compare):
 
     async def refuse(pilot):
         await _settle(pilot)
-        table = pilot.app.screen.query_one("DataTable")
+        table = pilot.app.screen.query_one("#certificates")
         table.move_cursor(row=1)
         await pilot.press("v")
         await pilot.pause()
@@ -181,7 +192,7 @@ def test_enforce_modal_from_dashboard(snap_compare):
     async def open_enforce(pilot):
         await _settle(pilot)
         await pilot.press("e")
-        await pilot.pause()
+        await _until(pilot, lambda: type(pilot.app.screen).__name__ == "EnforceModal")
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_enforce)
 
@@ -209,3 +220,209 @@ def test_keys_screen_disable_refused(snap_compare):
         assert isinstance(pilot.app.screen, ErrorModal)
 
     assert snap_compare(keys_app(), terminal_size=SIZE, run_before=refuse)
+
+
+# ---------------------------------------------------------------- 80x24: way back, help, palette, offline
+def test_dashboard_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=_settle)
+
+
+def test_dashboard_revoke_refused_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def refuse(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("#certificates").move_cursor(row=1)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=refuse)
+
+
+def test_dashboard_revoke_confirm_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("#certificates").move_cursor(row=0)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_dashboard_offline_last_answer(snap_compare):
+    from snapshot_apps import dashboard_app, offline_dashboard_app
+
+    async def offline(pilot):
+        await _settle(pilot)
+        assert "Offline" in str(pilot.app.screen.query_one("#offline").content)
+
+    online = dashboard_app()
+    offline_dashboard_app(online, remembered=True)
+    assert snap_compare(offline_dashboard_app(dashboard_app()), terminal_size=SIZE, run_before=offline)
+
+
+def test_dashboard_offline_from_records(snap_compare):
+    from snapshot_apps import offline_dashboard_app
+
+    async def offline(pilot):
+        await _settle(pilot)
+        assert "records" in str(pilot.app.screen.query_one("#offline").content)
+
+    assert snap_compare(offline_dashboard_app(snapshot_app(Stage.DONE)), terminal_size=SIZE, run_before=offline)
+
+
+def test_help_on_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def help_(pilot):
+        await _settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=help_)
+
+
+def test_help_on_stage_screen(snap_compare):
+    async def help_(pilot):
+        await _continue(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    app = snapshot_app(Stage.ISSUE, evidence=evidence_through(Stage.INSTALL))
+    assert snap_compare(app, terminal_size=SIZE, run_before=help_)
+
+
+def test_palette_on_dashboard(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def palette(pilot):
+        await _settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"doctor")
+        palette = pilot.app.screen
+        for _ in range(200):  # the search runs in the background: wait until it has answered
+            await pilot.pause(0.05)
+            found = palette.query_one("CommandList")
+            if found.option_count and not palette._show_busy and "Doctor" in str(found.get_option_at_index(0).prompt):
+                break
+        palette._stop_busy_countdown()
+        await pilot.pause()
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=palette)
+
+
+def test_go_back_confirm_modal(snap_compare):
+    async def back(pilot):
+        await _continue(pilot)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    app = snapshot_app(Stage.VERIFY, evidence=evidence_through(Stage.DONE))
+    assert snap_compare(app, terminal_size=SIZE, run_before=back)
+
+
+def test_install_snippets_80x24(snap_compare):
+    async def scrolled(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#snippets").scroll_visible(animate=False, top=True)
+        await pilot.pause()
+
+    app = snapshot_app(Stage.INSTALL, evidence=evidence_through(Stage.VERIFY))
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)
+
+
+def test_issue_fingerprint_80x24(snap_compare):
+    async def scrolled(pilot):
+        await _continue(pilot)
+        pilot.app.screen.query_one("#facts").scroll_visible(animate=False, top=True)
+        await pilot.pause()
+
+    app = snapshot_app(Stage.ISSUE, evidence=evidence_through(Stage.INSTALL))
+    assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)
+
+
+def test_key_passphrase_modal_on_resume(snap_compare):
+    async def asked(pilot):
+        await _settle(pilot)
+        pilot.app.screen.query_one("#key-passphrase").cursor_blink = False  # a blinking cursor is a clock
+        pilot.app.screen_stack[-2].refresh_bindings()  # the footer beneath, pushed over on mount: settle it
+        await pilot.pause()
+        await pilot.pause()
+
+    evidence = evidence_through(Stage.VERIFY)
+    evidence.key_encrypted = True
+    assert snap_compare(snapshot_app(Stage.VERIFY, evidence=evidence), terminal_size=SIZE, run_before=asked)
+
+
+def test_welcome_resume_note(snap_compare):
+    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=_settle)
+
+
+def test_live_revoke_typed_confirm(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    from screens.modals import TypedConfirmModal
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        pilot.app.session.evidence.environment = "live"
+        pilot.app.screen.query_one("#certificates").move_cursor(row=0)
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, TypedConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_unenforce_confirm_80x24(snap_compare):
+    from snapshot_apps import dashboard_app
+
+    async def confirm(pilot):
+        await _settle(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=confirm)
+
+
+def test_unexpected_error_modal_80x24(snap_compare):
+    async def failed(pilot):
+        await _continue(pilot)
+        pilot.app.show_error(FileExistsError("/srv/klarna-mtls/certs"))
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ErrorModal)
+
+    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=failed)
+
+
+def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
+    from snapshot_apps import dashboard_app, fixed_status
+    from wizard import lifecycle
+
+    old, new = fixed_status().certificates[1], fixed_status().certificates[0]
+
+    async def rotated(session, *, on_step, **options):
+        for step in ("key", "issue", "install", "verify", "switch"):
+            on_step(step)
+        return lifecycle.RotationProgress("done", old.credential_id, new.credential_id, new.fingerprint)
+
+    monkeypatch.setattr(lifecycle, "rotate", rotated)
+
+    async def rotate(pilot):
+        await _settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("enter")  # Start rotation has the focus
+        await _settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmModal)
+
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=rotate)

@@ -134,6 +134,17 @@ class Session:
         self.audit.record("advance", from_stage=before.value, to_stage=stage.value)
         return stage
 
+    def go_back(self, stage: Stage) -> list[str]:
+        """Reopen an earlier stage (the model says what that discards). A certificate already
+        issued stays in the certificate records: the tool's own records decide safety later."""
+        ev, before = self.evidence, self.model.stage
+        if ev.certificate_id:
+            self.state.certificates.setdefault(ev.certificate_id, {}).setdefault("fingerprint", ev.fingerprint)
+        discarded = self.model.go_back(stage)
+        self.save()
+        self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
+        return discarded
+
     def unlock(self, api_key: str | SecretValue, key_passphrase: bytes | SecretValue | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
         self._api_key = SecretValue(api_key)
@@ -617,13 +628,13 @@ class Session:
         """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
         Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
         here, and the gate looks first: an installed certificate of ours must be VALID right now,
-        and every declared runtime ready unless left out on purpose (wizard/runtime_gate.py)."""
+        and every declared runtime ready unless left out on purpose (facts and the override in
+        wizard/runtime_gate.py, the rules in wizard/interlocks.py)."""
         from .runtime_gate import require_ready
 
         value = rules.parse_enforced_from(enforced_from, now=self.clock())
         look = await self.look()
-        self.require(Action.ENFORCE, look)
-        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out)
+        require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out, situation=self.situation(look))
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
         ev = self.evidence

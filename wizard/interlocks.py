@@ -10,7 +10,10 @@ here:
 - never revoke the installed certificate; never revoke any other while enforcement is on,
   scheduled or unknown unless the installed certificate is VALID right now;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
-  key id is not known (the user may confirm the target is not the tool's key).
+  key id is not known (the user may confirm the target is not the tool's key);
+- never enforce while a declared runtime is not ready (the runtimes service computes which, and
+  handles leaving one out on purpose); never revoke a certificate a declared runtime presents as
+  its current one, or an older one it has not yet reported VALID without.
 
 Which certificate is "installed here" or "current" and which API key is "the tool's" come from the
 profile's own records (``ProfileState.certificates``, the recorded key id); fields only our sandbox
@@ -65,8 +68,11 @@ class Situation:
     key_ids: frozenset[str] | None = None  # the account's API keys, as listed now
     confirmed_not_tool_key: bool = False  # the user said the target is not the tool's key
     # Facts from other services, computed by their owners before the call (e.g. declared runtimes):
-    runtimes_not_ready: tuple[str, ...] = ()  # runtimes that would be refused once enforced
-    target_in_use_by: tuple[str, ...] = ()  # runtimes that still present the target certificate
+    runtimes_not_ready: tuple[str, ...] = ()  # "name: why" per runtime enforcement would refuse
+    target_in_use_by: tuple[str, ...] = ()  # runtimes whose current certificate is the target
+    # (runtime, its newer certificate id): the target is its older one and it has not reported
+    # VALID with the newer yet, so it may still present the target
+    target_not_replaced_on: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,22 @@ def _enforcement_safe(s: Situation) -> str | None:
 def _runtimes_ready(s: Situation) -> str | None:
     if not s.runtimes_not_ready:
         return None
-    return f"Not every runtime is ready for enforcement: {', '.join(s.runtimes_not_ready)}."
+    return f"Runtimes not ready for enforcement: {'; '.join(s.runtimes_not_ready)}."
 
 
 def _target_unused(s: Situation) -> str | None:
-    if not s.target_in_use_by:
-        return None
-    return f"Certificate {s.target} is still presented by: {', '.join(s.target_in_use_by)}."
+    reasons = [
+        f"Certificate {s.target} is the current certificate of runtime {name}. Give {name} its new pair first "
+        f"(runtime request --new-key there, runtime issue here, runtime install there; or runtime add {name} "
+        f"--certificate-id NEW once it uses another), or runtime remove {name} if it no longer calls Klarna."
+        for name in s.target_in_use_by
+    ]
+    reasons += [
+        f"Runtime {name} may still use certificate {s.target}: it has not reported VALID with its newer "
+        f"certificate {newer} yet. Install that one there, run probe, then runtime report here."
+        for name, newer in s.target_not_replaced_on
+    ]
+    return " ".join(reasons) or None
 
 
 def _key_listed(s: Situation) -> str | None:
@@ -246,7 +261,12 @@ G_CURRENT_LISTED = Gate(
     "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
 )
 G_CURRENT_ALIVE = Gate("current alive", _current_alive, "Rotate first: klarna-mtls rotate.")
-G_RUNTIMES = Gate("runtimes ready", _runtimes_ready, "Install and verify the certificate on each runtime first.")
+G_RUNTIMES = Gate(
+    "runtimes ready",
+    _runtimes_ready,
+    "Enforcement would refuse their calls. Probe them until VALID, or leave them out explicitly "
+    "(enforce --leave-out NAME).",
+)
 G_VALID_NOW = Gate(
     "valid now", _valid_now, "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not)."
 )
@@ -280,7 +300,7 @@ ACTIONS: dict[Action, Rule] = {
                 _enforcement_safe,
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
-            Gate("target unused", _target_unused, "Move those runtimes to the current certificate first."),
+            Gate("target unused", _target_unused, "klarna-mtls runtime list shows each runtime's certificate."),
         ),
     ),
     Action.CREATE_API_KEY: Rule(ALL_STAGES, None),
@@ -352,3 +372,12 @@ def require(action: Action, situation: Situation) -> None:
     found = refusals(action, situation)
     if found:
         raise ActionRefused(action, found)
+
+
+def require_check(action: Action, check: str, situation: Situation) -> None:
+    """Judge one of ``action``'s table checks alone, for a service that has established only its
+    own facts (the runtimes service before the account is looked at). Actions call ``require``."""
+    gate = next(g for g in ACTIONS[action].gates if g.name == check)
+    reason = gate.fn(situation)
+    if reason:
+        raise ActionRefused(action, [Refusal(gate.name, reason, gate.hint)])

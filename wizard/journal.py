@@ -80,11 +80,11 @@ class ProfileState:
             return cls(
                 profile=profile,
                 model=Onboarding.resumed(stage, evidence),
-                settings=_expect(data.get("settings", {}), dict, "settings"),
+                settings=_settings(_expect(data.get("settings", {}), dict, "settings")),
                 in_flight=_expect(data.get("in_flight"), (dict, type(None)), "in_flight"),
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
                 status_history=_expect(data.get("status_history", []), list, "status_history"),
-                flows=_expect(data.get("flows", {}), dict, "flows"),
+                flows=_flows(_expect(data.get("flows", {}), dict, "flows")),
                 runtimes=runtimes,
                 runtimes_loaded=records_to_dict(runtimes),
             )
@@ -133,6 +133,22 @@ class ProfileState:
         del self.status_history[:-STATUS_HISTORY_LIMIT]
 
 
+
+
+# Settings read as paths or URLs: a hand-edited number or list there is damage, said as such.
+_TEXT_SETTINGS = ("base_url", "ca_bundle", "install_dir", "trust_ca", "key_file_sha256")
+
+
+def _settings(settings: dict[str, Any]) -> dict[str, Any]:
+    for name in _TEXT_SETTINGS:
+        _expect(settings.get(name), (str, type(None)), f"settings.{name}")
+    return settings
+
+
+def _flows(flows: dict[str, Any]) -> dict[str, Any]:
+    for name, flow in flows.items():
+        _expect(flow, (dict, type(None)), f"flows.{name}")
+    return flows
 
 
 def _expect(value: Any, kind: Any, name: str) -> Any:

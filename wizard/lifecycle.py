@@ -9,7 +9,7 @@ import asyncio
 import os
 import platform
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -166,8 +166,7 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
-    require(Action.REVOKE, status.situation(credential_id))
-    runtime_gate.refuse_revoking_in_use(session, credential_id)
+    require(Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id)))
     target = next(c for c in status.certificates if c.credential_id == credential_id)
     if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
         shown = target.confirm_suffix[-2:]

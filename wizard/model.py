@@ -8,10 +8,11 @@ check fails."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from . import rules
 from ._lazy import lazy_module
@@ -39,7 +40,7 @@ class Stage(str, Enum):
         """How people read the stage: 'Key and CSR', not KEY_AND_CSR."""
         return {"KEY_AND_CSR": "Key and CSR"}.get(self.value, self.value.capitalize())
 
-    def next(self) -> "Stage":
+    def next(self) -> Stage:
         return ORDER[min(ORDER.index(self) + 1, len(ORDER) - 1)]
 
 
@@ -105,7 +106,7 @@ class Evidence:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Evidence":
+    def from_dict(cls, data: dict) -> Evidence:
         """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
         type (a hand-edited journal) raises JournalError rather than crashing a check later."""
         if data is None:
@@ -451,7 +452,7 @@ WINDOWED_CHECKS = frozenset({"verified", "certificate_valid_now"})
 class Onboarding:
     """Stage plus evidence, gated by CHECKS. Serves the TUI and the headless commands alike.
 
-    ``stage`` is read-only: only ``advance`` and ``restart_from`` move it, and ``resumed`` builds a
+    ``stage`` is read-only: only ``advance``, ``restart_from`` and ``go_back`` move it, and ``resumed`` builds a
     model from a journal after re-checking it."""
 
     def __init__(
@@ -484,6 +485,14 @@ class Onboarding:
                 return model
         model._stage = stage
         return model
+
+    def pulled_back_note(self) -> str | None:
+        """Where a loaded journal resumes and why not where it claimed, in the words both front
+        ends show ("at Install, not Enforce: …"); None when it was not pulled back."""
+        if self.pulled_back is None:
+            return None
+        claimed, why = self.pulled_back
+        return f"at {self.stage.label}, not {claimed.label}: {' '.join(why)}"
 
     def unsettled(self, stage: Stage) -> list[str]:
         """Reasons the lasting (not time-windowed) blocking checks of ``stage`` fail."""
@@ -528,8 +537,76 @@ class Onboarding:
         self.evidence.clear_from(stage)
         self._stage = stage
 
+    def discarded_by_going_back(self, stage: Stage) -> list[str]:
+        """What reopening ``stage`` would forget, in plain words: the evidence later stages
+        recorded. Empty when nothing is lost. Files on disk and Klarna's side never change."""
+        _require_earlier(stage, self.stage)
+        later = ORDER[ORDER.index(stage) + 1:]
+        return [text for s in later if (text := _DISCARDS[s](self.evidence))]
+
+    def go_back(self, stage: Stage) -> list[str]:
+        """Reopen the earlier ``stage``: keep its own evidence (shown, and changeable there),
+        forget every later stage's. Returns what was discarded, as ``discarded_by_going_back``."""
+        discarded = self.discarded_by_going_back(stage)
+        self.evidence.clear_from(stage.next())
+        self._stage = stage
+        return discarded
+
     def record_verification(self, status: str, fingerprint: str | None, at: datetime | None = None) -> None:
         self.evidence.verifications.append(
             {"at": rules.format_utc(at or self.clock()), "status": status, "fingerprint": fingerprint}
         )
         del self.evidence.verifications[:-50]  # bounded: the check needs only the recent streak
+
+
+# ---------------------------------------------------------------- going back
+def _require_earlier(stage: Stage, current: Stage) -> None:
+    if stage is Stage.DONE or ORDER.index(stage) >= ORDER.index(current):
+        raise InputError(
+            f"{stage.label} is not an earlier step than {current.label}.",
+            hint="Only a step already passed can be reopened.",
+        )
+
+
+def _discard_key(ev: Evidence) -> str | None:
+    if not (ev.key_path or ev.csr_pem):
+        return None
+    return "Key and CSR: which private key and CSR this journey uses (the key file stays on disk)."
+
+
+def _discard_issue(ev: Evidence) -> str | None:
+    if not ev.certificate_id:
+        return None
+    return (f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
+            "at Klarna, and this tool keeps its record).")
+
+
+def _discard_install(ev: Evidence) -> str | None:
+    if not (ev.cert_path or ev.install_probe_ok_at):
+        return None
+    return "Install: the install record and its mTLS proof (the installed files stay in place)."
+
+
+def _discard_verify(ev: Evidence) -> str | None:
+    count = len(ev.verifications)
+    if not count:
+        return None
+    return f"Verify: {count} verification result{'s' if count != 1 else ''}."
+
+
+def _discard_enforce(ev: Evidence) -> str | None:
+    if not (ev.enforced_from or ev.enforcement_mode):
+        return None
+    said = f"{ev.enforcement_mode or 'a request'} from {ev.enforced_from or '?'}"
+    return f"Enforce: the record of enforcement ({said}); Klarna keeps enforcing until you remove it."
+
+
+_DISCARDS: dict[Stage, Callable[[Evidence], str | None]] = {
+    Stage.CREDENTIALS: lambda ev: None,  # the first stage: never later than another
+    Stage.KEY_AND_CSR: _discard_key,
+    Stage.ISSUE: _discard_issue,
+    Stage.INSTALL: _discard_install,
+    Stage.VERIFY: _discard_verify,
+    Stage.ENFORCE: _discard_enforce,
+    Stage.DONE: lambda ev: None,
+}

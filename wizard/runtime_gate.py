@@ -1,70 +1,79 @@
-"""The enforcement gate's runtime check and `check`'s runtime warnings, over a Session.
-
-Kept small on purpose: the lead moves ``require_ready`` into the central interlocks module."""
+"""The runtimes service's side of the gate, over a Session: it gathers the facts the interlocks
+judge (which declared runtimes are not ready for enforcement, which still use a certificate about
+to be revoked), handles leaving runtimes out on purpose (typed on live profiles, audited), and
+gives `check` its runtime warnings. The rules and their refusal texts live in ``interlocks``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import runtimes
 from .errors import InputError, InterlockRefused
+from .interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
 
 if TYPE_CHECKING:
     from .flow import Session
     from .lifecycle import Finding
 
 
-def require_ready(session: Session, listed_ids: set[str], leave_out: Iterable[str] = (),
-                  confirm: str | None = None) -> None:
-    """The enforcement gate's runtime check. Raises InterlockRefused naming every declared runtime
-    that is not ready, unless it is left out explicitly (typed for live profiles, audited)."""
+def require_ready(
+    session: Session,
+    listed_ids: set[str],
+    leave_out: Iterable[str] = (),
+    confirm: str | None = None,
+    *,
+    situation: Situation | None = None,
+) -> None:
+    """The enforcement gate with the declared runtimes' readiness as facts: ``interlocks.require``
+    judges them with the rest of ``situation`` (the runtime check alone when None). Runtimes left
+    out explicitly are not counted; leaving them out is typed for live profiles and audited."""
     records = reload(session)
     left = sorted(set(leave_out))
     unknown = [name for name in left if name not in records]
     if unknown:
-        raise InputError(f"No runtime named {', '.join(unknown)} in this profile.",
-                         hint="klarna-mtls runtime list shows the declared runtimes.")
+        raise InputError(
+            f"No runtime named {', '.join(unknown)} in this profile.",
+            hint="klarna-mtls runtime list shows the declared runtimes.",
+        )
     counted = [r for name, r in records.items() if name not in left]
     reasons = runtimes.runtimes_not_ready(counted, session.clock(), listed_ids=listed_ids)
-    if reasons:
-        session.audit.record("enforcement_refused_runtimes", reasons=reasons)
-        raise InterlockRefused(
-            "Runtimes not ready for enforcement: " + "; ".join(reasons) + ".",
-            hint="Enforcement would refuse their calls. Probe them until VALID, or leave them out "
-                 "explicitly (enforce --leave-out NAME).")
+    facts = replace(situation or Situation(session.model.stage), runtimes_not_ready=tuple(reasons))
+    try:
+        if situation is None:
+            require_check(Action.ENFORCE, G_RUNTIMES.name, facts)
+        else:
+            require(Action.ENFORCE, facts)
+    except ActionRefused as refused:
+        if any(r.check == G_RUNTIMES.name for r in refused.refusals):
+            session.audit.record("enforcement_refused_runtimes", reasons=reasons)
+        raise
     if left:
         _confirm_leave_out(session, left, confirm)
-        session.audit.record("enforcement_runtimes_left_out", runtimes=left,
-                             reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()))
+        session.audit.record(
+            "enforcement_runtimes_left_out",
+            runtimes=left,
+            reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()),
+        )
 
 
-def revoke_refusal(session: Session, credential_id: str) -> str | None:
-    """Why revoking ``credential_id`` would cut a declared runtime off, or None: it is a runtime's
-    current certificate, or an older one while the runtime has not reported VALID with its newer."""
+def revoke_facts(session: Session, credential_id: str) -> dict[str, Any]:
+    """The ``Situation`` fields for revoking ``credential_id``: the runtimes whose current
+    certificate it is, and those holding it as an older one without a VALID report for the newer."""
+    in_use: list[str] = []
+    not_replaced: list[tuple[str, str]] = []
     for record in reload(session).values():
         if credential_id not in record.certificate_ids:
             continue
+        if record.certificate_id == credential_id:
+            in_use.append(record.name)
+            continue
         report = record.report
-        if record.certificate_id != credential_id:
-            if report and report.status == "VALID" and report.fingerprint == record.fingerprint:
-                continue
-            return (f"runtime {record.name} may still use it: it has not reported VALID with its newer "
-                    f"certificate {record.certificate_id} yet. Install that one there, run probe, then "
-                    "runtime report here.")
-        return (f"it is the current certificate of runtime {record.name}. Give {record.name} its new pair first "
-                f"(runtime request --new-key there, runtime issue here, runtime install there; or runtime add "
-                f"{record.name} --certificate-id NEW once it uses another), or runtime remove {record.name} "
-                "if it no longer calls Klarna.")
-    return None
-
-
-def refuse_revoking_in_use(session: Session, credential_id: str) -> None:
-    """``revoke_refusal`` as an InterlockRefused, for a revoke path to call before it acts."""
-    reason = revoke_refusal(session, credential_id)
-    if reason:
-        raise InterlockRefused(f"Refusing to revoke {credential_id}: {reason}")
+        if not (report and report.status == "VALID" and report.fingerprint == record.fingerprint):
+            not_replaced.append((record.name, record.certificate_id or "not recorded"))
+    return {"target_in_use_by": tuple(in_use), "target_not_replaced_on": tuple(not_replaced)}
 
 
 def reload(session: Session) -> dict[str, runtimes.RuntimeRecord]:
@@ -82,24 +91,37 @@ def _confirm_leave_out(session: Session, left: list[str], confirm: str | None) -
     if session.environment == "live" and typed != expected:
         raise InterlockRefused(
             f"Leaving runtimes out of the enforcement check on a live profile must be typed: {expected}.",
-            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}")
+            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}",
+        )
 
 
-def check_findings(records: dict[str, runtimes.RuntimeRecord], now: datetime,
-                   window: timedelta = runtimes.READINESS_WINDOW) -> list[Finding]:
+def check_findings(
+    records: dict[str, runtimes.RuntimeRecord], now: datetime, window: timedelta = runtimes.READINESS_WINDOW
+) -> list[Finding]:
     """For `check`: a warning per runtime whose certificate is in its renewal window or whose
     latest report is missing, stale or not VALID."""
     findings = []
     for record in sorted(records.values(), key=lambda r: r.name):
         if runtimes.in_renewal_window(record, now):
-            findings.append(_finding(f"runtime {record.name}", "warning",
-                                    f"Its certificate expires on {(record.not_after or '')[:10]}.",
-                                    f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
-                                    "then runtime issue here and runtime install there."))
+            findings.append(
+                _finding(
+                    f"runtime {record.name}",
+                    "warning",
+                    f"Its certificate expires on {(record.not_after or '')[:10]}.",
+                    f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
+                    "then runtime issue here and runtime install there.",
+                )
+            )
         reason = runtimes.not_ready_reason(record, now, window)
         if reason:
-            findings.append(_finding(f"runtime {record.name}", "warning", reason[0].upper() + reason[1:] + ".",
-                                    "Run klarna-mtls probe on it (cron), then runtime report here."))
+            findings.append(
+                _finding(
+                    f"runtime {record.name}",
+                    "warning",
+                    reason[0].upper() + reason[1:] + ".",
+                    "Run klarna-mtls probe on it (cron), then runtime report here.",
+                )
+            )
     return findings
 
 

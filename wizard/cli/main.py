@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that change a profile hold its lock for the whole run; readers take it only when it is
 # free and otherwise run read-only (they never write a journal another process holds).
 WRITERS = {"onboard", "rotate", "enforce", "unenforce", "certs revoke", "keys create", "keys describe",
-           "keys disable", "keys rotate", "tui"}
-READERS = {"status", "certs list", "check", "doctor", "keys list"}
+           "keys disable", "keys rotate", "tui", "runtime request", "runtime issue", "runtime install",
+           "runtime report", "runtime add", "runtime remove", "probe"}
+READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list"}
 
 
 def main(argv: list[str] | None = None) -> int:

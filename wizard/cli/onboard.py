@@ -150,9 +150,9 @@ async def onboard(args: argparse.Namespace) -> int:
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
-    pulled = session.model.pulled_back
+    pulled = session.model.pulled_back_note()
     if pulled:
-        progress(args, f"resuming at {session.model.stage.label}, not {pulled[0].label}: {' '.join(pulled[1])}")
+        progress(args, f"resuming {pulled}")
     if session.model.stage is not Stage.CREDENTIALS:
         await _tool_key(args, session, store)
     while session.model.stage is not Stage.DONE:

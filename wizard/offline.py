@@ -1,0 +1,114 @@
+"""The dashboard without a network: what Klarna last said, kept in the journal, or else what the
+journal's own records hold (certificates, expiry, enforcement); always with when it was last seen.
+
+Nothing here decides safety: a cached view is for reading. Revocation and the other guarded
+actions still ask Klarna first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import rules
+from .api import CertificateInfo
+from .errors import WizardError
+from .flow import Session
+from .install import current_pair, list_pairs
+from .lifecycle import (
+    CertificateRow,
+    ProfileStatus,
+    _row,  # the one home of how a certificate is shown
+)
+from .model import Evidence
+
+LAST_STATUS = "last_status"  # key in the profile's settings: {"at": UTC time, "status": {...}}
+
+
+@dataclass(frozen=True)
+class CachedStatus:
+    status: ProfileStatus
+    seen_at: str | None  # when Klarna last answered (UTC, ISO); None when it never has
+    source: str  # "last answer" (what Klarna said) or "records" (this tool's own journal)
+
+
+def remember(session: Session, status: ProfileStatus) -> None:
+    """Keep the status Klarna just gave, with the time, for the next offline start."""
+    session.settings[LAST_STATUS] = {"at": rules.format_utc(session.clock()), "status": status.to_dict()}
+    session.save()
+
+
+def cached_status(session: Session) -> CachedStatus:
+    """The last answer when the journal holds a readable one, else the journal's records."""
+    saved = session.settings.get(LAST_STATUS)
+    now = session.clock()
+    if isinstance(saved, dict) and isinstance(saved.get("at"), str):
+        try:
+            return CachedStatus(_status_from_dict(saved.get("status"), now), saved["at"], "last answer")
+        except (TypeError, ValueError, KeyError, WizardError):
+            pass  # a damaged copy: the records still say something
+    return CachedStatus(_status_from_records(session, now), _last_contact(session), "records")
+
+
+def _status_from_dict(data: Any, now: datetime) -> ProfileStatus:
+    if not isinstance(data, dict):
+        raise TypeError("status")
+    names = {f.name for f in fields(ProfileStatus)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["certificates"] = [_row_from_dict(row, now) for row in data.get("certificates", [])]
+    return ProfileStatus(**values)
+
+
+def _row_from_dict(row: Any, now: datetime) -> CertificateRow:
+    if not isinstance(row, dict):
+        raise TypeError("certificate row")
+    names = {f.name for f in fields(CertificateRow)}
+    values = {k: v for k, v in row.items() if k in names}
+    if values.get("expires_at"):  # days left counts from today, not from when it was seen
+        values["days_left"] = (rules.parse_timestamp(values["expires_at"]) - now).days
+    return CertificateRow(**values)
+
+
+def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
+    ev = session.evidence
+    records = {cid: rec for cid, rec in session.state.certificates.items() if isinstance(rec, dict)}
+    if ev.certificate_id:
+        records.setdefault(ev.certificate_id, {"fingerprint": ev.fingerprint})
+    pairs = list_pairs(session.install_dir)
+    pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
+    installed = {session.current_id(p) for p in pairs} - {None}
+    current = current_pair(session.install_dir)
+    current_id = session.current_id(current)
+    rows = []
+    for credential_id, record in records.items():
+        pem = _pem_for(credential_id, record.get("fingerprint"), ev, pems)
+        info = CertificateInfo.from_json({"credential_id": credential_id}, pem=pem)
+        status = "REVOKED" if record.get("retired") else info.status  # ACTIVE or EXPIRED by its dates
+        rows.append(_row(info, record, status, credential_id in installed, credential_id == current_id, now))
+    history = [h for h in session.state.status_history if current and h.get("fingerprint") == current.fingerprint]
+    return ProfileStatus(
+        profile=session.profile, environment=session.environment, account_id=ev.account_id,
+        stage=session.model.stage.value, certificates=sorted(rows, key=lambda r: r.expires_at or ""),
+        enforcement_mode=ev.enforcement_mode, enforced_from=session.settings.get("enforced_from_server") or ev.enforced_from,
+        slots_used=sum(1 for r in rows if r.status == "ACTIVE"), secret_backend=ev.secret_backend_name,
+        verification=history[-1].get("status") if history else None,
+        installed=current is not None, current_id=current_id,
+    )
+
+
+def _pem_for(credential_id: str, fingerprint: str | None, ev: Evidence, pems: dict[str | None, Path]) -> str | None:
+    if credential_id == ev.certificate_id and ev.certificate_pem:
+        return str(ev.certificate_pem)
+    path = pems.get(fingerprint)
+    try:
+        return path.read_text(encoding="ascii") if path else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _last_contact(session: Session) -> str | None:
+    """The latest time Klarna answered this tool, from the journal."""
+    times = [str(h["at"]) for h in session.state.status_history if isinstance(h.get("at"), str)]
+    times += [t for t in (session.evidence.api_call_ok_at,) if t]
+    return max(times) if times else None
