@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Callable
 
 from textual.app import App, SystemCommand
@@ -60,7 +61,9 @@ class WizardApp(App):
         sandbox=None,
         poll_interval: float = 2.0,
         autostart_polling: bool = True,
-        enforce_watch_attempts: int = 200,
+        poll_limit: float = 300.0,
+        enforce_limit: float = 420.0,
+        step_limit: float = 60.0,
         store_choices: Callable | None = None,
         status_loader: Callable | None = None,
         doctor: Callable | None = None,
@@ -71,7 +74,9 @@ class WizardApp(App):
         self.sandbox = sandbox
         self.poll_interval = poll_interval
         self.autostart_polling = autostart_polling
-        self.enforce_watch_attempts = enforce_watch_attempts
+        self.poll_limit = poll_limit  # Klarna's verification states settle within 5 minutes
+        self.enforce_limit = enforce_limit  # enforcement applies up to 5 minutes after its time
+        self.step_limit = step_limit  # a single step (test key, issue, install) gives up after this
         self._store_choices = store_choices
         self._status_loader = status_loader
         self._doctor = doctor
@@ -140,21 +145,24 @@ class WizardApp(App):
             check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
 
     def load_api_key(self, then: Callable[[], None]) -> None:
-        """A resumed run loads the API key from the store the user chose: the encrypted file asks
-        for its passphrase; keyring calls block, so they run in a thread worker."""
+        """A resumed run loads the API key the one way the domain offers (``resolve_api_key``:
+        KLARNA_API_KEY when set, else the store the user chose). The encrypted file asks for its
+        passphrase; keyring calls block, so they run in a thread worker."""
+        from wizard import secrets
+
         kind = self.session.evidence.secret_backend
         if self.session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
             then()
-        elif kind == "encrypted-file":
+        elif kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR):
             self.ask_store_passphrase(then)
         else:
             def load() -> None:
                 try:
-                    key = self.open_store(kind, None).get(self.session.profile)
-                    if key:
-                        self.session.unlock(key)
-                    else:
-                        self.call_from_thread(self.notify, self.missing_key_advice(kind), severity="warning", timeout=15)
+                    key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, kind)
+                    self.session.unlock(key)
+                except SecretStoreError as error:
+                    advice = self.missing_key_advice(kind) if kind == "env" else error.message
+                    self.call_from_thread(self.notify, advice, severity="warning", timeout=15)
                 finally:
                     self.call_from_thread(then)
 
@@ -168,10 +176,8 @@ class WizardApp(App):
         then = then or (lambda: None)
 
         def check(passphrase: bytes):
-            store = secrets.open_store("encrypted-file", self.session.paths, passphrase=passphrase)
-            key = store.get(self.session.profile)
-            if not key:
-                raise SecretStoreError(f"The {store.display_name} holds no API key for profile '{self.session.profile}'.")
+            key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, "encrypted-file",
+                                             passphrase=passphrase, use_env=False)
             return SecretValue(passphrase), SecretValue(key)
 
         def answered(result) -> None:
@@ -345,6 +351,33 @@ class WizardApp(App):
             return [secrets.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
         probe = await asyncio.to_thread(secrets.probe_keyring)
         return secrets.store_choices(probe)
+
+    async def ask_store_passphrase_for_keys(self) -> bytes | None:
+        """The encrypted file's passphrase for keys created or rotated later (call from a worker):
+        the one given earlier in this run, else KLARNA_MTLS_STORE_PASSPHRASE (None: the domain
+        reads it), else asked and checked. None when cancelled."""
+        from wizard import secrets
+
+        from .modals import PassphraseModal
+
+        if self.store_passphrase:
+            return self.store_passphrase.reveal()
+        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
+            return None  # open_profile_store reads it itself
+
+        def check(passphrase: bytes) -> SecretValue[bytes]:
+            secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            return SecretValue(passphrase)
+
+        answer = await self.push_screen_wait(PassphraseModal(
+            "Secrets file passphrase", "The new key is kept in the encrypted secrets file "
+            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase.",
+            check, input_id="store-passphrase-modal"))
+        if not isinstance(answer, SecretValue):
+            return None
+        self.store_passphrase = answer
+        register_secret(answer.reveal())
+        return answer.reveal()
 
     def open_store(self, kind: str, passphrase: bytes | None = None):
         """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier

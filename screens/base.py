@@ -4,17 +4,20 @@ the blockers listed in plain words."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from wizard.flow import Session
 from wizard.model import ORDER, Stage
+
+from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
 
 
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
@@ -59,15 +62,22 @@ def fold_shell(text: str, width: int = 72) -> str:
     return "\n".join(out)
 
 
-class ReportsWorkerErrors:
-    """Worker.StateChanged does not bubble: each screen hands failures to the app's one handler."""
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        self.app.report_worker_state(event)
+__all__ = ["ReportsWorkerErrors", "StageScreen", "WizardScreen", "WorkScreen"]
 
 
-class StageScreen(ReportsWorkerErrors, Screen):
-    """Base for the six stage screens. Subclasses implement ``compose_body``."""
+# What each step is doing, in the words the progress panel shows.
+STEP_TASKS = {
+    "check-credentials": "Testing the API key with Klarna",
+    "generate": "Generating the private key and CSR",
+    "issue": "Submitting the CSR to Klarna",
+    "install": "Installing the pair and proving it with a real mTLS call",
+    "enforce": "Asking Klarna to enforce mTLS",
+}
+
+
+class StageScreen(WorkScreen):
+    """Base for the six stage screens. Subclasses implement ``compose_body``; their long work
+    runs through ``run_step`` (progress, a limit and a Cancel)."""
 
     STAGE: Stage
     HEADING = ""
@@ -76,7 +86,9 @@ class StageScreen(ReportsWorkerErrors, Screen):
         Binding("ctrl+n", "next", "Next", priority=True),
         Binding("escape", "back", "Back"),
         Binding("ctrl+y", "copy", "Copy", tooltip="Copy what this step produced (through the terminal)"),
+        *CANCEL_BINDINGS,
     ]
+    WORK_BUTTONS: ClassVar[tuple[str, ...]] = ()  # default: the PRIMARY button
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
@@ -89,6 +101,7 @@ class StageScreen(ReportsWorkerErrors, Screen):
         with VerticalScroll(id="body"):
             yield Static(self.HEADING, classes="heading")
             yield from self.compose_body()
+            yield WorkPanel()
             yield Static("", id="blockers")
             with Horizontal(classes="nav"):
                 yield Button("◀ Back", id="back")
@@ -125,12 +138,17 @@ class StageScreen(ReportsWorkerErrors, Screen):
     def show_facts(self) -> None:
         """Subclasses redraw what they show from the evidence."""
 
+    def work_buttons(self) -> tuple[str, ...]:
+        return self.WORK_BUTTONS or ((self.PRIMARY,) if self.PRIMARY else ())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":
             return not self.blocked
         if action == "copy":
             return self.copyable() is not None
-        return True
+        if action == "back":
+            return not self.busy  # Esc cancels the running work first
+        return super().check_action(action, parameters)
 
     def copyable(self) -> tuple[str, str] | None:
         """(what it is, the text) that ctrl+y copies; None hides the key. Subclasses say."""
@@ -167,11 +185,13 @@ class StageScreen(ReportsWorkerErrors, Screen):
             event.stop()
             self.action_back()
 
-    def run_step(self, work: Callable[[], Awaitable[object]], name: str) -> None:
-        """Run session work in an exclusive worker; failures go to the app's one error handler."""
+    def run_step(self, work: Callable[[], Awaitable[object]], name: str, task: str | None = None) -> Worker:
+        """Run session work in the screen's exclusive worker, with progress, the app's step limit
+        and a Cancel; failures go to the app's one error handler."""
+        return self.step(task or STEP_TASKS.get(name, "Working"), work)
 
-        async def step() -> None:
-            await work()
-            self.refresh_state()
-
-        self.run_worker(step(), name=name, group="step", exclusive=True, exit_on_error=False)
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def step(self, task: str, job: Callable[[], Awaitable[object]]) -> None:
+        async with self.working():
+            await self.timed(task, job())
+        self.refresh_state()

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
 from wizard import lifecycle, rules, runtime_gate
@@ -41,8 +41,15 @@ def table_row(row: lifecycle.CertificateRow) -> tuple[str, ...]:
     here = "●" if row.current else ("○" if row.installed_here else "")
     state = row.status + (" ↻" if row.in_renewal_window and row.status == "ACTIVE" else "")
     days = "" if row.days_left is None else str(row.days_left)
-    return ("…" + row.credential_id[-8:], "…" + row.fingerprint_suffix, (row.expires_at or "")[:10], days,
-            state, here, lifetime_bar(row))
+    return (
+        "…" + row.credential_id[-8:],
+        "…" + row.fingerprint_suffix,
+        (row.expires_at or "")[:10],
+        days,
+        state,
+        here,
+        lifetime_bar(row),
+    )
 
 
 COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
@@ -53,11 +60,13 @@ def details(row: lifecycle.CertificateRow) -> str:
     """The selected certificate whole: the id, and the fingerprint cut between bytes."""
     fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
     seen = (row.last_seen_valid or "never")[:16].replace("T", " ")
-    return (f"{row.credential_id}\nSHA-256  {fingerprint}\n"
-            f"CN {row.cn or '?'} · created {(row.created_at or '?')[:10]} · last VALID {seen}")
+    return (
+        f"{row.credential_id}\nSHA-256  {fingerprint}\n"
+        f"CN {row.cn or '?'} · created {(row.created_at or '?')[:10]} · last VALID {seen}"
+    )
 
 
-class DashboardScreen(ReportsWorkerErrors, Screen):
+class DashboardScreen(ReportsWorkerErrors[None]):
     """Certificates after onboarding. Opens on what the journal holds, then asks Klarna; when
     Klarna cannot be reached it keeps showing the journal's view, marked with when it was seen."""
 
@@ -115,9 +124,11 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         except WizardError as error:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
-            self.show_offline(f"Offline: showing {self.seen_words(cached)}.\n"
-                              f"Could not reach Klarna: {clean_text(redact(error.message))} (f5 tries again)",
-                              problem=True)
+            self.show_offline(
+                f"Offline: showing {self.seen_words(cached)}.\n"
+                f"Could not reach Klarna: {clean_text(redact(error.message))} (f5 tries again)",
+                problem=True,
+            )
             return
         self.show(status)
         self.show_offline("")
@@ -137,11 +148,13 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
     def show(self, status: lifecycle.ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
-        self.query_one("#summary", Static).update(plain(
-            f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · slots {status.slots_used}/"
-            f"{rules.MAX_ACTIVE_CERTIFICATES} · installed pair: {status.verification or 'none'}"
-            f" · key kept in {status.secret_backend or '?'}"
-        ))
+        self.query_one("#summary", Static).update(
+            plain(
+                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · slots {status.slots_used}/"
+                f"{rules.MAX_ACTIVE_CERTIFICATES} · installed pair: {status.verification or 'none'}"
+                f" · key kept in {status.secret_backend or '?'}"
+            )
+        )
         self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
         table = self.query_one("#certificates", DataTable)
         table.clear()
@@ -173,7 +186,7 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
         table = self.query_one("#certificates", DataTable)
         if self.status is None or not self.status.certificates or table.cursor_row is None:
             return None
-        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
 
     def action_revoke(self) -> None:
         credential_id = self.selected_id()
@@ -189,15 +202,21 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
 
         def answered(suffix: str | None) -> None:
             if suffix is not None:
-                self.run_worker(self._revoke(credential_id, suffix), group="action", exclusive=True, exit_on_error=False)
+                self.run_worker(
+                    self._revoke(credential_id, suffix), group="action", exclusive=True, exit_on_error=False
+                )
 
-        consequence = (f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
-                       "immediately and for good.")
+        consequence = (
+            f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
+            "immediately and for good."
+        )
         if self.session.environment == "live":
             self.app.push_screen(TypedConfirmModal("Revoke certificate?", consequence, row.confirm_suffix), answered)
         else:
-            self.app.push_screen(ConfirmModal("Revoke certificate?", consequence, "Revoke"),
-                                 lambda yes: answered(row.confirm_suffix if yes else None))
+            self.app.push_screen(
+                ConfirmModal("Revoke certificate?", consequence, "Revoke"),
+                lambda yes: answered(row.confirm_suffix if yes else None),
+            )
 
     async def _revoke(self, credential_id: str, suffix: str) -> None:
         self.show(await lifecycle.revoke(self.session, credential_id, confirm_suffix=suffix))
@@ -235,10 +254,14 @@ class DashboardScreen(ReportsWorkerErrors, Screen):
             if yes:
                 self.run_worker(self._unenforce(), group="action", exclusive=True, exit_on_error=False)
 
-        self.app.push_screen(ConfirmModal(
-            "Remove mTLS enforcement?",
-            "Klarna will accept calls without a client certificate again: a leaked API key alone will work.",
-            "Remove enforcement"), answered)
+        self.app.push_screen(
+            ConfirmModal(
+                "Remove mTLS enforcement?",
+                "Klarna will accept calls without a client certificate again: a leaked API key alone will work.",
+                "Remove enforcement",
+            ),
+            answered,
+        )
 
     async def _unenforce(self) -> None:
         await self.session.remove_enforcement()

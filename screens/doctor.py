@@ -5,7 +5,6 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from wizard.flow import Session
@@ -15,7 +14,7 @@ from .base import ReportsWorkerErrors
 MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
 
 
-class DoctorScreen(ReportsWorkerErrors, Screen[None]):
+class DoctorScreen(ReportsWorkerErrors[None]):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "run", "Run again")]
 
     def __init__(self, session: Session) -> None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from wizard import crypto, rules
 from wizard.flow import Session
 
-from .base import fingerprint_lines
+from .base import WizardScreen, fingerprint_lines
 
 
-class DoneScreen(Screen):
-    BINDINGS = [Binding("d", "dashboard", "Dashboard"), Binding("q", "app.quit", "Quit"),
-                Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint")]
+class DoneScreen(WizardScreen[None]):
+    BINDINGS = [
+        Binding("d", "dashboard", "Dashboard"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint"),
+    ]
 
     def __init__(self, session: Session) -> None:
         super().__init__()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from wizard import rules
+from wizard import rules, runners
 from wizard.errors import InputError
 from wizard.model import Stage
 
-from .base import StageScreen
+from .base import STEP_TASKS, StageScreen
 from .modals import ConfirmModal, plain
+from .progress import WORK_GROUP
 from .runtimes_table import RuntimesPanel
 
 
@@ -99,7 +99,7 @@ class EnforceScreen(StageScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_step(lambda: self.enforce(value), "enforce")
+                self.enforce_and_watch(value)
 
         self.app.push_screen(
             ConfirmModal(
@@ -111,24 +111,29 @@ class EnforceScreen(StageScreen):
             answered,
         )
 
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def enforce_and_watch(self, value: str) -> None:
+        async with self.working(cancelled="Stopped watching. Klarna applies the enforcement by itself; "
+                                          "the dashboard shows when it has."):
+            await self.enforce(value)
+        self.refresh_state()
+
     async def enforce(self, value: str) -> None:
         facts = self.query_one("#facts", Static)
-        mode = await self.session.enforce(value)
+        mode = await self.timed(STEP_TASKS["enforce"], self.session.enforce(value))
         facts.update(f"Klarna answered {mode}.")
         self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":
             return
-        for _ in range(self.app.enforce_watch_attempts):
-            state = await self.session.read_enforcement()
-            facts.update(f"Waiting for Klarna to apply enforcement… currently {state.mode.value}")
-            if state.mode is rules.EnforcementMode.ENFORCED:
-                refused = await self.session.prove_enforced()
-                facts.update(
-                    "ENFORCED. Proved: a request without a client certificate is refused."
-                    if refused else "ENFORCED, but a request without a certificate was still accepted."
-                )
-                return
-            await asyncio.sleep(self.app.poll_interval)
+        limits = runners.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)
+        last = await self.follow(runners.watch_enforcement(self.session, limits))
+        if last is not None:
+            facts.update(last.text)
+
+    def watch_busy(self, busy: bool) -> None:
+        super().watch_busy(busy)
+        if not busy:  # the Enforce button follows the typed time again
+            self.describe_choice(self.query_one("#enforce-at", Input).value)
 
     def show_facts(self) -> None:
         ev = self.session.evidence

@@ -36,19 +36,23 @@ def screen_actions(screen: Screen) -> list[Action]:
     found: dict[str, Action] = {}
     for active in screen.active_bindings.values():
         binding = active.binding
-        if (active.node is not screen or not binding.description or binding.action in found
-                or binding.action in TEXTUAL_SCREEN_ACTIONS):
+        if (
+            active.node is not screen
+            or not binding.description
+            or binding.action in found
+            or binding.action in TEXTUAL_SCREEN_ACTIONS
+        ):
             continue
-        found[binding.action] = Action(screen.app.get_key_display(binding), binding.tooltip or binding.description,
-                                       binding.action, active.enabled)
+        found[binding.action] = Action(
+            screen.app.get_key_display(binding), binding.tooltip or binding.description, binding.action, active.enabled
+        )
     return list(found.values())
 
 
 def help_text(screen: Screen) -> str:
     """Two-column text: key, then what it does. Plain words; fits 80 columns."""
     width = 16
-    lines = [f"{a.key:<{width}} {a.description}" + ("" if a.enabled else " (not now)")
-             for a in screen_actions(screen)]
+    lines = [f"{a.key:<{width}} {a.description}" + ("" if a.enabled else " (not now)") for a in screen_actions(screen)]
     lines = lines or ["(this screen has no keys of its own)"]
     lines += ["", "Everywhere"] + [f"{key:<{width}} {text}" for key, text in EVERYWHERE]
     return "\n".join(lines)

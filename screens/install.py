@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
 from wizard import install
-from wizard.errors import InputError
+from wizard.errors import InputError, StorageError
 from wizard.install import snippets
 from wizard.model import Stage
 
@@ -74,6 +74,8 @@ class InstallScreen(StageScreen):
     def export(self, formats: list[str], password: bytes) -> list[str]:
         """The extra formats, beside the pair in <install folder>/exports (0600 files)."""
         pair = install.current_pair(self.session.install_dir)
+        if pair is None:
+            raise StorageError("There is no installed pair to export: install the certificate first.")
         out = self.session.install_dir / "exports"
         written = []
         if "bundle" in formats:
@@ -81,8 +83,11 @@ class InstallScreen(StageScreen):
         if "p12" in formats:
             written.append(install.export_pkcs12(pair, out / "client.p12", password, self.session.key_passphrase))
         if "k8s" in formats:
-            written.append(install.export_k8s_secret(pair, out / "klarna-mtls-secret.yaml", "klarna-mtls",
-                                                     key_passphrase=self.session.key_passphrase))
+            written.append(
+                install.export_k8s_secret(
+                    pair, out / "klarna-mtls-secret.yaml", "klarna-mtls", key_passphrase=self.session.key_passphrase
+                )
+            )
         return [str(p) for p in written]
 
     def show_facts(self) -> None:

@@ -35,6 +35,7 @@ class KeyCsrScreen(StageScreen):
     def generate(self) -> None:
         passphrase = self.query_one("#passphrase", Input).value.encode() or None
         if self.session.key_path.exists():
+
             def answered(replace: bool | None) -> None:
                 if replace:
                     self.run_step(lambda: self.session.generate_key(passphrase=passphrase, overwrite=True), "generate")
@@ -58,6 +59,5 @@ class KeyCsrScreen(StageScreen):
         results = self.session.model.results(self.STAGE)
         lint = "\n".join(f"{'✓' if r.ok else '✗'} {r.reason}" for r in results)
         self.query_one("#facts", Static).update(
-            f"Key: {ev.key_path} (P-256{', encrypted' if ev.key_encrypted else ''})\n"
-            f"CSR subject: CN={ev.cn}\n{lint}"
+            f"Key: {ev.key_path} (P-256{', encrypted' if ev.key_encrypted else ''})\nCSR subject: CN={ev.cn}\n{lint}"
         )

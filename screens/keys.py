@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError, SecretStoreError, WizardError
+from wizard.errors import InputError, SecretStoreError
 from wizard.flow import Session
 from wizard.interlocks import Action, ActionRefused
 
-from .base import ReportsWorkerErrors
 from .modals import ConfirmModal, TypedConfirmModal
+from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+
+STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
 
 
 def _valid_description(text: str) -> bool:
@@ -30,29 +33,28 @@ def _valid_description(text: str) -> bool:
 
 
 class SecretOnceModal(ModalScreen[bool]):
-    """Klarna shows a new key once: show it here, and keep it only if the user asks and a store
-    that keeps keys is at hand (``store_name``; None when the key came from the environment)."""
+    """Klarna shows a new key once: show it here with a Copy (c), and where it was kept. The key
+    is kept only in a store that keeps keys (``kept_in``); otherwise ``no_store`` says why not."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy")]
 
-    NO_STORE = "this profile's key comes from KLARNA_API_KEY, so nothing here can keep the new one"
+    NO_STORE = "this profile's key is read per run (KLARNA_API_KEY or standard input), so nothing here keeps the new one"
 
-    def __init__(self, masked: str, secret, store_name: str | None = None, no_store: str = NO_STORE) -> None:
+    def __init__(self, masked: str, secret, kept_in: str | None = None, no_store: str = NO_STORE) -> None:
         super().__init__()
-        self.masked, self.secret, self.store_name, self.no_store = masked, secret, store_name, no_store
+        self.masked, self.secret, self.kept_in, self.no_store = masked, secret, kept_in, no_store
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
             yield Static("New API key: shown once", classes="modal-title")
             yield Static(self.secret.reveal(), id="secret", markup=False)
-            if self.store_name:
-                advice = f"Copy it now (c), or keep it in the {self.store_name}. It is not written anywhere else."
+            if self.kept_in:
+                advice = f"Kept in {self.kept_in}. Copy it now (c) for the service that uses it."
             else:
-                advice = f"Copy it now (c): {self.no_store}. It is not written anywhere else."
+                advice = (f"Copy it now (c): {self.no_store}. It is not kept anywhere and Klarna "
+                          "will not show it again.")
             yield Static(advice, id="advice", markup=False)
             with Horizontal(classes="buttons"):
-                if self.store_name:
-                    yield Button("Keep in secret store", id="store", variant="success")
                 yield Button("Copy", id="copy")
                 yield Button("Close", id="close")
 
@@ -60,23 +62,25 @@ class SecretOnceModal(ModalScreen[bool]):
         if event.button.id == "copy":
             self.action_copy()
             return
-        self.dismiss(event.button.id == "store")
+        self.dismiss(True)
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.secret.reveal())  # OSC 52: the terminal's clipboard
         self.notify("Copied to the clipboard (if your terminal allows it).")
 
     def action_close(self) -> None:
-        self.dismiss(False)
+        self.dismiss(True)
 
 
-class KeysScreen(ReportsWorkerErrors, Screen[None]):
+class KeysScreen(WorkScreen):
+    WORK_BUTTONS = ("#create",)
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("f5", "refresh", "Refresh"),
         Binding("ctrl+d", "disable", "Disable selected"),
         Binding("ctrl+r", "rotate", "Rotate tool's key"),
         Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
+        *CANCEL_BINDINGS,
     ]
 
     def __init__(self, session: Session) -> None:
@@ -94,6 +98,7 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
                         validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")])
             with Horizontal(classes="actions"):
                 yield Button("Create key", id="create", variant="success")
+            yield WorkPanel()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -135,37 +140,53 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
                                            hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
             return
         self.query_one("#description", Input).value = ""  # a second Enter must not make a duplicate
-        self.run_worker(self.create(description), group="keys", exclusive=True, exit_on_error=False)
+        self.start_create(description)
 
-    def keeping_store(self):
-        """The profile's store when it keeps keys and can be opened now; None otherwise (a key
-        from KLARNA_API_KEY, the encrypted file with no passphrase given in this run)."""
-        kind = self.session.evidence.secret_backend or "keyring"
-        try:
-            store = self.app.open_store(kind)
-        except WizardError:
+    def keeps_keys(self) -> bool:
+        """Whether the profile's store keeps keys (never offer one that cannot: a key read per run
+        from KLARNA_API_KEY or standard input)."""
+        from wizard import secrets
+
+        return self.session.evidence.secret_backend in secrets.PERSISTENT_KINDS
+
+    async def profile_store(self):
+        """The profile's persistent store (asks an encrypted file's passphrase), or None."""
+        from wizard import secrets
+
+        if not self.keeps_keys():
             return None
-        return store if store.persistent else None
+        kind = self.session.evidence.secret_backend
+        passphrase = await self.app.ask_store_passphrase_for_keys() if kind == "encrypted-file" else None
+        return await asyncio.to_thread(secrets.open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
-    async def create(self, description: str) -> None:
-        store = self.keeping_store()  # known before the key exists: never offer what cannot keep
-        row, secret = await keys.create_key(self.session, description)
-
-        def answered(keep: bool | None) -> None:
-            if keep and store is not None:
-                self.run_worker(self.keep(store, row, secret), group="keep", exit_on_error=False)
-            self.action_refresh()
-
-        self.app.push_screen(SecretOnceModal(row.masked, secret, store.display_name if store else None), answered)
-
-    async def keep(self, store, row: keys.KeyRow, secret) -> None:
-        try:
-            await asyncio.to_thread(store.set, keys.stored_name(self.session.profile, row.credential_id), secret.reveal())
-        except WizardError as error:  # the key exists at Klarna: show it again rather than lose it
-            self.app.push_screen(SecretOnceModal(row.masked, secret, None, f"the {store.display_name} refused it"))
-            self.app.show_error(error)
+    def start_create(self, description: str) -> None:
+        """The CLI's safety net: the key is created with the profile's store, so a store that
+        refuses it gets the new key disabled. Kept nowhere only when the person says so."""
+        if self.keeps_keys():
+            self.create(description, keep=True)
             return
-        self.notify(f"Kept in {store.display_name}.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.create(description, keep=False)
+
+        self.app.push_screen(ConfirmModal(
+            "Create a key that is kept nowhere?",
+            "This profile's key is read per run, so there is no secret store to keep the new key in. "
+            "Its secret will be shown once; copy it at once.", "Create and show once"), answered)
+
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def create(self, description: str, keep: bool) -> None:
+        store = await self.profile_store() if keep else None
+        try:
+            async with self.working():
+                row, secret = await self.timed("Creating the API key",
+                                               keys.create_key(self.session, description, store=store))
+        except SecretStoreError:
+            self.action_refresh()  # a key the store refused was disabled: the list shows it
+            raise
+        where = f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
+        self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
 
     def selected(self) -> keys.KeyRow | None:
         table = self.query_one(DataTable)
@@ -220,36 +241,52 @@ class KeysScreen(ReportsWorkerErrors, Screen[None]):
         self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
-        store = self.keeping_store()
-        if store is None:
+        if not self.keeps_keys():
             self.app.show_error(SecretStoreError(
-                "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file), open in this run.",
-                hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; an encrypted file asks its passphrase when the wizard starts.",
+                "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file).",
+                hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; store the API key in the keyring "
+                     "or the encrypted file first (the wizard's Credentials step).",
             ))
             return
-        own = self.session.state.tool_key_id is None
-        old = next((r for r in self.rows if r.used_by_tool), None)
-
-        async def rotate() -> None:
-            if own:  # the tool's key is unknown: it creates its own and leaves that one active
-                await keys.take_own_key(self.session, store)
-                self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
-            else:
-                await keys.rotate_tool_key(self.session, store)
-                self.notify("The tool now uses its own new key; the old one is disabled.")
-            self.action_refresh()
-
-        if own:  # nothing is disabled: the key it ran on stays active
-            self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False)
+        if self.session.state.tool_key_id is None:  # nothing is disabled: the key it ran on stays active
+            self.rotate_key()
             return
-        consequence = ("klarna-mtls creates a new key, keeps it in the " + store.display_name + ", proves it with a "
+        old = next((r for r in self.rows if r.used_by_tool), None)
+        where = STORE_NAMES.get(self.session.evidence.secret_backend or "", "profile's secret store")
+        consequence = (f"klarna-mtls creates a new key, keeps it in the {where}, proves it with a "
                        "live call and switches to it. Then the old key "
                        + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
                        + " is disabled: every other system still using it stops working.")
         self.confirm("Rotate the tool's API key?", consequence,
                      old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
-                     "Rotate key",
-                     lambda: self.run_worker(rotate(), group="keys", exclusive=True, exit_on_error=False))
+                     "Rotate key", self.rotate_key)
+
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def rotate_key(self) -> None:
+        """The domain's key rotation, its steps shown as they run. When the tool's key is
+        unknown, the tool creates its own and leaves the one it ran on active."""
+        store = await self.profile_store()
+        if store is None:
+            from wizard.errors import SecretStoreError
+
+            raise SecretStoreError(
+                "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
+                hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).")
+        own = self.session.state.tool_key_id is None
+        async with self.working(cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a "
+                                          "working key throughout."):
+            if own:
+                await keys.take_own_key(self.session, store, on_event=self.show_event)
+                self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
+            else:
+                await keys.rotate_tool_key(self.session, store, on_event=self.show_event)
+                self.notify("The tool now uses its own new key; the old one is disabled.")
+        self.action_refresh()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close":
+            return not self.busy  # Esc cancels the running work first
+        return super().check_action(action, parameters)
 
     def action_close(self) -> None:
         self.dismiss(None)

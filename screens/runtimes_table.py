@@ -36,8 +36,11 @@ class RuntimesPanel(Vertical):
         table.clear()
         for row in runtimes.rows(records, now):
             table.add_row(
-                row.name, "…" + (row.certificate_id or "-")[-8:], "…" + row.fingerprint_suffix,
-                row.status or "none", row.reported_at[5:16].replace("T", " ") if row.reported_at else "never",
-                "ready" if row.ready else "not ready", key=row.name,
+                row.name,
+                "…" + (row.certificate_id or "-")[-8:],
+                "…" + row.fingerprint_suffix,
+                row.status or "none",
+                row.reported_at[5:16].replace("T", " ") if row.reported_at else "never",
+                "ready" if row.ready else "not ready",
+                key=row.name,
             )
-

@@ -1,31 +1,37 @@
-"""Verify: poll the verification header until VALID, with visible progress and a diagnosis."""
+"""Verify: poll the verification header until VALID, with visible progress and a diagnosis.
+The loop is the domain's (``runners.poll_verification``); this screen renders its events."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from wizard import runners
 from wizard.diagnosis import diagnose
 from wizard.model import VALID_IN_A_ROW, Stage
 
 from .base import StageScreen
+from .progress import WORK_GROUP
 
 
 class VerifyScreen(StageScreen):
     STAGE = Stage.VERIFY
     HEADING = "5. Verify Klarna sees your certificate"
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", priority=True),
-        Binding("c", "cancel_poll", "Cancel polling"),
+        Binding("c", "cancel_work", "Cancel polling"),
         Binding("r", "retry", "Retry"),
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Static(f"Polling until Klarna answers VALID {VALID_IN_A_ROW} times in a row.", classes="muted")
+        yield Static(
+            f"Polling until Klarna answers VALID {VALID_IN_A_ROW} times in a row. "
+            "A first INVALID or NOT_PRESENT can be Klarna still settling (up to 5 minutes).",
+            classes="muted",
+        )
         yield Static("Not polling.", id="progress")
         yield Static("", id="diagnosis")
 
@@ -34,36 +40,47 @@ class VerifyScreen(StageScreen):
         if self.app.autostart_polling and self.blocked:
             self.action_retry()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            return not self.busy and self.blocked
+        return super().check_action(action, parameters)
+
     def action_retry(self) -> None:
-        self.run_worker(self.poll(), name="poll", group="poll", exclusive=True, exit_on_error=False)
+        self.poll()
 
     def action_cancel_poll(self) -> None:
-        self.workers.cancel_group(self, "poll")
-        self.query_one("#progress", Static).update("Polling cancelled. Press r to retry.")
+        self.action_cancel_work()
 
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def poll(self) -> None:
-        interval = self.app.poll_interval
-        started = time.monotonic()
-        attempt = 0
-        while self.blocked:
-            attempt += 1
-            observation = await self.session.verify_once()
-            self.refresh_state()
-            self.show_diagnosis(observation.status)
-            if not self.blocked:
-                break
-            if observation.status in ("INVALID", "REJECTED"):
-                self.query_one("#progress", Static).update(
-                    f"Attempt {attempt}: {observation.status}. Stopped: fix the cause, then press r to retry."
-                )
-                return
-            elapsed = time.monotonic() - started
-            self.query_one("#progress", Static).update(
-                f"Attempt {attempt} · last status {observation.status} · elapsed {elapsed:.0f} s · "
-                f"next check in {interval:g} s (c cancels)"
+        limits = runners.PollLimits(
+            interval=self.app.poll_interval,
+            limit=self.app.poll_limit,
+            max_attempts=max(1, int(self.app.poll_limit / self.app.poll_interval) + 1),
+        )
+        progress = self.query_one("#progress", Static)
+        progress.update("Polling…")
+        async with self.working(cancelled=""):
+            try:
+                last = await self.follow(runners.poll_verification(self.session, limits))
+            except asyncio.CancelledError:
+                progress.update("Polling cancelled. Press r to retry.")
+                raise
+            except Exception:
+                progress.update("Polling stopped by an error. Press r to retry.")
+                raise
+        if isinstance(last, runners.Failed):
+            progress.update(
+                f"Stopped: {last.status} after {last.elapsed:.0f} s. Fix the cause (see below), then press r to retry."
             )
-            await asyncio.sleep(interval)
-        self.query_one("#progress", Static).update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
+        else:
+            progress.update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
+
+    def show_event(self, event: runners.Event) -> None:
+        super().show_event(event)
+        if isinstance(event, runners.Attempt):
+            self.refresh_state()
+            self.show_diagnosis(event.status)
 
     def show_diagnosis(self, status: str) -> None:
         diagnosis = diagnose(status)

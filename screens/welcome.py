@@ -5,13 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.validation import Function
 from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
 from wizard import rules
 from wizard.errors import InputError
 from wizard.flow import Session
+
+from .base import WizardScreen
 
 
 def _valid_account(text: str) -> bool:
@@ -22,7 +23,7 @@ def _valid_account(text: str) -> bool:
     return True
 
 
-class WelcomeScreen(Screen):
+class WelcomeScreen(WizardScreen[None]):
     """First screen: pick the environment and account; resume a saved journey."""
 
     BINDINGS = [Binding("ctrl+n", "start", "Continue", priority=True)]
@@ -40,8 +41,7 @@ class WelcomeScreen(Screen):
             if self.session.has_journal and ev.account_id and self.session.model.stage.number > 1:
                 stage = self.session.model.stage
                 yield Static(
-                    f"You left off at {stage.label} ({stage.number}/6). "
-                    "Continue to resume there.",
+                    f"You left off at {stage.label} ({stage.number}/6). Continue to resume there.",
                     id="resume-note",
                 )
             yield Label("Environment")

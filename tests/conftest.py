@@ -51,6 +51,18 @@ BOTH_ANSWER_MODES = pytest.mark.parametrize("sandbox", ["ours", "docs-only"], in
 
 
 @pytest.fixture
+def blackhole():
+    """A TCP port that accepts connections and never answers: a black-holed network."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"https://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+@pytest.fixture
 def onboard(sandbox, monkeypatch, capsys):
     """Onboard a sandbox profile headlessly (to VERIFY done; enforce_at 'NOW' to go all the way)."""
     import json

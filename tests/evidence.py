@@ -3,7 +3,7 @@ deterministic ECDSA, a fixed clock, fixed paths."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from wizard import crypto
 from wizard.model import ORDER, Evidence, Stage
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ACCOUNT = "krn:partner:global:account:test:LYABCDEI"
 INSTALL = "/srv/klarna-mtls/certs"
 
@@ -70,9 +70,9 @@ def evidence_through(stage: Stage) -> Evidence:
         ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = 0o644, 0o600, 0o700
         ev.install_probe_ok_at, ev.install_probe_fingerprint = "2026-12-01T08:59:30Z", fingerprint
     if Stage.VERIFY in done:
-        ev.verifications = [{"at": "2026-12-01T08:59:5%dZ" % i, "status": "VALID", "fingerprint": fingerprint} for i in range(3)]
+        ev.verifications = [
+            {"at": f"2026-12-01T08:59:5{i}Z", "status": "VALID", "fingerprint": fingerprint} for i in range(3)
+        ]
     if Stage.ENFORCE in done:
         ev.enforced_from, ev.enforced_from_chosen_at, ev.enforcement_mode = "NOW", "2026-12-01T09:00:00Z", "ENFORCED"
     return ev
-
-

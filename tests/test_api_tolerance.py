@@ -55,8 +55,10 @@ def issued(key, *, ca_key=None, cn: str = "LYABCDEI", ca: bool = False) -> x509.
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Klarna-Network-Clients-Test-CA-2024")]))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1095))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1095))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -71,31 +73,49 @@ def pair():
 
 
 # ---------------------------------------------------------------- headers
-@pytest.mark.parametrize("headers", [
-    [("Klarna-Mtls-Verification-Status", "VALID, VALID")],
-    [("klarna-mtls-verification-status", "valid")],
-    [("Klarna-Mtls-Verification-Status", " Valid ,valid")],
-    [("Klarna-Mtls-Verification-Status", "VALID"), ("klarna-mtls-verification-status", "VALID")],
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Klarna-Mtls-Verification-Status", "VALID, VALID")],
+        [("klarna-mtls-verification-status", "valid")],
+        [("Klarna-Mtls-Verification-Status", " Valid ,valid")],
+        [("Klarna-Mtls-Verification-Status", "VALID"), ("klarna-mtls-verification-status", "VALID")],
+    ],
+)
 async def test_verification_header_repeated_or_in_any_case(headers):
     klarna, _, _ = client(json_answer({"credentials": []}, headers=headers))
     assert (await klarna.list_certificates()).verification is rules.VerificationStatus.VALID
 
 
 async def test_ip_validation_header_repeated_and_lower_case():
-    klarna, _, _ = client(json_answer({"credentials": []}, headers=[
-        ("klarna-ip-validation-status", "allowed"), ("Klarna-Ip-Validation-Status", "ALLOWED")]))
+    klarna, _, _ = client(
+        json_answer(
+            {"credentials": []},
+            headers=[("klarna-ip-validation-status", "allowed"), ("Klarna-Ip-Validation-Status", "ALLOWED")],
+        )
+    )
     assert (await klarna.list_certificates()).ip_validation == "ALLOWED"
 
 
 # ---------------------------------------------------------------- fields
 async def test_listing_with_only_ids_and_with_extra_fields(pair):
     key, cert_pem, _ = pair
-    listing = {"credentials": [
-        {"credential_id": "krn:partner:global:credential:test:ONLYID"},
-        {"credential_id": "krn:c:2", "status": " active ", "usage": "mtls", "certificate": cert_pem.decode(),
-         "labels": {"team": "payments"}, "version": 3, "revoked_from": None, "new_field": [1, 2]},
-    ], "pagination": {"next": None}}
+    listing = {
+        "credentials": [
+            {"credential_id": "krn:partner:global:credential:test:ONLYID"},
+            {
+                "credential_id": "krn:c:2",
+                "status": " active ",
+                "usage": "mtls",
+                "certificate": cert_pem.decode(),
+                "labels": {"team": "payments"},
+                "version": 3,
+                "revoked_from": None,
+                "new_field": [1, 2],
+            },
+        ],
+        "pagination": {"next": None},
+    }
     klarna, _, _ = client(json_answer(listing))
     bare, full = (await klarna.list_certificates()).value
     assert bare.credential_id.endswith("ONLYID") and bare.status == "UNKNOWN" and bare.fingerprint is None
@@ -104,9 +124,17 @@ async def test_listing_with_only_ids_and_with_extra_fields(pair):
 
 
 async def test_api_key_and_enforcement_with_extra_and_missing_fields():
-    klarna, _, _ = client(json_answer({"credentials": [{"credential_id": "krn:k:1", "scopes": ["x"]}]}),
-                          json_answer({"enforcement_mode": "reporting", "enforced_from": "2026-12-01T09:00:00.25Z",
-                                       "applies_at": "later", "extra": {"a": 1}}))
+    klarna, _, _ = client(
+        json_answer({"credentials": [{"credential_id": "krn:k:1", "scopes": ["x"]}]}),
+        json_answer(
+            {
+                "enforcement_mode": "reporting",
+                "enforced_from": "2026-12-01T09:00:00.25Z",
+                "applies_at": "later",
+                "extra": {"a": 1},
+            }
+        ),
+    )
     (only,) = (await klarna.list_api_keys()).value
     assert only.credential_id == "krn:k:1" and only.status == "UNKNOWN" and only.key_suffix is None
     state = (await klarna.get_enforcement()).value
@@ -114,9 +142,15 @@ async def test_api_key_and_enforcement_with_extra_and_missing_fields():
 
 
 # ---------------------------------------------------------------- ids
-@pytest.mark.parametrize("credential_id", [
-    "krn:partner:global:credential:test:ABC123", "0d9f3c5e-8a55-4c61-9d1a-6b7c2f0e4a11", "12345", "cert_1.v2",
-])
+@pytest.mark.parametrize(
+    "credential_id",
+    [
+        "krn:partner:global:credential:test:ABC123",
+        "0d9f3c5e-8a55-4c61-9d1a-6b7c2f0e4a11",
+        "12345",
+        "cert_1.v2",
+    ],
+)
 async def test_ids_in_other_formats_are_accepted_and_sent_as_one_segment(credential_id):
     klarna, requests, _ = client(json_answer({"credential_id": credential_id, "status": "ACTIVE"}))
     info = (await klarna.get_certificate(credential_id)).value
@@ -133,8 +167,10 @@ async def test_ids_that_could_leave_their_path_segment_are_never_sent(credential
 
 
 async def test_unusable_ids_from_the_server_are_read_as_absent():
-    klarna, _, _ = client(json_answer({"credentials": [{"credential_id": "../api-key", "status": "ACTIVE"}]}),
-                          json_answer({"credential_id": "a/b"}))
+    klarna, _, _ = client(
+        json_answer({"credentials": [{"credential_id": "../api-key", "status": "ACTIVE"}]}),
+        json_answer({"credential_id": "a/b"}),
+    )
     (entry,) = (await klarna.list_certificates()).value
     assert entry.credential_id == ""
     with pytest.raises(ApiError, match="expected shape"):
@@ -142,23 +178,44 @@ async def test_unusable_ids_from_the_server_are_read_as_absent():
 
 
 # ---------------------------------------------------------------- timestamps
-@pytest.mark.parametrize("text", [
-    "2026-12-01T09:00:00Z", "2026-12-01T09:00:00+00:00", "2026-12-01T09:00:00.123Z",
-    "2026-12-01T09:00:00.123456789Z", "2026-12-01T09:00:00.5+00:00", "2026-12-01T10:00:00.123+01:00",
-    "2026-12-01t09:00:00z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01T09:00:00Z",
+        "2026-12-01T09:00:00+00:00",
+        "2026-12-01T09:00:00.123Z",
+        "2026-12-01T09:00:00.123456789Z",
+        "2026-12-01T09:00:00.5+00:00",
+        "2026-12-01T10:00:00.123+01:00",
+        "2026-12-01t09:00:00z",
+    ],
+)
 async def test_timestamps_with_or_without_fractions_and_with_z_or_offset(text):
     assert rules.format_utc(rules.parse_timestamp(text)) == "2026-12-01T09:00:00Z"
-    klarna, _, _ = client(json_answer({"credentials": [
-        {"credential_id": "krn:c:1", "created_at": text, "expires_at": text, "revoked_from": text}]}))
+    klarna, _, _ = client(
+        json_answer(
+            {
+                "credentials": [
+                    {"credential_id": "krn:c:1", "created_at": text, "expires_at": text, "revoked_from": text}
+                ]
+            }
+        )
+    )
     (info,) = (await klarna.list_certificates()).value
     assert info.created_at == info.expires_at == info.revoked_from == "2026-12-01T09:00:00Z"
 
 
 async def test_an_unreadable_timestamp_is_absent_and_expiry_comes_from_the_certificate(pair):
     _, cert_pem, _ = pair
-    klarna, _, _ = client(json_answer({"credentials": [
-        {"credential_id": "krn:c:1", "expires_at": "in three years", "certificate": cert_pem.decode()}]}))
+    klarna, _, _ = client(
+        json_answer(
+            {
+                "credentials": [
+                    {"credential_id": "krn:c:1", "expires_at": "in three years", "certificate": cert_pem.decode()}
+                ]
+            }
+        )
+    )
     (info,) = (await klarna.list_certificates()).value
     assert info.expires_at == rules.format_utc(crypto.load_certificate(cert_pem).not_valid_after_utc)
 
@@ -167,10 +224,16 @@ async def test_an_unreadable_timestamp_is_absent_and_expiry_comes_from_the_certi
 STATE = {"enforcement_mode": "ENFORCED", "enforced_from": "2026-12-01T09:00:00Z"}
 
 
-@pytest.mark.parametrize("write", [
-    httpx.Response(204), httpx.Response(200), json_answer({}), json_answer({"enforced_from": "NOW"}),
-    httpx.Response(200, content=b" \n", headers={"content-type": "application/json"}),
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        httpx.Response(204),
+        httpx.Response(200),
+        json_answer({}),
+        json_answer({"enforced_from": "NOW"}),
+        httpx.Response(200, content=b" \n", headers={"content-type": "application/json"}),
+    ],
+)
 @pytest.mark.parametrize("operation", ["set", "remove"])
 async def test_enforcement_writes_without_a_state_read_the_state(write, operation):
     klarna, requests, _ = client(write, json_answer(STATE))
@@ -185,9 +248,15 @@ async def test_enforcement_write_with_a_state_is_read_directly():
     assert len(requests) == 1
 
 
-@pytest.mark.parametrize("write", [
-    httpx.Response(204), httpx.Response(200), json_answer({}), json_answer({"status": "REVOKED"}),
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        httpx.Response(204),
+        httpx.Response(200),
+        json_answer({}),
+        json_answer({"status": "REVOKED"}),
+    ],
+)
 async def test_revoke_and_disable_accept_200_or_204(write):
     klarna, _, _ = client(write)
     assert (await klarna.revoke_certificate("krn:c:1")).value is None
@@ -205,11 +274,16 @@ def _http_date(moment: datetime) -> str:
     return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
-@pytest.mark.parametrize("retry_after,slept", [
-    ("3", 3.0), ("3, 3", 3.0), ("1.5", 1.5),
-    (_http_date(datetime.now(UTC) + timedelta(hours=1)), 60.0),  # a date: capped at a minute
-    (_http_date(datetime.now(UTC) - timedelta(hours=1)), 0.0),  # a date already past
-])
+@pytest.mark.parametrize(
+    "retry_after,slept",
+    [
+        ("3", 3.0),
+        ("3, 3", 3.0),
+        ("1.5", 1.5),
+        (_http_date(datetime.now(UTC) + timedelta(hours=1)), 60.0),  # a date: capped at a minute
+        (_http_date(datetime.now(UTC) - timedelta(hours=1)), 0.0),  # a date already past
+    ],
+)
 async def test_429_honours_retry_after_in_seconds_or_as_an_http_date(retry_after, slept):
     limited = httpx.Response(429, headers={"Retry-After": retry_after})
     klarna, requests, sleeps = client(limited, json_answer({"credentials": []}))
@@ -229,8 +303,12 @@ async def test_bare_403_is_ddos_protection_not_mtls_required():
     klarna, _, _ = client(httpx.Response(403), max_attempts=1)
     with pytest.raises(ApiError) as bare:
         await klarna.list_certificates()
-    mtls_body = {"error_id": "e1", "error_type": "ACCESS_ERROR", "error_code": "MTLS_REQUIRED",
-                 "error_message": "mTLS is enforced."}
+    mtls_body = {
+        "error_id": "e1",
+        "error_type": "ACCESS_ERROR",
+        "error_code": "MTLS_REQUIRED",
+        "error_message": "mTLS is enforced.",
+    }
     klarna, _, _ = client(json_answer(mtls_body, status=403), max_attempts=1)
     with pytest.raises(ApiError) as mtls:
         await klarna.list_certificates()
@@ -278,8 +356,9 @@ def test_a_certificate_for_another_key_is_refused(tmp_path, pair):
 async def test_a_chain_in_the_answer_is_read_by_its_leaf(pair):
     key, cert_pem, ca_pem = pair
     for returned in (cert_pem + ca_pem, ca_pem + cert_pem):
-        klarna, _, _ = client(json_answer({"credential_id": "krn:c:1", "secret": {"certificate": returned.decode()}},
-                                          status=201))
+        klarna, _, _ = client(
+            json_answer({"credential_id": "krn:c:1", "secret": {"certificate": returned.decode()}}, status=201)
+        )
         info = (await klarna.create_certificate("CSR", "d", "idem")).value
         assert info.public_key_id == crypto.public_key_id(key)
         assert info.certificate_pem == returned.decode()  # kept exactly as returned

@@ -43,9 +43,17 @@ def ok(body=None, status=200, headers=None):
 
 
 async def test_headers_and_verification_parsing():
-    recorder = Recorder(ok({"credentials": []}, headers={
-        "Klarna-Mtls-Verification-Status": "VALID, VALID", "klarna-correlation-id": "k1",
-        "Date": "Tue, 01 Dec 2026 09:00:00 GMT", "Klarna-Ip-Validation-Status": "ALLOWED"}))
+    recorder = Recorder(
+        ok(
+            {"credentials": []},
+            headers={
+                "Klarna-Mtls-Verification-Status": "VALID, VALID",
+                "klarna-correlation-id": "k1",
+                "Date": "Tue, 01 Dec 2026 09:00:00 GMT",
+                "Klarna-Ip-Validation-Status": "ALLOWED",
+            },
+        )
+    )
     klarna, _ = client(recorder)
     answer = await klarna.list_certificates()
     request = recorder.requests[0]
@@ -72,15 +80,41 @@ async def test_create_sends_idempotency_key_and_reads_secret_certificate():
     assert info.status == "ACTIVE" and info.expires_at
 
 
-@pytest.mark.parametrize("response,status,words", [
-    (httpx.Response(401, json={"error_id": "e1", "error_type": "ACCESS_ERROR", "error_code": "UNAUTHORIZED", "error_message": "Unauthorized"}), 401, "e1"),
-    (httpx.Response(403), 403, "DDoS"),
-    (httpx.Response(404, json={"error_code": "NOT_FOUND", "error_message": "nope"}), 404, "List the certificates"),
-    (httpx.Response(409, json={"error_code": "LIMIT_EXCEEDED", "error_message": "too many"}), 409, "Revoke"),
-    (httpx.Response(400, json={"error_code": "VALIDATION_ERROR", "error_message": "bad", "validation_errors": [{"parameter": "enforced_from", "reason": "past"}]}), 400, "enforced_from"),
-    (httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}), 502, "HTML"),
-    (httpx.Response(200, text="{oops", headers={"content-type": "application/json"}), 200, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "response,status,words",
+    [
+        (
+            httpx.Response(
+                401,
+                json={
+                    "error_id": "e1",
+                    "error_type": "ACCESS_ERROR",
+                    "error_code": "UNAUTHORIZED",
+                    "error_message": "Unauthorized",
+                },
+            ),
+            401,
+            "e1",
+        ),
+        (httpx.Response(403), 403, "DDoS"),
+        (httpx.Response(404, json={"error_code": "NOT_FOUND", "error_message": "nope"}), 404, "List the certificates"),
+        (httpx.Response(409, json={"error_code": "LIMIT_EXCEEDED", "error_message": "too many"}), 409, "Revoke"),
+        (
+            httpx.Response(
+                400,
+                json={
+                    "error_code": "VALIDATION_ERROR",
+                    "error_message": "bad",
+                    "validation_errors": [{"parameter": "enforced_from", "reason": "past"}],
+                },
+            ),
+            400,
+            "enforced_from",
+        ),
+        (httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}), 502, "HTML"),
+        (httpx.Response(200, text="{oops", headers={"content-type": "application/json"}), 200, "not valid JSON"),
+    ],
+)
 async def test_error_mapping(response, status, words):
     klarna, _ = client(Recorder(response), max_attempts=1)
     with pytest.raises(ApiError) as caught:
@@ -147,7 +181,12 @@ async def test_enforcement_accepts_204_then_reads_state():
 
 async def test_new_api_key_secret_never_reprs():
     secret = "klarna_test_api_" + "N" * 28 + "NEW1"
-    recorder = Recorder(ok({"credential_id": "krn:k:1", "description": "svc", "status": "ACTIVE", "secret": {"secret": secret}}, status=201))
+    recorder = Recorder(
+        ok(
+            {"credential_id": "krn:k:1", "description": "svc", "status": "ACTIVE", "secret": {"secret": secret}},
+            status=201,
+        )
+    )
     klarna, _ = client(recorder)
     info = (await klarna.create_api_key("svc", "idem")).value
     assert info.secret.reveal() == secret

@@ -11,8 +11,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import record_figure
+
 from wizard import crypto
 from wizard.install import current_pair
 from wizard.paths import Paths
@@ -52,20 +52,64 @@ RUNNER = textwrap.dedent("""
 
 
 def onboard_process(sandbox, env, mode="none", at=0):
-    args = ["onboard", "--profile", "crash", "--non-interactive", "--json", "--environment", "sandbox",
-            "--account-id", sandbox.account_id, "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
-            "--enforce-at", "never", "--poll-interval", "0.05"]
-    return subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, timeout=120,
-                          env={**env, "KILL_MODE": mode, "KILL_AT": str(at)})
+    args = [
+        "onboard",
+        "--profile",
+        "crash",
+        "--non-interactive",
+        "--json",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sandbox.account_id,
+        "--base-url",
+        sandbox.base_url,
+        "--ca-bundle",
+        str(sandbox.ca_bundle),
+        "--enforce-at",
+        "never",
+        "--poll-interval",
+        "0.05",
+    ]
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "KILL_MODE": mode, "KILL_AT": str(at)},
+    )
 
 
 def count_writes(sandbox, env) -> int:
     """How many atomic writes a clean run makes (on a separate profile home)."""
     probe = subprocess.run(
-        [sys.executable, "-c", RUNNER, "onboard", "--profile", "count", "--non-interactive", "--json", "--environment", "sandbox",
-         "--account-id", sandbox.account_id, "--base-url", sandbox.base_url, "--ca-bundle", str(sandbox.ca_bundle),
-         "--enforce-at", "never", "--poll-interval", "0.05"],
-        capture_output=True, text=True, timeout=120, env={**env, "KILL_MODE": "write", "KILL_AT": "0"})
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            "onboard",
+            "--profile",
+            "count",
+            "--non-interactive",
+            "--json",
+            "--environment",
+            "sandbox",
+            "--account-id",
+            sandbox.account_id,
+            "--base-url",
+            sandbox.base_url,
+            "--ca-bundle",
+            str(sandbox.ca_bundle),
+            "--enforce-at",
+            "never",
+            "--poll-interval",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "KILL_MODE": "write", "KILL_AT": "0"},
+    )
     assert probe.returncode == 0, probe.stderr
     return probe.stderr.count("W\n")
 
@@ -134,7 +178,9 @@ def test_kill_at_each_stage_boundary(tmp_path, make_sandbox, boundary):
 
 def test_kill_in_the_middle_of_every_file_write(tmp_path, make_sandbox):
     sandbox = make_sandbox(tmp_path / "sb-count")
-    writes = count_writes(sandbox, {**os.environ, "KLARNA_MTLS_HOME": str(tmp_path / "count"), "KLARNA_API_KEY": sandbox.api_key})
+    writes = count_writes(
+        sandbox, {**os.environ, "KLARNA_MTLS_HOME": str(tmp_path / "count"), "KLARNA_API_KEY": sandbox.api_key}
+    )
     assert writes >= 10
     survived = 0
     for at in range(1, writes + 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -28,13 +28,15 @@ def csr_with(key, names, extensions=()):
 
 def cert_for(public_key, *, cn=CN, days=(-1, 1095)):
     ca = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]))
-        .public_key(public_key).serial_number(1)
-        .not_valid_before(now + timedelta(days=days[0])).not_valid_after(now + timedelta(days=days[1]))
+        .public_key(public_key)
+        .serial_number(1)
+        .not_valid_before(now + timedelta(days=days[0]))
+        .not_valid_after(now + timedelta(days=days[1]))
         .sign(ca, hashes.SHA256())
     )
 
@@ -53,11 +55,14 @@ def test_generated_key_is_p256_0600_in_0700_even_under_umask_0(tmp_path):
     assert crypto.public_key_id(crypto.load_private_key_file(path, b"pass phrase")) == crypto.public_key_id(key)
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "empty"),
-    (b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----\n", "malformed"),
-    (b"\x00\x01garbage", "malformed"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----\n", "malformed"),
+        (b"\x00\x01garbage", "malformed"),
+    ],
+)
 def test_bad_private_keys(data, match):
     with pytest.raises(CryptoError, match=match):
         crypto.load_private_key(data)
@@ -65,12 +70,14 @@ def test_bad_private_keys(data, match):
 
 def test_wrong_key_types_are_refused():
     rsa_pem = rsa.generate_private_key(65537, 2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(CryptoError, match="RSA"):
         crypto.load_private_key(rsa_pem)
     p384 = crypto.make_private_key_pem.__wrapped__ if hasattr(crypto.make_private_key_pem, "__wrapped__") else None
     p384_pem = ec.generate_private_key(ec.SECP384R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(CryptoError, match="secp384r1"):
         crypto.load_private_key(p384_pem)
     assert p384 is None
@@ -134,13 +141,32 @@ def test_fingerprint_matches_openssl_and_openssl_csr_passes_lint(tmp_path):
     key = crypto.make_private_key()
     cert = cert_for(key.public_key())
     (tmp_path / "c.pem").write_bytes(crypto.certificate_pem(cert))
-    out = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "c.pem"), "-noout", "-fingerprint", "-sha256"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["openssl", "x509", "-in", str(tmp_path / "c.pem"), "-noout", "-fingerprint", "-sha256"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip().split("=", 1)[1] == crypto.fingerprint_sha256(cert)
     # The docs' manual flow: openssl ecparam + openssl req -subj /CN=… passes our lint.
-    subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(tmp_path / "k.pem")], check=True)
-    subprocess.run(["openssl", "req", "-new", "-key", str(tmp_path / "k.pem"), "-out", str(tmp_path / "r.pem"),
-                    "-subj", f"/CN={CN}"], check=True, capture_output=True)
+    subprocess.run(
+        ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(tmp_path / "k.pem")], check=True
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-key",
+            str(tmp_path / "k.pem"),
+            "-out",
+            str(tmp_path / "r.pem"),
+            "-subj",
+            f"/CN={CN}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     csr = crypto.load_csr((tmp_path / "r.pem").read_bytes())
     assert crypto.csr_problems(csr, CN) == []
 
@@ -153,16 +179,21 @@ ECDSA_SHA256_OID = bytes.fromhex("06082a8648ce3d040302")  # ecdsa-with-SHA256
 def _damage_oid(der: bytes, oid: bytes) -> bytes:
     """The same DER with one algorithm OID made unknown (first arc byte zeroed)."""
     at = der.index(oid)
-    return der[: at + 2] + b"\x00" + der[at + 3:]
+    return der[: at + 2] + b"\x00" + der[at + 3 :]
 
 
 def _self_signed_der() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(7).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.DER)
@@ -199,7 +230,7 @@ def _damage_cn_tag(der: bytes) -> bytes:
     cn_oid = bytes.fromhex("0603550403")
     at = der.index(cn_oid) + len(cn_oid)
     assert der[at] == 0x0C
-    return der[:at] + b"\x00" + der[at + 1:]
+    return der[:at] + b"\x00" + der[at + 1 :]
 
 
 def test_csr_with_malformed_subject_is_a_crypto_error():

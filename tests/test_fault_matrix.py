@@ -7,8 +7,8 @@ import asyncio
 import uuid
 
 import pytest
-
 from conftest import record_figure
+
 from wizard import crypto, rules
 from wizard.api import ENDPOINTS, KlarnaClient, make_http_client
 from wizard.errors import WizardError
@@ -39,8 +39,11 @@ async def prepare(sb):
     key = crypto.make_private_key()
     async with make_http_client(ca_bundle=sb.ca_bundle) as http:
         klarna = KlarnaClient(http, sb.base_url, api_key)
-        cert = (await klarna.create_certificate(crypto.make_csr_pem(key, rules.default_cn(account_id)).decode(),
-                                                "setup", str(uuid.uuid4()))).value
+        cert = (
+            await klarna.create_certificate(
+                crypto.make_csr_pem(key, rules.default_cn(account_id)).decode(), "setup", str(uuid.uuid4())
+            )
+        ).value
         spare = (await klarna.create_api_key("spare", str(uuid.uuid4()))).value
     return account_id, api_key, cert, spare
 
@@ -50,13 +53,18 @@ def call(operation: str, klarna: KlarnaClient, account_id: str, cert, spare):
     return {
         "list_certificates": lambda: klarna.list_certificates(),
         "create_certificate": lambda: klarna.create_certificate_reconciled(
-            crypto.make_csr_pem(new_key, rules.default_cn(account_id)).decode(), "m", str(uuid.uuid4()),
-            crypto.public_key_id(new_key)),
+            crypto.make_csr_pem(new_key, rules.default_cn(account_id)).decode(),
+            "m",
+            str(uuid.uuid4()),
+            crypto.public_key_id(new_key),
+        ),
         "get_certificate": lambda: klarna.get_certificate(cert.credential_id),
         "update_certificate": lambda: klarna.update_certificate(cert.credential_id, "renamed"),
         "revoke_certificate": lambda: klarna.revoke_certificate(cert.credential_id),
         "get_enforcement": lambda: klarna.get_enforcement(),
-        "set_enforcement": lambda: klarna.set_enforcement(rules.format_utc(rules.utc_now() + rules.MAX_ENFORCEMENT_AHEAD / 2)),
+        "set_enforcement": lambda: klarna.set_enforcement(
+            rules.format_utc(rules.utc_now() + rules.MAX_ENFORCEMENT_AHEAD / 2)
+        ),
         "remove_enforcement": lambda: klarna.remove_enforcement(),
         "list_api_keys": lambda: klarna.list_api_keys(),
         "create_api_key": lambda: klarna.create_api_key("new service", str(uuid.uuid4())),
@@ -90,8 +98,16 @@ def test_cell(matrix_sandbox, operation, fault):
         account_id, api_key, cert, spare = await prepare(sb)
         before = await counts(sb, api_key)
         template = FAULTS[fault]
-        sb.inject(Fault(kind=template.kind, status=template.status, retry_after=template.retry_after,
-                        seconds=template.seconds, operation=operation, count=1))
+        sb.inject(
+            Fault(
+                kind=template.kind,
+                status=template.status,
+                retry_after=template.retry_after,
+                seconds=template.seconds,
+                operation=operation,
+                count=1,
+            )
+        )
         outcome = "retried to success"
         async with make_http_client(ca_bundle=sb.ca_bundle, timeout=0.4) as http:
             klarna = KlarnaClient(http, sb.base_url, api_key, sleep=_no_sleep)

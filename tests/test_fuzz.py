@@ -4,7 +4,7 @@ WizardError subclass with a non-empty message may escape (never TypeError, KeyEr
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +15,7 @@ from wizard.journal import Journal, ProfileState
 from wizard.model import Evidence, Onboarding, Stage
 from wizard.paths import Paths
 
-NOW = datetime(2026, 11, 28, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
 EXAMPLES: dict[str, int] = {}
 
 
@@ -48,9 +48,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 CSR_DER = crypto.load_csr(CSR_PEM).public_bytes(serialization.Encoding.DER)
 KEY_PEM = crypto.make_private_key_pem(KEY)
-KEY_DER = KEY.private_bytes(
-    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
+KEY_DER = KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
 def _self_signed():
@@ -82,7 +80,10 @@ texts = st.one_of(
     st.from_regex(r"krn:partner:global:account:(live|test|prod):[A-Za-z0-9\-]{0,40}", fullmatch=True),
     st.from_regex(r"klarna_(live|test|prod)_(api|client)_[A-Za-z0-9_\-]{0,40}", fullmatch=True),
     st.from_regex(r"(0001|9999)-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}", fullmatch=True),
-    st.from_regex(r"-?[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?", fullmatch=True),
+    st.from_regex(
+        r"-?[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?",
+        fullmatch=True,
+    ),
 )
 
 
@@ -105,10 +106,12 @@ def test_rules_text_parsers(text):
 
 
 @fuzz(1500)
-@given(st.one_of(texts, st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())),
-       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
+@given(
+    st.one_of(texts, st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+)
 def test_timestamps(text, now):
-    now = now.replace(tzinfo=timezone.utc)
+    now = now.replace(tzinfo=UTC)
     moment = only_wizard_errors(rules.parse_timestamp, text)
     if moment is not None:
         assert moment.utcoffset().total_seconds() == 0
@@ -121,9 +124,15 @@ def test_timestamps(text, now):
 @given(st.one_of(st.none(), st.integers(), st.lists(st.integers()), st.binary(max_size=10)))
 def test_rules_non_text_inputs(value):
     # Values from a hand-edited journal or a JSON body may be of any type.
-    for fn in (rules.parse_account_id, rules.verify_api_key, rules.api_key_environment,
-               rules.verify_cn, rules.verify_description, rules.parse_timestamp,
-               rules.parse_enforced_from):
+    for fn in (
+        rules.parse_account_id,
+        rules.verify_api_key,
+        rules.api_key_environment,
+        rules.verify_cn,
+        rules.verify_description,
+        rules.parse_timestamp,
+        rules.parse_enforced_from,
+    ):
         only_wizard_errors(fn, value)
     assert isinstance(rules.VerificationStatus.parse(value), rules.VerificationStatus)
 
@@ -138,7 +147,7 @@ def _mutate(data: bytes, draw) -> bytes:
         if kind == 0:
             out[i] = draw(st.integers(0, 255))
         elif kind == 1:
-            del out[i:i + draw(st.integers(1, 64))]
+            del out[i : i + draw(st.integers(1, 64))]
         else:
             out[i:i] = draw(st.binary(min_size=1, max_size=16))
     return bytes(out)
@@ -176,8 +185,7 @@ def test_crypto_loaders(data):
         only_wizard_errors(crypto.public_key_id, key)
 
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                         st.text(max_size=20))
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
 json_values = st.recursive(
     json_scalars,
     lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=10), kids, max_size=4)),
@@ -203,9 +211,25 @@ def test_profile_state_from_dict(evidence, stage):
 
 
 @fuzz(1000)
-@given(st.dictionaries(st.sampled_from(["schema", "profile", "stage", "evidence", "settings",
-                                        "in_flight", "certificates", "status_history", "flows"]),
-                       json_values, max_size=9))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "schema",
+                "profile",
+                "stage",
+                "evidence",
+                "settings",
+                "in_flight",
+                "certificates",
+                "status_history",
+                "flows",
+            ]
+        ),
+        json_values,
+        max_size=9,
+    )
+)
 def test_profile_state_top_level(doc):
     state = only_wizard_errors(ProfileState.from_dict, doc, "p")
     if state is not None:
@@ -223,8 +247,13 @@ def test_evidence_from_dict_and_checks(data):
 
 
 @fuzz(1000)
-@given(st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()),
-                 evidence_like.map(lambda e: json.dumps({"schema": 1, "stage": "VERIFY", "evidence": e}).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        evidence_like.map(lambda e: json.dumps({"schema": 1, "stage": "VERIFY", "evidence": e}).encode()),
+    )
+)
 def test_journal_load(tmp_path_factory, content):
     home = tmp_path_factory.mktemp("j")
     journal = Journal(Paths(home / "config", home / "state", home / "data", home / "certs"), "fuzz")

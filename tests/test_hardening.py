@@ -11,11 +11,11 @@ import stat
 import subprocess
 import sys
 import textwrap
+from datetime import UTC
 from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import record_figure
 
 from wizard import crypto, secrets
@@ -47,8 +47,14 @@ def hold_profile():
     held = []
 
     def hold(profile: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, profile], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, cwd=REPO, env=os.environ.copy())
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, profile],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=os.environ.copy(),
+        )
         assert proc.stdout.readline().strip() == "held"
         held.append(proc)
         return proc
@@ -113,8 +119,10 @@ def test_concurrent_store_writes_for_two_profiles_keep_both(tmp_path):
     secrets.EncryptedFileStore(path, b"pp").set("seed", "klarna_test_api_" + "s" * 20)
     for trial in range(3):
         start = time.time() + 1.5  # both processes are started (imports done) by then
-        procs = [subprocess.Popen([sys.executable, "-c", STORE_WRITER, str(path), f"{name}{trial}", str(start)],
-                                  cwd=REPO) for name in ("alpha", "bravo")]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", STORE_WRITER, str(path), f"{name}{trial}", str(start)], cwd=REPO)
+            for name in ("alpha", "bravo")
+        ]
         assert [p.wait(timeout=120) for p in procs] == [0, 0]
     entries = set(json.loads(path.read_text())["entries"])
     expected = {"seed"} | {f"{n}{t}" for n in ("alpha", "bravo") for t in range(3)}
@@ -161,8 +169,9 @@ def test_a_shared_install_folder_is_refused_and_left_alone(tmp_path):
 
 
 def test_a_symlink_planted_as_the_install_folder_is_refused(tmp_path):
-    from wizard.install import install_pair
     from tests_support import self_signed
+
+    from wizard.install import install_pair
 
     victim = tmp_path / "victim-etc"
     victim.mkdir()
@@ -187,14 +196,31 @@ def test_a_planted_private_key_is_never_adopted(sandbox, paths, monkeypatch, cap
     os.write(fd, crypto.make_private_key_pem(planted))
     os.close(fd)
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-    code = main(["onboard", "--profile", "prod", "--non-interactive", "--environment", "sandbox",
-                 "--account-id", sandbox.account_id, "--base-url", sandbox.base_url,
-                 "--ca-bundle", str(sandbox.ca_bundle), "--poll-interval", "0.05"])
+    code = main(
+        [
+            "onboard",
+            "--profile",
+            "prod",
+            "--non-interactive",
+            "--environment",
+            "sandbox",
+            "--account-id",
+            sandbox.account_id,
+            "--base-url",
+            sandbox.base_url,
+            "--ca-bundle",
+            str(sandbox.ca_bundle),
+            "--poll-interval",
+            "0.05",
+        ]
+    )
     assert code == 3
     assert "was not written by klarna-mtls" in capsys.readouterr().err
     installed = list(paths.install_root.rglob("private-key.pem"))
-    assert all(crypto.public_key_id(crypto.load_private_key_file(p)) != crypto.public_key_id(planted)
-               for p in installed) and not installed
+    assert (
+        all(crypto.public_key_id(crypto.load_private_key_file(p)) != crypto.public_key_id(planted) for p in installed)
+        and not installed
+    )
     record_figure("folders: planted private key refused, not adopted", 1, 1)
 
 
@@ -251,10 +277,30 @@ def test_keys_disable_protects_the_stored_key_whatever_the_env_holds(sandbox, mo
 
     monkeypatch.setenv("KLARNA_MTLS_STORE_PASSPHRASE", "pp")
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-    assert main(["onboard", "--profile", "ef", "--non-interactive", "--environment", "sandbox",
-                 "--account-id", sandbox.account_id, "--base-url", sandbox.base_url, "--ca-bundle",
-                 str(sandbox.ca_bundle), "--secret-store", "encrypted-file", "--poll-interval", "0.05",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "onboard",
+                "--profile",
+                "ef",
+                "--non-interactive",
+                "--environment",
+                "sandbox",
+                "--account-id",
+                sandbox.account_id,
+                "--base-url",
+                sandbox.base_url,
+                "--ca-bundle",
+                str(sandbox.ca_bundle),
+                "--secret-store",
+                "encrypted-file",
+                "--poll-interval",
+                "0.05",
+                "--json",
+            ]
+        )
+        == 0
+    )
     monkeypatch.delenv("KLARNA_API_KEY")
     code, created = cli("keys", "create", "--profile", "ef", "--description", "ops laptop", "--show-secret-once")
     assert code == 0
@@ -393,7 +439,7 @@ def test_the_p12_password_is_read_without_echo_on_a_terminal(monkeypatch):
 
 # ---------------------------------------------------------------- 8. smaller items
 def test_a_ca_certificate_is_refused_as_the_client_certificate(tmp_path):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -403,11 +449,18 @@ def test_a_ca_certificate_is_refused_as_the_client_certificate(tmp_path):
 
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=90))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     with pytest.raises(CryptoError, match="CA certificate"):
         install_pair(tmp_path / "inst", crypto.certificate_pem(cert), crypto.make_private_key_pem(key), label="ca")
     assert not (tmp_path / "inst" / "ca").exists()
@@ -488,7 +541,6 @@ def test_the_revoke_interlock_says_it_knows_only_this_profile(capsys):
     assert "this profile's installs" in capsys.readouterr().out
 
 
-
 def test_markup_in_a_server_message_is_shown_as_text_in_the_tui():
     from textual.app import App
     from textual.widgets import Static
@@ -553,6 +605,32 @@ async def test_markup_in_a_certificate_id_does_not_crash_the_dashboard(onboard, 
         assert app.is_running
 
 
+def _race_onboard_argv(sandbox) -> list[str]:
+    """A headless sandbox onboarding of profile "race" that never enforces, run as a child process."""
+    return [
+        sys.executable,
+        "-m",
+        "wizard.cli",
+        "onboard",
+        "--profile",
+        "race",
+        "--non-interactive",
+        "--json",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sandbox.account_id,
+        "--base-url",
+        sandbox.base_url,
+        "--ca-bundle",
+        str(sandbox.ca_bundle),
+        "--enforce-at",
+        "never",
+        "--poll-interval",
+        "0.05",
+    ]
+
+
 @pytest.mark.e2e
 def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_path):
     """The report's race (a): two runs on one profile, a latency fault widening the window."""
@@ -561,11 +639,11 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
 
     sandbox.inject(Fault(kind="latency", operation="create_certificate", count=2, seconds=3.0))
     env = {**os.environ, "KLARNA_API_KEY": sandbox.api_key, "KLARNA_MTLS_LOCK_WAIT": "0.5"}
-    argv = [sys.executable, "-m", "wizard.cli", "onboard", "--profile", "race", "--non-interactive", "--json",
-            "--environment", "sandbox", "--account-id", sandbox.account_id, "--base-url", sandbox.base_url,
-            "--ca-bundle", str(sandbox.ca_bundle), "--enforce-at", "never", "--poll-interval", "0.05"]
-    runs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    argv = _race_onboard_argv(sandbox)
+    runs = [
+        subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [(r.wait(timeout=180), r.stderr.read()) for r in runs]
     codes = sorted(code for code, _ in results)
     # Normally the second run is refused while the first holds the profile; on a very loaded
@@ -580,8 +658,9 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
     active = [c for c in asyncio.run(listing()) if c.status == "ACTIVE"]
     pair = current_pair(Paths.from_env().default_install_dir("race"))
     assert len(active) == 1 and active[0].fingerprint == pair.fingerprint
-    crypto.verify_cert_matches_key(crypto.load_certificate(pair.cert_path.read_bytes()),
-                                   crypto.load_private_key_file(pair.key_path))
+    crypto.verify_cert_matches_key(
+        crypto.load_certificate(pair.cert_path.read_bytes()), crypto.load_private_key_file(pair.key_path)
+    )
     record_figure("profile lock: concurrent onboardings, certificates issued", len(active), 1)
 
 
@@ -611,8 +690,11 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     onboard()
     session = session_for("p", sandbox)
     folder = paths.keys_dir("p") / "rotation-planted"
-    session.state.flows["rotation"] = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
-                                       "folder": str(folder)}
+    session.state.flows["rotation"] = {
+        "step": "key",
+        "old_certificate_id": session.evidence.certificate_id,
+        "folder": str(folder),
+    }
     session.save()
     folder.mkdir(mode=0o700)
     fd = os.open(folder / "private-key.pem", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -623,8 +705,9 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     record_figure("folders: planted private key refused, not adopted", 1, 1)
 
 
-@pytest.mark.parametrize("edit", [("settings", "install_dir", 123), ("settings", "base_url", 5),
-                                  ("flows", "rotation", "x")])
+@pytest.mark.parametrize(
+    "edit", [("settings", "install_dir", 123), ("settings", "base_url", 5), ("flows", "rotation", "x")]
+)
 def test_a_hand_edited_journal_with_wrong_types_is_a_clear_error(onboard, paths, cli, edit):
     onboard()
     journal = paths.journal_path("p")

@@ -46,7 +46,5 @@ def test_the_probe_sees_a_domain_module_that_imports_rich(tmp_path):
     probe = PROBE.replace("MODULES", repr(["wizard_probe_bad"])).replace(
         "('wizard', '__main__')", "('wizard_probe_bad',)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert done.stdout.strip() == "wizard_probe_bad"

@@ -11,8 +11,8 @@ import threading
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-
 from tests_support import self_signed
+
 from wizard import crypto, install
 from wizard.errors import CryptoError, InputError, StorageError
 
@@ -214,7 +214,8 @@ def p12(tmp_path):
 def test_pkcs12_export_is_readable_by_openssl(p12):
     done = subprocess.run(
         ["openssl", "pkcs12", "-info", "-noout", "-in", str(p12), "-passin", f"pass:{P12_PASSWORD.decode()}"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "AES-256-CBC" in done.stderr and "sha256" in done.stderr.lower()
@@ -224,7 +225,8 @@ def test_pkcs12_export_is_readable_by_openssl(p12):
 def test_pkcs12_export_is_readable_by_keytool(p12):
     done = subprocess.run(
         ["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(p12), "-storepass", P12_PASSWORD.decode()],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PrivateKeyEntry" in done.stdout and "klarna-mtls" in done.stdout
@@ -270,7 +272,9 @@ def test_k8s_secret_decrypts_an_encrypted_key_only_with_its_passphrase(tmp_path)
     out = install.export_k8s_secret(pair, tmp_path / "s.yaml", "klarna-mtls", key_passphrase=KEY_PASSPHRASE)
     key_pem = base64.b64decode(parse_manifest(out.read_text())["data"]["tls.key"])
     assert b"ENCRYPTED" not in key_pem
-    crypto.verify_cert_matches_key(crypto.load_certificate(pair.cert_path.read_bytes()), crypto.load_private_key(key_pem))
+    crypto.verify_cert_matches_key(
+        crypto.load_certificate(pair.cert_path.read_bytes()), crypto.load_private_key(key_pem)
+    )
 
 
 @pytest.mark.parametrize("name, namespace", [("Bad_Name", None), ("ok", "has space"), ("x\nkind: Pod", None)])

@@ -10,8 +10,8 @@ import sys
 import textwrap
 
 import pytest
-
 from evidence import evidence_through
+
 from wizard.errors import JournalError, StorageError
 from wizard.journal import AuditLog, Journal, ProfileState
 from wizard.model import Onboarding, Stage
@@ -35,14 +35,17 @@ def test_round_trip_and_private_modes(paths):
     assert oct(journal.path.parent.stat().st_mode & 0o777) == "0o700"
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{not json", "not valid JSON"),
-    ('{"schema": 99}', "schema 99"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"schema": 1, "stage": "NOPE"}', "damaged"),
-    ('{"schema": 1, "evidence": {"verifications": "x"}}', "damaged"),
-    ('{"schema": 1, "settings": []}', "damaged"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema": 99}', "schema 99"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"schema": 1, "stage": "NOPE"}', "damaged"),
+        ('{"schema": 1, "evidence": {"verifications": "x"}}', "damaged"),
+        ('{"schema": 1, "settings": []}', "damaged"),
+    ],
+)
 def test_damaged_journal_is_a_journal_error_and_is_left_alone(paths, content, match):
     journal = Journal(paths, "p")
     journal.path.parent.mkdir(parents=True)

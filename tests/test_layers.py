@@ -13,9 +13,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FRONT_ENDS = ("screens", "wizard.cli")
 CORE = {
-    "wizard", "wizard._lazy", "wizard.api", "wizard.crypto", "wizard.diagnosis", "wizard.errors",
-    "wizard.fsutil", "wizard.install", "wizard.journal", "wizard.locking", "wizard.logs", "wizard.model",
-    "wizard.paths", "wizard.rules", "wizard.runtimes", "wizard.secret_value", "wizard.secrets", "wizard.sandbox", "wizard.interlocks",
+    "wizard",
+    "wizard._lazy",
+    "wizard.api",
+    "wizard.crypto",
+    "wizard.diagnosis",
+    "wizard.errors",
+    "wizard.fsutil",
+    "wizard.install",
+    "wizard.journal",
+    "wizard.locking",
+    "wizard.logs",
+    "wizard.model",
+    "wizard.paths",
+    "wizard.rules",
+    "wizard.runtimes",
+    "wizard.secret_value",
+    "wizard.secrets",
+    "wizard.sandbox",
+    "wizard.interlocks",
 }
 
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import record_figure
 
 pytestmark = pytest.mark.e2e
@@ -31,18 +30,54 @@ def scan(roots, needles: list[bytes], allowed: set[Path] = frozenset()) -> tuple
     return leaks, files
 
 
+def _leak_onboard_argv(sandbox) -> list[str]:
+    """A headless sandbox onboarding of profile "leak" that enforces at once, run as a child process."""
+    return [
+        sys.executable,
+        "-m",
+        "wizard.cli",
+        "onboard",
+        "--profile",
+        "leak",
+        "--non-interactive",
+        "--json",
+        "--environment",
+        "sandbox",
+        "--account-id",
+        sandbox.account_id,
+        "--base-url",
+        sandbox.base_url,
+        "--ca-bundle",
+        str(sandbox.ca_bundle),
+        "--enforce-at",
+        "NOW",
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
+    ]
+
+
 def test_headless_flow_leaks_nothing(sandbox, tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, "KLARNA_MTLS_HOME": str(home), "KLARNA_API_KEY": sandbox.api_key,
-           "KLARNA_MTLS_KEY_PASSPHRASE": PASSPHRASE}
-    argv = [sys.executable, "-m", "wizard.cli", "onboard", "--profile", "leak", "--non-interactive", "--json",
-            "--environment", "sandbox", "--account-id", sandbox.account_id, "--base-url", sandbox.base_url,
-            "--ca-bundle", str(sandbox.ca_bundle), "--enforce-at", "NOW", "--poll-interval", "0.05",
-            "--enforce-wait", "20"]
+    env = {
+        **os.environ,
+        "KLARNA_MTLS_HOME": str(home),
+        "KLARNA_API_KEY": sandbox.api_key,
+        "KLARNA_MTLS_KEY_PASSPHRASE": PASSPHRASE,
+    }
+    argv = _leak_onboard_argv(sandbox)
     runs = [subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)]
     for extra in (["doctor"], ["status"], ["check"], ["support-bundle"], ["certs", "list"]):
-        runs.append(subprocess.run([sys.executable, "-m", "wizard.cli", *extra, "--profile", "leak", "--json"],
-                                   capture_output=True, text=True, env=env, timeout=120))
+        runs.append(
+            subprocess.run(
+                [sys.executable, "-m", "wizard.cli", *extra, "--profile", "leak", "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+        )
     assert runs[0].returncode == 0, runs[0].stderr
     assert (home / "state" / "klarna-mtls.log").stat().st_size > 0  # the log exists and was scanned
     output = "".join(r.stdout + r.stderr for r in runs)
@@ -58,8 +93,9 @@ def test_headless_flow_leaks_nothing(sandbox, tmp_path):
 
 
 async def test_tui_flow_leaks_nothing(sandbox, isolated_home, capsys):
-    from screens.app import make_app
     from test_tui_journey import SIZE, settle, walk_to
+
+    from screens.app import make_app
     from wizard.model import Stage
     from wizard.paths import Paths
 

@@ -6,8 +6,8 @@ import copy
 from datetime import timedelta
 
 import pytest
-
 from evidence import NOW, evidence_through, fixed_clock
+
 from wizard.errors import StageBlocked
 from wizard.model import CHECKS, ORDER, Evidence, Onboarding, Stage
 
@@ -54,8 +54,16 @@ BREAKS = [
     (Stage.INSTALL, "install_probe", lambda ev: setattr(ev, "install_probe_ok_at", None)),
     (Stage.INSTALL, "install_probe", lambda ev: setattr(ev, "install_probe_fingerprint", "AA:BB")),
     (Stage.VERIFY, "verified", lambda ev: ev.verifications.pop()),
-    (Stage.VERIFY, "verified", lambda ev: ev.verifications.__setitem__(1, {**ev.verifications[1], "status": "INVALID"})),
-    (Stage.VERIFY, "verified", lambda ev: ev.verifications.__setitem__(2, {**ev.verifications[2], "fingerprint": "AA"})),
+    (
+        Stage.VERIFY,
+        "verified",
+        lambda ev: ev.verifications.__setitem__(1, {**ev.verifications[1], "status": "INVALID"}),
+    ),
+    (
+        Stage.VERIFY,
+        "verified",
+        lambda ev: ev.verifications.__setitem__(2, {**ev.verifications[2], "fingerprint": "AA"}),
+    ),
     (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", None)),
     (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", "2020-01-01T00:00:00Z")),
     (Stage.ENFORCE, "enforced_from", lambda ev: setattr(ev, "enforced_from", "2027-06-01T00:00:00Z")),
@@ -85,7 +93,9 @@ def test_expired_certificate_blocks_issue():
 
 
 def test_every_check_in_the_table_is_exercised():
-    assert {n for _, n, _ in BREAKS} | {"certificate_valid_now"} == {c.name for checks in CHECKS.values() for c in checks if not c.warning_only}
+    assert {n for _, n, _ in BREAKS} | {"certificate_valid_now"} == {
+        c.name for checks in CHECKS.values() for c in checks if not c.warning_only
+    }
 
 
 def test_verification_outside_the_window_does_not_count():
@@ -135,21 +145,24 @@ def test_evidence_round_trips_and_ignores_unknown_fields():
 from wizard.errors import JournalError  # noqa: E402
 
 
-@pytest.mark.parametrize("field,value", [
-    ("clock_skew_seconds", []),
-    ("clock_skew_seconds", "3"),
-    ("clock_skew_seconds", float("nan")),  # NaN compared > tolerance is False: it would have passed
-    ("secret_backend", []),
-    ("certificate_pem", 1),
-    ("csr_pem", True),
-    ("key_file_mode", "600"),
-    ("active_certificates", "3"),
-    ("active_certificates", True),
-    ("verifications", None),
-    ("verifications", "0"),
-    ("verifications", [None]),
-    ("verifications", [{"at": 5, "status": "VALID"}]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("clock_skew_seconds", []),
+        ("clock_skew_seconds", "3"),
+        ("clock_skew_seconds", float("nan")),  # NaN compared > tolerance is False: it would have passed
+        ("secret_backend", []),
+        ("certificate_pem", 1),
+        ("csr_pem", True),
+        ("key_file_mode", "600"),
+        ("active_certificates", "3"),
+        ("active_certificates", True),
+        ("verifications", None),
+        ("verifications", "0"),
+        ("verifications", [None]),
+        ("verifications", [{"at": 5, "status": "VALID"}]),
+    ],
+)
 def test_evidence_with_wrong_types_is_refused_at_load(field, value):
     # Before the fix from_dict accepted these and blockers() later raised TypeError/AttributeError.
     with pytest.raises(JournalError, match=field):
@@ -162,9 +175,15 @@ def test_evidence_from_dict_refuses_a_non_object():
 
 
 def test_evidence_from_dict_keeps_right_types_and_ignores_unknown_keys():
-    ev = Evidence.from_dict({"clock_skew_seconds": 2, "key_file_mode": 0o600, "key_encrypted": False,
-                             "verifications": [{"at": "2026-12-01T09:00:00Z", "status": "VALID", "fingerprint": None}],
-                             "from_a_newer_version": {"x": 1}})
+    ev = Evidence.from_dict(
+        {
+            "clock_skew_seconds": 2,
+            "key_file_mode": 0o600,
+            "key_encrypted": False,
+            "verifications": [{"at": "2026-12-01T09:00:00Z", "status": "VALID", "fingerprint": None}],
+            "from_a_newer_version": {"x": 1},
+        }
+    )
     assert ev.clock_skew_seconds == 2 and ev.key_file_mode == 0o600 and ev.key_encrypted is False
     assert len(ev.verifications) == 1
     Onboarding(Stage.CREDENTIALS, ev, clock=fixed_clock).results(Stage.VERIFY)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from wizard import rules
 from wizard.errors import InputError
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text,env,suffix", [
-    ("krn:partner:global:account:live:LYABCDEI", "live", "LYABCDEI"),
-    ("krn:partner:global:account:test:LYABCDEI", "test", "LYABCDEI"),
-    ("krn:partner:global:account:test:3f2b8c1e-9d4a-4c7b-a1e2-0f9e8d7c6b5a", "test", "3f2b8c1e-9d4a-4c7b-a1e2-0f9e8d7c6b5a"),
-])
+@pytest.mark.parametrize(
+    "text,env,suffix",
+    [
+        ("krn:partner:global:account:live:LYABCDEI", "live", "LYABCDEI"),
+        ("krn:partner:global:account:test:LYABCDEI", "test", "LYABCDEI"),
+        (
+            "krn:partner:global:account:test:3f2b8c1e-9d4a-4c7b-a1e2-0f9e8d7c6b5a",
+            "test",
+            "3f2b8c1e-9d4a-4c7b-a1e2-0f9e8d7c6b5a",
+        ),
+    ],
+)
 def test_account_ids(text, env, suffix):
     account = rules.parse_account_id(text)
     assert (account.environment, account.suffix) == (env, suffix)
@@ -24,7 +31,16 @@ def test_account_ids(text, env, suffix):
     assert str(account) == text
 
 
-@pytest.mark.parametrize("text", ["", "LYABCDEI", "krn:partner:global:account:prod:X", "krn:partner:global:account:test:", "krn:partner:global:account:test:a b"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "LYABCDEI",
+        "krn:partner:global:account:prod:X",
+        "krn:partner:global:account:test:",
+        "krn:partner:global:account:test:a b",
+    ],
+)
 def test_bad_account_ids(text):
     with pytest.raises(InputError):
         rules.parse_account_id(text)
@@ -69,10 +85,18 @@ def test_enforced_from_rules():
     assert rules.parse_enforced_from(rules.format_utc(NOW + timedelta(days=90)), now=NOW)
 
 
-@pytest.mark.parametrize("header,expected", [
-    ("VALID", "VALID"), ("VALID, VALID", "VALID"), ("not_present", "NOT_PRESENT"),
-    ("INVALID,VALID", "INVALID"), (None, "UNKNOWN"), ("", "UNKNOWN"), ("junk", "UNKNOWN"),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("VALID", "VALID"),
+        ("VALID, VALID", "VALID"),
+        ("not_present", "NOT_PRESENT"),
+        ("INVALID,VALID", "INVALID"),
+        (None, "UNKNOWN"),
+        ("", "UNKNOWN"),
+        ("junk", "UNKNOWN"),
+    ],
+)
 def test_verification_header(header, expected):
     assert rules.VerificationStatus.parse(header).value == expected
 

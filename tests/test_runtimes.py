@@ -37,15 +37,21 @@ def test_every_runtime_ready_means_no_reasons():
     assert runtimes_not_ready([], NOW) == []
 
 
-@pytest.mark.parametrize("rec,expected", [
-    (record("x"), "x: no readiness report yet"),
-    (record("x", report("x", status="NOT_PRESENT")), "x: its latest report says NOT_PRESENT"),
-    (record("x", report("x", status="REFUSED")), "x: its latest report says REFUSED"),
-    (record("x", report("x", age=timedelta(hours=25))), "x: its latest report is 25 h old (limit 24 h)"),
-    (record("x", report("x", age=-timedelta(hours=1))), "x: its latest report is dated in the future"),
-    (record("x", report("x", fingerprint=FP_B)), "x: its latest report is for certificate …BBBBBBBB, not its current …AAAAAAAA"),
-    (RuntimeRecord("x"), "x: no certificate recorded"),
-])
+@pytest.mark.parametrize(
+    "rec,expected",
+    [
+        (record("x"), "x: no readiness report yet"),
+        (record("x", report("x", status="NOT_PRESENT")), "x: its latest report says NOT_PRESENT"),
+        (record("x", report("x", status="REFUSED")), "x: its latest report says REFUSED"),
+        (record("x", report("x", age=timedelta(hours=25))), "x: its latest report is 25 h old (limit 24 h)"),
+        (record("x", report("x", age=-timedelta(hours=1))), "x: its latest report is dated in the future"),
+        (
+            record("x", report("x", fingerprint=FP_B)),
+            "x: its latest report is for certificate …BBBBBBBB, not its current …AAAAAAAA",
+        ),
+        (RuntimeRecord("x"), "x: no certificate recorded"),
+    ],
+)
 def test_each_reason_names_the_runtime(rec, expected):
     reasons = runtimes_not_ready([rec, record("ok", report("ok"))], NOW)
     assert len(reasons) == 1 and reasons[0].startswith(expected)
@@ -60,8 +66,11 @@ def test_window_is_a_parameter_and_listed_ids_are_checked():
 
 
 def test_summary_counts_and_last_seen():
-    records = {"a": record("a", report("a")), "b": record("b", report("b", status="INVALID", age=timedelta(0))),
-               "c": record("c")}
+    records = {
+        "a": record("a", report("a")),
+        "b": record("b", report("b", status="INVALID", age=timedelta(0))),
+        "c": record("c"),
+    }
     assert summary(records, NOW) == f"1 of 3 runtimes VALID, last seen {rules.format_utc(NOW)}"
     assert summary({}, NOW) == "no runtimes declared"
 
@@ -71,9 +80,14 @@ def test_report_round_trip_and_refusals():
     assert ReadinessReport.from_dict(json.loads(json.dumps(rep.to_dict()))) == rep
     lower = {**rep.to_dict(), "certificate_fingerprint": FP_A.replace(":", "").lower()}
     assert ReadinessReport.from_dict(lower).fingerprint == FP_A
-    for bad in ({**rep.to_dict(), "kind": "x"}, {**rep.to_dict(), "verification_status": "GREAT"},
-                {**rep.to_dict(), "at": "2026-11-29T12:00:00"}, {**rep.to_dict(), "runtime": "../etc"},
-                {**rep.to_dict(), "certificate_fingerprint": "AB"}, [1, 2]):
+    for bad in (
+        {**rep.to_dict(), "kind": "x"},
+        {**rep.to_dict(), "verification_status": "GREAT"},
+        {**rep.to_dict(), "at": "2026-11-29T12:00:00"},
+        {**rep.to_dict(), "runtime": "../etc"},
+        {**rep.to_dict(), "certificate_fingerprint": "AB"},
+        [1, 2],
+    ):
         with pytest.raises(InputError):
             ReadinessReport.from_dict(bad)
 
@@ -112,8 +126,16 @@ def test_journal_keeps_runtimes_and_reads_schema_1(paths):
     assert journal.load().runtimes == {}
 
 
-@pytest.mark.parametrize("runtimes", [[], {"a": 1}, {"a": {"name": "b"}}, {"a": {"name": "a", "certificate_ids": "x"}},
-                                      {"a": {"name": "a", "report": {"kind": "nope"}}}])
+@pytest.mark.parametrize(
+    "runtimes",
+    [
+        [],
+        {"a": 1},
+        {"a": {"name": "b"}},
+        {"a": {"name": "a", "certificate_ids": "x"}},
+        {"a": {"name": "a", "report": {"kind": "nope"}}},
+    ],
+)
 def test_a_damaged_runtimes_entry_is_a_journal_error(paths, runtimes):
     from wizard.journal import Journal
 

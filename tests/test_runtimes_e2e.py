@@ -35,8 +35,16 @@ class Hosts:
 
     def sandbox_flags(self) -> list[str]:
         sb = self.sandbox
-        return ["--environment", "sandbox", "--account-id", sb.account_id,
-                "--base-url", sb.base_url, "--ca-bundle", str(sb.ca_bundle)]
+        return [
+            "--environment",
+            "sandbox",
+            "--account-id",
+            sb.account_id,
+            "--base-url",
+            sb.base_url,
+            "--ca-bundle",
+            str(sb.ca_bundle),
+        ]
 
 
 @pytest.fixture
@@ -267,8 +275,15 @@ def test_doctor_checks_a_pair_copied_from_a_runtime(hosts, onboard, cli, sandbox
     onboard("mgr")
     onboard_runtime(hosts, cli, "host-a", "checkout")
     current = hosts.home("host-a") / "certs" / "default" / "current"
-    code, out = cli("doctor", "--profile", "mgr", "--cert", str(current / "certificate.pem"),
-                    "--key", str(current / "private-key.pem"))
+    code, out = cli(
+        "doctor",
+        "--profile",
+        "mgr",
+        "--cert",
+        str(current / "certificate.pem"),
+        "--key",
+        str(current / "private-key.pem"),
+    )
     assert code == 0, out
     checks = {f["check"]: f for f in out["findings"]}
     assert set(checks) == {"key match", "CN", "expiry", "chain", "account", "verification"}
@@ -306,8 +321,15 @@ def test_probe_prints_one_json_line_without_secrets(hosts, onboard, capsys, sand
     out = capsys.readouterr().out
     assert code == 0 and len(out.strip().splitlines()) == 1
     report = json.loads(out)
-    assert set(report) == {"kind", "runtime", "account_id", "certificate_fingerprint", "verification_status",
-                           "at", "tool_version"}
+    assert set(report) == {
+        "kind",
+        "runtime",
+        "account_id",
+        "certificate_fingerprint",
+        "verification_status",
+        "at",
+        "tool_version",
+    }
     assert report["verification_status"] == "VALID" and report["runtime"] == "manager"
     assert sandbox.api_key[-12:] not in out and "PRIVATE" not in out
 
@@ -331,8 +353,16 @@ def test_probe_a_pair_mounted_like_a_kubernetes_secret(hosts, onboard, cli, tmp_
         os.symlink(f"..data/{name}", mount / name)
     os.chmod(mount, 0o1777)
     hosts.use("pod")  # a CronJob's fresh container: no profile, only the mounted pair and flags
-    code, report = cli("probe", "--name", "checkout", "--cert", str(mount / "tls.crt"), "--key", str(mount / "tls.key"),
-                       *hosts.sandbox_flags())
+    code, report = cli(
+        "probe",
+        "--name",
+        "checkout",
+        "--cert",
+        str(mount / "tls.crt"),
+        "--key",
+        str(mount / "tls.key"),
+        *hosts.sandbox_flags(),
+    )
     assert code == 0 and report["verification_status"] == "VALID" and report["runtime"] == "checkout"
     hosts.use("host-a")
     os.chmod(data / "tls.key", 0o644)
@@ -349,8 +379,15 @@ def test_issuing_the_same_request_twice_returns_the_same_certificate(hosts, onbo
     """A rerun (lost response file, retried command) must not spend a second slot."""
     onboard("mgr")
     first = onboard_runtime(hosts, cli, "host-a", "checkout")
-    code, again = cli("runtime", "issue", str(hosts.exchange / "request-checkout.json"), "--profile", "mgr",
-                      "--out", str(hosts.exchange / "again.json"))
+    code, again = cli(
+        "runtime",
+        "issue",
+        str(hosts.exchange / "request-checkout.json"),
+        "--profile",
+        "mgr",
+        "--out",
+        str(hosts.exchange / "again.json"),
+    )
     assert code == 0 and again["certificate_id"] == first["certificate_id"]
     code, status = cli("status", "--profile", "mgr")
     assert len(status["certificates"]) == 2  # the manager's and checkout's: no second one for checkout
@@ -409,10 +446,30 @@ def test_doctor_on_a_self_signed_pair_says_what_is_wrong(hosts, onboard, cli, tm
 def test_onboarding_with_enforce_at_counts_runtimes_too(hosts, onboard, cli, sandbox):
     onboard("mgr")
     assert cli("runtime", "add", "self", "--profile", "mgr")[0] == 0
-    code, out = cli("onboard", "--profile", "mgr", "--non-interactive", "--enforce-at", "NOW",
-                    "--poll-interval", "0.05", "--enforce-wait", "20")
+    code, out = cli(
+        "onboard",
+        "--profile",
+        "mgr",
+        "--non-interactive",
+        "--enforce-at",
+        "NOW",
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
+    )
     assert code == 3 and "self: no readiness report yet" in out["error"]["message"]
     assert cli("probe", "--profile", "mgr", "--name", "self")[0] == 0  # records it: same profile
-    code, out = cli("onboard", "--profile", "mgr", "--non-interactive", "--enforce-at", "NOW",
-                    "--poll-interval", "0.05", "--enforce-wait", "20")
+    code, out = cli(
+        "onboard",
+        "--profile",
+        "mgr",
+        "--non-interactive",
+        "--enforce-at",
+        "NOW",
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
+    )
     assert code == 0, out

@@ -434,8 +434,15 @@ def test_facts_from_other_services_are_judged_by_the_same_table():
     """Declared runtimes (another service computes them) enter the gate as facts, not as a second gate."""
     from wizard.interlocks import Action, Situation, refusals
 
-    ready = Situation(Stage.DONE, installed=True, current_id="a", listed_ids=frozenset({"a", "b"}),
-                      verification_now="VALID", enforcement="NOT_ENABLED", target="b")
+    ready = Situation(
+        Stage.DONE,
+        installed=True,
+        current_id="a",
+        listed_ids=frozenset({"a", "b"}),
+        verification_now="VALID",
+        enforcement="NOT_ENABLED",
+        target="b",
+    )
     assert refusals(Action.REVOKE, ready) == []
     from dataclasses import replace
 

@@ -144,12 +144,17 @@ CSR_CASES = {
         [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme")],
     ),
     "extension": lambda cn: csr_pem(
-        ec.generate_private_key(ec.SECP256R1()), [x509.NameAttribute(NameOID.COMMON_NAME, cn)],
+        ec.generate_private_key(ec.SECP256R1()),
+        [x509.NameAttribute(NameOID.COMMON_NAME, cn)],
         [x509.SubjectAlternativeName([x509.DNSName("example.com")])],
     ),
     "rsa key": lambda cn: csr_pem(rsa.generate_private_key(65537, 2048), [x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
-    "p-384 key": lambda cn: csr_pem(ec.generate_private_key(ec.SECP384R1()), [x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
-    "wrong cn": lambda cn: csr_pem(ec.generate_private_key(ec.SECP256R1()), [x509.NameAttribute(NameOID.COMMON_NAME, cn + "X")]),
+    "p-384 key": lambda cn: csr_pem(
+        ec.generate_private_key(ec.SECP384R1()), [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    ),
+    "wrong cn": lambda cn: csr_pem(
+        ec.generate_private_key(ec.SECP256R1()), [x509.NameAttribute(NameOID.COMMON_NAME, cn + "X")]
+    ),
     "no cn": lambda cn: csr_pem(ec.generate_private_key(ec.SECP256R1()), []),
     "not a csr": lambda cn: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
 }
@@ -168,7 +173,11 @@ def test_tampered_csr_signature_is_refused(sb):
     key = crypto.make_private_key()
     der = bytearray(crypto.make_csr(key, rules.default_cn(sb.account_id)).public_bytes(serialization.Encoding.DER))
     der[-3] ^= 0x01  # flip a bit inside the ECDSA signature
-    pem = "-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(bytes(der)).decode() + "-----END CERTIFICATE REQUEST-----\n"
+    pem = (
+        "-----BEGIN CERTIFICATE REQUEST-----\n"
+        + base64.encodebytes(bytes(der)).decode()
+        + "-----END CERTIFICATE REQUEST-----\n"
+    )
     answer = call(sb, "POST", CERTS, json=create_body(pem))
     assert_klarna_error(answer, 400, "INPUT_ERROR", "VALIDATION_ERROR")
 
@@ -187,11 +196,14 @@ def test_another_accounts_cn_is_refused_by_default_and_custom_cn_is_opt_in(sb):
     assert_klarna_error(too_long, 400, "INPUT_ERROR", "VALIDATION_ERROR")
 
 
-@pytest.mark.parametrize("body,parameter", [
-    ({"description": "bad<desc>", "config": {"usage": "MTLS", "certificate_signing_request": "x"}}, "description"),
-    ({"description": "ok", "config": {"usage": "TLS", "certificate_signing_request": "x"}}, "config.usage"),
-    ({"description": "ok", "config": {"usage": "MTLS"}}, "config.certificate_signing_request"),
-])
+@pytest.mark.parametrize(
+    "body,parameter",
+    [
+        ({"description": "bad<desc>", "config": {"usage": "MTLS", "certificate_signing_request": "x"}}, "description"),
+        ({"description": "ok", "config": {"usage": "TLS", "certificate_signing_request": "x"}}, "config.usage"),
+        ({"description": "ok", "config": {"usage": "MTLS"}}, "config.certificate_signing_request"),
+    ],
+)
 def test_create_body_fields_are_validated(sb, body, parameter):
     answer = assert_klarna_error(call(sb, "POST", CERTS, json=body), 400, "INPUT_ERROR", "VALIDATION_ERROR")
     assert answer["validation_errors"][0]["parameter"] == parameter
@@ -201,8 +213,16 @@ def test_create_body_fields_are_validated(sb, body, parameter):
 def test_issued_certificate_follows_klarnas_profile(sb, tmp_path):
     body, (cert_path, _) = issue(sb, tmp_path)
     assert body["credential_id"].startswith("krn:")
-    for field in ("description", "usage", "status", "created_at", "expires_at", "revoked_from", "certificate",
-                  "fingerprint_sha256"):
+    for field in (
+        "description",
+        "usage",
+        "status",
+        "created_at",
+        "expires_at",
+        "revoked_from",
+        "certificate",
+        "fingerprint_sha256",
+    ):
         assert field in body
     assert body["status"] == "ACTIVE" and body["usage"] == "MTLS" and body["revoked_from"] is None
     cert = crypto.load_certificate(cert_path.read_bytes())
@@ -225,7 +245,9 @@ def test_read_one_update_description_and_revoke(sb, tmp_path):
     assert call(sb, "GET", path).json()["credential_id"] == body["credential_id"]
     patched = call(sb, "PATCH", path, json={"description": "renamed: node 1"})
     assert patched.status_code == 200 and patched.json()["description"] == "renamed: node 1"
-    assert_klarna_error(call(sb, "PATCH", path, json={"description": "x" * 101}), 400, "INPUT_ERROR", "VALIDATION_ERROR")
+    assert_klarna_error(
+        call(sb, "PATCH", path, json={"description": "x" * 101}), 400, "INPUT_ERROR", "VALIDATION_ERROR"
+    )
     revoked = call(sb, "POST", f"{path}/revoke", json={})  # revoked_from optional: now
     assert revoked.status_code == 200 and revoked.json()["status"] == "REVOKED"
     assert revoked.json()["revoked_from"].endswith("Z")
@@ -304,9 +326,16 @@ def test_a_certificate_from_another_ca_or_expired_in_real_time_fails_the_handsha
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, rules.default_cn(sb.account_id))])
     now = rules.utc_now()
-    foreign = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-               .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-               .sign(key, hashes.SHA256()))
+    foreign = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "f.crt").write_bytes(crypto.certificate_pem(foreign))
     (tmp_path / "f.key").write_bytes(crypto.make_private_key_pem(key))
     with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
@@ -359,7 +388,9 @@ def test_a_future_enforcement_waits_for_its_time_plus_the_delay(sb, tmp_path):
     _, pair = issue(sb, tmp_path)
     at = rules.format_utc(sb.now() + timedelta(days=60))
     assert call(sb, "PUT", ENFORCEMENT, json={"enforced_from": at}).json() == {
-        "enforcement_mode": "REPORTING", "enforced_from": at}
+        "enforcement_mode": "REPORTING",
+        "enforced_from": at,
+    }
     sb.advance_clock(60 * 86400 + 200)
     assert call(sb, "GET", ENFORCEMENT).json()["enforcement_mode"] == "REPORTING"
     sb.advance_clock(120)
@@ -520,20 +551,31 @@ def test_clear_faults_and_bad_faults(sb):
 def test_admin_endpoint_needs_its_token_and_drives_faults_clock_and_accounts(sb):
     with httpx.Client(base_url=sb.base_url, verify=tls_context(sb)) as http:
         assert http.post("/__sandbox__/faults", json={"kind": "status"}).status_code == 401
-        assert http.post("/__sandbox__/faults", json={"kind": "status"},
-                         headers={"X-Sandbox-Admin": sb.admin_token[:-1] + "x"}).status_code == 401
+        assert (
+            http.post(
+                "/__sandbox__/faults", json={"kind": "status"}, headers={"X-Sandbox-Admin": sb.admin_token[:-1] + "x"}
+            ).status_code
+            == 401
+        )
         admin = {"X-Sandbox-Admin": sb.admin_token}
         assert http.post("/__sandbox__/faults", json={"kind": "nope"}, headers=admin).status_code == 400
-        assert http.post("/__sandbox__/faults", headers=admin,
-                         json={"kind": "status", "status": 502, "operation": "list_certificates"}).status_code == 200
+        assert (
+            http.post(
+                "/__sandbox__/faults",
+                headers=admin,
+                json={"kind": "status", "status": 502, "operation": "list_certificates"},
+            ).status_code
+            == 200
+        )
         assert call(sb, "GET", CERTS).status_code == 502
         http.post("/__sandbox__/faults", json={"kind": "status"}, headers=admin)
         assert http.delete("/__sandbox__/faults", headers=admin).status_code == 200
         assert call(sb, "GET", CERTS).status_code == 200
 
         before = sb.now()
-        moved = http.post("/__sandbox__/clock", json={"advance": 86400},
-                          headers={"Authorization": f"Bearer {sb.admin_token}"}).json()
+        moved = http.post(
+            "/__sandbox__/clock", json={"advance": 86400}, headers={"Authorization": f"Bearer {sb.admin_token}"}
+        ).json()
         assert rules.parse_timestamp(moved["now"]) >= before + timedelta(days=1) - timedelta(seconds=1)
 
         minted = http.post("/__sandbox__/accounts", json={"environment": "live"}, headers=admin).json()
@@ -541,8 +583,9 @@ def test_admin_endpoint_needs_its_token_and_drives_faults_clock_and_accounts(sb)
         assert minted["api_key"].startswith("klarna_live_api_")
         assert call(sb, "GET", CERTS, api_key=minted["api_key"]).status_code == 200
 
-        config = http.post("/__sandbox__/config", headers=admin,
-                           json={"put_enforcement_answers_204": True, "enforcement_delay": 2}).json()
+        config = http.post(
+            "/__sandbox__/config", headers=admin, json={"put_enforcement_answers_204": True, "enforcement_delay": 2}
+        ).json()
         assert config["put_enforcement_answers_204"] is True and sb.enforcement_delay == 2
 
 
@@ -570,7 +613,9 @@ def test_api_key_lifecycle(sb):
     read = call(sb, "GET", path).json()
     assert "secret" not in read and secret not in json.dumps(call(sb, "GET", KEYS).json())
     assert call(sb, "PATCH", path, json={"description": "renamed"}).json()["description"] == "renamed"
-    assert_klarna_error(call(sb, "PATCH", path, json={"description": "no/slash"}), 400, "INPUT_ERROR", "VALIDATION_ERROR")
+    assert_klarna_error(
+        call(sb, "PATCH", path, json={"description": "no/slash"}), 400, "INPUT_ERROR", "VALIDATION_ERROR"
+    )
     assert_klarna_error(call(sb, "POST", KEYS, json={"description": 7}), 400, "INPUT_ERROR", "VALIDATION_ERROR")
 
     assert call(sb, "GET", CERTS, api_key=secret).status_code == 200
@@ -591,10 +636,23 @@ def test_api_keys_belong_to_their_account(sb):
 
 # ---------------------------------------------------------------------------- the process and curl
 def test_sandbox_serve_json_prints_its_line_and_serves(tmp_path):
-    command = [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--port", "0",
-               "--state-dir", str(tmp_path / "served"), "--enforcement-delay", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=os.environ.copy())
+    command = [
+        sys.executable,
+        "-m",
+        "wizard.cli",
+        "sandbox",
+        "serve",
+        "--json",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path / "served"),
+        "--enforcement-delay",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     try:
         info = json.loads(process.stdout.readline())
         assert set(info) >= {"base_url", "ca_bundle", "api_key", "account_id", "admin_token"}
@@ -616,9 +674,26 @@ def test_docs_curl_usage_shows_valid(sb, tmp_path):
         pytest.skip("curl is not installed")
     _, (cert_path, key_path) = issue(sb, tmp_path)
     out = subprocess.run(
-        ["curl", "-sS", "-D", "-", "-o", "/dev/null", "--cert", str(cert_path), "--key", str(key_path),
-         "--cacert", str(sb.ca_bundle), "-H", f"Authorization: Basic {sb.api_key}", f"{sb.base_url}{CERTS}"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--cert",
+            str(cert_path),
+            "--key",
+            str(key_path),
+            "--cacert",
+            str(sb.ca_bundle),
+            "-H",
+            f"Authorization: Basic {sb.api_key}",
+            f"{sb.base_url}{CERTS}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0, out.stderr
     assert "klarna-mtls-verification-status: valid" in out.stdout.lower()
@@ -627,8 +702,20 @@ def test_docs_curl_usage_shows_valid(sb, tmp_path):
 def test_sandbox_serve_reports_a_taken_port(sb, tmp_path):
     port = sb.base_url.rsplit(":", 1)[1]
     out = subprocess.run(
-        [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--port", port,
-         "--state-dir", str(tmp_path / "other")],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "wizard.cli",
+            "sandbox",
+            "serve",
+            "--json",
+            "--port",
+            port,
+            "--state-dir",
+            str(tmp_path / "other"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 3 and "could not listen" in out.stderr and out.stdout == ""

@@ -22,7 +22,9 @@ def docs(tmp_path):
 
 def _issue(sb, tmp_path):
     key = crypto.make_private_key()
-    answer = call(sb, "POST", CERTS, json=create_body(crypto.make_csr_pem(key, rules.default_cn(sb.account_id)).decode()))
+    answer = call(
+        sb, "POST", CERTS, json=create_body(crypto.make_csr_pem(key, rules.default_cn(sb.account_id)).decode())
+    )
     cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
     cert_path.write_text(answer.json()["secret"]["certificate"])
     key_path.write_bytes(crypto.make_private_key_pem(key))
@@ -56,7 +58,9 @@ def test_enforcement_put_answers_204_and_get_only_the_mode(docs, tmp_path):
     put = call(docs, "PUT", ENFORCEMENT, pair=pair, json={"enforced_from": "NOW"})
     assert put.status_code == 204 and put.content == b""
     assert call(docs, "GET", ENFORCEMENT, pair=pair).json() in (
-        {"enforcement_mode": "REPORTING"}, {"enforcement_mode": "ENFORCED"})
+        {"enforcement_mode": "REPORTING"},
+        {"enforcement_mode": "ENFORCED"},
+    )
 
 
 def test_api_keys_never_carry_the_key_suffix(docs):
@@ -89,13 +93,29 @@ def test_the_mode_can_be_switched_at_run_time_and_a_bad_mode_is_refused(tmp_path
 def test_sandbox_serve_takes_answers_docs_only(tmp_path):
     import httpx
 
-    command = [sys.executable, "-m", "wizard.cli", "sandbox", "serve", "--json", "--port", "0",
-               "--state-dir", str(tmp_path / "state"), "--answers", "docs-only"]
+    command = [
+        sys.executable,
+        "-m",
+        "wizard.cli",
+        "sandbox",
+        "serve",
+        "--json",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--answers",
+        "docs-only",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
-        with httpx.Client(base_url=info["base_url"], verify=tls_context_from(info),
-                          headers={"Authorization": f"Basic {info['api_key']}"}, timeout=10) as http:
+        with httpx.Client(
+            base_url=info["base_url"],
+            verify=tls_context_from(info),
+            headers={"Authorization": f"Basic {info['api_key']}"},
+            timeout=10,
+        ) as http:
             created = http.post(KEYS, json={"description": "probe"})
             assert created.status_code == 201 and "key_suffix" not in created.json()
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from cryptography import x509
@@ -35,7 +35,9 @@ def csr_pem(key, names, extensions=()):
 
 async def create(sb, pem, api_key=None):
     async with make_http_client(ca_bundle=sb.ca_bundle) as http:
-        return await KlarnaClient(http, sb.base_url, api_key or sb.api_key).create_certificate(pem, "t", str(uuid.uuid4()))
+        return await KlarnaClient(http, sb.base_url, api_key or sb.api_key).create_certificate(
+            pem, "t", str(uuid.uuid4())
+        )
 
 
 def issue_pair(sb, tmp_path, name="pair", api_key=None, account_id=None):
@@ -49,7 +51,9 @@ def issue_pair(sb, tmp_path, name="pair", api_key=None, account_id=None):
 
 async def listing(sb, cert=None, key=None, api_key=None):
     async with make_http_client(ca_bundle=sb.ca_bundle, client_cert=cert, client_key=key) as http:
-        return await KlarnaClient(http, sb.base_url, api_key or sb.api_key, with_certificate=cert is not None).list_certificates()
+        return await KlarnaClient(
+            http, sb.base_url, api_key or sb.api_key, with_certificate=cert is not None
+        ).list_certificates()
 
 
 CN = [x509.NameAttribute(NameOID.COMMON_NAME, "X")]
@@ -111,12 +115,19 @@ def test_expired_by_the_sandbox_clock_is_invalid(sandbox, tmp_path):
 def test_foreign_certificate_is_rejected_in_the_handshake(sandbox, tmp_path):
     key = crypto.make_private_key()
     name = x509.Name(CN)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "f.crt").write_bytes(crypto.certificate_pem(cert))
     (tmp_path / "f.key").write_bytes(crypto.make_private_key_pem(key))
     issue_pair(sandbox, tmp_path)
@@ -191,10 +202,23 @@ def test_wrong_and_missing_api_key(sandbox):
 def test_docs_curl_usage_shows_valid(sandbox, tmp_path):
     _, cert, key = issue_pair(sandbox, tmp_path)
     out = subprocess.run(
-        ["curl", "-s", "-i", "--cert", str(cert), "--key", str(key), "--cacert", str(sandbox.ca_bundle),
-         "-H", f"Authorization: Basic {sandbox.api_key}",
-         f"{sandbox.base_url}/v2/account/integration/credentials/client-certificate"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "curl",
+            "-s",
+            "-i",
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--cacert",
+            str(sandbox.ca_bundle),
+            "-H",
+            f"Authorization: Basic {sandbox.api_key}",
+            f"{sandbox.base_url}/v2/account/integration/credentials/client-certificate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout
     assert "klarna-mtls-verification-status: valid" in out.lower()
 
@@ -207,8 +231,12 @@ def test_each_fault_kind(sandbox):
             return await klarna.list_certificates()
 
     assert run(one(Fault(kind="latency", seconds=0.2))).status_code == 200
-    for fault, status in [(Fault(kind="status", status=503), 503), (Fault(kind="rate_limit", retry_after=0), 429),
-                          (Fault(kind="html_error"), 502), (Fault(kind="malformed_json"), 200)]:
+    for fault, status in [
+        (Fault(kind="status", status=503), 503),
+        (Fault(kind="rate_limit", retry_after=0), 429),
+        (Fault(kind="html_error"), 502),
+        (Fault(kind="malformed_json"), 200),
+    ]:
         with pytest.raises(ApiError) as caught:
             run(one(fault))
         assert caught.value.status == status

@@ -21,8 +21,9 @@ def _records() -> dict[str, RuntimeRecord]:
     cert = "krn:partner:global:account:credential:client-certificate:SNAPRT0"
     return {
         "checkout": RuntimeRecord("checkout", [cert + "1"], FP[0], "2029-12-01T09:00:00Z", rep("checkout", FP[0])),
-        "refunds": RuntimeRecord("refunds", [cert + "2"], FP[1], "2029-12-01T09:00:00Z",
-                                 rep("refunds", FP[1], "NOT_PRESENT")),
+        "refunds": RuntimeRecord(
+            "refunds", [cert + "2"], FP[1], "2029-12-01T09:00:00Z", rep("refunds", FP[1], "NOT_PRESENT")
+        ),
         "orders": RuntimeRecord("orders", [cert + "3"], FP[2], "2029-12-01T09:00:00Z", rep("orders", FP[2], hours=30)),
         "batch": RuntimeRecord("batch", [cert + "4"], FP[0], "2029-12-01T09:00:00Z"),
     }
@@ -80,6 +81,7 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
 
 def test_enforce_stage_runtimes_panel(snap_compare):
     from snapshot_apps import snapshot_app
+
     from wizard.model import Stage
 
     app = snapshot_app(Stage.ENFORCE)

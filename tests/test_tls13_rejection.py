@@ -39,8 +39,10 @@ def _certificate(subject_key, cn: str, issuer_key, issuer_cn: str, *, ca: bool =
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
-        .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+        .public_key(subject_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ip:
@@ -125,8 +127,10 @@ def handshake_then_read(context: ssl.SSLContext):
 def respond(tls: ssl.SSLSocket) -> None:
     tls.recv(65536)
     body = b'{"credentials": []}'
-    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    tls.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
 
 
 @pytest.fixture
@@ -210,11 +214,15 @@ def test_a_probe_that_cannot_connect_never_reports_a_refusal(pki, listener):
 
 async def _list_rounds(pki, base_url: str, rounds: int) -> list[Exception]:
     outcomes: list[Exception] = []
-    probe = HandshakeProbe(handshake_probe_for(
-        ca_bundle=pki["ca_a"], client_cert=pki["client_cert"], client_key=pki["client_key"])._contexts)
+    probe = HandshakeProbe(
+        handshake_probe_for(
+            ca_bundle=pki["ca_a"], client_cert=pki["client_cert"], client_key=pki["client_key"]
+        )._contexts
+    )
     for _ in range(rounds):
-        async with make_http_client(ca_bundle=pki["ca_a"], client_cert=pki["client_cert"],
-                                    client_key=pki["client_key"], timeout=30) as http:
+        async with make_http_client(
+            ca_bundle=pki["ca_a"], client_cert=pki["client_cert"], client_key=pki["client_key"], timeout=30
+        ) as http:
             klarna = KlarnaClient(http, base_url, KEY, max_attempts=1, with_certificate=True, handshake_probe=probe)
             try:
                 await klarna.list_certificates()
@@ -241,8 +249,15 @@ def _wrapped(inner: BaseException) -> httpx.ReadError:
         return outer
 
 
-@pytest.mark.parametrize("reason", ["TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE",
-                                    "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_REVOKED"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    ],
+)
 def test_certificate_alerts_deep_in_the_chain_are_rejections(reason):
     alert = ssl.SSLError(1, f"[SSL: {reason}] alert (_ssl.c:2580)")
     error = _transport_error(_wrapped(alert), with_certificate=True)
@@ -257,11 +272,14 @@ def test_certificate_required_without_a_certificate_says_so():
     assert error.title == "Client certificate required"
 
 
-@pytest.mark.parametrize("inner", [
-    ConnectionResetError(104, "Connection reset by peer"),
-    ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol"),
-    ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
-])
+@pytest.mark.parametrize(
+    "inner",
+    [
+        ConnectionResetError(104, "Connection reset by peer"),
+        ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol"),
+        ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+    ],
+)
 def test_resets_and_eofs_alone_are_not_rejections(inner):
     """Without a probe to settle it, an unexplained break is a network problem, not a refusal."""
     for failure in (inner, _wrapped(inner)):

@@ -35,9 +35,9 @@ def test_untrusted_server_certificate_fails_closed(sandbox):
 def test_wrong_host_name_fails_closed(tmp_path):
     from wizard.sandbox import start_sandbox
 
-    with start_sandbox(tmp_path / "sb", host="127.0.0.2") as sb:  # its certificate names 127.0.0.1 only
-        with pytest.raises(TransportError) as caught:
-            asyncio.run(list_once(sb.base_url, sb.ca_bundle))
+    # The sandbox's certificate names 127.0.0.1 only.
+    with start_sandbox(tmp_path / "sb", host="127.0.0.2") as sb, pytest.raises(TransportError) as caught:
+        asyncio.run(list_once(sb.base_url, sb.ca_bundle))
     assert caught.value.title == "Untrusted server"
 
 
@@ -77,8 +77,10 @@ def test_verification_cannot_be_turned_off():
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
 
 
-@pytest.mark.parametrize("environment,account", [("test", "krn:partner:global:account:test:LYABCDEI"),
-                                                  ("live", "krn:partner:global:account:live:LYABCDEI")])
+@pytest.mark.parametrize(
+    "environment,account",
+    [("test", "krn:partner:global:account:test:LYABCDEI"), ("live", "krn:partner:global:account:live:LYABCDEI")],
+)
 def test_live_and_test_profiles_refuse_a_custom_ca_or_host(environment, account):
     session = Session(Paths.from_env(), "p")
     with pytest.raises(InputError, match="only allowed for the sandbox"):

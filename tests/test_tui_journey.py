@@ -52,6 +52,7 @@ async def walk_to(app, pilot, stage: Stage) -> None:
                 if not app.session.model.blockers(Stage.VERIFY):
                     break
                 await asyncio.sleep(0.05)
+            await settle(app, pilot)
         elif current is Stage.ENFORCE:
             await click(app, pilot, "#enforce")
             assert isinstance(app.screen, ConfirmModal)
@@ -101,7 +102,9 @@ async def test_malformed_api_key_is_refused_with_a_message(sandbox):
 
 
 async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
-    app = make_app("revoked", sandbox=sandbox, poll_interval=0.05)
+    """INVALID is not a verdict at once (Klarna settles within minutes): polling goes on until
+    the limit, then stops with the diagnosis on screen."""
+    app = make_app("revoked", sandbox=sandbox, poll_interval=0.05, poll_limit=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.VERIFY)
         await settle(app, pilot)
@@ -117,6 +120,9 @@ async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
         assert text.startswith("INVALID")
         assert "revoked or expired" in text
         assert app.session.model.stage is Stage.VERIFY
+        seen = [v["status"] for v in app.session.evidence.verifications]
+        assert seen.count("INVALID") >= 2  # the first INVALID did not stop the polling
+        assert str(screen.query_one("#progress").content).startswith("Stopped: INVALID")
 
 
 async def test_enforcement_four_months_ahead_is_refused(sandbox):

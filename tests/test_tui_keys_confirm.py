@@ -34,8 +34,12 @@ async def create_key(app, pilot, screen, description: str) -> SecretOnceModal:
     screen.query_one("#description").focus()
     await pilot.press(*description, "enter")  # Enter in the one field creates the key
     await settle(app, pilot)
-    assert isinstance(app.screen, SecretOnceModal)
     assert screen.query_one("#description").value == ""  # a second Enter cannot duplicate it
+    if isinstance(app.screen, ConfirmModal):  # no store keeps keys: asked before the key exists
+        assert "kept nowhere" in app.screen.title_text
+        await pilot.click("#confirm")
+        await settle(app, pilot)
+    assert isinstance(app.screen, SecretOnceModal)
     return app.screen
 
 
@@ -133,7 +137,7 @@ async def test_live_disable_needs_the_keys_last_four_characters():
         assert app.screen is screen
 
 
-async def test_a_store_that_refuses_the_new_key_shows_it_again(onboard, sandbox, memory_keyring, monkeypatch):
+async def test_a_store_that_refuses_the_new_key_gets_it_disabled(onboard, sandbox, memory_keyring, monkeypatch):
     from wizard.errors import SecretStoreError
 
     await asyncio.to_thread(onboard, enforce_at="NOW")
@@ -144,16 +148,38 @@ async def test_a_store_that_refuses_the_new_key_shows_it_again(onboard, sandbox,
     app.session.save()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_keys(app, pilot)
-        await create_key(app, pilot, screen, "checkout eu")
 
         def refuse(*args):
             raise SecretStoreError("The OS keyring refused to store the key (Locked).")
 
         monkeypatch.setattr(memory_keyring, "set_password", refuse)
-        await pilot.click("#store")
+        screen.query_one("#description").focus()
+        await pilot.press(*"checkout eu", "enter")
         await settle(app, pilot)
-        assert isinstance(app.screen, ErrorModal) and "refused" in app.screen.body_text
+        # the CLI's safety net: a key whose secret could not be kept is disabled, never left active
+        assert isinstance(app.screen, ErrorModal) and "it was disabled" in app.screen.body_text
         await pilot.press("escape")
-        await pilot.pause()
-        assert isinstance(app.screen, SecretOnceModal) and not app.screen.query("#store")
-        assert app.is_running
+        await settle(app, pilot)
+        assert app.is_running and app.screen is screen
+        new = [r for r in screen.rows if r.description == "checkout eu"]
+        assert len(new) == 1 and new[0].status == "DISABLED"
+
+
+async def test_a_keeping_store_keeps_the_new_key_and_says_where(onboard, sandbox, memory_keyring, monkeypatch):
+    await asyncio.to_thread(onboard, enforce_at="NOW")
+    monkeypatch.delenv("KLARNA_API_KEY")
+    memory_keyring.set_password("klarna-mtls", "p", sandbox.api_key)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    app.session.evidence.secret_backend = "keyring"
+    app.session.save()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keys(app, pilot)
+        modal = await create_key(app, pilot, screen, "checkout eu")
+        assert not modal.query("#store") and modal.query("#copy")
+        assert "Kept in OS keyring" in str(modal.query_one("#advice").content)
+        secret = modal.secret.reveal()
+        await pilot.press("escape")
+        await settle(app, pilot)
+        new = next(r for r in screen.rows if r.description == "checkout eu")
+        assert new.status == "ACTIVE"
+        assert memory_keyring.get_password("klarna-mtls", f"p#key:{new.credential_id}") == secret

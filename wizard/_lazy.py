@@ -4,8 +4,8 @@ the first painted screen."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
 from types import ModuleType
+from typing import Any
 
 
 class LazyModule(ModuleType):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -37,11 +37,7 @@ def make_private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> by
             title="Passphrase too long",
             hint="Choose a shorter passphrase. Nothing was written.",
         )
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
-    )
+    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
@@ -101,9 +97,7 @@ def verify_key_type(key: object) -> None:
                 hint="Generate a new key with klarna-mtls.",
             )
         return
-    raise CryptoError(
-        f"Unsupported key type {type(key).__name__}; Klarna requires an EC P-256 key."
-    )
+    raise CryptoError(f"Unsupported key type {type(key).__name__}; Klarna requires an EC P-256 key.")
 
 
 def public_key_id(key: object) -> str:
@@ -132,10 +126,7 @@ def make_csr_pem(key: PrivateKey, cn: str) -> bytes:
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     try:
-        if data.lstrip().startswith(b"-----"):
-            csr = x509.load_pem_x509_csr(data)
-        else:
-            csr = x509.load_der_x509_csr(data)
+        csr = x509.load_pem_x509_csr(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_csr(data)
     except Exception as exc:
         raise CryptoError("The CSR could not be read: it is malformed or truncated.") from exc
     _readable_public_key(csr, "CSR")
@@ -206,9 +197,7 @@ def _csr_has_attributes(csr: x509.CertificateSigningRequest) -> bool:
         return False
 
 
-def verify_csr(
-    csr: x509.CertificateSigningRequest, expected_cn: str | None = None, key: object | None = None
-) -> None:
+def verify_csr(csr: x509.CertificateSigningRequest, expected_cn: str | None = None, key: object | None = None) -> None:
     problems = csr_problems(csr, expected_cn)
     if key is not None and public_key_id(csr.public_key()) != public_key_id(key):
         problems.append("The CSR's public key is not the public key of our private key.")
@@ -328,7 +317,7 @@ def verify_not_ca(cert: x509.Certificate) -> None:
 
 
 def verify_cert_valid_at(cert: x509.Certificate, now: datetime | None = None) -> None:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now < cert.not_valid_before_utc:
         raise CryptoError(
             f"The certificate is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC.",

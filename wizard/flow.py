@@ -29,7 +29,6 @@ from .errors import (
     InterlockRefused,
     MtlsRequired,
     SecretStoreError,
-    WizardError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
@@ -595,32 +594,6 @@ class Session:
         self.model.record_verification(observation.status, observation.fingerprint, observation.at)
         self.save()
         return observation
-
-    async def poll_until_verified(
-        self,
-        *,
-        interval: float = 2.0,
-        max_attempts: int = 30,
-        on_attempt: Callable[[int, Observation], None] | None = None,
-    ) -> Observation:
-        """Poll until the VERIFY checks pass; stops early on INVALID or REJECTED."""
-        observation = None
-        for attempt in range(1, max_attempts + 1):
-            observation = await self.verify_once()
-            if on_attempt:
-                on_attempt(attempt, observation)
-            if not self.model.blockers(Stage.VERIFY):
-                return observation
-            if observation.status in ("INVALID", "REJECTED"):
-                break
-            await asyncio.sleep(interval)
-        status = observation.status if observation else "UNKNOWN"
-        diagnosis = diagnose(status)
-        raise WizardError(
-            f"Verification did not reach VALID: last status {status}. {diagnosis.summary}",
-            title="Not verified",
-            hint=" ".join(diagnosis.next_steps[:1]),
-        )
 
     # ------------------------------------------------------------------ ENFORCE
     async def enforce(self, enforced_from: str, *, leave_out: tuple[str, ...] = (),

@@ -4,6 +4,7 @@ A crash or a full disk leaves the previous file intact."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
@@ -80,8 +81,11 @@ def _check_own_folder(path: Path) -> None:
         raise _storage_error(path / ".", exc) from exc
     quoted = shlex.quote(str(path))
     if stat.S_ISLNK(info.st_mode):
-        raise _unsafe(path, "is a symlink; klarna-mtls does not follow links to private folders",
-                      f"rm {quoted}  (or point klarna-mtls at the real folder)")
+        raise _unsafe(
+            path,
+            "is a symlink; klarna-mtls does not follow links to private folders",
+            f"rm {quoted}  (or point klarna-mtls at the real folder)",
+        )
     if not stat.S_ISDIR(info.st_mode):
         raise _unsafe(path, "is not a folder", f"mv {quoted} {quoted}.bak")
     if info.st_uid != os.geteuid():
@@ -105,10 +109,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise _storage_error(path, exc) from exc
     fsync_dir(path.parent)
 

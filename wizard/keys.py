@@ -23,6 +23,7 @@ At every point the store holds a working key under ``<profile>``: the old one un
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import DOCTOR_CHECKS, Finding, ProfileStatus
+from .runners import Done, Event, Events, Step, follow
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
@@ -235,32 +237,60 @@ def rotation_state(session: Session) -> RotationState | None:
                          flow.get("description", ""))
 
 
+KEY_ROTATION_WORDS = {
+    "create": "Create the new key and keep it in the secret store",
+    "prove": "Prove the new key with a live call",
+    "switch": "Switch the tool to the new key",
+    "disable_old": "Disable the old key",
+}
+
+
 async def rotate_tool_key(
     session: Session, store, *, description: str | None = None, on_step: Callable[[str], None] | None = None,
-    keep_old: bool = False,
+    keep_old: bool = False, on_event: Callable[[Event], None] | None = None,
 ) -> str:
-    """create → store → prove with a live call → switch → disable the old. Resumable from the
-    journal at any step; returns the new key's credential id, recorded as the tool's. ``store``
-    must be the profile's persistent store (the one holding ``<profile>``). With ``keep_old`` (the
-    tool taking its own key at onboarding) the old key is left active and need not be known."""
+    """``key_rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's
+    name; returns the new key's credential id, recorded as the tool's."""
+    def show(event: Event) -> None:
+        if on_event:
+            on_event(event)
+        if isinstance(event, Step) and on_step:
+            on_step(event.step)
+
+    last = await follow(key_rotation(session, store, description=description, keep_old=keep_old), show)
+    assert isinstance(last, Done) and isinstance(last.result, str)
+    return last.result
+
+
+async def key_rotation(
+    session: Session, store, *, description: str | None = None, keep_old: bool = False
+) -> Events:
+    """create → store → prove with a live call → switch → disable the old, as progress events
+    (a Step per step, then Done(result=new credential id)). Resumable from the journal at any
+    step. ``store`` must be the profile's persistent store (the one holding ``<profile>``). With
+    ``keep_old`` (the tool taking its own key at onboarding) the old key is left active and need
+    not be known."""
     if not getattr(store, "persistent", False):
         raise SecretStoreError(
             "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
             hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",
         )
+    task = "Rotating the tool's API key"
+    started = time.monotonic()
     flow = session.state.flows.get(FLOW)
     if not flow or flow.get("step") == "done":
         flow = await _start_rotation(session, store, description, keep_old)
     steps = {"create": _create_pending, "prove": _prove_pending, "switch": _switch, "disable_old": _disable_old}
     while flow["step"] != "done":
         step = flow["step"]
-        if on_step:
-            on_step(step)
+        yield Step(task, step, ROTATION_STEPS.index(step) + 1, len(KEY_ROTATION_WORDS), KEY_ROTATION_WORDS[step])
         await steps[step](session, store, flow)
         flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
         _save(session, flow)
     session.audit.record("api_key_rotated", old=flow.get("old_credential_id"), new=flow["new_credential_id"])
-    return flow["new_credential_id"]
+    kept = " and the old one stays active" if flow.get("keep_old") else "; the old one is disabled"
+    yield Done(task, time.monotonic() - started, message=f"The tool now uses its own new key{kept}.",
+               result=flow["new_credential_id"])
 
 
 async def _start_rotation(session: Session, store, description: str | None, keep_old: bool) -> dict:
@@ -284,7 +314,8 @@ async def _start_rotation(session: Session, store, description: str | None, keep
 
 
 async def take_own_key(session: Session, store: Any, description: str | None = None,
-                       on_step: Callable[[str], None] | None = None) -> str:
+                       on_step: Callable[[str], None] | None = None,
+                       on_event: Callable[[Event], None] | None = None) -> str:
     """The tool creates its own described key with the key it was given, proves it, stores it as
     the profile's key and records its id (the given key stays active for whatever else uses it)."""
     if not getattr(store, "persistent", False):
@@ -294,7 +325,8 @@ async def take_own_key(session: Session, store: Any, description: str | None = N
         )
     if session.state.settings.get("api_key_id_source") == "created":
         return session.state.tool_key_id or ""
-    return await rotate_tool_key(session, store, description=description, on_step=on_step, keep_old=True)
+    return await rotate_tool_key(session, store, description=description, on_step=on_step, keep_old=True,
+                                 on_event=on_event)
 
 
 def _save(session: Session, flow: dict) -> None:

@@ -6,8 +6,10 @@ UI-agnostic: functions take a flow.Session and return dataclasses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
+import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -16,12 +18,13 @@ from typing import Awaitable, Callable
 
 from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
-from .errors import ApiError, CryptoError, InputError, InterlockRefused, TransportError, WizardError
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError, WizardError
 from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
 from .interlocks import Action, Situation, refusals, require
 from .model import Stage
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
+from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
@@ -204,53 +207,93 @@ class RotationProgress:
     statuses_seen: list[str] = field(default_factory=list)
 
 
+ROTATION_WORDS = {
+    "key": "New private key and CSR",
+    "issue": "Klarna issues the new certificate",
+    "install": "Install it beside the current pair",
+    "verify": "See the new certificate VALID",
+    "switch": "Switch `current` to the new pair",
+}
+
+
 async def rotate(
     session: Session,
     *,
     retire_old: bool = False,
-    verify_attempts: int = 30,
+    verify_attempts: int = 150,
     verify_interval: float = 2.0,
     on_step: Callable[[str], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
 ) -> RotationProgress:
-    """New key → issue → install beside → verify new VALID → switch current → retire old.
+    """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
+    raises when the new certificate is not seen VALID. With ``retire_old`` the old certificate
+    is revoked after."""
+    def show(event: Event) -> None:
+        if on_event:
+            on_event(event)
+        if isinstance(event, Step) and on_step:
+            on_step(event.step)
+
+    limits = PollLimits(interval=verify_interval, max_attempts=verify_attempts)
+    last = await follow(rotation(session, limits=limits), show)
+    if isinstance(last, Failed):
+        raise last.error
+    assert isinstance(last, Done) and isinstance(last.result, RotationProgress)
+    progress = last.result
+    if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
+        await _retire(session, progress.old_certificate_id)
+    return progress
+
+
+async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> Events:
+    """New key → issue → install beside → verify new VALID → switch current, as progress events
+    (a Step per step, the verify step's Attempts, then Done(result=RotationProgress) or Failed).
     Every step is journaled in state.flows["rotation"]; a rerun resumes where it stopped."""
     session.require(Action.ROTATE)
-    flow = session.state.flows.get("rotation")
-    if not flow or flow.get("step") == "done":
-        status = await gather_status(session)
-        active = [c for c in status.certificates if c.status == "ACTIVE"]
-        if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-            spare = [c.credential_id for c in active if not c.installed_here]
-            raise InterlockRefused(
-                "No free certificate slot for the new certificate.",
-                hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
-            )
-        flow = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
-                "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}")}
-        _save_flow(session, flow)
+    task = "Rotating the certificate"
+    started = time.monotonic()
+    flow = await _rotation_flow(session)
     statuses: list[str] = []
     while flow["step"] != "done":
         step = flow["step"]
-        if on_step:
-            on_step(step)
-        if step == "key":
-            await _rotation_key(session, flow)
-        elif step == "issue":
-            await _rotation_issue(session, flow)
-        elif step == "install":
-            await _rotation_install(session, flow)
-        elif step == "verify":
-            statuses += await _rotation_verify(session, flow, verify_attempts, verify_interval)
-        elif step == "switch":
-            _rotation_switch(session, flow)
+        yield Step(task, step, ROTATION_STEPS.index(step) + 1, len(ROTATION_WORDS), ROTATION_WORDS[step])
+        if step == "verify":
+            async with contextlib.aclosing(_rotation_verify(session, flow, limits)) as events:
+                async for event in events:
+                    if isinstance(event, Attempt):
+                        statuses.append(event.status)
+                    if isinstance(event, Failed):
+                        yield Failed(task, time.monotonic() - started, event.status, event.diagnosis, event.error)
+                        return
+                    if not isinstance(event, Done):
+                        yield event
+        else:
+            await ROTATION_ACTIONS[step](session, flow)
         flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
         _save_flow(session, flow)
     progress = RotationProgress("done", flow.get("old_certificate_id"), flow.get("certificate_id"),
                                 flow.get("fingerprint"), statuses)
     session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
-    if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
-        await _retire(session, progress.old_certificate_id)
-    return progress
+    yield Done(task, time.monotonic() - started, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
+
+
+async def _rotation_flow(session: Session) -> dict:
+    """The rotation to resume, or a new one once a free slot is confirmed."""
+    flow = session.state.flows.get("rotation")
+    if flow and flow.get("step") != "done":
+        return flow
+    status = await gather_status(session)
+    active = [c for c in status.certificates if c.status == "ACTIVE"]
+    if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
+        spare = [c.credential_id for c in active if not c.installed_here]
+        raise InterlockRefused(
+            "No free certificate slot for the new certificate.",
+            hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
+        )
+    flow = {"step": "key", "old_certificate_id": session.evidence.certificate_id,
+            "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}")}
+    _save_flow(session, flow)
+    return flow
 
 
 async def _retire(session: Session, credential_id: str) -> None:
@@ -323,24 +366,34 @@ async def _rotation_install(session: Session, flow: dict) -> None:
     flow["label"] = label
 
 
-async def _rotation_verify(session: Session, flow: dict, attempts: int, interval: float) -> list[str]:
-    """The NEW pair must be seen VALID before anything switches to it."""
+def _rotation_verify(session: Session, flow: dict, limits: PollLimits) -> Events:
+    """The NEW pair must be seen VALID before anything switches to it: the one polling loop,
+    observing with the new pair (a first INVALID is Klarna still settling, not a verdict)."""
     pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])
-    seen = []
-    for _ in range(attempts):
-        async with session.client(pair=pair) as klarna:
-            status = (await klarna.list_certificates()).verification.value
-        seen.append(status)
+
+    async def observe() -> str:
+        try:
+            async with session.client(pair=pair) as klarna:
+                status = (await klarna.list_certificates()).verification.value
+        except HandshakeRejected:
+            status = "REJECTED"
         session.state.record_status(status, pair.fingerprint, "rotation")
         if status == "VALID":
             session.record_valid(flow["certificate_id"], session.clock())
-            return seen
-        await asyncio.sleep(interval)
-    raise WizardError(
-        f"The new certificate was not seen VALID (last: {seen[-1] if seen else 'none'}); nothing was switched.",
-        title="Rotation paused",
-        hint="Run rotate again to resume; the current certificate stays in use.",
-    )
+        return status
+
+    def paused(status: str) -> WizardError:
+        return WizardError(
+            f"The new certificate was not seen VALID (last: {status}); nothing was switched.",
+            title="Rotation paused",
+            hint="Run rotate again to resume; the current certificate stays in use.",
+        )
+
+    return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
+
+
+async def _rotation_switch_step(session: Session, flow: dict) -> None:
+    _rotation_switch(session, flow)
 
 
 def _rotation_switch(session: Session, flow: dict) -> None:
@@ -358,6 +411,14 @@ def _rotation_switch(session: Session, flow: dict) -> None:
     if old_id:
         session.state.certificate(old_id)["current"] = False
     session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
+
+
+ROTATION_ACTIONS: dict[str, Callable[[Session, dict], Awaitable[None]]] = {
+    "key": _rotation_key,
+    "issue": _rotation_issue,
+    "install": _rotation_install,
+    "switch": _rotation_switch_step,
+}
 
 
 # ---------------------------------------------------------------- doctor and check

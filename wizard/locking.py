@@ -15,8 +15,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from . import rules
 from .errors import WizardError
@@ -137,8 +137,7 @@ def _acquire(fd: int, wait: float, what: str) -> None:
             if time.monotonic() >= deadline:
                 raise ProfileBusy(
                     f"{what} is in use by {_holder(fd)}.",
-                    hint=f"Wait for it to finish and try again (waited {wait:g} s; "
-                         f"{LOCK_WAIT_ENV} sets how long).",
+                    hint=f"Wait for it to finish and try again (waited {wait:g} s; {LOCK_WAIT_ENV} sets how long).",
                 ) from None
             time.sleep(_POLL)
 

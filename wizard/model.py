@@ -12,16 +12,21 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
 from .errors import CryptoError, InputError, JournalError, StageBlocked
 
-crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from . import crypto
+else:
+    crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
 
 
-class Stage(str, Enum):
+class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output
     CREDENTIALS = "CREDENTIALS"
     KEY_AND_CSR = "KEY_AND_CSR"
     ISSUE = "ISSUE"
@@ -96,17 +101,17 @@ class Evidence:
     install_probe_fingerprint: str | None = _ev(Stage.INSTALL)
 
     # Each: {"at": ISO time, "status": VALID|NOT_PRESENT|INVALID|REJECTED|…, "fingerprint": …}
-    verifications: list[dict] = _ev(Stage.VERIFY, [])
+    verifications: list[dict[str, Any]] = _ev(Stage.VERIFY, [])
 
     enforced_from: str | None = _ev(Stage.ENFORCE)  # NOW or UTC Z, as sent
     enforced_from_chosen_at: str | None = _ev(Stage.ENFORCE)
     enforcement_mode: str | None = _ev(Stage.ENFORCE)  # server answer: ENFORCED | REPORTING
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Evidence:
+    def from_dict(cls, data: dict[str, Any] | None) -> Evidence:
         """Evidence from its JSON form. Unknown keys are ignored; a known key holding the wrong
         type (a hand-edited journal) raises JournalError rather than crashing a check later."""
         if data is None:
@@ -114,11 +119,11 @@ class Evidence:
         if not isinstance(data, dict):
             raise JournalError("The saved evidence is damaged: it is not a JSON object.", hint=RESET_HINT)
         known = {f.name: f for f in fields(cls)}
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in data.items():
             if name not in known:
                 continue
-            if not _evidence_type_ok(known[name].type, value):
+            if not _evidence_type_ok(str(known[name].type), value):
                 raise JournalError(
                     f"The saved evidence is damaged: '{name}' has the wrong type ({type(value).__name__}).",
                     hint=RESET_HINT,
@@ -139,8 +144,8 @@ RESET_HINT = "Move the journal file aside to start this profile again; your keys
 def _evidence_type_ok(annotation: str, value: Any) -> bool:
     """Type test for one Evidence field; annotations are strings (``from __future__``)."""
     if value is None:
-        return annotation != "list[dict]"
-    if annotation == "list[dict]":
+        return not annotation.startswith("list[")
+    if annotation.startswith("list["):
         return isinstance(value, list) and all(
             isinstance(v, dict)
             and all(isinstance(v.get(k), (str, type(None))) for k in ("at", "status", "fingerprint"))
@@ -250,7 +255,7 @@ def _key_file_modes(ev: Evidence, now: datetime) -> str | None:
     return None
 
 
-def _load_csr(ev: Evidence):
+def _load_csr(ev: Evidence) -> x509.CertificateSigningRequest | None:
     if not ev.csr_pem:
         return None
     try:
@@ -288,7 +293,7 @@ def _csr_matches_key(ev: Evidence, now: datetime) -> str | None:
 
 
 # ---------------------------------------------------------------- ISSUE
-def _load_cert(ev: Evidence):
+def _load_cert(ev: Evidence) -> x509.Certificate | None:
     if not ev.certificate_pem:
         return None
     try:
@@ -471,9 +476,7 @@ class Onboarding:
         return self._stage
 
     @classmethod
-    def resumed(
-        cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now
-    ) -> Onboarding:
+    def resumed(cls, stage: Stage, evidence: Evidence, clock: Callable[[], datetime] = rules.utc_now) -> Onboarding:
         """A model for a journal's claimed ``stage``, re-checked rather than trusted: it is pulled
         back to the first earlier stage whose (lasting) checks fail, and says so in ``pulled_back``."""
         model = cls(Stage.CREDENTIALS, evidence, clock)
@@ -508,9 +511,7 @@ class Onboarding:
         out = []
         for check in CHECKS[stage]:
             failure = check.fn(self.evidence, now)
-            out.append(
-                CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only)
-            )
+            out.append(CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only))
         return out
 
     def blockers(self, stage: Stage | None = None) -> list[CheckResult]:
@@ -541,7 +542,7 @@ class Onboarding:
         """What reopening ``stage`` would forget, in plain words: the evidence later stages
         recorded. Empty when nothing is lost. Files on disk and Klarna's side never change."""
         _require_earlier(stage, self.stage)
-        later = ORDER[ORDER.index(stage) + 1:]
+        later = ORDER[ORDER.index(stage) + 1 :]
         return [text for s in later if (text := _DISCARDS[s](self.evidence))]
 
     def go_back(self, stage: Stage) -> list[str]:
@@ -577,8 +578,10 @@ def _discard_key(ev: Evidence) -> str | None:
 def _discard_issue(ev: Evidence) -> str | None:
     if not ev.certificate_id:
         return None
-    return (f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
-            "at Klarna, and this tool keeps its record).")
+    return (
+        f"Issue: certificate {ev.certificate_id} as this journey's certificate (it stays active "
+        "at Klarna, and this tool keeps its record)."
+    )
 
 
 def _discard_install(ev: Evidence) -> str | None:

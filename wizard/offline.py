@@ -88,12 +88,18 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
         rows.append(_row(info, record, status, credential_id in installed, credential_id == current_id, now))
     history = [h for h in session.state.status_history if current and h.get("fingerprint") == current.fingerprint]
     return ProfileStatus(
-        profile=session.profile, environment=session.environment, account_id=ev.account_id,
-        stage=session.model.stage.value, certificates=sorted(rows, key=lambda r: r.expires_at or ""),
-        enforcement_mode=ev.enforcement_mode, enforced_from=session.settings.get("enforced_from_server") or ev.enforced_from,
-        slots_used=sum(1 for r in rows if r.status == "ACTIVE"), secret_backend=ev.secret_backend_name,
+        profile=session.profile,
+        environment=session.environment,
+        account_id=ev.account_id,
+        stage=session.model.stage.value,
+        certificates=sorted(rows, key=lambda r: r.expires_at or ""),
+        enforcement_mode=ev.enforcement_mode,
+        enforced_from=session.settings.get("enforced_from_server") or ev.enforced_from,
+        slots_used=sum(1 for r in rows if r.status == "ACTIVE"),
+        secret_backend=ev.secret_backend_name,
         verification=history[-1].get("status") if history else None,
-        installed=current is not None, current_id=current_id,
+        installed=current is not None,
+        current_id=current_id,
     )
 
 

@@ -49,8 +49,12 @@ def _key_match(cert: x509.Certificate, key_path: Path, passphrase: bytes | None)
         key = crypto.load_private_key_file(key_path, passphrase)
         crypto.verify_cert_matches_key(cert, key)
     except CryptoError as error:
-        return Finding("key match", "critical", error.message,
-                       error.hint or "Copy the key that was made with this certificate's request.")
+        return Finding(
+            "key match",
+            "critical",
+            error.message,
+            error.hint or "Copy the key that was made with this certificate's request.",
+        )
     return Finding("key match", "ok", "The certificate and the key belong together.")
 
 
@@ -59,8 +63,12 @@ def _cn(cert: x509.Certificate, session: Session) -> Finding:
     expected = rules.default_cn(session.evidence.account_id) if session.evidence.account_id else None
     if expected is None or cn == expected:
         return Finding("CN", "ok", f"CN is {cn}.")
-    return Finding("CN", "warning", f"CN is {cn}; Klarna's rule for this account expects {expected}.",
-                   "A custom CN is allowed on some variants; if Klarna answers INVALID, issue a new certificate.")
+    return Finding(
+        "CN",
+        "warning",
+        f"CN is {cn}; Klarna's rule for this account expects {expected}.",
+        "A custom CN is allowed on some variants; if Klarna answers INVALID, issue a new certificate.",
+    )
 
 
 def _chain(cert: x509.Certificate, session: Session) -> Finding:
@@ -79,8 +87,12 @@ def _chain(cert: x509.Certificate, session: Session) -> Finding:
         problems += _sandbox_signature(cert, session.ca_bundle)
     issuer = ", ".join(str(a.value) for a in cert.issuer)
     if problems:
-        return Finding("chain", "critical", f"Issuer {issuer}: " + "; ".join(problems) + ".",
-                       "Use the certificate Klarna issued to this account's request (runtime issue).")
+        return Finding(
+            "chain",
+            "critical",
+            f"Issuer {issuer}: " + "; ".join(problems) + ".",
+            "Use the certificate Klarna issued to this account's request (runtime issue).",
+        )
     return Finding("chain", "ok", f"Issued by {issuer}" + (f" for {uris[0]}." if uris else "."))
 
 
@@ -117,9 +129,13 @@ async def _listed(cert: x509.Certificate, session: Session) -> Finding:
     fingerprint = crypto.fingerprint_sha256(cert)
     known = [cid for cid, info in session.state.certificates.items() if info.get("fingerprint") == fingerprint]
     if not known:
-        return Finding("account", "warning", "This profile has no record of issuing this certificate.",
-                       "If it is yours, find its credential id with klarna-mtls certs list; otherwise issue "
-                       "one for that runtime (runtime request/issue/install).")
+        return Finding(
+            "account",
+            "warning",
+            "This profile has no record of issuing this certificate.",
+            "If it is yours, find its credential id with klarna-mtls certs list; otherwise issue "
+            "one for that runtime (runtime request/issue/install).",
+        )
     try:
         async with session.client() as klarna:
             listed = {c.credential_id for c in (await klarna.list_certificates()).value}
@@ -128,8 +144,12 @@ async def _listed(cert: x509.Certificate, session: Session) -> Finding:
     holder = _holder(session, known[-1])
     if known[-1] in listed:
         return Finding("account", "ok", f"It is {known[-1]} on the account's list{holder}.")
-    return Finding("account", "critical", f"It was {known[-1]}{holder}, which is no longer on the account's list.",
-                   "Issue a new certificate for that runtime (runtime request/issue/install).")
+    return Finding(
+        "account",
+        "critical",
+        f"It was {known[-1]}{holder}, which is no longer on the account's list.",
+        "Issue a new certificate for that runtime (runtime request/issue/install).",
+    )
 
 
 def _holder(session: Session, credential_id: str) -> str:
@@ -150,8 +170,10 @@ async def _live(cert_path: Path, key_path: Path, session: Session) -> Finding:
     if status == "VALID":
         return Finding("verification", "ok", "Klarna answered VALID to a call with this pair.")
     if status in ("REFUSED", "UNREACHABLE"):
-        summary = {"REFUSED": "Klarna refused the call (enforcement applies and this pair is not accepted).",
-                   "UNREACHABLE": "Klarna could not be reached."}[status]
+        summary = {
+            "REFUSED": "Klarna refused the call (enforcement applies and this pair is not accepted).",
+            "UNREACHABLE": "Klarna could not be reached.",
+        }[status]
         return Finding("verification", "critical", summary, "Check the network, then the findings above.")
     diagnosis = diagnose(status)
     return Finding("verification", "critical", f"{status}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1]))

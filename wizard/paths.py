@@ -27,7 +27,7 @@ class Paths:
     install_root: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         home = os.environ.get(HOME_ENV)
         if home:
             root = Path(home).expanduser().absolute()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from .errors import InputError
@@ -28,14 +28,14 @@ ENFORCEMENT_APPLY_DELAY = timedelta(minutes=5)
 RENEWAL_WINDOW = timedelta(days=60)
 
 
-class VerificationStatus(str, Enum):
+class VerificationStatus(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output
     NOT_PRESENT = "NOT_PRESENT"
     VALID = "VALID"
     INVALID = "INVALID"
     UNKNOWN = "UNKNOWN"  # header absent or unparseable
 
     @classmethod
-    def parse(cls, header: str | None) -> "VerificationStatus":
+    def parse(cls, header: str | None) -> VerificationStatus:
         """Read the first value of a possibly duplicated header (``VALID, VALID``)."""
         if isinstance(header, bytes):
             header = header.decode("latin-1")
@@ -48,7 +48,7 @@ class VerificationStatus(str, Enum):
             return cls.UNKNOWN
 
 
-class EnforcementMode(str, Enum):
+class EnforcementMode(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output
     NOT_ENABLED = "NOT_ENABLED"
     REPORTING = "REPORTING"
     ENFORCED = "ENFORCED"
@@ -135,12 +135,12 @@ def valid_correlation_id(text: str) -> bool:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_utc(moment: datetime) -> str:
     """Klarna's timestamp form: UTC, whole seconds, ``Z``."""
-    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -163,7 +163,7 @@ def parse_timestamp(text: str) -> datetime:
             hint="Enforcement times are absolute; a time without a zone is ambiguous.",
         )
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
         raise InputError(f"'{text[:40]}' is outside the range of dates this tool handles.") from exc
 
@@ -176,9 +176,7 @@ def parse_enforced_from(text: str, now: datetime | None = None) -> str:
     moment = parse_timestamp(text)
     # A minute of grace: "now-ish" typed by a person is not "in the past".
     if moment < now - timedelta(minutes=1):
-        raise InputError(
-            "The enforcement time is in the past.", hint="Choose NOW or a future time."
-        )
+        raise InputError("The enforcement time is in the past.", hint="Choose NOW or a future time.")
     if moment > now + MAX_ENFORCEMENT_AHEAD:
         raise InputError(
             "The enforcement time is more than 3 months ahead.",
@@ -189,11 +187,11 @@ def parse_enforced_from(text: str, now: datetime | None = None) -> str:
 
 # Escape sequences (CSI, OSC, DCS and the rest of ECMA-48) and lone C0/C1 control characters.
 _ESCAPES_RE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"                # CSI … final byte
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI … final byte
     r"|[\x1b\x9d\x90\x9e\x9f\x98]\].*?(?:\x07|\x1b\\|\x9c)"  # OSC/DCS/PM/APC … terminator
-    r"|\x1b[PX^_].*?(?:\x1b\\|\x9c)"          # DCS/SOS/PM/APC with ESC introducer
-    r"|\x1b[@-Z\\-_]"                         # two-byte escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]",        # any other control (tab and newline handled below)
+    r"|\x1b[PX^_].*?(?:\x1b\\|\x9c)"  # DCS/SOS/PM/APC with ESC introducer
+    r"|\x1b[@-Z\\-_]"  # two-byte escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]",  # any other control (tab and newline handled below)
     re.DOTALL,
 )
 

@@ -72,8 +72,10 @@ def _text_field(payload: dict[str, Any], key: str) -> str:
 def _same_account(payload: dict[str, Any], session: Session) -> None:
     theirs, ours = payload.get("account_id"), session.evidence.account_id
     if not ours or theirs != ours:
-        raise InputError(f"The file is for account {theirs}, but profile '{session.profile}' is for {ours}.",
-                         hint="Use the profile of the same Klarna account (--profile).")
+        raise InputError(
+            f"The file is for account {theirs}, but profile '{session.profile}' is for {ours}.",
+            hint="Use the profile of the same Klarna account (--profile).",
+        )
 
 
 # ---------------------------------------------------------------- on the runtime's host
@@ -90,9 +92,16 @@ async def make_request(session: Session, name: str, *, new_key: bool = False) ->
         session.settings["runtime_name"] = name
         session.save()
         session.audit.record("runtime_key_generated", runtime=name, public_key_id=flow["public_key_id"])
-    return {"kind": REQUEST_KIND, "version": 1, "name": name, "account_id": account,
-            "environment": session.environment, "csr": flow["csr_pem"], "public_key_id": flow["public_key_id"],
-            "tool_version": __version__}
+    return {
+        "kind": REQUEST_KIND,
+        "version": 1,
+        "name": name,
+        "account_id": account,
+        "environment": session.environment,
+        "csr": flow["csr_pem"],
+        "public_key_id": flow["public_key_id"],
+        "tool_version": __version__,
+    }
 
 
 def _new_key_and_csr(session: Session, name: str, cn: str) -> dict[str, Any]:
@@ -101,8 +110,14 @@ def _new_key_and_csr(session: Session, name: str, cn: str) -> dict[str, Any]:
     write_private(folder / "private-key.pem", crypto.make_private_key_pem(key, session.key_passphrase))
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
-    return {"name": name, "key_path": str(folder / "private-key.pem"), "public_key_id": crypto.public_key_id(key),
-            "csr_pem": csr_pem.decode(), "cn": cn, "encrypted": session.key_passphrase is not None}
+    return {
+        "name": name,
+        "key_path": str(folder / "private-key.pem"),
+        "public_key_id": crypto.public_key_id(key),
+        "csr_pem": csr_pem.decode(),
+        "cn": cn,
+        "encrypted": session.key_passphrase is not None,
+    }
 
 
 async def install_response(session: Session, response: dict[str, Any]) -> Observation:
@@ -111,31 +126,44 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
     flow = session.state.flows.get(REQUEST_FLOW)
     name = _text_field(response, "name")
     if not flow or flow.get("name") != name:
-        raise InputError(f"This host made no request for runtime {name}.",
-                         hint="Run klarna-mtls runtime request --name NAME on the host that will use it.")
+        raise InputError(
+            f"This host made no request for runtime {name}.",
+            hint="Run klarna-mtls runtime request --name NAME on the host that will use it.",
+        )
     cert = crypto.load_certificate(_text_field(response, "certificate"))
     key_path = Path(flow["key_path"])
     key = await asyncio.to_thread(crypto.load_private_key_file, key_path, session.key_passphrase)
     try:
         crypto.verify_cert_matches_key(cert, key)
     except CryptoError as exc:
-        raise CryptoError(f"The certificate in the response does not belong to the key made here for {name}.",
-                          hint="Use the response to this host's latest request, or make a new request.") from exc
+        raise CryptoError(
+            f"The certificate in the response does not belong to the key made here for {name}.",
+            hint="Use the response to this host's latest request, or make a new request.",
+        ) from exc
     fingerprint = crypto.fingerprint_sha256(cert)
     label = label_for(fingerprint)
-    await asyncio.to_thread(install_pair, session.install_dir, crypto.certificate_pem(cert), key_path.read_bytes(),
-                            label=label, key_passphrase=session.key_passphrase)
+    await asyncio.to_thread(
+        install_pair,
+        session.install_dir,
+        crypto.certificate_pem(cert),
+        key_path.read_bytes(),
+        label=label,
+        key_passphrase=session.key_passphrase,
+    )
     await asyncio.to_thread(activate, session.install_dir, label)
     certificate_id = _text_field(response, "certificate_id")
     session.state.certificates.setdefault(certificate_id, {}).update(
-        {"fingerprint": fingerprint, "installed": True, "label": label, "runtime": name})
+        {"fingerprint": fingerprint, "installed": True, "label": label, "runtime": name}
+    )
     session.settings["runtime_name"] = name
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=certificate_id, fingerprint=fingerprint)
     observation = await session.observe()
     if observation.status == "REJECTED":
-        raise HandshakeRejected("Klarna refused the installed certificate during the TLS handshake.",
-                                hint=observation.diagnosis.next_steps[0])
+        raise HandshakeRejected(
+            "Klarna refused the installed certificate during the TLS handshake.",
+            hint=observation.diagnosis.next_steps[0],
+        )
     return observation
 
 
@@ -148,8 +176,10 @@ def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, s
     csr = crypto.load_csr(csr_pem.encode())
     problems = crypto.csr_problems(csr, rules.default_cn(session.evidence.account_id))
     if problems:
-        raise CryptoError(f"The request from {name} does not meet Klarna's rules: " + " ".join(problems),
-                          hint="Make a new request on that host with klarna-mtls runtime request.")
+        raise CryptoError(
+            f"The request from {name} does not meet Klarna's rules: " + " ".join(problems),
+            hint="Make a new request on that host with klarna-mtls runtime request.",
+        )
     return name, csr_pem, crypto.public_key_id(csr.public_key())
 
 
@@ -172,7 +202,8 @@ def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_
         lines.append(f"{info.credential_id} ({holder}, {info.description or 'no description'})")
     raise InterlockRefused(
         f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use: " + "; ".join(lines) + ".",
-        hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.")
+        hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.",
+    )
 
 
 async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +216,23 @@ async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[s
     fingerprint = crypto.fingerprint_sha256(cert)
     holder = _holder_of(session, info.credential_id)
     if holder not in (None, name):
-        raise InputError(f"That key's certificate {info.credential_id} already belongs to runtime {holder}.",
-                         hint="Make a new request on the new runtime's host (runtime request --new-key).")
+        raise InputError(
+            f"That key's certificate {info.credential_id} already belongs to runtime {holder}.",
+            hint="Make a new request on the new runtime's host (runtime request --new-key).",
+        )
     _record_issued(session, name, info, public_key_id)
     session.state.flows.get(ISSUE_FLOW, {}).pop(public_key_id, None)
     session.save()
-    return {"kind": RESPONSE_KIND, "version": 1, "name": name, "account_id": session.evidence.account_id,
-            "certificate_id": info.credential_id, "certificate": crypto.certificate_pem(cert).decode(),
-            "fingerprint": fingerprint, "tool_version": __version__}
+    return {
+        "kind": RESPONSE_KIND,
+        "version": 1,
+        "name": name,
+        "account_id": session.evidence.account_id,
+        "certificate_id": info.credential_id,
+        "certificate": crypto.certificate_pem(cert).decode(),
+        "fingerprint": fingerprint,
+        "tool_version": __version__,
+    }
 
 
 async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key_id: str) -> CertificateInfo:
@@ -209,7 +249,8 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
     try:
         async with session.client() as klarna:
             answer = await klarna.create_certificate_reconciled(
-                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id)
+                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id
+            )
     except ApiError as exc:
         if exc.status != 409:
             raise
@@ -245,14 +286,20 @@ def _record_issued(session: Session, name: str, info: CertificateInfo, public_ke
     certificate_pem = crypto.certificate_pem(cert).decode()
     credential_id, fingerprint = info.credential_id, crypto.fingerprint_sha256(cert)
     not_after = rules.format_utc(cert.not_valid_after_utc)
-    record = session.state.runtimes.setdefault(
-        name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
+    record = session.state.runtimes.setdefault(name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
     record.adopt_certificate(credential_id, fingerprint, not_after)
     session.state.certificates.setdefault(credential_id, {}).update(
-        {"fingerprint": fingerprint, "issued_here": True, "runtime": name, "public_key_id": public_key_id,
-         "certificate_pem": certificate_pem})
-    session.audit.record("runtime_certificate_issued", runtime=name, certificate_id=credential_id,
-                         fingerprint=fingerprint)
+        {
+            "fingerprint": fingerprint,
+            "issued_here": True,
+            "runtime": name,
+            "public_key_id": public_key_id,
+            "certificate_pem": certificate_pem,
+        }
+    )
+    session.audit.record(
+        "runtime_certificate_issued", runtime=name, certificate_id=credential_id, fingerprint=fingerprint
+    )
 
 
 def declare(session: Session, name: str, credential_id: str | None = None) -> RuntimeRecord:
@@ -262,14 +309,17 @@ def declare(session: Session, name: str, credential_id: str | None = None) -> Ru
     credential_id = credential_id or session.evidence.certificate_id
     fingerprint = session.state.certificates.get(credential_id or "", {}).get("fingerprint")
     if not credential_id or not fingerprint:
-        raise InputError(f"This profile has no record of certificate {credential_id or '(none installed)'}.",
-                         hint="Declare a certificate issued by this profile, or onboard the runtime with "
-                              "runtime request/issue/install.")
+        raise InputError(
+            f"This profile has no record of certificate {credential_id or '(none installed)'}.",
+            hint="Declare a certificate issued by this profile, or onboard the runtime with "
+            "runtime request/issue/install.",
+        )
     not_after = None
     if credential_id == session.evidence.certificate_id and session.evidence.certificate_pem:
         not_after = rules.format_utc(crypto.load_certificate(session.evidence.certificate_pem).not_valid_after_utc)
-    record = session.state.runtimes.get(name) or RuntimeRecord(name, added_at=rules.format_utc(session.clock()),
-                                                               source="declared")
+    record = session.state.runtimes.get(name) or RuntimeRecord(
+        name, added_at=rules.format_utc(session.clock()), source="declared"
+    )
     record.adopt_certificate(credential_id, fingerprint, not_after)
     session.state.runtimes[name] = record
     session.save()
@@ -297,12 +347,17 @@ def verify_named_key_file(key_path: Path) -> None:
     except OSError as exc:
         raise InputError(f"Cannot check {key_path}: {exc.strerror}.") from exc
     if key_mode & 0o077:
-        raise CryptoError(f"The private key {key_path} is readable by others (mode {key_mode:03o}).",
-                          title="Unsafe key file",
-                          hint=f"Run: chmod 600 {key_path} (in Kubernetes: defaultMode: 0400 on the Secret volume).")
+        raise CryptoError(
+            f"The private key {key_path} is readable by others (mode {key_mode:03o}).",
+            title="Unsafe key file",
+            hint=f"Run: chmod 600 {key_path} (in Kubernetes: defaultMode: 0400 on the Secret volume).",
+        )
     if folder_stat.st_mode & 0o022 and not folder_stat.st_mode & stat.S_ISVTX:
-        raise CryptoError(f"Others can replace files in {key_path.parent} (mode {stat.S_IMODE(folder_stat.st_mode):03o}).",
-                          title="Unsafe key folder", hint=f"Run: chmod 700 {key_path.parent}")
+        raise CryptoError(
+            f"Others can replace files in {key_path.parent} (mode {stat.S_IMODE(folder_stat.st_mode):03o}).",
+            title="Unsafe key folder",
+            hint=f"Run: chmod 700 {key_path.parent}",
+        )
 
 
 async def probe(session: Session, name: str, pair: InstalledPair | None = None) -> ReadinessReport:
@@ -313,8 +368,9 @@ async def probe(session: Session, name: str, pair: InstalledPair | None = None) 
     if pair is None:
         raise InputError("No certificate is installed here.", hint="Give --cert and --key, or install one first.")
     status = await verification_of(session, pair, named_files=named)
-    return ReadinessReport(name, session.evidence.account_id, pair.fingerprint, status,
-                           rules.format_utc(session.clock()), __version__)
+    return ReadinessReport(
+        name, session.evidence.account_id, pair.fingerprint, status, rules.format_utc(session.clock()), __version__
+    )
 
 
 async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:

@@ -45,7 +45,7 @@ def normal_fingerprint(value: Any) -> str:
     raw = value.replace(":", "").upper() if isinstance(value, str) else ""
     if not _FINGERPRINT_RE.match(raw):
         raise InputError("That is not a SHA-256 certificate fingerprint.")
-    return ":".join(raw[i:i + 2] for i in range(0, 64, 2))
+    return ":".join(raw[i : i + 2] for i in range(0, 64, 2))
 
 
 # ---------------------------------------------------------------- records
@@ -66,9 +66,15 @@ class ReadinessReport:
         return rules.parse_timestamp(self.at)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "runtime": self.runtime, "account_id": self.account_id,
-                "certificate_fingerprint": self.fingerprint, "verification_status": self.status,
-                "at": self.at, "tool_version": self.tool_version}
+        return {
+            "kind": self.kind,
+            "runtime": self.runtime,
+            "account_id": self.account_id,
+            "certificate_fingerprint": self.fingerprint,
+            "verification_status": self.status,
+            "at": self.at,
+            "tool_version": self.tool_version,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> ReadinessReport:
@@ -86,9 +92,14 @@ class ReadinessReport:
             raise InputError("The report has no time.")
         rules.parse_timestamp(at)  # refuses a zone-less time
         version = data.get("tool_version")
-        return cls(verify_runtime_name(data.get("runtime")), account,
-                   normal_fingerprint(data.get("certificate_fingerprint")), status, at,
-                   version if isinstance(version, str) else "?")
+        return cls(
+            verify_runtime_name(data.get("runtime")),
+            account,
+            normal_fingerprint(data.get("certificate_fingerprint")),
+            status,
+            at,
+            version if isinstance(version, str) else "?",
+        )
 
 
 @dataclass
@@ -115,9 +126,15 @@ class RuntimeRecord:
         self.fingerprint, self.not_after = fingerprint, not_after
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "certificate_ids": list(self.certificate_ids), "fingerprint": self.fingerprint,
-                "not_after": self.not_after, "report": self.report.to_dict() if self.report else None,
-                "added_at": self.added_at, "source": self.source}
+        return {
+            "name": self.name,
+            "certificate_ids": list(self.certificate_ids),
+            "fingerprint": self.fingerprint,
+            "not_after": self.not_after,
+            "report": self.report.to_dict() if self.report else None,
+            "added_at": self.added_at,
+            "source": self.source,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> RuntimeRecord:
@@ -135,8 +152,15 @@ class RuntimeRecord:
             name = verify_runtime_name(data.get("name"))
         except InputError as exc:
             raise ValueError(exc.message) from exc
-        return cls(name, list(ids), data.get("fingerprint"), data.get("not_after"), report,
-                   data.get("added_at"), str(data.get("source") or "issued"))
+        return cls(
+            name,
+            list(ids),
+            data.get("fingerprint"),
+            data.get("not_after"),
+            report,
+            data.get("added_at"),
+            str(data.get("source") or "issued"),
+        )
 
 
 def records_to_dict(records: dict[str, RuntimeRecord]) -> dict[str, Any]:
@@ -154,8 +178,11 @@ def records_from_dict(data: Any) -> dict[str, RuntimeRecord]:
 
 # ---------------------------------------------------------------- readiness (the gate)
 def runtimes_not_ready(
-    records: Iterable[RuntimeRecord], now: datetime, window: timedelta = READINESS_WINDOW,
-    *, listed_ids: set[str] | None = None,
+    records: Iterable[RuntimeRecord],
+    now: datetime,
+    window: timedelta = READINESS_WINDOW,
+    *,
+    listed_ids: set[str] | None = None,
 ) -> list[str]:
     """One reason per runtime that is not ready for enforcement, naming it; [] when all are.
 
@@ -170,8 +197,9 @@ def runtimes_not_ready(
     return reasons
 
 
-def not_ready_reason(record: RuntimeRecord, now: datetime, window: timedelta = READINESS_WINDOW,
-                     listed_ids: set[str] | None = None) -> str | None:
+def not_ready_reason(
+    record: RuntimeRecord, now: datetime, window: timedelta = READINESS_WINDOW, listed_ids: set[str] | None = None
+) -> str | None:
     """Why ``record`` is not ready, or None."""
     report = record.report
     if record.certificate_id is None or record.fingerprint is None:
@@ -181,8 +209,10 @@ def not_ready_reason(record: RuntimeRecord, now: datetime, window: timedelta = R
     if report is None:
         return "no readiness report yet (run klarna-mtls probe there, then runtime report here)"
     if report.fingerprint != record.fingerprint:
-        return (f"its latest report is for certificate …{_suffix(report.fingerprint)}, "
-                f"not its current …{_suffix(record.fingerprint)}")
+        return (
+            f"its latest report is for certificate …{_suffix(report.fingerprint)}, "
+            f"not its current …{_suffix(record.fingerprint)}"
+        )
     if report.status != "VALID":
         return f"its latest report says {report.status}"
     moment = report.moment
@@ -199,7 +229,13 @@ def _suffix(fingerprint: str | None) -> str:
 
 def _age(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
-    return f"{hours / 24:.0f} d" if hours >= 48 else f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+    return (
+        f"{hours / 24:.0f} d"
+        if hours >= 48
+        else f"{hours:.0f} h"
+        if hours >= 1
+        else f"{delta.total_seconds() / 60:.0f} min"
+    )
 
 
 # ---------------------------------------------------------------- recording reports
@@ -210,13 +246,17 @@ def record_report(state: ProfileState, report: ReadinessReport, account_id: str 
         raise InputError(f"The report from {report.runtime} is for account {report.account_id}, not {account_id}.")
     record = state.runtimes.get(report.runtime)
     if record is None:
-        raise InputError(f"No runtime named {report.runtime} is declared in this profile.",
-                         hint="Onboard it with runtime request/issue/install, or declare it with runtime add.")
+        raise InputError(
+            f"No runtime named {report.runtime} is declared in this profile.",
+            hint="Onboard it with runtime request/issue/install, or declare it with runtime add.",
+        )
     known = {state.certificates.get(cid, {}).get("fingerprint") for cid in record.certificate_ids}
     if report.fingerprint not in known | {record.fingerprint}:
-        raise InputError(f"The report from {report.runtime} is for certificate …{_suffix(report.fingerprint)}, "
-                         "which this profile never issued to that runtime.",
-                         hint="Check the runtime is using the pair issued to it (klarna-mtls doctor --cert --key).")
+        raise InputError(
+            f"The report from {report.runtime} is for certificate …{_suffix(report.fingerprint)}, "
+            "which this profile never issued to that runtime.",
+            hint="Check the runtime is using the pair issued to it (klarna-mtls doctor --cert --key).",
+        )
     if record.report is not None and _keeps_recorded(record, record.report, report):
         return "older than the recorded report; kept the recorded one"
     record.report = report
@@ -248,9 +288,18 @@ def rows(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = R
     for record in sorted(records.values(), key=lambda r: r.name):
         reason = not_ready_reason(record, now, window, None)
         report = record.report
-        out.append(RuntimeRow(record.name, record.certificate_id, _suffix(record.fingerprint), record.not_after,
-                              report.status if report else None, report.at if report else None,
-                              reason is None, reason))
+        out.append(
+            RuntimeRow(
+                record.name,
+                record.certificate_id,
+                _suffix(record.fingerprint),
+                record.not_after,
+                report.status if report else None,
+                report.at if report else None,
+                reason is None,
+                reason,
+            )
+        )
     return out
 
 
@@ -267,4 +316,3 @@ def summary(records: dict[str, RuntimeRecord], now: datetime, window: timedelta 
 
 def in_renewal_window(record: RuntimeRecord, now: datetime) -> bool:
     return record.not_after is not None and rules.parse_timestamp(record.not_after) - now <= rules.RENEWAL_WINDOW
-

@@ -34,6 +34,7 @@ SERVICE = "klarna-mtls"
 ENV_VAR = "KLARNA_API_KEY"
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 KINDS = ("keyring", "encrypted-file", "env", "stdin", "sandbox")
+PERSISTENT_KINDS = ("keyring", "encrypted-file", "sandbox")
 PROBE_TIMEOUT = 3.0
 # Reads and writes may wait on an unlock prompt a person answers: far longer than the probe.
 OPERATION_TIMEOUT = 120.0
@@ -624,25 +625,50 @@ def open_store(kind: str, paths: Paths, *, passphrase: bytes | None = None,
 
 
 def resolve_api_key(profile: str, paths: Paths, kind_hint: str | None, *,
-                    passphrase: bytes | None = None, stdin: IO[str] | None = None) -> tuple[str, SecretStore]:
-    """For headless runs: KLARNA_API_KEY when set, else the store recorded for the profile."""
-    if os.environ.get(ENV_VAR):
+                    passphrase: bytes | None = None, stdin: IO[str] | None = None,
+                    read_stdin: bool = False, use_env: bool = True) -> tuple[str, SecretStore]:
+    """The one way every front end loads a profile's API key: standard input when asked
+    (``read_stdin``), else KLARNA_API_KEY when set, else the store recorded for the profile.
+    An encrypted file's passphrase is ``passphrase`` or KLARNA_MTLS_STORE_PASSPHRASE. ``stdin``
+    is the stream a "stdin" store reads; None means there is none (the TUI), so that store is
+    refused instead of read. ``use_env=False`` skips KLARNA_API_KEY unless the profile records it
+    as its store (the caller then decides). Blocking (keyring): call it from a thread."""
+    if read_stdin:
+        store: SecretStore = StdinStore(stdin)
+    elif use_env and os.environ.get(ENV_VAR):
         return os.environ[ENV_VAR], EnvStore()
-    if not kind_hint:
+    elif not kind_hint:
         raise SecretStoreError(
             f"No API key for profile '{profile}': {ENV_VAR} is not set and no store was recorded.",
             hint=f"Set {ENV_VAR} for this run, or run the wizard to store the key.",
         )
-    if kind_hint == "encrypted-file" and not passphrase:
-        passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-    store = open_store(kind_hint, paths, passphrase=passphrase, stdin=stdin)
+    elif kind_hint == "stdin" and stdin is None:
+        raise SecretStoreError(f"The API key for profile '{profile}' was meant to come from standard input.",
+                               hint=_how_to_provide("stdin"))
+    else:
+        if kind_hint == "encrypted-file" and not passphrase:
+            passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
+        store = open_store(kind_hint, paths, passphrase=passphrase, stdin=stdin)
     api_key = store.get(profile)
     if not api_key:
         raise SecretStoreError(
             f"The {store.display_name} holds no API key for profile '{profile}'.",
-            hint=_how_to_provide(kind_hint),
+            hint=_how_to_provide(store.kind),
         )
     return api_key, store
+
+
+def open_profile_store(kind: str | None, paths: Paths, *, passphrase: bytes | None = None) -> SecretStore:
+    """The profile's own persistent store (where the wizard keeps its key), for keys created or
+    rotated later: refused when the key is only read per run."""
+    if kind not in PERSISTENT_KINDS:
+        raise SecretStoreError(
+            f"The profile's key is not kept in a persistent store ({kind or 'none'}).",
+            hint="Store it in the OS keyring or the encrypted file (the wizard's Credentials step).",
+        )
+    if kind == "encrypted-file" and not passphrase:
+        passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
+    return open_store(kind, paths, passphrase=passphrase)
 
 
 def _how_to_provide(kind: str) -> str:

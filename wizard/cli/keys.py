@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
-from .onboard import STORE_PASSPHRASE_ENV, open_unlocked_session
+from .onboard import open_unlocked_session
 
 if TYPE_CHECKING:
     from ..flow import Session
@@ -70,16 +69,12 @@ def register(sub) -> None:
 def _store(session):
     """The profile's own persistent store (the one the wizard put the key in)."""
     from .. import secrets
+    from ..errors import SecretStoreError
 
-    kind = session.evidence.secret_backend
-    if kind not in ("keyring", "encrypted-file", "sandbox"):
-        raise InputError(
-            f"The profile's key is not kept in a persistent store ({kind or 'none'}).",
-            hint="Store it in the OS keyring or the encrypted file (the wizard's Credentials step), "
-                 "or use --show-secret-once.",
-        )
-    passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-    return secrets.open_store(kind, session.paths, passphrase=passphrase)
+    try:
+        return secrets.open_profile_store(session.evidence.secret_backend, session.paths)
+    except SecretStoreError as error:
+        raise InputError(error.message, hint=f"{error.hint} Or use --show-secret-once.") from None
 
 
 def open_keys_session(args: argparse.Namespace) -> Session:
@@ -148,6 +143,13 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_step(args: argparse.Namespace, event) -> None:
+    from ..runners import Step
+
+    if isinstance(event, Step):
+        progress(args, f"keys rotate: {event.step}")
+
+
 def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import keys
 
@@ -157,7 +159,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if resumed:
         progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
     new_id = asyncio.run(keys.rotate_tool_key(session, store, description=args.description,
-                                              on_step=lambda step: progress(args, f"keys rotate: {step}")))
+                                              on_event=lambda event: _show_step(args, event)))
     rows = asyncio.run(keys.list_keys(session))
     tool = next((r for r in rows if r.used_by_tool), None)
     ok = tool is not None and tool.credential_id == new_id

@@ -36,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"klarna-mtls {__version__}")
     parser.add_argument("--profile", default="default", help="profile name (default: default)")
-    parser.add_argument(
-        "--sandbox", action="store_true", help="run the wizard against the embedded sandbox"
-    )
+    parser.add_argument("--sandbox", action="store_true", help="run the wizard against the embedded sandbox")
     parser.add_argument("--debug", action="store_true", help="write more detail to the log (never secrets)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -48,9 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that change a profile hold its lock for the whole run; readers take it only when it is
 # free and otherwise run read-only (they never write a journal another process holds).
-WRITERS = {"onboard", "rotate", "enforce", "unenforce", "certs revoke", "keys create", "keys describe",
-           "keys disable", "keys rotate", "tui", "runtime request", "runtime issue", "runtime install",
-           "runtime report", "runtime add", "runtime remove", "probe"}
+WRITERS = {
+    "onboard",
+    "rotate",
+    "enforce",
+    "unenforce",
+    "certs revoke",
+    "keys create",
+    "keys describe",
+    "keys disable",
+    "keys rotate",
+    "tui",
+    "runtime request",
+    "runtime issue",
+    "runtime install",
+    "runtime report",
+    "runtime add",
+    "runtime remove",
+    "probe",
+}
 READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list"}
 
 
@@ -131,8 +145,9 @@ def _unexpected(args: argparse.Namespace, error: Exception, log_path: Path | Non
 
     logging.getLogger("klarna_mtls").error("unexpected failure in %s", command_name(args), exc_info=error)
     hint = f"Details are in {log_path}." if log_path else ""
-    return fail(args, WizardError(f"Unexpected failure ({type(error).__name__}).", title="Unexpected failure",
-                                  hint=hint))
+    return fail(
+        args, WizardError(f"Unexpected failure ({type(error).__name__}).", title="Unexpected failure", hint=hint)
+    )
 
 
 def _no_core_dumps() -> None:

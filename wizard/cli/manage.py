@@ -181,10 +181,18 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from .. import lifecycle
 
     session = open_unlocked_session(args)
+    from ..runners import Attempt, Step
+
+    def show(event) -> None:
+        if isinstance(event, Step):
+            progress(args, f"rotate: {event.step}")
+        elif isinstance(event, Attempt):
+            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+
     grace = args.grace if args.retire_old else 0.0
     result = asyncio.run(lifecycle.rotate(
-        session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval,
-        on_step=lambda step: progress(args, f"rotate: {step}")))
+        session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show))
     if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
         _retire_after_grace(args, session, result.old_certificate_id, grace)
     emit(args, {"ok": True, **asdict(result)},

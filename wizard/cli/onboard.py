@@ -6,13 +6,12 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from .. import rules
-from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 from ..errors import InputError, SecretStoreError
 from ..paths import Paths
+from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 
 if TYPE_CHECKING:
     from ..flow import Session
@@ -47,12 +46,14 @@ def register(sub) -> None:
                                "keep it in the secret store and run on it (the given key stays active)")
     tool_key.add_argument("--key-id", help="the credential id of the API key you give this tool (keys list shows ids)")
     p.add_argument("--poll-interval", type=seconds, default=2.0)
-    p.add_argument("--poll-attempts", type=positive_int, default=60)
+    p.add_argument("--poll-attempts", type=positive_int, default=150)
+    p.add_argument("--poll-limit", type=seconds, default=300.0,
+                   help="seconds to keep checking verification (Klarna settles within 5 minutes)")
     p.add_argument("--enforce-wait", type=seconds, default=420.0, help="seconds to wait for ENFORCED after NOW")
     p.set_defaults(handler=run)
 
 
-def open_session(args: argparse.Namespace) -> "Session":
+def open_session(args: argparse.Namespace) -> Session:
     from ..flow import Session  # imported when a command runs: keeps start-up light
 
     session = Session(Paths.from_env(), getattr(args, "profile", "default"))
@@ -61,38 +62,25 @@ def open_session(args: argparse.Namespace) -> "Session":
 
 
 def load_api_key(args: argparse.Namespace, session: Session):
-    """Return (api_key, store that holds it). Never from an argument."""
+    """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
+    (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
     from .. import secrets
 
-    paths, profile = session.paths, session.profile
-    passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-    if getattr(args, "api_key_stdin", False):
-        store = secrets.StdinStore(sys.stdin)
-    elif os.environ.get("KLARNA_API_KEY") and _env_key_allowed(args, session):
-        store = secrets.EnvStore()
-    elif session.evidence.secret_backend:
-        store = secrets.open_store(session.evidence.secret_backend, paths, passphrase=passphrase)
-    else:
+    allowed = _env_key_allowed(args, session)
+    key, store = secrets.resolve_api_key(
+        session.profile, session.paths, session.evidence.secret_backend,
+        stdin=sys.stdin, read_stdin=getattr(args, "api_key_stdin", False), use_env=allowed,
+    )
+    if store.kind == "env" and not allowed:
         raise SecretStoreError(
-            "No API key available for this profile.",
-            hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
+            f"KLARNA_API_KEY is not the key recorded for profile '{session.profile}'; status --all does not send it there.",
+            hint=f"Run klarna-mtls status --profile {session.profile} with that profile's key.",
         )
-    if store.kind == "env" and not _env_key_allowed(args, session):
-        raise SecretStoreError(
-            f"KLARNA_API_KEY is not the key recorded for profile '{profile}'; status --all does not send it there.",
-            hint=f"Run klarna-mtls status --profile {profile} with that profile's key.",
-        )
-    key = store.get(profile)
-    if not key:
-        raise SecretStoreError(
-            f"The {store.display_name} holds no API key for profile '{profile}'.",
-            hint="Set KLARNA_API_KEY, or pass --api-key-stdin and pipe the key in.",
-        )
-    target = store
     wanted = getattr(args, "secret_store", None)
     if wanted and wanted != store.kind:
-        target = secrets.open_store(wanted, paths, passphrase=passphrase)
-    return key, target
+        passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
+        store = secrets.open_store(wanted, session.paths, passphrase=passphrase)
+    return key, store
 
 
 def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
@@ -183,7 +171,7 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: Any) -> N
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
-async def _do_stage(args, session: "Session", stage, api_key: str, store, enforce_at: str) -> None:
+async def _do_stage(args, session: Session, stage, api_key: str, store, enforce_at: str) -> None:
     from ..model import Stage
 
     if not session.model.blockers(stage):
@@ -200,11 +188,7 @@ async def _do_stage(args, session: "Session", stage, api_key: str, store, enforc
     elif stage is Stage.INSTALL:
         await session.install(args.install_dir)
     elif stage is Stage.VERIFY:
-        await session.poll_until_verified(
-            interval=args.poll_interval,
-            max_attempts=args.poll_attempts,
-            on_attempt=lambda n, obs: progress(args, f"  verify attempt {n}: {obs.status}"),
-        )
+        await _verify(args, session)
     elif stage is Stage.ENFORCE:
         if not session.evidence.enforcement_mode:
             mode = await session.enforce(enforce_at)
@@ -213,20 +197,37 @@ async def _do_stage(args, session: "Session", stage, api_key: str, store, enforc
             await _wait_enforced(args, session)
 
 
+async def _verify(args, session: Session) -> None:
+    from ..runners import Attempt, Failed, PollLimits, follow, poll_verification
+
+    limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
+
+    def show(event) -> None:
+        if isinstance(event, Attempt):
+            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+                           f" ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+
+    last = await follow(poll_verification(session, limits), show)
+    if isinstance(last, Failed):
+        raise last.error
+
+
 async def _wait_enforced(args, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
-    deadline = time.monotonic() + args.enforce_wait
-    while True:
-        state = await session.read_enforcement()
-        if state.mode is rules.EnforcementMode.ENFORCED:
-            break
-        if time.monotonic() > deadline:
-            progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
-            return
-        await asyncio.sleep(min(5.0, max(0.5, args.poll_interval)))
-    refused = await session.prove_enforced()
-    progress(args, "  proved: a request without a client certificate is refused" if refused
-             else "  warning: a request without a client certificate was still accepted")
+    from ..runners import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
+
+    def show(event) -> None:
+        if isinstance(event, Attempt):
+            progress(args, f"  enforcement check {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)")
+
+    limits = PollLimits.for_enforcement(args.poll_interval, args.enforce_wait)
+    last = await follow(watch_enforcement(session, limits), show)
+    if isinstance(last, Done):
+        progress(args, "  proved: a request without a client certificate is refused")
+    elif isinstance(last, Failed) and last.status == "ENFORCED":
+        progress(args, "  warning: a request without a client certificate was still accepted")
+    else:
+        progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
 
 
 def _key_passphrase() -> bytes | None:

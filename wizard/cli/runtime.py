@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     group = sub.add_parser("runtime", help="certificates per runtime; readiness reports").add_subparsers(
-        dest="runtime_command", required=True)
+        dest="runtime_command", required=True
+    )
     p = group.add_parser("request", help="on the runtime's host: make its key and a request file")
     add_common(p)
     p.add_argument("--name", required=True, help="the runtime's name, e.g. checkout-eu-1")
@@ -85,9 +86,13 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
     same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
     if same and args.base_url in (None, session.settings.get("base_url")) and not getattr(args, "install_dir", None):
         return  # already so (a probe from cron passes the same flags every run)
-    session.configure(args.environment, args.account_id, base_url=args.base_url or session.settings.get("base_url"),
-                      ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
-                      install_dir=getattr(args, "install_dir", None) or session.settings.get("install_dir"))
+    session.configure(
+        args.environment,
+        args.account_id,
+        base_url=args.base_url or session.settings.get("base_url"),
+        ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
+        install_dir=getattr(args, "install_dir", None) or session.settings.get("install_dir"),
+    )
 
 
 def cmd_request(args: argparse.Namespace) -> int:
@@ -99,9 +104,12 @@ def cmd_request(args: argparse.Namespace) -> int:
     session.set_key_passphrase(_key_passphrase())
     request = asyncio.run(make_request(session, args.name, new_key=args.new_key))
     out = write_exchange(args.out or Path(f"runtime-request-{args.name}.json"), request)
-    emit(args, {"ok": True, "request": str(out), "name": args.name, "public_key_id": request["public_key_id"]},
-         f"wrote {out} (no secret: the key stays in this host's home)\n"
-         f"next: on the managing machine, klarna-mtls runtime issue {out.name}")
+    emit(
+        args,
+        {"ok": True, "request": str(out), "name": args.name, "public_key_id": request["public_key_id"]},
+        f"wrote {out} (no secret: the key stays in this host's home)\n"
+        f"next: on the managing machine, klarna-mtls runtime issue {out.name}",
+    )
     return EXIT_OK
 
 
@@ -112,11 +120,21 @@ def cmd_install(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     observation = asyncio.run(install_response(session, read_exchange(args.response, RESPONSE_KIND)))
     valid = observation.status == "VALID"
-    next_step = "next: klarna-mtls probe --report-dir DIR (cron)" if valid else " ".join(
-        diagnose(observation.status).next_steps[:1])
-    emit(args, {"ok": True, "verification_status": observation.status, "fingerprint": observation.fingerprint,
-                "install_dir": str(session.install_dir)},
-         f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n{next_step}")
+    next_step = (
+        "next: klarna-mtls probe --report-dir DIR (cron)"
+        if valid
+        else " ".join(diagnose(observation.status).next_steps[:1])
+    )
+    emit(
+        args,
+        {
+            "ok": True,
+            "verification_status": observation.status,
+            "fingerprint": observation.fingerprint,
+            "install_dir": str(session.install_dir),
+        },
+        f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n{next_step}",
+    )
     return EXIT_OK if valid else EXIT_CRITICAL
 
 
@@ -152,10 +170,18 @@ def cmd_issue(args: argparse.Namespace) -> int:
     response = asyncio.run(issue_for_request(session, read_exchange(args.request, REQUEST_KIND)))
     name = response["name"]
     out = write_exchange(args.out or Path(f"runtime-response-{name}.json"), response)
-    emit(args, {"ok": True, "response": str(out), "name": name, "certificate_id": response["certificate_id"],
-                "fingerprint": response["fingerprint"]},
-         f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
-         f"next: on {name}, klarna-mtls runtime install {out.name}")
+    emit(
+        args,
+        {
+            "ok": True,
+            "response": str(out),
+            "name": name,
+            "certificate_id": response["certificate_id"],
+            "fingerprint": response["fingerprint"],
+        },
+        f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
+        f"next: on {name}, klarna-mtls runtime install {out.name}",
+    )
     return EXIT_OK
 
 
@@ -175,21 +201,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     session = open_session(args)
     if not session.evidence.account_id:
-        raise InputError(f"Profile '{session.profile}' has not been set up.",
-                         hint="Record reports in the managing machine's profile (--profile).")
+        raise InputError(
+            f"Profile '{session.profile}' has not been set up.",
+            hint="Record reports in the managing machine's profile (--profile).",
+        )
     results, code = [], EXIT_OK
     for path in _report_files(args.sources):
         try:
             report = ReadinessReport.from_dict(read_exchange(path, REPORT_KIND))
-            results.append({"file": str(path), "runtime": report.runtime, "recorded": True,
-                             "outcome": record_report(session.state, report, session.evidence.account_id)})
+            results.append(
+                {
+                    "file": str(path),
+                    "runtime": report.runtime,
+                    "recorded": True,
+                    "outcome": record_report(session.state, report, session.evidence.account_id),
+                }
+            )
         except InputError as error:
             results.append({"file": str(path), "recorded": False, "outcome": f"refused: {error}"})
             code = EXIT_WARNING
     session.save()
     session.audit.record("runtime_reports", results=[{k: v for k, v in r.items() if k != "file"} for r in results])
-    emit(args, {"ok": True, "exit_code": code, "reports": results, **runtime_view(session)},
-         "\n".join(f"{r['file']}: {r['outcome']}" for r in results) + "\n" + runtime_text(session))
+    emit(
+        args,
+        {"ok": True, "exit_code": code, "reports": results, **runtime_view(session)},
+        "\n".join(f"{r['file']}: {r['outcome']}" for r in results) + "\n" + runtime_text(session),
+    )
     return code
 
 
@@ -198,8 +235,11 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     session = open_session(args)
     record = declare(session, args.name, args.certificate_id)
-    emit(args, {"ok": True, "runtime": record.to_dict()},
-         f"runtime {record.name} declared with {record.certificate_id}; it counts for enforcement once it reports VALID")
+    emit(
+        args,
+        {"ok": True, "runtime": record.to_dict()},
+        f"runtime {record.name} declared with {record.certificate_id}; it counts for enforcement once it reports VALID",
+    )
     return EXIT_OK
 
 
@@ -210,9 +250,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
         raise InputError(f"No runtime named {args.name} in this profile.")
     session.save()
     session.audit.record("runtime_removed", runtime=args.name, certificate_id=record.certificate_id)
-    emit(args, {"ok": True, "removed": args.name},
-         f"runtime {args.name} no longer counted; its certificate {record.certificate_id} is still active "
-         "(revoke it with certs revoke once nothing uses it)")
+    emit(
+        args,
+        {"ok": True, "removed": args.name},
+        f"runtime {args.name} no longer counted; its certificate {record.certificate_id} is still active "
+        "(revoke it with certs revoke once nothing uses it)",
+    )
     return EXIT_OK
 
 
@@ -228,8 +271,10 @@ def runtime_view(session: Session) -> dict[str, Any]:
     from .. import runtimes
 
     now = session.clock()
-    return {"runtimes": [asdict(r) for r in runtimes.rows(session.state.runtimes, now)],
-            "runtimes_summary": runtimes.summary(session.state.runtimes, now)}
+    return {
+        "runtimes": [asdict(r) for r in runtimes.rows(session.state.runtimes, now)],
+        "runtimes_summary": runtimes.summary(session.state.runtimes, now),
+    }
 
 
 def runtime_text(session: Session) -> str:
@@ -239,7 +284,9 @@ def runtime_text(session: Session) -> str:
     lines = [runtimes.summary(session.state.runtimes, now)]
     for row in runtimes.rows(session.state.runtimes, now):
         certificate = "…" + row.certificate_id[-12:] if row.certificate_id else "-"
-        lines.append(f"  {row.name:20} {certificate:13} …{row.fingerprint_suffix:8} "
-                     f"{row.status or 'no report':12} {row.reported_at or '':20} "
-                     + ("ready" if row.ready else f"NOT READY: {row.reason}"))
+        lines.append(
+            f"  {row.name:20} {certificate:13} …{row.fingerprint_suffix:8} "
+            f"{row.status or 'no report':12} {row.reported_at or '':20} "
+            + ("ready" if row.ready else f"NOT READY: {row.reason}")
+        )
     return "\n".join(lines)

@@ -10,22 +10,33 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_ERROR, EXIT_OK
 from ..paths import Paths
+from .common import EXIT_ERROR, EXIT_OK
 
 
 def register(sub: Any) -> None:
-    group = sub.add_parser("sandbox", help="the embedded Klarna sandbox").add_subparsers(dest="sandbox_command", required=True)
+    group = sub.add_parser("sandbox", help="the embedded Klarna sandbox").add_subparsers(
+        dest="sandbox_command", required=True
+    )
     p = group.add_parser("serve", help="serve the sandbox until interrupted")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="listen on a non-loopback address (others on the network can then reach it)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback address (others on the network can then reach it)",
+    )
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--state-dir", type=Path, help="where the sandbox keeps its state")
     p.add_argument("--enforcement-delay", type=float, default=300.0, help="seconds before enforcement applies")
-    p.add_argument("--answers", choices=("ours", "docs-only"), default="ours",
-                   help="docs-only: answer with only the fields Klarna documents (rehearse against real Klarna)")
-    p.add_argument("--json", action="store_true", help="print one JSON line with base_url, ca_bundle, api_key, account_id")
+    p.add_argument(
+        "--answers",
+        choices=("ours", "docs-only"),
+        default="ours",
+        help="docs-only: answer with only the fields Klarna documents (rehearse against real Klarna)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON line with base_url, ca_bundle, api_key, account_id"
+    )
     p.set_defaults(handler=serve)
 
 
@@ -45,15 +56,18 @@ def serve(args: argparse.Namespace) -> int:
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
     if not (args.allow_remote or _loopback(args.host)):
-        print(f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
-              "(pass --allow-remote to serve others)", file=sys.stderr)
+        print(
+            f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
+            "(pass --allow-remote to serve others)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     try:
-        sandbox = start_sandbox(state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay,
-                                answers=args.answers)
+        sandbox = start_sandbox(
+            state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay, answers=args.answers
+        )
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
-        print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     info = {
         "base_url": sandbox.base_url,
@@ -65,8 +79,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info), flush=True)
     else:
-        print(f"sandbox serving at {sandbox.base_url}\n  CA bundle: {sandbox.ca_bundle}\n"
-              f"  account:   {sandbox.account_id}\n  (API key: run with --json to print it)", flush=True)
+        print(
+            f"sandbox serving at {sandbox.base_url}\n  CA bundle: {sandbox.ca_bundle}\n"
+            f"  account:   {sandbox.account_id}\n  (API key: run with --json to print it)",
+            flush=True,
+        )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -37,9 +37,7 @@ from .state import SandboxState
 class Sandbox:
     """A running sandbox. Also a context manager that stops it on exit."""
 
-    def __init__(
-        self, state: SandboxState, server: SandboxServer, thread: threading.Thread, admin_token: str
-    ) -> None:
+    def __init__(self, state: SandboxState, server: SandboxServer, thread: threading.Thread, admin_token: str) -> None:
         self._state = state
         self._server = server
         self._thread = thread
@@ -111,7 +109,7 @@ class Sandbox:
 
     @property
     def answers(self) -> AnswerMode:
-        """"ours" (every field the sandbox knows) or "docs-only" (only what Klarna documents)."""
+        """ "ours" (every field the sandbox knows) or "docs-only" (only what Klarna documents)."""
         return self._state.answers
 
     @answers.setter
@@ -136,7 +134,7 @@ class Sandbox:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,6 +5,7 @@ handshake; each connection is handled in its own thread."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -13,10 +14,11 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from .. import rules
 from ..errors import InputError
@@ -123,20 +125,16 @@ class SandboxServer(ThreadingHTTPServer):
         finally:
             with self._connections_lock:
                 self._connections.discard(tls)
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass
 
     def close_connections(self) -> None:
         """End every open connection: a stopped sandbox must not keep answering pooled clients."""
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that goes away mid-request is not the sandbox's problem
@@ -193,10 +191,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 account_id, key_id = state.authenticate(self.headers.get("Authorization"))
                 extra_headers = self._verification_headers(account_id)
                 if state.is_enforced(account_id) and self._verification(account_id) != "VALID":
-                    raise SandboxError(403, "ACCESS_ERROR", "MTLS_REQUIRED",
-                                       "mTLS is enforced: this request must present a valid client certificate.")
-                status, payload = self._idempotent(operation, account_id, lambda: self._operate(
-                    operation, account_id, key_id, params, body))
+                    raise SandboxError(
+                        403,
+                        "ACCESS_ERROR",
+                        "MTLS_REQUIRED",
+                        "mTLS is enforced: this request must present a valid client certificate.",
+                    )
+                status, payload = self._idempotent(
+                    operation, account_id, lambda: self._operate(operation, account_id, key_id, params, body)
+                )
                 status, payload = answers.shape(state.answers, operation, status, payload)
                 if self.command != "GET":  # reads only touch last_used_at: not worth an fsync
                     state.save()
@@ -222,8 +225,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif fault.kind == "status":
             raise SandboxError(fault.status, "TECHNICAL_ERROR", "INTERNAL_ERROR", "Injected server error.")
         elif fault.kind == "rate_limit":
-            self._send_json(429, SandboxError(429, "ACCESS_ERROR", "RATE_LIMITED", "Too many requests.").body(),
-                            {"Retry-After": f"{fault.retry_after:g}"})
+            self._send_json(
+                429,
+                SandboxError(429, "ACCESS_ERROR", "RATE_LIMITED", "Too many requests.").body(),
+                {"Retry-After": f"{fault.retry_after:g}"},
+            )
             raise _Handled()
         elif fault.kind == "html_error":
             self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", {})
@@ -269,7 +275,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             state.remove_enforcement(account_id)
             return 204, None
         if operation == "list_api_keys":
-            keys = [state.api_key_entry(c, e) for c, e in state.data["api_keys"].items() if e["account_id"] == account_id]
+            keys = [
+                state.api_key_entry(c, e) for c, e in state.data["api_keys"].items() if e["account_id"] == account_id
+            ]
             return 200, {"credentials": keys}
         if operation == "create_api_key":
             cid, secret = state.mint_key(account_id, _description(body))
@@ -313,7 +321,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         given = self.headers.get("X-Sandbox-Admin") or ""
         authorization = self.headers.get("Authorization") or ""
         if not given and authorization.startswith("Bearer "):
-            given = authorization[len("Bearer "):].strip()
+            given = authorization[len("Bearer ") :].strip()
         return bool(given) and secrets.compare_digest(given.encode(), self.server.admin_token.encode())
 
     # ------------------------------------------------------------------ plumbing
@@ -386,9 +394,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
 
 def _admin_error(code: str, message: str) -> dict[str, Any]:
-    return {"error_id": secrets.token_hex(8), "error_type": "INPUT_ERROR" if code == "VALIDATION_ERROR"
-            else "ACCESS_ERROR" if code == "UNAUTHORIZED" else "RESOURCE_ERROR",
-            "error_code": code, "error_message": message}
+    return {
+        "error_id": secrets.token_hex(8),
+        "error_type": "INPUT_ERROR"
+        if code == "VALIDATION_ERROR"
+        else "ACCESS_ERROR"
+        if code == "UNAUTHORIZED"
+        else "RESOURCE_ERROR",
+        "error_code": code,
+        "error_message": message,
+    }
 
 
 def _admin_add_fault(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
@@ -458,14 +473,22 @@ def _description(body: Any) -> str:
             return value
         except InputError:
             pass
-    raise SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", "Invalid description.",
-                       [{"parameter": "description", "reason": "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$"}])
+    raise SandboxError(
+        400,
+        "INPUT_ERROR",
+        "VALIDATION_ERROR",
+        "Invalid description.",
+        [{"parameter": "description", "reason": "must match ^[a-zA-Z0-9\\-:;., _]{0,100}$"}],
+    )
 
 
-def serve_in_thread(state: SandboxState, host: str, port: int, admin_token: str) -> tuple[SandboxServer, threading.Thread]:
+def serve_in_thread(
+    state: SandboxState, host: str, port: int, admin_token: str
+) -> tuple[SandboxServer, threading.Thread]:
     server = SandboxServer((host, port), state, admin_token)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                              name="klarna-mtls-sandbox")
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="klarna-mtls-sandbox"
+    )
     thread.start()
     return server, thread
 

@@ -10,7 +10,7 @@ import json
 import secrets
 import string
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,11 @@ class SandboxError(Exception):
     """An answer in Klarna's error shape."""
 
     def __init__(
-        self, status: int, error_type: str, code: str, message: str,
+        self,
+        status: int,
+        error_type: str,
+        code: str,
+        message: str,
         validation: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
@@ -51,8 +55,13 @@ class SandboxError(Exception):
 
 
 def invalid(parameter: str, reason: str) -> SandboxError:
-    return SandboxError(400, "INPUT_ERROR", "VALIDATION_ERROR", f"Invalid {parameter}: {reason}",
-                        [{"parameter": parameter, "reason": reason}])
+    return SandboxError(
+        400,
+        "INPUT_ERROR",
+        "VALIDATION_ERROR",
+        f"Invalid {parameter}: {reason}",
+        [{"parameter": parameter, "reason": reason}],
+    )
 
 
 def _random_id(length: int = 8) -> str:
@@ -107,11 +116,15 @@ class SandboxState:
             return crypto.load_private_key_file(key_path), crypto.load_certificate(cert_path.read_bytes())
         key = crypto.make_private_key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=3650))
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -132,20 +145,27 @@ class SandboxState:
         if key_path.is_file() and cert_path.is_file():
             return cert_path, key_path
         key = crypto.make_private_key()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         import ipaddress
 
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(self.ca_cert.subject).public_key(key.public_key())
+            .issuer_name(self.ca_cert.subject)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=825))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("::1")),
-            ]), critical=False)
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=825))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                    ]
+                ),
+                critical=False,
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self.ca_key, hashes.SHA256())
@@ -156,7 +176,7 @@ class SandboxState:
 
     # ------------------------------------------------------------------ clock
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + timedelta(seconds=self.data.get("clock_offset", 0.0))
+        return datetime.now(UTC) + timedelta(seconds=self.data.get("clock_offset", 0.0))
 
     def advance_clock(self, seconds: float) -> None:
         with self.lock:
@@ -180,9 +200,14 @@ class SandboxState:
         key = f"klarna_{environment}_api_{secrets.token_urlsafe(30)}"
         credential_id = f"krn:partner:global:account:credential:api-key:{_random_id(12)}"
         self.data["api_keys"][credential_id] = {
-            "account_id": account_id, "key_hash": _hash(key), "key_suffix": key[-4:],
-            "description": description, "status": "ACTIVE", "created_at": rules.format_utc(self.now()),
-            "last_used_at": None, "is_initial": initial,
+            "account_id": account_id,
+            "key_hash": _hash(key),
+            "key_suffix": key[-4:],
+            "description": description,
+            "status": "ACTIVE",
+            "created_at": rules.format_utc(self.now()),
+            "last_used_at": None,
+            "is_initial": initial,
         }
         return credential_id, key
 
@@ -192,7 +217,7 @@ class SandboxState:
 
         if not header or not header.startswith("Basic "):
             raise SandboxError(401, "ACCESS_ERROR", "UNAUTHORIZED", "Missing API key.")
-        token = header[len("Basic "):].strip()
+        token = header[len("Basic ") :].strip()
         candidates = [token]
         try:
             decoded = base64.b64decode(token, validate=True).decode()
@@ -204,14 +229,21 @@ class SandboxState:
             for credential_id, entry in self.data["api_keys"].items():
                 if entry["key_hash"] == digest:
                     if entry["status"] != "ACTIVE":
-                        raise SandboxError(401, "ACCESS_ERROR", "API_KEY_DISABLED",
-                                           "This API key is disabled; use another active key or create a new one.")
+                        raise SandboxError(
+                            401,
+                            "ACCESS_ERROR",
+                            "API_KEY_DISABLED",
+                            "This API key is disabled; use another active key or create a new one.",
+                        )
                     entry["last_used_at"] = rules.format_utc(self.now())
                     return entry["account_id"], credential_id
         raise SandboxError(401, "ACCESS_ERROR", "UNAUTHORIZED", "The API key is not valid.")
 
     def api_key_entry(self, credential_id: str, entry: dict[str, Any]) -> dict[str, Any]:
-        return {"credential_id": credential_id, **{k: v for k, v in entry.items() if k not in ("key_hash", "account_id")}}
+        return {
+            "credential_id": credential_id,
+            **{k: v for k, v in entry.items() if k not in ("key_hash", "account_id")},
+        }
 
     # ------------------------------------------------------------------ certificates
     def certificate_status(self, entry: dict[str, Any]) -> str:
@@ -224,10 +256,15 @@ class SandboxState:
 
     def certificate_entry(self, credential_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         return {
-            "credential_id": credential_id, "description": entry["description"], "usage": "MTLS",
-            "status": self.certificate_status(entry), "created_at": entry["created_at"],
-            "expires_at": entry["expires_at"], "revoked_from": entry.get("revoked_from"),
-            "certificate": entry["pem"], "fingerprint_sha256": entry["fingerprint"],
+            "credential_id": credential_id,
+            "description": entry["description"],
+            "usage": "MTLS",
+            "status": self.certificate_status(entry),
+            "created_at": entry["created_at"],
+            "expires_at": entry["expires_at"],
+            "revoked_from": entry.get("revoked_from"),
+            "certificate": entry["pem"],
+            "fingerprint_sha256": entry["fingerprint"],
         }
 
     def account_certificates(self, account_id: str) -> dict[str, dict[str, Any]]:
@@ -261,14 +298,21 @@ class SandboxState:
             raise invalid("config.certificate_signing_request", " ".join(problems))
         active = [e for e in self.account_certificates(account_id).values() if self.certificate_status(e) == "ACTIVE"]
         if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-            raise SandboxError(409, "RESOURCE_ERROR", "LIMIT_EXCEEDED",
-                               f"At most {rules.MAX_ACTIVE_CERTIFICATES} active certificates are allowed.")
+            raise SandboxError(
+                409,
+                "RESOURCE_ERROR",
+                "LIMIT_EXCEEDED",
+                f"At most {rules.MAX_ACTIVE_CERTIFICATES} active certificates are allowed.",
+            )
         cert = self._sign(csr, account_id)
         credential_id = f"krn:partner:global:account:credential:client-certificate:{_random_id(12)}"
         entry = {
-            "account_id": account_id, "description": description,
-            "pem": crypto.certificate_pem(cert).decode(), "fingerprint": crypto.fingerprint_sha256(cert),
-            "created_at": rules.format_utc(self.now()), "expires_at": rules.format_utc(self.now() + self.certificate_lifetime),
+            "account_id": account_id,
+            "description": description,
+            "pem": crypto.certificate_pem(cert).decode(),
+            "fingerprint": crypto.fingerprint_sha256(cert),
+            "created_at": rules.format_utc(self.now()),
+            "expires_at": rules.format_utc(self.now() + self.certificate_lifetime),
             "revoked_from": None,
         }
         self.data["certificates"][credential_id] = entry
@@ -276,11 +320,15 @@ class SandboxState:
 
     def _sign(self, csr: x509.CertificateSigningRequest, account_id: str) -> x509.Certificate:
         # Real time for the X.509 window (TLS checks it); the sandbox clock decides EXPIRED.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return (
-            x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_cert.subject)
-            .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + self.certificate_lifetime)
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.ca_cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + self.certificate_lifetime)
             .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(account_id)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
@@ -310,7 +358,9 @@ class SandboxState:
 
     def remember(self, record_key: str, status: int, body: Any) -> None:
         self.data["idempotency"][record_key] = {
-            "status": status, "body": body, "at": rules.format_utc(self.now()),
+            "status": status,
+            "body": body,
+            "at": rules.format_utc(self.now()),
         }
 
     def _forget_old_idempotency_records(self) -> None:

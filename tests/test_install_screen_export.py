@@ -1,0 +1,16 @@
+"""The Install screen's export of extra formats (bundle, PKCS#12, Kubernetes Secret)."""
+
+import pytest
+
+from screens.install import InstallScreen
+from wizard.errors import StorageError
+from wizard.flow import Session
+
+
+def test_export_without_an_installed_pair_is_a_clear_error(paths):
+    """Before: install.current_pair() returned None and export_bundle crashed with an
+    AttributeError deep inside (a bare traceback); now a WizardError the app reports."""
+    screen = InstallScreen(Session(paths, "export"))
+    with pytest.raises(StorageError, match="no installed pair"):
+        screen.export(["bundle"], b"")
+    assert not (screen.session.install_dir / "exports").exists()
