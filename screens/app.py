@@ -7,16 +7,17 @@ import asyncio
 import os
 from collections.abc import Callable
 
-from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import StageBlocked, WizardError
+from wizard.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
 from wizard.flow import Session
+from wizard.logs import register_secret
 from wizard.model import Stage
 from wizard.paths import Paths
+from wizard.secret_value import SecretValue
 
 from .assets import stylesheet
 from .modals import ErrorModal
@@ -39,7 +40,10 @@ def stage_screen(stage: Stage):
 
     module, name = STAGE_SCREENS[stage].split(":")
     return getattr(importlib.import_module(f"screens.{module}"), name)
+
+
 SANDBOX_ENFORCEMENT_DELAY = 10.0
+KEY_PASSPHRASE_ENV = "KLARNA_MTLS_KEY_PASSPHRASE"
 
 
 class WizardApp(App):
@@ -77,6 +81,7 @@ class WizardApp(App):
         self._status_loader = status_loader
         self._doctor = doctor
         self._keys_loader = keys_loader
+        self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
@@ -84,12 +89,16 @@ class WizardApp(App):
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
-            if self.session.model.stage is Stage.DONE:
-                self.show_dashboard()
-            else:
-                self.show_stage()
-                self.notify_resumed()
-            self.unlock_from_store()  # after the stage screen: a passphrase prompt sits on top
+            # Unlock first, then show the stage: no call that needs the key or its passphrase
+            # (the Verify auto-poll, the dashboard load) runs before they are known.
+            self.unlock_then(self.show_resumed)
+
+    def show_resumed(self) -> None:
+        if self.session.model.stage is Stage.DONE:
+            self.show_dashboard()
+        else:
+            self.show_stage()
+            self.notify_resumed()
 
     async def on_unmount(self) -> None:
         await self.session.close_connections()
@@ -103,56 +112,97 @@ class WizardApp(App):
         else:
             self.notify(f"Resumed at {self.session.model.stage.label}.")
 
-    def unlock_from_store(self) -> None:
-        """A resumed run loads the API key the one way the domain offers (``resolve_api_key``,
-        in a thread: keyring calls block), and asks for an encrypted key's passphrase."""
-        if self.session.evidence.key_encrypted and self.session.key_passphrase is None:
-            from .modals import PassphraseModal
+    # ------------------------------------------------------------------ unlocking
+    def unlock_then(self, then: Callable[[], None]) -> None:
+        """Ask what this run needs, in order: the private key's passphrase, then the API key."""
+        self.ask_key_passphrase(lambda: self.load_api_key(then))
 
-            self.push_screen(PassphraseModal(), self.use_key_passphrase)
-        if not self.session.unlocked:
-            self.load_api_key()
+    def ask_key_passphrase(self, then: Callable[[], None] | None = None, problem: str = "", force: bool = False) -> None:
+        """The key passphrase modal (KLARNA_MTLS_KEY_PASSPHRASE is tried first); a wrong one is
+        asked again. Cancelling goes on: calls that need the key ask again when they fail."""
+        from wizard import crypto
 
-    @work(group="unlock", exclusive=True, exit_on_error=False)
-    async def load_api_key(self) -> None:
-        from wizard import secrets
-        from wizard.errors import SecretStoreError
-
-        kind = self.session.evidence.secret_backend
-        asks = kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR)
-        passphrase = await self.store_passphrase() if asks else None
-        try:
-            key, _ = await asyncio.to_thread(
-                secrets.resolve_api_key, self.session.profile, self.session.paths, kind, passphrase=passphrase)
-        except SecretStoreError as error:
-            self.notify(f"{error.message} Enter your API key again on the Credentials step.", severity="warning")
-            return
-        self.session.unlock(key)
-
-    async def store_passphrase(self) -> bytes | None:
-        """The encrypted file's passphrase: KLARNA_MTLS_STORE_PASSPHRASE, else asked (in a worker)."""
-        from wizard import secrets
-
-        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
-            return None  # resolve_api_key and open_profile_store read it themselves
         from .modals import PassphraseModal
 
-        return await self.push_screen_wait(PassphraseModal(
-            "Secret store passphrase", "Your API key is kept in the encrypted file. Enter its passphrase."))
-
-    def use_key_passphrase(self, passphrase: bytes | None) -> None:
-        from wizard import crypto
-        from wizard.errors import CryptoError
-
-        if passphrase is None:
-            self.notify("Without the key passphrase, calls that need the certificate will fail.", severity="warning")
+        then = then or (lambda: None)
+        if not force and (not self.session.evidence.key_encrypted or self.session.key_passphrase is not None):
+            then()
             return
-        try:
-            crypto.load_private_key_file(self.session.key_path, passphrase)
-        except CryptoError as error:
-            self.show_error(error)
-            return
-        self.session.set_key_passphrase(passphrase)
+        path = self.session.key_path
+
+        def check(passphrase: bytes) -> bytes:
+            crypto.load_private_key_file(path, passphrase)
+            return passphrase
+
+        def answered(passphrase: bytes | None) -> None:
+            if passphrase is None:
+                self.notify("Without the key passphrase, steps that use the certificate will ask again.",
+                            severity="warning")
+            else:
+                register_secret(passphrase)  # never in a log line, even quoted by a library
+                self.session.set_key_passphrase(passphrase)
+            then()
+
+        self.push_screen(PassphraseModal(
+            "Private key passphrase",
+            f"Your private key {display_path(path)} is encrypted. Enter its passphrase to use it in this run.",
+            check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
+
+    def load_api_key(self, then: Callable[[], None]) -> None:
+        """A resumed run loads the API key the one way the domain offers (``resolve_api_key``:
+        KLARNA_API_KEY when set, else the store the user chose). The encrypted file asks for its
+        passphrase; keyring calls block, so they run in a thread worker."""
+        from wizard import secrets
+
+        kind = self.session.evidence.secret_backend
+        if self.session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
+            then()
+        elif kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR):
+            self.ask_store_passphrase(then)
+        else:
+            def load() -> None:
+                try:
+                    key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, kind)
+                    self.session.unlock(key)
+                except SecretStoreError as error:
+                    advice = self.missing_key_advice(kind) if kind == "env" else error.message
+                    self.call_from_thread(self.notify, advice, severity="warning", timeout=15)
+                finally:
+                    self.call_from_thread(then)
+
+            self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
+
+    def ask_store_passphrase(self, then: Callable[[], None] | None = None, problem: str = "") -> None:
+        from wizard import secrets
+
+        from .modals import PassphraseModal
+
+        then = then or (lambda: None)
+
+        def check(passphrase: bytes):
+            key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, "encrypted-file",
+                                             passphrase=passphrase, use_env=False)
+            return SecretValue(passphrase), SecretValue(key)
+
+        def answered(result) -> None:
+            if result is None:
+                self.notify("Without the API key, steps that call Klarna cannot run.", severity="warning")
+            else:
+                self.store_passphrase, key = result
+                register_secret(self.store_passphrase.reveal())
+                self.session.unlock(key)
+            then()
+
+        self.push_screen(PassphraseModal(
+            "Secrets file passphrase", "Your API key is kept in the encrypted secrets file "
+            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
+            check, env_var=secrets.STORE_PASSPHRASE_ENV, problem=problem, input_id="store-passphrase-modal"), answered)
+
+    def missing_key_advice(self, kind: str) -> str:
+        if kind == "env":
+            return (f"KLARNA_API_KEY is not set. Quit (ctrl+q) and start again with "
+                    f"KLARNA_API_KEY=… klarna-mtls --profile {self.session.profile}.")
+        return f"The {kind} store holds no API key for profile '{self.session.profile}'."
 
     def show_dashboard(self) -> None:
         from .dashboard import DashboardScreen
@@ -180,6 +230,20 @@ class WizardApp(App):
         stage = self.session.model.stage
         progress = "done" if stage is Stage.DONE else f"{stage.number}/6"
         self.sub_title = f"{self.session.profile} · {env} · {progress}"
+
+    # ------------------------------------------------------------------ crashes
+    def _fatal_error(self) -> None:
+        """Textual's own crash report prints every frame's local variables (an API key typed into
+        a field, a passphrase): this one shows the traceback without locals, scrubbed of anything
+        key-shaped or registered as secret, logs it, and says where the log is."""
+        import sys
+
+        from rich.text import Text
+
+        error = sys.exc_info()[1] or self._exception
+        self.bell()
+        self._exit_renderables.append(Text(crash_report(error, self.session.paths)))
+        self._close_messages_no_wait()
 
     def reopen(self, stage: Stage) -> None:
         """Back to an earlier stage. When that discards later evidence, the model says what and
@@ -244,14 +308,26 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ errors
     def show_error(self, error: BaseException) -> None:
-        self.push_screen(ErrorModal(error))
+        """An error modal that names the log, and a log line that records what failed (with the
+        traceback, scrubbed by the log's filter, when it was not one of ours)."""
+        import logging
+
+        expected = isinstance(error, WizardError)
+        logging.getLogger("klarna_mtls.tui").warning(
+            "%s: %s", type(error).__name__, error, exc_info=None if expected else error)
+        self.push_screen(ErrorModal(error, display_path(self.session.paths.log_path())))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.report_worker_state(event)
 
     def report_worker_state(self, event: Worker.StateChanged) -> None:
         """The one place worker failures become an error modal; the app never exits on them."""
-        if event.state is WorkerState.ERROR and event.worker.error is not None:
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, KeyLocked):
+            self.session.set_key_passphrase(None)  # ask, then the person presses the step again
+            self.ask_key_passphrase(
+                lambda: self.notify("Key unlocked: run the step again.") if self.session.key_passphrase else None,
+                problem=event.worker.error.message, force=True)
+        elif event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
             if isinstance(self.screen, ErrorModal):
                 return
@@ -273,16 +349,47 @@ class WizardApp(App):
     async def store_choices(self):
         from wizard import secrets
 
+        if self._store_choices is not None:  # injected (tests, a keyring-less rehearsal)
+            return self._store_choices()
         if self.session.environment == "sandbox":
             return [secrets.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
-        if self._store_choices is not None:
-            return self._store_choices()
         probe = await asyncio.to_thread(secrets.probe_keyring)
         return secrets.store_choices(probe)
 
-    def open_store(self, kind: str, passphrase: bytes | None):
+    async def ask_store_passphrase_for_keys(self) -> bytes | None:
+        """The encrypted file's passphrase for keys created or rotated later (call from a worker):
+        the one given earlier in this run, else KLARNA_MTLS_STORE_PASSPHRASE (None: the domain
+        reads it), else asked and checked. None when cancelled."""
         from wizard import secrets
 
+        from .modals import PassphraseModal
+
+        if self.store_passphrase:
+            return self.store_passphrase.reveal()
+        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
+            return None  # open_profile_store reads it itself
+
+        def check(passphrase: bytes) -> SecretValue[bytes]:
+            secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            return SecretValue(passphrase)
+
+        answer = await self.push_screen_wait(PassphraseModal(
+            "Secrets file passphrase", "The new key is kept in the encrypted secrets file "
+            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase.",
+            check, input_id="store-passphrase-modal"))
+        if not isinstance(answer, SecretValue):
+            return None
+        self.store_passphrase = answer
+        register_secret(answer.reveal())
+        return answer.reveal()
+
+    def open_store(self, kind: str, passphrase: bytes | None = None):
+        """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier
+        in this run (raises SecretStoreError when neither is known)."""
+        from wizard import secrets
+
+        if not passphrase and self.store_passphrase:
+            passphrase = self.store_passphrase.reveal()
         return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
@@ -304,6 +411,78 @@ class WizardApp(App):
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
+
+
+def display_path(path) -> str:
+    """A path as a person can retype it: under $KLARNA_MTLS_HOME or ~ when it is there."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    for prefix, root in (("$KLARNA_MTLS_HOME", os.environ.get("KLARNA_MTLS_HOME")), ("~", str(Path.home()))):
+        if root and path.is_relative_to(root):
+            return f"{prefix}/{path.relative_to(root)}"
+    return str(path)
+
+
+def crash_report(error: BaseException | None, paths: Paths) -> str:
+    """What a person sees after a crash, and what the log gets: no locals, no secrets."""
+    import contextlib
+    import logging
+    import traceback
+
+    from wizard.logs import scrub
+
+    log_path = paths.log_path()
+
+    from wizard.logs import setup_logging
+
+    with contextlib.suppress(Exception):  # a crash report must not fail on an unwritable log
+        setup_logging(paths)  # idempotent: the report reaches the log even from a test harness
+    name = type(error).__name__ if error is not None else "error"
+    details = "".join(traceback.format_exception(error)) if error is not None else ""
+    logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
+    return scrub(
+        f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
+        f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
+    )
+
+
+def exit_summary(session: Session) -> str:
+    """What stays in the terminal after quitting, like certbot's and gh's last lines."""
+    ev = session.evidence
+    if not ev.certificate_id:
+        return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
+    lines = [f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
+             f"  Certificate: {ev.certificate_id}", f"  SHA-256: {ev.fingerprint}"]
+    if ev.cert_path:
+        lines += [f"  Certificate file: {ev.cert_path}", f"  Private key file: {ev.installed_key_path}"
+                  + (" (encrypted)" if ev.key_encrypted else "")]
+    expiry = _expiry_line(ev.certificate_pem)
+    if expiry:
+        lines.append(expiry)
+    if ev.enforcement_mode:
+        lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
+    if ev.secret_backend_name:
+        lines.append(f"  API key kept in: {ev.secret_backend_name}")
+    lines += ["  Monitor from cron, e.g. daily:",
+              f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
+              f"  Log: {session.paths.log_path()}"]
+    return "\n".join(lines)
+
+
+def _expiry_line(certificate_pem: str | None) -> str:
+    from wizard import crypto, rules
+    from wizard.errors import CryptoError
+
+    if not certificate_pem:
+        return ""
+    try:
+        expires = crypto.load_certificate(certificate_pem).not_valid_after_utc
+    except CryptoError:
+        return ""
+    renew = expires - rules.RENEWAL_WINDOW
+    return f"  Expires: {expires:%Y-%m-%d}; start the renewal (klarna-mtls rotate) by {renew:%Y-%m-%d}."
 
 
 STAGE_ORDER: list[Stage] = [s for s in Stage if s is not Stage.DONE]
@@ -338,9 +517,15 @@ def run_tui(args: argparse.Namespace) -> int:
         sandbox = start_sandbox(Paths.from_env().sandbox_dir(), enforcement_delay=SANDBOX_ENFORCEMENT_DELAY)
         if profile == "default":
             profile = "sandbox"
+    app = make_app(profile, sandbox=sandbox)
     try:
-        make_app(profile, sandbox=sandbox).run()
+        app.run()
     finally:
         if sandbox is not None:
             sandbox.stop()
+    if app.return_code:  # a crash: the report (no locals, no secrets) is already printed
+        return 3
+    print(exit_summary(app.session))
+    if sandbox is not None:
+        print("  Sandbox: it stopped with the wizard; this certificate was a rehearsal.")
     return 0

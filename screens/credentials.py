@@ -3,42 +3,62 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from wizard import rules
-from wizard.errors import InputError
+from wizard.errors import InputError, WizardError
+from wizard.logs import register_secret
 from wizard.model import Stage
+from wizard.secret_value import SecretValue
 
 from .base import StageScreen
+
+PORTAL_HINT = ("Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
+               "“Manage your API credentials”). A new key is shown there once.")
 
 
 class CredentialsScreen(StageScreen):
     STAGE = Stage.CREDENTIALS
     HEADING = "1. API credentials"
     PRIMARY = "#test-key"
+    DEFAULT_CSS = """
+    #store-box { height: auto; }
+    """
+
+    store_kind: str | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Label("API key (hidden as you type)")
         yield Input(password=True, placeholder="klarna_test_api_…", id="api-key")
         yield Static("", id="key-error", classes="error-text")
+        yield Static(PORTAL_HINT, id="portal-hint", classes="muted")
         yield Label("Where should klarna-mtls keep the key?")
-        yield RadioSet(id="store")
+        with Vertical(id="store-box"):
+            yield Static("Checking which secret stores work here…", id="store-probe", classes="muted")
         yield Static("", id="store-note")
-        yield Input(password=True, placeholder="passphrase for the encrypted file", id="store-passphrase")
+        yield Input(password=True, placeholder="passphrase for the encrypted file (Enter tests the key)",
+                    id="store-passphrase")
         with Horizontal(classes="actions"):
             yield Button("Test key with Klarna", id="test-key", variant="success")
         yield Static("", id="facts")
 
     def on_mount(self) -> None:
+        # Textual calls on_mount along the MRO: StageScreen.on_mount runs on its own, so it is not
+        # called again here (it would move focus away from the key field).
         self.query_one("#store-passphrase").display = False
         prefill = self.app.prefilled_api_key
         if prefill:
             self.query_one("#api-key", Input).value = prefill
-        super().on_mount()
-        if not prefill and self.blocked:
-            self.query_one("#api-key", Input).focus()  # type the key, then Enter tests it
         self.load_store_choices()
+        self.call_after_refresh(self.focus_first)  # after StageScreen.on_mount has focused its button
+
+    def focus_first(self) -> None:
+        """The key field when it is empty (paste, then Enter tests it); else the primary button."""
+        if not self.query_one("#api-key", Input).value and self.blocked:
+            self.query_one("#api-key", Input).focus()
+        elif self.blocked:
+            self.query_one(self.PRIMARY).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id in ("api-key", "store-passphrase"):
@@ -46,33 +66,55 @@ class CredentialsScreen(StageScreen):
 
     def load_store_choices(self) -> None:
         async def probe() -> None:
-            choices = await self.app.store_choices()
-            radio = self.query_one("#store", RadioSet)
-            await radio.remove_children()
-            available = [c.kind for c in choices if c.available]
-            self.store_kind = available[0] if available else None
-            for choice in choices:
-                button = RadioButton(choice.label, value=choice.kind == self.store_kind,
-                                     id=f"store-{choice.kind}", disabled=not choice.available)
-                await radio.mount(button)
-            unavailable = [c.explanation for c in choices if not c.available]
-            self.query_one("#store-note", Static).update(
-                ("⚠ " + " ".join(unavailable) + " Pick one of the explicit choices instead.") if unavailable else ""
-            )
+            self.show_store_choices(await self.app.store_choices())
 
         self.run_worker(probe(), name="probe-store", group="probe", exclusive=True, exit_on_error=False)
 
-    store_kind: str | None = None
+    def show_store_choices(self, choices) -> None:
+        """Compose the RadioSet with its buttons (a set mounted empty and filled later has no
+        pressed button, and lights two). Standard input is not offered: the TUI owns the terminal."""
+        choices = [c for c in choices if c.kind != "stdin"]
+        available = [c.kind for c in choices if c.available]
+        self.store_kind = available[0] if available else None
+        buttons = [RadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
+                   for c in choices]
+        box = self.query_one("#store-box")
+        box.remove_children()
+        box.mount(RadioSet(*buttons, id="store"))
+        unavailable = [c.explanation for c in choices if not c.available]
+        self.query_one("#store-note", Static).update(("⚠ " + " ".join(unavailable)) if unavailable else "")
+        self.show_store_passphrase()
 
     def chosen_store(self) -> str | None:
         return self.store_kind
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         self.store_kind = (event.pressed.id or "").removeprefix("store-") or None
+        self.show_store_passphrase()
+
+    def show_store_passphrase(self) -> None:
+        """The passphrase box follows the chosen store, whichever way it was chosen."""
         self.query_one("#store-passphrase").display = self.store_kind == "encrypted-file"
+        self.refresh_state()
+
+    def refresh_state(self) -> None:
+        super().refresh_state()
+        if not self.blocked:
+            return
+        # The model's blockers describe missing evidence; a filled field is not missing: say
+        # what is left to do instead ("✗ Enter an API key" beside a typed key confused people).
+        typed = bool(self.query_one("#api-key", Input).value.strip())
+        hidden = {"api_key": typed and not self.session.evidence.api_key_environment,
+                  "secret_store": self.store_kind is not None}
+        lines = [f"✗ {b.reason}" for b in self.session.model.blockers(self.STAGE) if not hidden.get(b.name)]
+        if typed:
+            lines.insert(0, "✗ Test the key with Klarna (Enter).")
+        lines += [f"! {w.reason}" for w in self.session.model.warnings(self.STAGE)]
+        self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(dict.fromkeys(lines)))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "api-key":
+            self.refresh_state()
             message = ""
             if event.value and rules.api_key_environment(event.value.strip()) is None:
                 message = "That does not look like a Klarna API key (klarna_test_api_… / klarna_live_api_…)."
@@ -84,17 +126,32 @@ class CredentialsScreen(StageScreen):
 
     def test_key(self) -> None:
         key = self.query_one("#api-key", Input).value.strip()
-        kind = self.chosen_store()
         try:
             rules.verify_api_key(key, self.session.environment)
-            if kind is None:
-                raise InputError("Choose where the key is kept.")
-        except InputError as error:
+            store = self.open_chosen_store()
+        except WizardError as error:
             self.app.show_error(error)
             return
         passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
-        store = self.app.open_store(kind, passphrase)
-        self.run_step(lambda: self.session.check_credentials(key, store), "check-credentials")
+
+        async def check() -> None:
+            await self.session.check_credentials(key, store)
+            if store.kind == "encrypted-file" and passphrase:
+                register_secret(passphrase)
+                self.app.store_passphrase = SecretValue(passphrase)  # keys created later go there too
+
+        self.run_step(check, "check-credentials")
+
+    def open_chosen_store(self):
+        kind = self.chosen_store()
+        if kind is None:
+            raise InputError("Choose where the key is kept.", hint="Use Tab to reach the list, arrows and Enter to pick.")
+        passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
+        if kind == "encrypted-file" and not passphrase:
+            self.query_one("#store-passphrase").focus()
+            raise InputError("Type a passphrase for the encrypted file.",
+                             hint="You type it again each run (or set KLARNA_MTLS_STORE_PASSPHRASE for headless runs).")
+        return self.app.open_store(kind, passphrase)
 
     def show_facts(self) -> None:
         ev = self.session.evidence

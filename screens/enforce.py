@@ -46,6 +46,29 @@ class EnforceScreen(StageScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "enforce-at":
             self.describe_choice(event.value)
+            self.refresh_state()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "enforce-at":  # Enter in the one field asks, like the button
+            self.confirm()
+
+    def refresh_state(self) -> None:
+        super().refresh_state()
+        if not self.blocked or self.session.evidence.enforced_from:
+            return
+        # "Choose when enforcement starts" beside a valid typed time contradicted the screen.
+        chosen = self.parsed(self.query_one("#enforce-at", Input).value)
+        lines = [f"✗ {b.reason}" for b in self.session.model.blockers(self.STAGE)
+                 if b.name != "enforced_from" or chosen is None]
+        if chosen is not None:
+            lines.insert(0, f"✗ Press Enforce… to schedule enforcement from {chosen}.")
+        self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(lines))
+
+    def parsed(self, typed: str) -> str | None:
+        try:
+            return rules.parse_enforced_from(typed, now=self.session.clock())
+        except InputError:
+            return None
 
     def describe_choice(self, text: str) -> str | None:
         when = self.query_one("#when", Static)
@@ -99,7 +122,7 @@ class EnforceScreen(StageScreen):
         facts = self.query_one("#facts", Static)
         mode = await self.timed(STEP_TASKS["enforce"], self.session.enforce(value))
         facts.update(f"Klarna answered {mode}.")
-        self.refresh_state()
+        self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":
             return
         limits = runners.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)

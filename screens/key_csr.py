@@ -28,6 +28,10 @@ class KeyCsrScreen(StageScreen):
         if event.button.id == "generate":
             self.generate()
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "passphrase":  # Enter in the one field generates, like the button
+            self.generate()
+
     def generate(self) -> None:
         passphrase = self.query_one("#passphrase", Input).value.encode() or None
         if self.session.key_path.exists():

@@ -14,12 +14,14 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from wizard import keys, rules
-from wizard.errors import InputError
+from wizard.errors import InputError, SecretStoreError
 from wizard.flow import Session
 from wizard.interlocks import Action, ActionRefused
 
-from .modals import ConfirmModal
+from .modals import ConfirmModal, TypedConfirmModal
 from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+
+STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
 
 
 def _valid_description(text: str) -> bool:
@@ -31,25 +33,40 @@ def _valid_description(text: str) -> bool:
 
 
 class SecretOnceModal(ModalScreen[bool]):
-    """Klarna shows a new key once: show it here, and where it was kept (if anywhere)."""
+    """Klarna shows a new key once: show it here with a Copy (c), and where it was kept. The key
+    is kept only in a store that keeps keys (``kept_in``); otherwise ``no_store`` says why not."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy")]
 
-    def __init__(self, masked: str, secret, kept_in: str | None) -> None:
+    NO_STORE = "this profile's key is read per run (KLARNA_API_KEY or standard input), so nothing here keeps the new one"
+
+    def __init__(self, masked: str, secret, kept_in: str | None = None, no_store: str = NO_STORE) -> None:
         super().__init__()
-        self.masked, self.secret, self.kept_in = masked, secret, kept_in
+        self.masked, self.secret, self.kept_in, self.no_store = masked, secret, kept_in, no_store
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
             yield Static("New API key: shown once", classes="modal-title")
-            yield Static(self.secret.reveal(), id="secret")
-            yield Static(f"\nKept in {self.kept_in}." if self.kept_in else
-                         "\nCopy it now: it is not kept anywhere and Klarna will not show it again.")
+            yield Static(self.secret.reveal(), id="secret", markup=False)
+            if self.kept_in:
+                advice = f"Kept in {self.kept_in}. Copy it now (c) for the service that uses it."
+            else:
+                advice = (f"Copy it now (c): {self.no_store}. It is not kept anywhere and Klarna "
+                          "will not show it again.")
+            yield Static(advice, id="advice", markup=False)
             with Horizontal(classes="buttons"):
+                yield Button("Copy", id="copy")
                 yield Button("Close", id="close")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "copy":
+            self.action_copy()
+            return
         self.dismiss(True)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.secret.reveal())  # OSC 52: the terminal's clipboard
+        self.notify("Copied to the clipboard (if your terminal allows it).")
 
     def action_close(self) -> None:
         self.dismiss(True)
@@ -110,29 +127,42 @@ class KeysScreen(WorkScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "create":
-            description = self.query_one("#description", Input).value.strip()
-            if not _valid_description(description):
-                self.app.show_error(InputError("Describe the service the key is for.",
-                                               hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
-                return
-            self.start_create(description)
+            self.create_from_form()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "description":  # Enter in the one field creates, like the button
+            self.create_from_form()
+
+    def create_from_form(self) -> None:
+        description = self.query_one("#description", Input).value.strip()
+        if not _valid_description(description):
+            self.app.show_error(InputError("Describe the service the key is for.",
+                                           hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
+            return
+        self.query_one("#description", Input).value = ""  # a second Enter must not make a duplicate
+        self.start_create(description)
+
+    def keeps_keys(self) -> bool:
+        """Whether the profile's store keeps keys (never offer one that cannot: a key read per run
+        from KLARNA_API_KEY or standard input)."""
+        from wizard import secrets
+
+        return self.session.evidence.secret_backend in secrets.PERSISTENT_KINDS
 
     async def profile_store(self):
         """The profile's persistent store (asks an encrypted file's passphrase), or None."""
         from wizard import secrets
 
-        kind = self.session.evidence.secret_backend
-        if kind not in secrets.PERSISTENT_KINDS:
+        if not self.keeps_keys():
             return None
-        passphrase = await self.app.store_passphrase() if kind == "encrypted-file" else None
+        kind = self.session.evidence.secret_backend
+        passphrase = await self.app.ask_store_passphrase_for_keys() if kind == "encrypted-file" else None
         return await asyncio.to_thread(secrets.open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
     def start_create(self, description: str) -> None:
         """The CLI's safety net: the key is created with the profile's store, so a store that
         refuses it gets the new key disabled. Kept nowhere only when the person says so."""
-        from wizard import secrets
-
-        if self.session.evidence.secret_backend in secrets.PERSISTENT_KINDS:
+        if self.keeps_keys():
             self.create(description, keep=True)
             return
 
@@ -148,9 +178,13 @@ class KeysScreen(WorkScreen):
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def create(self, description: str, keep: bool) -> None:
         store = await self.profile_store() if keep else None
-        async with self.working():
-            row, secret = await self.timed("Creating the API key",
-                                           keys.create_key(self.session, description, store=store))
+        try:
+            async with self.working():
+                row, secret = await self.timed("Creating the API key",
+                                               keys.create_key(self.session, description, store=store))
+        except SecretStoreError:
+            self.action_refresh()  # a key the store refused was disabled: the list shows it
+            raise
         where = f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
         self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
 
@@ -161,6 +195,17 @@ class KeysScreen(WorkScreen):
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
+    def confirm(self, title: str, consequence: str, row: keys.KeyRow, label: str, then) -> None:
+        """Ask before a destructive key action, like certificate revocation: live profiles type
+        the key's last four characters; Cancel is the default."""
+        suffix = row.masked[-4:]
+        if self.session.environment == "live":
+            modal = TypedConfirmModal(title, consequence, suffix, what=f"the key's last four characters ({suffix})",
+                                      confirm_label=label)
+            self.app.push_screen(modal, lambda typed: then() if typed else None)
+        else:
+            self.app.push_screen(ConfirmModal(title, consequence, label), lambda yes: then() if yes else None)
+
     def action_disable(self) -> None:
         row = self.selected()
         if row is None:
@@ -170,22 +215,18 @@ class KeysScreen(WorkScreen):
             self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
 
-        async def disable(confirmed: bool) -> None:
-            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=confirmed)
+        async def disable() -> None:
+            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(found))
+            self.notify(f"Key {row.masked} disabled.")
             self.action_refresh()
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(disable(True), group="keys", exclusive=True, exit_on_error=False)
-
-        if not found:
-            self.run_worker(disable(False), group="keys", exclusive=True, exit_on_error=False)
-            return
-        reasons = " ".join(r.reason for r in found)
-        self.app.push_screen(ConfirmModal(
-            "Is this not the tool's key?",
-            f"{reasons} Disable {row.masked} only if klarna-mtls does not run on it: the tool would stop working.",
-            "Disable"), answered)
+        doubt = " ".join(r.reason for r in found)  # confirmable doubts: it may be the tool's key
+        self.confirm(
+            "Disable this API key?",
+            f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
+            "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
+            row, "Disable key",
+            lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False))
 
     def action_mark_tool_key(self) -> None:
         row = self.selected()
@@ -200,7 +241,25 @@ class KeysScreen(WorkScreen):
         self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
 
     def action_rotate(self) -> None:
-        self.rotate_key()
+        if not self.keeps_keys():
+            self.app.show_error(SecretStoreError(
+                "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file).",
+                hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; store the API key in the keyring "
+                     "or the encrypted file first (the wizard's Credentials step).",
+            ))
+            return
+        if self.session.state.tool_key_id is None:  # nothing is disabled: the key it ran on stays active
+            self.rotate_key()
+            return
+        old = next((r for r in self.rows if r.used_by_tool), None)
+        where = STORE_NAMES.get(self.session.evidence.secret_backend or "", "profile's secret store")
+        consequence = (f"klarna-mtls creates a new key, keeps it in the {where}, proves it with a "
+                       "live call and switches to it. Then the old key "
+                       + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
+                       + " is disabled: every other system still using it stops working.")
+        self.confirm("Rotate the tool's API key?", consequence,
+                     old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
+                     "Rotate key", self.rotate_key)
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate_key(self) -> None:

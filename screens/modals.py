@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from functools import partial
+
 from textual.app import ComposeResult
-from textual.content import Content
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+from textual.worker import Worker, WorkerState
 
-from wizard.errors import WizardError
+from wizard.errors import WizardError, storage_error
 from wizard.rules import clean_text, redact
 
 
@@ -19,13 +24,26 @@ def plain(text: object) -> Content:
     return Content(clean_text(str(text), keep_newlines=True))
 
 
+# At 80x24 a long consequence must not push the buttons off the screen: the box scrolls instead
+# (the focused button is scrolled into view).
+FIT_CSS = """
+.modal-box { max-height: 100%; overflow-y: auto; }
+"""
+
+
 class ErrorModal(ModalScreen[None]):
     """Shows what happened and what to do next. Never a traceback."""
 
+    DEFAULT_CSS = FIT_CSS
+
     BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, log_path: object = None) -> None:
         super().__init__()
+        self.log_path = log_path
+        if isinstance(error, OSError):  # a file problem: name the path and the reason
+            named = error.filename or (str(error) if error.errno is None and str(error) else "a file")
+            error = storage_error(named, error, "use")
         if isinstance(error, WizardError):
             self.title_text = error.title
             self.body_text = redact(error.message)
@@ -43,6 +61,8 @@ class ErrorModal(ModalScreen[None]):
             yield Static(plain(self.body_text), id="error-message")
             if self.hint_text:
                 yield Static(plain(self.hint_text), id="error-hint")
+            if self.log_path:
+                yield Static(plain(f"Log: {self.log_path}"), id="error-log", classes="muted")
             yield Button("Close", id="close", variant="error")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -51,6 +71,8 @@ class ErrorModal(ModalScreen[None]):
 
 class ConfirmModal(ModalScreen[bool]):
     """States the consequence of a destructive action and asks for a yes or no."""
+
+    DEFAULT_CSS = FIT_CSS
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -81,11 +103,15 @@ class ConfirmModal(ModalScreen[bool]):
 class TypedConfirmModal(ModalScreen["str | None"]):
     """Live profiles: the user types the fingerprint suffix to confirm a destructive action."""
 
+    DEFAULT_CSS = FIT_CSS
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, consequence: str, expected: str) -> None:
+    def __init__(self, title: str, consequence: str, expected: str,
+                 what: str = "the fingerprint suffix shown in the table", confirm_label: str = "Confirm") -> None:
         super().__init__()
         self.title_text, self.consequence, self.expected = title, consequence, expected
+        self.what, self.confirm_label = what, confirm_label
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
@@ -93,14 +119,21 @@ class TypedConfirmModal(ModalScreen["str | None"]):
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static(self.title_text, classes="modal-title")
             yield Static(self.consequence)
-            yield Static("Type the fingerprint suffix shown in the table to confirm:")
+            yield Static(f"Type {self.what} to confirm:")
             yield Input(id="typed")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Confirm", id="confirm", variant="error", disabled=True)
+                yield Button(self.confirm_label, id="confirm", variant="error", disabled=True)
 
     def on_input_changed(self, event) -> None:
-        self.query_one("#confirm", Button).disabled = event.value.strip().upper() != self.expected.upper()
+        self.query_one("#confirm", Button).disabled = not self.matches(event.value)
+
+    def matches(self, typed: str) -> bool:
+        return typed.strip().upper() == self.expected.upper()
+
+    def on_input_submitted(self, event) -> None:
+        if self.matches(event.value):  # Enter confirms once the typed text matches
+            self.dismiss(self.expected)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(self.expected if event.button.id == "confirm" else None)
@@ -147,42 +180,87 @@ class EnforceModal(ModalScreen["str | None"]):
 
         self.dismiss(self.query_one("#when-input", Input).value.strip() if event.button.id == "confirm" else None)
 
+    def on_input_submitted(self, event) -> None:
+        if not self.query_one("#confirm", Button).disabled:  # Enter enforces a valid time, as the button
+            self.dismiss(event.value.strip())
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class PassphraseModal(ModalScreen["bytes | None"]):
-    """A resumed run asks once for a passphrase (the private key's by default; it is never stored)."""
+class PassphraseModal(ModalScreen[object]):
+    """Asks for a passphrase and checks it (in a thread: scrypt and key decryption are slow) before
+    closing: a wrong one says so and asks again. ``check(passphrase)`` returns what the modal
+    dismisses with, or raises a WizardError. ``env_var``, when set in the environment, is tried
+    first. Nothing is stored; Cancel dismisses with None."""
 
+    DEFAULT_CSS = FIT_CSS
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str = "Private key passphrase",
-                 prompt: str = "Your private key is encrypted. Enter its passphrase to use it in this run.") -> None:
+    def __init__(self, title: str, explanation: str, check: Callable[[bytes], object], *,
+                 env_var: str = "", problem: str = "", input_id: str = "key-passphrase") -> None:
         super().__init__()
-        self.title_text, self.prompt = title, prompt
+        self.title_text, self.explanation, self.check = title, explanation, check
+        self.env_var, self.problem, self.input_id = env_var, problem, input_id
+        self.source = ""  # the environment variable the passphrase came from, if any
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
 
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static(self.title_text, classes="modal-title")
-            yield Static(self.prompt)
-            yield Input(password=True, id="key-passphrase")
+            yield Static(self.explanation, markup=False)
+            yield Input(password=True, id=self.input_id, placeholder="passphrase (Enter to unlock)")
+            yield Static(self.problem, id="passphrase-problem", classes="error-text", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Unlock", id="confirm", variant="success")
 
     def on_mount(self) -> None:
-        self.query_one("#key-passphrase").focus()
+        self.query_one(f"#{self.input_id}").focus()
+        from_env = os.environ.get(self.env_var, "") if self.env_var else ""
+        if from_env and not self.problem:
+            self.try_passphrase(from_env.encode(), source=self.env_var)
 
     def on_input_submitted(self, event) -> None:
-        self.dismiss(event.value.encode() or None)
+        event.stop()
+        self.try_passphrase(event.value.encode())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         from textual.widgets import Input
 
-        value = self.query_one("#key-passphrase", Input).value.encode()
-        self.dismiss(value or None if event.button.id == "confirm" else None)
+        if event.button.id == "confirm":
+            self.try_passphrase(self.query_one(f"#{self.input_id}", Input).value.encode())
+        else:
+            self.dismiss(None)
+
+    def try_passphrase(self, passphrase: bytes, source: str = "") -> None:
+        if not passphrase:
+            self.say("Type the passphrase, or Cancel.")
+            return
+        self.say("Checking…")
+        self.query_one("#confirm", Button).disabled = True
+        self.source = source
+        self.run_worker(partial(self.check, passphrase), thread=True, group="passphrase",
+                        exclusive=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        from textual.widgets import Input
+
+        if event.state is WorkerState.SUCCESS:
+            self.dismiss(event.worker.result)
+        elif event.state is WorkerState.ERROR:
+            error = event.worker.error
+            reason = error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
+            where = f"{self.source} is not the right passphrase: " if self.source else ""
+            self.say(f"✗ {where}{reason} Try again.")
+            self.query_one("#confirm", Button).disabled = False
+            field = self.query_one(f"#{self.input_id}", Input)
+            field.value = ""
+            field.focus()
+
+    def say(self, text: str) -> None:
+        self.query_one("#passphrase-problem", Static).update(text)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

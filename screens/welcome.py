@@ -56,6 +56,12 @@ class WelcomeScreen(WizardScreen[None]):
                 validators=[Function(_valid_account, "Not a Klarna account id (krn:partner:global:account:…).")],
             )
             yield Static("", id="account-error", classes="error-text")
+            yield Static(
+                "Your account id (krn:partner:global:account:…) and API key are in the Klarna Portal, "
+                "API credentials section.",
+                id="portal-hint",
+                classes="muted",
+            )
             with Horizontal(classes="nav"):
                 yield Button("Continue ▶", id="start", variant="primary")
 
@@ -65,7 +71,11 @@ class WelcomeScreen(WizardScreen[None]):
         if self.session.evidence.account_id:
             self.query_one("#start", Button).focus()  # prefilled: Enter continues
         else:
-            self.query_one("#account-id", Input).focus()  # a first run types the account id at once
+            self.query_one("#account-id", Input).focus()  # type or paste it, then Enter continues
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "account-id":
+            self.action_start()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         result = event.validation_result

@@ -28,6 +28,7 @@ CORE = {
     "wizard.paths",
     "wizard.rules",
     "wizard.runtimes",
+    "wizard.secret_value",
     "wizard.secrets",
     "wizard.sandbox",
     "wizard.interlocks",

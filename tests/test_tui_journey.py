@@ -217,14 +217,47 @@ async def test_resume_with_an_encrypted_key_asks_for_its_passphrase(sandbox):
     async with again.run_test(size=SIZE) as pilot:
         await settle(again, pilot)
         assert isinstance(again.screen, PassphraseModal)
-        again.screen.query_one("#key-passphrase").value = "wrong"
-        await pilot.press("enter")
+        await pilot.press(*"wrong", "enter")
         await settle(again, pilot)
-        assert isinstance(again.screen, ErrorModal) and "passphrase" in again.screen.body_text.lower()
-        await pilot.press("escape")
-        again.use_key_passphrase(b"resume secret")  # the app stayed up; the right one unlocks
+        assert isinstance(again.screen, PassphraseModal)  # asked again, saying why
+        assert "Wrong passphrase" in str(again.screen.query_one("#passphrase-problem").content)
+        await pilot.press(*"resume secret", "enter")
+        await settle(again, pilot)
+        assert type(again.screen).STAGE is Stage.INSTALL
         await click(again, pilot, "#install")
         assert again.session.evidence.install_probe_ok_at
+
+
+async def test_resume_at_verify_asks_before_polling_and_a_forgotten_passphrase_is_asked_again(sandbox, monkeypatch):
+    """The Verify auto-poll loads the key: it must not start before the passphrase is known (it
+    used to hand OpenSSL the terminal). Cancelled, the poll's KeyLocked asks again."""
+    from screens.modals import PassphraseModal
+
+    app = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to(app, pilot, Stage.KEY_AND_CSR)
+        app.screen.query_one("#passphrase").value = "poll secret"
+        await walk_to(app, pilot, Stage.VERIFY)
+    polls = len(app.session.evidence.verifications)
+    again = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert isinstance(again.screen, PassphraseModal)
+        assert len(again.session.evidence.verifications) == polls  # nothing polled before the answer
+        await pilot.press("escape")  # cancelled: the stage opens, its auto-poll needs the key and asks
+        await settle(again, pilot)
+        assert isinstance(again.screen, PassphraseModal)
+        assert "no passphrase was given" in str(again.screen.query_one("#passphrase-problem").content)
+        await pilot.press(*"poll secret", "enter")
+        await settle(again, pilot)
+        assert again.session.key_passphrase == b"poll secret"
+    monkeypatch.setenv("KLARNA_MTLS_KEY_PASSPHRASE", "poll secret")
+    third = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
+    async with third.run_test(size=SIZE) as pilot:
+        await settle(third, pilot)
+        await settle(third, pilot)
+        assert type(third.screen).STAGE is Stage.VERIFY  # the environment's passphrase: no question
+        assert third.session.key_passphrase == b"poll secret"
 
 
 async def test_install_screen_writes_the_chosen_formats(sandbox):

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 import httpx
 
 from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError, WizardError
+from .errors import ApiError, CryptoError, HandshakeRejected, InputError, KeyLocked, TransportError, WizardError
+from .secret_value import SecretValue
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -81,7 +82,11 @@ def make_ssl_context(
 ) -> ssl.SSLContext:
     """TLS 1.2+, server verification always on: the bundled root set (certifi) for Klarna's
     hosts, or only the sandbox CA. Nothing from the environment decides trust: SSL_CERT_FILE and
-    SSL_CERT_DIR are not read, and SSLKEYLOGFILE never receives TLS secrets."""
+    SSL_CERT_DIR are not read, and SSLKEYLOGFILE never receives TLS secrets.
+
+    The key is loaded with a password callback, never ``password=None``: OpenSSL would otherwise
+    prompt ``Enter PEM pass phrase:`` on the terminal and hang the TUI or a cron job. An encrypted
+    key without its passphrase, or with a wrong one, raises KeyLocked for the front end to ask."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # not create_default_context: it reads env
     try:
         context.load_verify_locations(cafile=str(ca_bundle) if ca_bundle else trusted_roots())
@@ -96,14 +101,36 @@ def make_ssl_context(
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     if client_cert and client_key:
-        try:
-            context.load_cert_chain(str(client_cert), str(client_key), password=key_passphrase or None)
-        except (ssl.SSLError, OSError) as exc:
-            raise CryptoError(
-                "The client certificate and key could not be loaded together.",
-                hint="Check both files exist, belong together, and the key passphrase is right.",
-            ) from exc
+        load_client_pair(context, client_cert, client_key, key_passphrase)
     return context
+
+
+def load_client_pair(context: ssl.SSLContext, cert: Path, key: Path, passphrase: bytes | None) -> None:
+    """``load_cert_chain`` that never prompts; maps every failure to a WizardError."""
+    asked: list[bool] = []
+
+    def password() -> bytes:
+        asked.append(True)
+        if not passphrase:
+            raise KeyLocked(key)
+        return passphrase
+
+    try:
+        context.load_cert_chain(str(cert), str(key), password=password)
+    except KeyLocked:
+        raise
+    except (ssl.SSLError, ValueError) as exc:
+        if asked and getattr(exc, "reason", None) != "KEY_VALUES_MISMATCH":
+            raise KeyLocked(key, wrong=True) from None  # OpenSSL refused the passphrase (or its length)
+        raise CryptoError(
+            f"The client certificate {cert} and key {key} could not be loaded together.",
+            hint="Check both files belong together (klarna-mtls doctor).",
+        ) from exc
+    except OSError as exc:
+        raise CryptoError(
+            f"Cannot read the client certificate or key ({exc.filename or key}): {exc.strerror}.",
+            hint="Check the install folder (klarna-mtls doctor).",
+        ) from exc
 
 
 def make_http_client(
@@ -259,23 +286,6 @@ class Answer(Generic[T]):
     klarna_correlation_id: str | None
     tls_version: str | None
     elapsed_seconds: float
-
-
-class SecretValue:
-    """A secret shown once by Klarna (a new API key). Masked in every repr and str."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"SecretValue({rules.mask_key(self._value)!r})"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -609,34 +619,107 @@ def _tls_reason(exc: BaseException) -> str | None:
 
 
 def _transport_error(exc: Exception, with_certificate: bool) -> TransportError:
-    text = f"{type(exc).__name__}: {exc}".lower()
+    text = _chain_text(exc)
     reason = _tls_reason(exc)
+    where = _where(exc)
     if reason == "CERTIFICATE_VERIFY_FAILED" or "certificate verify failed" in text or "hostname mismatch" in text:
+        intercepted = (
+            "self-signed certificate in certificate chain" in text
+            or "self signed certificate in" in text
+            or "unable to get local issuer" in text
+        )
         return TransportError(
-            "The server's TLS certificate is not trusted, or is for another host name.",
+            f"The TLS certificate {where} showed is not trusted, or is for another host name."
+            + (" A proxy or security product on this network may be intercepting TLS." if intercepted else ""),
             title="Untrusted server",
-            hint="Check the base URL; klarna-mtls never turns server verification off.",
+            hint="Check the base URL and any TLS-inspecting proxy; klarna-mtls never turns server verification off.",
         )
     if "wrong version number" in text or "unsupported protocol" in text or "protocol version" in text:
         return TransportError(
-            "The server does not speak TLS 1.2 or newer.",
+            f"{where.capitalize()} does not speak TLS 1.2 or newer.",
             title="TLS too old",
             hint="klarna-mtls refuses TLS older than 1.2; check the base URL.",
         )
     if reason in CERTIFICATE_ALERTS:
         # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
         return _rejected(reason) if with_certificate else _certificate_required()
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.ProxyError):
         return TransportError(
-            "Klarna did not answer in time.", title="Timeout", hint="Check the network and try again."
+            f"The proxy {_proxy() or ''} failed to reach {where}.".replace("  ", " "),
+            title="Proxy problem",
+            hint="Check HTTPS_PROXY / NO_PROXY and the proxy itself.",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        phase = "did not accept a connection" if isinstance(exc, httpx.ConnectTimeout) else "did not answer"
+        return TransportError(
+            f"{where.capitalize()} {phase} in time.",
+            title="Timeout",
+            hint=f"A firewall may be dropping the traffic. {_network_hint()}",
         )
     if isinstance(exc, httpx.ConnectError):
-        return TransportError(
-            "Could not connect to Klarna.", hint="Check the network, proxy and firewall, then try again."
-        )
+        return TransportError(f"Could not connect to {where}: {_connect_cause(text)}.", hint=_network_hint())
     return TransportError(
-        "The connection to Klarna broke before an answer arrived.", hint="Try again; nothing is lost."
+        f"The connection to {where} broke before an answer arrived.", hint="Try again; nothing is lost."
     )
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The error and its causes, lower case: httpx/anyio wrap the OS error (refused, DNS) inside
+    "All connection attempts failed"."""
+    return " | ".join(f"{type(item).__name__}: {item}" for item in _exception_chain(exc)).lower()
+
+
+def _where(exc: Exception) -> str:
+    """``Klarna (api-global.test.klarna.com:443)``: the host a request went to, when known."""
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]  # httpx errors carry their request
+    except (AttributeError, RuntimeError):
+        return "Klarna"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"Klarna ({url.host}:{port})"
+
+
+def _connect_cause(text: str) -> str:
+    causes = (
+        (
+            (
+                "name or service not known",
+                "nodename nor servname",
+                "temporary failure in name resolution",
+                "getaddrinfo failed",
+                "no address associated",
+            ),
+            "the host name could not be looked up (DNS)",
+        ),
+        (
+            ("connection refused", "connectionrefusederror", "errno 111"),
+            "the connection was refused (nothing listening there, or a firewall)",
+        ),
+        (
+            ("network is unreachable", "no route to host", "errno 101", "errno 113"),
+            "the network is unreachable (offline, or no route)",
+        ),
+        (("connection reset",), "the connection was reset (a firewall or proxy cut it)"),
+    )
+    for needles, cause in causes:
+        if any(n in text for n in needles):
+            return cause
+    return "the connection failed"
+
+
+def _proxy() -> str | None:
+    import os
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        if os.environ.get(name):
+            return f"{name}={rules.redact(os.environ[name].split('@')[-1])}"  # never a proxy password
+    return None
+
+
+def _network_hint() -> str:
+    proxy = _proxy()
+    via = f" Requests go through the proxy set in {proxy}." if proxy else ""
+    return f"Check the network, proxy and firewall, then try again.{via} Details are in the log."
 
 
 def _rejected(reason: str | None) -> HandshakeRejected:
@@ -761,7 +844,7 @@ class KlarnaClient:
         self._http = http
         self._deadline = deadline
         self._base_url = base_url.rstrip("/")
-        self.__api_key = api_key
+        self.__api_key = SecretValue(api_key)  # masked in any repr or crash report
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
         self._rng = rng
@@ -772,7 +855,7 @@ class KlarnaClient:
         self._refusal: tuple[bool, str | None] | None = None
 
     def __repr__(self) -> str:
-        return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key)!r})"
+        return f"KlarnaClient(base_url={self._base_url!r}, api_key={rules.mask_key(self.__api_key.reveal())!r})"
 
     # -- the operations --------------------------------------------------
     async def ping(self) -> Answer[list[CertificateInfo]]:
@@ -960,6 +1043,16 @@ class KlarnaClient:
     ) -> None:
         """Raise the classified failure when a retry cannot help or could duplicate; else wait."""
         error = await self._transport_error(exc)
+        log.warning(
+            "%s %s failed (try %d of %d): %s %s",
+            method,
+            operation,
+            attempt + 1,
+            attempts,
+            error.message,
+            type(exc).__name__,
+        )
+        log.debug("%s %s cause: %s", method, operation, _chain_text(exc))  # --debug
         unknown = not isinstance(exc, httpx.ConnectError)
         if (
             isinstance(error, HandshakeRejected)
@@ -975,6 +1068,7 @@ class KlarnaClient:
     ) -> None:
         """Raise the answer's error unless its status is worth another attempt; else wait."""
         error = _error_from_response(response, correlation_id)
+        log.warning("%s refused: %s", operation, error)
         if (
             response.status_code in RETRY_STATUSES
             and attempt + 1 < attempts
@@ -1021,7 +1115,7 @@ class KlarnaClient:
 
     def _headers(self, correlation_id: str, idempotency_key: str | None) -> dict[str, str]:
         headers = {
-            "Authorization": f"Basic {self.__api_key}",
+            "Authorization": f"Basic {self.__api_key.reveal()}",
             "Partner-Correlation-Id": correlation_id,
             "Accept": "application/json",
         }

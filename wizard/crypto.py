@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from .errors import CryptoError
+from .errors import CryptoError, InputError, KeyLocked
 from .fsutil import write_private
 
 PrivateKey = ec.EllipticCurvePrivateKey
@@ -28,7 +28,16 @@ def make_private_key() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+MAX_PASSPHRASE_BYTES = 1023  # OpenSSL's PEM limit: a longer passphrase could never be typed back
+
+
 def make_private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    if passphrase and len(passphrase) > MAX_PASSPHRASE_BYTES:
+        raise InputError(
+            f"The key passphrase is {len(passphrase)} bytes long; OpenSSL accepts at most {MAX_PASSPHRASE_BYTES}.",
+            title="Passphrase too long",
+            hint="Choose a shorter passphrase. Nothing was written.",
+        )
     encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
@@ -40,7 +49,9 @@ def generate_private_key(path: Path, passphrase: bytes | None = None) -> Private
     return key
 
 
-def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey:
+def load_private_key(data: bytes, passphrase: bytes | None = None, source: object = "") -> PrivateKey:
+    """Never prompts: an encrypted key without its passphrase, or with a wrong one, raises KeyLocked
+    (naming ``source``, the file, when known) so the front end can ask and retry."""
     if not data or not data.strip():
         raise CryptoError("The private key file is empty.")
     try:
@@ -50,11 +61,11 @@ def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey
             key = serialization.load_der_private_key(data, password=passphrase)
     except TypeError as exc:
         if passphrase is None:
-            raise CryptoError("The private key is encrypted.", hint="Give its passphrase.") from exc
+            raise KeyLocked(source or "file") from exc
         raise CryptoError("The private key is not encrypted; no passphrase is needed.") from exc
     except ValueError as exc:
         if passphrase is not None and b"ENCRYPTED" in data:
-            raise CryptoError("Wrong passphrase for the private key.") from exc
+            raise KeyLocked(source or "file", wrong=True) from None
         raise CryptoError(
             "The private key could not be read: it is malformed or truncated.",
             hint="Check you pasted or pointed at the whole PEM file.",
@@ -70,7 +81,7 @@ def load_private_key_file(path: Path, passphrase: bytes | None = None) -> Privat
         data = path.read_bytes()
     except OSError as exc:
         raise CryptoError(f"Cannot read the private key at {path}: {exc.strerror}.") from exc
-    return load_private_key(data, passphrase)
+    return load_private_key(data, passphrase, source=path)
 
 
 def verify_key_type(key: object) -> None:

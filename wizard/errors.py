@@ -34,6 +34,26 @@ class CryptoError(WizardError):
     title = "Key or certificate problem"
 
 
+class KeyLocked(CryptoError):
+    """The private key is encrypted and no passphrase, or a wrong one, was given. Nothing asked on
+    the terminal: the front end asks (the TUI's passphrase modal, KLARNA_MTLS_KEY_PASSPHRASE)."""
+
+    title = "Private key passphrase needed"
+
+    def __init__(self, path: object, *, wrong: bool = False) -> None:
+        if wrong:
+            message = f"Wrong passphrase for the private key {path}."
+        else:
+            message = f"The private key {path} is encrypted, and no passphrase was given for it."
+        super().__init__(
+            message,
+            title="Wrong key passphrase" if wrong else None,
+            hint="Type the passphrase chosen when the key was made (headless: set KLARNA_MTLS_KEY_PASSPHRASE).",
+        )
+        self.path = path
+        self.wrong = wrong
+
+
 class SecretStoreError(WizardError):
     """The secret store cannot hold or return the API key."""
 
@@ -50,6 +70,34 @@ class StorageError(WizardError):
     """A file could not be written (full disk, permissions); prior state is intact."""
 
     title = "Could not write file"
+
+
+_OS_REASONS = {  # errno name -> (why, what next); "{folder}" is the path's folder
+    "ENOSPC": ("the disk is full", "Free some space and try again; nothing was changed."),
+    "EDQUOT": ("the disk quota is used up", "Free some space and try again; nothing was changed."),
+    "EACCES": ("permission denied", "Check who owns {folder} and its mode, or choose a folder you can write."),
+    "EPERM": ("permission denied", "Check who owns {folder} and its mode, or choose a folder you can write."),
+    "EROFS": ("the file system is read-only", "Choose a folder on a writable file system."),
+    "EEXIST": ("a file is in the way where a folder is needed", "Choose a folder, or move that file away."),
+    "ENOTDIR": ("part of the path is a file, not a folder", "Choose a folder, or move that file away."),
+    "EISDIR": ("a folder is in the way where a file is needed", "Move that folder away, or choose another path."),
+    "ENAMETOOLONG": ("the path is too long", "Choose a shorter path."),
+    "ELOOP": ("the path has a symbolic link loop", "Fix the symbolic links, or choose another path."),
+    "ENOENT": ("it does not exist", "Check the path, then try again."),
+}
+_BY_CLASS = {FileExistsError: "EEXIST", NotADirectoryError: "ENOTDIR", IsADirectoryError: "EISDIR",
+             PermissionError: "EACCES", FileNotFoundError: "ENOENT"}
+
+
+def storage_error(path: object, exc: OSError, doing: str = "write") -> StorageError:
+    """An OSError as a StorageError that names the path, the reason and what to do next."""
+    import errno
+    from pathlib import Path
+
+    name = errno.errorcode.get(exc.errno or -1, "") or _BY_CLASS.get(type(exc), "")
+    why, hint = _OS_REASONS.get(name, (exc.strerror or name or "an operating system error", "Nothing was changed; try again."))
+    where = Path(str(exc.filename)) if exc.filename else Path(str(path))
+    return StorageError(f"Could not {doing} {where}: {why}.", hint=hint.format(folder=where.parent))
 
 
 class TransportError(WizardError):

@@ -36,6 +36,7 @@ from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Evidence, Onboarding, Stage
 from .paths import Paths
+from .secret_value import SecretValue
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from . import crypto
@@ -94,8 +95,9 @@ class Session:
         self.state: ProfileState = self.journal.load()
         self.state.model.clock = clock
         self.audit = AuditLog.for_profile(paths, profile)
-        self._api_key: str | None = None
-        self._key_passphrase: bytes | None = None
+        # Held as SecretValue: a crash report or a repr shows them masked.
+        self._api_key: SecretValue[str] | None = None
+        self._key_passphrase: SecretValue[bytes] | None = None
         self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
         # True for a reader that could not take the profile lock: it must not write the journal.
@@ -148,20 +150,20 @@ class Session:
         self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
         return discarded
 
-    def unlock(self, api_key: str, key_passphrase: bytes | None = None) -> None:
+    def unlock(self, api_key: str | SecretValue, key_passphrase: bytes | SecretValue | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
-        self._api_key = api_key
+        self._api_key = SecretValue(api_key)
         if key_passphrase is not None:
-            self._key_passphrase = key_passphrase
+            self._key_passphrase = SecretValue(key_passphrase)
 
-    def set_key_passphrase(self, passphrase: bytes | None) -> None:
+    def set_key_passphrase(self, passphrase: bytes | SecretValue | None) -> None:
         """Hold the private key's passphrase in memory for this run only."""
-        self._key_passphrase = passphrase
+        self._key_passphrase = SecretValue(passphrase) if passphrase else None
 
     @property
     def api_key_suffix(self) -> str | None:
         """The last four characters of the key in use: enough to match it in a listing."""
-        return self._api_key[-4:] if self._api_key else None
+        return self._api_key.reveal()[-4:] if self._api_key else None
 
     @property
     def running_key_recorded(self) -> bool | None:
@@ -169,7 +171,7 @@ class Session:
         kept through key rotation), compared by its masked form; None when no key is loaded."""
         if not self._api_key:
             return None
-        return bool(rules.mask_key(self._api_key) == self.evidence.api_key_masked)
+        return bool(rules.mask_key(self._api_key.reveal()) == self.evidence.api_key_masked)
 
     @property
     def unlocked(self) -> bool:
@@ -177,7 +179,7 @@ class Session:
 
     @property
     def key_passphrase(self) -> bytes | None:
-        return self._key_passphrase
+        return self._key_passphrase.reveal() if self._key_passphrase else None
 
     def _require_key(self) -> str:
         if not self._api_key:
@@ -185,7 +187,7 @@ class Session:
                 "The API key is not loaded for this run.",
                 hint="Enter it on the Credentials step, or set KLARNA_API_KEY for headless runs.",
             )
-        return self._api_key
+        return self._api_key.reveal()
 
     # ------------------------------------------------------------------ profile
     def configure(
@@ -300,14 +302,14 @@ class Session:
             ca_bundle=self.ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
-            key_passphrase=self._key_passphrase if pair else None,
+            key_passphrase=self.key_passphrase if pair else None,
         )
         probe = (
             handshake_probe_for(
                 ca_bundle=self.ca_bundle,
                 client_cert=pair.cert_path,
                 client_key=pair.key_path,
-                key_passphrase=self._key_passphrase,
+                key_passphrase=self.key_passphrase,
             )
             if pair is not None
             else None
@@ -496,7 +498,7 @@ class Session:
         self.settings[KEY_DIGEST] = key_digest(key_pem)
         self.save()
         await asyncio.to_thread(self._write_key_files, key_pem, csr_pem)
-        self._key_passphrase = passphrase
+        self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
         self.audit.record("key_generated", public_key_id=crypto.public_key_id(key), cn=cn, encrypted=bool(passphrase))
 
@@ -520,7 +522,7 @@ class Session:
         cn = cn or self.evidence.cn or rules.default_cn(account)
         csr_pem = await asyncio.to_thread(crypto.make_csr_pem, key, cn)
         await asyncio.to_thread(write_private, self.key_path.parent / CSR_FILE, csr_pem)
-        self._key_passphrase = passphrase
+        self.set_key_passphrase(passphrase)
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
     def _load_own_key(self, passphrase: bytes | None) -> PrivateKey:
@@ -539,7 +541,7 @@ class Session:
         self.save()
 
     def load_key(self) -> PrivateKey:
-        return crypto.load_private_key_file(self.key_path, self._key_passphrase)
+        return crypto.load_private_key_file(self.key_path, self.key_passphrase)
 
     # ------------------------------------------------------------------ ISSUE
     async def issue_certificate(self, description: str | None = None) -> None:
@@ -626,7 +628,7 @@ class Session:
             ev.certificate_pem.encode(),
             key_pem,
             label=label,
-            key_passphrase=self._key_passphrase,
+            key_passphrase=self.key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
         cert_mode, key_mode, dir_mode = pair.modes()

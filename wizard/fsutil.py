@@ -5,14 +5,13 @@ A crash or a full disk leaves the previous file intact."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shlex
 import stat
 import tempfile
 from pathlib import Path
 
-from .errors import StorageError
+from .errors import StorageError, storage_error
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -154,10 +153,4 @@ def fsync_dir(folder: Path) -> None:
 
 
 def _storage_error(path: Path, exc: OSError) -> StorageError:
-    if exc.errno == errno.ENOSPC:
-        why, hint = "the disk is full", "Free some space and try again; nothing was changed."
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        why, hint = "permission denied", f"Check who owns {path.parent}; nothing was changed."
-    else:
-        why, hint = exc.strerror or str(exc.errno), "Nothing was changed; try again."
-    return StorageError(f"Could not write {path}: {why}.", hint=hint)
+    return storage_error(path, exc)  # one home for the reasons: wizard/errors.py

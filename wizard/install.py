@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from . import crypto
-from .errors import CryptoError, InputError, StorageError
+from .errors import CryptoError, InputError, StorageError, storage_error
 from .fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
 
 CERT_FILE = "certificate.pem"
@@ -78,7 +78,10 @@ def install_pair(
     crypto.verify_cert_matches_key(cert, key)
     crypto.verify_not_ca(cert)
     fingerprint = crypto.fingerprint_sha256(cert)
-    ensure_private_dir(install_dir)
+    try:
+        ensure_private_dir(install_dir)
+    except OSError as exc:  # a file in the way, a read-only or foreign folder: say which and why
+        raise storage_error(install_dir, exc, "install into") from None
     folder = install_dir / label
     if folder.is_dir():
         _refuse_other_certificate(folder, fingerprint)

@@ -637,7 +637,7 @@ def open_store(
         if not passphrase:
             raise SecretStoreError(
                 "The API key is in the encrypted file, which needs its passphrase.",
-                hint=f"Type it when asked, or set {STORE_PASSPHRASE_ENV} for headless runs.",
+                hint=f"Headless: set {STORE_PASSPHRASE_ENV}. The wizard asks for it when it starts.",
             )
         return EncryptedFileStore(paths.secrets_file(), passphrase)
     if kind == "env":

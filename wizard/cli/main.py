@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"klarna-mtls {__version__}")
     parser.add_argument("--profile", default="default", help="profile name (default: default)")
     parser.add_argument("--sandbox", action="store_true", help="run the wizard against the embedded sandbox")
+    parser.add_argument("--debug", action="store_true", help="write more detail to the log (never secrets)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             from ..paths import Paths
 
             log_path = Paths.from_env().log_path()
-            setup_logging(Paths.from_env())
+            setup_logging(Paths.from_env(), verbose=args.debug)
             register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
             register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
         with _command_lock(args):
