@@ -117,7 +117,9 @@ class WizardApp(App):
         """Ask what this run needs, in order: the private key's passphrase, then the API key."""
         self.ask_key_passphrase(lambda: self.load_api_key(then))
 
-    def ask_key_passphrase(self, then: Callable[[], None] | None = None, problem: str = "", force: bool = False) -> None:
+    def ask_key_passphrase(
+        self, then: Callable[[], None] | None = None, problem: str = "", force: bool = False
+    ) -> None:
         """The key passphrase modal (KLARNA_MTLS_KEY_PASSPHRASE is tried first); a wrong one is
         asked again. Cancelling goes on: calls that need the key ask again when they fail."""
         from wizard import crypto
@@ -134,19 +136,26 @@ class WizardApp(App):
             crypto.load_private_key_file(path, passphrase)
             return passphrase
 
-        def answered(passphrase: bytes | None) -> None:
-            if passphrase is None:
-                self.notify("Without the key passphrase, steps that use the certificate will ask again.",
-                            severity="warning")
+        def answered(passphrase: object) -> None:  # the modal dismisses with what check() returned
+            if not isinstance(passphrase, bytes):
+                self.notify(
+                    "Without the key passphrase, steps that use the certificate will ask again.", severity="warning"
+                )
             else:
                 register_secret(passphrase)  # never in a log line, even quoted by a library
                 self.session.set_key_passphrase(passphrase)
             then()
 
-        self.push_screen(PassphraseModal(
-            "Private key passphrase",
-            f"Your private key {display_path(path)} is encrypted. Enter its passphrase to use it in this run.",
-            check, env_var=KEY_PASSPHRASE_ENV, problem=problem), answered)
+        self.push_screen(
+            PassphraseModal(
+                "Private key passphrase",
+                f"Your private key {display_path(path)} is encrypted. Enter its passphrase to use it in this run.",
+                check,
+                env_var=KEY_PASSPHRASE_ENV,
+                problem=problem,
+            ),
+            answered,
+        )
 
     def load_api_key(self, then: Callable[[], None]) -> None:
         """A resumed run loads the API key the one way the domain offers (``resolve_api_key``:
@@ -160,6 +169,7 @@ class WizardApp(App):
         elif kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR):
             self.ask_store_passphrase(then)
         else:
+
             def load() -> None:
                 try:
                     key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, kind)
@@ -180,8 +190,9 @@ class WizardApp(App):
         then = then or (lambda: None)
 
         def check(passphrase: bytes):
-            key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, "encrypted-file",
-                                             passphrase=passphrase, use_env=False)
+            key, _ = secrets.resolve_api_key(
+                self.session.profile, self.session.paths, "encrypted-file", passphrase=passphrase, use_env=False
+            )
             return SecretValue(passphrase), SecretValue(key)
 
         def answered(result) -> None:
@@ -193,15 +204,25 @@ class WizardApp(App):
                 self.session.unlock(key)
             then()
 
-        self.push_screen(PassphraseModal(
-            "Secrets file passphrase", "Your API key is kept in the encrypted secrets file "
-            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
-            check, env_var=secrets.STORE_PASSPHRASE_ENV, problem=problem, input_id="store-passphrase-modal"), answered)
+        self.push_screen(
+            PassphraseModal(
+                "Secrets file passphrase",
+                "Your API key is kept in the encrypted secrets file "
+                f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
+                check,
+                env_var=secrets.STORE_PASSPHRASE_ENV,
+                problem=problem,
+                input_id="store-passphrase-modal",
+            ),
+            answered,
+        )
 
     def missing_key_advice(self, kind: str) -> str:
         if kind == "env":
-            return (f"KLARNA_API_KEY is not set. Quit (ctrl+q) and start again with "
-                    f"KLARNA_API_KEY=… klarna-mtls --profile {self.session.profile}.")
+            return (
+                f"KLARNA_API_KEY is not set. Quit (ctrl+q) and start again with "
+                f"KLARNA_API_KEY=… klarna-mtls --profile {self.session.profile}."
+            )
         return f"The {kind} store holds no API key for profile '{self.session.profile}'."
 
     def show_dashboard(self) -> None:
@@ -263,8 +284,10 @@ class WizardApp(App):
             + [f"• {line}" for line in discarded]
             + ["Nothing changes at Klarna or in your files; Next redoes the later steps."]
         )
-        self.push_screen(ConfirmModal(f"Back to {stage.label}?", consequence, "Go back"),
-                         lambda yes: self._go_back(stage) if yes else None)
+        self.push_screen(
+            ConfirmModal(f"Back to {stage.label}?", consequence, "Go back"),
+            lambda yes: self._go_back(stage) if yes else None,
+        )
 
     def _go_back(self, stage: Stage) -> None:
         try:
@@ -293,8 +316,11 @@ class WizardApp(App):
                 yield SystemCommand(action.description, f"Key: {action.key}", _runner(screen, action.action))
         if isinstance(screen, StageScreen):
             for stage in STAGE_ORDER[: STAGE_ORDER.index(screen.STAGE)]:
-                yield SystemCommand(f"Back to {stage.label}", "Reopen an earlier step (asks before "
-                                    "discarding what later steps recorded)", _runner(self, f"reopen('{stage.value}')"))
+                yield SystemCommand(
+                    f"Back to {stage.label}",
+                    "Reopen an earlier step (asks before discarding what later steps recorded)",
+                    _runner(self, f"reopen('{stage.value}')"),
+                )
         yield SystemCommand("Help", "Every key on this screen (F1 or ?)", self.action_help)
         yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
 
@@ -314,7 +340,8 @@ class WizardApp(App):
 
         expected = isinstance(error, WizardError)
         logging.getLogger("klarna_mtls.tui").warning(
-            "%s: %s", type(error).__name__, error, exc_info=None if expected else error)
+            "%s: %s", type(error).__name__, error, exc_info=None if expected else error
+        )
         self.push_screen(ErrorModal(error, display_path(self.session.paths.log_path())))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -326,7 +353,9 @@ class WizardApp(App):
             self.session.set_key_passphrase(None)  # ask, then the person presses the step again
             self.ask_key_passphrase(
                 lambda: self.notify("Key unlocked: run the step again.") if self.session.key_passphrase else None,
-                problem=event.worker.error.message, force=True)
+                problem=event.worker.error.message,
+                force=True,
+            )
         elif event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
             if isinstance(self.screen, ErrorModal):
@@ -373,10 +402,15 @@ class WizardApp(App):
             secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
             return SecretValue(passphrase)
 
-        answer = await self.push_screen_wait(PassphraseModal(
-            "Secrets file passphrase", "The new key is kept in the encrypted secrets file "
-            f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase.",
-            check, input_id="store-passphrase-modal"))
+        answer = await self.push_screen_wait(
+            PassphraseModal(
+                "Secrets file passphrase",
+                "The new key is kept in the encrypted secrets file "
+                f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase.",
+                check,
+                input_id="store-passphrase-modal",
+            )
+        )
         if not isinstance(answer, SecretValue):
             return None
         self.store_passphrase = answer
@@ -453,11 +487,16 @@ def exit_summary(session: Session) -> str:
     ev = session.evidence
     if not ev.certificate_id:
         return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
-    lines = [f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
-             f"  Certificate: {ev.certificate_id}", f"  SHA-256: {ev.fingerprint}"]
+    lines = [
+        f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
+        f"  Certificate: {ev.certificate_id}",
+        f"  SHA-256: {ev.fingerprint}",
+    ]
     if ev.cert_path:
-        lines += [f"  Certificate file: {ev.cert_path}", f"  Private key file: {ev.installed_key_path}"
-                  + (" (encrypted)" if ev.key_encrypted else "")]
+        lines += [
+            f"  Certificate file: {ev.cert_path}",
+            f"  Private key file: {ev.installed_key_path}" + (" (encrypted)" if ev.key_encrypted else ""),
+        ]
     expiry = _expiry_line(ev.certificate_pem)
     if expiry:
         lines.append(expiry)
@@ -465,9 +504,11 @@ def exit_summary(session: Session) -> str:
         lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
     if ev.secret_backend_name:
         lines.append(f"  API key kept in: {ev.secret_backend_name}")
-    lines += ["  Monitor from cron, e.g. daily:",
-              f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
-              f"  Log: {session.paths.log_path()}"]
+    lines += [
+        "  Monitor from cron, e.g. daily:",
+        f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
+        f"  Log: {session.paths.log_path()}",
+    ]
     return "\n".join(lines)
 
 
@@ -502,7 +543,10 @@ def make_app(profile: str = "default", *, sandbox=None, paths: Paths | None = No
     session = Session(paths or Paths.from_env(), profile)
     if sandbox is not None:
         session.configure(
-            "sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle,
+            "sandbox",
+            sandbox.account_id,
+            base_url=sandbox.base_url,
+            ca_bundle=sandbox.ca_bundle,
             install_dir=session.settings.get("install_dir"),
         )
     return WizardApp(session, sandbox=sandbox, **options)

@@ -14,8 +14,10 @@ from wizard.secret_value import SecretValue
 
 from .base import StageScreen
 
-PORTAL_HINT = ("Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
-               "“Manage your API credentials”). A new key is shown there once.")
+PORTAL_HINT = (
+    "Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
+    "“Manage your API credentials”). A new key is shown there once."
+)
 
 
 class CredentialsScreen(StageScreen):
@@ -37,8 +39,9 @@ class CredentialsScreen(StageScreen):
         with Vertical(id="store-box"):
             yield Static("Checking which secret stores work here…", id="store-probe", classes="muted")
         yield Static("", id="store-note")
-        yield Input(password=True, placeholder="passphrase for the encrypted file (Enter tests the key)",
-                    id="store-passphrase")
+        yield Input(
+            password=True, placeholder="passphrase for the encrypted file (Enter tests the key)", id="store-passphrase"
+        )
         with Horizontal(classes="actions"):
             yield Button("Test key with Klarna", id="test-key", variant="success")
         yield Static("", id="facts")
@@ -76,8 +79,10 @@ class CredentialsScreen(StageScreen):
         choices = [c for c in choices if c.kind != "stdin"]
         available = [c.kind for c in choices if c.available]
         self.store_kind = available[0] if available else None
-        buttons = [RadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
-                   for c in choices]
+        buttons = [
+            RadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
+            for c in choices
+        ]
         box = self.query_one("#store-box")
         box.remove_children()
         box.mount(RadioSet(*buttons, id="store"))
@@ -104,8 +109,10 @@ class CredentialsScreen(StageScreen):
         # The model's blockers describe missing evidence; a filled field is not missing: say
         # what is left to do instead ("✗ Enter an API key" beside a typed key confused people).
         typed = bool(self.query_one("#api-key", Input).value.strip())
-        hidden = {"api_key": typed and not self.session.evidence.api_key_environment,
-                  "secret_store": self.store_kind is not None}
+        hidden = {
+            "api_key": typed and not self.session.evidence.api_key_environment,
+            "secret_store": self.store_kind is not None,
+        }
         lines = [f"✗ {b.reason}" for b in self.session.model.blockers(self.STAGE) if not hidden.get(b.name)]
         if typed:
             lines.insert(0, "✗ Test the key with Klarna (Enter).")
@@ -145,12 +152,16 @@ class CredentialsScreen(StageScreen):
     def open_chosen_store(self):
         kind = self.chosen_store()
         if kind is None:
-            raise InputError("Choose where the key is kept.", hint="Use Tab to reach the list, arrows and Enter to pick.")
+            raise InputError(
+                "Choose where the key is kept.", hint="Use Tab to reach the list, arrows and Enter to pick."
+            )
         passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
         if kind == "encrypted-file" and not passphrase:
             self.query_one("#store-passphrase").focus()
-            raise InputError("Type a passphrase for the encrypted file.",
-                             hint="You type it again each run (or set KLARNA_MTLS_STORE_PASSPHRASE for headless runs).")
+            raise InputError(
+                "Type a passphrase for the encrypted file.",
+                hint="You type it again each run (or set KLARNA_MTLS_STORE_PASSPHRASE for headless runs).",
+            )
         return self.app.open_store(kind, passphrase)
 
     def show_facts(self) -> None:

@@ -58,8 +58,11 @@ class EnforceScreen(StageScreen):
             return
         # "Choose when enforcement starts" beside a valid typed time contradicted the screen.
         chosen = self.parsed(self.query_one("#enforce-at", Input).value)
-        lines = [f"✗ {b.reason}" for b in self.session.model.blockers(self.STAGE)
-                 if b.name != "enforced_from" or chosen is None]
+        lines = [
+            f"✗ {b.reason}"
+            for b in self.session.model.blockers(self.STAGE)
+            if b.name != "enforced_from" or chosen is None
+        ]
         if chosen is not None:
             lines.insert(0, f"✗ Press Enforce… to schedule enforcement from {chosen}.")
         self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(lines))
@@ -113,8 +116,9 @@ class EnforceScreen(StageScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def enforce_and_watch(self, value: str) -> None:
-        async with self.working(cancelled="Stopped watching. Klarna applies the enforcement by itself; "
-                                          "the dashboard shows when it has."):
+        async with self.working(
+            cancelled="Stopped watching. Klarna applies the enforcement by itself; the dashboard shows when it has."
+        ):
             await self.enforce(value)
         self.refresh_state()
 
@@ -141,4 +145,5 @@ class EnforceScreen(StageScreen):
             proved = self.session.settings.get("enforcement_proved_at")
             self.query_one("#facts", Static).update(
                 f"Klarna answered {ev.enforcement_mode} from {ev.enforced_from}."
-                + ("\n✓ Proved: a request without a client certificate is refused." if proved else ""))
+                + ("\n✓ Proved: a request without a client certificate is refused." if proved else "")
+            )

@@ -9,6 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
@@ -38,7 +39,9 @@ class SecretOnceModal(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy")]
 
-    NO_STORE = "this profile's key is read per run (KLARNA_API_KEY or standard input), so nothing here keeps the new one"
+    NO_STORE = (
+        "this profile's key is read per run (KLARNA_API_KEY or standard input), so nothing here keeps the new one"
+    )
 
     def __init__(self, masked: str, secret, kept_in: str | None = None, no_store: str = NO_STORE) -> None:
         super().__init__()
@@ -51,8 +54,7 @@ class SecretOnceModal(ModalScreen[bool]):
             if self.kept_in:
                 advice = f"Kept in {self.kept_in}. Copy it now (c) for the service that uses it."
             else:
-                advice = (f"Copy it now (c): {self.no_store}. It is not kept anywhere and Klarna "
-                          "will not show it again.")
+                advice = f"Copy it now (c): {self.no_store}. It is not kept anywhere and Klarna will not show it again."
             yield Static(advice, id="advice", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Copy", id="copy")
@@ -94,8 +96,11 @@ class KeysScreen(WorkScreen):
             yield Static("API keys: one per service", classes="heading")
             yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
             yield Static("", id="note")
-            yield Input(placeholder="service name for a new key, e.g. checkout-eu", id="description",
-                        validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")])
+            yield Input(
+                placeholder="service name for a new key, e.g. checkout-eu",
+                id="description",
+                validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")],
+            )
             with Horizontal(classes="actions"):
                 yield Button("Create key", id="create", variant="success")
             yield WorkPanel()
@@ -116,14 +121,25 @@ class KeysScreen(WorkScreen):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:
-            table.add_row("…" + r.credential_id[-12:], r.description or "(none)", r.masked, r.status,
-                          (r.created_at or "")[:10], "in use" if r.used_by_tool else "", key=r.credential_id)
+            table.add_row(
+                "…" + r.credential_id[-12:],
+                r.description or "(none)",
+                r.masked,
+                r.status,
+                (r.created_at or "")[:10],
+                "in use" if r.used_by_tool else "",
+                key=r.credential_id,
+            )
         initial = any(r.used_by_tool and r.is_initial for r in rows)
         unknown = self.session.state.tool_key_id is None
         self.query_one("#note", Static).update(
             "! klarna-mtls does not know which key it runs on: select it and press ctrl+t, or press ctrl+r "
-            "to let it create and use its own key." if unknown else
-            "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own." if initial else "")
+            "to let it create and use its own key."
+            if unknown
+            else "! klarna-mtls runs on the initial key: rotate it (ctrl+r) to give this tool its own."
+            if initial
+            else ""
+        )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "create":
@@ -136,8 +152,11 @@ class KeysScreen(WorkScreen):
     def create_from_form(self) -> None:
         description = self.query_one("#description", Input).value.strip()
         if not _valid_description(description):
-            self.app.show_error(InputError("Describe the service the key is for.",
-                                           hint="Letters, digits, spaces and - : ; . , _ (max 100)."))
+            self.app.show_error(
+                InputError(
+                    "Describe the service the key is for.", hint="Letters, digits, spaces and - : ; . , _ (max 100)."
+                )
+            )
             return
         self.query_one("#description", Input).value = ""  # a second Enter must not make a duplicate
         self.start_create(description)
@@ -170,29 +189,37 @@ class KeysScreen(WorkScreen):
             if yes:
                 self.create(description, keep=False)
 
-        self.app.push_screen(ConfirmModal(
-            "Create a key that is kept nowhere?",
-            "This profile's key is read per run, so there is no secret store to keep the new key in. "
-            "Its secret will be shown once; copy it at once.", "Create and show once"), answered)
+        self.app.push_screen(
+            ConfirmModal(
+                "Create a key that is kept nowhere?",
+                "This profile's key is read per run, so there is no secret store to keep the new key in. "
+                "Its secret will be shown once; copy it at once.",
+                "Create and show once",
+            ),
+            answered,
+        )
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def create(self, description: str, keep: bool) -> None:
         store = await self.profile_store() if keep else None
         try:
             async with self.working():
-                row, secret = await self.timed("Creating the API key",
-                                               keys.create_key(self.session, description, store=store))
+                row, secret = await self.timed(
+                    "Creating the API key", keys.create_key(self.session, description, store=store)
+                )
         except SecretStoreError:
             self.action_refresh()  # a key the store refused was disabled: the list shows it
             raise
-        where = f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
+        where = (
+            f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
+        )
         self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
 
     def selected(self) -> keys.KeyRow | None:
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row is None:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
     def confirm(self, title: str, consequence: str, row: keys.KeyRow, label: str, then) -> None:
@@ -200,8 +227,9 @@ class KeysScreen(WorkScreen):
         the key's last four characters; Cancel is the default."""
         suffix = row.masked[-4:]
         if self.session.environment == "live":
-            modal = TypedConfirmModal(title, consequence, suffix, what=f"the key's last four characters ({suffix})",
-                                      confirm_label=label)
+            modal = TypedConfirmModal(
+                title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
+            )
             self.app.push_screen(modal, lambda typed: then() if typed else None)
         else:
             self.app.push_screen(ConfirmModal(title, consequence, label), lambda yes: then() if yes else None)
@@ -225,8 +253,10 @@ class KeysScreen(WorkScreen):
             "Disable this API key?",
             f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
-            row, "Disable key",
-            lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False))
+            row,
+            "Disable key",
+            lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False),
+        )
 
     def action_mark_tool_key(self) -> None:
         row = self.selected()
@@ -242,24 +272,32 @@ class KeysScreen(WorkScreen):
 
     def action_rotate(self) -> None:
         if not self.keeps_keys():
-            self.app.show_error(SecretStoreError(
-                "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file).",
-                hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; store the API key in the keyring "
-                     "or the encrypted file first (the wizard's Credentials step).",
-            ))
+            self.app.show_error(
+                SecretStoreError(
+                    "Rotating the tool's key needs the store that keeps it (OS keyring or encrypted file).",
+                    hint="A key from KLARNA_API_KEY is rotated in Klarna's portal; store the API key in the keyring "
+                    "or the encrypted file first (the wizard's Credentials step).",
+                )
+            )
             return
         if self.session.state.tool_key_id is None:  # nothing is disabled: the key it ran on stays active
             self.rotate_key()
             return
         old = next((r for r in self.rows if r.used_by_tool), None)
         where = STORE_NAMES.get(self.session.evidence.secret_backend or "", "profile's secret store")
-        consequence = (f"klarna-mtls creates a new key, keeps it in the {where}, proves it with a "
-                       "live call and switches to it. Then the old key "
-                       + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
-                       + " is disabled: every other system still using it stops working.")
-        self.confirm("Rotate the tool's API key?", consequence,
-                     old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
-                     "Rotate key", self.rotate_key)
+        consequence = (
+            f"klarna-mtls creates a new key, keeps it in the {where}, proves it with a "
+            "live call and switches to it. Then the old key "
+            + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
+            + " is disabled: every other system still using it stops working."
+        )
+        self.confirm(
+            "Rotate the tool's API key?",
+            consequence,
+            old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
+            "Rotate key",
+            self.rotate_key,
+        )
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate_key(self) -> None:
@@ -271,10 +309,12 @@ class KeysScreen(WorkScreen):
 
             raise SecretStoreError(
                 "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
-                hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).")
+                hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",
+            )
         own = self.session.state.tool_key_id is None
-        async with self.working(cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a "
-                                          "working key throughout."):
+        async with self.working(
+            cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a working key throughout."
+        ):
             if own:
                 await keys.take_own_key(self.session, store, on_event=self.show_event)
                 self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")

@@ -107,8 +107,14 @@ class TypedConfirmModal(ModalScreen["str | None"]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, consequence: str, expected: str,
-                 what: str = "the fingerprint suffix shown in the table", confirm_label: str = "Confirm") -> None:
+    def __init__(
+        self,
+        title: str,
+        consequence: str,
+        expected: str,
+        what: str = "the fingerprint suffix shown in the table",
+        confirm_label: str = "Confirm",
+    ) -> None:
         super().__init__()
         self.title_text, self.consequence, self.expected = title, consequence, expected
         self.what, self.confirm_label = what, confirm_label
@@ -197,8 +203,16 @@ class PassphraseModal(ModalScreen[object]):
     DEFAULT_CSS = FIT_CSS
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, explanation: str, check: Callable[[bytes], object], *,
-                 env_var: str = "", problem: str = "", input_id: str = "key-passphrase") -> None:
+    def __init__(
+        self,
+        title: str,
+        explanation: str,
+        check: Callable[[bytes], object],
+        *,
+        env_var: str = "",
+        problem: str = "",
+        input_id: str = "key-passphrase",
+    ) -> None:
         super().__init__()
         self.title_text, self.explanation, self.check = title, explanation, check
         self.env_var, self.problem, self.input_id = env_var, problem, input_id
@@ -241,8 +255,9 @@ class PassphraseModal(ModalScreen[object]):
         self.say("Checking…")
         self.query_one("#confirm", Button).disabled = True
         self.source = source
-        self.run_worker(partial(self.check, passphrase), thread=True, group="passphrase",
-                        exclusive=True, exit_on_error=False)
+        self.run_worker(
+            partial(self.check, passphrase), thread=True, group="passphrase", exclusive=True, exit_on_error=False
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         from textual.widgets import Input
@@ -251,7 +266,9 @@ class PassphraseModal(ModalScreen[object]):
             self.dismiss(event.worker.result)
         elif event.state is WorkerState.ERROR:
             error = event.worker.error
-            reason = error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
+            reason = (
+                error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
+            )
             where = f"{self.source} is not the right passphrase: " if self.source else ""
             self.say(f"✗ {where}{reason} Try again.")
             self.query_one("#confirm", Button).disabled = False

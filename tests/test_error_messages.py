@@ -19,12 +19,15 @@ def _request() -> httpx.Request:
     return httpx.Request("GET", f"https://{HOST}/v2/account/integration/credentials/api-key")
 
 
-@pytest.mark.parametrize("text, cause", [
-    ("[Errno -2] Name or service not known", "DNS"),
-    ("[Errno -3] Temporary failure in name resolution", "DNS"),
-    ("[Errno 111] Connection refused", "refused"),
-    ("[Errno 101] Network is unreachable", "unreachable"),
-])
+@pytest.mark.parametrize(
+    "text, cause",
+    [
+        ("[Errno -2] Name or service not known", "DNS"),
+        ("[Errno -3] Temporary failure in name resolution", "DNS"),
+        ("[Errno 111] Connection refused", "refused"),
+        ("[Errno 101] Network is unreachable", "unreachable"),
+    ],
+)
 def test_connect_errors_name_the_host_and_the_cause(text, cause):
     error = _transport_error(httpx.ConnectError(text, request=_request()), with_certificate=False)
     assert f"{HOST}:443" in error.message and cause in error.message
@@ -36,8 +39,11 @@ def test_a_timeout_names_the_host_and_what_did_not_happen():
 
 
 def test_tls_interception_is_named():
-    exc = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
-                             "in certificate chain (_ssl.c:1006)", request=_request())
+    exc = httpx.ConnectError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
+        "in certificate chain (_ssl.c:1006)",
+        request=_request(),
+    )
     error = _transport_error(exc, with_certificate=False)
     assert error.title == "Untrusted server" and "intercepting TLS" in error.message and HOST in error.message
 
@@ -73,8 +79,16 @@ def _cert_and_key():
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return crypto.certificate_pem(cert), crypto.make_private_key_pem(key)
 
 
@@ -94,7 +108,9 @@ def test_an_install_folder_that_is_a_file_names_path_and_reason(tmp_path, inside
     assert any(why in message for why in ("not a folder", "a file is in the way", "part of the path is a file"))
 
 
-@pytest.mark.parametrize("name, reason", [("EROFS", "read-only"), ("EACCES", "permission denied"), ("ENOSPC", "disk is full")])
+@pytest.mark.parametrize(
+    "name, reason", [("EROFS", "read-only"), ("EACCES", "permission denied"), ("ENOSPC", "disk is full")]
+)
 def test_os_errors_become_messages_with_path_and_reason(name, reason):
     import errno
 
@@ -119,6 +135,8 @@ def test_the_error_modal_names_the_log_and_an_os_error_its_path():
 
     from screens.modals import ErrorModal
 
-    modal = ErrorModal(OSError(errno.EROFS, "Read-only file system", "/mnt/ro/certs"), "/home/p/.local/state/klarna-mtls.log")
+    modal = ErrorModal(
+        OSError(errno.EROFS, "Read-only file system", "/mnt/ro/certs"), "/home/p/.local/state/klarna-mtls.log"
+    )
     assert "/mnt/ro/certs" in modal.body_text and "read-only" in modal.body_text
     assert modal.title_text == "Could not write file" and modal.log_path

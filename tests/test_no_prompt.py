@@ -24,7 +24,9 @@ PASSPHRASE = "correct horse battery"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_in_pty(argv: list[str], env: dict[str, str], timeout: float = 90.0, keys: bytes = b"") -> tuple[int | None, str]:
+def run_in_pty(
+    argv: list[str], env: dict[str, str], timeout: float = 90.0, keys: bytes = b""
+) -> tuple[int | None, str]:
     """Run ``argv`` with a pseudo-terminal as its controlling terminal (OpenSSL's prompt opens
     /dev/tty); returns (exit status or None when it had to be killed, everything it printed)."""
     pid, fd = pty.fork()
@@ -113,8 +115,16 @@ def _pair(tmp_path, encrypted: bool = True):
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "c.pem").write_bytes(crypto.certificate_pem(cert))
     (tmp_path / "k.pem").write_bytes(crypto.make_private_key_pem(key, PASSPHRASE.encode() if encrypted else None))
     return tmp_path / "c.pem", tmp_path / "k.pem"
@@ -125,7 +135,9 @@ def test_wrong_passphrase_is_the_projects_own_error(tmp_path):
     with pytest.raises(KeyLocked) as raised:
         make_ssl_context(client_cert=cert, client_key=key, key_passphrase=b"not it")
     assert raised.value.wrong and str(key) in raised.value.message
-    assert isinstance(make_ssl_context(client_cert=cert, client_key=key, key_passphrase=PASSPHRASE.encode()), ssl.SSLContext)
+    assert isinstance(
+        make_ssl_context(client_cert=cert, client_key=key, key_passphrase=PASSPHRASE.encode()), ssl.SSLContext
+    )
 
 
 def test_a_passphrase_openssl_will_not_take_is_a_wrong_passphrase(tmp_path):
@@ -147,11 +159,20 @@ def test_a_certificate_for_another_key_is_not_called_a_wrong_passphrase(tmp_path
 def test_no_passphrase_in_process_raises_without_reading_a_terminal(tmp_path):
     """Run where OpenSSL's prompt could only read a closed stdin, with a timeout: never a prompt."""
     cert, key = _pair(tmp_path)
-    code = ("from pathlib import Path; from wizard.api import make_ssl_context; from wizard.errors import KeyLocked\n"
-            f"try:\n make_ssl_context(client_cert=Path({str(cert)!r}), client_key=Path({str(key)!r}))\n"
-            "except KeyLocked as e: print('LOCKED', e.message)\n")
-    done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, start_new_session=True)
+    code = (
+        "from pathlib import Path; from wizard.api import make_ssl_context; from wizard.errors import KeyLocked\n"
+        f"try:\n make_ssl_context(client_cert=Path({str(cert)!r}), client_key=Path({str(key)!r}))\n"
+        "except KeyLocked as e: print('LOCKED', e.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     assert "LOCKED" in done.stdout and "no passphrase was given" in done.stdout
     assert "pass phrase" not in done.stdout + done.stderr
 
@@ -200,8 +221,14 @@ def test_the_tui_in_a_real_pty_asks_for_the_passphrase_and_prints_a_summary_on_q
         os.close(fd)
     text = seen.decode("utf-8", "replace")
     assert status == 0, text[-2000:]
-    tail = text[text.rfind("klarna-mtls: profile"):]
-    for expected in ("Certificate: krn:", "Private key file:", "(encrypted)", "Expires:", "start the renewal",
-                     "klarna-mtls check --profile locked"):
+    tail = text[text.rfind("klarna-mtls: profile") :]
+    for expected in (
+        "Certificate: krn:",
+        "Private key file:",
+        "(encrypted)",
+        "Expires:",
+        "start the renewal",
+        "klarna-mtls check --profile locked",
+    ):
         assert expected in tail, tail
     assert PASSPHRASE not in text

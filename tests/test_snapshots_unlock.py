@@ -30,9 +30,14 @@ def _never(passphrase: bytes):
 def test_key_passphrase_modal_after_a_wrong_one(snap_compare):
     async def ask(pilot):
         await _settle(pilot)
-        pilot.app.push_screen(PassphraseModal(
-            "Private key passphrase", "Your private key ~/.local/share/klarna-mtls/keys/p/private-key.pem is "
-            "encrypted. Enter its passphrase to use it in this run.", _never))
+        pilot.app.push_screen(
+            PassphraseModal(
+                "Private key passphrase",
+                "Your private key ~/.local/share/klarna-mtls/keys/p/private-key.pem is "
+                "encrypted. Enter its passphrase to use it in this run.",
+                _never,
+            )
+        )
         await pilot.pause()
         await pilot.press(*"wrong", "enter")
         await _settle(pilot)
@@ -44,10 +49,15 @@ def test_key_passphrase_modal_after_a_wrong_one(snap_compare):
 def test_store_passphrase_modal(snap_compare):
     async def ask(pilot):
         await _settle(pilot)
-        pilot.app.push_screen(PassphraseModal(
-            "Secrets file passphrase", "Your API key is kept in the encrypted secrets file "
-            "~/.config/klarna-mtls/secrets.enc.json. Enter its passphrase to load the key for this run.", _never,
-            input_id="store-passphrase-modal"))
+        pilot.app.push_screen(
+            PassphraseModal(
+                "Secrets file passphrase",
+                "Your API key is kept in the encrypted secrets file "
+                "~/.config/klarna-mtls/secrets.enc.json. Enter its passphrase to load the key for this run.",
+                _never,
+                input_id="store-passphrase-modal",
+            )
+        )
         await pilot.pause()
 
     assert snap_compare(snapshot_app(Stage.VERIFY), terminal_size=SIZE, run_before=ask)
@@ -97,7 +107,9 @@ def test_new_key_shown_once_when_no_store_can_keep_it(snap_compare):
 
     async def shown(pilot):
         await _open_keys(pilot)
-        pilot.app.push_screen(SecretOnceModal("klarna_test_api_…Zz9q", SecretValue("klarna_test_api_" + "Q" * 36 + "Zz9q")))
+        pilot.app.push_screen(
+            SecretOnceModal("klarna_test_api_…Zz9q", SecretValue("klarna_test_api_" + "Q" * 36 + "Zz9q"))
+        )
         await pilot.pause()
 
     assert snap_compare(keys_app(), terminal_size=SIZE, run_before=shown)
@@ -109,7 +121,9 @@ def test_error_modal_could_not_connect(snap_compare):
     async def failed(pilot):
         await _settle(pilot)
         request = httpx.Request("GET", "https://api-global.test.klarna.com/v2/account/integration/credentials/api-key")
-        pilot.app.show_error(_transport_error(httpx.ConnectError("[Errno -2] Name or service not known", request=request), False))
+        pilot.app.show_error(
+            _transport_error(httpx.ConnectError("[Errno -2] Name or service not known", request=request), False)
+        )
         await pilot.pause()
         assert isinstance(pilot.app.screen, ErrorModal)
 

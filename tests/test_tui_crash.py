@@ -38,8 +38,9 @@ print("RETURN", app.return_code)
 
 
 def test_a_crash_shows_no_key_and_no_passphrase(isolated_home):
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
     output = done.stdout + done.stderr
     assert "RuntimeError" in output and "boom on purpose" in output, output  # the report is there
     assert KEY not in output and KEY[16:40] not in output

@@ -52,7 +52,9 @@ async def test_enforce_with_now_typed_says_what_is_left_and_enter_asks():
         await settle(pilot)
         screen = app.screen
         text = str(screen.query_one("#blockers").content)
-        assert "Choose when enforcement starts" not in text and "Press Enforce… to schedule enforcement from NOW" in text
+        assert (
+            "Choose when enforcement starts" not in text and "Press Enforce… to schedule enforcement from NOW" in text
+        )
         screen.query_one("#enforce-at").focus()
         await pilot.press("enter")
         await pilot.pause()

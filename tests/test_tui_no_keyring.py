@@ -4,6 +4,8 @@ relaunch asks for both passphrases and reaches the dashboard."""
 
 from __future__ import annotations
 
+import contextlib
+
 from snapshot_apps import snapshot_app
 from textual.widgets import Input, RadioButton, RadioSet
 
@@ -18,7 +20,9 @@ KEY_PASSPHRASE = "key pass phrase"
 
 
 def no_keyring_choices():
-    return secrets.store_choices(secrets.KeyringProbe(False, "fail Keyring", "No OS keyring is available on this machine."))
+    return secrets.store_choices(
+        secrets.KeyringProbe(False, "fail Keyring", "No OS keyring is available on this machine.")
+    )
 
 
 async def settle(app, pilot) -> None:
@@ -26,10 +30,8 @@ async def settle(app, pilot) -> None:
 
     for _ in range(3):
         await pilot.pause()
-        try:
+        with contextlib.suppress(WorkerFailed):
             await app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
     await pilot.pause()
 
 

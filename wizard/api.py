@@ -432,7 +432,7 @@ class ApiKeyInfo:
     last_used_at: str | None = None
     key_suffix: str | None = None
     is_initial: bool = False
-    secret: SecretValue | None = field(default=None, repr=False)
+    secret: SecretValue[str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ApiKeyInfo:

@@ -85,8 +85,13 @@ _OS_REASONS = {  # errno name -> (why, what next); "{folder}" is the path's fold
     "ELOOP": ("the path has a symbolic link loop", "Fix the symbolic links, or choose another path."),
     "ENOENT": ("it does not exist", "Check the path, then try again."),
 }
-_BY_CLASS = {FileExistsError: "EEXIST", NotADirectoryError: "ENOTDIR", IsADirectoryError: "EISDIR",
-             PermissionError: "EACCES", FileNotFoundError: "ENOENT"}
+_BY_CLASS = {
+    FileExistsError: "EEXIST",
+    NotADirectoryError: "ENOTDIR",
+    IsADirectoryError: "EISDIR",
+    PermissionError: "EACCES",
+    FileNotFoundError: "ENOENT",
+}
 
 
 def storage_error(path: object, exc: OSError, doing: str = "write") -> StorageError:
@@ -95,7 +100,9 @@ def storage_error(path: object, exc: OSError, doing: str = "write") -> StorageEr
     from pathlib import Path
 
     name = errno.errorcode.get(exc.errno or -1, "") or _BY_CLASS.get(type(exc), "")
-    why, hint = _OS_REASONS.get(name, (exc.strerror or name or "an operating system error", "Nothing was changed; try again."))
+    why, hint = _OS_REASONS.get(
+        name, (exc.strerror or name or "an operating system error", "Nothing was changed; try again.")
+    )
     where = Path(str(exc.filename)) if exc.filename else Path(str(path))
     return StorageError(f"Could not {doing} {where}: {why}.", hint=hint.format(folder=where.parent))
 

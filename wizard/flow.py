@@ -150,13 +150,13 @@ class Session:
         self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
         return discarded
 
-    def unlock(self, api_key: str | SecretValue, key_passphrase: bytes | SecretValue | None = None) -> None:
+    def unlock(self, api_key: str | SecretValue[str], key_passphrase: bytes | SecretValue[bytes] | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
         self._api_key = SecretValue(api_key)
         if key_passphrase is not None:
             self._key_passphrase = SecretValue(key_passphrase)
 
-    def set_key_passphrase(self, passphrase: bytes | SecretValue | None) -> None:
+    def set_key_passphrase(self, passphrase: bytes | SecretValue[bytes] | None) -> None:
         """Hold the private key's passphrase in memory for this run only."""
         self._key_passphrase = SecretValue(passphrase) if passphrase else None
 

@@ -8,6 +8,7 @@ curl example), and ``previous`` keeps the pair it replaced for rollback."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shlex
@@ -148,12 +149,11 @@ def _flip(install_dir: Path, name: str, target: str) -> None:
         os.symlink(target, temp)  # relative: the install folder can be moved as a whole
         os.replace(temp, install_dir / name)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
-        raise StorageError(f"Could not switch {install_dir / name}: {exc.strerror}.",
-                           hint="The previous pointer is unchanged.") from exc
+        raise StorageError(
+            f"Could not switch {install_dir / name}: {exc.strerror}.", hint="The previous pointer is unchanged."
+        ) from exc
     fsync_dir(install_dir)
 
 
@@ -261,7 +261,10 @@ def export_pkcs12(pair: InstalledPair, out_path: Path, password: bytes, key_pass
 
 
 def export_k8s_secret(
-    pair: InstalledPair, out_path: Path, name: str, namespace: str | None = None,
+    pair: InstalledPair,
+    out_path: Path,
+    name: str,
+    namespace: str | None = None,
     key_passphrase: bytes | None = None,
 ) -> Path:
     """A ``kubernetes.io/tls`` Secret manifest (0600). Kubernetes consumers need the key
@@ -285,11 +288,15 @@ def export_k8s_secret(
 def _verify_k8s_names(name: str, namespace: str | None) -> None:
     # Validated, not quoted: a name is also what keeps the hand-written YAML well formed.
     if not isinstance(name, str) or len(name) > 253 or not _K8S_NAME_RE.match(name):
-        raise InputError(f"'{name}' is not a valid Kubernetes Secret name.",
-                         hint="Use lower-case letters, digits, '-' and '.', e.g. klarna-mtls.")
+        raise InputError(
+            f"'{name}' is not a valid Kubernetes Secret name.",
+            hint="Use lower-case letters, digits, '-' and '.', e.g. klarna-mtls.",
+        )
     if namespace is not None and (len(namespace) > 63 or not _K8S_NAMESPACE_RE.match(namespace)):
-        raise InputError(f"'{namespace}' is not a valid Kubernetes namespace.",
-                         hint="Use lower-case letters, digits and '-', at most 63 characters.")
+        raise InputError(
+            f"'{namespace}' is not a valid Kubernetes namespace.",
+            hint="Use lower-case letters, digits and '-', at most 63 characters.",
+        )
 
 
 def _unencrypted_key_pem(key_pem: bytes, key_passphrase: bytes | None) -> bytes:
@@ -353,8 +360,10 @@ def _curl(cert: str, key: str, url: str, ca: str | None) -> str:
     q = shlex.quote
     cacert = f" --cacert {q(ca)}" if ca else ""
     # Klarna's documented form, so the files work unchanged in the docs' own check.
-    return (f'curl --cert {q(cert)} --key {q(key)}{cacert} -H "Authorization: Basic $KLARNA_API_KEY" {q(url)} -i'
-            "\n# look for: Klarna-Mtls-Verification-Status: VALID")
+    return (
+        f'curl --cert {q(cert)} --key {q(key)}{cacert} -H "Authorization: Basic $KLARNA_API_KEY" {q(url)} -i'
+        "\n# look for: Klarna-Mtls-Verification-Status: VALID"
+    )
 
 
 def _httpx(cert: str, key: str, url: str, ca: str | None) -> str:
@@ -382,12 +391,15 @@ def _java(url: str, ca: str | None) -> str:
     trust = ""
     if ca:
         trust = (
-            "keytool -importcert -noprompt -alias klarna-ca -file " + shlex.quote(ca)
+            "keytool -importcert -noprompt -alias klarna-ca -file "
+            + shlex.quote(ca)
             + " -keystore trust.p12 -storetype PKCS12 -storepass:env KLARNA_MTLS_TRUST_PASSWORD\n"
         )
     trust_props = (
         " \\\n     -Djavax.net.ssl.trustStore=trust.p12 -Djavax.net.ssl.trustStoreType=PKCS12"
-        ' -Djavax.net.ssl.trustStorePassword="$KLARNA_MTLS_TRUST_PASSWORD"' if ca else ""
+        ' -Djavax.net.ssl.trustStorePassword="$KLARNA_MTLS_TRUST_PASSWORD"'
+        if ca
+        else ""
     )
     return (
         "# export: KLARNA_MTLS_EXPORT_PASSWORD=… klarna-mtls export --format p12 --out client.p12\n"
@@ -424,6 +436,6 @@ def _nginx(cert: str, key: str, base_url: str, ca: str | None) -> str:
         f"    proxy_ssl_trusted_certificate {trusted};\n"
         "    proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"
         "}\n"
-        "# probe: curl -i -H \"Authorization: Basic $KLARNA_API_KEY\" "
+        '# probe: curl -i -H "Authorization: Basic $KLARNA_API_KEY" '
         f"http://localhost/klarna{LIST_PATH}  (look for VALID)"
     )

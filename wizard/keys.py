@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from .api import Answer, ApiKeyInfo, SecretValue
+from .api import Answer, ApiKeyInfo
 from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
 from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import Finding, ProfileStatus
 from .runners import Done, Event, Events, Step, follow
+from .secret_value import SecretValue
 
 if TYPE_CHECKING:
     from .secrets import SecretStore
@@ -188,7 +189,7 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
 # ---------------------------------------------------------------- create, describe, disable
 async def create_key(
     session: Session, description: str, *, store: SecretStore | None = None, name: str | None = None
-) -> tuple[KeyRow, SecretValue]:
+) -> tuple[KeyRow, SecretValue[str]]:
     """Create a key for a named service. Its secret is returned once; with ``store`` it is also
     kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
     new key is disabled (its secret would otherwise be lost with the key left active)."""

@@ -36,4 +36,3 @@ class SecretValue(Generic[V]):
 
     def __reduce__(self) -> NoReturn:  # never pickled (multiprocessing, caches) with its value
         raise TypeError("A SecretValue cannot be pickled.")
-

@@ -1,0 +1,29 @@
+"""The static checks run with the tests, so the README's one test command (and CI) runs them too.
+
+ruff and mypy come with the `test` extra; their settings are in pyproject.toml (strict for wizard/,
+mypy's defaults for screens/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("command", [("ruff", "check", "."), ("ruff", "format", "--check", ".")], ids=" ".join)
+def test_ruff_is_clean(command):
+    done = run(*command)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_is_clean():
+    done = run("mypy")
+    assert done.returncode == 0, done.stdout + done.stderr
