@@ -27,3 +27,16 @@ def test_ruff_is_clean(command):
 def test_mypy_is_clean():
     done = run("mypy")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_function_is_longer_than_50_lines():
+    import ast
+
+    long = []
+    for path in sorted([*ROOT.joinpath("wizard").rglob("*.py"), *ROOT.joinpath("screens").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 50:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
