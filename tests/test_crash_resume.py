@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 from conftest import record_figure
+from tests_support import sandbox_profile_args
 
 from wizard import crypto
 from wizard.install import current_pair
@@ -58,14 +59,7 @@ def onboard_process(sandbox, env, mode="none", at=0):
         "crash",
         "--non-interactive",
         "--json",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sandbox.account_id,
-        "--base-url",
-        sandbox.base_url,
-        "--ca-bundle",
-        str(sandbox.ca_bundle),
+        *sandbox_profile_args(sandbox),
         "--enforce-at",
         "never",
         "--poll-interval",
@@ -92,14 +86,7 @@ def count_writes(sandbox, env) -> int:
             "count",
             "--non-interactive",
             "--json",
-            "--environment",
-            "sandbox",
-            "--account-id",
-            sandbox.account_id,
-            "--base-url",
-            sandbox.base_url,
-            "--ca-bundle",
-            str(sandbox.ca_bundle),
+            *sandbox_profile_args(sandbox),
             "--enforce-at",
             "never",
             "--poll-interval",

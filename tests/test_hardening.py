@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import record_figure
+from tests_support import sandbox_profile_args
 
 from wizard import crypto, secrets
 from wizard.api import KlarnaClient, make_http_client
@@ -204,14 +205,7 @@ def test_a_planted_private_key_is_never_adopted(sandbox, paths, monkeypatch, cap
             "--profile",
             "prod",
             "--non-interactive",
-            "--environment",
-            "sandbox",
-            "--account-id",
-            sandbox.account_id,
-            "--base-url",
-            sandbox.base_url,
-            "--ca-bundle",
-            str(sandbox.ca_bundle),
+            *sandbox_profile_args(sandbox),
             "--poll-interval",
             "0.05",
         ]
@@ -286,14 +280,7 @@ def test_keys_disable_protects_the_stored_key_whatever_the_env_holds(sandbox, mo
                 "--profile",
                 "ef",
                 "--non-interactive",
-                "--environment",
-                "sandbox",
-                "--account-id",
-                sandbox.account_id,
-                "--base-url",
-                sandbox.base_url,
-                "--ca-bundle",
-                str(sandbox.ca_bundle),
+                *sandbox_profile_args(sandbox),
                 "--secret-store",
                 "encrypted-file",
                 "--poll-interval",
@@ -618,14 +605,7 @@ def _race_onboard_argv(sandbox) -> list[str]:
         "race",
         "--non-interactive",
         "--json",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sandbox.account_id,
-        "--base-url",
-        sandbox.base_url,
-        "--ca-bundle",
-        str(sandbox.ca_bundle),
+        *sandbox_profile_args(sandbox),
         "--enforce-at",
         "never",
         "--poll-interval",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import record_figure
+from tests_support import sandbox_profile_args
 
 pytestmark = pytest.mark.e2e
 PASSPHRASE = "canary-passphrase-7781"
@@ -41,14 +42,7 @@ def _leak_onboard_argv(sandbox) -> list[str]:
         "leak",
         "--non-interactive",
         "--json",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sandbox.account_id,
-        "--base-url",
-        sandbox.base_url,
-        "--ca-bundle",
-        str(sandbox.ca_bundle),
+        *sandbox_profile_args(sandbox),
         "--enforce-at",
         "NOW",
         "--poll-interval",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from tests_support import sandbox_profile_args
 
 from wizard.cli import main
 from wizard.flow import Session
@@ -25,14 +26,7 @@ def onboard_args(sb, profile="p", enforce_at="never"):
         profile,
         "--non-interactive",
         "--json",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sb.account_id,
-        "--base-url",
-        sb.base_url,
-        "--ca-bundle",
-        str(sb.ca_bundle),
+        *sandbox_profile_args(sb),
         "--enforce-at",
         enforce_at,
         "--poll-interval",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests_support import sandbox_profile_args
 
 from wizard import rules
 
@@ -36,14 +37,7 @@ class Hosts:
     def sandbox_flags(self) -> list[str]:
         sb = self.sandbox
         return [
-            "--environment",
-            "sandbox",
-            "--account-id",
-            sb.account_id,
-            "--base-url",
-            sb.base_url,
-            "--ca-bundle",
-            str(sb.ca_bundle),
+            *sandbox_profile_args(sb),
         ]
 
 

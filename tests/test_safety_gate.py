@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 from conftest import BOTH_ANSWER_MODES
-from tests_support import session_for
+from tests_support import sandbox_profile_args, session_for
 
 from wizard import keys, rules
 from wizard.api import EnforcementState, KlarnaClient
@@ -68,14 +68,7 @@ def onboard_own_key(sandbox, cli_json, profile: str = "p", enforce_at: str = "ne
         "--profile",
         profile,
         "--non-interactive",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sandbox.account_id,
-        "--base-url",
-        sandbox.base_url,
-        "--ca-bundle",
-        str(sandbox.ca_bundle),
+        *sandbox_profile_args(sandbox),
         "--enforce-at",
         enforce_at,
         "--poll-interval",
@@ -285,14 +278,7 @@ def test_a_second_profile_on_an_enforced_account_is_told_what_the_403_means(onbo
         "--profile",
         "second",
         "--non-interactive",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sandbox.account_id,
-        "--base-url",
-        sandbox.base_url,
-        "--ca-bundle",
-        str(sandbox.ca_bundle),
+        *sandbox_profile_args(sandbox),
     )
     assert code == 3
     assert out["error"]["title"] == "mTLS required on this account"

@@ -27,6 +27,16 @@ def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
     return crypto.certificate_pem(cert).decode()
 
 
+def sandbox_profile_args(sandbox) -> list[str]:
+    """The onboard flags that point a profile at ``sandbox`` (environment, account, URL, CA)."""
+    return [
+        "--environment", "sandbox",
+        "--account-id", sandbox.account_id,
+        "--base-url", sandbox.base_url,
+        "--ca-bundle", str(sandbox.ca_bundle),
+    ]  # fmt: skip
+
+
 def session_for(profile: str, sandbox):
     """A Session on an onboarded sandbox profile, with its API key loaded for this test."""
     from wizard.flow import Session
