@@ -26,6 +26,7 @@ CORE = {
     "wizard.logs",
     "wizard.model",
     "wizard.paths",
+    "wizard.records",
     "wizard.rules",
     "wizard.runtimes",
     "wizard.secret_value",

@@ -17,6 +17,7 @@ from .errors import JournalError
 from .fsutil import append_line, atomic_write, ensure_private_dir
 from .model import RESET_HINT, Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
+from .records import CertificateRecord, InFlight, Settings, StatusEntry, expect_type
 from .runtimes import RuntimeRecord, records_from_dict, records_to_dict
 
 SCHEMA_VERSION = 2
@@ -32,13 +33,10 @@ class ProfileState:
 
     profile: str
     model: Onboarding = field(default_factory=Onboarding)
-    # base_url, ca_bundle, install_dir, key_passphrase_protected, enforcement_delay …
-    settings: dict[str, Any] = field(default_factory=dict)
-    # {"operation", "idempotency_key", "public_key_id", "sent_at", …} or None
-    in_flight: dict[str, Any] | None = None
-    # certificate id -> {"fingerprint", "installed", "last_seen_valid", "retired", …}
-    certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    status_history: list[dict[str, Any]] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    in_flight: InFlight | None = None  # the create request to reconcile on resume
+    certificates: dict[str, CertificateRecord] = field(default_factory=dict)  # by credential id
+    status_history: list[StatusEntry] = field(default_factory=list)  # changes only, oldest first
     # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
     flows: dict[str, Any] = field(default_factory=dict)
     # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
@@ -53,10 +51,10 @@ class ProfileState:
             "profile": self.profile,
             "stage": self.model.stage.value,
             "evidence": self.model.evidence.to_dict(),
-            "settings": self.settings,
-            "in_flight": self.in_flight,
-            "certificates": self.certificates,
-            "status_history": self.status_history[-STATUS_HISTORY_LIMIT:],
+            "settings": self.settings.to_dict(),
+            "in_flight": self.in_flight.to_dict() if self.in_flight is not None else None,
+            "certificates": {cid: record.to_dict() for cid, record in self.certificates.items()},
+            "status_history": [entry.to_dict() for entry in self.status_history[-STATUS_HISTORY_LIMIT:]],
             "flows": self.flows,
             "runtimes": records_to_dict(self.runtimes),
         }
@@ -73,18 +71,18 @@ class ProfileState:
             )
         try:
             stage = Stage(data.get("stage", Stage.CREDENTIALS.value))
-            evidence = Evidence.from_dict(_expect(data.get("evidence", {}), dict, "evidence"))
+            evidence = Evidence.from_dict(expect_type(data.get("evidence", {}), dict, "evidence"))
             if not isinstance(evidence.verifications, list):
                 raise TypeError("verifications")
             runtimes = records_from_dict(data.get("runtimes", {}))
             return cls(
                 profile=profile,
                 model=Onboarding.resumed(stage, evidence),
-                settings=_settings(_expect(data.get("settings", {}), dict, "settings")),
-                in_flight=_expect(data.get("in_flight"), (dict, type(None)), "in_flight"),
-                certificates=_expect(data.get("certificates", {}), dict, "certificates"),
-                status_history=_expect(data.get("status_history", []), list, "status_history"),
-                flows=_flows(_expect(data.get("flows", {}), dict, "flows")),
+                settings=Settings.from_dict(data.get("settings", {})),
+                in_flight=_in_flight(data.get("in_flight")),
+                certificates=_certificates(expect_type(data.get("certificates", {}), dict, "certificates")),
+                status_history=_status_history(expect_type(data.get("status_history", []), list, "status_history")),
+                flows=_flows(expect_type(data.get("flows", {}), dict, "flows")),
                 runtimes=runtimes,
                 runtimes_loaded=records_to_dict(runtimes),
             )
@@ -94,82 +92,82 @@ class ProfileState:
             ) from exc
 
     # -- the records safety decisions rest on (what the tool did is what the tool knows) --------
-    def certificate(self, credential_id: str) -> dict[str, Any]:
+    def certificate(self, credential_id: str) -> CertificateRecord:
         """The record of one certificate, created empty when new."""
-        return self.certificates.setdefault(credential_id, {})
+        return self.certificates.setdefault(credential_id, CertificateRecord())
+
+    def fingerprint_of(self, credential_id: str | None) -> str | None:
+        """The fingerprint recorded for a certificate, None when it has no record here."""
+        record = self.certificates.get(credential_id or "")
+        return record.fingerprint if record is not None else None
 
     def id_for_pair(self, label: str | None, fingerprint: str | None) -> str | None:
         """The credential id recorded when the pair with this label (or, failing that, this
         fingerprint, taken from the certificate Klarna returned to us) was issued or installed."""
-        for key, value in (("label", label), ("fingerprint", fingerprint)):
-            if value:
-                found = [
-                    cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get(key) == value
-                ]
-                if len(found) == 1:
-                    return found[0]
+        if label:
+            by_label = [cid for cid, rec in self.certificates.items() if rec.label == label]
+            if len(by_label) == 1:
+                return by_label[0]
+        if fingerprint:
+            by_fingerprint = [cid for cid, rec in self.certificates.items() if rec.fingerprint == fingerprint]
+            if len(by_fingerprint) == 1:
+                return by_fingerprint[0]
         return None
 
     def retired_ids(self) -> frozenset[str]:
-        return frozenset(cid for cid, rec in self.certificates.items() if isinstance(rec, dict) and rec.get("retired"))
+        return frozenset(cid for cid, rec in self.certificates.items() if rec.retired)
 
     @property
     def tool_key_id(self) -> str | None:
         """The credential id of the API key this profile keeps and runs on: recorded when the tool
         created it, or when the user named it; never guessed from a listing."""
-        value = self.settings.get("api_key_credential_id")
-        return value if isinstance(value, str) and value else None
+        return self.settings.api_key_credential_id or None
 
     def record_tool_key(self, credential_id: str | None, source: str) -> None:
-        if credential_id is None:
-            self.settings.pop("api_key_credential_id", None)
-            self.settings.pop("api_key_id_source", None)
-            return
-        self.settings["api_key_credential_id"] = credential_id
-        self.settings["api_key_id_source"] = source
+        self.settings.api_key_credential_id = credential_id
+        self.settings.api_key_id_source = source if credential_id is not None else None
 
     def record_status(self, status: str, fingerprint: str | None, source: str) -> bool:
         """Remember a verification status when it differs from the last one remembered: the
         history holds changes, so a reader that sees the same answer again writes nothing."""
-        last = self.status_history[-1] if self.status_history else {}
-        if (last.get("status"), last.get("fingerprint")) == (status, fingerprint):
+        last = self.status_history[-1] if self.status_history else None
+        if last is not None and (last.status, last.fingerprint) == (status, fingerprint):
             return False
-        self.status_history.append(
-            {"at": rules.format_utc(rules.utc_now()), "status": status, "fingerprint": fingerprint, "source": source}
-        )
+        self.status_history.append(StatusEntry(rules.format_utc(rules.utc_now()), status, fingerprint, source))
         del self.status_history[:-STATUS_HISTORY_LIMIT]
         return True
 
 
-def note_seen_valid(entry: dict[str, Any], at: datetime) -> None:
+def note_seen_valid(entry: CertificateRecord, at: datetime) -> None:
     """Set a certificate's ``last_seen_valid`` to the day it was seen VALID. Within one day it
     stays as it is, so repeated readings (cron `check`, the dashboard) leave the journal untouched;
     the interlocks only ask whether it was ever seen VALID, and screens show the date."""
-    previous = entry.get("last_seen_valid")
+    previous = entry.last_seen_valid
     if not previous or previous[:10] != rules.format_utc(at)[:10]:
-        entry["last_seen_valid"] = rules.format_utc(at)
+        entry.last_seen_valid = rules.format_utc(at)
 
 
-# Settings read as paths or URLs: a hand-edited number or list there is damage, said as such.
-_TEXT_SETTINGS = ("base_url", "ca_bundle", "install_dir", "trust_ca", "key_file_sha256")
+def _in_flight(data: Any) -> InFlight | None:
+    return None if data is None else InFlight.from_dict(data, "in_flight")
 
 
-def _settings(settings: dict[str, Any]) -> dict[str, Any]:
-    for name in _TEXT_SETTINGS:
-        _expect(settings.get(name), (str, type(None)), f"settings.{name}")
-    return settings
+def _certificates(data: dict[str, Any]) -> dict[str, CertificateRecord]:
+    return {cid: CertificateRecord.from_dict(rec, f"certificates.{_shown(cid)}") for cid, rec in data.items()}
+
+
+def _status_history(data: list[Any]) -> list[StatusEntry]:
+    return [StatusEntry.from_dict(entry, f"status_history[{n}]") for n, entry in enumerate(data)]
+
+
+def _shown(text: str) -> str:
+    """A hand-edited key as an error message may show it: printable ASCII, not too long."""
+    return ascii(text)[1:-1][:60]
 
 
 def _flows(flows: dict[str, Any]) -> dict[str, Any]:
     for name, flow in flows.items():
-        _expect(flow, (dict, type(None)), f"flows.{name}")
+        expect_type(flow, (dict, type(None)), f"flows.{name}")
     return flows
-
-
-def _expect(value: Any, kind: Any, name: str) -> Any:
-    if not isinstance(value, kind):
-        raise TypeError(f"'{name}' has the wrong type")
-    return value
 
 
 class Journal:
