@@ -547,7 +547,7 @@ def make_app(profile: str = "default", *, sandbox=None, paths: Paths | None = No
             sandbox.account_id,
             base_url=sandbox.base_url,
             ca_bundle=sandbox.ca_bundle,
-            install_dir=session.settings.get("install_dir"),
+            install_dir=session.settings.install_dir,
         )
     return WizardApp(session, sandbox=sandbox, **options)
 

@@ -142,7 +142,7 @@ class EnforceScreen(StageScreen):
     def show_facts(self) -> None:
         ev = self.session.evidence
         if ev.enforcement_mode:
-            proved = self.session.settings.get("enforcement_proved_at")
+            proved = self.session.settings.enforcement_proved_at
             self.query_one("#facts", Static).update(
                 f"Klarna answered {ev.enforcement_mode} from {ev.enforced_from}."
                 + ("\n✓ Proved: a request without a client certificate is refused." if proved else "")

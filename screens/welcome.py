@@ -90,7 +90,7 @@ class WelcomeScreen(WizardScreen[None]):
         environment = self.chosen_environment()
         account_id = self.query_one("#account-id", Input).value.strip()
         try:
-            if environment == "sandbox" and not self.sandbox_available and not self.session.settings.get("base_url"):
+            if environment == "sandbox" and not self.sandbox_available and not self.session.settings.base_url:
                 raise InputError(
                     "The sandbox runs when you start klarna-mtls with --sandbox.",
                     hint="Quit and run: klarna-mtls --sandbox",
@@ -98,9 +98,9 @@ class WelcomeScreen(WizardScreen[None]):
             self.session.configure(
                 environment,
                 account_id,
-                base_url=self.session.settings.get("base_url") if environment == "sandbox" else None,
-                ca_bundle=self.session.settings.get("ca_bundle") if environment == "sandbox" else None,
-                install_dir=self.session.settings.get("install_dir"),
+                base_url=self.session.settings.base_url if environment == "sandbox" else None,
+                ca_bundle=self.session.settings.ca_bundle if environment == "sandbox" else None,
+                install_dir=self.session.settings.install_dir,
             )
         except InputError as error:
             self.app.show_error(error)

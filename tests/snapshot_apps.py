@@ -17,7 +17,7 @@ def snapshot_app(
 ) -> WizardApp:
     session = Session(Paths.from_env(), profile, clock=fixed_clock)
     session.state.model = Onboarding(stage, evidence or evidence_through(stage), clock=fixed_clock)
-    session.state.settings.update({"install_dir": INSTALL})
+    session.state.settings.install_dir = INSTALL
     if stage is not Stage.CREDENTIALS or evidence is not None:
         session.save()
     session.unlock("klarna_test_api_" + "0" * 32)  # a resumed run would load it from the store

@@ -80,8 +80,8 @@ def test_status_writes_when_what_it_observed_changed(onboard, cli, sandbox, isol
     from wizard.paths import Paths
 
     history = Journal(Paths.from_env(), "p").load().status_history
-    assert history[-1]["status"] == "INVALID"
-    assert history[-2]["status"] == "VALID"
+    assert history[-1].status == "INVALID"
+    assert history[-2].status == "VALID"
 
 
 def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandbox):

@@ -67,5 +67,5 @@ def test_session_go_back_past_issue_keeps_the_certificate_record(paths):
     assert discarded and cert_id in discarded[0]
     saved = Journal(paths, "back").load()
     assert saved.model.stage is Stage.KEY_AND_CSR and saved.model.evidence.certificate_id is None
-    assert saved.certificates[cert_id]["fingerprint"] == evidence_through(Stage.INSTALL).fingerprint
+    assert saved.certificates[cert_id].fingerprint == evidence_through(Stage.INSTALL).fingerprint
     assert [e["action"] for e in session.audit.entries()][-1] == "go_back"

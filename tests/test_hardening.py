@@ -98,7 +98,7 @@ def test_a_journal_save_is_refused_while_another_process_writes(onboard, hold_pr
     session = session_for("p", sandbox)  # e.g. a TUI opened before the lock existed
     hold_profile("p")
     session.save()  # nothing changed: nothing to write, so nothing to refuse (readers do not write)
-    session.state.settings["touched"] = True
+    session.state.settings.extra["touched"] = True
     with pytest.raises(ProfileBusy, match="in use by pid"):
         session.save()
 

@@ -15,12 +15,13 @@ from evidence import evidence_through
 from wizard.errors import JournalError, StorageError
 from wizard.journal import AuditLog, Journal, ProfileState
 from wizard.model import Onboarding, Stage
+from wizard.records import InFlight
 
 
 def saved_state(paths, profile="p") -> tuple[Journal, ProfileState]:
     journal = Journal(paths, profile)
     state = ProfileState(profile, Onboarding(Stage.VERIFY, evidence_through(Stage.VERIFY)))
-    state.in_flight = {"operation": "create_certificate", "idempotency_key": "k-1", "public_key_id": "ab"}
+    state.in_flight = InFlight(operation="create_certificate", idempotency_key="k-1", public_key_id="ab")
     journal.save(state)
     return journal, state
 
@@ -97,7 +98,7 @@ def test_sigkill_mid_write_leaves_the_old_journal_readable(paths, tmp_path):
             print("writing", flush=True)
             time.sleep(30)
         os.fsync = slow_fsync
-        state.settings["touched"] = True  # an unchanged state is not written at all
+        state.settings.extra["touched"] = True  # an unchanged state is not written at all
         journal.save(state)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())

@@ -161,7 +161,7 @@ def test_enforcement_watch_ends_with_the_proof(onboard, sandbox):
     statuses = [e.status for e in events if isinstance(e, runners.Attempt)]
     assert statuses[-1] == "ENFORCED" and set(statuses[:-1]) <= {"REPORTING"}
     assert events[-1].result is True and "Proved" in events[-1].text
-    assert session.settings.get("enforcement_proved_at")
+    assert session.settings.enforcement_proved_at
 
 
 def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox):
@@ -174,7 +174,7 @@ def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox)
     events = asyncio.run(collect(runners.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep)))
     assert kinds(events) == ["Started"] + ["Attempt"] * 5 + ["Failed"]
     assert events[-1].status == "REPORTING" and events[-1].error.title == "Enforcement not applied yet"
-    assert not session.settings.get("enforcement_proved_at")
+    assert not session.settings.enforcement_proved_at
 
 
 def test_certificate_rotation_events_in_order(onboard, sandbox):
@@ -211,7 +211,7 @@ def test_api_key_rotation_events_in_order(sandbox):
 def test_a_silent_network_gives_progress_then_times_out(onboard, sandbox, blackhole):
     onboard()
     session = session_for("p", sandbox)
-    session.settings["base_url"] = blackhole
+    session.settings.base_url = blackhole
     seen = []
 
     async def run() -> None:
@@ -231,7 +231,7 @@ def test_cancelling_stops_the_operation_in_flight(verifying, blackhole):
     """Cancelling the consumer cancels the request hanging on the black hole: the task ends
     cancelled, not with the client's own timeout 20 s later."""
     session = verifying[0]
-    session.settings["base_url"] = blackhole
+    session.settings.base_url = blackhole
     before = list(session.evidence.verifications)
 
     async def run() -> None:

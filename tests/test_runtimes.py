@@ -97,7 +97,7 @@ def _state_with(rec: RuntimeRecord):
 
     state = ProfileState(profile="p")
     state.runtimes[rec.name] = rec
-    state.certificates[rec.certificate_id] = {"fingerprint": rec.fingerprint}
+    state.certificate(rec.certificate_id).fingerprint = rec.fingerprint
     return state
 
 
@@ -174,7 +174,7 @@ def test_on_a_same_second_tie_the_report_for_the_current_certificate_wins():
     for the old certificate and was dropped, so enforcement stayed refused."""
     rec = record("a", report("a", fingerprint=FP_B, age=timedelta(0)))
     state = _state_with(rec)
-    state.certificates["krn:old"] = {"fingerprint": FP_B}
+    state.certificate("krn:old").fingerprint = FP_B
     rec.certificate_ids.insert(0, "krn:old")
     assert record_report(state, report("a", age=timedelta(0)), ACCOUNT).startswith("recorded")
     assert "older" in record_report(state, report("a", fingerprint=FP_B, age=timedelta(0)), ACCOUNT)
@@ -187,7 +187,7 @@ def test_the_gate_reads_reports_recorded_by_another_process(paths):
 
     first = Session(paths, "p", clock=lambda: NOW)
     first.state.runtimes["a"] = record("a")
-    first.state.certificates["krn:cert:a"] = {"fingerprint": FP_A}
+    first.state.certificate("krn:cert:a").fingerprint = FP_A
     first.save()
     tui = Session(paths, "p", clock=lambda: NOW)
     shell = Session(paths, "p", clock=lambda: NOW)
@@ -204,13 +204,13 @@ def test_a_long_lived_session_does_not_overwrite_reports_recorded_by_another_pro
 
     first = Session(paths, "p", clock=lambda: NOW)
     first.state.runtimes["a"] = record("a")
-    first.state.certificates["krn:cert:a"] = {"fingerprint": FP_A}
+    first.state.certificate("krn:cert:a").fingerprint = FP_A
     first.save()
     tui = Session(paths, "p", clock=lambda: NOW)
     shell = Session(paths, "p", clock=lambda: NOW)
     record_report(shell.state, report("a"), ACCOUNT)
     shell.save()
-    tui.state.settings["touched"] = True
+    tui.state.settings.extra["touched"] = True
     tui.save()  # an unrelated save by the long-lived session
     assert Session(paths, "p").state.runtimes["a"].report is not None
     assert tui.state.runtimes["a"].report is not None

@@ -70,8 +70,8 @@ async def test_whole_journey_to_enforced_with_keyboard_and_clicks(sandbox):
         ev = app.session.evidence
         assert ev.enforcement_mode in ("ENFORCED", "REPORTING")
         assert [v["status"] for v in ev.verifications[-3:]] == ["VALID"] * 3
-        assert app.session.settings.get("enforced_from_server")
-        assert app.session.settings.get("enforcement_proved_at")  # the wizard proved it, and says so
+        assert app.session.settings.enforced_from_server
+        assert app.session.settings.enforcement_proved_at  # the wizard proved it, and says so
     assert await app.session.prove_enforced()  # a call without a client certificate is refused
 
 

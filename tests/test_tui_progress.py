@@ -38,7 +38,7 @@ async def test_black_holed_network_shows_progress_and_esc_cancels(sandbox, black
     app = make_app("hole", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.CREDENTIALS)
-        app.session.settings["base_url"] = blackhole
+        app.session.settings.base_url = blackhole
         app.screen.query_one("#test-key").press()
         await until(pilot, lambda: "elapsed" in panel_text(app), "a Waiting tick")
         text = panel_text(app)
@@ -59,7 +59,7 @@ async def test_black_holed_network_past_the_limit_says_so(sandbox, blackhole):
     app = make_app("hole-limit", sandbox=sandbox, poll_interval=0.05, step_limit=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.CREDENTIALS)
-        app.session.settings["base_url"] = blackhole
+        app.session.settings.base_url = blackhole
         await pilot.click("#test-key")
         await until(pilot, lambda: isinstance(app.screen, ErrorModal), "the timeout error")
         assert app.screen.title_text == "Timeout" and "no answer within 1 s" in app.screen.body_text

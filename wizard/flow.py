@@ -36,6 +36,7 @@ from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
 from .model import Evidence, Onboarding, Stage
 from .paths import Paths
+from .records import InFlight, Settings
 from .secret_value import SecretValue
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
@@ -48,7 +49,6 @@ else:
     crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
 
 KEY_FILE = "private-key.pem"
-KEY_DIGEST = "key_file_sha256"  # settings: sha256 of the key file this tool wrote
 CSR_FILE = "csr.pem"
 
 
@@ -116,7 +116,7 @@ class Session:
         return self.state.model.evidence
 
     @property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> Settings:
         return self.state.settings
 
     @property
@@ -144,7 +144,8 @@ class Session:
         issued stays in the certificate records: the tool's own records decide safety later."""
         ev, before = self.evidence, self.model.stage
         if ev.certificate_id:
-            self.state.certificates.setdefault(ev.certificate_id, {}).setdefault("fingerprint", ev.fingerprint)
+            record = self.state.certificate(ev.certificate_id)
+            record.fingerprint = record.fingerprint or ev.fingerprint
         discarded = self.model.go_back(stage)
         self.save()
         self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
@@ -228,13 +229,10 @@ class Session:
             self.state.record_tool_key(None, "")  # that key id belonged to the other account
         self.evidence.environment = environment
         self.evidence.account_id = str(account)
-        self.settings["base_url"] = base_url.rstrip("/") if base_url else None
-        self.settings["ca_bundle"] = str(ca_bundle) if ca_bundle else None
-        if allow_remote_sandbox:
-            self.settings["allow_remote_sandbox"] = True
-        else:
-            self.settings.pop("allow_remote_sandbox", None)
-        self.settings["install_dir"] = str(install_dir or self.paths.default_install_dir(self.profile))
+        self.settings.base_url = base_url.rstrip("/") if base_url else None
+        self.settings.ca_bundle = str(ca_bundle) if ca_bundle else None
+        self.settings.allow_remote_sandbox = bool(allow_remote_sandbox)
+        self.settings.install_dir = str(install_dir or self.paths.default_install_dir(self.profile))
         self.save()
         self.audit.record("configure", environment=environment, account_id=str(account))
 
@@ -242,8 +240,8 @@ class Session:
     def base_url(self) -> str:
         from .api import BASE_URLS
 
-        if self.settings.get("base_url"):
-            return str(self.settings["base_url"])
+        if self.settings.base_url:
+            return self.settings.base_url
         if self.environment in BASE_URLS:
             return BASE_URLS[self.environment]
         raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
@@ -252,7 +250,7 @@ class Session:
     def ca_bundle(self) -> Path | None:
         """The CAs this profile trusts: the sandbox's CA, a set the user chose for live/test
         (set_trust_ca), or None for the bundled roots. Never the environment's."""
-        value = self.settings.get("ca_bundle") or self.settings.get("trust_ca")
+        value = self.settings.ca_bundle or self.settings.trust_ca
         return Path(value) if value else None
 
     def set_trust_ca(self, path: str | Path | None) -> None:
@@ -266,17 +264,17 @@ class Session:
                 hint="The sandbox trusts its own --ca-bundle.",
             )
         if path is None:
-            self.settings.pop("trust_ca", None)
+            self.settings.trust_ca = None
         else:
             chosen = Path(path).expanduser().absolute()
             make_ssl_context(ca_bundle=chosen)  # refuses a file that holds no readable CA
-            self.settings["trust_ca"] = str(chosen)
+            self.settings.trust_ca = str(chosen)
         self.save()
-        self.audit.record("trust_ca", path=self.settings.get("trust_ca") or "bundled roots")
+        self.audit.record("trust_ca", path=self.settings.trust_ca or "bundled roots")
 
     @property
     def install_dir(self) -> Path:
-        return Path(self.settings.get("install_dir") or self.paths.default_install_dir(self.profile))
+        return Path(self.settings.install_dir or self.paths.default_install_dir(self.profile))
 
     @contextlib.asynccontextmanager
     async def client(
@@ -388,10 +386,8 @@ class Session:
         """An API key goes only to its own environment's host: a live key never to a sandbox or
         test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
         rules.verify_api_key(api_key, self.environment)
-        if self.settings.get("base_url"):
-            rules.verify_base_url(
-                self.environment, self.base_url, allow_remote=bool(self.settings.get("allow_remote_sandbox"))
-            )
+        if self.settings.base_url:
+            rules.verify_base_url(self.environment, self.base_url, allow_remote=self.settings.allow_remote_sandbox)
 
     # ------------------------------------------------------------------ the gate
     def situation(self, look: Look | None = None, **facts: Any) -> Situation:
@@ -495,7 +491,7 @@ class Session:
             self.model.restart_from(Stage.KEY_AND_CSR)
             self.state.in_flight = None
         # Journaled before the file exists: a resumed run adopts only the key this tool wrote.
-        self.settings[KEY_DIGEST] = key_digest(key_pem)
+        self.settings.key_file_sha256 = key_digest(key_pem)
         self.save()
         await asyncio.to_thread(self._write_key_files, key_pem, csr_pem)
         self.set_key_passphrase(passphrase)
@@ -526,7 +522,7 @@ class Session:
         self._record_key(key, csr_pem, cn, encrypted=passphrase is not None)
 
     def _load_own_key(self, passphrase: bytes | None) -> PrivateKey:
-        return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
+        return load_own_key(self.key_path, passphrase, self.settings.key_file_sha256, self.evidence.key_public_id)
 
     def _record_key(self, key: PrivateKey, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
         ev = self.evidence
@@ -554,32 +550,28 @@ class Session:
         description = description or f"klarna-mtls {self.profile}"
         rules.verify_description(description)
         flight = self.state.in_flight
-        if not (
-            flight
-            and flight.get("operation") == "create_certificate"
-            and flight.get("public_key_id") == ev.key_public_id
-        ):
+        if not (flight and flight.operation == "create_certificate" and flight.public_key_id == ev.key_public_id):
             async with self.client() as klarna:
                 listing = await klarna.list_certificates()
             mine = find_by_key(listing.value, ev.key_public_id)
             if mine is None:
                 refuse_when_full(listing.value)
-            flight = {
-                "operation": "create_certificate",
-                "idempotency_key": str(uuid.uuid4()),
-                "public_key_id": ev.key_public_id,
-                "sent_at": rules.format_utc(self.clock()),
-            }
+            flight = InFlight(
+                operation="create_certificate",
+                idempotency_key=str(uuid.uuid4()),
+                public_key_id=ev.key_public_id,
+                sent_at=rules.format_utc(self.clock()),
+            )
             if mine is not None:  # already issued (e.g. by an earlier run): adopt it
                 self._record_certificate(mine, listing.value)
                 return
             self.state.in_flight = flight
             self.save()  # recorded before sending, so a crash can reconcile
-            self.audit.record("create_certificate_sent", idempotency_key=flight["idempotency_key"])
+            self.audit.record("create_certificate_sent", idempotency_key=flight.idempotency_key)
         try:
             async with self.client() as klarna:
                 answer = await klarna.create_certificate_reconciled(
-                    ev.csr_pem, description, flight["idempotency_key"], ev.key_public_id
+                    ev.csr_pem, description, flight.idempotency_key, ev.key_public_id
                 )
                 listing = await klarna.list_certificates()
         except ApiError as exc:
@@ -598,13 +590,9 @@ class Session:
         ev.fingerprint = crypto.fingerprint_sha256(cert)
         ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
         self.state.in_flight = None
-        self.state.certificate(info.credential_id).update(
-            {
-                "fingerprint": ev.fingerprint,
-                "issued_here": True,
-                "not_after": rules.format_utc(cert.not_valid_after_utc),
-            }
-        )
+        record = self.state.certificate(info.credential_id)
+        record.fingerprint, record.issued_here = ev.fingerprint, True
+        record.not_after = rules.format_utc(cert.not_valid_after_utc)
         self.save()
         self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
 
@@ -618,7 +606,7 @@ class Session:
         if not ev.certificate_pem or not ev.fingerprint or not ev.certificate_id:
             raise InputError("Issue the certificate first.")
         if install_dir:
-            self.settings["install_dir"] = str(Path(install_dir).expanduser().absolute())
+            self.settings.install_dir = str(Path(install_dir).expanduser().absolute())
         folder = self.install_dir
         key_pem = await asyncio.to_thread(self.key_path.read_bytes)
         label = ev.fingerprint.replace(":", "")[:16].lower()
@@ -636,7 +624,8 @@ class Session:
         ev.cert_path = str(folder / "current" / pair.cert_path.name)
         ev.installed_key_path = str(folder / "current" / pair.key_path.name)
         ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
-        self.state.certificate(ev.certificate_id).update({"installed": True, "label": label})
+        record = self.state.certificate(ev.certificate_id)
+        record.installed, record.label = True, label
         self.save()
         self.audit.record("installed", folder=str(folder), fingerprint=ev.fingerprint)
         await self.prove_install()
@@ -713,7 +702,7 @@ class Session:
             answer = await klarna.set_enforcement(value)
         mode: str = answer.value.mode.value
         ev.enforcement_mode = mode
-        self.settings["enforced_from_server"] = answer.value.enforced_from
+        self.settings.enforced_from_server = answer.value.enforced_from
         self.save()
         self.audit.record("enforcement_set", enforced_from=value, mode=mode)
         return mode
@@ -735,7 +724,7 @@ class Session:
         except ApiError as exc:
             refused = exc.status in (401, 403)
             if refused:
-                self.settings["enforcement_proved_at"] = rules.format_utc(self.clock())
+                self.settings.enforcement_proved_at = rules.format_utc(self.clock())
                 self.save()
             return refused
         return False

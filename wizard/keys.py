@@ -406,7 +406,7 @@ async def take_own_key(
             "The tool's own key must be kept in a store that keeps keys (OS keyring or encrypted file).",
             hint="Choose --secret-store keyring or encrypted-file.",
         )
-    if session.state.settings.get("api_key_id_source") == "created":
+    if session.state.settings.api_key_id_source == "created":
         return session.state.tool_key_id or ""
     return await rotate_tool_key(
         session, store, description=description, on_step=on_step, keep_old=True, on_event=on_event

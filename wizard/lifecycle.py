@@ -25,6 +25,7 @@ from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from .interlocks import Action, Situation, refusals, require
 from .model import Stage
+from .records import CertificateRecord
 from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ async def gather_status(session: Session) -> ProfileStatus:
     rows = [
         _row(
             info,
-            session.state.certificates.get(info.credential_id, {}),
+            session.state.certificates.get(info.credential_id) or CertificateRecord(),
             situation.statuses[info.credential_id],
             info.credential_id in installed,
             info.credential_id == look.current_id,
@@ -147,13 +148,13 @@ async def gather_status(session: Session) -> ProfileStatus:
 
 
 def _row(
-    info: CertificateInfo, local: dict[str, Any], status: str, installed_here: bool, current: bool, now: datetime
+    info: CertificateInfo, local: CertificateRecord, status: str, installed_here: bool, current: bool, now: datetime
 ) -> CertificateRow:
     """One certificate for display. Expiry comes from the listed PEM, else from our own record of
     the certificate Klarna returned to us; the fingerprint likewise (ours first)."""
     days_left = elapsed = None
     renewal = False
-    expires_at = info.expires_at or local.get("not_after")
+    expires_at = info.expires_at or local.not_after
     if info.not_after is not None and info.certificate_pem:
         cert = crypto.load_certificate(info.certificate_pem)
         total = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
@@ -164,7 +165,7 @@ def _row(
         moment = rules.parse_timestamp(expires_at)
         days_left = (moment - now).days
         renewal = moment - now <= rules.RENEWAL_WINDOW
-    fingerprint = local.get("fingerprint") or info.fingerprint
+    fingerprint = local.fingerprint or info.fingerprint
     return CertificateRow(
         credential_id=info.credential_id,
         cn=info.cn,
@@ -176,7 +177,7 @@ def _row(
         status=status,
         installed_here=installed_here,
         current=current,
-        last_seen_valid=local.get("last_seen_valid"),
+        last_seen_valid=local.last_seen_valid,
         lifetime_elapsed=elapsed,
         in_renewal_window=renewal,
     )
@@ -205,7 +206,7 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
         )
     async with session.client() as klarna:
         await klarna.revoke_certificate(credential_id)
-    session.state.certificate(credential_id)["retired"] = True
+    session.state.certificate(credential_id).retired = True
     session.save()
     session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
     return await gather_status(session)
@@ -339,7 +340,7 @@ async def _retire(session: Session, credential_id: str) -> None:
 
 def _suffix_of(session: Session, credential_id: str) -> str | None:
     """What a live revocation is confirmed with: our recorded fingerprint's suffix, else the id's end."""
-    fingerprint = session.state.certificates.get(credential_id, {}).get("fingerprint")
+    fingerprint = session.state.fingerprint_of(credential_id)
     return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]
 
 
@@ -386,10 +387,10 @@ async def _rotation_issue(session: Session, flow: RotationFlow) -> None:
         )
     info = answer.value
     flow.update(certificate_id=info.credential_id, certificate_pem=info.certificate_pem, fingerprint=info.fingerprint)
-    record = {"fingerprint": info.fingerprint, "issued_here": True}
+    record = session.state.certificate(info.credential_id)
+    record.fingerprint, record.issued_here = info.fingerprint, True
     if info.not_after is not None:
-        record["not_after"] = rules.format_utc(info.not_after)
-    session.state.certificate(info.credential_id).update(record)
+        record.not_after = rules.format_utc(info.not_after)
     session.audit.record(
         "certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint, reason="rotation"
     )
@@ -459,9 +460,10 @@ def _rotation_switch(session: Session, flow: RotationFlow) -> None:
     cert_mode, key_mode, dir_mode = pair.modes()
     ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
     ev.install_probe_fingerprint = pair.fingerprint
-    session.state.certificate(flow["certificate_id"]).update({"installed": True, "label": flow["label"]})
+    record = session.state.certificate(flow["certificate_id"])
+    record.installed, record.label = True, flow["label"]
     if old_id:
-        session.state.certificate(old_id)["current"] = False
+        session.state.certificate(old_id).current = False
     session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
 
 
@@ -538,7 +540,7 @@ def _trust_finding(session: Session) -> Finding:
 
     from .api import environment_proxy, trusted_roots
 
-    if session.settings.get("trust_ca"):
+    if session.settings.trust_ca:
         trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"
     elif session.ca_bundle:
         trust = f"only the sandbox CA {session.ca_bundle}"
@@ -706,10 +708,11 @@ def support_bundle(session: Session) -> dict[str, Any]:
         "secret_backend": ev.secret_backend_name,
         "installed_certificate": certificate,
         "certificates": {
-            cid: {k: v for k, v in info.items() if k != "label"} for cid, info in session.state.certificates.items()
+            cid: {k: v for k, v in info.to_dict().items() if k != "label"}
+            for cid, info in session.state.certificates.items()
         },
         "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
-        "status_history": session.state.status_history[-50:],
+        "status_history": [entry.to_dict() for entry in session.state.status_history[-50:]],
         "versions": {
             "klarna-mtls": __version__,
             "python": platform.python_version(),

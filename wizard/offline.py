@@ -22,8 +22,7 @@ from .lifecycle import (
     _row,  # the one home of how a certificate is shown
 )
 from .model import Evidence
-
-LAST_STATUS = "last_status"  # key in the profile's settings: {"at": UTC time, "status": {...}}
+from .records import CertificateRecord, LastStatus
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,17 @@ class CachedStatus:
 
 def remember(session: Session, status: ProfileStatus) -> None:
     """Keep the status Klarna just gave, with the time, for the next offline start."""
-    session.settings[LAST_STATUS] = {"at": rules.format_utc(session.clock()), "status": status.to_dict()}
+    session.settings.last_status = LastStatus(at=rules.format_utc(session.clock()), status=status.to_dict())
     session.save()
 
 
 def cached_status(session: Session) -> CachedStatus:
     """The last answer when the journal holds a readable one, else the journal's records."""
-    saved = session.settings.get(LAST_STATUS)
+    saved = session.settings.last_status
     now = session.clock()
-    if isinstance(saved, dict) and isinstance(saved.get("at"), str):
+    if saved is not None:
         try:
-            return CachedStatus(_status_from_dict(saved.get("status"), now), saved["at"], "last answer")
+            return CachedStatus(_status_from_dict(saved.status, now), saved.at, "last answer")
         except (TypeError, ValueError, KeyError, WizardError):
             pass  # a damaged copy: the records still say something
     return CachedStatus(_status_from_records(session, now), _last_contact(session), "records")
@@ -72,9 +71,9 @@ def _row_from_dict(row: Any, now: datetime) -> CertificateRow:
 
 def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     ev = session.evidence
-    records = {cid: rec for cid, rec in session.state.certificates.items() if isinstance(rec, dict)}
+    records = dict(session.state.certificates)
     if ev.certificate_id:
-        records.setdefault(ev.certificate_id, {"fingerprint": ev.fingerprint})
+        records.setdefault(ev.certificate_id, CertificateRecord(fingerprint=ev.fingerprint))
     pairs = list_pairs(session.install_dir)
     pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
     installed = {session.current_id(p) for p in pairs} - {None}
@@ -82,11 +81,11 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     current_id = session.current_id(current)
     rows = []
     for credential_id, record in records.items():
-        pem = _pem_for(credential_id, record.get("fingerprint"), ev, pems)
+        pem = _pem_for(credential_id, record.fingerprint, ev, pems)
         info = CertificateInfo.from_json({"credential_id": credential_id}, pem=pem)
-        status = "REVOKED" if record.get("retired") else info.status  # ACTIVE or EXPIRED by its dates
+        status = "REVOKED" if record.retired else info.status  # ACTIVE or EXPIRED by its dates
         rows.append(_row(info, record, status, credential_id in installed, credential_id == current_id, now))
-    history = [h for h in session.state.status_history if current and h.get("fingerprint") == current.fingerprint]
+    history = [h for h in session.state.status_history if current and h.fingerprint == current.fingerprint]
     return ProfileStatus(
         profile=session.profile,
         environment=session.environment,
@@ -94,10 +93,10 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
         stage=session.model.stage.value,
         certificates=sorted(rows, key=lambda r: r.expires_at or ""),
         enforcement_mode=ev.enforcement_mode,
-        enforced_from=session.settings.get("enforced_from_server") or ev.enforced_from,
+        enforced_from=session.settings.enforced_from_server or ev.enforced_from,
         slots_used=sum(1 for r in rows if r.status == "ACTIVE"),
         secret_backend=ev.secret_backend_name,
-        verification=history[-1].get("status") if history else None,
+        verification=history[-1].status if history else None,
         installed=current is not None,
         current_id=current_id,
     )
@@ -115,6 +114,6 @@ def _pem_for(credential_id: str, fingerprint: str | None, ev: Evidence, pems: di
 
 def _last_contact(session: Session) -> str | None:
     """The latest time Klarna answered this tool, from the journal."""
-    times = [str(h["at"]) for h in session.state.status_history if isinstance(h.get("at"), str)]
+    times = [h.at for h in session.state.status_history]
     times += [t for t in (session.evidence.api_call_ok_at,) if t]
     return max(times) if times else None

@@ -134,7 +134,7 @@ def _sandbox_signature(cert: x509.Certificate, bundle: Path) -> list[str]:
 
 async def _listed(cert: x509.Certificate, session: Session) -> Finding:
     fingerprint = crypto.fingerprint_sha256(cert)
-    known = [cid for cid, info in session.state.certificates.items() if info.get("fingerprint") == fingerprint]
+    known = [cid for cid, info in session.state.certificates.items() if info.fingerprint == fingerprint]
     if not known:
         return Finding(
             "account",

@@ -91,7 +91,7 @@ async def make_request(session: Session, name: str, *, new_key: bool = False) ->
     if flow is None or flow.get("name") != name or new_key or not Path(flow["key_path"]).exists():
         flow = await asyncio.to_thread(_new_key_and_csr, session, name, rules.default_cn(account))
         session.state.flows[REQUEST_FLOW] = flow
-        session.settings["runtime_name"] = name
+        session.settings.runtime_name = name
         session.save()
         session.audit.record("runtime_key_generated", runtime=name, public_key_id=flow["public_key_id"])
     return {
@@ -154,10 +154,9 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
     )
     await asyncio.to_thread(activate, session.install_dir, label)
     certificate_id = _text_field(response, "certificate_id")
-    session.state.certificates.setdefault(certificate_id, {}).update(
-        {"fingerprint": fingerprint, "installed": True, "label": label, "runtime": name}
-    )
-    session.settings["runtime_name"] = name
+    record = session.state.certificate(certificate_id)
+    record.fingerprint, record.installed, record.label, record.runtime = fingerprint, True, label, name
+    session.settings.runtime_name = name
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=certificate_id, fingerprint=fingerprint)
     observation = await session.observe()
@@ -189,7 +188,7 @@ def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_
     """Refuse to issue into a full account, naming what holds each of the 10 slots. Before sending,
     the listing's status (ours, not documented) counts; once Klarna refused, every listed
     certificate this profile does not know as retired is shown as a possible holder."""
-    retired = {cid for cid, rec in session.state.certificates.items() if rec.get("retired")}
+    retired = session.state.retired_ids()
     if server_refused:
         active = [c for c in listing if c.status not in ("REVOKED", "EXPIRED") and c.credential_id not in retired]
     else:
@@ -199,8 +198,9 @@ def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_
     holders = {cid: r.name for r in session.state.runtimes.values() for cid in r.certificate_ids}
     lines = []
     for info in sorted(active, key=lambda c: c.expires_at or ""):
-        local = session.state.certificates.get(info.credential_id, {})
-        holder = holders.get(info.credential_id) or ("this machine" if local.get("installed") else "not known here")
+        local = session.state.certificates.get(info.credential_id)
+        installed = local is not None and local.installed
+        holder = holders.get(info.credential_id) or ("this machine" if installed else "not known here")
         lines.append(f"{info.credential_id} ({holder}, {info.description or 'no description'})")
     raise InterlockRefused(
         f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use: " + "; ".join(lines) + ".",
@@ -271,10 +271,8 @@ def _issued_before(session: Session, listing: list[CertificateInfo], public_key_
 
     listed = {c.credential_id for c in listing}
     for cid, record in session.state.certificates.items():
-        if record.get("public_key_id") == public_key_id and cid in listed and not record.get("retired"):
-            pem = record.get("certificate_pem")
-            if isinstance(pem, str):
-                return CertificateInfo.from_json({"credential_id": cid}, pem=pem)
+        if record.public_key_id == public_key_id and cid in listed and not record.retired and record.certificate_pem:
+            return CertificateInfo.from_json({"credential_id": cid}, pem=record.certificate_pem)
     return None
 
 
@@ -290,15 +288,9 @@ def _record_issued(session: Session, name: str, info: CertificateInfo, public_ke
     not_after = rules.format_utc(cert.not_valid_after_utc)
     record = session.state.runtimes.setdefault(name, RuntimeRecord(name, added_at=rules.format_utc(session.clock())))
     record.adopt_certificate(credential_id, fingerprint, not_after)
-    session.state.certificates.setdefault(credential_id, {}).update(
-        {
-            "fingerprint": fingerprint,
-            "issued_here": True,
-            "runtime": name,
-            "public_key_id": public_key_id,
-            "certificate_pem": certificate_pem,
-        }
-    )
+    mine = session.state.certificate(credential_id)
+    mine.fingerprint, mine.issued_here, mine.runtime = fingerprint, True, name
+    mine.public_key_id, mine.certificate_pem = public_key_id, certificate_pem
     session.audit.record(
         "runtime_certificate_issued", runtime=name, certificate_id=credential_id, fingerprint=fingerprint
     )
@@ -309,7 +301,7 @@ def declare(session: Session, name: str, credential_id: str | None = None) -> Ru
     pair, or one exported as a Kubernetes Secret). Only the tool's own records are trusted."""
     verify_runtime_name(name)
     credential_id = credential_id or session.evidence.certificate_id
-    fingerprint = session.state.certificates.get(credential_id or "", {}).get("fingerprint")
+    fingerprint = session.state.fingerprint_of(credential_id)
     if not credential_id or not fingerprint:
         raise InputError(
             f"This profile has no record of certificate {credential_id or '(none installed)'}.",

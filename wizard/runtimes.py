@@ -250,7 +250,7 @@ def record_report(state: ProfileState, report: ReadinessReport, account_id: str 
             f"No runtime named {report.runtime} is declared in this profile.",
             hint="Onboard it with runtime request/issue/install, or declare it with runtime add.",
         )
-    known = {state.certificates.get(cid, {}).get("fingerprint") for cid in record.certificate_ids}
+    known = {state.fingerprint_of(cid) for cid in record.certificate_ids}
     if report.fingerprint not in known | {record.fingerprint}:
         raise InputError(
             f"The report from {report.runtime} is for certificate …{_suffix(report.fingerprint)}, "

@@ -141,10 +141,10 @@ async def onboard(args: argparse.Namespace) -> int:
             session.configure(
                 args.environment,
                 args.account_id,
-                base_url=args.base_url or session.settings.get("base_url"),
-                ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
-                install_dir=args.install_dir or session.settings.get("install_dir"),
-                allow_remote_sandbox=args.allow_remote_sandbox or bool(session.settings.get("allow_remote_sandbox")),
+                base_url=args.base_url or session.settings.base_url,
+                ca_bundle=args.ca_bundle or session.settings.ca_bundle,
+                install_dir=args.install_dir or session.settings.install_dir,
+                allow_remote_sandbox=args.allow_remote_sandbox or session.settings.allow_remote_sandbox,
             )
     elif not session.evidence.account_id:
         raise InputError("This profile is new.", hint="Give --environment and --account-id.")

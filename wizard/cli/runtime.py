@@ -84,14 +84,14 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
     if not (args.environment and args.account_id):
         raise InputError("Give both --environment and --account-id.")
     same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
-    if same and args.base_url in (None, session.settings.get("base_url")) and not getattr(args, "install_dir", None):
+    if same and args.base_url in (None, session.settings.base_url) and not getattr(args, "install_dir", None):
         return  # already so (a probe from cron passes the same flags every run)
     session.configure(
         args.environment,
         args.account_id,
-        base_url=args.base_url or session.settings.get("base_url"),
-        ca_bundle=args.ca_bundle or session.settings.get("ca_bundle"),
-        install_dir=getattr(args, "install_dir", None) or session.settings.get("install_dir"),
+        base_url=args.base_url or session.settings.base_url,
+        ca_bundle=args.ca_bundle or session.settings.ca_bundle,
+        install_dir=getattr(args, "install_dir", None) or session.settings.install_dir,
     )
 
 
@@ -146,7 +146,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise InputError("Give both --cert and --key, or neither (the pair installed here).")
     _configure_if_asked(args, open_session(args))  # e.g. a CronJob's fresh container
     session = open_unlocked_session(args)
-    name = args.name or session.settings.get("runtime_name") or session.profile
+    name = args.name or session.settings.runtime_name or session.profile
     pair = pair_from_files(args.cert, args.key) if args.cert else None
     report = asyncio.run(probe(session, name, pair))
     line = json.dumps(report.to_dict(), sort_keys=True)
