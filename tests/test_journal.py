@@ -146,3 +146,140 @@ def test_hand_edited_evidence_type_is_a_journal_error_at_load(paths):
         journal.load()
     assert "clock_skew_seconds" in caught.value.message and caught.value.hint
     assert journal.path.read_bytes() == before
+
+
+def previous_version_journal() -> dict:
+    """A journal as the version before the typed records wrote it, every record kind filled in."""
+    return {
+        "schema": 2,
+        "profile": "old",
+        "stage": "VERIFY",
+        "evidence": evidence_through(Stage.VERIFY).to_dict(),
+        "settings": {
+            "base_url": None,  # written as null when the profile had none
+            "ca_bundle": None,
+            "install_dir": "/srv/klarna/old",
+            "trust_ca": "/etc/company/ca.pem",
+            "key_file_sha256": "ab" * 32,
+            "api_key_credential_id": "krn:partner:global:account:credential:api-key:k1",
+            "api_key_id_source": "created",
+            "enforced_from_server": "2026-12-01T09:00:00Z",
+            "enforcement_proved_at": "2026-12-01T09:05:00Z",
+            "runtime_name": "checkout",
+            "last_status": {"at": "2026-12-01T09:06:00Z", "status": {"profile": "old", "certificates": []}},
+            "a_newer_setting": {"kept": [1, "two", None]},  # from a newer version: written back as is
+        },
+        "in_flight": {
+            "operation": "create_certificate",
+            "idempotency_key": "3f2c9d4e-0000-4000-8000-000000000001",
+            "public_key_id": "cd" * 32,
+            "sent_at": "2026-12-01T08:59:00Z",
+        },
+        "certificates": {
+            "krn:cert:old": {"fingerprint": "AA:BB", "issued_here": True, "retired": True, "current": False},
+            "krn:cert:now": {
+                "fingerprint": "CC:DD",
+                "issued_here": True,
+                "installed": True,
+                "label": "ccdd000011112222",
+                "not_after": "2029-12-01T09:00:00Z",
+                "last_seen_valid": "2026-12-01T09:04:00Z",
+                "a_newer_field": 7,
+            },
+            "krn:cert:runtime": {
+                "fingerprint": "EE:FF",
+                "issued_here": True,
+                "runtime": "checkout",
+                "public_key_id": "ef" * 32,
+                "certificate_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            },
+        },
+        "status_history": [
+            {"at": "2026-12-01T09:01:00Z", "status": "NOT_PRESENT", "fingerprint": None, "source": "verify"},
+            {"at": "2026-12-01T09:04:00Z", "status": "VALID", "fingerprint": "CC:DD", "source": "verify"},
+        ],
+        "flows": {},
+        "runtimes": {},
+    }
+
+
+def test_a_journal_of_the_previous_version_loads_typed_and_saves_back_unchanged(paths):
+    journal = Journal(paths, "old")
+    journal.path.parent.mkdir(parents=True)
+    written = json.dumps(previous_version_journal(), indent=2, sort_keys=True, ensure_ascii=False).encode()
+    journal.path.write_bytes(written)
+    state = journal.load()
+    settings, certificates = state.settings, state.certificates
+    assert (settings.base_url, settings.trust_ca, settings.allow_remote_sandbox) == (None, "/etc/company/ca.pem", False)
+    assert settings.last_status is not None and settings.last_status.at == "2026-12-01T09:06:00Z"
+    assert state.tool_key_id == "krn:partner:global:account:credential:api-key:k1"
+    assert state.retired_ids() == {"krn:cert:old"}
+    assert state.id_for_pair("ccdd000011112222", None) == "krn:cert:now" == state.id_for_pair(None, "CC:DD")
+    assert certificates["krn:cert:now"].last_seen_valid == "2026-12-01T09:04:00Z"
+    assert certificates["krn:cert:runtime"].runtime == "checkout"
+    assert state.in_flight is not None and state.in_flight.public_key_id == "cd" * 32
+    assert [(e.status, e.fingerprint) for e in state.status_history] == [("NOT_PRESENT", None), ("VALID", "CC:DD")]
+    assert state.to_dict() == previous_version_journal()
+    journal.path.unlink()
+    assert Journal(paths, "old").save(state)  # a fresh Journal: it writes, as after any change
+    assert journal.path.read_bytes() == written
+
+
+def test_the_typed_records_write_what_they_hold_and_leave_out_what_they_do_not(paths):
+    journal = Journal(paths, "p")
+    state = ProfileState("p")
+    state.settings.install_dir = "/srv/p"
+    state.certificate("krn:a").fingerprint = "AA"
+    state.record_tool_key("krn:key", "told")
+    assert state.record_status("VALID", "AA", "verify") and not state.record_status("VALID", "AA", "status")
+    journal.save(state)
+    saved = json.loads(journal.path.read_text())
+    assert saved["settings"] == {
+        "install_dir": "/srv/p",
+        "api_key_credential_id": "krn:key",
+        "api_key_id_source": "told",
+    }
+    assert saved["certificates"] == {"krn:a": {"fingerprint": "AA"}} and saved["in_flight"] is None
+    assert [e["status"] for e in saved["status_history"]] == ["VALID"]
+    state.record_tool_key(None, "")
+    journal.save(state)
+    assert json.loads(journal.path.read_text())["settings"] == {"install_dir": "/srv/p"}
+
+
+@pytest.mark.parametrize(
+    "section,edit,named",
+    [
+        ("settings", {"allow_remote_sandbox": "yes"}, "settings.allow_remote_sandbox"),
+        ("settings", {"api_key_credential_id": ["krn:key"]}, "settings.api_key_credential_id"),
+        ("settings", {"install_dir": 123}, "settings.install_dir"),
+        ("certificates", {"krn:cert:old": "revoked"}, "certificates.krn:cert:old"),
+        ("certificates", {"krn:cert:old": {"retired": "yes"}}, "certificates.krn:cert:old.retired"),
+        ("certificates", {"krn:cert:now": {"last_seen_valid": 20261201}}, "certificates.krn:cert:now.last_seen_valid"),
+        ("in_flight", {"idempotency_key": 5}, "in_flight.idempotency_key"),
+        ("in_flight", {"idempotency_key": None}, "in_flight.idempotency_key"),
+        ("status_history", [{"at": "2026-12-01T09:01:00Z", "status": 3}], "status_history[0].status"),
+        ("status_history", ["VALID"], "status_history[0]"),
+    ],
+)
+def test_a_wrong_type_in_the_typed_records_is_damage_not_a_crash(paths, section, edit, named):
+    doc = previous_version_journal()
+    if isinstance(edit, list) or doc[section] is None:
+        doc[section] = edit
+    else:
+        doc[section].update(edit)
+    journal = Journal(paths, "old")
+    journal.path.parent.mkdir(parents=True)
+    journal.path.write_text(json.dumps(doc))
+    before = journal.path.read_bytes()
+    with pytest.raises(JournalError, match="is damaged") as caught:
+        journal.load()
+    assert f"'{named}'" in caught.value.message and caught.value.hint
+    assert journal.path.read_bytes() == before
+
+
+def test_an_unreadable_cached_status_is_kept_but_not_used(paths):
+    doc = previous_version_journal()
+    doc["settings"]["last_status"] = {"at": 5, "status": "garbled"}
+    state = ProfileState.from_dict(doc, "old")
+    assert state.settings.last_status is None  # only a cache: the offline view uses the records
+    assert state.to_dict() == doc
