@@ -133,7 +133,8 @@ class ProfileState:
         last = self.status_history[-1] if self.status_history else None
         if last is not None and (last.status, last.fingerprint) == (status, fingerprint):
             return False
-        self.status_history.append(StatusEntry(rules.format_utc(rules.utc_now()), status, fingerprint, source))
+        at = rules.format_utc(rules.utc_now())
+        self.status_history.append(StatusEntry(at=at, status=status, fingerprint=fingerprint, source=source))
         del self.status_history[:-STATUS_HISTORY_LIMIT]
         return True
 

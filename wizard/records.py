@@ -21,6 +21,7 @@ _KINDS: dict[str, Any] = {
     "bool | None": (bool, type(None)),
     "dict[str, Any]": dict,
 }
+_KNOWN: dict[type, dict[str, Any]] = {}
 
 
 def expect_type(value: Any, kind: Any, name: str) -> Any:
@@ -42,9 +43,13 @@ class _Record:
     loaded_keys: frozenset[str] = field(default=frozenset(), kw_only=True, repr=False, compare=False)
 
     @classmethod
-    def _known(cls) -> dict[str, str]:
-        skip = ("extra", "loaded_keys", *cls.NESTED)
-        return {f.name: str(f.type) for f in fields(cls) if f.name not in skip}
+    def _known(cls) -> dict[str, Any]:
+        """Each known key and the JSON types it may hold (worked out once per class)."""
+        known = _KNOWN.get(cls)
+        if known is None:
+            skip = ("extra", "loaded_keys", *cls.NESTED)
+            known = _KNOWN[cls] = {f.name: _KINDS[str(f.type)] for f in fields(cls) if f.name not in skip}
+        return known
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Self:
@@ -53,7 +58,7 @@ class _Record:
         known, values, extra = cls._known(), {}, {}
         for key, value in data.items():
             if key in known:
-                values[key] = expect_type(value, _KINDS[known[key]], f"{where}.{key}")
+                values[key] = expect_type(value, known[key], f"{where}.{key}")
             else:
                 extra[key] = value
         for key in cls.REQUIRED:
