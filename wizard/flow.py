@@ -36,7 +36,7 @@ from .errors import (
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
-from .model import Evidence, Onboarding, Stage
+from .model import Evidence, KeyRecord, Onboarding, Stage
 from .paths import Paths
 from .secret_value import SecretValue
 
@@ -214,8 +214,7 @@ class Session:
         if changed and self.evidence.account_id is not None:
             self.model.restart_from(Stage.CREDENTIALS)
             self.state.record_tool_key(None, "")  # that key id belonged to the other account
-        self.evidence.environment = environment
-        self.evidence.account_id = str(account)
+        self.model.record_profile(environment, str(account))
         self.settings["base_url"] = base_url.rstrip("/") if base_url else None
         self.settings["ca_bundle"] = str(ca_bundle) if ca_bundle else None
         if allow_remote_sandbox:
@@ -332,12 +331,13 @@ class Session:
         ev = self.evidence
         if ev.api_key_masked and ev.api_key_masked != rules.mask_key(api_key):
             self.state.record_tool_key(None, "")  # another key: the recorded id described the old one
-        ev.api_key_environment = rules.api_key_environment(api_key)
-        ev.api_key_masked = rules.mask_key(api_key)
-        ev.secret_backend = store.kind
-        ev.secret_backend_name = store.display_name
-        ev.api_call_ok_at = rules.format_utc(self.clock())
-        ev.clock_skew_seconds = answer.clock_skew_seconds if answer.clock_skew_seconds is not None else 0.0
+        self.model.record_api_key(api_key)
+        self.model.record_credentials(
+            backend=store.kind,
+            backend_name=store.display_name,
+            checked_at=self.clock(),
+            clock_skew_seconds=answer.clock_skew_seconds,
+        )
         self.save()
         self.audit.record(
             "credentials_checked",
@@ -407,15 +407,18 @@ class Session:
         return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
     def _record_key(self, key: PrivateKey, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
-        ev = self.evidence
-        ev.key_path = str(self.key_path)
-        ev.key_curve = key.curve.name
-        ev.key_public_id = crypto.public_key_id(key)
-        ev.key_file_mode = file_mode(self.key_path)
-        ev.key_dir_mode = file_mode(self.key_path.parent)
-        ev.key_encrypted = encrypted
-        ev.cn = cn
-        ev.csr_pem = csr_pem.decode()
+        self.model.record_key(
+            KeyRecord(
+                path=str(self.key_path),
+                curve=key.curve.name,
+                public_id=crypto.public_key_id(key),
+                file_mode=file_mode(self.key_path),
+                dir_mode=file_mode(self.key_path.parent),
+                encrypted=encrypted,
+                cn=cn,
+                csr_pem=csr_pem.decode(),
+            )
+        )
         self.save()
 
     def load_key(self) -> PrivateKey:
@@ -468,23 +471,21 @@ class Session:
         self._record_certificate(answer.value, listing.value)
 
     def _record_certificate(self, info: CertificateInfo, listing: list[CertificateInfo]) -> None:
-        ev = self.evidence
         pem = info.certificate_pem or ""
         cert = crypto.load_certificate(pem)  # none in the answer: "The certificate is empty."
-        ev.certificate_id = info.credential_id
-        ev.certificate_pem = pem
-        ev.fingerprint = crypto.fingerprint_sha256(cert)
-        ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
+        fingerprint = crypto.fingerprint_sha256(cert)
+        active = sum(1 for c in listing if c.status == "ACTIVE")
+        self.model.record_certificate(info.credential_id, pem, fingerprint, active)
         self.state.in_flight = None
         self.state.certificate(info.credential_id).update(
             {
-                "fingerprint": ev.fingerprint,
+                "fingerprint": fingerprint,
                 "issued_here": True,
                 "not_after": rules.format_utc(cert.not_valid_after_utc),
             }
         )
         self.save()
-        self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
+        self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=fingerprint)
 
     # ------------------------------------------------------------------ INSTALL
     async def install(self, install_dir: str | Path | None = None) -> None:
@@ -509,11 +510,10 @@ class Session:
             key_passphrase=self.key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
-        cert_mode, key_mode, dir_mode = pair.modes()
-        ev.install_dir = str(folder)
-        ev.cert_path = str(folder / "current" / pair.cert_path.name)
-        ev.installed_key_path = str(folder / "current" / pair.key_path.name)
-        ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
+        current = folder / "current"
+        self.model.record_install(
+            str(folder), str(current / pair.cert_path.name), str(current / pair.key_path.name), pair.modes()
+        )
         self.state.certificate(ev.certificate_id).update({"installed": True, "label": label})
         self.save()
         self.audit.record("installed", folder=str(folder), fingerprint=ev.fingerprint)
@@ -527,9 +527,7 @@ class Session:
                 "Klarna refused the installed certificate during the TLS handshake.",
                 hint=observation.diagnosis.next_steps[0],
             )
-        ev = self.evidence
-        ev.install_probe_ok_at = rules.format_utc(observation.at)
-        ev.install_probe_fingerprint = observation.fingerprint
+        self.model.record_install_probe(observation.at, observation.fingerprint)
         self.save()
         return observation
 
@@ -584,13 +582,11 @@ class Session:
         require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out, situation=self.situation(look))
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
-        ev = self.evidence
-        ev.enforced_from = value
-        ev.enforced_from_chosen_at = rules.format_utc(self.clock())
+        self.model.record_enforcement_request(value, self.clock())
         async with self.client() as klarna:
             answer = await klarna.set_enforcement(value)
         mode: str = answer.value.mode.value
-        ev.enforcement_mode = mode
+        self.model.record_enforcement_mode(mode)
         self.settings["enforced_from_server"] = answer.value.enforced_from
         self.save()
         self.audit.record("enforcement_set", enforced_from=value, mode=mode)
@@ -601,7 +597,7 @@ class Session:
             answer = await klarna.get_enforcement()
         known = answer.value.mode is not rules.EnforcementMode.UNKNOWN
         if self.model.stage is Stage.ENFORCE and self.evidence.enforced_from and known:
-            self.evidence.enforcement_mode = answer.value.mode.value
+            self.model.record_enforcement_mode(answer.value.mode.value)
             self.save()
         return answer.value
 

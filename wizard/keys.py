@@ -487,8 +487,7 @@ async def _switch(session: Session, store: SecretStore, flow: KeyRotationFlow) -
         )
     session.unlock(new_key)
     session.state.record_tool_key(flow["new_credential_id"], "created")
-    session.evidence.api_key_masked = rules.mask_key(new_key)
-    session.evidence.api_key_environment = rules.api_key_environment(new_key)
+    session.model.record_api_key(new_key)
     session.audit.record(
         "api_key_switched", credential_id=flow["new_credential_id"], api_key=session.evidence.api_key_masked
     )
