@@ -109,3 +109,14 @@ def test_kept_connections_are_one_per_trust_and_closed_after(paths, sandbox):
 
     asyncio.run(twice())
     assert seen[0] is seen[1]
+
+
+def test_a_pair_with_its_own_passphrase_gets_a_session_of_its_own(paths):
+    """pair_doctor checks a named pair with that pair's passphrase; the profile's stays in place."""
+    session = Session(paths, "p")
+    session.unlock(KEY, PASSPHRASE)
+    session.clients.keep_connections()
+    other = session.with_key_passphrase(b"pair secret")
+    assert other.key_passphrase == b"pair secret" and other.custody.api_key() == KEY
+    assert session.key_passphrase == PASSPHRASE and session.custody is not other.custody
+    assert other.clients is not session.clients and other.state is session.state

@@ -45,6 +45,15 @@ class ClientFactory:
     def __repr__(self) -> str:
         return f"ClientFactory(environment={self._environment()!r}, kept={self._connections is not None})"
 
+    def with_custody(self, custody: KeyCustody) -> ClientFactory:
+        """The same profile's factory over another custody (e.g. a pair's own key passphrase);
+        it reuses the connections this one keeps, and never closes them."""
+        other = ClientFactory(
+            custody, settings=self._settings, environment=self._environment, install_dir=self._install_dir
+        )
+        other.use_connections(self._connections)
+        return other
+
     @property
     def base_url(self) -> str:
         from .api import BASE_URLS

@@ -34,6 +34,14 @@ class KeyCustody:
         """Hold the private key's passphrase for this run; None (or empty) forgets it."""
         self._passphrase = SecretValue(passphrase) if passphrase else None
 
+    def with_passphrase(self, passphrase: bytes | SecretValue[bytes] | None) -> KeyCustody:
+        """Another custody holding the same API key and ``passphrase`` (a pair with its own);
+        this one is unchanged."""
+        other = KeyCustody()
+        other._api_key = self._api_key
+        other.set_passphrase(passphrase)
+        return other
+
     @property
     def unlocked(self) -> bool:
         return self._api_key is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import os
 import shlex
@@ -162,6 +163,14 @@ class Session:
     def set_key_passphrase(self, passphrase: bytes | SecretValue[bytes] | None) -> None:
         """Hold the private key's passphrase in memory for this run only."""
         self.custody.set_passphrase(passphrase)
+
+    def with_key_passphrase(self, passphrase: bytes | SecretValue[bytes]) -> Session:
+        """This session for a pair with its own key passphrase: journal state, API key and kept
+        connections are shared; only the copy holds ``passphrase``."""
+        other = copy.copy(self)
+        other.custody = self.custody.with_passphrase(passphrase)
+        other.clients = self.clients.with_custody(other.custody)
+        return other
 
     @property
     def unlocked(self) -> bool:
