@@ -1,7 +1,8 @@
 """The onboarding model: stages in order, evidence recorded by callers, checks kept as data.
 
 The model does no I/O. Workers observe the world (files, responses, headers, clocks) and record
-what they saw as evidence; each check is a pure function over that evidence. ``blockers()`` lists
+what they saw as evidence through ``Onboarding.record_…`` (the only writers of evidence, see
+tests/test_evidence_writer.py); each check is a pure function over that evidence. ``blockers()`` lists
 failing checks for the UI; ``advance()`` raises ``StageBlocked`` and changes nothing while any
 check fails."""
 
