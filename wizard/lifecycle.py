@@ -24,7 +24,7 @@ from .flow import Observation, Session, find_by_key, key_digest, load_own_key, r
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from .interlocks import Action, Situation, refusals, require
-from .model import Stage
+from .model import RotatedPair, Stage
 from .records import CertificateRecord
 from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
 
@@ -442,24 +442,21 @@ async def _rotation_switch_step(session: Session, flow: RotationFlow) -> None:
 
 def _rotation_switch(session: Session, flow: RotationFlow) -> None:
     pair = activate(session.install_dir, flow["label"])
-    ev = session.evidence
     key = crypto.load_private_key_file(Path(flow["key_path"]), session.key_passphrase)
-    old_id = ev.certificate_id
-    # The onboarding evidence follows the pair in use, so status, doctor and check describe it.
-    ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = (
-        flow["key_path"],
-        crypto.public_key_id(key),
-        flow["csr_pem"],
-        flow["cn"],
+    old_id = session.evidence.certificate_id
+    session.model.adopt_rotated_pair(
+        RotatedPair(
+            key_path=flow["key_path"],
+            key_public_id=crypto.public_key_id(key),
+            csr_pem=flow["csr_pem"],
+            cn=flow["cn"],
+            certificate_id=flow["certificate_id"],
+            certificate_pem=flow["certificate_pem"],
+            fingerprint=flow["fingerprint"],
+            modes=pair.modes(),
+            installed_fingerprint=pair.fingerprint,
+        )
     )
-    ev.certificate_id, ev.certificate_pem, ev.fingerprint = (
-        flow["certificate_id"],
-        flow["certificate_pem"],
-        flow["fingerprint"],
-    )
-    cert_mode, key_mode, dir_mode = pair.modes()
-    ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
-    ev.install_probe_fingerprint = pair.fingerprint
     record = session.state.certificate(flow["certificate_id"])
     record.installed, record.label = True, flow["label"]
     if old_id:
