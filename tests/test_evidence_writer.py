@@ -113,10 +113,10 @@ def test_the_scan_sees_each_way_of_writing_evidence(source):
     "source",
     [
         "fingerprint = session.evidence.fingerprint",
-        "def f(s):\n    ev = s.evidence\n    s.state.certificate(ev.certificate_id).update({})",
+        "def f(s):\n    ev = s.evidence\n    s.state.certificate(ev.certificate_id).installed = True",
         "def f(s):\n    ev = s.evidence\n    x = ev.cn\n    y = [ev.cn]\n    y.append(1)",
         "session.model.record_key(cn='x')",
-        "self.settings['base_url'] = None",
+        "self.settings.base_url = None",
     ],
 )
 def test_the_scan_leaves_reading_evidence_alone(source):
