@@ -19,6 +19,7 @@ CORE = {
     "wizard.crypto",
     "wizard.diagnosis",
     "wizard.errors",
+    "wizard.flow_records",
     "wizard.fsutil",
     "wizard.install",
     "wizard.journal",

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import rules
 from .errors import JournalError
+from .flow_records import Flows
 from .fsutil import append_line, atomic_write, ensure_private_dir
 from .model import RESET_HINT, Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
@@ -39,8 +40,8 @@ class ProfileState:
     # certificate id -> {"fingerprint", "installed", "last_seen_valid", "retired", …}
     certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_history: list[dict[str, Any]] = field(default_factory=list)
-    # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
-    flows: dict[str, Any] = field(default_factory=dict)
+    # The records of the resumable flows (rotations, the runtime exchange): wizard/flow_records.py
+    flows: Flows = field(default_factory=Flows)
     # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
     runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
     # The runtimes as loaded (not saved): lets a long-lived session (the TUI) keep reports that
@@ -57,7 +58,7 @@ class ProfileState:
             "in_flight": self.in_flight,
             "certificates": self.certificates,
             "status_history": self.status_history[-STATUS_HISTORY_LIMIT:],
-            "flows": self.flows,
+            "flows": self.flows.to_dict(),
             "runtimes": records_to_dict(self.runtimes),
         }
 
@@ -84,7 +85,7 @@ class ProfileState:
                 in_flight=_expect(data.get("in_flight"), (dict, type(None)), "in_flight"),
                 certificates=_expect(data.get("certificates", {}), dict, "certificates"),
                 status_history=_expect(data.get("status_history", []), list, "status_history"),
-                flows=_flows(_expect(data.get("flows", {}), dict, "flows")),
+                flows=Flows.from_dict(data.get("flows", {})),
                 runtimes=runtimes,
                 runtimes_loaded=records_to_dict(runtimes),
             )
@@ -158,12 +159,6 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     for name in _TEXT_SETTINGS:
         _expect(settings.get(name), (str, type(None)), f"settings.{name}")
     return settings
-
-
-def _flows(flows: dict[str, Any]) -> dict[str, Any]:
-    for name, flow in flows.items():
-        _expect(flow, (dict, type(None)), f"flows.{name}")
-    return flows
 
 
 def _expect(value: Any, kind: Any, name: str) -> Any:
