@@ -399,7 +399,8 @@ class WizardApp(App):
             return None  # open_profile_store reads it itself
 
         def check(passphrase: bytes) -> SecretValue[bytes]:
-            secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            store = secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            secrets.prove_opens(store)  # a wrong passphrase is said here, before any key is created
             return SecretValue(passphrase)
 
         answer = await self.push_screen_wait(

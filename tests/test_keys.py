@@ -150,3 +150,13 @@ def test_hygiene_findings_in_the_doctor(keyring_profile):
     session, _ = keyring_profile
     findings = asyncio.run(keys.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
+
+
+def test_a_store_that_cannot_be_opened_is_refused_before_the_key_exists(keyring_profile, tmp_path):
+    session, _ = keyring_profile
+    secrets.EncryptedFileStore(tmp_path / "s.json", b"right").set("k", "klarna_test_api_" + "A" * 40)
+    wrong = secrets.EncryptedFileStore(tmp_path / "s.json", b"wrong")
+    before = asyncio.run(keys.list_keys(session))
+    with pytest.raises(secrets.SecretStoreError, match="Wrong passphrase"):
+        asyncio.run(keys.create_key(session, "checkout service", store=wrong))
+    assert [r.credential_id for r in asyncio.run(keys.list_keys(session))] == [r.credential_id for r in before]

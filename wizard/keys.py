@@ -192,6 +192,10 @@ async def create_key(
     new key is disabled (its secret would otherwise be lost with the key left active)."""
     _verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
+    if store is not None:  # a store that would refuse the key is found out before the key exists
+        from .secrets import prove_opens
+
+        await asyncio.to_thread(prove_opens, store)
     async with session.client() as klarna:
         info = (await klarna.create_api_key(description, str(uuid.uuid4()))).value
     if info.secret is None:

@@ -315,6 +315,13 @@ class EncryptedFileStore:
             del document["entries"][profile]
             self._save(document)
 
+    def verify_passphrase(self) -> None:
+        """Raise SecretStoreError unless this passphrase opens the file (a missing file: nothing to
+        check). Callers ask before doing anything whose result must then be kept here."""
+        document = self._load()
+        if document is not None:
+            self._unlock(document)
+
     def _locked(self) -> AbstractContextManager[None]:
         from .locking import file_lock
 
@@ -702,6 +709,13 @@ def open_profile_store(kind: str | None, paths: Paths, *, passphrase: bytes | No
     if kind == "encrypted-file" and not passphrase:
         passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
     return open_store(kind, paths, passphrase=passphrase)
+
+
+def prove_opens(store: SecretStore) -> None:
+    """Raise SecretStoreError when ``store`` is known not to accept writes with what it was
+    opened with (an encrypted file with the wrong passphrase), before anything is created for it."""
+    if isinstance(store, EncryptedFileStore):
+        store.verify_passphrase()
 
 
 def _how_to_provide(kind: str) -> str:
