@@ -85,7 +85,7 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ navigation
     def on_mount(self) -> None:
-        self.session.keep_connections()  # every step and poll reuses one connection per certificate
+        self.session.clients.keep_connections()  # every step and poll reuses one connection per certificate
         ev = self.session.evidence
         self.push_screen(WelcomeScreen(self.session, sandbox_available=self.sandbox is not None))
         if self.session.has_journal and ev.account_id and self.session.model.stage is not Stage.CREDENTIALS:
@@ -101,7 +101,7 @@ class WizardApp(App):
             self.notify_resumed()
 
     async def on_unmount(self) -> None:
-        await self.session.close_connections()
+        await self.session.clients.close_connections()
 
     def notify_resumed(self) -> None:
         """Where the journal resumes; when it was pulled back to an earlier stage, why (the same

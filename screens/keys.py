@@ -294,7 +294,8 @@ class KeysScreen(WorkScreen):
         self.confirm(
             "Rotate the tool's API key?",
             consequence,
-            old or keys.KeyRow("", None, "ACTIVE", None, None, self.session.api_key_suffix or "????", False, True),
+            old
+            or keys.KeyRow("", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True),
             "Rotate key",
             self.rotate_key,
         )

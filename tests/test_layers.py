@@ -16,7 +16,9 @@ CORE = {
     "wizard",
     "wizard._lazy",
     "wizard.api",
+    "wizard.clients",
     "wizard.crypto",
+    "wizard.custody",
     "wizard.diagnosis",
     "wizard.errors",
     "wizard.flow_records",
@@ -69,7 +71,7 @@ def is_module(name: str) -> bool:
 
 
 def layer(module: str) -> str:
-    if module.startswith(FRONT_ENDS):
+    if any(module == end or module.startswith(end + ".") for end in FRONT_ENDS):
         return "front end"
     if module in CORE or module.startswith("wizard.sandbox."):
         return "core"
@@ -105,6 +107,7 @@ def test_the_checker_sees_lazy_and_relative_imports():
     assert "wizard.flow" in imports_of(ROOT / "wizard" / "cli" / "onboard.py")  # `from ..flow import Session`
     assert layer("wizard.flow") == "services" and layer("wizard.model") == "core"
     assert layer("wizard.cli.manage") == "front end" and layer("screens.app") == "front end"
+    assert layer("wizard.clients") == "core"  # a name starting like wizard.cli is not the CLI
     assert RANK[layer("wizard.flow")] > RANK[layer("wizard.model")]
 
 

@@ -124,7 +124,7 @@ def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path
     spare, *_ = issue_pair(sandbox, tmp_path, "spare")
     session = session_for("p", sandbox)
     session.evidence.environment = "live"  # the interlock reads the profile's environment
-    session.check_binding = lambda key: None  # a test key on a "live" profile: binding is tested elsewhere
+    session.clients.check_binding = lambda key: None  # a test key on a "live" profile: binding is tested elsewhere
     with pytest.raises(InterlockRefused, match="fingerprint suffix"):
         asyncio.run(lifecycle.revoke(session, spare.credential_id))
     from wizard import crypto

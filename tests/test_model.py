@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from evidence import NOW, evidence_through, fixed_clock
 
+from wizard import rules
 from wizard.errors import StageBlocked
-from wizard.model import CHECKS, ORDER, Evidence, Onboarding, Stage
+from wizard.model import CHECKS, ORDER, Evidence, Onboarding, RotatedPair, Stage
 
 WORK = [s for s in ORDER if s is not Stage.DONE]
 
@@ -187,3 +188,70 @@ def test_evidence_from_dict_keeps_right_types_and_ignores_unknown_keys():
     assert ev.clock_skew_seconds == 2 and ev.key_file_mode == 0o600 and ev.key_encrypted is False
     assert len(ev.verifications) == 1
     Onboarding(Stage.CREDENTIALS, ev, clock=fixed_clock).results(Stage.VERIFY)
+
+
+# ---------------------------------------------------------------- the recording methods
+def test_recording_an_api_key_keeps_only_its_masked_form_and_environment():
+    model = Onboarding(clock=fixed_clock)
+    key = "klarna_test_api_" + "Q" * 28 + "wx12"
+    model.record_api_key(key)
+    model.record_credentials(backend="keyring", backend_name="Memory", checked_at=NOW, clock_skew_seconds=None)
+    ev = model.evidence
+    assert (ev.api_key_masked, ev.api_key_environment) == ("klarna_test_api_…wx12", "test")
+    assert ev.clock_skew_seconds == 0.0 and ev.api_call_ok_at == rules.format_utc(NOW)  # no Date: no skew
+    assert "Q" * 8 not in repr(ev.to_dict())
+
+
+def test_a_rotated_pair_replaces_the_certificate_and_keeps_what_rotation_did_not_observe():
+    model = model_at(Stage.VERIFY)
+    before = Evidence.from_dict(model.evidence.to_dict())
+    pair = RotatedPair(
+        key_path="/k/new.pem",
+        key_public_id="1" * 64,
+        csr_pem="csr",
+        cn="LYNEWCN1",
+        certificate_id="krn:new",
+        certificate_pem="pem",
+        fingerprint="AA:BB",
+        modes=(0o644, 0o600, 0o700),
+        installed_fingerprint="aa:bb",
+    )
+    model.adopt_rotated_pair(pair)
+    ev = model.evidence
+    assert (ev.key_path, ev.key_public_id, ev.cn, ev.certificate_id, ev.fingerprint) == (
+        "/k/new.pem",
+        "1" * 64,
+        "LYNEWCN1",
+        "krn:new",
+        "AA:BB",
+    )
+    assert (ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode) == (0o644, 0o600, 0o700)
+    assert ev.install_probe_fingerprint == "aa:bb"
+    assert (ev.key_curve, ev.key_file_mode, ev.install_probe_ok_at, ev.install_dir) == (
+        before.key_curve,
+        before.key_file_mode,
+        before.install_probe_ok_at,
+        before.install_dir,
+    )
+
+
+def test_recorded_evidence_passes_the_checks_it_feeds():
+    source = evidence_through(Stage.DONE)
+    model = Onboarding(clock=fixed_clock)
+    model.record_profile(source.environment, source.account_id)
+    model.record_install(source.install_dir, source.cert_path, source.installed_key_path, (0o644, 0o600, 0o700))
+    model.record_install_probe(NOW, source.fingerprint)
+    model.record_enforcement_request("NOW", NOW)
+    model.record_enforcement_mode("ENFORCED")
+    ev = model.evidence
+    assert (ev.environment, ev.account_id, ev.install_probe_fingerprint) == (
+        source.environment,
+        source.account_id,
+        source.fingerprint,
+    )
+    assert (ev.enforced_from, ev.enforced_from_chosen_at, ev.enforcement_mode) == (
+        "NOW",
+        rules.format_utc(NOW),
+        "ENFORCED",
+    )
+    assert [r.name for r in model.blockers(Stage.ENFORCE)] == []

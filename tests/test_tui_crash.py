@@ -67,4 +67,4 @@ def test_the_session_holds_its_secrets_masked(paths):
     session.unlock(KEY, PASSPHRASE.encode())
     held = repr(vars(session))
     assert KEY not in held and PASSPHRASE not in held
-    assert session.key_passphrase == PASSPHRASE.encode() and session.api_key_suffix == "89ab"
+    assert session.key_passphrase == PASSPHRASE.encode() and session.custody.api_key_suffix == "89ab"

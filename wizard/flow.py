@@ -1,6 +1,8 @@
 """The work behind each onboarding stage, shared by the TUI and the headless commands.
 
-A ``Session`` holds one profile's journal state, its audit log and (in memory only) its API key.
+A ``Session`` holds one profile's journal state, its audit log, the secrets in custody for this run
+(``custody``: the API key and key passphrase, in memory only) and its ``clients`` (the factory of
+KlarnaClients with this profile's host, trust and certificate).
 Each stage method does the I/O, records what it observed as evidence in the model, and saves the
 journal. Blocking work (crypto, files, keyring) runs in a thread so an event loop never stalls."""
 
@@ -8,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import os
 import shlex
 import stat
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._lazy import lazy_module
+from .clients import ClientFactory
+from .custody import KeyCustody
 from .diagnosis import Diagnosis, diagnose
 from .errors import (
     ApiError,
@@ -28,19 +33,17 @@ from .errors import (
     HandshakeRejected,
     InputError,
     InterlockRefused,
-    MtlsRequired,
-    SecretStoreError,
 )
 from .fsutil import ensure_private_dir, file_mode, write_private
 from .interlocks import Action, Situation, require
 from .journal import AuditLog, Journal, ProfileState, note_seen_valid
-from .model import Evidence, Onboarding, Stage
+from .model import Evidence, KeyRecord, Onboarding, Stage
 from .paths import Paths
 from .secret_value import SecretValue
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from . import crypto
-    from .api import CertificateInfo, ConnectionPool, EnforcementState, KlarnaClient
+    from .api import CertificateInfo, EnforcementState, KlarnaClient
     from .crypto import PrivateKey
     from .install import InstalledPair
     from .secrets import SecretStore
@@ -95,11 +98,13 @@ class Session:
         self.state: ProfileState = self.journal.load()
         self.state.model.clock = clock
         self.audit = AuditLog.for_profile(paths, profile)
-        # Held as SecretValue: a crash report or a repr shows them masked.
-        self._api_key: SecretValue[str] | None = None
-        self._key_passphrase: SecretValue[bytes] | None = None
-        self._connections: ConnectionPool | None = None  # kept connections while in use
-        self._owns_connections = False
+        self.custody = KeyCustody()  # the API key and key passphrase, in memory for this run only
+        self.clients = ClientFactory(
+            self.custody,
+            settings=lambda: self.state.settings,
+            environment=lambda: self.state.model.evidence.environment,
+            install_dir=lambda: self.install_dir,
+        )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
 
@@ -150,44 +155,36 @@ class Session:
         self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
         return discarded
 
+    # The secrets in custody (see wizard/custody.py); these delegates serve many callers.
     def unlock(self, api_key: str | SecretValue[str], key_passphrase: bytes | SecretValue[bytes] | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
-        self._api_key = SecretValue(api_key)
-        if key_passphrase is not None:
-            self._key_passphrase = SecretValue(key_passphrase)
+        self.custody.hold(api_key, key_passphrase)
 
     def set_key_passphrase(self, passphrase: bytes | SecretValue[bytes] | None) -> None:
         """Hold the private key's passphrase in memory for this run only."""
-        self._key_passphrase = SecretValue(passphrase) if passphrase else None
+        self.custody.set_passphrase(passphrase)
+
+    def with_key_passphrase(self, passphrase: bytes | SecretValue[bytes]) -> Session:
+        """This session for a pair with its own key passphrase: journal state, API key and kept
+        connections are shared; only the copy holds ``passphrase``."""
+        other = copy.copy(self)
+        other.custody = self.custody.with_passphrase(passphrase)
+        other.clients = self.clients.with_custody(other.custody)
+        return other
 
     @property
-    def api_key_suffix(self) -> str | None:
-        """The last four characters of the key in use: enough to match it in a listing."""
-        return self._api_key.reveal()[-4:] if self._api_key else None
+    def unlocked(self) -> bool:
+        return self.custody.unlocked
+
+    @property
+    def key_passphrase(self) -> bytes | None:
+        return self.custody.passphrase
 
     @property
     def running_key_recorded(self) -> bool | None:
         """Whether the key loaded for this run is the one recorded at the Credentials step (and
         kept through key rotation), compared by its masked form; None when no key is loaded."""
-        if not self._api_key:
-            return None
-        return bool(rules.mask_key(self._api_key.reveal()) == self.evidence.api_key_masked)
-
-    @property
-    def unlocked(self) -> bool:
-        return self._api_key is not None
-
-    @property
-    def key_passphrase(self) -> bytes | None:
-        return self._key_passphrase.reveal() if self._key_passphrase else None
-
-    def _require_key(self) -> str:
-        if not self._api_key:
-            raise SecretStoreError(
-                "The API key is not loaded for this run.",
-                hint="Enter it on the Credentials step, or set KLARNA_API_KEY for headless runs.",
-            )
-        return self._api_key.reveal()
+        return self.custody.matches(self.evidence.api_key_masked)
 
     # ------------------------------------------------------------------ profile
     def configure(
@@ -226,8 +223,7 @@ class Session:
         if changed and self.evidence.account_id is not None:
             self.model.restart_from(Stage.CREDENTIALS)
             self.state.record_tool_key(None, "")  # that key id belonged to the other account
-        self.evidence.environment = environment
-        self.evidence.account_id = str(account)
+        self.model.record_profile(environment, str(account))
         self.settings["base_url"] = base_url.rstrip("/") if base_url else None
         self.settings["ca_bundle"] = str(ca_bundle) if ca_bundle else None
         if allow_remote_sandbox:
@@ -240,20 +236,12 @@ class Session:
 
     @property
     def base_url(self) -> str:
-        from .api import BASE_URLS
-
-        if self.settings.get("base_url"):
-            return str(self.settings["base_url"])
-        if self.environment in BASE_URLS:
-            return BASE_URLS[self.environment]
-        raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
+        return self.clients.base_url
 
     @property
     def ca_bundle(self) -> Path | None:
-        """The CAs this profile trusts: the sandbox's CA, a set the user chose for live/test
-        (set_trust_ca), or None for the bundled roots. Never the environment's."""
-        value = self.settings.get("ca_bundle") or self.settings.get("trust_ca")
-        return Path(value) if value else None
+        """The CAs this profile trusts (see ClientFactory.ca_bundle)."""
+        return self.clients.ca_bundle
 
     def set_trust_ca(self, path: str | Path | None) -> None:
         """Live/test only: trust this CA file instead of the bundled roots (e.g. a company's
@@ -278,120 +266,18 @@ class Session:
     def install_dir(self) -> Path:
         return Path(self.settings.get("install_dir") or self.paths.default_install_dir(self.profile))
 
-    @contextlib.asynccontextmanager
-    async def client(
+    def client(
         self,
         *,
         with_certificate: bool | None = None,
         pair: InstalledPair | None = None,
         api_key: str | None = None,
         files_checked: bool = False,
-    ) -> AsyncIterator[KlarnaClient]:
-        """A KlarnaClient for this profile. ``with_certificate=None`` sends the installed
-        certificate when there is one (needed once enforcement applies); ``pair`` sends that
-        InstalledPair instead (rotation proves a new pair before switching); ``api_key``
-        overrides the session's key (key rotation proves a new key before switching);
-        ``files_checked`` says the caller checked ``pair``'s files its own way (a probe of a
-        mounted Kubernetes Secret, whose folder is sticky and world-writable by design)."""
-        from .api import KlarnaClient, handshake_probe_for
-
-        key = api_key or self._require_key()
-        self.check_binding(key)  # before any request: the key and the URL belong to this profile
-        pair = self._client_pair(with_certificate, pair, files_checked)
-        tls = dict(
-            ca_bundle=self.ca_bundle,
-            client_cert=pair.cert_path if pair else None,
-            client_key=pair.key_path if pair else None,
-            key_passphrase=self.key_passphrase if pair else None,
+    ) -> contextlib.AbstractAsyncContextManager[KlarnaClient]:
+        """A KlarnaClient for this profile (see ClientFactory.client)."""
+        return self.clients.client(
+            with_certificate=with_certificate, pair=pair, api_key=api_key, files_checked=files_checked
         )
-        probe = (
-            handshake_probe_for(
-                ca_bundle=self.ca_bundle,
-                client_cert=pair.cert_path,
-                client_key=pair.key_path,
-                key_passphrase=self.key_passphrase,
-            )
-            if pair is not None
-            else None
-        )
-        async with self._http(tls) as http:
-            try:
-                yield KlarnaClient(
-                    http,
-                    self.base_url,
-                    key,
-                    with_certificate=pair is not None,
-                    handshake_probe=probe,
-                )
-            except ApiError as error:
-                if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
-                    raise _mtls_required(error) from None
-                raise
-
-    def _client_pair(
-        self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
-    ) -> InstalledPair | None:
-        """The pair a client presents (see ``client``), its key file checked unless the caller did."""
-        from .install import current_pair, verify_private_files
-
-        if pair is None and with_certificate is not False:
-            pair = current_pair(self.install_dir)
-        if with_certificate and pair is None:
-            raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
-        if pair is not None and not files_checked:
-            verify_private_files(pair)  # refuse to use a key file others can read; says the fix
-        return pair
-
-    @contextlib.asynccontextmanager
-    async def _http(self, tls: dict[str, Any]) -> AsyncIterator[Any]:
-        """The kept connection for these TLS options (not closed here) when connections are kept,
-        else a fresh client closed after use."""
-        from .api import ConnectionPool, make_http_client
-
-        if self._connections is None and self._owns_connections:
-            self._connections = ConnectionPool()
-        if self._connections is not None:
-            yield self._connections.client(**tls)
-            return
-        async with make_http_client(**tls) as http:
-            yield http
-
-    # One connection per trust and certificate, reused across steps instead of one per call.
-    def use_connections(self, pool: ConnectionPool | None) -> None:
-        """Reuse ``pool`` (an api.ConnectionPool shared with other sessions; its owner closes it)."""
-        self._connections, self._owns_connections = pool, False
-
-    def keep_connections(self) -> None:
-        """Reuse this session's own connections from now on (made at first use) until
-        close_connections()."""
-        self._owns_connections = True
-
-    async def close_connections(self) -> None:
-        pool, owned = self._connections, self._owns_connections
-        self._connections, self._owns_connections = None, False
-        if pool is not None and owned:
-            await pool.aclose()
-
-    @contextlib.asynccontextmanager
-    async def connections(self) -> AsyncIterator[None]:
-        """keep_connections() for the block; a pool already in use is left as it is."""
-        if self._connections is not None or self._owns_connections:
-            yield
-            return
-        self.keep_connections()
-        try:
-            yield
-        finally:
-            await self.close_connections()
-
-    def check_binding(self, api_key: str) -> None:
-        """An API key goes only to its own environment's host: a live key never to a sandbox or
-        test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
-        rules.verify_api_key(api_key, self.environment)
-        if self.settings.get("base_url"):
-            rules.verify_base_url(
-                self.environment, self.base_url, allow_remote=bool(self.settings.get("allow_remote_sandbox"))
-            )
 
     # ------------------------------------------------------------------ the gate
     def situation(self, look: Look | None = None, **facts: Any) -> Situation:
@@ -454,12 +340,13 @@ class Session:
         ev = self.evidence
         if ev.api_key_masked and ev.api_key_masked != rules.mask_key(api_key):
             self.state.record_tool_key(None, "")  # another key: the recorded id described the old one
-        ev.api_key_environment = rules.api_key_environment(api_key)
-        ev.api_key_masked = rules.mask_key(api_key)
-        ev.secret_backend = store.kind
-        ev.secret_backend_name = store.display_name
-        ev.api_call_ok_at = rules.format_utc(self.clock())
-        ev.clock_skew_seconds = answer.clock_skew_seconds if answer.clock_skew_seconds is not None else 0.0
+        self.model.record_api_key(api_key)
+        self.model.record_credentials(
+            backend=store.kind,
+            backend_name=store.display_name,
+            checked_at=self.clock(),
+            clock_skew_seconds=answer.clock_skew_seconds,
+        )
         self.save()
         self.audit.record(
             "credentials_checked",
@@ -529,15 +416,18 @@ class Session:
         return load_own_key(self.key_path, passphrase, self.settings.get(KEY_DIGEST), self.evidence.key_public_id)
 
     def _record_key(self, key: PrivateKey, csr_pem: bytes, cn: str, *, encrypted: bool) -> None:
-        ev = self.evidence
-        ev.key_path = str(self.key_path)
-        ev.key_curve = key.curve.name
-        ev.key_public_id = crypto.public_key_id(key)
-        ev.key_file_mode = file_mode(self.key_path)
-        ev.key_dir_mode = file_mode(self.key_path.parent)
-        ev.key_encrypted = encrypted
-        ev.cn = cn
-        ev.csr_pem = csr_pem.decode()
+        self.model.record_key(
+            KeyRecord(
+                path=str(self.key_path),
+                curve=key.curve.name,
+                public_id=crypto.public_key_id(key),
+                file_mode=file_mode(self.key_path),
+                dir_mode=file_mode(self.key_path.parent),
+                encrypted=encrypted,
+                cn=cn,
+                csr_pem=csr_pem.decode(),
+            )
+        )
         self.save()
 
     def load_key(self) -> PrivateKey:
@@ -590,23 +480,21 @@ class Session:
         self._record_certificate(answer.value, listing.value)
 
     def _record_certificate(self, info: CertificateInfo, listing: list[CertificateInfo]) -> None:
-        ev = self.evidence
         pem = info.certificate_pem or ""
         cert = crypto.load_certificate(pem)  # none in the answer: "The certificate is empty."
-        ev.certificate_id = info.credential_id
-        ev.certificate_pem = pem
-        ev.fingerprint = crypto.fingerprint_sha256(cert)
-        ev.active_certificates = sum(1 for c in listing if c.status == "ACTIVE")
+        fingerprint = crypto.fingerprint_sha256(cert)
+        active = sum(1 for c in listing if c.status == "ACTIVE")
+        self.model.record_certificate(info.credential_id, pem, fingerprint, active)
         self.state.in_flight = None
         self.state.certificate(info.credential_id).update(
             {
-                "fingerprint": ev.fingerprint,
+                "fingerprint": fingerprint,
                 "issued_here": True,
                 "not_after": rules.format_utc(cert.not_valid_after_utc),
             }
         )
         self.save()
-        self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=ev.fingerprint)
+        self.audit.record("certificate_issued", certificate_id=info.credential_id, fingerprint=fingerprint)
 
     # ------------------------------------------------------------------ INSTALL
     async def install(self, install_dir: str | Path | None = None) -> None:
@@ -631,11 +519,10 @@ class Session:
             key_passphrase=self.key_passphrase,
         )
         await asyncio.to_thread(activate, folder, label)
-        cert_mode, key_mode, dir_mode = pair.modes()
-        ev.install_dir = str(folder)
-        ev.cert_path = str(folder / "current" / pair.cert_path.name)
-        ev.installed_key_path = str(folder / "current" / pair.key_path.name)
-        ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
+        current = folder / "current"
+        self.model.record_install(
+            str(folder), str(current / pair.cert_path.name), str(current / pair.key_path.name), pair.modes()
+        )
         self.state.certificate(ev.certificate_id).update({"installed": True, "label": label})
         self.save()
         self.audit.record("installed", folder=str(folder), fingerprint=ev.fingerprint)
@@ -649,9 +536,7 @@ class Session:
                 "Klarna refused the installed certificate during the TLS handshake.",
                 hint=observation.diagnosis.next_steps[0],
             )
-        ev = self.evidence
-        ev.install_probe_ok_at = rules.format_utc(observation.at)
-        ev.install_probe_fingerprint = observation.fingerprint
+        self.model.record_install_probe(observation.at, observation.fingerprint)
         self.save()
         return observation
 
@@ -706,13 +591,11 @@ class Session:
         require_ready(self, set(look.listed_ids), leave_out, confirm_leave_out, situation=self.situation(look))
         if look.verification == "VALID":
             self.record_valid(look.current_id, self.clock())
-        ev = self.evidence
-        ev.enforced_from = value
-        ev.enforced_from_chosen_at = rules.format_utc(self.clock())
+        self.model.record_enforcement_request(value, self.clock())
         async with self.client() as klarna:
             answer = await klarna.set_enforcement(value)
         mode: str = answer.value.mode.value
-        ev.enforcement_mode = mode
+        self.model.record_enforcement_mode(mode)
         self.settings["enforced_from_server"] = answer.value.enforced_from
         self.save()
         self.audit.record("enforcement_set", enforced_from=value, mode=mode)
@@ -723,7 +606,7 @@ class Session:
             answer = await klarna.get_enforcement()
         known = answer.value.mode is not rules.EnforcementMode.UNKNOWN
         if self.model.stage is Stage.ENFORCE and self.evidence.enforced_from and known:
-            self.evidence.enforcement_mode = answer.value.mode.value
+            self.model.record_enforcement_mode(answer.value.mode.value)
             self.save()
         return answer.value
 
@@ -759,25 +642,6 @@ async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
         if error.status in (401, 403, 429) or error.status >= 500:
             raise
         return EnforcementState.unknown()
-
-
-def _mtls_required(error: ApiError) -> MtlsRequired:
-    """A 403 to a call made without a client certificate: say what it means and what to do."""
-    code = f" ({error.error_code})" if error.error_code else ""
-    return MtlsRequired(
-        f"Klarna refused a call made without a client certificate{code}. This account most likely "
-        "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
-        "without an error body, Klarna's DDoS protection answers 403 too.",
-        status=403,
-        error_id=error.error_id,
-        error_code=error.error_code,
-        error_type=error.error_type,
-        correlation_id=error.correlation_id,
-        klarna_correlation_id=error.klarna_correlation_id,
-        hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
-        "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
-        "runtime's certificate in Klarna's portal.",
-    )
 
 
 def load_own_key(path: Path, passphrase: bytes | None, digest: str | None, public_key_id: str | None) -> PrivateKey:

@@ -485,8 +485,7 @@ async def _switch(session: Session, store: SecretStore, flow: KeyRotation) -> No
     session.unlock(new_key)
     new_id = required(flow.new_credential_id, "new_credential_id")
     session.state.record_tool_key(new_id, "created")
-    session.evidence.api_key_masked = rules.mask_key(new_key)
-    session.evidence.api_key_environment = rules.api_key_environment(new_key)
+    session.model.record_api_key(new_key)
     session.audit.record("api_key_switched", credential_id=new_id, api_key=session.evidence.api_key_masked)
 
 
@@ -640,8 +639,8 @@ def _description_findings(active: list[KeyRow], tool: KeyRow | None) -> list[Fin
 
 def _environment_finding(session: Session) -> Finding | None:
     """A stored key from another environment than the profile's (e.g. a live key on a test profile)."""
-    key = session._api_key.reveal() if session._api_key else None  # noqa: SLF001 (a SecretValue)
-    key_env = rules.api_key_environment(key) if key else session.evidence.api_key_environment
+    custody = session.custody
+    key_env = custody.api_key_environment() if custody.unlocked else session.evidence.api_key_environment
     if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
         return Finding(
             "api keys",

@@ -24,7 +24,7 @@ from .flow_records import CertificateRotation, RotationStep, required
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from .interlocks import Action, Situation, refusals, require
-from .model import Stage
+from .model import RotatedPair, Stage
 from .runners import (
     DEFAULT_LIMITS,
     Attempt,
@@ -459,24 +459,21 @@ def _rotation_switch(session: Session, flow: CertificateRotation) -> None:
     label, key_path = required(flow.label, "label"), required(flow.key_path, "key_path")
     certificate_id = required(flow.certificate_id, "certificate_id")
     pair = activate(session.install_dir, label)
-    ev = session.evidence
     key = crypto.load_private_key_file(Path(key_path), session.key_passphrase)
-    old_id = ev.certificate_id
-    # The onboarding evidence follows the pair in use, so status, doctor and check describe it.
-    ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = (
-        key_path,
-        crypto.public_key_id(key),
-        flow.csr_pem,
-        flow.cn,
+    old_id = session.evidence.certificate_id
+    session.model.adopt_rotated_pair(
+        RotatedPair(
+            key_path=key_path,
+            key_public_id=crypto.public_key_id(key),
+            csr_pem=required(flow.csr_pem, "csr_pem"),
+            cn=required(flow.cn, "cn"),
+            certificate_id=certificate_id,
+            certificate_pem=required(flow.certificate_pem, "certificate_pem"),
+            fingerprint=required(flow.fingerprint, "fingerprint"),
+            modes=pair.modes(),
+            installed_fingerprint=pair.fingerprint,
+        )
     )
-    ev.certificate_id, ev.certificate_pem, ev.fingerprint = (
-        certificate_id,
-        flow.certificate_pem,
-        flow.fingerprint,
-    )
-    cert_mode, key_mode, dir_mode = pair.modes()
-    ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = cert_mode, key_mode, dir_mode
-    ev.install_probe_fingerprint = pair.fingerprint
     session.state.certificate(certificate_id).update({"installed": True, "label": label})
     if old_id:
         session.state.certificate(old_id)["current"] = False

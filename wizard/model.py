@@ -1,7 +1,8 @@
 """The onboarding model: stages in order, evidence recorded by callers, checks kept as data.
 
 The model does no I/O. Workers observe the world (files, responses, headers, clocks) and record
-what they saw as evidence; each check is a pure function over that evidence. ``blockers()`` lists
+what they saw as evidence through ``Onboarding.record_…`` (the only writers of evidence, see
+tests/test_evidence_writer.py); each check is a pure function over that evidence. ``blockers()`` lists
 failing checks for the UI; ``advance()`` raises ``StageBlocked`` and changes nothing while any
 check fails."""
 
@@ -455,6 +456,35 @@ CHECKS: dict[Stage, tuple[Check, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the Key and CSR stage observed of the key it wrote or adopted (never the key)."""
+
+    path: str
+    curve: str
+    public_id: str
+    file_mode: int
+    dir_mode: int
+    encrypted: bool
+    cn: str
+    csr_pem: str
+
+
+@dataclass(frozen=True)
+class RotatedPair:
+    """The pair a rotation switched to: its key and CSR, its certificate, and its installed files."""
+
+    key_path: str
+    key_public_id: str
+    csr_pem: str
+    cn: str
+    certificate_id: str
+    certificate_pem: str
+    fingerprint: str
+    modes: tuple[int, int, int]  # installed (certificate, key, folder) permission bits
+    installed_fingerprint: str  # read from the installed certificate file
+
+
 # Checks that hold only for a while (a VALID streak, a validity window): a journal read later is
 # not pulled back for them; the actions that need them observe the world again instead.
 WINDOWED_CHECKS = frozenset({"verified", "certificate_valid_now"})
@@ -559,11 +589,79 @@ class Onboarding:
         self._stage = stage
         return discarded
 
+    # ------------------------------------------------------------ recording evidence
+    # The only writers of evidence: callers observe, then record here what they saw.
+    def record_profile(self, environment: str, account_id: str) -> None:
+        """The environment and account the profile onboards (checked by the caller)."""
+        self.evidence.environment = environment
+        self.evidence.account_id = account_id
+
+    def record_api_key(self, api_key: str) -> None:
+        """The key in use, by its masked form and environment only: the key itself is not kept."""
+        self.evidence.api_key_masked = rules.mask_key(api_key)
+        self.evidence.api_key_environment = rules.api_key_environment(api_key)
+
+    def record_credentials(
+        self, *, backend: str, backend_name: str, checked_at: datetime, clock_skew_seconds: float | None
+    ) -> None:
+        """A call with the key succeeded at ``checked_at``; the key is kept in ``backend``. An
+        answer that did not say the server's time counts as no skew."""
+        ev = self.evidence
+        ev.secret_backend, ev.secret_backend_name = backend, backend_name
+        ev.api_call_ok_at = rules.format_utc(checked_at)
+        ev.clock_skew_seconds = clock_skew_seconds if clock_skew_seconds is not None else 0.0
+
+    def record_key(self, key: KeyRecord) -> None:
+        """The private key and CSR written (or adopted) for this profile."""
+        ev = self.evidence
+        ev.key_path, ev.key_curve, ev.key_public_id = key.path, key.curve, key.public_id
+        ev.key_file_mode, ev.key_dir_mode, ev.key_encrypted = key.file_mode, key.dir_mode, key.encrypted
+        ev.cn, ev.csr_pem = key.cn, key.csr_pem
+
+    def record_certificate(self, certificate_id: str, certificate_pem: str, fingerprint: str, active: int) -> None:
+        """The certificate issued for the key, and how many certificates the account has active."""
+        ev = self.evidence
+        ev.certificate_id, ev.certificate_pem, ev.fingerprint = certificate_id, certificate_pem, fingerprint
+        ev.active_certificates = active
+
+    def record_install(self, folder: str, cert_path: str, key_path: str, modes: tuple[int, int, int]) -> None:
+        """The pair installed in ``folder``; ``modes``: (certificate, key, folder) permission bits."""
+        ev = self.evidence
+        ev.install_dir, ev.cert_path, ev.installed_key_path = folder, cert_path, key_path
+        ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = modes
+
+    def record_install_probe(self, at: datetime, fingerprint: str | None) -> None:
+        """An mTLS call with exactly the installed files was accepted at ``at``."""
+        self.evidence.install_probe_ok_at = rules.format_utc(at)
+        self.evidence.install_probe_fingerprint = fingerprint
+
+    def adopt_rotated_pair(self, pair: RotatedPair) -> None:
+        """A rotation switched to a new pair: the evidence follows the pair in use, so status,
+        doctor and check describe it. The key's curve, file modes and the probe time are kept."""
+        ev = self.evidence
+        ev.key_path, ev.key_public_id, ev.csr_pem, ev.cn = pair.key_path, pair.key_public_id, pair.csr_pem, pair.cn
+        ev.certificate_id, ev.certificate_pem, ev.fingerprint = (
+            pair.certificate_id,
+            pair.certificate_pem,
+            pair.fingerprint,
+        )
+        ev.installed_cert_mode, ev.installed_key_mode, ev.installed_dir_mode = pair.modes
+        ev.install_probe_fingerprint = pair.installed_fingerprint
+
     def record_verification(self, status: str, fingerprint: str | None, at: datetime | None = None) -> None:
         self.evidence.verifications.append(
             {"at": rules.format_utc(at or self.clock()), "status": status, "fingerprint": fingerprint}
         )
         del self.evidence.verifications[:-50]  # bounded: the check needs only the recent streak
+
+    def record_enforcement_request(self, enforced_from: str, chosen_at: datetime) -> None:
+        """Enforcement is about to be asked for from ``enforced_from`` (NOW or a UTC time, as sent)."""
+        self.evidence.enforced_from = enforced_from
+        self.evidence.enforced_from_chosen_at = rules.format_utc(chosen_at)
+
+    def record_enforcement_mode(self, mode: str) -> None:
+        """The enforcement mode the server answered (ENFORCED | REPORTING)."""
+        self.evidence.enforcement_mode = mode
 
 
 # ---------------------------------------------------------------- going back

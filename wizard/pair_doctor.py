@@ -7,7 +7,6 @@ documented listing's credential ids only; undocumented listing fields never deci
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,7 @@ async def doctor_pair(
 ) -> list[Finding]:
     """``key_passphrase``: the named key's own passphrase; this run's session keeps its own."""
     if key_passphrase is not None:
-        session = copy.copy(session)  # shares the journal's state; only the passphrase differs
-        session.set_key_passphrase(key_passphrase)
+        session = session.with_key_passphrase(key_passphrase)  # shares the journal's state
     try:
         cert = crypto.load_certificate(Path(cert_path).read_bytes())
     except (OSError, CryptoError) as error:

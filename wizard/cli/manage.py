@@ -243,7 +243,7 @@ async def _gather_all(
                             **{**vars(args), "profile": name, "bound_keys_only": True, "read_only": not held[name]}
                         )
                     )
-                    session.use_connections(pool)
+                    session.clients.use_connections(pool)
                     return await work(session)
                 except WizardError as error:
                     return error
@@ -306,7 +306,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     grace = args.grace if args.retire_old else 0.0
 
     async def rotate() -> lifecycle.RotationProgress:
-        async with session.connections():  # one connection per certificate across the steps
+        async with session.clients.connections():  # one connection per certificate across the steps
             return await lifecycle.rotate(
                 session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
             )

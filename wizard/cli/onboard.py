@@ -158,7 +158,7 @@ async def onboard(args: argparse.Namespace) -> int:
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
-    async with session.connections():  # one connection per trust and certificate, across stages
+    async with session.clients.connections():  # one connection per trust and certificate, across stages
         pulled = session.model.pulled_back_note()
         if pulled:
             progress(args, f"resuming {pulled}")
