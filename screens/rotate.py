@@ -61,7 +61,7 @@ class RotateScreen(WorkScreen):
     def show_event(self, event: runners.Event) -> None:
         super().show_event(event)
         if isinstance(event, runners.Step):
-            steps = list(lifecycle.ROTATION_WORDS)
+            steps: list[str] = list(lifecycle.ROTATION_WORDS)
             self.done_steps = steps[: steps.index(event.step)]
             self.query_one("#steps", Static).update(self.describe(running=event.step))
 

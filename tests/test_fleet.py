@@ -88,6 +88,7 @@ def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandb
     """The race the hardening review names: a `status` overlapping a `rotate` must not put back
     its stale copy when it observed nothing new."""
     from wizard import lifecycle
+    from wizard.flow_records import CertificateRotation
     from wizard.journal import Journal
     from wizard.paths import Paths
 
@@ -95,10 +96,10 @@ def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandb
     reader = session_for("p", sandbox)
     asyncio.run(lifecycle.gather_status(reader))  # records its first reading
     writer = session_for("p", sandbox)
-    writer.state.flows["rotation"] = {"step": "issue"}
+    writer.state.flows.rotation = CertificateRotation(step="issue", folder="rotation-x")
     writer.save()
     asyncio.run(lifecycle.gather_status(reader))  # the same answers: nothing to write
-    assert Journal(Paths.from_env(), "p").load().flows.get("rotation") == {"step": "issue"}
+    assert Journal(Paths.from_env(), "p").load().flows.rotation == writer.state.flows.rotation
 
 
 # ---------------------------------------------------------------- reuse

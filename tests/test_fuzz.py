@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from wizard import crypto, rules
 from wizard.errors import WizardError
+from wizard.flow_records import CertificateRotation
 from wizard.journal import Journal, ProfileState
 from wizard.model import Evidence, Onboarding, Stage
 from wizard.paths import Paths
@@ -208,6 +209,52 @@ def test_profile_state_from_dict(evidence, stage):
     state = only_wizard_errors(ProfileState.from_dict, doc, "p")
     if state is not None:
         _exercise(state)
+
+
+ROTATION_FIELDS = ["step", "folder", "old_certificate_id", *CertificateRotation.LEARNED]
+KEY_ROTATION_FIELDS = [
+    "step",
+    "old_credential_id",
+    "description",
+    "keep_old",
+    "started_at",
+    "idempotency_key",
+    "new_credential_id",
+]
+REQUEST_FIELDS = ["name", "key_path", "public_key_id", "csr_pem", "cn", "encrypted"]
+VALID_FLOWS = {
+    "rotation": {"step": "issue", "folder": "f", "old_certificate_id": None, "csr_pem": "c"},
+    "key_rotation": {"step": "prove", "old_credential_id": "o", "description": "d", "keep_old": False},
+    "runtime_request": dict.fromkeys(REQUEST_FIELDS[:-1], "x") | {"encrypted": True},
+}
+
+
+def edited(name: str, fields: list[str]) -> st.SearchStrategy[dict]:
+    """A valid record of flow ``name`` with up to three fields replaced by any JSON (or a step)."""
+    values = st.one_of(json_values, st.sampled_from(["key", "issue", "done", "create"]))
+    edits = st.dictionaries(st.sampled_from(fields), values, max_size=3)
+    return edits.map(lambda edit: {name: {**VALID_FLOWS[name], **edit}})
+
+
+flow_like = st.one_of(
+    edited("rotation", ROTATION_FIELDS),
+    edited("key_rotation", KEY_ROTATION_FIELDS),
+    edited("runtime_request", REQUEST_FIELDS),
+    st.dictionaries(st.just("runtime_issue"), st.dictionaries(st.text(max_size=5), json_values, max_size=2)),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+)
+
+
+@fuzz(800)
+@given(flow_like)
+def test_flow_records_load_or_are_journal_damage(flows):
+    """A hand-edited or damaged flow record loads typed (and saves back as it loaded) or is the
+    journal's damage error; never another exception."""
+    doc = {"schema": 2, "profile": "p", "flows": flows}
+    state = only_wizard_errors(ProfileState.from_dict, doc, "p")
+    if state is not None:
+        saved = state.to_dict()["flows"]
+        assert ProfileState.from_dict({**doc, "flows": saved}, "p").flows == state.flows
 
 
 @fuzz(1000)

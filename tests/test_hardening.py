@@ -668,15 +668,14 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     from tests_support import session_for
 
     from wizard import lifecycle
+    from wizard.flow_records import CertificateRotation
 
     onboard()
     session = session_for("p", sandbox)
     folder = paths.keys_dir("p") / "rotation-planted"
-    session.state.flows["rotation"] = {
-        "step": "key",
-        "old_certificate_id": session.evidence.certificate_id,
-        "folder": str(folder),
-    }
+    session.state.flows.rotation = CertificateRotation(
+        step="key", old_certificate_id=session.evidence.certificate_id, folder=str(folder)
+    )
     session.save()
     folder.mkdir(mode=0o700)
     fd = os.open(folder / "private-key.pem", os.O_WRONLY | os.O_CREAT, 0o600)

@@ -110,7 +110,7 @@ def test_secret_lost_before_store_is_abandoned_not_left_active(keyring_profile, 
     monkeypatch.setattr(store, "set", crash_on_pending)
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(keys.rotate_tool_key(session, store))
-    orphan = session.state.flows["key_rotation"]["new_credential_id"]
+    orphan = session.state.flows.key_rotation.new_credential_id
     monkeypatch.setattr(store, "set", real_set)
     asyncio.run(_ping(session))  # the old key still works
     new_id = asyncio.run(keys.rotate_tool_key(session, store))

@@ -156,8 +156,8 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
     with pytest.raises(TransportError):
         asyncio.run(keys.rotate_tool_key(session, store))
     sandbox.clear_faults()
-    flow = session.state.flows["key_rotation"]
-    assert flow["step"] == "create" and flow["idempotency_key"] and "new_credential_id" not in flow
+    flow = session.state.flows.key_rotation
+    assert flow.step == "create" and flow.idempotency_key and flow.new_credential_id is None
     created = [r for r in listing(session).values() if r.active and r.credential_id != old_id]
     assert len(created) == 1  # the server did create one
 
@@ -181,7 +181,7 @@ def test_failed_live_proof_keeps_the_old_key_and_resumes(profile, sandbox):
     with pytest.raises(ApiError):
         asyncio.run(keys.rotate_tool_key(session, store))
     sandbox.clear_faults()
-    assert session.state.flows["key_rotation"]["step"] == "prove"
+    assert session.state.flows.key_rotation.step == "prove"
     assert store.get(PROFILE) == old_key  # not switched to an unproven key
     new_id = asyncio.run(keys.rotate_tool_key(fresh_session(store), store))
     assert store.get(PROFILE) != old_key and listing(fresh_session(store))[new_id].used_by_tool
@@ -196,7 +196,7 @@ def test_pending_secret_lost_before_proof_is_abandoned_and_recreated(profile):
 
     with pytest.raises(Crash):
         asyncio.run(keys.rotate_tool_key(session, store, on_step=stop_before_prove))
-    orphan = session.state.flows["key_rotation"]["new_credential_id"]
+    orphan = session.state.flows.key_rotation.new_credential_id
     store.delete(PROFILE + keys.PENDING)  # e.g. the keyring entry was removed by hand
 
     with pytest.raises(SecretStoreError, match="missing"):

@@ -21,6 +21,7 @@ CORE = {
     "wizard.custody",
     "wizard.diagnosis",
     "wizard.errors",
+    "wizard.flow_records",
     "wizard.fsutil",
     "wizard.install",
     "wizard.journal",

@@ -153,8 +153,8 @@ def test_rotation_resumes_after_a_crash_and_a_lost_answer_without_a_duplicate(on
     # before installing, with the idempotency key journaled.
     with pytest.raises((Killed, TransportError)):
         asyncio.run(lifecycle.rotate(session, verify_interval=0.05, on_step=die_before_install))
-    flow = session_for("p", sandbox).state.flows["rotation"]
-    assert flow["step"] in ("issue", "install") and flow["idempotency_key"]
+    flow = session_for("p", sandbox).state.flows.rotation
+    assert flow is not None and flow.step in ("issue", "install") and flow.idempotency_key
 
     steps = []
     resumed = session_for("p", sandbox)  # a new process reads the journal

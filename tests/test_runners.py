@@ -272,3 +272,50 @@ def test_cancelling_between_checks_stops_polling(verifying):
         return len(session.evidence.verifications)
 
     assert asyncio.run(run()) == 1
+
+
+def test_run_steps_resumes_at_the_record_s_step_and_a_failed_wait_ends_the_flow_unadvanced():
+    """The one loop both rotations use: a Step per step (numbered in the whole flow), the record
+    advanced and saved after each, a wait's events passed through, its Failed the flow's own."""
+    from dataclasses import dataclass
+
+    from wizard.errors import WizardError
+
+    @dataclass
+    class Record:
+        step: str
+
+    ran, saved = [], []
+    outcome = {"status": "VALID"}
+
+    async def act(name: str) -> None:
+        ran.append(name)
+
+    async def wait() -> runners.Events:
+        yield runners.Started("Waiting for it", None)
+        if outcome["status"] == "VALID":
+            yield runners.Done("Waiting for it", 0.0, "VALID")
+        else:
+            yield runners.Failed("Waiting for it", 0.0, "INVALID", None, WizardError("not yet"))
+
+    def run(record: Record) -> list:
+        steps = {"a": lambda: act("a"), "b": wait, "c": lambda: act("c")}
+        words = {"a": "First", "b": "Wait", "c": "Last"}
+        finish = lambda elapsed: runners.Done("Flow", elapsed, message="finished")  # noqa: E731
+        events = runners.run_steps("Flow", record, steps, words, "done", lambda: saved.append(record.step), finish)
+        return asyncio.run(collect(events))
+
+    record = Record("b")  # resumed after step a
+    outcome["status"] = "INVALID"
+    events = run(record)
+    assert [type(e).__name__ for e in events] == ["Step", "Started", "Failed"]
+    assert (events[0].n, events[0].total, events[0].text) == (2, 3, "Step 2 of 3: Wait")
+    assert events[-1].task == "Flow" and events[-1].error.message == "not yet"
+    assert record.step == "b" and saved == [] and ran == []  # not advanced past the failed wait
+
+    outcome["status"] = "VALID"
+    events = run(record)
+    assert [type(e).__name__ for e in events] == ["Step", "Started", "Step", "Done"]
+    assert [e.step for e in events if isinstance(e, runners.Step)] == ["b", "c"]
+    assert events[-1].message == "finished" and ran == ["c"] and saved == ["c", "done"]
+    assert [type(e).__name__ for e in run(record)] == ["Done"]  # a finished record only finishes

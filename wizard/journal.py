@@ -14,6 +14,7 @@ from typing import Any
 
 from . import rules
 from .errors import JournalError
+from .flow_records import Flows
 from .fsutil import append_line, atomic_write, ensure_private_dir
 from .model import RESET_HINT, Evidence, Onboarding, Stage
 from .paths import Paths, valid_profile_name
@@ -37,8 +38,8 @@ class ProfileState:
     in_flight: InFlight | None = None  # the create request to reconcile on resume
     certificates: dict[str, CertificateRecord] = field(default_factory=dict)  # by credential id
     status_history: list[StatusEntry] = field(default_factory=list)  # changes only, oldest first
-    # Extra records for lifecycle flows (rotation, key rotation) resumable across runs.
-    flows: dict[str, Any] = field(default_factory=dict)
+    # The records of the resumable flows (rotations, the runtime exchange): wizard/flow_records.py
+    flows: Flows = field(default_factory=Flows)
     # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
     runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
     # The runtimes as loaded (not saved): lets a long-lived session (the TUI) keep reports that
@@ -55,7 +56,7 @@ class ProfileState:
             "in_flight": self.in_flight.to_dict() if self.in_flight is not None else None,
             "certificates": {cid: record.to_dict() for cid, record in self.certificates.items()},
             "status_history": [entry.to_dict() for entry in self.status_history[-STATUS_HISTORY_LIMIT:]],
-            "flows": self.flows,
+            "flows": self.flows.to_dict(),
             "runtimes": records_to_dict(self.runtimes),
         }
 
@@ -82,7 +83,7 @@ class ProfileState:
                 in_flight=_in_flight(data.get("in_flight")),
                 certificates=_certificates(expect_type(data.get("certificates", {}), dict, "certificates")),
                 status_history=_status_history(expect_type(data.get("status_history", []), list, "status_history")),
-                flows=_flows(expect_type(data.get("flows", {}), dict, "flows")),
+                flows=Flows.from_dict(data.get("flows", {})),
                 runtimes=runtimes,
                 runtimes_loaded=records_to_dict(runtimes),
             )
@@ -163,12 +164,6 @@ def _status_history(data: list[Any]) -> list[StatusEntry]:
 def _shown(text: str) -> str:
     """A hand-edited key as an error message may show it: printable ASCII, not too long."""
     return ascii(text)[1:-1][:60]
-
-
-def _flows(flows: dict[str, Any]) -> dict[str, Any]:
-    for name, flow in flows.items():
-        expect_type(flow, (dict, type(None)), f"flows.{name}")
-    return flows
 
 
 class Journal:

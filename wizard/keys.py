@@ -12,8 +12,9 @@ Secret-store names (all under the profile, in the profile's own store):
 - ``<profile>#pending-api-key``     a rotation's new key, from creation until the switch;
 - ``<profile>#previous-api-key``    the replaced key, from the switch until it is disabled.
 
-Rotation (``rotate_tool_key``) is a small state machine persisted in
-``session.state.flows["key_rotation"]`` (ids, idempotency key and step only, never a secret):
+Rotation (``rotate_tool_key``) is a small state machine persisted in the journal as
+``session.state.flows.key_rotation`` (a ``flow_records.KeyRotation``: ids, idempotency key and
+step only, never a secret), run by ``runners.run_steps``:
 
     create → prove → switch → disable_old → done
 
@@ -23,32 +24,28 @@ At every point the store holds a working key under ``<profile>``: the old one un
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import rules
 from .api import Answer, ApiKeyInfo
 from .errors import ApiError, InputError, SecretStoreError, WizardError
 from .flow import Session
+from .flow_records import KeyRotation, KeyRotationStep, required
 from .interlocks import Action, Refusal, Situation, refusals, require
 from .lifecycle import Finding, ProfileStatus
-from .runners import Done, Event, Events, Step, follow
+from .runners import Done, Event, Events, Step, StepAction, follow, run_steps
 from .secret_value import SecretValue
 
 if TYPE_CHECKING:
     from .secrets import SecretStore
 
-# A key rotation in progress, kept in the journal's ``flows[FLOW]`` (JSON): step,
-# old_credential_id, description, keep_old, started_at, idempotency_key, new_credential_id.
-KeyRotationFlow = dict[str, Any]
-
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
-FLOW = "key_rotation"
-ROTATION_STEPS = ("create", "prove", "switch", "disable_old", "done")
+KEY_ROTATION_TASK = "Rotating the tool's API key"
 # Descriptions that name no service: a key described like this is likely shared or forgotten.
 GENERIC_DESCRIPTIONS = {
     "",
@@ -295,15 +292,13 @@ async def _disable_quietly(session: Session, credential_id: str) -> bool:
 # ---------------------------------------------------------------- rotation of the tool's key
 def rotation_state(session: Session) -> RotationState | None:
     """The unfinished rotation, if any (a UI offers to resume it)."""
-    flow = session.state.flows.get(FLOW)
-    if not flow or flow.get("step") == "done":
+    flow = session.state.flows.key_rotation
+    if flow is None or flow.step == "done":
         return None
-    return RotationState(
-        flow["step"], flow.get("old_credential_id"), flow.get("new_credential_id"), flow.get("description", "")
-    )
+    return RotationState(flow.step, flow.old_credential_id, flow.new_credential_id, flow.description)
 
 
-KEY_ROTATION_WORDS = {
+KEY_ROTATION_WORDS: dict[KeyRotationStep, str] = {
     "create": "Create the new key and keep it in the secret store",
     "prove": "Prove the new key with a live call",
     "switch": "Switch the tool to the new key",
@@ -347,31 +342,29 @@ async def key_rotation(
             "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
             hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",
         )
-    task = "Rotating the tool's API key"
-    started = time.monotonic()
-    flow = session.state.flows.get(FLOW)
-    if not flow or flow.get("step") == "done":
+    flow = session.state.flows.key_rotation
+    if flow is None or flow.step == "done":
         flow = await _start_rotation(session, store, description, keep_old)
-    steps = {"create": _create_pending, "prove": _prove_pending, "switch": _switch, "disable_old": _disable_old}
-    while flow["step"] != "done":
-        step = flow["step"]
-        yield Step(task, step, ROTATION_STEPS.index(step) + 1, len(KEY_ROTATION_WORDS), KEY_ROTATION_WORDS[step])
-        await steps[step](session, store, flow)
-        flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
-        _save(session, flow)
-    session.audit.record("api_key_rotated", old=flow.get("old_credential_id"), new=flow["new_credential_id"])
-    kept = " and the old one stays active" if flow.get("keep_old") else "; the old one is disabled"
-    yield Done(
-        task,
-        time.monotonic() - started,
-        message=f"The tool now uses its own new key{kept}.",
-        result=flow["new_credential_id"],
-    )
+    steps: dict[KeyRotationStep, StepAction] = {
+        "create": lambda: _create_pending(session, store, flow),
+        "prove": lambda: _prove_pending(session, store, flow),
+        "switch": lambda: _switch(session, store, flow),
+        "disable_old": lambda: _disable_old(session, store, flow),
+    }
+
+    def finish(elapsed: float) -> Done:
+        new_id = required(flow.new_credential_id, "new_credential_id")
+        session.audit.record("api_key_rotated", old=flow.old_credential_id, new=new_id)
+        kept = " and the old one stays active" if flow.keep_old else "; the old one is disabled"
+        return Done(KEY_ROTATION_TASK, elapsed, message=f"The tool now uses its own new key{kept}.", result=new_id)
+
+    events = run_steps(KEY_ROTATION_TASK, flow, steps, KEY_ROTATION_WORDS, "done", lambda: _save(session, flow), finish)
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            yield event
 
 
-async def _start_rotation(
-    session: Session, store: SecretStore, description: str | None, keep_old: bool
-) -> KeyRotationFlow:
+async def _start_rotation(session: Session, store: SecretStore, description: str | None, keep_old: bool) -> KeyRotation:
     description = description or f"klarna-mtls {session.profile}"
     _verify_service_description(description)
     stored = await asyncio.to_thread(store.get, session.profile)
@@ -384,13 +377,13 @@ async def _start_rotation(
     old_id = session.state.tool_key_id
     if not keep_old:
         _require(session, Action.ROTATE_API_KEY, await _listing(session))
-    flow = {
-        "step": "create",
-        "old_credential_id": old_id,
-        "description": description,
-        "keep_old": keep_old,
-        "started_at": rules.format_utc(session.clock()),
-    }
+    flow = KeyRotation(
+        step="create",
+        old_credential_id=old_id,
+        description=description,
+        keep_old=keep_old,
+        started_at=rules.format_utc(session.clock()),
+    )
     _save(session, flow)
     session.audit.record("api_key_rotation_started", old=old_id, keep_old=keep_old)
     return flow
@@ -417,33 +410,29 @@ async def take_own_key(
     )
 
 
-def _save(session: Session, flow: KeyRotationFlow) -> None:
-    session.state.flows[FLOW] = flow
+def _save(session: Session, flow: KeyRotation) -> None:
+    session.state.flows.key_rotation = flow
     session.save()
 
 
-async def _create_pending(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
+async def _create_pending(session: Session, store: SecretStore, flow: KeyRotation) -> None:
     pending = session.profile + PENDING
-    if flow.get("new_credential_id"):
+    if flow.new_credential_id:
         if await asyncio.to_thread(store.get, pending):
             return  # created and stored before an interruption
         # Created, but the process died before the secret reached the store. Klarna shows a
         # secret once, so that key is useless: disable it and create another. The old key was
         # never touched, so the tool kept working throughout.
-        await _disable_quietly(session, flow.pop("new_credential_id"))
-        flow.pop("idempotency_key", None)
-        _save(session, flow)
-    if not flow.get("idempotency_key"):
-        flow["idempotency_key"] = str(uuid.uuid4())
+        await _abandon_new_key(session, flow)
+    if not flow.idempotency_key:
+        flow.idempotency_key = str(uuid.uuid4())
         _save(session, flow)  # journaled before sending: a lost answer is replayed, not duplicated
     async with session.client() as klarna:
-        info = (await klarna.create_api_key(flow["description"], flow["idempotency_key"])).value
-    flow["new_credential_id"] = info.credential_id
+        info = (await klarna.create_api_key(flow.description, flow.idempotency_key)).value
+    flow.new_credential_id = info.credential_id
     _save(session, flow)
     if info.secret is None:  # e.g. Klarna's replay of an earlier answer omits the secret
-        await _disable_quietly(session, flow.pop("new_credential_id"))
-        flow.pop("idempotency_key")
-        _save(session, flow)
+        await _abandon_new_key(session, flow)
         raise WizardError(
             "Klarna's answer held no key secret; that key was disabled.",
             title="Key not received",
@@ -453,10 +442,18 @@ async def _create_pending(session: Session, store: SecretStore, flow: KeyRotatio
     session.audit.record("api_key_rotation_created", credential_id=info.credential_id)
 
 
-async def _prove_pending(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
+async def _abandon_new_key(session: Session, flow: KeyRotation) -> None:
+    """Disable the new key whose secret is lost, and forget it (and its idempotency key, so the
+    next create makes another key instead of replaying this one)."""
+    await _disable_quietly(session, required(flow.new_credential_id, "new_credential_id"))
+    flow.new_credential_id = flow.idempotency_key = None
+    _save(session, flow)
+
+
+async def _prove_pending(session: Session, store: SecretStore, flow: KeyRotation) -> None:
     new_key = await asyncio.to_thread(store.get, session.profile + PENDING)
     if not new_key:
-        flow["step"] = "create"  # create again; the orphan is disabled there
+        flow.step = "create"  # create again; the orphan is disabled there
         _save(session, flow)
         raise SecretStoreError(
             "The new key is missing from the secret store.",
@@ -465,11 +462,11 @@ async def _prove_pending(session: Session, store: SecretStore, flow: KeyRotation
     async with session.client(api_key=new_key) as klarna:
         answer = await klarna.ping()
     session.audit.record(
-        "api_key_rotation_proved", credential_id=flow["new_credential_id"], correlation_id=answer.correlation_id
+        "api_key_rotation_proved", credential_id=flow.new_credential_id, correlation_id=answer.correlation_id
     )
 
 
-async def _switch(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
+async def _switch(session: Session, store: SecretStore, flow: KeyRotation) -> None:
     profile = session.profile
     new_key = await asyncio.to_thread(store.get, profile + PENDING)
     if new_key:
@@ -486,16 +483,15 @@ async def _switch(session: Session, store: SecretStore, flow: KeyRotationFlow) -
             hint="Store the new key (or the current one) for this profile, then run the rotation again.",
         )
     session.unlock(new_key)
-    session.state.record_tool_key(flow["new_credential_id"], "created")
+    new_id = required(flow.new_credential_id, "new_credential_id")
+    session.state.record_tool_key(new_id, "created")
     session.model.record_api_key(new_key)
-    session.audit.record(
-        "api_key_switched", credential_id=flow["new_credential_id"], api_key=session.evidence.api_key_masked
-    )
+    session.audit.record("api_key_switched", credential_id=new_id, api_key=session.evidence.api_key_masked)
 
 
-async def _disable_old(session: Session, store: SecretStore, flow: KeyRotationFlow) -> None:
-    old_id = flow.get("old_credential_id")
-    if old_id and old_id != flow["new_credential_id"] and not flow.get("keep_old"):
+async def _disable_old(session: Session, store: SecretStore, flow: KeyRotation) -> None:
+    old_id = flow.old_credential_id
+    if old_id and old_id != flow.new_credential_id and not flow.keep_old:
         async with session.client() as klarna:  # made with the new key: one more proof
             infos = (await klarna.list_api_keys()).value
         _require(session, Action.DISABLE_API_KEY, infos, old_id)

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -21,22 +20,32 @@ from . import __version__, crypto, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, WizardError
 from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
+from .flow_records import CertificateRotation, RotationStep, required
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from .interlocks import Action, Situation, refusals, require
 from .model import RotatedPair, Stage
 from .records import CertificateRecord
-from .runners import DEFAULT_LIMITS, Attempt, Done, Event, Events, Failed, PollLimits, Step, follow, poll
+from .runners import (
+    DEFAULT_LIMITS,
+    Attempt,
+    Done,
+    Event,
+    Events,
+    Failed,
+    PollLimits,
+    Step,
+    StepAction,
+    follow,
+    poll,
+    run_steps,
+)
 
 if TYPE_CHECKING:
     from .api import CertificateInfo
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
-# A rotation in progress, kept in the journal's ``flows["rotation"]`` (JSON): step, folder,
-# key_path, public_key_id, csr_pem, cn, idempotency_key, certificate_id, certificate_pem,
-# fingerprint, label, old_certificate_id as each step learns them.
-RotationFlow = dict[str, Any]
 SEVERITY_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL, "error": EXIT_ERROR}
 
 
@@ -222,7 +231,7 @@ async def schedule_enforcement(
 
 
 # ---------------------------------------------------------------- rotation
-ROTATION_STEPS = ("key", "issue", "install", "verify", "switch", "done")
+ROTATION_TASK = "Rotating the certificate"
 
 
 @dataclass
@@ -234,7 +243,7 @@ class RotationProgress:
     statuses_seen: list[str] = field(default_factory=list)
 
 
-ROTATION_WORDS = {
+ROTATION_WORDS: dict[RotationStep, str] = {
     "key": "New private key and CSR",
     "issue": "Klarna issues the new certificate",
     "install": "Install it beside the current pair",
@@ -276,40 +285,35 @@ async def rotate(
 async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> Events:
     """New key → issue → install beside → verify new VALID → switch current, as progress events
     (a Step per step, the verify step's Attempts, then Done(result=RotationProgress) or Failed).
-    Every step is journaled in state.flows["rotation"]; a rerun resumes where it stopped."""
+    Every step is journaled in state.flows.rotation; a rerun resumes where it stopped."""
     session.require(Action.ROTATE)
-    task = "Rotating the certificate"
-    started = time.monotonic()
     flow = await _rotation_flow(session)
     statuses: list[str] = []
-    while flow["step"] != "done":
-        step = flow["step"]
-        yield Step(task, step, ROTATION_STEPS.index(step) + 1, len(ROTATION_WORDS), ROTATION_WORDS[step])
-        if step == "verify":
-            async with contextlib.aclosing(_rotation_verify(session, flow, limits)) as events:
-                async for event in events:
-                    if isinstance(event, Attempt):
-                        statuses.append(event.status)
-                    if isinstance(event, Failed):
-                        yield Failed(task, time.monotonic() - started, event.status, event.diagnosis, event.error)
-                        return
-                    if not isinstance(event, Done):
-                        yield event
-        else:
-            await ROTATION_ACTIONS[step](session, flow)
-        flow["step"] = ROTATION_STEPS[ROTATION_STEPS.index(step) + 1]
-        _save_flow(session, flow)
-    progress = RotationProgress(
-        "done", flow.get("old_certificate_id"), flow.get("certificate_id"), flow.get("fingerprint"), statuses
-    )
-    session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
-    yield Done(task, time.monotonic() - started, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
+    steps: dict[RotationStep, StepAction] = {
+        "key": lambda: _rotation_key(session, flow),
+        "issue": lambda: _rotation_issue(session, flow),
+        "install": lambda: _rotation_install(session, flow),
+        "verify": lambda: _rotation_verify(session, flow, limits),
+        "switch": lambda: _rotation_switch_step(session, flow),
+    }
+
+    def finish(elapsed: float) -> Done:
+        progress = RotationProgress("done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, statuses)
+        session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
+        return Done(ROTATION_TASK, elapsed, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
+
+    events = run_steps(ROTATION_TASK, flow, steps, ROTATION_WORDS, "done", lambda: _save_flow(session, flow), finish)
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            if isinstance(event, Attempt):
+                statuses.append(event.status)
+            yield event
 
 
-async def _rotation_flow(session: Session) -> RotationFlow:
+async def _rotation_flow(session: Session) -> CertificateRotation:
     """The rotation to resume, or a new one once a free slot is confirmed."""
-    flow: RotationFlow | None = session.state.flows.get("rotation")
-    if flow and flow.get("step") != "done":
+    flow = session.state.flows.rotation
+    if flow is not None and flow.step != "done":
         return flow
     status = await gather_status(session)
     active = [c for c in status.certificates if c.status == "ACTIVE"]
@@ -319,11 +323,11 @@ async def _rotation_flow(session: Session) -> RotationFlow:
             "No free certificate slot for the new certificate.",
             hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
         )
-    flow = {
-        "step": "key",
-        "old_certificate_id": session.evidence.certificate_id,
-        "folder": str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
-    }
+    flow = CertificateRotation(
+        step="key",
+        old_certificate_id=session.evidence.certificate_id,
+        folder=str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
+    )
     _save_flow(session, flow)
     return flow
 
@@ -344,23 +348,21 @@ def _suffix_of(session: Session, credential_id: str) -> str | None:
     return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]
 
 
-def _save_flow(session: Session, flow: RotationFlow) -> None:
-    session.state.flows["rotation"] = flow
+def _save_flow(session: Session, flow: CertificateRotation) -> None:
+    session.state.flows.rotation = flow
     session.save()
 
 
-async def _rotation_key(session: Session, flow: RotationFlow) -> None:
-    folder = Path(flow["folder"])
+async def _rotation_key(session: Session, flow: CertificateRotation) -> None:
+    folder = Path(flow.folder)
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
     if os.path.lexists(key_path):  # resumed after the key was written: only the key we wrote
-        key = await asyncio.to_thread(
-            load_own_key, key_path, passphrase, flow.get("key_sha256"), flow.get("public_key_id")
-        )
+        key = await asyncio.to_thread(load_own_key, key_path, passphrase, flow.key_sha256, flow.public_key_id)
     else:
         key = crypto.make_private_key()
         key_pem = crypto.make_private_key_pem(key, passphrase)
-        flow["key_sha256"] = key_digest(key_pem)
+        flow.key_sha256 = key_digest(key_pem)
         _save_flow(session, flow)  # journaled before the file exists
         await asyncio.to_thread(write_private, key_path, key_pem)
     account = session.evidence.account_id
@@ -369,24 +371,37 @@ async def _rotation_key(session: Session, flow: RotationFlow) -> None:
     cn = session.evidence.cn or rules.default_cn(account)
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
-    flow.update(key_path=str(key_path), public_key_id=crypto.public_key_id(key), csr_pem=csr_pem.decode(), cn=cn)
+    flow.key_path, flow.public_key_id, flow.csr_pem, flow.cn = (
+        str(key_path),
+        crypto.public_key_id(key),
+        csr_pem.decode(),
+        cn,
+    )
 
 
-async def _rotation_issue(session: Session, flow: RotationFlow) -> None:
-    if "idempotency_key" not in flow:
+async def _rotation_issue(session: Session, flow: CertificateRotation) -> None:
+    public_key_id = required(flow.public_key_id, "public_key_id")
+    if flow.idempotency_key is None:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
-        mine = find_by_key(listing, flow["public_key_id"])
+        mine = find_by_key(listing, public_key_id)
         if mine is None:
             refuse_when_full(listing)
-        flow["idempotency_key"] = str(uuid.uuid4())
+        flow.idempotency_key = str(uuid.uuid4())
         _save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:
         answer = await klarna.create_certificate_reconciled(
-            flow["csr_pem"], f"klarna-mtls {session.profile} rotation", flow["idempotency_key"], flow["public_key_id"]
+            required(flow.csr_pem, "csr_pem"),
+            f"klarna-mtls {session.profile} rotation",
+            flow.idempotency_key,
+            public_key_id,
         )
     info = answer.value
-    flow.update(certificate_id=info.credential_id, certificate_pem=info.certificate_pem, fingerprint=info.fingerprint)
+    flow.certificate_id, flow.certificate_pem, flow.fingerprint = (
+        info.credential_id,
+        info.certificate_pem,
+        info.fingerprint,
+    )
     record = session.state.certificate(info.credential_id)
     record.fingerprint, record.issued_here = info.fingerprint, True
     if info.not_after is not None:
@@ -396,24 +411,25 @@ async def _rotation_issue(session: Session, flow: RotationFlow) -> None:
     )
 
 
-async def _rotation_install(session: Session, flow: RotationFlow) -> None:
-    key_pem = Path(flow["key_path"]).read_bytes()
-    label = flow["fingerprint"].replace(":", "")[:16].lower()
+async def _rotation_install(session: Session, flow: CertificateRotation) -> None:
+    key_pem = Path(required(flow.key_path, "key_path")).read_bytes()
+    label = required(flow.fingerprint, "fingerprint").replace(":", "")[:16].lower()
     await asyncio.to_thread(
         install_pair,
         session.install_dir,
-        flow["certificate_pem"].encode(),
+        required(flow.certificate_pem, "certificate_pem").encode(),
         key_pem,
         label=label,
         key_passphrase=session.key_passphrase,
     )
-    flow["label"] = label
+    flow.label = label
 
 
-def _rotation_verify(session: Session, flow: RotationFlow, limits: PollLimits) -> Events:
+def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLimits) -> Events:
     """The NEW pair must be seen VALID before anything switches to it: the one polling loop,
     observing with the new pair (a first INVALID is Klarna still settling, not a verdict)."""
-    pair = next(p for p in list_pairs(session.install_dir) if p.label == flow["label"])
+    pair = next(p for p in list_pairs(session.install_dir) if p.label == flow.label)
+    certificate_id = required(flow.certificate_id, "certificate_id")
 
     async def observe() -> str:
         try:
@@ -423,7 +439,7 @@ def _rotation_verify(session: Session, flow: RotationFlow, limits: PollLimits) -
             status = "REJECTED"
         session.state.record_status(status, pair.fingerprint, "rotation")
         if status == "VALID":
-            session.record_valid(flow["certificate_id"], session.clock())
+            session.record_valid(certificate_id, session.clock())
         return status
 
     def paused(status: str) -> WizardError:
@@ -436,40 +452,34 @@ def _rotation_verify(session: Session, flow: RotationFlow, limits: PollLimits) -
     return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
 
 
-async def _rotation_switch_step(session: Session, flow: RotationFlow) -> None:
+async def _rotation_switch_step(session: Session, flow: CertificateRotation) -> None:
     _rotation_switch(session, flow)
 
 
-def _rotation_switch(session: Session, flow: RotationFlow) -> None:
-    pair = activate(session.install_dir, flow["label"])
-    key = crypto.load_private_key_file(Path(flow["key_path"]), session.key_passphrase)
+def _rotation_switch(session: Session, flow: CertificateRotation) -> None:
+    label, key_path = required(flow.label, "label"), required(flow.key_path, "key_path")
+    certificate_id = required(flow.certificate_id, "certificate_id")
+    pair = activate(session.install_dir, label)
+    key = crypto.load_private_key_file(Path(key_path), session.key_passphrase)
     old_id = session.evidence.certificate_id
     session.model.adopt_rotated_pair(
         RotatedPair(
-            key_path=flow["key_path"],
+            key_path=key_path,
             key_public_id=crypto.public_key_id(key),
-            csr_pem=flow["csr_pem"],
-            cn=flow["cn"],
-            certificate_id=flow["certificate_id"],
-            certificate_pem=flow["certificate_pem"],
-            fingerprint=flow["fingerprint"],
+            csr_pem=required(flow.csr_pem, "csr_pem"),
+            cn=required(flow.cn, "cn"),
+            certificate_id=certificate_id,
+            certificate_pem=required(flow.certificate_pem, "certificate_pem"),
+            fingerprint=required(flow.fingerprint, "fingerprint"),
             modes=pair.modes(),
             installed_fingerprint=pair.fingerprint,
         )
     )
-    record = session.state.certificate(flow["certificate_id"])
-    record.installed, record.label = True, flow["label"]
+    record = session.state.certificate(certificate_id)
+    record.installed, record.label = True, label
     if old_id:
         session.state.certificate(old_id).current = False
-    session.audit.record("current_switched", old=old_id, new=flow["certificate_id"])
-
-
-ROTATION_ACTIONS: dict[str, Callable[[Session, RotationFlow], Awaitable[None]]] = {
-    "key": _rotation_key,
-    "issue": _rotation_issue,
-    "install": _rotation_install,
-    "switch": _rotation_switch_step,
-}
+    session.audit.record("current_switched", old=old_id, new=certificate_id)
 
 
 # ---------------------------------------------------------------- doctor and check

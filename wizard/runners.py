@@ -1,10 +1,10 @@
 """The domain's waits, as async iterators of typed progress events.
 
-Every long wait in klarna-mtls is written once, here (or, for the two rotations, beside their
-steps in ``lifecycle`` and ``keys``, built from the same events): a single network operation under
-a time limit (``timed``), verification polling (``poll_verification``) and the watch for
-enforcement to apply, ended by the proof that a call without a certificate is refused
-(``watch_enforcement``). The front ends only render the events and choose what to do next:
+Every long wait in klarna-mtls is written once, here: a single network operation under a time
+limit (``timed``), verification polling (``poll_verification``), the watch for enforcement to
+apply, ended by the proof that a call without a certificate is refused (``watch_enforcement``),
+and the resumable multi-step flows (the two rotations, whose steps live in ``lifecycle`` and
+``keys``) run step by step from their journaled record (``run_steps``). The front ends only render the events and choose what to do next:
 
     async with aclosing(poll_verification(session, limits)) as events:
         async for event in events:
@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .diagnosis import Diagnosis, diagnose
 from .errors import TransportError, WizardError
@@ -339,6 +339,59 @@ async def watch_enforcement(
             hint="Check again in a few minutes (klarna-mtls status).",
         ),
     )
+
+
+# ---------------------------------------------------------------- resumable flows
+S = TypeVar("S", bound=str)
+
+
+class Resumable(Protocol[S]):
+    """A journaled flow record: ``step`` names the step to run next."""
+
+    step: S
+
+
+# A step of a resumable flow: an action, or a wait that reports progress (its own events).
+StepAction = Callable[[], Awaitable[None] | Events]
+
+
+async def run_steps(
+    task: str,
+    record: Resumable[S],
+    steps: Mapping[S, StepAction],
+    words: Mapping[S, str],
+    done: S,
+    save: Callable[[], None],
+    finish: Callable[[float], Done],
+    *,
+    clock: Clock = time.monotonic,
+) -> Events:
+    """The one loop of the resumable flows (the rotations). From ``record.step`` on, for each
+    step in the order of ``steps``: a Step event, the step itself, then ``record.step`` advances
+    to the next (``done`` after the last) and ``save`` journals it; a rerun resumes at the step
+    that did not finish. A step that is a wait passes its events through (but its Done), and its
+    Failed ends the flow as the flow's own Failed, the step not advanced. ``finish`` makes the
+    closing Done; a record already done yields only that."""
+    started = clock()
+    order = list(steps)
+    while record.step != done:
+        step = record.step
+        n = order.index(step)
+        yield Step(task, step, n + 1, len(order), words[step])
+        outcome = steps[step]()
+        if isinstance(outcome, AsyncGenerator):
+            async with contextlib.aclosing(outcome) as events:
+                async for event in events:
+                    if isinstance(event, Failed):
+                        yield Failed(task, clock() - started, event.status, event.diagnosis, event.error)
+                        return
+                    if not isinstance(event, Done):
+                        yield event
+        else:
+            await outcome
+        record.step = order[n + 1] if n + 1 < len(order) else done
+        save()
+    yield finish(clock() - started)
 
 
 async def follow(events: Events, show: Callable[[Event], None]) -> Event | None:

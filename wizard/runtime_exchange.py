@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, crypto, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
 from .flow import find_by_key
+from .flow_records import RuntimeIssue, RuntimeRequest
 from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
 from .install import InstalledPair, activate, current_pair, install_pair, label_for
 from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 REQUEST_KIND = "klarna-mtls/runtime-request"
 RESPONSE_KIND = "klarna-mtls/runtime-response"
 MAX_EXCHANGE_BYTES = 256 * 1024
-REQUEST_FLOW = "runtime_request"  # on the host: the request waiting for its certificate
-ISSUE_FLOW = "runtime_issue"  # on the managing machine: issues in flight, by public key id
 
 
 # ---------------------------------------------------------------- exchange files
@@ -87,53 +86,53 @@ async def make_request(session: Session, name: str, *, new_key: bool = False) ->
     account = session.evidence.account_id
     if not account:
         raise InputError("This profile has no account yet.", hint="Give --environment and --account-id.")
-    flow: dict[str, Any] | None = session.state.flows.get(REQUEST_FLOW)
-    if flow is None or flow.get("name") != name or new_key or not Path(flow["key_path"]).exists():
+    flow = session.state.flows.runtime_request
+    if flow is None or flow.name != name or new_key or not Path(flow.key_path).exists():
         flow = await asyncio.to_thread(_new_key_and_csr, session, name, rules.default_cn(account))
-        session.state.flows[REQUEST_FLOW] = flow
+        session.state.flows.runtime_request = flow
         session.settings.runtime_name = name
         session.save()
-        session.audit.record("runtime_key_generated", runtime=name, public_key_id=flow["public_key_id"])
+        session.audit.record("runtime_key_generated", runtime=name, public_key_id=flow.public_key_id)
     return {
         "kind": REQUEST_KIND,
         "version": 1,
         "name": name,
         "account_id": account,
         "environment": session.environment,
-        "csr": flow["csr_pem"],
-        "public_key_id": flow["public_key_id"],
+        "csr": flow.csr_pem,
+        "public_key_id": flow.public_key_id,
         "tool_version": __version__,
     }
 
 
-def _new_key_and_csr(session: Session, name: str, cn: str) -> dict[str, Any]:
+def _new_key_and_csr(session: Session, name: str, cn: str) -> RuntimeRequest:
     folder = ensure_private_dir(session.paths.keys_dir(session.profile) / f"runtime-{name}-{uuid.uuid4().hex[:8]}")
     key = crypto.make_private_key()
     write_private(folder / "private-key.pem", crypto.make_private_key_pem(key, session.key_passphrase))
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
-    return {
-        "name": name,
-        "key_path": str(folder / "private-key.pem"),
-        "public_key_id": crypto.public_key_id(key),
-        "csr_pem": csr_pem.decode(),
-        "cn": cn,
-        "encrypted": session.key_passphrase is not None,
-    }
+    return RuntimeRequest(
+        name=name,
+        key_path=str(folder / "private-key.pem"),
+        public_key_id=crypto.public_key_id(key),
+        csr_pem=csr_pem.decode(),
+        cn=cn,
+        encrypted=session.key_passphrase is not None,
+    )
 
 
 async def install_response(session: Session, response: dict[str, Any]) -> Observation:
     """Install the certificate of ``response`` with the key made here, then prove it over mTLS."""
     _same_account(response, session)
-    flow = session.state.flows.get(REQUEST_FLOW)
+    flow = session.state.flows.runtime_request
     name = _text_field(response, "name")
-    if not flow or flow.get("name") != name:
+    if flow is None or flow.name != name:
         raise InputError(
             f"This host made no request for runtime {name}.",
             hint="Run klarna-mtls runtime request --name NAME on the host that will use it.",
         )
     cert = crypto.load_certificate(_text_field(response, "certificate"))
-    key_path = Path(flow["key_path"])
+    key_path = Path(flow.key_path)
     key = await asyncio.to_thread(crypto.load_private_key_file, key_path, session.key_passphrase)
     try:
         crypto.verify_cert_matches_key(cert, key)
@@ -223,7 +222,7 @@ async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[s
             hint="Make a new request on the new runtime's host (runtime request --new-key).",
         )
     _record_issued(session, name, info, public_key_id)
-    session.state.flows.get(ISSUE_FLOW, {}).pop(public_key_id, None)
+    session.state.flows.runtime_issues.pop(public_key_id, None)
     session.save()
     return {
         "kind": RESPONSE_KIND,
@@ -238,7 +237,7 @@ async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[s
 
 
 async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key_id: str) -> CertificateInfo:
-    pending: dict[str, Any] = session.state.flows.setdefault(ISSUE_FLOW, {})
+    pending = session.state.flows.runtime_issues
     if public_key_id not in pending:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
@@ -246,12 +245,12 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
         if mine is not None:
             return mine
         refuse_eleventh(session, listing)
-        pending[public_key_id] = {"name": name, "idempotency_key": str(uuid.uuid4())}
+        pending[public_key_id] = RuntimeIssue(name, str(uuid.uuid4()))
         session.save()  # journaled before sending: a rerun reuses it and reconciles
     try:
         async with session.client() as klarna:
             answer = await klarna.create_certificate_reconciled(
-                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id]["idempotency_key"], public_key_id
+                csr_pem, f"klarna-mtls runtime {name}", pending[public_key_id].idempotency_key, public_key_id
             )
     except ApiError as exc:
         if exc.status != 409:
