@@ -84,6 +84,19 @@ def test_a_profile_state_keeps_its_flows_through_a_load_and_save():
     assert ProfileState.from_dict(document, "p").to_dict()["flows"] == FLOWS_WRITTEN
 
 
+def test_a_flow_record_keeps_what_it_does_not_know_and_what_it_loaded_as_null():
+    """The flow records are the journal's records (wizard/records.py): a newer version's field
+    survives this version's save, and a null it held is written back as it was read."""
+    newer = {**ROTATION_WRITTEN, "a_newer_field": {"kept": [1]}, "label": None}
+    assert CertificateRotation.from_dict(copy.deepcopy(newer)).to_dict() == newer
+    assert KeyRotation(step="create", description="d").to_dict() == {
+        "step": "create",
+        "old_credential_id": None,
+        "description": "d",
+        "keep_old": False,
+    }
+
+
 @pytest.mark.parametrize(
     ("flow", "value", "field"),
     [

@@ -3,6 +3,7 @@ WizardError subclass with a non-empty message may escape (never TypeError, KeyEr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -211,7 +212,7 @@ def test_profile_state_from_dict(evidence, stage):
         _exercise(state)
 
 
-ROTATION_FIELDS = ["step", "folder", "old_certificate_id", *CertificateRotation.LEARNED]
+ROTATION_FIELDS = [f.name for f in dataclasses.fields(CertificateRotation) if not f.kw_only]
 KEY_ROTATION_FIELDS = [
     "step",
     "old_credential_id",

@@ -246,6 +246,19 @@ def test_the_typed_records_write_what_they_hold_and_leave_out_what_they_do_not(p
     assert json.loads(journal.path.read_text())["settings"] == {"install_dir": "/srv/p"}
 
 
+def test_a_certificate_switched_away_from_is_saved_as_not_current(paths):
+    """``current`` is ``bool | None``: False (a rotation switched away from it) is information and
+    is written even by a record that was never loaded; a plain bool's False is still left out."""
+    journal = Journal(paths, "p")
+    state = ProfileState("p")
+    state.certificate("krn:old").current = False
+    state.certificate("krn:new").current = True
+    journal.save(state)
+    saved = json.loads(journal.path.read_text())["certificates"]
+    assert saved == {"krn:old": {"current": False}, "krn:new": {"current": True}}
+    assert journal.load().certificates["krn:old"].current is False
+
+
 @pytest.mark.parametrize(
     "section,edit,named",
     [

@@ -6,19 +6,21 @@ the tool's API key (``KeyRotation``), and the runtime exchange's request made on
 key id). A record's ``step`` names the step to run next (``done`` when finished); its optional
 fields are what the steps learned so far.
 
-``to_dict``/``from_dict`` read and write the same JSON as the untyped records of earlier
-versions, so a journal saved half-way through a flow by an earlier version resumes. A field of the
-wrong type raises TypeError or ValueError, which the journal reports as damage (JournalError).
-Flow names this version does not know are kept as they were."""
+They are ``records._Record``s, read and written as the journal's other records are: the same JSON
+as the untyped records of earlier versions (an optional field is written once learned), so a
+journal saved half-way through a flow by an earlier version resumes. A field of the wrong type, a
+missing one or an unknown step raises TypeError or ValueError, which the journal reports as damage
+(JournalError). Flow names this version does not know are kept as they were."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from .errors import JournalError
 from .model import RESET_HINT
+from .records import _Record, expect_type
 
 RotationStep = Literal["key", "issue", "install", "verify", "switch", "done"]
 KeyRotationStep = Literal["create", "prove", "switch", "disable_old", "done"]
@@ -32,44 +34,6 @@ RUNTIME_REQUEST = "runtime_request"  # on the host: the request waiting for its 
 RUNTIME_ISSUE = "runtime_issue"  # on the managing machine: issues in flight, by public key id
 
 T = TypeVar("T")
-S = TypeVar("S", bound=str)
-
-
-class _Fields:
-    """Typed reads of one JSON object; a wrong type is a TypeError naming the field."""
-
-    def __init__(self, data: Any, name: str) -> None:
-        if not isinstance(data, dict):
-            raise TypeError(f"'{name}' has the wrong type")
-        self.data: dict[str, Any] = data
-        self.name = name
-
-    def _wrong(self, key: str) -> TypeError:
-        return TypeError(f"'{self.name}.{key}' has the wrong type")
-
-    def text(self, key: str) -> str:
-        value = self.data.get(key)
-        if not isinstance(value, str):
-            raise self._wrong(key)
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self._wrong(key)
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self._wrong(key)
-        return value
-
-    def step(self, choices: tuple[S, ...]) -> S:
-        value = self.data.get("step")
-        if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"'{self.name}.step' is not one of {', '.join(choices)}")
-        return choices[choices.index(value)]
 
 
 def required(value: T | None, name: str) -> T:
@@ -79,14 +43,13 @@ def required(value: T | None, name: str) -> T:
     return value
 
 
-def _learned(record: object, names: tuple[str, ...]) -> dict[str, Any]:
-    """The optional fields set so far (earlier versions wrote a field only once learned)."""
-    return {name: getattr(record, name) for name in names if getattr(record, name) is not None}
-
-
 @dataclass
-class CertificateRotation:
+class CertificateRotation(_Record):
     """A certificate rotation: key → issue → install → verify → switch → done."""
+
+    STEPS = ROTATION_STEPS
+    WRITTEN = ("old_certificate_id",)
+    WHERE = f"flows.{ROTATION}"
 
     step: RotationStep
     folder: str  # where the new key and CSR are written
@@ -102,131 +65,45 @@ class CertificateRotation:
     fingerprint: str | None = None
     label: str | None = None
 
-    LEARNED: ClassVar[tuple[str, ...]] = (
-        "key_sha256",
-        "key_path",
-        "public_key_id",
-        "csr_pem",
-        "cn",
-        "idempotency_key",
-        "certificate_id",
-        "certificate_pem",
-        "fingerprint",
-        "label",
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "old_certificate_id": self.old_certificate_id,
-            "folder": self.folder,
-            **_learned(self, self.LEARNED),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, name: str = f"flows.{ROTATION}") -> CertificateRotation:
-        read = _Fields(data, name)
-        text = read.optional_text
-        return cls(
-            step=read.step(ROTATION_STEPS),
-            folder=read.text("folder"),
-            old_certificate_id=text("old_certificate_id"),
-            key_sha256=text("key_sha256"),
-            key_path=text("key_path"),
-            public_key_id=text("public_key_id"),
-            csr_pem=text("csr_pem"),
-            cn=text("cn"),
-            idempotency_key=text("idempotency_key"),
-            certificate_id=text("certificate_id"),
-            certificate_pem=text("certificate_pem"),
-            fingerprint=text("fingerprint"),
-            label=text("label"),
-        )
-
 
 @dataclass
-class KeyRotation:
+class KeyRotation(_Record):
     """A rotation of the tool's API key: create → prove → switch → disable_old → done."""
 
+    STEPS = KEY_ROTATION_STEPS
+    WRITTEN = ("old_credential_id", "description", "keep_old")
+    WHERE = f"flows.{KEY_ROTATION}"
+
     step: KeyRotationStep
-    old_credential_id: str | None
-    description: str
-    keep_old: bool = False  # the tool taking its own key: the given key stays active
+    old_credential_id: str | None = None
+    description: str = ""
+    keep_old: bool = False  # the tool taking its own key: the given key stays active (written since then)
     started_at: str | None = None
     idempotency_key: str | None = None  # journaled before the key is created
     new_credential_id: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "old_credential_id": self.old_credential_id,
-            "description": self.description,
-            "keep_old": self.keep_old,
-            **_learned(self, ("started_at", "idempotency_key", "new_credential_id")),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, name: str = f"flows.{KEY_ROTATION}") -> KeyRotation:
-        read = _Fields(data, name)
-        return cls(
-            step=read.step(KEY_ROTATION_STEPS),
-            old_credential_id=read.optional_text("old_credential_id"),
-            description=read.optional_text("description") or "",
-            keep_old=read.flag("keep_old", False),  # written since the tool takes its own key
-            started_at=read.optional_text("started_at"),
-            idempotency_key=read.optional_text("idempotency_key"),
-            new_credential_id=read.optional_text("new_credential_id"),
-        )
-
 
 @dataclass
-class RuntimeRequest:
+class RuntimeRequest(_Record):
     """On a runtime's host: the key and CSR made for runtime ``name``, waiting for a certificate."""
+
+    WRITTEN = ("encrypted",)
+    WHERE = f"flows.{RUNTIME_REQUEST}"
 
     name: str
     key_path: str
     public_key_id: str
     csr_pem: str
     cn: str
-    encrypted: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "key_path": self.key_path,
-            "public_key_id": self.public_key_id,
-            "csr_pem": self.csr_pem,
-            "cn": self.cn,
-            "encrypted": self.encrypted,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, name: str = f"flows.{RUNTIME_REQUEST}") -> RuntimeRequest:
-        read = _Fields(data, name)
-        return cls(
-            name=read.text("name"),
-            key_path=read.text("key_path"),
-            public_key_id=read.text("public_key_id"),
-            csr_pem=read.text("csr_pem"),
-            cn=read.text("cn"),
-            encrypted=read.flag("encrypted", False),
-        )
+    encrypted: bool = False
 
 
 @dataclass
-class RuntimeIssue:
+class RuntimeIssue(_Record):
     """On the managing machine: a certificate requested for a runtime, answer not yet recorded."""
 
     name: str
     idempotency_key: str  # journaled before sending: a rerun reuses it and reconciles
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "idempotency_key": self.idempotency_key}
-
-    @classmethod
-    def from_dict(cls, data: Any, name: str) -> RuntimeIssue:
-        read = _Fields(data, name)
-        return cls(name=read.text("name"), idempotency_key=read.text("idempotency_key"))
 
 
 @dataclass
@@ -254,11 +131,9 @@ class Flows:
 
     @classmethod
     def from_dict(cls, data: Any) -> Flows:
-        read = _Fields(data, "flows")
-        for name, value in read.data.items():
-            if not isinstance(value, (dict, type(None))):
-                raise TypeError(f"'flows.{name}' has the wrong type")
-        found = read.data
+        found: dict[str, Any] = expect_type(data, dict, "flows")
+        for name, value in found.items():
+            expect_type(value, (dict, type(None)), f"flows.{name}")
         issues = found.get(RUNTIME_ISSUE) or {}
         known = (ROTATION, KEY_ROTATION, RUNTIME_REQUEST, RUNTIME_ISSUE)
         return cls(

@@ -1,16 +1,20 @@
-"""The profile's settings and its records (what it knows of each certificate, the request in
-flight, the verification history) as typed objects, read from and written to the journal's JSON.
+"""The journal's typed records: the profile's settings and its records (what it knows of each
+certificate, the request in flight, the verification history) here, the resumable flows' records in
+wizard/flow_records.py. All are ``_Record``s, read from and written to the journal's JSON one way.
 
 Each is one JSON object of the journal (schema 2). Known keys become typed attributes and a key
-holding the wrong type is damage (TypeError, which the journal reports as such). Keys this version
-does not know are kept in ``extra`` and written back unchanged, so a newer tool's settings survive
-an older tool's save. A value that is None or False is left out when written, as the dicts before
-these types left the key out, unless the loaded document held the key: then it is written back as
-it was read, so loading and saving a journal changes nothing in it."""
+holding the wrong type is damage (TypeError, which the journal reports as such); so is a missing
+required key (``REQUIRED``, and every attribute without a default) and a ``step`` not in ``STEPS``
+(ValueError). Keys this version does not know are kept in ``extra`` and written back unchanged, so
+a newer tool's settings survive an older tool's save. A value that is None, or False in a plain
+``bool`` attribute that defaults to False, is left out when written, as the dicts before these
+types left the key out, unless the key is in ``WRITTEN`` or the loaded document held it: then it is
+written back as it was read, so loading and saving a journal changes nothing in it. (False in a
+``bool | None`` attribute is information, e.g. a certificate switched away from, and is written.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 # The JSON types each attribute may hold, by its annotation.
@@ -21,7 +25,18 @@ _KINDS: dict[str, Any] = {
     "bool | None": (bool, type(None)),
     "dict[str, Any]": dict,
 }
-_KNOWN: dict[type, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What a record class reads and writes, worked out once from its annotations."""
+
+    kinds: dict[str, Any]  # each known key and the JSON types it may hold
+    required: tuple[str, ...]  # the keys a sound document always holds
+    quiet_false: frozenset[str]  # plain bool keys defaulting to False: False is written as absent
+
+
+_LAYOUTS: dict[type, _Layout] = {}
 
 
 def expect_type(value: Any, kind: Any, name: str) -> Any:
@@ -35,42 +50,52 @@ def expect_type(value: Any, kind: Any, name: str) -> Any:
 class _Record:
     """A JSON object of the journal: the known keys as attributes, unknown ones in ``extra``."""
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ()  # keys a sound document always holds
+    REQUIRED: ClassVar[tuple[str, ...]] = ()  # keys a sound document holds, besides those without a default
     NESTED: ClassVar[tuple[str, ...]] = ()  # attributes that are records: the subclass reads and writes them
+    WRITTEN: ClassVar[tuple[str, ...]] = ()  # keys always written, even None or False
+    STEPS: ClassVar[tuple[str, ...]] = ()  # a flow's record: the values its (Literal-typed) ``step`` may hold
+    WHERE: ClassVar[str] = ""  # where the journal keeps it: names its keys in errors when no ``where`` is given
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
     # The keys the loaded document held: an empty value there is written back as it was read.
     loaded_keys: frozenset[str] = field(default=frozenset(), kw_only=True, repr=False, compare=False)
 
     @classmethod
-    def _known(cls) -> dict[str, Any]:
-        """Each known key and the JSON types it may hold (worked out once per class)."""
-        known = _KNOWN.get(cls)
-        if known is None:
+    def _layout(cls) -> _Layout:
+        layout = _LAYOUTS.get(cls)
+        if layout is None:
             skip = ("extra", "loaded_keys", *cls.NESTED)
-            known = _KNOWN[cls] = {f.name: _KINDS[str(f.type)] for f in fields(cls) if f.name not in skip}
-        return known
+            own = [f for f in fields(cls) if f.name not in skip]
+            kinds = {f.name: str if f.name == "step" and cls.STEPS else _KINDS[str(f.type)] for f in own}
+            bare = tuple(f.name for f in own if f.default is MISSING and f.default_factory is MISSING)
+            quiet = frozenset(f.name for f in own if kinds[f.name] is bool and f.default is False)
+            layout = _LAYOUTS[cls] = _Layout(kinds, (*cls.REQUIRED, *bare), quiet)
+        return layout
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> Self:
-        """Read the object ``where`` names (e.g. ``settings``); TypeError when it is damaged."""
+    def from_dict(cls, data: Any, where: str = "") -> Self:
+        """Read the object ``where`` names (e.g. ``settings``); TypeError or ValueError when it is damaged."""
+        where = where or cls.WHERE
         expect_type(data, dict, where)
-        known, values, extra = cls._known(), {}, {}
+        kinds, values, extra = cls._layout().kinds, {}, {}
         for key, value in data.items():
-            if key in known:
-                values[key] = expect_type(value, known[key], f"{where}.{key}")
+            if key in kinds:
+                values[key] = expect_type(value, kinds[key], f"{where}.{key}")
             else:
                 extra[key] = value
-        for key in cls.REQUIRED:
+        for key in cls._layout().required:
             if key not in values:
                 raise TypeError(f"'{where}.{key}' is missing")
+        if cls.STEPS and values["step"] not in cls.STEPS:
+            raise ValueError(f"'{where}.step' is not one of {', '.join(cls.STEPS)}")
         return cls(**values, extra=extra, loaded_keys=frozenset(data))
 
     def to_dict(self) -> dict[str, Any]:
-        out = dict(self.extra)
-        for key in self._known():
+        layout, out = self._layout(), dict(self.extra)
+        for key in layout.kinds:
             value = getattr(self, key)
-            if (value is not None and value is not False) or key in self.loaded_keys:
+            absent = value is None or (value is False and key in layout.quiet_false)
+            if not absent or key in self.WRITTEN or key in self.loaded_keys:
                 out[key] = value
         return out
 
@@ -80,6 +105,7 @@ class Settings(_Record):
     """How this profile reaches Klarna, where it installs, and what it recorded of its own keys."""
 
     NESTED = ("last_status",)
+    WHERE = "settings"
 
     base_url: str | None = None  # a sandbox's URL; None means the environment's own host
     ca_bundle: str | None = None  # the sandbox's CA
@@ -95,7 +121,8 @@ class Settings(_Record):
     last_status: LastStatus | None = None  # Klarna's last answer, for an offline start
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "settings") -> Self:
+    def from_dict(cls, data: Any, where: str = "") -> Self:
+        where = where or cls.WHERE
         expect_type(data, dict, where)
         settings = super().from_dict({k: v for k, v in data.items() if k != "last_status"}, where)
         if "last_status" in data:
@@ -159,18 +186,9 @@ class StatusEntry(_Record):
     """One change of the verification status seen for a certificate."""
 
     REQUIRED = ("at", "status")
+    WRITTEN = ("fingerprint", "source")  # every entry so far has been written with all four keys
 
     at: str = ""  # UTC
     status: str = ""  # VALID | NOT_PRESENT | INVALID | REJECTED | UNKNOWN
     fingerprint: str | None = None  # of the pair it was seen with
     source: str | None = None  # what looked: verify, status, rotation
-
-    def to_dict(self) -> dict[str, Any]:
-        # Always the four keys, as every entry has been written so far.
-        return {
-            **self.extra,
-            "at": self.at,
-            "status": self.status,
-            "fingerprint": self.fingerprint,
-            "source": self.source,
-        }
