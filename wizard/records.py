@@ -77,13 +77,13 @@ class _Record:
         """Read the object ``where`` names (e.g. ``settings``); TypeError or ValueError when it is damaged."""
         where = where or cls.WHERE
         expect_type(data, dict, where)
-        kinds, values, extra = cls._layout().kinds, {}, {}
+        layout, values, extra = cls._layout(), {}, {}
         for key, value in data.items():
-            if key in kinds:
-                values[key] = expect_type(value, kinds[key], f"{where}.{key}")
+            if key in layout.kinds:
+                values[key] = expect_type(value, layout.kinds[key], f"{where}.{key}")
             else:
                 extra[key] = value
-        for key in cls._layout().required:
+        for key in layout.required:
             if key not in values:
                 raise TypeError(f"'{where}.{key}' is missing")
         if cls.STEPS and values["step"] not in cls.STEPS:
