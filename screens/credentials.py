@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from wizard import rules
+from wizard import onboarding, rules
 from wizard.errors import InputError, WizardError
 from wizard.logs import register_secret
 from wizard.model import Stage
@@ -142,7 +142,7 @@ class CredentialsScreen(StageScreen):
         passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
 
         async def check() -> None:
-            await self.session.check_credentials(key, store)
+            await onboarding.check_credentials(self.session, key, store)
             if store.kind == "encrypted-file" and passphrase:
                 register_secret(passphrase)
                 self.app.store_passphrase = SecretValue(passphrase)  # keys created later go there too

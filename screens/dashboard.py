@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard import lifecycle, rules, runtime_gate
+from wizard import lifecycle, onboarding, rules, runtime_gate
 from wizard.flow import Session
 from wizard.rules import clean_text, redact
 
@@ -270,5 +270,5 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         )
 
     async def _unenforce(self) -> None:
-        await self.session.remove_enforcement()
+        await onboarding.remove_enforcement(self.session)
         self.action_refresh()

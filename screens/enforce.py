@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from wizard import rules, runners
+from wizard import onboarding, rules, runners
 from wizard.errors import InputError
 from wizard.model import Stage
 
@@ -124,7 +124,7 @@ class EnforceScreen(StageScreen):
 
     async def enforce(self, value: str) -> None:
         facts = self.query_one("#facts", Static)
-        mode = await self.timed(STEP_TASKS["enforce"], self.session.enforce(value))
+        mode = await self.timed(STEP_TASKS["enforce"], onboarding.enforce(self.session, value))
         facts.update(f"Klarna answered {mode}.")
         self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
-from wizard import install
+from wizard import install, onboarding
 from wizard.errors import InputError, StorageError
 from wizard.install import snippets
 from wizard.model import Stage
@@ -58,7 +58,7 @@ class InstallScreen(StageScreen):
                 return
 
             async def install_and_export() -> None:
-                await self.session.install(folder)
+                await onboarding.install(self.session, folder)
                 self.exported = self.export(formats, password)
 
             self.run_step(install_and_export, "install")

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from wizard import crypto, rules
+from wizard import crypto, onboarding, rules
 from wizard.model import Stage
 
 from .base import StageScreen, fingerprint_lines
@@ -25,7 +25,7 @@ class IssueScreen(StageScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "submit":
-            self.run_step(self.session.issue_certificate, "issue")
+            self.run_step(lambda: onboarding.issue_certificate(self.session), "issue")
 
     def copyable(self) -> tuple[str, str] | None:
         fingerprint = self.session.evidence.fingerprint

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
 
+from wizard import onboarding
 from wizard.model import Stage
 
 from .base import StageScreen
@@ -38,7 +39,9 @@ class KeyCsrScreen(StageScreen):
 
             def answered(replace: bool | None) -> None:
                 if replace:
-                    self.run_step(lambda: self.session.generate_key(passphrase=passphrase, overwrite=True), "generate")
+                    self.run_step(
+                        lambda: onboarding.generate_key(self.session, passphrase=passphrase, overwrite=True), "generate"
+                    )
 
             self.app.push_screen(
                 ConfirmModal(
@@ -50,7 +53,7 @@ class KeyCsrScreen(StageScreen):
                 answered,
             )
             return
-        self.run_step(lambda: self.session.generate_key(passphrase=passphrase), "generate")
+        self.run_step(lambda: onboarding.generate_key(self.session, passphrase=passphrase), "generate")
 
     def show_facts(self) -> None:
         ev = self.session.evidence

@@ -11,7 +11,7 @@ import json
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard import install, keys, lifecycle, runtime_exchange, secrets
+from wizard import install, keys, lifecycle, onboarding, runtime_exchange, secrets
 from wizard.errors import JournalError
 from wizard.flow import Session
 from wizard.flow_records import CertificateRotation, Flows, KeyRotation
@@ -194,7 +194,7 @@ def key_profile(sandbox):
     session = Session(Paths.from_env(), "p")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
-    asyncio.run(session.check_credentials(sandbox.api_key, store))
+    asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     old_id = name_initial_key(session)
     return store, old_id
 

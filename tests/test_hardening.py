@@ -19,7 +19,7 @@ import pytest
 from conftest import record_figure
 from tests_support import sandbox_profile_args
 
-from wizard import crypto, secrets
+from wizard import crypto, onboarding, secrets
 from wizard.api import KlarnaClient, make_http_client
 from wizard.errors import ApiError, CryptoError, InputError, StorageError, TransportError
 from wizard.paths import Paths
@@ -225,7 +225,7 @@ def test_a_key_this_tool_wrote_is_adopted_after_a_crash(onboard, paths, sandbox)
 
     onboard()
     session = session_for("p", sandbox)
-    key = session._load_own_key(None)  # what use_existing_key adopts: the journal names its digest
+    key = onboarding._load_own_key(session, None)  # what use_existing_key adopts: the journal names its digest
     assert crypto.public_key_id(key) == session.evidence.key_public_id
 
 

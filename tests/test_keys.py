@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from tests_support import name_initial_key
 
-from wizard import keys, secrets
+from wizard import keys, onboarding, secrets
 from wizard.errors import ApiError, InterlockRefused
 from wizard.flow import Session
 from wizard.paths import Paths
@@ -21,7 +21,7 @@ def keyring_profile(sandbox):
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
-    asyncio.run(session.check_credentials(sandbox.api_key, store))
+    asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
 

@@ -12,7 +12,7 @@ import logging
 import pytest
 from tests_support import name_initial_key
 
-from wizard import keys, secrets
+from wizard import keys, onboarding, secrets
 from wizard.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
@@ -27,7 +27,7 @@ def profile(sandbox):
     session = Session(Paths.from_env(), PROFILE)
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
-    asyncio.run(session.check_credentials(sandbox.api_key, store))
+    asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
 

@@ -10,7 +10,7 @@ import pathlib
 import pytest
 from tests_support import session_for
 
-from wizard import lifecycle
+from wizard import lifecycle, onboarding
 from wizard.errors import InterlockRefused, TransportError
 from wizard.flow import Session
 from wizard.paths import Paths
@@ -180,7 +180,7 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
     old = onboard()
     session = session_for("p", sandbox)
     result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
-    asyncio.run(session.enforce(rules.format_utc(session.clock() + timedelta(days=7))))
+    asyncio.run(onboarding.enforce(session, rules.format_utc(session.clock() + timedelta(days=7))))
 
     async def revoke_behind_our_back():
         async with session.client() as klarna:

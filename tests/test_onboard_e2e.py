@@ -11,6 +11,7 @@ import sys
 import pytest
 from tests_support import sandbox_profile_args
 
+from wizard import onboarding
 from wizard.cli import main
 from wizard.flow import Session
 from wizard.model import Stage
@@ -81,7 +82,7 @@ async def test_onboard_to_enforced_then_unenforce(sandbox, monkeypatch, capsys):
     assert with_cert == "VALID"
     assert without == 403  # refused without a client certificate once enforced
 
-    await session.remove_enforcement()
+    await onboarding.remove_enforcement(session)
     _, without_after, _ = await _status_without_and_with_cert("p")
     assert without_after == "accepted"
 

@@ -10,7 +10,7 @@ import contextlib
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard import crypto, install, keys, lifecycle, runners, secrets
+from wizard import crypto, install, keys, lifecycle, onboarding, runners, secrets
 from wizard.errors import TransportError
 from wizard.flow import Session
 from wizard.model import Stage
@@ -53,13 +53,13 @@ def verifying(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
 
     async def walk() -> str:
-        await session.check_credentials(sandbox.api_key, secrets.EnvStore())
+        await onboarding.check_credentials(session, sandbox.api_key, secrets.EnvStore())
         session.advance()
-        await session.generate_key()
+        await onboarding.generate_key(session)
         session.advance()
-        await session.issue_certificate()
+        await onboarding.issue_certificate(session)
         session.advance()
-        await session.install()
+        await onboarding.install(session)
         session.advance()
         key = crypto.make_private_key()
         csr = crypto.make_csr_pem(key, session.evidence.cn).decode()
@@ -152,7 +152,7 @@ def test_a_rejected_handshake_stops_at_once():
 def test_enforcement_watch_ends_with_the_proof(onboard, sandbox):
     onboard()
     session = session_for("p", sandbox)
-    assert asyncio.run(session.enforce("NOW")) == "REPORTING"
+    assert asyncio.run(onboarding.enforce(session, "NOW")) == "REPORTING"
     limits = runners.PollLimits.for_enforcement(0.05, 30)
     assert limits.interval == 0.5  # never hammered faster than every 0.5 s
     events = asyncio.run(collect(runners.watch_enforcement(session, limits)))
@@ -168,7 +168,7 @@ def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox)
     onboard()
     sandbox.enforcement_delay = 3600
     session = session_for("p", sandbox)
-    asyncio.run(session.enforce("NOW"))
+    asyncio.run(onboarding.enforce(session, "NOW"))
     fake = FakeTime()
     limits = runners.PollLimits.for_enforcement(5, 20)
     events = asyncio.run(collect(runners.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep)))
@@ -197,7 +197,7 @@ def test_api_key_rotation_events_in_order(sandbox):
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
     store = secrets.KeyringStore()
-    asyncio.run(session.check_credentials(sandbox.api_key, store))
+    asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     events = asyncio.run(collect(keys.key_rotation(session, store, description="klarna-mtls host a")))
     assert [e.step for e in events if isinstance(e, runners.Step)] == ["create", "prove", "switch", "disable_old"]
@@ -215,7 +215,7 @@ def test_a_silent_network_gives_progress_then_times_out(onboard, sandbox, blackh
     seen = []
 
     async def run() -> None:
-        events = runners.timed("Testing the API key", session.observe(), limit=1.0, tick=0.1)
+        events = runners.timed("Testing the API key", onboarding.observe(session), limit=1.0, tick=0.1)
         await runners.follow(events, seen.append)
 
     with pytest.raises(TransportError) as caught:

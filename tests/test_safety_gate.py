@@ -16,7 +16,7 @@ import pytest
 from conftest import BOTH_ANSWER_MODES
 from tests_support import sandbox_profile_args, session_for
 
-from wizard import keys, rules
+from wizard import keys, onboarding, rules
 from wizard.api import EnforcementState, KlarnaClient
 from wizard.cli import main
 from wizard.flow import Session
@@ -193,14 +193,14 @@ def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revok
 
 
 def test_the_tui_enforce_call_is_gated_too(onboard, sandbox):
-    """The Enforce screen calls Session.enforce: the same gate, before any request changes anything."""
+    """The Enforce screen calls onboarding.enforce: the same gate, before any request changes anything."""
     from wizard.errors import InterlockRefused
 
     result = onboard()
     revoke_elsewhere(sandbox, "p", result["certificate_id"])
     session = session_for("p", sandbox)
     with pytest.raises(InterlockRefused, match="No installed certificate is VALID"):
-        asyncio.run(session.enforce("NOW"))
+        asyncio.run(onboarding.enforce(session, "NOW"))
     assert session.evidence.enforced_from is None
     assert sandbox._state.data["accounts"][sandbox.account_id]["enforcement"] is None
 

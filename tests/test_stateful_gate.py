@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from wizard import crypto, keys, lifecycle, secrets
+from wizard import crypto, keys, lifecycle, onboarding, secrets
 from wizard.cli import main
 from wizard.errors import InterlockRefused, WizardError
 from wizard.flow import Session
@@ -164,7 +164,7 @@ class GateMachine(RuleBasedStateMachine):
     def enforce(self, front: str) -> None:
         was_active = self.current_active()
         before = self.snapshot()
-        self.act(front, ("enforce", "--at", "NOW"), lambda s: s.enforce("NOW"))
+        self.act(front, ("enforce", "--at", "NOW"), lambda s: onboarding.enforce(s, "NOW"))
         if not was_active:  # the lock-out: never enforce without a VALID installed certificate
             assert self.snapshot()[2] == before[2]
 
@@ -182,7 +182,7 @@ class GateMachine(RuleBasedStateMachine):
 
     @rule(front=FRONTS)
     def unenforce(self, front: str) -> None:
-        self.act(front, ("unenforce",), lambda s: s.remove_enforcement())
+        self.act(front, ("unenforce",), lambda s: onboarding.remove_enforcement(s))
 
     @rule(front=FRONTS, which=WHICH)
     def revoke(self, front: str, which: str) -> None:

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto
+from wizard import crypto, onboarding
 from wizard.api import HandshakeProbe, KlarnaClient, _transport_error, handshake_probe_for, make_http_client
 from wizard.errors import HandshakeRejected, TransportError
 
@@ -161,12 +161,12 @@ def _session(pki, base_url: str, tmp_path):
 
 
 def test_tls13_refusal_is_rejected_30_of_30(pki, listener, tmp_path):
-    """Session.observe against a TLS 1.3 listener that requires a certificate and refuses ours."""
+    """onboarding.observe against a TLS 1.3 listener that requires a certificate and refuses ours."""
     server = listener(handshake_then_read(server_context(pki, "ca_a")))
     session = _session(pki, server.base_url, tmp_path)
 
     async def rounds() -> list[str]:
-        return [(await session.observe()).status for _ in range(ROUNDS)]
+        return [(await onboarding.observe(session)).status for _ in range(ROUNDS)]
 
     statuses = asyncio.run(rounds())
     rejected = statuses.count("REJECTED")

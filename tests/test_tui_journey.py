@@ -9,6 +9,7 @@ import pytest
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal
+from wizard import onboarding
 from wizard.model import Stage
 
 SIZE = (100, 40)
@@ -72,7 +73,7 @@ async def test_whole_journey_to_enforced_with_keyboard_and_clicks(sandbox):
         assert [v["status"] for v in ev.verifications[-3:]] == ["VALID"] * 3
         assert app.session.settings.enforced_from_server
         assert app.session.settings.enforcement_proved_at  # the wizard proved it, and says so
-    assert await app.session.prove_enforced()  # a call without a client certificate is refused
+    assert await onboarding.prove_enforced(app.session)  # a call without a client certificate is refused
 
 
 async def test_next_is_blocked_with_reasons(sandbox):

@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, crypto, rules, runtime_gate
+from . import __version__, crypto, onboarding, rules, runtime_gate
 from .diagnosis import diagnose
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, WizardError
-from .flow import Observation, Session, find_by_key, key_digest, load_own_key, refuse_when_full
+from .flow import Session
 from .flow_records import CertificateRotation, RotationStep, required
 from .fsutil import atomic_write, ensure_output_dir, write_private
 from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
@@ -225,9 +225,9 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
 async def schedule_enforcement(
     session: Session, enforced_from: str, *, leave_out: tuple[str, ...] = (), confirm_leave_out: str | None = None
 ) -> str:
-    """Enforce from ``enforced_from``; ``Session.enforce`` holds the interlock for every path,
+    """Enforce from ``enforced_from``; ``onboarding.enforce`` holds the interlock for every path,
     declared runtimes included (``leave_out`` names those not counted, on purpose)."""
-    return await session.enforce(enforced_from, leave_out=leave_out, confirm_leave_out=confirm_leave_out)
+    return await onboarding.enforce(session, enforced_from, leave_out=leave_out, confirm_leave_out=confirm_leave_out)
 
 
 # ---------------------------------------------------------------- rotation
@@ -358,11 +358,13 @@ async def _rotation_key(session: Session, flow: CertificateRotation) -> None:
     key_path = folder / "private-key.pem"
     passphrase = session.key_passphrase
     if os.path.lexists(key_path):  # resumed after the key was written: only the key we wrote
-        key = await asyncio.to_thread(load_own_key, key_path, passphrase, flow.key_sha256, flow.public_key_id)
+        key = await asyncio.to_thread(
+            onboarding.load_own_key, key_path, passphrase, flow.key_sha256, flow.public_key_id
+        )
     else:
         key = crypto.make_private_key()
         key_pem = crypto.make_private_key_pem(key, passphrase)
-        flow.key_sha256 = key_digest(key_pem)
+        flow.key_sha256 = onboarding.key_digest(key_pem)
         _save_flow(session, flow)  # journaled before the file exists
         await asyncio.to_thread(write_private, key_path, key_pem)
     account = session.evidence.account_id
@@ -384,9 +386,9 @@ async def _rotation_issue(session: Session, flow: CertificateRotation) -> None:
     if flow.idempotency_key is None:
         async with session.client() as klarna:
             listing = (await klarna.list_certificates()).value
-        mine = find_by_key(listing, public_key_id)
+        mine = onboarding.find_by_key(listing, public_key_id)
         if mine is None:
-            refuse_when_full(listing)
+            onboarding.refuse_when_full(listing)
         flow.idempotency_key = str(uuid.uuid4())
         _save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:
@@ -653,7 +655,7 @@ async def check(session: Session, warn_days: int, critical_days: int) -> tuple[i
     findings = [_expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
     findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
-        observation: Observation = await session.observe()
+        observation: onboarding.Observation = await onboarding.observe(session)
     except ApiError as error:
         if error.status != 403:
             raise

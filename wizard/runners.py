@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from . import onboarding
 from .diagnosis import Diagnosis, diagnose
 from .errors import TransportError, WizardError
 from .pacing import poll_delay
@@ -271,7 +272,7 @@ def poll_verification(
     from .model import VALID_IN_A_ROW, Stage
 
     async def observe() -> str:
-        return (await session.verify_once()).status
+        return (await onboarding.verify_once(session)).status
 
     def verified(_status: str) -> bool:
         return not session.model.blockers(Stage.VERIFY)
@@ -303,7 +304,7 @@ async def watch_enforcement(
     start = clock()
 
     async def observe() -> str:
-        return str((await session.read_enforcement()).mode.value)
+        return str((await onboarding.read_enforcement(session)).mode.value)
 
     def enforced(status: str) -> bool:
         return status == EnforcementMode.ENFORCED.value
@@ -319,7 +320,7 @@ async def watch_enforcement(
             if isinstance(event, Failed):
                 return
     yield Step(task, "prove", 1, 1, "Proving a request without a client certificate is refused")
-    if await session.prove_enforced():
+    if await onboarding.prove_enforced(session):
         yield Done(
             task,
             clock() - start,

@@ -17,17 +17,17 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, crypto, rules
+from . import __version__, crypto, onboarding, rules
 from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
-from .flow import find_by_key
 from .flow_records import RuntimeIssue, RuntimeRequest
 from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
 from .install import InstalledPair, activate, current_pair, install_pair, label_for
+from .onboarding import Observation, find_by_key
 from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
 
 if TYPE_CHECKING:
     from .api import CertificateInfo
-    from .flow import Observation, Session
+    from .flow import Session
 
 REQUEST_KIND = "klarna-mtls/runtime-request"
 RESPONSE_KIND = "klarna-mtls/runtime-response"
@@ -158,7 +158,7 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
     session.settings.runtime_name = name
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=certificate_id, fingerprint=fingerprint)
-    observation = await session.observe()
+    observation = await onboarding.observe(session)
     if observation.status == "REJECTED":
         raise HandshakeRejected(
             "Klarna refused the installed certificate during the TLS handshake.",

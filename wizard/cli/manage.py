@@ -353,8 +353,10 @@ def cmd_enforce(args: argparse.Namespace) -> int:
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
+    from .. import onboarding
+
     session = open_unlocked_session(args)
-    state = asyncio.run(session.remove_enforcement())
+    state = asyncio.run(onboarding.remove_enforcement(session))
     emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
     return EXIT_OK
 

@@ -195,26 +195,27 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: SecretSto
 async def _do_stage(
     args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
 ) -> None:
+    from .. import onboarding
     from ..model import Stage
 
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced
     if stage is Stage.CREDENTIALS:
-        await session.check_credentials(api_key, store)
+        await onboarding.check_credentials(session, api_key, store)
     elif stage is Stage.KEY_AND_CSR:
         if session.key_path.exists():
-            await session.use_existing_key(passphrase=session.key_passphrase)
+            await onboarding.use_existing_key(session, passphrase=session.key_passphrase)
         else:
-            await session.generate_key(passphrase=session.key_passphrase)
+            await onboarding.generate_key(session, passphrase=session.key_passphrase)
     elif stage is Stage.ISSUE:
-        await session.issue_certificate()
+        await onboarding.issue_certificate(session)
     elif stage is Stage.INSTALL:
-        await session.install(args.install_dir)
+        await onboarding.install(session, args.install_dir)
     elif stage is Stage.VERIFY:
         await _verify(args, session)
     elif stage is Stage.ENFORCE:
         if not session.evidence.enforcement_mode:
-            mode = await session.enforce(enforce_at)
+            mode = await onboarding.enforce(session, enforce_at)
             progress(args, f"  enforcement requested from {session.evidence.enforced_from}: {mode}")
         if enforce_at.upper() == "NOW":
             await _wait_enforced(args, session)
