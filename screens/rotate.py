@@ -100,7 +100,7 @@ class RotateScreen(WorkScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def revoke_old(self, old: str) -> None:
-        suffix = lifecycle._suffix_of(self.session, old)
+        suffix = lifecycle.confirm_suffix_for(self.session, old)
         async with self.working():
             await self.timed("Revoking the old certificate", lifecycle.revoke(self.session, old, confirm_suffix=suffix))
         self.notify("Old certificate revoked.")

@@ -339,10 +339,10 @@ async def _retire(session: Session, credential_id: str) -> None:
     if found and all(r.check == "target active" for r in found):
         session.audit.record("retire_skipped", certificate_id=credential_id, reason=found[0].reason)
         return
-    await revoke(session, credential_id, confirm_suffix=_suffix_of(session, credential_id))
+    await revoke(session, credential_id, confirm_suffix=confirm_suffix_for(session, credential_id))
 
 
-def _suffix_of(session: Session, credential_id: str) -> str | None:
+def confirm_suffix_for(session: Session, credential_id: str) -> str | None:
     """What a live revocation is confirmed with: our recorded fingerprint's suffix, else the id's end."""
     fingerprint = session.state.fingerprint_of(credential_id)
     return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]

@@ -331,7 +331,7 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
 
     progress(args, f"rotate: waiting {grace:g} s before revoking {old_id}")
     time.sleep(grace)
-    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle._suffix_of(session, old_id)))
+    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle.confirm_suffix_for(session, old_id)))
     progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
 
 
