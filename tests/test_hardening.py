@@ -508,17 +508,47 @@ def test_sandbox_serve_refuses_a_non_loopback_address(capsys):
     assert "not a loopback address" in capsys.readouterr().err
 
 
-def test_rotate_can_wait_a_grace_period_before_revoking(onboard, cli, monkeypatch):
+def test_rotate_can_wait_a_grace_period_before_revoking(onboard, cli, monkeypatch, capsys):
+    import json
     import time
+
+    from wizard.cli import main
 
     onboard()
     slept = []
     monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
-    code, out = cli("rotate", "--profile", "p", "--retire-old", "--grace", "30", "--poll-interval", "0.05")
-    assert code == 0 and 30.0 in slept
+    code = main(["rotate", "--profile", "p", "--retire-old", "--grace", "150", "--poll-interval", "0.05", "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.splitlines()[-1])
+    assert code == 0 and slept[-3:] == [60.0, 60.0, 30.0]  # a progress line between the pauses
+    assert "90 s left" in captured.err and "30 s left" in captured.err
     code, status = cli("status", "--profile", "p")
     old = [c for c in status["certificates"] if c["credential_id"] == out["old_certificate_id"]]
     assert old and old[0]["status"] == "REVOKED"
+
+
+def test_an_interrupted_grace_period_keeps_the_old_certificate_and_says_how_to_revoke_it(
+    onboard, cli, monkeypatch, capsys
+):
+    import time
+
+    from wizard.cli import main
+
+    onboard()
+    _, before = cli("status", "--profile", "p")
+    old_id = next(c["credential_id"] for c in before["certificates"] if c["current"])
+
+    def interrupted(seconds: float) -> None:
+        if seconds >= 1:  # the grace period's wait, not the rotation's polling
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupted)
+    code = main(["rotate", "--profile", "p", "--retire-old", "--grace", "600", "--poll-interval", "0.05", "--json"])
+    err = capsys.readouterr().err
+    assert code == 3 and f"{old_id} stays active" in err
+    assert f"klarna-mtls certs revoke --profile p {old_id}" in err
+    _, after = cli("status", "--profile", "p")
+    assert {c["credential_id"]: c["status"] for c in after["certificates"]}[old_id] == "ACTIVE"
 
 
 def test_the_revoke_interlock_says_it_knows_only_this_profile(capsys):

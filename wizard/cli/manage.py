@@ -322,6 +322,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
+
+
 def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
     """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
     certificate through the same interlock as `certs revoke`."""
@@ -329,8 +332,22 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
 
     from .. import lifecycle
 
-    progress(args, f"rotate: waiting {grace:g} s before revoking {old_id}")
-    time.sleep(grace)
+    progress(args, f"rotate: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
+    left = grace
+    try:
+        while left > 0:
+            pause = min(left, GRACE_REPORT_EVERY)
+            time.sleep(pause)
+            left -= pause
+            if left > 0:
+                progress(args, f"rotate: {left:g} s left before revoking {old_id}")
+    except KeyboardInterrupt:
+        progress(
+            args,
+            f"rotate: interrupted; {old_id} stays active. Revoke it once its users have switched: "
+            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
+        )
+        raise
     asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle.confirm_suffix_for(session, old_id)))
     progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
 
