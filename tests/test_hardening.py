@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import record_figure
-from tests_support import sandbox_profile_args
+from tests_support import sandbox_profile_args, settle
 
 from wizard import crypto, onboarding, secrets
 from wizard.api import KlarnaClient, make_http_client
@@ -578,13 +578,6 @@ def test_markup_in_a_server_message_is_shown_as_text_in_the_tui():
     assert "bad [/request] [@click=app.quit]x[/]" in asyncio.run(run())
 
 
-async def _settle(app, pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 @pytest.mark.e2e
 async def test_typing_markup_in_the_enforce_field_does_not_crash_the_tui(onboard, sandbox):
     from textual.widgets import Input, Static
@@ -594,10 +587,10 @@ async def test_typing_markup_in_the_enforce_field_does_not_crash_the_tui(onboard
     await asyncio.to_thread(onboard, enforce_at="never")  # stops at the Enforce stage
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(pilot)
         assert type(app.screen).__name__ == "EnforceScreen"
         app.screen.query_one("#enforce-at", Input).value = "[/"
-        await _settle(app, pilot)
+        await settle(pilot)
         assert "[/" in str(app.screen.query_one("#when", Static).render())
         assert app.is_running
 
@@ -611,11 +604,11 @@ async def test_markup_in_a_certificate_id_does_not_crash_the_dashboard(onboard, 
     await asyncio.to_thread(onboard, enforce_at="NOW")
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(pilot)
         status = app.screen.status
         row = replace(status.certificates[0], credential_id="krn:x:ab[/bogus]", cn="\x1b[2J[b]cn")
         app.screen.show(replace(status, certificates=[row]))
-        await _settle(app, pilot)
+        await settle(pilot)
         table = app.screen.query_one("#certificates")
         cells = [str(c) for c in table.get_row_at(0)]
         assert cells[0] == "…[/bogus]"  # text, never markup

@@ -98,7 +98,7 @@ async def test_tui_flow_leaks_nothing(sandbox, isolated_home, capsys):
         await walk_to(app, pilot, Stage.KEY_AND_CSR)
         app.screen.query_one("#passphrase").value = PASSPHRASE
         await walk_to(app, pilot, Stage.DONE)
-        await settle(app, pilot)
+        await settle(pilot)
     captured = capsys.readouterr()
     paths = Paths.from_env()
     sandbox_store = paths.sandbox_dir() / "credentials.json"  # the store the user chose: intended

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 from snapshot_apps import evidence_through, snapshot_app
+from tests_support import settle
 
 from screens.modals import ConfirmModal, ErrorModal
 from wizard.errors import ApiError
 from wizard.model import Stage
 
 SIZE = (80, 24)
-
-
-async def _settle(pilot):
-    for _ in range(3):  # screens pushed on mount start their workers a tick later
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def _until(pilot, condition, rounds: int = 500):
@@ -26,20 +20,20 @@ async def _until(pilot, condition, rounds: int = 500):
             break
         await pilot.pause()
     assert condition(), "the screen never reached the state the snapshot needs"
-    await _settle(pilot)
+    await settle(pilot)
 
 
 def test_welcome_new_profile(snap_compare):
     from wizard.model import Evidence
 
-    assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=_settle)
+    assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=settle)
 
 
 def test_welcome_bad_account_id(snap_compare):
     from wizard.model import Evidence
 
     async def typed(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.screen.query_one("#account-id").value = "krn:partner:LYABCDEI"
         await pilot.pause()
 
@@ -47,10 +41,10 @@ def test_welcome_bad_account_id(snap_compare):
 
 
 async def _continue(pilot):
-    await _settle(pilot)
+    await settle(pilot)
     if pilot.app.screen.__class__.__name__ == "WelcomeScreen":
         await pilot.press("ctrl+n")
-    await _settle(pilot)
+    await settle(pilot)
 
 
 @pytest.mark.parametrize("stage", [s for s in Stage if s is not Stage.DONE])
@@ -72,7 +66,7 @@ def test_done(snap_compare):
     from screens.done import DoneScreen
 
     async def done(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.app.push_screen(DoneScreen(pilot.app.session))
         await pilot.pause()
 
@@ -160,14 +154,14 @@ def test_error_modal_api_error(snap_compare):
 def test_dashboard(snap_compare):
     from snapshot_apps import dashboard_app
 
-    assert snap_compare(dashboard_app(), terminal_size=(120, 30), run_before=_settle)
+    assert snap_compare(dashboard_app(), terminal_size=(120, 30), run_before=settle)
 
 
 def test_dashboard_revoke_refused(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def refuse(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         table = pilot.app.screen.query_one("#certificates")
         table.move_cursor(row=1)
         await pilot.press("v")
@@ -181,7 +175,7 @@ def test_rotate_screen(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def open_rotate(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("o")
         await pilot.pause()
 
@@ -192,9 +186,9 @@ def test_doctor_screen(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def open_doctor(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("d")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=open_doctor)
 
@@ -203,7 +197,7 @@ def test_enforce_modal_from_dashboard(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def open_enforce(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("e")
         await _until(pilot, lambda: type(pilot.app.screen).__name__ == "EnforceModal")
 
@@ -214,9 +208,9 @@ def test_keys_screen(snap_compare):
     from snapshot_apps import keys_app
 
     async def open_keys(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("k")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(keys_app(), terminal_size=SIZE, run_before=open_keys)
 
@@ -225,9 +219,9 @@ def test_keys_screen_disable_refused(snap_compare):
     from snapshot_apps import keys_app
 
     async def refuse(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("k")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("ctrl+d")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ErrorModal)
@@ -239,14 +233,14 @@ def test_keys_screen_disable_refused(snap_compare):
 def test_dashboard_80x24(snap_compare):
     from snapshot_apps import dashboard_app
 
-    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=_settle)
+    assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=settle)
 
 
 def test_dashboard_revoke_refused_80x24(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def refuse(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.screen.query_one("#certificates").move_cursor(row=1)
         await pilot.press("v")
         await pilot.pause()
@@ -259,7 +253,7 @@ def test_dashboard_revoke_confirm_80x24(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def confirm(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.screen.query_one("#certificates").move_cursor(row=0)
         await pilot.press("v")
         await pilot.pause()
@@ -272,7 +266,7 @@ def test_dashboard_offline_last_answer(snap_compare):
     from snapshot_apps import dashboard_app, offline_dashboard_app
 
     async def offline(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         assert "Offline" in str(pilot.app.screen.query_one("#offline").content)
 
     online = dashboard_app()
@@ -284,7 +278,7 @@ def test_dashboard_offline_from_records(snap_compare):
     from snapshot_apps import offline_dashboard_app
 
     async def offline(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         assert "records" in str(pilot.app.screen.query_one("#offline").content)
 
     assert snap_compare(offline_dashboard_app(snapshot_app(Stage.DONE)), terminal_size=SIZE, run_before=offline)
@@ -294,7 +288,7 @@ def test_help_on_dashboard(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def help_(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("f1")
         await pilot.pause()
 
@@ -315,7 +309,7 @@ def test_palette_on_dashboard(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def palette(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"doctor")
@@ -364,7 +358,7 @@ def test_issue_fingerprint_80x24(snap_compare):
 
 def test_key_passphrase_modal_on_resume(snap_compare):
     async def asked(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.screen.query_one("#key-passphrase").cursor_blink = False  # a blinking cursor is a clock
         pilot.app.screen_stack[-2].refresh_bindings()  # the footer beneath, pushed over on mount: settle it
         await pilot.pause()
@@ -376,7 +370,7 @@ def test_key_passphrase_modal_on_resume(snap_compare):
 
 
 def test_welcome_resume_note(snap_compare):
-    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=_settle)
+    assert snap_compare(snapshot_app(Stage.INSTALL), terminal_size=SIZE, run_before=settle)
 
 
 def test_live_revoke_typed_confirm(snap_compare):
@@ -385,7 +379,7 @@ def test_live_revoke_typed_confirm(snap_compare):
     from screens.modals import TypedConfirmModal
 
     async def confirm(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.session.evidence.environment = "live"
         pilot.app.screen.query_one("#certificates").move_cursor(row=0)
         await pilot.press("v")
@@ -399,7 +393,7 @@ def test_unenforce_confirm_80x24(snap_compare):
     from snapshot_apps import dashboard_app
 
     async def confirm(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("u")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmModal)
@@ -435,11 +429,11 @@ def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
     monkeypatch.setattr(lifecycle, "rotation", rotation)
 
     async def rotate(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("o")
         await pilot.pause()
         await pilot.press("enter")  # Start rotation has the focus
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(pilot.app.screen, ConfirmModal)
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=rotate)

@@ -4,6 +4,7 @@ no clock, no temporary paths)."""
 from __future__ import annotations
 
 from snapshot_apps import dashboard_app
+from tests_support import settle
 
 from wizard import pair_doctor
 from wizard.lifecycle import Finding
@@ -12,17 +13,10 @@ SIZE = (80, 24)
 CERT, KEY = "/srv/klarna-mtls/copied/certificate.pem", "/srv/klarna-mtls/copied/private-key.pem"
 
 
-async def _settle(pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def _open(pilot):
-    await _settle(pilot)
+    await settle(pilot)
     await pilot.press("p")
-    await _settle(pilot)
+    await settle(pilot)
 
 
 def test_pair_check_empty_80x24(snap_compare):
@@ -56,7 +50,7 @@ def test_pair_check_findings_80x24(snap_compare, monkeypatch):
         pilot.app.screen.query_one("#cert-file").value = CERT
         pilot.app.screen.query_one("#key-file").value = KEY
         await pilot.click("#check")
-        await _settle(pilot)
+        await settle(pilot)
         assert "(critical)" in str(pilot.app.screen.query_one("#findings").content)
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=check)

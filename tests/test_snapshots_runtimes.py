@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from evidence import ACCOUNT, NOW
 from snapshot_apps import dashboard_app
+from tests_support import settle
 
 from wizard import rules
 from wizard.runtimes import ReadinessReport, RuntimeRecord
@@ -36,27 +37,20 @@ def runtimes_app():
     return app
 
 
-async def _settle(pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def test_dashboard_runtimes_panel(snap_compare):
     async def scrolled(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         panel = pilot.app.screen.query_one("#runtimes-panel")
         assert panel.display and "1 of 4 runtimes VALID" in str(pilot.app.screen.query_one("#runtimes-summary").content)
         pilot.app.screen.query_one("#body").scroll_end(animate=False)
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(runtimes_app(), terminal_size=SIZE, run_before=scrolled)
 
 
 def test_dashboard_without_runtimes_hides_the_panel(snap_compare):
     async def settled(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         assert not pilot.app.screen.query_one("#runtimes-panel").display
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=settled)
@@ -68,13 +62,13 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
     from wizard.runtime_gate import require_ready
 
     async def refused(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         session = pilot.app.session
         try:
             require_ready(session, {r.certificate_id for r in session.state.runtimes.values()})
         except InterlockRefused as error:
             pilot.app.show_error(error)
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(runtimes_app(), terminal_size=SIZE, run_before=refused)
 
@@ -89,13 +83,13 @@ def test_enforce_stage_runtimes_panel(snap_compare):
     app.session.save()
 
     async def scrolled(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         if pilot.app.screen.__class__.__name__ == "WelcomeScreen":
             await pilot.press("ctrl+n")
-            await _settle(pilot)
+            await settle(pilot)
         panel = pilot.app.screen.query_one("#runtimes-panel")
         assert panel.display
         pilot.app.screen.scroll_to_widget(panel, animate=False, top=True)
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=scrolled)

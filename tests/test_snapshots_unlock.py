@@ -7,18 +7,12 @@ import errno
 
 import httpx
 from snapshot_apps import keys_app, snapshot_app
+from tests_support import settle
 
 from screens.modals import ErrorModal, PassphraseModal
 from wizard.model import Stage
 
 SIZE = (80, 24)
-
-
-async def _settle(pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def _never(passphrase: bytes):
@@ -29,7 +23,7 @@ def _never(passphrase: bytes):
 
 def test_key_passphrase_modal_after_a_wrong_one(snap_compare):
     async def ask(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.push_screen(
             PassphraseModal(
                 "Private key passphrase",
@@ -40,7 +34,7 @@ def test_key_passphrase_modal_after_a_wrong_one(snap_compare):
         )
         await pilot.pause()
         await pilot.press(*"wrong", "enter")
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(pilot.app.screen, PassphraseModal)
 
     assert snap_compare(snapshot_app(Stage.VERIFY), terminal_size=SIZE, run_before=ask)
@@ -48,7 +42,7 @@ def test_key_passphrase_modal_after_a_wrong_one(snap_compare):
 
 def test_store_passphrase_modal(snap_compare):
     async def ask(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.push_screen(
             PassphraseModal(
                 "Secrets file passphrase",
@@ -64,9 +58,9 @@ def test_store_passphrase_modal(snap_compare):
 
 
 async def _open_keys(pilot):
-    await _settle(pilot)
+    await settle(pilot)
     await pilot.press("k")
-    await _settle(pilot)
+    await settle(pilot)
 
 
 def test_keys_disable_confirm_modal(snap_compare):
@@ -119,7 +113,7 @@ def test_error_modal_could_not_connect(snap_compare):
     from wizard.api import _transport_error
 
     async def failed(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         request = httpx.Request("GET", "https://api-global.test.klarna.com/v2/account/integration/credentials/api-key")
         pilot.app.show_error(
             _transport_error(httpx.ConnectError("[Errno -2] Name or service not known", request=request), False)
@@ -132,7 +126,7 @@ def test_error_modal_could_not_connect(snap_compare):
 
 def test_error_modal_install_folder_is_read_only(snap_compare):
     async def failed(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         pilot.app.show_error(OSError(errno.EROFS, "Read-only file system", "/mnt/readonly/klarna-mtls"))
         await pilot.pause()
 
@@ -141,11 +135,11 @@ def test_error_modal_install_folder_is_read_only(snap_compare):
 
 def test_credentials_store_passphrase_missing(snap_compare):
     async def entered(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("ctrl+n")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press(*"klarna_test_api_" + "A" * 40, "enter")
-        await _settle(pilot)
+        await settle(pilot)
         assert isinstance(pilot.app.screen, ErrorModal)
 
     assert snap_compare(snapshot_app(Stage.CREDENTIALS, keyring=False), terminal_size=SIZE, run_before=entered)

@@ -4,18 +4,12 @@ list never contradicts a filled field (newcomer report B3, F5, F6, F7)."""
 from __future__ import annotations
 
 from snapshot_apps import snapshot_app
+from tests_support import settle
 
 from screens.modals import ConfirmModal
 from wizard.model import Evidence, Stage
 
 SIZE = (80, 24)
-
-
-async def settle(pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_a_new_profile_types_the_account_id_and_enter_continues():

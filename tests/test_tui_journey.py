@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from functools import partial
 
 import pytest
+from tests_support import settle as settle_app
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal
@@ -15,28 +16,22 @@ from wizard.model import Stage
 SIZE = (100, 40)
 
 
-async def settle(app, pilot) -> None:
-    from textual.worker import WorkerFailed
-
-    await pilot.pause()
-    with contextlib.suppress(WorkerFailed):  # the app shows it as an error modal; tests assert on that
-        await app.workers.wait_for_complete()
-    await pilot.pause()
+settle = partial(settle_app, rounds=1, failures_shown=True)  # a failure shows as an error modal
 
 
 async def click(app, pilot, selector: str) -> None:
     app.screen.query_one(selector).scroll_visible(animate=False)  # like a person scrolling to it
     await pilot.pause()
     await pilot.click(selector)
-    await settle(app, pilot)
+    await settle(pilot)
 
 
 async def walk_to(app, pilot, stage: Stage) -> None:
     """Drive the wizard with keys and clicks until ``stage`` is the current one."""
-    await settle(app, pilot)
+    await settle(pilot)
     if app.screen.__class__.__name__ == "WelcomeScreen":
         await pilot.press("ctrl+n")
-        await settle(app, pilot)
+        await settle(pilot)
     steps = {
         Stage.CREDENTIALS: "#test-key",
         Stage.KEY_AND_CSR: "#generate",
@@ -52,14 +47,14 @@ async def walk_to(app, pilot, stage: Stage) -> None:
                 if not app.session.model.blockers(Stage.VERIFY):
                     break
                 await asyncio.sleep(0.05)
-            await settle(app, pilot)
+            await settle(pilot)
         elif current is Stage.ENFORCE:
             await click(app, pilot, "#enforce")
             assert isinstance(app.screen, ConfirmModal)
             await click(app, pilot, "#confirm")
         assert not isinstance(app.screen, ErrorModal), app.screen.body_text
         await pilot.press("ctrl+n")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.session.model.stage is not current, app.session.model.blockers(current)
 
 
@@ -81,7 +76,7 @@ async def test_next_is_blocked_with_reasons(sandbox):
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.CREDENTIALS)
         await pilot.press("ctrl+n")  # no key tested yet: nothing happens
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.session.model.stage is Stage.CREDENTIALS
         text = str(app.screen.query_one("#blockers").content)
         assert "Test the API key with a live call" in text
@@ -107,7 +102,7 @@ async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
     app = make_app("revoked", sandbox=sandbox, poll_interval=0.05, poll_limit=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.VERIFY)
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         screen.action_cancel_poll()
         async with app.session.client() as klarna:
@@ -115,7 +110,7 @@ async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
         app.session.evidence.verifications.clear()
         screen.refresh_state()
         screen.action_retry()
-        await settle(app, pilot)
+        await settle(pilot)
         text = str(screen.query_one("#diagnosis").content)
         assert text.startswith("INVALID")
         assert "revoked or expired" in text
@@ -148,7 +143,7 @@ async def test_resume_lands_on_the_same_stage(sandbox, stage):
         evidence = app.session.evidence.to_dict()
     again = make_app("resume", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
     async with again.run_test(size=SIZE) as pilot:
-        await settle(again, pilot)
+        await settle(pilot)
         assert again.session.model.stage is stage
         assert type(again.screen).STAGE is stage
         for name in ("certificate_id", "fingerprint", "key_public_id"):
@@ -182,7 +177,7 @@ async def test_a_failing_worker_shows_the_error_modal_and_the_app_stays(sandbox)
         assert "Injected server error" in app.screen.body_text
         assert "error_id=" in app.screen.hint_text  # what Klarna support asks for
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running and app.session.model.stage is Stage.ISSUE
         assert app.session.state.in_flight is None  # a definite refusal: nothing to reconcile
 
@@ -199,7 +194,7 @@ async def test_keyboard_alone_finishes_onboarding(sandbox):
                 await pilot.press("tab", "enter")
             else:
                 await pilot.press("enter")
-            await settle(app, pilot)
+            await settle(pilot)
             assert not isinstance(app.screen, ErrorModal), app.screen.body_text
             await pilot.pause(0.2)
         assert app.session.model.stage is Stage.DONE
@@ -215,14 +210,14 @@ async def test_resume_with_an_encrypted_key_asks_for_its_passphrase(sandbox):
         await walk_to(app, pilot, Stage.INSTALL)
     again = make_app("locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
     async with again.run_test(size=SIZE) as pilot:
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal)
         await pilot.press(*"wrong", "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal)  # asked again, saying why
         assert "Wrong passphrase" in str(again.screen.query_one("#passphrase-problem").content)
         await pilot.press(*"resume secret", "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert type(again.screen).STAGE is Stage.INSTALL
         await click(again, pilot, "#install")
         assert again.session.evidence.install_probe_ok_at
@@ -241,21 +236,21 @@ async def test_resume_at_verify_asks_before_polling_and_a_forgotten_passphrase_i
     polls = len(app.session.evidence.verifications)
     again = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05)
     async with again.run_test(size=SIZE) as pilot:
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal)
         assert len(again.session.evidence.verifications) == polls  # nothing polled before the answer
         await pilot.press("escape")  # cancelled: the stage opens, its auto-poll needs the key and asks
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal)
         assert "no passphrase was given" in str(again.screen.query_one("#passphrase-problem").content)
         await pilot.press(*"poll secret", "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert again.session.key_passphrase == b"poll secret"
     monkeypatch.setenv("KLARNA_MTLS_KEY_PASSPHRASE", "poll secret")
     third = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
     async with third.run_test(size=SIZE) as pilot:
-        await settle(third, pilot)
-        await settle(third, pilot)
+        await settle(pilot)
+        await settle(pilot)
         assert type(third.screen).STAGE is Stage.VERIFY  # the environment's passphrase: no question
         assert third.session.key_passphrase == b"poll secret"
 

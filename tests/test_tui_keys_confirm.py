@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests_support import name_initial_key
+from tests_support import name_initial_key, settle
 
 from screens.app import make_app
 from screens.keys import SecretOnceModal
@@ -16,29 +16,22 @@ pytestmark = pytest.mark.e2e
 SIZE = (80, 24)
 
 
-async def settle(app, pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def open_keys(app, pilot):
-    await settle(app, pilot)
+    await settle(pilot)
     await pilot.press("k")
-    await settle(app, pilot)
+    await settle(pilot)
     return app.screen
 
 
 async def create_key(app, pilot, screen, description: str) -> SecretOnceModal:
     screen.query_one("#description").focus()
     await pilot.press(*description, "enter")  # Enter in the one field creates the key
-    await settle(app, pilot)
+    await settle(pilot)
     assert screen.query_one("#description").value == ""  # a second Enter cannot duplicate it
     if isinstance(app.screen, ConfirmModal):  # no store keeps keys: asked before the key exists
         assert "kept nowhere" in app.screen.title_text
         await pilot.click("#confirm")
-        await settle(app, pilot)
+        await settle(pilot)
     assert isinstance(app.screen, SecretOnceModal)
     return app.screen
 
@@ -51,7 +44,7 @@ async def test_keep_is_not_offered_when_the_key_came_from_the_environment(onboar
         modal = await create_key(app, pilot, screen, "checkout eu")
         assert not modal.query("#store") and "KLARNA_API_KEY" in str(modal.query_one("#advice").content)
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running and len(screen.rows) == 2
 
 
@@ -62,7 +55,7 @@ async def test_disable_asks_first_and_cancel_keeps_the_key(onboard, sandbox):
         screen = await open_keys(app, pilot)
         await create_key(app, pilot, screen, "checkout eu")
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         other = next(i for i, r in enumerate(screen.rows) if r.description == "checkout eu")
         screen.query_one("DataTable").move_cursor(row=other)
         screen.query_one("DataTable").focus()
@@ -70,12 +63,12 @@ async def test_disable_asks_first_and_cancel_keeps_the_key(onboard, sandbox):
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and "checkout eu" in app.screen.consequence
         await pilot.press("enter")  # the focused default is Cancel
-        await settle(app, pilot)
+        await settle(pilot)
         assert [r.status for r in screen.rows] == ["ACTIVE", "ACTIVE"]
         await pilot.press("ctrl+d")
         await pilot.pause()
         await pilot.press("tab", "enter")  # deliberately to Disable
-        await settle(app, pilot)
+        await settle(pilot)
         assert screen.rows[other].status == "DISABLED" and screen.rows[1 - other].status == "ACTIVE"
 
 
@@ -93,12 +86,12 @@ async def test_rotate_asks_first_and_cancel_changes_nothing(onboard, sandbox, me
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and "disabled" in app.screen.consequence
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert len(screen.rows) == 1 and screen.rows[0].status == "ACTIVE"
         await pilot.press("ctrl+r")
         await pilot.pause()
         await pilot.press("tab", "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, ErrorModal), app.screen.body_text
         assert sorted(r.status for r in screen.rows) == ["ACTIVE", "DISABLED"]
         assert memory_keyring.get_password("klarna-mtls", "p") != sandbox.api_key
@@ -110,7 +103,7 @@ async def test_rotate_without_a_keeping_store_says_why(onboard, sandbox):
     async with app.run_test(size=SIZE) as pilot:
         await open_keys(app, pilot)
         await pilot.press("ctrl+r")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ErrorModal) and "needs the store" in app.screen.body_text
 
 
@@ -155,11 +148,11 @@ async def test_a_store_that_refuses_the_new_key_gets_it_disabled(onboard, sandbo
         monkeypatch.setattr(memory_keyring, "set_password", refuse)
         screen.query_one("#description").focus()
         await pilot.press(*"checkout eu", "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         # the CLI's safety net: a key whose secret could not be kept is disabled, never left active
         assert isinstance(app.screen, ErrorModal) and "it was disabled" in app.screen.body_text
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running and app.screen is screen
         new = [r for r in screen.rows if r.description == "checkout eu"]
         assert len(new) == 1 and new[0].status == "DISABLED"
@@ -179,7 +172,7 @@ async def test_a_keeping_store_keeps_the_new_key_and_says_where(onboard, sandbox
         assert "Kept in OS keyring" in str(modal.query_one("#advice").content)
         secret = modal.secret.reveal()
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         new = next(r for r in screen.rows if r.description == "checkout eu")
         assert new.status == "ACTIVE"
         assert memory_keyring.get_password("klarna-mtls", f"p#key:{new.credential_id}") == secret

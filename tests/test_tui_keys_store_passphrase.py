@@ -5,10 +5,11 @@ one, and a cancelled prompt creates nothing."""
 
 from __future__ import annotations
 
-import contextlib
+from functools import partial
 
 import pytest
 from tests_support import sandbox_profile_args
+from tests_support import settle as settle_app
 
 from screens.app import make_app
 from screens.keys import SecretOnceModal
@@ -21,14 +22,7 @@ SIZE = (80, 24)
 STORE_PASSPHRASE = "store pass phrase"
 
 
-async def settle(app, pilot) -> None:
-    from textual.worker import WorkerFailed
-
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerFailed):
-            await app.workers.wait_for_complete()
-    await pilot.pause()
+settle = partial(settle_app, failures_shown=True)  # a failure shows as an error modal
 
 
 @pytest.fixture
@@ -46,9 +40,9 @@ def encrypted_file_profile(sandbox, monkeypatch, capsys):
 
 
 async def open_keys_and_create(app, pilot, description: str) -> None:
-    await settle(app, pilot)
+    await settle(pilot)
     await pilot.press("k")
-    await settle(app, pilot)
+    await settle(pilot)
     app.screen.query_one("#description").focus()
     await pilot.press(*description, "enter")
     await pilot.pause()
@@ -69,10 +63,10 @@ async def test_creating_a_key_asks_for_the_file_passphrase_and_keeps_the_key_the
         assert "Wrong passphrase" in str(app.screen.query_one("#passphrase-problem").content)
         app.screen.query_one("#store-passphrase-modal").value = ""
         await pilot.press(*STORE_PASSPHRASE, "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, SecretOnceModal)
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         created = [r for r in app.screen.rows if r.description == "checkout eu"]
         assert len(created) == 1
     store = secrets.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
@@ -88,12 +82,12 @@ async def test_cancelling_the_file_passphrase_creates_no_key(encrypted_file_prof
         before = len(screen.rows)
         assert isinstance(app.screen, PassphraseModal)
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         if isinstance(app.screen, ErrorModal):  # saying the key could not be kept is fine too
             await pilot.press("escape")
-            await settle(app, pilot)
+            await settle(pilot)
         assert app.is_running and app.screen is screen
         screen.action_refresh()  # the listing as Klarna has it now
-        await settle(app, pilot)
+        await settle(pilot)
         assert len(screen.rows) == before
         assert not [r for r in screen.rows if r.description == "checkout eu"]

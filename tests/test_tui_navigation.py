@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from evidence import evidence_through
 from snapshot_apps import dashboard_app, snapshot_app
+from tests_support import settle
 
 from screens.modals import ConfirmModal
 from wizard.journal import Journal
 from wizard.model import Stage
 
 SIZE = (80, 24)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def resumed(pilot) -> None:

@@ -4,9 +4,10 @@ relaunch asks for both passphrases and reaches the dashboard."""
 
 from __future__ import annotations
 
-import contextlib
+from functools import partial
 
 from snapshot_apps import snapshot_app
+from tests_support import settle as settle_app
 from textual.widgets import Input, RadioButton, RadioSet
 
 from screens.app import make_app
@@ -25,14 +26,7 @@ def no_keyring_choices():
     )
 
 
-async def settle(app, pilot) -> None:
-    from textual.worker import WorkerFailed
-
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerFailed):
-            await app.workers.wait_for_complete()
-    await pilot.pause()
+settle = partial(settle_app, failures_shown=True)  # a failure shows as an error modal
 
 
 def lit(screen) -> list[str]:
@@ -42,9 +36,9 @@ def lit(screen) -> list[str]:
 async def test_store_choice_has_one_pressed_button_and_follows_the_keyboard():
     app = snapshot_app(Stage.CREDENTIALS, keyring=False)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("ctrl+n")  # Welcome → Credentials
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         radio = screen.query_one("#store", RadioSet)
         assert radio.pressed_button is not None and radio.pressed_button.id == "store-encrypted-file"
@@ -64,12 +58,12 @@ async def test_store_choice_has_one_pressed_button_and_follows_the_keyboard():
 async def test_enter_without_a_store_passphrase_says_so_and_does_not_crash():
     app = snapshot_app(Stage.CREDENTIALS, keyring=False)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("ctrl+n")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.focused is app.screen.query_one("#api-key")  # paste, then Enter
         await pilot.press(*"klarna_test_api_" + "A" * 40, "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running and isinstance(app.screen, ErrorModal)
         assert "passphrase for the encrypted file" in app.screen.body_text
 
@@ -97,12 +91,12 @@ async def _keyboard_step(app, pilot) -> None:
 async def test_keyboard_only_onboarding_without_keyring_then_relaunch(sandbox):
     app = make_app("server", sandbox=sandbox, poll_interval=0.05, store_choices=no_keyring_choices)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         for _ in range(60):
             if app.session.model.stage is Stage.DONE:
                 break
             await _keyboard_step(app, pilot)
-            await settle(app, pilot)
+            await settle(pilot)
             assert not isinstance(app.screen, ErrorModal), app.screen.body_text
             await pilot.pause(0.1)
         assert app.session.model.stage is Stage.DONE
@@ -113,16 +107,16 @@ async def test_keyboard_only_onboarding_without_keyring_then_relaunch(sandbox):
 
     again = make_app("server", sandbox=sandbox, poll_interval=0.05, store_choices=no_keyring_choices)
     async with again.run_test(size=SIZE) as pilot:
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal) and "Private key" in again.screen.title_text
         await pilot.press(*KEY_PASSPHRASE, "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert isinstance(again.screen, PassphraseModal) and "Secrets file" in again.screen.title_text
         await pilot.press(*"not the one", "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert "Wrong passphrase" in str(again.screen.query_one("#passphrase-problem").content)
         await pilot.press(*STORE_PASSPHRASE, "enter")
-        await settle(again, pilot)
+        await settle(pilot)
         assert type(again.screen).__name__ == "DashboardScreen"
         assert again.session.unlocked and again.session.key_passphrase == KEY_PASSPHRASE.encode()
         assert "ENFORCED" in str(again.screen.query_one("#summary").content)

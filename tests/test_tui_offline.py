@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from evidence import evidence_through
 from snapshot_apps import dashboard_app, fixed_status, snapshot_app
+from tests_support import settle
 
 from screens.app import make_app
 from screens.base import fingerprint_lines, fold_shell
@@ -18,13 +19,6 @@ from wizard.install import snippets
 from wizard.model import Stage
 
 SIZE = (80, 24)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def screen_text(app) -> list[str]:

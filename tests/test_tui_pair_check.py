@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+from tests_support import settle
 
 from screens.app import make_app
 from wizard import crypto, install
@@ -14,23 +15,16 @@ pytestmark = pytest.mark.e2e
 SIZE = (80, 24)
 
 
-async def settle(app, pilot):
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def check_pair(app, pilot, cert, key, passphrase: str = "") -> str:
     await pilot.press("p")  # from the dashboard
-    await settle(app, pilot)
+    await settle(pilot)
     assert type(app.screen).__name__ == "PairCheckScreen"
     app.screen.query_one("#cert-file").value = str(cert)
     app.screen.query_one("#key-file").value = str(key)
     app.screen.query_one("#key-passphrase").value = passphrase
     app.screen.query_one("#key-file").focus()
     await pilot.press("enter")  # Enter submits
-    await settle(app, pilot)
+    await settle(pilot)
     return str(app.screen.query_one("#findings").content)
 
 
@@ -38,7 +32,7 @@ async def test_a_pair_issued_by_the_sandbox_checks_out(onboard, sandbox):
     await asyncio.to_thread(onboard, enforce_at="NOW")
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         pair = install.current_pair(app.session.install_dir)
         assert pair is not None
         text = await check_pair(app, pilot, pair.cert_path, pair.key_path)
@@ -46,7 +40,7 @@ async def test_a_pair_issued_by_the_sandbox_checks_out(onboard, sandbox):
             assert f"✓ {check} (ok):" in text, text
         assert "Klarna answered VALID" in text and "(critical)" not in text
         await pilot.press("escape")  # back to the dashboard
-        await settle(app, pilot)
+        await settle(pilot)
         assert type(app.screen).__name__ == "DashboardScreen"
 
 
@@ -59,7 +53,7 @@ async def test_a_key_that_does_not_match_the_certificate_is_critical(onboard, sa
     os.chmod(other, 0o600)
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         pair = install.current_pair(app.session.install_dir)
         assert pair is not None
         text = await check_pair(app, pilot, pair.cert_path, other)
@@ -74,7 +68,7 @@ async def test_a_key_with_its_own_passphrase_is_checked_with_it(onboard, sandbox
     folder.mkdir(mode=0o700)
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         pair = install.current_pair(app.session.install_dir)
         assert pair is not None
         own = app.session.key_passphrase

@@ -47,7 +47,7 @@ async def test_black_holed_network_shows_progress_and_esc_cancels(sandbox, black
         assert app.screen.query_one("#cancel-work").display
         assert any(a.binding.action == "cancel_work" for a in app.screen.active_bindings.values())
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "Cancelled" in panel_text(app)
         assert not app.screen.query_one("#test-key").disabled
         assert not app.screen.query_one("#cancel-work").display
@@ -77,11 +77,11 @@ async def test_slow_klarna_submit_shows_progress_cancel_button_then_resubmits_on
         assert "Submitting the CSR to Klarna" in panel_text(app)
         assert app.screen.query_one("#submit").disabled
         await pilot.click("#cancel-work")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "Cancelled" in panel_text(app) and not app.screen.query_one("#submit").disabled
         assert app.session.state.in_flight  # the request stays journaled for reconciliation
         await pilot.click("#submit")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, ErrorModal), getattr(app.screen, "body_text", "")
         assert app.session.evidence.certificate_id and not panel_shown(app)
         async with app.session.client() as klarna:
@@ -106,7 +106,7 @@ async def test_event_loop_stays_responsive_while_a_poll_is_in_flight(sandbox):
         assert "Attempt" not in panel_text(app)  # the first check is still waiting for Klarna
         assert screen.busy and not screen.check_action("retry", ())
         await pilot.press("c")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "cancelled" in str(screen.query_one("#progress").content)
         assert not screen.busy and screen.check_action("retry", ())
         assert not any(a.binding.action == "cancel_work" for a in screen.active_bindings.values())

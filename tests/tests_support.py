@@ -1,7 +1,8 @@
-"""Small builders shared by unit tests."""
+"""Small builders shared by unit tests, and the one way Pilot tests wait for the app."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -57,3 +58,16 @@ def name_initial_key(session) -> str:
     initial = next(r for r in asyncio.run(keys.list_keys(session)) if r.is_initial)
     asyncio.run(keys.record_tool_key(session, initial.credential_id))
     return initial.credential_id
+
+
+async def settle(pilot, *, rounds: int = 3, failures_shown: bool = False) -> None:
+    """Let the app finish what it started: ``rounds`` times a frame, then its workers (screens
+    pushed on mount start theirs a tick later). With ``failures_shown`` a failed worker is not
+    raised here: the app shows it as an error modal, and the test asserts on that."""
+    from textual.worker import WorkerFailed
+
+    for _ in range(rounds):
+        await pilot.pause()
+        with contextlib.suppress(WorkerFailed) if failures_shown else contextlib.nullcontext():
+            await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
