@@ -25,7 +25,9 @@ python3 -c 'import json,sys; print(json.load(open("created.json"))["secret"]["ce
 curl -s -i --cacert "$CA" --cert certificate.pem --key my-key-file.pem -H "Authorization: Basic $API_TOKEN" \
   "$BASE/v2/account/integration/credentials/client-certificate" | grep -i '^klarna-mtls-verification-status: VALID'
 """
-IMPORT_FLOOR = "import httpx, cryptography.x509, wizard.cli, wizard.flow, wizard.api, wizard.crypto"
+IMPORT_FLOOR = (
+    "import httpx, cryptography.x509, wizard.cli, wizard.services.session, wizard.klarna.api, wizard.core.crypto"
+)
 
 
 def main(runs: int = 5) -> None:
@@ -41,7 +43,7 @@ def main(runs: int = 5) -> None:
             assert done.returncode == 0, done.stderr
             ours.append(seconds)
             work = Path(tempfile.mkdtemp())
-            from wizard.rules import default_cn
+            from wizard.core.rules import default_cn
 
             env2 = {
                 **os.environ,

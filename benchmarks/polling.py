@@ -73,11 +73,11 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_tui_journey import settle, walk_to
 
-    import wizard.api as api
-    import wizard.model as model
-    import wizard.pacing as pacing
+    import wizard.core.model as model
+    import wizard.core.pacing as pacing
+    import wizard.klarna.api as api
     from screens.app import make_app
-    from wizard.model import Stage
+    from wizard.core.model import Stage
 
     sent = {"n": 0}
     original = api.KlarnaClient._call
@@ -124,7 +124,7 @@ def worker_main(kind: str, info: dict) -> None:
 def main() -> None:
     from _common import SandboxProcess, emit_json, report, throwaway_home
 
-    from wizard import pacing
+    from wizard.core import pacing
 
     home = throwaway_home()
     sb = SandboxProcess(home / "sb", delay=10**6)  # enforcement never applies: the watch goes on

@@ -1,2 +1,2 @@
 """Textual screens for klarna-mtls: one per onboarding stage, plus modals. UI only; the work is in
-wizard.onboarding (and the other services), on a wizard.flow.Session."""
+wizard.services.onboarding (and the other services), on a wizard.services.session.Session."""

@@ -12,16 +12,15 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
-from wizard.flow import Session
-from wizard.logs import register_secret
-from wizard.model import Stage
-from wizard.paths import Paths
-from wizard.secret_value import SecretValue
-
-from .assets import stylesheet
-from .modals import ErrorModal
-from .welcome import WelcomeScreen
+from screens.assets import stylesheet
+from screens.modals import ErrorModal
+from screens.welcome import WelcomeScreen
+from wizard.core.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
+from wizard.core.logs import register_secret
+from wizard.core.model import Stage
+from wizard.core.paths import Paths
+from wizard.core.secret_value import SecretValue
+from wizard.services.session import Session
 
 # Stage screens are imported when first shown, after the first paint.
 STAGE_SCREENS = {
@@ -122,9 +121,8 @@ class WizardApp(App):
     ) -> None:
         """The key passphrase modal (KLARNA_MTLS_KEY_PASSPHRASE is tried first); a wrong one is
         asked again. Cancelling goes on: calls that need the key ask again when they fail."""
-        from wizard import crypto
-
-        from .modals import PassphraseModal
+        from screens.modals import PassphraseModal
+        from wizard.core import crypto
 
         then = then or (lambda: None)
         if not force and (not self.session.evidence.key_encrypted or self.session.key_passphrase is not None):
@@ -161,18 +159,18 @@ class WizardApp(App):
         """A resumed run loads the API key the one way the domain offers (``resolve_api_key``:
         KLARNA_API_KEY when set, else the store the user chose). The encrypted file asks for its
         passphrase; keyring calls block, so they run in a thread worker."""
-        from wizard import secrets
+        from wizard.secrets import stores
 
         kind = self.session.evidence.secret_backend
         if self.session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
             then()
-        elif kind == "encrypted-file" and not os.environ.get(secrets.ENV_VAR):
+        elif kind == "encrypted-file" and not os.environ.get(stores.ENV_VAR):
             self.ask_store_passphrase(then)
         else:
 
             def load() -> None:
                 try:
-                    key, _ = secrets.resolve_api_key(self.session.profile, self.session.paths, kind)
+                    key, _ = stores.resolve_api_key(self.session.profile, self.session.paths, kind)
                     self.session.unlock(key)
                 except SecretStoreError as error:
                     advice = self.missing_key_advice(kind) if kind == "env" else error.message
@@ -183,14 +181,13 @@ class WizardApp(App):
             self.run_worker(load, thread=True, name="unlock", group="unlock", exit_on_error=False)
 
     def ask_store_passphrase(self, then: Callable[[], None] | None = None, problem: str = "") -> None:
-        from wizard import secrets
-
-        from .modals import PassphraseModal
+        from screens.modals import PassphraseModal
+        from wizard.secrets import stores
 
         then = then or (lambda: None)
 
         def check(passphrase: bytes):
-            key, _ = secrets.resolve_api_key(
+            key, _ = stores.resolve_api_key(
                 self.session.profile, self.session.paths, "encrypted-file", passphrase=passphrase, use_env=False
             )
             return SecretValue(passphrase), SecretValue(key)
@@ -210,7 +207,7 @@ class WizardApp(App):
                 "Your API key is kept in the encrypted secrets file "
                 f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
                 check,
-                env_var=secrets.STORE_PASSPHRASE_ENV,
+                env_var=stores.STORE_PASSPHRASE_ENV,
                 problem=problem,
                 input_id="store-passphrase-modal",
             ),
@@ -226,7 +223,7 @@ class WizardApp(App):
         return f"The {kind} store holds no API key for profile '{self.session.profile}'."
 
     def show_dashboard(self) -> None:
-        from .dashboard import DashboardScreen
+        from screens.dashboard import DashboardScreen
 
         self.push_screen(DashboardScreen(self.session))
 
@@ -269,7 +266,7 @@ class WizardApp(App):
     def reopen(self, stage: Stage) -> None:
         """Back to an earlier stage. When that discards later evidence, the model says what and
         the person confirms first; on cancel nothing changes."""
-        from .modals import ConfirmModal
+        from screens.modals import ConfirmModal
 
         try:
             discarded = self.session.model.discarded_by_going_back(stage)
@@ -300,7 +297,7 @@ class WizardApp(App):
 
     # ------------------------------------------------------------------ help, palette, copy
     def action_help(self) -> None:
-        from .help import HelpScreen
+        from screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
@@ -308,8 +305,8 @@ class WizardApp(App):
     def get_system_commands(self, screen: Screen):
         """Every action of the screen, by name, then the way back, then Textual's own (its
         'Keys' panel is replaced by the help screen, which fits 80 columns)."""
-        from .base import StageScreen
-        from .help import screen_actions
+        from screens.base import StageScreen
+        from screens.help import screen_actions
 
         for action in screen_actions(screen):
             if action.enabled:
@@ -376,31 +373,30 @@ class WizardApp(App):
         return f"Sandbox: enforcement applies {self.sandbox.enforcement_delay:g} s after the chosen time (Klarna: up to 5 minutes)."
 
     async def store_choices(self):
-        from wizard import secrets
+        from wizard.secrets import stores
 
         if self._store_choices is not None:  # injected (tests, a keyring-less rehearsal)
             return self._store_choices()
         if self.session.environment == "sandbox":
-            return [secrets.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
-        probe = await asyncio.to_thread(secrets.probe_keyring)
-        return secrets.store_choices(probe)
+            return [stores.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
+        probe = await asyncio.to_thread(stores.probe_keyring)
+        return stores.store_choices(probe)
 
     async def ask_store_passphrase_for_keys(self) -> bytes | None:
         """The encrypted file's passphrase for keys created or rotated later (call from a worker):
         the one given earlier in this run, else KLARNA_MTLS_STORE_PASSPHRASE (None: the domain
         reads it), else asked and checked. None when cancelled."""
-        from wizard import secrets
-
-        from .modals import PassphraseModal
+        from screens.modals import PassphraseModal
+        from wizard.secrets import stores
 
         if self.store_passphrase:
             return self.store_passphrase.reveal()
-        if os.environ.get(secrets.STORE_PASSPHRASE_ENV):
+        if os.environ.get(stores.STORE_PASSPHRASE_ENV):
             return None  # open_profile_store reads it itself
 
         def check(passphrase: bytes) -> SecretValue[bytes]:
-            store = secrets.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
-            secrets.prove_opens(store)  # a wrong passphrase is said here, before any key is created
+            store = stores.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            stores.prove_opens(store)  # a wrong passphrase is said here, before any key is created
             return SecretValue(passphrase)
 
         answer = await self.push_screen_wait(
@@ -421,28 +417,28 @@ class WizardApp(App):
     def open_store(self, kind: str, passphrase: bytes | None = None):
         """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier
         in this run (raises SecretStoreError when neither is known)."""
-        from wizard import secrets
+        from wizard.secrets import stores
 
         if not passphrase and self.store_passphrase:
             passphrase = self.store_passphrase.reveal()
-        return secrets.open_store(kind, self.session.paths, passphrase=passphrase)
+        return stores.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
-        from wizard import lifecycle, offline
+        from wizard.services import lifecycle, offline
 
         status = await (self._status_loader or lifecycle.gather_status)(session)
         await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it
         return status
 
     async def run_doctor(self, session: Session):
-        from wizard.doctor import run_doctor
+        from wizard.services.doctor import run_doctor
 
         return await (self._doctor or run_doctor)(session)
 
     async def load_keys(self, session: Session):
-        from wizard import keys
+        from wizard.services import api_keys
 
-        return await (self._keys_loader or keys.list_keys)(session)
+        return await (self._keys_loader or api_keys.list_keys)(session)
 
     def display_base_url(self) -> str:
         return self.session.base_url if self.session.environment else "https://api-global.test.klarna.com"
@@ -466,11 +462,11 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
     import logging
     import traceback
 
-    from wizard.logs import scrub
+    from wizard.core.logs import scrub
 
     log_path = paths.log_path()
 
-    from wizard.logs import setup_logging
+    from wizard.core.logs import setup_logging
 
     with contextlib.suppress(Exception):  # a crash report must not fail on an unwritable log
         setup_logging(paths)  # idempotent: the report reaches the log even from a test harness
@@ -514,8 +510,8 @@ def exit_summary(session: Session) -> str:
 
 
 def _expiry_line(certificate_pem: str | None) -> str:
-    from wizard import crypto, rules
-    from wizard.errors import CryptoError
+    from wizard.core import crypto, rules
+    from wizard.core.errors import CryptoError
 
     if not certificate_pem:
         return ""

@@ -14,10 +14,9 @@ from textual.reactive import reactive
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
-from wizard.flow import Session
-from wizard.model import ORDER, Stage
-
-from .progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
+from screens.progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
+from wizard.core.model import ORDER, Stage
+from wizard.services.session import Session
 
 
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:

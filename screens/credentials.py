@@ -6,13 +6,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from wizard import onboarding, rules
-from wizard.errors import InputError, WizardError
-from wizard.logs import register_secret
-from wizard.model import Stage
-from wizard.secret_value import SecretValue
-
-from .base import StageScreen
+from screens.base import StageScreen
+from wizard.core import rules
+from wizard.core.errors import InputError, WizardError
+from wizard.core.logs import register_secret
+from wizard.core.model import Stage
+from wizard.core.secret_value import SecretValue
+from wizard.services import onboarding
 
 PORTAL_HINT = (
     "Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "

@@ -12,13 +12,13 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
-from wizard import lifecycle, onboarding, rules, runtime_gate
-from wizard.flow import Session
-from wizard.rules import clean_text, redact
-
-from .base import ReportsWorkerErrors, fingerprint_lines
-from .modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
-from .runtimes_table import RuntimesPanel
+from screens.base import ReportsWorkerErrors, fingerprint_lines
+from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
+from screens.runtimes_table import RuntimesPanel
+from wizard.core import rules
+from wizard.core.rules import clean_text, redact
+from wizard.services import lifecycle, onboarding, runtime_gate
+from wizard.services.session import Session
 
 BAR = 12
 
@@ -112,8 +112,8 @@ class DashboardScreen(ReportsWorkerErrors[None]):
 
     async def load(self) -> None:
         """The journal's view first (never "Loading…" for ever), then Klarna's answer."""
-        from wizard import offline
-        from wizard.errors import WizardError
+        from wizard.core.errors import WizardError
+        from wizard.services import offline
 
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
@@ -195,7 +195,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return
         reason = lifecycle.revoke_refusal(self.status, credential_id)
         if reason:
-            from wizard.errors import InterlockRefused
+            from wizard.core.errors import InterlockRefused
 
             self.app.show_error(InterlockRefused(f"Refusing to revoke this certificate: {reason}"))
             return
@@ -224,22 +224,22 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         self.notify("Certificate revoked.")
 
     def action_rotate(self) -> None:
-        from .rotate import RotateScreen
+        from screens.rotate import RotateScreen
 
         self.app.push_screen(RotateScreen(self.session), lambda _: self.action_refresh())
 
     def action_keys(self) -> None:
-        from .keys import KeysScreen
+        from screens.keys import KeysScreen
 
         self.app.push_screen(KeysScreen(self.session))
 
     def action_doctor(self) -> None:
-        from .doctor import DoctorScreen
+        from screens.doctor import DoctorScreen
 
         self.app.push_screen(DoctorScreen(self.session))
 
     def action_check_pair(self) -> None:
-        from .pair_check import PairCheckScreen
+        from screens.pair_check import PairCheckScreen
 
         self.app.push_screen(PairCheckScreen(self.session))
 

@@ -7,9 +7,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
-from wizard.flow import Session
-
-from .base import ReportsWorkerErrors
+from screens.base import ReportsWorkerErrors
+from wizard.services.session import Session
 
 MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
 

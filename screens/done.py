@@ -7,10 +7,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
-from wizard import crypto, rules
-from wizard.flow import Session
-
-from .base import WizardScreen, fingerprint_lines
+from screens.base import WizardScreen, fingerprint_lines
+from wizard.core import crypto, rules
+from wizard.services.session import Session
 
 
 class DoneScreen(WizardScreen[None]):

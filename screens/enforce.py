@@ -7,14 +7,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from wizard import onboarding, rules, runners
-from wizard.errors import InputError
-from wizard.model import Stage
-
-from .base import STEP_TASKS, StageScreen
-from .modals import ConfirmModal, plain
-from .progress import WORK_GROUP
-from .runtimes_table import RuntimesPanel
+from screens.base import STEP_TASKS, StageScreen
+from screens.modals import ConfirmModal, plain
+from screens.progress import WORK_GROUP
+from screens.runtimes_table import RuntimesPanel
+from wizard.core import rules
+from wizard.core.errors import InputError
+from wizard.core.model import Stage
+from wizard.services import onboarding, waits
 
 
 class EnforceScreen(StageScreen):
@@ -129,8 +129,8 @@ class EnforceScreen(StageScreen):
         self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":
             return
-        limits = runners.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)
-        last = await self.follow(runners.watch_enforcement(self.session, limits))
+        limits = waits.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)
+        last = await self.follow(waits.watch_enforcement(self.session, limits))
         if last is not None:
             facts.update(last.text)
 

@@ -8,12 +8,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
-from wizard import install, onboarding
-from wizard.errors import InputError, StorageError
-from wizard.install import snippets
-from wizard.model import Stage
-
-from .base import StageScreen, fold_shell
+from screens.base import StageScreen, fold_shell
+from wizard.core.errors import InputError, StorageError
+from wizard.core.model import Stage
+from wizard.services import install, onboarding
+from wizard.services.install import snippets
 
 SNIPPET_TABS = ("curl", "httpx", "requests", "java", "node", "nginx")
 

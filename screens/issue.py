@@ -6,10 +6,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from wizard import crypto, onboarding, rules
-from wizard.model import Stage
-
-from .base import StageScreen, fingerprint_lines
+from screens.base import StageScreen, fingerprint_lines
+from wizard.core import crypto, rules
+from wizard.core.model import Stage
+from wizard.services import onboarding
 
 
 class IssueScreen(StageScreen):

@@ -6,11 +6,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
 
-from wizard import onboarding
-from wizard.model import Stage
-
-from .base import StageScreen
-from .modals import ConfirmModal
+from screens.base import StageScreen
+from screens.modals import ConfirmModal
+from wizard.core.model import Stage
+from wizard.services import onboarding
 
 
 class KeyCsrScreen(StageScreen):

@@ -14,13 +14,13 @@ from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
-from wizard import keys, rules
-from wizard.errors import InputError, SecretStoreError
-from wizard.flow import Session
-from wizard.interlocks import Action, ActionRefused
-
-from .modals import ConfirmModal, TypedConfirmModal
-from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from screens.modals import ConfirmModal, TypedConfirmModal
+from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from wizard.core import rules
+from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.interlocks import Action, ActionRefused
+from wizard.services import api_keys
+from wizard.services.session import Session
 
 STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
 
@@ -88,7 +88,7 @@ class KeysScreen(WorkScreen):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self.rows: list[keys.KeyRow] = []
+        self.rows: list[api_keys.KeyRow] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -116,7 +116,7 @@ class KeysScreen(WorkScreen):
 
         self.run_worker(load(), group="keys", exclusive=True, exit_on_error=False)
 
-    def show(self, rows: list[keys.KeyRow]) -> None:
+    def show(self, rows: list[api_keys.KeyRow]) -> None:
         self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
@@ -164,19 +164,19 @@ class KeysScreen(WorkScreen):
     def keeps_keys(self) -> bool:
         """Whether the profile's store keeps keys (never offer one that cannot: a key read per run
         from KLARNA_API_KEY or standard input)."""
-        from wizard import secrets
+        from wizard.secrets import stores
 
-        return self.session.evidence.secret_backend in secrets.PERSISTENT_KINDS
+        return self.session.evidence.secret_backend in stores.PERSISTENT_KINDS
 
     async def profile_store(self):
         """The profile's persistent store (asks an encrypted file's passphrase), or None."""
-        from wizard import secrets
+        from wizard.secrets import stores
 
         if not self.keeps_keys():
             return None
         kind = self.session.evidence.secret_backend
         passphrase = await self.app.ask_store_passphrase_for_keys() if kind == "encrypted-file" else None
-        return await asyncio.to_thread(secrets.open_profile_store, kind, self.session.paths, passphrase=passphrase)
+        return await asyncio.to_thread(stores.open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
     def start_create(self, description: str) -> None:
         """The CLI's safety net: the key is created with the profile's store, so a store that
@@ -205,24 +205,26 @@ class KeysScreen(WorkScreen):
         try:
             async with self.working():
                 row, secret = await self.timed(
-                    "Creating the API key", keys.create_key(self.session, description, store=store)
+                    "Creating the API key", api_keys.create_key(self.session, description, store=store)
                 )
         except SecretStoreError:
             self.action_refresh()  # a key the store refused was disabled: the list shows it
             raise
         where = (
-            f"{store.display_name} as {keys.stored_name(self.session.profile, row.credential_id)}" if store else None
+            f"{store.display_name} as {api_keys.stored_name(self.session.profile, row.credential_id)}"
+            if store
+            else None
         )
         self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
 
-    def selected(self) -> keys.KeyRow | None:
+    def selected(self) -> api_keys.KeyRow | None:
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row is None:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
-    def confirm(self, title: str, consequence: str, row: keys.KeyRow, label: str, then) -> None:
+    def confirm(self, title: str, consequence: str, row: api_keys.KeyRow, label: str, then) -> None:
         """Ask before a destructive key action, like certificate revocation: live profiles type
         the key's last four characters; Cancel is the default."""
         suffix = row.masked[-4:]
@@ -238,13 +240,13 @@ class KeysScreen(WorkScreen):
         row = self.selected()
         if row is None:
             return
-        found = keys.disable_refusals(self.session, self.rows, row.credential_id)
-        if any(r.check not in keys.CONFIRMABLE for r in found):
+        found = api_keys.disable_refusals(self.session, self.rows, row.credential_id)
+        if any(r.check not in api_keys.CONFIRMABLE for r in found):
             self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
 
         async def disable() -> None:
-            await keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(found))
+            await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(found))
             self.notify(f"Key {row.masked} disabled.")
             self.action_refresh()
 
@@ -264,7 +266,7 @@ class KeysScreen(WorkScreen):
             return
 
         async def mark() -> None:
-            await keys.record_tool_key(self.session, row.credential_id)
+            await api_keys.record_tool_key(self.session, row.credential_id)
             self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
             self.action_refresh()
 
@@ -295,7 +297,9 @@ class KeysScreen(WorkScreen):
             "Rotate the tool's API key?",
             consequence,
             old
-            or keys.KeyRow("", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True),
+            or api_keys.KeyRow(
+                "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
+            ),
             "Rotate key",
             self.rotate_key,
         )
@@ -306,7 +310,7 @@ class KeysScreen(WorkScreen):
         unknown, the tool creates its own and leaves the one it ran on active."""
         store = await self.profile_store()
         if store is None:
-            from wizard.errors import SecretStoreError
+            from wizard.core.errors import SecretStoreError
 
             raise SecretStoreError(
                 "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
@@ -317,10 +321,10 @@ class KeysScreen(WorkScreen):
             cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a working key throughout."
         ):
             if own:
-                await keys.take_own_key(self.session, store, on_event=self.show_event)
+                await api_keys.take_own_key(self.session, store, on_event=self.show_event)
                 self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
             else:
-                await keys.rotate_tool_key(self.session, store, on_event=self.show_event)
+                await api_keys.rotate_tool_key(self.session, store, on_event=self.show_event)
                 self.notify("The tool now uses its own new key; the old one is disabled.")
         self.action_refresh()
 

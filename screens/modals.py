@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import WizardError, storage_error
-from wizard.rules import clean_text, redact
+from wizard.core.errors import WizardError, storage_error
+from wizard.core.rules import clean_text, redact
 
 
 def plain(text: object) -> Content:
@@ -170,8 +170,8 @@ class EnforceModal(ModalScreen["str | None"]):
                 yield Button("Enforce", id="confirm", variant="warning")
 
     def on_input_changed(self, event) -> None:
-        from wizard.errors import InputError
-        from wizard.rules import parse_enforced_from
+        from wizard.core.errors import InputError
+        from wizard.core.rules import parse_enforced_from
 
         try:
             value = parse_enforced_from(event.value, now=self.clock())

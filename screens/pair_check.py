@@ -13,14 +13,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from wizard import pair_doctor
-from wizard.errors import InputError
-from wizard.flow import Session
-from wizard.lifecycle import Finding
-from wizard.rules import clean_text
-
-from .doctor import MARKS
-from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from screens.doctor import MARKS
+from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from wizard.core.errors import InputError
+from wizard.core.rules import clean_text
+from wizard.services import pair_doctor
+from wizard.services.lifecycle import Finding
+from wizard.services.session import Session
 
 EMPTY = "Name a certificate file and its private key file, then press Enter or Check."
 

@@ -18,10 +18,10 @@ from textual.screen import Screen, ScreenResultType
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
-from wizard import runners
+from wizard.services import waits
 
 if TYPE_CHECKING:
-    from .app import WizardApp
+    from screens.app import WizardApp
 
 WORK_GROUP = "work"
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class WorkScreen(ReportsWorkerErrors[None]):
             with contextlib.suppress(NoMatches):
                 self.query_one(selector, Button).disabled = busy
 
-    def show_event(self, event: runners.Event) -> None:
+    def show_event(self, event: waits.Event) -> None:
         """Render one progress event; screens extend this for what they show besides."""
         with contextlib.suppress(NoMatches):
             self.query_one(WorkPanel).show(event.text)
@@ -130,15 +130,15 @@ class WorkScreen(ReportsWorkerErrors[None]):
             with contextlib.suppress(NoMatches):
                 self.query_one(WorkPanel).finish(outcome)
 
-    async def follow(self, events: runners.Events) -> runners.Event | None:
+    async def follow(self, events: waits.Events) -> waits.Event | None:
         """Show every event of a domain runner; returns the last (Done or Failed)."""
-        return await runners.follow(events, self.show_event)
+        return await waits.follow(events, self.show_event)
 
     async def timed(self, task: str, work: Awaitable[T], *, limit: float | None = None) -> T:
         """Await ``work`` with progress under a limit (the app's step limit by default)."""
-        limit = limit or float(getattr(self.app, "step_limit", runners.STEP_LIMIT))
-        last = await self.follow(runners.timed(task, work, limit=limit))
-        assert isinstance(last, runners.Done)  # timed ends with Done or raises
+        limit = limit or float(getattr(self.app, "step_limit", waits.STEP_LIMIT))
+        last = await self.follow(waits.timed(task, work, limit=limit))
+        assert isinstance(last, waits.Done)  # timed ends with Done or raises
         return cast(T, last.result)
 
     def action_cancel_work(self) -> None:

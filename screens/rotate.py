@@ -10,12 +10,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Static
 
-from wizard import lifecycle, runners
-from wizard.flow import Session
-
-from .base import fingerprint_lines
-from .modals import ConfirmModal
-from .progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from screens.base import fingerprint_lines
+from screens.modals import ConfirmModal
+from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from wizard.services import lifecycle, waits
+from wizard.services.session import Session
 
 
 class RotateScreen(WorkScreen):
@@ -58,9 +57,9 @@ class RotateScreen(WorkScreen):
         elif event.button.id == "back":
             self.action_close()
 
-    def show_event(self, event: runners.Event) -> None:
+    def show_event(self, event: waits.Event) -> None:
         super().show_event(event)
-        if isinstance(event, runners.Step):
+        if isinstance(event, waits.Step):
             steps: list[str] = list(lifecycle.ROTATION_WORDS)
             self.done_steps = steps[: steps.index(event.step)]
             self.query_one("#steps", Static).update(self.describe(running=event.step))
@@ -70,11 +69,11 @@ class RotateScreen(WorkScreen):
         async with self.working(
             cancelled="Rotation paused. Start it again to resume; the current certificate stays in use."
         ):
-            limits = runners.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit)
+            limits = waits.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit)
             last = await self.follow(lifecycle.rotation(self.session, limits=limits))
-        if isinstance(last, runners.Failed):
+        if isinstance(last, waits.Failed):
             raise last.error
-        assert isinstance(last, runners.Done) and isinstance(last.result, lifecycle.RotationProgress)
+        assert isinstance(last, waits.Done) and isinstance(last.result, lifecycle.RotationProgress)
         self.result = last.result
         self.done_steps = list(lifecycle.ROTATION_WORDS)
         self.query_one("#steps", Static).update(

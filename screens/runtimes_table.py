@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from wizard import runtimes
+from wizard.core import runtimes
 
 
 class RuntimesPanel(Vertical):

@@ -1,5 +1,5 @@
 """Verify: poll the verification header until VALID, with visible progress and a diagnosis.
-The loop is the domain's (``runners.poll_verification``); this screen renders its events."""
+The loop is the domain's (``waits.poll_verification``); this screen renders its events."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from wizard import runners
-from wizard.diagnosis import diagnose
-from wizard.model import VALID_IN_A_ROW, Stage
-
-from .base import StageScreen
-from .progress import WORK_GROUP
+from screens.base import StageScreen
+from screens.progress import WORK_GROUP
+from wizard.core.diagnosis import diagnose
+from wizard.core.model import VALID_IN_A_ROW, Stage
+from wizard.services import waits
 
 
 class VerifyScreen(StageScreen):
@@ -53,7 +52,7 @@ class VerifyScreen(StageScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def poll(self) -> None:
-        limits = runners.PollLimits(
+        limits = waits.PollLimits(
             interval=self.app.poll_interval,
             limit=self.app.poll_limit,
             max_attempts=max(1, int(self.app.poll_limit / self.app.poll_interval) + 1),
@@ -62,23 +61,23 @@ class VerifyScreen(StageScreen):
         progress.update("Polling…")
         async with self.working(cancelled=""):
             try:
-                last = await self.follow(runners.poll_verification(self.session, limits))
+                last = await self.follow(waits.poll_verification(self.session, limits))
             except asyncio.CancelledError:
                 progress.update("Polling cancelled. Press r to retry.")
                 raise
             except Exception:
                 progress.update("Polling stopped by an error. Press r to retry.")
                 raise
-        if isinstance(last, runners.Failed):
+        if isinstance(last, waits.Failed):
             progress.update(
                 f"Stopped: {last.status} after {last.elapsed:.0f} s. Fix the cause (see below), then press r to retry."
             )
         else:
             progress.update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
 
-    def show_event(self, event: runners.Event) -> None:
+    def show_event(self, event: waits.Event) -> None:
         super().show_event(event)
-        if isinstance(event, runners.Attempt):
+        if isinstance(event, waits.Attempt):
             self.refresh_state()
             self.show_diagnosis(event.status)
 

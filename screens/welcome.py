@@ -8,11 +8,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.validation import Function
 from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
-from wizard import rules
-from wizard.errors import InputError
-from wizard.flow import Session
-
-from .base import WizardScreen
+from screens.base import WizardScreen
+from wizard.core import rules
+from wizard.core.errors import InputError
+from wizard.services.session import Session
 
 
 def _valid_account(text: str) -> bool:

@@ -17,7 +17,7 @@ def isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def paths(isolated_home):
-    from wizard.paths import Paths
+    from wizard.core.paths import Paths
 
     return Paths.from_env()
 
@@ -27,7 +27,7 @@ def memory_keyring():
     """A fresh in-memory keyring per test: never the user's real keyring."""
     import keyring
 
-    from wizard.secrets import MemoryKeyring
+    from wizard.secrets.stores import MemoryKeyring
 
     previous = keyring.get_keyring()
     backend = MemoryKeyring()

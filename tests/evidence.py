@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto
-from wizard.model import ORDER, Evidence, Stage
+from wizard.core import crypto
+from wizard.core.model import ORDER, Evidence, Stage
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ACCOUNT = "krn:partner:global:account:test:LYABCDEI"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 
 from screens.app import WizardApp
-from wizard.flow import Session
-from wizard.model import Evidence, Onboarding, Stage
-from wizard.paths import Paths
-from wizard.secrets import StoreChoice
+from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.paths import Paths
+from wizard.secrets.stores import StoreChoice
+from wizard.services.session import Session
 
 
 def snapshot_app(
@@ -47,7 +47,7 @@ def snapshot_app(
 
 
 def fixed_status():
-    from wizard.lifecycle import CertificateRow, ProfileStatus
+    from wizard.services.lifecycle import CertificateRow, ProfileStatus
 
     def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
         return CertificateRow(
@@ -87,7 +87,7 @@ def fixed_status():
 
 
 def fixed_findings():
-    from wizard.lifecycle import Finding
+    from wizard.services.lifecycle import Finding
 
     return [
         Finding("secret backend", "ok", "API key kept in: OS keyring (Memory)."),
@@ -127,7 +127,7 @@ def dashboard_app() -> WizardApp:
 
 
 def fixed_keys():
-    from wizard.keys import KeyRow
+    from wizard.services.api_keys import KeyRow
 
     return [
         KeyRow(
@@ -177,8 +177,8 @@ def keys_app() -> WizardApp:
 def offline_dashboard_app(app: WizardApp, *, remembered: bool = False) -> WizardApp:
     """``app`` with Klarna unreachable. ``remembered``: first store the fixed status in the
     journal, as a successful online start would have."""
-    from wizard import offline
-    from wizard.errors import TransportError
+    from wizard.core.errors import TransportError
+    from wizard.services import offline
 
     if remembered:
         offline.remember(app.session, fixed_status())

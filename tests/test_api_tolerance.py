@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto, rules
-from wizard.api import CertificateInfo, KlarnaClient
-from wizard.errors import ApiError, CryptoError, InputError
+from wizard.core import crypto, rules
+from wizard.core.errors import ApiError, CryptoError, InputError
+from wizard.klarna.api import CertificateInfo, KlarnaClient
 
 KEY = "klarna_test_api_" + "R" * 28 + "TOLR"
 BASE = "https://api-global.test.klarna.com"
@@ -319,7 +319,7 @@ async def test_bare_403_is_ddos_protection_not_mtls_required():
 
 # ---------------------------------------------------------------- the certificate, as returned
 def test_certificate_installs_byte_for_byte(tmp_path, pair):
-    from wizard.install import install_pair
+    from wizard.services.install import install_pair
 
     key, cert_pem, ca_pem = pair
     variants = {
@@ -334,7 +334,7 @@ def test_certificate_installs_byte_for_byte(tmp_path, pair):
 
 
 def test_a_chain_with_the_leaf_later_installs_the_leaf_first(tmp_path, pair):
-    from wizard.install import install_pair
+    from wizard.services.install import install_pair
 
     key, cert_pem, ca_pem = pair
     installed = install_pair(tmp_path, ca_pem + cert_pem, crypto.make_private_key_pem(key), label="later")
@@ -345,7 +345,7 @@ def test_a_chain_with_the_leaf_later_installs_the_leaf_first(tmp_path, pair):
 
 
 def test_a_certificate_for_another_key_is_refused(tmp_path, pair):
-    from wizard.install import install_pair
+    from wizard.services.install import install_pair
 
     _, cert_pem, ca_pem = pair
     with pytest.raises(CryptoError, match="does not belong"):

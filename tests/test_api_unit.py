@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from wizard import crypto, rules
-from wizard.api import ENDPOINTS, KlarnaClient
-from wizard.errors import ApiError, TransportError
+from wizard.core import crypto, rules
+from wizard.core.errors import ApiError, TransportError
+from wizard.klarna.api import ENDPOINTS, KlarnaClient
 
 KEY = "klarna_test_api_" + "Q" * 28 + "WXYZ"
 BASE = "https://api-global.test.klarna.com"

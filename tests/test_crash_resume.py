@@ -14,9 +14,9 @@ import pytest
 from conftest import record_figure
 from tests_support import sandbox_profile_args
 
-from wizard import crypto
-from wizard.install import current_pair
-from wizard.paths import Paths
+from wizard.core import crypto
+from wizard.core.paths import Paths
+from wizard.services.install import current_pair
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 RUNNER = textwrap.dedent("""
     import os, signal, sys
     mode, n = os.environ["KILL_MODE"], int(os.environ["KILL_AT"])
-    import wizard.fsutil as fsutil, wizard.flow as flow
+    import wizard.core.fsutil as fsutil, wizard.services.session as flow
     seen = {"count": 0}
     def tick():
         seen["count"] += 1
@@ -104,7 +104,7 @@ def count_writes(sandbox, env) -> int:
 def server_certificates(sandbox):
     import asyncio
 
-    from wizard.api import KlarnaClient, make_http_client
+    from wizard.klarna.api import KlarnaClient, make_http_client
 
     async def listing():
         async with make_http_client(ca_bundle=sandbox.ca_bundle) as http:

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto
-from wizard.errors import CryptoError
+from wizard.core import crypto
+from wizard.core.errors import CryptoError
 
 CN = "LYABCDEI"
 

@@ -9,8 +9,8 @@ from datetime import UTC
 import httpx
 import pytest
 
-from wizard.api import KlarnaClient, _transport_error, make_http_client
-from wizard.errors import TransportError
+from wizard.core.errors import TransportError
+from wizard.klarna.api import KlarnaClient, _transport_error, make_http_client
 
 HOST = "api-global.test.klarna.com"
 
@@ -74,7 +74,7 @@ def _cert_and_key():
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    from wizard import crypto
+    from wizard.core import crypto
 
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
@@ -94,8 +94,8 @@ def _cert_and_key():
 
 @pytest.mark.parametrize("inside", [False, True])
 def test_an_install_folder_that_is_a_file_names_path_and_reason(tmp_path, inside):
-    from wizard.errors import StorageError
-    from wizard.install import install_pair
+    from wizard.core.errors import StorageError
+    from wizard.services.install import install_pair
 
     blocker = tmp_path / "certs"
     blocker.write_text("not a folder")
@@ -114,7 +114,7 @@ def test_an_install_folder_that_is_a_file_names_path_and_reason(tmp_path, inside
 def test_os_errors_become_messages_with_path_and_reason(name, reason):
     import errno
 
-    from wizard.errors import storage_error
+    from wizard.core.errors import storage_error
 
     error = storage_error("/srv/klarna", OSError(getattr(errno, name), "x", "/srv/klarna/current"), "install into")
     assert error.message == f"Could not install into /srv/klarna/current: {error.message.split(': ', 1)[1]}"
@@ -122,8 +122,8 @@ def test_os_errors_become_messages_with_path_and_reason(name, reason):
 
 
 def test_a_key_passphrase_openssl_will_not_take_has_its_own_message():
-    from wizard import crypto
-    from wizard.errors import InputError
+    from wizard.core import crypto
+    from wizard.core.errors import InputError
 
     with pytest.raises(InputError) as raised:
         crypto.make_private_key_pem(crypto.make_private_key(), b"x" * 1024)

@@ -1,5 +1,5 @@
 """The onboarding model is the only writer of evidence: every other module records what it observed
-through a named ``Onboarding.record_…`` method (wizard/model.py), read from the source with ast.
+through a named ``Onboarding.record_…`` method (wizard/core/model.py), read from the source with ast.
 
 Caught: ``<x>.evidence.<field> = …`` (also in a tuple, augmented or annotated), the same through a
 name bound to ``<x>.evidence`` or a parameter typed ``Evidence``, ``setattr(<evidence>, …)``,
@@ -129,4 +129,4 @@ def test_only_the_onboarding_model_writes_evidence():
         if path == WRITER:
             continue
         found += [f"{path.relative_to(ROOT)}:{line}" for line in evidence_writes(path.read_text())]
-    assert found == [], "evidence is written outside wizard/model.py; call an Onboarding.record_… method"
+    assert found == [], "evidence is written outside wizard/core/model.py; call an Onboarding.record_… method"

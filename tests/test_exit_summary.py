@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from screens.app import exit_summary
-from wizard.flow import Session
+from wizard.services.session import Session
 
 
 async def test_the_summary_names_everything_a_partner_needs_next(onboard, paths):

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from conftest import record_figure
 
-from wizard import crypto, rules
-from wizard.api import ENDPOINTS, KlarnaClient, make_http_client
-from wizard.errors import WizardError
+from wizard.core import crypto, rules
+from wizard.core.errors import WizardError
+from wizard.klarna.api import ENDPOINTS, KlarnaClient, make_http_client
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e

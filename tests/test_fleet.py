@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from tests_support import session_for
 
-from wizard import api
+from wizard.klarna import api
 from wizard.sandbox import server as sandbox_server
 
 pytestmark = pytest.mark.e2e
@@ -76,8 +76,8 @@ def test_status_writes_when_what_it_observed_changed(onboard, cli, sandbox, isol
     code, status = cli("status", "--profile", "p")
     assert code == 2 and status["verification"] == "INVALID"
     assert journal.read_bytes() != before
-    from wizard.journal import Journal
-    from wizard.paths import Paths
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
 
     history = Journal(Paths.from_env(), "p").load().status_history
     assert history[-1].status == "INVALID"
@@ -87,10 +87,10 @@ def test_status_writes_when_what_it_observed_changed(onboard, cli, sandbox, isol
 def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandbox):
     """The race the hardening review names: a `status` overlapping a `rotate` must not put back
     its stale copy when it observed nothing new."""
-    from wizard import lifecycle
-    from wizard.flow_records import CertificateRotation
-    from wizard.journal import Journal
-    from wizard.paths import Paths
+    from wizard.core.flow_records import CertificateRotation
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
+    from wizard.services import lifecycle
 
     onboard()
     reader = session_for("p", sandbox)
@@ -106,7 +106,7 @@ def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandb
 def test_one_tls_context_per_trust_and_certificate(onboard, sandbox, isolated_home):
     import os
 
-    from wizard.install import current_pair
+    from wizard.services.install import current_pair
 
     onboard()
     pair = current_pair(_install_dir(isolated_home, "p"))
@@ -136,7 +136,7 @@ def test_onboarding_reuses_one_connection_per_certificate(onboard, handshakes):
 
 
 def test_status_all_bounds_how_many_profiles_run_at_once(onboard, cli, isolated_home, monkeypatch):
-    from wizard import lifecycle
+    from wizard.services import lifecycle
 
     onboard("p0")
     copy_profile(isolated_home, "p0", [f"p{i}" for i in range(1, 7)])

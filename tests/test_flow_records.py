@@ -1,4 +1,4 @@
-"""The flows' typed records (wizard/flow_records.py): they read and write the JSON earlier versions
+"""The flows' typed records (wizard/core/flow_records.py): they read and write the JSON earlier versions
 kept under the journal's "flows", so a flow half done by an earlier version resumes; a record of
 the wrong shape is the journal's damage error, never a crash half-way through a flow."""
 
@@ -11,12 +11,13 @@ import json
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard import install, keys, lifecycle, onboarding, runtime_exchange, secrets
-from wizard.errors import JournalError
-from wizard.flow import Session
-from wizard.flow_records import CertificateRotation, Flows, KeyRotation
-from wizard.journal import ProfileState
-from wizard.paths import Paths
+from wizard.core.errors import JournalError
+from wizard.core.flow_records import CertificateRotation, Flows, KeyRotation
+from wizard.core.journal import ProfileState
+from wizard.core.paths import Paths
+from wizard.secrets import stores
+from wizard.services import api_keys, install, lifecycle, onboarding, runtime_exchange
+from wizard.services.session import Session
 
 
 class Killed(Exception):
@@ -85,7 +86,7 @@ def test_a_profile_state_keeps_its_flows_through_a_load_and_save():
 
 
 def test_a_flow_record_keeps_what_it_does_not_know_and_what_it_loaded_as_null():
-    """The flow records are the journal's records (wizard/records.py): a newer version's field
+    """The flow records are the journal's records (wizard/core/records.py): a newer version's field
     survives this version's save, and a null it held is written back as it was read."""
     newer = {**ROTATION_WRITTEN, "a_newer_field": {"kept": [1]}, "label": None}
     assert CertificateRotation.from_dict(copy.deepcopy(newer)).to_dict() == newer
@@ -193,7 +194,7 @@ KEY_ROTATION_KILLED_BEFORE = {"create": CREATE, "prove": CREATED, "switch": CREA
 def key_profile(sandbox):
     session = Session(Paths.from_env(), "p")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     old_id = name_initial_key(session)
     return store, old_id
@@ -214,18 +215,18 @@ def test_a_key_rotation_half_done_by_an_earlier_version_resumes(key_profile, pat
             raise Killed
 
     with pytest.raises(Killed):
-        asyncio.run(keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
+        asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
     rewrite_as_written_before(paths, "key_rotation", KEY_ROTATION_KILLED_BEFORE[step])
     resumed = resumed_key_session(store)
-    assert keys.rotation_state(resumed).step == step
+    assert api_keys.rotation_state(resumed).step == step
 
     steps: list[str] = []
-    new_id = asyncio.run(keys.rotate_tool_key(resumed, store, on_step=steps.append))
-    order = list(keys.KEY_ROTATION_WORDS)
+    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store, on_step=steps.append))
+    order = list(api_keys.KEY_ROTATION_WORDS)
     assert steps == order[order.index(step) :]
-    rows = {r.credential_id: r for r in asyncio.run(keys.list_keys(resumed_key_session(store)))}
+    rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(resumed_key_session(store)))}
     assert rows[new_id].used_by_tool and rows[old_id].status == "DISABLED"
-    assert keys.rotation_state(resumed) is None
+    assert api_keys.rotation_state(resumed) is None
 
 
 def test_a_key_rotation_from_before_keep_old_was_journaled_resumes_and_disables_the_old(key_profile, paths):
@@ -236,14 +237,14 @@ def test_a_key_rotation_from_before_keep_old_was_journaled_resumes_and_disables_
             raise Killed
 
     with pytest.raises(Killed):
-        asyncio.run(keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
+        asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
     rewrite_as_written_before(paths, "key_rotation", CREATED)
     journal = paths.journal_path("p")
     data = json.loads(journal.read_text())
     del data["flows"]["key_rotation"]["keep_old"]
     journal.write_text(json.dumps(data))
-    new_id = asyncio.run(keys.rotate_tool_key(resumed_key_session(store), store))
-    rows = {r.credential_id: r for r in asyncio.run(keys.list_keys(resumed_key_session(store)))}
+    new_id = asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store))
+    rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(resumed_key_session(store)))}
     assert rows[new_id].used_by_tool and rows[old_id].status == "DISABLED"
 
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wizard import crypto, rules
-from wizard.errors import WizardError
-from wizard.flow_records import CertificateRotation
-from wizard.journal import Journal, ProfileState
-from wizard.model import Evidence, Onboarding, Stage
-from wizard.paths import Paths
+from wizard.core import crypto, rules
+from wizard.core.errors import WizardError
+from wizard.core.flow_records import CertificateRotation
+from wizard.core.journal import Journal, ProfileState
+from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.paths import Paths
 
 NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
 EXAMPLES: dict[str, int] = {}

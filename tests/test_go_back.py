@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from evidence import evidence_through, fixed_clock
 
-from wizard.errors import InputError
-from wizard.flow import Session
-from wizard.journal import Journal
-from wizard.model import Onboarding, Stage
+from wizard.core.errors import InputError
+from wizard.core.journal import Journal
+from wizard.core.model import Onboarding, Stage
+from wizard.services.session import Session
 
 
 def model_at(stage: Stage) -> Onboarding:

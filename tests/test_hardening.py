@@ -19,10 +19,12 @@ import pytest
 from conftest import record_figure
 from tests_support import sandbox_profile_args, settle
 
-from wizard import crypto, onboarding, secrets
-from wizard.api import KlarnaClient, make_http_client
-from wizard.errors import ApiError, CryptoError, InputError, StorageError, TransportError
-from wizard.paths import Paths
+from wizard.core import crypto
+from wizard.core.errors import ApiError, CryptoError, InputError, StorageError, TransportError
+from wizard.core.paths import Paths
+from wizard.klarna.api import KlarnaClient, make_http_client
+from wizard.secrets import stores
+from wizard.services import onboarding
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,8 +36,8 @@ def mode(path: Path) -> int:
 # ---------------------------------------------------------------- 1. one writer per profile
 HOLDER = textwrap.dedent("""
     import sys
-    from wizard.locking import profile_lock
-    from wizard.paths import Paths
+    from wizard.core.locking import profile_lock
+    from wizard.core.paths import Paths
     with profile_lock(Paths.from_env(), sys.argv[1], "klarna-mtls rotate"):
         print("held", flush=True)
         sys.stdin.readline()
@@ -92,7 +94,7 @@ def test_a_reader_never_writes_a_journal_another_process_holds(onboard, hold_pro
 def test_a_journal_save_is_refused_while_another_process_writes(onboard, hold_profile, sandbox):
     from tests_support import session_for
 
-    from wizard.locking import ProfileBusy
+    from wizard.core.locking import ProfileBusy
 
     onboard()
     session = session_for("p", sandbox)  # e.g. a TUI opened before the lock existed
@@ -106,7 +108,7 @@ def test_a_journal_save_is_refused_while_another_process_writes(onboard, hold_pr
 STORE_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from wizard.secrets import EncryptedFileStore
+    from wizard.secrets.stores import EncryptedFileStore
     store = EncryptedFileStore(Path(sys.argv[1]), b"pp")
     start = float(sys.argv[3])
     while time.time() < start:
@@ -119,7 +121,7 @@ def test_concurrent_store_writes_for_two_profiles_keep_both(tmp_path):
     import time
 
     path = tmp_path / "s.json"
-    secrets.EncryptedFileStore(path, b"pp").set("seed", "klarna_test_api_" + "s" * 20)
+    stores.EncryptedFileStore(path, b"pp").set("seed", "klarna_test_api_" + "s" * 20)
     for trial in range(3):
         start = time.time() + 1.5  # both processes are started (imports done) by then
         procs = [
@@ -135,7 +137,7 @@ def test_concurrent_store_writes_for_two_profiles_keep_both(tmp_path):
 
 # ---------------------------------------------------------------- 2. folders: create, never seize
 def test_every_folder_we_create_is_0700_under_umask_000(tmp_path):
-    from wizard.fsutil import ensure_private_dir
+    from wizard.core.fsutil import ensure_private_dir
 
     old = os.umask(0)
     try:
@@ -159,7 +161,7 @@ def test_support_bundle_leaves_a_sticky_temp_folder_as_it_was(onboard, tmp_path,
 
 
 def test_a_shared_install_folder_is_refused_and_left_alone(tmp_path):
-    from wizard.fsutil import ensure_private_dir
+    from wizard.core.fsutil import ensure_private_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -174,7 +176,7 @@ def test_a_shared_install_folder_is_refused_and_left_alone(tmp_path):
 def test_a_symlink_planted_as_the_install_folder_is_refused(tmp_path):
     from tests_support import self_signed
 
-    from wizard.install import install_pair
+    from wizard.services.install import install_pair
 
     victim = tmp_path / "victim-etc"
     victim.mkdir()
@@ -434,7 +436,7 @@ def test_a_ca_certificate_is_refused_as_the_client_certificate(tmp_path):
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    from wizard.install import install_pair
+    from wizard.services.install import install_pair
 
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
@@ -479,16 +481,16 @@ def test_negative_or_nan_poll_settings_are_refused(value, capsys):
 
 def test_an_old_scrypt_store_is_read_then_upgraded_on_the_next_write(tmp_path, monkeypatch):
     path = tmp_path / "s.json"
-    monkeypatch.setattr(secrets, "CURRENT_KDF", {"name": "scrypt", **secrets.SCRYPT_PARAMS})
-    secrets.EncryptedFileStore(path, b"pp").set("old", "klarna_test_api_" + "o" * 20)
+    monkeypatch.setattr(stores, "CURRENT_KDF", {"name": "scrypt", **stores.SCRYPT_PARAMS})
+    stores.EncryptedFileStore(path, b"pp").set("old", "klarna_test_api_" + "o" * 20)
     assert json.loads(path.read_text())["kdf"]["name"] == "scrypt"
     monkeypatch.undo()
-    store = secrets.EncryptedFileStore(path, b"pp")
+    store = stores.EncryptedFileStore(path, b"pp")
     assert store.get("old") == "klarna_test_api_" + "o" * 20  # old parameters read from the file
     store.set("new", "klarna_test_api_" + "n" * 20)
     data = json.loads(path.read_text())
-    assert data["kdf"] == secrets.CURRENT_KDF and data["kdf"]["name"] == "argon2id"
-    fresh = secrets.EncryptedFileStore(path, b"pp")
+    assert data["kdf"] == stores.CURRENT_KDF and data["kdf"]["name"] == "argon2id"
+    fresh = stores.EncryptedFileStore(path, b"pp")
     assert fresh.get("old") == "klarna_test_api_" + "o" * 20 and fresh.get("new") == "klarna_test_api_" + "n" * 20
 
 
@@ -639,8 +641,8 @@ def _race_onboard_argv(sandbox) -> list[str]:
 @pytest.mark.e2e
 def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_path):
     """The report's race (a): two runs on one profile, a latency fault widening the window."""
-    from wizard.install import current_pair
     from wizard.sandbox import Fault
+    from wizard.services.install import current_pair
 
     sandbox.inject(Fault(kind="latency", operation="create_certificate", count=2, seconds=3.0))
     env = {**os.environ, "KLARNA_API_KEY": sandbox.api_key, "KLARNA_MTLS_LOCK_WAIT": "0.5"}
@@ -670,8 +672,8 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
 
 
 def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, paths):
-    from wizard import lifecycle
-    from wizard.flow import Session
+    from wizard.services import lifecycle
+    from wizard.services.session import Session
 
     session = Session(paths, "corp")
     session.configure("test", "krn:partner:global:account:test:LYABCDEI")
@@ -690,8 +692,8 @@ def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, pa
 def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths):
     from tests_support import session_for
 
-    from wizard import lifecycle
-    from wizard.flow_records import CertificateRotation
+    from wizard.core.flow_records import CertificateRotation
+    from wizard.services import lifecycle
 
     onboard()
     session = session_for("p", sandbox)

@@ -13,8 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from tests_support import self_signed
 
-from wizard import crypto, install
-from wizard.errors import CryptoError, InputError, StorageError
+from wizard.core import crypto
+from wizard.core.errors import CryptoError, InputError, StorageError
+from wizard.services import install
 
 KEY_PASSPHRASE = b"key passphrase 1"
 P12_PASSWORD = b"p12 password 9"

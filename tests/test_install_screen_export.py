@@ -3,8 +3,8 @@
 import pytest
 
 from screens.install import InstallScreen
-from wizard.errors import StorageError
-from wizard.flow import Session
+from wizard.core.errors import StorageError
+from wizard.services.session import Session
 
 
 def test_export_without_an_installed_pair_is_a_clear_error(paths):

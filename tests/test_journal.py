@@ -12,10 +12,10 @@ import textwrap
 import pytest
 from evidence import evidence_through
 
-from wizard.errors import JournalError, StorageError
-from wizard.journal import AuditLog, Journal, ProfileState
-from wizard.model import Onboarding, Stage
-from wizard.records import InFlight
+from wizard.core.errors import JournalError, StorageError
+from wizard.core.journal import AuditLog, Journal, ProfileState
+from wizard.core.model import Onboarding, Stage
+from wizard.core.records import InFlight
 
 
 def saved_state(paths, profile="p") -> tuple[Journal, ProfileState]:
@@ -89,8 +89,8 @@ def test_sigkill_mid_write_leaves_the_old_journal_readable(paths, tmp_path):
     before = journal.path.read_bytes()
     script = textwrap.dedent("""
         import os, sys, time
-        from wizard.journal import Journal
-        from wizard.paths import Paths
+        from wizard.core.journal import Journal
+        from wizard.core.paths import Paths
         journal = Journal(Paths.from_env(), "p")
         state = journal.load()
         real_fsync = os.fsync

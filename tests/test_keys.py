@@ -7,10 +7,11 @@ import asyncio
 import pytest
 from tests_support import name_initial_key
 
-from wizard import keys, onboarding, secrets
-from wizard.errors import ApiError, InterlockRefused
-from wizard.flow import Session
-from wizard.paths import Paths
+from wizard.core.errors import ApiError, InterlockRefused
+from wizard.core.paths import Paths
+from wizard.secrets import stores
+from wizard.services import api_keys, onboarding
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,7 @@ def keyring_profile(sandbox):
     """A sandbox profile whose API key is in the (in-memory) OS keyring."""
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
@@ -28,9 +29,9 @@ def keyring_profile(sandbox):
 
 def test_create_list_describe_disable(keyring_profile, sandbox):
     session, store = keyring_profile
-    row, secret = asyncio.run(keys.create_key(session, "checkout service", store=store))
+    row, secret = asyncio.run(api_keys.create_key(session, "checkout service", store=store))
     assert store.get(f"k#key:{row.credential_id}") == secret.reveal()
-    listed = {r.credential_id: r for r in asyncio.run(keys.list_keys(session))}
+    listed = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
     assert listed[row.credential_id].description == "checkout service"
     tool = [r for r in listed.values() if r.used_by_tool]
     assert len(tool) == 1 and tool[0].is_initial
@@ -40,7 +41,7 @@ def test_create_list_describe_disable(keyring_profile, sandbox):
             return (await klarna.update_api_key(row.credential_id, "checkout service eu")).value
 
     assert asyncio.run(describe()).description == "checkout service eu"
-    asyncio.run(keys.disable_key(session, row.credential_id))
+    asyncio.run(api_keys.disable_key(session, row.credential_id))
 
     async def call_with_disabled_key():
         async with session.client(api_key=secret.reveal()) as klarna:
@@ -53,17 +54,17 @@ def test_create_list_describe_disable(keyring_profile, sandbox):
 
 def test_disabling_the_tools_own_key_is_refused(keyring_profile):
     session, _ = keyring_profile
-    tool = next(r for r in asyncio.run(keys.list_keys(session)) if r.used_by_tool)
+    tool = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.used_by_tool)
     with pytest.raises(InterlockRefused, match="leave the tool without a working key"):
-        asyncio.run(keys.disable_key(session, tool.credential_id))
+        asyncio.run(api_keys.disable_key(session, tool.credential_id))
 
 
 def test_rotation_of_the_tools_key(keyring_profile, sandbox):
     session, store = keyring_profile
-    old = next(r for r in asyncio.run(keys.list_keys(session)) if r.used_by_tool)
-    new_id = asyncio.run(keys.rotate_tool_key(session, store, description="klarna-mtls on host a"))
+    old = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.used_by_tool)
+    new_id = asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls on host a"))
     assert store.get("k") != sandbox.api_key and store.get("k#pending-api-key") is None
-    rows = {r.credential_id: r for r in asyncio.run(keys.list_keys(session))}
+    rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
     assert rows[new_id].used_by_tool and rows[old.credential_id].status == "DISABLED"
     fresh = Session(Paths.from_env(), "k")
     fresh.unlock(store.get("k"))
@@ -87,13 +88,13 @@ def test_interrupted_rotation_resumes_without_losing_the_working_key(keyring_pro
             raise Stop
 
     with pytest.raises(Stop):
-        asyncio.run(keys.rotate_tool_key(session, store, on_step=interrupt))
+        asyncio.run(api_keys.rotate_tool_key(session, store, on_step=interrupt))
     # mid-way, the stored key still works
     working = Session(Paths.from_env(), "k")
     working.unlock(store.get("k"))
     asyncio.run(_ping(working))
-    new_id = asyncio.run(keys.rotate_tool_key(working, store))
-    rows = {r.credential_id: r for r in asyncio.run(keys.list_keys(working))}
+    new_id = asyncio.run(api_keys.rotate_tool_key(working, store))
+    rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(working))}
     assert rows[new_id].used_by_tool
     assert sum(1 for r in rows.values() if r.status == "ACTIVE") == 1  # only the new key stays active
 
@@ -109,12 +110,12 @@ def test_secret_lost_before_store_is_abandoned_not_left_active(keyring_profile, 
 
     monkeypatch.setattr(store, "set", crash_on_pending)
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(keys.rotate_tool_key(session, store))
+        asyncio.run(api_keys.rotate_tool_key(session, store))
     orphan = session.state.flows.key_rotation.new_credential_id
     monkeypatch.setattr(store, "set", real_set)
     asyncio.run(_ping(session))  # the old key still works
-    new_id = asyncio.run(keys.rotate_tool_key(session, store))
-    rows = {r.credential_id: r for r in asyncio.run(keys.list_keys(session))}
+    new_id = asyncio.run(api_keys.rotate_tool_key(session, store))
+    rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
     assert new_id != orphan and rows[orphan].status == "DISABLED" and rows[new_id].used_by_tool
 
 
@@ -148,15 +149,15 @@ def test_show_secret_once_prints_it_only_on_request(keyring_profile, sandbox, cl
 
 def test_hygiene_findings_in_the_doctor(keyring_profile):
     session, _ = keyring_profile
-    findings = asyncio.run(keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_keys.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
 
 
 def test_a_store_that_cannot_be_opened_is_refused_before_the_key_exists(keyring_profile, tmp_path):
     session, _ = keyring_profile
-    secrets.EncryptedFileStore(tmp_path / "s.json", b"right").set("k", "klarna_test_api_" + "A" * 40)
-    wrong = secrets.EncryptedFileStore(tmp_path / "s.json", b"wrong")
-    before = asyncio.run(keys.list_keys(session))
-    with pytest.raises(secrets.SecretStoreError, match="Wrong passphrase"):
-        asyncio.run(keys.create_key(session, "checkout service", store=wrong))
-    assert [r.credential_id for r in asyncio.run(keys.list_keys(session))] == [r.credential_id for r in before]
+    stores.EncryptedFileStore(tmp_path / "s.json", b"right").set("k", "klarna_test_api_" + "A" * 40)
+    wrong = stores.EncryptedFileStore(tmp_path / "s.json", b"wrong")
+    before = asyncio.run(api_keys.list_keys(session))
+    with pytest.raises(stores.SecretStoreError, match="Wrong passphrase"):
+        asyncio.run(api_keys.create_key(session, "checkout service", store=wrong))
+    assert [r.credential_id for r in asyncio.run(api_keys.list_keys(session))] == [r.credential_id for r in before]

@@ -12,11 +12,12 @@ import logging
 import pytest
 from tests_support import name_initial_key
 
-from wizard import keys, onboarding, secrets
-from wizard.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
-from wizard.flow import Session
-from wizard.paths import Paths
+from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
+from wizard.core.paths import Paths
 from wizard.sandbox import Fault
+from wizard.secrets import stores
+from wizard.services import api_keys, onboarding
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 PROFILE = "r"
@@ -26,7 +27,7 @@ PROFILE = "r"
 def profile(sandbox):
     session = Session(Paths.from_env(), PROFILE)
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
@@ -44,8 +45,8 @@ async def _ping(session: Session) -> None:
         await klarna.ping()
 
 
-def listing(session: Session) -> dict[str, keys.KeyRow]:
-    return {r.credential_id: r for r in asyncio.run(keys.list_keys(session))}
+def listing(session: Session) -> dict[str, api_keys.KeyRow]:
+    return {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
 
 
 def assert_rotated(session: Session, store, old_id: str, new_id: str) -> None:
@@ -53,9 +54,9 @@ def assert_rotated(session: Session, store, old_id: str, new_id: str) -> None:
     assert rows[new_id].used_by_tool and rows[new_id].status == "ACTIVE"
     assert rows[old_id].status == "DISABLED"
     assert [r.credential_id for r in rows.values() if r.active] == [new_id]  # no orphan left active
-    assert store.get(PROFILE + keys.PENDING) is None and store.get(PROFILE + keys.PREVIOUS) is None
+    assert store.get(PROFILE + api_keys.PENDING) is None and store.get(PROFILE + api_keys.PREVIOUS) is None
     asyncio.run(_ping(fresh_session(store)))
-    assert keys.rotation_state(session) is None
+    assert api_keys.rotation_state(session) is None
 
 
 @pytest.fixture
@@ -110,14 +111,14 @@ def _crash_on_store_call(method, name_suffix, after=False):
 
 CRASH_POINTS = {
     "after journaling, before create": _crash_before_step("create"),
-    "created, before storing the secret": _crash_on_store_call("set", keys.PENDING),
+    "created, before storing the secret": _crash_on_store_call("set", api_keys.PENDING),
     "stored, before proving": _crash_before_step("prove"),
     "proved, before switching": _crash_before_step("switch"),
-    "switch: old key saved as previous": _crash_on_store_call("set", keys.PREVIOUS, after=True),
+    "switch: old key saved as previous": _crash_on_store_call("set", api_keys.PREVIOUS, after=True),
     "switch: profile now holds the new key": _crash_on_store_call("set", "", after=True),
-    "switch: pending deleted, step not saved": _crash_on_store_call("delete", keys.PENDING, after=True),
+    "switch: pending deleted, step not saved": _crash_on_store_call("delete", api_keys.PENDING, after=True),
     "switched, before disabling the old": _crash_before_step("disable_old"),
-    "old disabled, previous not deleted": _crash_on_store_call("delete", keys.PREVIOUS),
+    "old disabled, previous not deleted": _crash_on_store_call("delete", api_keys.PREVIOUS),
 }
 
 
@@ -127,24 +128,24 @@ def test_rotation_killed_anywhere_resumes_and_never_loses_the_working_key(profil
     old_id = next(r for r in listing(session).values() if r.used_by_tool).credential_id
     with monkeypatch.context() as patch, pytest.raises(Crash):
         on_step = CRASH_POINTS[point](patch, store)
-        asyncio.run(keys.rotate_tool_key(session, store, description="klarna-mtls host a", on_step=on_step))
+        asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls host a", on_step=on_step))
 
     # Whatever was interrupted, the key stored under the profile works right now.
     resumed = fresh_session(store)
     asyncio.run(_ping(resumed))
-    assert keys.rotation_state(resumed) is not None
+    assert api_keys.rotation_state(resumed) is not None
     # And the disable interlock still protects it.
     tool = [r for r in listing(resumed).values() if r.used_by_tool]
     assert len(tool) == 1
     with pytest.raises(InterlockRefused):
-        asyncio.run(keys.disable_key(resumed, tool[0].credential_id))
+        asyncio.run(api_keys.disable_key(resumed, tool[0].credential_id))
 
-    new_id = asyncio.run(keys.rotate_tool_key(resumed, store))
+    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
     assert new_id != old_id
     assert_rotated(resumed, store, old_id, new_id)
     # The recorded tool key is the new one: disabling it is refused after the resume too.
     with pytest.raises(InterlockRefused):
-        asyncio.run(keys.disable_key(fresh_session(store), new_id))
+        asyncio.run(api_keys.disable_key(fresh_session(store), new_id))
 
 
 def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
@@ -154,7 +155,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
     old_id = next(r for r in listing(session).values() if r.used_by_tool).credential_id
     sandbox.inject(Fault(kind="drop_after_commit", operation="create_api_key", count=10))
     with pytest.raises(TransportError):
-        asyncio.run(keys.rotate_tool_key(session, store))
+        asyncio.run(api_keys.rotate_tool_key(session, store))
     sandbox.clear_faults()
     flow = session.state.flows.key_rotation
     assert flow.step == "create" and flow.idempotency_key and flow.new_credential_id is None
@@ -162,7 +163,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
     assert len(created) == 1  # the server did create one
 
     resumed = fresh_session(store)
-    new_id = asyncio.run(keys.rotate_tool_key(resumed, store))
+    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
     assert new_id == created[0].credential_id
     assert_rotated(resumed, store, old_id, new_id)
 
@@ -170,7 +171,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
 def test_one_dropped_answer_is_recovered_within_the_call(profile, sandbox):
     session, store = profile
     sandbox.inject(Fault(kind="drop_after_commit", operation="create_api_key"))
-    new_id = asyncio.run(keys.rotate_tool_key(session, store))
+    new_id = asyncio.run(api_keys.rotate_tool_key(session, store))
     assert len([r for r in listing(session).values() if r.active]) == 1 and listing(session)[new_id].used_by_tool
 
 
@@ -179,11 +180,11 @@ def test_failed_live_proof_keeps_the_old_key_and_resumes(profile, sandbox):
     old_key = store.get(PROFILE)
     sandbox.inject(Fault(kind="status", status=503, operation="list_certificates", count=10))
     with pytest.raises(ApiError):
-        asyncio.run(keys.rotate_tool_key(session, store))
+        asyncio.run(api_keys.rotate_tool_key(session, store))
     sandbox.clear_faults()
     assert session.state.flows.key_rotation.step == "prove"
     assert store.get(PROFILE) == old_key  # not switched to an unproven key
-    new_id = asyncio.run(keys.rotate_tool_key(fresh_session(store), store))
+    new_id = asyncio.run(api_keys.rotate_tool_key(fresh_session(store), store))
     assert store.get(PROFILE) != old_key and listing(fresh_session(store))[new_id].used_by_tool
 
 
@@ -195,15 +196,15 @@ def test_pending_secret_lost_before_proof_is_abandoned_and_recreated(profile):
             raise Crash
 
     with pytest.raises(Crash):
-        asyncio.run(keys.rotate_tool_key(session, store, on_step=stop_before_prove))
+        asyncio.run(api_keys.rotate_tool_key(session, store, on_step=stop_before_prove))
     orphan = session.state.flows.key_rotation.new_credential_id
-    store.delete(PROFILE + keys.PENDING)  # e.g. the keyring entry was removed by hand
+    store.delete(PROFILE + api_keys.PENDING)  # e.g. the keyring entry was removed by hand
 
     with pytest.raises(SecretStoreError, match="missing"):
-        asyncio.run(keys.rotate_tool_key(fresh_session(store), store))
+        asyncio.run(api_keys.rotate_tool_key(fresh_session(store), store))
     resumed = fresh_session(store)
-    assert keys.rotation_state(resumed).step == "create"  # persisted, not only in memory
-    new_id = asyncio.run(keys.rotate_tool_key(resumed, store))
+    assert api_keys.rotation_state(resumed).step == "create"  # persisted, not only in memory
+    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
     rows = listing(resumed)
     assert new_id != orphan and rows[orphan].status == "DISABLED" and rows[new_id].used_by_tool
 
@@ -216,7 +217,7 @@ def test_create_with_a_failing_store_disables_the_key_and_keeps_no_secret(profil
 
     monkeypatch.setattr(store, "set", refuse)
     with pytest.raises(SecretStoreError, match="it was disabled") as caught:
-        asyncio.run(keys.create_key(session, "reporting job", store=store))
+        asyncio.run(api_keys.create_key(session, "reporting job", store=store))
     assert "klarna_test_api_" not in str(caught.value)
     described = [r for r in listing(session).values() if r.description == "reporting job"]
     assert len(described) == 1 and described[0].status == "DISABLED"
@@ -224,8 +225,8 @@ def test_create_with_a_failing_store_disables_the_key_and_keeps_no_secret(profil
 
 def test_describe_and_disabled_key_is_refused_with_a_clear_message(profile, sandbox, run, monkeypatch):
     session, store = profile
-    row, secret = asyncio.run(keys.create_key(session, "checkout", store=store))
-    assert store.get(keys.stored_name(PROFILE, row.credential_id)) == secret.reveal()
+    row, secret = asyncio.run(api_keys.create_key(session, "checkout", store=store))
+    assert store.get(api_keys.stored_name(PROFILE, row.credential_id)) == secret.reveal()
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
 
     code, out = run("keys", "describe", row.credential_id, "--profile", PROFILE, "--description", "checkout eu")
@@ -273,7 +274,7 @@ def test_cli_create_needs_a_persistent_store_unless_shown_once(profile, run, mon
 def test_new_secrets_never_leave_the_secret_store(profile, sandbox, run, capfd, caplog, isolated_home, monkeypatch):
     caplog.set_level(logging.DEBUG)
     session, store = profile
-    asyncio.run(keys.rotate_tool_key(session, store))
+    asyncio.run(api_keys.rotate_tool_key(session, store))
     rotated = store.get(PROFILE)
     monkeypatch.setenv("KLARNA_API_KEY", rotated)
     code, out = run("keys", "create", "--profile", PROFILE, "--description", "payments worker", "--store")
@@ -295,31 +296,31 @@ def test_new_secrets_never_leave_the_secret_store(profile, sandbox, run, capfd, 
 
 def test_hygiene_findings_follow_the_keys(profile, sandbox):
     session, store = profile
-    findings = asyncio.run(keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_keys.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
 
-    asyncio.run(keys.rotate_tool_key(session, store, description="klarna-mtls host a"))
-    assert [f.severity for f in asyncio.run(keys.hygiene_findings(session, None))] == ["ok"]
+    asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls host a"))
+    assert [f.severity for f in asyncio.run(api_keys.hygiene_findings(session, None))] == ["ok"]
 
-    _, shared = asyncio.run(keys.create_key(session, "default"))
+    _, shared = asyncio.run(api_keys.create_key(session, "default"))
 
     async def another_service_calls():
         async with session.client(api_key=shared.reveal()) as klarna:
             await klarna.ping()  # the generically described key is in use somewhere
 
     asyncio.run(another_service_calls())
-    summaries = " ".join(f.summary for f in asyncio.run(keys.hygiene_findings(session, None)))
+    summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
     assert "possibly shared" in summaries
 
-    asyncio.run(keys.rotate_tool_key(session, store, description="API key"))
-    summaries = " ".join(f.summary for f in asyncio.run(keys.hygiene_findings(session, None)))
+    asyncio.run(api_keys.rotate_tool_key(session, store, description="API key"))
+    summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
     assert "may be shared by several services" in summaries
 
 
 def test_hygiene_flags_a_key_from_another_environment(profile):
     session, _ = profile
     session.unlock("klarna_live_api_" + "A" * 32)
-    findings = asyncio.run(keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_keys.hygiene_findings(session, None))
     # The live key is refused by the sandbox (a listing failure), or flagged as the wrong environment.
     text = " ".join(f.summary for f in findings)
     assert "live key but the profile is sandbox" in text or "Could not list API keys" in text
@@ -335,12 +336,12 @@ def test_hygiene_flags_a_key_from_another_environment(profile):
     ],
 )
 def test_ip_validation_header_is_explained(value, severity, words):
-    finding = keys.ip_validation_finding(value)
+    finding = api_keys.ip_validation_finding(value)
     assert finding.severity == severity and words in finding.summary and finding.check == "ip validation"
 
 
 def test_doctor_includes_key_hygiene(profile):
-    from wizard.doctor import run_doctor
+    from wizard.services.doctor import run_doctor
 
     session, _ = profile
     findings = asyncio.run(run_doctor(session))
@@ -351,7 +352,7 @@ def test_switch_with_no_key_in_either_slot_refuses_and_records_nothing():
     """A resumed switch finding neither the pending key nor the profile's key must stop with a
     clear error, not record the new id as the tool's with no key loaded."""
     session = Session(Paths.from_env(), "empty")
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     with pytest.raises(SecretStoreError, match="holds no API key"):
-        asyncio.run(keys._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
+        asyncio.run(api_keys._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
     assert session.state.tool_key_id is None and not session.unlocked

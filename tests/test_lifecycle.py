@@ -10,10 +10,10 @@ import pathlib
 import pytest
 from tests_support import session_for
 
-from wizard import lifecycle, onboarding
-from wizard.errors import InterlockRefused, TransportError
-from wizard.flow import Session
-from wizard.paths import Paths
+from wizard.core.errors import InterlockRefused, TransportError
+from wizard.core.paths import Paths
+from wizard.services import lifecycle, onboarding
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 
@@ -25,8 +25,8 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
 
     def installed_status() -> str:
         """What a runtime pointed at install_dir/current sees right now (own thread, own loop)."""
-        from wizard.api import KlarnaClient, make_http_client
-        from wizard.install import current_pair
+        from wizard.klarna.api import KlarnaClient, make_http_client
+        from wizard.services.install import current_pair
 
         async def probe():
             pair = current_pair(session.install_dir)
@@ -127,7 +127,7 @@ def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path
     session.clients.check_binding = lambda key: None  # a test key on a "live" profile: binding is tested elsewhere
     with pytest.raises(InterlockRefused, match="fingerprint suffix"):
         asyncio.run(lifecycle.revoke(session, spare.credential_id))
-    from wizard import crypto
+    from wizard.core import crypto
 
     asyncio.run(
         lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint))
@@ -175,7 +175,7 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
     partner out when enforcement applies."""
     from datetime import timedelta
 
-    from wizard import rules
+    from wizard.core import rules
 
     old = onboard()
     session = session_for("p", sandbox)
@@ -200,7 +200,7 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
 def test_check_reads_expiry_through_the_session_clock(onboard, sandbox, days_later, expiry_severity, code):
     from datetime import timedelta
 
-    from wizard import rules
+    from wizard.core import rules
 
     onboard()
     later = rules.utc_now() + timedelta(days=days_later)

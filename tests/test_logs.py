@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from wizard import logs
-from wizard.logs import RedactingFilter, register_secret, setup_logging
+from wizard.core import logs
+from wizard.core.logs import RedactingFilter, register_secret, setup_logging
 
 LIVE_KEY = "klarna_live_api_" + "L" * 30 + "QRST"
 
@@ -108,7 +108,7 @@ def test_setup_is_idempotent_and_follows_a_new_home(logger, paths, tmp_path, mon
     assert setup_logging(paths) is logger
     ours = [h for h in logger.handlers if getattr(h, "_klarna_mtls", False)]
     assert len(ours) == 1 and any(isinstance(f, RedactingFilter) for f in ours[0].filters)
-    from wizard.paths import Paths
+    from wizard.core.paths import Paths
 
     monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "other-home"))
     other = Paths.from_env()

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from evidence import NOW, evidence_through, fixed_clock
 
-from wizard import rules
-from wizard.errors import StageBlocked
-from wizard.model import CHECKS, ORDER, Evidence, Onboarding, RotatedPair, Stage
+from wizard.core import rules
+from wizard.core.errors import StageBlocked
+from wizard.core.model import CHECKS, ORDER, Evidence, Onboarding, RotatedPair, Stage
 
 WORK = [s for s in ORDER if s is not Stage.DONE]
 
@@ -105,7 +105,7 @@ def test_verification_outside_the_window_does_not_count():
 
 
 def test_short_lifetime_warns_but_does_not_block(monkeypatch):
-    import wizard.model as m
+    import wizard.core.model as m
 
     monkeypatch.setattr(m, "SHORT_VALIDITY", timedelta(days=5000))
     model = model_at(Stage.ISSUE)
@@ -143,7 +143,7 @@ def test_evidence_round_trips_and_ignores_unknown_fields():
 
 
 # ---------------------------------------------------------------- regressions found by fuzzing
-from wizard.errors import JournalError  # noqa: E402
+from wizard.core.errors import JournalError  # noqa: E402
 
 
 @pytest.mark.parametrize(

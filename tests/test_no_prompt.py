@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard.api import make_ssl_context
-from wizard.errors import CryptoError, KeyLocked
+from wizard.core.errors import CryptoError, KeyLocked
+from wizard.klarna.api import make_ssl_context
 
 PASSPHRASE = "correct horse battery"
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def _pair(tmp_path, encrypted: bool = True):
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    from wizard import crypto
+    from wizard.core import crypto
 
     key = crypto.make_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
@@ -160,7 +160,7 @@ def test_no_passphrase_in_process_raises_without_reading_a_terminal(tmp_path):
     """Run where OpenSSL's prompt could only read a closed stdin, with a timeout: never a prompt."""
     cert, key = _pair(tmp_path)
     code = (
-        "from pathlib import Path; from wizard.api import make_ssl_context; from wizard.errors import KeyLocked\n"
+        "from pathlib import Path; from wizard.klarna.api import make_ssl_context; from wizard.core.errors import KeyLocked\n"
         f"try:\n make_ssl_context(client_cert=Path({str(cert)!r}), client_key=Path({str(key)!r}))\n"
         "except KeyLocked as e: print('LOCKED', e.message)\n"
     )

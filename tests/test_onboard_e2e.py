@@ -11,11 +11,11 @@ import sys
 import pytest
 from tests_support import sandbox_profile_args
 
-from wizard import onboarding
 from wizard.cli import main
-from wizard.flow import Session
-from wizard.model import Stage
-from wizard.paths import Paths
+from wizard.core.model import Stage
+from wizard.core.paths import Paths
+from wizard.services import onboarding
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def test_onboard_to_valid(sandbox, monkeypatch, capsys):
 
 
 async def _status_without_and_with_cert(profile):
-    from wizard.errors import ApiError
+    from wizard.core.errors import ApiError
 
     session = Session(Paths.from_env(), profile)
     session.unlock(os.environ["KLARNA_API_KEY"])
@@ -100,7 +100,7 @@ def test_rerun_after_done_issues_no_duplicate(sandbox, monkeypatch, capsys):
 def _server_certificates(sb):
     import asyncio
 
-    from wizard.api import KlarnaClient, make_http_client
+    from wizard.klarna.api import KlarnaClient, make_http_client
 
     async def listing():
         async with make_http_client(ca_bundle=sb.ca_bundle) as http:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wizard import pacing
+from wizard.core import pacing
 
 
 def test_first_polls_keep_the_chosen_interval_then_waits_grow_within_bounds():

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wizard import rules
-from wizard.errors import InputError
+from wizard.core import rules
+from wizard.core.errors import InputError
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

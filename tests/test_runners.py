@@ -10,11 +10,13 @@ import contextlib
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard import crypto, install, keys, lifecycle, onboarding, runners, secrets
-from wizard.errors import TransportError
-from wizard.flow import Session
-from wizard.model import Stage
-from wizard.paths import Paths
+from wizard.core import crypto
+from wizard.core.errors import TransportError
+from wizard.core.model import Stage
+from wizard.core.paths import Paths
+from wizard.secrets import stores
+from wizard.services import api_keys, install, lifecycle, onboarding, waits
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +55,7 @@ def verifying(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
 
     async def walk() -> str:
-        await onboarding.check_credentials(session, sandbox.api_key, secrets.EnvStore())
+        await onboarding.check_credentials(session, sandbox.api_key, stores.EnvStore())
         session.advance()
         await onboarding.generate_key(session)
         session.advance()
@@ -80,20 +82,20 @@ def test_a_first_invalid_keeps_polling_until_valid(verifying):
     ends VALID (the old loops stopped at the first INVALID)."""
     session, good, revoked = verifying
     install.activate(session.install_dir, revoked)
-    limits = runners.PollLimits(interval=0.05, max_attempts=50, limit=60)
+    limits = waits.PollLimits(interval=0.05, max_attempts=50, limit=60)
 
     async def run() -> list:
         seen = []
-        async with contextlib.aclosing(runners.poll_verification(session, limits)) as events:
+        async with contextlib.aclosing(waits.poll_verification(session, limits)) as events:
             async for event in events:
                 seen.append(event)
-                if isinstance(event, runners.Attempt) and event.status == "INVALID":
+                if isinstance(event, waits.Attempt) and event.status == "INVALID":
                     install.activate(session.install_dir, good)  # the fix, right after a change
         return seen
 
     events = asyncio.run(run())
     assert kinds(events) == ["Started", "Attempt", "Attempt", "Attempt", "Attempt", "Done"]
-    attempts = [e for e in events if isinstance(e, runners.Attempt)]
+    attempts = [e for e in events if isinstance(e, waits.Attempt)]
     assert [a.status for a in attempts] == ["INVALID", "VALID", "VALID", "VALID"]
     assert [a.n for a in attempts] == [1, 2, 3, 4]
     assert all(a.max_attempts == 50 and a.limit == 60 for a in attempts)
@@ -106,13 +108,13 @@ def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(verifying):
     session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
-    limits = runners.PollLimits(interval=10, max_attempts=100, limit=30)
-    events = asyncio.run(collect(runners.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
-    attempts = [e for e in events if isinstance(e, runners.Attempt)]
+    limits = waits.PollLimits(interval=10, max_attempts=100, limit=30)
+    events = asyncio.run(collect(waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    attempts = [e for e in events if isinstance(e, waits.Attempt)]
     assert [a.elapsed for a in attempts] == [0, 10, 20, 30]  # every check within the limit
     assert {a.status for a in attempts} == {"INVALID"}
     failed = events[-1]
-    assert isinstance(failed, runners.Failed) and failed.status == "INVALID"
+    assert isinstance(failed, waits.Failed) and failed.status == "INVALID"
     assert failed.error.title == "Not verified" and "INVALID" in failed.error.message
     assert failed.diagnosis.status == "INVALID"
 
@@ -121,8 +123,8 @@ def test_max_attempts_is_a_limit_too(verifying):
     session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
-    limits = runners.PollLimits(interval=1, max_attempts=2, limit=300)
-    events = asyncio.run(collect(runners.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    limits = waits.PollLimits(interval=1, max_attempts=2, limit=300)
+    events = asyncio.run(collect(waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
     assert kinds(events) == ["Started", "Attempt", "Attempt", "Failed"]
 
 
@@ -139,9 +141,9 @@ def test_a_rejected_handshake_stops_at_once():
     def failure(status: str):
         return TransportError(f"stopped at {status}")
 
-    limits = runners.PollLimits(interval=1, max_attempts=50, limit=60)
+    limits = waits.PollLimits(interval=1, max_attempts=50, limit=60)
     events = asyncio.run(
-        collect(runners.poll("t", observe, lambda s: s == "VALID", limits, failure, clock=fake.clock, sleep=fake.sleep))
+        collect(waits.poll("t", observe, lambda s: s == "VALID", limits, failure, clock=fake.clock, sleep=fake.sleep))
     )
     assert kinds(events) == ["Started", "Attempt", "Attempt", "Attempt", "Failed"]
     assert [e.status for e in events[1:4]] == ["NOT_PRESENT", "INVALID", "REJECTED"]  # kept going twice
@@ -153,12 +155,12 @@ def test_enforcement_watch_ends_with_the_proof(onboard, sandbox):
     onboard()
     session = session_for("p", sandbox)
     assert asyncio.run(onboarding.enforce(session, "NOW")) == "REPORTING"
-    limits = runners.PollLimits.for_enforcement(0.05, 30)
+    limits = waits.PollLimits.for_enforcement(0.05, 30)
     assert limits.interval == 0.5  # never hammered faster than every 0.5 s
-    events = asyncio.run(collect(runners.watch_enforcement(session, limits)))
+    events = asyncio.run(collect(waits.watch_enforcement(session, limits)))
     names = kinds(events)
     assert names[0] == "Started" and names[-2:] == ["Step", "Done"]
-    statuses = [e.status for e in events if isinstance(e, runners.Attempt)]
+    statuses = [e.status for e in events if isinstance(e, waits.Attempt)]
     assert statuses[-1] == "ENFORCED" and set(statuses[:-1]) <= {"REPORTING"}
     assert events[-1].result is True and "Proved" in events[-1].text
     assert session.settings.enforcement_proved_at
@@ -170,8 +172,8 @@ def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox)
     session = session_for("p", sandbox)
     asyncio.run(onboarding.enforce(session, "NOW"))
     fake = FakeTime()
-    limits = runners.PollLimits.for_enforcement(5, 20)
-    events = asyncio.run(collect(runners.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    limits = waits.PollLimits.for_enforcement(5, 20)
+    events = asyncio.run(collect(waits.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep)))
     assert kinds(events) == ["Started"] + ["Attempt"] * 5 + ["Failed"]
     assert events[-1].status == "REPORTING" and events[-1].error.title == "Enforcement not applied yet"
     assert not session.settings.enforcement_proved_at
@@ -180,30 +182,30 @@ def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox)
 def test_certificate_rotation_events_in_order(onboard, sandbox):
     onboard()
     session = session_for("p", sandbox)
-    limits = runners.PollLimits(interval=0.05, max_attempts=50, limit=60)
+    limits = waits.PollLimits(interval=0.05, max_attempts=50, limit=60)
     events = asyncio.run(collect(lifecycle.rotation(session, limits=limits)))
-    steps = [e.step for e in events if isinstance(e, runners.Step)]
+    steps = [e.step for e in events if isinstance(e, waits.Step)]
     assert steps == ["key", "issue", "install", "verify", "switch"]
-    assert [e.n for e in events if isinstance(e, runners.Step)] == [1, 2, 3, 4, 5]
-    verify_at = next(i for i, e in enumerate(events) if isinstance(e, runners.Step) and e.step == "verify")
-    assert isinstance(events[verify_at + 1], runners.Started)
-    assert isinstance(events[verify_at + 2], runners.Attempt) and events[verify_at + 2].status == "VALID"
+    assert [e.n for e in events if isinstance(e, waits.Step)] == [1, 2, 3, 4, 5]
+    verify_at = next(i for i, e in enumerate(events) if isinstance(e, waits.Step) and e.step == "verify")
+    assert isinstance(events[verify_at + 1], waits.Started)
+    assert isinstance(events[verify_at + 2], waits.Attempt) and events[verify_at + 2].status == "VALID"
     done = events[-1]
-    assert isinstance(done, runners.Done) and isinstance(done.result, lifecycle.RotationProgress)
+    assert isinstance(done, waits.Done) and isinstance(done.result, lifecycle.RotationProgress)
     assert done.result.new_fingerprint == install.current_pair(session.install_dir).fingerprint
 
 
 def test_api_key_rotation_events_in_order(sandbox):
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
-    events = asyncio.run(collect(keys.key_rotation(session, store, description="klarna-mtls host a")))
-    assert [e.step for e in events if isinstance(e, runners.Step)] == ["create", "prove", "switch", "disable_old"]
+    events = asyncio.run(collect(api_keys.key_rotation(session, store, description="klarna-mtls host a")))
+    assert [e.step for e in events if isinstance(e, waits.Step)] == ["create", "prove", "switch", "disable_old"]
     done = events[-1]
-    assert isinstance(done, runners.Done) and isinstance(done.result, str)
-    tool = [r for r in asyncio.run(keys.list_keys(session)) if r.used_by_tool]
+    assert isinstance(done, waits.Done) and isinstance(done.result, str)
+    tool = [r for r in asyncio.run(api_keys.list_keys(session)) if r.used_by_tool]
     assert [r.credential_id for r in tool] == [done.result]
     assert store.get("k") != sandbox.api_key  # the tool now runs on the new key
 
@@ -215,16 +217,16 @@ def test_a_silent_network_gives_progress_then_times_out(onboard, sandbox, blackh
     seen = []
 
     async def run() -> None:
-        events = runners.timed("Testing the API key", onboarding.observe(session), limit=1.0, tick=0.1)
-        await runners.follow(events, seen.append)
+        events = waits.timed("Testing the API key", onboarding.observe(session), limit=1.0, tick=0.1)
+        await waits.follow(events, seen.append)
 
     with pytest.raises(TransportError) as caught:
         asyncio.run(run())
     assert caught.value.title == "Timeout" and "no answer within 1 s" in caught.value.message
-    assert isinstance(seen[0], runners.Started) and seen[0].limit == 1.0
-    waits = [e for e in seen if isinstance(e, runners.Waiting)]
-    assert waits and all(w.limit == 1.0 for w in waits)
-    assert [w.elapsed for w in waits] == sorted(w.elapsed for w in waits)
+    assert isinstance(seen[0], waits.Started) and seen[0].limit == 1.0
+    waiting = [e for e in seen if isinstance(e, waits.Waiting)]
+    assert waiting and all(w.limit == 1.0 for w in waiting)
+    assert [w.elapsed for w in waiting] == sorted(w.elapsed for w in waiting)
 
 
 def test_cancelling_stops_the_operation_in_flight(verifying, blackhole):
@@ -240,8 +242,8 @@ def test_cancelling_stops_the_operation_in_flight(verifying, blackhole):
         def show(event) -> None:
             started.set()
 
-        limits = runners.PollLimits(interval=0.05, max_attempts=50, limit=60)
-        task = asyncio.create_task(runners.follow(runners.poll_verification(session, limits), show))
+        limits = waits.PollLimits(interval=0.05, max_attempts=50, limit=60)
+        task = asyncio.create_task(waits.follow(waits.poll_verification(session, limits), show))
         await asyncio.wait_for(started.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -260,11 +262,11 @@ def test_cancelling_between_checks_stops_polling(verifying):
         first = asyncio.Event()
 
         def show(event) -> None:
-            if isinstance(event, runners.Attempt):
+            if isinstance(event, waits.Attempt):
                 first.set()
 
-        limits = runners.PollLimits(interval=3600, max_attempts=50, limit=7200)  # sleeps "for ever"
-        task = asyncio.create_task(runners.follow(runners.poll_verification(session, limits), show))
+        limits = waits.PollLimits(interval=3600, max_attempts=50, limit=7200)  # sleeps "for ever"
+        task = asyncio.create_task(waits.follow(waits.poll_verification(session, limits), show))
         await asyncio.wait_for(first.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -279,7 +281,7 @@ def test_run_steps_resumes_at_the_record_s_step_and_a_failed_wait_ends_the_flow_
     advanced and saved after each, a wait's events passed through, its Failed the flow's own."""
     from dataclasses import dataclass
 
-    from wizard.errors import WizardError
+    from wizard.core.errors import WizardError
 
     @dataclass
     class Record:
@@ -291,18 +293,18 @@ def test_run_steps_resumes_at_the_record_s_step_and_a_failed_wait_ends_the_flow_
     async def act(name: str) -> None:
         ran.append(name)
 
-    async def wait() -> runners.Events:
-        yield runners.Started("Waiting for it", None)
+    async def wait() -> waits.Events:
+        yield waits.Started("Waiting for it", None)
         if outcome["status"] == "VALID":
-            yield runners.Done("Waiting for it", 0.0, "VALID")
+            yield waits.Done("Waiting for it", 0.0, "VALID")
         else:
-            yield runners.Failed("Waiting for it", 0.0, "INVALID", None, WizardError("not yet"))
+            yield waits.Failed("Waiting for it", 0.0, "INVALID", None, WizardError("not yet"))
 
     def run(record: Record) -> list:
         steps = {"a": lambda: act("a"), "b": wait, "c": lambda: act("c")}
         words = {"a": "First", "b": "Wait", "c": "Last"}
-        finish = lambda elapsed: runners.Done("Flow", elapsed, message="finished")  # noqa: E731
-        events = runners.run_steps("Flow", record, steps, words, "done", lambda: saved.append(record.step), finish)
+        finish = lambda elapsed: waits.Done("Flow", elapsed, message="finished")  # noqa: E731
+        events = waits.run_steps("Flow", record, steps, words, "done", lambda: saved.append(record.step), finish)
         return asyncio.run(collect(events))
 
     record = Record("b")  # resumed after step a
@@ -316,6 +318,6 @@ def test_run_steps_resumes_at_the_record_s_step_and_a_failed_wait_ends_the_flow_
     outcome["status"] = "VALID"
     events = run(record)
     assert [type(e).__name__ for e in events] == ["Step", "Started", "Step", "Done"]
-    assert [e.step for e in events if isinstance(e, runners.Step)] == ["b", "c"]
+    assert [e.step for e in events if isinstance(e, waits.Step)] == ["b", "c"]
     assert events[-1].message == "finished" and ran == ["c"] and saved == ["c", "done"]
     assert [type(e).__name__ for e in run(record)] == ["Done"]  # a finished record only finishes

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from wizard.interlocks import ACTIONS, Action, ActionRefused, Situation, refusals, require, require_check
-from wizard.model import Stage
+from wizard.core.interlocks import ACTIONS, Action, ActionRefused, Situation, refusals, require, require_check
+from wizard.core.model import Stage
 
 
 class Settled:

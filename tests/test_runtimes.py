@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wizard import rules
-from wizard.errors import InputError, InterlockRefused, JournalError
-from wizard.runtime_gate import require_ready
-from wizard.runtimes import (
+from wizard.core import rules
+from wizard.core.errors import InputError, InterlockRefused, JournalError
+from wizard.core.runtimes import (
     ReadinessReport,
     RuntimeRecord,
     record_report,
     runtimes_not_ready,
     summary,
 )
+from wizard.services.runtime_gate import require_ready
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 FP_A = ":".join(["AA"] * 32)
@@ -93,7 +93,7 @@ def test_report_round_trip_and_refusals():
 
 
 def _state_with(rec: RuntimeRecord):
-    from wizard.journal import ProfileState
+    from wizard.core.journal import ProfileState
 
     state = ProfileState(profile="p")
     state.runtimes[rec.name] = rec
@@ -111,7 +111,7 @@ def test_record_report_keeps_the_newest():
 
 
 def test_journal_keeps_runtimes_and_reads_schema_1(paths):
-    from wizard.journal import SCHEMA_VERSION, Journal
+    from wizard.core.journal import SCHEMA_VERSION, Journal
 
     journal = Journal(paths, "p")
     state = journal.load()
@@ -137,7 +137,7 @@ def test_journal_keeps_runtimes_and_reads_schema_1(paths):
     ],
 )
 def test_a_damaged_runtimes_entry_is_a_journal_error(paths, runtimes):
-    from wizard.journal import Journal
+    from wizard.core.journal import Journal
 
     journal = Journal(paths, "p")
     journal.save(journal.load())
@@ -148,7 +148,7 @@ def test_a_damaged_runtimes_entry_is_a_journal_error(paths, runtimes):
 
 
 def _live_session(paths, rec: RuntimeRecord):
-    from wizard.flow import Session
+    from wizard.services.session import Session
 
     session = Session(paths, "live", clock=lambda: NOW)
     session.evidence.environment = "live"
@@ -183,7 +183,7 @@ def test_on_a_same_second_tie_the_report_for_the_current_certificate_wins():
 
 def test_the_gate_reads_reports_recorded_by_another_process(paths):
     """A TUI opened before `runtime report` ran in a shell must not refuse on stale records."""
-    from wizard.flow import Session
+    from wizard.services.session import Session
 
     first = Session(paths, "p", clock=lambda: NOW)
     first.state.runtimes["a"] = record("a")
@@ -200,7 +200,7 @@ def test_the_gate_reads_reports_recorded_by_another_process(paths):
 def test_a_long_lived_session_does_not_overwrite_reports_recorded_by_another_process(paths):
     """Found by the TUI test: the dashboard's refresh saved its stale runtimes over a report that
     `probe` had just recorded, so enforcement stayed refused."""
-    from wizard.flow import Session
+    from wizard.services.session import Session
 
     first = Session(paths, "p", clock=lambda: NOW)
     first.state.runtimes["a"] = record("a")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests_support import sandbox_profile_args
 
-from wizard import rules
+from wizard.core import rules
 
 pytestmark = pytest.mark.e2e
 # Each flow runs against our sandbox's answers and against Klarna's documented fields only.
@@ -191,8 +191,8 @@ def test_a_report_for_a_rotated_away_certificate_no_longer_counts(hosts, onboard
 
 
 def test_leave_out_is_explicit_and_audited(hosts, onboard, cli):
-    from wizard.journal import AuditLog
-    from wizard.paths import Paths
+    from wizard.core.journal import AuditLog
+    from wizard.core.paths import Paths
 
     onboard("mgr")
     onboard_runtime(hosts, cli, "host-a", "checkout")
@@ -211,7 +211,7 @@ def test_an_eleventh_certificate_is_refused_naming_the_ten(hosts, onboard, cli, 
 
     from tests_support import session_for
 
-    from wizard import crypto
+    from wizard.core import crypto
 
     onboard("mgr")
     onboard_runtime(hosts, cli, "host-a", "checkout")
@@ -245,7 +245,7 @@ def test_issue_refuses_a_request_for_another_account_or_a_bad_csr(hosts, onboard
     (hosts.exchange / "other.json").write_text(json.dumps({**data, "account_id": other}))
     from tests_support import self_signed  # a certificate is not a CSR
 
-    from wizard import crypto
+    from wizard.core import crypto
 
     (hosts.exchange / "bad.json").write_text(json.dumps({**data, "csr": self_signed(crypto.make_private_key())}))
     hosts.use("manager")
@@ -418,7 +418,7 @@ def test_doctor_on_a_self_signed_pair_says_what_is_wrong(hosts, onboard, cli, tm
 
     from tests_support import self_signed
 
-    from wizard import crypto
+    from wizard.core import crypto
 
     onboard("mgr")
     folder = tmp_path / "copied"

@@ -1,4 +1,4 @@
-"""The safety core end to end: the interlocks (wizard/interlocks.py) on every path, decisions on the
+"""The safety core end to end: the interlocks (wizard/core/interlocks.py) on every path, decisions on the
 profile's own records rather than on fields only our sandbox sends, unknowns failing closed.
 
 Run against both sandbox answer modes: "ours" (every field) and "docs-only" (only what Klarna
@@ -16,12 +16,13 @@ import pytest
 from conftest import BOTH_ANSWER_MODES
 from tests_support import sandbox_profile_args, session_for
 
-from wizard import keys, onboarding, rules
-from wizard.api import EnforcementState, KlarnaClient
 from wizard.cli import main
-from wizard.flow import Session
-from wizard.model import Stage
-from wizard.paths import Paths
+from wizard.core import rules
+from wizard.core.model import Stage
+from wizard.core.paths import Paths
+from wizard.klarna.api import EnforcementState, KlarnaClient
+from wizard.services import api_keys, onboarding
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 DOCS_ONLY = pytest.mark.parametrize("sandbox", ["docs-only"], indirect=True)
@@ -194,7 +195,7 @@ def test_onboard_enforce_at_now_refuses_when_the_installed_certificate_was_revok
 
 def test_the_tui_enforce_call_is_gated_too(onboard, sandbox):
     """The Enforce screen calls onboarding.enforce: the same gate, before any request changes anything."""
-    from wizard.errors import InterlockRefused
+    from wizard.core.errors import InterlockRefused
 
     result = onboard()
     revoke_elsewhere(sandbox, "p", result["certificate_id"])
@@ -259,14 +260,14 @@ def test_key_rotation_keeps_knowing_the_tools_key(sandbox, cli_json, monkeypatch
 def test_key_rotation_refuses_to_start_while_the_tools_key_is_unknown(onboard, cli, monkeypatch, sandbox):
     onboard()
     session = session_for("p", sandbox)
-    from wizard import secrets
+    from wizard.secrets import stores
 
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     store.set("p", sandbox.api_key)
-    from wizard.errors import InterlockRefused
+    from wizard.core.errors import InterlockRefused
 
     with pytest.raises(InterlockRefused, match="does not know the credential id"):
-        asyncio.run(keys.rotate_tool_key(session, store))
+        asyncio.run(api_keys.rotate_tool_key(session, store))
     assert [e["status"] for e in sandbox._state.data["api_keys"].values()] == ["ACTIVE"]  # nothing created
 
 
@@ -287,7 +288,7 @@ def test_a_second_profile_on_an_enforced_account_is_told_what_the_403_means(onbo
 
 # ---------------------------------------------------------------- the model: stage read-only, journal re-checked
 def test_stage_cannot_be_assigned_from_outside_the_model():
-    from wizard.model import Onboarding
+    from wizard.core.model import Onboarding
 
     model = Onboarding()
     with pytest.raises(AttributeError):
@@ -330,7 +331,7 @@ def test_a_key_of_another_account_cannot_revoke_there(onboard, cli, sandbox, mon
 
     async def issue_there():
         async with victim.client(with_certificate=False) as klarna:
-            from wizard import crypto as c
+            from wizard.core import crypto as c
 
             key = c.make_private_key()
             csr = c.make_csr_pem(key, rules.default_cn(other_account)).decode()
@@ -418,7 +419,7 @@ async def test_the_tui_enforce_stage_refuses_after_a_revocation_elsewhere(onboar
 
 def test_facts_from_other_services_are_judged_by_the_same_table():
     """Declared runtimes (another service computes them) enter the gate as facts, not as a second gate."""
-    from wizard.interlocks import Action, Situation, refusals
+    from wizard.core.interlocks import Action, Situation, refusals
 
     ready = Situation(
         Stage.DONE,

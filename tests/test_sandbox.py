@@ -1,7 +1,7 @@
 """The embedded sandbox, driven with plain httpx over real loopback TLS with client certificates.
 
 These tests pin the sandbox's own contract (klarna-api.md and the [ours] choices), independent of
-wizard.api, so a client bug cannot hide a sandbox bug or the other way round."""
+wizard.klarna.api, so a client bug cannot hide a sandbox bug or the other way round."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from wizard import crypto, rules
+from wizard.core import crypto, rules
 from wizard.sandbox import Fault, start_sandbox
 
 CERTS = "/v2/account/integration/credentials/client-certificate"

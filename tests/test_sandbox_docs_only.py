@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.test_sandbox import CERTS, ENFORCEMENT, KEYS, VERIFICATION, call, create_body
-from wizard import crypto, rules
+from wizard.core import crypto, rules
 from wizard.sandbox import start_sandbox
 
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto, rules
-from wizard.api import KlarnaClient, make_http_client
-from wizard.errors import ApiError, HandshakeRejected
+from wizard.core import crypto, rules
+from wizard.core.errors import ApiError, HandshakeRejected
+from wizard.klarna.api import KlarnaClient, make_http_client
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e
@@ -240,7 +240,7 @@ def test_each_fault_kind(sandbox):
         with pytest.raises(ApiError) as caught:
             run(one(fault))
         assert caught.value.status == status
-    from wizard.errors import TransportError
+    from wizard.core.errors import TransportError
 
     for kind in ("reset", "drop_after_commit"):
         with pytest.raises(TransportError):

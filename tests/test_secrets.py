@@ -12,8 +12,8 @@ import pytest
 from keyring.backends import fail, null
 from keyring.backends.chainer import ChainerBackend
 
-from wizard import secrets
-from wizard.errors import SecretStoreError
+from wizard.core.errors import SecretStoreError
+from wizard.secrets import stores
 
 KEY = "klarna_test_api_" + "S" * 28 + "ab12"
 OTHER_KEY = "klarna_test_api_" + "T" * 28 + "cd34"
@@ -29,7 +29,7 @@ def unregistered(cls):
 
 # ---------------------------------------------------------------- keyring
 def test_keyring_round_trip_with_memory_backend(memory_keyring):
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     assert store.probe.usable and "Memory" in store.display_name
     store.set("p", KEY)
     assert memory_keyring.passwords[("klarna-mtls", "p")] == KEY
@@ -42,86 +42,86 @@ def test_keyring_round_trip_with_memory_backend(memory_keyring):
 def test_memory_keyring_is_never_picked_by_keyring_autodetection():
     from keyring.backend import KeyringBackend
 
-    assert issubclass(secrets.MemoryKeyring, KeyringBackend)
-    assert secrets.MemoryKeyring not in set(KeyringBackend.get_viable_backends())
+    assert issubclass(stores.MemoryKeyring, KeyringBackend)
+    assert stores.MemoryKeyring not in set(KeyringBackend.get_viable_backends())
 
 
 def test_no_keyring_is_said_and_offers_explicit_choices():
     keyring.set_keyring(fail.Keyring())
-    probe = secrets.probe_keyring()
+    probe = stores.probe_keyring()
     assert not probe.usable and "No OS keyring" in probe.reason and not probe.plaintext
-    choices = {c.kind: c for c in secrets.store_choices(probe)}
+    choices = {c.kind: c for c in stores.store_choices(probe)}
     assert not choices["keyring"].available and "not available" in choices["keyring"].label
     assert "plaintext" in choices["keyring"].explanation
     assert all(choices[k].available for k in ("encrypted-file", "env", "stdin"))
     with pytest.raises(SecretStoreError, match="No OS keyring"):
-        secrets.KeyringStore(probe=probe).set("p", KEY)
+        stores.KeyringStore(probe=probe).set("p", KEY)
     with pytest.raises(SecretStoreError, match="No OS keyring"):
-        secrets.KeyringStore().get("p")
+        stores.KeyringStore().get("p")
 
 
 def test_usable_keyring_is_offered_first_by_name():
-    choices = secrets.store_choices(secrets.probe_keyring())
+    choices = stores.store_choices(stores.probe_keyring())
     assert choices[0].kind == "keyring" and choices[0].available and "Memory" in choices[0].label
     assert [c.kind for c in choices] == ["keyring", "encrypted-file", "env", "stdin"]
 
 
 def test_null_backend_is_not_usable():
     keyring.set_keyring(null.Keyring())
-    probe = secrets.probe_keyring()
+    probe = stores.probe_keyring()
     assert not probe.usable and "null" in probe.reason
 
 
 def test_plaintext_backend_is_not_used_silently():
     @unregistered
-    class PlaintextKeyring(secrets.MemoryKeyring):
+    class PlaintextKeyring(stores.MemoryKeyring):
         pass
 
     keyring.set_keyring(PlaintextKeyring())
-    probe = secrets.probe_keyring()
+    probe = stores.probe_keyring()
     assert not probe.usable and probe.plaintext
     with pytest.raises(SecretStoreError, match="plaintext"):
-        secrets.KeyringStore(probe=probe).set("p", KEY)
+        stores.KeyringStore(probe=probe).set("p", KEY)
 
 
 def test_low_priority_unencrypted_backend_counts_as_plaintext():
     @unregistered
-    class FileKeyring(secrets.MemoryKeyring):
+    class FileKeyring(stores.MemoryKeyring):
         priority = 0.5  # like keyrings.alt's file backends
 
     @unregistered
-    class EncryptedFileKeyring(secrets.MemoryKeyring):
+    class EncryptedFileKeyring(stores.MemoryKeyring):
         priority = 0.6
 
     keyring.set_keyring(FileKeyring())
-    assert secrets.probe_keyring().plaintext
+    assert stores.probe_keyring().plaintext
     keyring.set_keyring(EncryptedFileKeyring())
-    assert secrets.probe_keyring().usable
+    assert stores.probe_keyring().usable
 
 
 def test_chainer_with_a_plaintext_member_is_not_usable(monkeypatch):
     @unregistered
-    class PlaintextKeyring(secrets.MemoryKeyring):
+    class PlaintextKeyring(stores.MemoryKeyring):
         pass
 
-    monkeypatch.setattr(ChainerBackend, "backends", [secrets.MemoryKeyring(), PlaintextKeyring()])
+    monkeypatch.setattr(ChainerBackend, "backends", [stores.MemoryKeyring(), PlaintextKeyring()])
     keyring.set_keyring(ChainerBackend())
-    probe = secrets.probe_keyring()
+    probe = stores.probe_keyring()
     assert not probe.usable and probe.plaintext
 
 
 def test_hung_keyring_hits_the_probe_timeout():
-    backend = secrets.MemoryKeyring()
+    backend = stores.MemoryKeyring()
     backend.get_password = lambda *a: time.sleep(5)
     keyring.set_keyring(backend)
     started = time.monotonic()
-    probe = secrets.probe_keyring(timeout=0.2)
+    probe = stores.probe_keyring(timeout=0.2)
     assert not probe.usable and "did not answer" in probe.reason
     assert time.monotonic() - started < 2
 
 
 def test_hung_keyring_write_times_out_with_advice(memory_keyring):
-    store = secrets.KeyringStore(timeout=0.2)
+    store = stores.KeyringStore(timeout=0.2)
     memory_keyring.set_password = lambda *a: time.sleep(5)
     with pytest.raises(SecretStoreError, match="did not answer") as caught:
         store.set("p", KEY)
@@ -132,7 +132,7 @@ def test_keyring_failure_never_quotes_the_backend_error(memory_keyring):
     def broken(*args):
         raise RuntimeError(f"backend says {KEY}")
 
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     memory_keyring.set_password = broken
     with pytest.raises(SecretStoreError) as caught:
         store.set("p", KEY)
@@ -145,31 +145,31 @@ def test_encrypted_file_round_trip_modes_and_wrong_passphrase(tmp_path):
     old = os.umask(0)
     try:
         path = tmp_path / "cfg" / "secrets.enc.json"
-        secrets.EncryptedFileStore(path, b"correct horse").set("p", KEY)
+        stores.EncryptedFileStore(path, b"correct horse").set("p", KEY)
     finally:
         os.umask(old)
     assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
     assert KEY not in path.read_text() and "correct horse" not in path.read_text()
-    assert secrets.EncryptedFileStore(path, b"correct horse").get("p") == KEY
-    assert secrets.EncryptedFileStore(path, b"correct horse").get("absent") is None
+    assert stores.EncryptedFileStore(path, b"correct horse").get("p") == KEY
+    assert stores.EncryptedFileStore(path, b"correct horse").get("absent") is None
     with pytest.raises(SecretStoreError, match="Wrong passphrase") as caught:
-        secrets.EncryptedFileStore(path, b"wrong").get("p")
+        stores.EncryptedFileStore(path, b"wrong").get("p")
     assert "correct horse" not in str(caught.value)
     with pytest.raises(SecretStoreError, match="Wrong passphrase"):
-        secrets.EncryptedFileStore(path, b"wrong").set("q", OTHER_KEY)  # no mixing passphrases
+        stores.EncryptedFileStore(path, b"wrong").set("q", OTHER_KEY)  # no mixing passphrases
 
 
 def test_encrypted_file_format(tmp_path):
     path = tmp_path / "s.json"
-    store = secrets.EncryptedFileStore(path, b"pw")
+    store = stores.EncryptedFileStore(path, b"pw")
     store.set("p", KEY)
     store.set("q", OTHER_KEY)
     data = json.loads(path.read_text())
     assert data["version"] == 1
     assert data["kdf"] == {"name": "argon2id", "memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
-    assert len(secrets._unb64(data["salt"])) == 16
+    assert len(stores._unb64(data["salt"])) == 16
     assert set(data["entries"]) == {"p", "q"}
-    nonces = [secrets._unb64(e["nonce"]) for e in data["entries"].values()]
+    nonces = [stores._unb64(e["nonce"]) for e in data["entries"].values()]
     assert all(len(n) == 12 for n in nonces) and nonces[0] != nonces[1]
     store.delete("p")
     assert set(json.loads(path.read_text())["entries"]) == {"q"}
@@ -179,24 +179,24 @@ def test_encrypted_file_format(tmp_path):
 
 def test_tampered_ciphertext_is_refused(tmp_path):
     path = tmp_path / "s.json"
-    secrets.EncryptedFileStore(path, b"pw").set("p", KEY)
+    stores.EncryptedFileStore(path, b"pw").set("p", KEY)
     data = json.loads(path.read_text())
-    raw = bytearray(secrets._unb64(data["entries"]["p"]["ciphertext"]))
+    raw = bytearray(stores._unb64(data["entries"]["p"]["ciphertext"]))
     raw[0] ^= 1
-    data["entries"]["p"]["ciphertext"] = secrets._b64(bytes(raw))
+    data["entries"]["p"]["ciphertext"] = stores._b64(bytes(raw))
     path.write_text(json.dumps(data))
     with pytest.raises(SecretStoreError, match="altered"):
-        secrets.EncryptedFileStore(path, b"pw").get("p")
+        stores.EncryptedFileStore(path, b"pw").get("p")
 
 
 def test_entry_moved_to_another_profile_is_refused(tmp_path):
     path = tmp_path / "s.json"
-    secrets.EncryptedFileStore(path, b"pw").set("p", KEY)
+    stores.EncryptedFileStore(path, b"pw").set("p", KEY)
     data = json.loads(path.read_text())
     data["entries"]["q"] = data["entries"].pop("p")  # the profile is the associated data
     path.write_text(json.dumps(data))
     with pytest.raises(SecretStoreError, match="altered"):
-        secrets.EncryptedFileStore(path, b"pw").get("q")
+        stores.EncryptedFileStore(path, b"pw").get("q")
 
 
 @pytest.mark.parametrize(
@@ -212,31 +212,31 @@ def test_entry_moved_to_another_profile_is_refused(tmp_path):
 )
 def test_damaged_file_is_a_clear_error(tmp_path, damage):
     path = tmp_path / "s.json"
-    secrets.EncryptedFileStore(path, b"pw").set("p", KEY)
+    stores.EncryptedFileStore(path, b"pw").set("p", KEY)
     path.write_text(damage(json.loads(path.read_text())))
     with pytest.raises(SecretStoreError, match="damaged") as caught:
-        secrets.EncryptedFileStore(path, b"pw").get("p")
+        stores.EncryptedFileStore(path, b"pw").get("p")
     assert "Move it aside" in caught.value.hint
 
 
 def test_encrypted_file_needs_a_passphrase(tmp_path, paths):
     with pytest.raises(SecretStoreError, match="passphrase"):
-        secrets.EncryptedFileStore(tmp_path / "s.json", b"")
+        stores.EncryptedFileStore(tmp_path / "s.json", b"")
     with pytest.raises(SecretStoreError, match="passphrase") as caught:
-        secrets.open_store("encrypted-file", paths)
-    assert secrets.STORE_PASSPHRASE_ENV in caught.value.hint
+        stores.open_store("encrypted-file", paths)
+    assert stores.STORE_PASSPHRASE_ENV in caught.value.hint
 
 
 # ---------------------------------------------------------------- per run
 def test_env_and_stdin_stores(monkeypatch):
     monkeypatch.setenv("KLARNA_API_KEY", KEY)
-    env = secrets.EnvStore()
+    env = stores.EnvStore()
     assert env.get("p") == KEY and not env.persistent and env.kind == "env"
     assert "KLARNA_API_KEY" in env.display_name and "this run only" in env.display_name
     with pytest.raises(SecretStoreError, match="cannot store"):
         env.set("p", KEY)
     stream = io.StringIO(KEY + "\n" + OTHER_KEY + "\n")
-    stdin = secrets.StdinStore(stream)
+    stdin = stores.StdinStore(stream)
     assert stdin.get("p") == KEY and stdin.get("p") == KEY  # read once, kept for the run
     assert stream.readline().strip() == OTHER_KEY  # the second line was not consumed
     assert not stdin.persistent and KEY not in repr(stdin)
@@ -248,19 +248,19 @@ def test_stdin_on_a_terminal_uses_getpass(monkeypatch):
             return True
 
     prompts = []
-    monkeypatch.setattr(secrets.getpass, "getpass", lambda prompt: prompts.append(prompt) or KEY)
-    assert secrets.StdinStore(Terminal()).get("p") == KEY
+    monkeypatch.setattr(stores.getpass, "getpass", lambda prompt: prompts.append(prompt) or KEY)
+    assert stores.StdinStore(Terminal()).get("p") == KEY
     assert len(prompts) == 1
 
 
 def test_empty_stdin_gives_no_key():
-    assert secrets.StdinStore(io.StringIO("")).get("p") is None
+    assert stores.StdinStore(io.StringIO("")).get("p") is None
 
 
 def test_sandbox_store_refuses_live_keys(paths):
     old = os.umask(0)
     try:
-        store = secrets.open_store("sandbox", paths)
+        store = stores.open_store("sandbox", paths)
         with pytest.raises(SecretStoreError):
             store.set("p", "klarna_live_api_" + "x" * 30)
         store.set("p", KEY)
@@ -273,39 +273,39 @@ def test_sandbox_store_refuses_live_keys(paths):
 
 
 def test_every_kind_opens_and_reports_its_kind(paths):
-    for kind in secrets.KINDS:
-        store = secrets.open_store(kind, paths, passphrase=b"pw", stdin=io.StringIO(""))
+    for kind in stores.KINDS:
+        store = stores.open_store(kind, paths, passphrase=b"pw", stdin=io.StringIO(""))
         assert store.kind == kind and store.display_name
     with pytest.raises(SecretStoreError, match="Unknown secret store"):
-        secrets.open_store("plaintext", paths)
+        stores.open_store("plaintext", paths)
 
 
 # ---------------------------------------------------------------- headless resolution
 def test_resolve_prefers_the_environment(paths, monkeypatch):
-    secrets.KeyringStore().set("p", OTHER_KEY)
+    stores.KeyringStore().set("p", OTHER_KEY)
     monkeypatch.setenv("KLARNA_API_KEY", KEY)
-    key, store = secrets.resolve_api_key("p", paths, "keyring")
+    key, store = stores.resolve_api_key("p", paths, "keyring")
     assert key == KEY and store.kind == "env"
 
 
 def test_resolve_uses_the_recorded_store(paths, monkeypatch):
-    secrets.KeyringStore().set("p", KEY)
-    assert secrets.resolve_api_key("p", paths, "keyring")[0] == KEY
-    secrets.open_store("encrypted-file", paths, passphrase=b"pw").set("e", OTHER_KEY)
-    monkeypatch.setenv(secrets.STORE_PASSPHRASE_ENV, "pw")
-    key, store = secrets.resolve_api_key("e", paths, "encrypted-file")
+    stores.KeyringStore().set("p", KEY)
+    assert stores.resolve_api_key("p", paths, "keyring")[0] == KEY
+    stores.open_store("encrypted-file", paths, passphrase=b"pw").set("e", OTHER_KEY)
+    monkeypatch.setenv(stores.STORE_PASSPHRASE_ENV, "pw")
+    key, store = stores.resolve_api_key("e", paths, "encrypted-file")
     assert key == OTHER_KEY and store.kind == "encrypted-file"
 
 
 def test_resolve_says_what_to_do_when_no_store_holds_a_key(paths):
     with pytest.raises(SecretStoreError, match="no store was recorded") as caught:
-        secrets.resolve_api_key("p", paths, None)
+        stores.resolve_api_key("p", paths, None)
     assert "KLARNA_API_KEY" in caught.value.hint
     with pytest.raises(SecretStoreError, match="holds no API key for profile 'p'") as caught:
-        secrets.resolve_api_key("p", paths, "keyring")
+        stores.resolve_api_key("p", paths, "keyring")
     assert "KLARNA_API_KEY" in caught.value.hint
     with pytest.raises(SecretStoreError, match="KLARNA_API_KEY"):
-        secrets.resolve_api_key("p", paths, "env")
+        stores.resolve_api_key("p", paths, "env")
 
 
 @pytest.mark.keyring_real
@@ -317,11 +317,11 @@ def test_real_secret_service_round_trip():
 
     backend = SecretService.Keyring()
     keyring.set_keyring(backend)
-    store = secrets.KeyringStore()
+    store = stores.KeyringStore()
     assert store.probe.usable and "SecretService" in type(backend).__module__ + store.display_name
     store.set("ci-profile", KEY)
     try:
-        assert secrets.KeyringStore().get("ci-profile") == KEY
+        assert stores.KeyringStore().get("ci-profile") == KEY
     finally:
         store.delete("ci-profile")
     assert store.get("ci-profile") is None

@@ -8,11 +8,11 @@ import pickle
 
 import pytest
 
-from wizard.clients import ClientFactory
-from wizard.custody import KeyCustody
-from wizard.errors import InputError, SecretStoreError
-from wizard.flow import Session
-from wizard.secret_value import SecretValue
+from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.secret_value import SecretValue
+from wizard.secrets.custody import KeyCustody
+from wizard.services.clients import ClientFactory
+from wizard.services.session import Session
 
 KEY = "klarna_test_api_" + "S" * 28 + "ab12"
 PASSPHRASE = b"custody passphrase"

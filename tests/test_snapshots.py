@@ -7,8 +7,8 @@ from snapshot_apps import evidence_through, snapshot_app
 from tests_support import settle
 
 from screens.modals import ConfirmModal, ErrorModal
-from wizard.errors import ApiError
-from wizard.model import Stage
+from wizard.core.errors import ApiError
+from wizard.core.model import Stage
 
 SIZE = (80, 24)
 
@@ -24,13 +24,13 @@ async def _until(pilot, condition, rounds: int = 500):
 
 
 def test_welcome_new_profile(snap_compare):
-    from wizard.model import Evidence
+    from wizard.core.model import Evidence
 
     assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=settle)
 
 
 def test_welcome_bad_account_id(snap_compare):
-    from wizard.model import Evidence
+    from wizard.core.model import Evidence
 
     async def typed(pilot):
         await settle(pilot)
@@ -414,17 +414,17 @@ def test_unexpected_error_modal_80x24(snap_compare):
 def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
     from snapshot_apps import dashboard_app, fixed_status
 
-    from wizard import lifecycle
+    from wizard.services import lifecycle
 
     old, new = fixed_status().certificates[1], fixed_status().certificates[0]
 
     async def rotation(session, **options):  # the domain's rotation events, without the network
-        from wizard import runners
+        from wizard.services import waits
 
         for n, step in enumerate(lifecycle.ROTATION_WORDS, 1):
-            yield runners.Step("Rotating", step, n, 5, lifecycle.ROTATION_WORDS[step])
+            yield waits.Step("Rotating", step, n, 5, lifecycle.ROTATION_WORDS[step])
         progress = lifecycle.RotationProgress("done", old.credential_id, new.credential_id, new.fingerprint)
-        yield runners.Done("Rotating", 1.0, "VALID", result=progress)
+        yield waits.Done("Rotating", 1.0, "VALID", result=progress)
 
     monkeypatch.setattr(lifecycle, "rotation", rotation)
 

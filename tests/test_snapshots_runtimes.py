@@ -8,8 +8,8 @@ from evidence import ACCOUNT, NOW
 from snapshot_apps import dashboard_app
 from tests_support import settle
 
-from wizard import rules
-from wizard.runtimes import ReadinessReport, RuntimeRecord
+from wizard.core import rules
+from wizard.core.runtimes import ReadinessReport, RuntimeRecord
 
 SIZE = (80, 24)
 FP = [":".join([f"{n}{n}"] * 32) for n in "ABC"]
@@ -58,8 +58,8 @@ def test_dashboard_without_runtimes_hides_the_panel(snap_compare):
 
 def test_gate_refusal_names_the_runtimes(snap_compare):
     """The error the enforcement gate raises, as the TUI shows it."""
-    from wizard.errors import InterlockRefused
-    from wizard.runtime_gate import require_ready
+    from wizard.core.errors import InterlockRefused
+    from wizard.services.runtime_gate import require_ready
 
     async def refused(pilot):
         await settle(pilot)
@@ -76,7 +76,7 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
 def test_enforce_stage_runtimes_panel(snap_compare):
     from snapshot_apps import snapshot_app
 
-    from wizard.model import Stage
+    from wizard.core.model import Stage
 
     app = snapshot_app(Stage.ENFORCE)
     app.session.state.runtimes = _records()

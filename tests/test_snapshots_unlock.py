@@ -10,13 +10,13 @@ from snapshot_apps import keys_app, snapshot_app
 from tests_support import settle
 
 from screens.modals import ErrorModal, PassphraseModal
-from wizard.model import Stage
+from wizard.core.model import Stage
 
 SIZE = (80, 24)
 
 
 def _never(passphrase: bytes):
-    from wizard.errors import KeyLocked
+    from wizard.core.errors import KeyLocked
 
     raise KeyLocked("/home/partner/.local/share/klarna-mtls/keys/p/private-key.pem", wrong=True)
 
@@ -97,7 +97,7 @@ def test_keys_rotate_confirm_modal(snap_compare):
 
 def test_new_key_shown_once_when_no_store_can_keep_it(snap_compare):
     from screens.keys import SecretOnceModal
-    from wizard.secret_value import SecretValue
+    from wizard.core.secret_value import SecretValue
 
     async def shown(pilot):
         await _open_keys(pilot)
@@ -110,7 +110,7 @@ def test_new_key_shown_once_when_no_store_can_keep_it(snap_compare):
 
 
 def test_error_modal_could_not_connect(snap_compare):
-    from wizard.api import _transport_error
+    from wizard.klarna.api import _transport_error
 
     async def failed(pilot):
         await settle(pilot)

@@ -30,13 +30,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from wizard import crypto, keys, lifecycle, onboarding, secrets
 from wizard.cli import main
-from wizard.errors import InterlockRefused, WizardError
-from wizard.flow import Session
-from wizard.install import current_pair
-from wizard.paths import Paths
+from wizard.core import crypto
+from wizard.core.errors import InterlockRefused, WizardError
+from wizard.core.paths import Paths
 from wizard.sandbox import start_sandbox
+from wizard.secrets import stores
+from wizard.services import api_keys, lifecycle, onboarding
+from wizard.services.install import current_pair
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 FRONTS = st.sampled_from(["cli", "tui"])
@@ -100,7 +102,7 @@ class GateMachine(RuleBasedStateMachine):
     def session(self) -> Session:
         """What the TUI holds: the profile's session with the stored key loaded."""
         session = Session(Paths.from_env(), self.profile)
-        session.unlock(secrets.KeyringStore().get(self.profile))
+        session.unlock(stores.KeyringStore().get(self.profile))
         return session
 
     def domain(self, call) -> str:
@@ -211,7 +213,7 @@ class GateMachine(RuleBasedStateMachine):
             if e["account_id"] == self.sandbox.account_id and (cid == tool_id) == tool
         ]
         for cid in candidates[:1]:
-            self.act(front, ("keys", "disable", cid), lambda s, cid=cid: keys.disable_key(s, cid))
+            self.act(front, ("keys", "disable", cid), lambda s, cid=cid: api_keys.disable_key(s, cid))
 
     @rule()
     def rotate_tool_key(self) -> None:
@@ -250,7 +252,7 @@ class GateMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_key_lost(self) -> None:
-        stored = secrets.KeyringStore().get(self.profile)
+        stored = stores.KeyringStore().get(self.profile)
         account, _ = self.state.authenticate(f"Basic {stored}")  # raises 401 when disabled or unknown
         assert account == self.sandbox.account_id
 

@@ -23,9 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto, onboarding
-from wizard.api import HandshakeProbe, KlarnaClient, _transport_error, handshake_probe_for, make_http_client
-from wizard.errors import HandshakeRejected, TransportError
+from wizard.core import crypto
+from wizard.core.errors import HandshakeRejected, TransportError
+from wizard.klarna.api import HandshakeProbe, KlarnaClient, _transport_error, handshake_probe_for, make_http_client
+from wizard.services import onboarding
 
 KEY = "klarna_test_api_" + "T" * 28 + "LS13"
 ACCOUNT = "krn:partner:global:account:test:LYABCDEI"
@@ -148,9 +149,9 @@ def listener():
 
 # ---------------------------------------------------------------- the figures
 def _session(pki, base_url: str, tmp_path):
-    from wizard.flow import Session
-    from wizard.install import activate, install_pair
-    from wizard.paths import Paths
+    from wizard.core.paths import Paths
+    from wizard.services.install import activate, install_pair
+    from wizard.services.session import Session
 
     session = Session(Paths.from_env(), "tls13")
     session.configure("sandbox", ACCOUNT, base_url=base_url, ca_bundle=pki["ca_a"], install_dir=tmp_path / "install")

@@ -12,11 +12,11 @@ import threading
 
 import pytest
 
-from wizard import api
-from wizard.api import KlarnaClient, make_http_client
-from wizard.errors import InputError, TransportError
-from wizard.flow import Session
-from wizard.paths import Paths
+from wizard.core.errors import InputError, TransportError
+from wizard.core.paths import Paths
+from wizard.klarna import api
+from wizard.klarna.api import KlarnaClient, make_http_client
+from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wizard.secret_value import SecretValue
+from wizard.core.secret_value import SecretValue
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "klarna_test_api_CRASHxTESTxKEYxRECOGNISABLEx0123456789ab"
@@ -15,8 +15,8 @@ PASSPHRASE = "crash-test passphrase 42"
 
 SCRIPT = f"""
 from screens.app import WizardApp, run_tui
-from wizard.flow import Session
-from wizard.paths import Paths
+from wizard.services.session import Session
+from wizard.core.paths import Paths
 
 KEY = {KEY!r}
 
@@ -46,7 +46,7 @@ def test_a_crash_shows_no_key_and_no_passphrase(isolated_home):
     assert KEY not in output and KEY[16:40] not in output
     assert PASSPHRASE not in output
     assert "klarna-mtls.log" in output  # where the full report went
-    from wizard.paths import Paths
+    from wizard.core.paths import Paths
 
     log = Paths.from_env().log_path().read_text()
     assert "boom on purpose" in log and KEY not in log and PASSPHRASE not in log
@@ -61,7 +61,7 @@ def test_secret_value_masks_itself():
 
 
 def test_the_session_holds_its_secrets_masked(paths):
-    from wizard.flow import Session
+    from wizard.services.session import Session
 
     session = Session(paths, "custody")
     session.unlock(KEY, PASSPHRASE.encode())

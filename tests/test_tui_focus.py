@@ -7,7 +7,7 @@ from snapshot_apps import snapshot_app
 from tests_support import settle
 
 from screens.modals import ConfirmModal
-from wizard.model import Evidence, Stage
+from wizard.core.model import Evidence, Stage
 
 SIZE = (80, 24)
 

@@ -10,8 +10,8 @@ from tests_support import settle as settle_app
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal
-from wizard import onboarding
-from wizard.model import Stage
+from wizard.core.model import Stage
+from wizard.services import onboarding
 
 SIZE = (100, 40)
 
@@ -123,7 +123,7 @@ async def test_revoked_certificate_shows_invalid_diagnosis(sandbox):
 async def test_enforcement_four_months_ahead_is_refused(sandbox):
     from datetime import timedelta
 
-    from wizard import rules
+    from wizard.core import rules
 
     app = make_app("later", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:

@@ -131,7 +131,7 @@ async def test_live_disable_needs_the_keys_last_four_characters():
 
 
 async def test_a_store_that_refuses_the_new_key_gets_it_disabled(onboard, sandbox, memory_keyring, monkeypatch):
-    from wizard.errors import SecretStoreError
+    from wizard.core.errors import SecretStoreError
 
     await asyncio.to_thread(onboard, enforce_at="NOW")
     monkeypatch.delenv("KLARNA_API_KEY")

@@ -8,8 +8,8 @@ from snapshot_apps import dashboard_app, snapshot_app
 from tests_support import settle
 
 from screens.modals import ConfirmModal
-from wizard.journal import Journal
-from wizard.model import Stage
+from wizard.core.journal import Journal
+from wizard.core.model import Stage
 
 SIZE = (80, 24)
 

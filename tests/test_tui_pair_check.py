@@ -9,7 +9,8 @@ import pytest
 from tests_support import settle
 
 from screens.app import make_app
-from wizard import crypto, install
+from wizard.core import crypto
+from wizard.services import install
 
 pytestmark = pytest.mark.e2e
 SIZE = (80, 24)

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from wizard import crypto
+from wizard.core import crypto
 
 
 def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
@@ -40,8 +40,8 @@ def sandbox_profile_args(sandbox) -> list[str]:
 
 def session_for(profile: str, sandbox):
     """A Session on an onboarded sandbox profile, with its API key loaded for this test."""
-    from wizard.flow import Session
-    from wizard.paths import Paths
+    from wizard.core.paths import Paths
+    from wizard.services.session import Session
 
     session = Session(Paths.from_env(), profile)
     session.unlock(sandbox.api_key)
@@ -53,10 +53,10 @@ def name_initial_key(session) -> str:
     --key-id: klarna-mtls never guesses it from a listing."""
     import asyncio
 
-    from wizard import keys
+    from wizard.services import api_keys
 
-    initial = next(r for r in asyncio.run(keys.list_keys(session)) if r.is_initial)
-    asyncio.run(keys.record_tool_key(session, initial.credential_id))
+    initial = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.is_initial)
+    asyncio.run(api_keys.record_tool_key(session, initial.credential_id))
     return initial.credential_id
 
 

@@ -1,5 +1,5 @@
 """The command line: a front end over the domain, like screens/. One module per command group."""
 
-from .main import main
+from wizard.cli.main import main
 
 __all__ = ["main"]

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ..errors import WizardError
+from wizard.core.errors import WizardError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -44,7 +44,7 @@ def positive_int(text: str) -> int:
 
 def clean(text: object) -> str:
     """Server or file text for the terminal: no escape sequences, no control characters."""
-    from ..rules import clean_text
+    from wizard.core.rules import clean_text
 
     return clean_text(str(text))
 
@@ -64,7 +64,7 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = N
 
 def fail(args: argparse.Namespace, error: WizardError) -> int:
     """Report a WizardError in both modes and return the error exit code."""
-    from ..rules import redact
+    from wizard.core.rules import redact
 
     payload = {
         "ok": False,

@@ -11,15 +11,15 @@ import asyncio
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from ..errors import InputError
-from .common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
-from .onboard import open_unlocked_session
+from wizard.cli.common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
+from wizard.cli.onboard import open_unlocked_session
+from wizard.core.errors import InputError
 
 if TYPE_CHECKING:
-    from ..flow import Session
-    from ..keys import KeyRow
-    from ..runners import Event
-    from ..secrets import SecretStore
+    from wizard.secrets.stores import SecretStore
+    from wizard.services.api_keys import KeyRow
+    from wizard.services.session import Session
+    from wizard.services.waits import Event
 
 
 KEY_ID_HELP = (
@@ -82,22 +82,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _store(session: Session) -> SecretStore:
     """The profile's own persistent store (the one the wizard put the key in)."""
-    from .. import secrets
-    from ..errors import SecretStoreError
+    from wizard.core.errors import SecretStoreError
+    from wizard.secrets import stores
 
     try:
-        return secrets.open_profile_store(session.evidence.secret_backend, session.paths)
+        return stores.open_profile_store(session.evidence.secret_backend, session.paths)
     except SecretStoreError as error:
         raise InputError(error.message, hint=f"{error.hint} Or use --show-secret-once.") from None
 
 
 def open_keys_session(args: argparse.Namespace) -> Session:
     """An unlocked session; with --key-id, the tool's key id is recorded first."""
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_unlocked_session(args)
     if getattr(args, "key_id", None):
-        row = asyncio.run(keys.record_tool_key(session, args.key_id))
+        row = asyncio.run(api_keys.record_tool_key(session, args.key_id))
         progress(args, f"recorded {row.credential_id} as the key klarna-mtls runs on")
     return session
 
@@ -112,10 +112,10 @@ def _line(row: KeyRow) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_keys_session(args)
-    rows = asyncio.run(keys.list_keys(session))
+    rows = asyncio.run(api_keys.list_keys(session))
     known = session.state.tool_key_id is not None
     emit(
         args,
@@ -133,11 +133,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_keys_session(args)
     store = None if args.show_secret_once else _store(session)
-    row, secret = asyncio.run(keys.create_key(session, args.description, store=store))
+    row, secret = asyncio.run(api_keys.create_key(session, args.description, store=store))
     payload = {"ok": True, "key": asdict(row)}
     if store is None:  # --show-secret-once
         payload["secret"] = secret.reveal()  # asked for explicitly: the one place it is shown
@@ -147,7 +147,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"created {row.credential_id}\n{secret.reveal()}\n(shown once and stored nowhere: keep it now)",
         )
     else:
-        payload["stored_as"] = keys.stored_name(session.profile, row.credential_id)
+        payload["stored_as"] = api_keys.stored_name(session.profile, row.credential_id)
         emit(
             args,
             payload,
@@ -158,44 +158,44 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_keys_session(args)
-    row = asyncio.run(keys.describe_key(session, args.credential_id, args.description))
+    row = asyncio.run(api_keys.describe_key(session, args.credential_id, args.description))
     emit(args, {"ok": True, "key": asdict(row)}, _line(row))
     return EXIT_OK
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_keys_session(args)
-    row = asyncio.run(keys.disable_key(session, args.credential_id, not_the_tools_key=args.not_the_tools_key))
+    row = asyncio.run(api_keys.disable_key(session, args.credential_id, not_the_tools_key=args.not_the_tools_key))
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
     return EXIT_OK
 
 
 def _show_step(args: argparse.Namespace, event: Event) -> None:
-    from ..runners import Step
+    from wizard.services.waits import Step
 
     if isinstance(event, Step):
         progress(args, f"keys rotate: {event.step}")
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from .. import keys
+    from wizard.services import api_keys
 
     session = open_keys_session(args)
     store = _store(session)
-    resumed = keys.rotation_state(session)
+    resumed = api_keys.rotation_state(session)
     if resumed:
         progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
     new_id = asyncio.run(
-        keys.rotate_tool_key(
+        api_keys.rotate_tool_key(
             session, store, description=args.description, on_event=lambda event: _show_step(args, event)
         )
     )
-    rows = asyncio.run(keys.list_keys(session))
+    rows = asyncio.run(api_keys.list_keys(session))
     tool = next((r for r in rows if r.used_by_tool), None)
     ok = tool is not None and tool.credential_id == new_id
     emit(

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from .. import __version__
-from ..errors import WizardError
-from .common import EXIT_ERROR, fail
+from wizard import __version__
+from wizard.cli.common import EXIT_ERROR, fail
+from wizard.core.errors import WizardError
 
 COMMAND_MODULES: list[str] = [
     "wizard.cli.onboard",
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     log_path: Path | None = None
     try:
         if args.command != "sandbox":
-            from ..logs import register_secret, setup_logging
-            from ..paths import Paths
+            from wizard.core.logs import register_secret, setup_logging
+            from wizard.core.paths import Paths
 
             log_path = Paths.from_env().log_path()
             setup_logging(Paths.from_env(), verbose=args.debug)
@@ -109,8 +109,8 @@ def _command_lock(args: argparse.Namespace) -> AbstractContextManager[object]:
     """The profile lock this command needs: exclusive for writers, opportunistic for readers."""
     import contextlib
 
-    from ..locking import profile_lock, try_profile_lock
-    from ..paths import Paths, valid_profile_name
+    from wizard.core.locking import profile_lock, try_profile_lock
+    from wizard.core.paths import Paths, valid_profile_name
 
     name = command_name(args)
     profile = getattr(args, "profile", "default")

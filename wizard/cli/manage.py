@@ -12,15 +12,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, WizardError
-from ..paths import Paths
-from .common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress, seconds
-from .onboard import open_session, open_unlocked_session
+from wizard.cli.common import (
+    EXIT_CRITICAL,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_WARNING,
+    add_common,
+    clean,
+    emit,
+    progress,
+    seconds,
+)
+from wizard.cli.onboard import open_session, open_unlocked_session
+from wizard.core.errors import InputError, WizardError
+from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
-    from .. import lifecycle
-    from ..flow import Session
-    from ..runners import Event
+    from wizard.services import lifecycle
+    from wizard.services.session import Session
+    from wizard.services.waits import Event
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -179,7 +189,7 @@ def _status_text(status: lifecycle.ProfileStatus) -> str:
 
 
 def _status_exit(status: lifecycle.ProfileStatus) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     if status.verification not in (None, "VALID"):
         return lifecycle.EXIT_CRITICAL
@@ -190,11 +200,11 @@ def _status_exit(status: lifecycle.ProfileStatus) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     if getattr(args, "all", False):
         return _status_all(args)
-    from .runtime import runtime_text, runtime_view
+    from wizard.cli.runtime import runtime_text, runtime_view
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.gather_status(session))
@@ -209,7 +219,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_all(args: argparse.Namespace) -> int:
     """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
     recorded key), each read-only when another process is writing it."""
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     payload, texts, code = [], [], EXIT_OK
     for name, result in _each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
@@ -230,7 +240,7 @@ async def _gather_all(
 ) -> list[Any]:
     """``work(session)`` for every profile, at most --concurrency at once, all sharing one
     connection per trust and certificate; a WizardError becomes that profile's result."""
-    from ..api import ConnectionPool
+    from wizard.klarna.api import ConnectionPool
 
     gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
     async with ConnectionPool() as pool:
@@ -258,7 +268,7 @@ def _each_profile(
     writes it) for the run."""
     import contextlib
 
-    from ..locking import try_profile_lock
+    from wizard.core.locking import try_profile_lock
 
     paths = Paths.from_env()
     names = paths.profiles()
@@ -269,7 +279,7 @@ def _each_profile(
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     session = open_unlocked_session(args)
     status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
@@ -288,10 +298,10 @@ REVOKE_SCOPE = (
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     session = open_unlocked_session(args)
-    from ..runners import Attempt, Step
+    from wizard.services.waits import Attempt, Step
 
     def show(event: Event) -> None:
         if isinstance(event, Step):
@@ -330,7 +340,7 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
     certificate through the same interlock as `certs revoke`."""
     import time
 
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     progress(args, f"rotate: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
     left = grace
@@ -353,7 +363,7 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     session = open_unlocked_session(args)
     mode = asyncio.run(
@@ -370,7 +380,7 @@ def cmd_enforce(args: argparse.Namespace) -> int:
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
-    from .. import onboarding
+    from wizard.services import onboarding
 
     session = open_unlocked_session(args)
     state = asyncio.run(onboarding.remove_enforcement(session))
@@ -392,7 +402,7 @@ def _findings_out(args: argparse.Namespace, findings: Sequence[lifecycle.Finding
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     if args.critical_days > args.warn_days:
         raise InputError("--critical-days must not exceed --warn-days.")
@@ -406,7 +416,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_all(args: argparse.Namespace) -> int:
     """For cron over many profiles: one summary line naming the profiles that need attention,
     and the worst exit code of them all."""
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     async def one(session: Session) -> tuple[int, list[lifecycle.Finding]]:
         return await lifecycle.check(session, args.warn_days, args.critical_days)
@@ -438,25 +448,25 @@ def _check_summary(by_code: dict[int, list[str]]) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     session = open_unlocked_session(args)
     if getattr(args, "cert", None) or getattr(args, "key", None):
         if not (args.cert and args.key):
             raise InputError("Give both --cert and --key.")
-        from ..pair_doctor import doctor_pair
+        from wizard.services.pair_doctor import doctor_pair
 
         findings = asyncio.run(doctor_pair(session, args.cert, args.key))
         return _findings_out(args, findings, lifecycle.worst(findings))
-    from ..doctor import run_doctor
+    from wizard.services.doctor import run_doctor
 
     findings = asyncio.run(run_doctor(session))
     return _findings_out(args, findings, lifecycle.worst(findings))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .. import install
-    from ..interlocks import Action
+    from wizard.core.interlocks import Action
+    from wizard.services import install
 
     session = open_session(args)
     pair = install.current_pair(session.install_dir)
@@ -492,7 +502,7 @@ def _read_export_password() -> str:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
-    from .. import lifecycle
+    from wizard.services import lifecycle
 
     session = open_session(args)
     bundle = lifecycle.support_bundle(session)

@@ -8,16 +8,16 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .. import rules
-from ..errors import InputError, SecretStoreError
-from ..paths import Paths
-from .common import EXIT_OK, add_common, emit, positive_int, progress, seconds
+from wizard.cli.common import EXIT_OK, add_common, emit, positive_int, progress, seconds
+from wizard.core import rules
+from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
-    from ..flow import Session
-    from ..model import Stage
-    from ..runners import Event
-    from ..secrets import SecretStore
+    from wizard.core.model import Stage
+    from wizard.secrets.stores import SecretStore
+    from wizard.services.session import Session
+    from wizard.services.waits import Event
 
 STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def open_session(args: argparse.Namespace) -> Session:
-    from ..flow import Session  # imported when a command runs: keeps start-up light
+    from wizard.services.session import Session  # imported when a command runs: keeps start-up light
 
     session = Session(Paths.from_env(), getattr(args, "profile", "default"))
     session.read_only = bool(getattr(args, "read_only", False))  # a reader while another process writes
@@ -80,10 +80,10 @@ def open_session(args: argparse.Namespace) -> Session:
 def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
     (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
-    from .. import secrets
+    from wizard.secrets import stores
 
     allowed = _env_key_allowed(args, session)
-    key, store = secrets.resolve_api_key(
+    key, store = stores.resolve_api_key(
         session.profile,
         session.paths,
         session.evidence.secret_backend,
@@ -99,7 +99,7 @@ def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, Secre
     wanted = getattr(args, "secret_store", None)
     if wanted and wanted != store.kind:
         passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-        store = secrets.open_store(wanted, session.paths, passphrase=passphrase)
+        store = stores.open_store(wanted, session.paths, passphrase=passphrase)
     return key, store
 
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
-    from ..model import Stage
+    from wizard.core.model import Stage
 
     session = open_session(args)
     if args.environment or args.account_id:
@@ -182,21 +182,21 @@ async def onboard(args: argparse.Namespace) -> int:
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
-    from .. import keys
+    from wizard.services import api_keys
 
     if args.key_id:
-        await keys.record_tool_key(session, args.key_id)
+        await api_keys.record_tool_key(session, args.key_id)
         progress(args, f"  recorded {args.key_id} as the key klarna-mtls runs on")
     elif args.own_key:
-        new_id = await keys.take_own_key(session, store, on_step=lambda step: progress(args, f"  own key: {step}"))
+        new_id = await api_keys.take_own_key(session, store, on_step=lambda step: progress(args, f"  own key: {step}"))
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
 async def _do_stage(
     args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
 ) -> None:
-    from .. import onboarding
-    from ..model import Stage
+    from wizard.core.model import Stage
+    from wizard.services import onboarding
 
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced
@@ -222,7 +222,7 @@ async def _do_stage(
 
 
 async def _verify(args: argparse.Namespace, session: Session) -> None:
-    from ..runners import Attempt, Failed, PollLimits, follow, poll_verification
+    from wizard.services.waits import Attempt, Failed, PollLimits, follow, poll_verification
 
     limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
 
@@ -241,7 +241,7 @@ async def _verify(args: argparse.Namespace, session: Session) -> None:
 
 async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
-    from ..runners import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
+    from wizard.services.waits import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
 
     def show(event: Event) -> None:
         if isinstance(event, Attempt):

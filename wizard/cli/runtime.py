@@ -14,12 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
-from .common import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, add_common, emit
-from .onboard import open_session, open_unlocked_session
+from wizard.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, add_common, emit
+from wizard.cli.onboard import open_session, open_unlocked_session
+from wizard.core.errors import InputError
 
 if TYPE_CHECKING:
-    from ..flow import Session
+    from wizard.services.session import Session
 
 
 def register(sub: Any) -> None:
@@ -96,8 +96,8 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
 
 
 def cmd_request(args: argparse.Namespace) -> int:
-    from ..runtime_exchange import make_request, write_exchange
-    from .onboard import _key_passphrase
+    from wizard.cli.onboard import _key_passphrase
+    from wizard.services.runtime_exchange import make_request, write_exchange
 
     session = open_session(args)
     _configure_if_asked(args, session)
@@ -114,8 +114,8 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from ..diagnosis import diagnose
-    from ..runtime_exchange import RESPONSE_KIND, install_response, read_exchange
+    from wizard.core.diagnosis import diagnose
+    from wizard.services.runtime_exchange import RESPONSE_KIND, install_response, read_exchange
 
     session = open_unlocked_session(args)
     observation = asyncio.run(install_response(session, read_exchange(args.response, RESPONSE_KIND)))
@@ -139,8 +139,8 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from ..runtime_exchange import pair_from_files, probe, write_exchange
-    from ..runtimes import record_report
+    from wizard.core.runtimes import record_report
+    from wizard.services.runtime_exchange import pair_from_files, probe, write_exchange
 
     if (args.cert is None) != (args.key is None):
         raise InputError("Give both --cert and --key, or neither (the pair installed here).")
@@ -164,7 +164,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- managing side
 def cmd_issue(args: argparse.Namespace) -> int:
-    from ..runtime_exchange import REQUEST_KIND, issue_for_request, read_exchange, write_exchange
+    from wizard.services.runtime_exchange import REQUEST_KIND, issue_for_request, read_exchange, write_exchange
 
     session = open_unlocked_session(args)
     response = asyncio.run(issue_for_request(session, read_exchange(args.request, REQUEST_KIND)))
@@ -196,8 +196,8 @@ def _report_files(sources: list[Path]) -> list[Path]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..runtime_exchange import read_exchange
-    from ..runtimes import REPORT_KIND, ReadinessReport, record_report
+    from wizard.core.runtimes import REPORT_KIND, ReadinessReport, record_report
+    from wizard.services.runtime_exchange import read_exchange
 
     session = open_session(args)
     if not session.evidence.account_id:
@@ -231,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from ..runtime_exchange import declare
+    from wizard.services.runtime_exchange import declare
 
     session = open_session(args)
     record = declare(session, args.name, args.certificate_id)
@@ -268,7 +268,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- shown by status and list
 def runtime_view(session: Session) -> dict[str, Any]:
-    from .. import runtimes
+    from wizard.core import runtimes
 
     now = session.clock()
     return {
@@ -278,7 +278,7 @@ def runtime_view(session: Session) -> dict[str, Any]:
 
 
 def runtime_text(session: Session) -> str:
-    from .. import runtimes
+    from wizard.core import runtimes
 
     now = session.clock()
     lines = [runtimes.summary(session.state.runtimes, now)]

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..paths import Paths
-from .common import EXIT_ERROR, EXIT_OK
+from wizard.cli.common import EXIT_ERROR, EXIT_OK
+from wizard.core.paths import Paths
 
 
 def register(sub: Any) -> None:
@@ -52,7 +52,7 @@ def _loopback(host: str) -> bool:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..sandbox import start_sandbox
+    from wizard.sandbox import start_sandbox
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
     if not (args.allow_remote or _loopback(args.host)):

@@ -29,9 +29,9 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .answers import ANSWER_MODES, AnswerMode, check_mode
-from .server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
-from .state import SandboxState
+from wizard.sandbox.answers import ANSWER_MODES, AnswerMode, check_mode
+from wizard.sandbox.server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
+from wizard.sandbox.state import SandboxState
 
 
 class Sandbox:

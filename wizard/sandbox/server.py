@@ -20,10 +20,10 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .. import rules
-from ..errors import InputError
-from . import answers
-from .state import SandboxError, SandboxState
+from wizard.core import rules
+from wizard.core.errors import InputError
+from wizard.sandbox import answers
+from wizard.sandbox.state import SandboxError, SandboxState
 
 _CERTS = "/v2/account/integration/credentials/client-certificate"
 _KEYS = "/v2/account/integration/credentials/api-key"
@@ -31,7 +31,7 @@ _ENFORCEMENT = "/v2/account/integration/client-certificates/enforcement"
 _ID = r"(?P<id>[^/]+)"
 Answer = tuple[int, Any]  # (HTTP status, JSON payload or None for no body)
 
-# (method, path pattern) -> operation name (the same names as wizard.api.ENDPOINTS)
+# (method, path pattern) -> operation name (the same names as wizard.klarna.api.ENDPOINTS)
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(f"^{p}$"), op)
     for m, p, op in [

@@ -1,7 +1,7 @@
 """The sandbox's world: accounts, API keys, certificates, enforcement, idempotency records.
 
 Pure rules over a JSON-able dict, persisted atomically after every change. Klarna's rules come
-from wizard.rules and wizard.crypto, the same code the client side uses."""
+from wizard.core.rules and wizard.core.crypto, the same code the client side uses."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .. import crypto, rules
-from ..errors import CryptoError, InputError
-from ..fsutil import ensure_private_dir, write_private
-from .answers import AnswerMode
+from wizard.core import crypto, rules
+from wizard.core.errors import CryptoError, InputError
+from wizard.core.fsutil import ensure_private_dir, write_private
+from wizard.sandbox.answers import AnswerMode
 
 CA_NAME = "Klarna-Network-Clients-Sandbox-CA"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from .errors import InputError
+from wizard.core.errors import InputError
 
 ENVIRONMENTS = ("live", "test", "sandbox")
 # The sandbox mints test-shaped credentials: it rehearses the test environment.

@@ -30,9 +30,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 import httpx
 
-from . import crypto, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, KeyLocked, TransportError, WizardError
-from .secret_value import SecretValue
+from wizard.core import crypto, rules
+from wizard.core.errors import (
+    ApiError,
+    CryptoError,
+    HandshakeRejected,
+    InputError,
+    KeyLocked,
+    TransportError,
+    WizardError,
+)
+from wizard.core.secret_value import SecretValue
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -7,9 +7,9 @@ code that makes a request takes the key itself, through ``api_key()``."""
 
 from __future__ import annotations
 
-from . import rules
-from .errors import SecretStoreError
-from .secret_value import SecretValue
+from wizard.core import rules
+from wizard.core.errors import SecretStoreError
+from wizard.core.secret_value import SecretValue
 
 
 class KeyCustody:

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
-from .errors import JournalError
-from .model import RESET_HINT
-from .records import _Record, expect_type
+from wizard.core.errors import JournalError
+from wizard.core.model import RESET_HINT
+from wizard.core.records import _Record, expect_type
 
 RotationStep = Literal["key", "issue", "install", "verify", "switch", "done"]
 KeyRotationStep = Literal["create", "prove", "switch", "disable_old", "done"]

@@ -24,14 +24,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from . import onboarding
-from .diagnosis import Diagnosis, diagnose
-from .errors import TransportError, WizardError
-from .pacing import poll_delay
-from .rules import EnforcementMode
+from wizard.core.diagnosis import Diagnosis, diagnose
+from wizard.core.errors import TransportError, WizardError
+from wizard.core.pacing import poll_delay
+from wizard.core.rules import EnforcementMode
+from wizard.services import onboarding
 
 if TYPE_CHECKING:
-    from .flow import Session
+    from wizard.services.session import Session
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -269,7 +269,7 @@ def poll_verification(
 ) -> Events:
     """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
     enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
-    from .model import VALID_IN_A_ROW, Stage
+    from wizard.core.model import VALID_IN_A_ROW, Stage
 
     async def observe() -> str:
         return (await onboarding.verify_once(session)).status

@@ -30,18 +30,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import rules
-from .api import Answer, ApiKeyInfo
-from .errors import ApiError, InputError, SecretStoreError, WizardError
-from .flow import Session
-from .flow_records import KeyRotation, KeyRotationStep, required
-from .interlocks import Action, Refusal, Situation, refusals, require
-from .lifecycle import Finding, ProfileStatus
-from .runners import Done, Event, Events, Step, StepAction, follow, run_steps
-from .secret_value import SecretValue
+from wizard.core import rules
+from wizard.core.errors import ApiError, InputError, SecretStoreError, WizardError
+from wizard.core.flow_records import KeyRotation, KeyRotationStep, required
+from wizard.core.interlocks import Action, Refusal, Situation, refusals, require
+from wizard.core.secret_value import SecretValue
+from wizard.klarna.api import Answer, ApiKeyInfo
+from wizard.services.lifecycle import Finding, ProfileStatus
+from wizard.services.session import Session
+from wizard.services.waits import Done, Event, Events, Step, StepAction, follow, run_steps
 
 if TYPE_CHECKING:
-    from .secrets import SecretStore
+    from wizard.secrets.stores import SecretStore
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
@@ -193,7 +193,7 @@ async def create_key(
     _verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
     if store is not None:  # a store that would refuse the key is found out before the key exists
-        from .secrets import prove_opens
+        from wizard.secrets.stores import prove_opens
 
         await asyncio.to_thread(prove_opens, store)
     async with session.client() as klarna:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from .errors import CryptoError, InputError, KeyLocked
-from .fsutil import write_private
+from wizard.core.errors import CryptoError, InputError, KeyLocked
+from wizard.core.fsutil import write_private
 
 PrivateKey = ec.EllipticCurvePrivateKey
 

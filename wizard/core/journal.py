@@ -12,14 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import rules
-from .errors import JournalError
-from .flow_records import Flows
-from .fsutil import append_line, atomic_write, ensure_private_dir
-from .model import RESET_HINT, Evidence, Onboarding, Stage
-from .paths import Paths, valid_profile_name
-from .records import CertificateRecord, InFlight, Settings, StatusEntry, expect_type
-from .runtimes import RuntimeRecord, records_from_dict, records_to_dict
+from wizard.core import rules
+from wizard.core.errors import JournalError
+from wizard.core.flow_records import Flows
+from wizard.core.fsutil import append_line, atomic_write, ensure_private_dir
+from wizard.core.model import RESET_HINT, Evidence, Onboarding, Stage
+from wizard.core.paths import Paths, valid_profile_name
+from wizard.core.records import CertificateRecord, InFlight, Settings, StatusEntry, expect_type
+from wizard.core.runtimes import RuntimeRecord, records_from_dict, records_to_dict
 
 SCHEMA_VERSION = 2
 # Schema 2 adds "runtimes". Schema 1 journals load (with no runtimes) and are saved as 2, so an
@@ -38,9 +38,9 @@ class ProfileState:
     in_flight: InFlight | None = None  # the create request to reconcile on resume
     certificates: dict[str, CertificateRecord] = field(default_factory=dict)  # by credential id
     status_history: list[StatusEntry] = field(default_factory=list)  # changes only, oldest first
-    # The records of the resumable flows (rotations, the runtime exchange): wizard/flow_records.py
+    # The records of the resumable flows (rotations, the runtime exchange): wizard/core/flow_records.py
     flows: Flows = field(default_factory=Flows)
-    # runtime name -> the runtime's certificates and latest readiness report (wizard/runtimes.py)
+    # runtime name -> the runtime's certificates and latest readiness report (wizard/core/runtimes.py)
     runtimes: dict[str, RuntimeRecord] = field(default_factory=dict)
     # The runtimes as loaded (not saved): lets a long-lived session (the TUI) keep reports that
     # another process (`runtime report`, `probe`) recorded since, instead of overwriting them.
@@ -206,7 +206,7 @@ class Journal:
         """Write the state unless it is what was last loaded or saved here: readers that observed
         nothing new write nothing (and never put back an unchanged copy over another process's
         newer file). True when written."""
-        from .locking import ProfileBusy, held_elsewhere
+        from wizard.core.locking import ProfileBusy, held_elsewhere
 
         if _digest(state.to_dict()) == self._saved:
             return False

@@ -17,17 +17,19 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, crypto, onboarding, rules
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
-from .flow_records import RuntimeIssue, RuntimeRequest
-from .fsutil import atomic_write, ensure_private_dir, file_mode, write_private
-from .install import InstalledPair, activate, current_pair, install_pair, label_for
-from .onboarding import Observation, find_by_key
-from .runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
+from wizard import __version__
+from wizard.core import crypto, rules
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
+from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
+from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, write_private
+from wizard.core.runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
+from wizard.services import onboarding
+from wizard.services.install import InstalledPair, activate, current_pair, install_pair, label_for
+from wizard.services.onboarding import Observation, find_by_key
 
 if TYPE_CHECKING:
-    from .api import CertificateInfo
-    from .flow import Session
+    from wizard.klarna.api import CertificateInfo
+    from wizard.services.session import Session
 
 REQUEST_KIND = "klarna-mtls/runtime-request"
 RESPONSE_KIND = "klarna-mtls/runtime-response"
@@ -266,7 +268,7 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
 def _issued_before(session: Session, listing: list[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
     """The certificate this profile already issued for that public key, by its own records, while
     the account still lists it (a rerun must not spend a second slot)."""
-    from .api import CertificateInfo
+    from wizard.klarna.api import CertificateInfo
 
     listed = {c.credential_id for c in listing}
     for cid, record in session.state.certificates.items():

@@ -8,9 +8,9 @@ import os
 import threading
 from pathlib import Path
 
-from .fsutil import ensure_private_dir
-from .paths import Paths
-from .rules import redact
+from wizard.core.fsutil import ensure_private_dir
+from wizard.core.paths import Paths
+from wizard.core.rules import redact
 
 LOGGER = "klarna_mtls"
 REDACTED = "[redacted]"

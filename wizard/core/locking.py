@@ -18,10 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import rules
-from .errors import WizardError
-from .fsutil import ensure_private_dir
-from .paths import Paths
+from wizard.core import rules
+from wizard.core.errors import WizardError
+from wizard.core.fsutil import ensure_private_dir
+from wizard.core.paths import Paths
 
 LOCK_WAIT_ENV = "KLARNA_MTLS_LOCK_WAIT"
 DEFAULT_WAIT = 5.0
@@ -122,7 +122,7 @@ def _open_lock_file(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        from .fsutil import _storage_error
+        from wizard.core.fsutil import _storage_error
 
         raise _storage_error(path, exc) from exc
 

@@ -11,7 +11,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import StorageError, storage_error
+from wizard.core.errors import StorageError, storage_error
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -153,4 +153,4 @@ def fsync_dir(folder: Path) -> None:
 
 
 def _storage_error(path: Path, exc: OSError) -> StorageError:
-    return storage_error(path, exc)  # one home for the reasons: wizard/errors.py
+    return storage_error(path, exc)  # one home for the reasons: wizard/core/errors.py

@@ -10,13 +10,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import runtimes
-from .errors import InputError, InterlockRefused
-from .interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
+from wizard.core import runtimes
+from wizard.core.errors import InputError, InterlockRefused
+from wizard.core.interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
 
 if TYPE_CHECKING:
-    from .flow import Session
-    from .lifecycle import Finding
+    from wizard.services.lifecycle import Finding
+    from wizard.services.session import Session
 
 
 def require_ready(
@@ -126,6 +126,6 @@ def check_findings(
 
 
 def _finding(check: str, severity: str, summary: str, next_step: str) -> Finding:
-    from .lifecycle import Finding  # services: lifecycle imports this module
+    from wizard.services.lifecycle import Finding  # services: lifecycle imports this module
 
     return Finding(check, severity, summary, next_step)

@@ -18,23 +18,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import rules
-from ._lazy import lazy_module
-from .diagnosis import Diagnosis, diagnose
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
-from .flow import KEY_FILE, Session
-from .fsutil import ensure_private_dir, file_mode, write_private
-from .interlocks import Action
-from .model import KeyRecord, Stage
-from .records import InFlight
+from wizard.core import rules
+from wizard.core._lazy import lazy_module
+from wizard.core.diagnosis import Diagnosis, diagnose
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
+from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
+from wizard.core.interlocks import Action
+from wizard.core.model import KeyRecord, Stage
+from wizard.core.records import InFlight
+from wizard.services.session import KEY_FILE, Session
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from . import crypto
-    from .api import CertificateInfo, EnforcementState
-    from .crypto import PrivateKey
-    from .secrets import SecretStore
+    from wizard.core import crypto
+    from wizard.core.crypto import PrivateKey
+    from wizard.klarna.api import CertificateInfo, EnforcementState
+    from wizard.secrets.stores import SecretStore
 else:
-    crypto = lazy_module("wizard.crypto")  # loaded by the first stage that needs it
+    crypto = lazy_module("wizard.core.crypto")  # loaded by the first stage that needs it
 
 CSR_FILE = "csr.pem"
 
@@ -217,7 +217,7 @@ def _record_certificate(session: Session, info: CertificateInfo, listing: list[C
 # ------------------------------------------------------------------ INSTALL
 async def install(session: Session, install_dir: str | Path | None = None) -> None:
     """Install the pair beside any previous one, flip `current`, then prove it over mTLS."""
-    from .install import activate, install_pair
+    from wizard.services.install import activate, install_pair
 
     session.require(Action.INSTALL)
     ev = session.evidence
@@ -264,7 +264,7 @@ async def prove_install(session: Session) -> Observation:
 # ------------------------------------------------------------------ VERIFY
 async def observe(session: Session) -> Observation:
     """One call with the installed files; returns what the verification header says."""
-    from .install import current_pair
+    from wizard.services.install import current_pair
 
     pair = current_pair(session.install_dir)
     fingerprint = pair.fingerprint if pair else None
@@ -302,8 +302,8 @@ async def enforce(
     Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
     here, and the gate looks first: an installed certificate of ours must be VALID right now,
     and every declared runtime ready unless left out on purpose (facts and the override in
-    wizard/runtime_gate.py, the rules in wizard/interlocks.py)."""
-    from .runtime_gate import require_ready
+    wizard/services/runtime_gate.py, the rules in wizard/core/interlocks.py)."""
+    from wizard.services.runtime_gate import require_ready
 
     value = rules.parse_enforced_from(enforced_from, now=session.clock())
     look = await session.look()

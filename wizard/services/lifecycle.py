@@ -16,17 +16,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, crypto, onboarding, rules, runtime_gate
-from .diagnosis import diagnose
-from .errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, WizardError
-from .flow import Session
-from .flow_records import CertificateRotation, RotationStep, required
-from .fsutil import atomic_write, ensure_output_dir, write_private
-from .install import activate, current_pair, install_pair, list_pairs, verify_private_files
-from .interlocks import Action, Situation, refusals, require
-from .model import RotatedPair, Stage
-from .records import CertificateRecord
-from .runners import (
+from wizard import __version__
+from wizard.core import crypto, rules
+from wizard.core.diagnosis import diagnose
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, WizardError
+from wizard.core.flow_records import CertificateRotation, RotationStep, required
+from wizard.core.fsutil import atomic_write, ensure_output_dir, write_private
+from wizard.core.interlocks import Action, Situation, refusals, require
+from wizard.core.model import RotatedPair, Stage
+from wizard.core.records import CertificateRecord
+from wizard.services import onboarding, runtime_gate
+from wizard.services.install import activate, current_pair, install_pair, list_pairs, verify_private_files
+from wizard.services.session import Session
+from wizard.services.waits import (
     DEFAULT_LIMITS,
     Attempt,
     Done,
@@ -42,7 +44,7 @@ from .runners import (
 )
 
 if TYPE_CHECKING:
-    from .api import CertificateInfo
+    from wizard.klarna.api import CertificateInfo
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -547,7 +549,7 @@ def _trust_finding(session: Session) -> Finding:
     choose a proxy, never the trust)."""
     from urllib.parse import urlsplit
 
-    from .api import environment_proxy, trusted_roots
+    from wizard.klarna.api import environment_proxy, trusted_roots
 
     if session.settings.trust_ca:
         trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"

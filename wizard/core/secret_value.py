@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Generic, NoReturn, TypeVar
 
-from .rules import mask_key
+from wizard.core.rules import mask_key
 
 V = TypeVar("V", str, bytes)
 

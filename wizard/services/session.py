@@ -4,7 +4,7 @@ A ``Session`` holds one profile's journal state (the model and its evidence, the
 audit log, the secrets in custody for this run (``custody``: the API key and key passphrase, in
 memory only) and its ``clients`` (the factory of KlarnaClients with this profile's host, trust and
 certificate). It configures the profile, moves between stages and answers the gate (``situation``,
-``require``, ``look``). The work behind each stage is in wizard/onboarding.py, the other services
+``require``, ``look``). The work behind each stage is in wizard/services/onboarding.py, the other services
 (lifecycle, keys, runtimes) are module functions taking a session the same way."""
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import rules
-from .clients import ClientFactory
-from .custody import KeyCustody
-from .errors import ApiError, InputError
-from .interlocks import Action, Situation, require
-from .journal import AuditLog, Journal, ProfileState, note_seen_valid
-from .model import Evidence, Onboarding, Stage
-from .paths import Paths
-from .records import Settings
-from .secret_value import SecretValue
+from wizard.core import rules
+from wizard.core.errors import ApiError, InputError
+from wizard.core.interlocks import Action, Situation, require
+from wizard.core.journal import AuditLog, Journal, ProfileState, note_seen_valid
+from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.paths import Paths
+from wizard.core.records import Settings
+from wizard.core.secret_value import SecretValue
+from wizard.secrets.custody import KeyCustody
+from wizard.services.clients import ClientFactory
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from .api import CertificateInfo, EnforcementState, KlarnaClient
-    from .install import InstalledPair
+    from wizard.klarna.api import CertificateInfo, EnforcementState, KlarnaClient
+    from wizard.services.install import InstalledPair
 
 KEY_FILE = "private-key.pem"
 
@@ -122,7 +122,7 @@ class Session:
         self.audit.record("go_back", from_stage=before.value, to_stage=stage.value, discarded=len(discarded))
         return discarded
 
-    # The secrets in custody (see wizard/custody.py); these delegates serve many callers.
+    # The secrets in custody (see wizard/secrets/custody.py); these delegates serve many callers.
     def unlock(self, api_key: str | SecretValue[str], key_passphrase: bytes | SecretValue[bytes] | None = None) -> None:
         """Hold the API key (and key passphrase) in memory for this run only."""
         self.custody.hold(api_key, key_passphrase)
@@ -210,7 +210,7 @@ class Session:
     def set_trust_ca(self, path: str | Path | None) -> None:
         """Live/test only: trust this CA file instead of the bundled roots (e.g. a company's
         TLS-inspecting proxy); None goes back to the bundled roots. `doctor` shows the choice."""
-        from .api import make_ssl_context
+        from wizard.klarna.api import make_ssl_context
 
         if self.environment not in ("live", "test"):
             raise InputError(
@@ -286,7 +286,7 @@ class Session:
 
     async def look(self) -> Look:
         """List the certificates with the installed pair and read enforcement: observed now."""
-        from .install import current_pair
+        from wizard.services.install import current_pair
 
         pair = current_pair(self.install_dir)
         async with self.client() as klarna:
@@ -306,7 +306,7 @@ class Session:
 async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
     """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
     interlocks treat as "maybe on"), while an authentication failure still fails the call."""
-    from .api import EnforcementState
+    from wizard.klarna.api import EnforcementState
 
     try:
         return (await klarna.get_enforcement()).value

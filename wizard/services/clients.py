@@ -13,16 +13,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import rules
-from .custody import KeyCustody
-from .errors import ApiError, CryptoError, InputError, MtlsRequired
-from .records import Settings
+from wizard.core import rules
+from wizard.core.errors import ApiError, CryptoError, InputError, MtlsRequired
+from wizard.core.records import Settings
+from wizard.secrets.custody import KeyCustody
 
 if TYPE_CHECKING:  # httpx and the install module load when a client is made
     import httpx
 
-    from .api import ConnectionPool, KlarnaClient
-    from .install import InstalledPair
+    from wizard.klarna.api import ConnectionPool, KlarnaClient
+    from wizard.services.install import InstalledPair
 
 
 class ClientFactory:
@@ -57,7 +57,7 @@ class ClientFactory:
 
     @property
     def base_url(self) -> str:
-        from .api import BASE_URLS
+        from wizard.klarna.api import BASE_URLS
 
         settings, environment = self._settings(), self._environment()
         if settings.base_url:
@@ -102,7 +102,7 @@ class ClientFactory:
     async def _client(
         self, with_certificate: bool | None, pair: InstalledPair | None, api_key: str | None, files_checked: bool
     ) -> AsyncIterator[KlarnaClient]:
-        from .api import KlarnaClient, handshake_probe_for
+        from wizard.klarna.api import KlarnaClient, handshake_probe_for
 
         key = api_key or self._custody.api_key()
         self.check_binding(key)  # before any request: the key and the URL belong to this profile
@@ -136,7 +136,7 @@ class ClientFactory:
         self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
     ) -> InstalledPair | None:
         """The pair a client presents (see ``client``), its key file checked unless the caller did."""
-        from .install import current_pair, verify_private_files
+        from wizard.services.install import current_pair, verify_private_files
 
         if pair is None and with_certificate is not False:
             pair = current_pair(self._install_dir())
@@ -150,7 +150,7 @@ class ClientFactory:
     async def _http(self, tls: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
         """The kept connection for these TLS options (not closed here) when connections are kept,
         else a fresh client closed after use."""
-        from .api import ConnectionPool, make_http_client
+        from wizard.klarna.api import ConnectionPool, make_http_client
 
         if self._connections is None and self._owns_connections:
             self._connections = ConnectionPool()

@@ -14,13 +14,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from . import rules
-from .errors import InputError
-
-if TYPE_CHECKING:
-    from .journal import ProfileState
+from wizard.core import rules
+from wizard.core.errors import InputError
 
 READINESS_WINDOW = timedelta(hours=24)
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a report dated later than this is from a wrong clock
@@ -239,7 +236,15 @@ def _age(delta: timedelta) -> str:
 
 
 # ---------------------------------------------------------------- recording reports
-def record_report(state: ProfileState, report: ReadinessReport, account_id: str | None) -> str:
+class IssuedCertificates(Protocol):
+    """What recording a report reads of a profile (the journal's ProfileState is one)."""
+
+    runtimes: dict[str, RuntimeRecord]
+
+    def fingerprint_of(self, credential_id: str | None) -> str | None: ...
+
+
+def record_report(state: IssuedCertificates, report: ReadinessReport, account_id: str | None) -> str:
     """Record ``report`` on its runtime; returns what happened. InputError when it is refused:
     another account, an undeclared runtime, or a certificate that is not that runtime's."""
     if not account_id or report.account_id != account_id:

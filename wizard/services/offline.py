@@ -11,18 +11,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import rules
-from .api import CertificateInfo
-from .errors import WizardError
-from .flow import Session
-from .install import current_pair, list_pairs
-from .lifecycle import (
+from wizard.core import rules
+from wizard.core.errors import WizardError
+from wizard.core.model import Evidence
+from wizard.core.records import CertificateRecord, LastStatus
+from wizard.klarna.api import CertificateInfo
+from wizard.services.install import current_pair, list_pairs
+from wizard.services.lifecycle import (
     CertificateRow,
     ProfileStatus,
     _row,  # the one home of how a certificate is shown
 )
-from .model import Evidence
-from .records import CertificateRecord, LastStatus
+from wizard.services.session import Session
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The journal's typed records: the profile's settings and its records (what it knows of each
 certificate, the request in flight, the verification history) here, the resumable flows' records in
-wizard/flow_records.py. All are ``_Record``s, read from and written to the journal's JSON one way.
+wizard/core/flow_records.py. All are ``_Record``s, read from and written to the journal's JSON one way.
 
 Each is one JSON object of the journal (schema 2). Known keys become typed attributes and a key
 holding the wrong type is damage (TypeError, which the journal reports as such); so is a missing
@@ -148,7 +148,7 @@ class LastStatus(_Record):
 
     at: str = ""  # UTC, when Klarna answered
     # The answer as ``lifecycle.ProfileStatus.to_dict()`` wrote it (this core module cannot know
-    # that type); wizard/offline.py reads it back, or falls back to the journal's own records.
+    # that type); wizard/services/offline.py reads it back, or falls back to the journal's own records.
     status: dict[str, Any] = field(default_factory=dict)
 
 

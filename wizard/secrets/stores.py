@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
-from .errors import SecretStoreError
-from .fsutil import write_private
-from .paths import Paths
-from .rules import api_key_environment
+from wizard.core.errors import SecretStoreError
+from wizard.core.fsutil import write_private
+from wizard.core.paths import Paths
+from wizard.core.rules import api_key_environment
 
 SERVICE = "klarna-mtls"
 ENV_VAR = "KLARNA_API_KEY"
@@ -323,7 +323,7 @@ class EncryptedFileStore:
             self._unlock(document)
 
     def _locked(self) -> AbstractContextManager[None]:
-        from .locking import file_lock
+        from wizard.core.locking import file_lock
 
         return file_lock(self.path.with_name(self.path.name + ".lock"), "secrets file write")
 

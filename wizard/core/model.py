@@ -15,16 +15,17 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from . import rules
-from ._lazy import lazy_module
-from .errors import CryptoError, InputError, JournalError, StageBlocked
+from wizard.core import rules
+from wizard.core._lazy import lazy_module
+from wizard.core.errors import CryptoError, InputError, JournalError, StageBlocked
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from . import crypto
+    from wizard.core import crypto
+
 else:
-    crypto = lazy_module("wizard.crypto")  # only checks that read keys and certificates need it
+    crypto = lazy_module("wizard.core.crypto")  # only checks that read keys and certificates need it
 
 
 class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-string output

@@ -4,10 +4,10 @@ the other to register anything."""
 
 from __future__ import annotations
 
-from .errors import ApiError, CryptoError, TransportError
-from .flow import Session
-from .keys import hygiene_findings
-from .lifecycle import DoctorCheck, Finding, doctor_local, doctor_remote, gather_status
+from wizard.core.errors import ApiError, CryptoError, TransportError
+from wizard.services.api_keys import hygiene_findings
+from wizard.services.lifecycle import DoctorCheck, Finding, doctor_local, doctor_remote, gather_status
+from wizard.services.session import Session
 
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from . import crypto
-from .errors import CryptoError, InputError, StorageError, storage_error
-from .fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
+from wizard.core import crypto
+from wizard.core.errors import CryptoError, InputError, StorageError, storage_error
+from wizard.core.fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
 
 CERT_FILE = "certificate.pem"
 KEY_FILE = "private-key.pem"

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from . import crypto, rules
-from .diagnosis import diagnose
-from .errors import ApiError, CryptoError, InputError, TransportError, WizardError
-from .lifecycle import Finding, _expiry_finding
-from .runtime_exchange import pair_from_files, verification_of
+from wizard.core import crypto, rules
+from wizard.core.diagnosis import diagnose
+from wizard.core.errors import ApiError, CryptoError, InputError, TransportError, WizardError
+from wizard.services.lifecycle import Finding, _expiry_finding
+from wizard.services.runtime_exchange import pair_from_files, verification_of
 
 if TYPE_CHECKING:
-    from .flow import Session
+    from wizard.services.session import Session
 
 
 async def doctor_pair(

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .errors import InterlockRefused
-from .model import ORDER, Onboarding, Stage
+from wizard.core.errors import InterlockRefused
+from wizard.core.model import ORDER, Onboarding, Stage
 
 VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")
