@@ -108,15 +108,51 @@ def storage_error(path: object, exc: OSError, doing: str = "write") -> StorageEr
 
 
 class TransportError(WizardError):
-    """The request did not get an HTTP answer: timeout, reset, DNS, TLS."""
+    """The request did not get an HTTP answer: timeout, reset, DNS, TLS. A plain TransportError
+    is a connection that failed or broke with no more specific cause."""
 
     title = "Network problem"
+    # Whether another attempt could get an answer; a failure that repeats by construction says no.
+    retryable = True
 
 
 class HandshakeRejected(TransportError):
     """The server refused our client certificate during the TLS handshake."""
 
     title = "Client certificate rejected"
+    retryable = False
+
+
+class UntrustedServer(TransportError):
+    """The server's certificate is not trusted, or is for another host name."""
+
+    title = "Untrusted server"
+    retryable = False
+
+
+class TlsTooOld(TransportError):
+    """The server does not speak TLS 1.2 or newer."""
+
+    title = "TLS too old"
+    retryable = False
+
+
+class ClientCertificateRequired(TransportError):
+    """The server asked for a client certificate in the TLS handshake, and the call sent none."""
+
+    title = "Client certificate required"
+
+
+class ProxyFailed(TransportError):
+    """The proxy taken from the environment could not reach the server."""
+
+    title = "Proxy problem"
+
+
+class RequestTimeout(TransportError):
+    """The server did not accept a connection, or did not answer, in time."""
+
+    title = "Timeout"
 
 
 class ApiError(WizardError):
@@ -149,7 +185,8 @@ class ApiError(WizardError):
         self.validation_errors = validation_errors or []
         self.retry_after = retry_after
 
-    def __str__(self) -> str:
+    def ids(self) -> str:
+        """The ids Klarna support asks for, ``(error_id=…, klarna-correlation-id=…, …)``, or ""."""
         ids = [
             f"{label}={value}"
             for label, value in (
@@ -159,8 +196,11 @@ class ApiError(WizardError):
             )
             if value
         ]
-        text = super().__str__()
-        return f"{text} ({', '.join(ids)})" if ids else text
+        return f"({', '.join(ids)})" if ids else ""
+
+    def __str__(self) -> str:
+        text, ids = super().__str__(), self.ids()
+        return f"{text} {ids}" if ids else text
 
 
 class StageBlocked(WizardError):
