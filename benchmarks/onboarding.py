@@ -26,7 +26,7 @@ curl -s -i --cacert "$CA" --cert certificate.pem --key my-key-file.pem -H "Autho
   "$BASE/v2/account/integration/credentials/client-certificate" | grep -i '^klarna-mtls-verification-status: VALID'
 """
 IMPORT_FLOOR = (
-    "import httpx, cryptography.x509, wizard.cli, wizard.services.session, wizard.klarna.api, wizard.core.crypto"
+    "import httpx, cryptography.x509, wizard.cli, wizard.services.session, wizard.klarna.client, wizard.core.crypto"
 )
 
 

@@ -75,19 +75,19 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
 
     import wizard.core.model as model
     import wizard.core.pacing as pacing
-    import wizard.klarna.api as api
     from screens.app import make_app
     from wizard.core.model import Stage
+    from wizard.klarna.client import KlarnaClient
 
     sent = {"n": 0}
-    original = api.KlarnaClient._call
+    original = KlarnaClient._call
     polled = "list_certificates" if stage_name == "VERIFY" else "get_enforcement"  # not the PUT that starts it
 
     async def counting(self, operation, *args, **kwargs):
         sent["n"] += operation == polled
         return await original(self, operation, *args, **kwargs)
 
-    api.KlarnaClient._call = counting
+    KlarnaClient._call = counting
     stage = Stage[stage_name]
     app = make_app(
         stage_name.lower(),

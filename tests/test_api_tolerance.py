@@ -17,7 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, CryptoError, InputError
-from wizard.klarna.api import CertificateInfo, KlarnaClient
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.models import CertificateInfo
 
 KEY = "klarna_test_api_" + "R" * 28 + "TOLR"
 BASE = "https://api-global.test.klarna.com"

@@ -9,7 +9,8 @@ import pytest
 
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, TransportError
-from wizard.klarna.api import ENDPOINTS, KlarnaClient
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.endpoints import ENDPOINTS
 
 KEY = "klarna_test_api_" + "Q" * 28 + "WXYZ"
 BASE = "https://api-global.test.klarna.com"

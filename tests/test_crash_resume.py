@@ -104,7 +104,8 @@ def count_writes(sandbox, env) -> int:
 def server_certificates(sandbox):
     import asyncio
 
-    from wizard.klarna.api import KlarnaClient, make_http_client
+    from wizard.klarna.client import KlarnaClient
+    from wizard.klarna.tls import make_http_client
 
     async def listing():
         async with make_http_client(ca_bundle=sandbox.ca_bundle) as http:

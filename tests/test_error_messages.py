@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from wizard.core.errors import TransportError
-from wizard.klarna.api import KlarnaClient, _transport_error, make_http_client
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.errors import transport_error
+from wizard.klarna.tls import make_http_client
 
 HOST = "api-global.test.klarna.com"
 
@@ -29,12 +31,12 @@ def _request() -> httpx.Request:
     ],
 )
 def test_connect_errors_name_the_host_and_the_cause(text, cause):
-    error = _transport_error(httpx.ConnectError(text, request=_request()), with_certificate=False)
+    error = transport_error(httpx.ConnectError(text, request=_request()), with_certificate=False)
     assert f"{HOST}:443" in error.message and cause in error.message
 
 
 def test_a_timeout_names_the_host_and_what_did_not_happen():
-    error = _transport_error(httpx.ConnectTimeout("timed out", request=_request()), with_certificate=False)
+    error = transport_error(httpx.ConnectTimeout("timed out", request=_request()), with_certificate=False)
     assert error.title == "Timeout" and HOST in error.message and "connection" in error.message
 
 
@@ -44,13 +46,13 @@ def test_tls_interception_is_named():
         "in certificate chain (_ssl.c:1006)",
         request=_request(),
     )
-    error = _transport_error(exc, with_certificate=False)
+    error = transport_error(exc, with_certificate=False)
     assert error.title == "Untrusted server" and "intercepting TLS" in error.message and HOST in error.message
 
 
 def test_a_proxy_is_mentioned_without_its_password(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://user:s3cretpw@proxy.corp:3128")
-    error = _transport_error(httpx.ConnectError("[Errno 111] Connection refused", request=_request()), False)
+    error = transport_error(httpx.ConnectError("[Errno 111] Connection refused", request=_request()), False)
     assert "proxy.corp:3128" in error.hint and "s3cretpw" not in error.hint
 
 

@@ -11,7 +11,9 @@ from conftest import record_figure
 
 from wizard.core import crypto, rules
 from wizard.core.errors import WizardError
-from wizard.klarna.api import ENDPOINTS, KlarnaClient, make_http_client
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.endpoints import ENDPOINTS
+from wizard.klarna.tls import make_http_client
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from tests_support import session_for
 
-from wizard.klarna import api
+from wizard.klarna import tls
 from wizard.sandbox import server as sandbox_server
 
 pytestmark = pytest.mark.e2e
@@ -111,12 +111,12 @@ def test_one_tls_context_per_trust_and_certificate(onboard, sandbox, isolated_ho
     onboard()
     pair = current_pair(_install_dir(isolated_home, "p"))
     options = dict(ca_bundle=sandbox.ca_bundle, client_cert=pair.cert_path, client_key=pair.key_path)
-    first = api.shared_ssl_context(**options)
-    assert api.shared_ssl_context(**options) is first
-    assert api.shared_ssl_context(ca_bundle=sandbox.ca_bundle) is not first  # no certificate: another pair
+    first = tls.shared_ssl_context(**options)
+    assert tls.shared_ssl_context(**options) is first
+    assert tls.shared_ssl_context(ca_bundle=sandbox.ca_bundle) is not first  # no certificate: another pair
     stat = pair.cert_path.stat()
     os.utime(pair.cert_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # the file changed
-    assert api.shared_ssl_context(**options) is not first
+    assert tls.shared_ssl_context(**options) is not first
 
 
 def test_status_all_shares_one_connection_across_profiles_with_the_same_pair(onboard, cli, isolated_home, handshakes):

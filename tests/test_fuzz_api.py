@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from test_fuzz import EXAMPLES, only_wizard_errors
 
 from wizard.core import rules
-from wizard.klarna.api import ApiKeyInfo, CertificateInfo, EnforcementState
+from wizard.klarna.models import ApiKeyInfo, CertificateInfo, EnforcementState
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

@@ -22,7 +22,8 @@ from tests_support import sandbox_profile_args, settle
 from wizard.core import crypto
 from wizard.core.errors import ApiError, CryptoError, InputError, StorageError, TransportError
 from wizard.core.paths import Paths
-from wizard.klarna.api import KlarnaClient, make_http_client
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.tls import make_http_client
 from wizard.secrets import stores
 from wizard.services import onboarding
 

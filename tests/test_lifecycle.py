@@ -25,7 +25,8 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
 
     def installed_status() -> str:
         """What a runtime pointed at install_dir/current sees right now (own thread, own loop)."""
-        from wizard.klarna.api import KlarnaClient, make_http_client
+        from wizard.klarna.client import KlarnaClient
+        from wizard.klarna.tls import make_http_client
         from wizard.services.install import current_pair
 
         async def probe():

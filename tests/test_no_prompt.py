@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from wizard.core.errors import CryptoError, KeyLocked
-from wizard.klarna.api import make_ssl_context
+from wizard.klarna.tls import make_ssl_context
 
 PASSPHRASE = "correct horse battery"
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def test_no_passphrase_in_process_raises_without_reading_a_terminal(tmp_path):
     """Run where OpenSSL's prompt could only read a closed stdin, with a timeout: never a prompt."""
     cert, key = _pair(tmp_path)
     code = (
-        "from pathlib import Path; from wizard.klarna.api import make_ssl_context; from wizard.core.errors import KeyLocked\n"
+        "from pathlib import Path; from wizard.klarna.tls import make_ssl_context; from wizard.core.errors import KeyLocked\n"
         f"try:\n make_ssl_context(client_cert=Path({str(cert)!r}), client_key=Path({str(key)!r}))\n"
         "except KeyLocked as e: print('LOCKED', e.message)\n"
     )

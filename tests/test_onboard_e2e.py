@@ -100,7 +100,8 @@ def test_rerun_after_done_issues_no_duplicate(sandbox, monkeypatch, capsys):
 def _server_certificates(sb):
     import asyncio
 
-    from wizard.klarna.api import KlarnaClient, make_http_client
+    from wizard.klarna.client import KlarnaClient
+    from wizard.klarna.tls import make_http_client
 
     async def listing():
         async with make_http_client(ca_bundle=sb.ca_bundle) as http:

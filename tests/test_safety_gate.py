@@ -20,7 +20,8 @@ from wizard.cli import main
 from wizard.core import rules
 from wizard.core.model import Stage
 from wizard.core.paths import Paths
-from wizard.klarna.api import EnforcementState, KlarnaClient
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.models import EnforcementState
 from wizard.services import api_keys, onboarding
 from wizard.services.session import Session
 

@@ -1,7 +1,7 @@
 """The embedded sandbox, driven with plain httpx over real loopback TLS with client certificates.
 
 These tests pin the sandbox's own contract (klarna-api.md and the [ours] choices), independent of
-wizard.klarna.api, so a client bug cannot hide a sandbox bug or the other way round."""
+wizard.klarna, so a client bug cannot hide a sandbox bug or the other way round."""
 
 from __future__ import annotations
 

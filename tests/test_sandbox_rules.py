@@ -16,7 +16,8 @@ from cryptography.x509.oid import NameOID
 
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, HandshakeRejected
-from wizard.klarna.api import KlarnaClient, make_http_client
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.tls import make_http_client
 from wizard.sandbox import Fault
 
 pytestmark = pytest.mark.e2e

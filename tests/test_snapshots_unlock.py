@@ -110,13 +110,13 @@ def test_new_key_shown_once_when_no_store_can_keep_it(snap_compare):
 
 
 def test_error_modal_could_not_connect(snap_compare):
-    from wizard.klarna.api import _transport_error
+    from wizard.klarna.errors import transport_error
 
     async def failed(pilot):
         await settle(pilot)
         request = httpx.Request("GET", "https://api-global.test.klarna.com/v2/account/integration/credentials/api-key")
         pilot.app.show_error(
-            _transport_error(httpx.ConnectError("[Errno -2] Name or service not known", request=request), False)
+            transport_error(httpx.ConnectError("[Errno -2] Name or service not known", request=request), False)
         )
         await pilot.pause()
         assert isinstance(pilot.app.screen, ErrorModal)

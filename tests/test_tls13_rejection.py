@@ -25,7 +25,10 @@ from cryptography.x509.oid import NameOID
 
 from wizard.core import crypto
 from wizard.core.errors import HandshakeRejected, TransportError
-from wizard.klarna.api import HandshakeProbe, KlarnaClient, _transport_error, handshake_probe_for, make_http_client
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.errors import transport_error
+from wizard.klarna.probe import HandshakeProbe, handshake_probe_for
+from wizard.klarna.tls import make_http_client
 from wizard.services import onboarding
 
 KEY = "klarna_test_api_" + "T" * 28 + "LS13"
@@ -261,14 +264,14 @@ def _wrapped(inner: BaseException) -> httpx.ReadError:
 )
 def test_certificate_alerts_deep_in_the_chain_are_rejections(reason):
     alert = ssl.SSLError(1, f"[SSL: {reason}] alert (_ssl.c:2580)")
-    error = _transport_error(_wrapped(alert), with_certificate=True)
+    error = transport_error(_wrapped(alert), with_certificate=True)
     assert isinstance(error, HandshakeRejected)
     assert "TLS alert" in error.message
 
 
 def test_certificate_required_without_a_certificate_says_so():
     alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
-    error = _transport_error(_wrapped(alert), with_certificate=False)
+    error = transport_error(_wrapped(alert), with_certificate=False)
     assert not isinstance(error, HandshakeRejected)
     assert error.title == "Client certificate required"
 
@@ -284,5 +287,5 @@ def test_certificate_required_without_a_certificate_says_so():
 def test_resets_and_eofs_alone_are_not_rejections(inner):
     """Without a probe to settle it, an unexplained break is a network problem, not a refusal."""
     for failure in (inner, _wrapped(inner)):
-        error = _transport_error(failure, with_certificate=True)
+        error = transport_error(failure, with_certificate=True)
         assert type(error) is TransportError and error.title == "Network problem"

@@ -14,8 +14,9 @@ import pytest
 
 from wizard.core.errors import InputError, TransportError
 from wizard.core.paths import Paths
-from wizard.klarna import api
-from wizard.klarna.api import KlarnaClient, make_http_client
+from wizard.klarna import tls
+from wizard.klarna.client import KlarnaClient
+from wizard.klarna.tls import make_http_client
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -69,10 +70,10 @@ def test_tls_1_1_only_server_fails_closed(sandbox):
 
 
 def test_verification_cannot_be_turned_off():
-    for factory in (api.make_ssl_context, api.make_http_client):
+    for factory in (tls.make_ssl_context, tls.make_http_client):
         names = set(inspect.signature(factory).parameters)
         assert not names & {"verify", "insecure", "check_hostname", "cert_reqs"}
-    context = api.make_ssl_context()
+    context = tls.make_ssl_context()
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
 

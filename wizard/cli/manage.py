@@ -240,7 +240,7 @@ async def _gather_all(
 ) -> list[Any]:
     """``work(session)`` for every profile, at most --concurrency at once, all sharing one
     connection per trust and certificate; a WizardError becomes that profile's result."""
-    from wizard.klarna.api import ConnectionPool
+    from wizard.klarna.tls import ConnectionPool
 
     gate = asyncio.Semaphore(getattr(args, "concurrency", FLEET_CONCURRENCY))
     async with ConnectionPool() as pool:

@@ -22,33 +22,22 @@ from typing import Any
 
 from wizard.core import rules
 from wizard.core.errors import InputError
+from wizard.klarna.endpoints import CREDENTIAL_ID, ENDPOINTS
 from wizard.sandbox import answers
 from wizard.sandbox.state import SandboxError, SandboxState
 
-_CERTS = "/v2/account/integration/credentials/client-certificate"
-_KEYS = "/v2/account/integration/credentials/api-key"
-_ENFORCEMENT = "/v2/account/integration/client-certificates/enforcement"
 _ID = r"(?P<id>[^/]+)"
 Answer = tuple[int, Any]  # (HTTP status, JSON payload or None for no body)
 
-# (method, path pattern) -> operation name (the same names as wizard.klarna.api.ENDPOINTS)
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    """A path template of ENDPOINTS as an anchored pattern; the credential id is one segment."""
+    return re.compile("^" + _ID.join(re.escape(part) for part in template.split(CREDENTIAL_ID)) + "$")
+
+
+# (method, path pattern) -> operation name: the client's ENDPOINTS, so both speak the same paths
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(f"^{p}$"), op)
-    for m, p, op in [
-        ("GET", _CERTS, "list_certificates"),
-        ("POST", _CERTS, "create_certificate"),
-        ("GET", f"{_CERTS}/{_ID}", "get_certificate"),
-        ("PATCH", f"{_CERTS}/{_ID}", "update_certificate"),
-        ("POST", f"{_CERTS}/{_ID}/revoke", "revoke_certificate"),
-        ("GET", _ENFORCEMENT, "get_enforcement"),
-        ("PUT", _ENFORCEMENT, "set_enforcement"),
-        ("DELETE", _ENFORCEMENT, "remove_enforcement"),
-        ("GET", _KEYS, "list_api_keys"),
-        ("POST", _KEYS, "create_api_key"),
-        ("GET", f"{_KEYS}/{_ID}", "get_api_key"),
-        ("PATCH", f"{_KEYS}/{_ID}", "update_api_key"),
-        ("DELETE", f"{_KEYS}/{_ID}", "disable_api_key"),
-    ]
+    (method, _route_pattern(template), operation) for operation, (method, template) in ENDPOINTS.items()
 ]
 
 FAULT_KINDS = ("latency", "status", "rate_limit", "malformed_json", "html_error", "reset", "drop_after_commit")

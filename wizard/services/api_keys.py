@@ -35,7 +35,7 @@ from wizard.core.errors import ApiError, InputError, SecretStoreError, WizardErr
 from wizard.core.flow_records import KeyRotation, KeyRotationStep, required
 from wizard.core.interlocks import Action, Refusal, Situation, refusals, require
 from wizard.core.secret_value import SecretValue
-from wizard.klarna.api import Answer, ApiKeyInfo
+from wizard.klarna.models import Answer, ApiKeyInfo
 from wizard.services.lifecycle import Finding, ProfileStatus
 from wizard.services.session import Session
 from wizard.services.waits import Done, Event, Events, Step, StepAction, follow, run_steps

@@ -21,7 +21,8 @@ from wizard.secrets.custody import KeyCustody
 if TYPE_CHECKING:  # httpx and the install module load when a client is made
     import httpx
 
-    from wizard.klarna.api import ConnectionPool, KlarnaClient
+    from wizard.klarna.client import KlarnaClient
+    from wizard.klarna.tls import ConnectionPool
     from wizard.services.install import InstalledPair
 
 
@@ -57,7 +58,7 @@ class ClientFactory:
 
     @property
     def base_url(self) -> str:
-        from wizard.klarna.api import BASE_URLS
+        from wizard.klarna.endpoints import BASE_URLS
 
         settings, environment = self._settings(), self._environment()
         if settings.base_url:
@@ -102,7 +103,8 @@ class ClientFactory:
     async def _client(
         self, with_certificate: bool | None, pair: InstalledPair | None, api_key: str | None, files_checked: bool
     ) -> AsyncIterator[KlarnaClient]:
-        from wizard.klarna.api import KlarnaClient, handshake_probe_for
+        from wizard.klarna.client import KlarnaClient
+        from wizard.klarna.probe import handshake_probe_for
 
         key = api_key or self._custody.api_key()
         self.check_binding(key)  # before any request: the key and the URL belong to this profile
@@ -150,7 +152,7 @@ class ClientFactory:
     async def _http(self, tls: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
         """The kept connection for these TLS options (not closed here) when connections are kept,
         else a fresh client closed after use."""
-        from wizard.klarna.api import ConnectionPool, make_http_client
+        from wizard.klarna.tls import ConnectionPool, make_http_client
 
         if self._connections is None and self._owns_connections:
             self._connections = ConnectionPool()

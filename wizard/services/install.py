@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from wizard.core import crypto
 from wizard.core.errors import CryptoError, InputError, StorageError, storage_error
 from wizard.core.fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
+from wizard.klarna.endpoints import CERTIFICATES_PATH
 
 CERT_FILE = "certificate.pem"
 KEY_FILE = "private-key.pem"
 CURRENT = "current"
 PREVIOUS = "previous"
 CERT_MODE, KEY_MODE, DIR_MODE = 0o644, 0o600, 0o700
-LIST_PATH = "/v2/account/integration/credentials/client-certificate"
 # A label names a folder: no separators, no leading dot (temp folders), not a pointer's name.
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -333,7 +333,7 @@ def snippets(cert_path: Path, key_path: Path, base_url: str, ca_bundle: Path | N
     environment variable reference, never its value. ``ca_bundle`` only where the server's CA is
     not publicly trusted (the local sandbox)."""
     base_url = base_url.rstrip("/")
-    url = base_url + LIST_PATH
+    url = base_url + CERTIFICATES_PATH
     cert, key = str(cert_path), str(key_path)
     ca = str(ca_bundle) if ca_bundle else None
     return {
@@ -437,5 +437,5 @@ def _nginx(cert: str, key: str, base_url: str, ca: str | None) -> str:
         "    proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"
         "}\n"
         '# probe: curl -i -H "Authorization: Basic $KLARNA_API_KEY" '
-        f"http://localhost/klarna{LIST_PATH}  (look for VALID)"
+        f"http://localhost/klarna{CERTIFICATES_PATH}  (look for VALID)"
     )

@@ -44,7 +44,7 @@ from wizard.services.waits import (
 )
 
 if TYPE_CHECKING:
-    from wizard.klarna.api import CertificateInfo
+    from wizard.klarna.models import CertificateInfo
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -549,7 +549,7 @@ def _trust_finding(session: Session) -> Finding:
     choose a proxy, never the trust)."""
     from urllib.parse import urlsplit
 
-    from wizard.klarna.api import environment_proxy, trusted_roots
+    from wizard.klarna.tls import environment_proxy, trusted_roots
 
     if session.settings.trust_ca:
         trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"

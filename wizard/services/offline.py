@@ -15,7 +15,7 @@ from wizard.core import rules
 from wizard.core.errors import WizardError
 from wizard.core.model import Evidence
 from wizard.core.records import CertificateRecord, LastStatus
-from wizard.klarna.api import CertificateInfo
+from wizard.klarna.models import CertificateInfo
 from wizard.services.install import current_pair, list_pairs
 from wizard.services.lifecycle import (
     CertificateRow,

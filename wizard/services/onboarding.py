@@ -31,7 +31,7 @@ from wizard.services.session import KEY_FILE, Session
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.core import crypto
     from wizard.core.crypto import PrivateKey
-    from wizard.klarna.api import CertificateInfo, EnforcementState
+    from wizard.klarna.models import CertificateInfo, EnforcementState
     from wizard.secrets.stores import SecretStore
 else:
     crypto = lazy_module("wizard.core.crypto")  # loaded by the first stage that needs it

@@ -28,7 +28,7 @@ from wizard.services.install import InstalledPair, activate, current_pair, insta
 from wizard.services.onboarding import Observation, find_by_key
 
 if TYPE_CHECKING:
-    from wizard.klarna.api import CertificateInfo
+    from wizard.klarna.models import CertificateInfo
     from wizard.services.session import Session
 
 REQUEST_KIND = "klarna-mtls/runtime-request"
@@ -268,7 +268,7 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
 def _issued_before(session: Session, listing: list[CertificateInfo], public_key_id: str) -> CertificateInfo | None:
     """The certificate this profile already issued for that public key, by its own records, while
     the account still lists it (a rerun must not spend a second slot)."""
-    from wizard.klarna.api import CertificateInfo
+    from wizard.klarna.models import CertificateInfo
 
     listed = {c.credential_id for c in listing}
     for cid, record in session.state.certificates.items():

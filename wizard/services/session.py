@@ -29,7 +29,8 @@ from wizard.secrets.custody import KeyCustody
 from wizard.services.clients import ClientFactory
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
-    from wizard.klarna.api import CertificateInfo, EnforcementState, KlarnaClient
+    from wizard.klarna.client import KlarnaClient
+    from wizard.klarna.models import CertificateInfo, EnforcementState
     from wizard.services.install import InstalledPair
 
 KEY_FILE = "private-key.pem"
@@ -210,7 +211,7 @@ class Session:
     def set_trust_ca(self, path: str | Path | None) -> None:
         """Live/test only: trust this CA file instead of the bundled roots (e.g. a company's
         TLS-inspecting proxy); None goes back to the bundled roots. `doctor` shows the choice."""
-        from wizard.klarna.api import make_ssl_context
+        from wizard.klarna.tls import make_ssl_context
 
         if self.environment not in ("live", "test"):
             raise InputError(
@@ -306,7 +307,7 @@ class Session:
 async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:
     """The enforcement state; an endpoint that is missing or refuses to say reads UNKNOWN (which the
     interlocks treat as "maybe on"), while an authentication failure still fails the call."""
-    from wizard.klarna.api import EnforcementState
+    from wizard.klarna.models import EnforcementState
 
     try:
         return (await klarna.get_enforcement()).value
