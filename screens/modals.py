@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
 
-from wizard.core.errors import WizardError, storage_error
+from wizard.core.errors import ApiError, WizardError, storage_error
 from wizard.core.rules import clean_text, redact
 
 
@@ -48,7 +48,7 @@ class ErrorModal(ModalScreen[None]):
             self.title_text = error.title
             self.body_text = redact(error.message)
             extra = [redact(error.hint)] if error.hint else []
-            ids = str(error).replace(f"{error.message} {error.hint}".strip(), "").strip()
+            ids = error.ids() if isinstance(error, ApiError) else ""
             self.hint_text = "\n".join(extra + ([redact(ids)] if ids else []))
         else:
             self.title_text = "Unexpected problem"
