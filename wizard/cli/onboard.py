@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("onboard", help="run the whole onboarding without the TUI")
     add_common(p)
-    p.add_argument("--non-interactive", action="store_true", help="never prompt (for scripts and CI)")
+    p.add_argument(
+        "--non-interactive",
+        action="store_true",
+        help="no effect, kept for scripts: onboard never prompts, except for an API key read from "
+        "standard input (--api-key-stdin) when that is a terminal (typed without echo)",
+    )
     p.add_argument("--environment", choices=rules.ENVIRONMENTS)
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
