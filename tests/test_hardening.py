@@ -359,7 +359,7 @@ def test_deeply_nested_json_is_the_projects_own_error(status):
 
 # ---------------------------------------------------------------- 5. exit codes
 def test_an_unexpected_failure_exits_3_with_one_line_and_the_log(onboard, monkeypatch, capsys):
-    from wizard.cli import main, manage
+    from wizard.cli import checks, main
 
     onboard()
 
@@ -367,7 +367,7 @@ def test_an_unexpected_failure_exits_3_with_one_line_and_the_log(onboard, monkey
         secret = "klarna_test_api_" + "z" * 30  # noqa: F841 - a local that must never be printed
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(manage, "cmd_doctor", boom)  # register() binds the handler at each main()
+    monkeypatch.setattr(checks, "cmd_doctor", boom)  # register() binds the handler at each main()
     assert main(["doctor", "--profile", "p"]) == 3
     err = capsys.readouterr().err
     assert "Unexpected failure (RuntimeError)" in err and "klarna-mtls.log" in err
@@ -421,12 +421,12 @@ def test_cli_text_strips_escape_sequences_from_server_strings():
 
 
 def test_the_p12_password_is_read_without_echo_on_a_terminal(monkeypatch):
-    from wizard.cli import manage
+    from wizard.cli import export
 
     prompts = []
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or "pw")
-    assert manage._read_export_password() == "pw" and prompts == ["PKCS#12 export password: "]
+    assert export._read_export_password() == "pw" and prompts == ["PKCS#12 export password: "]
 
 
 # ---------------------------------------------------------------- 8. smaller items

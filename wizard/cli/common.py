@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from wizard.core.errors import WizardError
+from wizard.core.rules import clean_text, redact
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -44,8 +45,6 @@ def positive_int(text: str) -> int:
 
 def clean(text: object) -> str:
     """Server or file text for the terminal: no escape sequences, no control characters."""
-    from wizard.core.rules import clean_text
-
     return clean_text(str(text))
 
 
@@ -64,8 +63,6 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = N
 
 def fail(args: argparse.Namespace, error: WizardError) -> int:
     """Report a WizardError in both modes and return the error exit code."""
-    from wizard.core.rules import redact
-
     payload = {
         "ok": False,
         "error": {"title": error.title, "message": redact(error.message), "hint": redact(error.hint)},

@@ -12,14 +12,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from wizard.cli.common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
-from wizard.cli.onboard import open_unlocked_session
-from wizard.core.errors import InputError
+from wizard.cli.session import open_unlocked_session
+from wizard.core.errors import InputError, SecretStoreError
+from wizard.services.session import Session
+from wizard.services.waits import Event, Step
 
 if TYPE_CHECKING:
     from wizard.secrets.stores import SecretStore
     from wizard.services.api_keys import KeyRow
-    from wizard.services.session import Session
-    from wizard.services.waits import Event
 
 
 KEY_ID_HELP = (
@@ -82,7 +82,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _store(session: Session) -> SecretStore:
     """The profile's own persistent store (the one the wizard put the key in)."""
-    from wizard.core.errors import SecretStoreError
     from wizard.secrets import stores
 
     try:
@@ -176,8 +175,6 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def _show_step(args: argparse.Namespace, event: Event) -> None:
-    from wizard.services.waits import Step
-
     if isinstance(event, Step):
         progress(args, f"keys rotate: {event.step}")
 

@@ -3,12 +3,20 @@
 Exit codes (stable, for cron and CI): 0 ok (or nothing to do), 1 warning, 2 critical, 3 error.
 Secrets are never taken as arguments: the API key comes from the secret store, ``KLARNA_API_KEY``
 or standard input. Each group of sub-commands lives in its own module listed in COMMAND_MODULES,
-which exposes ``register(subparsers)``; handlers are ``fn(args) -> int``."""
+which exposes ``register(subparsers)``; handlers are ``fn(args) -> int``; opening a profile is
+in wizard.cli.session.
+
+Every command module is imported before the TUI starts, so the only imports a command module makes
+inside its handlers are of the services that load cryptography, httpx or keyring (lifecycle,
+api_keys, install, doctor, pair_doctor, runtime_exchange, the secret stores, the API client, the
+sandbox): the TUI's first paint (benchmarks/startup.py) and ``--help`` never load them."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -17,12 +25,22 @@ from pathlib import Path
 
 from wizard import __version__
 from wizard.cli.common import EXIT_ERROR, fail
+from wizard.cli.session import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import WizardError
+from wizard.core.locking import profile_lock, try_profile_lock
+from wizard.core.logs import register_secret, setup_logging
+from wizard.core.paths import Paths, valid_profile_name
 
+# In the order `klarna-mtls --help` lists their commands.
 COMMAND_MODULES: list[str] = [
     "wizard.cli.onboard",
     "wizard.cli.sandbox",
-    "wizard.cli.manage",
+    "wizard.cli.status",
+    "wizard.cli.certs",
+    "wizard.cli.enforcement",
+    "wizard.cli.checks",
+    "wizard.cli.export",
+    "wizard.cli.profiles",
     "wizard.cli.keys",
     "wizard.cli.runtime",
 ]
@@ -75,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     log_path: Path | None = None
     try:
         if args.command != "sandbox":
-            from wizard.core.logs import register_secret, setup_logging
-            from wizard.core.paths import Paths
-
             log_path = Paths.from_env().log_path()
             setup_logging(Paths.from_env(), verbose=args.debug)
-            register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
-            register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
+            register_secret(os.environ.get(KEY_PASSPHRASE_ENV))
+            register_secret(os.environ.get(STORE_PASSPHRASE_ENV))
         with _command_lock(args):
             if args.command is None:
                 from screens.app import run_tui  # lazy: headless commands never load Textual
@@ -107,11 +122,6 @@ def command_name(args: argparse.Namespace) -> str:
 
 def _command_lock(args: argparse.Namespace) -> AbstractContextManager[object]:
     """The profile lock this command needs: exclusive for writers, opportunistic for readers."""
-    import contextlib
-
-    from wizard.core.locking import profile_lock, try_profile_lock
-    from wizard.core.paths import Paths, valid_profile_name
-
     name = command_name(args)
     profile = getattr(args, "profile", "default")
     if name == "tui" and getattr(args, "sandbox", False) and profile == "default":
@@ -127,8 +137,6 @@ def _command_lock(args: argparse.Namespace) -> AbstractContextManager[object]:
 
 
 def _reader_lock(args: argparse.Namespace, lock: AbstractContextManager[bool]) -> AbstractContextManager[None]:
-    import contextlib
-
     @contextlib.contextmanager
     def run() -> Iterator[None]:
         with lock as held:
@@ -141,8 +149,6 @@ def _reader_lock(args: argparse.Namespace, lock: AbstractContextManager[bool]) -
 def _unexpected(args: argparse.Namespace, error: Exception, log_path: Path | None) -> int:
     """Not a finding: exit 3 with one line and where the details are; the traceback goes to the
     private log only (redacted, no local variables), never to the terminal."""
-    import logging
-
     logging.getLogger("klarna_mtls").error("unexpected failure in %s", command_name(args), exc_info=error)
     hint = f"Details are in {log_path}." if log_path else ""
     return fail(

@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import EXIT_OK, add_common, emit, positive_int, progress, seconds
+from wizard.cli.session import key_passphrase, load_api_key, open_session
 from wizard.core import rules
-from wizard.core.errors import InputError, SecretStoreError
-from wizard.core.paths import Paths
+from wizard.core.errors import InputError
+from wizard.core.model import Stage
+from wizard.services import onboarding
+from wizard.services.session import Session
+from wizard.services.waits import (
+    Attempt,
+    Done,
+    Event,
+    Failed,
+    PollLimits,
+    follow,
+    poll_verification,
+    watch_enforcement,
+)
 
 if TYPE_CHECKING:
-    from wizard.core.model import Stage
     from wizard.secrets.stores import SecretStore
-    from wizard.services.session import Session
-    from wizard.services.waits import Event
-
-STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("onboard", help="run the whole onboarding without the TUI")
     add_common(p)
-    p.add_argument("--non-interactive", action="store_true", help="never prompt (for scripts and CI)")
+    p.add_argument(
+        "--non-interactive",
+        action="store_true",
+        help="no effect, kept for scripts: onboard never prompts, except for an API key read from "
+        "standard input (--api-key-stdin) when that is a terminal (typed without echo)",
+    )
     p.add_argument("--environment", choices=rules.ENVIRONMENTS)
     p.add_argument("--account-id")
     p.add_argument("--base-url", help="sandbox only")
@@ -69,69 +80,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
-def open_session(args: argparse.Namespace) -> Session:
-    from wizard.services.session import Session  # imported when a command runs: keeps start-up light
-
-    session = Session(Paths.from_env(), getattr(args, "profile", "default"))
-    session.read_only = bool(getattr(args, "read_only", False))  # a reader while another process writes
-    return session
-
-
-def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
-    """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
-    (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
-    from wizard.secrets import stores
-
-    allowed = _env_key_allowed(args, session)
-    key, store = stores.resolve_api_key(
-        session.profile,
-        session.paths,
-        session.evidence.secret_backend,
-        stdin=sys.stdin,
-        read_stdin=getattr(args, "api_key_stdin", False),
-        use_env=allowed,
-    )
-    if store.kind == "env" and not allowed:
-        raise SecretStoreError(
-            f"KLARNA_API_KEY is not the key recorded for profile '{session.profile}'; status --all does not send it there.",
-            hint=f"Run klarna-mtls status --profile {session.profile} with that profile's key.",
-        )
-    wanted = getattr(args, "secret_store", None)
-    if wanted and wanted != store.kind:
-        passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-        store = stores.open_store(wanted, session.paths, passphrase=passphrase)
-    return key, store
-
-
-def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
-    """Walking several profiles (status --all), KLARNA_API_KEY goes only to the profile whose
-    recorded key it is: one profile's key never reaches another profile's host."""
-    if not getattr(args, "bound_keys_only", False):
-        return True
-    recorded = session.evidence.api_key_masked
-    return bool(recorded) and rules.mask_key(os.environ["KLARNA_API_KEY"]) == recorded
-
-
-def open_unlocked_session(args: argparse.Namespace) -> Session:
-    """An existing profile with its API key loaded, for the management commands."""
-    session = open_session(args)
-    if not session.has_journal or not session.evidence.account_id:
-        raise InputError(
-            f"Profile '{session.profile}' has not been set up.",
-            hint="Run klarna-mtls (the wizard) or klarna-mtls onboard first.",
-        )
-    api_key, _ = load_api_key(args, session)
-    session.unlock(api_key, _key_passphrase())
-    return session
-
-
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(onboard(args))
 
 
 async def onboard(args: argparse.Namespace) -> int:
-    from wizard.core.model import Stage
-
     session = open_session(args)
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
@@ -154,7 +107,7 @@ async def onboard(args: argparse.Namespace) -> int:
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
     api_key, store = load_api_key(args, session)
-    session.unlock(api_key, _key_passphrase())
+    session.unlock(api_key, key_passphrase())
     if session.state.in_flight:
         progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
@@ -195,9 +148,6 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: SecretSto
 async def _do_stage(
     args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
 ) -> None:
-    from wizard.core.model import Stage
-    from wizard.services import onboarding
-
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced
     if stage is Stage.CREDENTIALS:
@@ -222,8 +172,6 @@ async def _do_stage(
 
 
 async def _verify(args: argparse.Namespace, session: Session) -> None:
-    from wizard.services.waits import Attempt, Failed, PollLimits, follow, poll_verification
-
     limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
 
     def show(event: Event) -> None:
@@ -241,7 +189,6 @@ async def _verify(args: argparse.Namespace, session: Session) -> None:
 
 async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
-    from wizard.services.waits import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
 
     def show(event: Event) -> None:
         if isinstance(event, Attempt):
@@ -257,11 +204,6 @@ async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
         progress(args, "  warning: a request without a client certificate was still accepted")
     else:
         progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
-
-
-def _key_passphrase() -> bytes | None:
-    value = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE")
-    return value.encode() if value else None
 
 
 def _summary(session: Session) -> dict[str, Any]:

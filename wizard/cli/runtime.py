@@ -12,14 +12,15 @@ import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wizard.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, add_common, emit
-from wizard.cli.onboard import open_session, open_unlocked_session
+from wizard.cli.session import key_passphrase, open_session, open_unlocked_session
+from wizard.core import runtimes
+from wizard.core.diagnosis import diagnose
 from wizard.core.errors import InputError
-
-if TYPE_CHECKING:
-    from wizard.services.session import Session
+from wizard.core.runtimes import REPORT_KIND, ReadinessReport, record_report
+from wizard.services.session import Session
 
 
 def register(sub: Any) -> None:
@@ -96,12 +97,11 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
 
 
 def cmd_request(args: argparse.Namespace) -> int:
-    from wizard.cli.onboard import _key_passphrase
     from wizard.services.runtime_exchange import make_request, write_exchange
 
     session = open_session(args)
     _configure_if_asked(args, session)
-    session.set_key_passphrase(_key_passphrase())
+    session.set_key_passphrase(key_passphrase())
     request = asyncio.run(make_request(session, args.name, new_key=args.new_key))
     out = write_exchange(args.out or Path(f"runtime-request-{args.name}.json"), request)
     emit(
@@ -114,7 +114,6 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from wizard.core.diagnosis import diagnose
     from wizard.services.runtime_exchange import RESPONSE_KIND, install_response, read_exchange
 
     session = open_unlocked_session(args)
@@ -139,7 +138,6 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from wizard.core.runtimes import record_report
     from wizard.services.runtime_exchange import pair_from_files, probe, write_exchange
 
     if (args.cert is None) != (args.key is None):
@@ -196,7 +194,6 @@ def _report_files(sources: list[Path]) -> list[Path]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from wizard.core.runtimes import REPORT_KIND, ReadinessReport, record_report
     from wizard.services.runtime_exchange import read_exchange
 
     session = open_session(args)
@@ -268,8 +265,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- shown by status and list
 def runtime_view(session: Session) -> dict[str, Any]:
-    from wizard.core import runtimes
-
     now = session.clock()
     return {
         "runtimes": [asdict(r) for r in runtimes.rows(session.state.runtimes, now)],
@@ -278,8 +273,6 @@ def runtime_view(session: Session) -> dict[str, Any]:
 
 
 def runtime_text(session: Session) -> str:
-    from wizard.core import runtimes
-
     now = session.clock()
     lines = [runtimes.summary(session.state.runtimes, now)]
     for row in runtimes.rows(session.state.runtimes, now):

@@ -1,0 +1,54 @@
+"""`klarna-mtls enforce` and `klarna-mtls unenforce`: mTLS enforcement on and off, through the same
+gate as onboarding and the TUI (the installed certificate and every declared runtime VALID)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from wizard.cli.common import EXIT_OK, add_common, emit
+from wizard.cli.session import open_unlocked_session
+from wizard.services import onboarding
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("enforce", help="enforce mTLS from NOW or a time at most 3 months ahead")
+    add_common(p)
+    p.add_argument("--at", required=True, help="NOW or an ISO-8601 time with zone")
+    p.add_argument(
+        "--leave-out",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="runtimes not counted by the readiness check (their calls will be refused)",
+    )
+    p.add_argument("--confirm-leave-out", metavar="NAMES", help="live profiles: the left-out names, comma-separated")
+    p.set_defaults(handler=cmd_enforce)
+
+    p = sub.add_parser("unenforce", help="remove mTLS enforcement")
+    add_common(p)
+    p.set_defaults(handler=cmd_unenforce)
+
+
+def cmd_enforce(args: argparse.Namespace) -> int:
+    from wizard.services import lifecycle
+
+    session = open_unlocked_session(args)
+    mode = asyncio.run(
+        lifecycle.schedule_enforcement(
+            session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out
+        )
+    )
+    emit(
+        args,
+        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
+        f"enforcement {mode} from {session.evidence.enforced_from}",
+    )
+    return EXIT_OK
+
+
+def cmd_unenforce(args: argparse.Namespace) -> int:
+    session = open_unlocked_session(args)
+    state = asyncio.run(onboarding.remove_enforcement(session))
+    emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
+    return EXIT_OK

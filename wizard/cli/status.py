@@ -1,0 +1,83 @@
+"""`klarna-mtls status` (and `certs list`): certificates, enforcement, verification and runtimes
+of a profile, or of every profile with --all. Exit 0 ok, 1 renewal due, 2 not VALID, 3 error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING
+
+from wizard.cli.common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit
+from wizard.cli.fleet import add_concurrency, each_profile
+from wizard.cli.runtime import runtime_text, runtime_view
+from wizard.cli.session import open_unlocked_session
+from wizard.core.errors import WizardError
+
+if TYPE_CHECKING:
+    from wizard.services.lifecycle import ProfileStatus
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="certificates, enforcement and verification of a profile")
+    add_common(p)
+    p.add_argument("--all", action="store_true", help="every profile, concurrently")
+    add_concurrency(p)
+    p.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from wizard.services import lifecycle
+
+    if getattr(args, "all", False):
+        return _status_all(args)
+    session = open_unlocked_session(args)
+    status = asyncio.run(lifecycle.gather_status(session))
+    emit(
+        args,
+        {"ok": True, **status.to_dict(), **runtime_view(session)},
+        _status_text(status) + "\n" + runtime_text(session),
+    )
+    return _status_exit(status)
+
+
+def _status_all(args: argparse.Namespace) -> int:
+    """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
+    recorded key), each read-only when another process is writing it."""
+    from wizard.services import lifecycle
+
+    payload, texts, code = [], [], EXIT_OK
+    for name, result in each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
+        if isinstance(result, WizardError):
+            payload.append({"profile": name, "ok": False, "error": str(result)})
+            texts.append(clean(f"{name}: error: {result}"))
+            code = max(code, EXIT_ERROR)
+        else:
+            payload.append({"ok": True, **result.to_dict()})
+            texts.append(_status_text(result))
+            code = max(code, _status_exit(result))
+    emit(args, {"ok": code < EXIT_ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
+    return code
+
+
+def _status_text(status: ProfileStatus) -> str:
+    lines = [
+        f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
+        f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
+        f" · verification {status.verification} · key in {status.secret_backend}"
+    ]
+    for c in status.certificates:
+        mark = "*" if c.current else ("+" if c.installed_here else " ")
+        lines.append(
+            f" {mark} {c.credential_id}  …{c.fingerprint_suffix}  {c.status:8} expires {c.expires_at} "
+            f"({c.days_left} days){'  RENEW' if c.in_renewal_window else ''}"
+        )
+    return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
+
+
+def _status_exit(status: ProfileStatus) -> int:
+    if status.verification not in (None, "VALID"):
+        return EXIT_CRITICAL
+    current = status.current
+    if current and current.in_renewal_window:
+        return EXIT_WARNING
+    return EXIT_OK
