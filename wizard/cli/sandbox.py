@@ -1,4 +1,8 @@
-"""`klarna-mtls sandbox serve`: the sandbox as a process, for curl and for other processes."""
+"""`klarna-mtls sandbox serve`: the sandbox as a process, for curl and for other processes.
+
+Every setting of wizard/sandbox/options.py is a flag (its name with dashes); the sandbox checks
+the values, so the lists of allowed ones live there only (the package is not imported until
+`serve` runs: it loads cryptography)."""
 
 from __future__ import annotations
 
@@ -35,10 +39,49 @@ def register(sub: Any) -> None:
         default="ours",
         help="docs-only: answer with only the fields Klarna documents (rehearse against real Klarna)",
     )
+    _add_setting_flags(p)
     p.add_argument(
         "--json", action="store_true", help="print one JSON line with base_url, ca_bundle, api_key, account_id"
     )
     p.set_defaults(handler=serve)
+
+
+# Settings beyond the two above, as (flag, type or None for a switch, help). Each is left out of
+# the sandbox's settings unless given, so the sandbox's own default applies.
+SETTING_FLAGS: tuple[tuple[str, type | None, str], ...] = (
+    ("--certificate-lifetime-seconds", float, "life of certificates issued (default 3 years)"),
+    ("--date-follows-clock", None, "the Date header reads the sandbox clock, not real time"),
+    ("--allow-custom-cn", None, "accept any CN of 1 to 64 characters, not only the account suffix"),
+    ("--put-enforcement-answers-204", None, "PUT enforcement answers 204 with no body"),
+    (
+        "--propagation-delay",
+        float,
+        "seconds an enforced account refuses (and reads INVALID for) a certificate just issued",
+    ),
+    ("--no-header-once-enforced", None, "no Klarna-Mtls-Verification-Status header while ENFORCED"),
+    ("--refusal-status", int, "status of the enforcement refusal: 403 (default) or 401"),
+    (
+        "--enforcement-field",
+        str,
+        "where enforcement answers put the mode: enforcement_mode (default), status, both, both-disagree",
+    ),
+    ("--null-empty-lists", None, 'an empty listing answers {"credentials": null}'),
+    ("--assigned-cn", None, "issue every certificate with a CN Klarna assigns: <account suffix>-<16 hex>"),
+)
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, help_text in SETTING_FLAGS:
+        if kind is None:
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, under options.py's names."""
+    names = (flag[2:].replace("-", "_") for flag, _, _ in SETTING_FLAGS)
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _loopback(host: str) -> bool:
@@ -63,8 +106,16 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         sandbox = start_sandbox(
-            state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay, answers=args.answers
+            state_dir,
+            host=args.host,
+            port=args.port,
+            enforcement_delay=args.enforcement_delay,
+            answers=args.answers,
+            **_settings(args),
         )
+    except ValueError as exc:  # a setting the sandbox does not take: say which
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
         print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR

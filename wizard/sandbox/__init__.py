@@ -8,17 +8,27 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
   ``allow_custom_cn`` any CN of 1 to 64 characters (the newer page).
 - Errors: 400 INPUT_ERROR/VALIDATION_ERROR with ``validation_errors`` naming the parameter;
   409 RESOURCE_ERROR/LIMIT_EXCEEDED for an 11th active certificate; 404 RESOURCE_ERROR/NOT_FOUND;
-  401 ACCESS_ERROR/UNAUTHORIZED or API_KEY_DISABLED; 403 ACCESS_ERROR/MTLS_REQUIRED once enforced;
+  401 ACCESS_ERROR/UNAUTHORIZED or API_KEY_DISABLED; 403 ACCESS_ERROR/MTLS_REQUIRED once enforced
+  (401 with ``refusal_status``);
   413 INPUT_ERROR/PAYLOAD_TOO_LARGE over 1 MB; injected 5xx are TECHNICAL_ERROR/INTERNAL_ERROR and
   429 ACCESS_ERROR/RATE_LIMITED with Retry-After.
 - Answers (in the default "ours" mode; ``answers="docs-only"`` sends only what Klarna documents,
   see answers.py): create 201 (the entry plus ``secret``); PUT enforcement 200 with the state (204 when
   ``put_enforcement_answers_204``); DELETE enforcement and DELETE api-key 204.
+- Other shapes and timings Klarna's docs allow are switches, all off by default (options.py lists
+  every setting): a propagation delay for new certificates on an enforced account, no verification
+  header once enforced, enforcement refusals answered 401, the mode in a field named ``status``
+  (or in both fields, agreeing or not), empty listings as ``null``, and a CN Klarna assigns.
 - Revoking a revoked certificate changes nothing; a future ``revoked_from`` applies on the clock.
 - Idempotency keys are remembered per account, operation and path for 24 h (sandbox clock); a
   refusal is not remembered, so a corrected retry with the same key can pass.
-- The sandbox clock (real time + an advanceable offset) decides ACTIVE/EXPIRED/REVOKED and
-  enforcement; X.509 validity uses real time so TLS keeps working after the clock is advanced.
+- The sandbox clock (real time + an offset that ``advance_clock`` or ``POST /__sandbox__/clock``
+  moves forward, kept in the state as ``clock_offset``) decides ACTIVE/EXPIRED/REVOKED, enforcement,
+  idempotency windows and propagation; X.509 validity uses real time so TLS keeps working after the
+  clock is advanced. The ``Date`` header reads real time unless ``date_follows_clock`` is set (then
+  an advanced clock looks to the client like its own clock running behind Klarna's).
+- ``certificate_lifetime_seconds`` (or the ``certificate_lifetime`` property) shortens the life of
+  certificates issued from then on, so expiry can be reached for real or with the clock.
 - The initial API key is stored (0600) so it survives restarts; other keys are kept hashed.
 """
 
@@ -28,8 +38,9 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from wizard.sandbox.answers import ANSWER_MODES, AnswerMode, check_mode
+from wizard.sandbox.options import ANSWER_MODES, AnswerMode, SandboxOptions
 from wizard.sandbox.server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
 from wizard.sandbox.state import SandboxState
 
@@ -84,45 +95,57 @@ class Sandbox:
         return self._state.now()
 
     @property
+    def options(self) -> SandboxOptions:
+        """The settings in force (options.py); change them with ``configure``."""
+        return self._state.options
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change settings by their options.py names, e.g. ``configure(propagation_delay=120)``;
+        a bad one raises ValueError and changes nothing. Answers every setting now in force."""
+        with self._state.lock:
+            self._state.options.update(settings)
+            return self._state.options.as_dict()
+
+    @property
     def certificate_lifetime(self) -> timedelta:
-        return self._state.certificate_lifetime
+        return self._state.options.certificate_lifetime
 
     @certificate_lifetime.setter
     def certificate_lifetime(self, value: timedelta) -> None:
-        self._state.certificate_lifetime = value
+        self.configure(certificate_lifetime_seconds=value.total_seconds())
 
     @property
     def enforcement_delay(self) -> float:
-        return self._state.enforcement_delay
+        return self._state.options.enforcement_delay
 
     @enforcement_delay.setter
     def enforcement_delay(self, seconds: float) -> None:
-        self._state.enforcement_delay = seconds
+        self.configure(enforcement_delay=seconds)
 
     @property
     def put_enforcement_answers_204(self) -> bool:
-        return self._state.put_enforcement_answers_204
+        return self._state.options.put_enforcement_answers_204
 
     @put_enforcement_answers_204.setter
     def put_enforcement_answers_204(self, value: bool) -> None:
-        self._state.put_enforcement_answers_204 = value
+        self.configure(put_enforcement_answers_204=value)
 
     @property
     def answers(self) -> AnswerMode:
         """ "ours" (every field the sandbox knows) or "docs-only" (only what Klarna documents)."""
-        return self._state.answers
+        return self._state.options.answers
 
     @answers.setter
     def answers(self, mode: str) -> None:
-        self._state.answers = check_mode(mode)
+        self.configure(answers=mode)
 
     @property
     def allow_custom_cn(self) -> bool:
-        return self._state.allow_custom_cn
+        return self._state.options.allow_custom_cn
 
     @allow_custom_cn.setter
     def allow_custom_cn(self, value: bool) -> None:
-        self._state.allow_custom_cn = value
+        self.configure(allow_custom_cn=value)
 
     def stop(self) -> None:
         """Stop accepting, end open keep-alive connections, release the port. Safe to call twice."""
@@ -148,12 +171,17 @@ def start_sandbox(
     port: int = 0,
     enforcement_delay: float = 300.0,
     answers: str = "ours",
+    **settings: Any,
 ) -> Sandbox:
-    state = SandboxState(Path(state_dir), enforcement_delay=enforcement_delay)
-    state.answers = check_mode(answers)
+    """Serve a sandbox on ``host:port`` (0: a free port) in a background thread. ``settings`` are
+    options.py's names, e.g. ``start_sandbox(folder, propagation_delay=120, refusal_status=401)``;
+    a bad one raises ValueError before anything listens."""
+    options = SandboxOptions()
+    options.update({"enforcement_delay": enforcement_delay, "answers": answers} | settings)
+    state = SandboxState(Path(state_dir), options=options)
     admin_token = secrets.token_urlsafe(24)
     server, thread = serve_in_thread(state, host, port, admin_token)
     return Sandbox(state, server, thread, admin_token)
 
 
-__all__ = ["ANSWER_MODES", "Sandbox", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]
+__all__ = ["ANSWER_MODES", "Sandbox", "SandboxOptions", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]

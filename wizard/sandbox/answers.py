@@ -11,24 +11,21 @@ be against Klarna itself, where the [ours] fields may be missing:
   a create adds the secret, which Klarna shows once;
 - the verification header arrives duplicated and in lower case, which HTTP and the docs allow.
 
-Errors keep Klarna's documented error shape in both modes."""
+Errors keep Klarna's documented error shape in both modes.
+
+In either mode, the answer-shape switches of options.py then apply: the mode's field name
+(``enforcement_field``), empty listings as ``null`` (``null_empty_lists``) and no verification
+header once enforced (``no_header_once_enforced``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-AnswerMode = Literal["ours", "docs-only"]
-ANSWER_MODES: tuple[AnswerMode, ...] = ("ours", "docs-only")
+from wizard.sandbox.options import SandboxOptions
 
 _CERTIFICATE_ENTRY = ("credential_id",)
 _API_KEY_ENTRY = ("credential_id", "description", "status")
 VERIFICATION_HEADER = "Klarna-Mtls-Verification-Status"
-
-
-def check_mode(mode: str) -> AnswerMode:
-    if mode not in ANSWER_MODES:
-        raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, not {mode!r}")
-    return mode
 
 
 def _only(entry: Any, names: tuple[str, ...]) -> Any:
@@ -58,13 +55,32 @@ def docs_only(operation: str, status: int, payload: Any) -> tuple[int, Any]:
     return status, payload
 
 
-def shape(mode: AnswerMode, operation: str, status: int, payload: Any) -> tuple[int, Any]:
-    return docs_only(operation, status, payload) if mode == "docs-only" else (status, payload)
+def shape(options: SandboxOptions, operation: str, status: int, payload: Any) -> tuple[int, Any]:
+    """A successful answer as the sandbox's settings have it said."""
+    if options.answers == "docs-only":
+        status, payload = docs_only(operation, status, payload)
+    if operation in ("get_enforcement", "set_enforcement") and isinstance(payload, dict):
+        payload = enforcement_field(options.enforcement_field, payload)
+    if options.null_empty_lists and isinstance(payload, dict) and payload.get("credentials") == []:
+        payload = payload | {"credentials": None}
+    return status, payload
 
 
-def verification_headers(mode: AnswerMode, status: str | None) -> dict[str, str]:
-    if not status:
+def enforcement_field(field: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The enforcement state with its mode under ``enforcement_mode``, ``status`` or both."""
+    mode = payload.get("enforcement_mode")
+    if field == "status":
+        return {"status": mode} | {k: v for k, v in payload.items() if k != "enforcement_mode"}
+    if field == "both":
+        return payload | {"status": mode}
+    if field == "both-disagree":  # the two fields name different modes: a reader cannot tell which
+        return payload | {"status": "REPORTING" if mode == "ENFORCED" else "ENFORCED"}
+    return payload
+
+
+def verification_headers(options: SandboxOptions, status: str | None, enforced: bool) -> dict[str, str]:
+    if not status or (enforced and options.no_header_once_enforced):
         return {}
-    if mode == "docs-only":
+    if options.answers == "docs-only":
         return {VERIFICATION_HEADER.lower(): f"{status}, {status}"}
     return {VERIFICATION_HEADER: status}

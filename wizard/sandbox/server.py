@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -184,7 +183,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 extra_headers = self._verification_headers(account_id)
                 if state.is_enforced(account_id) and self._verification(account_id) != "VALID":
                     raise SandboxError(
-                        403,
+                        state.options.refusal_status,
                         "ACCESS_ERROR",
                         "MTLS_REQUIRED",
                         "mTLS is enforced: this request must present a valid client certificate.",
@@ -192,7 +191,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 status, payload = self._idempotent(
                     operation, account_id, lambda: self._operate(operation, account_id, key_id, params, body)
                 )
-                status, payload = answers.shape(state.answers, operation, status, payload)
+                status, payload = answers.shape(state.options, operation, status, payload)
                 if self.command != "GET":  # reads only touch last_used_at: not worth an fsync
                     state.save()
                 extra_headers = self._verification_headers(account_id)
@@ -262,7 +261,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return 200, state.enforcement_state(account_id)
         if operation == "set_enforcement":
             answer = state.set_enforcement(account_id, body)
-            return (204, None) if state.put_enforcement_answers_204 else (200, answer)
+            return (204, None) if state.options.put_enforcement_answers_204 else (200, answer)
         if operation == "remove_enforcement":
             state.remove_enforcement(account_id)
             return 204, None
@@ -346,7 +345,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return self.server.state.verification(account_id, self.connection.getpeercert(binary_form=True))
 
     def _verification_headers(self, account_id: str | None) -> dict[str, str]:
-        return answers.verification_headers(self.server.state.answers, self._verification(account_id))
+        state = self.server.state
+        enforced = account_id is not None and state.is_enforced(account_id)
+        return answers.verification_headers(state.options, self._verification(account_id), enforced)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: real time, or the sandbox clock with ``date_follows_clock``."""
+        state = self.server.state
+        if timestamp is None and state.options.date_follows_clock:
+            timestamp = state.now().timestamp()
+        return super().date_time_string(timestamp)
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -421,26 +429,11 @@ def _admin_mint_account(server: SandboxServer, body: dict[str, Any]) -> dict[str
 
 
 def _admin_config(server: SandboxServer, body: dict[str, Any]) -> dict[str, Any]:
-    """Runtime settings; each is optional. Answers the settings now in force."""
-    state = server.state
-    if "enforcement_delay" in body:
-        state.enforcement_delay = float(body["enforcement_delay"])
-    if "certificate_lifetime_seconds" in body:
-        state.certificate_lifetime = timedelta(seconds=float(body["certificate_lifetime_seconds"]))
-    if "certificate_lifetime_days" in body:
-        state.certificate_lifetime = timedelta(days=float(body["certificate_lifetime_days"]))
-    for flag in ("put_enforcement_answers_204", "allow_custom_cn"):
-        if flag in body:
-            setattr(state, flag, bool(body[flag]))
-    if "answers" in body:
-        state.answers = answers.check_mode(str(body["answers"]))
-    return {
-        "enforcement_delay": state.enforcement_delay,
-        "certificate_lifetime_seconds": state.certificate_lifetime.total_seconds(),
-        "put_enforcement_answers_204": state.put_enforcement_answers_204,
-        "allow_custom_cn": state.allow_custom_cn,
-        "answers": state.answers,
-    }
+    """Settings under options.py's names, each optional; a bad one changes nothing (400).
+    Answers every setting now in force."""
+    with server.state.lock:
+        server.state.options.update(body)
+        return server.state.options.as_dict()
 
 
 _ADMIN_ROUTES = {

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from wizard.core import crypto, rules
 from wizard.core.errors import CryptoError, InputError
 from wizard.core.fsutil import ensure_private_dir, write_private
-from wizard.sandbox.answers import AnswerMode
+from wizard.sandbox.options import SandboxOptions
 
 CA_NAME = "Klarna-Network-Clients-Sandbox-CA"
 
@@ -84,14 +84,10 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 class SandboxState:
-    def __init__(self, folder: Path, *, enforcement_delay: float = 300.0) -> None:
+    def __init__(self, folder: Path, *, options: SandboxOptions | None = None) -> None:
         self.folder = ensure_private_dir(folder)
         self.lock = threading.RLock()
-        self.enforcement_delay = enforcement_delay
-        self.certificate_lifetime = rules.CERTIFICATE_VALIDITY
-        self.allow_custom_cn = False
-        self.put_enforcement_answers_204 = False
-        self.answers: AnswerMode = "ours"  # or "docs-only": only what Klarna documents (answers.py)
+        self.options = options or SandboxOptions()  # read on every request: a change applies at once
         self.ca_key, self.ca_cert = self._load_or_make_ca()
         self.data: dict[str, Any] = self._load()
         if not self.data.get("initial"):
@@ -289,10 +285,12 @@ class SandboxState:
         except CryptoError:
             raise invalid("config.certificate_signing_request", "is not a PEM CSR") from None
         # Strict by default (Distribution/Direct pages: CN = account suffix); the newer page's
-        # custom CN of up to 64 characters only when allow_custom_cn is set.
-        expected = rules.default_cn(account_id)
-        problems = crypto.csr_problems(csr, None if self.allow_custom_cn else expected)
-        if self.allow_custom_cn and not problems:
+        # custom CN of up to 64 characters only when allow_custom_cn is set; any CN when Klarna
+        # assigns its own (assigned_cn).
+        options = self.options
+        expected = None if options.allow_custom_cn or options.assigned_cn else rules.default_cn(account_id)
+        problems = crypto.csr_problems(csr, expected)
+        if options.allow_custom_cn and not options.assigned_cn and not problems:
             problems = _custom_cn_problems(crypto.csr_cn(csr))
         if problems:
             raise invalid("config.certificate_signing_request", " ".join(problems))
@@ -312,7 +310,8 @@ class SandboxState:
             "pem": crypto.certificate_pem(cert).decode(),
             "fingerprint": crypto.fingerprint_sha256(cert),
             "created_at": rules.format_utc(self.now()),
-            "expires_at": rules.format_utc(self.now() + self.certificate_lifetime),
+            "issued_at": self.now().isoformat(),  # to the microsecond, for propagation_delay
+            "expires_at": rules.format_utc(self.now() + self.options.certificate_lifetime),
             "revoked_from": None,
         }
         self.data["certificates"][credential_id] = entry
@@ -321,14 +320,18 @@ class SandboxState:
     def _sign(self, csr: x509.CertificateSigningRequest, account_id: str) -> x509.Certificate:
         # Real time for the X.509 window (TLS checks it); the sandbox clock decides EXPIRED.
         now = datetime.now(UTC)
+        subject = csr.subject
+        if self.options.assigned_cn:  # Klarna's default when it does not take the CSR's CN
+            assigned = f"{rules.default_cn(account_id)}-{secrets.token_hex(8)}"
+            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, assigned)])
         return (
             x509.CertificateBuilder()
-            .subject_name(csr.subject)
+            .subject_name(subject)
             .issuer_name(self.ca_cert.subject)
             .public_key(csr.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + self.certificate_lifetime)
+            .not_valid_after(now + self.options.certificate_lifetime)
             .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(account_id)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
@@ -345,10 +348,19 @@ class SandboxState:
         fingerprint = x509.load_der_x509_certificate(peer_der).fingerprint(hashes.SHA256()).hex(":").upper()
         for entry in self.account_certificates(account_id).values():
             if entry["fingerprint"] == fingerprint and self.certificate_status(entry) == "ACTIVE":
-                return "VALID"
+                return "INVALID" if self._still_propagating(account_id, entry) else "VALID"
         return "INVALID"
 
-    # ------------------------------------------------------------------ enforcement
+    def _still_propagating(self, account_id: str, entry: dict[str, Any]) -> bool:
+        """Klarna: changes take up to 5 minutes to apply. With ``propagation_delay`` an enforced
+        account does not yet accept a certificate issued less than that long ago."""
+        delay = self.options.propagation_delay
+        if delay <= 0 or not self.is_enforced(account_id):
+            return False
+        issued = entry.get("issued_at")
+        moment = datetime.fromisoformat(issued) if issued else rules.parse_timestamp(entry["created_at"])
+        return (self.now() - moment).total_seconds() < delay
+
     # ------------------------------------------------------------------ idempotency
     def replay(self, record_key: str) -> tuple[int, Any] | None:
         """The first answer given for this idempotency key, within Klarna's 24 h window."""
@@ -391,7 +403,7 @@ class SandboxState:
         self.data["accounts"][account_id]["enforcement"] = {
             "enforced_from": rules.format_utc(moment),
             # Klarna applies enforcement some time after the chosen moment (up to 5 minutes).
-            "applies_at": (moment + timedelta(seconds=self.enforcement_delay)).isoformat(),
+            "applies_at": (moment + timedelta(seconds=self.options.enforcement_delay)).isoformat(),
         }
         return self.enforcement_state(account_id)
 
