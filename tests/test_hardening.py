@@ -672,7 +672,7 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
 
 
 def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, paths):
-    from wizard.services import lifecycle
+    from wizard.services import doctor
     from wizard.services.session import Session
 
     session = Session(paths, "corp")
@@ -681,7 +681,7 @@ def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, pa
     session.set_trust_ca(sandbox.ca_bundle)  # e.g. a company's TLS-inspecting proxy
     reopened = Session(paths, "corp")
     assert reopened.ca_bundle == Path(sandbox.ca_bundle).absolute()
-    finding = lifecycle._trust_finding(reopened)
+    finding = doctor._trust_finding(reopened)
     assert "you chose" in finding.summary and str(sandbox.ca_bundle) in finding.summary
     with pytest.raises(CryptoError):
         reopened.set_trust_ca(paths.state_dir / "missing.pem")
@@ -693,7 +693,7 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     from tests_support import session_for
 
     from wizard.core.flow_records import CertificateRotation
-    from wizard.services import lifecycle
+    from wizard.services import certificate_rotation
 
     onboard()
     session = session_for("p", sandbox)
@@ -707,7 +707,7 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     os.write(fd, crypto.make_private_key_pem(crypto.make_private_key()))
     os.close(fd)
     with pytest.raises(CryptoError, match="was not written by klarna-mtls"):
-        asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
+        asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05))
     record_figure("folders: planted private key refused, not adopted", 1, 1)
 
 

@@ -16,8 +16,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from wizard import __version__
-from wizard.cli.common import EXIT_ERROR, fail
+from wizard.cli.common import fail
 from wizard.core.errors import WizardError
+from wizard.core.findings import ExitCode
 
 COMMAND_MODULES: list[str] = [
     "wizard.cli.onboard",
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args, error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     except Exception as error:  # noqa: BLE001 - the one place an unexpected failure is reported
         return _unexpected(args, error, log_path)
 

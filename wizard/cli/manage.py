@@ -12,24 +12,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.common import (
-    EXIT_CRITICAL,
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_WARNING,
-    add_common,
-    clean,
-    emit,
-    progress,
-    seconds,
-)
+from wizard.cli.common import add_common, clean, emit, progress, seconds
 from wizard.cli.onboard import open_session, open_unlocked_session
 from wizard.core.errors import InputError, WizardError
+from wizard.core.findings import ExitCode, Finding, worst
 from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
-    from wizard.services import lifecycle
+    from wizard.services.certificate_rotation import RotationProgress
     from wizard.services.session import Session
+    from wizard.services.status import ProfileStatus
     from wizard.services.waits import Event
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -173,7 +165,7 @@ def _positive(value: str) -> int:
     return number
 
 
-def _status_text(status: lifecycle.ProfileStatus) -> str:
+def _status_text(status: ProfileStatus) -> str:
     lines = [
         f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
         f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
@@ -188,26 +180,24 @@ def _status_text(status: lifecycle.ProfileStatus) -> str:
     return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
-def _status_exit(status: lifecycle.ProfileStatus) -> int:
-    from wizard.services import lifecycle
-
+def _status_exit(status: ProfileStatus) -> ExitCode:
     if status.verification not in (None, "VALID"):
-        return lifecycle.EXIT_CRITICAL
+        return ExitCode.CRITICAL
     current = status.current
     if current and current.in_renewal_window:
-        return lifecycle.EXIT_WARNING
-    return EXIT_OK
+        return ExitCode.WARNING
+    return ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.status import gather_status
 
     if getattr(args, "all", False):
         return _status_all(args)
     from wizard.cli.runtime import runtime_text, runtime_view
 
     session = open_unlocked_session(args)
-    status = asyncio.run(lifecycle.gather_status(session))
+    status = asyncio.run(gather_status(session))
     emit(
         args,
         {"ok": True, **status.to_dict(), **runtime_view(session)},
@@ -219,19 +209,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_all(args: argparse.Namespace) -> int:
     """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
     recorded key), each read-only when another process is writing it."""
-    from wizard.services import lifecycle
+    from wizard.services.status import gather_status
 
-    payload, texts, code = [], [], EXIT_OK
-    for name, result in _each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
+    payload, texts, code = [], [], ExitCode.OK
+    for name, result in _each_profile(args, gather_status, "klarna-mtls status --all"):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
-            code = max(code, EXIT_ERROR)
+            code = max(code, ExitCode.ERROR)
         else:
             payload.append({"ok": True, **result.to_dict()})
             texts.append(_status_text(result))
             code = max(code, _status_exit(result))
-    emit(args, {"ok": code < EXIT_ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
+    emit(args, {"ok": code < ExitCode.ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
     return code
 
 
@@ -279,16 +269,16 @@ def _each_profile(
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.revocation import revoke
 
     session = open_unlocked_session(args)
-    status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
+    status = asyncio.run(revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
     emit(
         args,
         {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
         clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 REVOKE_SCOPE = (
@@ -298,7 +288,7 @@ REVOKE_SCOPE = (
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services import certificate_rotation
 
     session = open_unlocked_session(args)
     from wizard.services.waits import Attempt, Step
@@ -315,9 +305,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     grace = args.grace if args.retire_old else 0.0
 
-    async def rotate() -> lifecycle.RotationProgress:
+    async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
-            return await lifecycle.rotate(
+            return await certificate_rotation.rotate(
                 session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
             )
 
@@ -329,7 +319,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         {"ok": True, **asdict(result)},
         f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
@@ -340,7 +330,7 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
     certificate through the same interlock as `certs revoke`."""
     import time
 
-    from wizard.services import lifecycle
+    from wizard.services.revocation import confirm_suffix_for, revoke
 
     progress(args, f"rotate: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
     left = grace
@@ -358,25 +348,23 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
             f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
         )
         raise
-    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle.confirm_suffix_for(session, old_id)))
+    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
     progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services import onboarding
 
     session = open_unlocked_session(args)
     mode = asyncio.run(
-        lifecycle.schedule_enforcement(
-            session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out
-        )
+        onboarding.enforce(session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out)
     )
     emit(
         args,
         {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
         f"enforcement {mode} from {session.evidence.enforced_from}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
@@ -385,13 +373,13 @@ def cmd_unenforce(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     state = asyncio.run(onboarding.remove_enforcement(session))
     emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _findings_out(args: argparse.Namespace, findings: Sequence[lifecycle.Finding], code: int) -> int:
+def _findings_out(args: argparse.Namespace, findings: Sequence[Finding], code: int) -> int:
     emit(
         args,
-        {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
+        {"ok": code < ExitCode.ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
         "\n".join(
             clean(f"[{f.severity:8}] {f.check}: {f.summary}")
             + (f"\n           → {clean(f.next_step)}" if f.next_step else "")
@@ -402,44 +390,47 @@ def _findings_out(args: argparse.Namespace, findings: Sequence[lifecycle.Finding
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.doctor import cron_check
 
     if args.critical_days > args.warn_days:
         raise InputError("--critical-days must not exceed --warn-days.")
     if args.all:
         return _check_all(args)
     session = open_unlocked_session(args)
-    code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
+    code, findings = asyncio.run(cron_check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
 
 
 def _check_all(args: argparse.Namespace) -> int:
     """For cron over many profiles: one summary line naming the profiles that need attention,
     and the worst exit code of them all."""
-    from wizard.services import lifecycle
+    from wizard.services.doctor import cron_check
 
-    async def one(session: Session) -> tuple[int, list[lifecycle.Finding]]:
-        return await lifecycle.check(session, args.warn_days, args.critical_days)
+    async def one(session: Session) -> tuple[ExitCode, list[Finding]]:
+        return await cron_check(session, args.warn_days, args.critical_days)
 
     rows: list[dict[str, Any]] = []
-    by_code: dict[int, list[str]] = {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
+    by_code: dict[int, list[str]] = {ExitCode.OK: [], ExitCode.WARNING: [], ExitCode.CRITICAL: [], ExitCode.ERROR: []}
     for name, result in _each_profile(args, one, "klarna-mtls check --all"):
         if isinstance(result, WizardError):
-            code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
+            code, row = (
+                ExitCode.ERROR,
+                {"profile": name, "exit_code": ExitCode.ERROR, "error": str(result), "findings": []},
+            )
         else:
             code, findings = result
             row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}
         rows.append(row)
         by_code[code].append(name)
-    worst = max((code for code, names in by_code.items() if names), default=EXIT_OK)
-    emit(args, {"ok": worst < EXIT_ERROR, "exit_code": worst, "profiles": rows}, _check_summary(by_code))
-    return worst
+    overall = max((code for code, names in by_code.items() if names), default=ExitCode.OK)
+    emit(args, {"ok": overall < ExitCode.ERROR, "exit_code": overall, "profiles": rows}, _check_summary(by_code))
+    return overall
 
 
 def _check_summary(by_code: dict[int, list[str]]) -> str:
     total = sum(len(names) for names in by_code.values())
-    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[EXIT_OK])} ok"]
-    for code, word in ((EXIT_WARNING, "warning"), (EXIT_CRITICAL, "critical"), (EXIT_ERROR, "error")):
+    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[ExitCode.OK])} ok"]
+    for code, word in ((ExitCode.WARNING, "warning"), (ExitCode.CRITICAL, "critical"), (ExitCode.ERROR, "error")):
         names = by_code[code]
         if names:
             shown = ", ".join(names[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
@@ -448,8 +439,6 @@ def _check_summary(by_code: dict[int, list[str]]) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
-
     session = open_unlocked_session(args)
     if getattr(args, "cert", None) or getattr(args, "key", None):
         if not (args.cert and args.key):
@@ -457,11 +446,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         from wizard.services.pair_doctor import doctor_pair
 
         findings = asyncio.run(doctor_pair(session, args.cert, args.key))
-        return _findings_out(args, findings, lifecycle.worst(findings))
+        return _findings_out(args, findings, worst(findings))
     from wizard.services.doctor import run_doctor
 
     findings = asyncio.run(run_doctor(session))
-    return _findings_out(args, findings, lifecycle.worst(findings))
+    return _findings_out(args, findings, worst(findings))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -489,7 +478,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
         written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _read_export_password() -> str:
@@ -502,18 +491,18 @@ def _read_export_password() -> str:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.support_bundle import support_bundle, write_support_bundle
 
     session = open_session(args)
-    bundle = lifecycle.support_bundle(session)
+    bundle = support_bundle(session)
     if args.out:
-        lifecycle.write_support_bundle(session, args.out)
+        write_support_bundle(session, args.out)
     emit(args, bundle, f"support bundle for {session.profile}" + (f" written to {args.out}" if args.out else ""))
     if not args.json and not args.out:
         import json
 
         print(json.dumps(bundle, indent=2, sort_keys=True))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
@@ -534,4 +523,4 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         "\n".join(f"{r['profile']:20} {r['environment'] or '?':8} {r['stage']:12} {r['account_id']}" for r in rows)
         or "no profiles",
     )
-    return EXIT_OK
+    return ExitCode.OK

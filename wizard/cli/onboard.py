@@ -8,9 +8,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.common import EXIT_OK, add_common, emit, positive_int, progress, seconds
+from wizard.cli.common import add_common, emit, positive_int, progress, seconds
 from wizard.core import rules
 from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
@@ -177,18 +178,20 @@ async def onboard(args: argparse.Namespace) -> int:
     reached = session.model.stage
     payload = _summary(session)
     emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
-    from wizard.services import api_keys
+    from wizard.services import api_key_rotation, api_keys
 
     if args.key_id:
         await api_keys.record_tool_key(session, args.key_id)
         progress(args, f"  recorded {args.key_id} as the key klarna-mtls runs on")
     elif args.own_key:
-        new_id = await api_keys.take_own_key(session, store, on_step=lambda step: progress(args, f"  own key: {step}"))
+        new_id = await api_key_rotation.take_own_key(
+            session, store, on_step=lambda step: progress(args, f"  own key: {step}")
+        )
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 
@@ -222,7 +225,8 @@ async def _do_stage(
 
 
 async def _verify(args: argparse.Namespace, session: Session) -> None:
-    from wizard.services.waits import Attempt, Failed, PollLimits, follow, poll_verification
+    from wizard.services.onboarding_waits import poll_verification
+    from wizard.services.waits import Attempt, Failed, PollLimits, follow
 
     limits = PollLimits(interval=args.poll_interval, max_attempts=args.poll_attempts, limit=args.poll_limit)
 
@@ -241,7 +245,8 @@ async def _verify(args: argparse.Namespace, session: Session) -> None:
 
 async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
     """Klarna applies enforcement up to 5 minutes after the chosen time: watch, then prove it."""
-    from wizard.services.waits import Attempt, Done, Failed, PollLimits, follow, watch_enforcement
+    from wizard.services.onboarding_waits import watch_enforcement
+    from wizard.services.waits import Attempt, Done, Failed, PollLimits, follow
 
     def show(event: Event) -> None:
         if isinstance(event, Attempt):

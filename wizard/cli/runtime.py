@@ -14,9 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, add_common, emit
+from wizard.cli.common import add_common, emit
 from wizard.cli.onboard import open_session, open_unlocked_session
 from wizard.core.errors import InputError
+from wizard.core.findings import ExitCode
 
 if TYPE_CHECKING:
     from wizard.services.session import Session
@@ -110,7 +111,7 @@ def cmd_request(args: argparse.Namespace) -> int:
         f"wrote {out} (no secret: the key stays in this host's home)\n"
         f"next: on the managing machine, klarna-mtls runtime issue {out.name}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -135,7 +136,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         },
         f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n{next_step}",
     )
-    return EXIT_OK if valid else EXIT_CRITICAL
+    return ExitCode.OK if valid else ExitCode.CRITICAL
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -159,7 +160,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except InputError:
             pass  # a report this profile would refuse is still printed, not recorded
     print(line, flush=True)
-    return EXIT_OK if report.status == "VALID" else EXIT_CRITICAL
+    return ExitCode.OK if report.status == "VALID" else ExitCode.CRITICAL
 
 
 # ---------------------------------------------------------------- managing side
@@ -182,7 +183,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
         f"next: on {name}, klarna-mtls runtime install {out.name}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _report_files(sources: list[Path]) -> list[Path]:
@@ -205,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"Profile '{session.profile}' has not been set up.",
             hint="Record reports in the managing machine's profile (--profile).",
         )
-    results, code = [], EXIT_OK
+    results, code = [], ExitCode.OK
     for path in _report_files(args.sources):
         try:
             report = ReadinessReport.from_dict(read_exchange(path, REPORT_KIND))
@@ -219,7 +220,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         except InputError as error:
             results.append({"file": str(path), "recorded": False, "outcome": f"refused: {error}"})
-            code = EXIT_WARNING
+            code = ExitCode.WARNING
     session.save()
     session.audit.record("runtime_reports", results=[{k: v for k, v in r.items() if k != "file"} for r in results])
     emit(
@@ -240,7 +241,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         {"ok": True, "runtime": record.to_dict()},
         f"runtime {record.name} declared with {record.certificate_id}; it counts for enforcement once it reports VALID",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -256,14 +257,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
         f"runtime {args.name} no longer counted; its certificate {record.certificate_id} is still active "
         "(revoke it with certs revoke once nothing uses it)",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     session = open_session(args)
     view = runtime_view(session)
     emit(args, {"ok": True, **view}, runtime_text(session))
-    return EXIT_OK if all(r["ready"] for r in view["runtimes"]) else EXIT_WARNING
+    return ExitCode.OK if all(r["ready"] for r in view["runtimes"]) else ExitCode.WARNING
 
 
 # ---------------------------------------------------------------- shown by status and list

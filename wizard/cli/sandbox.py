@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wizard.cli.common import EXIT_ERROR, EXIT_OK
+from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
 
@@ -61,14 +61,14 @@ def serve(args: argparse.Namespace) -> int:
             "(pass --allow-remote to serve others)",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return ExitCode.ERROR
     try:
         sandbox = start_sandbox(
             state_dir, host=args.host, port=args.port, enforcement_delay=args.enforcement_delay, answers=args.answers
         )
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
         print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     info = {
         "base_url": sandbox.base_url,
         "ca_bundle": str(sandbox.ca_bundle),
@@ -91,4 +91,4 @@ def serve(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         sandbox.stop()
-    return EXIT_OK
+    return ExitCode.OK
