@@ -10,7 +10,7 @@ import contextlib
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard.core import crypto
+from wizard.core import crypto, errors
 from wizard.core.errors import TransportError
 from wizard.core.model import Stage
 from wizard.core.paths import Paths
@@ -127,6 +127,26 @@ def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(verifying):
     assert isinstance(failed, waits.Failed) and failed.status == "INVALID"
     assert failed.error.title == "Not verified" and "INVALID" in failed.error.message
     assert failed.diagnosis.status == "INVALID"
+
+
+@pytest.mark.parametrize(
+    "status,cause",
+    [
+        ("INVALID", errors.VerificationFailed),
+        ("REJECTED", errors.VerificationFailed),
+        ("NOT_PRESENT", errors.VerificationTimeout),
+        ("UNKNOWN", errors.VerificationTimeout),
+        ("VALID", errors.VerificationTimeout),  # seen, but not enough times in a row
+    ],
+)
+def test_not_verified_names_its_cause_under_one_title(status, cause):
+    """Klarna's verdict against the certificate and running out of time are two errors; the
+    person reading either sees the same title and message."""
+    error = onboarding_waits._not_verified(status)
+    assert type(error) is cause and error.status == status
+    assert error.title == "Not verified" and error.message.startswith(
+        f"Verification did not reach VALID: last status {status}."
+    )
 
 
 def test_max_attempts_is_a_limit_too(verifying):
