@@ -424,9 +424,10 @@ class WizardApp(App):
         return stores.open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
-        from wizard.services import lifecycle, offline
+        from wizard.services import offline
+        from wizard.services.status import gather_status
 
-        status = await (self._status_loader or lifecycle.gather_status)(session)
+        status = await (self._status_loader or gather_status)(session)
         await asyncio.to_thread(offline.remember, session, status)  # the next offline start shows it
         return status
 

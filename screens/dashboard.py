@@ -17,13 +17,14 @@ from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
 from screens.runtimes_table import RuntimesPanel
 from wizard.core import rules
 from wizard.core.rules import clean_text, redact
-from wizard.services import lifecycle, onboarding, runtime_gate
+from wizard.services import onboarding, revocation, runtime_gate
 from wizard.services.session import Session
+from wizard.services.status import CertificateRow, ProfileStatus
 
 BAR = 12
 
 
-def lifetime_bar(row: lifecycle.CertificateRow) -> str:
+def lifetime_bar(row: CertificateRow) -> str:
     """Elapsed (█) and remaining (░) validity, with the renewal window start marked │."""
     if row.lifetime_elapsed is None:
         return "?" * BAR
@@ -35,7 +36,7 @@ def lifetime_bar(row: lifecycle.CertificateRow) -> str:
     return "".join(bar)
 
 
-def table_row(row: lifecycle.CertificateRow) -> tuple[str, ...]:
+def table_row(row: CertificateRow) -> tuple[str, ...]:
     """One certificate in 7 narrow columns (about 70 cells: the table fits 80 columns); the rest
     of it is in the details line under the table."""
     here = "●" if row.current else ("○" if row.installed_here else "")
@@ -56,7 +57,7 @@ COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
 LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
 
 
-def details(row: lifecycle.CertificateRow) -> str:
+def details(row: CertificateRow) -> str:
     """The selected certificate whole: the id, and the fingerprint cut between bytes."""
     fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
     seen = (row.last_seen_valid or "never")[:16].replace("T", " ")
@@ -86,7 +87,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self.status: lifecycle.ProfileStatus | None = None
+        self.status: ProfileStatus | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -146,7 +147,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         banner.display = bool(text)
         banner.set_class(problem, "-problem")
 
-    def show(self, status: lifecycle.ProfileStatus) -> None:
+    def show(self, status: ProfileStatus) -> None:
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
         self.query_one("#summary", Static).update(
@@ -163,7 +164,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             table.add_row(*(Text(clean_text(c), end="") for c in table_row(row)), key=row.credential_id)
         self.show_details()
 
-    def selected_row(self) -> lifecycle.CertificateRow | None:
+    def selected_row(self) -> CertificateRow | None:
         credential_id = self.selected_id()
         if credential_id is None or self.status is None:
             return None
@@ -193,7 +194,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         credential_id = self.selected_id()
         if credential_id is None or self.status is None:
             return
-        reason = lifecycle.revoke_refusal(self.status, credential_id)
+        reason = revocation.revoke_refusal(self.status, credential_id)
         if reason:
             from wizard.core.errors import InterlockRefused
 
@@ -220,7 +221,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             )
 
     async def _revoke(self, credential_id: str, suffix: str) -> None:
-        self.show(await lifecycle.revoke(self.session, credential_id, confirm_suffix=suffix))
+        self.show(await revocation.revoke(self.session, credential_id, confirm_suffix=suffix))
         self.notify("Certificate revoked.")
 
     def action_rotate(self) -> None:
@@ -251,7 +252,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         self.app.push_screen(EnforceModal(self.session.clock), chosen)
 
     async def _enforce(self, value: str) -> None:
-        mode = await lifecycle.schedule_enforcement(self.session, value)
+        mode = await onboarding.enforce(self.session, value)
         self.notify(f"Klarna answered {mode}.")
         self.action_refresh()
 

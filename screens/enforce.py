@@ -14,7 +14,7 @@ from screens.runtimes_table import RuntimesPanel
 from wizard.core import rules
 from wizard.core.errors import InputError
 from wizard.core.model import Stage
-from wizard.services import onboarding, waits
+from wizard.services import onboarding, onboarding_waits, waits
 
 
 class EnforceScreen(StageScreen):
@@ -130,7 +130,7 @@ class EnforceScreen(StageScreen):
         if value != "NOW":
             return
         limits = waits.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)
-        last = await self.follow(waits.watch_enforcement(self.session, limits))
+        last = await self.follow(onboarding_waits.watch_enforcement(self.session, limits))
         if last is not None:
             facts.update(last.text)
 

@@ -19,7 +19,7 @@ from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from wizard.core import rules
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.interlocks import Action, ActionRefused
-from wizard.services import api_keys
+from wizard.services import api_key_rotation, api_keys
 from wizard.services.session import Session
 
 STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
@@ -321,10 +321,10 @@ class KeysScreen(WorkScreen):
             cancelled="Key rotation paused: press ctrl+r to resume. The tool keeps a working key throughout."
         ):
             if own:
-                await api_keys.take_own_key(self.session, store, on_event=self.show_event)
+                await api_key_rotation.take_own_key(self.session, store, on_event=self.show_event)
                 self.notify("klarna-mtls now runs on its own new key; the key it ran on stays active.")
             else:
-                await api_keys.rotate_tool_key(self.session, store, on_event=self.show_event)
+                await api_key_rotation.rotate_tool_key(self.session, store, on_event=self.show_event)
                 self.notify("The tool now uses its own new key; the old one is disabled.")
         self.action_refresh()
 

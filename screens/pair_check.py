@@ -16,9 +16,9 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from screens.doctor import MARKS
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from wizard.core.errors import InputError
+from wizard.core.findings import Finding
 from wizard.core.rules import clean_text
 from wizard.services import pair_doctor
-from wizard.services.lifecycle import Finding
 from wizard.services.session import Session
 
 EMPTY = "Name a certificate file and its private key file, then press Enter or Check."

@@ -1,6 +1,6 @@
 """Rotate: a new pair is issued, installed beside the current one and seen VALID before it
 replaces it; then the old certificate may be retired. The steps are the domain's
-(``lifecycle.rotation``); this screen renders their events."""
+(``certificate_rotation.rotation``); this screen renders their events."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from textual.widgets import Button, Footer, Header, Static
 from screens.base import fingerprint_lines
 from screens.modals import ConfirmModal
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
-from wizard.services import lifecycle, waits
+from wizard.services import certificate_rotation, revocation, waits
 from wizard.services.session import Session
 
 
@@ -26,7 +26,7 @@ class RotateScreen(WorkScreen):
         super().__init__()
         self.session = session
         self.done_steps: list[str] = []
-        self.result: lifecycle.RotationProgress | None = None
+        self.result: certificate_rotation.RotationProgress | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -41,7 +41,7 @@ class RotateScreen(WorkScreen):
 
     def describe(self, running: str | None = None) -> str:
         lines = []
-        for step, words in lifecycle.ROTATION_WORDS.items():
+        for step, words in certificate_rotation.ROTATION_WORDS.items():
             mark = "✓" if step in self.done_steps else ("…" if step == running else " ")
             lines.append(f"[{mark}] {words}")
         return "\n".join(lines)
@@ -60,7 +60,7 @@ class RotateScreen(WorkScreen):
     def show_event(self, event: waits.Event) -> None:
         super().show_event(event)
         if isinstance(event, waits.Step):
-            steps: list[str] = list(lifecycle.ROTATION_WORDS)
+            steps: list[str] = list(certificate_rotation.ROTATION_WORDS)
             self.done_steps = steps[: steps.index(event.step)]
             self.query_one("#steps", Static).update(self.describe(running=event.step))
 
@@ -70,12 +70,12 @@ class RotateScreen(WorkScreen):
             cancelled="Rotation paused. Start it again to resume; the current certificate stays in use."
         ):
             limits = waits.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit)
-            last = await self.follow(lifecycle.rotation(self.session, limits=limits))
+            last = await self.follow(certificate_rotation.rotation(self.session, limits=limits))
         if isinstance(last, waits.Failed):
             raise last.error
-        assert isinstance(last, waits.Done) and isinstance(last.result, lifecycle.RotationProgress)
+        assert isinstance(last, waits.Done) and isinstance(last.result, certificate_rotation.RotationProgress)
         self.result = last.result
-        self.done_steps = list(lifecycle.ROTATION_WORDS)
+        self.done_steps = list(certificate_rotation.ROTATION_WORDS)
         self.query_one("#steps", Static).update(
             self.describe()
             + "\n\nNow in use (SHA-256):\n  "
@@ -99,9 +99,11 @@ class RotateScreen(WorkScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def revoke_old(self, old: str) -> None:
-        suffix = lifecycle.confirm_suffix_for(self.session, old)
+        suffix = revocation.confirm_suffix_for(self.session, old)
         async with self.working():
-            await self.timed("Revoking the old certificate", lifecycle.revoke(self.session, old, confirm_suffix=suffix))
+            await self.timed(
+                "Revoking the old certificate", revocation.revoke(self.session, old, confirm_suffix=suffix)
+            )
         self.notify("Old certificate revoked.")
 
     def action_close(self) -> None:

@@ -1,5 +1,5 @@
 """Verify: poll the verification header until VALID, with visible progress and a diagnosis.
-The loop is the domain's (``waits.poll_verification``); this screen renders its events."""
+The loop is the domain's (``onboarding_waits.poll_verification``); this screen renders its events."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from screens.base import StageScreen
 from screens.progress import WORK_GROUP
 from wizard.core.diagnosis import diagnose
 from wizard.core.model import VALID_IN_A_ROW, Stage
-from wizard.services import waits
+from wizard.services import onboarding_waits, waits
 
 
 class VerifyScreen(StageScreen):
@@ -61,7 +61,7 @@ class VerifyScreen(StageScreen):
         progress.update("Polling…")
         async with self.working(cancelled=""):
             try:
-                last = await self.follow(waits.poll_verification(self.session, limits))
+                last = await self.follow(onboarding_waits.poll_verification(self.session, limits))
             except asyncio.CancelledError:
                 progress.update("Polling cancelled. Press r to retry.")
                 raise

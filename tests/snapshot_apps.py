@@ -47,7 +47,7 @@ def snapshot_app(
 
 
 def fixed_status():
-    from wizard.services.lifecycle import CertificateRow, ProfileStatus
+    from wizard.services.status import CertificateRow, ProfileStatus
 
     def row(n, status, *, current=False, installed=False, elapsed=0.1, days=985, renew=False):
         return CertificateRow(
@@ -87,7 +87,7 @@ def fixed_status():
 
 
 def fixed_findings():
-    from wizard.services.lifecycle import Finding
+    from wizard.core.findings import Finding
 
     return [
         Finding("secret backend", "ok", "API key kept in: OS keyring (Memory)."),

@@ -14,7 +14,7 @@ from wizard.core.errors import WizardError
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.endpoints import ENDPOINTS
 from wizard.klarna.tls import make_http_client
-from wizard.sandbox import Fault
+from wizard.sandbox.server import Fault
 
 pytestmark = pytest.mark.e2e
 

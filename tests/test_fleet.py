@@ -90,15 +90,15 @@ def test_a_reader_does_not_overwrite_a_concurrent_writers_journal(onboard, sandb
     from wizard.core.flow_records import CertificateRotation
     from wizard.core.journal import Journal
     from wizard.core.paths import Paths
-    from wizard.services import lifecycle
+    from wizard.services import status
 
     onboard()
     reader = session_for("p", sandbox)
-    asyncio.run(lifecycle.gather_status(reader))  # records its first reading
+    asyncio.run(status.gather_status(reader))  # records its first reading
     writer = session_for("p", sandbox)
     writer.state.flows.rotation = CertificateRotation(step="issue", folder="rotation-x")
     writer.save()
-    asyncio.run(lifecycle.gather_status(reader))  # the same answers: nothing to write
+    asyncio.run(status.gather_status(reader))  # the same answers: nothing to write
     assert Journal(Paths.from_env(), "p").load().flows.rotation == writer.state.flows.rotation
 
 
@@ -136,11 +136,11 @@ def test_onboarding_reuses_one_connection_per_certificate(onboard, handshakes):
 
 
 def test_status_all_bounds_how_many_profiles_run_at_once(onboard, cli, isolated_home, monkeypatch):
-    from wizard.services import lifecycle
+    from wizard.services import status
 
     onboard("p0")
     copy_profile(isolated_home, "p0", [f"p{i}" for i in range(1, 7)])
-    real = lifecycle.gather_status
+    real = status.gather_status
     running, peak = {"n": 0}, {"n": 0}
 
     async def watched(session):
@@ -152,7 +152,7 @@ def test_status_all_bounds_how_many_profiles_run_at_once(onboard, cli, isolated_
         finally:
             running["n"] -= 1
 
-    monkeypatch.setattr(lifecycle, "gather_status", watched)
+    monkeypatch.setattr(status, "gather_status", watched)
     code, out = cli("status", "--all", "--concurrency", "2")
     assert code == 0 and len(out["profiles"]) == 7
     assert peak["n"] == 2

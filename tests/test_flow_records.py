@@ -16,8 +16,9 @@ from wizard.core.flow_records import CertificateRotation, Flows, KeyRotation
 from wizard.core.journal import ProfileState
 from wizard.core.paths import Paths
 from wizard.secrets import stores
-from wizard.services import api_keys, install, lifecycle, onboarding, runtime_exchange
+from wizard.services import api_key_rotation, api_keys, certificate_rotation, install, onboarding, runtime_exchange
 from wizard.services.session import Session
+from wizard.services.status import gather_status
 
 
 class Killed(Exception):
@@ -135,7 +136,7 @@ def test_a_rotation_record_missing_what_an_earlier_step_learned_is_damage_not_a_
     session.state.flows.rotation = CertificateRotation(step="issue", folder="x", public_key_id="pk")
     session.save()
     with pytest.raises(JournalError, match=r"no 'csr_pem'"):
-        asyncio.run(lifecycle.rotate(session_for("p", sandbox), verify_interval=0.05))
+        asyncio.run(certificate_rotation.rotate(session_for("p", sandbox), verify_interval=0.05))
 
 
 # ---------------------------------------------------------------- resumed from an earlier version
@@ -171,16 +172,16 @@ def test_a_certificate_rotation_half_done_by_an_earlier_version_resumes(onboard,
             raise Killed
 
     with pytest.raises(Killed):
-        asyncio.run(lifecycle.rotate(session_for("p", sandbox), verify_interval=0.05, on_step=die))
+        asyncio.run(certificate_rotation.rotate(session_for("p", sandbox), verify_interval=0.05, on_step=die))
     rewrite_as_written_before(paths, "rotation", ROTATION_KILLED_BEFORE[step])
     resumed = session_for("p", sandbox)
     assert install.current_pair(resumed.install_dir).fingerprint == old["fingerprint"]  # nothing switched yet
 
     steps: list[str] = []
-    result = asyncio.run(lifecycle.rotate(resumed, verify_interval=0.05, on_step=steps.append))
-    order = list(lifecycle.ROTATION_WORDS)
+    result = asyncio.run(certificate_rotation.rotate(resumed, verify_interval=0.05, on_step=steps.append))
+    order = list(certificate_rotation.ROTATION_WORDS)
     assert steps == order[order.index(step) :]
-    status = asyncio.run(lifecycle.gather_status(resumed))
+    status = asyncio.run(gather_status(resumed))
     assert status.slots_used == 2 and status.current.credential_id == result.new_certificate_id
     assert result.old_certificate_id == old["certificate_id"]
 
@@ -215,18 +216,18 @@ def test_a_key_rotation_half_done_by_an_earlier_version_resumes(key_profile, pat
             raise Killed
 
     with pytest.raises(Killed):
-        asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
+        asyncio.run(api_key_rotation.rotate_tool_key(resumed_key_session(store), store, on_step=die))
     rewrite_as_written_before(paths, "key_rotation", KEY_ROTATION_KILLED_BEFORE[step])
     resumed = resumed_key_session(store)
-    assert api_keys.rotation_state(resumed).step == step
+    assert api_key_rotation.rotation_state(resumed).step == step
 
     steps: list[str] = []
-    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store, on_step=steps.append))
-    order = list(api_keys.KEY_ROTATION_WORDS)
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(resumed, store, on_step=steps.append))
+    order = list(api_key_rotation.KEY_ROTATION_WORDS)
     assert steps == order[order.index(step) :]
     rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(resumed_key_session(store)))}
     assert rows[new_id].used_by_tool and rows[old_id].status == "DISABLED"
-    assert api_keys.rotation_state(resumed) is None
+    assert api_key_rotation.rotation_state(resumed) is None
 
 
 def test_a_key_rotation_from_before_keep_old_was_journaled_resumes_and_disables_the_old(key_profile, paths):
@@ -237,13 +238,13 @@ def test_a_key_rotation_from_before_keep_old_was_journaled_resumes_and_disables_
             raise Killed
 
     with pytest.raises(Killed):
-        asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store, on_step=die))
+        asyncio.run(api_key_rotation.rotate_tool_key(resumed_key_session(store), store, on_step=die))
     rewrite_as_written_before(paths, "key_rotation", CREATED)
     journal = paths.journal_path("p")
     data = json.loads(journal.read_text())
     del data["flows"]["key_rotation"]["keep_old"]
     journal.write_text(json.dumps(data))
-    new_id = asyncio.run(api_keys.rotate_tool_key(resumed_key_session(store), store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(resumed_key_session(store), store))
     rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(resumed_key_session(store)))}
     assert rows[new_id].used_by_tool and rows[old_id].status == "DISABLED"
 

@@ -642,7 +642,7 @@ def _race_onboard_argv(sandbox) -> list[str]:
 @pytest.mark.e2e
 def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_path):
     """The report's race (a): two runs on one profile, a latency fault widening the window."""
-    from wizard.sandbox import Fault
+    from wizard.sandbox.server import Fault
     from wizard.services.install import current_pair
 
     sandbox.inject(Fault(kind="latency", operation="create_certificate", count=2, seconds=3.0))
@@ -673,7 +673,7 @@ def test_two_onboardings_at_once_issue_one_certificate_for_one_key(sandbox, tmp_
 
 
 def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, paths):
-    from wizard.services import lifecycle
+    from wizard.services import doctor
     from wizard.services.session import Session
 
     session = Session(paths, "corp")
@@ -682,7 +682,7 @@ def test_live_and_test_trust_only_a_ca_set_the_user_chose_explicitly(sandbox, pa
     session.set_trust_ca(sandbox.ca_bundle)  # e.g. a company's TLS-inspecting proxy
     reopened = Session(paths, "corp")
     assert reopened.ca_bundle == Path(sandbox.ca_bundle).absolute()
-    finding = lifecycle._trust_finding(reopened)
+    finding = doctor._trust_finding(reopened)
     assert "you chose" in finding.summary and str(sandbox.ca_bundle) in finding.summary
     with pytest.raises(CryptoError):
         reopened.set_trust_ca(paths.state_dir / "missing.pem")
@@ -694,7 +694,7 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     from tests_support import session_for
 
     from wizard.core.flow_records import CertificateRotation
-    from wizard.services import lifecycle
+    from wizard.services import certificate_rotation
 
     onboard()
     session = session_for("p", sandbox)
@@ -708,7 +708,7 @@ def test_a_rotation_never_adopts_a_key_it_did_not_write(onboard, sandbox, paths)
     os.write(fd, crypto.make_private_key_pem(crypto.make_private_key()))
     os.close(fd)
     with pytest.raises(CryptoError, match="was not written by klarna-mtls"):
-        asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
+        asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05))
     record_figure("folders: planted private key refused, not adopted", 1, 1)
 
 

@@ -10,7 +10,7 @@ from tests_support import name_initial_key
 from wizard.core.errors import ApiError, InterlockRefused
 from wizard.core.paths import Paths
 from wizard.secrets import stores
-from wizard.services import api_keys, onboarding
+from wizard.services import api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_disabling_the_tools_own_key_is_refused(keyring_profile):
 def test_rotation_of_the_tools_key(keyring_profile, sandbox):
     session, store = keyring_profile
     old = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.used_by_tool)
-    new_id = asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls on host a"))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="klarna-mtls on host a"))
     assert store.get("k") != sandbox.api_key and store.get("k#pending-api-key") is None
     rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
     assert rows[new_id].used_by_tool and rows[old.credential_id].status == "DISABLED"
@@ -88,12 +88,12 @@ def test_interrupted_rotation_resumes_without_losing_the_working_key(keyring_pro
             raise Stop
 
     with pytest.raises(Stop):
-        asyncio.run(api_keys.rotate_tool_key(session, store, on_step=interrupt))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store, on_step=interrupt))
     # mid-way, the stored key still works
     working = Session(Paths.from_env(), "k")
     working.unlock(store.get("k"))
     asyncio.run(_ping(working))
-    new_id = asyncio.run(api_keys.rotate_tool_key(working, store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(working, store))
     rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(working))}
     assert rows[new_id].used_by_tool
     assert sum(1 for r in rows.values() if r.status == "ACTIVE") == 1  # only the new key stays active
@@ -110,11 +110,11 @@ def test_secret_lost_before_store_is_abandoned_not_left_active(keyring_profile, 
 
     monkeypatch.setattr(store, "set", crash_on_pending)
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(api_keys.rotate_tool_key(session, store))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     orphan = session.state.flows.key_rotation.new_credential_id
     monkeypatch.setattr(store, "set", real_set)
     asyncio.run(_ping(session))  # the old key still works
-    new_id = asyncio.run(api_keys.rotate_tool_key(session, store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     rows = {r.credential_id: r for r in asyncio.run(api_keys.list_keys(session))}
     assert new_id != orphan and rows[orphan].status == "DISABLED" and rows[new_id].used_by_tool
 

@@ -14,9 +14,9 @@ from tests_support import name_initial_key
 
 from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
 from wizard.core.paths import Paths
-from wizard.sandbox import Fault
+from wizard.sandbox.server import Fault
 from wizard.secrets import stores
-from wizard.services import api_keys, onboarding
+from wizard.services import api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -54,9 +54,11 @@ def assert_rotated(session: Session, store, old_id: str, new_id: str) -> None:
     assert rows[new_id].used_by_tool and rows[new_id].status == "ACTIVE"
     assert rows[old_id].status == "DISABLED"
     assert [r.credential_id for r in rows.values() if r.active] == [new_id]  # no orphan left active
-    assert store.get(PROFILE + api_keys.PENDING) is None and store.get(PROFILE + api_keys.PREVIOUS) is None
+    assert (
+        store.get(PROFILE + api_key_rotation.PENDING) is None and store.get(PROFILE + api_key_rotation.PREVIOUS) is None
+    )
     asyncio.run(_ping(fresh_session(store)))
-    assert api_keys.rotation_state(session) is None
+    assert api_key_rotation.rotation_state(session) is None
 
 
 @pytest.fixture
@@ -111,14 +113,14 @@ def _crash_on_store_call(method, name_suffix, after=False):
 
 CRASH_POINTS = {
     "after journaling, before create": _crash_before_step("create"),
-    "created, before storing the secret": _crash_on_store_call("set", api_keys.PENDING),
+    "created, before storing the secret": _crash_on_store_call("set", api_key_rotation.PENDING),
     "stored, before proving": _crash_before_step("prove"),
     "proved, before switching": _crash_before_step("switch"),
-    "switch: old key saved as previous": _crash_on_store_call("set", api_keys.PREVIOUS, after=True),
+    "switch: old key saved as previous": _crash_on_store_call("set", api_key_rotation.PREVIOUS, after=True),
     "switch: profile now holds the new key": _crash_on_store_call("set", "", after=True),
-    "switch: pending deleted, step not saved": _crash_on_store_call("delete", api_keys.PENDING, after=True),
+    "switch: pending deleted, step not saved": _crash_on_store_call("delete", api_key_rotation.PENDING, after=True),
     "switched, before disabling the old": _crash_before_step("disable_old"),
-    "old disabled, previous not deleted": _crash_on_store_call("delete", api_keys.PREVIOUS),
+    "old disabled, previous not deleted": _crash_on_store_call("delete", api_key_rotation.PREVIOUS),
 }
 
 
@@ -128,19 +130,19 @@ def test_rotation_killed_anywhere_resumes_and_never_loses_the_working_key(profil
     old_id = next(r for r in listing(session).values() if r.used_by_tool).credential_id
     with monkeypatch.context() as patch, pytest.raises(Crash):
         on_step = CRASH_POINTS[point](patch, store)
-        asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls host a", on_step=on_step))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="klarna-mtls host a", on_step=on_step))
 
     # Whatever was interrupted, the key stored under the profile works right now.
     resumed = fresh_session(store)
     asyncio.run(_ping(resumed))
-    assert api_keys.rotation_state(resumed) is not None
+    assert api_key_rotation.rotation_state(resumed) is not None
     # And the disable interlock still protects it.
     tool = [r for r in listing(resumed).values() if r.used_by_tool]
     assert len(tool) == 1
     with pytest.raises(InterlockRefused):
         asyncio.run(api_keys.disable_key(resumed, tool[0].credential_id))
 
-    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(resumed, store))
     assert new_id != old_id
     assert_rotated(resumed, store, old_id, new_id)
     # The recorded tool key is the new one: disabling it is refused after the resume too.
@@ -155,7 +157,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
     old_id = next(r for r in listing(session).values() if r.used_by_tool).credential_id
     sandbox.inject(Fault(kind="drop_after_commit", operation="create_api_key", count=10))
     with pytest.raises(TransportError):
-        asyncio.run(api_keys.rotate_tool_key(session, store))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     sandbox.clear_faults()
     flow = session.state.flows.key_rotation
     assert flow.step == "create" and flow.idempotency_key and flow.new_credential_id is None
@@ -163,7 +165,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
     assert len(created) == 1  # the server did create one
 
     resumed = fresh_session(store)
-    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(resumed, store))
     assert new_id == created[0].credential_id
     assert_rotated(resumed, store, old_id, new_id)
 
@@ -171,7 +173,7 @@ def test_lost_create_answer_is_replayed_not_duplicated(profile, sandbox):
 def test_one_dropped_answer_is_recovered_within_the_call(profile, sandbox):
     session, store = profile
     sandbox.inject(Fault(kind="drop_after_commit", operation="create_api_key"))
-    new_id = asyncio.run(api_keys.rotate_tool_key(session, store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     assert len([r for r in listing(session).values() if r.active]) == 1 and listing(session)[new_id].used_by_tool
 
 
@@ -180,11 +182,11 @@ def test_failed_live_proof_keeps_the_old_key_and_resumes(profile, sandbox):
     old_key = store.get(PROFILE)
     sandbox.inject(Fault(kind="status", status=503, operation="list_certificates", count=10))
     with pytest.raises(ApiError):
-        asyncio.run(api_keys.rotate_tool_key(session, store))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     sandbox.clear_faults()
     assert session.state.flows.key_rotation.step == "prove"
     assert store.get(PROFILE) == old_key  # not switched to an unproven key
-    new_id = asyncio.run(api_keys.rotate_tool_key(fresh_session(store), store))
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(fresh_session(store), store))
     assert store.get(PROFILE) != old_key and listing(fresh_session(store))[new_id].used_by_tool
 
 
@@ -196,15 +198,15 @@ def test_pending_secret_lost_before_proof_is_abandoned_and_recreated(profile):
             raise Crash
 
     with pytest.raises(Crash):
-        asyncio.run(api_keys.rotate_tool_key(session, store, on_step=stop_before_prove))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store, on_step=stop_before_prove))
     orphan = session.state.flows.key_rotation.new_credential_id
-    store.delete(PROFILE + api_keys.PENDING)  # e.g. the keyring entry was removed by hand
+    store.delete(PROFILE + api_key_rotation.PENDING)  # e.g. the keyring entry was removed by hand
 
     with pytest.raises(SecretStoreError, match="missing"):
-        asyncio.run(api_keys.rotate_tool_key(fresh_session(store), store))
+        asyncio.run(api_key_rotation.rotate_tool_key(fresh_session(store), store))
     resumed = fresh_session(store)
-    assert api_keys.rotation_state(resumed).step == "create"  # persisted, not only in memory
-    new_id = asyncio.run(api_keys.rotate_tool_key(resumed, store))
+    assert api_key_rotation.rotation_state(resumed).step == "create"  # persisted, not only in memory
+    new_id = asyncio.run(api_key_rotation.rotate_tool_key(resumed, store))
     rows = listing(resumed)
     assert new_id != orphan and rows[orphan].status == "DISABLED" and rows[new_id].used_by_tool
 
@@ -274,7 +276,7 @@ def test_cli_create_needs_a_persistent_store_unless_shown_once(profile, run, mon
 def test_new_secrets_never_leave_the_secret_store(profile, sandbox, run, capfd, caplog, isolated_home, monkeypatch):
     caplog.set_level(logging.DEBUG)
     session, store = profile
-    asyncio.run(api_keys.rotate_tool_key(session, store))
+    asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     rotated = store.get(PROFILE)
     monkeypatch.setenv("KLARNA_API_KEY", rotated)
     code, out = run("keys", "create", "--profile", PROFILE, "--description", "payments worker", "--store")
@@ -299,7 +301,7 @@ def test_hygiene_findings_follow_the_keys(profile, sandbox):
     findings = asyncio.run(api_keys.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
 
-    asyncio.run(api_keys.rotate_tool_key(session, store, description="klarna-mtls host a"))
+    asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="klarna-mtls host a"))
     assert [f.severity for f in asyncio.run(api_keys.hygiene_findings(session, None))] == ["ok"]
 
     _, shared = asyncio.run(api_keys.create_key(session, "default"))
@@ -312,7 +314,7 @@ def test_hygiene_findings_follow_the_keys(profile, sandbox):
     summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
     assert "possibly shared" in summaries
 
-    asyncio.run(api_keys.rotate_tool_key(session, store, description="API key"))
+    asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="API key"))
     summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
     assert "may be shared by several services" in summaries
 
@@ -354,5 +356,5 @@ def test_switch_with_no_key_in_either_slot_refuses_and_records_nothing():
     session = Session(Paths.from_env(), "empty")
     store = stores.KeyringStore()
     with pytest.raises(SecretStoreError, match="holds no API key"):
-        asyncio.run(api_keys._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
+        asyncio.run(api_key_rotation._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
     assert session.state.tool_key_id is None and not session.unlocked

@@ -12,8 +12,9 @@ from tests_support import session_for
 
 from wizard.core.errors import InterlockRefused, TransportError
 from wizard.core.paths import Paths
-from wizard.services import lifecycle, onboarding
+from wizard.services import certificate_rotation, doctor, onboarding, revocation
 from wizard.services.session import Session
+from wizard.services.status import CertificateRow, ProfileStatus, gather_status
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +46,17 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
         steps.append(step)
         seen.append(installed_status())
 
-    result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05, on_step=watch))
+    result = asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05, on_step=watch))
     seen.append(installed_status())
     assert steps == ["key", "issue", "install", "verify", "switch"]
     assert seen == ["VALID"] * 6  # before every step and after the switch: never a gap
     assert result.new_certificate_id != old["certificate_id"]
     assert result.statuses_seen[-1] == "VALID"  # the new pair was VALID before the switch
-    status = asyncio.run(lifecycle.gather_status(session))
+    status = asyncio.run(gather_status(session))
     assert status.current.credential_id == result.new_certificate_id and status.verification == "VALID"
     # the old certificate is installed beside it, not current, and now safe to retire
-    assert lifecycle.revoke_refusal(status, old["certificate_id"]) is None
-    after = asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
+    assert revocation.revoke_refusal(status, old["certificate_id"]) is None
+    after = asyncio.run(revocation.revoke(session, old["certificate_id"]))
     states = {c.credential_id: c.status for c in after.certificates}
     assert states[old["certificate_id"]] == "REVOKED" and after.verification == "VALID"
 
@@ -67,7 +68,7 @@ def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
     for i in range(9):
         issue_pair(sandbox, tmp_path, f"x{i}")
     with pytest.raises(InterlockRefused, match="No free certificate slot") as caught:
-        asyncio.run(lifecycle.rotate(session_for("p", sandbox)))
+        asyncio.run(certificate_rotation.rotate(session_for("p", sandbox)))
     assert "krn:" in caught.value.hint
 
 
@@ -83,15 +84,15 @@ def test_interlock_last_valid_while_enforced():
         lifetime_elapsed=0.1,
         in_renewal_window=False,
     )
-    other = lifecycle.CertificateRow(credential_id="b", installed_here=False, current=False, last_seen_valid="t", **row)
-    current = lifecycle.CertificateRow(credential_id="a", installed_here=True, current=True, last_seen_valid="t", **row)
-    status = lifecycle.ProfileStatus(
+    other = CertificateRow(credential_id="b", installed_here=False, current=False, last_seen_valid="t", **row)
+    current = CertificateRow(credential_id="a", installed_here=True, current=True, last_seen_valid="t", **row)
+    status = ProfileStatus(
         "p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID", installed=True, current_id="a"
     )
-    assert "installed and in use" in lifecycle.revoke_refusal(status, "a")
+    assert "installed and in use" in revocation.revoke_refusal(status, "a")
     # b was the last seen VALID elsewhere and nothing else installed here is VALID… except a is: allowed
-    assert lifecycle.revoke_refusal(status, "b") is None
-    lonely = lifecycle.ProfileStatus(
+    assert revocation.revoke_refusal(status, "b") is None
+    lonely = ProfileStatus(
         "p",
         "test",
         "acc",
@@ -105,17 +106,13 @@ def test_interlock_last_valid_while_enforced():
         installed=False,
         enforcement_scheduled=True,
     )
-    assert "last certificate that works" in lifecycle.revoke_refusal(lonely, "b")
+    assert "last certificate that works" in revocation.revoke_refusal(lonely, "b")
     # enforcement unreadable: unknown means no
-    unknown = lifecycle.ProfileStatus(
-        "p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False
-    )
-    assert "UNKNOWN" in lifecycle.revoke_refusal(unknown, "b")
+    unknown = ProfileStatus("p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False)
+    assert "UNKNOWN" in revocation.revoke_refusal(unknown, "b")
     # no enforcement at all: revoking a certificate not in use here is allowed
-    off = lifecycle.ProfileStatus(
-        "p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False
-    )
-    assert lifecycle.revoke_refusal(off, "b") is None
+    off = ProfileStatus("p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False)
+    assert revocation.revoke_refusal(off, "b") is None
 
 
 def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path):
@@ -127,11 +124,11 @@ def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path
     session.evidence.environment = "live"  # the interlock reads the profile's environment
     session.clients.check_binding = lambda key: None  # a test key on a "live" profile: binding is tested elsewhere
     with pytest.raises(InterlockRefused, match="fingerprint suffix"):
-        asyncio.run(lifecycle.revoke(session, spare.credential_id))
+        asyncio.run(revocation.revoke(session, spare.credential_id))
     from wizard.core import crypto
 
     asyncio.run(
-        lifecycle.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint))
+        revocation.revoke(session, spare.credential_id, confirm_suffix=crypto.fingerprint_suffix(spare.fingerprint))
     )
 
 
@@ -140,7 +137,7 @@ class Killed(Exception):
 
 
 def test_rotation_resumes_after_a_crash_and_a_lost_answer_without_a_duplicate(onboard, sandbox):
-    from wizard.sandbox import Fault
+    from wizard.sandbox.server import Fault
 
     old = onboard()
     session = session_for("p", sandbox)
@@ -153,16 +150,16 @@ def test_rotation_resumes_after_a_crash_and_a_lost_answer_without_a_duplicate(on
     # The lost answer surfaces as an error or is reconciled in place; either way the run dies
     # before installing, with the idempotency key journaled.
     with pytest.raises((Killed, TransportError)):
-        asyncio.run(lifecycle.rotate(session, verify_interval=0.05, on_step=die_before_install))
+        asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05, on_step=die_before_install))
     flow = session_for("p", sandbox).state.flows.rotation
     assert flow is not None and flow.step in ("issue", "install") and flow.idempotency_key
 
     steps = []
     resumed = session_for("p", sandbox)  # a new process reads the journal
-    result = asyncio.run(lifecycle.rotate(resumed, verify_interval=0.05, on_step=steps.append))
+    result = asyncio.run(certificate_rotation.rotate(resumed, verify_interval=0.05, on_step=steps.append))
     assert steps[-3:] == ["install", "verify", "switch"] and "key" not in steps
     assert result.old_certificate_id == old["certificate_id"]
-    status = asyncio.run(lifecycle.gather_status(resumed))
+    status = asyncio.run(gather_status(resumed))
     assert status.slots_used == 2  # the lost answer was reconciled, not re-issued
     assert status.current.credential_id == result.new_certificate_id
     assert resumed.evidence.certificate_id == result.new_certificate_id  # doctor/check follow the new pair
@@ -180,7 +177,7 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
 
     old = onboard()
     session = session_for("p", sandbox)
-    result = asyncio.run(lifecycle.rotate(session, verify_interval=0.05))
+    result = asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05))
     asyncio.run(onboarding.enforce(session, rules.format_utc(session.clock() + timedelta(days=7))))
 
     async def revoke_behind_our_back():
@@ -189,8 +186,8 @@ def test_revoking_the_last_valid_certificate_while_enforcement_is_scheduled_is_r
 
     asyncio.run(revoke_behind_our_back())
     with pytest.raises(InterlockRefused, match="enforcement is on, scheduled or unknown"):
-        asyncio.run(lifecycle.revoke(session, old["certificate_id"]))
-    states = {c.credential_id: c.status for c in asyncio.run(lifecycle.gather_status(session)).certificates}
+        asyncio.run(revocation.revoke(session, old["certificate_id"]))
+    states = {c.credential_id: c.status for c in asyncio.run(gather_status(session)).certificates}
     assert states[old["certificate_id"]] == "ACTIVE"
 
 
@@ -207,7 +204,7 @@ def test_check_reads_expiry_through_the_session_clock(onboard, sandbox, days_lat
     later = rules.utc_now() + timedelta(days=days_later)
     session = Session(Paths.from_env(), "p", clock=lambda: later)
     session.unlock(sandbox.api_key)
-    got_code, findings = asyncio.run(lifecycle.check(session, warn_days=60, critical_days=14))
+    got_code, findings = asyncio.run(doctor.cron_check(session, warn_days=60, critical_days=14))
     expiry = next(f for f in findings if f.check == "expiry")
     assert (got_code, expiry.severity) == (code, expiry_severity)
     assert ("expired" in expiry.summary) == (days_later > 3 * 365)

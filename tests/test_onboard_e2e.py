@@ -111,7 +111,7 @@ def _server_certificates(sb):
 
 
 def test_lost_create_response_is_reconciled_not_duplicated(sandbox, monkeypatch, capsys):
-    from wizard.sandbox import Fault
+    from wizard.sandbox.server import Fault
 
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
     sandbox.inject(Fault(kind="drop_after_commit", operation="create_certificate", count=1))

@@ -10,12 +10,20 @@ import contextlib
 import pytest
 from tests_support import name_initial_key, session_for
 
-from wizard.core import crypto
+from wizard.core import crypto, errors
 from wizard.core.errors import TransportError
 from wizard.core.model import Stage
 from wizard.core.paths import Paths
 from wizard.secrets import stores
-from wizard.services import api_keys, install, lifecycle, onboarding, waits
+from wizard.services import (
+    api_key_rotation,
+    api_keys,
+    certificate_rotation,
+    install,
+    onboarding,
+    onboarding_waits,
+    waits,
+)
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +94,7 @@ def test_a_first_invalid_keeps_polling_until_valid(verifying):
 
     async def run() -> list:
         seen = []
-        async with contextlib.aclosing(waits.poll_verification(session, limits)) as events:
+        async with contextlib.aclosing(onboarding_waits.poll_verification(session, limits)) as events:
             async for event in events:
                 seen.append(event)
                 if isinstance(event, waits.Attempt) and event.status == "INVALID":
@@ -109,7 +117,9 @@ def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(verifying):
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
     limits = waits.PollLimits(interval=10, max_attempts=100, limit=30)
-    events = asyncio.run(collect(waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    events = asyncio.run(
+        collect(onboarding_waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep))
+    )
     attempts = [e for e in events if isinstance(e, waits.Attempt)]
     assert [a.elapsed for a in attempts] == [0, 10, 20, 30]  # every check within the limit
     assert {a.status for a in attempts} == {"INVALID"}
@@ -119,12 +129,34 @@ def test_invalid_that_persists_stops_at_the_limit_with_a_diagnosis(verifying):
     assert failed.diagnosis.status == "INVALID"
 
 
+@pytest.mark.parametrize(
+    "status,cause",
+    [
+        ("INVALID", errors.VerificationFailed),
+        ("REJECTED", errors.VerificationFailed),
+        ("NOT_PRESENT", errors.VerificationTimeout),
+        ("UNKNOWN", errors.VerificationTimeout),
+        ("VALID", errors.VerificationTimeout),  # seen, but not enough times in a row
+    ],
+)
+def test_not_verified_names_its_cause_under_one_title(status, cause):
+    """Klarna's verdict against the certificate and running out of time are two errors; the
+    person reading either sees the same title and message."""
+    error = onboarding_waits._not_verified(status)
+    assert type(error) is cause and error.status == status
+    assert error.title == "Not verified" and error.message.startswith(
+        f"Verification did not reach VALID: last status {status}."
+    )
+
+
 def test_max_attempts_is_a_limit_too(verifying):
     session, _, revoked = verifying
     install.activate(session.install_dir, revoked)
     fake = FakeTime()
     limits = waits.PollLimits(interval=1, max_attempts=2, limit=300)
-    events = asyncio.run(collect(waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    events = asyncio.run(
+        collect(onboarding_waits.poll_verification(session, limits, clock=fake.clock, sleep=fake.sleep))
+    )
     assert kinds(events) == ["Started", "Attempt", "Attempt", "Failed"]
 
 
@@ -157,7 +189,7 @@ def test_enforcement_watch_ends_with_the_proof(onboard, sandbox):
     assert asyncio.run(onboarding.enforce(session, "NOW")) == "REPORTING"
     limits = waits.PollLimits.for_enforcement(0.05, 30)
     assert limits.interval == 0.5  # never hammered faster than every 0.5 s
-    events = asyncio.run(collect(waits.watch_enforcement(session, limits)))
+    events = asyncio.run(collect(onboarding_waits.watch_enforcement(session, limits)))
     names = kinds(events)
     assert names[0] == "Started" and names[-2:] == ["Step", "Done"]
     statuses = [e.status for e in events if isinstance(e, waits.Attempt)]
@@ -173,7 +205,9 @@ def test_enforcement_not_applied_within_the_limit_fails_softly(onboard, sandbox)
     asyncio.run(onboarding.enforce(session, "NOW"))
     fake = FakeTime()
     limits = waits.PollLimits.for_enforcement(5, 20)
-    events = asyncio.run(collect(waits.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep)))
+    events = asyncio.run(
+        collect(onboarding_waits.watch_enforcement(session, limits, clock=fake.clock, sleep=fake.sleep))
+    )
     assert kinds(events) == ["Started"] + ["Attempt"] * 5 + ["Failed"]
     assert events[-1].status == "REPORTING" and events[-1].error.title == "Enforcement not applied yet"
     assert not session.settings.enforcement_proved_at
@@ -183,7 +217,7 @@ def test_certificate_rotation_events_in_order(onboard, sandbox):
     onboard()
     session = session_for("p", sandbox)
     limits = waits.PollLimits(interval=0.05, max_attempts=50, limit=60)
-    events = asyncio.run(collect(lifecycle.rotation(session, limits=limits)))
+    events = asyncio.run(collect(certificate_rotation.rotation(session, limits=limits)))
     steps = [e.step for e in events if isinstance(e, waits.Step)]
     assert steps == ["key", "issue", "install", "verify", "switch"]
     assert [e.n for e in events if isinstance(e, waits.Step)] == [1, 2, 3, 4, 5]
@@ -191,7 +225,7 @@ def test_certificate_rotation_events_in_order(onboard, sandbox):
     assert isinstance(events[verify_at + 1], waits.Started)
     assert isinstance(events[verify_at + 2], waits.Attempt) and events[verify_at + 2].status == "VALID"
     done = events[-1]
-    assert isinstance(done, waits.Done) and isinstance(done.result, lifecycle.RotationProgress)
+    assert isinstance(done, waits.Done) and isinstance(done.result, certificate_rotation.RotationProgress)
     assert done.result.new_fingerprint == install.current_pair(session.install_dir).fingerprint
 
 
@@ -201,7 +235,7 @@ def test_api_key_rotation_events_in_order(sandbox):
     store = stores.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
-    events = asyncio.run(collect(api_keys.key_rotation(session, store, description="klarna-mtls host a")))
+    events = asyncio.run(collect(api_key_rotation.key_rotation(session, store, description="klarna-mtls host a")))
     assert [e.step for e in events if isinstance(e, waits.Step)] == ["create", "prove", "switch", "disable_old"]
     done = events[-1]
     assert isinstance(done, waits.Done) and isinstance(done.result, str)
@@ -243,7 +277,7 @@ def test_cancelling_stops_the_operation_in_flight(verifying, blackhole):
             started.set()
 
         limits = waits.PollLimits(interval=0.05, max_attempts=50, limit=60)
-        task = asyncio.create_task(waits.follow(waits.poll_verification(session, limits), show))
+        task = asyncio.create_task(waits.follow(onboarding_waits.poll_verification(session, limits), show))
         await asyncio.wait_for(started.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -266,7 +300,7 @@ def test_cancelling_between_checks_stops_polling(verifying):
                 first.set()
 
         limits = waits.PollLimits(interval=3600, max_attempts=50, limit=7200)  # sleeps "for ever"
-        task = asyncio.create_task(waits.follow(waits.poll_verification(session, limits), show))
+        task = asyncio.create_task(waits.follow(onboarding_waits.poll_verification(session, limits), show))
         await asyncio.wait_for(first.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

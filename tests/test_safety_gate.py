@@ -22,7 +22,7 @@ from wizard.core.model import Stage
 from wizard.core.paths import Paths
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.models import EnforcementState
-from wizard.services import api_keys, onboarding
+from wizard.services import api_key_rotation, onboarding
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -268,7 +268,7 @@ def test_key_rotation_refuses_to_start_while_the_tools_key_is_unknown(onboard, c
     from wizard.core.errors import InterlockRefused
 
     with pytest.raises(InterlockRefused, match="does not know the credential id"):
-        asyncio.run(api_keys.rotate_tool_key(session, store))
+        asyncio.run(api_key_rotation.rotate_tool_key(session, store))
     assert [e["status"] for e in sandbox._state.data["api_keys"].values()] == ["ACTIVE"]  # nothing created
 
 

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from wizard.core import crypto, rules
-from wizard.sandbox import Fault, start_sandbox
+from wizard.sandbox import start_sandbox
+from wizard.sandbox.server import Fault
 
 CERTS = "/v2/account/integration/credentials/client-certificate"
 KEYS = "/v2/account/integration/credentials/api-key"

@@ -18,7 +18,7 @@ from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, HandshakeRejected
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.tls import make_http_client
-from wizard.sandbox import Fault
+from wizard.sandbox.server import Fault
 
 pytestmark = pytest.mark.e2e
 

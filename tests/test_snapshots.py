@@ -414,19 +414,19 @@ def test_unexpected_error_modal_80x24(snap_compare):
 def test_rotate_done_and_retire_prompt_80x24(snap_compare, monkeypatch):
     from snapshot_apps import dashboard_app, fixed_status
 
-    from wizard.services import lifecycle
+    from wizard.services import certificate_rotation
 
     old, new = fixed_status().certificates[1], fixed_status().certificates[0]
 
     async def rotation(session, **options):  # the domain's rotation events, without the network
         from wizard.services import waits
 
-        for n, step in enumerate(lifecycle.ROTATION_WORDS, 1):
-            yield waits.Step("Rotating", step, n, 5, lifecycle.ROTATION_WORDS[step])
-        progress = lifecycle.RotationProgress("done", old.credential_id, new.credential_id, new.fingerprint)
+        for n, step in enumerate(certificate_rotation.ROTATION_WORDS, 1):
+            yield waits.Step("Rotating", step, n, 5, certificate_rotation.ROTATION_WORDS[step])
+        progress = certificate_rotation.RotationProgress("done", old.credential_id, new.credential_id, new.fingerprint)
         yield waits.Done("Rotating", 1.0, "VALID", result=progress)
 
-    monkeypatch.setattr(lifecycle, "rotation", rotation)
+    monkeypatch.setattr(certificate_rotation, "rotation", rotation)
 
     async def rotate(pilot):
         await settle(pilot)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from snapshot_apps import dashboard_app
 from tests_support import settle
 
+from wizard.core.findings import Finding
 from wizard.services import pair_doctor
-from wizard.services.lifecycle import Finding
 
 SIZE = (80, 24)
 CERT, KEY = "/srv/klarna-mtls/copied/certificate.pem", "/srv/klarna-mtls/copied/private-key.pem"

@@ -36,7 +36,7 @@ from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.paths import Paths
 from wizard.sandbox import start_sandbox
 from wizard.secrets import stores
-from wizard.services import api_keys, lifecycle, onboarding
+from wizard.services import api_keys, certificate_rotation, onboarding, revocation
 from wizard.services.install import current_pair
 from wizard.services.session import Session
 
@@ -189,13 +189,15 @@ class GateMachine(RuleBasedStateMachine):
     @rule(front=FRONTS, which=WHICH)
     def revoke(self, front: str, which: str) -> None:
         for cid in self.certificate_ids(which)[:1]:
-            self.act(front, ("certs", "revoke", cid), lambda s, cid=cid: lifecycle.revoke(s, cid))
+            self.act(front, ("certs", "revoke", cid), lambda s, cid=cid: revocation.revoke(s, cid))
 
     @rule(front=FRONTS, retire=st.booleans())
     def rotate(self, front: str, retire: bool) -> None:
         argv = ("rotate", "--poll-interval", "0.05", *(["--retire-old"] if retire else []))
         self.act(
-            front, argv, lambda s: lifecycle.rotate(s, retire_old=retire, verify_interval=0.05, verify_attempts=10)
+            front,
+            argv,
+            lambda s: certificate_rotation.rotate(s, retire_old=retire, verify_interval=0.05, verify_attempts=10),
         )
         if self.current_active():
             self.sabotaged = False  # the tool installed a certificate that works again

@@ -151,7 +151,7 @@ async def test_resume_lands_on_the_same_stage(sandbox, stage):
 
 
 async def test_keys_are_handled_while_a_poll_is_in_flight(sandbox):
-    from wizard.sandbox import Fault
+    from wizard.sandbox.server import Fault
 
     app = make_app("responsive", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -166,7 +166,7 @@ async def test_keys_are_handled_while_a_poll_is_in_flight(sandbox):
 
 
 async def test_a_failing_worker_shows_the_error_modal_and_the_app_stays(sandbox):
-    from wizard.sandbox import Fault
+    from wizard.sandbox.server import Fault
 
     app = make_app("failing", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:

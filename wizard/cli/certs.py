@@ -9,14 +9,15 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import EXIT_OK, add_common, clean, emit, progress, seconds
+from wizard.cli.common import add_common, clean, emit, progress, seconds
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
+from wizard.core.findings import ExitCode
 from wizard.services.session import Session
 from wizard.services.waits import Attempt, Event, Step
 
 if TYPE_CHECKING:
-    from wizard.services.lifecycle import RotationProgress
+    from wizard.services.certificate_rotation import RotationProgress
 
 REVOKE_SCOPE = (
     "the revoke interlock only knows this profile's installs on this machine; other profiles, "
@@ -58,20 +59,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.revocation import revoke
 
     session = open_unlocked_session(args)
-    status = asyncio.run(lifecycle.revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
+    status = asyncio.run(revoke(session, args.credential_id, confirm_suffix=args.confirm_suffix))
     emit(
         args,
         {"ok": True, "revoked": args.credential_id, "note": REVOKE_SCOPE, **status.to_dict()},
         clean(f"revoked {args.credential_id}") + f"\nnote: {REVOKE_SCOPE}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services import certificate_rotation
 
     session = open_unlocked_session(args)
 
@@ -89,7 +90,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
-            return await lifecycle.rotate(
+            return await certificate_rotation.rotate(
                 session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
             )
 
@@ -101,13 +102,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         {"ok": True, **asdict(result)},
         f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
     """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
     certificate through the same interlock as `certs revoke`."""
-    from wizard.services import lifecycle
+    from wizard.services.revocation import confirm_suffix_for, revoke
 
     progress(args, f"rotate: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
     left = grace
@@ -125,5 +126,5 @@ def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str,
             f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
         )
         raise
-    asyncio.run(lifecycle.revoke(session, old_id, confirm_suffix=lifecycle.confirm_suffix_for(session, old_id)))
+    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
     progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")

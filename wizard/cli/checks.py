@@ -11,14 +11,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit
+from wizard.cli.common import add_common, clean, emit
 from wizard.cli.fleet import add_concurrency, each_profile
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import InputError, WizardError
+from wizard.core.findings import ExitCode
 from wizard.services.session import Session
 
 if TYPE_CHECKING:
-    from wizard.services.lifecycle import Finding
+    from wizard.core.findings import Finding
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,44 +39,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.doctor import cron_check
 
     if args.critical_days > args.warn_days:
         raise InputError("--critical-days must not exceed --warn-days.")
     if args.all:
         return _check_all(args)
     session = open_unlocked_session(args)
-    code, findings = asyncio.run(lifecycle.check(session, args.warn_days, args.critical_days))
+    code, findings = asyncio.run(cron_check(session, args.warn_days, args.critical_days))
     return _findings_out(args, findings, code)
 
 
 def _check_all(args: argparse.Namespace) -> int:
     """For cron over many profiles: one summary line naming the profiles that need attention,
     and the worst exit code of them all."""
-    from wizard.services import lifecycle
+    from wizard.services.doctor import cron_check
 
     async def one(session: Session) -> tuple[int, list[Finding]]:
-        return await lifecycle.check(session, args.warn_days, args.critical_days)
+        return await cron_check(session, args.warn_days, args.critical_days)
 
     rows: list[dict[str, Any]] = []
-    by_code: dict[int, list[str]] = {EXIT_OK: [], EXIT_WARNING: [], EXIT_CRITICAL: [], EXIT_ERROR: []}
+    by_code: dict[int, list[str]] = {ExitCode.OK: [], ExitCode.WARNING: [], ExitCode.CRITICAL: [], ExitCode.ERROR: []}
     for name, result in each_profile(args, one, "klarna-mtls check --all"):
         if isinstance(result, WizardError):
-            code, row = EXIT_ERROR, {"profile": name, "exit_code": EXIT_ERROR, "error": str(result), "findings": []}
+            code, row = (
+                ExitCode.ERROR,
+                {"profile": name, "exit_code": ExitCode.ERROR, "error": str(result), "findings": []},
+            )
         else:
             code, findings = result
             row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}
         rows.append(row)
         by_code[code].append(name)
-    worst = max((code for code, names in by_code.items() if names), default=EXIT_OK)
-    emit(args, {"ok": worst < EXIT_ERROR, "exit_code": worst, "profiles": rows}, _check_summary(by_code))
-    return worst
+    overall = max((code for code, names in by_code.items() if names), default=ExitCode.OK)
+    emit(args, {"ok": overall < ExitCode.ERROR, "exit_code": overall, "profiles": rows}, _check_summary(by_code))
+    return overall
 
 
 def _check_summary(by_code: dict[int, list[str]]) -> str:
     total = sum(len(names) for names in by_code.values())
-    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[EXIT_OK])} ok"]
-    for code, word in ((EXIT_WARNING, "warning"), (EXIT_CRITICAL, "critical"), (EXIT_ERROR, "error")):
+    parts = [f"check --all: {total} profile{'s' if total != 1 else ''}", f"{len(by_code[ExitCode.OK])} ok"]
+    for code, word in ((ExitCode.WARNING, "warning"), (ExitCode.CRITICAL, "critical"), (ExitCode.ERROR, "error")):
         names = by_code[code]
         if names:
             shown = ", ".join(names[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
@@ -84,7 +88,7 @@ def _check_summary(by_code: dict[int, list[str]]) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.core.findings import worst
     from wizard.services.doctor import run_doctor
     from wizard.services.pair_doctor import doctor_pair
 
@@ -93,15 +97,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if not (args.cert and args.key):
             raise InputError("Give both --cert and --key.")
         findings = asyncio.run(doctor_pair(session, args.cert, args.key))
-        return _findings_out(args, findings, lifecycle.worst(findings))
+        return _findings_out(args, findings, worst(findings))
     findings = asyncio.run(run_doctor(session))
-    return _findings_out(args, findings, lifecycle.worst(findings))
+    return _findings_out(args, findings, worst(findings))
 
 
 def _findings_out(args: argparse.Namespace, findings: Sequence[Finding], code: int) -> int:
     emit(
         args,
-        {"ok": code < EXIT_ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
+        {"ok": code < ExitCode.ERROR, "exit_code": code, "findings": [asdict(f) for f in findings]},
         "\n".join(
             clean(f"[{f.severity:8}] {f.check}: {f.summary}")
             + (f"\n           → {clean(f.next_step)}" if f.next_step else "")

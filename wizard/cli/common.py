@@ -1,4 +1,5 @@
-"""What every command module shares: exit codes, common flags, output in text or JSON."""
+"""What every command module shares: common flags, output in text or JSON. The exit codes are
+``wizard.core.findings.ExitCode``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import sys
 from typing import Any
 
 from wizard.core.errors import WizardError
+from wizard.core.findings import ExitCode
 from wizard.core.rules import clean_text, redact
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
 
 def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -70,4 +70,4 @@ def fail(args: argparse.Namespace, error: WizardError) -> int:
     if getattr(args, "json", False):
         print(json.dumps(payload, sort_keys=True))
     print(f"error: {clean(error.title)}: {clean(redact(str(error)))}", file=sys.stderr)
-    return EXIT_ERROR
+    return ExitCode.ERROR

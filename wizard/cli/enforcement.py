@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from wizard.cli.common import EXIT_OK, add_common, emit
+from wizard.cli.common import add_common, emit
 from wizard.cli.session import open_unlocked_session
+from wizard.core.findings import ExitCode
 from wizard.services import onboarding
 
 
@@ -31,24 +32,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services import onboarding
 
     session = open_unlocked_session(args)
     mode = asyncio.run(
-        lifecycle.schedule_enforcement(
-            session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out
-        )
+        onboarding.enforce(session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out)
     )
     emit(
         args,
         {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
         f"enforcement {mode} from {session.evidence.enforced_from}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     state = asyncio.run(onboarding.remove_enforcement(session))
     emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
-    return EXIT_OK
+    return ExitCode.OK

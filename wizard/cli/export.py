@@ -10,9 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-from wizard.cli.common import EXIT_OK, add_common, emit
+from wizard.cli.common import add_common, emit
 from wizard.cli.session import key_passphrase, open_session
 from wizard.core.errors import InputError
+from wizard.core.findings import ExitCode
 from wizard.core.interlocks import Action
 
 EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
@@ -57,7 +58,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         written = [str(install.export_pkcs12(pair, out, password.encode(), key_passphrase()))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _read_export_password() -> str:
@@ -68,13 +69,13 @@ def _read_export_password() -> str:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.support_bundle import support_bundle, write_support_bundle
 
     session = open_session(args)
-    bundle = lifecycle.support_bundle(session)
+    bundle = support_bundle(session)
     if args.out:
-        lifecycle.write_support_bundle(session, args.out)
+        write_support_bundle(session, args.out)
     emit(args, bundle, f"support bundle for {session.profile}" + (f" written to {args.out}" if args.out else ""))
     if not args.json and not args.out:
         print(json.dumps(bundle, indent=2, sort_keys=True))
-    return EXIT_OK
+    return ExitCode.OK

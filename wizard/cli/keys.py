@@ -11,9 +11,10 @@ import asyncio
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import EXIT_OK, EXIT_WARNING, add_common, clean, emit, progress
+from wizard.cli.common import add_common, clean, emit, progress
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.findings import ExitCode
 from wizard.services.session import Session
 from wizard.services.waits import Event, Step
 
@@ -128,7 +129,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             ]
         ),
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -153,7 +154,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"created {row.credential_id} ({row.masked}); "
             f"secret kept in {store.display_name} as {payload['stored_as']}",
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -162,7 +163,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     session = open_keys_session(args)
     row = asyncio.run(api_keys.describe_key(session, args.credential_id, args.description))
     emit(args, {"ok": True, "key": asdict(row)}, _line(row))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
@@ -171,7 +172,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
     session = open_keys_session(args)
     row = asyncio.run(api_keys.disable_key(session, args.credential_id, not_the_tools_key=args.not_the_tools_key))
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _show_step(args: argparse.Namespace, event: Event) -> None:
@@ -180,15 +181,15 @@ def _show_step(args: argparse.Namespace, event: Event) -> None:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from wizard.services import api_keys
+    from wizard.services import api_key_rotation, api_keys
 
     session = open_keys_session(args)
     store = _store(session)
-    resumed = api_keys.rotation_state(session)
+    resumed = api_key_rotation.rotation_state(session)
     if resumed:
         progress(args, f"keys rotate: resuming an interrupted rotation at '{resumed.step}'")
     new_id = asyncio.run(
-        api_keys.rotate_tool_key(
+        api_key_rotation.rotate_tool_key(
             session, store, description=args.description, on_event=lambda event: _show_step(args, event)
         )
     )
@@ -207,4 +208,4 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         if ok
         else f"rotation finished but {new_id} is not listed as the tool's key: run keys list",
     )
-    return EXIT_OK if ok else EXIT_WARNING
+    return ExitCode.OK if ok else ExitCode.WARNING

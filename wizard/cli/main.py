@@ -7,8 +7,8 @@ which exposes ``register(subparsers)``; handlers are ``fn(args) -> int``; openin
 in wizard.cli.session.
 
 Every command module is imported before the TUI starts, so the only imports a command module makes
-inside its handlers are of the services that load cryptography, httpx or keyring (lifecycle,
-api_keys, install, doctor, pair_doctor, runtime_exchange, the secret stores, the API client, the
+inside its handlers are of the services that load cryptography, httpx or keyring (status, rotation,
+revocation, api_keys, install, doctor, pair_doctor, runtime_exchange, the secret stores, the API client, the
 sandbox): the TUI's first paint (benchmarks/startup.py) and ``--help`` never load them."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from wizard import __version__
-from wizard.cli.common import EXIT_ERROR, fail
+from wizard.cli.common import fail
 from wizard.cli.session import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import WizardError
+from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock, try_profile_lock
 from wizard.core.logs import register_secret, setup_logging
 from wizard.core.paths import Paths, valid_profile_name
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args, error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     except Exception as error:  # noqa: BLE001 - the one place an unexpected failure is reported
         return _unexpected(args, error, log_path)
 

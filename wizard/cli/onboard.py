@@ -6,12 +6,14 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.common import EXIT_OK, add_common, emit, positive_int, progress, seconds
+from wizard.cli.common import add_common, emit, positive_int, progress, seconds
 from wizard.cli.session import key_passphrase, load_api_key, open_session
 from wizard.core import rules
 from wizard.core.errors import InputError
+from wizard.core.findings import ExitCode
 from wizard.core.model import Stage
 from wizard.services import onboarding
+from wizard.services.onboarding_waits import poll_verification, watch_enforcement
 from wizard.services.session import Session
 from wizard.services.waits import (
     Attempt,
@@ -20,8 +22,6 @@ from wizard.services.waits import (
     Failed,
     PollLimits,
     follow,
-    poll_verification,
-    watch_enforcement,
 )
 
 if TYPE_CHECKING:
@@ -130,18 +130,20 @@ async def onboard(args: argparse.Namespace) -> int:
     reached = session.model.stage
     payload = _summary(session)
     emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
     """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
-    from wizard.services import api_keys
+    from wizard.services import api_key_rotation, api_keys
 
     if args.key_id:
         await api_keys.record_tool_key(session, args.key_id)
         progress(args, f"  recorded {args.key_id} as the key klarna-mtls runs on")
     elif args.own_key:
-        new_id = await api_keys.take_own_key(session, store, on_step=lambda step: progress(args, f"  own key: {step}"))
+        new_id = await api_key_rotation.take_own_key(
+            session, store, on_step=lambda step: progress(args, f"  own key: {step}")
+        )
         progress(args, f"  klarna-mtls now runs on its own key {new_id} (kept in {store.display_name})")
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wizard.cli.common import EXIT_OK, add_common, emit
+from wizard.cli.common import add_common, emit
 from wizard.cli.session import open_session
+from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
 
@@ -36,4 +37,4 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         "\n".join(f"{r['profile']:20} {r['environment'] or '?':8} {r['stage']:12} {r['account_id']}" for r in rows)
         or "no profiles",
     )
-    return EXIT_OK
+    return ExitCode.OK

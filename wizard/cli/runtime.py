@@ -14,11 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wizard.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, add_common, emit
+from wizard.cli.common import add_common, emit
 from wizard.cli.session import key_passphrase, open_session, open_unlocked_session
 from wizard.core import runtimes
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import InputError
+from wizard.core.findings import ExitCode
 from wizard.core.runtimes import REPORT_KIND, ReadinessReport, record_report
 from wizard.services.session import Session
 
@@ -110,7 +111,7 @@ def cmd_request(args: argparse.Namespace) -> int:
         f"wrote {out} (no secret: the key stays in this host's home)\n"
         f"next: on the managing machine, klarna-mtls runtime issue {out.name}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -134,7 +135,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         },
         f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n{next_step}",
     )
-    return EXIT_OK if valid else EXIT_CRITICAL
+    return ExitCode.OK if valid else ExitCode.CRITICAL
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -157,7 +158,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except InputError:
             pass  # a report this profile would refuse is still printed, not recorded
     print(line, flush=True)
-    return EXIT_OK if report.status == "VALID" else EXIT_CRITICAL
+    return ExitCode.OK if report.status == "VALID" else ExitCode.CRITICAL
 
 
 # ---------------------------------------------------------------- managing side
@@ -180,7 +181,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
         f"next: on {name}, klarna-mtls runtime install {out.name}",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _report_files(sources: list[Path]) -> list[Path]:
@@ -202,7 +203,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"Profile '{session.profile}' has not been set up.",
             hint="Record reports in the managing machine's profile (--profile).",
         )
-    results, code = [], EXIT_OK
+    results, code = [], ExitCode.OK
     for path in _report_files(args.sources):
         try:
             report = ReadinessReport.from_dict(read_exchange(path, REPORT_KIND))
@@ -216,7 +217,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         except InputError as error:
             results.append({"file": str(path), "recorded": False, "outcome": f"refused: {error}"})
-            code = EXIT_WARNING
+            code = ExitCode.WARNING
     session.save()
     session.audit.record("runtime_reports", results=[{k: v for k, v in r.items() if k != "file"} for r in results])
     emit(
@@ -237,7 +238,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         {"ok": True, "runtime": record.to_dict()},
         f"runtime {record.name} declared with {record.certificate_id}; it counts for enforcement once it reports VALID",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -253,14 +254,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
         f"runtime {args.name} no longer counted; its certificate {record.certificate_id} is still active "
         "(revoke it with certs revoke once nothing uses it)",
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     session = open_session(args)
     view = runtime_view(session)
     emit(args, {"ok": True, **view}, runtime_text(session))
-    return EXIT_OK if all(r["ready"] for r in view["runtimes"]) else EXIT_WARNING
+    return ExitCode.OK if all(r["ready"] for r in view["runtimes"]) else ExitCode.WARNING
 
 
 # ---------------------------------------------------------------- shown by status and list

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wizard.cli.common import EXIT_ERROR, EXIT_OK
+from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
 
@@ -103,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
             "(pass --allow-remote to serve others)",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return ExitCode.ERROR
     try:
         sandbox = start_sandbox(
             state_dir,
@@ -115,10 +115,10 @@ def serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # a setting the sandbox does not take: say which
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
         print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     info = {
         "base_url": sandbox.base_url,
         "ca_bundle": str(sandbox.ca_bundle),
@@ -141,4 +141,4 @@ def serve(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         sandbox.stop()
-    return EXIT_OK
+    return ExitCode.OK

@@ -7,14 +7,15 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_WARNING, add_common, clean, emit
+from wizard.cli.common import add_common, clean, emit
 from wizard.cli.fleet import add_concurrency, each_profile
 from wizard.cli.runtime import runtime_text, runtime_view
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import WizardError
+from wizard.core.findings import ExitCode
 
 if TYPE_CHECKING:
-    from wizard.services.lifecycle import ProfileStatus
+    from wizard.services.status import ProfileStatus
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,12 +27,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from wizard.services import lifecycle
+    from wizard.services.status import gather_status
 
     if getattr(args, "all", False):
         return _status_all(args)
     session = open_unlocked_session(args)
-    status = asyncio.run(lifecycle.gather_status(session))
+    status = asyncio.run(gather_status(session))
     emit(
         args,
         {"ok": True, **status.to_dict(), **runtime_view(session)},
@@ -43,19 +44,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_all(args: argparse.Namespace) -> int:
     """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
     recorded key), each read-only when another process is writing it."""
-    from wizard.services import lifecycle
+    from wizard.services.status import gather_status
 
-    payload, texts, code = [], [], EXIT_OK
-    for name, result in each_profile(args, lifecycle.gather_status, "klarna-mtls status --all"):
+    payload, texts, code = [], [], ExitCode.OK
+    for name, result in each_profile(args, gather_status, "klarna-mtls status --all"):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
-            code = max(code, EXIT_ERROR)
+            code = max(code, ExitCode.ERROR)
         else:
             payload.append({"ok": True, **result.to_dict()})
             texts.append(_status_text(result))
             code = max(code, _status_exit(result))
-    emit(args, {"ok": code < EXIT_ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
+    emit(args, {"ok": code < ExitCode.ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
     return code
 
 
@@ -74,10 +75,10 @@ def _status_text(status: ProfileStatus) -> str:
     return "\n".join(clean(line) for line in lines)  # server strings: no escapes reach the terminal
 
 
-def _status_exit(status: ProfileStatus) -> int:
+def _status_exit(status: ProfileStatus) -> ExitCode:
     if status.verification not in (None, "VALID"):
-        return EXIT_CRITICAL
+        return ExitCode.CRITICAL
     current = status.current
     if current and current.in_renewal_window:
-        return EXIT_WARNING
-    return EXIT_OK
+        return ExitCode.WARNING
+    return ExitCode.OK

@@ -224,3 +224,48 @@ class MtlsRequired(ApiError):
     (for example a second service or machine onboarding onto an account already enforced)."""
 
     title = "mTLS required on this account"
+
+
+class NotVerified(WizardError):
+    """Verification polling ended without the installed certificate seen VALID (enough times in a
+    row); the subclasses say why. ``status`` is the last status seen."""
+
+    title = "Not verified"
+
+    def __init__(self, status: str, summary: str, next_step: str) -> None:
+        super().__init__(f"Verification did not reach VALID: last status {status}. {summary}", hint=next_step)
+        self.status = status
+
+
+class VerificationFailed(NotVerified):
+    """Klarna judged the certificate: the last status was INVALID or REJECTED."""
+
+
+class VerificationTimeout(NotVerified):
+    """Time ran out without a verdict against the certificate (e.g. NOT_PRESENT, UNKNOWN, or VALID
+    not yet seen enough times in a row)."""
+
+
+class EnforcementNotApplied(WizardError):
+    """Enforcement was scheduled, but Klarna did not report it ENFORCED within the watch."""
+
+    title = "Enforcement not applied yet"
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(
+            f"Klarna has not applied enforcement yet (currently {mode}).",
+            hint="Klarna takes up to 5 minutes; check later with klarna-mtls status.",
+        )
+        self.mode = mode
+
+
+class EnforcementNotProved(WizardError):
+    """Klarna reports ENFORCED, yet a request without a client certificate was still accepted."""
+
+    title = "Enforcement not proved"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Klarna answered ENFORCED, but a request without a client certificate was still accepted.",
+            hint="Check again in a few minutes (klarna-mtls status).",
+        )

@@ -1,6 +1,6 @@
 """The gate: every domain action, the stages it may run in and the checks that must hold *now*.
 
-Each action function (``onboarding.enforce``, ``lifecycle.revoke``, ``keys.disable_key``, …) first
+Each action function (``onboarding.enforce``, ``revocation.revoke``, ``api_keys.disable_key``, …) first
 observes the world (the account's listing, what the installed pair sees right now, the enforcement
 state) into a ``Situation`` and calls ``require(action, situation)``, which raises
 ``ActionRefused`` with every reason before anything changes. The lock-out rules live here and only

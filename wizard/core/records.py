@@ -147,7 +147,7 @@ class LastStatus(_Record):
     REQUIRED = ("at", "status")
 
     at: str = ""  # UTC, when Klarna answered
-    # The answer as ``lifecycle.ProfileStatus.to_dict()`` wrote it (this core module cannot know
+    # The answer as ``services.status.ProfileStatus.to_dict()`` wrote it (this core module cannot know
     # that type); wizard/services/offline.py reads it back, or falls back to the journal's own records.
     status: dict[str, Any] = field(default_factory=dict)
 

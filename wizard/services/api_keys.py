@@ -1,5 +1,6 @@
-"""API-key hygiene: one key per service, each described; rotation of the key this tool uses that
-never leaves it without a working key; findings for the doctor.
+"""API-key hygiene: one key per service, each described; listing, creating, describing and
+disabling keys through the interlocks; findings for the doctor. Rotating the key this tool uses is
+``api_key_rotation``.
 
 A new key's secret is shown by Klarna once. It goes only to the secret store (or, on explicit
 request, to the caller as a ``SecretValue``); never to the journal, the audit log, logs or
@@ -10,42 +11,28 @@ Secret-store names (all under the profile, in the profile's own store):
 - ``<profile>``                    the key this tool uses;
 - ``<profile>#key:<credential_id>`` a key created for another service (``create_key(store=…)``);
 - ``<profile>#pending-api-key``     a rotation's new key, from creation until the switch;
-- ``<profile>#previous-api-key``    the replaced key, from the switch until it is disabled.
-
-Rotation (``rotate_tool_key``) is a small state machine persisted in the journal as
-``session.state.flows.key_rotation`` (a ``flow_records.KeyRotation``: ids, idempotency key and
-step only, never a secret), run by ``runners.run_steps``:
-
-    create → prove → switch → disable_old → done
-
-At every point the store holds a working key under ``<profile>``: the old one until ``switch``
-(which happens only after the new key answered a live call), the proven new one after."""
+- ``<profile>#previous-api-key``    the replaced key, from the switch until it is disabled."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wizard.core import rules
 from wizard.core.errors import ApiError, InputError, SecretStoreError, WizardError
-from wizard.core.flow_records import KeyRotation, KeyRotationStep, required
+from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import Action, Refusal, Situation, refusals, require
 from wizard.core.secret_value import SecretValue
 from wizard.klarna.models import Answer, ApiKeyInfo
-from wizard.services.lifecycle import Finding, ProfileStatus
 from wizard.services.session import Session
-from wizard.services.waits import Done, Event, Events, Step, StepAction, follow, run_steps
+from wizard.services.status import ProfileStatus
 
 if TYPE_CHECKING:
     from wizard.secrets.stores import SecretStore
 
-PENDING = "#pending-api-key"
-PREVIOUS = "#previous-api-key"
-KEY_ROTATION_TASK = "Rotating the tool's API key"
 # Descriptions that name no service: a key described like this is likely shared or forgotten.
 GENERIC_DESCRIPTIONS = {
     "",
@@ -83,16 +70,6 @@ class KeyRow:
         return self.status == "ACTIVE"
 
 
-@dataclass(frozen=True)
-class RotationState:
-    """Where an interrupted rotation stands, for a UI to offer "resume" (no secrets)."""
-
-    step: str
-    old_credential_id: str | None
-    new_credential_id: str | None
-    description: str
-
-
 def stored_name(profile: str, credential_id: str) -> str:
     """The secret-store name under which ``create_key(store=…)`` keeps a service's key."""
     return f"{profile}#key:{credential_id}"
@@ -113,10 +90,11 @@ def _tool_ids(session: Session, infos: Iterable[ApiKeyInfo]) -> set[str]:
 
 async def list_keys(session: Session) -> list[KeyRow]:
     """The account's keys, masked, with the one this tool uses marked (from the records)."""
-    return _rows(session, await _listing(session))
+    return _rows(session, await list_key_infos(session))
 
 
-async def _listing(session: Session) -> list[ApiKeyInfo]:
+async def list_key_infos(session: Session) -> list[ApiKeyInfo]:
+    """The account's keys as Klarna lists them (for the interlocks' facts; never a secret)."""
     async with session.client() as klarna:
         answer: Answer[list[ApiKeyInfo]] = await klarna.list_api_keys()
         return answer.value
@@ -151,7 +129,7 @@ def _situation(
     )
 
 
-def _require(
+def require_key_action(
     session: Session, action: Action, infos: Iterable[ApiKeyInfo], target: str | None = None, confirmed: bool = False
 ) -> None:
     require(action, _situation(session, infos, target, confirmed))
@@ -170,7 +148,7 @@ def disable_refusals(session: Session, rows: list[KeyRow], credential_id: str) -
 async def record_tool_key(session: Session, credential_id: str, *, source: str = "told") -> KeyRow:
     """Remember ``credential_id`` as the key this tool runs on (the user named it). It must be an
     active key of this account; the profile's stored key is assumed to be that key."""
-    infos = await _listing(session)
+    infos = await list_key_infos(session)
     info = next((i for i in infos if i.credential_id == credential_id), None)
     if info is None or info.status not in ("ACTIVE", "UNKNOWN"):
         raise InputError(
@@ -190,7 +168,7 @@ async def create_key(
     """Create a key for a named service. Its secret is returned once; with ``store`` it is also
     kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
     new key is disabled (its secret would otherwise be lost with the key left active)."""
-    _verify_service_description(description)
+    verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
     if store is not None:  # a store that would refuse the key is found out before the key exists
         from wizard.secrets.stores import prove_opens
@@ -210,7 +188,7 @@ async def create_key(
         try:
             await asyncio.to_thread(store.set, stored_as, info.secret.reveal())
         except SecretStoreError as error:
-            await _disable_quietly(session, info.credential_id)
+            await disable_quietly(session, info.credential_id)
             raise SecretStoreError(
                 f"The new key could not be stored ({error.message}); it was disabled.",
                 hint="Fix the secret store, then create the key again.",
@@ -233,7 +211,7 @@ async def create_key(
 
 async def describe_key(session: Session, credential_id: str, description: str) -> KeyRow:
     """Change a key's description (e.g. to name the service that uses it)."""
-    _verify_service_description(description)
+    verify_service_description(description)
     async with session.client() as klarna:
         info = (await klarna.update_api_key(credential_id, description)).value
     session.audit.record("api_key_described", credential_id=credential_id, description=description)
@@ -244,8 +222,8 @@ async def disable_key(session: Session, credential_id: str, *, not_the_tools_key
     """Disable a key. Refused (``interlocks``) for the key the profile records as the tool's, and
     for any key while the tool's own key id is unknown, unless the user confirms with
     ``not_the_tools_key`` that the target is not it. ``rotate_tool_key`` replaces the tool's key."""
-    infos = await _listing(session)
-    _require(session, Action.DISABLE_API_KEY, infos, credential_id, not_the_tools_key)
+    infos = await list_key_infos(session)
+    require_key_action(session, Action.DISABLE_API_KEY, infos, credential_id, not_the_tools_key)
     target = _rows(session, [i for i in infos if i.credential_id == credential_id])[0]
     if target.status == "DISABLED":
         return target
@@ -266,7 +244,7 @@ async def disable_key(session: Session, credential_id: str, *, not_the_tools_key
     )
 
 
-def _verify_service_description(description: str) -> None:
+def verify_service_description(description: str) -> None:
     rules.verify_description(description)
     if not description.strip():
         raise WizardError(
@@ -276,7 +254,7 @@ def _verify_service_description(description: str) -> None:
         )
 
 
-async def _disable_quietly(session: Session, credential_id: str) -> bool:
+async def disable_quietly(session: Session, credential_id: str) -> bool:
     """Best effort, for keys whose secret we lost: a failure leaves a key that will expire
     unused after 2 months, which is recorded in the audit log for the doctor to mention."""
     try:
@@ -287,222 +265,6 @@ async def _disable_quietly(session: Session, credential_id: str) -> bool:
         return False
     session.audit.record("api_key_orphan_disabled", credential_id=credential_id)
     return True
-
-
-# ---------------------------------------------------------------- rotation of the tool's key
-def rotation_state(session: Session) -> RotationState | None:
-    """The unfinished rotation, if any (a UI offers to resume it)."""
-    flow = session.state.flows.key_rotation
-    if flow is None or flow.step == "done":
-        return None
-    return RotationState(flow.step, flow.old_credential_id, flow.new_credential_id, flow.description)
-
-
-KEY_ROTATION_WORDS: dict[KeyRotationStep, str] = {
-    "create": "Create the new key and keep it in the secret store",
-    "prove": "Prove the new key with a live call",
-    "switch": "Switch the tool to the new key",
-    "disable_old": "Disable the old key",
-}
-
-
-async def rotate_tool_key(
-    session: Session,
-    store: SecretStore,
-    *,
-    description: str | None = None,
-    on_step: Callable[[str], None] | None = None,
-    keep_old: bool = False,
-    on_event: Callable[[Event], None] | None = None,
-) -> str:
-    """``key_rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's
-    name; returns the new key's credential id, recorded as the tool's."""
-
-    def show(event: Event) -> None:
-        if on_event:
-            on_event(event)
-        if isinstance(event, Step) and on_step:
-            on_step(event.step)
-
-    last = await follow(key_rotation(session, store, description=description, keep_old=keep_old), show)
-    assert isinstance(last, Done) and isinstance(last.result, str)
-    return last.result
-
-
-async def key_rotation(
-    session: Session, store: SecretStore, *, description: str | None = None, keep_old: bool = False
-) -> Events:
-    """create → store → prove with a live call → switch → disable the old, as progress events
-    (a Step per step, then Done(result=new credential id)). Resumable from the journal at any
-    step. ``store`` must be the profile's persistent store (the one holding ``<profile>``). With
-    ``keep_old`` (the tool taking its own key at onboarding) the old key is left active and need
-    not be known."""
-    if not getattr(store, "persistent", False):
-        raise SecretStoreError(
-            "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
-            hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",
-        )
-    flow = session.state.flows.key_rotation
-    if flow is None or flow.step == "done":
-        flow = await _start_rotation(session, store, description, keep_old)
-    steps: dict[KeyRotationStep, StepAction] = {
-        "create": lambda: _create_pending(session, store, flow),
-        "prove": lambda: _prove_pending(session, store, flow),
-        "switch": lambda: _switch(session, store, flow),
-        "disable_old": lambda: _disable_old(session, store, flow),
-    }
-
-    def finish(elapsed: float) -> Done:
-        new_id = required(flow.new_credential_id, "new_credential_id")
-        session.audit.record("api_key_rotated", old=flow.old_credential_id, new=new_id)
-        kept = " and the old one stays active" if flow.keep_old else "; the old one is disabled"
-        return Done(KEY_ROTATION_TASK, elapsed, message=f"The tool now uses its own new key{kept}.", result=new_id)
-
-    events = run_steps(KEY_ROTATION_TASK, flow, steps, KEY_ROTATION_WORDS, "done", lambda: _save(session, flow), finish)
-    async with contextlib.aclosing(events) as stream:
-        async for event in stream:
-            yield event
-
-
-async def _start_rotation(session: Session, store: SecretStore, description: str | None, keep_old: bool) -> KeyRotation:
-    description = description or f"klarna-mtls {session.profile}"
-    _verify_service_description(description)
-    stored = await asyncio.to_thread(store.get, session.profile)
-    if not stored:
-        raise SecretStoreError(
-            f"The {store.display_name} holds no API key for profile '{session.profile}'.",
-            hint="Rotation replaces the stored key: store the current key first (the wizard's Credentials step).",
-        )
-    session.unlock(stored)  # rotate exactly the key the profile keeps, not an override
-    old_id = session.state.tool_key_id
-    if not keep_old:
-        _require(session, Action.ROTATE_API_KEY, await _listing(session))
-    flow = KeyRotation(
-        step="create",
-        old_credential_id=old_id,
-        description=description,
-        keep_old=keep_old,
-        started_at=rules.format_utc(session.clock()),
-    )
-    _save(session, flow)
-    session.audit.record("api_key_rotation_started", old=old_id, keep_old=keep_old)
-    return flow
-
-
-async def take_own_key(
-    session: Session,
-    store: SecretStore,
-    description: str | None = None,
-    on_step: Callable[[str], None] | None = None,
-    on_event: Callable[[Event], None] | None = None,
-) -> str:
-    """The tool creates its own described key with the key it was given, proves it, stores it as
-    the profile's key and records its id (the given key stays active for whatever else uses it)."""
-    if not getattr(store, "persistent", False):
-        raise SecretStoreError(
-            "The tool's own key must be kept in a store that keeps keys (OS keyring or encrypted file).",
-            hint="Choose --secret-store keyring or encrypted-file.",
-        )
-    if session.state.settings.api_key_id_source == "created":
-        return session.state.tool_key_id or ""
-    return await rotate_tool_key(
-        session, store, description=description, on_step=on_step, keep_old=True, on_event=on_event
-    )
-
-
-def _save(session: Session, flow: KeyRotation) -> None:
-    session.state.flows.key_rotation = flow
-    session.save()
-
-
-async def _create_pending(session: Session, store: SecretStore, flow: KeyRotation) -> None:
-    pending = session.profile + PENDING
-    if flow.new_credential_id:
-        if await asyncio.to_thread(store.get, pending):
-            return  # created and stored before an interruption
-        # Created, but the process died before the secret reached the store. Klarna shows a
-        # secret once, so that key is useless: disable it and create another. The old key was
-        # never touched, so the tool kept working throughout.
-        await _abandon_new_key(session, flow)
-    if not flow.idempotency_key:
-        flow.idempotency_key = str(uuid.uuid4())
-        _save(session, flow)  # journaled before sending: a lost answer is replayed, not duplicated
-    async with session.client() as klarna:
-        info = (await klarna.create_api_key(flow.description, flow.idempotency_key)).value
-    flow.new_credential_id = info.credential_id
-    _save(session, flow)
-    if info.secret is None:  # e.g. Klarna's replay of an earlier answer omits the secret
-        await _abandon_new_key(session, flow)
-        raise WizardError(
-            "Klarna's answer held no key secret; that key was disabled.",
-            title="Key not received",
-            hint="Run the rotation again: it creates another key.",
-        )
-    await asyncio.to_thread(store.set, pending, info.secret.reveal())
-    session.audit.record("api_key_rotation_created", credential_id=info.credential_id)
-
-
-async def _abandon_new_key(session: Session, flow: KeyRotation) -> None:
-    """Disable the new key whose secret is lost, and forget it (and its idempotency key, so the
-    next create makes another key instead of replaying this one)."""
-    await _disable_quietly(session, required(flow.new_credential_id, "new_credential_id"))
-    flow.new_credential_id = flow.idempotency_key = None
-    _save(session, flow)
-
-
-async def _prove_pending(session: Session, store: SecretStore, flow: KeyRotation) -> None:
-    new_key = await asyncio.to_thread(store.get, session.profile + PENDING)
-    if not new_key:
-        flow.step = "create"  # create again; the orphan is disabled there
-        _save(session, flow)
-        raise SecretStoreError(
-            "The new key is missing from the secret store.",
-            hint="Run the rotation again: it disables that key and creates another.",
-        )
-    async with session.client(api_key=new_key) as klarna:
-        answer = await klarna.ping()
-    session.audit.record(
-        "api_key_rotation_proved", credential_id=flow.new_credential_id, correlation_id=answer.correlation_id
-    )
-
-
-async def _switch(session: Session, store: SecretStore, flow: KeyRotation) -> None:
-    profile = session.profile
-    new_key = await asyncio.to_thread(store.get, profile + PENDING)
-    if new_key:
-        old_key = await asyncio.to_thread(store.get, profile)
-        if old_key and old_key != new_key:
-            await asyncio.to_thread(store.set, profile + PREVIOUS, old_key)
-        await asyncio.to_thread(store.set, profile, new_key)
-        await asyncio.to_thread(store.delete, profile + PENDING)
-    else:  # switched before an interruption: the store already holds the new key
-        new_key = await asyncio.to_thread(store.get, profile)
-    if not new_key:  # neither slot holds a key: nothing to switch to (was a TypeError)
-        raise SecretStoreError(
-            f"The {store.display_name} holds no API key for profile '{profile}' to switch to.",
-            hint="Store the new key (or the current one) for this profile, then run the rotation again.",
-        )
-    session.unlock(new_key)
-    new_id = required(flow.new_credential_id, "new_credential_id")
-    session.state.record_tool_key(new_id, "created")
-    session.model.record_api_key(new_key)
-    session.audit.record("api_key_switched", credential_id=new_id, api_key=session.evidence.api_key_masked)
-
-
-async def _disable_old(session: Session, store: SecretStore, flow: KeyRotation) -> None:
-    old_id = flow.old_credential_id
-    if old_id and old_id != flow.new_credential_id and not flow.keep_old:
-        async with session.client() as klarna:  # made with the new key: one more proof
-            infos = (await klarna.list_api_keys()).value
-        _require(session, Action.DISABLE_API_KEY, infos, old_id)
-        try:
-            async with session.client() as klarna:
-                await klarna.disable_api_key(old_id)
-        except ApiError as error:
-            if error.status != 404:  # already gone is fine; anything else is retried on resume
-                raise
-        session.audit.record("api_key_disabled", credential_id=old_id, reason="rotated")
-    await asyncio.to_thread(store.delete, session.profile + PREVIOUS)
 
 
 # ---------------------------------------------------------------- hygiene (doctor)
@@ -525,7 +287,7 @@ async def hygiene_findings(session: Session, status: ProfileStatus | None) -> li
         return [
             Finding(
                 "api keys",
-                "warning",
+                Severity.WARNING,
                 "API keys not checked: the API key is not loaded.",
                 "Run the doctor with the profile's key available.",
             )
@@ -534,7 +296,7 @@ async def hygiene_findings(session: Session, status: ProfileStatus | None) -> li
         async with session.client() as klarna:
             answer = await klarna.list_api_keys()
     except WizardError as error:
-        return [Finding("api keys", "warning", f"Could not list API keys: {error.message}", error.hint)]
+        return [Finding("api keys", Severity.WARNING, f"Could not list API keys: {error.message}", error.hint)]
     rows = _rows(session, answer.value)
     out = _key_findings(session, rows)
     if answer.ip_validation:
@@ -545,7 +307,8 @@ async def hygiene_findings(session: Session, status: ProfileStatus | None) -> li
 def ip_validation_finding(value: str) -> Finding:
     value = value.split(",")[0].strip().upper()
     meaning = IP_VALIDATION_MEANING.get(value, "an unknown value.")
-    severity = {"ALLOWED": "ok", "DENIED": "critical", "INVALID": "warning"}.get(value, "warning")
+    severities = {"ALLOWED": Severity.OK, "DENIED": Severity.CRITICAL, "INVALID": Severity.WARNING}
+    severity = severities.get(value, Severity.WARNING)
     hint = {
         "DENIED": "Add this machine's egress address to the account's IP allow-list in Klarna's portal.",
         "INVALID": "Check proxies between this machine and Klarna, and the allow-list entries.",
@@ -567,7 +330,9 @@ def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
     if environment is not None:
         out.append(environment)
     if not out:
-        out.append(Finding("api keys", "ok", f"{len(active)} active API key(s); the tool uses its own, described key."))
+        out.append(
+            Finding("api keys", Severity.OK, f"{len(active)} active API key(s); the tool uses its own, described key.")
+        )
     return out
 
 
@@ -577,7 +342,7 @@ def _tool_key_finding(session: Session, tool: KeyRow | None) -> Finding | None:
     if known is None:
         return Finding(
             "api keys",
-            "warning",
+            Severity.WARNING,
             "The key this tool uses is unknown: its credential id is not recorded.",
             "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
             "(keys rotate --key-id <id>, or onboard --own-key).",
@@ -585,21 +350,21 @@ def _tool_key_finding(session: Session, tool: KeyRow | None) -> Finding | None:
     if tool is None or not tool.active:
         return Finding(
             "api keys",
-            "warning",
+            Severity.WARNING,
             f"The recorded key {known} is not among the account's active keys.",
             "Check the profile's stored key belongs to this account.",
         )
     if tool.is_initial:
         return Finding(
             "api keys",
-            "warning",
+            Severity.WARNING,
             "klarna-mtls runs on the account's initial API key.",
             "Give this tool its own key (keys rotate), and each service its own described key.",
         )
     if generic(tool):
         return Finding(
             "api keys",
-            "warning",
+            Severity.WARNING,
             f"The tool's key is described as '{tool.description or ''}', naming no service: "
             "it may be shared by several services.",
             "Give each service its own key whose description names it (keys create).",
@@ -615,7 +380,7 @@ def _description_findings(active: list[KeyRow], tool: KeyRow | None) -> list[Fin
         out.append(
             Finding(
                 "api keys",
-                "warning",
+                Severity.WARNING,
                 f"{len(undescribed)} active key(s) have no description.",
                 "Describe each key with the service that uses it, or disable it.",
             )
@@ -628,7 +393,7 @@ def _description_findings(active: list[KeyRow], tool: KeyRow | None) -> list[Fin
         out.append(
             Finding(
                 "api keys",
-                "warning",
+                Severity.WARNING,
                 f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
                 "possibly shared between services.",
                 "Create one key per service and disable the shared one once nothing uses it.",
@@ -644,7 +409,7 @@ def _environment_finding(session: Session) -> Finding | None:
     if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
         return Finding(
             "api keys",
-            "critical",
+            Severity.CRITICAL,
             f"The stored key is a {key_env} key but the profile is {session.environment}.",
             "Store a key from the profile's environment.",
         )

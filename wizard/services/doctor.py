@@ -1,13 +1,224 @@
 """The doctor: every check it runs, listed here (the files here, Klarna as seen now, API-key
-hygiene), each finding with what to do next. A service over lifecycle and keys, so neither needs
-the other to register anything."""
+hygiene), each finding with what to do next; and the cron check (``klarna-mtls check``), the
+doctor's short form for monitoring. The vocabulary (Finding, Severity, ExitCode) is the core's
+``findings``."""
 
 from __future__ import annotations
 
-from wizard.core.errors import ApiError, CryptoError, TransportError
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from wizard.core import crypto, rules
+from wizard.core.diagnosis import diagnose
+from wizard.core.errors import ApiError, CryptoError, InputError, TransportError
+from wizard.core.findings import ExitCode, Finding, Severity, worst
+from wizard.core.model import CLOCK_SKEW_TOLERANCE
+from wizard.klarna.tls import environment_proxy, trusted_roots
+from wizard.services import onboarding, runtime_gate
 from wizard.services.api_keys import hygiene_findings
-from wizard.services.lifecycle import DoctorCheck, Finding, doctor_local, doctor_remote, gather_status
+from wizard.services.install import current_pair, verify_private_files
 from wizard.services.session import Session
+from wizard.services.status import ProfileStatus, gather_status
+
+EXPIRY_WARNING_DAYS = rules.RENEWAL_WINDOW.days  # plan a rotation once the renewal window opens
+EXPIRY_CRITICAL_DAYS = 14  # two weeks left: rotate now
+
+DoctorCheck = Callable[[Session, ProfileStatus | None], Awaitable[list[Finding]]]
+
+
+async def doctor_local(session: Session, status: ProfileStatus | None) -> list[Finding]:
+    out = []
+    ev = session.evidence
+    backend = ev.secret_backend_name or "none chosen"
+    out.append(
+        Finding(
+            "secret backend",
+            Severity.OK if ev.secret_backend else Severity.WARNING,
+            f"API key kept in: {backend}.",
+            "" if ev.secret_backend else "Run the wizard's Credentials step.",
+        )
+    )
+    out.append(_trust_finding(session))
+    pair = current_pair(session.install_dir)
+    if pair is None:
+        out.append(
+            Finding("install", Severity.CRITICAL, "No certificate is installed here.", "Run the wizard (Install step).")
+        )
+        return out
+    try:
+        verify_private_files(pair)
+        out.append(Finding("file modes", Severity.OK, "Key file 600 in a 700 folder."))
+    except CryptoError as error:
+        out.append(Finding("file modes", Severity.CRITICAL, error.message, error.hint))
+    try:
+        key = crypto.load_private_key_file(pair.key_path, session.key_passphrase)
+        cert = crypto.load_certificate(pair.cert_path.read_bytes())
+        crypto.verify_cert_matches_key(cert, key)
+        out.append(Finding("key match", Severity.OK, "Installed certificate and key belong together."))
+    except CryptoError as error:
+        out.append(Finding("key match", Severity.CRITICAL, error.message, error.hint))
+        return out
+    out.append(expiry_finding(cert.not_valid_after_utc, session.clock()))
+    expected_cn = ev.cn or (rules.default_cn(ev.account_id) if ev.account_id else None)
+    cn = crypto.certificate_cn(cert)
+    out.append(
+        Finding(
+            "CN",
+            Severity.OK if cn == expected_cn else Severity.WARNING,
+            f"Certificate CN is {cn}.",
+            "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}.",
+        )
+    )
+    return out
+
+
+def _trust_finding(session: Session) -> Finding:
+    """Which CAs this profile trusts and which proxy carries its traffic (the environment may
+    choose a proxy, never the trust)."""
+    if session.settings.trust_ca:
+        trust = f"the CA set you chose (onboard --trust-ca) {session.ca_bundle}"
+    elif session.ca_bundle:
+        trust = f"only the sandbox CA {session.ca_bundle}"
+    else:
+        trust = f"the bundled roots {trusted_roots()}"
+    proxy = environment_proxy()
+    if proxy:
+        parts = urlsplit(proxy)
+        proxy = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+    return Finding(
+        "trust",
+        Severity.OK,
+        f"Servers are trusted through {trust} (SSL_CERT_FILE, SSL_CERT_DIR and "
+        f"SSLKEYLOGFILE are ignored); proxy: {proxy or 'none'}.",
+    )
+
+
+async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[Finding]:
+    if status is None:
+        return []
+    out: list[Finding] = []
+    skew = status.clock_skew_seconds
+    if skew is not None:
+        bad = abs(skew) > CLOCK_SKEW_TOLERANCE
+        out.append(
+            Finding(
+                "clock",
+                Severity.WARNING if bad else Severity.OK,
+                f"Clock differs from Klarna's by {skew:+.0f} s.",
+                "Fix this machine's clock (NTP)." if bad else "",
+            )
+        )
+    out.append(Finding("TLS", Severity.OK, f"Negotiated {status.tls_version or 'TLS'} with Klarna; reachable."))
+    verdict = status.verification or "UNKNOWN"
+    diagnosis = diagnose(verdict)
+    out.append(
+        Finding(
+            "verification",
+            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
+            f"{verdict}: {diagnosis.summary}",
+            " ".join(diagnosis.next_steps[:1]),
+        )
+    )
+    out.append(_enforcement_finding(status))
+    slots = status.slots_used
+    out.append(
+        Finding(
+            "slots",
+            Severity.WARNING if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else Severity.OK,
+            f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
+            "Revoke certificates you no longer use." if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "",
+        )
+    )
+    return out
+
+
+def _enforcement_finding(status: ProfileStatus) -> Finding:
+    """The enforcement mode as observed; unknown is a warning (destructive steps wait for it)."""
+    mode = status.enforcement_mode or "UNKNOWN"
+    if mode == "UNKNOWN":
+        return Finding(
+            "enforcement",
+            Severity.WARNING,
+            "Enforcement: UNKNOWN (Klarna's answer did not say).",
+            "Revoking and enforcing are refused until the state can be read; try again later.",
+        )
+    note = f"Enforcement: {mode}" + (f" from {status.enforced_from}" if status.enforced_from else "") + "."
+    return Finding(
+        "enforcement", Severity.OK, note, "" if mode == "ENFORCED" else "Enforce once every runtime is VALID."
+    )
+
+
+def expiry_finding(
+    not_after: datetime, now: datetime, warn_days: int = EXPIRY_WARNING_DAYS, critical_days: int = EXPIRY_CRITICAL_DAYS
+) -> Finding:
+    """The certificate's expiry: a warning within ``warn_days``, critical within ``critical_days``."""
+    days = (not_after - now).days
+    if not_after <= now:
+        return Finding(
+            "expiry",
+            Severity.CRITICAL,
+            f"The certificate expired on {not_after:%Y-%m-%d}.",
+            "Rotate now: klarna-mtls rotate",
+        )
+    if days <= critical_days:
+        return Finding(
+            "expiry",
+            Severity.CRITICAL,
+            f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
+            "Rotate now: klarna-mtls rotate",
+        )
+    if days <= warn_days:
+        return Finding(
+            "expiry",
+            Severity.WARNING,
+            f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
+            "Plan a rotation: klarna-mtls rotate",
+        )
+    return Finding("expiry", Severity.OK, f"The certificate is valid for {days} more days ({not_after:%Y-%m-%d}).")
+
+
+async def cron_check(session: Session, warn_days: int, critical_days: int) -> tuple[ExitCode, list[Finding]]:
+    """``klarna-mtls check``, for cron: expiry of the installed certificate, the declared runtimes'
+    readiness and the installed pair's verification status."""
+    if critical_days > warn_days:
+        raise InputError("--critical-days must not exceed --warn-days.")
+    pair = current_pair(session.install_dir)
+    if pair is None:
+        findings = [
+            Finding("install", Severity.CRITICAL, "No certificate is installed here.", "Run klarna-mtls onboard.")
+        ]
+        return ExitCode.CRITICAL, findings
+    cert = crypto.load_certificate(pair.cert_path.read_bytes())
+    findings = [expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
+    findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
+    try:
+        observation: onboarding.Observation = await onboarding.observe(session)
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
+        # monitor that is the critical finding itself, not a failure to check.
+        findings.append(
+            Finding(
+                "verification",
+                Severity.CRITICAL,
+                f"Klarna refused the installed certificate: {error.message}",
+                "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause).",
+            )
+        )
+        return worst(findings), findings
+    verdict = observation.status
+    findings.append(
+        Finding(
+            "verification",
+            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
+            f"Klarna sees the installed certificate as {verdict}.",
+            " ".join(diagnose(verdict).next_steps[:1]),
+        )
+    )
+    return worst(findings), findings
+
 
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 
@@ -18,9 +229,9 @@ async def run_doctor(session: Session) -> list[Finding]:
     try:
         status = await gather_status(session)
     except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
-        findings.append(Finding("remote checks", "critical", f"Skipped: {error.message}", error.hint))
+        findings.append(Finding("remote checks", Severity.CRITICAL, f"Skipped: {error.message}", error.hint))
     except (TransportError, ApiError) as error:
-        findings.append(Finding("reachability", "error", str(error), error.hint))
+        findings.append(Finding("reachability", Severity.ERROR, str(error), error.hint))
     for check in DOCTOR_CHECKS:
         findings.extend(await check(session, status))
     return findings

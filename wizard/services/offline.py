@@ -17,12 +17,8 @@ from wizard.core.model import Evidence
 from wizard.core.records import CertificateRecord, LastStatus
 from wizard.klarna.models import CertificateInfo
 from wizard.services.install import current_pair, list_pairs
-from wizard.services.lifecycle import (
-    CertificateRow,
-    ProfileStatus,
-    _row,  # the one home of how a certificate is shown
-)
 from wizard.services.session import Session
+from wizard.services.status import CertificateRow, ProfileStatus, certificate_row
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
         pem = _pem_for(credential_id, record.fingerprint, ev, pems)
         info = CertificateInfo.from_json({"credential_id": credential_id}, pem=pem)
         status = "REVOKED" if record.retired else info.status  # ACTIVE or EXPIRED by its dates
-        rows.append(_row(info, record, status, credential_id in installed, credential_id == current_id, now))
+        rows.append(certificate_row(info, record, status, credential_id in installed, credential_id == current_id, now))
     history = [h for h in session.state.status_history if current and h.fingerprint == current.fingerprint]
     return ProfileStatus(
         profile=session.profile,

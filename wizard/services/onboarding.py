@@ -1,8 +1,10 @@
 """The I/O behind each onboarding stage, shared by the TUI and the headless commands.
 
-Each function takes the profile's ``Session`` first (like ``lifecycle.rotate(session, …)``), does
-the stage's I/O, records what it observed through the model's ``Onboarding`` methods and saves the
-journal. Blocking work (crypto, files, keyring) runs in a thread so an event loop never stalls."""
+Each function takes the profile's ``Session`` first (like ``certificate_rotation.rotate(session,
+…)``), does the stage's I/O, records what it observed through the model's ``Onboarding`` methods
+and saves the journal. Blocking work (crypto, files, keyring) runs in a thread so an event loop
+never stalls. The stage waits (verification polling, the enforcement watch) are in
+``onboarding_waits``."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
 from wizard.core.interlocks import Action
 from wizard.core.model import KeyRecord, Stage
 from wizard.core.records import InFlight
+from wizard.services.runtime_gate import require_ready
 from wizard.services.session import KEY_FILE, Session
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
@@ -303,8 +306,6 @@ async def enforce(
     here, and the gate looks first: an installed certificate of ours must be VALID right now,
     and every declared runtime ready unless left out on purpose (facts and the override in
     wizard/services/runtime_gate.py, the rules in wizard/core/interlocks.py)."""
-    from wizard.services.runtime_gate import require_ready
-
     value = rules.parse_enforced_from(enforced_from, now=session.clock())
     look = await session.look()
     require_ready(session, set(look.listed_ids), leave_out, confirm_leave_out, situation=session.situation(look))

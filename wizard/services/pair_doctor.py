@@ -1,6 +1,6 @@
 """`doctor --cert FILE --key FILE`: troubleshoot any pair, e.g. one copied from a failing server.
 
-Each check returns a lifecycle.Finding with what to do next: key match, CN, expiry, chain, whether
+Each check returns a Finding (``wizard.core.findings``) with what to do next: key match, CN, expiry, chain, whether
 the certificate is one of the account's certificates, and a live verification call. Whether it is
 the account's is decided by the tool's own records (fingerprint -> credential id) and the
 documented listing's credential ids only; undocumented listing fields never decide it."""
@@ -15,7 +15,8 @@ from cryptography import x509
 from wizard.core import crypto, rules
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CryptoError, InputError, TransportError, WizardError
-from wizard.services.lifecycle import Finding, _expiry_finding
+from wizard.core.findings import Finding, Severity
+from wizard.services.doctor import expiry_finding
 from wizard.services.runtime_exchange import pair_from_files, verification_of
 
 if TYPE_CHECKING:
@@ -31,12 +32,14 @@ async def doctor_pair(
     try:
         cert = crypto.load_certificate(Path(cert_path).read_bytes())
     except (OSError, CryptoError) as error:
-        return [Finding("certificate", "error", _message(error, cert_path), "Point --cert at the PEM Klarna issued.")]
+        return [
+            Finding("certificate", Severity.ERROR, _message(error, cert_path), "Point --cert at the PEM Klarna issued.")
+        ]
     findings = [_key_match(cert, Path(key_path), session.key_passphrase)]
     findings.append(_cn(cert, session))
-    findings.append(_expiry_finding(cert.not_valid_after_utc, session.clock(), 60, 14))
+    findings.append(expiry_finding(cert.not_valid_after_utc, session.clock()))
     findings.append(_chain(cert, session))
-    if findings[0].severity != "ok":
+    if findings[0].severity != Severity.OK:
         return findings  # the remote checks need a usable pair
     findings.append(await _listed(cert, session))
     findings.append(await _live(cert_path, key_path, session))
@@ -56,21 +59,21 @@ def _key_match(cert: x509.Certificate, key_path: Path, passphrase: bytes | None)
     except CryptoError as error:
         return Finding(
             "key match",
-            "critical",
+            Severity.CRITICAL,
             error.message,
             error.hint or "Copy the key that was made with this certificate's request.",
         )
-    return Finding("key match", "ok", "The certificate and the key belong together.")
+    return Finding("key match", Severity.OK, "The certificate and the key belong together.")
 
 
 def _cn(cert: x509.Certificate, session: Session) -> Finding:
     cn = crypto.certificate_cn(cert)
     expected = rules.default_cn(session.evidence.account_id) if session.evidence.account_id else None
     if expected is None or cn == expected:
-        return Finding("CN", "ok", f"CN is {cn}.")
+        return Finding("CN", Severity.OK, f"CN is {cn}.")
     return Finding(
         "CN",
-        "warning",
+        Severity.WARNING,
         f"CN is {cn}; Klarna's rule for this account expects {expected}.",
         "A custom CN is allowed on some variants; if Klarna answers INVALID, issue a new certificate.",
     )
@@ -94,11 +97,11 @@ def _chain(cert: x509.Certificate, session: Session) -> Finding:
     if problems:
         return Finding(
             "chain",
-            "critical",
+            Severity.CRITICAL,
             f"Issuer {issuer}: " + "; ".join(problems) + ".",
             "Use the certificate Klarna issued to this account's request (runtime issue).",
         )
-    return Finding("chain", "ok", f"Issued by {issuer}" + (f" for {uris[0]}." if uris else "."))
+    return Finding("chain", Severity.OK, f"Issued by {issuer}" + (f" for {uris[0]}." if uris else "."))
 
 
 def _san_uris(cert: x509.Certificate) -> list[str]:
@@ -136,7 +139,7 @@ async def _listed(cert: x509.Certificate, session: Session) -> Finding:
     if not known:
         return Finding(
             "account",
-            "warning",
+            Severity.WARNING,
             "This profile has no record of issuing this certificate.",
             "If it is yours, find its credential id with klarna-mtls certs list; otherwise issue "
             "one for that runtime (runtime request/issue/install).",
@@ -145,13 +148,15 @@ async def _listed(cert: x509.Certificate, session: Session) -> Finding:
         async with session.client() as klarna:
             listed = {c.credential_id for c in (await klarna.list_certificates()).value}
     except (ApiError, TransportError, CryptoError) as error:
-        return Finding("account", "error", f"Could not list the account's certificates: {error.message}", error.hint)
+        return Finding(
+            "account", Severity.ERROR, f"Could not list the account's certificates: {error.message}", error.hint
+        )
     holder = _holder(session, known[-1])
     if known[-1] in listed:
-        return Finding("account", "ok", f"It is {known[-1]} on the account's list{holder}.")
+        return Finding("account", Severity.OK, f"It is {known[-1]} on the account's list{holder}.")
     return Finding(
         "account",
-        "critical",
+        Severity.CRITICAL,
         f"It was {known[-1]}{holder}, which is no longer on the account's list.",
         "Issue a new certificate for that runtime (runtime request/issue/install).",
     )
@@ -169,16 +174,18 @@ async def _live(cert_path: Path, key_path: Path, session: Session) -> Finding:
     try:
         status = await verification_of(session, pair_from_files(cert_path, key_path), named_files=True)
     except (CryptoError, InputError, ApiError) as error:
-        return Finding("verification", "critical", f"No live call was made: {error.message}", error.hint)
+        return Finding("verification", Severity.CRITICAL, f"No live call was made: {error.message}", error.hint)
     except WizardError as error:
-        return Finding("verification", "error", f"No live call was made: {error.message}", error.hint)
+        return Finding("verification", Severity.ERROR, f"No live call was made: {error.message}", error.hint)
     if status == "VALID":
-        return Finding("verification", "ok", "Klarna answered VALID to a call with this pair.")
+        return Finding("verification", Severity.OK, "Klarna answered VALID to a call with this pair.")
     if status in ("REFUSED", "UNREACHABLE"):
         summary = {
             "REFUSED": "Klarna refused the call (enforcement applies and this pair is not accepted).",
             "UNREACHABLE": "Klarna could not be reached.",
         }[status]
-        return Finding("verification", "critical", summary, "Check the network, then the findings above.")
+        return Finding("verification", Severity.CRITICAL, summary, "Check the network, then the findings above.")
     diagnosis = diagnose(status)
-    return Finding("verification", "critical", f"{status}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1]))
+    return Finding(
+        "verification", Severity.CRITICAL, f"{status}: {diagnosis.summary}", " ".join(diagnosis.next_steps[:1])
+    )

@@ -1,7 +1,8 @@
 """The runtimes service's side of the gate, over a Session: it gathers the facts the interlocks
 judge (which declared runtimes are not ready for enforcement, which still use a certificate about
 to be revoked), handles leaving runtimes out on purpose (typed on live profiles, audited), and
-gives `check` its runtime warnings. The rules and their refusal texts live in ``interlocks``."""
+gives the cron check (``doctor.cron_check``) its runtime warnings. The rules and their refusal
+texts live in ``interlocks``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.core import runtimes
 from wizard.core.errors import InputError, InterlockRefused
+from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
 
 if TYPE_CHECKING:
-    from wizard.services.lifecycle import Finding
     from wizard.services.session import Session
 
 
@@ -98,15 +99,15 @@ def _confirm_leave_out(session: Session, left: list[str], confirm: str | None) -
 def check_findings(
     records: dict[str, runtimes.RuntimeRecord], now: datetime, window: timedelta = runtimes.READINESS_WINDOW
 ) -> list[Finding]:
-    """For `check`: a warning per runtime whose certificate is in its renewal window or whose
+    """For the cron check: a warning per runtime whose certificate is in its renewal window or whose
     latest report is missing, stale or not VALID."""
     findings = []
     for record in sorted(records.values(), key=lambda r: r.name):
         if runtimes.in_renewal_window(record, now):
             findings.append(
-                _finding(
+                Finding(
                     f"runtime {record.name}",
-                    "warning",
+                    Severity.WARNING,
                     f"Its certificate expires on {(record.not_after or '')[:10]}.",
                     f"Rotate it: klarna-mtls runtime request --name {record.name} on that host, "
                     "then runtime issue here and runtime install there.",
@@ -115,17 +116,11 @@ def check_findings(
         reason = runtimes.not_ready_reason(record, now, window)
         if reason:
             findings.append(
-                _finding(
+                Finding(
                     f"runtime {record.name}",
-                    "warning",
+                    Severity.WARNING,
                     reason[0].upper() + reason[1:] + ".",
                     "Run klarna-mtls probe on it (cron), then runtime report here.",
                 )
             )
     return findings
-
-
-def _finding(check: str, severity: str, summary: str, next_step: str) -> Finding:
-    from wizard.services.lifecycle import Finding  # services: lifecycle imports this module
-
-    return Finding(check, severity, summary, next_step)

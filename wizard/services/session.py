@@ -5,7 +5,7 @@ audit log, the secrets in custody for this run (``custody``: the API key and key
 memory only) and its ``clients`` (the factory of KlarnaClients with this profile's host, trust and
 certificate). It configures the profile, moves between stages and answers the gate (``situation``,
 ``require``, ``look``). The work behind each stage is in wizard/services/onboarding.py, the other services
-(lifecycle, keys, runtimes) are module functions taking a session the same way."""
+(status, revocation, rotation, API keys, runtimes) are module functions taking a session the same way."""
 
 from __future__ import annotations
 

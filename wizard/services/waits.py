@@ -1,10 +1,11 @@
-"""The domain's waits, as async iterators of typed progress events.
+"""The domain's generic wait machinery, as async iterators of typed progress events.
 
-Every long wait in klarna-mtls is written once, here: a single network operation under a time
-limit (``timed``), verification polling (``poll_verification``), the watch for enforcement to
-apply, ended by the proof that a call without a certificate is refused (``watch_enforcement``),
-and the resumable multi-step flows (the two rotations, whose steps live in ``lifecycle`` and
-``keys``) run step by step from their journaled record (``run_steps``). The front ends only render the events and choose what to do next:
+Every long wait in klarna-mtls is built from these: a single network operation under a time limit
+(``timed``), the one polling loop (``poll``), and the resumable multi-step flows (the two
+rotations, whose steps live in ``certificate_rotation`` and ``api_key_rotation``) run step by step
+from their journaled record (``run_steps``). The stage-specific waits built on them (verification
+polling, the enforcement watch) live in ``onboarding_waits``. The front ends only render the
+events and choose what to do next:
 
     async with aclosing(poll_verification(session, limits)) as events:
         async for event in events:
@@ -13,7 +14,7 @@ and the resumable multi-step flows (the two rotations, whose steps live in ``lif
 Cancelling the task that iterates stops the wait at once: the operation in flight is cancelled
 and nothing is left running. A ``Failed`` event is an outcome, not an exception: it carries the
 diagnosis and a ``WizardError`` a front end may raise. Errors of the operation itself (network,
-Klarna's refusals) propagate as exceptions."""
+Klarna's refusals) propagate as exceptions. Nothing here knows a stage or a service."""
 
 from __future__ import annotations
 
@@ -22,16 +23,11 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from wizard.core.diagnosis import Diagnosis, diagnose
 from wizard.core.errors import TransportError, WizardError
 from wizard.core.pacing import poll_delay
-from wizard.core.rules import EnforcementMode
-from wizard.services import onboarding
-
-if TYPE_CHECKING:
-    from wizard.services.session import Session
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -200,15 +196,6 @@ async def _cancel(job: asyncio.Future[object]) -> None:
             await job
 
 
-async def run_timed(task: str, work: Awaitable[object], *, limit: float = STEP_LIMIT) -> object:
-    """``timed`` without progress: the result, or the error. For callers that show nothing."""
-    async with contextlib.aclosing(timed(task, work, limit=limit)) as events:
-        async for event in events:
-            if isinstance(event, Done):
-                return event.result
-    return None  # pragma: no cover - timed always ends with Done or raises
-
-
 # ---------------------------------------------------------------- polling
 async def poll(
     task: str,
@@ -249,97 +236,6 @@ async def poll(
             break
         await sleep(delay)
     yield Failed(task, clock() - start, status, diagnose(status), failure(status))
-
-
-def _not_verified(status: str) -> WizardError:
-    diagnosis = diagnose(status)
-    return WizardError(
-        f"Verification did not reach VALID: last status {status}. {diagnosis.summary}",
-        title="Not verified",
-        hint=" ".join(diagnosis.next_steps[:1]),
-    )
-
-
-def poll_verification(
-    session: Session,
-    limits: PollLimits = DEFAULT_LIMITS,
-    *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-) -> Events:
-    """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
-    enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
-    from wizard.core.model import VALID_IN_A_ROW, Stage
-
-    async def observe() -> str:
-        return (await onboarding.verify_once(session)).status
-
-    def verified(_status: str) -> bool:
-        return not session.model.blockers(Stage.VERIFY)
-
-    task = f"Checking Klarna sees the installed certificate VALID {VALID_IN_A_ROW} times in a row"
-    return poll(task, observe, verified, limits, _not_verified, clock=clock, sleep=sleep)
-
-
-# ---------------------------------------------------------------- enforcement
-def _not_applied(status: str) -> WizardError:
-    return WizardError(
-        f"Klarna has not applied enforcement yet (currently {status}).",
-        title="Enforcement not applied yet",
-        hint="Klarna takes up to 5 minutes; check later with klarna-mtls status.",
-    )
-
-
-async def watch_enforcement(
-    session: Session,
-    limits: PollLimits | None = None,
-    *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-) -> Events:
-    """After enforcement from NOW: read the mode until ENFORCED, then prove that a call without
-    a client certificate is refused. Ends with Done (proved) or Failed (not applied in time, or
-    a cert-less call still accepted)."""
-    limits = limits or PollLimits.for_enforcement()
-    start = clock()
-
-    async def observe() -> str:
-        return str((await onboarding.read_enforcement(session)).mode.value)
-
-    def enforced(status: str) -> bool:
-        return status == EnforcementMode.ENFORCED.value
-
-    task = "Waiting for Klarna to apply enforcement"
-    async with contextlib.aclosing(
-        poll(task, observe, enforced, limits, _not_applied, clock=clock, sleep=sleep)
-    ) as events:
-        async for event in events:
-            if isinstance(event, Done):
-                break
-            yield event
-            if isinstance(event, Failed):
-                return
-    yield Step(task, "prove", 1, 1, "Proving a request without a client certificate is refused")
-    if await onboarding.prove_enforced(session):
-        yield Done(
-            task,
-            clock() - start,
-            "ENFORCED",
-            "ENFORCED. Proved: a request without a client certificate is refused.",
-            result=True,
-        )
-        return
-    yield Failed(
-        task,
-        clock() - start,
-        "ENFORCED",
-        None,
-        WizardError(
-            "Klarna answered ENFORCED, but a request without a client certificate was still accepted.",
-            title="Enforcement not proved",
-            hint="Check again in a few minutes (klarna-mtls status).",
-        ),
-    )
 
 
 # ---------------------------------------------------------------- resumable flows

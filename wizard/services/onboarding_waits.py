@@ -1,0 +1,96 @@
+"""The onboarding stages' two waits, built on the generic machinery in ``waits``: verification
+polling (Verify stage) and the watch for enforcement to apply, ended by the proof that a call
+without a client certificate is refused (Enforce stage). Each observation goes through the stage
+work in ``onboarding``, which records it as evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from wizard.core.diagnosis import diagnose
+from wizard.core.errors import (
+    EnforcementNotApplied,
+    EnforcementNotProved,
+    NotVerified,
+    VerificationFailed,
+    VerificationTimeout,
+)
+from wizard.core.model import VALID_IN_A_ROW, Stage
+from wizard.core.rules import EnforcementMode
+from wizard.services import onboarding
+from wizard.services.session import Session
+from wizard.services.waits import DEFAULT_LIMITS, Clock, Done, Events, Failed, PollLimits, Sleep, Step, poll
+
+# Klarna's verdicts against a certificate it was shown: the poll ending on one of these failed;
+# ending on any other status (none sent, no status, VALID not yet in a row) ran out of time.
+VERDICTS_AGAINST = frozenset({"INVALID", "REJECTED"})
+
+
+def _not_verified(status: str) -> NotVerified:
+    diagnosis = diagnose(status)
+    cause = VerificationFailed if status in VERDICTS_AGAINST else VerificationTimeout
+    return cause(status, diagnosis.summary, " ".join(diagnosis.next_steps[:1]))
+
+
+def poll_verification(
+    session: Session,
+    limits: PollLimits = DEFAULT_LIMITS,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Events:
+    """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
+    enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
+
+    async def observe() -> str:
+        return (await onboarding.verify_once(session)).status
+
+    def verified(_status: str) -> bool:
+        return not session.model.blockers(Stage.VERIFY)
+
+    task = f"Checking Klarna sees the installed certificate VALID {VALID_IN_A_ROW} times in a row"
+    return poll(task, observe, verified, limits, _not_verified, clock=clock, sleep=sleep)
+
+
+async def watch_enforcement(
+    session: Session,
+    limits: PollLimits | None = None,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Events:
+    """After enforcement from NOW: read the mode until ENFORCED, then prove that a call without
+    a client certificate is refused. Ends with Done (proved) or Failed (not applied in time, or
+    a cert-less call still accepted)."""
+    limits = limits or PollLimits.for_enforcement()
+    start = clock()
+
+    async def observe() -> str:
+        return str((await onboarding.read_enforcement(session)).mode.value)
+
+    def enforced(status: str) -> bool:
+        return status == EnforcementMode.ENFORCED.value
+
+    task = "Waiting for Klarna to apply enforcement"
+    async with contextlib.aclosing(
+        poll(task, observe, enforced, limits, EnforcementNotApplied, clock=clock, sleep=sleep)
+    ) as events:
+        async for event in events:
+            if isinstance(event, Done):
+                break
+            yield event
+            if isinstance(event, Failed):
+                return
+    yield Step(task, "prove", 1, 1, "Proving a request without a client certificate is refused")
+    if await onboarding.prove_enforced(session):
+        yield Done(
+            task,
+            clock() - start,
+            "ENFORCED",
+            "ENFORCED. Proved: a request without a client certificate is refused.",
+            result=True,
+        )
+        return
+    yield Failed(task, clock() - start, "ENFORCED", None, EnforcementNotProved())

@@ -1,0 +1,50 @@
+"""Revoking a certificate without locking the partner out: the interlock's refusal for a UI to
+show before offering (``revoke_refusal``), the revocation itself, judged first with the runtimes'
+facts, and the typed confirmation live profiles need (``confirm_suffix_for``).
+
+The rules are ``interlocks.ACTIONS[Action.REVOKE]``; this module gathers their facts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from wizard.core import crypto
+from wizard.core.errors import InterlockRefused
+from wizard.core.interlocks import Action, refusals, require
+from wizard.services import runtime_gate
+from wizard.services.session import Session
+from wizard.services.status import ProfileStatus, gather_status
+
+
+def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
+    """Why revoking ``credential_id`` could lock the partner out (every reason), or None when it
+    is safe. The rules are ``interlocks.ACTIONS[Action.REVOKE]``; a UI asks before offering."""
+    found = refusals(Action.REVOKE, status.situation(credential_id))
+    return " ".join(r.reason for r in found) or None
+
+
+async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
+    status = await gather_status(session)
+    require(
+        Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id))
+    )
+    target = next(c for c in status.certificates if c.credential_id == credential_id)
+    if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
+        shown = target.confirm_suffix[-2:]
+        what = "fingerprint suffix" if target.fingerprint else "credential id's last 8 characters"
+        raise InterlockRefused(
+            f"Revoking on a live profile needs the certificate's {what} typed to confirm.",
+            hint=f"Confirm with those 8 characters (they end …{shown}).",
+        )
+    async with session.client() as klarna:
+        await klarna.revoke_certificate(credential_id)
+    session.state.certificate(credential_id).retired = True
+    session.save()
+    session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
+    return await gather_status(session)
+
+
+def confirm_suffix_for(session: Session, credential_id: str) -> str | None:
+    """What a live revocation is confirmed with: our recorded fingerprint's suffix, else the id's end."""
+    fingerprint = session.state.fingerprint_of(credential_id)
+    return crypto.fingerprint_suffix(fingerprint) if fingerprint else credential_id[-8:]
