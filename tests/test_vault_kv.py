@@ -213,6 +213,20 @@ def test_no_such_mount(openbao, kv):
     assert "either there is none" in caught.value.message
 
 
+def test_a_namespace_is_where_places_are(openbao, tmp_path):
+    namespace = f"team-{uuid.uuid4().hex[:6]}"
+    openbao.bao("namespace", "create", namespace)
+    openbao.bao("secrets", "enable", f"-namespace={namespace}", "-path=kv", "kv-v2")
+    place = parse_place("vault:kv/klarna-mtls/checkout")
+    env = {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": openbao.root_token, "VAULT_NAMESPACE": namespace}
+    with VaultKv.connect(settings_from_env(env, home=tmp_path)) as kv:
+        assert kv.write(place, {"a": "1"}, cas=0) == 1
+    shown = json.loads(openbao.bao("kv", "get", "-format=json", f"-namespace={namespace}", "kv/klarna-mtls/checkout"))
+    assert shown["data"]["data"] == {"a": "1"}
+    with VaultKv.connect(settings_for(openbao)) as outside, pytest.raises(errors.VaultNotKv2, match="no mount at kv/"):
+        outside.read(place)  # the root namespace has no kv/ mount
+
+
 # ---------------------------------------------------------------- AppRole, for cron
 @pytest.fixture(scope="module")
 def approle(openbao):

@@ -192,7 +192,7 @@ class VaultKv:
         engine, version = mount.get("type"), _dig(mount, "options", "version")
         if mount.get("path") != f"{place.mount}/":
             raise VaultNotKv2(
-                f"{place} is on the mount {mount.get('path')}, not on {place.mount}/.",
+                f"{place} is on the mount {clean_text(str(mount.get('path')))[:60]}, not on {place.mount}/.",
                 hint="A vault: place names a mount of one segment; name a path on such a mount.",
                 place=str(place),
             )
@@ -222,17 +222,21 @@ class VaultKv:
             return invalid_token(self.settings.address, attempt, "permission denied")
         if "root" in policies:
             return VaultNotKv2(
-                f"There is no mount at {place.mount}/ (for {place}).",
+                f"There is no mount at {place.mount}/{self._in_namespace()} (for {place}).",
                 hint=_ENABLE_HINT.format(mount=place.mount),
                 place=str(place),
             )
         return VaultPermissionDenied(
-            f"Vault shows this token no mount at {place.mount}/ for {place}: either there is none, or the "
+            f"Vault shows this token no mount at {place.mount}/{self._in_namespace()} for {place}: either there "
+            "is none, or the "
             "token's policies grant nothing there.",
             hint=f"Check the mount (bao secrets list) and ask for a policy on {place.data_path}.",
             place=str(place),
             reason="permission denied",
         )
+
+    def _in_namespace(self) -> str:
+        return f" in the namespace {self.settings.namespace}" if self.settings.namespace else ""
 
 
 def _version_from(answer: object, place: VaultPlace, found: bool) -> KvVersion | None:
