@@ -20,6 +20,7 @@ LAYERS = {
     "wizard.klarna": "adapters",
     "wizard.sandbox": "adapters",
     "wizard.secrets": "adapters",
+    "wizard.vault": "adapters",
     "wizard.services": "services",
 }
 
