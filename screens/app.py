@@ -17,9 +17,9 @@ from screens.modals import ErrorModal
 from screens.welcome import WelcomeScreen
 from wizard.core.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
 from wizard.core.logs import register_secret
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
 from wizard.core.secret_value import SecretValue
+from wizard.core.stages import Stage
 from wizard.services.session import Session
 
 # Stage screens are imported when first shown, after the first paint.

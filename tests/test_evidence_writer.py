@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITER = ROOT / "wizard" / "model.py"
+WRITER = ROOT / "wizard" / "core" / "model.py"
 MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "sort", "reverse"}
 
 

@@ -12,8 +12,8 @@ from tests_support import name_initial_key, session_for
 
 from wizard.core import crypto
 from wizard.core.errors import TransportError
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
+from wizard.core.stages import Stage
 from wizard.secrets import stores
 from wizard.services import api_keys, install, lifecycle, onboarding, waits
 from wizard.services.session import Session

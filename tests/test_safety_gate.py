@@ -18,8 +18,8 @@ from tests_support import sandbox_profile_args, session_for
 
 from wizard.cli import main
 from wizard.core import rules
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
+from wizard.core.stages import Stage
 from wizard.klarna.api import EnforcementState, KlarnaClient
 from wizard.services import api_keys, onboarding
 from wizard.services.session import Session

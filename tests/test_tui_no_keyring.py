@@ -12,7 +12,7 @@ from textual.widgets import Input, RadioButton, RadioSet
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal, PassphraseModal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.secrets import stores
 
 SIZE = (80, 24)

@@ -14,7 +14,7 @@ from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
     from wizard.secrets.stores import SecretStore
     from wizard.services.session import Session
     from wizard.services.waits import Event
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
 
     session = open_session(args)
     if args.environment or args.account_id:
@@ -195,7 +195,7 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: SecretSto
 async def _do_stage(
     args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
 ) -> None:
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
     from wizard.services import onboarding
 
     if not session.model.blockers(stage):

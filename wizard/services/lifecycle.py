@@ -23,8 +23,9 @@ from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputEr
 from wizard.core.flow_records import CertificateRotation, RotationStep, required
 from wizard.core.fsutil import atomic_write, ensure_output_dir, write_private
 from wizard.core.interlocks import Action, Situation, refusals, require
-from wizard.core.model import RotatedPair, Stage
+from wizard.core.model import RotatedPair
 from wizard.core.records import CertificateRecord
+from wizard.core.stages import Stage
 from wizard.services import onboarding, runtime_gate
 from wizard.services.install import activate, current_pair, install_pair, list_pairs, verify_private_files
 from wizard.services.session import Session

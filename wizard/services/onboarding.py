@@ -24,8 +24,9 @@ from wizard.core.diagnosis import Diagnosis, diagnose
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
 from wizard.core.interlocks import Action
-from wizard.core.model import KeyRecord, Stage
+from wizard.core.model import KeyRecord
 from wizard.core.records import InFlight
+from wizard.core.stages import Stage
 from wizard.services.session import KEY_FILE, Session
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them

@@ -269,7 +269,8 @@ def poll_verification(
 ) -> Events:
     """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
     enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
-    from wizard.core.model import VALID_IN_A_ROW, Stage
+    from wizard.core.checks import VALID_IN_A_ROW
+    from wizard.core.stages import Stage
 
     async def observe() -> str:
         return (await onboarding.verify_once(session)).status
