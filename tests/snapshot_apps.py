@@ -10,7 +10,7 @@ from wizard.core.evidence import Evidence
 from wizard.core.model import Onboarding
 from wizard.core.paths import Paths
 from wizard.core.stages import Stage
-from wizard.secrets.stores import StoreChoice
+from wizard.secrets.resolve import StoreChoice
 from wizard.services.session import Session
 
 

@@ -14,7 +14,7 @@ from wizard.core import crypto
 from wizard.core.errors import TransportError
 from wizard.core.paths import Paths
 from wizard.core.stages import Stage
-from wizard.secrets import stores
+from wizard.secrets import keyring_store, simple_stores
 from wizard.services import api_keys, install, lifecycle, onboarding, waits
 from wizard.services.session import Session
 
@@ -55,7 +55,7 @@ def verifying(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
 
     async def walk() -> str:
-        await onboarding.check_credentials(session, sandbox.api_key, stores.EnvStore())
+        await onboarding.check_credentials(session, sandbox.api_key, simple_stores.EnvStore())
         session.advance()
         await onboarding.generate_key(session)
         session.advance()
@@ -198,7 +198,7 @@ def test_certificate_rotation_events_in_order(onboard, sandbox):
 def test_api_key_rotation_events_in_order(sandbox):
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     events = asyncio.run(collect(api_keys.key_rotation(session, store, description="klarna-mtls host a")))

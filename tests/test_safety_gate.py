@@ -260,9 +260,9 @@ def test_key_rotation_keeps_knowing_the_tools_key(sandbox, cli_json, monkeypatch
 def test_key_rotation_refuses_to_start_while_the_tools_key_is_unknown(onboard, cli, monkeypatch, sandbox):
     onboard()
     session = session_for("p", sandbox)
-    from wizard.secrets import stores
+    from wizard.secrets import keyring_store
 
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     store.set("p", sandbox.api_key)
     from wizard.core.errors import InterlockRefused
 

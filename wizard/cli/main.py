@@ -17,6 +17,7 @@ from pathlib import Path
 
 from wizard import __version__
 from wizard.cli.common import EXIT_ERROR, fail
+from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import WizardError
 
 COMMAND_MODULES: list[str] = [
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
             log_path = Paths.from_env().log_path()
             setup_logging(Paths.from_env(), verbose=args.debug)
-            register_secret(os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE"))
-            register_secret(os.environ.get("KLARNA_MTLS_STORE_PASSPHRASE"))
+            register_secret(os.environ.get(KEY_PASSPHRASE_ENV))
+            register_secret(os.environ.get(STORE_PASSPHRASE_ENV))
         with _command_lock(args):
             if args.command is None:
                 from screens.app import run_tui  # lazy: headless commands never load Textual

@@ -24,6 +24,7 @@ from wizard.cli.common import (
     seconds,
 )
 from wizard.cli.onboard import open_session, open_unlocked_session
+from wizard.core.env_vars import EXPORT_PASSWORD_ENV, KEY_PASSPHRASE_ENV
 from wizard.core.errors import InputError, WizardError
 from wizard.core.paths import Paths
 
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from wizard.services.waits import Event
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
 
 def register(sub: Subparsers) -> None:
@@ -478,7 +477,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.format == "bundle":
         written = [str(install.export_bundle(pair, out))]
     elif args.format == "k8s":
-        passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
+        passphrase = os.environ.get(KEY_PASSPHRASE_ENV, "").encode() or None
         written = [str(install.export_k8s_secret(pair, out, args.name, args.namespace, key_passphrase=passphrase))]
     else:
         password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
@@ -486,7 +485,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise InputError(
                 "A PKCS#12 export needs a password.", hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input."
             )
-        passphrase = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE", "").encode() or None
+        passphrase = os.environ.get(KEY_PASSPHRASE_ENV, "").encode() or None
         written = [str(install.export_pkcs12(pair, out, password.encode(), passphrase))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return EXIT_OK

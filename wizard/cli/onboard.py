@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import EXIT_OK, add_common, emit, positive_int, progress, seconds
 from wizard.core import rules
+from wizard.core.env_vars import API_KEY_ENV, KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.paths import Paths
 
 if TYPE_CHECKING:
     from wizard.core.stages import Stage
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
     from wizard.services.session import Session
     from wizard.services.waits import Event
-
-STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,10 +79,10 @@ def open_session(args: argparse.Namespace) -> Session:
 def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
     (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
-    from wizard.secrets import stores
+    from wizard.secrets.resolve import open_store, resolve_api_key
 
     allowed = _env_key_allowed(args, session)
-    key, store = stores.resolve_api_key(
+    key, store = resolve_api_key(
         session.profile,
         session.paths,
         session.evidence.secret_backend,
@@ -99,7 +98,7 @@ def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, Secre
     wanted = getattr(args, "secret_store", None)
     if wanted and wanted != store.kind:
         passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-        store = stores.open_store(wanted, session.paths, passphrase=passphrase)
+        store = open_store(wanted, session.paths, passphrase=passphrase)
     return key, store
 
 
@@ -109,7 +108,7 @@ def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
     if not getattr(args, "bound_keys_only", False):
         return True
     recorded = session.evidence.api_key_masked
-    return bool(recorded) and rules.mask_key(os.environ["KLARNA_API_KEY"]) == recorded
+    return bool(recorded) and rules.mask_key(os.environ[API_KEY_ENV]) == recorded
 
 
 def open_unlocked_session(args: argparse.Namespace) -> Session:
@@ -260,7 +259,7 @@ async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
 
 
 def _key_passphrase() -> bytes | None:
-    value = os.environ.get("KLARNA_MTLS_KEY_PASSPHRASE")
+    value = os.environ.get(KEY_PASSPHRASE_ENV)
     return value.encode() if value else None
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 import httpx
 
 from wizard.core import crypto, rules
+from wizard.core.env_vars import NO_PROXY_ENVS, PROXY_ENVS
 from wizard.core.errors import (
     ApiError,
     CryptoError,
@@ -174,9 +175,9 @@ def environment_proxy() -> str | None:
     NO_PROXY still applies per host. Shown by `doctor`."""
     import os
 
-    if os.environ.get("NO_PROXY", os.environ.get("no_proxy", "")).strip() == "*":
+    if next((os.environ[name] for name in NO_PROXY_ENVS if name in os.environ), "").strip() == "*":
         return None
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in PROXY_ENVS:
         if os.environ.get(name):
             return os.environ[name]
     return None
@@ -718,7 +719,7 @@ def _connect_cause(text: str) -> str:
 def _proxy() -> str | None:
     import os
 
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in PROXY_ENVS:
         if os.environ.get(name):
             return f"{name}={rules.redact(os.environ[name].split('@')[-1])}"  # never a proxy password
     return None

@@ -41,7 +41,7 @@ from wizard.services.session import Session
 from wizard.services.waits import Done, Event, Events, Step, StepAction, follow, run_steps
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"
@@ -193,7 +193,7 @@ async def create_key(
     _verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
     if store is not None:  # a store that would refuse the key is found out before the key exists
-        from wizard.secrets.stores import prove_opens
+        from wizard.secrets.resolve import prove_opens
 
         await asyncio.to_thread(prove_opens, store)
     async with session.client() as klarna:

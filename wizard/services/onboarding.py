@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.core import crypto
     from wizard.core.crypto import PrivateKey
     from wizard.klarna.api import CertificateInfo, EnforcementState
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
 else:
     crypto = lazy_module("wizard.core.crypto")  # loaded by the first stage that needs it
 
