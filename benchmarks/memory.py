@@ -16,7 +16,7 @@ async def main() -> None:
     from test_tui_journey import walk_to
 
     from screens.app import make_app
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
 
     sb = start_sandbox(home / "sb", delay=0.5)
     app = make_app("memory", sandbox=sb, poll_interval=0.05)

@@ -73,10 +73,10 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_tui_journey import settle, walk_to
 
-    import wizard.core.model as model
+    import wizard.core.checks as checks
     import wizard.core.pacing as pacing
     from screens.app import make_app
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
     from wizard.klarna.client import KlarnaClient
 
     sent = {"n": 0}
@@ -98,7 +98,7 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
     async with app.run_test(size=(100, 40)) as pilot:
         await walk_to(app, pilot, stage)
         await settle(app, pilot)
-        model.VALID_IN_A_ROW = 10**6  # keep polling for the whole window
+        checks.VALID_IN_A_ROW = 10**6  # keep polling for the whole window
         pacing.STEADY_POLLS = 10**6  # the same fixed timer as the idle app: compare cost per poll
         app.poll_interval = INTERVAL
         before = {}

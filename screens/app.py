@@ -15,11 +15,12 @@ from textual.worker import Worker, WorkerState
 from screens.assets import stylesheet
 from screens.modals import ErrorModal
 from screens.welcome import WelcomeScreen
+from wizard.core.env_vars import API_KEY_ENV, HOME_ENV, KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import KeyLocked, SecretStoreError, StageBlocked, WizardError
 from wizard.core.logs import register_secret
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
 from wizard.core.secret_value import SecretValue
+from wizard.core.stages import Stage
 from wizard.services.session import Session
 
 # Stage screens are imported when first shown, after the first paint.
@@ -42,7 +43,6 @@ def stage_screen(stage: Stage):
 
 
 SANDBOX_ENFORCEMENT_DELAY = 10.0
-KEY_PASSPHRASE_ENV = "KLARNA_MTLS_KEY_PASSPHRASE"
 
 
 class WizardApp(App):
@@ -159,18 +159,18 @@ class WizardApp(App):
         """A resumed run loads the API key the one way the domain offers (``resolve_api_key``:
         KLARNA_API_KEY when set, else the store the user chose). The encrypted file asks for its
         passphrase; keyring calls block, so they run in a thread worker."""
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import resolve_api_key
 
         kind = self.session.evidence.secret_backend
         if self.session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
             then()
-        elif kind == "encrypted-file" and not os.environ.get(stores.ENV_VAR):
+        elif kind == "encrypted-file" and not os.environ.get(API_KEY_ENV):
             self.ask_store_passphrase(then)
         else:
 
             def load() -> None:
                 try:
-                    key, _ = stores.resolve_api_key(self.session.profile, self.session.paths, kind)
+                    key, _ = resolve_api_key(self.session.profile, self.session.paths, kind)
                     self.session.unlock(key)
                 except SecretStoreError as error:
                     advice = self.missing_key_advice(kind) if kind == "env" else error.message
@@ -182,12 +182,12 @@ class WizardApp(App):
 
     def ask_store_passphrase(self, then: Callable[[], None] | None = None, problem: str = "") -> None:
         from screens.modals import PassphraseModal
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import resolve_api_key
 
         then = then or (lambda: None)
 
         def check(passphrase: bytes):
-            key, _ = stores.resolve_api_key(
+            key, _ = resolve_api_key(
                 self.session.profile, self.session.paths, "encrypted-file", passphrase=passphrase, use_env=False
             )
             return SecretValue(passphrase), SecretValue(key)
@@ -207,7 +207,7 @@ class WizardApp(App):
                 "Your API key is kept in the encrypted secrets file "
                 f"{display_path(self.session.paths.secrets_file())}. Enter its passphrase to load the key for this run.",
                 check,
-                env_var=stores.STORE_PASSPHRASE_ENV,
+                env_var=STORE_PASSPHRASE_ENV,
                 problem=problem,
                 input_id="store-passphrase-modal",
             ),
@@ -373,30 +373,30 @@ class WizardApp(App):
         return f"Sandbox: enforcement applies {self.sandbox.enforcement_delay:g} s after the chosen time (Klarna: up to 5 minutes)."
 
     async def store_choices(self):
-        from wizard.secrets import stores
+        from wizard.secrets import keyring_store, resolve
 
         if self._store_choices is not None:  # injected (tests, a keyring-less rehearsal)
             return self._store_choices()
         if self.session.environment == "sandbox":
-            return [stores.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
-        probe = await asyncio.to_thread(stores.probe_keyring)
-        return stores.store_choices(probe)
+            return [resolve.StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
+        probe = await asyncio.to_thread(keyring_store.probe_keyring)
+        return resolve.store_choices(probe)
 
     async def ask_store_passphrase_for_keys(self) -> bytes | None:
         """The encrypted file's passphrase for keys created or rotated later (call from a worker):
         the one given earlier in this run, else KLARNA_MTLS_STORE_PASSPHRASE (None: the domain
         reads it), else asked and checked. None when cancelled."""
         from screens.modals import PassphraseModal
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import open_profile_store, prove_opens
 
         if self.store_passphrase:
             return self.store_passphrase.reveal()
-        if os.environ.get(stores.STORE_PASSPHRASE_ENV):
+        if os.environ.get(STORE_PASSPHRASE_ENV):
             return None  # open_profile_store reads it itself
 
         def check(passphrase: bytes) -> SecretValue[bytes]:
-            store = stores.open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
-            stores.prove_opens(store)  # a wrong passphrase is said here, before any key is created
+            store = open_profile_store("encrypted-file", self.session.paths, passphrase=passphrase)
+            prove_opens(store)  # a wrong passphrase is said here, before any key is created
             return SecretValue(passphrase)
 
         answer = await self.push_screen_wait(
@@ -417,11 +417,11 @@ class WizardApp(App):
     def open_store(self, kind: str, passphrase: bytes | None = None):
         """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier
         in this run (raises SecretStoreError when neither is known)."""
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import open_store
 
         if not passphrase and self.store_passphrase:
             passphrase = self.store_passphrase.reveal()
-        return stores.open_store(kind, self.session.paths, passphrase=passphrase)
+        return open_store(kind, self.session.paths, passphrase=passphrase)
 
     async def load_status(self, session: Session):
         from wizard.services import offline
@@ -451,7 +451,7 @@ def display_path(path) -> str:
     from pathlib import Path
 
     path = Path(path)
-    for prefix, root in (("$KLARNA_MTLS_HOME", os.environ.get("KLARNA_MTLS_HOME")), ("~", str(Path.home()))):
+    for prefix, root in ((f"${HOME_ENV}", os.environ.get(HOME_ENV)), ("~", str(Path.home()))):
         if root and path.is_relative_to(root):
             return f"{prefix}/{path.relative_to(root)}"
     return str(path)

@@ -15,7 +15,7 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
-from wizard.core.model import ORDER, Stage
+from wizard.core.stages import ORDER, Stage
 from wizard.services.session import Session
 
 

@@ -10,8 +10,8 @@ from screens.base import StageScreen
 from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
 from wizard.core.logs import register_secret
-from wizard.core.model import Stage
 from wizard.core.secret_value import SecretValue
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 
 PORTAL_HINT = (

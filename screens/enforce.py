@@ -13,7 +13,7 @@ from screens.progress import WORK_GROUP
 from screens.runtimes_table import RuntimesPanel
 from wizard.core import rules
 from wizard.core.errors import InputError
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding, onboarding_waits, waits
 
 

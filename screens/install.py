@@ -10,7 +10,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedConten
 
 from screens.base import StageScreen, fold_shell
 from wizard.core.errors import InputError, StorageError
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import install, onboarding
 from wizard.services.install import snippets
 

@@ -8,7 +8,7 @@ from textual.widgets import Button, Static
 
 from screens.base import StageScreen, fingerprint_lines
 from wizard.core import crypto, rules
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 
 

@@ -8,7 +8,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from screens.base import StageScreen
 from screens.modals import ConfirmModal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 
 

@@ -164,19 +164,19 @@ class KeysScreen(WorkScreen):
     def keeps_keys(self) -> bool:
         """Whether the profile's store keeps keys (never offer one that cannot: a key read per run
         from KLARNA_API_KEY or standard input)."""
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import PERSISTENT_KINDS
 
-        return self.session.evidence.secret_backend in stores.PERSISTENT_KINDS
+        return self.session.evidence.secret_backend in PERSISTENT_KINDS
 
     async def profile_store(self):
         """The profile's persistent store (asks an encrypted file's passphrase), or None."""
-        from wizard.secrets import stores
+        from wizard.secrets.resolve import open_profile_store
 
         if not self.keeps_keys():
             return None
         kind = self.session.evidence.secret_backend
         passphrase = await self.app.ask_store_passphrase_for_keys() if kind == "encrypted-file" else None
-        return await asyncio.to_thread(stores.open_profile_store, kind, self.session.paths, passphrase=passphrase)
+        return await asyncio.to_thread(open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
     def start_create(self, description: str) -> None:
         """The CLI's safety net: the key is created with the profile's store, so a store that

@@ -12,8 +12,9 @@ from textual.widgets import Static
 
 from screens.base import StageScreen
 from screens.progress import WORK_GROUP
+from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.diagnosis import diagnose
-from wizard.core.model import VALID_IN_A_ROW, Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding_waits, waits
 
 

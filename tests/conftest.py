@@ -26,8 +26,7 @@ def paths(isolated_home):
 def memory_keyring():
     """A fresh in-memory keyring per test: never the user's real keyring."""
     import keyring
-
-    from wizard.secrets.stores import MemoryKeyring
+    from memory_keyring import MemoryKeyring
 
     previous = keyring.get_keyring()
     backend = MemoryKeyring()

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from wizard.core import crypto
-from wizard.core.model import ORDER, Evidence, Stage
+from wizard.core.evidence import Evidence
+from wizard.core.stages import ORDER, Stage
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ACCOUNT = "krn:partner:global:account:test:LYABCDEI"

@@ -6,9 +6,11 @@ from __future__ import annotations
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 
 from screens.app import WizardApp
-from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.evidence import Evidence
+from wizard.core.model import Onboarding
 from wizard.core.paths import Paths
-from wizard.secrets.stores import StoreChoice
+from wizard.core.stages import Stage
+from wizard.secrets.resolve import StoreChoice
 from wizard.services.session import Session
 
 

@@ -15,8 +15,15 @@ from wizard.core.errors import JournalError
 from wizard.core.flow_records import CertificateRotation, Flows, KeyRotation
 from wizard.core.journal import ProfileState
 from wizard.core.paths import Paths
-from wizard.secrets import stores
-from wizard.services import api_key_rotation, api_keys, certificate_rotation, install, onboarding, runtime_exchange
+from wizard.secrets import keyring_store
+from wizard.services import (
+    api_key_rotation,
+    api_keys,
+    certificate_rotation,
+    install,
+    onboarding,
+    runtime_exchange,
+)
 from wizard.services.session import Session
 from wizard.services.status import gather_status
 
@@ -195,7 +202,7 @@ KEY_ROTATION_KILLED_BEFORE = {"create": CREATE, "prove": CREATED, "switch": CREA
 def key_profile(sandbox):
     session = Session(Paths.from_env(), "p")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     old_id = name_initial_key(session)
     return store, old_id

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from wizard.core import crypto, rules
 from wizard.core.errors import WizardError
+from wizard.core.evidence import Evidence
 from wizard.core.flow_records import CertificateRotation
 from wizard.core.journal import Journal, ProfileState
-from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.model import Onboarding
 from wizard.core.paths import Paths
+from wizard.core.stages import Stage
 
 NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
 EXAMPLES: dict[str, int] = {}

@@ -8,7 +8,8 @@ from evidence import evidence_through, fixed_clock
 
 from wizard.core.errors import InputError
 from wizard.core.journal import Journal
-from wizard.core.model import Onboarding, Stage
+from wizard.core.model import Onboarding
+from wizard.core.stages import Stage
 from wizard.services.session import Session
 
 

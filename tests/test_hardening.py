@@ -24,7 +24,7 @@ from wizard.core.errors import ApiError, CryptoError, InputError, StorageError, 
 from wizard.core.paths import Paths
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.tls import make_http_client
-from wizard.secrets import stores
+from wizard.secrets import encrypted_file
 from wizard.services import onboarding
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def test_a_journal_save_is_refused_while_another_process_writes(onboard, hold_pr
 STORE_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from wizard.secrets.stores import EncryptedFileStore
+    from wizard.secrets.encrypted_file import EncryptedFileStore
     store = EncryptedFileStore(Path(sys.argv[1]), b"pp")
     start = float(sys.argv[3])
     while time.time() < start:
@@ -122,7 +122,7 @@ def test_concurrent_store_writes_for_two_profiles_keep_both(tmp_path):
     import time
 
     path = tmp_path / "s.json"
-    stores.EncryptedFileStore(path, b"pp").set("seed", "klarna_test_api_" + "s" * 20)
+    encrypted_file.EncryptedFileStore(path, b"pp").set("seed", "klarna_test_api_" + "s" * 20)
     for trial in range(3):
         start = time.time() + 1.5  # both processes are started (imports done) by then
         procs = [
@@ -482,16 +482,16 @@ def test_negative_or_nan_poll_settings_are_refused(value, capsys):
 
 def test_an_old_scrypt_store_is_read_then_upgraded_on_the_next_write(tmp_path, monkeypatch):
     path = tmp_path / "s.json"
-    monkeypatch.setattr(stores, "CURRENT_KDF", {"name": "scrypt", **stores.SCRYPT_PARAMS})
-    stores.EncryptedFileStore(path, b"pp").set("old", "klarna_test_api_" + "o" * 20)
+    monkeypatch.setattr(encrypted_file, "CURRENT_KDF", {"name": "scrypt", **encrypted_file.SCRYPT_PARAMS})
+    encrypted_file.EncryptedFileStore(path, b"pp").set("old", "klarna_test_api_" + "o" * 20)
     assert json.loads(path.read_text())["kdf"]["name"] == "scrypt"
     monkeypatch.undo()
-    store = stores.EncryptedFileStore(path, b"pp")
+    store = encrypted_file.EncryptedFileStore(path, b"pp")
     assert store.get("old") == "klarna_test_api_" + "o" * 20  # old parameters read from the file
     store.set("new", "klarna_test_api_" + "n" * 20)
     data = json.loads(path.read_text())
-    assert data["kdf"] == stores.CURRENT_KDF and data["kdf"]["name"] == "argon2id"
-    fresh = stores.EncryptedFileStore(path, b"pp")
+    assert data["kdf"] == encrypted_file.CURRENT_KDF and data["kdf"]["name"] == "argon2id"
+    fresh = encrypted_file.EncryptedFileStore(path, b"pp")
     assert fresh.get("old") == "klarna_test_api_" + "o" * 20 and fresh.get("new") == "klarna_test_api_" + "n" * 20
 
 

@@ -14,8 +14,9 @@ from evidence import evidence_through
 
 from wizard.core.errors import JournalError, StorageError
 from wizard.core.journal import AuditLog, Journal, ProfileState
-from wizard.core.model import Onboarding, Stage
+from wizard.core.model import Onboarding
 from wizard.core.records import InFlight
+from wizard.core.stages import Stage
 
 
 def saved_state(paths, profile="p") -> tuple[Journal, ProfileState]:

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from tests_support import name_initial_key
 
-from wizard.core.errors import ApiError, InterlockRefused
+from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError
 from wizard.core.paths import Paths
-from wizard.secrets import stores
+from wizard.secrets import encrypted_file, keyring_store
 from wizard.services import api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
@@ -21,7 +21,7 @@ def keyring_profile(sandbox):
     """A sandbox profile whose API key is in the (in-memory) OS keyring."""
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
@@ -155,9 +155,9 @@ def test_hygiene_findings_in_the_doctor(keyring_profile):
 
 def test_a_store_that_cannot_be_opened_is_refused_before_the_key_exists(keyring_profile, tmp_path):
     session, _ = keyring_profile
-    stores.EncryptedFileStore(tmp_path / "s.json", b"right").set("k", "klarna_test_api_" + "A" * 40)
-    wrong = stores.EncryptedFileStore(tmp_path / "s.json", b"wrong")
+    encrypted_file.EncryptedFileStore(tmp_path / "s.json", b"right").set("k", "klarna_test_api_" + "A" * 40)
+    wrong = encrypted_file.EncryptedFileStore(tmp_path / "s.json", b"wrong")
     before = asyncio.run(api_keys.list_keys(session))
-    with pytest.raises(stores.SecretStoreError, match="Wrong passphrase"):
+    with pytest.raises(SecretStoreError, match="Wrong passphrase"):
         asyncio.run(api_keys.create_key(session, "checkout service", store=wrong))
     assert [r.credential_id for r in asyncio.run(api_keys.list_keys(session))] == [r.credential_id for r in before]

@@ -15,7 +15,7 @@ from tests_support import name_initial_key
 from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError, TransportError
 from wizard.core.paths import Paths
 from wizard.sandbox.server import Fault
-from wizard.secrets import stores
+from wizard.secrets import keyring_store
 from wizard.services import api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
@@ -27,7 +27,7 @@ PROFILE = "r"
 def profile(sandbox):
     session = Session(Paths.from_env(), PROFILE)
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     return session, store
@@ -354,7 +354,7 @@ def test_switch_with_no_key_in_either_slot_refuses_and_records_nothing():
     """A resumed switch finding neither the pending key nor the profile's key must stop with a
     clear error, not record the new id as the tool's with no key loaded."""
     session = Session(Paths.from_env(), "empty")
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     with pytest.raises(SecretStoreError, match="holds no API key"):
         asyncio.run(api_key_rotation._switch(session, store, {"step": "switch", "new_credential_id": "key-new"}))
     assert session.state.tool_key_id is None and not session.unlocked

@@ -90,8 +90,8 @@ async def test_tui_flow_leaks_nothing(sandbox, isolated_home, capsys):
     from test_tui_journey import SIZE, settle, walk_to
 
     from screens.app import make_app
-    from wizard.core.model import Stage
     from wizard.core.paths import Paths
+    from wizard.core.stages import Stage
 
     app = make_app("leaktui", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:

@@ -9,8 +9,11 @@ import pytest
 from evidence import NOW, evidence_through, fixed_clock
 
 from wizard.core import rules
+from wizard.core.checks import CHECKS
 from wizard.core.errors import StageBlocked
-from wizard.core.model import CHECKS, ORDER, Evidence, Onboarding, RotatedPair, Stage
+from wizard.core.evidence import Evidence
+from wizard.core.model import Onboarding, RotatedPair
+from wizard.core.stages import ORDER, Stage
 
 WORK = [s for s in ORDER if s is not Stage.DONE]
 
@@ -105,7 +108,7 @@ def test_verification_outside_the_window_does_not_count():
 
 
 def test_short_lifetime_warns_but_does_not_block(monkeypatch):
-    import wizard.core.model as m
+    import wizard.core.checks as m
 
     monkeypatch.setattr(m, "SHORT_VALIDITY", timedelta(days=5000))
     model = model_at(Stage.ISSUE)

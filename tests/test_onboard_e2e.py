@@ -12,8 +12,8 @@ import pytest
 from tests_support import sandbox_profile_args
 
 from wizard.cli import main
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 from wizard.services.session import Session
 

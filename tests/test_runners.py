@@ -12,9 +12,9 @@ from tests_support import name_initial_key, session_for
 
 from wizard.core import crypto, errors
 from wizard.core.errors import TransportError
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
-from wizard.secrets import stores
+from wizard.core.stages import Stage
+from wizard.secrets import keyring_store, simple_stores
 from wizard.services import (
     api_key_rotation,
     api_keys,
@@ -63,7 +63,7 @@ def verifying(sandbox):
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
 
     async def walk() -> str:
-        await onboarding.check_credentials(session, sandbox.api_key, stores.EnvStore())
+        await onboarding.check_credentials(session, sandbox.api_key, simple_stores.EnvStore())
         session.advance()
         await onboarding.generate_key(session)
         session.advance()
@@ -232,7 +232,7 @@ def test_certificate_rotation_events_in_order(onboard, sandbox):
 def test_api_key_rotation_events_in_order(sandbox):
     session = Session(Paths.from_env(), "k")
     session.configure("sandbox", sandbox.account_id, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     asyncio.run(onboarding.check_credentials(session, sandbox.api_key, store))
     name_initial_key(session)
     events = asyncio.run(collect(api_key_rotation.key_rotation(session, store, description="klarna-mtls host a")))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wizard.core.interlocks import ACTIONS, Action, ActionRefused, Situation, refusals, require, require_check
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 
 
 class Settled:

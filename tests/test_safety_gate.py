@@ -18,8 +18,8 @@ from tests_support import sandbox_profile_args, session_for
 
 from wizard.cli import main
 from wizard.core import rules
-from wizard.core.model import Stage
 from wizard.core.paths import Paths
+from wizard.core.stages import Stage
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.models import EnforcementState
 from wizard.services import api_key_rotation, onboarding
@@ -261,9 +261,9 @@ def test_key_rotation_keeps_knowing_the_tools_key(sandbox, cli_json, monkeypatch
 def test_key_rotation_refuses_to_start_while_the_tools_key_is_unknown(onboard, cli, monkeypatch, sandbox):
     onboard()
     session = session_for("p", sandbox)
-    from wizard.secrets import stores
+    from wizard.secrets import keyring_store
 
-    store = stores.KeyringStore()
+    store = keyring_store.KeyringStore()
     store.set("p", sandbox.api_key)
     from wizard.core.errors import InterlockRefused
 

@@ -8,7 +8,7 @@ from tests_support import settle
 
 from screens.modals import ConfirmModal, ErrorModal
 from wizard.core.errors import ApiError
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 
 SIZE = (80, 24)
 
@@ -24,13 +24,13 @@ async def _until(pilot, condition, rounds: int = 500):
 
 
 def test_welcome_new_profile(snap_compare):
-    from wizard.core.model import Evidence
+    from wizard.core.evidence import Evidence
 
     assert snap_compare(snapshot_app(Stage.CREDENTIALS, evidence=Evidence()), terminal_size=SIZE, run_before=settle)
 
 
 def test_welcome_bad_account_id(snap_compare):
-    from wizard.core.model import Evidence
+    from wizard.core.evidence import Evidence
 
     async def typed(pilot):
         await settle(pilot)

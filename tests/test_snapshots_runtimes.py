@@ -76,7 +76,7 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
 def test_enforce_stage_runtimes_panel(snap_compare):
     from snapshot_apps import snapshot_app
 
-    from wizard.core.model import Stage
+    from wizard.core.stages import Stage
 
     app = snapshot_app(Stage.ENFORCE)
     app.session.state.runtimes = _records()

@@ -10,7 +10,7 @@ from snapshot_apps import keys_app, snapshot_app
 from tests_support import settle
 
 from screens.modals import ErrorModal, PassphraseModal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 
 SIZE = (80, 24)
 

@@ -35,7 +35,7 @@ from wizard.core import crypto
 from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.paths import Paths
 from wizard.sandbox import start_sandbox
-from wizard.secrets import stores
+from wizard.secrets import keyring_store
 from wizard.services import api_keys, certificate_rotation, onboarding, revocation
 from wizard.services.install import current_pair
 from wizard.services.session import Session
@@ -102,7 +102,7 @@ class GateMachine(RuleBasedStateMachine):
     def session(self) -> Session:
         """What the TUI holds: the profile's session with the stored key loaded."""
         session = Session(Paths.from_env(), self.profile)
-        session.unlock(stores.KeyringStore().get(self.profile))
+        session.unlock(keyring_store.KeyringStore().get(self.profile))
         return session
 
     def domain(self, call) -> str:
@@ -254,7 +254,7 @@ class GateMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_key_lost(self) -> None:
-        stored = stores.KeyringStore().get(self.profile)
+        stored = keyring_store.KeyringStore().get(self.profile)
         account, _ = self.state.authenticate(f"Basic {stored}")  # raises 401 when disabled or unknown
         assert account == self.sandbox.account_id
 

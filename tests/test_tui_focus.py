@@ -7,7 +7,8 @@ from snapshot_apps import snapshot_app
 from tests_support import settle
 
 from screens.modals import ConfirmModal
-from wizard.core.model import Evidence, Stage
+from wizard.core.evidence import Evidence
+from wizard.core.stages import Stage
 
 SIZE = (80, 24)
 

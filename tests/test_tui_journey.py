@@ -10,7 +10,7 @@ from tests_support import settle as settle_app
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 
 SIZE = (100, 40)

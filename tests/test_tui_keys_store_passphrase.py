@@ -15,7 +15,8 @@ from screens.app import make_app
 from screens.keys import SecretOnceModal
 from screens.modals import ErrorModal, PassphraseModal
 from wizard.cli import main
-from wizard.secrets import stores
+from wizard.core import env_vars
+from wizard.secrets import encrypted_file
 from wizard.services import api_keys
 
 pytestmark = pytest.mark.e2e
@@ -31,12 +32,12 @@ def encrypted_file_profile(sandbox, monkeypatch, capsys):
     """Profile "p" onboarded headlessly (enforced) with its key kept in the encrypted file; afterwards the
     file's passphrase is no longer in the environment, only the API key is."""
     monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-    monkeypatch.setenv(stores.STORE_PASSPHRASE_ENV, STORE_PASSPHRASE)
+    monkeypatch.setenv(env_vars.STORE_PASSPHRASE_ENV, STORE_PASSPHRASE)
     argv = ["onboard", "--profile", "p", "--non-interactive", "--json", "--secret-store", "encrypted-file"]
     argv += [*sandbox_profile_args(sandbox), "--enforce-at", "NOW", "--enforce-wait", "20", "--poll-interval", "0.05"]
     assert main(argv) == 0
     capsys.readouterr()
-    monkeypatch.delenv(stores.STORE_PASSPHRASE_ENV)
+    monkeypatch.delenv(env_vars.STORE_PASSPHRASE_ENV)
     return sandbox
 
 
@@ -70,7 +71,7 @@ async def test_creating_a_key_asks_for_the_file_passphrase_and_keeps_the_key_the
         await settle(pilot)
         created = [r for r in app.screen.rows if r.description == "checkout eu"]
         assert len(created) == 1
-    store = stores.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
+    store = encrypted_file.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
     assert store.get(api_keys.stored_name("p", created[0].credential_id)) is not None
     assert store.get("p") == encrypted_file_profile.api_key  # the tool's own key is untouched
 

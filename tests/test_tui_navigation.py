@@ -9,7 +9,7 @@ from tests_support import settle
 
 from screens.modals import ConfirmModal
 from wizard.core.journal import Journal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 
 SIZE = (80, 24)
 

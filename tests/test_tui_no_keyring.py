@@ -12,8 +12,8 @@ from textual.widgets import Input, RadioButton, RadioSet
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal, PassphraseModal
-from wizard.core.model import Stage
-from wizard.secrets import stores
+from wizard.core.stages import Stage
+from wizard.secrets import encrypted_file, keyring_store, resolve
 
 SIZE = (80, 24)
 STORE_PASSPHRASE = "store pass phrase"
@@ -21,8 +21,8 @@ KEY_PASSPHRASE = "key pass phrase"
 
 
 def no_keyring_choices():
-    return stores.store_choices(
-        stores.KeyringProbe(False, "fail Keyring", "No OS keyring is available on this machine.")
+    return resolve.store_choices(
+        keyring_store.KeyringProbe(False, "fail Keyring", "No OS keyring is available on this machine.")
     )
 
 
@@ -102,7 +102,7 @@ async def test_keyboard_only_onboarding_without_keyring_then_relaunch(sandbox):
         assert app.session.model.stage is Stage.DONE
         ev = app.session.evidence
         assert ev.secret_backend == "encrypted-file" and ev.key_encrypted
-    store = stores.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
+    store = encrypted_file.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
     assert store.get("server") == sandbox.api_key
 
     again = make_app("server", sandbox=sandbox, poll_interval=0.05, store_choices=no_keyring_choices)

@@ -15,7 +15,7 @@ from tests_support import settle
 from screens.app import make_app
 from screens.base import fingerprint_lines, fold_shell
 from wizard.core.errors import TransportError
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services.install import snippets
 
 SIZE = (80, 24)

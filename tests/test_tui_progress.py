@@ -8,7 +8,7 @@ from test_tui_journey import settle, walk_to
 
 from screens.app import make_app
 from screens.modals import ErrorModal
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.sandbox.server import Fault
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 
 
 async def test_the_stage_screen_says_why_the_journal_was_pulled_back(onboard, sandbox, paths):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from wizard.cli.common import add_common, emit
 from wizard.cli.session import key_passphrase, open_session
+from wizard.core.env_vars import EXPORT_PASSWORD_ENV
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.interlocks import Action
-
-EXPORT_PASSWORD_ENV = "KLARNA_MTLS_EXPORT_PASSWORD"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,7 +19,7 @@ from wizard.services.session import Session
 from wizard.services.waits import Event, Step
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
     from wizard.services.api_keys import KeyRow
 
 
@@ -83,10 +83,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _store(session: Session) -> SecretStore:
     """The profile's own persistent store (the one the wizard put the key in)."""
-    from wizard.secrets import stores
+    from wizard.secrets.resolve import open_profile_store
 
     try:
-        return stores.open_profile_store(session.evidence.secret_backend, session.paths)
+        return open_profile_store(session.evidence.secret_backend, session.paths)
     except SecretStoreError as error:
         raise InputError(error.message, hint=f"{error.hint} Or use --show-secret-once.") from None
 

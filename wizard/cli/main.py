@@ -25,7 +25,7 @@ from pathlib import Path
 
 from wizard import __version__
 from wizard.cli.common import fail
-from wizard.cli.session import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
+from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import WizardError
 from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock, try_profile_lock

@@ -11,7 +11,7 @@ from wizard.cli.session import key_passphrase, load_api_key, open_session
 from wizard.core import rules
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
-from wizard.core.model import Stage
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 from wizard.services.onboarding_waits import poll_verification, watch_enforcement
 from wizard.services.session import Session
@@ -25,7 +25,13 @@ from wizard.services.waits import (
 )
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
+
+if TYPE_CHECKING:
+    from wizard.core.stages import Stage
+    from wizard.secrets.base import SecretStore
+    from wizard.services.session import Session
+    from wizard.services.waits import Event
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
+    from wizard.core.stages import Stage
+
     session = open_session(args)
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
@@ -150,6 +158,8 @@ async def _tool_key(args: argparse.Namespace, session: Session, store: SecretSto
 async def _do_stage(
     args: argparse.Namespace, session: Session, stage: Stage, api_key: str, store: SecretStore, enforce_at: str
 ) -> None:
+    from wizard.core.stages import Stage
+
     if not session.model.blockers(stage):
         return  # resumed after the work was done but before the stage advanced
     if stage is Stage.CREDENTIALS:

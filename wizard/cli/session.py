@@ -11,15 +11,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from wizard.core import rules
+from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.paths import Paths
 from wizard.services.session import Session
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
-
-KEY_PASSPHRASE_ENV = "KLARNA_MTLS_KEY_PASSPHRASE"
-STORE_PASSPHRASE_ENV = "KLARNA_MTLS_STORE_PASSPHRASE"
+    from wizard.secrets.base import SecretStore
 
 
 def open_session(args: argparse.Namespace) -> Session:
@@ -45,10 +43,10 @@ def open_unlocked_session(args: argparse.Namespace) -> Session:
 def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
     (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
-    from wizard.secrets import stores
+    from wizard.secrets.resolve import open_store, resolve_api_key
 
     allowed = _env_key_allowed(args, session)
-    key, store = stores.resolve_api_key(
+    key, store = resolve_api_key(
         session.profile,
         session.paths,
         session.evidence.secret_backend,
@@ -64,7 +62,7 @@ def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, Secre
     wanted = getattr(args, "secret_store", None)
     if wanted and wanted != store.kind:
         passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
-        store = stores.open_store(wanted, session.paths, passphrase=passphrase)
+        store = open_store(wanted, session.paths, passphrase=passphrase)
     return key, store
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
 from wizard.core.errors import JournalError
-from wizard.core.model import RESET_HINT
+from wizard.core.evidence import RESET_HINT
 from wizard.core.records import _Record, expect_type
 
 RotationStep = Literal["key", "issue", "install", "verify", "switch", "done"]

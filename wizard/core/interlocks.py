@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wizard.core.errors import InterlockRefused
-from wizard.core.model import ORDER, Onboarding, Stage
+from wizard.core.model import Onboarding
+from wizard.core.stages import ORDER, Stage
 
 VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")

@@ -14,12 +14,14 @@ from typing import Any
 
 from wizard.core import rules
 from wizard.core.errors import JournalError
+from wizard.core.evidence import RESET_HINT, Evidence
 from wizard.core.flow_records import Flows
 from wizard.core.fsutil import append_line, atomic_write, ensure_private_dir
-from wizard.core.model import RESET_HINT, Evidence, Onboarding, Stage
+from wizard.core.model import Onboarding
 from wizard.core.paths import Paths, valid_profile_name
 from wizard.core.records import CertificateRecord, InFlight, Settings, StatusEntry, expect_type
 from wizard.core.runtimes import RuntimeRecord, records_from_dict, records_to_dict
+from wizard.core.stages import Stage
 
 SCHEMA_VERSION = 2
 # Schema 2 adds "runtimes". Schema 1 journals load (with no runtimes) and are saved as 2, so an

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wizard.core import rules
+from wizard.core.env_vars import LOCK_WAIT_ENV
 from wizard.core.errors import WizardError
 from wizard.core.fsutil import ensure_private_dir
 from wizard.core.paths import Paths
 
-LOCK_WAIT_ENV = "KLARNA_MTLS_LOCK_WAIT"
 DEFAULT_WAIT = 5.0
 LOCK_NAME = ".lock"
 _POLL = 0.05

@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from wizard.core.env_vars import HOME_ENV
+
 APP_NAME = "klarna-mtls"
-HOME_ENV = "KLARNA_MTLS_HOME"
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from wizard.core import rules
+from wizard.core.env_vars import PROXY_ENVS
 from wizard.core.errors import (
     ApiError,
     ClientCertificateRequired,
@@ -256,7 +257,7 @@ def _connect_cause(text: str) -> str:
 
 
 def _proxy() -> str | None:
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in PROXY_ENVS:
         if os.environ.get(name):
             return f"{name}={rules.redact(os.environ[name].split('@')[-1])}"  # never a proxy password
     return None

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from wizard.core.env_vars import NO_PROXY_ENVS, PROXY_ENVS
 from wizard.core.errors import CryptoError, KeyLocked
 
 USER_AGENT = "klarna-mtls"
@@ -113,9 +114,9 @@ def trusted_roots() -> str:
 def environment_proxy() -> str | None:
     """The proxy httpx takes from the environment (it only carries TLS: it cannot read it);
     NO_PROXY still applies per host. Shown by `doctor`."""
-    if os.environ.get("NO_PROXY", os.environ.get("no_proxy", "")).strip() == "*":
+    if next((os.environ[name] for name in NO_PROXY_ENVS if name in os.environ), "").strip() == "*":
         return None
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in PROXY_ENVS:
         if os.environ.get(name):
             return os.environ[name]
     return None

@@ -8,6 +8,7 @@ code that makes a request takes the key itself, through ``api_key()``."""
 from __future__ import annotations
 
 from wizard.core import rules
+from wizard.core.env_vars import API_KEY_ENV
 from wizard.core.errors import SecretStoreError
 from wizard.core.secret_value import SecretValue
 
@@ -60,7 +61,7 @@ class KeyCustody:
         if not self._api_key:
             raise SecretStoreError(
                 "The API key is not loaded for this run.",
-                hint="Enter it on the Credentials step, or set KLARNA_API_KEY for headless runs.",
+                hint=f"Enter it on the Credentials step, or set {API_KEY_ENV} for headless runs.",
             )
         return self._api_key.reveal()
 

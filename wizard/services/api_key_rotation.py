@@ -31,7 +31,7 @@ from wizard.services.session import Session
 from wizard.services.waits import Done, Event, Events, Step, StepAction, follow, run_steps
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
 
 PENDING = "#pending-api-key"
 PREVIOUS = "#previous-api-key"

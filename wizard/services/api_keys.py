@@ -31,7 +31,7 @@ from wizard.services.session import Session
 from wizard.services.status import ProfileStatus
 
 if TYPE_CHECKING:
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
 
 # Descriptions that name no service: a key described like this is likely shared or forgotten.
 GENERIC_DESCRIPTIONS = {
@@ -171,7 +171,7 @@ async def create_key(
     verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
     if store is not None:  # a store that would refuse the key is found out before the key exists
-        from wizard.secrets.stores import prove_opens
+        from wizard.secrets.resolve import prove_opens
 
         await asyncio.to_thread(prove_opens, store)
     async with session.client() as klarna:

@@ -10,10 +10,10 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from wizard.core import crypto, rules
+from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CryptoError, InputError, TransportError
 from wizard.core.findings import ExitCode, Finding, Severity, worst
-from wizard.core.model import CLOCK_SKEW_TOLERANCE
 from wizard.klarna.tls import environment_proxy, trusted_roots
 from wizard.services import onboarding, runtime_gate
 from wizard.services.api_keys import hygiene_findings

@@ -13,7 +13,7 @@ from typing import Any
 
 from wizard.core import rules
 from wizard.core.errors import WizardError
-from wizard.core.model import Evidence
+from wizard.core.evidence import Evidence
 from wizard.core.records import CertificateRecord, LastStatus
 from wizard.klarna.models import CertificateInfo
 from wizard.services.install import current_pair, list_pairs

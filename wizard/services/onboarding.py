@@ -26,8 +26,9 @@ from wizard.core.diagnosis import Diagnosis, diagnose
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
 from wizard.core.interlocks import Action
-from wizard.core.model import KeyRecord, Stage
+from wizard.core.model import KeyRecord
 from wizard.core.records import InFlight
+from wizard.core.stages import Stage
 from wizard.services.runtime_gate import require_ready
 from wizard.services.session import KEY_FILE, Session
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.core import crypto
     from wizard.core.crypto import PrivateKey
     from wizard.klarna.models import CertificateInfo, EnforcementState
-    from wizard.secrets.stores import SecretStore
+    from wizard.secrets.base import SecretStore
 else:
     crypto = lazy_module("wizard.core.crypto")  # loaded by the first stage that needs it
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 
+from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import (
     EnforcementNotApplied,
@@ -17,8 +18,8 @@ from wizard.core.errors import (
     VerificationFailed,
     VerificationTimeout,
 )
-from wizard.core.model import VALID_IN_A_ROW, Stage
 from wizard.core.rules import EnforcementMode
+from wizard.core.stages import Stage
 from wizard.services import onboarding
 from wizard.services.session import Session
 from wizard.services.waits import DEFAULT_LIMITS, Clock, Done, Events, Failed, PollLimits, Sleep, Step, poll

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
 from wizard.core.errors import ApiError, InputError
+from wizard.core.evidence import Evidence
 from wizard.core.interlocks import Action, Situation, require
 from wizard.core.journal import AuditLog, Journal, ProfileState, note_seen_valid
-from wizard.core.model import Evidence, Onboarding, Stage
+from wizard.core.model import Onboarding
 from wizard.core.paths import Paths
 from wizard.core.records import Settings
 from wizard.core.secret_value import SecretValue
+from wizard.core.stages import Stage
 from wizard.secrets.custody import KeyCustody
 from wizard.services.clients import ClientFactory
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.core import crypto, rules
 from wizard.core.interlocks import Situation
-from wizard.core.model import Stage
 from wizard.core.records import CertificateRecord
+from wizard.core.stages import Stage
 from wizard.services.install import list_pairs
 from wizard.services.session import Session
 
