@@ -26,7 +26,7 @@ class InstallScreen(StageScreen):
 
     def __init__(self, services: ScreenServices) -> None:
         super().__init__(services)
-        self.exported: list[str] = []  # the extra formats written by the last install
+        self.exported: list[str] = []  # the files of the extra formats the last install wrote
         self.snippet_texts: dict[str, str] = {}  # tab name → the snippet as copied (unfolded)
 
     def compose_body(self) -> ComposeResult:

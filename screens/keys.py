@@ -219,10 +219,8 @@ class KeysScreen(WorkScreen):
             modal = TypedConfirmModal(
                 title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
             )
-            typed = await self.app.push_screen_wait(modal)
-            return bool(typed)
-        yes = await self.app.push_screen_wait(ConfirmModal(title, consequence, label))
-        return yes
+            return await self.app.push_screen_wait(modal) is not None
+        return await self.app.push_screen_wait(ConfirmModal(title, consequence, label))
 
     def action_disable(self) -> None:
         row = self.selected()
