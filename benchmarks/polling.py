@@ -100,7 +100,7 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
         await settle(app, pilot)
         checks.VALID_IN_A_ROW = 10**6  # keep polling for the whole window
         pacing.STEADY_POLLS = 10**6  # the same fixed timer as the idle app: compare cost per poll
-        app.poll_interval = INTERVAL
+        app.services.timing.poll_interval = INTERVAL
         before = {}
 
         def start():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -16,7 +16,6 @@ from textual.worker import Worker
 
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
 from wizard.core.stages import ORDER, Stage
-from wizard.services.session import Session
 
 
 def fingerprint_lines(fingerprint: str, *, indent: int = 0, per_line: int = 16) -> str:
@@ -91,10 +90,6 @@ class StageScreen(WorkScreen):
 
     blocked: reactive[bool] = reactive(True, bindings=True)
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="body"):
@@ -158,10 +153,12 @@ class StageScreen(WorkScreen):
         if found:
             self.app.copy(*found)
 
+    @on(Button.Pressed, "#next")
     def action_next(self) -> None:
         if not self.blocked:
             self.app.advance()
 
+    @on(Button.Pressed, "#back")
     def action_back(self) -> None:
         """Reopen the previous stage (the app asks before discarding later evidence); from the
         first stage, back to the Welcome screen. Not while this screen's work is running."""
@@ -174,17 +171,7 @@ class StageScreen(WorkScreen):
         elif len(self.app.screen_stack) > 2:
             self.app.pop_screen()  # the Welcome screen is beneath: environment and account id
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        # Textual also calls this for subclasses (handlers run along the MRO): they must not
-        # call it again, or Next would advance twice.
-        if event.button.id == "next":
-            event.stop()
-            self.action_next()
-        elif event.button.id == "back":
-            event.stop()
-            self.action_back()
-
-    def run_step(self, work: Callable[[], Awaitable[object]], name: str, task: str | None = None) -> Worker:
+    def run_step(self, work: Callable[[], Awaitable[object]], name: str, task: str | None = None) -> Worker[None]:
         """Run session work in the screen's exclusive worker, with progress, the app's step limit
         and a Cancel; failures go to the app's one error handler."""
         return self.step(task or STEP_TASKS.get(name, "Working"), work)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from screens.base import StageScreen
+from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
-from wizard.core.logs import register_secret
 from wizard.core.secret_value import SecretValue
 from wizard.core.stages import Stage
 from wizard.services import onboarding
+
+if TYPE_CHECKING:
+    from wizard.secrets.base import SecretStore
+    from wizard.secrets.resolve import StoreChoice
 
 PORTAL_HINT = (
     "Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
@@ -28,7 +35,9 @@ class CredentialsScreen(StageScreen):
     #store-box { height: auto; }
     """
 
-    store_kind: str | None = None
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
+        self.store_kind: str | None = None  # the store chosen in the list; None until one is
 
     def compose_body(self) -> ComposeResult:
         yield Label("API key (hidden as you type)")
@@ -50,7 +59,7 @@ class CredentialsScreen(StageScreen):
         # Textual calls on_mount along the MRO: StageScreen.on_mount runs on its own, so it is not
         # called again here (it would move focus away from the key field).
         self.query_one("#store-passphrase").display = False
-        prefill = self.app.prefilled_api_key
+        prefill = self.services.prefilled_api_key
         if prefill:
             self.query_one("#api-key", Input).value = prefill
         self.load_store_choices()
@@ -63,17 +72,11 @@ class CredentialsScreen(StageScreen):
         elif self.blocked:
             self.query_one(self.PRIMARY).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id in ("api-key", "store-passphrase"):
-            self.test_key()
+    @work(group="probe", exclusive=True, exit_on_error=False)
+    async def load_store_choices(self) -> None:
+        self.show_store_choices(await self.services.store_choices())
 
-    def load_store_choices(self) -> None:
-        async def probe() -> None:
-            self.show_store_choices(await self.app.store_choices())
-
-        self.run_worker(probe(), name="probe-store", group="probe", exclusive=True, exit_on_error=False)
-
-    def show_store_choices(self, choices) -> None:
+    def show_store_choices(self, choices: list[StoreChoice]) -> None:
         """Compose the RadioSet with its buttons (a set mounted empty and filled later has no
         pressed button, and lights two). Standard input is not offered: the TUI owns the terminal."""
         choices = [c for c in choices if c.kind != "stdin"]
@@ -89,9 +92,6 @@ class CredentialsScreen(StageScreen):
         unavailable = [c.explanation for c in choices if not c.available]
         self.query_one("#store-note", Static).update(("⚠ " + " ".join(unavailable)) if unavailable else "")
         self.show_store_passphrase()
-
-    def chosen_store(self) -> str | None:
-        return self.store_kind
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         self.store_kind = (event.pressed.id or "").removeprefix("store-") or None
@@ -119,18 +119,17 @@ class CredentialsScreen(StageScreen):
         lines += [f"! {w.reason}" for w in self.session.model.warnings(self.STAGE)]
         self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(dict.fromkeys(lines)))
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "api-key":
-            self.refresh_state()
-            message = ""
-            if event.value and rules.api_key_environment(event.value.strip()) is None:
-                message = "That does not look like a Klarna API key (klarna_test_api_… / klarna_live_api_…)."
-            self.query_one("#key-error", Static).update(message)
+    @on(Input.Changed, "#api-key")
+    def check_key_shape(self, event: Input.Changed) -> None:
+        self.refresh_state()
+        message = ""
+        if event.value and rules.api_key_environment(event.value.strip()) is None:
+            message = "That does not look like a Klarna API key (klarna_test_api_… / klarna_live_api_…)."
+        self.query_one("#key-error", Static).update(message)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "test-key":
-            self.test_key()
-
+    @on(Button.Pressed, "#test-key")
+    @on(Input.Submitted, "#api-key")
+    @on(Input.Submitted, "#store-passphrase")
     def test_key(self) -> None:
         key = self.query_one("#api-key", Input).value.strip()
         try:
@@ -144,13 +143,12 @@ class CredentialsScreen(StageScreen):
         async def check() -> None:
             await onboarding.check_credentials(self.session, key, store)
             if store.kind == "encrypted-file" and passphrase:
-                register_secret(passphrase)
-                self.app.store_passphrase = SecretValue(passphrase)  # keys created later go there too
+                self.services.remember_store_passphrase(SecretValue(passphrase))  # keys created later go there too
 
         self.run_step(check, "check-credentials")
 
-    def open_chosen_store(self):
-        kind = self.chosen_store()
+    def open_chosen_store(self) -> SecretStore:
+        kind = self.store_kind
         if kind is None:
             raise InputError(
                 "Choose where the key is kept.", hint="Use Tab to reach the list, arrows and Enter to pick."
@@ -162,7 +160,7 @@ class CredentialsScreen(StageScreen):
                 "Type a passphrase for the encrypted file.",
                 hint="You type it again each run (or set KLARNA_MTLS_STORE_PASSPHRASE for headless runs).",
             )
-        return self.app.open_store(kind, passphrase)
+        return self.services.open_store(kind, passphrase)
 
     def show_facts(self) -> None:
         ev = self.session.evidence

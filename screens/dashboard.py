@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -13,12 +14,18 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import ReportsWorkerErrors, fingerprint_lines
+from screens.doctor import DoctorScreen
+from screens.keys import KeysScreen
 from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
+from screens.pair_check import PairCheckScreen
+from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
+from screens.services import ScreenServices
 from wizard.core import rules
+from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.rules import clean_text, redact
-from wizard.services import onboarding, revocation, runtime_gate
-from wizard.services.session import Session
+from wizard.services import offline, onboarding, revocation, runtime_gate
+from wizard.services.revocation import revoke
 from wizard.services.status import CertificateRow, ProfileStatus
 
 BAR = 12
@@ -84,9 +91,8 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         Binding("f5", "refresh", "Refresh", show=False),
     ]
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
         self.status: ProfileStatus | None = None
 
     def compose(self) -> ComposeResult:
@@ -108,20 +114,15 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         self.app.update_header()
         self.action_refresh()
 
-    def action_refresh(self) -> None:
-        self.run_worker(self.load(), name="status", group="status", exclusive=True, exit_on_error=False)
-
-    async def load(self) -> None:
+    @work(group="status", exclusive=True, exit_on_error=False)
+    async def action_refresh(self) -> None:
         """The journal's view first (never "Loading…" for ever), then Klarna's answer."""
-        from wizard.core.errors import WizardError
-        from wizard.services import offline
-
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
             self.show_offline(f"Checking with Klarna… showing {self.seen_words(cached)}.")
         try:
-            status = await self.app.load_status(self.session)
+            status = await self.services.load_status()
             await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
         except WizardError as error:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
@@ -136,7 +137,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         self.show_offline("")
 
     @staticmethod
-    def seen_words(cached) -> str:
+    def seen_words(cached: offline.CachedStatus) -> str:
         when = cached.seen_at[:16].replace("T", " ") + " UTC" if cached.seen_at else "never"
         what = "Klarna's last answer" if cached.source == "last answer" else "this tool's records"
         return f"{what}, last seen {when}"
@@ -196,80 +197,63 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return
         reason = revocation.revoke_refusal(self.status, credential_id)
         if reason:
-            from wizard.core.errors import InterlockRefused
-
             self.app.show_error(InterlockRefused(f"Refusing to revoke this certificate: {reason}"))
             return
-        row = next(c for c in self.status.certificates if c.credential_id == credential_id)
+        self.revoke(next(c for c in self.status.certificates if c.credential_id == credential_id))
 
-        def answered(suffix: str | None) -> None:
-            if suffix is not None:
-                self.run_worker(
-                    self._revoke(credential_id, suffix), group="action", exclusive=True, exit_on_error=False
-                )
-
+    @work(group="revoke", exclusive=True, exit_on_error=False)
+    async def revoke(self, row: CertificateRow) -> None:
+        """Revoke once the person confirms: on live profiles by typing the fingerprint suffix."""
         consequence = (
             f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
             "immediately and for good."
         )
         if self.session.environment == "live":
-            self.app.push_screen(TypedConfirmModal("Revoke certificate?", consequence, row.confirm_suffix), answered)
-        else:
-            self.app.push_screen(
-                ConfirmModal("Revoke certificate?", consequence, "Revoke"),
-                lambda yes: answered(row.confirm_suffix if yes else None),
+            suffix = await self.app.push_screen_wait(
+                TypedConfirmModal("Revoke certificate?", consequence, row.confirm_suffix)
             )
-
-    async def _revoke(self, credential_id: str, suffix: str) -> None:
-        self.show(await revocation.revoke(self.session, credential_id, confirm_suffix=suffix))
+        elif await self.app.push_screen_wait(ConfirmModal("Revoke certificate?", consequence, "Revoke")):
+            suffix = row.confirm_suffix
+        else:
+            suffix = None
+        if suffix is None:
+            return
+        self.show(await revoke(self.session, row.credential_id, confirm_suffix=suffix))
         self.notify("Certificate revoked.")
 
     def action_rotate(self) -> None:
-        from screens.rotate import RotateScreen
+        self.app.push_screen(RotateScreen(self.services), self.rotation_closed)
 
-        self.app.push_screen(RotateScreen(self.session), lambda _: self.action_refresh())
+    def rotation_closed(self, _: None) -> None:
+        self.action_refresh()  # a new certificate, an old one revoked
 
     def action_keys(self) -> None:
-        from screens.keys import KeysScreen
-
-        self.app.push_screen(KeysScreen(self.session))
+        self.app.push_screen(KeysScreen(self.services))
 
     def action_doctor(self) -> None:
-        from screens.doctor import DoctorScreen
-
-        self.app.push_screen(DoctorScreen(self.session))
+        self.app.push_screen(DoctorScreen(self.services))
 
     def action_check_pair(self) -> None:
-        from screens.pair_check import PairCheckScreen
+        self.app.push_screen(PairCheckScreen(self.services))
 
-        self.app.push_screen(PairCheckScreen(self.session))
-
-    def action_enforce(self) -> None:
-        def chosen(value: str | None) -> None:
-            if value:
-                self.run_worker(self._enforce(value), group="action", exclusive=True, exit_on_error=False)
-
-        self.app.push_screen(EnforceModal(self.session.clock), chosen)
-
-    async def _enforce(self, value: str) -> None:
+    @work(group="enforce", exclusive=True, exit_on_error=False)
+    async def action_enforce(self) -> None:
+        value = await self.app.push_screen_wait(EnforceModal(self.session.clock))
+        if not value:
+            return
         mode = await onboarding.enforce(self.session, value)
         self.notify(f"Klarna answered {mode}.")
         self.action_refresh()
 
-    def action_unenforce(self) -> None:
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._unenforce(), group="action", exclusive=True, exit_on_error=False)
-
-        self.app.push_screen(
+    @work(group="unenforce", exclusive=True, exit_on_error=False)
+    async def action_unenforce(self) -> None:
+        if not await self.app.push_screen_wait(
             ConfirmModal(
                 "Remove mTLS enforcement?",
                 "Klarna will accept calls without a client certificate again: a leaked API key alone will work.",
                 "Remove enforcement",
-            ),
-            answered,
-        )
-
-    async def _unenforce(self) -> None:
+            )
+        ):
+            return
         await onboarding.remove_enforcement(self.session)
         self.action_refresh()

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from screens.base import ReportsWorkerErrors
-from wizard.services.session import Session
 
 MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
 
 
 class DoctorScreen(ReportsWorkerErrors[None]):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "run", "Run again")]
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -30,17 +26,15 @@ class DoctorScreen(ReportsWorkerErrors[None]):
     def on_mount(self) -> None:
         self.action_run()
 
-    def action_run(self) -> None:
-        async def run() -> None:
-            findings = await self.app.run_doctor(self.session)
-            lines = []
-            for f in findings:
-                lines.append(f"{MARKS[f.severity]} {f.check}: {f.summary}")
-                if f.next_step:
-                    lines.append(f"    → {f.next_step}")
-            self.query_one("#findings", Static).update("\n".join(lines))
-
-        self.run_worker(run(), group="doctor", exclusive=True, exit_on_error=False)
+    @work(group="doctor", exclusive=True, exit_on_error=False)
+    async def action_run(self) -> None:
+        findings = await self.services.run_doctor()
+        lines = []
+        for f in findings:
+            lines.append(f"{MARKS[f.severity]} {f.check}: {f.summary}")
+            if f.next_step:
+                lines.append(f"    → {f.next_step}")
+        self.query_one("#findings", Static).update("\n".join(lines))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -9,7 +9,6 @@ from textual.widgets import Footer, Header, Static
 
 from screens.base import WizardScreen, fingerprint_lines
 from wizard.core import crypto, rules
-from wizard.services.session import Session
 
 
 class DoneScreen(WizardScreen[None]):
@@ -18,10 +17,6 @@ class DoneScreen(WizardScreen[None]):
         Binding("q", "app.quit", "Quit"),
         Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint"),
     ]
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
 
     def compose(self) -> ComposeResult:
         ev = self.session.evidence

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
@@ -28,8 +28,8 @@ class EnforceScreen(StageScreen):
             "Klarna applies it up to 5 minutes after the chosen time.",
             classes="muted",
         )
-        if self.app.sandbox_note:
-            yield Static(self.app.sandbox_note, id="sandbox-note")
+        if self.services.sandbox_note:
+            yield Static(self.services.sandbox_note, id="sandbox-note")
         yield Static("When: NOW, or a date and time with zone (e.g. 2026-12-01T09:00:00Z), at most 3 months ahead")
         yield Input(value="NOW", id="enforce-at")
         yield Static("", id="when")
@@ -43,14 +43,10 @@ class EnforceScreen(StageScreen):
         self.describe_choice(self.query_one("#enforce-at", Input).value)
         self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "enforce-at":
-            self.describe_choice(event.value)
-            self.refresh_state()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "enforce-at":  # Enter in the one field asks, like the button
-            self.confirm()
+    @on(Input.Changed, "#enforce-at")
+    def choice_changed(self, event: Input.Changed) -> None:
+        self.describe_choice(event.value)
+        self.refresh_state()
 
     def refresh_state(self) -> None:
         super().refresh_state()
@@ -91,28 +87,24 @@ class EnforceScreen(StageScreen):
             when.update(f"UTC: {moment:%Y-%m-%d %H:%M}  ·  local: {moment.astimezone():%Y-%m-%d %H:%M %Z}")
         return value
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "enforce":
-            self.confirm()
-
-    def confirm(self) -> None:
+    @on(Button.Pressed, "#enforce")
+    @on(Input.Submitted, "#enforce-at")  # Enter in the one field asks, like the button
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def confirm(self) -> None:
+        """Enforce the typed time once the person confirms."""
         value = self.describe_choice(self.query_one("#enforce-at", Input).value)
         if value is None:
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.enforce_and_watch(value)
-
-        self.app.push_screen(
+        if not await self.app.push_screen_wait(
             ConfirmModal(
                 "Enforce mTLS?",
                 f"From {value}, every call to Klarna from any of your systems without a valid client "
                 "certificate will be refused. Only continue if every system that calls Klarna is verified.",
                 "Enforce",
-            ),
-            answered,
-        )
+            )
+        ):
+            return
+        self.enforce_and_watch(value)
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def enforce_and_watch(self, value: str) -> None:
@@ -129,7 +121,8 @@ class EnforceScreen(StageScreen):
         self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":
             return
-        limits = waits.PollLimits.for_enforcement(self.app.poll_interval, self.app.enforce_limit)
+        timing = self.services.timing
+        limits = waits.PollLimits.for_enforcement(timing.poll_interval, timing.enforce_limit)
         last = await self.follow(onboarding_waits.watch_enforcement(self.session, limits))
         if last is not None:
             facts.update(last.text)

@@ -3,7 +3,7 @@ work everywhere. The same actions are in the command palette (ctrl+p)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,7 +30,7 @@ class Action(NamedTuple):
 TEXTUAL_SCREEN_ACTIONS = {b.action for b in Screen.BINDINGS if isinstance(b, Binding)}  # tab, copy
 
 
-def screen_actions(screen: Screen) -> list[Action]:
+def screen_actions(screen: Screen[Any]) -> list[Action]:
     """The screen's own bindings that are active now (not the focused widget's editing keys,
     not the app's: those are listed as EVERYWHERE). Hidden ones too: help is for finding them."""
     found: dict[str, Action] = {}
@@ -49,7 +49,7 @@ def screen_actions(screen: Screen) -> list[Action]:
     return list(found.values())
 
 
-def help_text(screen: Screen) -> str:
+def help_text(screen: Screen[Any]) -> str:
     """Two-column text: key, then what it does. Plain words; fits 80 columns."""
     width = 16
     lines = [f"{a.key:<{width}} {a.description}" + ("" if a.enabled else " (not now)") for a in screen_actions(screen)]
@@ -63,7 +63,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f1,question_mark,q", "close", "Close")]
 
-    def __init__(self, under: Screen) -> None:
+    def __init__(self, under: Screen[Any]) -> None:
         super().__init__()
         self.title_text = f"Keys on this screen: {getattr(under, 'HELP_TITLE', '') or _title(under)} (esc closes)"
         self.body_text = help_text(under)
@@ -79,7 +79,7 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-def _title(screen: Screen) -> str:
+def _title(screen: Screen[Any]) -> str:
     name = type(screen).__name__.removesuffix("Screen")
     heading = getattr(screen, "HEADING", "")
     return heading or {"Keys": "API keys"}.get(name, name)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
 from screens.base import StageScreen, fold_shell
+from screens.services import ScreenServices
 from wizard.core.errors import InputError, StorageError
 from wizard.core.stages import Stage
 from wizard.services import install, onboarding
@@ -21,6 +23,11 @@ class InstallScreen(StageScreen):
     STAGE = Stage.INSTALL
     HEADING = "4. Install the certificate and key"
     PRIMARY = "#install"
+
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
+        self.exported: list[str] = []  # the files of the extra formats the last install wrote
+        self.snippet_texts: dict[str, str] = {}  # tab name → the snippet as copied (unfolded)
 
     def compose_body(self) -> ComposeResult:
         yield Label("Install folder (a `current` link points at the active pair)")
@@ -43,27 +50,24 @@ class InstallScreen(StageScreen):
         self.query_one("#p12-password").display = False
         super().on_mount()
 
-    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        if event.checkbox.id == "fmt-p12":
-            self.query_one("#p12-password").display = event.value
+    @on(Checkbox.Changed, "#fmt-p12")
+    def show_p12_password(self, event: Checkbox.Changed) -> None:
+        self.query_one("#p12-password").display = event.value
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "install":
-            folder = self.query_one("#install-dir", Input).value.strip() or None
-            formats = [f for f in ("bundle", "p12", "k8s") if self.query_one(f"#fmt-{f}", Checkbox).value]
-            password = self.query_one("#p12-password", Input).value.encode()
-            if "p12" in formats and not password:
-                self.app.show_error(InputError("A PKCS#12 file needs a password.", hint="Type one, or untick PKCS#12."))
-                return
+    @on(Button.Pressed, "#install")
+    def install_pair(self) -> None:
+        folder = self.query_one("#install-dir", Input).value.strip() or None
+        formats = [f for f in ("bundle", "p12", "k8s") if self.query_one(f"#fmt-{f}", Checkbox).value]
+        password = self.query_one("#p12-password", Input).value.encode()
+        if "p12" in formats and not password:
+            self.app.show_error(InputError("A PKCS#12 file needs a password.", hint="Type one, or untick PKCS#12."))
+            return
 
-            async def install_and_export() -> None:
-                await onboarding.install(self.session, folder)
-                self.exported = self.export(formats, password)
+        async def install_and_export() -> None:
+            await onboarding.install(self.session, folder)
+            self.exported = self.export(formats, password)
 
-            self.run_step(install_and_export, "install")
-
-    exported: list[str] = []
-    snippet_texts: dict[str, str] = {}
+        self.run_step(install_and_export, "install")
 
     def copyable(self) -> tuple[str, str] | None:
         name = self.query_one("#snippets", TabbedContent).active.removeprefix("tab-")
@@ -94,7 +98,7 @@ class InstallScreen(StageScreen):
         folder = Path(ev.install_dir or self.session.install_dir)
         cert = Path(ev.cert_path) if ev.cert_path else folder / "current" / "certificate.pem"
         key = Path(ev.installed_key_path) if ev.installed_key_path else folder / "current" / "private-key.pem"
-        base_url = self.app.display_base_url()
+        base_url = self.services.display_base_url()
         ca = self.session.ca_bundle if self.session.environment == "sandbox" else None
         self.snippet_texts = snippets(cert, key, base_url, ca)
         for name, text in self.snippet_texts.items():  # shown unwrapped (scrolls), curl folded

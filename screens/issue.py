@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
@@ -23,9 +24,9 @@ class IssueScreen(StageScreen):
             yield Button("Submit CSR to Klarna", id="submit", variant="success")
         yield Static("", id="facts")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "submit":
-            self.run_step(lambda: onboarding.issue_certificate(self.session), "issue")
+    @on(Button.Pressed, "#submit")
+    def submit_csr(self) -> None:
+        self.run_step(lambda: onboarding.issue_certificate(self.session), "issue")
 
     def copyable(self) -> tuple[str, str] | None:
         fingerprint = self.session.evidence.fingerprint

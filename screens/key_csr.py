@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Static
@@ -24,35 +25,28 @@ class KeyCsrScreen(StageScreen):
             yield Button("Generate key and CSR", id="generate", variant="success")
         yield Static("", id="facts")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "generate":
-            self.generate()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "passphrase":  # Enter in the one field generates, like the button
-            self.generate()
-
+    @on(Button.Pressed, "#generate")
+    @on(Input.Submitted, "#passphrase")  # Enter in the one field generates, like the button
     def generate(self) -> None:
         passphrase = self.query_one("#passphrase", Input).value.encode() or None
         if self.session.key_path.exists():
-
-            def answered(replace: bool | None) -> None:
-                if replace:
-                    self.run_step(
-                        lambda: onboarding.generate_key(self.session, passphrase=passphrase, overwrite=True), "generate"
-                    )
-
-            self.app.push_screen(
-                ConfirmModal(
-                    "Replace the existing private key?",
-                    f"A key already exists at {self.session.key_path}. Replacing it makes any certificate "
-                    "issued for it unusable from this machine.",
-                    "Replace key",
-                ),
-                answered,
-            )
+            self.replace_key(passphrase)
             return
         self.run_step(lambda: onboarding.generate_key(self.session, passphrase=passphrase), "generate")
+
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def replace_key(self, passphrase: bytes | None) -> None:
+        """A key is there already: replace it only once the person confirms."""
+        if not await self.app.push_screen_wait(
+            ConfirmModal(
+                "Replace the existing private key?",
+                f"A key already exists at {self.session.key_path}. Replacing it makes any certificate "
+                "issued for it unusable from this machine.",
+                "Replace key",
+            )
+        ):
+            return
+        self.run_step(lambda: onboarding.generate_key(self.session, passphrase=passphrase, overwrite=True), "generate")
 
     def show_facts(self) -> None:
         ev = self.session.evidence

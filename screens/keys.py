@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,11 +16,15 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from screens.modals import ConfirmModal, TypedConfirmModal
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from screens.services import ScreenServices
+from screens.unlock import store_passphrase_for_new_keys
 from wizard.core import rules
 from wizard.core.errors import InputError, SecretStoreError
-from wizard.core.interlocks import Action, ActionRefused
+from wizard.core.interlocks import Action, ActionRefused, Refusal
+from wizard.core.secret_value import SecretValue
+from wizard.secrets.base import SecretStore
+from wizard.secrets.resolve import PERSISTENT_KINDS, open_profile_store
 from wizard.services import api_key_rotation, api_keys
-from wizard.services.session import Session
 
 STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
 
@@ -43,7 +47,9 @@ class SecretOnceModal(ModalScreen[bool]):
         "this profile's key is read per run (KLARNA_API_KEY or standard input), so nothing here keeps the new one"
     )
 
-    def __init__(self, masked: str, secret, kept_in: str | None = None, no_store: str = NO_STORE) -> None:
+    def __init__(
+        self, masked: str, secret: SecretValue[str], kept_in: str | None = None, no_store: str = NO_STORE
+    ) -> None:
         super().__init__()
         self.masked, self.secret, self.kept_in, self.no_store = masked, secret, kept_in, no_store
 
@@ -60,16 +66,12 @@ class SecretOnceModal(ModalScreen[bool]):
                 yield Button("Copy", id="copy")
                 yield Button("Close", id="close")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "copy":
-            self.action_copy()
-            return
-        self.dismiss(True)
-
+    @on(Button.Pressed, "#copy")
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.secret.reveal())  # OSC 52: the terminal's clipboard
         self.notify("Copied to the clipboard (if your terminal allows it).")
 
+    @on(Button.Pressed, "#close")
     def action_close(self) -> None:
         self.dismiss(True)
 
@@ -85,9 +87,8 @@ class KeysScreen(WorkScreen):
         *CANCEL_BINDINGS,
     ]
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
         self.rows: list[api_keys.KeyRow] = []
 
     def compose(self) -> ComposeResult:
@@ -110,11 +111,9 @@ class KeysScreen(WorkScreen):
         self.query_one(DataTable).add_columns("id", "description", "key", "state", "created", "tool")
         self.action_refresh()
 
-    def action_refresh(self) -> None:
-        async def load() -> None:
-            self.show(await self.app.load_keys(self.session))
-
-        self.run_worker(load(), group="keys", exclusive=True, exit_on_error=False)
+    @work(group="keys", exclusive=True, exit_on_error=False)
+    async def action_refresh(self) -> None:
+        self.show(await self.services.load_keys())
 
     def show(self, rows: list[api_keys.KeyRow]) -> None:
         self.rows = rows
@@ -141,14 +140,8 @@ class KeysScreen(WorkScreen):
             else ""
         )
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "create":
-            self.create_from_form()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "description":  # Enter in the one field creates, like the button
-            self.create_from_form()
-
+    @on(Button.Pressed, "#create")
+    @on(Input.Submitted, "#description")  # Enter in the one field creates, like the button
     def create_from_form(self) -> None:
         description = self.query_one("#description", Input).value.strip()
         if not _valid_description(description):
@@ -159,48 +152,42 @@ class KeysScreen(WorkScreen):
             )
             return
         self.query_one("#description", Input).value = ""  # a second Enter must not make a duplicate
-        self.start_create(description)
+        if self.keeps_keys():
+            self.create(description, keep=True)
+        else:
+            self.create_unkept(description)
 
     def keeps_keys(self) -> bool:
         """Whether the profile's store keeps keys (never offer one that cannot: a key read per run
         from KLARNA_API_KEY or standard input)."""
-        from wizard.secrets.resolve import PERSISTENT_KINDS
-
         return self.session.evidence.secret_backend in PERSISTENT_KINDS
 
-    async def profile_store(self):
+    async def profile_store(self) -> SecretStore | None:
         """The profile's persistent store (asks an encrypted file's passphrase), or None."""
-        from wizard.secrets.resolve import open_profile_store
-
         if not self.keeps_keys():
             return None
         kind = self.session.evidence.secret_backend
-        passphrase = await self.app.ask_store_passphrase_for_keys() if kind == "encrypted-file" else None
+        passphrase = await store_passphrase_for_new_keys(self.app, self.services) if kind == "encrypted-file" else None
         return await asyncio.to_thread(open_profile_store, kind, self.session.paths, passphrase=passphrase)
 
-    def start_create(self, description: str) -> None:
-        """The CLI's safety net: the key is created with the profile's store, so a store that
-        refuses it gets the new key disabled. Kept nowhere only when the person says so."""
-        if self.keeps_keys():
-            self.create(description, keep=True)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.create(description, keep=False)
-
-        self.app.push_screen(
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def create_unkept(self, description: str) -> None:
+        """No store keeps keys for this profile: create one kept nowhere only when the person says so."""
+        if not await self.app.push_screen_wait(
             ConfirmModal(
                 "Create a key that is kept nowhere?",
                 "This profile's key is read per run, so there is no secret store to keep the new key in. "
                 "Its secret will be shown once; copy it at once.",
                 "Create and show once",
-            ),
-            answered,
-        )
+            )
+        ):
+            return
+        self.create(description, keep=False)
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def create(self, description: str, keep: bool) -> None:
+        """The CLI's safety net: the key is created with the profile's store, so a store that
+        refuses it gets the new key disabled."""
         store = await self.profile_store() if keep else None
         try:
             async with self.working():
@@ -215,7 +202,8 @@ class KeysScreen(WorkScreen):
             if store
             else None
         )
-        self.app.push_screen(SecretOnceModal(row.masked, secret, where), lambda _: self.action_refresh())
+        await self.app.push_screen_wait(SecretOnceModal(row.masked, secret, where))
+        self.action_refresh()
 
     def selected(self) -> api_keys.KeyRow | None:
         table = self.query_one(DataTable)
@@ -224,7 +212,7 @@ class KeysScreen(WorkScreen):
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
-    def confirm(self, title: str, consequence: str, row: api_keys.KeyRow, label: str, then) -> None:
+    async def confirmed(self, title: str, consequence: str, row: api_keys.KeyRow, label: str) -> bool:
         """Ask before a destructive key action, like certificate revocation: live profiles type
         the key's last four characters; Cancel is the default."""
         suffix = row.masked[-4:]
@@ -232,9 +220,8 @@ class KeysScreen(WorkScreen):
             modal = TypedConfirmModal(
                 title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
             )
-            self.app.push_screen(modal, lambda typed: then() if typed else None)
-        else:
-            self.app.push_screen(ConfirmModal(title, consequence, label), lambda yes: then() if yes else None)
+            return await self.app.push_screen_wait(modal) is not None
+        return await self.app.push_screen_wait(ConfirmModal(title, consequence, label))
 
     def action_disable(self) -> None:
         row = self.selected()
@@ -244,33 +231,34 @@ class KeysScreen(WorkScreen):
         if any(r.check not in api_keys.CONFIRMABLE for r in found):
             self.app.show_error(ActionRefused(Action.DISABLE_API_KEY, found))
             return
+        self.disable_key(row, found)
 
-        async def disable() -> None:
-            await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(found))
-            self.notify(f"Key {row.masked} disabled.")
-            self.action_refresh()
-
-        doubt = " ".join(r.reason for r in found)  # confirmable doubts: it may be the tool's key
-        self.confirm(
+    @work(group="disable-key", exclusive=True, exit_on_error=False)
+    async def disable_key(self, row: api_keys.KeyRow, doubts: list[Refusal]) -> None:
+        """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first."""
+        doubt = " ".join(r.reason for r in doubts)
+        if not await self.confirmed(
             "Disable this API key?",
             f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row,
             "Disable key",
-            lambda: self.run_worker(disable(), group="keys", exclusive=True, exit_on_error=False),
-        )
+        ):
+            return
+        await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(doubts))
+        self.notify(f"Key {row.masked} disabled.")
+        self.action_refresh()
 
     def action_mark_tool_key(self) -> None:
         row = self.selected()
-        if row is None:
-            return
+        if row is not None:
+            self.record_tool_key(row)
 
-        async def mark() -> None:
-            await api_keys.record_tool_key(self.session, row.credential_id)
-            self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
-            self.action_refresh()
-
-        self.run_worker(mark(), group="keys", exclusive=True, exit_on_error=False)
+    @work(group="mark-key", exclusive=True, exit_on_error=False)
+    async def record_tool_key(self, row: api_keys.KeyRow) -> None:
+        await api_keys.record_tool_key(self.session, row.credential_id)
+        self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
+        self.action_refresh()
 
     def action_rotate(self) -> None:
         if not self.keeps_keys():
@@ -284,7 +272,12 @@ class KeysScreen(WorkScreen):
             return
         if self.session.state.tool_key_id is None:  # nothing is disabled: the key it ran on stays active
             self.rotate_key()
-            return
+        else:
+            self.confirm_rotation()
+
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def confirm_rotation(self) -> None:
+        """Rotating the tool's known key disables the old one: ask first, naming it."""
         old = next((r for r in self.rows if r.used_by_tool), None)
         where = STORE_NAMES.get(self.session.evidence.secret_backend or "", "profile's secret store")
         consequence = (
@@ -293,7 +286,7 @@ class KeysScreen(WorkScreen):
             + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
             + " is disabled: every other system still using it stops working."
         )
-        self.confirm(
+        if not await self.confirmed(
             "Rotate the tool's API key?",
             consequence,
             old
@@ -301,8 +294,9 @@ class KeysScreen(WorkScreen):
                 "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
             ),
             "Rotate key",
-            self.rotate_key,
-        )
+        ):
+            return
+        self.rotate_key()
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate_key(self) -> None:
@@ -310,8 +304,6 @@ class KeysScreen(WorkScreen):
         unknown, the tool creates its own and leaves the one it ran on active."""
         store = await self.profile_store()
         if store is None:
-            from wizard.core.errors import SecretStoreError
-
             raise SecretStoreError(
                 "Rotating the tool's key needs a store that keeps keys (OS keyring or encrypted file).",
                 hint="Store the API key in the keyring or the encrypted file first (the wizard's Credentials step).",

@@ -1,27 +1,42 @@
-"""Modal screens with typed results: an error that says what to do, and a confirmation."""
+"""Modal screens with typed results: an error that says what to do, confirmations, the enforcement
+time and a passphrase checked before the modal closes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
-from functools import partial
+from datetime import datetime
+from pathlib import Path
+from typing import Generic, TypeVar
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
-from textual.worker import Worker, WorkerState
+from textual.widgets import Button, Input, Static
 
-from wizard.core.errors import ApiError, WizardError, storage_error
-from wizard.core.rules import clean_text, redact
+from wizard.core.errors import ApiError, InputError, WizardError, storage_error
+from wizard.core.rules import clean_text, parse_enforced_from, redact
+
+T = TypeVar("T")
 
 
 def plain(text: object) -> Content:
     """Text from a server, a user or a file, shown as is: never parsed as markup (a ``[/`` or
     ``[@click=…]`` in an id or a message is just characters), control characters removed."""
     return Content(clean_text(str(text), keep_newlines=True))
+
+
+def display_path(path: str | Path) -> str:
+    """A path as a person can retype it: under $KLARNA_MTLS_HOME or ~ when it is there."""
+    path = Path(path)
+    for prefix, root in (("$KLARNA_MTLS_HOME", os.environ.get("KLARNA_MTLS_HOME")), ("~", str(Path.home()))):
+        if root and path.is_relative_to(root):
+            return f"{prefix}/{path.relative_to(root)}"
+    return str(path)
 
 
 # At 80x24 a long consequence must not push the buttons off the screen: the box scrolls instead
@@ -65,7 +80,8 @@ class ErrorModal(ModalScreen[None]):
                 yield Static(plain(f"Log: {self.log_path}"), id="error-log", classes="muted")
             yield Button("Close", id="close", variant="error")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#close")
+    def close_error(self) -> None:
         self.dismiss(None)
 
 
@@ -93,14 +109,16 @@ class ConfirmModal(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "confirm")
+    @on(Button.Pressed, "#confirm")
+    def confirm(self) -> None:
+        self.dismiss(True)
 
+    @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(False)
 
 
-class TypedConfirmModal(ModalScreen["str | None"]):
+class TypedConfirmModal(ModalScreen[str | None]):
     """Live profiles: the user types the fingerprint suffix to confirm a destructive action."""
 
     DEFAULT_CSS = FIT_CSS
@@ -120,8 +138,6 @@ class TypedConfirmModal(ModalScreen["str | None"]):
         self.what, self.confirm_label = what, confirm_label
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import Input
-
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static(self.title_text, classes="modal-title")
             yield Static(self.consequence)
@@ -131,35 +147,35 @@ class TypedConfirmModal(ModalScreen["str | None"]):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm_label, id="confirm", variant="error", disabled=True)
 
-    def on_input_changed(self, event) -> None:
+    def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#confirm", Button).disabled = not self.matches(event.value)
 
     def matches(self, typed: str) -> bool:
         return typed.strip().upper() == self.expected.upper()
 
-    def on_input_submitted(self, event) -> None:
+    def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.matches(event.value):  # Enter confirms once the typed text matches
             self.dismiss(self.expected)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.expected if event.button.id == "confirm" else None)
+    @on(Button.Pressed, "#confirm")
+    def confirm(self) -> None:
+        self.dismiss(self.expected)
 
+    @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class EnforceModal(ModalScreen["str | None"]):
+class EnforceModal(ModalScreen[str | None]):
     """Choose NOW or a time, validated live by Klarna's rules, and see the consequence."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.clock = clock
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import Input
-
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static("Enforce mTLS", classes="modal-title")
             yield Static("Every call without a valid client certificate will be refused from this time on.")
@@ -169,10 +185,7 @@ class EnforceModal(ModalScreen["str | None"]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Enforce", id="confirm", variant="warning")
 
-    def on_input_changed(self, event) -> None:
-        from wizard.core.errors import InputError
-        from wizard.core.rules import parse_enforced_from
-
+    def on_input_changed(self, event: Input.Changed) -> None:
         try:
             value = parse_enforced_from(event.value, now=self.clock())
             self.query_one("#when", Static).update(plain(f"Enforcement from {value} (UTC)."))
@@ -181,24 +194,24 @@ class EnforceModal(ModalScreen["str | None"]):
             self.query_one("#when", Static).update(plain(f"✗ {error.message}"))
             self.query_one("#confirm", Button).disabled = True
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        from textual.widgets import Input
+    @on(Button.Pressed, "#confirm")
+    def confirm(self) -> None:
+        self.dismiss(self.query_one("#when-input", Input).value.strip())
 
-        self.dismiss(self.query_one("#when-input", Input).value.strip() if event.button.id == "confirm" else None)
-
-    def on_input_submitted(self, event) -> None:
+    def on_input_submitted(self, event: Input.Submitted) -> None:
         if not self.query_one("#confirm", Button).disabled:  # Enter enforces a valid time, as the button
             self.dismiss(event.value.strip())
 
+    @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class PassphraseModal(ModalScreen[object]):
-    """Asks for a passphrase and checks it (in a thread: scrypt and key decryption are slow) before
-    closing: a wrong one says so and asks again. ``check(passphrase)`` returns what the modal
-    dismisses with, or raises a WizardError. ``env_var``, when set in the environment, is tried
-    first. Nothing is stored; Cancel dismisses with None."""
+class PassphraseModal(ModalScreen[T | None], Generic[T]):
+    """Asks for a passphrase and checks it before closing: a wrong one says so and asks again.
+    ``check(passphrase)`` returns what the modal dismisses with, or raises a WizardError.
+    ``env_var``, when set in the environment, is tried first. Nothing is stored; Cancel dismisses
+    with None."""
 
     DEFAULT_CSS = FIT_CSS
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -207,7 +220,7 @@ class PassphraseModal(ModalScreen[object]):
         self,
         title: str,
         explanation: str,
-        check: Callable[[bytes], object],
+        check: Callable[[bytes], T],
         *,
         env_var: str = "",
         problem: str = "",
@@ -219,8 +232,6 @@ class PassphraseModal(ModalScreen[object]):
         self.source = ""  # the environment variable the passphrase came from, if any
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import Input
-
         with Vertical(id="confirm-box", classes="modal-box"):
             yield Static(self.title_text, classes="modal-title")
             yield Static(self.explanation, markup=False)
@@ -236,17 +247,17 @@ class PassphraseModal(ModalScreen[object]):
         if from_env and not self.problem:
             self.try_passphrase(from_env.encode(), source=self.env_var)
 
-    def on_input_submitted(self, event) -> None:
+    def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.try_passphrase(event.value.encode())
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        from textual.widgets import Input
+    @on(Button.Pressed, "#confirm")
+    def unlock(self) -> None:
+        self.try_passphrase(self.query_one(f"#{self.input_id}", Input).value.encode())
 
-        if event.button.id == "confirm":
-            self.try_passphrase(self.query_one(f"#{self.input_id}", Input).value.encode())
-        else:
-            self.dismiss(None)
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
     def try_passphrase(self, passphrase: bytes, source: str = "") -> None:
         if not passphrase:
@@ -255,29 +266,26 @@ class PassphraseModal(ModalScreen[object]):
         self.say("Checking…")
         self.query_one("#confirm", Button).disabled = True
         self.source = source
-        self.run_worker(
-            partial(self.check, passphrase), thread=True, group="passphrase", exclusive=True, exit_on_error=False
-        )
+        self.check_passphrase(passphrase)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        from textual.widgets import Input
+    @work(group="passphrase", exclusive=True, exit_on_error=False)
+    async def check_passphrase(self, passphrase: bytes) -> None:
+        """In a thread (scrypt and key decryption are slow); any failure means: try again."""
+        try:
+            result = await asyncio.to_thread(self.check, passphrase)
+        except Exception as error:
+            self.refuse(error)
+            return
+        self.dismiss(result)
 
-        if event.state is WorkerState.SUCCESS:
-            self.dismiss(event.worker.result)
-        elif event.state is WorkerState.ERROR:
-            error = event.worker.error
-            reason = (
-                error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
-            )
-            where = f"{self.source} is not the right passphrase: " if self.source else ""
-            self.say(f"✗ {where}{reason} Try again.")
-            self.query_one("#confirm", Button).disabled = False
-            field = self.query_one(f"#{self.input_id}", Input)
-            field.value = ""
-            field.focus()
+    def refuse(self, error: Exception) -> None:
+        reason = error.message if isinstance(error, WizardError) else f"Could not check it ({type(error).__name__})."
+        where = f"{self.source} is not the right passphrase: " if self.source else ""
+        self.say(f"✗ {where}{reason} Try again.")
+        self.query_one("#confirm", Button).disabled = False
+        field = self.query_one(f"#{self.input_id}", Input)
+        field.value = ""
+        field.focus()
 
     def say(self, text: str) -> None:
         self.query_one("#passphrase-problem", Static).update(text)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -19,7 +19,6 @@ from wizard.core.errors import InputError
 from wizard.core.findings import Finding
 from wizard.core.rules import clean_text
 from wizard.services import pair_doctor
-from wizard.services.session import Session
 
 EMPTY = "Name a certificate file and its private key file, then press Enter or Check."
 
@@ -46,10 +45,6 @@ class PairCheckScreen(WorkScreen):
     WORK_BUTTONS = ("#check",)
     AUTO_FOCUS = "#cert-file"
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="body"):
@@ -72,15 +67,8 @@ class PairCheckScreen(WorkScreen):
             return not self.busy  # Esc cancels the check first
         return super().check_action(action, parameters)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "check":
-            event.stop()
-            self.submit()
-
+    @on(Input.Submitted)  # Enter in any field checks, like the button
+    @on(Button.Pressed, "#check")
     def submit(self) -> None:
         if self.busy:
             return

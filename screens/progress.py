@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from textual import getters, on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.reactive import reactive
@@ -18,21 +18,26 @@ from textual.screen import Screen, ScreenResultType
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
+from screens.services import ScreenServices
+from screens.shell import Shell
 from wizard.services import waits
-
-if TYPE_CHECKING:
-    from screens.app import WizardApp
 
 WORK_GROUP = "work"
 T = TypeVar("T")
 
 
 class WizardScreen(Screen[ScreenResultType]):
-    """A screen of this app: to the type checker ``self.app`` is the WizardApp (Textual types it as
-    a bare ``App``); nothing changes at run time."""
+    """A screen of this app: it is handed the services (its data and actions, ``self.session``
+    among them), and to the type checker ``self.app`` is the Shell (navigation and feedback;
+    Textual types it as a bare ``App``, and nothing changes at run time)."""
 
     if TYPE_CHECKING:
-        app = getters.app(WizardApp)
+        app = getters.app(Shell)
+
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__()
+        self.services = services
+        self.session = services.session
 
 
 class ReportsWorkerErrors(WizardScreen[ScreenResultType]):
@@ -90,7 +95,7 @@ class WorkScreen(ReportsWorkerErrors[None]):
     start work) are disabled while it runs."""
 
     WORK_BUTTONS: ClassVar[tuple[str, ...]] = ()
-    BINDINGS = []  # type: ignore[var-annotated]  # each subclass ends its own with CANCEL_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = []  # each subclass ends its own with CANCEL_BINDINGS
 
     busy: reactive[bool] = reactive(False, bindings=True, init=False)
 
@@ -136,7 +141,7 @@ class WorkScreen(ReportsWorkerErrors[None]):
 
     async def timed(self, task: str, work: Awaitable[T], *, limit: float | None = None) -> T:
         """Await ``work`` with progress under a limit (the app's step limit by default)."""
-        limit = limit or float(getattr(self.app, "step_limit", waits.STEP_LIMIT))
+        limit = limit or self.services.timing.step_limit
         last = await self.follow(waits.timed(task, work, limit=limit))
         assert isinstance(last, waits.Done)  # timed ends with Done or raises
         return cast(T, last.result)

@@ -4,7 +4,7 @@ replaces it; then the old certificate may be retired. The steps are the domain's
 
 from __future__ import annotations
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -13,8 +13,9 @@ from textual.widgets import Button, Footer, Header, Static
 from screens.base import fingerprint_lines
 from screens.modals import ConfirmModal
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
+from screens.services import ScreenServices
 from wizard.services import certificate_rotation, revocation, waits
-from wizard.services.session import Session
+from wizard.services.certificate_rotation import rotation
 
 
 class RotateScreen(WorkScreen):
@@ -22,9 +23,8 @@ class RotateScreen(WorkScreen):
     WORK_BUTTONS = ("#start", "#back")
     AUTO_FOCUS = "#start"  # Enter starts the rotation
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
         self.done_steps: list[str] = []
         self.result: certificate_rotation.RotationProgress | None = None
 
@@ -51,12 +51,6 @@ class RotateScreen(WorkScreen):
             return not self.busy  # Esc cancels the rotation first
         return super().check_action(action, parameters)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "start":
-            self.rotate()
-        elif event.button.id == "back":
-            self.action_close()
-
     def show_event(self, event: waits.Event) -> None:
         super().show_event(event)
         if isinstance(event, waits.Step):
@@ -64,13 +58,15 @@ class RotateScreen(WorkScreen):
             self.done_steps = steps[: steps.index(event.step)]
             self.query_one("#steps", Static).update(self.describe(running=event.step))
 
+    @on(Button.Pressed, "#start")
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate(self) -> None:
         async with self.working(
             cancelled="Rotation paused. Start it again to resume; the current certificate stays in use."
         ):
-            limits = waits.PollLimits(interval=self.app.poll_interval, limit=self.app.poll_limit)
-            last = await self.follow(certificate_rotation.rotation(self.session, limits=limits))
+            timing = self.services.timing
+            limits = waits.PollLimits(interval=timing.poll_interval, limit=timing.poll_limit)
+            last = await self.follow(rotation(self.session, limits=limits))
         if isinstance(last, waits.Failed):
             raise last.error
         assert isinstance(last, waits.Done) and isinstance(last.result, certificate_rotation.RotationProgress)
@@ -84,18 +80,20 @@ class RotateScreen(WorkScreen):
         )
         old = self.result.old_certificate_id
         if old and old != self.result.new_certificate_id:
-            self.app.push_screen(
-                ConfirmModal(
-                    "Retire the old certificate?",
-                    f"{old}\nis no longer used here. Revoke it once no other system uses it.",
-                    "Revoke old",
-                ),
-                self.retire,
-            )
+            self.offer_retirement(old)
 
-    def retire(self, yes: bool | None) -> None:
-        if yes and self.result and self.result.old_certificate_id:
-            self.revoke_old(self.result.old_certificate_id)
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def offer_retirement(self, old: str) -> None:
+        """The old certificate is no longer used here: revoke it if the person says so."""
+        if not await self.app.push_screen_wait(
+            ConfirmModal(
+                "Retire the old certificate?",
+                f"{old}\nis no longer used here. Revoke it once no other system uses it.",
+                "Revoke old",
+            )
+        ):
+            return
+        self.revoke_old(old)
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def revoke_old(self, old: str) -> None:
@@ -106,5 +104,6 @@ class RotateScreen(WorkScreen):
             )
         self.notify("Old certificate revoked.")
 
+    @on(Button.Pressed, "#back")
     def action_close(self) -> None:
         self.dismiss(None)

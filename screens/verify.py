@@ -37,7 +37,7 @@ class VerifyScreen(StageScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        if self.app.autostart_polling and self.blocked:
+        if self.services.timing.autostart_polling and self.blocked:
             self.action_retry()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -53,10 +53,11 @@ class VerifyScreen(StageScreen):
 
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def poll(self) -> None:
+        timing = self.services.timing
         limits = waits.PollLimits(
-            interval=self.app.poll_interval,
-            limit=self.app.poll_limit,
-            max_attempts=max(1, int(self.app.poll_limit / self.app.poll_interval) + 1),
+            interval=timing.poll_interval,
+            limit=timing.poll_limit,
+            max_attempts=max(1, int(timing.poll_limit / timing.poll_interval) + 1),
         )
         progress = self.query_one("#progress", Static)
         progress.update("Polling…")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -11,7 +12,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, R
 from screens.base import WizardScreen
 from wizard.core import rules
 from wizard.core.errors import InputError
-from wizard.services.session import Session
+from wizard.core.stages import WORKING_STAGES
 
 
 def _valid_account(text: str) -> bool:
@@ -27,11 +28,6 @@ class WelcomeScreen(WizardScreen[None]):
 
     BINDINGS = [Binding("ctrl+n", "start", "Continue", priority=True)]
 
-    def __init__(self, session: Session, *, sandbox_available: bool = False) -> None:
-        super().__init__()
-        self.session = session
-        self.sandbox_available = sandbox_available
-
     def compose(self) -> ComposeResult:
         ev = self.session.evidence
         yield Header()
@@ -40,7 +36,7 @@ class WelcomeScreen(WizardScreen[None]):
             if self.session.has_journal and ev.account_id and self.session.model.stage.number > 1:
                 stage = self.session.model.stage
                 yield Static(
-                    f"You left off at {stage.label} ({stage.number}/6). Continue to resume there.",
+                    f"You left off at {stage.label} ({stage.number}/{WORKING_STAGES}). Continue to resume there.",
                     id="resume-note",
                 )
             yield Label("Environment")
@@ -72,10 +68,6 @@ class WelcomeScreen(WizardScreen[None]):
         else:
             self.query_one("#account-id", Input).focus()  # type or paste it, then Enter continues
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "account-id":
-            self.action_start()
-
     def on_input_changed(self, event: Input.Changed) -> None:
         result = event.validation_result
         message = "" if result is None or result.is_valid or not event.value else result.failure_descriptions[0]
@@ -85,11 +77,13 @@ class WelcomeScreen(WizardScreen[None]):
         pressed = self.query_one("#environment", RadioSet).pressed_button
         return str(pressed.label) if pressed else "test"
 
+    @on(Button.Pressed, "#start")
+    @on(Input.Submitted, "#account-id")
     def action_start(self) -> None:
         environment = self.chosen_environment()
         account_id = self.query_one("#account-id", Input).value.strip()
         try:
-            if environment == "sandbox" and not self.sandbox_available and not self.session.settings.base_url:
+            if environment == "sandbox" and not self.services.sandbox_available and not self.session.settings.base_url:
                 raise InputError(
                     "The sandbox runs when you start klarna-mtls with --sandbox.",
                     hint="Quit and run: klarna-mtls --sandbox",
@@ -105,7 +99,3 @@ class WelcomeScreen(WizardScreen[None]):
             self.app.show_error(error)
             return
         self.app.show_stage()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "start":
-            self.action_start()

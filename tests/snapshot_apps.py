@@ -6,6 +6,7 @@ from __future__ import annotations
 from evidence import ACCOUNT, INSTALL, evidence_through, fixed_clock
 
 from screens.app import WizardApp
+from screens.services import ScreenServices, Timing
 from wizard.core.evidence import Evidence
 from wizard.core.model import Onboarding
 from wizard.core.paths import Paths
@@ -45,7 +46,7 @@ def snapshot_app(
             ),
         ]
 
-    return WizardApp(session, autostart_polling=False, store_choices=choices)
+    return WizardApp(ScreenServices(session, timing=Timing(autostart_polling=False), choices_loader=choices))
 
 
 def fixed_status():
@@ -124,7 +125,7 @@ def dashboard_app() -> WizardApp:
     async def doctor(session):
         return fixed_findings()
 
-    app._status_loader, app._doctor = status, doctor
+    app.services.status_loader, app.services.findings_loader = status, doctor
     return app
 
 
@@ -172,7 +173,7 @@ def keys_app() -> WizardApp:
     async def load(session):
         return fixed_keys()
 
-    app._keys_loader = load
+    app.services.keys_loader = load
     return app
 
 
@@ -189,5 +190,5 @@ def offline_dashboard_app(app: WizardApp, *, remembered: bool = False) -> Wizard
     async def unreachable(session):
         raise TransportError("Could not connect to Klarna.", hint="Check the network.")
 
-    app._status_loader = unreachable
+    app.services.status_loader = unreachable
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from screens.app import exit_summary
+from screens.exit_report import exit_summary
 from wizard.services.session import Session
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from screens.install import InstallScreen
+from screens.services import ScreenServices
 from wizard.core.errors import StorageError
 from wizard.services.session import Session
 
@@ -10,7 +11,7 @@ from wizard.services.session import Session
 def test_export_without_an_installed_pair_is_a_clear_error(paths):
     """Before: install.current_pair() returned None and export_bundle crashed with an
     AttributeError deep inside (a bare traceback); now a WizardError the app reports."""
-    screen = InstallScreen(Session(paths, "export"))
+    screen = InstallScreen(ScreenServices(Session(paths, "export")))
     with pytest.raises(StorageError, match="no installed pair"):
         screen.export(["bundle"], b"")
     assert not (screen.session.install_dir / "exports").exists()

@@ -67,7 +67,7 @@ def test_done(snap_compare):
 
     async def done(pilot):
         await settle(pilot)
-        await pilot.app.push_screen(DoneScreen(pilot.app.session))
+        await pilot.app.push_screen(DoneScreen(pilot.app.services))
         await pilot.pause()
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=done)

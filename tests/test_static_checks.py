@@ -1,7 +1,7 @@
 """The static checks run with the tests, so the README's one test command (and CI) runs them too.
 
-ruff and mypy come with the `test` extra; their settings are in pyproject.toml (strict for wizard/,
-mypy's defaults for screens/)."""
+ruff and mypy come with the `test` extra; their settings are in pyproject.toml (strict for wizard/
+and screens/)."""
 
 from __future__ import annotations
 

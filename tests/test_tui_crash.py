@@ -15,6 +15,7 @@ PASSPHRASE = "crash-test passphrase 42"
 
 SCRIPT = f"""
 from screens.app import WizardApp, run_tui
+from screens.services import ScreenServices
 from wizard.services.session import Session
 from wizard.core.paths import Paths
 
@@ -31,7 +32,7 @@ class Crashing(WizardApp):
 
 session = Session(Paths.from_env(), "crash")
 session.unlock(KEY, {PASSPHRASE!r}.encode())
-app = Crashing(session)
+app = Crashing(ScreenServices(session))
 app.run(headless=True, size=(80, 24))
 print("RETURN", app.return_code)
 """

@@ -29,7 +29,7 @@ def failing_loader(app):
     async def offline(session):
         raise TransportError("Could not connect to Klarna.", hint="Check the network.")
 
-    app._status_loader = offline
+    app.services.status_loader = offline
     return app
 
 

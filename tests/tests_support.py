@@ -62,12 +62,47 @@ def name_initial_key(session) -> str:
 
 async def settle(pilot, *, rounds: int = 3, failures_shown: bool = False) -> None:
     """Let the app finish what it started: ``rounds`` times a frame, then its workers (screens
-    pushed on mount start theirs a tick later). With ``failures_shown`` a failed worker is not
+    pushed on mount start theirs a tick later), except those waiting for the person's answer in a
+    modal: the test's next key or click gives it. With ``failures_shown`` a failed worker is not
     raised here: the app shows it as an error modal, and the test asserts on that."""
     from textual.worker import WorkerFailed
 
     for _ in range(rounds):
         await pilot.pause()
         with contextlib.suppress(WorkerFailed) if failures_shown else contextlib.nullcontext():
-            await pilot.app.workers.wait_for_complete()
+            await workers_done(pilot.app)
     await pilot.pause()
+
+
+async def workers_done(app) -> None:
+    """Until every worker has finished or waits in ``push_screen_wait`` with its modal shown (the
+    screens ask for confirmations that way); raises WorkerFailed for one that failed meanwhile, as
+    ``wait_for_complete`` does. A confirmation's worker would make ``wait_for_complete`` wait for ever."""
+    import asyncio
+
+    from textual.worker import WorkerFailed, WorkerState
+
+    watched = set()
+    while busy := [w for w in app.workers if not w.is_finished and not waits_for_an_answer(w)]:
+        watched.update(busy)
+        tasks = {w._task for w in busy if w._task is not None}  # Textual keeps a worker's task private
+        if not tasks:  # not started yet
+            await asyncio.sleep(0.01)
+            continue
+        await asyncio.wait(tasks, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+    failed = next((w for w in watched if w.state is WorkerState.ERROR), None)
+    if failed is not None:
+        raise WorkerFailed(failed.error)
+
+
+def waits_for_an_answer(worker) -> bool:
+    """Whether ``worker`` is suspended in ``App.push_screen_wait`` with the modal pushed (past
+    flushing the app's callbacks), following the chain of awaited coroutines."""
+    from textual.app import App
+
+    coro = worker._task.get_coro() if worker._task is not None else None
+    while coro is not None and hasattr(coro, "cr_code"):
+        if coro.cr_code is App.push_screen_wait.__code__:
+            return not hasattr(coro.cr_await, "cr_code")
+        coro = coro.cr_await
+    return False

@@ -17,7 +17,7 @@ class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-strin
     @property
     def number(self) -> int:
         """1-based position among the six working stages (DONE is 6 too: all complete)."""
-        return min(ORDER.index(self) + 1, len(ORDER) - 1)
+        return min(ORDER.index(self) + 1, WORKING_STAGES)
 
     @property
     def label(self) -> str:
@@ -29,3 +29,4 @@ class Stage(str, Enum):  # noqa: UP042 -- StrEnum would change str() and f-strin
 
 
 ORDER: tuple[Stage, ...] = tuple(Stage)
+WORKING_STAGES = len(ORDER) - 1  # DONE is not a stage one works on

@@ -1,0 +1,71 @@
+"""What stays in the terminal when the TUI ends: the exit summary, or, after a crash, a report
+without locals or secrets (it goes to the log too)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+
+from wizard.core import rules
+from wizard.core.errors import CryptoError
+from wizard.core.logs import scrub, setup_logging
+from wizard.core.paths import Paths
+from wizard.services.session import Session
+
+
+def crash_report(error: BaseException | None, paths: Paths) -> str:
+    """What a person sees after a crash, and what the log gets: no locals, no secrets."""
+    log_path = paths.log_path()
+    with contextlib.suppress(Exception):  # a crash report must not fail on an unwritable log
+        setup_logging(paths)  # idempotent: the report reaches the log even from a test harness
+    name = type(error).__name__ if error is not None else "error"
+    details = "".join(traceback.format_exception(error)) if error is not None else ""
+    logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
+    return scrub(
+        f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
+        f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
+    )
+
+
+def exit_summary(session: Session) -> str:
+    """What stays in the terminal after quitting, like certbot's and gh's last lines."""
+    ev = session.evidence
+    if not ev.certificate_id:
+        return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
+    lines = [
+        f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
+        f"  Certificate: {ev.certificate_id}",
+        f"  SHA-256: {ev.fingerprint}",
+    ]
+    if ev.cert_path:
+        lines += [
+            f"  Certificate file: {ev.cert_path}",
+            f"  Private key file: {ev.installed_key_path}" + (" (encrypted)" if ev.key_encrypted else ""),
+        ]
+    expiry = _expiry_line(ev.certificate_pem)
+    if expiry:
+        lines.append(expiry)
+    if ev.enforcement_mode:
+        lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
+    if ev.secret_backend_name:
+        lines.append(f"  API key kept in: {ev.secret_backend_name}")
+    lines += [
+        "  Monitor from cron, e.g. daily:",
+        f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
+        f"  Log: {session.paths.log_path()}",
+    ]
+    return "\n".join(lines)
+
+
+def _expiry_line(certificate_pem: str | None) -> str:
+    from wizard.core import crypto  # cryptography: loaded only when there is a certificate
+
+    if not certificate_pem:
+        return ""
+    try:
+        expires = crypto.load_certificate(certificate_pem).not_valid_after_utc
+    except CryptoError:
+        return ""
+    renew = expires - rules.RENEWAL_WINDOW
+    return f"  Expires: {expires:%Y-%m-%d}; start the renewal (klarna-mtls rotate) by {renew:%Y-%m-%d}."
