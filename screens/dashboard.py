@@ -25,7 +25,6 @@ from wizard.core import rules
 from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
-from wizard.services.revocation import revoke
 from wizard.services.status import CertificateRow, ProfileStatus
 
 BAR = 12
@@ -218,7 +217,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             suffix = None
         if suffix is None:
             return
-        self.show(await revoke(self.session, row.credential_id, confirm_suffix=suffix))
+        self.show(await revocation.revoke(self.session, row.credential_id, confirm_suffix=suffix))
         self.notify("Certificate revoked.")
 
     def action_rotate(self) -> None:

@@ -15,7 +15,6 @@ from screens.modals import ConfirmModal
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
 from wizard.services import certificate_rotation, revocation, waits
-from wizard.services.certificate_rotation import rotation
 
 
 class RotateScreen(WorkScreen):
@@ -66,7 +65,7 @@ class RotateScreen(WorkScreen):
         ):
             timing = self.services.timing
             limits = waits.PollLimits(interval=timing.poll_interval, limit=timing.poll_limit)
-            last = await self.follow(rotation(self.session, limits=limits))
+            last = await self.follow(certificate_rotation.rotation(self.session, limits=limits))
         if isinstance(last, waits.Failed):
             raise last.error
         assert isinstance(last, waits.Done) and isinstance(last.result, certificate_rotation.RotationProgress)

@@ -13,11 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from wizard.core.logs import register_secret
 from wizard.core.secret_value import SecretValue
-from wizard.secrets.keyring_store import probe_keyring
-from wizard.secrets.resolve import StoreChoice, open_store, store_choices
 from wizard.services import waits
 from wizard.services.session import Session
-from wizard.services.status import gather_status
 
 if TYPE_CHECKING:
     from wizard.core.findings import Finding
@@ -106,6 +103,8 @@ class ScreenServices:
 
     # ------------------------------------------------------------------ the domain calls
     async def store_choices(self) -> list[StoreChoice]:
+        from wizard.secrets.keyring_store import probe_keyring  # keyring: not needed for the first paint
+        from wizard.secrets.resolve import StoreChoice, store_choices
 
         if self.choices_loader is not None:  # injected (tests, a keyring-less rehearsal)
             return self.choices_loader()
@@ -117,6 +116,7 @@ class ScreenServices:
     async def load_status(self) -> ProfileStatus:
         """Klarna's view of the profile now, kept in the journal for the next offline start."""
         from wizard.services import offline
+        from wizard.services.status import gather_status
 
         status = await (self.status_loader or gather_status)(self.session)
         await asyncio.to_thread(offline.remember, self.session, status)
@@ -136,6 +136,7 @@ class ScreenServices:
     def open_store(self, kind: str, passphrase: bytes | None = None) -> SecretStore:
         """The store ``kind``; the encrypted file opens with ``passphrase`` or the one given earlier
         in this run (raises SecretStoreError when neither is known)."""
+        from wizard.secrets.resolve import open_store
 
         if not passphrase and self.store_passphrase:
             passphrase = self.store_passphrase.reveal()

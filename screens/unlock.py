@@ -16,7 +16,6 @@ from wizard.core.env_vars import API_KEY_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import SecretStoreError
 from wizard.core.logs import register_secret
 from wizard.core.secret_value import SecretValue
-from wizard.secrets.resolve import open_profile_store, prove_opens, resolve_api_key
 
 KEY_PASSPHRASE_ENV = "KLARNA_MTLS_KEY_PASSPHRASE"
 
@@ -61,6 +60,7 @@ async def ask_key_passphrase(app: Shell, services: ScreenServices, *, problem: s
 async def load_api_key(app: Shell, services: ScreenServices) -> None:
     """The API key, loaded the one way the domain offers (``resolve_api_key``: KLARNA_API_KEY when
     set, else the store the person chose). Keyring calls block, so they run in a thread."""
+    from wizard.secrets.resolve import resolve_api_key  # keyring: not needed for the first paint
 
     session = services.session
     kind = session.evidence.secret_backend
@@ -84,6 +84,7 @@ async def load_api_key(app: Shell, services: ScreenServices) -> None:
 
 async def ask_store_passphrase(app: Shell, services: ScreenServices) -> None:
     """The encrypted secrets file's passphrase, checked by loading the API key with it."""
+    from wizard.secrets.resolve import resolve_api_key
 
     session = services.session
 
@@ -113,6 +114,7 @@ async def store_passphrase_for_new_keys(app: Shell, services: ScreenServices) ->
     """The encrypted file's passphrase for keys created or rotated later (call from a worker): the
     one given earlier in this run, else KLARNA_MTLS_STORE_PASSPHRASE (None: the domain reads it),
     else asked and checked. None when cancelled."""
+    from wizard.secrets.resolve import open_profile_store, prove_opens
 
     if services.store_passphrase:
         return services.store_passphrase.reveal()
