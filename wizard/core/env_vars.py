@@ -21,3 +21,11 @@ LOCK_WAIT_ENV = "KLARNA_MTLS_LOCK_WAIT"
 # The proxy httpx takes from the environment, in the order it looks, and the hosts it skips.
 PROXY_ENVS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NO_PROXY_ENVS = ("NO_PROXY", "no_proxy")
+# Vault / OpenBao, by Vault's own names, so a shell set up for the `vault` or `bao` command line
+# works unchanged (wizard/vault/settings.py), plus the AppRole pair cron jobs use.
+VAULT_ADDR = "VAULT_ADDR"  # required: https://host:port (plain http only on this machine)
+VAULT_TOKEN = "VAULT_TOKEN"  # else the token file ~/.vault-token that `vault login` / `bao login` write
+VAULT_CACERT = "VAULT_CACERT"  # a CA file the server's certificate must chain to
+VAULT_NAMESPACE = "VAULT_NAMESPACE"
+VAULT_ROLE_ID = "VAULT_ROLE_ID"  # AppRole, for cron: the role id ...
+VAULT_SECRET_ID_FILE = "VAULT_SECRET_ID_FILE"  # ... and the file holding its secret id (never the value itself)

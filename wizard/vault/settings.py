@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wizard.core.logs import register_secret
-from wizard.core.secret_value import SecretValue
-from wizard.vault.env_vars import (
-    TOKEN_FILE_NAME,
+from wizard.core.env_vars import (
     VAULT_ADDR,
     VAULT_CACERT,
     VAULT_NAMESPACE,
@@ -28,7 +25,11 @@ from wizard.vault.env_vars import (
     VAULT_SECRET_ID_FILE,
     VAULT_TOKEN,
 )
+from wizard.core.logs import register_secret
+from wizard.core.secret_value import SecretValue
 from wizard.vault.errors import VaultConfigError
+
+TOKEN_FILE_NAME = ".vault-token"  # in the home folder, as the Vault CLI's default token helper keeps it
 
 APPROLE_MOUNT = "approle"
 _MAX_SECRET_ID_BYTES = 4096

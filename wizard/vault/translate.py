@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wizard.core.env_vars import VAULT_ADDR, VAULT_CACERT, VAULT_ROLE_ID, VAULT_SECRET_ID_FILE
 from wizard.core.logs import scrub
 from wizard.core.rules import clean_text
-from wizard.vault.env_vars import VAULT_ADDR, VAULT_CACERT, VAULT_ROLE_ID, VAULT_SECRET_ID_FILE
 from wizard.vault.errors import (
     VaultCasConflict,
     VaultError,
