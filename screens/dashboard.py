@@ -22,6 +22,7 @@ from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import rules
+from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
@@ -207,7 +208,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
             "immediately and for good."
         )
-        if self.session.environment == "live":
+        if typed_confirmation_required(self.session.environment):
             suffix = await self.app.push_screen_wait(
                 TypedConfirmModal("Revoke certificate?", consequence, row.confirm_suffix)
             )

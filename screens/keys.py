@@ -19,6 +19,7 @@ from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
 from screens.unlock import store_passphrase_for_new_keys
 from wizard.core import rules
+from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.interlocks import Action, ActionRefused, Refusal
 from wizard.core.secret_value import SecretValue
@@ -216,7 +217,7 @@ class KeysScreen(WorkScreen):
         """Ask before a destructive key action, like certificate revocation: live profiles type
         the key's last four characters; Cancel is the default."""
         suffix = row.masked[-4:]
-        if self.session.environment == "live":
+        if typed_confirmation_required(self.session.environment):
             modal = TypedConfirmModal(
                 title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
             )

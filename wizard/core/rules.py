@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from wizard.core.environments import ENVIRONMENTS as ENVIRONMENT_TABLE
 from wizard.core.errors import InputError
 
-ENVIRONMENTS = ("live", "test", "sandbox")
-# The sandbox mints test-shaped credentials: it rehearses the test environment.
-KEY_ENVIRONMENT = {"live": "live", "test": "test", "sandbox": "test"}
+ENVIRONMENTS = tuple(ENVIRONMENT_TABLE)
+KEY_ENVIRONMENT = {env.name: env.key_environment for env in ENVIRONMENT_TABLE.values()}
 
 _ACCOUNT_RE = re.compile(r"^krn:partner:global:account:(live|test):([A-Za-z0-9-]{1,64})$")
 _API_KEY_RE = re.compile(r"^klarna_(live|test)_api_([A-Za-z0-9_\-+/=]{16,512})$")

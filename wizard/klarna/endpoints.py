@@ -4,7 +4,9 @@ show a curl probe) all read them from here."""
 
 from __future__ import annotations
 
-BASE_URLS = {"live": "https://api-global.klarna.com", "test": "https://api-global.test.klarna.com"}
+from wizard.core.environments import ENVIRONMENTS
+
+BASE_URLS = {env.name: env.base_url for env in ENVIRONMENTS.values() if env.base_url}
 
 CERTIFICATES_PATH = "/v2/account/integration/credentials/client-certificate"
 API_KEYS_PATH = "/v2/account/integration/credentials/api-key"

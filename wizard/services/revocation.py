@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from wizard.core import crypto
+from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InterlockRefused
 from wizard.core.interlocks import Action, refusals, require
 from wizard.services import runtime_gate
@@ -29,7 +30,9 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
         Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id))
     )
     target = next(c for c in status.certificates if c.credential_id == credential_id)
-    if session.environment == "live" and not (confirm_suffix and confirm_suffix == target.confirm_suffix):
+    if typed_confirmation_required(session.environment) and not (
+        confirm_suffix and confirm_suffix == target.confirm_suffix
+    ):
         shown = target.confirm_suffix[-2:]
         what = "fingerprint suffix" if target.fingerprint else "credential id's last 8 characters"
         raise InterlockRefused(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import runtimes
+from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InputError, InterlockRefused
 from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
@@ -89,7 +90,7 @@ def reload(session: Session) -> dict[str, runtimes.RuntimeRecord]:
 def _confirm_leave_out(session: Session, left: list[str], confirm: str | None) -> None:
     expected = ",".join(left)
     typed = ",".join(sorted(part.strip() for part in (confirm or "").split(",") if part.strip()))
-    if session.environment == "live" and typed != expected:
+    if typed_confirmation_required(session.environment) and typed != expected:
         raise InterlockRefused(
             f"Leaving runtimes out of the enforcement check on a live profile must be typed: {expected}.",
             hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}",
