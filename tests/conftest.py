@@ -163,6 +163,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         reason = slow_reason(item)
         if reason:
             item.add_marker(pytest.mark.slow(reason=reason))
+        if fuzzing_budget(item):
+            item.user_properties.append(("examples fuzzed", fuzzing_budget(item)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """The "examples fuzzed" figure counts the fuzz tests that ran and passed in this run."""
+    if report.when == "call" and report.passed:
+        for name, examples in report.user_properties:
+            if name == "examples fuzzed":
+                record_figure(name, examples, examples)
 
 
 def slow_reason(item: pytest.Item) -> str | None:
