@@ -1,4 +1,5 @@
-"""Shared bits for the benchmark scripts: a throwaway home, an in-process sandbox, timing."""
+"""Shared bits for the benchmark scripts: imports from the checkout, the short mode, a throwaway
+home, an in-process sandbox, timing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# `python benchmarks/<name>.py` from a fresh checkout: the project and the tests' shared helpers
+# (tests/tests_support.py) import from the checkout, installed or not.
+for _folder in (ROOT / "tests", ROOT):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+# `--short`: a run of a few seconds that still prints every figure (tests/test_benchmarks.py runs
+# each benchmark this way, so none can rot); the figures of a short run are rough.
+SHORT = "--short" in sys.argv[1:]
 
 
 def throwaway_home() -> Path:
@@ -99,28 +111,12 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def onboard_argv(sb, profile: str, enforce_at: str = "never") -> list[str]:
+    from tests_support import sandbox_profile_args
+
     return [
-        sys.executable,
-        "-m",
-        "wizard.cli",
-        "onboard",
-        "--profile",
-        profile,
-        "--non-interactive",
-        "--json",
-        "--environment",
-        "sandbox",
-        "--account-id",
-        sb.account_id,
-        "--base-url",
-        sb.base_url,
-        "--ca-bundle",
-        str(sb.ca_bundle),
-        "--enforce-at",
-        enforce_at,
-        "--poll-interval",
-        "0.05",
-    ]
+        sys.executable, "-m", "wizard.cli", "onboard", "--profile", profile, "--non-interactive", "--json",
+        *sandbox_profile_args(sb), "--enforce-at", enforce_at, "--poll-interval", "0.05",
+    ]  # fmt: skip
 
 
 def emit_json(name: str, figures: dict) -> None:

@@ -1,6 +1,6 @@
 """Onboarding to VALID against the sandbox: the headless `onboard` as a whole process, side by side
 with a shell script that follows Klarna's docs by hand (openssl + curl), against the same sandbox.
-Also reports our own time beyond interpreter start and imports."""
+Also reports our own time beyond interpreter start and imports. `--short`: one run instead of five."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import emit_json, median, onboard_argv, report, run, start_sandbox, throwaway_home
+from _common import SHORT, emit_json, median, onboard_argv, report, run, start_sandbox, throwaway_home
 
 MANUAL = r"""
 set -euo pipefail
@@ -86,4 +86,4 @@ def main(runs: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(runs=1 if SHORT else 5)

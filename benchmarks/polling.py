@@ -3,7 +3,8 @@ Enforce screen watches for enforcement to apply, side by side with an idle Textu
 fires at the same interval (target: no more CPU than that app). Three processes run the same
 window at the same time (so load hits them alike), each headless (Textual's test driver); the
 sandbox runs in a fourth process, so its work is not counted. Also: requests sent versus the
-schedule, and what the polite back-off saves over Klarna's 5 minutes of enforcement delay."""
+schedule, and what the polite back-off saves over Klarna's 5 minutes of enforcement delay.
+The window is POLL_WINDOW seconds (default 60; 3 with `--short`)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-WINDOW = float(os.environ.get("POLL_WINDOW", 60))
+from _common import SHORT, SandboxProcess, emit_json, report, throwaway_home
+
+WINDOW = float(os.environ.get("POLL_WINDOW", 3 if SHORT else 60))
 INTERVAL = 2.0
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu() -> float:
@@ -70,8 +72,7 @@ async def idle_worker(_: dict) -> dict:
 
 
 async def wizard_worker(info: dict, stage_name: str) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_tui_journey import settle, walk_to
+    from tests_support import SIZE, settle_journey, walk_to
 
     import wizard.core.checks as checks
     import wizard.core.pacing as pacing
@@ -95,9 +96,9 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
         poll_interval=0.05,
         autostart_polling=stage is not Stage.VERIFY,
     )
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, stage)
-        await settle(app, pilot)
+        await settle_journey(pilot)
         checks.VALID_IN_A_ROW = 10**6  # keep polling for the whole window
         pacing.STEADY_POLLS = 10**6  # the same fixed timer as the idle app: compare cost per poll
         app.services.timing.poll_interval = INTERVAL
@@ -116,14 +117,11 @@ async def wizard_worker(info: dict, stage_name: str) -> dict:
 
 
 def worker_main(kind: str, info: dict) -> None:
-    sys.path.insert(0, str(ROOT))
     result = asyncio.run(idle_worker(info) if kind == "idle" else wizard_worker(info, kind))
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def main() -> None:
-    from _common import SandboxProcess, emit_json, report, throwaway_home
-
     from wizard.core import pacing
 
     home = throwaway_home()
@@ -135,6 +133,7 @@ def main() -> None:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "POLL_WINDOW": str(WINDOW)},  # the same window, --short or not
         )
         for k in kinds
     }

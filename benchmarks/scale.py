@@ -1,6 +1,7 @@
 """Scale: `status --all` across 50 and 500 profiles versus `status` of one (target <= 2x at 50),
 with the sandbox in its own process so the client's CPU per profile is measured apart from the
-server's. Runs are interleaved (1, 50, 500, 1, 50, 500, ...) so load hits every size alike."""
+server's. Runs are interleaved (1, 50, 500, 1, 50, 500, ...) so load hits every size alike.
+`--short`: one run of 5 and 20 profiles."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import os
 import shutil
 import sys
 
-from _common import SandboxProcess, emit_json, median, onboard_argv, report, run, run_measured, throwaway_home
+from _common import SHORT, SandboxProcess, emit_json, median, onboard_argv, report, run, run_measured, throwaway_home
 
-SIZES = (50, 500)
+SIZES = (5, 20) if SHORT else (50, 500)
 
 
 def make_homes(home, sb) -> dict[int, dict]:
@@ -79,4 +80,4 @@ def main(runs: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(runs=1 if SHORT else 3)

@@ -1,7 +1,8 @@
 """Startup: launch to the first painted wizard screen in a pseudo-terminal, side by side with a
 minimal Textual app that shows one label (target <= 1.2x); and the first-keypress latency, from
 launch until keys typed on the first screen are echoed, side by side with a minimal app that shows
-one input. Runs alternate (wizard, minimal, wizard, ...) so load hits both alike."""
+one input. Runs alternate (wizard, minimal, wizard, ...) so load hits both alike.
+`python benchmarks/startup.py [RUNS]` (default 7); `--short`: one run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import select
 import sys
 import time
 
-from _common import emit_json, median, report, throwaway_home
+from _common import SHORT, emit_json, median, report, throwaway_home
 
 MINIMAL = """
 from textual.app import App
@@ -71,7 +72,7 @@ def main(runs: int = 7) -> None:
     minimal = [sys.executable, "-c", MINIMAL]
     minimal_input = [sys.executable, "-c", MINIMAL_INPUT]
     wizard_keys = TYPED  # a first run opens with the account id focused: typing goes straight in
-    time_to_marker(wizard, b"Set up mTLS")  # warm the file cache for both
+    time_to_marker(wizard, b"Set up mTLS")  # warm the file cache (and compile) for both
     time_to_marker(minimal, b"minimal-ready")
     paint, floor, keypress, key_floor = [], [], [], []
     for _ in range(runs):
@@ -105,4 +106,5 @@ def main(runs: int = 7) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
+    counts = [int(arg) for arg in sys.argv[1:] if arg.isdigit()]
+    main(1 if SHORT else counts[0] if counts else 7)

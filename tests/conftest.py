@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 
@@ -128,3 +133,115 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "robustness figures")
         for name, (passed, total) in sorted(FIGURES.items()):
             terminalreporter.write_line(f"{name}: {passed}/{total}")
+
+
+# ---------------------------------------------------------------- the fast tier
+# `python -m pytest -m "not slow"` runs in well under a minute. A test is marked slow by what it
+# uses, so a new test lands in the right tier without a list to keep: the names its code refers to
+# (comments and strings do not count), followed into the fixtures it requests, the parameters it
+# is given and the helpers under tests/ they call, down to the bottom.
+TESTS = Path(__file__).resolve().parent
+SLOW_NAMES = {
+    "start_sandbox": "starts the sandbox (a TLS server)",
+    "run_test": "drives the TUI with Pilot",
+    "snap_compare": "takes a TUI snapshot",
+    "subprocess": "runs a subprocess",
+    "Popen": "runs a subprocess",
+    "pexpect": "runs a pty",
+    "pty": "runs a pty",
+    "fork": "forks a process",
+    "listen": "listens on a socket",
+    "wrap_socket": "runs a TLS server",
+    "serve_forever": "runs a server",
+}
+HYPOTHESIS_DEFAULT_EXAMPLES = 100  # more than this is a fuzzing budget
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = slow_reason(item)
+        if reason:
+            item.add_marker(pytest.mark.slow(reason=reason))
+        if fuzzing_budget(item):
+            item.user_properties.append(("examples fuzzed", fuzzing_budget(item)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """The "examples fuzzed" figure counts the fuzz tests that ran and passed in this run."""
+    if report.when == "call" and report.passed:
+        for name, examples in report.user_properties:
+            if name == "examples fuzzed":
+                record_figure(name, examples, examples)
+
+
+def slow_reason(item: pytest.Item) -> str | None:
+    """Why ``item`` belongs to the slow tier, or None when nothing it uses is slow."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    names = fixtures.name2fixturedefs if fixtures else {}
+    used = [getattr(item, "obj", None)]
+    used += [definition.func for name in item.fixturenames for definition in names.get(name, ())]
+    used += list(getattr(getattr(item, "callspec", None), "params", {}).values())
+    seen: set[int] = set()
+    for name in [*item.fixturenames, *(n for obj in used for n in _names_used(obj, seen))]:
+        if name in SLOW_NAMES:
+            return SLOW_NAMES[name]
+    if fuzzing_budget(item):
+        return f"fuzzes {fuzzing_budget(item)} examples"
+    return None
+
+
+def fuzzing_budget(item: pytest.Item) -> int:
+    """The examples a Hypothesis test runs when that is more than Hypothesis's default, else 0."""
+    chosen = getattr(getattr(item, "obj", None), "_hypothesis_internal_use_settings", None)
+    examples = getattr(chosen, "max_examples", 0)
+    return examples if examples > HYPOTHESIS_DEFAULT_EXAMPLES else 0
+
+
+def _names_used(obj, seen: set[int]) -> Iterator[str]:
+    """Every global, attribute and imported name the code of ``obj`` refers to, and, through the
+    functions and classes defined under tests/ among them, the names those refer to."""
+    for wrapper in ("__func__", "fget", "func"):  # a method, a property, a functools.partial
+        obj = getattr(obj, wrapper, obj)
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    if id(obj) in seen or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        return
+    seen.add(id(obj))
+    if not _defined_in_tests(obj):
+        # Hypothesis's own wrappers (a @given test, a state machine's TestCase) hold the test's
+        # function or machine class in their closure: follow that, not their code.
+        if getattr(obj, "is_hypothesis_test", False):
+            for value in _closure_values(obj):
+                yield from _names_used(value, seen)
+        return
+    if inspect.isclass(obj):
+        for member in [*vars(obj).values(), *obj.__bases__]:
+            yield from _names_used(member, seen)
+        return
+    for name in _code_names(obj.__code__):
+        yield name
+        yield from _names_used(obj.__globals__.get(name), seen)
+    for value in _closure_values(obj):
+        yield from _names_used(value, seen)
+
+
+def _code_names(code) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _code_names(const)
+
+
+def _closure_values(function) -> list:
+    cells = getattr(function, "__closure__", None) or ()
+    values = []
+    for cell in cells:
+        with contextlib.suppress(ValueError):  # a cell not filled yet
+            values.append(cell.cell_contents)
+    return values
+
+
+def _defined_in_tests(obj) -> bool:
+    try:
+        return Path(inspect.getfile(obj)).resolve().is_relative_to(TESTS)
+    except (TypeError, OSError):
+        return False

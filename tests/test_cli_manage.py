@@ -186,7 +186,7 @@ def test_rotate_command_retires_the_old_certificate(onboard, cli):
 
 
 def test_certs_revoke_command_retires_a_spare_certificate(onboard, cli, sandbox, tmp_path):
-    from test_sandbox_rules import issue_pair
+    from tests_support import issue_pair
 
     onboard()
     spare, *_ = issue_pair(sandbox, tmp_path, "spare")
@@ -198,7 +198,7 @@ def test_certs_revoke_command_retires_a_spare_certificate(onboard, cli, sandbox,
 
 
 def test_rotate_refused_without_a_free_slot_names_candidates(onboard, cli, sandbox, tmp_path):
-    from test_sandbox_rules import issue_pair
+    from tests_support import issue_pair
 
     onboard()
     spares = [issue_pair(sandbox, tmp_path, f"x{i}")[0].credential_id for i in range(9)]

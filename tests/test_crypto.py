@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from tests_support import self_signed_certificate
 
 from wizard.core import crypto
 from wizard.core.errors import CryptoError
@@ -183,20 +184,8 @@ def _damage_oid(der: bytes, oid: bytes) -> bytes:
 
 
 def _self_signed_der() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+    certificate = self_signed_certificate(ec.generate_private_key(ec.SECP256R1()), days=1)
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 def test_csr_with_unknown_key_algorithm_is_a_crypto_error():

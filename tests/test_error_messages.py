@@ -4,7 +4,6 @@ path and reason of a file problem, and every error modal names the log."""
 from __future__ import annotations
 
 import socket
-from datetime import UTC
 
 import httpx
 import pytest
@@ -70,28 +69,12 @@ async def test_a_refused_connection_for_real_names_host_and_port_and_is_logged(c
 
 
 def _cert_and_key():
-    from datetime import datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
+    from tests_support import self_signed
 
     from wizard.core import crypto
 
     key = crypto.make_private_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return crypto.certificate_pem(cert), crypto.make_private_key_pem(key)
+    return self_signed(key, days=1).encode(), crypto.make_private_key_pem(key)
 
 
 @pytest.mark.parametrize("inside", [False, True])

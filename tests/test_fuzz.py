@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests_support import only_wizard_errors, self_signed_certificate
 
 from wizard.core import crypto, rules
-from wizard.core.errors import WizardError
 from wizard.core.evidence import Evidence
 from wizard.core.flow_records import CertificateRotation
 from wizard.core.journal import Journal, ProfileState
@@ -37,15 +37,6 @@ def fuzz(n: int):
     return deco
 
 
-def only_wizard_errors(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except WizardError as exc:
-        assert exc.message.strip(), f"{type(exc).__name__} with an empty message"
-        assert str(exc).strip()
-        return None
-
-
 KEY = crypto.make_private_key()
 CSR_PEM = crypto.make_csr_pem(KEY, "LYABCDEI")
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -55,27 +46,7 @@ KEY_PEM = crypto.make_private_key_pem(KEY)
 KEY_DER = KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def _self_signed():
-    from datetime import timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(KEY.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=1))
-        .sign(KEY, hashes.SHA256())
-    )
-
-
-CERT = _self_signed()
+CERT = self_signed_certificate(KEY, now=NOW, days=1)
 CERT_PEM = crypto.certificate_pem(CERT)
 CERT_DER = CERT.public_bytes(serialization.Encoding.DER)
 

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -431,28 +430,12 @@ def test_the_p12_password_is_read_without_echo_on_a_terminal(monkeypatch):
 
 # ---------------------------------------------------------------- 8. smaller items
 def test_a_ca_certificate_is_refused_as_the_client_certificate(tmp_path):
-    from datetime import datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
+    from tests_support import self_signed_certificate
 
     from wizard.services.install import install_pair
 
     key = crypto.make_private_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LYABCDEI")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=90))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed_certificate(key, days=90, ca=True)
     with pytest.raises(CryptoError, match="CA certificate"):
         install_pair(tmp_path / "inst", crypto.certificate_pem(cert), crypto.make_private_key_pem(key), label="ca")
     assert not (tmp_path / "inst" / "ca").exists()

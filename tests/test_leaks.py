@@ -87,7 +87,8 @@ def test_headless_flow_leaks_nothing(sandbox, tmp_path):
 
 
 async def test_tui_flow_leaks_nothing(sandbox, isolated_home, capsys):
-    from test_tui_journey import SIZE, settle, walk_to
+    from tests_support import SIZE, walk_to
+    from tests_support import settle_journey as settle
 
     from screens.app import make_app
     from wizard.core.paths import Paths

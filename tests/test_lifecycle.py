@@ -62,7 +62,7 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
 
 
 def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
-    from test_sandbox_rules import issue_pair
+    from tests_support import issue_pair
 
     onboard()
     for i in range(9):
@@ -116,7 +116,7 @@ def test_interlock_last_valid_while_enforced():
 
 
 def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path):
-    from test_sandbox_rules import issue_pair
+    from tests_support import issue_pair
 
     onboard()
     spare, *_ = issue_pair(sandbox, tmp_path, "spare")

@@ -12,7 +12,6 @@ import ssl
 import subprocess
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -104,30 +103,9 @@ def test_cli_with_the_passphrase_in_the_environment_works(encrypted_profile):
 
 
 def _pair(tmp_path, encrypted: bool = True):
-    from datetime import datetime, timedelta
+    from tests_support import write_self_signed_pair
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    from wizard.core import crypto
-
-    key = crypto.make_private_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "c.pem").write_bytes(crypto.certificate_pem(cert))
-    (tmp_path / "k.pem").write_bytes(crypto.make_private_key_pem(key, PASSPHRASE.encode() if encrypted else None))
-    return tmp_path / "c.pem", tmp_path / "k.pem"
+    return write_self_signed_pair(tmp_path, cn="x", passphrase=PASSPHRASE.encode() if encrypted else None)
 
 
 def test_wrong_passphrase_is_the_projects_own_error(tmp_path):

@@ -371,7 +371,7 @@ def test_the_whole_journey_in_both_answer_modes(onboard, cli, sandbox):
 def test_an_unreadable_enforcement_state_blocks_revoking_unless_the_installed_pair_is_valid(onboard, cli, sandbox):
     """GET enforcement answering 204 (or a 404): status reads UNKNOWN and works; revoking another
     certificate is allowed only because the installed pair is VALID right now."""
-    from test_sandbox_rules import issue_pair
+    from tests_support import issue_pair
 
     from wizard.sandbox import answers
 

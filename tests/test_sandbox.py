@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
+from tests_support import write_self_signed_pair
 
 from wizard.core import crypto, rules
 from wizard.sandbox import start_sandbox
@@ -324,23 +325,9 @@ def test_expired_by_the_sandbox_clock_is_invalid_and_listed_expired(sb, tmp_path
 
 
 def test_a_certificate_from_another_ca_or_expired_in_real_time_fails_the_handshake(sb, tmp_path):
-    key = crypto.make_private_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, rules.default_cn(sb.account_id))])
-    now = rules.utc_now()
-    foreign = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "f.crt").write_bytes(crypto.certificate_pem(foreign))
-    (tmp_path / "f.key").write_bytes(crypto.make_private_key_pem(key))
+    foreign = write_self_signed_pair(tmp_path / "foreign", cn=rules.default_cn(sb.account_id))
     with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
-        call(sb, "GET", CERTS, pair=(tmp_path / "f.crt", tmp_path / "f.key"))
+        call(sb, "GET", CERTS, pair=foreign)
 
     sb.certificate_lifetime = timedelta(seconds=1)
     _, short_pair = issue(sb, tmp_path)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import uuid
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from tests_support import create_certificate, issue_pair, write_self_signed_pair
 
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, HandshakeRejected
@@ -32,22 +32,6 @@ def csr_pem(key, names, extensions=()):
     for extension in extensions:
         builder = builder.add_extension(extension, critical=False)
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
-
-
-async def create(sb, pem, api_key=None):
-    async with make_http_client(ca_bundle=sb.ca_bundle) as http:
-        return await KlarnaClient(http, sb.base_url, api_key or sb.api_key).create_certificate(
-            pem, "t", str(uuid.uuid4())
-        )
-
-
-def issue_pair(sb, tmp_path, name="pair", api_key=None, account_id=None):
-    key = crypto.make_private_key()
-    cn = rules.default_cn(account_id or sb.account_id)
-    info = run(create(sb, crypto.make_csr_pem(key, cn).decode(), api_key)).value
-    (tmp_path / f"{name}.crt").write_text(info.certificate_pem)
-    (tmp_path / f"{name}.key").write_bytes(crypto.make_private_key_pem(key))
-    return info, tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
 
 
 async def listing(sb, cert=None, key=None, api_key=None):
@@ -72,7 +56,7 @@ def test_csr_rules_answer_validation_errors(sandbox, case):
         "wrong cn": lambda: csr_pem(key, CN),
     }[case]()
     with pytest.raises(ApiError) as caught:
-        run(create(sandbox, pem))
+        run(create_certificate(sandbox, pem))
     error = caught.value
     assert (error.status, error.error_type, error.error_code) == (400, "INPUT_ERROR", "VALIDATION_ERROR")
     assert error.validation_errors[0]["parameter"] == "config.certificate_signing_request"
@@ -114,26 +98,10 @@ def test_expired_by_the_sandbox_clock_is_invalid(sandbox, tmp_path):
 
 
 def test_foreign_certificate_is_rejected_in_the_handshake(sandbox, tmp_path):
-    key = crypto.make_private_key()
-    name = x509.Name(CN)
-    from datetime import datetime
-
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "f.crt").write_bytes(crypto.certificate_pem(cert))
-    (tmp_path / "f.key").write_bytes(crypto.make_private_key_pem(key))
+    foreign_cert, foreign_key = write_self_signed_pair(tmp_path / "foreign", cn="X")
     issue_pair(sandbox, tmp_path)
     with pytest.raises(HandshakeRejected):
-        run(listing(sandbox, tmp_path / "f.crt", tmp_path / "f.key"))
+        run(listing(sandbox, foreign_cert, foreign_key))
 
 
 def test_enforcement_rules_and_effect(sandbox, tmp_path):

@@ -2,60 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
-
 import pytest
-from tests_support import settle as settle_app
+from tests_support import SIZE, click, walk_to
+from tests_support import settle_journey as settle
 
 from screens.app import make_app
 from screens.modals import ConfirmModal, ErrorModal
 from wizard.core.stages import Stage
 from wizard.services import onboarding
-
-SIZE = (100, 40)
-
-
-settle = partial(settle_app, rounds=1, failures_shown=True)  # a failure shows as an error modal
-
-
-async def click(app, pilot, selector: str) -> None:
-    app.screen.query_one(selector).scroll_visible(animate=False)  # like a person scrolling to it
-    await pilot.pause()
-    await pilot.click(selector)
-    await settle(pilot)
-
-
-async def walk_to(app, pilot, stage: Stage) -> None:
-    """Drive the wizard with keys and clicks until ``stage`` is the current one."""
-    await settle(pilot)
-    if app.screen.__class__.__name__ == "WelcomeScreen":
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-    steps = {
-        Stage.CREDENTIALS: "#test-key",
-        Stage.KEY_AND_CSR: "#generate",
-        Stage.ISSUE: "#submit",
-        Stage.INSTALL: "#install",
-    }
-    while app.session.model.stage is not stage:
-        current = app.session.model.stage
-        if current in steps:
-            await click(app, pilot, steps[current])
-        elif current is Stage.VERIFY:
-            for _ in range(100):
-                if not app.session.model.blockers(Stage.VERIFY):
-                    break
-                await asyncio.sleep(0.05)
-            await settle(pilot)
-        elif current is Stage.ENFORCE:
-            await click(app, pilot, "#enforce")
-            assert isinstance(app.screen, ConfirmModal)
-            await click(app, pilot, "#confirm")
-        assert not isinstance(app.screen, ErrorModal), app.screen.body_text
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        assert app.session.model.stage is not current, app.session.model.blockers(current)
 
 
 async def test_whole_journey_to_enforced_with_keyboard_and_clicks(sandbox):

@@ -4,7 +4,8 @@ network, a slow Klarna, and an event loop that stays responsive while polling.""
 from __future__ import annotations
 
 import pytest
-from test_tui_journey import settle, walk_to
+from tests_support import settle_journey as settle
+from tests_support import walk_to
 
 from screens.app import make_app
 from screens.modals import ErrorModal

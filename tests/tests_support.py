@@ -1,21 +1,32 @@
-"""Small builders shared by unit tests, and the one way Pilot tests wait for the app."""
+"""Helpers shared by the tests and the benchmarks (no test module imports another): small builders
+of certificates and pairs, sandbox profiles and sessions, and the one way Pilot tests wait for the
+app and walk the wizard."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from wizard.core import crypto
+from wizard.core import crypto, rules
+from wizard.core.errors import WizardError
+from wizard.core.stages import Stage
 
 
-def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
+def self_signed_certificate(
+    key, cn: str = "LYABCDEI", *, days: int = 1095, now: datetime | None = None, ca: bool = False
+) -> x509.Certificate:
+    """A certificate for ``key`` signed by ``key`` itself, valid from a day before ``now`` (the
+    real time unless given) for ``days`` after it; with ``ca`` it is marked a CA certificate."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.now(UTC)
-    cert = (
+    now = now or datetime.now(UTC)
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -23,9 +34,58 @@ def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
         .serial_number(1)
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=days))
-        .sign(key, hashes.SHA256())
     )
-    return crypto.certificate_pem(cert).decode()
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
+    """The PEM of self_signed_certificate()."""
+    return crypto.certificate_pem(self_signed_certificate(key, cn, days=days)).decode()
+
+
+def write_self_signed_pair(folder: Path, cn: str = "LYABCDEI", passphrase: bytes | None = None) -> tuple[Path, Path]:
+    """A fresh key and its one-day self-signed certificate written to ``folder`` as c.pem and k.pem
+    (the key encrypted with ``passphrase`` when given): a pair no CA of ours signed."""
+    key = crypto.make_private_key()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "c.pem").write_bytes(crypto.certificate_pem(self_signed_certificate(key, cn, days=1)))
+    (folder / "k.pem").write_bytes(crypto.make_private_key_pem(key, passphrase))
+    return folder / "c.pem", folder / "k.pem"
+
+
+def only_wizard_errors(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, or None when it raised one of the project's own errors with a
+    message; any other exception escapes and fails the fuzz test."""
+    try:
+        return fn(*args, **kwargs)
+    except WizardError as exc:
+        assert exc.message.strip(), f"{type(exc).__name__} with an empty message"
+        assert str(exc).strip()
+        return None
+
+
+def issue_pair(sb, folder: Path, name: str = "pair", api_key: str | None = None, account_id: str | None = None):
+    """Have the sandbox ``sb`` sign a fresh key's CSR; (its CertificateInfo, certificate path, key
+    path), the pair written to ``folder`` as <name>.crt and <name>.key."""
+    key = crypto.make_private_key()
+    cn = rules.default_cn(account_id or sb.account_id)
+    info = asyncio.run(create_certificate(sb, crypto.make_csr_pem(key, cn).decode(), api_key)).value
+    (folder / f"{name}.crt").write_text(info.certificate_pem)
+    (folder / f"{name}.key").write_bytes(crypto.make_private_key_pem(key))
+    return info, folder / f"{name}.crt", folder / f"{name}.key"
+
+
+async def create_certificate(sb, csr_pem: str, api_key: str | None = None):
+    """One create-certificate call to the sandbox ``sb`` (its API key unless another is given)."""
+    from wizard.klarna.client import KlarnaClient
+    from wizard.klarna.tls import make_http_client
+
+    async with make_http_client(ca_bundle=sb.ca_bundle) as http:
+        return await KlarnaClient(http, sb.base_url, api_key or sb.api_key).create_certificate(
+            csr_pem, "t", str(uuid.uuid4())
+        )
 
 
 def sandbox_profile_args(sandbox) -> list[str]:
@@ -51,8 +111,6 @@ def session_for(profile: str, sandbox):
 def name_initial_key(session) -> str:
     """Tell the profile which API key it runs on (the sandbox's initial key), as a user would with
     --key-id: klarna-mtls never guesses it from a listing."""
-    import asyncio
-
     from wizard.services import api_keys
 
     initial = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.is_initial)
@@ -106,3 +164,53 @@ def waits_for_an_answer(worker) -> bool:
             return not hasattr(coro.cr_await, "cr_code")
         coro = coro.cr_await
     return False
+
+
+SIZE = (100, 40)  # the terminal the Pilot journeys run in
+
+
+async def settle_journey(pilot) -> None:
+    """settle() as the journeys use it: one round, and a failed worker is left to the error modal
+    the app shows (the test asserts on that)."""
+    await settle(pilot, rounds=1, failures_shown=True)
+
+
+async def click(app, pilot, selector: str) -> None:
+    app.screen.query_one(selector).scroll_visible(animate=False)  # like a person scrolling to it
+    await pilot.pause()
+    await pilot.click(selector)
+    await settle_journey(pilot)
+
+
+async def walk_to(app, pilot, stage: Stage) -> None:
+    """Drive the wizard with keys and clicks until ``stage`` is the current one."""
+    from screens.modals import ConfirmModal, ErrorModal
+
+    await settle_journey(pilot)
+    if app.screen.__class__.__name__ == "WelcomeScreen":
+        await pilot.press("ctrl+n")
+        await settle_journey(pilot)
+    steps = {
+        Stage.CREDENTIALS: "#test-key",
+        Stage.KEY_AND_CSR: "#generate",
+        Stage.ISSUE: "#submit",
+        Stage.INSTALL: "#install",
+    }
+    while app.session.model.stage is not stage:
+        current = app.session.model.stage
+        if current in steps:
+            await click(app, pilot, steps[current])
+        elif current is Stage.VERIFY:
+            for _ in range(100):
+                if not app.session.model.blockers(Stage.VERIFY):
+                    break
+                await asyncio.sleep(0.05)
+            await settle_journey(pilot)
+        elif current is Stage.ENFORCE:
+            await click(app, pilot, "#enforce")
+            assert isinstance(app.screen, ConfirmModal)
+            await click(app, pilot, "#confirm")
+        assert not isinstance(app.screen, ErrorModal), app.screen.body_text
+        await pilot.press("ctrl+n")
+        await settle_journey(pilot)
+        assert app.session.model.stage is not current, app.session.model.blockers(current)
