@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +27,16 @@ def self_signed(key, cn: str = "LYABCDEI", days: int = 1095) -> str:
         .sign(key, hashes.SHA256())
     )
     return crypto.certificate_pem(cert).decode()
+
+
+def signed_report(data: dict, key_path: Path, passphrase: bytes | None = None) -> dict:
+    """A readiness report's JSON signed as ``klarna-mtls probe`` signs it on the runtime, with the
+    private key at ``key_path``: a test that changes a report by hand re-signs it, so the change it
+    makes is what is judged, not a broken signature."""
+    from wizard.core.runtimes import ReadinessReport
+
+    key = crypto.load_private_key_file(Path(key_path), passphrase)
+    return ReadinessReport.from_dict(data).signed_with(key).to_dict()
 
 
 def sandbox_profile_args(sandbox) -> list[str]:
