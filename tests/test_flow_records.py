@@ -288,5 +288,5 @@ def test_runtime_exchange_records_of_an_earlier_version_resume(onboard, sandbox,
     assert response["certificate_id"] == first
     assert resumed.state.flows.runtime_issues == {}
     assert "runtime_issue" not in json.loads(journal.read_text())["flows"]
-    observation = asyncio.run(runtime_exchange.install_response(session_for("host", sandbox), response))
-    assert observation.status == "VALID"
+    installed = asyncio.run(runtime_exchange.install_response(session_for("host", sandbox), response))
+    assert installed.observation.status == "VALID" and installed.certificate_id == first

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests_support import sandbox_profile_args
+from tests_support import sandbox_profile_args, signed_report
 
 from wizard.core import rules
 
@@ -155,7 +155,8 @@ def test_reports_for_another_account_or_an_unknown_certificate_are_refused(hosts
     reports = hosts.exchange / "reports"
     hosts.use("host-a")
     cli("probe", "--report-dir", str(reports))
-    good = json.loads((reports / "checkout.json").read_text())
+    (written,) = reports.glob("checkout.*.json")
+    good = json.loads(written.read_text())
     other_account, _ = sandbox.mint_account()
     (reports / "other.json").write_text(json.dumps({**good, "account_id": other_account}))
     (reports / "unknown.json").write_text(json.dumps({**good, "certificate_fingerprint": "AB" * 32}))
@@ -164,7 +165,7 @@ def test_reports_for_another_account_or_an_unknown_certificate_are_refused(hosts
     code, out = cli("runtime", "report", str(reports), "--profile", "mgr")
     assert code == 1
     outcome = {Path(r["file"]).name: r for r in out["reports"]}
-    assert outcome["checkout.json"]["recorded"]
+    assert outcome[written.name]["recorded"]
     assert "is for account" in outcome["other.json"]["outcome"]
     assert "never issued to that runtime" in outcome["unknown.json"]["outcome"]
     assert "No runtime named stranger" in outcome["stranger.json"]["outcome"]
@@ -295,9 +296,11 @@ def test_check_warns_about_a_stale_runtime_report(hosts, onboard, cli):
     reports = hosts.exchange / "reports"
     hosts.use("host-a")
     cli("probe", "--report-dir", str(reports))
-    report = json.loads((reports / "checkout.json").read_text())
+    (written,) = reports.glob("checkout.*.json")
+    report = json.loads(written.read_text())
     old = rules.format_utc(rules.utc_now() - timedelta(hours=30))
-    (reports / "checkout.json").write_text(json.dumps({**report, "at": old}))
+    key = hosts.home("host-a") / "certs" / "default" / "current" / "private-key.pem"
+    written.write_text(json.dumps(signed_report({**report, "at": old, "klarna_date": old}, key)))
     hosts.use("manager")
     cli("runtime", "report", str(reports), "--profile", "mgr")
     code, out = cli("check", "--profile", "mgr")
@@ -323,6 +326,11 @@ def test_probe_prints_one_json_line_without_secrets(hosts, onboard, capsys, sand
         "verification_status",
         "at",
         "tool_version",
+        "klarna_date",
+        "klarna_correlation_id",
+        "nonce",
+        "signing_key_id",
+        "signature",
     }
     assert report["verification_status"] == "VALID" and report["runtime"] == "manager"
     assert sandbox.api_key[-12:] not in out and "PRIVATE" not in out
@@ -467,3 +475,189 @@ def test_onboarding_with_enforce_at_counts_runtimes_too(hosts, onboard, cli, san
         "20",
     )
     assert code == 0, out
+
+
+# ---------------------------------------------------------------- the red team's reproductions
+def test_a_forged_report_for_a_runtime_that_never_installed_does_not_open_the_gate(hosts, onboard, cli):
+    """LO-05: the host never installs its pair; anyone who can write the shared folder writes a
+    VALID report with the (public) fingerprint. Unsigned, or signed with any key but the runtime's,
+    it is refused naming why, and enforcement stays refused."""
+    from conftest import record_figure
+
+    from wizard.core import crypto
+    from wizard.core.runtimes import ReadinessReport
+
+    onboard("mgr")
+    request, response = hosts.exchange / "request.json", hosts.exchange / "response.json"
+    hosts.use("host-a")
+    assert cli("runtime", "request", "--name", "checkout", "--out", str(request), *hosts.sandbox_flags())[0] == 0
+    hosts.use("manager")
+    assert cli("runtime", "issue", str(request), "--profile", "mgr", "--out", str(response))[0] == 0
+    fingerprint = json.loads(response.read_text())["fingerprint"]  # public: it travels in the response
+    now = rules.format_utc(rules.utc_now())
+    forged = ReadinessReport("checkout", hosts.sandbox.account_id, fingerprint, "VALID", now, "0.1.0", klarna_date=now)
+    shared = hosts.exchange / "shared"
+    shared.mkdir()
+    manager_key = hosts.home("manager") / "certs" / "mgr" / "current" / "private-key.pem"
+    as_written_by_the_red_team = {
+        "kind": "klarna-mtls/readiness-report",
+        "runtime": "checkout",
+        "account_id": hosts.sandbox.account_id,
+        "certificate_fingerprint": fingerprint,
+        "verification_status": "VALID",
+        "at": now,
+        "tool_version": "0.1.0",
+    }
+    attempts = {
+        "unsigned.json": (as_written_by_the_red_team, "is not signed"),
+        "own-key.json": (forged.signed_with(crypto.make_private_key()).to_dict(), "signed by another key"),
+        "manager-key.json": (signed_report(forged.to_dict(), manager_key), "signed by another key"),
+    }
+    for name, (data, _) in attempts.items():
+        (shared / name).write_text(json.dumps(data))
+    code, out = cli("runtime", "report", str(shared), "--profile", "mgr")
+    assert code == 1, out
+    outcome = {Path(r["file"]).name: r for r in out["reports"]}
+    refused = 0
+    for name, (_, reason) in attempts.items():
+        assert not outcome[name]["recorded"] and reason in outcome[name]["outcome"], outcome[name]
+        refused += 1
+    assert "probe there again" in outcome["unsigned.json"]["outcome"]
+    record_figure("signed readiness reports: forged or altered reports refused", refused, len(attempts))
+    code, out = cli("enforce", "--profile", "mgr", "--at", "NOW")
+    assert code == 3 and "checkout: no readiness report yet" in out["error"]["message"], out
+
+
+@BOTH
+def test_a_swapped_certificate_id_in_transit_cannot_make_the_host_revoke_its_own(hosts, onboard, cli, sandbox):
+    """LO-08: the response file's certificate_id is changed in transit to the manager's certificate.
+    The host must not believe it: revoking its real certificate there is refused."""
+    onboard("mgr", enforce_at="NOW")
+    code, manager = cli("status", "--profile", "mgr")
+    manager_id = next(c["credential_id"] for c in manager["certificates"] if c["current"])
+    request, response = hosts.exchange / "request-pos.json", hosts.exchange / "response-pos.json"
+    hosts.use("host-a")
+    assert cli("runtime", "request", "--name", "pos", "--out", str(request), *hosts.sandbox_flags())[0] == 0
+    hosts.use("manager")
+    assert cli("runtime", "issue", str(request), "--profile", "mgr", "--out", str(response))[0] == 0
+    issued = json.loads(response.read_text())
+    real_id = issued["certificate_id"]
+    response.write_text(json.dumps({**issued, "certificate_id": manager_id}))  # in transit
+    hosts.use("host-a")
+    code, installed = cli("runtime", "install", str(response))
+    assert installed["verification_status"] == "VALID", installed
+    if sandbox.answers == "ours":  # Klarna's listing carries the certificate: the real id is found
+        assert code == 1 and installed["certificate_id"] == real_id, installed
+        assert f"not {manager_id} as the response file says" in installed["certificate_id_note"]
+    else:  # only ids: nothing ties one to the certificate, so the id stays unconfirmed
+        assert code == 0 and installed["certificate_id"] is None, installed
+        assert installed["certificate_id_note"].startswith("unconfirmed")
+    code, out = cli("certs", "revoke", real_id)
+    assert code == 3 and out["error"]["message"].startswith("Refusing to revoke a certificate"), out
+    code, report = cli("probe", "--name", "pos")
+    assert code == 0 and report["verification_status"] == "VALID", report  # its pair still works
+
+
+def test_a_runtime_whose_certificate_expired_does_not_count_as_ready(hosts, onboard, cli, sandbox):
+    """LO-04: the runtime's certificate expired after its VALID report; enforce NOW went ahead."""
+    from wizard.core import crypto
+
+    onboard("mgr")
+    request, response = hosts.exchange / "request.json", hosts.exchange / "response.json"
+    hosts.use("host-a")
+    assert cli("runtime", "request", "--name", "refunds", "--out", str(request), *hosts.sandbox_flags())[0] == 0
+    hosts.use("manager")
+    sandbox.certificate_lifetime = timedelta(seconds=10)
+    assert cli("runtime", "issue", str(request), "--profile", "mgr", "--out", str(response))[0] == 0
+    sandbox.certificate_lifetime = timedelta(days=3 * 365)
+    hosts.use("host-a")
+    assert cli("runtime", "install", str(response))[0] == 0
+    assert probe_and_report(hosts, cli, "host-a")["report"]["verification_status"] == "VALID"
+    code, listing = cli("runtime", "list", "--profile", "mgr")
+    assert code == 0 and listing["runtimes"][0]["ready"], listing
+    expiry = crypto.load_certificate(json.loads(response.read_text())["certificate"]).not_valid_after_utc
+    time.sleep(max(0.0, (expiry - rules.utc_now()).total_seconds()) + 1.2)
+    code, listing = cli("runtime", "list", "--profile", "mgr")
+    assert code == 1 and "its certificate expired at" in listing["runtimes"][0]["reason"], listing
+    code, out = cli("enforce", "--profile", "mgr", "--at", "NOW")
+    assert code == 3 and "refunds: its certificate expired at" in out["error"]["message"], out
+
+
+def test_with_this_clock_days_behind_klarnas_readiness_is_not_judged(hosts, onboard, cli, sandbox):
+    """LO-09: the managing machine's clock 3 days slow: a 3-day-old report looked fresh and enforce
+    passed. Klarna's Date, read moments before, now decides, and the skew is named."""
+    onboard("mgr")
+    onboard_runtime(hosts, cli, "host-a", "billing")
+    probe_and_report(hosts, cli, "host-a")
+    sandbox.configure(date_follows_clock=True)
+    sandbox.advance_clock(3 * 86400)  # Klarna's clock (its Date) is now 3 days ahead of this machine's
+    code, out = cli("enforce", "--profile", "mgr", "--at", "NOW")
+    assert code == 3, out
+    message = out["error"]["message"]
+    assert "readiness cannot be judged: this machine's clock is 3 d behind Klarna's" in message
+    assert "billing: its latest report is 3 d old" in message
+    code, status = cli("status", "--profile", "mgr")
+    assert status["enforcement_mode"] != "ENFORCED"
+
+
+def test_a_shared_report_folder_where_others_planted_entries_first(hosts, onboard, cli, tmp_path):
+    """FS-05: in a sticky, world-writable folder the first writer of NAME.json won, and the real
+    probe could not write its report. Names are now random, created with O_EXCL, never through a
+    link; the reader skips links, other entries and, in such a folder, other users' files."""
+    import os
+
+    onboard("mgr")
+    onboard_runtime(hosts, cli, "host-a", "checkout")
+    shared = tmp_path / "reports-shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "checkout.json").mkdir()  # a planted entry that no rename can replace
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    os.symlink(elsewhere, shared / "linked.json")
+    hosts.use("host-a")
+    for _ in range(2):  # the second run removes the first run's file
+        code, report = cli("probe", "--report-dir", str(shared))
+        assert code == 0 and report["verification_status"] == "VALID", report
+    written = list(shared.glob("checkout.*.json"))
+    assert len(written) == 1 and written[0].is_file() and (shared / "checkout.json").is_dir()
+    assert json.loads(written[0].read_text())["signature"] == report["signature"]
+    planted_by_other = None
+    if os.geteuid() == 0:  # as root, a file another user owns can be made for real
+        planted_by_other = shared / "zz-other-user.json"
+        planted_by_other.write_text(written[0].read_text())
+        os.chown(planted_by_other, 65534, 65534)
+    hosts.use("manager")
+    code, out = cli("runtime", "report", str(shared), "--profile", "mgr")
+    outcome = {Path(r["file"]).name: r for r in out["reports"]}
+    assert code == 1 and outcome[written[0].name]["recorded"], out
+    assert outcome["checkout.json"]["outcome"] == "skipped: not a regular file"
+    assert "symbolic link" in outcome["linked.json"]["outcome"] and elsewhere.read_text() == "{}"
+    if planted_by_other is not None:
+        assert "owned by uid 65534" in outcome[planted_by_other.name]["outcome"]
+        code, out = cli("runtime", "report", str(planted_by_other), "--profile", "mgr", "--report-owner", "65534")
+        assert out["reports"][0]["recorded"], out  # named on purpose: read, and its signature decides
+    assert out["runtimes_summary"].startswith("1 of 1 runtimes VALID")
+    # The writer follows no link to its folder, and refuses a folder anyone can empty.
+    os.symlink(shared, tmp_path / "link-to-shared")
+    hosts.use("host-a")
+    code, out = cli("probe", "--report-dir", str(tmp_path / "link-to-shared"))
+    assert code == 3 and "symbolic link" in out["error"]["message"]
+    os.chmod(shared, 0o777)
+    code, out = cli("probe", "--report-dir", str(shared))
+    assert code == 3 and "Anyone can remove or replace files" in out["error"]["message"]
+
+
+def test_a_runtime_with_a_passphrase_protected_key_signs_its_reports(hosts, onboard, cli, monkeypatch):
+    """The report is signed with the key probe calls with: its passphrase comes the same way."""
+    onboard("mgr")
+    monkeypatch.setenv("KLARNA_MTLS_KEY_PASSPHRASE", "correct horse battery staple")
+    onboard_runtime(hosts, cli, "host-a", "checkout")
+    assert b"ENCRYPTED" in next(hosts.home("host-a").rglob("runtime-checkout-*/private-key.pem")).read_bytes()
+    result = probe_and_report(hosts, cli, "host-a")
+    assert result["code"] == 0 and result["report"]["signature"], result
+    assert result["recorded"]["reports"][0]["outcome"].startswith("recorded: VALID")
+    monkeypatch.delenv("KLARNA_MTLS_KEY_PASSPHRASE")
+    hosts.use("host-a")
+    code, out = cli("probe")
+    assert code == 3 and "encrypted" in out["error"]["message"], out

@@ -17,7 +17,8 @@ FP = [":".join([f"{n}{n}"] * 32) for n in "ABC"]
 
 def _records() -> dict[str, RuntimeRecord]:
     def rep(name, fp, status="VALID", hours=1):
-        return ReadinessReport(name, ACCOUNT, fp, status, rules.format_utc(NOW - timedelta(hours=hours)), "0.1.0")
+        at = rules.format_utc(NOW - timedelta(hours=hours))  # Klarna's Date and the runtime's clock agree
+        return ReadinessReport(name, ACCOUNT, fp, status, at, "0.1.0", klarna_date=at)
 
     cert = "krn:partner:global:account:credential:client-certificate:SNAPRT0"
     return {
@@ -65,7 +66,7 @@ def test_gate_refusal_names_the_runtimes(snap_compare):
         await settle(pilot)
         session = pilot.app.session
         try:
-            require_ready(session, {r.certificate_id for r in session.state.runtimes.values()})
+            require_ready(session, {r.certificate_id for r in session.state.runtimes.values()}, klarna_now=NOW)
         except InterlockRefused as error:
             pilot.app.show_error(error)
         await settle(pilot)

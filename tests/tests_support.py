@@ -88,6 +88,16 @@ async def create_certificate(sb, csr_pem: str, api_key: str | None = None):
         )
 
 
+def signed_report(data: dict, key_path: Path, passphrase: bytes | None = None) -> dict:
+    """A readiness report's JSON signed as ``klarna-mtls probe`` signs it on the runtime, with the
+    private key at ``key_path``: a test that changes a report by hand re-signs it, so the change it
+    makes is what is judged, not a broken signature."""
+    from wizard.core.runtimes import ReadinessReport
+
+    key = crypto.load_private_key_file(Path(key_path), passphrase)
+    return ReadinessReport.from_dict(data).signed_with(key).to_dict()
+
+
 def sandbox_profile_args(sandbox) -> list[str]:
     """The onboard flags that point a profile at ``sandbox`` (environment, account, URL, CA)."""
     return [

@@ -3,13 +3,15 @@
 On the runtime's host:   runtime request --name NAME  →  (file)  →  runtime install RESPONSE
 On the managing machine: runtime issue REQUEST, runtime report FILE|DIR…, runtime add/remove/list
 On any runtime (cron):   probe [--name NAME] [--cert FILE --key FILE] [--report-dir DIR]
-Exit codes: 0 ok, 1 warning (a report refused), 2 critical (not VALID), 3 error."""
+Exit codes: 0 ok, 1 warning (a report refused or skipped; an install whose certificate id Klarna
+contradicts), 2 critical (not VALID), 3 error."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import pwd
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from wizard.core import runtimes
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
-from wizard.core.runtimes import REPORT_KIND, ReadinessReport, record_report
+from wizard.core.runtimes import ReadinessReport
 from wizard.services.session import Session
 
 
@@ -49,6 +51,13 @@ def register(sub: Any) -> None:
     p = group.add_parser("report", help="on the managing machine: record readiness reports")
     add_common(p)
     p.add_argument("sources", nargs="+", type=Path, metavar="FILE|DIR")
+    p.add_argument(
+        "--report-owner",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="in a folder anyone can write to, also read files owned by USER (name or uid; repeatable)",
+    )
     p.set_defaults(handler=cmd_report)
     p = group.add_parser("add", help="declare a runtime using a certificate this profile issued")
     add_common(p)
@@ -71,7 +80,9 @@ def _register_probe(sub: Any) -> None:
     p.add_argument("--name", help="the runtime's name (default: the one given to runtime request)")
     p.add_argument("--cert", type=Path, help="certificate file (default: the pair installed here)")
     p.add_argument("--key", type=Path, help="private key file")
-    p.add_argument("--report-dir", type=Path, help="also write the report to DIR/NAME.json (replaced each run)")
+    p.add_argument(
+        "--report-dir", type=Path, help="also write the signed report to DIR/NAME.<random>.json (the older one removed)"
+    )
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the report is always one JSON line")
     for flag in ("--environment", "--account-id", "--base-url", "--ca-bundle"):
@@ -118,7 +129,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     from wizard.services.runtime_exchange import RESPONSE_KIND, install_response, read_exchange
 
     session = open_unlocked_session(args)
-    observation = asyncio.run(install_response(session, read_exchange(args.response, RESPONSE_KIND)))
+    result = asyncio.run(install_response(session, read_exchange(args.response, RESPONSE_KIND)))
+    observation = result.observation
     valid = observation.status == "VALID"
     next_step = (
         "next: klarna-mtls probe --report-dir DIR (cron)"
@@ -132,14 +144,20 @@ def cmd_install(args: argparse.Namespace) -> int:
             "verification_status": observation.status,
             "fingerprint": observation.fingerprint,
             "install_dir": str(session.install_dir),
+            "certificate_id": result.certificate_id,
+            "certificate_id_note": result.id_note,
         },
-        f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n{next_step}",
+        f"installed in {session.install_dir}/current; Klarna answered {observation.status}\n"
+        f"certificate id: {result.id_note}\n{next_step}",
     )
-    return ExitCode.OK if valid else ExitCode.CRITICAL
+    if not valid:
+        return ExitCode.CRITICAL
+    return ExitCode.WARNING if result.id_contradicted else ExitCode.OK
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_exchange import pair_from_files, probe, write_exchange
+    from wizard.services.runtime_exchange import pair_from_files
+    from wizard.services.runtime_reports import probe, record, write_report
 
     if (args.cert is None) != (args.key is None):
         raise InputError("Give both --cert and --key, or neither (the pair installed here).")
@@ -150,10 +168,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = asyncio.run(probe(session, name, pair))
     line = json.dumps(report.to_dict(), sort_keys=True)
     if args.report_dir:
-        write_exchange(args.report_dir / f"{name}.json", report.to_dict())
+        write_report(args.report_dir, report)
     if name in session.state.runtimes:  # the managing machine probing one of its own runtimes
         try:
-            record_report(session.state, report, session.evidence.account_id)
+            record(session, report)
             session.save()
         except InputError:
             pass  # a report this profile would refuse is still printed, not recorded
@@ -184,18 +202,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _report_files(sources: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for source in sources:
-        if source.is_dir():
-            files += sorted(p for p in source.iterdir() if p.suffix == ".json" and p.is_file())
-        else:
-            files.append(source)
-    return files
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_exchange import read_exchange
+    from wizard.services.runtime_reports import record, report_files
 
     session = open_session(args)
     if not session.evidence.account_id:
@@ -204,19 +212,17 @@ def cmd_report(args: argparse.Namespace) -> int:
             hint="Record reports in the managing machine's profile (--profile).",
         )
     results, code = [], ExitCode.OK
-    for path in _report_files(args.sources):
+    for found in report_files(args.sources, [_uid(user) for user in args.report_owner]):
+        if found.data is None:
+            results.append({"file": str(found.path), "recorded": False, "outcome": found.problem})
+            code = ExitCode.WARNING
+            continue
         try:
-            report = ReadinessReport.from_dict(read_exchange(path, REPORT_KIND))
-            results.append(
-                {
-                    "file": str(path),
-                    "runtime": report.runtime,
-                    "recorded": True,
-                    "outcome": record_report(session.state, report, session.evidence.account_id),
-                }
-            )
+            report = ReadinessReport.from_dict(found.data)
+            outcome = record(session, report)
+            results.append({"file": str(found.path), "runtime": report.runtime, "recorded": True, "outcome": outcome})
         except InputError as error:
-            results.append({"file": str(path), "recorded": False, "outcome": f"refused: {error}"})
+            results.append({"file": str(found.path), "recorded": False, "outcome": f"refused: {error}"})
             code = ExitCode.WARNING
     session.save()
     session.audit.record("runtime_reports", results=[{k: v for k, v in r.items() if k != "file"} for r in results])
@@ -226,6 +232,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         "\n".join(f"{r['file']}: {r['outcome']}" for r in results) + "\n" + runtime_text(session),
     )
     return code
+
+
+def _uid(user: str) -> int:
+    """A user named by --report-owner: a uid, or a name on this machine."""
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise InputError(f"No user named {user[:40]} on this machine.", hint="Give the user's uid instead.") from None
 
 
 def cmd_add(args: argparse.Namespace) -> int:

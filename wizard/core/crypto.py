@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -111,6 +112,26 @@ def public_key_id(key: object) -> str:
     except Exception as exc:
         raise CryptoError("The public key cannot be read; Klarna requires EC P-256.") from exc
     return hashlib.sha256(der).hexdigest()
+
+
+# ---------------------------------------------------------------- signatures
+def make_signature(key: PrivateKey, data: bytes) -> bytes:
+    """An ECDSA P-256 / SHA-256 signature (DER) of ``data``: how a runtime proves it holds the
+    private key of the certificate it reports on."""
+    verify_key_type(key)
+    return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def valid_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` is the ECDSA P-256 / SHA-256 signature of ``data`` by ``cert``'s key."""
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256R1):
+        return False
+    try:
+        public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- CSRs

@@ -130,7 +130,10 @@ def _installed(s: Situation) -> str | None:
 
 def _current_recorded(s: Situation) -> str | None:
     if s.installed and s.current_id is None:
-        return "The certificate installed here is not in this profile's records, so its credential id is unknown."
+        return (
+            "The certificate installed here is not in this profile's records (or its id, from a runtime-response "
+            "file, was never confirmed by Klarna), so its credential id is unknown."
+        )
     return None
 
 

@@ -106,13 +106,15 @@ class ProfileState:
 
     def id_for_pair(self, label: str | None, fingerprint: str | None) -> str | None:
         """The credential id recorded when the pair with this label (or, failing that, this
-        fingerprint, taken from the certificate Klarna returned to us) was issued or installed."""
+        fingerprint, taken from the certificate Klarna returned to us) was issued or installed.
+        An id Klarna has not confirmed (``id_unconfirmed``: from a runtime-response file) is unknown."""
+        known = {cid: rec for cid, rec in self.certificates.items() if not rec.id_unconfirmed}
         if label:
-            by_label = [cid for cid, rec in self.certificates.items() if rec.label == label]
+            by_label = [cid for cid, rec in known.items() if rec.label == label]
             if len(by_label) == 1:
                 return by_label[0]
         if fingerprint:
-            by_fingerprint = [cid for cid, rec in self.certificates.items() if rec.fingerprint == fingerprint]
+            by_fingerprint = [cid for cid, rec in known.items() if rec.fingerprint == fingerprint]
             if len(by_fingerprint) == 1:
                 return by_fingerprint[0]
         return None

@@ -167,6 +167,9 @@ class CertificateRecord(_Record):
     runtime: str | None = None  # the runtime it was issued to
     public_key_id: str | None = None  # of the runtime's request: a rerun finds the certificate again
     certificate_pem: str | None = None  # the runtime's certificate, to hand over again on a rerun
+    # The id came from a runtime-response file and Klarna has not confirmed that it names this
+    # certificate: "installed here" and "current" never rest on it (see ProfileState.id_for_pair).
+    id_unconfirmed: bool = False
 
 
 @dataclass

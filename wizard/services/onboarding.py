@@ -309,7 +309,14 @@ async def enforce(
     wizard/services/runtime_gate.py, the rules in wizard/core/interlocks.py)."""
     value = rules.parse_enforced_from(enforced_from, now=session.clock())
     look = await session.look()
-    require_ready(session, set(look.listed_ids), leave_out, confirm_leave_out, situation=session.situation(look))
+    require_ready(
+        session,
+        set(look.listed_ids),
+        leave_out,
+        confirm_leave_out,
+        situation=session.situation(look),
+        klarna_now=look.server_date,
+    )
     if look.verification == "VALID":
         session.record_valid(look.current_id, session.clock())
     session.model.record_enforcement_request(value, session.clock())

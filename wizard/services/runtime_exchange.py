@@ -1,19 +1,24 @@
-"""A new runtime whose private key never moves, and its readiness probe.
+"""A new runtime whose private key never moves: its request, issue and install, and the probe call.
 
 On the runtime's host ``make_request`` makes the P-256 key and a CN-only CSR there and returns a
 request (name, account, CSR; no secret). On the managing machine, which holds the API key (and,
 once enforcement applies, a valid pair of its own), ``issue_for_request`` lints the CSR, counts
 slots, issues the certificate and returns a response (the certificate; no secret). Back on the
 host, ``install_response`` checks the certificate against the key made there, installs it
-atomically and proves it with a real mTLS call. ``probe`` makes one call with a runtime's pair and
-returns a ReadinessReport. Requests, responses and reports are JSON files a person can read."""
+atomically, proves it with a real mTLS call, and believes the response's certificate id only as far
+as Klarna confirms it names that certificate. ``probe_answer`` makes one call with a runtime's pair
+and says what Klarna answered (wizard/services/runtime_reports.py turns it into a signed report).
+Requests and responses are JSON files a person can read."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import stat
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +27,9 @@ from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
 from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, write_private
-from wizard.core.runtimes import ReadinessReport, RuntimeRecord, verify_runtime_name
+from wizard.core.runtimes import RuntimeRecord, verify_runtime_name
 from wizard.services import onboarding
-from wizard.services.install import InstalledPair, activate, current_pair, install_pair, label_for
+from wizard.services.install import InstalledPair, activate, install_pair, label_for
 from wizard.services.onboarding import Observation, find_by_key
 
 if TYPE_CHECKING:
@@ -52,6 +57,11 @@ def read_exchange(path: Path, kind: str) -> dict[str, Any]:
             data = handle.read(MAX_EXCHANGE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror}.") from exc
+    return parse_exchange(data, path, kind)
+
+
+def parse_exchange(data: bytes, path: Path, kind: str) -> dict[str, Any]:
+    """The JSON exchange of ``kind`` read from ``path`` (at most MAX_EXCHANGE_BYTES + 1 bytes)."""
     if len(data) > MAX_EXCHANGE_BYTES:
         raise InputError(f"{path} is too large to be a klarna-mtls exchange file.")
     try:
@@ -123,8 +133,20 @@ def _new_key_and_csr(session: Session, name: str, cn: str) -> RuntimeRequest:
     )
 
 
-async def install_response(session: Session, response: dict[str, Any]) -> Observation:
-    """Install the certificate of ``response`` with the key made here, then prove it over mTLS."""
+@dataclass(frozen=True)
+class InstallResult:
+    """What ``install_response`` did: the proof call's observation, and the certificate's id as
+    Klarna confirmed it (None while unconfirmed: interlocks then treat the id as unknown)."""
+
+    observation: Observation
+    certificate_id: str | None
+    id_note: str  # how the id is known, or why it is not
+    id_contradicted: bool = False  # Klarna named another certificate for the file's id
+
+
+async def install_response(session: Session, response: dict[str, Any]) -> InstallResult:
+    """Install the certificate of ``response`` with the key made here, prove it over mTLS, then
+    believe the file's ``certificate_id`` only as far as Klarna confirms it names this certificate."""
     _same_account(response, session)
     flow = session.state.flows.runtime_request
     name = _text_field(response, "name")
@@ -133,6 +155,7 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
             f"This host made no request for runtime {name}.",
             hint="Run klarna-mtls runtime request --name NAME on the host that will use it.",
         )
+    given_id = _text_field(response, "certificate_id")
     cert = crypto.load_certificate(_text_field(response, "certificate"))
     key_path = Path(flow.key_path)
     key = await asyncio.to_thread(crypto.load_private_key_file, key_path, session.key_passphrase)
@@ -154,19 +177,77 @@ async def install_response(session: Session, response: dict[str, Any]) -> Observ
         key_passphrase=session.key_passphrase,
     )
     await asyncio.to_thread(activate, session.install_dir, label)
-    certificate_id = _text_field(response, "certificate_id")
-    record = session.state.certificate(certificate_id)
-    record.fingerprint, record.installed, record.label, record.runtime = fingerprint, True, label, name
+    _record_installed(session, given_id, fingerprint, label, name, confirmed=False)
     session.settings.runtime_name = name
     session.save()
-    session.audit.record("runtime_installed", runtime=name, certificate_id=certificate_id, fingerprint=fingerprint)
+    session.audit.record("runtime_installed", runtime=name, certificate_id=given_id, fingerprint=fingerprint)
     observation = await onboarding.observe(session)
     if observation.status == "REJECTED":
         raise HandshakeRejected(
             "Klarna refused the installed certificate during the TLS handshake.",
             hint=observation.diagnosis.next_steps[0],
         )
-    return observation
+    if observation.status != "VALID":
+        return InstallResult(observation, None, "unconfirmed: the installed pair is not VALID yet")
+    return await _confirm_id(session, observation, given_id, fingerprint, label, name)
+
+
+def _record_installed(
+    session: Session, credential_id: str, fingerprint: str, label: str, name: str, *, confirmed: bool
+) -> None:
+    """Record the installed pair under ``credential_id``; an id that already names another
+    certificate in this profile's records is left alone (nothing of it is overwritten)."""
+    existing = session.state.certificates.get(credential_id)
+    if existing is not None and existing.fingerprint not in (None, fingerprint):
+        return
+    record = session.state.certificate(credential_id)
+    record.fingerprint, record.installed, record.label, record.runtime = fingerprint, True, label, name
+    record.id_unconfirmed = not confirmed
+
+
+async def _confirm_id(
+    session: Session, observation: Observation, given_id: str, fingerprint: str, label: str, name: str
+) -> InstallResult:
+    """Ask Klarna which credential id is the installed certificate's; record only what it confirms."""
+    klarna_id, note, contradicted = await _klarna_id_for(session, given_id, fingerprint)
+    provisional = session.state.certificates.get(given_id)
+    if contradicted and provisional is not None and provisional.id_unconfirmed:
+        del session.state.certificates[given_id]  # the file's id is wrong: nothing rests on it
+    if klarna_id is not None:
+        _record_installed(session, klarna_id, fingerprint, label, name, confirmed=True)
+        session.record_valid(klarna_id, observation.at)
+    session.save()
+    session.audit.record("runtime_certificate_id", runtime=name, given=given_id, confirmed=klarna_id, note=note)
+    return InstallResult(observation, klarna_id, note, contradicted)
+
+
+async def _klarna_id_for(session: Session, given_id: str, fingerprint: str) -> tuple[str | None, str, bool]:
+    """(the credential id Klarna ties to the certificate with ``fingerprint``, or None; how it is
+    known or why not; whether Klarna's answers contradict ``given_id``).
+
+    Klarna's documented answers carry only ids: a listing entry or a GET of ``given_id`` ties an id
+    to a certificate only when it carries the certificate or its fingerprint (our sandbox's do)."""
+    async with session.client() as klarna:
+        listing = (await klarna.list_certificates()).value
+        entry = next((c for c in listing if c.credential_id == given_id), None)
+        if entry is not None and _ties(entry, fingerprint) is None:
+            with contextlib.suppress(ApiError):  # the listing's word stands
+                entry = (await klarna.get_certificate(given_id)).value
+    tied = [c.credential_id for c in listing if _ties(c, fingerprint)]
+    if entry is not None and _ties(entry, fingerprint):
+        return given_id, f"{given_id}: confirmed by Klarna", False
+    if len(tied) == 1:
+        return tied[0], f"Klarna lists this certificate as {tied[0]}, not {given_id} as the response file says", True
+    if entry is None:
+        return None, f"{given_id} is not on the account's list", True
+    if _ties(entry, fingerprint) is False:
+        return None, f"Klarna lists {given_id} for another certificate", True
+    return None, f"unconfirmed: Klarna's answers say nothing that ties {given_id} to this certificate", False
+
+
+def _ties(info: CertificateInfo, fingerprint: str) -> bool | None:
+    """Whether Klarna's entry names the certificate with ``fingerprint``; None when it cannot say."""
+    return None if info.fingerprint is None else info.fingerprint == fingerprint
 
 
 # ---------------------------------------------------------------- on the managing machine
@@ -309,7 +390,7 @@ def declare(session: Session, name: str, credential_id: str | None = None) -> Ru
             hint="Declare a certificate issued by this profile, or onboard the runtime with "
             "runtime request/issue/install.",
         )
-    not_after = None
+    not_after = session.state.certificates[credential_id].not_after
     if credential_id == session.evidence.certificate_id and session.evidence.certificate_pem:
         not_after = rules.format_utc(crypto.load_certificate(session.evidence.certificate_pem).not_valid_after_utc)
     record = session.state.runtimes.get(name) or RuntimeRecord(
@@ -355,33 +436,36 @@ def verify_named_key_file(key_path: Path) -> None:
         )
 
 
-async def probe(session: Session, name: str, pair: InstalledPair | None = None) -> ReadinessReport:
-    """One call with the runtime's pair (the installed one by default); what Klarna said."""
-    verify_runtime_name(name)
-    named = pair is not None
-    pair = pair or current_pair(session.install_dir)
-    if pair is None:
-        raise InputError("No certificate is installed here.", hint="Give --cert and --key, or install one first.")
-    status = await verification_of(session, pair, named_files=named)
-    return ReadinessReport(
-        name, session.evidence.account_id, pair.fingerprint, status, rules.format_utc(session.clock()), __version__
-    )
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """What Klarna answered to one call made with a pair: the verification status (or REJECTED,
+    REFUSED, UNREACHABLE when there was no answer to read it from), the answer's Date and Klarna's
+    correlation id when there was one."""
+
+    status: str
+    klarna_date: datetime | None = None
+    klarna_correlation_id: str | None = None
 
 
 async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:
     """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
     ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
+    return (await probe_answer(session, pair, named_files=named_files)).status
+
+
+async def probe_answer(session: Session, pair: InstalledPair, *, named_files: bool = False) -> ProbeAnswer:
+    """One call with ``pair``: what Klarna answered (see ``verification_of``)."""
     if named_files:
         verify_named_key_file(pair.key_path)
     try:
         async with session.client(pair=pair, files_checked=named_files) as klarna:
             answer = await klarna.list_certificates()
     except HandshakeRejected:
-        return "REJECTED"
+        return ProbeAnswer("REJECTED")
     except ApiError as exc:
         if exc.status in (401, 403):
-            return "REFUSED"
+            return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
         raise
     except TransportError:
-        return "UNREACHABLE"
-    return str(answer.verification.value)
+        return ProbeAnswer("UNREACHABLE")
+    return ProbeAnswer(str(answer.verification.value), answer.server_date, answer.klarna_correlation_id)

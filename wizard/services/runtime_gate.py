@@ -28,10 +28,13 @@ def require_ready(
     confirm: str | None = None,
     *,
     situation: Situation | None = None,
+    klarna_now: datetime | None,
 ) -> None:
     """The enforcement gate with the declared runtimes' readiness as facts: ``interlocks.require``
     judges them with the rest of ``situation`` (the runtime check alone when None). Runtimes left
-    out explicitly are not counted; leaving them out is typed for live profiles and audited."""
+    out explicitly are not counted; leaving them out is typed for live profiles and audited.
+    ``klarna_now`` is the Date of an answer Klarna gave just now (None: it carried none): readiness
+    is judged by Klarna's clock, and not at all while this machine's is too far off it."""
     records = reload(session)
     left = sorted(set(leave_out))
     unknown = [name for name in left if name not in records]
@@ -41,7 +44,7 @@ def require_ready(
             hint="klarna-mtls runtime list shows the declared runtimes.",
         )
     counted = [r for name, r in records.items() if name not in left]
-    reasons = runtimes.runtimes_not_ready(counted, session.clock(), listed_ids=listed_ids)
+    reasons = _not_ready_by_klarna_clock(session, counted, listed_ids, klarna_now)
     facts = replace(situation or Situation(session.model.stage), runtimes_not_ready=tuple(reasons))
     try:
         if situation is None:
@@ -59,6 +62,18 @@ def require_ready(
             runtimes=left,
             reasons=runtimes.runtimes_not_ready([records[n] for n in left], session.clock()),
         )
+
+
+def _not_ready_by_klarna_clock(
+    session: Session, counted: list[runtimes.RuntimeRecord], listed_ids: set[str], klarna_now: datetime | None
+) -> list[str]:
+    if not counted:
+        return []
+    problem = runtimes.clock_problem(klarna_now, session.clock())
+    reasons = [f"readiness cannot be judged: {problem}"] if problem else []
+    if klarna_now is not None:
+        reasons += runtimes.runtimes_not_ready(counted, klarna_now, listed_ids=listed_ids, by_klarna_clock=True)
+    return reasons
 
 
 def revoke_facts(session: Session, credential_id: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class Look:
     current_id: str | None  # from the profile's records, never from the listing
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
+    server_date: datetime | None = None  # the listing answer's Date: Klarna's clock just now
 
     @property
     def listed_ids(self) -> frozenset[str]:
@@ -303,6 +304,7 @@ class Session:
             self.current_id(pair),
             listing.tls_version,
             listing.clock_skew_seconds,
+            listing.server_date,
         )
 
 
