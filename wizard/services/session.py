@@ -231,6 +231,13 @@ class Session:
     def install_dir(self) -> Path:
         return Path(self.settings.install_dir or self.paths.default_install_dir(self.profile))
 
+    def kept_folders(self) -> tuple[Path, ...]:
+        """The folders no user-named output may land in (fsutil.write_output's ``keep_out``): this
+        profile's install folder and the tool's own folders (install.kept_folders)."""
+        from wizard.services.install import kept_folders
+
+        return kept_folders(self.install_dir, self.paths)
+
     @property
     def key_path(self) -> Path:
         """Where this profile's private key lives (written by onboarding.generate_key)."""
