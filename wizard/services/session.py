@@ -48,6 +48,7 @@ class Look:
     current_id: str | None  # from the profile's records, never from the listing
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
+    tls_cipher: str | None = None  # the negotiated suite, e.g. TLS_AES_256_GCM_SHA384
 
     @property
     def listed_ids(self) -> frozenset[str]:
@@ -308,6 +309,7 @@ class Session:
             self.current_id(pair),
             listing.tls_version,
             listing.clock_skew_seconds,
+            listing.tls_cipher,
         )
 
 
