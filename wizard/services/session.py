@@ -26,7 +26,7 @@ from wizard.core.paths import Paths
 from wizard.core.records import Settings
 from wizard.core.secret_value import SecretValue
 from wizard.secrets.custody import KeyCustody
-from wizard.services.clients import ClientFactory
+from wizard.services.clients import ClientFactory, checked_trust_ca, verify_host_settings
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.klarna.client import KlarnaClient
@@ -64,6 +64,7 @@ class Session:
         self.clock = clock
         self.journal = Journal(paths, profile)
         self.state: ProfileState = self.journal.load()
+        verify_host_settings(self.state.settings, self.state.model.evidence.environment, self.journal.path)
         self.state.model.clock = clock
         self.audit = AuditLog.for_profile(paths, profile)
         self.custody = KeyCustody()  # the API key and key passphrase, in memory for this run only
@@ -72,6 +73,7 @@ class Session:
             settings=lambda: self.state.settings,
             environment=lambda: self.state.model.evidence.environment,
             install_dir=lambda: self.install_dir,
+            settings_file=self.journal.path,
         )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
@@ -223,6 +225,7 @@ class Session:
             self.settings.trust_ca = None
         else:
             chosen = Path(path).expanduser().absolute()
+            checked_trust_ca(chosen)  # and again on every run (ClientFactory.trusted_ca_bundle)
             make_ssl_context(ca_bundle=chosen)  # refuses a file that holds no readable CA
             self.settings.trust_ca = str(chosen)
         self.save()
