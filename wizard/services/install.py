@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from wizard.core import crypto
 from wizard.core.errors import CryptoError, InputError, StorageError, storage_error
 from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, fsync_dir, write_output
-from wizard.core.paths import Paths
 from wizard.klarna.endpoints import CERTIFICATES_PATH
 
 CERT_FILE = "certificate.pem"
@@ -230,17 +229,13 @@ def _key_and_folder(pair_or_path: InstalledPair | Path) -> tuple[Path, Path]:
 
 
 # ---------------------------------------------------------------- exports
-def kept_folders(install_dir: Path, paths: Paths | None = None) -> tuple[Path, ...]:
-    """The folders no export or other user-named output may land in: the profile's install folder
-    (its pairs and ``current``) and every folder the tool keeps (journals, audit logs, the log,
-    keys, the encrypted store, the default installs)."""
-    paths = paths or Paths.from_env()
-    return (install_dir, paths.state_dir, paths.data_dir, paths.config_dir, paths.install_root)
+def export_pem_pair(pair: InstalledPair, out_dir: Path, *, keep_out: Iterable[Path] = ()) -> tuple[Path, Path]:
+    """certificate.pem (0644) and private-key.pem (0600), the names Klarna's curl example uses.
 
-
-def export_pem_pair(pair: InstalledPair, out_dir: Path, *, keep_out: Iterable[Path] | None = None) -> tuple[Path, Path]:
-    """certificate.pem (0644) and private-key.pem (0600), the names Klarna's curl example uses."""
-    kept = _kept(pair, keep_out)
+    Every export goes through fsutil.write_output: never through a link, only into folders no
+    other user can change; a path the user named is also kept out of ``keep_out``
+    (Session.kept_folders: the tool's own folders)."""
+    kept = tuple(keep_out)
     cert_path = write_output(out_dir / CERT_FILE, pair.cert_path.read_bytes(), CERT_MODE, keep_out=kept)
     key_path = write_output(out_dir / KEY_FILE, pair.key_path.read_bytes(), KEY_MODE, keep_out=kept)
     return cert_path, key_path
@@ -252,9 +247,9 @@ def bundle_pem(pair: InstalledPair) -> bytes:
     return cert + (b"" if cert.endswith(b"\n") else b"\n") + pair.key_path.read_bytes()
 
 
-def export_bundle(pair: InstalledPair, out_path: Path, *, keep_out: Iterable[Path] | None = None) -> Path:
+def export_bundle(pair: InstalledPair, out_path: Path, *, keep_out: Iterable[Path] = ()) -> Path:
     """bundle_pem in one file (0600)."""
-    return write_output(out_path, bundle_pem(pair), KEY_MODE, keep_out=_kept(pair, keep_out))
+    return write_output(out_path, bundle_pem(pair), KEY_MODE, keep_out=keep_out)
 
 
 def pkcs12_bytes(pair: InstalledPair, password: bytes, key_passphrase: bytes | None = None) -> bytes:
@@ -279,11 +274,11 @@ def export_pkcs12(
     password: bytes,
     key_passphrase: bytes | None = None,
     *,
-    keep_out: Iterable[Path] | None = None,
+    keep_out: Iterable[Path] = (),
 ) -> Path:
     """pkcs12_bytes in one file (0600)."""
     data = pkcs12_bytes(pair, password, key_passphrase)
-    return write_output(out_path, data, KEY_MODE, keep_out=_kept(pair, keep_out))
+    return write_output(out_path, data, KEY_MODE, keep_out=keep_out)
 
 
 def k8s_secret_manifest(
@@ -313,17 +308,11 @@ def export_k8s_secret(
     namespace: str | None = None,
     key_passphrase: bytes | None = None,
     *,
-    keep_out: Iterable[Path] | None = None,
+    keep_out: Iterable[Path] = (),
 ) -> Path:
     """k8s_secret_manifest in one file (0600)."""
     data = k8s_secret_manifest(pair, name, namespace, key_passphrase)
-    return write_output(out_path, data, KEY_MODE, keep_out=_kept(pair, keep_out))
-
-
-def _kept(pair: InstalledPair, keep_out: Iterable[Path] | None) -> tuple[Path, ...]:
-    """The caller's folders to keep out of, or (a caller without a session) the pair's install
-    folder and the tool's own folders."""
-    return tuple(keep_out) if keep_out is not None else kept_folders(pair.folder.parent)
+    return write_output(out_path, data, KEY_MODE, keep_out=keep_out)
 
 
 def _verify_k8s_names(name: str, namespace: str | None) -> None:

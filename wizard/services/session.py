@@ -236,11 +236,11 @@ class Session:
         return Path(self.settings.install_dir or self.paths.default_install_dir(self.profile))
 
     def kept_folders(self) -> tuple[Path, ...]:
-        """The folders no user-named output may land in (fsutil.write_output's ``keep_out``): this
-        profile's install folder and the tool's own folders (install.kept_folders)."""
-        from wizard.services.install import kept_folders
-
-        return kept_folders(self.install_dir, self.paths)
+        """The folders no output the user names (``--out``) may land in (fsutil.write_output's
+        ``keep_out``): this profile's install folder (its pairs and ``current``) and every folder
+        the tool keeps (journals, audit logs, the log, keys, the encrypted store, default installs)."""
+        paths = self.paths
+        return (self.install_dir, paths.state_dir, paths.data_dir, paths.config_dir, paths.install_root)
 
     @property
     def key_path(self) -> Path:
