@@ -115,13 +115,23 @@ def test_interlock_last_valid_while_enforced():
     assert revocation.revoke_refusal(off, "b") is None
 
 
-def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path):
+def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path, monkeypatch):
     from tests_support import issue_pair
+
+    from wizard.klarna.endpoints import BASE_URLS
 
     onboard()
     spare, *_ = issue_pair(sandbox, tmp_path, "spare")
     session = session_for("p", sandbox)
     session.evidence.environment = "live"  # the interlock reads the profile's environment
+    # A live profile talks to the live host of the environment table (played by the sandbox here)
+    # and trusts a CA chosen with --trust-ca: never a host or CA from its settings.
+    monkeypatch.setitem(BASE_URLS, "live", sandbox.base_url)
+    session.settings.trust_ca, session.settings.base_url, session.settings.ca_bundle = (
+        session.settings.ca_bundle,
+        None,
+        None,
+    )
     session.clients.check_binding = lambda key: None  # a test key on a "live" profile: binding is tested elsewhere
     with pytest.raises(InterlockRefused, match="fingerprint suffix"):
         asyncio.run(revocation.revoke(session, spare.credential_id))

@@ -1,5 +1,9 @@
 """`klarna-mtls export` (the installed pair as PEM, a PEM bundle, PKCS#12 or a Kubernetes TLS
-Secret) and `klarna-mtls support-bundle` (facts for support, no secrets): files for others."""
+Secret) and `klarna-mtls support-bundle` (facts for support, no secrets): files for others.
+
+Every file goes through fsutil.write_output: never into the folders the tool keeps, never
+through a link, only into folders no other user can change. ``--out -`` prints the export on
+standard output instead (``kubectl apply -f -``)."""
 
 from __future__ import annotations
 
@@ -9,27 +13,39 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wizard.cli.common import add_common, emit
 from wizard.cli.session import key_passphrase, open_session
 from wizard.core.env_vars import EXPORT_PASSWORD_ENV
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
+from wizard.core.fsutil import write_output
 from wizard.core.interlocks import Action
+
+if TYPE_CHECKING:
+    from wizard.services.install import InstalledPair
+
+STDOUT = "-"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="export the installed pair")
     add_common(p)
     p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s"))
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--out",
+        required=True,
+        help="where to write (pem: a folder); '-' prints the export on standard output, the PRIVATE KEY "
+        "included (p12 only into a pipe or a file, never onto a terminal)",
+    )
     p.add_argument("--name", default="klarna-mtls", help="k8s Secret name")
     p.add_argument("--namespace", help="k8s namespace")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("support-bundle", help="facts for support; no secrets")
     add_common(p)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", help="write the bundle to this file ('-' or none: standard output)")
     p.set_defaults(handler=cmd_support_bundle)
 
 
@@ -40,24 +56,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     pair = install.current_pair(session.install_dir)
     session.require(Action.EXPORT, installed=pair is not None)
     assert pair is not None
-    out: Path = args.out
+    if args.out == STDOUT:
+        return _export_to_stdout(args, pair)
+    out, kept = Path(args.out), session.kept_folders()
     if args.format == "pem":
-        written = [str(p) for p in install.export_pem_pair(pair, out)]
+        written = [str(p) for p in install.export_pem_pair(pair, out, keep_out=kept)]
     elif args.format == "bundle":
-        written = [str(install.export_bundle(pair, out))]
+        written = [str(install.export_bundle(pair, out, keep_out=kept))]
     elif args.format == "k8s":
-        written = [
-            str(install.export_k8s_secret(pair, out, args.name, args.namespace, key_passphrase=key_passphrase()))
-        ]
+        manifest = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
+        written = [str(write_output(out, manifest, install.KEY_MODE, keep_out=kept))]
     else:
-        password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
-        if not password:
-            raise InputError(
-                "A PKCS#12 export needs a password.", hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input."
-            )
-        written = [str(install.export_pkcs12(pair, out, password.encode(), key_passphrase()))]
+        p12 = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
+        written = [str(write_output(out, p12, install.KEY_MODE, keep_out=kept))]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return ExitCode.OK
+
+
+def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
+    """The export on standard output: PEM (certificate then key) or the k8s manifest as text,
+    PKCS#12 only when standard output is not a terminal. A note on stderr says the key went out."""
+    from wizard.services import install
+
+    if getattr(args, "json", False):
+        raise InputError("--json and --out - would both write to standard output.", hint="Leave out --json.")
+    if args.format == "p12" and sys.stdout.isatty():
+        raise InputError(
+            "A PKCS#12 file is binary: it is not printed on a terminal.",
+            hint="Redirect it (klarna-mtls export --format p12 --out - > client.p12) or give --out client.p12.",
+        )
+    if args.format in ("pem", "bundle"):
+        data = install.bundle_pem(pair)
+    elif args.format == "k8s":
+        data = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
+    else:
+        data = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    print(f"printed the {args.format} export on standard output, the private key included", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _export_password() -> bytes:
+    password = os.environ.get(EXPORT_PASSWORD_ENV) or _read_export_password()
+    if not password:
+        raise InputError(
+            "A PKCS#12 export needs a password.", hint=f"Set {EXPORT_PASSWORD_ENV} or pipe it on standard input."
+        )
+    return password.encode()
 
 
 def _read_export_password() -> str:
@@ -68,13 +115,15 @@ def _read_export_password() -> str:
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
-    from wizard.services.support_bundle import support_bundle, write_support_bundle
+    from wizard.services.support_bundle import support_bundle
 
     session = open_session(args)
     bundle = support_bundle(session)
-    if args.out:
-        write_support_bundle(session, args.out)
-    emit(args, bundle, f"support bundle for {session.profile}" + (f" written to {args.out}" if args.out else ""))
-    if not args.json and not args.out:
+    out = args.out if args.out not in (None, STDOUT) else None
+    if out:
+        text = json.dumps(bundle, indent=2, sort_keys=True).encode()
+        out = str(write_output(Path(out), text, 0o600, keep_out=session.kept_folders()))
+    emit(args, bundle, f"support bundle for {session.profile}" + (f" written to {out}" if out else ""))
+    if not args.json and not out:
         print(json.dumps(bundle, indent=2, sort_keys=True))
     return ExitCode.OK

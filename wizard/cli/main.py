@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import importlib
 import logging
 import os
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _no_core_dumps()
+    _not_dumpable()
     log_path: Path | None = None
     try:
         if args.command != "sandbox":
@@ -164,4 +166,20 @@ def _no_core_dumps() -> None:
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (ImportError, ValueError, OSError):
+        pass
+
+
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
+def _not_dumpable() -> None:
+    """Linux: mark the process non-dumpable before any secret is read, so no other process of
+    the same user can attach a debugger (gcore) or read /proc/PID/mem and /proc/PID/environ; only
+    root with CAP_SYS_PTRACE still can. Elsewhere a no-op (core files are off all the same)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
         pass

@@ -1,5 +1,7 @@
 """Logging to a private file, with a filter that redacts anything shaped like a Klarna key and any
-secret registered at run time (a passphrase has no recognisable shape, so it is matched exactly)."""
+secret registered at run time (a passphrase has no recognisable shape, so it is matched exactly),
+and keeps text from servers text: no terminal escapes, control or bidi characters reach the file
+(it is read with cat and less), and no message line can pass for a record of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from wizard.core.fsutil import ensure_private_dir
 from wizard.core.paths import Paths
-from wizard.core.rules import redact
+from wizard.core.rules import clean_text, redact
 
 LOGGER = "klarna_mtls"
 REDACTED = "[redacted]"
@@ -33,25 +35,36 @@ def register_secret(value: str | bytes | None) -> None:
 
 def scrub(text: str) -> str:
     """Mask key-shaped strings, then remove every registered secret."""
-    text = redact(text)
+    return _remove_secrets(redact(text))
+
+
+def _remove_secrets(text: str) -> str:
     for secret in _secrets:  # a snapshot: register_secret replaces the tuple, never mutates it
         text = text.replace(secret, REDACTED)
     return text
+
+
+def loggable(text: str) -> str:
+    """``text`` as it may be written to the log: cleaned by rules.clean_text (escapes, C0 but
+    newline, C1 and bidi controls removed), then scrubbed. Cleaned before the keys are masked: a
+    key split by an escape sequence is whole, and masked whole, once the escape is gone."""
+    return scrub(clean_text(_remove_secrets(text), keep_newlines=True))
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites the record before any handler formats it: message, arguments, traceback, stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(_message(record))
+        # A newline in a message (server text) indents what follows: it cannot start a record.
+        record.msg = loggable(_message(record)).replace("\n", "\n    ")
         record.args = None
         if record.exc_info and not record.exc_text:
             # Formatter uses exc_text when present: a traceback can quote a secret.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = loggable(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
+            record.stack_info = loggable(record.stack_info)
         return True
 
 

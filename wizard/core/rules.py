@@ -15,11 +15,12 @@ from wizard.core.errors import InputError
 ENVIRONMENTS = tuple(ENVIRONMENT_TABLE)
 KEY_ENVIRONMENT = {env.name: env.key_environment for env in ENVIRONMENT_TABLE.values()}
 
-_ACCOUNT_RE = re.compile(r"^krn:partner:global:account:(live|test):([A-Za-z0-9-]{1,64})$")
-_API_KEY_RE = re.compile(r"^klarna_(live|test)_api_([A-Za-z0-9_\-+/=]{16,512})$")
+# \Z, not $: "$" also matches before a final newline, and a value ending in "\n" must not pass.
+_ACCOUNT_RE = re.compile(r"^krn:partner:global:account:(live|test):([A-Za-z0-9-]{1,64})\Z")
+_API_KEY_RE = re.compile(r"^klarna_(live|test)_api_([A-Za-z0-9_\-+/=]{16,512})\Z")
 _KEY_SHAPED_RE = re.compile(r"klarna_(?:live|test)_(?:api|client)_[A-Za-z0-9_\-+/=]+")
-_DESCRIPTION_RE = re.compile(r"^[a-zA-Z0-9\-:;., _]{0,100}$")
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_DESCRIPTION_RE = re.compile(r"^[a-zA-Z0-9\-:;., _]{0,100}\Z")
+_CORRELATION_RE = re.compile(r"^[A-Za-z0-9]{1,255}\Z")
 MAX_CN_LENGTH = 64
 MAX_ACTIVE_CERTIFICATES = 10
 CERTIFICATE_VALIDITY = timedelta(days=3 * 365)
@@ -95,6 +96,16 @@ def api_key_environment(key: str) -> str | None:
 
 
 def verify_api_key(key: str, profile_environment: str | None = None) -> str:
+    """The key's environment (``live``/``test``); InputError for anything else, before any request.
+    Surrounding whitespace is named as such (``echo`` into a secret adds a newline) and never
+    trimmed: the key that works is the one the user fixes at its source."""
+    if isinstance(key, str) and key != key.strip() and key.strip():
+        raise InputError(
+            "The API key has surrounding whitespace (a newline at the end?).",
+            title="API key has whitespace",
+            hint="Remove it where the key is set: printf '%s' instead of echo, or kubectl create secret "
+            "--from-literal; klarna-mtls never trims a secret.",
+        )
     env = api_key_environment(key)
     if env is None:
         raise InputError(
@@ -195,10 +206,15 @@ _ESCAPES_RE = re.compile(
 )
 
 
+# Bidirectional embeddings, overrides, isolates and marks: they reorder what a person reads.
+_BIDI_RE = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def clean_text(text: str, *, keep_newlines: bool = False) -> str:
-    """Text from a server or a file, safe to print on a terminal: escape sequences and control
-    characters removed, tabs and (unless kept) newlines turned into spaces."""
-    text = _ESCAPES_RE.sub("", str(text))
+    """Text from a server or a file, safe to print on a terminal or write to the log: escape
+    sequences, control characters (C0, C1) and bidi controls removed, tabs and (unless kept)
+    newlines turned into spaces. The one cleaner: the CLI, the log and the screens use it."""
+    text = _BIDI_RE.sub("", _ESCAPES_RE.sub("", str(text)))
     text = text.replace("\t", " ")
     return text if keep_newlines else text.replace("\r", " ").replace("\n", " ")
 

@@ -51,6 +51,7 @@ from wizard.klarna.models import (
     usable_id,
 )
 from wizard.klarna.probe import HandshakeProbe
+from wizard.klarna.tls import negotiated_tls
 
 T = TypeVar("T")
 
@@ -257,7 +258,7 @@ class KlarnaClient:
                 correlation_id,
                 response.headers.get("klarna-correlation-id"),
             )
-            if response.status_code >= 400:
+            if not 200 <= response.status_code < 300:  # only 2xx is success: a 3xx is never followed
                 await self._after_error_status(response, correlation_id, operation, attempt, attempts)
                 continue
             return self._answer(response, correlation_id, started, parse)
@@ -330,7 +331,7 @@ class KlarnaClient:
         hostile or broken server can neither stall a run nor fill the memory."""
         try:
             async with asyncio.timeout(self._deadline):
-                async with self._http.stream(method, url, **kwargs) as streamed:
+                async with self._http.stream(method, url, follow_redirects=False, **kwargs) as streamed:
                     declared = streamed.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
                         raise AnswerTooLarge(streamed.status_code)
@@ -400,6 +401,7 @@ class KlarnaClient:
                 hint="Try again; if it persists, contact Klarna support with these ids.",
             ) from exc
         server_date = _parse_http_date(response.headers.get("date"))
+        tls = negotiated_tls(response)
         return Answer(
             value=value,
             status_code=response.status_code,
@@ -409,8 +411,9 @@ class KlarnaClient:
             clock_skew_seconds=(server_date - received).total_seconds() if server_date else None,
             correlation_id=correlation_id,
             klarna_correlation_id=response.headers.get("klarna-correlation-id"),
-            tls_version=_tls_version(response),
+            tls_version=tls.protocol if tls else None,
             elapsed_seconds=time.monotonic() - started,
+            tls_cipher=tls.cipher if tls else None,
         )
 
 
@@ -422,17 +425,6 @@ def _quote_id(credential_id: str | None) -> str:
             hint="Copy the id from the certificate or key listing (ids look like krn:…).",
         )
     return quote(credential_id, safe=":")
-
-
-def _tls_version(response: httpx.Response) -> str | None:
-    stream = response.extensions.get("network_stream")
-    if stream is None:
-        return None
-    try:
-        ssl_object = stream.get_extra_info("ssl_object")
-    except Exception:
-        return None
-    return ssl_object.version() if ssl_object is not None else None
 
 
 def _parse_http_date(value: str | None) -> datetime | None:

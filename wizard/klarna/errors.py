@@ -12,6 +12,7 @@ import socket
 import ssl
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -28,6 +29,7 @@ from wizard.core.errors import (
     UntrustedServer,
 )
 from wizard.klarna.models import read_json
+from wizard.klarna.tls import ACCEPTED_SUITES
 
 _STATUS_ADVICE = {
     400: "Klarna refused the request as invalid.",
@@ -42,31 +44,20 @@ _STATUS_ADVICE = {
 
 def error_from_response(response: httpx.Response, correlation_id: str) -> ApiError:
     status = response.status_code
-    klarna_cid = response.headers.get("klarna-correlation-id")
-    retry_after = _retry_after(response)
-    body: Any = None
+    common: dict[str, Any] = dict(
+        status=status,
+        correlation_id=correlation_id,
+        klarna_correlation_id=response.headers.get("klarna-correlation-id"),
+        retry_after=_retry_after(response),
+    )
+    if 300 <= status < 400:  # whatever its body says: a redirect is never an answer
+        return _redirect(response, status, common)
     try:
-        body = read_json(response)
+        body: Any = read_json(response)
     except ValueError:
         body = None
-    common = dict(
-        status=status, correlation_id=correlation_id, klarna_correlation_id=klarna_cid, retry_after=retry_after
-    )
     if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
-        message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
-        details = body.get("validation_errors") or []
-        if details:
-            parts = [f"{d.get('parameter', '?')}: {d.get('reason', '')}" for d in details if isinstance(d, dict)]
-            message = f"{message} ({'; '.join(parts)})"
-        return ApiError(
-            rules.redact(message),
-            error_id=body.get("error_id"),
-            error_code=body.get("error_code"),
-            error_type=body.get("error_type"),
-            validation_errors=[d for d in details if isinstance(d, dict)],
-            hint=_hint(status, body.get("error_code")),
-            **common,
-        )
+        return _error_from_body(body, status, common)
     if status == 403:
         # Klarna documents a bare 403 as its DDoS protection: no error body, so no error code; a
         # refusal for a missing client certificate carries an error body and is handled above.
@@ -88,6 +79,42 @@ def error_from_response(response: httpx.Response, correlation_id: str) -> ApiErr
     return ApiError(
         _STATUS_ADVICE.get(status, f"Klarna answered with status {status}."),
         hint=_hint(status, None),
+        **common,
+    )
+
+
+def _error_from_body(body: dict[str, Any], status: int, common: dict[str, Any]) -> ApiError:
+    """Klarna's error object: its message (with each validation error), ids and code."""
+    message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
+    details = body.get("validation_errors") or []
+    if details:
+        parts = [f"{d.get('parameter', '?')}: {d.get('reason', '')}" for d in details if isinstance(d, dict)]
+        message = f"{message} ({'; '.join(parts)})"
+    return ApiError(
+        rules.redact(message),
+        error_id=body.get("error_id"),
+        error_code=body.get("error_code"),
+        error_type=body.get("error_type"),
+        validation_errors=[d for d in details if isinstance(d, dict)],
+        hint=_hint(status, body.get("error_code")),
+        **common,
+    )
+
+
+def _redirect(response: httpx.Response, status: int, common: dict[str, Any]) -> ApiError:
+    """A 3xx is never success and never followed: Klarna's API does not redirect, so a redirect
+    comes from a wrong base URL, a proxy or a hostile server."""
+    try:
+        host = urlsplit(response.headers.get("location", "")).netloc
+    except ValueError:
+        host = ""
+    to = f" to {rules.clean_text(host)[:80]}" if host else ""
+    return ApiError(
+        f"The server answered with a redirect ({status}{to}). klarna-mtls never follows a redirect and "
+        "counts it as a failure: the request may not have been carried out.",
+        title="Unexpected redirect",
+        hint="Klarna's API does not redirect: check the base URL and any proxy, then check the result "
+        "with a listing (klarna-mtls status).",
         **common,
     )
 
@@ -194,6 +221,8 @@ def transport_error(exc: Exception, with_certificate: bool) -> TransportError:
     if reason in CERTIFICATE_ALERTS:
         # The server's alert names the certificate: in TLS 1.3 it arrives at the first read.
         return handshake_rejected(reason) if with_certificate else _certificate_required()
+    if reason in NO_COMMON_SUITE and isinstance(exc, httpx.ConnectError):
+        return _no_common_suite(where, with_certificate)
     if isinstance(exc, httpx.ProxyError):
         return ProxyFailed(
             f"The proxy {_proxy() or ''} failed to reach {where}.".replace("  ", " "),
@@ -209,6 +238,21 @@ def transport_error(exc: Exception, with_certificate: bool) -> TransportError:
         return TransportError(f"Could not connect to {where}: {_connect_cause(text)}.", hint=_network_hint())
     return TransportError(
         f"The connection to {where} broke before an answer arrived.", hint="Try again; nothing is lost."
+    )
+
+
+# The handshake ended before any certificate was judged: no protocol and suite in common (a server
+# offering only CBC suites answers our ClientHello with handshake_failure).
+NO_COMMON_SUITE = frozenset({"SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE"})
+
+
+def _no_common_suite(where: str, with_certificate: bool) -> TlsTooOld:
+    maybe = " (or, on TLS 1.2, it refused our client certificate)" if with_certificate else ""
+    return TlsTooOld(
+        f"{where.capitalize()} ended the TLS handshake: it offers no protocol and cipher suite klarna-mtls "
+        f"accepts{maybe}. klarna-mtls speaks {ACCEPTED_SUITES} only; CBC suites are refused on purpose.",
+        title="TLS too weak",
+        hint="Check the base URL and any TLS-inspecting proxy; Klarna's hosts offer these suites.",
     )
 
 

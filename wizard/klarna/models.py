@@ -33,6 +33,7 @@ class Answer(Generic[T]):
     klarna_correlation_id: str | None
     tls_version: str | None
     elapsed_seconds: float
+    tls_cipher: str | None = None  # the negotiated suite (tls.negotiated_tls), for the doctor
 
 
 @dataclass(frozen=True)

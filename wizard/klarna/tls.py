@@ -1,6 +1,7 @@
-"""TLS for every call to Klarna: the client contexts (TLS 1.2 minimum, server verification always
-on, a client key that never prompts), the cache that shares one context per trust and certificate,
-and the pool that keeps one HTTP client open per event loop and TLS identity."""
+"""TLS for every call to Klarna: the client contexts (TLS 1.3, or TLS 1.2 with forward-secret AEAD
+suites only; server verification always on; a client key that never prompts), the cache that
+shares one context per trust and certificate, the pool that keeps one HTTP client open per event
+loop and TLS identity, and what a connection negotiated (for the doctor)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import secrets
 import ssl
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,19 @@ from wizard.core.env_vars import NO_PROXY_ENVS, PROXY_ENVS
 from wizard.core.errors import CryptoError, KeyLocked
 
 USER_AGENT = "klarna-mtls"
+# TLS 1.2 suites offered: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only, never CBC
+# (MAC-then-encrypt), RSA key transport or finite-field DHE. TLS 1.3 suites are all AEAD.
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+    )
+)
+ACCEPTED_SUITES = "TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or ChaCha20-Poly1305"
 
 
 def make_ssl_context(
@@ -29,8 +44,8 @@ def make_ssl_context(
     client_key: Path | None = None,
     key_passphrase: bytes | None = None,
 ) -> ssl.SSLContext:
-    """TLS 1.2+, server verification always on: the bundled root set (certifi) for Klarna's
-    hosts, or only the sandbox CA. Nothing from the environment decides trust: SSL_CERT_FILE and
+    """TLS 1.3, or TLS 1.2 with the AEAD suites of TLS12_CIPHERS; server verification always on:
+    the bundled root set (certifi) for Klarna's hosts, or only the sandbox CA. Nothing from the environment decides trust: SSL_CERT_FILE and
     SSL_CERT_DIR are not read, and SSLKEYLOGFILE never receives TLS secrets.
 
     The key is loaded with a password callback, never ``password=None``: OpenSSL would otherwise
@@ -47,6 +62,7 @@ def make_ssl_context(
             "(klarna-mtls sandbox serve) and pass its --ca-bundle again.",
         ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     if client_cert and client_key:
@@ -102,6 +118,33 @@ def make_http_client(
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
     )
+
+
+@dataclass(frozen=True)
+class NegotiatedTls:
+    """What one connection negotiated: the protocol (``TLSv1.3``) and the cipher suite."""
+
+    protocol: str
+    cipher: str | None
+
+    def __str__(self) -> str:
+        return f"{self.protocol} ({self.cipher})" if self.cipher else self.protocol
+
+
+def negotiated_tls(response: httpx.Response) -> NegotiatedTls | None:
+    """The protocol and suite of the connection that carried ``response`` (None when unknown,
+    e.g. a test transport). The doctor names both, so a weak suite is visible."""
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    try:
+        ssl_object = stream.get_extra_info("ssl_object")
+    except Exception:  # a transport without extra info
+        return None
+    if ssl_object is None or not ssl_object.version():
+        return None
+    cipher = ssl_object.cipher()
+    return NegotiatedTls(ssl_object.version(), cipher[0] if cipher else None)
 
 
 def trusted_roots() -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
-from wizard.core.errors import ApiError, CryptoError, InputError, MtlsRequired
+from wizard.core.errors import ApiError, CryptoError, InputError, JournalError, MtlsRequired, StorageError
+from wizard.core.fsutil import check_trusted_file
 from wizard.core.records import Settings
+from wizard.klarna.endpoints import BASE_URLS
 from wizard.secrets.custody import KeyCustody
 
 if TYPE_CHECKING:  # httpx and the install module load when a client is made
@@ -36,11 +38,13 @@ class ClientFactory:
         settings: Callable[[], Settings],
         environment: Callable[[], str | None],
         install_dir: Callable[[], Path],
+        settings_file: Path | None = None,
     ) -> None:
         self._custody = custody
         self._settings = settings
         self._environment = environment
         self._install_dir = install_dir
+        self._settings_file = settings_file  # named when the settings are found damaged
         self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
 
@@ -51,20 +55,25 @@ class ClientFactory:
         """The same profile's factory over another custody (e.g. a pair's own key passphrase);
         it reuses the connections this one keeps, and never closes them."""
         other = ClientFactory(
-            custody, settings=self._settings, environment=self._environment, install_dir=self._install_dir
+            custody,
+            settings=self._settings,
+            environment=self._environment,
+            install_dir=self._install_dir,
+            settings_file=self._settings_file,
         )
         other.use_connections(self._connections)
         return other
 
     @property
     def base_url(self) -> str:
-        from wizard.klarna.endpoints import BASE_URLS
-
+        """Live and test: Klarna's host from the environment table, whatever the settings say (a
+        host written there is damage: verify_host_settings). Only a sandbox has its own URL."""
         settings, environment = self._settings(), self._environment()
+        if environment in BASE_URLS:
+            verify_host_settings(settings, environment, self._settings_file)
+            return BASE_URLS[environment]
         if settings.base_url:
             return settings.base_url
-        if environment in BASE_URLS:
-            return BASE_URLS[environment]
         raise InputError("This profile has no environment yet.", hint="Choose one on the first step.")
 
     @property
@@ -72,15 +81,26 @@ class ClientFactory:
         """The CAs this profile trusts: the sandbox's CA, a set the user chose for live/test
         (Session.set_trust_ca), or None for the bundled roots. Never the environment's."""
         settings = self._settings()
-        value = settings.ca_bundle or settings.trust_ca
+        value = settings.trust_ca if self._environment() in BASE_URLS else settings.ca_bundle
         return Path(value) if value else None
+
+    def trusted_ca_bundle(self) -> Path | None:
+        """``ca_bundle`` for a connection: a CA set chosen for live/test is checked on every use
+        (ours or root's, not writable by others, fsutil.check_trusted_file), else CryptoError."""
+        chosen = self.ca_bundle
+        if chosen is None or self._environment() not in BASE_URLS:
+            return chosen
+        return checked_trust_ca(chosen)
 
     def check_binding(self, api_key: str) -> None:
         """An API key goes only to its own environment's host: a live key never to a sandbox or
-        test host (nor the reverse), a sandbox URL only https on loopback unless allowed."""
+        test host (nor the reverse), a live or test key only to Klarna's host for it, a sandbox URL
+        only https on loopback unless allowed."""
         settings, environment = self._settings(), self._environment()
         rules.verify_api_key(api_key, environment)
-        if settings.base_url:
+        if environment in BASE_URLS:
+            verify_host_settings(settings, environment, self._settings_file)
+        elif settings.base_url:
             rules.verify_base_url(environment, self.base_url, allow_remote=settings.allow_remote_sandbox)
 
     def client(
@@ -108,17 +128,18 @@ class ClientFactory:
 
         key = api_key or self._custody.api_key()
         self.check_binding(key)  # before any request: the key and the URL belong to this profile
+        ca_bundle = self.trusted_ca_bundle()
         pair = self._client_pair(with_certificate, pair, files_checked)
         passphrase = self._custody.passphrase if pair else None
         tls: dict[str, Any] = dict(
-            ca_bundle=self.ca_bundle,
+            ca_bundle=ca_bundle,
             client_cert=pair.cert_path if pair else None,
             client_key=pair.key_path if pair else None,
             key_passphrase=passphrase,
         )
         probe = (
             handshake_probe_for(
-                ca_bundle=self.ca_bundle,
+                ca_bundle=ca_bundle,
                 client_cert=pair.cert_path,
                 client_key=pair.key_path,
                 key_passphrase=passphrase,
@@ -189,6 +210,38 @@ class ClientFactory:
             yield
         finally:
             await self.close_connections()
+
+
+def checked_trust_ca(path: Path) -> Path:
+    """The CA file chosen with --trust-ca, if it is still safe to trust (fsutil.check_trusted_file:
+    ours or root's, not writable by others, reached through folders only we or root can change);
+    else a CryptoError saying what to fix. Checked when chosen and on every run."""
+    try:
+        return check_trusted_file(path)
+    except StorageError as error:
+        raise CryptoError(error.message, title=error.title, hint=error.hint) from None
+
+
+def verify_host_settings(settings: Settings, environment: str | None, source: Path | None = None) -> None:
+    """A live or test profile talks to Klarna's host for its environment with the bundled roots
+    or a CA set the user chose: a ``base_url`` for another host, or a sandbox ``ca_bundle``, in its
+    settings was never written by klarna-mtls (Session.configure refuses both), so it is damage
+    and refused, naming the file, before any key is sent."""
+    if environment not in BASE_URLS:
+        return
+    own = BASE_URLS[environment]
+    foreign = settings.base_url is not None and settings.base_url.rstrip("/") != own
+    if not foreign and settings.ca_bundle is None:
+        return
+    what = f"the host {rules.clean_text(str(settings.base_url))[:80]}" if foreign else "a sandbox CA bundle"
+    where = f"The saved settings in {source}" if source else "This profile's saved settings"
+    raise JournalError(
+        f"{where} give {what} for a {environment} profile, which always talks to {own}: "
+        "klarna-mtls never writes that, so the file was changed by hand or damaged. Nothing was sent.",
+        title="Saved settings damaged",
+        hint="Remove settings.base_url and settings.ca_bundle from that file (or restore it from a backup); "
+        "a CA set for a TLS-inspecting proxy is chosen with onboard --trust-ca.",
+    )
 
 
 def mtls_required(error: ApiError) -> MtlsRequired:

@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from wizard.core import crypto
 from wizard.core.errors import CryptoError, InputError, StorageError, storage_error
-from wizard.core.fsutil import atomic_write, ensure_output_dir, ensure_private_dir, file_mode, fsync_dir
+from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, fsync_dir, write_output
 from wizard.klarna.endpoints import CERTIFICATES_PATH
 
 CERT_FILE = "certificate.pem"
@@ -55,7 +56,7 @@ def label_for(fingerprint: str) -> str:
 
 
 def verify_label(label: str) -> None:
-    if not isinstance(label, str) or not _LABEL_RE.match(label) or label in (CURRENT, PREVIOUS):
+    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label) or label in (CURRENT, PREVIOUS):
         raise InputError(
             f"'{label}' is not a usable install label.",
             hint="Use letters, digits, '-', '_' or '.', e.g. the first 16 hex digits of the fingerprint.",
@@ -162,7 +163,7 @@ def _pointed_label(install_dir: Path, name: str) -> str | None:
     if not link.is_symlink():
         return None
     label = os.readlink(link)
-    return label if _LABEL_RE.match(label) else None  # only ever one of our own folders
+    return label if _LABEL_RE.fullmatch(label) else None  # only ever one of our own folders
 
 
 def current_pair(install_dir: Path) -> InstalledPair | None:
@@ -178,7 +179,7 @@ def list_pairs(install_dir: Path) -> list[InstalledPair]:
         return []
     pairs = []
     for folder in sorted(install_dir.iterdir()):
-        if folder.is_symlink() or not folder.is_dir() or not _LABEL_RE.match(folder.name):
+        if folder.is_symlink() or not folder.is_dir() or not _LABEL_RE.fullmatch(folder.name):
             continue
         try:
             pairs.append(_pair(folder))
@@ -228,23 +229,31 @@ def _key_and_folder(pair_or_path: InstalledPair | Path) -> tuple[Path, Path]:
 
 
 # ---------------------------------------------------------------- exports
-def export_pem_pair(pair: InstalledPair, out_dir: Path) -> tuple[Path, Path]:
-    """certificate.pem (0644) and private-key.pem (0600), the names Klarna's curl example uses."""
-    _ensure_export_dir(out_dir)
-    atomic_write(out_dir / CERT_FILE, pair.cert_path.read_bytes(), CERT_MODE)
-    atomic_write(out_dir / KEY_FILE, pair.key_path.read_bytes(), KEY_MODE)
-    return out_dir / CERT_FILE, out_dir / KEY_FILE
+def export_pem_pair(pair: InstalledPair, out_dir: Path, *, keep_out: Iterable[Path] = ()) -> tuple[Path, Path]:
+    """certificate.pem (0644) and private-key.pem (0600), the names Klarna's curl example uses.
+
+    Every export goes through fsutil.write_output: never through a link, only into folders no
+    other user can change; a path the user named is also kept out of ``keep_out``
+    (Session.kept_folders: the tool's own folders)."""
+    kept = tuple(keep_out)
+    cert_path = write_output(out_dir / CERT_FILE, pair.cert_path.read_bytes(), CERT_MODE, keep_out=kept)
+    key_path = write_output(out_dir / KEY_FILE, pair.key_path.read_bytes(), KEY_MODE, keep_out=kept)
+    return cert_path, key_path
 
 
-def export_bundle(pair: InstalledPair, out_path: Path) -> Path:
-    """Certificate then key in one PEM file (0600): what HAProxy and some clients want."""
+def bundle_pem(pair: InstalledPair) -> bytes:
+    """Certificate then key in one PEM text: what HAProxy and some clients want."""
     cert = pair.cert_path.read_bytes()
-    _write_export(out_path, cert + (b"" if cert.endswith(b"\n") else b"\n") + pair.key_path.read_bytes())
-    return out_path
+    return cert + (b"" if cert.endswith(b"\n") else b"\n") + pair.key_path.read_bytes()
 
 
-def export_pkcs12(pair: InstalledPair, out_path: Path, password: bytes, key_passphrase: bytes | None = None) -> Path:
-    """A password-protected PKCS#12 (PBES2, AES-256-CBC, SHA-256 MAC) for Java and .NET, 0600."""
+def export_bundle(pair: InstalledPair, out_path: Path, *, keep_out: Iterable[Path] = ()) -> Path:
+    """bundle_pem in one file (0600)."""
+    return write_output(out_path, bundle_pem(pair), KEY_MODE, keep_out=keep_out)
+
+
+def pkcs12_bytes(pair: InstalledPair, password: bytes, key_passphrase: bytes | None = None) -> bytes:
+    """A password-protected PKCS#12 (PBES2, AES-256-CBC, SHA-256 MAC) for Java and .NET."""
     if not password:
         raise InputError("A PKCS#12 export needs a password.")
     key = crypto.load_private_key(pair.key_path.read_bytes(), key_passphrase)
@@ -256,19 +265,27 @@ def export_pkcs12(pair: InstalledPair, out_path: Path, password: bytes, key_pass
         .hmac_hash(hashes.SHA256())
         .build(password)
     )
-    _write_export(out_path, pkcs12.serialize_key_and_certificates(b"klarna-mtls", key, cert, None, encryption))
-    return out_path
+    return pkcs12.serialize_key_and_certificates(b"klarna-mtls", key, cert, None, encryption)
 
 
-def export_k8s_secret(
+def export_pkcs12(
     pair: InstalledPair,
     out_path: Path,
-    name: str,
-    namespace: str | None = None,
+    password: bytes,
     key_passphrase: bytes | None = None,
+    *,
+    keep_out: Iterable[Path] = (),
 ) -> Path:
-    """A ``kubernetes.io/tls`` Secret manifest (0600). Kubernetes consumers need the key
-    unencrypted, so an encrypted key is decrypted with ``key_passphrase`` (refused without it)."""
+    """pkcs12_bytes in one file (0600)."""
+    data = pkcs12_bytes(pair, password, key_passphrase)
+    return write_output(out_path, data, KEY_MODE, keep_out=keep_out)
+
+
+def k8s_secret_manifest(
+    pair: InstalledPair, name: str, namespace: str | None = None, key_passphrase: bytes | None = None
+) -> bytes:
+    """A ``kubernetes.io/tls`` Secret manifest. Kubernetes consumers need the key unencrypted, so an
+    encrypted key is decrypted with ``key_passphrase`` (refused without it)."""
     _verify_k8s_names(name, namespace)
     cert_pem = pair.cert_path.read_bytes()
     key_pem = _unencrypted_key_pem(pair.key_path.read_bytes(), key_passphrase)
@@ -281,18 +298,31 @@ def export_k8s_secret(
         f"  tls.crt: {base64.b64encode(cert_pem).decode()}",
         f"  tls.key: {base64.b64encode(key_pem).decode()}",
     ]
-    _write_export(out_path, ("\n".join(lines) + "\n").encode())
-    return out_path
+    return ("\n".join(lines) + "\n").encode()
+
+
+def export_k8s_secret(
+    pair: InstalledPair,
+    out_path: Path,
+    name: str,
+    namespace: str | None = None,
+    key_passphrase: bytes | None = None,
+    *,
+    keep_out: Iterable[Path] = (),
+) -> Path:
+    """k8s_secret_manifest in one file (0600)."""
+    data = k8s_secret_manifest(pair, name, namespace, key_passphrase)
+    return write_output(out_path, data, KEY_MODE, keep_out=keep_out)
 
 
 def _verify_k8s_names(name: str, namespace: str | None) -> None:
     # Validated, not quoted: a name is also what keeps the hand-written YAML well formed.
-    if not isinstance(name, str) or len(name) > 253 or not _K8S_NAME_RE.match(name):
+    if not isinstance(name, str) or len(name) > 253 or not _K8S_NAME_RE.fullmatch(name):
         raise InputError(
             f"'{name}' is not a valid Kubernetes Secret name.",
             hint="Use lower-case letters, digits, '-' and '.', e.g. klarna-mtls.",
         )
-    if namespace is not None and (len(namespace) > 63 or not _K8S_NAMESPACE_RE.match(namespace)):
+    if namespace is not None and (len(namespace) > 63 or not _K8S_NAMESPACE_RE.fullmatch(namespace)):
         raise InputError(
             f"'{namespace}' is not a valid Kubernetes namespace.",
             hint="Use lower-case letters, digits and '-', at most 63 characters.",
@@ -308,17 +338,6 @@ def _unencrypted_key_pem(key_pem: bytes, key_passphrase: bytes | None) -> bytes:
             hint="Give the key passphrase (KLARNA_MTLS_KEY_PASSPHRASE) to export it.",
         )
     return crypto.make_private_key_pem(crypto.load_private_key(key_pem, key_passphrase))
-
-
-def _ensure_export_dir(folder: Path) -> None:
-    """Create a missing export folder 0700; an existing one (the user's) keeps its mode: the
-    files inside carry their own 0600."""
-    ensure_output_dir(folder)
-
-
-def _write_export(path: Path, data: bytes) -> None:
-    _ensure_export_dir(path.parent)
-    atomic_write(path, data, KEY_MODE)
 
 
 # ---------------------------------------------------------------- snippets

@@ -28,7 +28,7 @@ from wizard.core.records import Settings
 from wizard.core.secret_value import SecretValue
 from wizard.core.stages import Stage
 from wizard.secrets.custody import KeyCustody
-from wizard.services.clients import ClientFactory
+from wizard.services.clients import ClientFactory, checked_trust_ca, verify_host_settings
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.klarna.client import KlarnaClient
@@ -51,6 +51,7 @@ class Look:
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
     server_date: datetime | None = None  # the listing answer's Date: Klarna's clock just now
+    tls_cipher: str | None = None  # the negotiated suite, e.g. TLS_AES_256_GCM_SHA384
 
     @property
     def listed_ids(self) -> frozenset[str]:
@@ -66,6 +67,7 @@ class Session:
         self.clock = clock
         self.journal = Journal(paths, profile)
         self.state: ProfileState = self.journal.load()
+        verify_host_settings(self.state.settings, self.state.model.evidence.environment, self.journal.path)
         self.state.model.clock = clock
         self.audit = AuditLog.for_profile(paths, profile)
         self.custody = KeyCustody()  # the API key and key passphrase, in memory for this run only
@@ -74,6 +76,7 @@ class Session:
             settings=lambda: self.state.settings,
             environment=lambda: self.state.model.evidence.environment,
             install_dir=lambda: self.install_dir,
+            settings_file=self.journal.path,
         )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
@@ -225,6 +228,7 @@ class Session:
             self.settings.trust_ca = None
         else:
             chosen = Path(path).expanduser().absolute()
+            checked_trust_ca(chosen)  # and again on every run (ClientFactory.trusted_ca_bundle)
             make_ssl_context(ca_bundle=chosen)  # refuses a file that holds no readable CA
             self.settings.trust_ca = str(chosen)
         self.save()
@@ -233,6 +237,13 @@ class Session:
     @property
     def install_dir(self) -> Path:
         return Path(self.settings.install_dir or self.paths.default_install_dir(self.profile))
+
+    def kept_folders(self) -> tuple[Path, ...]:
+        """The folders no output the user names (``--out``) may land in (fsutil.write_output's
+        ``keep_out``): this profile's install folder (its pairs and ``current``) and every folder
+        the tool keeps (journals, audit logs, the log, keys, the encrypted store, default installs)."""
+        paths = self.paths
+        return (self.install_dir, paths.state_dir, paths.data_dir, paths.config_dir, paths.install_root)
 
     @property
     def key_path(self) -> Path:
@@ -305,6 +316,7 @@ class Session:
             listing.tls_version,
             listing.clock_skew_seconds,
             listing.server_date,
+            listing.tls_cipher,
         )
 
 
