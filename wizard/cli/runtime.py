@@ -115,7 +115,7 @@ def cmd_request(args: argparse.Namespace) -> int:
     _configure_if_asked(args, session)
     session.set_key_passphrase(key_passphrase())
     request = asyncio.run(make_request(session, args.name, new_key=args.new_key))
-    out = write_exchange(args.out or Path(f"runtime-request-{args.name}.json"), request)
+    out = write_exchange(args.out or Path(f"runtime-request-{args.name}.json"), request, session.kept_folders())
     emit(
         args,
         {"ok": True, "request": str(out), "name": args.name, "public_key_id": request["public_key_id"]},
@@ -186,7 +186,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     response = asyncio.run(issue_for_request(session, read_exchange(args.request, REQUEST_KIND)))
     name = response["name"]
-    out = write_exchange(args.out or Path(f"runtime-response-{name}.json"), response)
+    out = write_exchange(args.out or Path(f"runtime-response-{name}.json"), response, session.kept_folders())
     emit(
         args,
         {

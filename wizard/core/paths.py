@@ -13,7 +13,7 @@ from pathlib import Path
 from wizard.core.env_vars import HOME_ENV
 
 APP_NAME = "klarna-mtls"
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def valid_profile_name(name: str) -> bool:

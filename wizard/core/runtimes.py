@@ -48,8 +48,8 @@ REPORT_KIND = "klarna-mtls/readiness-report"
 # Prefixed to the canonical JSON a runtime signs: a signature over a report is never valid for
 # anything else that key might sign.
 SIGNATURE_CONTEXT = b"klarna-mtls readiness report v2\n"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-_FINGERPRINT_RE = re.compile(r"^[0-9A-F]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z")
+_FINGERPRINT_RE = re.compile(r"^[0-9A-F]{64}\Z")
 REPORT_STATUSES = ("VALID", "NOT_PRESENT", "INVALID", "UNKNOWN", "REJECTED", "REFUSED", "UNREACHABLE")
 
 

@@ -31,7 +31,7 @@ Answer = tuple[int, Any]  # (HTTP status, JSON payload or None for no body)
 
 def _route_pattern(template: str) -> re.Pattern[str]:
     """A path template of ENDPOINTS as an anchored pattern; the credential id is one segment."""
-    return re.compile("^" + _ID.join(re.escape(part) for part in template.split(CREDENTIAL_ID)) + "$")
+    return re.compile("^" + _ID.join(re.escape(part) for part in template.split(CREDENTIAL_ID)) + r"\Z")
 
 
 # (method, path pattern) -> operation name: the client's ENDPOINTS, so both speak the same paths

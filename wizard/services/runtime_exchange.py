@@ -17,6 +17,7 @@ import contextlib
 import json
 import stat
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from wizard import __version__
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
-from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, write_private
+from wizard.core.fsutil import ensure_private_dir, file_mode, write_output, write_private
 from wizard.core.runtimes import RuntimeRecord, verify_runtime_name
 from wizard.services import onboarding
 from wizard.services.install import InstalledPair, activate, install_pair, label_for
@@ -42,12 +43,11 @@ MAX_EXCHANGE_BYTES = 256 * 1024
 
 
 # ---------------------------------------------------------------- exchange files
-def write_exchange(path: Path, payload: dict[str, Any]) -> Path:
-    """Write a request, response or report atomically. They hold no secret: mode 0644."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), 0o644)
-    return path
+def write_exchange(path: Path, payload: dict[str, Any], keep_out: Iterable[Path]) -> Path:
+    """Write a request or response where the user asked (never into ``keep_out``, the tool's own
+    folders, nor through a link). They hold no secret: mode 0644."""
+    data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+    return write_output(Path(path).expanduser(), data, 0o644, keep_out=keep_out)
 
 
 def read_exchange(path: Path, kind: str) -> dict[str, Any]:

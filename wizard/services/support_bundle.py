@@ -4,15 +4,12 @@ secret: the API key appears masked, private keys not at all."""
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from wizard import __version__
 from wizard.core import crypto, rules
-from wizard.core.fsutil import atomic_write, ensure_output_dir
 from wizard.services.install import current_pair
 from wizard.services.session import Session
 
@@ -65,9 +62,3 @@ def support_bundle(session: Session) -> dict[str, Any]:
             "audit_log": str(session.audit.path),
         },
     }
-
-
-def write_support_bundle(session: Session, out: Path) -> Path:
-    ensure_output_dir(out.parent)  # the user's folder (maybe /tmp) keeps its mode; the file is 0600
-    atomic_write(out, json.dumps(support_bundle(session), indent=2, sort_keys=True).encode(), 0o600)
-    return out
