@@ -227,11 +227,14 @@ def _assigned_cn(ev: Evidence, cert: x509.Certificate, cn: str | None, mismatch:
         return f"{mismatch} It has the form Klarna assigns, but the certificate is not for our key."
     if not ev.account_ca_issuer:
         return (
-            f"{mismatch} It has the form Klarna assigns, but its issuer ({issuer}) could not be matched "
-            "with this account's CA (no other certificate of the account to compare with), so it is not used."
+            f"{mismatch} It has the form Klarna assigns, but its issuer ({issuer}) could not be "
+            "established as this account's CA, so it is not used."
         )
     if issuer != ev.account_ca_issuer:
-        return f"{mismatch} It has the form Klarna assigns, but the issuer {issuer} is not this account's CA."
+        return (
+            f"{mismatch} It has the form Klarna assigns, but its issuer ({issuer}) is not this "
+            f"account's CA ({ev.account_ca_issuer})."
+        )
     others = [name for name in _named_accounts(cert) if name != ev.account_id]
     if others:
         return f"{mismatch} It has the form Klarna assigns, but it names another account ({others[0]})."
