@@ -132,6 +132,7 @@ async def onboard(args: argparse.Namespace) -> int:
             await _do_stage(args, session, stage, api_key, store, enforce_at)
             session.advance()
             progress(args, f"[{stage.number}/6] {stage.value}: done")
+            _show_notes(args, session, stage)
             if stage is Stage.CREDENTIALS:
                 await _tool_key(args, session, store)
 
@@ -139,6 +140,13 @@ async def onboard(args: argparse.Namespace) -> int:
     payload = _summary(session)
     emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
     return ExitCode.OK
+
+
+def _show_notes(args: argparse.Namespace, session: Session, stage: Stage) -> None:
+    """The stage's checks that passed by accepting something worth knowing (a CN Klarna assigned)."""
+    for result in session.model.results(stage):
+        if result.noted:
+            progress(args, f"  note: {result.reason}")
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:

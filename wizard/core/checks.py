@@ -40,6 +40,14 @@ class CheckResult:
     ok: bool
     reason: str  # human words: why it failed, or what it confirmed
     warning: bool = False
+    noted: bool = False  # passed with a Note: the reason says what was accepted, worth showing
+
+
+class Note(str):
+    """What a check returns when it passes with something worth saying (e.g. the CN Klarna
+    assigned): shown in place of the check's passed sentence."""
+
+    __slots__ = ()
 
 
 CheckFn = Callable[[Evidence, datetime], "str | None"]
@@ -49,8 +57,13 @@ CheckFn = Callable[[Evidence, datetime], "str | None"]
 class Check:
     name: str
     passed: str  # what the check confirms, in plain words
-    fn: CheckFn  # returns None when it passes, else the reason it fails
+    fn: CheckFn  # returns None (or a Note) when it passes, else the reason it fails
     warning_only: bool = False
+
+    def result(self, stage: Stage, ev: Evidence, now: datetime) -> CheckResult:
+        verdict = self.fn(ev, now)
+        noted = isinstance(verdict, Note)
+        return CheckResult(stage, self.name, verdict is None or noted, verdict or self.passed, self.warning_only, noted)
 
 
 def _iso(text: str | None) -> datetime | None:
@@ -196,9 +209,52 @@ def _cert_cn(ev: Evidence, now: datetime) -> str | None:
     cert = _load_cert(ev)
     if cert is None:
         return "No readable certificate to check the CN."
-    if crypto.certificate_cn(cert) != ev.cn:
-        return f"The certificate's CN is '{crypto.certificate_cn(cert)}' but we asked for '{ev.cn}'."
-    return None
+    cn = crypto.certificate_cn(cert)
+    if cn == ev.cn:
+        return None
+    mismatch = f"The certificate's CN is '{cn}' but we asked for '{ev.cn}'."
+    if not (ev.account_id and rules.is_assigned_cn(cn, ev.account_id)):
+        return mismatch
+    return _assigned_cn(ev, cert, cn, mismatch)
+
+
+def _assigned_cn(ev: Evidence, cert: x509.Certificate, cn: str | None, mismatch: str) -> str:
+    """A CN in the form Klarna assigns when it does not take the CSR's (``<suffix>-<16 hex>``) is
+    accepted, with a Note, only on a certificate for our key issued by this account's CA (and
+    naming no other account); any other mismatch blocks."""
+    issuer = cert.issuer.rfc4514_string()
+    if crypto.public_key_id(cert.public_key()) != ev.key_public_id:
+        return f"{mismatch} It has the form Klarna assigns, but the certificate is not for our key."
+    if not ev.account_ca_issuer:
+        return (
+            f"{mismatch} It has the form Klarna assigns, but its issuer ({issuer}) could not be "
+            "established as this account's CA, so it is not used."
+        )
+    if issuer != ev.account_ca_issuer:
+        return (
+            f"{mismatch} It has the form Klarna assigns, but its issuer ({issuer}) is not this "
+            f"account's CA ({ev.account_ca_issuer})."
+        )
+    others = [name for name in _named_accounts(cert) if name != ev.account_id]
+    if others:
+        return f"{mismatch} It has the form Klarna assigns, but it names another account ({others[0]})."
+    return Note(
+        f"Klarna assigned the CN '{cn}' (its documented default: the account suffix, a dash and 16 hex "
+        f"digits) instead of '{ev.cn}'; accepted: the certificate is for our key and was issued by this "
+        f"account's CA ({issuer})."
+    )
+
+
+def _named_accounts(cert: x509.Certificate) -> list[str]:
+    """The Klarna account ids a certificate names in its URI SANs (Klarna's carry the account's)."""
+    from cryptography import x509
+
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    return [uri for uri in uris if uri.startswith("krn:partner:global:account:")]
 
 
 def _cert_valid_now(ev: Evidence, now: datetime) -> str | None:

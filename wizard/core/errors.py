@@ -220,10 +220,20 @@ class InterlockRefused(WizardError):
 
 
 class MtlsRequired(ApiError):
-    """A call without a client certificate was refused with 403 by an account that enforces mTLS
-    (for example a second service or machine onboarding onto an account already enforced)."""
+    """A call without a client certificate was refused (403, or Klarna's mTLS refusal code answered
+    401) by an account that enforces mTLS (for example a second service or machine onboarding onto
+    an account already enforced). With our certificate presented, the refusal is CertificateRefused."""
 
     title = "mTLS required on this account"
+
+
+class CertificateRefused(ApiError):
+    """A call made with our client certificate was refused under enforcement (Klarna's mTLS
+    refusal code, answered 401 or 403: the status is not documented): the certificate presented
+    is not accepted now (revoked, expired, another account's, or issued moments ago). Not a wrong
+    API key, which Klarna answers 401 with its own code."""
+
+    title = "Client certificate refused"
 
 
 class NotVerified(WizardError):

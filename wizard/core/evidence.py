@@ -50,6 +50,9 @@ class Evidence:
     certificate_pem: str | None = _ev(Stage.ISSUE)
     fingerprint: str | None = _ev(Stage.ISSUE)
     active_certificates: int | None = _ev(Stage.ISSUE)
+    # The issuer (RFC 4514) of the CA that issues this account's certificates, when established
+    # (wizard/services/account_ca.py): lets the Issue check accept a CN that Klarna assigned.
+    account_ca_issuer: str | None = _ev(Stage.ISSUE)
 
     install_dir: str | None = _ev(Stage.INSTALL)
     cert_path: str | None = _ev(Stage.INSTALL)

@@ -103,11 +103,7 @@ class Onboarding:
     def results(self, stage: Stage | None = None) -> list[CheckResult]:
         stage = stage or self.stage
         now = self.clock()
-        out = []
-        for check in CHECKS[stage]:
-            failure = check.fn(self.evidence, now)
-            out.append(CheckResult(stage, check.name, failure is None, failure or check.passed, check.warning_only))
-        return out
+        return [check.result(stage, self.evidence, now) for check in CHECKS[stage]]
 
     def blockers(self, stage: Stage | None = None) -> list[CheckResult]:
         return [r for r in self.results(stage) if not r.ok and not r.warning]
@@ -173,11 +169,14 @@ class Onboarding:
         ev.key_file_mode, ev.key_dir_mode, ev.key_encrypted = key.file_mode, key.dir_mode, key.encrypted
         ev.cn, ev.csr_pem = key.cn, key.csr_pem
 
-    def record_certificate(self, certificate_id: str, certificate_pem: str, fingerprint: str, active: int) -> None:
-        """The certificate issued for the key, and how many certificates the account has active."""
+    def record_certificate(
+        self, certificate_id: str, certificate_pem: str, fingerprint: str, active: int, account_ca_issuer: str | None
+    ) -> None:
+        """The certificate issued for the key, how many certificates the account has active, and
+        the issuer of the account's CA as far as it could be established (None: not established)."""
         ev = self.evidence
         ev.certificate_id, ev.certificate_pem, ev.fingerprint = certificate_id, certificate_pem, fingerprint
-        ev.active_certificates = active
+        ev.active_certificates, ev.account_ca_issuer = active, account_ca_issuer
 
     def record_install(self, folder: str, cert_path: str, key_path: str, modes: tuple[int, int, int]) -> None:
         """The pair installed in ``folder``; ``modes``: (certificate, key, folder) permission bits."""

@@ -81,6 +81,22 @@ def default_cn(account: AccountId | str) -> str:
     return account.suffix
 
 
+_ASSIGNED_TAIL_RE = re.compile(r"-[0-9a-fA-F]{16}")
+
+
+def is_assigned_cn(cn: object, account: AccountId | str) -> bool:
+    """Whether ``cn`` is the CN Klarna assigns a certificate when it does not take the CSR's
+    (Network partner page): the account suffix, a dash and 16 hex digits, e.g. ``LYABCDEI-1f0c…``.
+    Hex is matched in either case; an account id that cannot be read matches nothing."""
+    try:
+        suffix = default_cn(account)
+    except InputError:
+        return False
+    if not isinstance(cn, str) or not cn.startswith(suffix):
+        return False
+    return _ASSIGNED_TAIL_RE.fullmatch(cn[len(suffix) :]) is not None
+
+
 def verify_cn(cn: str, account: AccountId | str | None = None) -> None:
     """A custom CN is allowed up to 64 printable characters; the default is the account suffix."""
     if not isinstance(cn, str) or not cn or len(cn) > MAX_CN_LENGTH:

@@ -315,7 +315,7 @@ class KlarnaClient:
         self, response: httpx.Response, correlation_id: str, operation: str, attempt: int, attempts: int
     ) -> None:
         """Raise the answer's error unless its status is worth another attempt; else wait."""
-        error = error_from_response(response, correlation_id)
+        error = error_from_response(response, correlation_id, with_certificate=self._with_certificate)
         log.warning("%s refused: %s", operation, error)
         if (
             response.status_code in RETRY_STATUSES

@@ -20,6 +20,7 @@ from wizard.core import rules
 from wizard.core.env_vars import PROXY_ENVS
 from wizard.core.errors import (
     ApiError,
+    CertificateRefused,
     ClientCertificateRequired,
     HandshakeRejected,
     ProxyFailed,
@@ -42,7 +43,9 @@ _STATUS_ADVICE = {
 }
 
 
-def error_from_response(response: httpx.Response, correlation_id: str) -> ApiError:
+def error_from_response(response: httpx.Response, correlation_id: str, *, with_certificate: bool = False) -> ApiError:
+    """The ApiError for an error answer; ``with_certificate`` says whether the call presented our
+    client certificate (an mTLS refusal then refuses that certificate: ``CertificateRefused``)."""
     status = response.status_code
     common: dict[str, Any] = dict(
         status=status,
@@ -57,7 +60,7 @@ def error_from_response(response: httpx.Response, correlation_id: str) -> ApiErr
     except ValueError:
         body = None
     if isinstance(body, dict) and ("error_code" in body or "error_message" in body):
-        return _error_from_body(body, status, common)
+        return _klarna_error(body, with_certificate, common)
     if status == 403:
         # Klarna documents a bare 403 as its DDoS protection: no error body, so no error code; a
         # refusal for a missing client certificate carries an error body and is handled above.
@@ -83,20 +86,24 @@ def error_from_response(response: httpx.Response, correlation_id: str) -> ApiErr
     )
 
 
-def _error_from_body(body: dict[str, Any], status: int, common: dict[str, Any]) -> ApiError:
-    """Klarna's error object: its message (with each validation error), ids and code."""
+def _klarna_error(body: dict[str, Any], with_certificate: bool, common: dict[str, Any]) -> ApiError:
+    """An error in Klarna's documented shape: its message, ids and code, classified by the code and
+    the call's shape (``refuses_certificate``), never by the status alone."""
+    status = common["status"]
     message = str(body.get("error_message") or _STATUS_ADVICE.get(status, "Klarna returned an error."))
     details = body.get("validation_errors") or []
     if details:
         parts = [f"{d.get('parameter', '?')}: {d.get('reason', '')}" for d in details if isinstance(d, dict)]
         message = f"{message} ({'; '.join(parts)})"
-    return ApiError(
+    code = body.get("error_code")
+    refused = with_certificate and refuses_certificate(status, code)
+    return (CertificateRefused if refused else ApiError)(
         rules.redact(message),
         error_id=body.get("error_id"),
-        error_code=body.get("error_code"),
+        error_code=code,
         error_type=body.get("error_type"),
         validation_errors=[d for d in details if isinstance(d, dict)],
-        hint=_hint(status, body.get("error_code")),
+        hint=CERTIFICATE_REFUSED_HINT if refused else _hint(status, code),
         **common,
     )
 
@@ -117,6 +124,20 @@ def _redirect(response: httpx.Response, status: int, common: dict[str, Any]) -> 
         "with a listing (klarna-mtls status).",
         **common,
     )
+
+
+def refuses_certificate(status: int, code: object) -> bool:
+    """Klarna's refusal under enforcement: an error code naming mTLS (``MTLS_REQUIRED``), answered
+    401 or 403; the status is not documented. A wrong or disabled API key is also a 401, told apart
+    by its code (``UNAUTHORIZED``, ``API_KEY_DISABLED``): never by the status alone."""
+    return status in (401, 403) and isinstance(code, str) and "MTLS" in code.upper()
+
+
+CERTIFICATE_REFUSED_HINT = (
+    "mTLS is enforced and Klarna does not accept the certificate this call presented: it may be revoked, "
+    "expired or another account's, or issued moments ago (Klarna takes up to 5 minutes). The API key "
+    "was not the problem. klarna-mtls doctor explains; rotate if it stays refused."
+)
 
 
 def _hint(status: int, code: str | None) -> str:

@@ -142,9 +142,32 @@ def _derived_status(cert: x509.Certificate | None) -> str:
     return "EXPIRED" if cert.not_valid_after_utc <= datetime.now(UTC) else "ACTIVE"
 
 
+# Where an answer may put the enforcement mode: ``enforcement_mode`` ([ours]), ``status`` (the seed
+# page's "status verbs, ENFORCED or REPORTING") or ``mode`` (tolerated).
+MODE_FIELDS = ("enforcement_mode", "status", "mode")
+
+
+def enforcement_mode(data: dict[str, Any]) -> rules.EnforcementMode:
+    """The mode an answer states in any of MODE_FIELDS. Every field present must name the same
+    readable mode: none present, one unreadable, or two that disagree is UNKNOWN (never
+    NOT_ENABLED), since nothing says which of two answers is the true one."""
+    stated = {_mode(data[name]) for name in MODE_FIELDS if data.get(name) is not None}
+    if len(stated) != 1:
+        return rules.EnforcementMode.UNKNOWN
+    return stated.pop()
+
+
+def _mode(value: Any) -> rules.EnforcementMode:
+    try:
+        return rules.EnforcementMode(value.strip().upper()) if isinstance(value, str) else rules.EnforcementMode.UNKNOWN
+    except ValueError:
+        return rules.EnforcementMode.UNKNOWN
+
+
 @dataclass(frozen=True)
 class EnforcementState:
-    """The account's enforcement as answered. A missing or unreadable mode is UNKNOWN (never
+    """The account's enforcement as answered. The mode is read from ``enforcement_mode`` or
+    ``status`` (``enforcement_mode()``); a missing, unreadable or contradicted one is UNKNOWN (never
     NOT_ENABLED); ``scheduled`` is True when an ``enforced_from`` is set, False when the answer says
     null, and None when the answer does not say (Klarna's documented answer may carry only the mode)."""
 
@@ -156,15 +179,10 @@ class EnforcementState:
     def from_json(cls, data: Any) -> EnforcementState:
         if not isinstance(data, dict):
             return cls(rules.EnforcementMode.UNKNOWN)
-        raw = data.get("enforcement_mode", data.get("mode"))
-        try:
-            mode = rules.EnforcementMode(raw.strip().upper()) if isinstance(raw, str) else rules.EnforcementMode.UNKNOWN
-        except ValueError:
-            mode = rules.EnforcementMode.UNKNOWN
         when = data.get("enforced_from")
         moment = _utc_text(when) if isinstance(when, str) and when else None  # unreadable: not said
         scheduled = True if moment else (False if "enforced_from" in data and when is None else None)
-        return cls(mode, moment, scheduled)
+        return cls(enforcement_mode(data), moment, scheduled)
 
     @classmethod
     def unknown(cls) -> EnforcementState:
@@ -222,8 +240,7 @@ def settled(answer: Answer[EnforcementState | None]) -> Answer[EnforcementState]
 
 
 def parse_certificates(body: Any) -> list[CertificateInfo]:
-    entries = body.get("credentials", []) if isinstance(body, dict) else []
-    return [CertificateInfo.from_json(e) for e in entries if isinstance(e, dict)]
+    return [CertificateInfo.from_json(e) for e in _entries(body)]
 
 
 def parse_certificate(body: Any) -> CertificateInfo:
@@ -244,13 +261,23 @@ def parse_enforcement(body: Any) -> EnforcementState:
 
 def parse_optional_enforcement(body: Any) -> EnforcementState | None:
     """PUT/DELETE may answer 204 or a body without the mode: then the state is read with a GET."""
-    has_mode = isinstance(body, dict) and any(_text(body.get(k)) for k in ("enforcement_mode", "mode"))
+    has_mode = isinstance(body, dict) and any(_text(body.get(k)) for k in MODE_FIELDS)
     return parse_enforcement(body) if has_mode else None
 
 
 def parse_api_keys(body: Any) -> list[ApiKeyInfo]:
-    entries = body.get("credentials", []) if isinstance(body, dict) else []
-    return [ApiKeyInfo.from_json(e) for e in entries if isinstance(e, dict)]
+    return [ApiKeyInfo.from_json(e) for e in _entries(body)]
+
+
+def _entries(body: Any) -> list[dict[str, Any]]:
+    """A listing's entries. ``credentials`` null or missing is an empty collection (the docs do
+    not say how an empty one is written); anything else but a list is not a listing."""
+    entries = body.get("credentials") if isinstance(body, dict) else None
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError("credentials is not a list")
+    return [e for e in entries if isinstance(e, dict)]
 
 
 def parse_api_key(body: Any) -> ApiKeyInfo:

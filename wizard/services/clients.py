@@ -124,6 +124,7 @@ class ClientFactory:
         self, with_certificate: bool | None, pair: InstalledPair | None, api_key: str | None, files_checked: bool
     ) -> AsyncIterator[KlarnaClient]:
         from wizard.klarna.client import KlarnaClient
+        from wizard.klarna.errors import refuses_certificate
         from wizard.klarna.probe import handshake_probe_for
 
         key = api_key or self._custody.api_key()
@@ -151,7 +152,8 @@ class ClientFactory:
             try:
                 yield KlarnaClient(http, self.base_url, key, with_certificate=pair is not None, handshake_probe=probe)
             except ApiError as error:
-                if pair is None and error.status == 403 and not isinstance(error, MtlsRequired):
+                refused = error.status == 403 or refuses_certificate(error.status, error.error_code)
+                if pair is None and refused and not isinstance(error, MtlsRequired):
                     raise mtls_required(error) from None
                 raise
 
@@ -245,13 +247,14 @@ def verify_host_settings(settings: Settings, environment: str | None, source: Pa
 
 
 def mtls_required(error: ApiError) -> MtlsRequired:
-    """A 403 to a call made without a client certificate: say what it means and what to do."""
+    """A 403, or Klarna's mTLS refusal (401 or 403), to a call made without a client certificate:
+    say what it means and what to do."""
     code = f" ({error.error_code})" if error.error_code else ""
     return MtlsRequired(
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
         "without an error body, Klarna's DDoS protection answers 403 too.",
-        status=403,
+        status=error.status,
         error_id=error.error_id,
         error_code=error.error_code,
         error_type=error.error_type,

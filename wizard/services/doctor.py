@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from wizard.core import crypto, rules
 from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
-from wizard.core.errors import ApiError, CryptoError, InputError, TransportError
+from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
 from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import environment_proxy, trusted_roots
 from wizard.services import onboarding, runtime_gate
@@ -195,7 +195,7 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     try:
         observation: onboarding.Observation = await onboarding.observe(session)
     except ApiError as error:
-        if error.status != 403:
+        if error.status != 403 and not isinstance(error, CertificateRefused):
             raise
         # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
         # monitor that is the critical finding itself, not a failure to check.

@@ -205,11 +205,14 @@ async def issue_certificate(session: Session, description: str | None = None) ->
 
 
 def _record_certificate(session: Session, info: CertificateInfo, listing: list[CertificateInfo]) -> None:
+    from wizard.services.account_ca import account_ca_issuer
+
     pem = info.certificate_pem or ""
     cert = crypto.load_certificate(pem)  # none in the answer: "The certificate is empty."
     fingerprint = crypto.fingerprint_sha256(cert)
     active = sum(1 for c in listing if c.status == "ACTIVE")
-    session.model.record_certificate(info.credential_id, pem, fingerprint, active)
+    issuer = account_ca_issuer(session, pem, info.credential_id, listing)
+    session.model.record_certificate(info.credential_id, pem, fingerprint, active, issuer)
     session.state.in_flight = None
     record = session.state.certificate(info.credential_id)
     record.fingerprint, record.issued_here = fingerprint, True
