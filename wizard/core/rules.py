@@ -81,6 +81,19 @@ def default_cn(account: AccountId | str) -> str:
     return account.suffix
 
 
+_ASSIGNED_CN_TAIL_RE = re.compile(r"^-[0-9a-f]{16}$")
+
+
+def is_assigned_cn(cn: str | None, account: AccountId | str) -> bool:
+    """The CN Klarna picks when it does not take the CSR's (its docs: ``<ID>-<16 hex>``, the
+    account suffix, a dash and 16 lower-case hex digits)."""
+    try:
+        suffix = default_cn(account)
+    except InputError:
+        return False
+    return bool(cn) and str(cn).startswith(suffix) and bool(_ASSIGNED_CN_TAIL_RE.match(str(cn)[len(suffix) :]))
+
+
 def verify_cn(cn: str, account: AccountId | str | None = None) -> None:
     """A custom CN is allowed up to 64 printable characters; the default is the account suffix."""
     if not isinstance(cn, str) or not cn or len(cn) > MAX_CN_LENGTH:
