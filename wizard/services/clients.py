@@ -272,7 +272,8 @@ def locked_out(installed: str, refusal: WizardError) -> WizardError:
         title="Locked out: mTLS enforced",
         hint="From a system whose certificate is still VALID on this account (another profile or "
         "runtime), run klarna-mtls unenforce, or ask Klarna (portal or support) to remove enforcement; "
-        "then run klarna-mtls rotate here: it calls without a certificate while enforcement is off.",
+        "then run klarna-mtls rotate here: it calls without a certificate while enforcement is off. A "
+        "certificate issued in the last few minutes may not be accepted yet (Klarna: up to 5 minutes).",
     )
 
 
