@@ -87,6 +87,23 @@ def test_records_read_and_write_exactly_the_json_of_earlier_versions():
     assert KeyRotation.from_dict(older).keep_old is False
 
 
+def test_the_records_of_a_journaled_retirement_a_lost_key_answer_and_unused_certificates_round_trip():
+    written = {
+        "rotation": {**ROTATION_WRITTEN, "step": "retire", "retire_old": True, "grace_seconds": "600",
+                     "retire_at": "2026-11-29T10:10:00.250000+00:00"},
+        "key_creation": {"description": "checkout eu", "idempotency_key": "idem-4", "started_at": "2026-11-29T10:00:00Z"},
+        "unused_certificates": {"crt-x": {"reason": "It expires on …", "at": "2026-11-29T10:00:00Z"}},
+    }  # fmt: skip
+    flows = Flows.from_dict(copy.deepcopy(written))
+    assert flows.rotation is not None and flows.rotation.step == "retire" and flows.rotation.retire_old
+    assert flows.key_creation is not None and flows.key_creation.stored_as is None
+    assert flows.unused_certificates["crt-x"].reason.startswith("It expires")
+    assert flows.to_dict() == written
+    document = {**ProfileState(profile="p").to_dict(), "flows": {"unused_certificates": {"crt-x": {"reason": 5}}}}
+    with pytest.raises(JournalError, match="flows.unused_certificates.crt-x"):
+        ProfileState.from_dict(document, "p")
+
+
 def test_a_profile_state_keeps_its_flows_through_a_load_and_save():
     state = ProfileState(profile="p")
     document = {**state.to_dict(), "flows": copy.deepcopy(FLOWS_WRITTEN)}

@@ -496,13 +496,17 @@ def test_sandbox_serve_refuses_a_non_loopback_address(capsys):
 
 def test_rotate_can_wait_a_grace_period_before_revoking(onboard, cli, monkeypatch, capsys):
     import json
-    import time
 
     from wizard.cli import main
+    from wizard.services import certificate_rotation
 
     onboard()
     slept = []
-    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
+
+    async def pause(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
     code = main(["rotate", "--profile", "p", "--retire-old", "--grace", "150", "--poll-interval", "0.05", "--json"])
     captured = capsys.readouterr()
     out = json.loads(captured.out.splitlines()[-1])
@@ -516,19 +520,17 @@ def test_rotate_can_wait_a_grace_period_before_revoking(onboard, cli, monkeypatc
 def test_an_interrupted_grace_period_keeps_the_old_certificate_and_says_how_to_revoke_it(
     onboard, cli, monkeypatch, capsys
 ):
-    import time
-
     from wizard.cli import main
+    from wizard.services import certificate_rotation
 
     onboard()
     _, before = cli("status", "--profile", "p")
     old_id = next(c["credential_id"] for c in before["certificates"] if c["current"])
 
-    def interrupted(seconds: float) -> None:
-        if seconds >= 1:  # the grace period's wait, not the rotation's polling
-            raise KeyboardInterrupt
+    async def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", interrupted)
+    monkeypatch.setattr(certificate_rotation, "grace_pause", interrupted)
     code = main(["rotate", "--profile", "p", "--retire-old", "--grace", "600", "--poll-interval", "0.05", "--json"])
     err = capsys.readouterr().err
     assert code == 3 and f"{old_id} stays active" in err

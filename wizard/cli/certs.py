@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
 from wizard.core.findings import ExitCode
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Step
+from wizard.services.waits import Attempt, Event, Started, Step, Waiting
 
 if TYPE_CHECKING:
     from wizard.services.certificate_rotation import RotationProgress
@@ -23,7 +22,6 @@ REVOKE_SCOPE = (
     "the revoke interlock only knows this profile's installs on this machine; other profiles, "
     "other machines and exported copies still presenting that certificate stop working"
 )
-GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +53,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "copies still presenting the old certificate can switch",
     )
     p.add_argument("--poll-interval", type=seconds, default=2.0)
+    p.add_argument(
+        "--abandon",
+        action="store_true",
+        help="end an unfinished rotation where it stands: the certificate in use stays, one issued "
+        "for the rotation is recorded as unused (revoke it with certs revoke), and the next rotate "
+        "starts afresh",
+    )
     p.set_defaults(handler=cmd_rotate)
 
 
@@ -75,56 +80,77 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from wizard.services import certificate_rotation
 
     session = open_unlocked_session(args)
-
-    def show(event: Event) -> None:
-        if isinstance(event, Step):
-            progress(args, f"rotate: {event.step}")
-        elif isinstance(event, Attempt):
-            progress(
-                args,
-                f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-                f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
-            )
-
-    grace = args.grace if args.retire_old else 0.0
+    if args.abandon:
+        return _abandon(args, session)
+    flow = session.state.flows.rotation
+    if flow is not None and flow.step != "done":
+        progress(args, f"rotate: resuming the unfinished rotation at '{flow.step}' (rotate --abandon ends it)")
 
     async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
             return await certificate_rotation.rotate(
-                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
+                session,
+                retire_old=args.retire_old,
+                grace=args.grace if args.retire_old else 0.0,
+                verify_interval=args.poll_interval,
+                on_event=lambda event: _show(args, session, event),
             )
 
-    result = asyncio.run(rotate())
-    if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
-        _retire_after_grace(args, session, result.old_certificate_id, grace)
+    try:
+        result = asyncio.run(rotate())
+    except KeyboardInterrupt:
+        _interrupted(args, session)
+        raise
+    for note in result.notes:
+        progress(args, clean(f"rotate: note: {note}"))
+    retired = f"; revoked {result.old_certificate_id}" if result.retired else ""
     emit(
         args,
         {"ok": True, **asdict(result)},
-        f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+        f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint}){retired}",
     )
     return ExitCode.OK
 
 
-def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
-    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
-    certificate through the same interlock as `certs revoke`."""
-    from wizard.services.revocation import confirm_suffix_for, revoke
+def _show(args: argparse.Namespace, session: Session, event: Event) -> None:
+    from wizard.services.certificate_rotation import GRACE_TASK
 
-    progress(args, f"rotate: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
-    left = grace
-    try:
-        while left > 0:
-            pause = min(left, GRACE_REPORT_EVERY)
-            time.sleep(pause)
-            left -= pause
-            if left > 0:
-                progress(args, f"rotate: {left:g} s left before revoking {old_id}")
-    except KeyboardInterrupt:
+    old = session.state.flows.rotation.old_certificate_id if session.state.flows.rotation else None
+    if isinstance(event, Step):
+        progress(args, f"rotate: {event.step}")
+    elif isinstance(event, Attempt):
         progress(
             args,
-            f"rotate: interrupted; {old_id} stays active. Revoke it once its users have switched: "
-            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
+            f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
+            f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
         )
-        raise
-    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
-    progress(args, f"rotate: revoked {old_id} ({REVOKE_SCOPE})")
+    elif isinstance(event, Started) and event.task == GRACE_TASK:
+        progress(
+            args,
+            f"rotate: the new certificate is in use; revoking {old} in {event.limit:g} s "
+            "(Ctrl+C pauses; the next rotate finishes it, rotate --abandon keeps the old certificate)",
+        )
+    elif isinstance(event, Waiting) and event.task == GRACE_TASK:
+        progress(args, f"rotate: {event.limit - event.elapsed:g} s left before revoking {old}")
+
+
+def _interrupted(args: argparse.Namespace, session: Session) -> None:
+    """Ctrl+C: what stands now, above all an old certificate whose retirement is journaled."""
+    flow = session.state.flows.rotation
+    if flow is None or flow.step != "retire" or not flow.old_certificate_id:
+        return
+    old = flow.old_certificate_id
+    progress(
+        args,
+        f"rotate: interrupted; {old} stays active for now. klarna-mtls rotate --profile {session.profile} "
+        f"finishes retiring it (after what is left of the grace period); rotate --abandon keeps it; or revoke "
+        f"it yourself once its users have switched: klarna-mtls certs revoke --profile {session.profile} {old}",
+    )
+
+
+def _abandon(args: argparse.Namespace, session: Session) -> int:
+    from wizard.services.rotation_endings import abandon_rotation
+
+    ended = asyncio.run(abandon_rotation(session))
+    emit(args, {"ok": True, **asdict(ended)}, clean(ended.message))
+    return ExitCode.OK

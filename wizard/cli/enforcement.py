@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from wizard.cli.common import add_common, emit
+from wizard.cli.common import add_common, clean, emit
 from wizard.cli.session import open_unlocked_session
 from wizard.core.findings import ExitCode
 from wizard.services import onboarding
@@ -47,7 +47,13 @@ def cmd_enforce(args: argparse.Namespace) -> int:
 
 
 def cmd_unenforce(args: argparse.Namespace) -> int:
+    from wizard.services.recovery import recovering
+
     session = open_unlocked_session(args)
-    state = asyncio.run(onboarding.remove_enforcement(session))
-    emit(args, {"ok": True, "enforcement_mode": state.mode.value}, f"enforcement removed: {state.mode.value}")
+    # The way back: with the installed pair refused and enforcement not in force, called without it.
+    found = asyncio.run(recovering(session, lambda: onboarding.remove_enforcement(session)))
+    mode = found.value.mode.value
+    way_back = {"note": found.note} if found.note else {}
+    note = clean(f"\nnote: {found.note}") if found.note else ""
+    emit(args, {"ok": True, "enforcement_mode": mode, **way_back}, f"enforcement removed: {mode}{note}")
     return ExitCode.OK

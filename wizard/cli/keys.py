@@ -33,6 +33,16 @@ def add_key_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-id", help=KEY_ID_HELP)
 
 
+LOST_KEY_HELP = (
+    "when an earlier keys create lost its answer: what to do with the key it made (found by its "
+    "description and creation time; its secret was never received): record it (it stays active) or disable it"
+)
+
+
+def add_lost_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lost-key", choices=("record", "disable"), help=LOST_KEY_HELP)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = sub.add_parser("keys", help="API keys: one per service").add_subparsers(dest="keys_command", required=True)
     p = group.add_parser("list", help="the account's API keys (masked); * marks the one this tool uses")
@@ -54,8 +64,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print the new secret on standard output instead (Klarna shows it only once)",
     )
+    add_lost_key(p)
     add_key_id(p)
     p.set_defaults(handler=cmd_create)
+    _register_reconcile(group)
 
     p = group.add_parser("describe", help="change a key's description")
     add_common(p)
@@ -79,6 +91,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--description", help="description of the tool's new key (default: klarna-mtls <profile>)")
     add_key_id(p)
     p.set_defaults(handler=cmd_rotate)
+
+
+def _register_reconcile(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = group.add_parser(
+        "reconcile", help="settle a keys create whose answer was lost: record or disable the key it made"
+    )
+    add_common(p)
+    add_lost_key(p)
+    p.set_defaults(handler=cmd_reconcile)
 
 
 def _store(session: Session) -> SecretStore:
@@ -137,6 +158,10 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     session = open_keys_session(args)
     store = None if args.show_secret_once else _store(session)
+    if session.state.flows.key_creation is not None:
+        progress(args, "keys create: an earlier keys create lost its answer; looking for the key it made first")
+        said = asyncio.run(api_keys.reconcile_lost_creation(session, args.lost_key, store))
+        progress(args, clean(f"keys create: {said}"))
     row, secret = asyncio.run(api_keys.create_key(session, args.description, store=store))
     payload = {"ok": True, "key": asdict(row)}
     if store is None:  # --show-secret-once
@@ -154,6 +179,21 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"created {row.credential_id} ({row.masked}); "
             f"secret kept in {store.display_name} as {payload['stored_as']}",
         )
+    return ExitCode.OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from wizard.secrets.resolve import open_profile_store
+    from wizard.services import api_keys
+
+    session = open_keys_session(args)
+    try:
+        store: SecretStore | None = open_profile_store(session.evidence.secret_backend, session.paths)
+    except SecretStoreError:
+        store = None  # only to see whether a secret was kept after all
+    said = asyncio.run(api_keys.reconcile_lost_creation(session, args.lost_key, store))
+    said = said or "No keys create is waiting for its answer; nothing to do."
+    emit(args, {"ok": True, "message": said}, clean(said))
     return ExitCode.OK
 
 

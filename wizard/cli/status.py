@@ -27,16 +27,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from wizard.services.status import gather_status
+    from wizard.services.recovery import status_recovering
 
     if getattr(args, "all", False):
         return _status_all(args)
     session = open_unlocked_session(args)
-    status = asyncio.run(gather_status(session))
+    found = asyncio.run(status_recovering(session))  # the way back when the installed pair is refused
+    status = found.value
+    way_back = {"note": found.note} if found.note else {}
     emit(
         args,
-        {"ok": True, **status.to_dict(), **runtime_view(session)},
-        _status_text(status) + "\n" + runtime_text(session),
+        {"ok": True, **status.to_dict(), **runtime_view(session), **way_back},
+        _status_text(status) + "\n" + runtime_text(session) + (clean(f"\nnote: {found.note}") if found.note else ""),
     )
     return _status_exit(status)
 

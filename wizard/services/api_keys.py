@@ -16,17 +16,18 @@ Secret-store names (all under the profile, in the profile's own store):
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wizard.core import rules
-from wizard.core.errors import ApiError, InputError, SecretStoreError, WizardError
+from wizard.core.errors import ApiError, InputError, InterlockRefused, SecretStoreError, WizardError
 from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import Action, Refusal, Situation, refusals, require
 from wizard.core.secret_value import SecretValue
 from wizard.klarna.models import Answer, ApiKeyInfo
+from wizard.services import api_key_creation as creation
+from wizard.services.api_key_creation import LostKeyChoice
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus
 
@@ -163,39 +164,37 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
 
 # ---------------------------------------------------------------- create, describe, disable
 async def create_key(
-    session: Session, description: str, *, store: SecretStore | None = None, name: str | None = None
+    session: Session,
+    description: str,
+    *,
+    store: SecretStore | None = None,
+    name: str | None = None,
+    lost_key: LostKeyChoice | None = None,
 ) -> tuple[KeyRow, SecretValue[str]]:
     """Create a key for a named service. Its secret is returned once; with ``store`` it is also
     kept there under ``name`` (default ``stored_name(profile, id)``). If the store refuses, the
-    new key is disabled (its secret would otherwise be lost with the key left active)."""
+    new key is disabled (its secret would otherwise be lost with the key left active). An earlier
+    create whose answer was lost is reconciled first (``reconcile_lost_creation``, ``lost_key``)."""
     verify_service_description(description)
     session.require(Action.CREATE_API_KEY)
     if store is not None:  # a store that would refuse the key is found out before the key exists
         from wizard.secrets.resolve import prove_opens
 
         await asyncio.to_thread(prove_opens, store)
-    async with session.client() as klarna:
-        info = (await klarna.create_api_key(description, str(uuid.uuid4()))).value
+    await reconcile_lost_creation(session, lost_key, store)
+    info = await creation.send_create(session, description, name)
     if info.secret is None:
+        creation.finish(session)
         raise ApiError(
             "Klarna's answer held no key secret.",
             status=201,
             hint=f"Disable {info.credential_id} and create another key.",
         )
-    stored_as = None
-    if store is not None:
-        stored_as = name or stored_name(session.profile, info.credential_id)
-        try:
-            await asyncio.to_thread(store.set, stored_as, info.secret.reveal())
-        except SecretStoreError as error:
-            await disable_quietly(session, info.credential_id)
-            raise SecretStoreError(
-                f"The new key could not be stored ({error.message}); it was disabled.",
-                hint="Fix the secret store, then create the key again.",
-            ) from None
+    stored_as = await _keep_secret(session, info, store, name)
     session.audit.record(
         "api_key_created", credential_id=info.credential_id, description=description, stored_as=stored_as
     )
+    creation.finish(session)
     row = KeyRow(
         info.credential_id,
         info.description,
@@ -207,6 +206,69 @@ async def create_key(
         False,
     )
     return row, info.secret
+
+
+async def _keep_secret(session: Session, info: ApiKeyInfo, store: SecretStore | None, name: str | None) -> str | None:
+    """Keep the new secret in ``store`` (its name returned); if the store refuses, the key is disabled."""
+    if store is None or info.secret is None:
+        return None
+    stored_as = name or stored_name(session.profile, info.credential_id)
+    try:
+        await asyncio.to_thread(store.set, stored_as, info.secret.reveal())
+    except SecretStoreError as error:
+        await disable_quietly(session, info.credential_id)
+        creation.finish(session)
+        raise SecretStoreError(
+            f"The new key could not be stored ({error.message}); it was disabled.",
+            hint="Fix the secret store, then create the key again.",
+        ) from None
+    return stored_as
+
+
+async def reconcile_lost_creation(
+    session: Session, choice: LostKeyChoice | None, store: SecretStore | None = None
+) -> str | None:
+    """An earlier create whose answer was lost (still journaled): the key it may have made is
+    looked for by description and creation time, then recorded or disabled as ``choice`` says
+    (refused without a choice). Returns what was found and done; None when nothing was pending."""
+    pending = session.state.flows.key_creation
+    if pending is None:
+        return None
+    created, unknown = creation.lost_candidates(pending, await list_key_infos(session))
+    for info in list(created):
+        if await _secret_kept(session, pending.stored_as, info.credential_id, store):
+            created.remove(info)  # the create finished but for its record: nothing was lost
+    if unknown and choice != "record":
+        ids = ", ".join(i.credential_id for i in unknown)
+        raise InterlockRefused(
+            f"An earlier keys create ('{pending.description}') lost its answer, and the creation time of "
+            f"{ids}, described the same, is not given: whether that request created it cannot be told.",
+            hint="Check keys list; keys reconcile --lost-key record forgets the lost request and changes nothing.",
+        )
+    if created and choice is None:
+        raise InterlockRefused(
+            creation.choice_needed(pending, created),
+            hint="Run again with --lost-key disable (nothing can use it) or --lost-key record (keep it active).",
+        )
+    for info in created:
+        if choice == "disable":  # ours by the journal: not the key this tool runs on (the gate still checks)
+            await disable_key(session, info.credential_id, not_the_tools_key=True)
+        else:
+            session.audit.record("api_key_created", credential_id=info.credential_id, secret_received=False)
+    creation.finish(session)
+    if not created:
+        return f"The earlier keys create ('{pending.description}') created no key that is still active."
+    ids = ", ".join(i.credential_id for i in created)
+    return f"The key the earlier keys create made ({ids}) was {'disabled' if choice == 'disable' else 'recorded'}."
+
+
+async def _secret_kept(session: Session, stored_as: str | None, credential_id: str, store: SecretStore | None) -> bool:
+    """Whether the secret of ``credential_id`` reached ``store`` before its creation was recorded."""
+    name = stored_as or stored_name(session.profile, credential_id)
+    secret: str | None = await asyncio.to_thread(store.get, name) if store is not None else None
+    if secret:
+        session.audit.record("api_key_created", credential_id=credential_id, stored_as=name, reconciled=True)
+    return bool(secret)
 
 
 async def describe_key(session: Session, credential_id: str, description: str) -> KeyRow:

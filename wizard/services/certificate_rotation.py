@@ -1,29 +1,50 @@
 """Rotating the certificate without a gap: new key → Klarna issues → install beside the current
-pair → see the new one VALID → switch ``current`` to it, optionally revoking the old one after.
+pair → see the new one VALID → switch ``current`` to it, then, when asked, retire the old one
+(after a grace period).
 
 Every step is journaled (``state.flows.rotation``, a ``flow_records.CertificateRotation``) and run
-by ``waits.run_steps``, so a rerun resumes where an interrupted one stopped. ``rotation`` yields
-the progress events; ``rotate`` runs it to its end for callers that only want the result."""
+by ``waits.run_steps``, so a rerun resumes where an interrupted one stopped, the retirement
+included. ``rotation`` yields the progress events; ``rotate`` runs it to its end for callers that
+only want the result. A rotation never makes things worse: the new certificate is judged before
+it is installed and again before the switch (``rotation_endings.accept_or_end``), and a rotation
+that cannot finish can be abandoned (``rotation_endings.abandon_rotation``). When Klarna refuses
+the installed pair and enforcement is off, the rotation calls without it (``recovery``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from wizard.core import crypto, rules
-from wizard.core.errors import HandshakeRejected, InputError, InterlockRefused, WizardError
+from wizard.core.errors import (
+    ApiError,
+    HandshakeRejected,
+    InputError,
+    InterlockRefused,
+    StorageError,
+    WizardError,
+)
 from wizard.core.flow_records import CertificateRotation, RotationStep, required
 from wizard.core.fsutil import write_private
-from wizard.core.interlocks import Action, refusals
+from wizard.core.interlocks import Action, ActionRefused, refusals
 from wizard.core.model import RotatedPair
-from wizard.services import onboarding
+from wizard.services import onboarding, recovery
 from wizard.services.install import activate, install_pair, list_pairs
 from wizard.services.revocation import confirm_suffix_for, revoke
+from wizard.services.rotation_endings import (
+    AbandonedRotation,
+    abandon_rotation,
+    accept_or_end,
+    save_flow,
+    what_changed,
+)
 from wizard.services.session import Session
 from wizard.services.status import gather_status
 from wizard.services.waits import (
@@ -34,14 +55,21 @@ from wizard.services.waits import (
     Events,
     Failed,
     PollLimits,
+    Started,
     Step,
     StepAction,
+    Waiting,
     follow,
     poll,
     run_steps,
 )
 
+__all__ = ["AbandonedRotation", "abandon_rotation", "rotate", "rotation"]  # abandon: rotation_endings
+
 ROTATION_TASK = "Rotating the certificate"
+GRACE_TASK = "Grace period before revoking the old certificate"
+GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress events
+Pause = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -51,6 +79,8 @@ class RotationProgress:
     new_certificate_id: str | None
     new_fingerprint: str | None
     statuses_seen: list[str] = field(default_factory=list)
+    retired: bool = False  # the old certificate was revoked (or found already gone) by this rotation
+    notes: list[str] = field(default_factory=list)  # said along the way (a call without certificate, a CN)
 
 
 ROTATION_WORDS: dict[RotationStep, str] = {
@@ -60,12 +90,19 @@ ROTATION_WORDS: dict[RotationStep, str] = {
     "verify": "See the new certificate VALID",
     "switch": "Switch `current` to the new pair",
 }
+RETIRE_WORDS: dict[RotationStep, str] = {"retire": "Revoke the old certificate (after the grace period)"}
+
+
+async def grace_pause(seconds: float) -> None:
+    """One pause of the grace period (a module function: a test stands in for time here)."""
+    await asyncio.sleep(seconds)
 
 
 async def rotate(
     session: Session,
     *,
     retire_old: bool = False,
+    grace: float = 0.0,
     verify_attempts: int = 150,
     verify_interval: float = 2.0,
     on_step: Callable[[str], None] | None = None,
@@ -73,7 +110,7 @@ async def rotate(
 ) -> RotationProgress:
     """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
     raises when the new certificate is not seen VALID. With ``retire_old`` the old certificate
-    is revoked after."""
+    is revoked ``grace`` seconds after the switch (a journaled step: a rerun finishes it)."""
 
     def show(event: Event) -> None:
         if on_event:
@@ -82,53 +119,84 @@ async def rotate(
             on_step(event.step)
 
     limits = PollLimits(interval=verify_interval, max_attempts=verify_attempts)
-    last = await follow(rotation(session, limits=limits), show)
+    last = await follow(rotation(session, limits=limits, retire_old=retire_old, grace=grace), show)
     if isinstance(last, Failed):
         raise last.error
     assert isinstance(last, Done) and isinstance(last.result, RotationProgress)
-    progress = last.result
-    if retire_old and progress.old_certificate_id and progress.old_certificate_id != progress.new_certificate_id:
-        await _retire(session, progress.old_certificate_id)
-    return progress
+    return last.result
 
 
-async def rotation(session: Session, *, limits: PollLimits = DEFAULT_LIMITS) -> Events:
-    """New key → issue → install beside → verify new VALID → switch current, as progress events
-    (a Step per step, the verify step's Attempts, then Done(result=RotationProgress) or Failed).
-    Every step is journaled in state.flows.rotation; a rerun resumes where it stopped."""
+async def rotation(
+    session: Session, *, limits: PollLimits = DEFAULT_LIMITS, retire_old: bool = False, grace: float = 0.0
+) -> Events:
+    """New key → issue → install beside → verify new VALID → switch current (→ retire the old),
+    as progress events (a Step per step, the verify step's Attempts, the grace period's
+    Started/Waiting, then Done(result=RotationProgress) or Failed). Every step is journaled in
+    state.flows.rotation; a rerun resumes where it stopped. When Klarna refuses the installed
+    pair, the rotation goes on without it if enforcement is off (``recovery.way_back``)."""
     session.require(Action.ROTATE)
-    flow = await _rotation_flow(session)
+    notes: list[str] = []
+    for attempt in range(2):
+        try:
+            async with contextlib.aclosing(_rotation_run(session, limits, retire_old, grace, notes)) as events:
+                async for event in events:
+                    yield event
+            return
+        except WizardError as error:
+            if attempt or not recovery.refused_pair(error):
+                raise
+            notes.append(await recovery.way_back(session, error))
+
+
+async def _rotation_run(
+    session: Session, limits: PollLimits, retire_old: bool, grace: float, notes: list[str]
+) -> Events:
+    flow = await _rotation_flow(session, retire_old, grace)
     statuses: list[str] = []
     steps: dict[RotationStep, StepAction] = {
         "key": lambda: _rotation_key(session, flow),
         "issue": lambda: _rotation_issue(session, flow),
         "install": lambda: _rotation_install(session, flow),
         "verify": lambda: _rotation_verify(session, flow, limits),
-        "switch": lambda: _rotation_switch_step(session, flow),
+        "switch": lambda: _rotation_switch_step(session, flow, grace, notes),
     }
+    if flow.retire_old:
+        steps["retire"] = lambda: _rotation_retire(session, flow)
 
     def finish(elapsed: float) -> Done:
-        progress = RotationProgress("done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, statuses)
+        retired = flow.retire_old and flow.old_certificate_id not in (None, flow.certificate_id)
+        progress = RotationProgress(
+            "done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, statuses, retired, notes
+        )
         session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
         return Done(ROTATION_TASK, elapsed, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
 
-    events = run_steps(ROTATION_TASK, flow, steps, ROTATION_WORDS, "done", lambda: _save_flow(session, flow), finish)
-    async with contextlib.aclosing(events) as stream:
-        async for event in stream:
-            if isinstance(event, Attempt):
-                statuses.append(event.status)
-            yield event
+    words = {**ROTATION_WORDS, **RETIRE_WORDS}
+    events = run_steps(ROTATION_TASK, flow, steps, words, "done", lambda: save_flow(session, flow), finish)
+    try:
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                if isinstance(event, Attempt):
+                    statuses.append(event.status)
+                yield event
+    except StorageError as error:  # a full disk: say what had already changed
+        raise what_changed(session, flow, error) from None
 
 
-async def _rotation_flow(session: Session) -> CertificateRotation:
-    """The rotation to resume, or a new one once a free slot is confirmed."""
+async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> CertificateRotation:
+    """The rotation to resume (asked now to retire the old certificate, it will), or a new one
+    once a free slot is confirmed."""
     flow = session.state.flows.rotation
     if flow is not None and flow.step != "done":
+        if retire_old and not flow.retire_old and flow.step != "retire":
+            flow.retire_old, flow.grace_seconds = True, f"{grace:g}"
+            save_flow(session, flow)
         return flow
     status = await gather_status(session)
     active = [c for c in status.certificates if c.status == "ACTIVE"]
     if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-        spare = [c.credential_id for c in active if not c.installed_here]
+        unused = [c.credential_id for c in active if c.credential_id in session.state.flows.unused_certificates]
+        spare = unused + [c.credential_id for c in active if not c.installed_here and c.credential_id not in unused]
         raise InterlockRefused(
             "No free certificate slot for the new certificate.",
             hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
@@ -137,24 +205,29 @@ async def _rotation_flow(session: Session) -> CertificateRotation:
         step="key",
         old_certificate_id=session.evidence.certificate_id,
         folder=str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
+        retire_old=retire_old,
+        grace_seconds=f"{grace:g}" if retire_old else None,
     )
-    _save_flow(session, flow)
+    save_flow(session, flow)
     return flow
 
 
 async def _retire(session: Session, credential_id: str) -> None:
     """Revoke the replaced certificate through the interlock; one already revoked or expired
-    (elsewhere, or by an earlier run) leaves nothing to do."""
+    (elsewhere, or by an earlier run) leaves nothing to do. A refusal leaves the step to the
+    rerun, which tries again, or to ``rotate --abandon``, which keeps the old certificate."""
     found = refusals(Action.REVOKE, (await gather_status(session)).situation(credential_id))
     if found and all(r.check == "target active" for r in found):
         session.audit.record("retire_skipped", certificate_id=credential_id, reason=found[0].reason)
         return
-    await revoke(session, credential_id, confirm_suffix=confirm_suffix_for(session, credential_id))
-
-
-def _save_flow(session: Session, flow: CertificateRotation) -> None:
-    session.state.flows.rotation = flow
-    session.save()
+    try:
+        await revoke(session, credential_id, confirm_suffix=confirm_suffix_for(session, credential_id))
+    except ActionRefused as refused:
+        raise InterlockRefused(
+            f"The new certificate is in use, but the old one, {credential_id}, was not revoked: {refused.message}",
+            hint=f"{refused.hint} Then run klarna-mtls rotate to finish retiring it, or klarna-mtls rotate "
+            "--abandon to keep it active.",
+        ) from None
 
 
 async def _rotation_key(session: Session, flow: CertificateRotation) -> None:
@@ -169,12 +242,12 @@ async def _rotation_key(session: Session, flow: CertificateRotation) -> None:
         key = crypto.make_private_key()
         key_pem = crypto.make_private_key_pem(key, passphrase)
         flow.key_sha256 = onboarding.key_digest(key_pem)
-        _save_flow(session, flow)  # journaled before the file exists
+        save_flow(session, flow)  # journaled before the file exists
         await asyncio.to_thread(write_private, key_path, key_pem)
     account = session.evidence.account_id
     if not account:  # as generate_key: an onboarded profile always has one
         raise InputError("Set the account id first.")
-    cn = session.evidence.cn or rules.default_cn(account)
+    cn = session.evidence.cn or rules.default_cn(account)  # the CSR asks for the profile's CN
     csr_pem = crypto.make_csr_pem(key, cn)
     write_private(folder / "csr.pem", csr_pem)
     flow.key_path, flow.public_key_id, flow.csr_pem, flow.cn = (
@@ -194,7 +267,7 @@ async def _rotation_issue(session: Session, flow: CertificateRotation) -> None:
         if mine is None:
             onboarding.refuse_when_full(listing)
         flow.idempotency_key = str(uuid.uuid4())
-        _save_flow(session, flow)  # journaled before sending
+        save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:
         answer = await klarna.create_certificate_reconciled(
             required(flow.csr_pem, "csr_pem"),
@@ -215,9 +288,11 @@ async def _rotation_issue(session: Session, flow: CertificateRotation) -> None:
     session.audit.record(
         "certificate_issued", certificate_id=info.credential_id, fingerprint=info.fingerprint, reason="rotation"
     )
+    accept_or_end(session, flow)  # a certificate that may not replace the current one ends it here
 
 
 async def _rotation_install(session: Session, flow: CertificateRotation) -> None:
+    accept_or_end(session, flow)  # again: a rotation saved by an earlier version is judged too
     key_pem = Path(required(flow.key_path, "key_path")).read_bytes()
     label = required(flow.fingerprint, "fingerprint").replace(":", "")[:16].lower()
     await asyncio.to_thread(
@@ -234,6 +309,7 @@ async def _rotation_install(session: Session, flow: CertificateRotation) -> None
 def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLimits) -> Events:
     """The NEW pair must be seen VALID before anything switches to it: the one polling loop,
     observing with the new pair (a first INVALID is Klarna still settling, not a verdict)."""
+    accept_or_end(session, flow)  # a rotation resumed here is judged before it waits
     pair = next(p for p in list_pairs(session.install_dir) if p.label == flow.label)
     certificate_id = required(flow.certificate_id, "certificate_id")
 
@@ -243,6 +319,10 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
                 status = (await klarna.list_certificates()).verification.value
         except HandshakeRejected:
             status = "REJECTED"
+        except ApiError as error:
+            if not recovery.refused_pair(error):
+                raise
+            status = "INVALID"  # an enforced account refusing the new pair: not accepted (yet), not ours to recover
         session.state.record_status(status, pair.fingerprint, "rotation")
         if status == "VALID":
             session.record_valid(certificate_id, session.clock())
@@ -258,8 +338,36 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
     return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
 
 
-async def _rotation_switch_step(session: Session, flow: CertificateRotation) -> None:
+async def _rotation_switch_step(session: Session, flow: CertificateRotation, grace: float, notes: list[str]) -> None:
+    notes.extend(accept_or_end(session, flow))  # judged again now: time passed while verifying
     _rotation_switch(session, flow)
+    if flow.retire_old:
+        wait = float(flow.grace_seconds or grace or 0)
+        flow.retire_at = (session.clock() + timedelta(seconds=wait)).isoformat()
+
+
+def _rotation_retire(session: Session, flow: CertificateRotation) -> Events:
+    """Revoke the old certificate once the grace period journaled at the switch is over (a rerun
+    waits only what is left of it): Started and Waiting events meanwhile."""
+
+    async def events() -> Events:
+        old = flow.old_certificate_id
+        if old and old != flow.certificate_id:
+            due = rules.parse_timestamp(required(flow.retire_at, "retire_at"))
+            left = max(0, math.ceil((due - session.clock()).total_seconds()))
+            if left:
+                yield Started(GRACE_TASK, left)
+            waited = 0.0
+            while waited < left:
+                pause = min(left - waited, GRACE_REPORT_EVERY)
+                await grace_pause(pause)
+                waited += pause
+                if waited < left:
+                    yield Waiting(GRACE_TASK, waited, left)
+            await _retire(session, old)
+        yield Done(GRACE_TASK, 0.0)
+
+    return events()
 
 
 def _rotation_switch(session: Session, flow: CertificateRotation) -> None:

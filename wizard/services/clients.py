@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
-from wizard.core.errors import ApiError, CryptoError, InputError, JournalError, MtlsRequired, StorageError
+from wizard.core.errors import (
+    ApiError,
+    CryptoError,
+    InputError,
+    JournalError,
+    MtlsRequired,
+    StorageError,
+    TransportError,
+    WizardError,
+)
 from wizard.core.fsutil import check_trusted_file
 from wizard.core.records import Settings
 from wizard.klarna.endpoints import BASE_URLS
@@ -47,6 +56,9 @@ class ClientFactory:
         self._settings_file = settings_file  # named when the settings are found damaged
         self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
+        # Set by without_certificate_after: the installed pair was refused and Klarna said
+        # enforcement is not in force, so clients that would send it send none (the way back).
+        self._installed_refused: str | None = None
 
     def __repr__(self) -> str:
         return f"ClientFactory(environment={self._environment()!r}, kept={self._connections is not None})"
@@ -62,6 +74,7 @@ class ClientFactory:
             settings_file=self._settings_file,
         )
         other.use_connections(self._connections)
+        other._installed_refused = self._installed_refused
         return other
 
     @property
@@ -163,6 +176,8 @@ class ClientFactory:
         """The pair a client presents (see ``client``), its key file checked unless the caller did."""
         from wizard.services.install import current_pair, verify_private_files
 
+        if pair is None and with_certificate is None and self._installed_refused is not None:
+            return None  # the way back: the installed pair is refused (without_certificate_after)
         if pair is None and with_certificate is not False:
             pair = current_pair(self._install_dir())
         if with_certificate and pair is None:
@@ -212,6 +227,38 @@ class ClientFactory:
             yield
         finally:
             await self.close_connections()
+
+    async def without_certificate_after(self, refusal: WizardError) -> str:
+        """The way back once Klarna refused the installed pair (``refusal``: the TLS handshake
+        refused it, or Klarna answered MTLS_REQUIRED to it). The one place that decides: the
+        enforcement state is read without a certificate, and only when Klarna says enforcement is
+        not in force (NOT_ENABLED or REPORTING) do the clients made from then on send no
+        certificate where they would have sent the installed one; returns the note to show.
+        Enforced, refused or not established (unknown means no): raises a WizardError saying
+        what is locked and what is left to do, and nothing changes."""
+        from wizard.klarna.models import EnforcementState
+
+        installed = _installed_words(self._install_dir())
+        try:
+            async with self._client(False, None, None, False) as klarna:
+                state: EnforcementState = (await klarna.get_enforcement()).value
+        except ApiError as error:
+            if error.error_code == "MTLS_REQUIRED":
+                raise locked_out(installed, refusal) from None
+            raise way_back_unknown(installed, refusal, error.message) from None
+        except TransportError as error:
+            raise way_back_unknown(installed, refusal, error.message) from None
+        mode = state.mode.value
+        if mode == "ENFORCED":
+            raise locked_out(installed, refusal)
+        if mode not in ("NOT_ENABLED", "REPORTING"):
+            raise way_back_unknown(installed, refusal, f"Klarna's answer gave the mode as {mode}")
+        scheduled = f", scheduled from {state.enforced_from}: fix this before then" if state.enforced_from else ""
+        self._installed_refused = (
+            f"{installed} was refused ({refusal.message.rstrip('.')}). mTLS is not enforced now "
+            f"({mode}{scheduled}), so this run calls Klarna without a client certificate."
+        )
+        return self._installed_refused
 
 
 def checked_trust_ca(path: Path) -> Path:
@@ -263,4 +310,44 @@ def mtls_required(error: ApiError) -> MtlsRequired:
         hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
         "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
         "runtime's certificate in Klarna's portal.",
+    )
+
+
+def _installed_words(install_dir: Path) -> str:
+    """``The installed certificate (valid until 2026-…)``, as far as its file says."""
+    from wizard.core import crypto
+    from wizard.services.install import current_pair
+
+    try:
+        pair = current_pair(install_dir)
+        cert = crypto.load_certificate(pair.cert_path.read_bytes()) if pair else None
+    except (OSError, WizardError):
+        cert = None
+    if cert is None:
+        return "The installed certificate"
+    return f"The installed certificate (valid until {rules.format_utc(cert.not_valid_after_utc)})"
+
+
+def locked_out(installed: str, refusal: WizardError) -> WizardError:
+    """The installed pair is refused and mTLS is enforced: what is locked, and what is left to do."""
+    return WizardError(
+        f"{installed} was refused ({refusal.message.rstrip('.')}), and mTLS is enforced on this account: "
+        "Klarna refuses every call from this profile, with that certificate or without one. Locked: "
+        "rotate, status, certs, unenforce and every other command of this profile.",
+        title="Locked out: mTLS enforced",
+        hint="From a system whose certificate is still VALID on this account (another profile or "
+        "runtime), run klarna-mtls unenforce, or ask Klarna (portal or support) to remove enforcement; "
+        "then run klarna-mtls rotate here: it calls without a certificate while enforcement is off. A "
+        "certificate issued in the last few minutes may not be accepted yet (Klarna: up to 5 minutes).",
+    )
+
+
+def way_back_unknown(installed: str, refusal: WizardError, why: str) -> WizardError:
+    """The installed pair is refused and whether enforcement is on could not be established."""
+    return WizardError(
+        f"{installed} was refused ({refusal.message.rstrip('.')}), and whether mTLS is enforced could not "
+        f"be established without a certificate ({why.rstrip('.')}); nothing else was sent without one.",
+        title="Client certificate refused",
+        hint="Check the network and the API key, then try again. If enforcement is off, this command then "
+        "calls without a certificate; if it is on, remove it from a system whose certificate is VALID.",
     )

@@ -42,6 +42,7 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
     async with session.client() as klarna:
         await klarna.revoke_certificate(credential_id)
     session.state.certificate(credential_id).retired = True
+    session.state.flows.unused_certificates.pop(credential_id, None)  # a rotation's leftover, now retired
     session.save()
     session.audit.record("certificate_revoked", certificate_id=credential_id, fingerprint=target.fingerprint)
     return await gather_status(session)
