@@ -167,7 +167,9 @@ def test_the_judgement_of_a_replacement_names_every_reason():
     assert "another key" in words and "renewal window" in words and "before the certificate" in words
     assert verdict.notes and "LYABCDEI-0123456789abcdef" in verdict.notes[0]
     assert rules.is_assigned_cn("LYABCDEI-0123456789abcdef", account)
-    assert not rules.is_assigned_cn("LYABCDEI-0123456789ABCDEF", account)
+    assert rules.is_assigned_cn("LYABCDEI-0123456789ABCDEF", account)  # the docs do not say the hex case
+    assert not rules.is_assigned_cn("LYABCDEI-0123456789abcdeg", account)
+    assert not rules.is_assigned_cn("LYABCDEI-0123456789abcde", account)
     assert not rules.is_assigned_cn("SOMEONE-0123456789abcdef", account)
 
 
