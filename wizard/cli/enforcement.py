@@ -38,10 +38,11 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     mode = asyncio.run(
         onboarding.enforce(session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out)
     )
+    warnings = onboarding.enforcement_warnings(session)
     emit(
         args,
-        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
-        f"enforcement {mode} from {session.evidence.enforced_from}",
+        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from, "warnings": warnings},
+        "\n".join([f"enforcement {mode} from {session.evidence.enforced_from}", *(f"warning: {w}" for w in warnings)]),
     )
     return ExitCode.OK
 

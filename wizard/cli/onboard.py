@@ -11,8 +11,9 @@ from wizard.cli.session import key_passphrase, load_api_key, open_session
 from wizard.core import rules
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
-from wizard.core.model import Stage
+from wizard.core.model import VALID_IN_A_ROW, Stage
 from wizard.services import onboarding
+from wizard.services.enforcement_timeline import observe_and_recheck
 from wizard.services.onboarding_waits import poll_verification, watch_enforcement
 from wizard.services.session import Session
 from wizard.services.waits import (
@@ -25,6 +26,7 @@ from wizard.services.waits import (
 )
 
 if TYPE_CHECKING:
+    from wizard.klarna.models import EnforcementState
     from wizard.secrets.stores import SecretStore
 
 
@@ -106,6 +108,12 @@ async def onboard(args: argparse.Namespace) -> int:
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
+    if args.poll_interval > args.poll_limit:
+        raise InputError(
+            f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
+            f"verification needs {VALID_IN_A_ROW} VALID answers in a row within the limit.",
+            hint="Lower --poll-interval or raise --poll-limit.",
+        )
     api_key, store = load_api_key(args, session)
     session.unlock(api_key, key_passphrase())
     if session.state.in_flight:
@@ -117,6 +125,8 @@ async def onboard(args: argparse.Namespace) -> int:
             progress(args, f"resuming {pulled}")
         if session.model.stage is not Stage.CREDENTIALS:
             await _tool_key(args, session, store)
+        if session.model.stage in (Stage.ENFORCE, Stage.DONE):
+            await _recheck_enforcement(args, session, enforce_at)
         while session.model.stage is not Stage.DONE:
             stage = session.model.stage
             if stage is Stage.ENFORCE and enforce_at.lower() == "never":
@@ -126,11 +136,30 @@ async def onboard(args: argparse.Namespace) -> int:
             progress(args, f"[{stage.number}/6] {stage.value}: done")
             if stage is Stage.CREDENTIALS:
                 await _tool_key(args, session, store)
+        observed = None
+        if session.model.stage in (Stage.ENFORCE, Stage.DONE):  # printed as Klarna says it now
+            observed, _ = await observe_and_recheck(session)
 
     reached = session.model.stage
-    payload = _summary(session)
-    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
+    payload = _summary(session, observed)
+    mode = f"; enforcement {payload['enforcement']['mode']} (observed now)" if observed else ""
+    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'{mode}")
     return ExitCode.OK
+
+
+async def _recheck_enforcement(args: argparse.Namespace, session: Session, enforce_at: str) -> None:
+    """The journal's Enforce record is a cache: Klarna's state now decides whether the Enforce
+    stage is done (after `unenforce`, or a removal elsewhere, it is open again and runs)."""
+    observed, reopened = await observe_and_recheck(session)
+    if reopened:
+        progress(args, f"  {reopened}")
+    elif session.evidence.enforcement_mode and enforce_at.lower() != "never":
+        said = observed.mode.value + (f" from {observed.enforced_from}" if observed.enforced_from else "")
+        progress(
+            args,
+            f"  enforcement already requested (Klarna now says {said}); --enforce-at {enforce_at} is not sent "
+            "again: klarna-mtls enforce --at changes it",
+        )
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
@@ -208,9 +237,17 @@ async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
         progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
 
 
-def _summary(session: Session) -> dict[str, Any]:
+def _summary(session: Session, observed: EnforcementState | None) -> dict[str, Any]:
+    """What onboarding reached; the enforcement as Klarna answered just now (None before Enforce)."""
     ev = session.evidence
     last = ev.verifications[-1]["status"] if ev.verifications else None
+    enforcement: dict[str, Any] = {"mode": None, "enforced_from": None, "observed_at": None}
+    if observed is not None:
+        enforcement = {
+            "mode": observed.mode.value,
+            "enforced_from": observed.enforced_from or ev.enforced_from,
+            "observed_at": rules.format_utc(session.clock()),
+        }
     return {
         "ok": True,
         "profile": session.profile,
@@ -220,6 +257,6 @@ def _summary(session: Session) -> dict[str, Any]:
         "cert_path": ev.cert_path,
         "key_path": ev.installed_key_path,
         "verification_status": last,
-        "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
+        "enforcement": enforcement,
         "api_key_credential_id": session.state.tool_key_id,
     }

@@ -48,6 +48,7 @@ class Look:
     current_id: str | None  # from the profile's records, never from the listing
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
+    server_date: datetime | None = None  # Klarna's Date on the listing: the clock time rules are judged by
 
     @property
     def listed_ids(self) -> frozenset[str]:
@@ -301,6 +302,7 @@ class Session:
             self.current_id(pair),
             listing.tls_version,
             listing.clock_skew_seconds,
+            listing.server_date,
         )
 
 
