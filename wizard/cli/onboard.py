@@ -87,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
+    if args.poll_interval > args.poll_limit:
+        raise InputError(
+            f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
+            f"verification needs {VALID_IN_A_ROW} VALID answers in a row within the limit.",
+            hint="Lower --poll-interval or raise --poll-limit.",
+        )
     session = open_session(args)
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
@@ -108,12 +114,6 @@ async def onboard(args: argparse.Namespace) -> int:
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
-    if args.poll_interval > args.poll_limit:
-        raise InputError(
-            f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
-            f"verification needs {VALID_IN_A_ROW} VALID answers in a row within the limit.",
-            hint="Lower --poll-interval or raise --poll-limit.",
-        )
     api_key, store = load_api_key(args, session)
     session.unlock(api_key, key_passphrase())
     if session.state.in_flight:

@@ -218,8 +218,8 @@ def note_seen(session: Session, observed: EnforcementState, now: datetime) -> No
 
 def reconcile(session: Session, observed: EnforcementState, now: datetime) -> str | None:
     """Check the journal's enforcement record (the ENFORCE stage's evidence) against what Klarna
-    said just now. When Klarna contradicts it (not enabled, a time removed, or still REPORTING
-    well after the time this tool asked for), the ENFORCE stage is reopened: DONE and ENFORCED are
+    said just now. When Klarna contradicts it (not enabled, REPORTING again after ENFORCED, a time
+    removed, or still REPORTING well after the time this tool asked for), the ENFORCE stage is reopened: DONE and ENFORCED are
     never printed or acted on from a stale record. Returns what changed, or None."""
     ev = session.evidence
     if session.model.stage not in (Stage.ENFORCE, Stage.DONE) or not ev.enforcement_mode:
@@ -229,7 +229,8 @@ def reconcile(session: Session, observed: EnforcementState, now: datetime) -> st
         if ev.enforcement_mode != mode:
             session.model.record_enforcement_mode(mode)
         return None
-    if mode == "UNKNOWN" or (mode == "REPORTING" and schedule_of(session, observed, now) is not None):
+    applied_before = ev.enforcement_mode == "ENFORCED"  # once applied, REPORTING again means removed
+    if mode == "UNKNOWN" or (mode == "REPORTING" and not applied_before and schedule_of(session, observed, now)):
         return None  # on its way, or not known: nothing proves the record wrong
     said = f"{ev.enforcement_mode} from {ev.enforced_from}"
     forget_enforcement(session)
