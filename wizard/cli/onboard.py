@@ -93,24 +93,7 @@ async def onboard(args: argparse.Namespace) -> int:
             f"verification needs {VALID_IN_A_ROW} VALID answers in a row within the limit.",
             hint="Lower --poll-interval or raise --poll-limit.",
         )
-    session = open_session(args)
-    if args.environment or args.account_id:
-        if not (args.environment and args.account_id):
-            raise InputError("Give both --environment and --account-id.")
-        same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
-        if not same or args.base_url or args.install_dir:
-            session.configure(
-                args.environment,
-                args.account_id,
-                base_url=args.base_url or session.settings.base_url,
-                ca_bundle=args.ca_bundle or session.settings.ca_bundle,
-                install_dir=args.install_dir or session.settings.install_dir,
-                allow_remote_sandbox=args.allow_remote_sandbox or session.settings.allow_remote_sandbox,
-            )
-    elif not session.evidence.account_id:
-        raise InputError("This profile is new.", hint="Give --environment and --account-id.")
-    if args.trust_ca:
-        session.set_trust_ca(None if args.trust_ca == "bundled" else args.trust_ca)
+    session = _configured_session(args)
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
@@ -145,6 +128,29 @@ async def onboard(args: argparse.Namespace) -> int:
     mode = f"; enforcement {payload['enforcement']['mode']} (observed now)" if observed else ""
     emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'{mode}")
     return ExitCode.OK
+
+
+def _configured_session(args: argparse.Namespace) -> Session:
+    """The profile, configured from the arguments when they are given (or refused when it is new)."""
+    session = open_session(args)
+    if args.environment or args.account_id:
+        if not (args.environment and args.account_id):
+            raise InputError("Give both --environment and --account-id.")
+        same = (session.evidence.environment, session.evidence.account_id) == (args.environment, args.account_id)
+        if not same or args.base_url or args.install_dir:
+            session.configure(
+                args.environment,
+                args.account_id,
+                base_url=args.base_url or session.settings.base_url,
+                ca_bundle=args.ca_bundle or session.settings.ca_bundle,
+                install_dir=args.install_dir or session.settings.install_dir,
+                allow_remote_sandbox=args.allow_remote_sandbox or session.settings.allow_remote_sandbox,
+            )
+    elif not session.evidence.account_id:
+        raise InputError("This profile is new.", hint="Give --environment and --account-id.")
+    if args.trust_ca:
+        session.set_trust_ca(None if args.trust_ca == "bundled" else args.trust_ca)
+    return session
 
 
 async def _recheck_enforcement(args: argparse.Namespace, session: Session, enforce_at: str) -> None:
