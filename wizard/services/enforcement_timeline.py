@@ -219,8 +219,9 @@ def note_seen(session: Session, observed: EnforcementState, now: datetime) -> No
 def reconcile(session: Session, observed: EnforcementState, now: datetime) -> str | None:
     """Check the journal's enforcement record (the ENFORCE stage's evidence) against what Klarna
     said just now. When Klarna contradicts it (not enabled, REPORTING again after ENFORCED, a time
-    removed, or still REPORTING well after the time this tool asked for), the ENFORCE stage is reopened: DONE and ENFORCED are
-    never printed or acted on from a stale record. Returns what changed, or None."""
+    removed, or still REPORTING well after the time this tool asked for), the ENFORCE stage is
+    reopened: DONE and ENFORCED are never printed or acted on from a stale record. Returns what
+    changed, or None."""
     ev = session.evidence
     if session.model.stage not in (Stage.ENFORCE, Stage.DONE) or not ev.enforcement_mode:
         return None
