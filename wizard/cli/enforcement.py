@@ -1,5 +1,7 @@
 """`klarna-mtls enforce` and `klarna-mtls unenforce`: mTLS enforcement on and off, through the same
-gate as onboarding and the TUI (the installed certificate and every declared runtime VALID)."""
+gate as onboarding and the TUI (the installed certificate and every declared runtime VALID now and
+still valid when the enforcement has applied, this machine's clock agreeing with Klarna's Date).
+`enforce` also names each certificate that will be inside its renewal window when it starts."""
 
 from __future__ import annotations
 
