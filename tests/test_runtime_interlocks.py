@@ -4,6 +4,7 @@ facts, ``interlocks`` judges them and words the refusal. Pure: no session, no ne
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +20,10 @@ class Settled:
         return []
 
 
-# Everything else holds: the installed certificate "a" is ours, listed and VALID now; "b" is another.
+# Everything else holds: the installed certificate "a" is ours, listed and VALID now, valid for a
+# year after enforcement from NOW, with this machine's clock on Klarna's; "b" is another.
 SETTLED: Any = Settled()
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 READY = Situation(
     Stage.DONE,
     model=SETTLED,
@@ -30,6 +33,10 @@ READY = Situation(
     verification_now="VALID",
     enforcement="NOT_ENABLED",
     target="b",
+    now=NOW,
+    server_date=NOW,
+    effective_at=NOW,
+    current_not_after=NOW + timedelta(days=365),
 )
 
 

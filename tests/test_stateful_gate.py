@@ -1,16 +1,31 @@
-"""The gate under random use (issue 11): a Hypothesis state machine drives actions through both
-front ends' entry points (the CLI's ``main([...])`` and the domain calls the TUI's screens make),
-interleaved with server-side events (a certificate revoked elsewhere, enforcement applied by someone
-else, certificates expired by the sandbox clock), in both sandbox answer modes. After every step:
+"""The gate under random use (issues 11 and 21): a Hypothesis state machine drives actions through
+both front ends' entry points (the CLI's ``main([...])`` and the domain calls the TUI's screens
+make), interleaved with server-side events (a certificate revoked elsewhere, enforcement applied by
+someone else) and with time: the clock jumps (Klarna's and this machine's together, the sandbox's
+``Date`` following its clock), certificates are issued for lifetimes from 100 seconds to three years
+(``certificate_lifetime_seconds``), enforcement is scheduled ahead, and runtimes join with their own
+certificates. Both sandbox answer modes. After every step:
 
-- the account is never enforced (or scheduled) while no installed certificate is VALID, unless a
-  server-side event, not the tool, caused it;
+- at every moment up to the enforcement the tool scheduled (its record still standing), the
+  certificate installed here and every runtime counted then are valid: none revoked, none expiring
+  before the enforcement applies (issue 21, rule 1);
+- no tool step leaves the account enforced or scheduled without a valid installed certificate: one
+  that was valid (with a minute to spare) before the step still is after it, and the tool never
+  enforces while none is VALID, unless a server-side event or time, not the tool, caused it;
+- ``check`` is critical whenever the enforcement on or scheduled would refuse the installed
+  certificate or a runtime's because it will have expired (the re-judging of rule 1);
 - no key is lost: the API key the profile stores still works;
 - no duplicate certificate: never two certificates for one key pair;
 - a refused action changed nothing on the server.
 
+The existing machine does not model a process killed between steps (test_crash_resume.py does), so
+neither does this one. A rotation that installs a certificate shorter than the scheduled enforcement
+(LO-02, rotation's own rule 2) is exempt from the first invariant until that rule lands; ``check``
+must still be critical about it.
+
 The lock-out of red-team finding 1 (revoked elsewhere, then ``onboard --enforce-at NOW``) is the
-explicit ``test_lockout_reproduction`` below, driven through the same machine."""
+explicit ``test_lockout_reproduction`` below, driven through the same machine, and LO-01 (scheduled
+after the expiry) is ``test_schedule_after_expiry_reproduction``."""
 
 from __future__ import annotations
 
@@ -22,16 +37,18 @@ import os
 import shutil
 import tempfile
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from tests_support import sandbox_profile_args
 
 from wizard.cli import main
-from wizard.core import crypto
+from wizard.core import crypto, rules
 from wizard.core.errors import InterlockRefused, WizardError
 from wizard.core.paths import Paths
 from wizard.sandbox import start_sandbox
@@ -44,6 +61,22 @@ pytestmark = pytest.mark.e2e
 FRONTS = st.sampled_from(["cli", "tui"])
 WHICH = st.sampled_from(["current", "other"])
 REFUSED = "Refused for your safety"
+LIFETIMES = st.sampled_from([100, 900, 6 * 3600, 20 * 86400, 90 * 86400, 3 * 365 * 86400])  # seconds
+JUMPS = st.sampled_from([1, 47, 400, 3600, 86400, 25 * 86400, 200 * 86400])  # seconds
+WHEN = st.sampled_from(  # enforce from NOW (None) or this far ahead
+    [None, timedelta(minutes=3), timedelta(hours=1), timedelta(days=2), timedelta(days=40), timedelta(days=90)]
+)
+SPARE = timedelta(minutes=1)  # a certificate this close to its expiry may run out during a step
+
+
+@dataclass
+class Scheduled:
+    """An enforcement the tool set: the server's record then, and the certificates it counted."""
+
+    record: dict
+    applies_at: datetime
+    counted: dict[str, str]  # credential id -> what it is ("installed here", "runtime NAME")
+    exempt: str | None = None  # why the invariant no longer holds it (an event, not the tool)
 
 
 class GateMachine(RuleBasedStateMachine):
@@ -54,33 +87,52 @@ class GateMachine(RuleBasedStateMachine):
         self.folder = Path(tempfile.mkdtemp(prefix="gate-"))
         self._env = {k: os.environ.get(k) for k in ("KLARNA_MTLS_HOME", "KLARNA_API_KEY")}
         os.environ["KLARNA_MTLS_HOME"] = str(self.folder / "home")
-        self.sandbox = start_sandbox(self.folder / "sandbox", enforcement_delay=0.2, answers=self.answers)
-        self.profile = "g" + uuid.uuid4().hex[:8]
-        self.sabotaged = False  # a server-side event, not the tool, broke the installed certificate
-        os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
-        code, out = self.cli(
-            "onboard",
-            "--non-interactive",
-            "--environment",
-            "sandbox",
-            "--account-id",
-            self.sandbox.account_id,
-            "--base-url",
-            self.sandbox.base_url,
-            "--ca-bundle",
-            str(self.sandbox.ca_bundle),
-            "--poll-interval",
-            "0.05",
-            "--secret-store",
-            "keyring",
-            "--own-key",
+        self.sandbox = start_sandbox(
+            self.folder / "sandbox", enforcement_delay=0.2, answers=self.answers, date_follows_clock=True
         )
-        del os.environ["KLARNA_API_KEY"]  # from now on the profile's stored key, as cron would
-        if code != 0:
-            self.teardown()  # Hypothesis calls teardown only for a machine that was built
-            raise AssertionError(f"onboarding failed: {out}")
+        self._clock_patch()
+        self.profile = "g" + uuid.uuid4().hex[:8]
+        self.sabotaged = False  # a server-side event or time, not the tool, broke the installed certificate
+        self.scheduled: Scheduled | None = None  # the enforcement the tool set last
+        self.runtimes: dict[str, str] = {}  # runtime name -> its host's profile
+        self.added = 0  # runtimes added so far (each gets a new name)
+
+    @initialize(lifetime=LIFETIMES)
+    def onboard(self, lifetime: int) -> None:
+        """Onboard with a certificate of ``lifetime`` seconds (later ones live 3 years unless a step
+        says otherwise), on the tool's own key."""
+        self.sandbox.configure(certificate_lifetime_seconds=lifetime)
+        os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
+        try:
+            code, out = self.cli(
+                "onboard",
+                "--non-interactive",
+                *sandbox_profile_args(self.sandbox),
+                "--poll-interval",
+                "0.05",
+                "--secret-store",
+                "keyring",
+                "--own-key",
+            )
+        finally:
+            del os.environ["KLARNA_API_KEY"]  # from now on the profile's stored key, as cron would
+            self.sandbox.certificate_lifetime = rules.CERTIFICATE_VALIDITY
+        assert code == 0, f"onboarding failed: {out}"
+
+    def _clock_patch(self) -> None:
+        """This machine's clock follows the sandbox's: every Session (the CLI opens its own) and
+        ``rules.utc_now`` read real time plus the jumps made so far."""
+        self._session_clock = Session.__init__.__kwdefaults__["clock"]
+        self._utc_now = rules.utc_now
+        Session.__init__.__kwdefaults__["clock"] = self.now
+        rules.utc_now = self.now
+
+    def now(self) -> datetime:
+        return self.sandbox.now()
 
     def teardown(self) -> None:
+        Session.__init__.__kwdefaults__["clock"] = self._session_clock
+        rules.utc_now = self._utc_now
         self.sandbox.stop()
         for name, value in self._env.items():
             if value is None:
@@ -90,10 +142,10 @@ class GateMachine(RuleBasedStateMachine):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # ------------------------------------------------------------ entry points
-    def cli(self, *argv: str) -> tuple[int, dict]:
+    def cli(self, *argv: str, profile: str | None = None) -> tuple[int, dict]:
         """``klarna-mtls <argv> --profile <p> --json`` in-process; (exit code, the JSON answer)."""
         out, err = io.StringIO(), io.StringIO()
-        args = [*argv, "--profile", self.profile, "--json"]
+        args = [*argv, "--profile", profile or self.profile, "--json"]
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(args)
         lines = out.getvalue().strip().splitlines()
@@ -116,8 +168,10 @@ class GateMachine(RuleBasedStateMachine):
         return "ok"
 
     def act(self, front: str, argv: tuple[str, ...], call) -> None:
-        """One action through ``front``; a refusal must leave the server exactly as it was."""
-        before = self.snapshot()
+        """One tool action through ``front``. A refusal leaves the server exactly as it was; no
+        action leaves the account enforced without the valid installed certificate it had; an
+        action that sets enforcement counts only certificates that outlast it."""
+        before, record, valid = self.snapshot(), self.enforcement(), self.installed_valid(SPARE)
         if front == "cli":
             code, out = self.cli(*argv)
             refused = code == 3 and out.get("error", {}).get("title") == REFUSED
@@ -125,48 +179,88 @@ class GateMachine(RuleBasedStateMachine):
             refused = self.domain(call) == "refused"
         if refused:
             assert self.snapshot() == before, f"refused {argv} changed the server"
+        if self.enforcement() is not None and valid:
+            assert self.installed_valid(), f"{argv} left the account enforced without a valid installed certificate"
+        if self.enforcement() not in (None, record):
+            self.scheduled = self.counted_now()
+            self.assert_outlasted(self.scheduled, f"{argv} set enforcement")
 
     # ------------------------------------------------------------ what the server really holds
     @property
     def state(self):
         return self.sandbox._state
 
+    def entries(self) -> dict[str, dict]:
+        return self.state.account_certificates(self.sandbox.account_id)
+
     def snapshot(self) -> tuple:
-        certs = {
-            cid: (self.state.certificate_status(e), e.get("revoked_from"))
-            for cid, e in self.state.account_certificates(self.sandbox.account_id).items()
-        }
+        """The server's own records (never a status computed from the clock, which moves)."""
+        certs = {cid: (e.get("revoked_from"), e["expires_at"]) for cid, e in self.entries().items()}
         api_keys = {cid: e["status"] for cid, e in self.state.data["api_keys"].items()}
-        return certs, api_keys, self.state.data["accounts"][self.sandbox.account_id].get("enforcement")
+        return certs, api_keys, self.enforcement()
+
+    def enforcement(self) -> dict | None:
+        return self.state.data["accounts"][self.sandbox.account_id].get("enforcement")
 
     def certificate_ids(self, which: str) -> list[str]:
         current = self.current_server_id()
-        mine = list(self.state.account_certificates(self.sandbox.account_id))
-        return [c for c in mine if (c == current) == (which == "current")]
+        return [c for c in self.entries() if (c == current) == (which == "current")]
 
-    def current_server_id(self) -> str | None:
-        pair = current_pair(self.session().install_dir)
+    def server_id(self, install_dir: Path) -> str | None:
+        pair = current_pair(install_dir)
         if pair is None:
             return None
-        return next(
-            (
-                cid
-                for cid, e in self.state.account_certificates(self.sandbox.account_id).items()
-                if e["fingerprint"] == pair.fingerprint
-            ),
-            None,
-        )
+        return next((cid for cid, e in self.entries().items() if e["fingerprint"] == pair.fingerprint), None)
+
+    def current_server_id(self) -> str | None:
+        return self.server_id(self.session().install_dir)
+
+    def valid_until(self, cid: str | None) -> datetime | None:
+        """When Klarna stops accepting ``cid`` (revoked or expired), by the server's records."""
+        if cid is None:
+            return None
+        entry = self.state.data["certificates"][cid]
+        ends = [rules.parse_timestamp(entry["expires_at"])]
+        if entry.get("revoked_from"):
+            ends.append(rules.parse_timestamp(entry["revoked_from"]))
+        return min(ends)
+
+    def expires(self, cid: str | None) -> datetime | None:
+        """When ``cid`` expires by the server's records (what the tool's records hold too)."""
+        entry = self.state.data["certificates"].get(cid or "")
+        return rules.parse_timestamp(entry["expires_at"]) if entry else None
+
+    def installed_valid(self, spare: timedelta = timedelta(0)) -> bool:
+        until = self.valid_until(self.current_server_id())
+        return until is not None and until > self.now() + spare
 
     def current_active(self) -> bool:
-        cid = self.current_server_id()
-        return cid is not None and self.state.certificate_status(self.state.data["certificates"][cid]) == "ACTIVE"
+        return self.installed_valid()
+
+    def counted_now(self) -> Scheduled:
+        record = self.enforcement() or {}
+        counted = {self.current_server_id() or "none installed": "the certificate installed here"}
+        for name, host in self.runtimes.items():
+            cid = self.server_id(Session(Paths.from_env(), host).install_dir)
+            counted[cid or f"none for {name}"] = f"runtime {name}"
+        applies_at = datetime.fromisoformat(record["applies_at"]).astimezone(UTC)
+        return Scheduled(dict(record), applies_at, counted)
+
+    def assert_outlasted(self, scheduled: Scheduled, why: str) -> None:
+        for cid, what in scheduled.counted.items():
+            until = self.valid_until(cid if cid in self.state.data["certificates"] else None)
+            assert until is not None and until >= scheduled.applies_at, (
+                f"{why}: {what} ({cid}) is valid until {until}, enforcement applies at {scheduled.applies_at}"
+            )
 
     # ------------------------------------------------------------ the tool's actions
-    @rule(front=FRONTS)
-    def enforce(self, front: str) -> None:
+    @rule(front=FRONTS, ahead=WHEN)
+    def enforce(self, front: str, ahead: timedelta | None = None) -> None:
+        """Enforce from NOW (``ahead`` None) or a time ahead."""
         was_active = self.current_active()
         before = self.snapshot()
-        self.act(front, ("enforce", "--at", "NOW"), lambda s: onboarding.enforce(s, "NOW"))
+        when = "NOW" if ahead is None else rules.format_utc(self.now() + ahead)
+        self.act(front, ("enforce", "--at", when), lambda s: onboarding.enforce(s, when))
         if not was_active:  # the lock-out: never enforce without a VALID installed certificate
             assert self.snapshot()[2] == before[2]
 
@@ -194,6 +288,7 @@ class GateMachine(RuleBasedStateMachine):
     @rule(front=FRONTS, retire=st.booleans())
     def rotate(self, front: str, retire: bool) -> None:
         argv = ("rotate", "--poll-interval", "0.05", *(["--retire-old"] if retire else []))
+        installed = self.current_server_id()
         self.act(
             front,
             argv,
@@ -201,6 +296,8 @@ class GateMachine(RuleBasedStateMachine):
         )
         if self.current_active():
             self.sabotaged = False  # the tool installed a certificate that works again
+        if self.scheduled and self.current_server_id() != installed:
+            self.scheduled.exempt = self.scheduled.exempt or "rotated (rotation's own rule 2, LO-02)"
 
     @rule()
     def create_key(self) -> None:
@@ -225,7 +322,70 @@ class GateMachine(RuleBasedStateMachine):
     def status(self) -> None:
         self.cli("status")
 
-    # ------------------------------------------------------------ server-side events
+    @rule()
+    def check(self) -> None:
+        """The scheduled enforcement re-judged: critical whenever it would refuse a certificate
+        that will have expired (or is revoked) by the time it applies, when the tool can know when."""
+        record = self.enforcement()
+        must = False
+        if record is not None:
+            applies_at = datetime.fromisoformat(record["applies_at"]).astimezone(UTC)
+            applied = applies_at <= self.now()
+            knowable = self.answers == "ours" or applied or (self.scheduled and self.scheduled.record == record)
+            moment = max(applies_at, self.now())
+            installed = self.valid_until(self.current_server_id())  # revoked or expired: verification says so
+            runtimes = [
+                self.expires(self.server_id(Session(Paths.from_env(), h).install_dir)) for h in self.runtimes.values()
+            ]
+            ends = [installed, *runtimes]
+            must = bool(knowable) and any(end is None or end < moment for end in ends)
+        code, out = self.cli("check")
+        if must:
+            assert code == 2, f"check did not see the scheduled enforcement refuse a counted certificate: {out}"
+
+    @precondition(lambda self: len(self.runtimes) < 2)
+    @rule(lifetime=LIFETIMES)
+    def add_runtime(self, lifetime: int) -> None:
+        """A runtime joins: request on its host, issue here (for ``lifetime`` seconds), install there,
+        probe and report. Its host is another profile in the same home, with the account's key."""
+        name = f"rt{self.added}"
+        self.added += 1
+        host = f"{self.profile}-{name}"
+        request, response = self.folder / f"request-{name}.json", self.folder / f"response-{name}.json"
+        os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
+        try:
+            flags = sandbox_profile_args(self.sandbox)
+            code, out = self.cli("runtime", "request", "--name", name, "--out", str(request), *flags, profile=host)
+            assert code == 0, out
+            self.sandbox.configure(certificate_lifetime_seconds=lifetime)
+            try:
+                del os.environ["KLARNA_API_KEY"]  # the managing profile runs on its stored key
+                code, out = self.cli("runtime", "issue", str(request), "--out", str(response))
+            finally:
+                os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
+                self.sandbox.certificate_lifetime = rules.CERTIFICATE_VALIDITY
+            if code != 0:
+                return  # e.g. no free slot: refused, nothing to install
+            assert self.cli("runtime", "install", str(response), profile=host)[0] in (0, 2)
+            self.runtimes[name] = host
+        finally:
+            os.environ.pop("KLARNA_API_KEY", None)
+        self.probe_runtimes()
+
+    @precondition(lambda self: bool(self.runtimes))
+    @rule()
+    def probe_runtimes(self) -> None:
+        """Each runtime's probe (cron there), then ``runtime report`` here."""
+        reports = self.folder / "reports"
+        os.environ["KLARNA_API_KEY"] = self.sandbox.api_key
+        try:
+            for name, host in self.runtimes.items():
+                self.cli("probe", "--name", name, "--report-dir", str(reports), profile=host)
+        finally:
+            os.environ.pop("KLARNA_API_KEY", None)
+        self.cli("runtime", "report", str(reports))
+
+    # ------------------------------------------------------------ server-side events and time
     @rule(which=WHICH)
     def revoked_elsewhere(self, which: str) -> None:
         for cid in self.certificate_ids(which)[:1]:
@@ -233,6 +393,8 @@ class GateMachine(RuleBasedStateMachine):
                 self.state.revoke(self.state.data["certificates"][cid], None)
                 self.state.save()
             self.sabotaged = self.sabotaged or which == "current"
+            if self.scheduled and cid in self.scheduled.counted:
+                self.scheduled.exempt = self.scheduled.exempt or f"{cid} revoked elsewhere"
 
     @rule()
     def enforced_elsewhere(self) -> None:
@@ -240,17 +402,37 @@ class GateMachine(RuleBasedStateMachine):
             self.state.set_enforcement(self.sandbox.account_id, {"enforced_from": "NOW"})
             self.state.save()
 
+    @rule(seconds=JUMPS)
+    def time_passes(self, seconds: int) -> None:
+        """Klarna's clock and this machine's move together (the sandbox's Date follows its clock)."""
+        self.sandbox.advance_clock(seconds)
+        if not self.current_active():
+            self.sabotaged = True  # time, not the tool: a rotation was due
+
+    @rule(lifetime=LIFETIMES)
+    def lifetime_changes(self, lifetime: int) -> None:
+        """The certificates issued from now on (rotations) live ``lifetime`` seconds."""
+        self.sandbox.configure(certificate_lifetime_seconds=lifetime)
+
     @rule()
     def certificates_expire(self) -> None:
-        self.sandbox.advance_clock((self.sandbox.certificate_lifetime + timedelta(days=1)).total_seconds())
-        self.sabotaged = True
+        until = self.valid_until(self.current_server_id())
+        if until is not None:
+            self.time_passes(max(1, int((until - self.now()).total_seconds()) + 1))
 
     # ------------------------------------------------------------ after every step
     @invariant()
     def never_enforced_without_a_valid_installed_certificate(self) -> None:
-        enforcement = self.state.data["accounts"][self.sandbox.account_id].get("enforcement")
-        if enforcement is not None and not self.sabotaged:
+        if self.enforcement() is not None and not self.sabotaged:
             assert self.current_active(), "enforcement is on or scheduled and no installed certificate is VALID"
+
+    @invariant()
+    def the_scheduled_enforcement_is_outlasted(self) -> None:
+        """At every moment up to the enforcement the tool scheduled, the certificates it counted
+        are valid (the record still standing, and no event or rotation excusing it)."""
+        scheduled = self.scheduled
+        if scheduled and scheduled.exempt is None and self.enforcement() == scheduled.record:
+            self.assert_outlasted(scheduled, "the scheduled enforcement")
 
     @invariant()
     def no_key_lost(self) -> None:
@@ -261,8 +443,7 @@ class GateMachine(RuleBasedStateMachine):
     @invariant()
     def no_duplicate_certificate(self) -> None:
         key_ids = [
-            crypto.public_key_id(crypto.load_certificate(e["pem"]).public_key())
-            for e in self.state.account_certificates(self.sandbox.account_id).values()
+            crypto.public_key_id(crypto.load_certificate(e["pem"]).public_key()) for e in self.entries().values()
         ]
         assert len(key_ids) == len(set(key_ids))
 
@@ -272,9 +453,11 @@ class DocsOnlyGateMachine(GateMachine):
 
 
 SETTINGS = settings(
-    max_examples=8,
-    stateful_step_count=8,
+    max_examples=10,
+    stateful_step_count=12,
     deadline=None,
+    derandomize=True,  # the same runs every time: a failure reproduces, a pass is not luck
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 TestGateOurs = GateMachine.TestCase
@@ -290,17 +473,67 @@ def test_lockout_reproduction(machine):
     refused, enforcement stays off, and the invariants hold after every step."""
     m = machine()
     try:
+        m.onboard(3 * 365 * 86400)
         m.revoked_elsewhere("current")
         m.onboard_enforce_now()
         m.enforce("tui")
         m.enforce("cli")
-        assert m.state.data["accounts"][m.sandbox.account_id].get("enforcement") is None
+        assert m.enforcement() is None
         m.never_enforced_without_a_valid_installed_certificate()
         m.no_key_lost()
         m.no_duplicate_certificate()
         m.rotate("cli", True)  # the way back: a new certificate, VALID, then enforcing works
         m.enforce("cli")
-        assert m.state.data["accounts"][m.sandbox.account_id].get("enforcement") is not None
+        assert m.enforcement() is not None
         m.never_enforced_without_a_valid_installed_certificate()
+    finally:
+        m.teardown()
+
+
+@pytest.mark.parametrize("machine", [GateMachine, DocsOnlyGateMachine])
+def test_schedule_after_expiry_reproduction(machine):
+    """LO-01 and LO-10 through the machine: onboarded with a 900-second certificate, enforcement 40
+    days out is refused from both front ends; three minutes out is accepted; time passes beyond the
+    expiry, ``check`` is critical, and the invariants hold."""
+    m = machine()
+    try:
+        m.onboard(900)
+        for front in ("cli", "tui"):
+            m.enforce(front, timedelta(days=40))  # after the 900 s: refused
+        assert m.enforcement() is None
+        m.enforce("cli", timedelta(minutes=3))  # 900 s outlast 3 min plus the 7-min margin
+        assert m.enforcement() is not None and m.scheduled is not None
+        m.the_scheduled_enforcement_is_outlasted()
+        m.time_passes(400)
+        m.check()
+        m.certificates_expire()  # after it applied: time, not the tool, locks out; check says so
+        m.check()
+        m.never_enforced_without_a_valid_installed_certificate()
+    finally:
+        m.teardown()
+
+
+@pytest.mark.parametrize("machine", [GateMachine, DocsOnlyGateMachine])
+def test_runtime_timeline_reproduction(machine):
+    """LO-04 and LO-10 for runtimes through the machine: a runtime whose certificate lives 100 s
+    counts, so enforcing NOW or in two days is refused (its certificate would be expired when it
+    applies); once it is removed, enforcement an hour out is accepted, and a runtime that joins
+    after that with a 100-second certificate makes ``check`` critical."""
+    m = machine()
+    try:
+        m.onboard(3 * 365 * 86400)
+        m.add_runtime(100)
+        m.enforce("cli")
+        m.enforce("tui", timedelta(days=2))
+        assert m.enforcement() is None
+        assert m.cli("runtime", "remove", "rt0")[0] == 0
+        del m.runtimes["rt0"]
+        m.enforce("cli", timedelta(hours=1))
+        assert m.enforcement() is not None
+        m.add_runtime(100)  # joins after the enforcement was scheduled: no gate on that path
+        code, out = m.cli("check")
+        assert code == 2 and any("runtime rt1" in f["summary"] for f in out["findings"]), out
+        m.check()
+        m.the_scheduled_enforcement_is_outlasted()
     finally:
         m.teardown()

@@ -1,5 +1,7 @@
 """`klarna-mtls enforce` and `klarna-mtls unenforce`: mTLS enforcement on and off, through the same
-gate as onboarding and the TUI (the installed certificate and every declared runtime VALID)."""
+gate as onboarding and the TUI (the installed certificate and every declared runtime VALID now and
+still valid when the enforcement has applied, this machine's clock agreeing with Klarna's Date).
+`enforce` also names each certificate that will be inside its renewal window when it starts."""
 
 from __future__ import annotations
 
@@ -38,10 +40,11 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     mode = asyncio.run(
         onboarding.enforce(session, args.at, leave_out=tuple(args.leave_out), confirm_leave_out=args.confirm_leave_out)
     )
+    warnings = onboarding.enforcement_warnings(session)
     emit(
         args,
-        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from},
-        f"enforcement {mode} from {session.evidence.enforced_from}",
+        {"ok": True, "enforcement_mode": mode, "enforced_from": session.evidence.enforced_from, "warnings": warnings},
+        "\n".join([f"enforcement {mode} from {session.evidence.enforced_from}", *(f"warning: {w}" for w in warnings)]),
     )
     return ExitCode.OK
 

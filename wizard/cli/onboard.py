@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 from wizard.cli.common import add_common, emit, positive_int, progress, seconds
 from wizard.cli.session import key_passphrase, load_api_key, open_session
 from wizard.core import rules
+from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.stages import Stage
 from wizard.services import onboarding
+from wizard.services.enforcement_timeline import observe_and_recheck
 from wizard.services.onboarding_waits import poll_verification, watch_enforcement
 from wizard.services.session import Session
 from wizard.services.waits import (
@@ -25,13 +27,8 @@ from wizard.services.waits import (
 )
 
 if TYPE_CHECKING:
+    from wizard.klarna.models import EnforcementState
     from wizard.secrets.base import SecretStore
-
-if TYPE_CHECKING:
-    from wizard.core.stages import Stage
-    from wizard.secrets.base import SecretStore
-    from wizard.services.session import Session
-    from wizard.services.waits import Event
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,8 +88,52 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def onboard(args: argparse.Namespace) -> int:
-    from wizard.core.stages import Stage
+    if args.poll_interval > args.poll_limit:
+        raise InputError(
+            f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
+            f"verification needs {VALID_IN_A_ROW} VALID answers in a row within the limit.",
+            hint="Lower --poll-interval or raise --poll-limit.",
+        )
+    session = _configured_session(args)
+    enforce_at = args.enforce_at.strip()
+    if enforce_at.lower() != "never":
+        rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
+    api_key, store = load_api_key(args, session)
+    session.unlock(api_key, key_passphrase())
+    if session.state.in_flight:
+        progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
 
+    async with session.clients.connections():  # one connection per trust and certificate, across stages
+        pulled = session.model.pulled_back_note()
+        if pulled:
+            progress(args, f"resuming {pulled}")
+        if session.model.stage is not Stage.CREDENTIALS:
+            await _tool_key(args, session, store)
+        if session.model.stage in (Stage.ENFORCE, Stage.DONE):
+            await _recheck_enforcement(args, session, enforce_at)
+        while session.model.stage is not Stage.DONE:
+            stage = session.model.stage
+            if stage is Stage.ENFORCE and enforce_at.lower() == "never":
+                break
+            await _do_stage(args, session, stage, api_key, store, enforce_at)
+            session.advance()
+            progress(args, f"[{stage.number}/6] {stage.value}: done")
+            _show_notes(args, session, stage)
+            if stage is Stage.CREDENTIALS:
+                await _tool_key(args, session, store)
+        observed = None
+        if session.model.stage in (Stage.ENFORCE, Stage.DONE):  # printed as Klarna says it now
+            observed, _ = await observe_and_recheck(session)
+
+    reached = session.model.stage
+    payload = _summary(session, observed)
+    mode = f"; enforcement {payload['enforcement']['mode']} (observed now)" if observed else ""
+    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'{mode}")
+    return ExitCode.OK
+
+
+def _configured_session(args: argparse.Namespace) -> Session:
+    """The profile, configured from the arguments when they are given (or refused when it is new)."""
     session = open_session(args)
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
@@ -111,35 +152,22 @@ async def onboard(args: argparse.Namespace) -> int:
         raise InputError("This profile is new.", hint="Give --environment and --account-id.")
     if args.trust_ca:
         session.set_trust_ca(None if args.trust_ca == "bundled" else args.trust_ca)
-    enforce_at = args.enforce_at.strip()
-    if enforce_at.lower() != "never":
-        rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
-    api_key, store = load_api_key(args, session)
-    session.unlock(api_key, key_passphrase())
-    if session.state.in_flight:
-        progress(args, "resuming: a certificate request was in flight; reconciling with Klarna")
+    return session
 
-    async with session.clients.connections():  # one connection per trust and certificate, across stages
-        pulled = session.model.pulled_back_note()
-        if pulled:
-            progress(args, f"resuming {pulled}")
-        if session.model.stage is not Stage.CREDENTIALS:
-            await _tool_key(args, session, store)
-        while session.model.stage is not Stage.DONE:
-            stage = session.model.stage
-            if stage is Stage.ENFORCE and enforce_at.lower() == "never":
-                break
-            await _do_stage(args, session, stage, api_key, store, enforce_at)
-            session.advance()
-            progress(args, f"[{stage.number}/6] {stage.value}: done")
-            _show_notes(args, session, stage)
-            if stage is Stage.CREDENTIALS:
-                await _tool_key(args, session, store)
 
-    reached = session.model.stage
-    payload = _summary(session)
-    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'")
-    return ExitCode.OK
+async def _recheck_enforcement(args: argparse.Namespace, session: Session, enforce_at: str) -> None:
+    """The journal's Enforce record is a cache: Klarna's state now decides whether the Enforce
+    stage is done (after `unenforce`, or a removal elsewhere, it is open again and runs)."""
+    observed, reopened = await observe_and_recheck(session)
+    if reopened:
+        progress(args, f"  {reopened}")
+    elif session.evidence.enforcement_mode and enforce_at.lower() != "never":
+        said = observed.mode.value + (f" from {observed.enforced_from}" if observed.enforced_from else "")
+        progress(
+            args,
+            f"  enforcement already requested (Klarna now says {said}); --enforce-at {enforce_at} is not sent "
+            "again: klarna-mtls enforce --at changes it",
+        )
 
 
 def _show_notes(args: argparse.Namespace, session: Session, stage: Stage) -> None:
@@ -226,9 +254,17 @@ async def _wait_enforced(args: argparse.Namespace, session: Session) -> None:
         progress(args, "  enforcement not applied yet; Klarna takes up to 5 minutes")
 
 
-def _summary(session: Session) -> dict[str, Any]:
+def _summary(session: Session, observed: EnforcementState | None) -> dict[str, Any]:
+    """What onboarding reached; the enforcement as Klarna answered just now (None before Enforce)."""
     ev = session.evidence
     last = ev.verifications[-1]["status"] if ev.verifications else None
+    enforcement: dict[str, Any] = {"mode": None, "enforced_from": None, "observed_at": None}
+    if observed is not None:
+        enforcement = {
+            "mode": observed.mode.value,
+            "enforced_from": observed.enforced_from or ev.enforced_from,
+            "observed_at": rules.format_utc(session.clock()),
+        }
     return {
         "ok": True,
         "profile": session.profile,
@@ -238,6 +274,6 @@ def _summary(session: Session) -> dict[str, Any]:
         "cert_path": ev.cert_path,
         "key_path": ev.installed_key_path,
         "verification_status": last,
-        "enforcement": {"mode": ev.enforcement_mode, "enforced_from": ev.enforced_from},
+        "enforcement": enforcement,
         "api_key_credential_id": session.state.tool_key_id,
     }

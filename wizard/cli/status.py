@@ -1,5 +1,7 @@
 """`klarna-mtls status` (and `certs list`): certificates, enforcement, verification and runtimes
-of a profile, or of every profile with --all. Exit 0 ok, 1 renewal due, 2 not VALID, 3 error."""
+of a profile, or of every profile with --all, as Klarna answered just now (with the time). Exit 0
+ok, 1 renewal due, 2 not VALID or a scheduled enforcement that would refuse a counted certificate
+or runtime, 3 error."""
 
 from __future__ import annotations
 
@@ -67,7 +69,11 @@ def _status_text(status: ProfileStatus) -> str:
         f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
         f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
         f" · verification {status.verification} · key in {status.secret_backend}"
+        f" · observed {status.observed_at or 'never'}"
     ]
+    if status.stage_note:
+        lines.append(f" note: {status.stage_note}")
+    lines += [f" {status.enforcement_outlook_severity}: {line}" for line in status.enforcement_outlook]
     for c in status.certificates:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
         lines.append(
@@ -78,9 +84,9 @@ def _status_text(status: ProfileStatus) -> str:
 
 
 def _status_exit(status: ProfileStatus) -> ExitCode:
-    if status.verification not in (None, "VALID"):
+    if status.verification not in (None, "VALID") or status.enforcement_outlook_severity == "critical":
         return ExitCode.CRITICAL
     current = status.current
-    if current and current.in_renewal_window:
+    if (current and current.in_renewal_window) or status.enforcement_outlook_severity == "warning":
         return ExitCode.WARNING
     return ExitCode.OK

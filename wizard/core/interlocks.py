@@ -6,13 +6,16 @@ state) into a ``Situation`` and calls ``require(action, situation)``, which rais
 ``ActionRefused`` with every reason before anything changes. The lock-out rules live here and only
 here:
 
-- never enforce without an installed certificate, recorded as ours, seen VALID now;
+- never enforce without an installed certificate, recorded as ours, seen VALID now and still valid
+  when the enforcement has surely applied (its start plus ``timeline.ENFORCEMENT_MARGIN``), nor
+  while this machine's clock is off from Klarna's ``Date`` by more than the tolerance;
 - never revoke the installed certificate; never revoke any other while enforcement is on,
   scheduled or unknown unless the installed certificate is VALID right now;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
   key id is not known (the user may confirm the target is not the tool's key);
 - never enforce while a declared runtime is not ready (the runtimes service computes which, and
-  handles leaving one out on purpose); never revoke a certificate a declared runtime presents as
+  handles leaving one out on purpose), nor while a counted runtime's current certificate expires
+  before the enforcement has surely applied; never revoke a certificate a declared runtime presents as
   its current one, or an older one it has not yet reported VALID without.
 
 Which certificate is "installed here" or "current" and which API key is "the tool's" come from the
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
+from wizard.core import timeline
 from wizard.core.errors import InterlockRefused
 from wizard.core.model import Onboarding
 from wizard.core.stages import ORDER, Stage
@@ -74,6 +79,14 @@ class Situation:
     # (runtime, its newer certificate id): the target is its older one and it has not reported
     # VALID with the newer yet, so it may still present the target
     target_not_replaced_on: tuple[tuple[str, str], ...] = ()
+    # Time (the enforcement gate): this machine's clock at the observation, Klarna's Date on its
+    # answer, when the enforcement asked for starts, and when each counted certificate expires
+    # (the installed one from its X.509; each counted runtime's from the profile's records).
+    now: datetime | None = None
+    server_date: datetime | None = None
+    effective_at: datetime | None = None
+    current_not_after: datetime | None = None
+    runtime_not_after: tuple[tuple[str, datetime | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,35 @@ def _valid_now(s: Situation) -> str | None:
         return None
     seen = s.verification_now or "not observed"
     return f"No installed certificate is VALID right now ({seen}); enforcing would refuse your own calls."
+
+
+def _clock_agrees(s: Situation) -> str | None:
+    if s.now is None:
+        return "This machine's time at the observation was not recorded."
+    return timeline.skew_reason(s.server_date, s.now)
+
+
+def _start_known(s: Situation) -> str | None:
+    if s.now is None or s.effective_at is None:
+        return "When the enforcement would start could not be established."
+    return None
+
+
+def _current_lasts(s: Situation) -> str | None:
+    if s.now is None or s.effective_at is None or not s.installed:
+        return None  # refused already, for a better reason
+    label = f"The certificate installed here ({s.current_id or 'not recorded'})"
+    return timeline.lasting_reason(label, s.current_not_after, s.now, s.effective_at)
+
+
+def _runtimes_last(s: Situation) -> str | None:
+    if s.now is None or s.effective_at is None:
+        return None
+    reasons = [
+        timeline.lasting_reason(f"The current certificate of runtime {name}", not_after, s.now, s.effective_at)
+        for name, not_after in s.runtime_not_after
+    ]
+    return " ".join(r for r in reasons if r) or None
 
 
 def _target_listed(s: Situation) -> str | None:
@@ -274,6 +316,23 @@ G_RUNTIMES = Gate(
 G_VALID_NOW = Gate(
     "valid now", _valid_now, "Install a certificate and see it VALID first (klarna-mtls doctor explains why it is not)."
 )
+G_CLOCK = Gate(
+    "clock agrees",
+    _clock_agrees,
+    "Fix this machine's clock (NTP: timedatectl set-ntp true, or w32tm /resync), then try again.",
+)
+G_START_KNOWN = Gate("start known", _start_known, "Give NOW or a UTC time (e.g. 2026-12-01T09:00:00Z).")
+G_CURRENT_LASTS = Gate(
+    "current lasts",
+    _current_lasts,
+    "Rotate first (klarna-mtls rotate) so the installed certificate outlasts the start, or choose an earlier time.",
+)
+G_RUNTIMES_LAST = Gate(
+    "runtimes last",
+    _runtimes_last,
+    "Rotate that runtime first (runtime request --new-key there, runtime issue here, runtime install there), "
+    "choose an earlier time, or leave it out explicitly (enforce --leave-out NAME).",
+)
 
 ALL_STAGES = frozenset(ORDER)
 _LATE = frozenset({Stage.VERIFY, Stage.ENFORCE, Stage.DONE})
@@ -286,7 +345,18 @@ ACTIONS: dict[Action, Rule] = {
     Action.ENFORCE: Rule(
         frozenset({Stage.ENFORCE, Stage.DONE}),
         Stage.VERIFY,
-        (G_INSTALLED, G_CURRENT_RECORDED, G_CURRENT_LISTED, G_CURRENT_ALIVE, G_VALID_NOW, G_RUNTIMES),
+        (
+            G_INSTALLED,
+            G_CURRENT_RECORDED,
+            G_CURRENT_LISTED,
+            G_CURRENT_ALIVE,
+            G_VALID_NOW,
+            G_CLOCK,
+            G_START_KNOWN,
+            G_CURRENT_LASTS,
+            G_RUNTIMES_LAST,
+            G_RUNTIMES,
+        ),
     ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
     Action.ROTATE: Rule(_LATE, Stage.VERIFY),

@@ -117,6 +117,8 @@ class Settings(_Record):
     api_key_id_source: str | None = None  # how that id is known: "created" by the tool, or "told"
     enforced_from_server: str | None = None  # the enforcement time Klarna answered
     enforcement_proved_at: str | None = None  # when a request without a certificate was refused
+    enforcement_seen: str | None = None  # what Klarna last said of enforcement: "MODE[ from TIME]"
+    enforcement_seen_at: str | None = None  # when (UTC): on a change, else refreshed once a day
     runtime_name: str | None = None  # this host's runtime name (runtime install)
     last_status: LastStatus | None = None  # Klarna's last answer, for an offline start
 

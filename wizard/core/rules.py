@@ -25,6 +25,7 @@ MAX_CN_LENGTH = 64
 MAX_ACTIVE_CERTIFICATES = 10
 CERTIFICATE_VALIDITY = timedelta(days=3 * 365)
 MAX_ENFORCEMENT_AHEAD = timedelta(days=92)  # "at most 3 months": the longest 3 months
+ENFORCEMENT_APPLY_DELAY = timedelta(minutes=5)  # "takes up to 5 minutes to apply"
 RENEWAL_WINDOW = timedelta(days=60)
 
 

@@ -24,8 +24,9 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
   refusal is not remembered, so a corrected retry with the same key can pass.
 - The sandbox clock (real time + an offset that ``advance_clock`` or ``POST /__sandbox__/clock``
   moves forward, kept in the state as ``clock_offset``) decides ACTIVE/EXPIRED/REVOKED, enforcement,
-  idempotency windows and propagation; X.509 validity uses real time so TLS keeps working after the
-  clock is advanced. The ``Date`` header reads real time unless ``date_follows_clock`` is set (then
+  idempotency windows and propagation. A certificate's X.509 window starts in real time (so TLS,
+  which checks real time, keeps working after the clock is advanced) and ends at its ``expires_at``
+  on the sandbox clock, so its notAfter states the life Klarna gives it. The ``Date`` header reads real time unless ``date_follows_clock`` is set (then
   an advanced clock looks to the client like its own clock running behind Klarna's).
 - ``certificate_lifetime_seconds`` (or the ``certificate_lifetime`` property) shortens the life of
   certificates issued from then on, so expiry can be reached for real or with the clock.

@@ -311,14 +311,16 @@ class SandboxState:
             "fingerprint": crypto.fingerprint_sha256(cert),
             "created_at": rules.format_utc(self.now()),
             "issued_at": self.now().isoformat(),  # to the microsecond, for propagation_delay
-            "expires_at": rules.format_utc(self.now() + self.options.certificate_lifetime),
+            "expires_at": rules.format_utc(cert.not_valid_after_utc),  # the same moment as its notAfter
             "revoked_from": None,
         }
         self.data["certificates"][credential_id] = entry
         return entry | {"credential_id": credential_id}
 
     def _sign(self, csr: x509.CertificateSigningRequest, account_id: str) -> x509.Certificate:
-        # Real time for the X.509 window (TLS checks it); the sandbox clock decides EXPIRED.
+        # The window starts in real time (TLS checks it) and ends when the sandbox clock says it
+        # expires (``expires_at``): a certificate issued after ``advance_clock`` states the life
+        # Klarna gives it, and a client reading its notAfter judges by the same clock.
         now = datetime.now(UTC)
         subject = csr.subject
         if self.options.assigned_cn:  # Klarna's default when it does not take the CSR's CN
@@ -331,7 +333,7 @@ class SandboxState:
             .public_key(csr.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + self.options.certificate_lifetime)
+            .not_valid_after(self.now() + self.options.certificate_lifetime)
             .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(account_id)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)

@@ -15,7 +15,7 @@ from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
 from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import environment_proxy, trusted_roots
-from wizard.services import onboarding, runtime_gate
+from wizard.services import enforcement_timeline, onboarding, runtime_gate
 from wizard.services.api_keys import hygiene_findings
 from wizard.services.install import current_pair, verify_private_files
 from wizard.services.session import Session
@@ -121,6 +121,9 @@ async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[
         )
     )
     out.append(_enforcement_finding(status))
+    outlook = Severity(status.enforcement_outlook_severity or Severity.OK)
+    outlook_next = enforcement_timeline.NEXT_STEP if outlook is Severity.CRITICAL else ""
+    out += [Finding(enforcement_timeline.CHECK, outlook, line, outlook_next) for line in status.enforcement_outlook]
     slots = status.slots_used
     out.append(
         Finding(
@@ -217,7 +220,21 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
             " ".join(diagnose(verdict).next_steps[:1]),
         )
     )
+    findings += await _scheduled_enforcement(session)
     return worst(findings), findings
+
+
+async def _scheduled_enforcement(session: Session) -> list[Finding]:
+    """An enforcement on or scheduled, re-judged now against what is recorded (the journal's own
+    record of it re-checked on the way); a state that cannot be read is a warning."""
+    try:
+        look = await session.look()
+    except (ApiError, TransportError) as error:
+        return [Finding(enforcement_timeline.CHECK, Severity.WARNING, f"Could not be read: {error.message}")]
+    now = session.clock()
+    enforcement_timeline.recheck(session, look.enforcement, now)
+    session.save()  # writes only when something observed changed
+    return enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
 
 
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.core import rules
+from wizard.core import rules, timeline
 from wizard.core._lazy import lazy_module
 from wizard.core.diagnosis import Diagnosis, diagnose
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
@@ -29,6 +29,13 @@ from wizard.core.interlocks import Action
 from wizard.core.model import KeyRecord
 from wizard.core.records import InFlight
 from wizard.core.stages import Stage
+from wizard.services.enforcement_timeline import (
+    forget_enforcement,
+    note_seen,
+    pair_not_after,
+    runtime_not_after,
+    timeline_facts,
+)
 from wizard.services.runtime_gate import require_ready
 from wizard.services.session import KEY_FILE, Session
 
@@ -307,17 +314,21 @@ async def enforce(
 ) -> str:
     """Schedule enforcement (NOW or a time <= 3 months ahead); returns the server's mode.
     Every path (onboarding in either front end, the dashboard, ``klarna-mtls enforce``) comes
-    here, and the gate looks first: an installed certificate of ours must be VALID right now,
-    and every declared runtime ready unless left out on purpose (facts and the override in
-    wizard/services/runtime_gate.py, the rules in wizard/core/interlocks.py)."""
+    here, and the gate looks first: an installed certificate of ours VALID right now and still
+    valid when the enforcement has surely applied, this machine's clock agreeing with Klarna's
+    Date, and every declared runtime ready (and its certificate lasting) unless left out on
+    purpose (facts in wizard/services/runtime_gate.py and enforcement_timeline.py, the rules in
+    wizard/core/interlocks.py)."""
     value = rules.parse_enforced_from(enforced_from, now=session.clock())
     look = await session.look()
+    facts = timeline_facts(session, look, value, leave_out)
+    situation = session.situation(look, **facts)
     require_ready(
         session,
         set(look.listed_ids),
         leave_out,
         confirm_leave_out,
-        situation=session.situation(look),
+        situation=situation,
         klarna_now=look.server_date,
     )
     if look.verification == "VALID":
@@ -328,18 +339,39 @@ async def enforce(
     mode: str = answer.value.mode.value
     session.model.record_enforcement_mode(mode)
     session.settings.enforced_from_server = answer.value.enforced_from
+    note_seen(session, answer.value, session.clock())
     session.save()
     session.audit.record("enforcement_set", enforced_from=value, mode=mode)
     return mode
 
 
+def enforcement_warnings(session: Session) -> list[str]:
+    """What the enforcement just requested allows but should be acted on: each counted certificate
+    that will be inside its renewal window when the enforcement starts (from the journal's request)."""
+    ev = session.evidence
+    if not ev.enforced_from:
+        return []
+    from wizard.services.install import current_pair
+
+    start = timeline.enforcement_start(ev.enforced_from, session.clock())
+    installed = pair_not_after(current_pair(session.install_dir))
+    notes = [timeline.renewal_note("The certificate installed here", installed, start)]
+    notes += [
+        timeline.renewal_note(f"The certificate of runtime {r.name}", runtime_not_after(session, r), start)
+        for r in session.state.runtimes.values()
+    ]
+    return [n for n in notes if n]
+
+
 async def read_enforcement(session: Session) -> EnforcementState:
+    """Klarna's enforcement now; the journal's record is re-checked against it (and saved)."""
     async with session.client() as klarna:
         answer = await klarna.get_enforcement()
     known = answer.value.mode is not rules.EnforcementMode.UNKNOWN
     if session.model.stage is Stage.ENFORCE and session.evidence.enforced_from and known:
         session.model.record_enforcement_mode(answer.value.mode.value)
-        session.save()
+    note_seen(session, answer.value, session.clock())
+    session.save()
     return answer.value
 
 
@@ -358,9 +390,14 @@ async def prove_enforced(session: Session) -> bool:
 
 
 async def remove_enforcement(session: Session) -> EnforcementState:
+    """Remove enforcement; the journal's record of it goes too, and the Enforce stage reopens, so
+    nothing later reports ENFORCED from it (``onboard --enforce-at`` enforces again)."""
     session.require(Action.UNENFORCE)
     async with session.client() as klarna:
         answer = await klarna.remove_enforcement()
+    forget_enforcement(session)
+    note_seen(session, answer.value, session.clock())
+    session.save()
     session.audit.record("enforcement_removed", mode=answer.value.mode.value)
     return answer.value
 

@@ -30,6 +30,13 @@ VERDICTS_AGAINST = frozenset({"INVALID", "REJECTED"})
 
 
 def _not_verified(status: str) -> NotVerified:
+    if status == "VALID":  # seen VALID, but the poll ended before enough of them in a row
+        return VerificationTimeout(
+            status,
+            f"Klarna answered VALID, but the poll ended before {VALID_IN_A_ROW} VALID answers in a row.",
+            "Run again (it resumes), or allow more polls: raise --poll-limit or --poll-attempts, "
+            "or lower --poll-interval.",
+        )
     diagnosis = diagnose(status)
     cause = VerificationFailed if status in VERDICTS_AGAINST else VerificationTimeout
     return cause(status, diagnosis.summary, " ".join(diagnosis.next_steps[:1]))

@@ -6,14 +6,16 @@ UI-agnostic: functions take a Session and return dataclasses."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import crypto, rules
+from wizard.core.findings import Finding
 from wizard.core.interlocks import Situation
 from wizard.core.records import CertificateRecord
 from wizard.core.stages import Stage
+from wizard.services import enforcement_timeline
 from wizard.services.install import list_pairs
 from wizard.services.session import Session
 
@@ -61,6 +63,12 @@ class ProfileStatus:
     installed: bool | None = None  # a pair is in the install folder's `current`
     current_id: str | None = None  # its credential id, from the profile's records
     enforcement_scheduled: bool | None = None  # None: the answer did not say
+    observed_at: str | None = None  # when Klarna answered what this status shows (UTC)
+    # A scheduled (or applied) enforcement re-judged now: what it will refuse and when, with the
+    # severity of it all ("critical": something counted will be refused; None: nothing scheduled).
+    enforcement_outlook: list[str] = field(default_factory=list)
+    enforcement_outlook_severity: str | None = None
+    stage_note: str | None = None  # the journal's stage corrected by what Klarna said now
 
     @property
     def current(self) -> CertificateRow | None:
@@ -93,7 +101,9 @@ async def gather_status(session: Session) -> ProfileStatus:
         session.state.record_status(look.verification or "UNKNOWN", look.pair.fingerprint, "status")
         if look.verification == "VALID":
             session.record_valid(look.current_id, now)
-        session.save()  # writes only when something observed changed
+    stage_note = enforcement_timeline.recheck(session, look.enforcement, now)
+    session.save()  # writes only when something observed changed
+    outlook = enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
     installed = {session.current_id(p) for p in list_pairs(session.install_dir)} - {None}
     situation = session.situation(look)
     rows = [
@@ -124,7 +134,15 @@ async def gather_status(session: Session) -> ProfileStatus:
         installed=look.pair is not None,
         current_id=look.current_id,
         enforcement_scheduled=enforcement.scheduled,
+        observed_at=rules.format_utc(now),
+        enforcement_outlook=[f.summary for f in outlook],
+        enforcement_outlook_severity=worst_severity(outlook),
+        stage_note=stage_note,
     )
+
+
+def worst_severity(findings: list[Finding]) -> str | None:
+    return max(findings, key=lambda f: f.severity.exit_code).severity.value if findings else None
 
 
 def certificate_row(
