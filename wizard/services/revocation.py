@@ -11,7 +11,7 @@ from dataclasses import replace
 from wizard.core import crypto
 from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InterlockRefused
-from wizard.core.interlocks import Action, refusals, require
+from wizard.core.interlocks import GONE, Action, refusals, require
 from wizard.services import runtime_gate
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus, gather_status
@@ -26,6 +26,9 @@ def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
 
 async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> ProfileStatus:
     status = await gather_status(session)
+    listed = next((c.status for c in status.certificates if c.credential_id == credential_id), None)
+    if listed in GONE and session.state.flows.unused_certificates.pop(credential_id, None) is not None:
+        session.save()  # a rotation's leftover Klarna has retired itself: nothing left to revoke or remember
     require(
         Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id))
     )
