@@ -138,10 +138,13 @@ class ClientFactory:
         self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
     ) -> InstalledPair | None:
         """The pair a client presents (see ``client``), its key file checked unless the caller did."""
-        from wizard.services.install import current_pair, verify_private_files
+        from wizard.services.install import verify_private_files
+        from wizard.services.pair_files import current_pair_checked
 
         if pair is None and with_certificate is not False:
-            pair = current_pair(self._install_dir())
+            # A `current` whose files are missing or broken is refused here, before a call without
+            # a certificate turns a local problem into Klarna's "mTLS required".
+            pair = current_pair_checked(self._install_dir())
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         if pair is not None and not files_checked:

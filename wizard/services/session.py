@@ -289,9 +289,9 @@ class Session:
 
     async def look(self) -> Look:
         """List the certificates with the installed pair and read enforcement: observed now."""
-        from wizard.services.install import current_pair
+        from wizard.services.pair_files import current_pair_checked
 
-        pair = current_pair(self.install_dir)
+        pair = current_pair_checked(self.install_dir)  # a broken pair is named, file by file
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)
