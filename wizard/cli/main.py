@@ -38,6 +38,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.status",
     "wizard.cli.certs",
+    "wizard.cli.repair",
     "wizard.cli.enforcement",
     "wizard.cli.checks",
     "wizard.cli.export",
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 WRITERS = {
     "onboard",
     "rotate",
+    "repair",
     "enforce",
     "unenforce",
     "certs revoke",
