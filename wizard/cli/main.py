@@ -38,6 +38,7 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.status",
     "wizard.cli.certs",
+    "wizard.cli.renew",
     "wizard.cli.repair",
     "wizard.cli.enforcement",
     "wizard.cli.checks",
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 WRITERS = {
     "onboard",
     "rotate",
+    "renew",
     "repair",
     "enforce",
     "unenforce",
