@@ -8,7 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from wizard.cli.common import add_common, clean, emit
-from wizard.cli.fleet import add_concurrency, each_profile
+from wizard.cli.fleet import add_concurrency, each_profile, failure_code
 from wizard.cli.runtime import runtime_text, runtime_view
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import WizardError
@@ -51,7 +51,7 @@ def _status_all(args: argparse.Namespace) -> int:
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
-            code = max(code, ExitCode.ERROR)
+            code = max(code, failure_code(result))  # a broken installed pair is critical, not a tool error
         else:
             payload.append({"ok": True, **result.to_dict()})
             texts.append(_status_text(result))
