@@ -73,6 +73,7 @@ class Session:
             settings=lambda: self.state.settings,
             environment=lambda: self.state.model.evidence.environment,
             install_dir=lambda: self.install_dir,
+            installed_label=lambda: self.installed_label,
         )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
@@ -234,6 +235,13 @@ class Session:
         return Path(self.settings.install_dir or self.paths.default_install_dir(self.profile))
 
     @property
+    def installed_label(self) -> str | None:
+        """The install folder's label of the pair the records say is in use here (None when none
+        was installed): a missing `current` is then a broken install, not a new machine."""
+        record = self.state.certificates.get(self.evidence.certificate_id or "")
+        return record.label if record is not None and record.installed else None
+
+    @property
     def key_path(self) -> Path:
         """Where this profile's private key lives (written by onboarding.generate_key)."""
         return self.paths.keys_dir(self.profile) / KEY_FILE
@@ -291,7 +299,7 @@ class Session:
         """List the certificates with the installed pair and read enforcement: observed now."""
         from wizard.services.pair_files import current_pair_checked
 
-        pair = current_pair_checked(self.install_dir)  # a broken pair is named, file by file
+        pair = current_pair_checked(self.install_dir, self.installed_label)  # a broken pair is named, file by file
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)
