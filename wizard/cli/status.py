@@ -32,13 +32,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     if getattr(args, "all", False):
         return _status_all(args)
     session = open_unlocked_session(args)
-    status = asyncio.run(gather_status(session))
+    try:
+        status = asyncio.run(gather_status(session))
+    except WizardError as error:
+        if failure_code(error) is not ExitCode.CRITICAL:
+            raise
+        return _broken_pair(args, session.profile, error)
     emit(
         args,
         {"ok": True, **status.to_dict(), **runtime_view(session)},
         _status_text(status) + "\n" + runtime_text(session),
     )
     return _status_exit(status)
+
+
+def _broken_pair(args: argparse.Namespace, profile: str, error: WizardError) -> int:
+    """The installed pair is missing or unreadable: not VALID here, so critical (2), not an error."""
+    detail = {"title": error.title, "message": error.message, "hint": error.hint}
+    emit(
+        args,
+        {"ok": False, "profile": profile, "exit_code": ExitCode.CRITICAL, "error": detail},
+        clean(f"{profile}: critical: {error}"),
+    )
+    return ExitCode.CRITICAL
 
 
 def _status_all(args: argparse.Namespace) -> int:
