@@ -38,7 +38,7 @@ def test_repair_brings_a_broken_certificate_back_to_valid_on_an_enforced_account
     else:
         cert.write_text("garbage\n")
     code, out = cli("status", "--profile", "p")
-    assert code == 3 and str(cert) in out["error"]["message"], out  # named, file by file
+    assert code == 2 and str(cert) in out["error"]["message"], out  # critical, named file by file
     assert "unenforce" not in json.dumps(out) and "repair" in out["error"]["hint"]
     code, out = cli("repair", "--profile", "p")
     assert code == 0, out
@@ -54,6 +54,19 @@ def test_repair_brings_a_broken_certificate_back_to_valid_on_an_enforced_account
     assert cli("check", "--profile", "p")[0] == 0
     code, out = cli("repair", "--profile", "p")
     assert code == 0 and out["problems"] == [] and out["actions"] == []  # sound: nothing to do
+
+
+def test_a_removed_current_link_is_a_broken_install_not_a_new_machine(onboard, cli, paths):
+    done = onboard(enforce_at="NOW")
+    link = install_dir(paths) / "current"
+    link.unlink()
+    code, out = cli("status", "--profile", "p")
+    assert code == 2 and f"{link} is missing" in out["error"]["message"], out
+    assert "unenforce" not in json.dumps(out)
+    code, out = cli("repair", "--profile", "p")
+    assert code == 0 and out["proved"], out
+    assert any("pointed" in action and str(link) in action for action in out["actions"]), out["actions"]
+    assert fingerprint_of(link / "certificate.pem") == done["fingerprint"]
 
 
 def test_repair_moves_a_foreign_certificate_aside_and_never_installs_an_unchecked_one(

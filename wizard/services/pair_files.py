@@ -144,11 +144,11 @@ def _pem_trouble(data: bytes, labels: tuple[bytes, ...], wanted: str) -> str | N
 
 
 # ---------------------------------------------------------------- the install folder
-def current_problems(install_dir: Path, expected_label: str | None = None) -> list[str]:
+def current_problems(install_dir: Path, expected_label: str | None = None, *, judge_target: bool = True) -> list[str]:
     """What is wrong with the pair ``current`` selects, without decrypting the key: the link
-    (missing while ``expected_label`` says a pair was installed, dangling, or pointing at another
-    pair than ``expected_label``), the certificate file, the key file's presence. Empty when sound,
-    or when nothing was ever installed."""
+    (missing while ``expected_label`` says a pair was installed, dangling, or, with
+    ``judge_target``, pointing at another pair than ``expected_label``), the certificate file, the
+    key file's presence. Empty when sound, or when nothing was ever installed."""
     link = install_dir / CURRENT
     if not os.path.lexists(link):
         return [f"{link} is missing: no pair is selected for use."] if expected_label else []
@@ -159,7 +159,7 @@ def current_problems(install_dir: Path, expected_label: str | None = None) -> li
     if not folder.is_dir():
         return [f"{link} points at {target}, which does not exist."]
     problems = []
-    if expected_label and target != expected_label:
+    if judge_target and expected_label and target != expected_label:
         problems.append(f"{link} points at {target}, not at the pair in use ({expected_label}).")
     cert = certificate_problem(folder / CERT_FILE)
     if cert:
@@ -170,10 +170,12 @@ def current_problems(install_dir: Path, expected_label: str | None = None) -> li
     return problems
 
 
-def current_pair_checked(install_dir: Path) -> InstalledPair | None:
-    """The pair in ``current``; None when nothing is installed here (no ``current`` link);
-    InstalledPairBroken when the link exists but its files are missing or unreadable."""
-    problems = current_problems(install_dir)
+def current_pair_checked(install_dir: Path, installed_label: str | None = None) -> InstalledPair | None:
+    """The pair in ``current``; None when nothing is installed here (no ``current`` link, and
+    ``installed_label``, the records' pair, is None); InstalledPairBroken when the link exists but
+    its files are missing or unreadable, or is missing although the records installed a pair. A
+    ``current`` pointing at another pair is left to the callers that know the records' history."""
+    problems = current_problems(install_dir, installed_label, judge_target=False)
     if problems:
         raise InstalledPairBroken(problems)
     return current_pair(install_dir)
