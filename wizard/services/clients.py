@@ -37,12 +37,14 @@ class ClientFactory:
         environment: Callable[[], str | None],
         install_dir: Callable[[], Path],
         installed_label: Callable[[], str | None] = lambda: None,
+        profile: str | None = None,
     ) -> None:
         self._custody = custody
         self._settings = settings
         self._environment = environment
         self._install_dir = install_dir
         self._installed_label = installed_label  # the pair the records say is in `current`, if any
+        self._profile = profile  # named in the commands a refusal suggests
         self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
 
@@ -58,6 +60,7 @@ class ClientFactory:
             environment=self._environment,
             install_dir=self._install_dir,
             installed_label=self._installed_label,
+            profile=self._profile,
         )
         other.use_connections(self._connections)
         return other
@@ -150,7 +153,7 @@ class ClientFactory:
         if pair is None and with_certificate is not False:
             # A `current` whose files are missing or broken is refused here, before a call without
             # a certificate turns a local problem into Klarna's "mTLS required".
-            pair = current_pair_checked(self._install_dir(), self._installed_label())
+            pair = current_pair_checked(self._install_dir(), self._installed_label(), self._profile)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         if pair is not None and not files_checked:

@@ -74,6 +74,7 @@ class Session:
             environment=lambda: self.state.model.evidence.environment,
             install_dir=lambda: self.install_dir,
             installed_label=lambda: self.installed_label,
+            profile=profile,
         )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
@@ -299,7 +300,9 @@ class Session:
         """List the certificates with the installed pair and read enforcement: observed now."""
         from wizard.services.pair_files import current_pair_checked
 
-        pair = current_pair_checked(self.install_dir, self.installed_label)  # a broken pair is named, file by file
+        pair = current_pair_checked(
+            self.install_dir, self.installed_label, self.profile
+        )  # a broken pair is named, file by file
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)
