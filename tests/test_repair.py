@@ -39,7 +39,7 @@ def test_repair_brings_a_broken_certificate_back_to_valid_on_an_enforced_account
         cert.write_text("garbage\n")
     code, out = cli("status", "--profile", "p")
     assert code == 2 and str(cert) in out["error"]["message"], out  # critical, named file by file
-    assert "unenforce" not in json.dumps(out) and "repair" in out["error"]["hint"]
+    assert "unenforce" not in json.dumps(out) and "klarna-mtls repair --profile p" in out["error"]["hint"]
     code, out = cli("repair", "--profile", "p")
     assert code == 0, out
     assert out["proved"] and out["verification"] == "VALID" and out["certificate_id"] == done["certificate_id"]

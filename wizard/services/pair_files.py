@@ -170,14 +170,16 @@ def current_problems(install_dir: Path, expected_label: str | None = None, *, ju
     return problems
 
 
-def current_pair_checked(install_dir: Path, installed_label: str | None = None) -> InstalledPair | None:
+def current_pair_checked(
+    install_dir: Path, installed_label: str | None = None, profile: str | None = None
+) -> InstalledPair | None:
     """The pair in ``current``; None when nothing is installed here (no ``current`` link, and
     ``installed_label``, the records' pair, is None); InstalledPairBroken when the link exists but
     its files are missing or unreadable, or is missing although the records installed a pair. A
     ``current`` pointing at another pair is left to the callers that know the records' history."""
     problems = current_problems(install_dir, installed_label, judge_target=False)
     if problems:
-        raise InstalledPairBroken(problems)
+        raise InstalledPairBroken(problems, profile)
     return current_pair(install_dir)
 
 
