@@ -120,7 +120,7 @@ def run_deploy_hook(argv: list[str], environment: dict[str, str], timeout: float
     command = shlex.join(argv)
     inherited = {k: v for k, v in os.environ.items() if k not in HOOK_WITHHELD}
     try:
-        done = subprocess.run(  # noqa: S603 - the user's own command, as argv, no shell
+        done = subprocess.run(  # the user's own command, as argv: no shell
             argv,
             env={**inherited, **environment},
             stdin=subprocess.DEVNULL,
