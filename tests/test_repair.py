@@ -171,3 +171,19 @@ def test_a_sound_file_and_odd_files_are_described_too(files):
     assert "it is a folder" in describe_broken_file(folder / "dir.pem")
     (folder / "link.pem").symlink_to("gone.pem")
     assert "it is a link to gone.pem, which does not exist" in describe_broken_file(folder / "link.pem")
+
+
+def test_a_current_that_is_not_a_link_is_moved_aside_not_overwritten(onboard, cli, paths):
+    import shutil
+
+    done = onboard()
+    link = install_dir(paths) / "current"
+    folder = link.resolve()
+    link.unlink()
+    shutil.copytree(folder, link)  # a hand-made copy where the link belongs
+    (link / "note.txt").write_text("mine")
+    code, out = cli("repair", "--profile", "p")
+    assert code == 0 and out["proved"], out
+    [aside] = out["moved_aside"]
+    assert (Path(aside) / "note.txt").read_text() == "mine"
+    assert link.is_symlink() and fingerprint_of(link / "certificate.pem") == done["fingerprint"]
