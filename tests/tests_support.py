@@ -224,3 +224,14 @@ async def walk_to(app, pilot, stage: Stage) -> None:
         await pilot.press("ctrl+n")
         await settle_journey(pilot)
         assert app.session.model.stage is not current, app.session.model.blockers(current)
+
+
+def onboard_with_store(sandbox, profile: str, store: str, *extra: str) -> None:
+    """Onboard ``profile`` headlessly on ``sandbox`` with its API key kept in ``store`` (keyring,
+    encrypted-file: KLARNA_MTLS_STORE_PASSPHRASE set by the caller), as a partner's server would;
+    KLARNA_API_KEY must be set for this run. ``extra``: more onboard flags (e.g. --enforce-at NOW)."""
+    from wizard.cli import main
+
+    argv = ["onboard", "--profile", profile, "--non-interactive", "--json", "--secret-store", store]
+    argv += [*sandbox_profile_args(sandbox), "--poll-interval", "0.05", "--enforce-wait", "20", *extra]
+    assert main(argv) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import add_common, clean, emit
-from wizard.cli.fleet import add_concurrency, each_profile
+from wizard.cli.fleet import add_concurrency, each_profile, failure_code
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import InputError, WizardError
 from wizard.core.findings import ExitCode
@@ -62,10 +62,8 @@ def _check_all(args: argparse.Namespace) -> int:
     by_code: dict[int, list[str]] = {ExitCode.OK: [], ExitCode.WARNING: [], ExitCode.CRITICAL: [], ExitCode.ERROR: []}
     for name, result in each_profile(args, one, "klarna-mtls check --all"):
         if isinstance(result, WizardError):
-            code, row = (
-                ExitCode.ERROR,
-                {"profile": name, "exit_code": ExitCode.ERROR, "error": str(result), "findings": []},
-            )
+            code = failure_code(result)  # a broken installed pair is critical, not a tool error
+            row = {"profile": name, "exit_code": code, "error": str(result), "findings": []}
         else:
             code, findings = result
             row = {"profile": name, "exit_code": code, "findings": [asdict(f) for f in findings]}

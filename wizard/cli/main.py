@@ -39,6 +39,8 @@ COMMAND_MODULES: list[str] = [
     "wizard.cli.sandbox",
     "wizard.cli.status",
     "wizard.cli.certs",
+    "wizard.cli.renew",
+    "wizard.cli.repair",
     "wizard.cli.enforcement",
     "wizard.cli.checks",
     "wizard.cli.export",
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 WRITERS = {
     "onboard",
     "rotate",
+    "renew",
+    "repair",
     "enforce",
     "unenforce",
     "certs revoke",

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from wizard.core import rules
-from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
+from wizard.core.env_vars import API_KEY_ENV, KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.paths import Paths
 from wizard.services.session import Session
@@ -29,12 +29,24 @@ def open_session(args: argparse.Namespace) -> Session:
 
 def open_unlocked_session(args: argparse.Namespace) -> Session:
     """An existing profile with its API key loaded, for the management commands."""
+    return unlock(args, open_set_up_session(args))
+
+
+def open_set_up_session(args: argparse.Namespace) -> Session:
+    """An existing profile, its key passphrase (if given) held but no API key loaded yet: what a
+    command needs to judge this machine's files before asking the secret store."""
     session = open_session(args)
     if not session.has_journal or not session.evidence.account_id:
         raise InputError(
             f"Profile '{session.profile}' has not been set up.",
-            hint="Run klarna-mtls (the wizard) or klarna-mtls onboard first.",
+            hint=f"Run klarna-mtls --profile {session.profile} (the wizard) or klarna-mtls onboard first.",
         )
+    session.set_key_passphrase(key_passphrase())
+    return session
+
+
+def unlock(args: argparse.Namespace, session: Session) -> Session:
+    """Load the profile's API key (see load_api_key) into ``session``."""
     api_key, _ = load_api_key(args, session)
     session.unlock(api_key, key_passphrase())
     return session
@@ -74,8 +86,9 @@ def key_passphrase() -> bytes | None:
 
 def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
     """Walking several profiles (status --all), KLARNA_API_KEY goes only to the profile whose
-    recorded key it is: one profile's key never reaches another profile's host."""
+    recorded key it is: one profile's key never reaches another profile's host. Unset (cron),
+    every profile reads its key from its own store."""
     if not getattr(args, "bound_keys_only", False):
         return True
-    recorded = session.evidence.api_key_masked
-    return bool(recorded) and rules.mask_key(os.environ["KLARNA_API_KEY"]) == recorded
+    given, recorded = os.environ.get(API_KEY_ENV), session.evidence.api_key_masked
+    return bool(given and recorded) and rules.mask_key(given or "") == recorded

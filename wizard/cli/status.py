@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from wizard.cli.common import add_common, clean, emit
-from wizard.cli.fleet import add_concurrency, each_profile
+from wizard.cli.fleet import add_concurrency, each_profile, failure_code
 from wizard.cli.runtime import runtime_text, runtime_view
 from wizard.cli.session import open_unlocked_session
 from wizard.core.errors import WizardError
@@ -34,7 +34,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if getattr(args, "all", False):
         return _status_all(args)
     session = open_unlocked_session(args)
-    found = asyncio.run(status_recovering(session))  # the way back when the installed pair is refused
+    try:
+        found = asyncio.run(status_recovering(session))  # the way back when the installed pair is refused
+    except WizardError as error:
+        if failure_code(error) is not ExitCode.CRITICAL:
+            raise
+        return _broken_pair(args, session.profile, error)
     status = found.value
     way_back = {"note": found.note} if found.note else {}
     emit(
@@ -43,6 +48,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         _status_text(status) + "\n" + runtime_text(session) + (clean(f"\nnote: {found.note}") if found.note else ""),
     )
     return _status_exit(status)
+
+
+def _broken_pair(args: argparse.Namespace, profile: str, error: WizardError) -> int:
+    """The installed pair is missing or unreadable: not VALID here, so critical (2), not an error."""
+    detail = {"title": error.title, "message": error.message, "hint": error.hint}
+    emit(
+        args,
+        {"ok": False, "profile": profile, "exit_code": ExitCode.CRITICAL, "error": detail},
+        clean(f"{profile}: critical: {error}"),
+    )
+    return ExitCode.CRITICAL
 
 
 def _status_all(args: argparse.Namespace) -> int:
@@ -55,7 +71,7 @@ def _status_all(args: argparse.Namespace) -> int:
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
-            code = max(code, ExitCode.ERROR)
+            code = max(code, failure_code(result))  # a broken installed pair is critical, not a tool error
         else:
             payload.append({"ok": True, **result.to_dict()})
             texts.append(_status_text(result))

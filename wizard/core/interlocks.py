@@ -48,6 +48,7 @@ class Action(StrEnum):
     ENFORCE = "enforce mTLS"
     UNENFORCE = "remove enforcement"
     ROTATE = "rotate the certificate"
+    REPAIR = "repair the installed pair"
     REVOKE = "revoke a certificate"
     CREATE_API_KEY = "create an API key"
     DISABLE_API_KEY = "disable an API key"
@@ -360,6 +361,7 @@ ACTIONS: dict[Action, Rule] = {
     ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
     Action.ROTATE: Rule(_LATE, Stage.VERIFY),
+    Action.REPAIR: Rule(_LATE, Stage.VERIFY),  # a pair was installed: its own checks are the files'
     Action.REVOKE: Rule(
         ALL_STAGES,
         None,

@@ -48,12 +48,16 @@ class ClientFactory:
         environment: Callable[[], str | None],
         install_dir: Callable[[], Path],
         settings_file: Path | None = None,
+        installed_label: Callable[[], str | None] = lambda: None,
+        profile: str | None = None,
     ) -> None:
         self._custody = custody
         self._settings = settings
         self._environment = environment
         self._install_dir = install_dir
         self._settings_file = settings_file  # named when the settings are found damaged
+        self._installed_label = installed_label  # the pair the records say is in `current`, if any
+        self._profile = profile  # named in the commands a refusal suggests
         self._connections: ConnectionPool | None = None  # kept connections while in use
         self._owns_connections = False
         # Set by without_certificate_after: the installed pair was refused and Klarna said
@@ -72,6 +76,8 @@ class ClientFactory:
             environment=self._environment,
             install_dir=self._install_dir,
             settings_file=self._settings_file,
+            installed_label=self._installed_label,
+            profile=self._profile,
         )
         other.use_connections(self._connections)
         other._installed_refused = self._installed_refused
@@ -174,12 +180,15 @@ class ClientFactory:
         self, with_certificate: bool | None, pair: InstalledPair | None, files_checked: bool
     ) -> InstalledPair | None:
         """The pair a client presents (see ``client``), its key file checked unless the caller did."""
-        from wizard.services.install import current_pair, verify_private_files
+        from wizard.services.install import verify_private_files
+        from wizard.services.pair_files import current_pair_checked
 
         if pair is None and with_certificate is None and self._installed_refused is not None:
             return None  # the way back: the installed pair is refused (without_certificate_after)
         if pair is None and with_certificate is not False:
-            pair = current_pair(self._install_dir())
+            # A `current` whose files are missing or broken is refused here, before a call without
+            # a certificate turns a local problem into Klarna's "mTLS required".
+            pair = current_pair_checked(self._install_dir(), self._installed_label(), self._profile)
         if with_certificate and pair is None:
             raise CryptoError("No certificate is installed yet.", hint="Finish the Install step first.")
         if pair is not None and not files_checked:

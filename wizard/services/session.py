@@ -77,6 +77,8 @@ class Session:
             environment=lambda: self.state.model.evidence.environment,
             install_dir=lambda: self.install_dir,
             settings_file=self.journal.path,
+            installed_label=lambda: self.installed_label,
+            profile=profile,
         )
         # True for a reader that could not take the profile lock: it must not write the journal.
         self.read_only = False
@@ -246,6 +248,13 @@ class Session:
         return (self.install_dir, paths.state_dir, paths.data_dir, paths.config_dir, paths.install_root)
 
     @property
+    def installed_label(self) -> str | None:
+        """The install folder's label of the pair the records say is in use here (None when none
+        was installed): a missing `current` is then a broken install, not a new machine."""
+        record = self.state.certificates.get(self.evidence.certificate_id or "")
+        return record.label if record is not None and record.installed else None
+
+    @property
     def key_path(self) -> Path:
         """Where this profile's private key lives (written by onboarding.generate_key)."""
         return self.paths.keys_dir(self.profile) / KEY_FILE
@@ -301,9 +310,11 @@ class Session:
 
     async def look(self) -> Look:
         """List the certificates with the installed pair and read enforcement: observed now."""
-        from wizard.services.install import current_pair
+        from wizard.services.pair_files import current_pair_checked
 
-        pair = current_pair(self.install_dir)
+        pair = current_pair_checked(
+            self.install_dir, self.installed_label, self.profile
+        )  # a broken pair is named, file by file
         async with self.client() as klarna:
             listing = await klarna.list_certificates()
             enforcement = await _enforcement_or_unknown(klarna)

@@ -1,0 +1,230 @@
+"""`klarna-mtls renew [--all] [--deploy-hook CMD] [--retire-old --grace SECONDS]`: unattended
+renewal for cron, as certbot does it.
+
+Outside the renewal window nothing happens (one line says when it opens). Inside it, the gap-free
+rotation; then the deploy hook (e.g. reloading nginx: run without a shell, the new paths in its
+environment); then, with --retire-old and only when the hook succeeded, the old certificate is
+revoked after the grace period, through the same path as `rotate --retire-old --grace`. Declared
+runtimes in their window are named with the commands to run on them. Exit 0 nothing to do or
+renewed, 1 warning (a failing hook, the old certificate kept, a runtime to renew), 2 critical (the
+installed pair is broken: repair it first), 3 error (the renewal failed; the current pair stays)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wizard.cli.certs import REVOKE_SCOPE
+from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.session import open_set_up_session, unlock
+from wizard.core.errors import InputError, WizardError
+from wizard.core.findings import ExitCode
+from wizard.core.locking import profile_lock
+from wizard.core.paths import Paths
+from wizard.services.session import Session
+from wizard.services.waits import Attempt, Event, Step
+
+GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
+
+if TYPE_CHECKING:
+    from wizard.services.renewal import RenewalPlan
+
+DEFAULT_HOOK_TIMEOUT = 600.0
+
+
+@dataclass
+class Outcome:
+    """One profile's renewal, as reported (JSON and text)."""
+
+    profile: str
+    action: str  # nothing | renewed | repair first | failed
+    exit_code: int
+    message: str
+    old_certificate_id: str | None = None
+    new_certificate_id: str | None = None
+    new_fingerprint: str | None = None
+    deploy_hook: dict[str, Any] | None = None
+    retired: str | None = None
+    runtimes: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def worse(self, code: ExitCode, note: str) -> None:
+        self.exit_code = max(self.exit_code, code)
+        self.notes.append(note)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("renew", help="for cron: rotate once the renewal window opens, then run a deploy hook")
+    add_common(p)
+    p.add_argument("--all", action="store_true", help="every profile on this machine, one after another")
+    p.add_argument(
+        "--deploy-hook",
+        metavar="CMD",
+        help="run after a renewal, without a shell (e.g. 'systemctl reload nginx'); the new paths are in "
+        "KLARNA_MTLS_CERT and KLARNA_MTLS_KEY",
+    )
+    p.add_argument("--deploy-hook-timeout", type=seconds, default=DEFAULT_HOOK_TIMEOUT, metavar="SECONDS")
+    p.add_argument("--retire-old", action="store_true", help="revoke the old certificate once the hook succeeded")
+    p.add_argument(
+        "--grace", type=seconds, default=0.0, metavar="SECONDS", help="with --retire-old: wait this long first"
+    )
+    p.add_argument("--poll-interval", type=seconds, default=2.0)
+    p.set_defaults(handler=cmd_renew)
+
+
+def cmd_renew(args: argparse.Namespace) -> int:
+    from wizard.services.renewal import parse_hook
+
+    try:
+        args.hook_argv = parse_hook(args.deploy_hook) if args.deploy_hook is not None else None
+    except ValueError as exc:
+        raise InputError(f"--deploy-hook cannot be read: {exc}.", hint="Quote it as one argument.") from None
+    paths = Paths.from_env()
+    names = paths.profiles() if args.all else [args.profile]
+    outcomes: list[Outcome] = []
+    renewed: list[tuple[Outcome, Session]] = []
+    with contextlib.ExitStack() as held:  # every profile stays locked until its old certificate is retired
+        for name in names:
+            outcome, session = _renew_one(args, paths, name, held)
+            outcomes.append(outcome)
+            if session is not None:
+                renewed.append((outcome, session))
+        _retire_all(args, renewed)
+    return _report(args, outcomes)
+
+
+def _renew_one(
+    args: argparse.Namespace, paths: Paths, name: str, held: contextlib.ExitStack
+) -> tuple[Outcome, Session | None]:
+    """Renew one profile when due; the session is returned when its old certificate may be retired."""
+    from wizard.services.renewal import renewal_plan
+    from wizard.services.repair import installed_pair_problems
+
+    try:
+        if args.all:  # the single-profile command holds its lock already (main.WRITERS)
+            held.enter_context(profile_lock(paths, name, "klarna-mtls renew --all"))
+        profile_args = argparse.Namespace(**{**vars(args), "profile": name, "bound_keys_only": args.all})
+        session = open_set_up_session(profile_args)
+        problems = installed_pair_problems(session)
+        if problems:
+            hint = f"Restore it first: klarna-mtls repair --profile {name}"
+            return Outcome(name, "repair first", ExitCode.CRITICAL, f"{' '.join(problems)} {hint}"), None
+        plan = renewal_plan(session)
+        if not plan.due:
+            return _with_runtimes(session, Outcome(name, "nothing", ExitCode.OK, plan.reason)), None
+        unlock(profile_args, session)
+        return _rotate(args, session, plan)
+    except WizardError as error:
+        return Outcome(name, "failed", ExitCode.ERROR, clean(str(error))), None
+
+
+def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
+    from wizard.services.renewal import deploy_environment, renew, run_deploy_hook
+
+    name = session.profile
+    progress(args, clean(f"renew: {name}: {plan.reason}"))
+
+    def show(event: Event) -> None:
+        if isinstance(event, Step):
+            progress(args, f"renew: {name}: {event.step}")
+        elif isinstance(event, Attempt):
+            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
+
+    try:
+        result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show))
+    except WizardError as error:
+        message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
+        return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
+    outcome = Outcome(
+        name,
+        "renewed",
+        ExitCode.OK,
+        f"renewed: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+        result.old_certificate_id,
+        result.new_certificate_id,
+        result.new_fingerprint,
+    )
+    retire = result.old_certificate_id not in (None, result.new_certificate_id)
+    if args.hook_argv:
+        hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
+        outcome.deploy_hook = asdict(hook)
+        for line in hook.output:
+            progress(args, f"  hook: {line}")
+        if not hook.ok:
+            outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
+            retire = False
+    return _with_runtimes(session, outcome), session if retire and args.retire_old else None
+
+
+def _with_runtimes(session: Session, outcome: Outcome) -> Outcome:
+    from wizard.services.renewal import runtimes_due
+
+    for due in runtimes_due(session):
+        outcome.runtimes.append(asdict(due))
+        outcome.worse(ExitCode.WARNING, f"runtime {due.name} expires on {due.not_after[:10]}: {due.commands}")
+    return outcome
+
+
+def _retire_all(args: argparse.Namespace, renewed: list[tuple[Outcome, Session]]) -> None:
+    """The old certificates, after one grace period counted from when the last of them was
+    replaced, each through the revoke interlock (the deploy hook ran in between, so the rotation's
+    own journaled retire step is not used here)."""
+    grace = args.grace
+    for outcome, session in renewed:
+        old = outcome.old_certificate_id or ""
+        try:
+            _retire_after_grace(args, session, old, grace)
+        except WizardError as error:
+            outcome.worse(ExitCode.WARNING, clean(f"{old} was not retired: {error}"))
+            continue
+        finally:
+            grace = 0.0  # the others were replaced before this wait began: their grace has passed too
+        outcome.retired = old
+
+
+def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
+    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
+    certificate through the same interlock as `certs revoke`."""
+    from wizard.services.revocation import confirm_suffix_for, revoke
+
+    progress(args, f"renew: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
+    left = grace
+    try:
+        while left > 0:
+            pause = min(left, GRACE_REPORT_EVERY)
+            time.sleep(pause)
+            left -= pause
+            if left > 0:
+                progress(args, f"renew: {left:g} s left before revoking {old_id}")
+    except KeyboardInterrupt:
+        progress(
+            args,
+            f"renew: interrupted; {old_id} stays active. Revoke it once its users have switched: "
+            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
+        )
+        raise
+    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
+    progress(args, f"renew: revoked {old_id} ({REVOKE_SCOPE})")
+
+
+def _report(args: argparse.Namespace, outcomes: list[Outcome]) -> int:
+    code = max((ExitCode(o.exit_code) for o in outcomes), default=ExitCode.OK)
+    rows = [asdict(o) for o in outcomes]
+    payload: dict[str, Any] = {"ok": code < ExitCode.ERROR, "exit_code": code}
+    payload |= {"profiles": rows} if args.all else rows[0]
+    emit(args, payload, "\n".join(_text(o) for o in outcomes) or "renew --all: no profiles")
+    return code
+
+
+def _text(outcome: Outcome) -> str:
+    lines = [f"{outcome.profile}: {outcome.message}"]
+    if outcome.deploy_hook and outcome.deploy_hook["ok"]:
+        lines.append(f"  deploy hook `{outcome.deploy_hook['command']}` exited 0")
+    if outcome.retired:
+        lines.append(f"  retired {outcome.retired}")
+    lines += [f"  warning: {note}" for note in outcome.notes]
+    return "\n".join(clean(line) for line in lines)
