@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from wizard.core import crypto, rules
@@ -14,12 +15,16 @@ from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
 from wizard.core.findings import ExitCode, Finding, Severity, worst
-from wizard.klarna.tls import environment_proxy, trusted_roots
+from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, runtime_gate
 from wizard.services.api_keys import hygiene_findings
 from wizard.services.install import current_pair, verify_private_files
+from wizard.services.repair import installed_pair_problems
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus, gather_status
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 EXPIRY_WARNING_DAYS = rules.RENEWAL_WINDOW.days  # plan a rotation once the renewal window opens
 EXPIRY_CRITICAL_DAYS = 14  # two weeks left: rotate now
@@ -40,6 +45,9 @@ async def doctor_local(session: Session, status: ProfileStatus | None) -> list[F
         )
     )
     out.append(_trust_finding(session))
+    broken = _broken_install(session)
+    if broken is not None:
+        return [*out, broken]
     pair = current_pair(session.install_dir)
     if pair is None:
         out.append(
@@ -60,17 +68,33 @@ async def doctor_local(session: Session, status: ProfileStatus | None) -> list[F
         out.append(Finding("key match", Severity.CRITICAL, error.message, error.hint))
         return out
     out.append(expiry_finding(cert.not_valid_after_utc, session.clock()))
+    out.append(_cn_finding(session, cert))
+    return out
+
+
+def _cn_finding(session: Session, cert: x509.Certificate) -> Finding:
+    ev = session.evidence
     expected_cn = ev.cn or (rules.default_cn(ev.account_id) if ev.account_id else None)
     cn = crypto.certificate_cn(cert)
-    out.append(
-        Finding(
-            "CN",
-            Severity.OK if cn == expected_cn else Severity.WARNING,
-            f"Certificate CN is {cn}.",
-            "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}.",
-        )
+    if cn != expected_cn and ev.account_id and rules.is_assigned_cn(cn, ev.account_id):
+        return Finding("CN", Severity.OK, f"Certificate CN is {cn}, the form Klarna documents for a CN it assigns.")
+    return Finding(
+        "CN",
+        Severity.OK if cn == expected_cn else Severity.WARNING,
+        f"Certificate CN is {cn}.",
+        "" if cn == expected_cn else f"Klarna's rule expects {expected_cn}.",
     )
-    return out
+
+
+def _broken_install(session: Session) -> Finding | None:
+    """The installed pair against the profile's records, from the files alone: a missing or
+    damaged file is critical, and the tool can restore it (never a reason to open the account)."""
+    problems = installed_pair_problems(session)
+    if not problems:
+        return None
+    return Finding(
+        "install", Severity.CRITICAL, " ".join(problems), f"Restore it: klarna-mtls repair --profile {session.profile}"
+    )
 
 
 def _trust_finding(session: Session) -> Finding:
@@ -109,7 +133,8 @@ async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[
                 "Fix this machine's clock (NTP)." if bad else "",
             )
         )
-    out.append(Finding("TLS", Severity.OK, f"Negotiated {status.tls_version or 'TLS'} with Klarna; reachable."))
+    negotiated = NegotiatedTls(status.tls_version, status.tls_cipher) if status.tls_version else "TLS"
+    out.append(Finding("TLS", Severity.OK, f"Negotiated {negotiated} with Klarna; reachable."))
     verdict = status.verification or "UNKNOWN"
     diagnosis = diagnose(verdict)
     out.append(
@@ -186,12 +211,13 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     readiness and the installed pair's verification status."""
     if critical_days > warn_days:
         raise InputError("--critical-days must not exceed --warn-days.")
+    broken = _broken_install(session)
+    if broken is not None:
+        return ExitCode.CRITICAL, [broken]
     pair = current_pair(session.install_dir)
     if pair is None:
-        findings = [
-            Finding("install", Severity.CRITICAL, "No certificate is installed here.", "Run klarna-mtls onboard.")
-        ]
-        return ExitCode.CRITICAL, findings
+        hint = f"Run klarna-mtls onboard --profile {session.profile}."
+        return ExitCode.CRITICAL, [Finding("install", Severity.CRITICAL, "No certificate is installed here.", hint)]
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
     findings += runtime_gate.check_findings(session.state.runtimes, session.clock())

@@ -59,6 +59,7 @@ class ProfileStatus:
     secret_backend: str | None
     verification: str | None  # what the installed pair sees right now
     tls_version: str | None = None
+    tls_cipher: str | None = None  # the negotiated suite (TLS 1.2 only with AEAD suites)
     clock_skew_seconds: float | None = None
     installed: bool | None = None  # a pair is in the install folder's `current`
     current_id: str | None = None  # its credential id, from the profile's records
@@ -130,6 +131,7 @@ async def gather_status(session: Session) -> ProfileStatus:
         secret_backend=session.evidence.secret_backend_name,
         verification=look.verification,
         tls_version=look.tls_version,
+        tls_cipher=look.tls_cipher,
         clock_skew_seconds=look.clock_skew_seconds,
         installed=look.pair is not None,
         current_id=look.current_id,

@@ -1,0 +1,45 @@
+"""The doctor and `check` on a broken local file (issue 24, item 4), with the negotiated suite named
+(issue 22, HS-10) and a CN Klarna assigns told apart from a wrong one (issue 23, item 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def installed_certificate(paths, profile: str = "p") -> Path:
+    install = Path(json.loads(paths.journal_path(profile).read_text())["settings"]["install_dir"])
+    return (install / "current").resolve() / "certificate.pem"
+
+
+@pytest.mark.parametrize("command", ["check", "doctor"])
+def test_a_corrupted_certificate_is_critical_names_the_file_and_never_aborts(onboard, cli, paths, command):
+    onboard(enforce_at="NOW")
+    cert = installed_certificate(paths)
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    code, out = cli(command, "--profile", "p")
+    assert code == 2, out  # critical: the installed certificate is broken, not a tool error (3)
+    [install] = [f for f in out["findings"] if f["check"] == "install"]
+    assert install["severity"] == "critical" and str(cert) in install["summary"]
+    assert install["next_step"] == "Restore it: klarna-mtls repair --profile p"
+    assert "unenforce" not in json.dumps(out)
+
+
+def test_the_doctor_names_the_negotiated_protocol_and_suite(onboard, cli):
+    onboard()
+    code, out = cli("doctor", "--profile", "p")
+    [tls] = [f for f in out["findings"] if f["check"] == "TLS"]
+    assert tls["summary"].startswith("Negotiated TLSv1.3 (TLS_")
+    assert "GCM" in tls["summary"] or "CHACHA20" in tls["summary"]
+
+
+def test_the_doctor_accepts_a_cn_klarna_assigns(onboard, cli, sandbox):
+    sandbox.configure(assigned_cn=True)
+    onboard()
+    code, out = cli("doctor", "--profile", "p")
+    [cn] = [f for f in out["findings"] if f["check"] == "CN"]
+    assert cn["severity"] == "ok" and "the form Klarna documents" in cn["summary"]
