@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from wizard.core import rules, timeline
 from wizard.core._lazy import lazy_module
 from wizard.core.diagnosis import Diagnosis, diagnose
-from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, MtlsRequired
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
 from wizard.core.interlocks import Action
 from wizard.core.model import KeyRecord
@@ -376,12 +376,13 @@ async def read_enforcement(session: Session) -> EnforcementState:
 
 
 async def prove_enforced(session: Session) -> bool:
-    """True when a request without a client certificate is refused."""
+    """True when a request without a client certificate is refused as mTLS requires (Klarna's
+    refusal code, whatever its status): a wrong or disabled API key's 401 proves nothing."""
     try:
         async with session.client(with_certificate=False) as klarna:
             await klarna.ping()
     except ApiError as exc:
-        refused = exc.status in (401, 403)
+        refused = isinstance(exc, MtlsRequired)
         if refused:
             session.settings.enforcement_proved_at = rules.format_utc(session.clock())
             session.save()
