@@ -43,3 +43,15 @@ def test_the_doctor_accepts_a_cn_klarna_assigns(onboard, cli, sandbox):
     code, out = cli("doctor", "--profile", "p")
     [cn] = [f for f in out["findings"] if f["check"] == "CN"]
     assert cn["severity"] == "ok" and "the form Klarna documents" in cn["summary"]
+
+
+def test_a_headless_onboarding_ends_with_the_summary_and_the_cron_lines(onboard, capsys):
+    """Issue 24's friction list: the headless run ended without the summary the TUI prints."""
+    from wizard.cli import main
+
+    onboard()  # to VERIFY done; the text form of the same profile's summary follows
+    assert main(["onboard", "--profile", "p", "--enforce-at", "never"]) == 0
+    text = capsys.readouterr().out
+    assert "installed:" in text and "certificate.pem" in text
+    assert " check --profile p --warn-days 60 --critical-days 14" in text and " renew --profile p" in text
+    assert "# needs: " in text  # what cron must hold for the profile's key store

@@ -128,8 +128,26 @@ async def onboard(args: argparse.Namespace) -> int:
     reached = session.model.stage
     payload = _summary(session, observed)
     mode = f"; enforcement {payload['enforcement']['mode']} (observed now)" if observed else ""
-    emit(args, payload, f"onboarding reached {reached.value} for profile '{session.profile}'{mode}")
+    lines = [f"onboarding reached {reached.value} for profile '{session.profile}'{mode}", *_summary_text(payload)]
+    emit(args, payload, "\n".join(lines))
     return ExitCode.OK
+
+
+def _summary_text(payload: dict[str, Any]) -> list[str]:
+    """What the TUI's exit summary says, for a headless run: the pair, where it is, and the cron
+    lines that keep it healthy (with what cron's environment needs)."""
+    if not payload["certificate_id"]:
+        return []
+    lines = [
+        f"  certificate {payload['certificate_id']} (…{(payload['fingerprint'] or '')[-16:]})",
+        f"  installed: {payload['cert_path']} and {payload['key_path']}",
+        f"  verification: {payload['verification_status'] or 'not seen yet'}",
+    ]
+    if payload.get("cron"):
+        lines.append("  daily monitoring and renewal (crontab -e):")
+        lines += [f"    # needs: {need}" for need in payload["cron"]["needs"]]
+        lines += [f"    {line}" for line in payload["cron"]["lines"]]
+    return lines
 
 
 def _configured_session(args: argparse.Namespace) -> Session:
@@ -276,4 +294,12 @@ def _summary(session: Session, observed: EnforcementState | None) -> dict[str, A
         "verification_status": last,
         "enforcement": enforcement,
         "api_key_credential_id": session.state.tool_key_id,
+        "cron": _cron(session),
     }
+
+
+def _cron(session: Session) -> dict[str, Any] | None:
+    """The crontab lines once a pair is installed (renewal.py: they work as printed)."""
+    from wizard.services.renewal import cron_advice
+
+    return cron_advice(session).to_dict() if session.evidence.cert_path else None
