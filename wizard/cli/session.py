@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from wizard.core import rules
-from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
+from wizard.core.env_vars import API_KEY_ENV, KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.paths import Paths
 from wizard.services.session import Session
@@ -75,7 +75,8 @@ def key_passphrase() -> bytes | None:
 def _env_key_allowed(args: argparse.Namespace, session: Session) -> bool:
     """Walking several profiles (status --all), KLARNA_API_KEY goes only to the profile whose
     recorded key it is: one profile's key never reaches another profile's host."""
-    if not getattr(args, "bound_keys_only", False):
-        return True
+    given = os.environ.get(API_KEY_ENV)
+    if not getattr(args, "bound_keys_only", False) or not given:
+        return True  # no key in the environment: each profile's own store is read
     recorded = session.evidence.api_key_masked
-    return bool(recorded) and rules.mask_key(os.environ["KLARNA_API_KEY"]) == recorded
+    return bool(recorded) and rules.mask_key(given) == recorded
