@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
 from wizard.core.findings import ExitCode
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "copies still presenting the old certificate can switch",
     )
     p.add_argument("--poll-interval", type=seconds, default=2.0)
+    add_also_export(p)
     p.set_defaults(handler=cmd_rotate)
 
 
@@ -75,6 +77,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from wizard.services import certificate_rotation
 
     session = open_unlocked_session(args)
+    prove_also_export(args, session)  # a Vault copy that could not be kept current: refused before rotating
 
     def show(event: Event) -> None:
         if isinstance(event, Step):
@@ -87,15 +90,25 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             )
 
     grace = args.grace if args.retire_old else 0.0
+    retire_later = bool(grace or args.also_export)  # an exported copy is written before the old one goes
 
     async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
             return await certificate_rotation.rotate(
-                session, retire_old=args.retire_old and not grace, verify_interval=args.poll_interval, on_event=show
+                session,
+                retire_old=args.retire_old and not retire_later,
+                verify_interval=args.poll_interval,
+                on_event=show,
             )
 
     result = asyncio.run(rotate())
-    if grace and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
+    also_export(args, session, result.old_certificate_id if args.retire_old else None)
+    if (
+        args.retire_old
+        and retire_later
+        and result.old_certificate_id
+        and result.old_certificate_id != result.new_certificate_id
+    ):
         _retire_after_grace(args, session, result.old_certificate_id, grace)
     emit(
         args,
