@@ -35,7 +35,7 @@ from wizard.core.runtimes import REPORT_KIND, ReadinessReport
 from wizard.services.install import current_pair, pair_fields
 from wizard.services.runtime_exchange import parse_exchange, read_exchange, write_exchange
 from wizard.services.runtime_reports import ReportFile, report_files
-from wizard.vault.errors import VaultCasConflict, VaultPermissionDenied
+from wizard.vault.errors import VaultCasConflict, VaultError, VaultPermissionDenied
 from wizard.vault.place import VaultPlace, is_vault_place, parse_place
 
 if TYPE_CHECKING:
@@ -80,6 +80,21 @@ def prove_writable(kv: VaultKv | None, where: str | Path | None) -> None:
     token may write it (a file is checked where it is written)."""
     if isinstance(where, str) and is_vault_place(where):
         _kv(kv).may_write(parse_place(where))
+
+
+@contextlib.contextmanager
+def after_a_change(done: str, again: str) -> Iterator[None]:
+    """Around a write to Vault that follows a change elsewhere (a key made, a certificate issued):
+    a Vault error then says what is already done, and that running the command again finishes it
+    (``again``), instead of "nothing was changed"."""
+    try:
+        yield
+    except VaultError as error:
+        error.message = f"{done} {error.message}"
+        for unsaid in ("; nothing was changed", " Nothing was changed."):
+            error.hint = error.hint.replace(unsaid, "")
+        error.hint = f"{error.hint} {again}".strip()
+        raise
 
 
 # ---------------------------------------------------------------- writing with check-and-set
