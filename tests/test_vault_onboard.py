@@ -44,7 +44,8 @@ def test_the_key_lives_in_vault_only_and_later_runs_read_it_from_there(
     assert code == 0, out
 
     # In Vault: one field named after the profile. On disk: the kind and the place, never the key.
-    assert kv_get(openbao, place)["data"] == {"p": sandbox.api_key}
+    kept_in_vault = kv_get(openbao, place)["data"] == {"p": sandbox.api_key}
+    assert kept_in_vault  # compared, never shown
     on_disk = files_under(isolated_home)
     assert not [path for path, data in on_disk.items() if sandbox.api_key.encode() in data]
     text = "\n".join(data.decode(errors="replace") for data in on_disk.values())
@@ -115,3 +116,20 @@ def test_a_malformed_store_is_refused_by_the_argument_parser(cli, capsys, value,
         cli("onboard", "--secret-store", value)
     assert exited.value.code == 2
     assert why in capsys.readouterr().err
+
+
+def test_the_tools_own_key_is_kept_at_the_same_place(openbao, sandbox, cli, monkeypatch, tmp_path):
+    """--own-key: the key the tool creates for itself goes to the Vault place and runs from there."""
+    point_at(monkeypatch, openbao, home=tmp_path / "user-home")
+    place = fresh("secret/klarna-mtls/p")
+    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
+    code, out = cli(*onboard_args(sandbox, place), "--own-key")
+    assert code == 0, out
+    fields = kv_get(openbao, place)["data"]
+    own_key_kept = fields["p"].startswith("klarna_test_api_") and fields["p"] != sandbox.api_key
+    assert own_key_kept, sorted(fields)  # field names only: no key in the test output
+    monkeypatch.delenv("KLARNA_API_KEY")
+    code, status = cli("status", "--profile", "p")
+    assert code == 0, status
+    code, keys = cli("keys", "list", "--profile", "p")
+    assert code == 0 and keys, keys
