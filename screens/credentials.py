@@ -51,6 +51,7 @@ class CredentialsScreen(StageScreen):
         yield Input(
             password=True, placeholder="passphrase for the encrypted file (Enter tests the key)", id="store-passphrase"
         )
+        yield Input(placeholder="vault:MOUNT/PATH (Enter tests the key)", id="store-place")
         with Horizontal(classes="actions"):
             yield Button("Test key with Klarna", id="test-key", variant="success")
         yield Static("", id="facts")
@@ -59,6 +60,8 @@ class CredentialsScreen(StageScreen):
         # Textual calls on_mount along the MRO: StageScreen.on_mount runs on its own, so it is not
         # called again here (it would move focus away from the key field).
         self.query_one("#store-passphrase").display = False
+        self.query_one("#store-place").display = False
+        self.query_one("#store-place", Input).value = f"vault:secret/klarna-mtls/{self.session.profile}"
         prefill = self.services.prefilled_api_key
         if prefill:
             self.query_one("#api-key", Input).value = prefill
@@ -98,8 +101,9 @@ class CredentialsScreen(StageScreen):
         self.show_store_passphrase()
 
     def show_store_passphrase(self) -> None:
-        """The passphrase box follows the chosen store, whichever way it was chosen."""
+        """The passphrase box (and Vault's place) follows the chosen store, whichever way it was chosen."""
         self.query_one("#store-passphrase").display = self.store_kind == "encrypted-file"
+        self.query_one("#store-place").display = self.store_kind == "vault"
         self.refresh_state()
 
     def refresh_state(self) -> None:
@@ -130,6 +134,7 @@ class CredentialsScreen(StageScreen):
     @on(Button.Pressed, "#test-key")
     @on(Input.Submitted, "#api-key")
     @on(Input.Submitted, "#store-passphrase")
+    @on(Input.Submitted, "#store-place")
     def test_key(self) -> None:
         key = self.query_one("#api-key", Input).value.strip()
         try:
@@ -153,6 +158,8 @@ class CredentialsScreen(StageScreen):
             raise InputError(
                 "Choose where the key is kept.", hint="Use Tab to reach the list, arrows and Enter to pick."
             )
+        if kind == "vault":  # the place names the store; Vault is reached when the key is kept there
+            return self.services.open_store(self.query_one("#store-place", Input).value.strip())
         passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
         if kind == "encrypted-file" and not passphrase:
             self.query_one("#store-passphrase").focus()

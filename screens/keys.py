@@ -24,10 +24,15 @@ from wizard.core.errors import InputError, SecretStoreError
 from wizard.core.interlocks import Action, ActionRefused, Refusal
 from wizard.core.secret_value import SecretValue
 from wizard.secrets.base import SecretStore
-from wizard.secrets.resolve import PERSISTENT_KINDS, open_profile_store
+from wizard.secrets.resolve import PERSISTENT_KINDS, open_profile_store, recorded_store
 from wizard.services import api_key_rotation, api_keys
 
-STORE_NAMES = {"keyring": "OS keyring", "encrypted-file": "encrypted secrets file", "sandbox": "sandbox-only file"}
+STORE_NAMES = {
+    "keyring": "OS keyring",
+    "encrypted-file": "encrypted secrets file",
+    "sandbox": "sandbox-only file",
+    "vault": "Vault place",
+}
 
 
 def _valid_description(text: str) -> bool:
@@ -169,7 +174,8 @@ class KeysScreen(WorkScreen):
             return None
         kind = self.session.evidence.secret_backend
         passphrase = await store_passphrase_for_new_keys(self.app, self.services) if kind == "encrypted-file" else None
-        return await asyncio.to_thread(open_profile_store, kind, self.session.paths, passphrase=passphrase)
+        where = recorded_store(self.session.evidence)
+        return await asyncio.to_thread(open_profile_store, where, self.session.paths, passphrase=passphrase)
 
     @work(group="confirm", exclusive=True, exit_on_error=False)
     async def create_unkept(self, description: str) -> None:

@@ -60,17 +60,19 @@ async def ask_key_passphrase(app: Shell, services: ScreenServices, *, problem: s
 async def load_api_key(app: Shell, services: ScreenServices) -> None:
     """The API key, loaded the one way the domain offers (``resolve_api_key``: KLARNA_API_KEY when
     set, else the store the person chose). Keyring calls block, so they run in a thread."""
-    from wizard.secrets.resolve import resolve_api_key  # keyring: not needed for the first paint
+    from wizard.secrets.resolve import recorded_store, resolve_api_key  # keyring: not needed for the first paint
 
     session = services.session
     kind = session.evidence.secret_backend
-    if session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file"):
+    if session.unlocked or kind not in ("keyring", "sandbox", "env", "encrypted-file", "vault"):
         return
     if kind == "encrypted-file" and not os.environ.get(API_KEY_ENV):
         await ask_store_passphrase(app, services)
         return
     try:
-        key, _ = await asyncio.to_thread(resolve_api_key, session.profile, session.paths, kind)
+        key, _ = await asyncio.to_thread(
+            resolve_api_key, session.profile, session.paths, recorded_store(session.evidence)
+        )
         session.unlock(key)
     except SecretStoreError as error:
         advice = error.message

@@ -48,13 +48,13 @@ def status_of(sandbox, profile: str, credential_id: str) -> str:
 
 
 def fake_grace_clock(monkeypatch, on_sleep) -> None:
-    """The grace period's waits (`renew --retire-old --grace`'s, in wizard/cli/renew.py) go to
+    """The grace period's waits (`retire_after_grace` in wizard/cli/certs.py, which renew and rotate --also-export use) go to
     ``on_sleep`` instead of passing: no test waits for real time."""
     import types
 
-    from wizard.cli import renew
+    from wizard.cli import certs
 
-    monkeypatch.setattr(renew, "time", types.SimpleNamespace(sleep=on_sleep))
+    monkeypatch.setattr(certs, "time", types.SimpleNamespace(sleep=on_sleep))
 
 
 @pytest.fixture

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
 from wizard.core.findings import ExitCode
@@ -60,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "for the rotation is recorded as unused (revoke it with certs revoke), and the next rotate "
         "starts afresh",
     )
+    add_also_export(p)
     p.set_defaults(handler=cmd_rotate)
 
 
@@ -85,13 +88,15 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     flow = session.state.flows.rotation
     if flow is not None and flow.step != "done":
         progress(args, f"rotate: resuming the unfinished rotation at '{flow.step}' (rotate --abandon ends it)")
+    prove_also_export(args, session)  # a Vault copy that could not be kept current: refused before rotating
+    retire_later = bool(args.retire_old and args.also_export)  # the exported copy is written before the old one goes
 
     async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
             return await certificate_rotation.rotate(
                 session,
-                retire_old=args.retire_old,
-                grace=args.grace if args.retire_old else 0.0,
+                retire_old=args.retire_old and not retire_later,
+                grace=args.grace if args.retire_old and not retire_later else 0.0,
                 verify_interval=args.poll_interval,
                 on_event=lambda event: _show(args, session, event),
             )
@@ -103,6 +108,10 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise
     for note in result.notes:
         progress(args, clean(f"rotate: note: {note}"))
+    also_export(args, session, result.old_certificate_id if args.retire_old else None)
+    if retire_later and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
+        retire_after_grace(args, session, result.old_certificate_id, args.grace)
+        result = replace(result, retired=True)
     retired = f"; revoked {result.old_certificate_id}" if result.retired else ""
     emit(
         args,
@@ -154,3 +163,35 @@ def _abandon(args: argparse.Namespace, session: Session) -> int:
     ended = asyncio.run(abandon_rotation(session))
     emit(args, {"ok": True, **asdict(ended)}, clean(ended.message))
     return ExitCode.OK
+
+
+GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
+
+
+def retire_after_grace(
+    args: argparse.Namespace, session: Session, old_id: str, grace: float, *, command: str = "rotate"
+) -> None:
+    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
+    certificate through the same interlock as `certs revoke`. For a retirement that waits on
+    something outside the rotation (an exported copy, a deploy hook), so not the rotation's own
+    journaled retire step."""
+    from wizard.services.revocation import confirm_suffix_for, revoke
+
+    progress(args, f"{command}: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
+    left = grace
+    try:
+        while left > 0:
+            pause = min(left, GRACE_REPORT_EVERY)
+            time.sleep(pause)
+            left -= pause
+            if left > 0:
+                progress(args, f"{command}: {left:g} s left before revoking {old_id}")
+    except KeyboardInterrupt:
+        progress(
+            args,
+            f"{command}: interrupted; {old_id} stays active. Revoke it once its users have switched: "
+            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
+        )
+        raise
+    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
+    progress(args, f"{command}: revoked {old_id} ({REVOKE_SCOPE})")

@@ -104,10 +104,10 @@ def _register_reconcile(group: argparse._SubParsersAction[argparse.ArgumentParse
 
 def _store(session: Session) -> SecretStore:
     """The profile's own persistent store (the one the wizard put the key in)."""
-    from wizard.secrets.resolve import open_profile_store
+    from wizard.secrets.resolve import open_profile_store, recorded_store
 
     try:
-        return open_profile_store(session.evidence.secret_backend, session.paths)
+        return open_profile_store(recorded_store(session.evidence), session.paths)
     except SecretStoreError as error:
         raise InputError(error.message, hint=f"{error.hint} Or use --show-secret-once.") from None
 

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import add_common, emit, positive_int, progress, seconds
-from wizard.cli.session import key_passphrase, load_api_key, open_session
+from wizard.cli.session import add_secret_store, key_passphrase, load_api_key, open_session, prove_secret_store
 from wizard.core import rules
 from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.errors import InputError
@@ -57,11 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--install-dir")
     p.add_argument("--enforce-at", default="never", help="NOW, an ISO-8601 time, or never (default)")
-    p.add_argument(
-        "--secret-store",
-        choices=("keyring", "encrypted-file", "env", "stdin"),
-        help="where the API key is kept (default: where it came from)",
-    )
+    add_secret_store(p)
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     tool_key = p.add_mutually_exclusive_group()
     tool_key.add_argument(
@@ -153,6 +149,7 @@ def _summary_text(payload: dict[str, Any]) -> list[str]:
 def _configured_session(args: argparse.Namespace) -> Session:
     """The profile, configured from the arguments when they are given (or refused when it is new)."""
     session = open_session(args)
+    prove_secret_store(args, session)  # a Vault place this token may not write: refused before anything changes
     if args.environment or args.account_id:
         if not (args.environment and args.account_id):
             raise InputError("Give both --environment and --account-id.")

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.certs import REVOKE_SCOPE
+from wizard.cli.certs import retire_after_grace
 from wizard.cli.common import add_common, clean, emit, progress, seconds
 from wizard.cli.session import open_set_up_session, unlock
 from wizard.core.errors import InputError, WizardError
@@ -27,8 +26,6 @@ from wizard.core.locking import profile_lock
 from wizard.core.paths import Paths
 from wizard.services.session import Session
 from wizard.services.waits import Attempt, Event, Step
-
-GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
 
 if TYPE_CHECKING:
     from wizard.services.renewal import RenewalPlan
@@ -177,38 +174,13 @@ def _retire_all(args: argparse.Namespace, renewed: list[tuple[Outcome, Session]]
     for outcome, session in renewed:
         old = outcome.old_certificate_id or ""
         try:
-            _retire_after_grace(args, session, old, grace)
+            retire_after_grace(args, session, old, grace, command="renew")
         except WizardError as error:
             outcome.worse(ExitCode.WARNING, clean(f"{old} was not retired: {error}"))
             continue
         finally:
             grace = 0.0  # the others were replaced before this wait began: their grace has passed too
         outcome.retired = old
-
-
-def _retire_after_grace(args: argparse.Namespace, session: Session, old_id: str, grace: float) -> None:
-    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
-    certificate through the same interlock as `certs revoke`."""
-    from wizard.services.revocation import confirm_suffix_for, revoke
-
-    progress(args, f"renew: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
-    left = grace
-    try:
-        while left > 0:
-            pause = min(left, GRACE_REPORT_EVERY)
-            time.sleep(pause)
-            left -= pause
-            if left > 0:
-                progress(args, f"renew: {left:g} s left before revoking {old_id}")
-    except KeyboardInterrupt:
-        progress(
-            args,
-            f"renew: interrupted; {old_id} stays active. Revoke it once its users have switched: "
-            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
-        )
-        raise
-    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
-    progress(args, f"renew: revoked {old_id} ({REVOKE_SCOPE})")
 
 
 def _report(args: argparse.Namespace, outcomes: list[Outcome]) -> int:

@@ -3,6 +3,8 @@
 On the runtime's host:   runtime request --name NAME  →  (file)  →  runtime install RESPONSE
 On the managing machine: runtime issue REQUEST, runtime report FILE|DIR…, runtime add/remove/list
 On any runtime (cron):   probe [--name NAME] [--cert FILE --key FILE] [--report-dir DIR]
+Every request, response and report place may also be a Vault / OpenBao place, vault:MOUNT/PATH
+(wizard/services/vault_exchange.py): nothing copied by hand, Vault's policies decide who writes where.
 Exit codes: 0 ok, 1 warning (a report refused or skipped; an install whose certificate id Klarna
 contradicts), 2 critical (not VALID), 3 error."""
 
@@ -24,6 +26,7 @@ from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.runtimes import ReadinessReport
 from wizard.services.session import Session
+from wizard.vault.place import is_vault_place, parse_place
 
 
 def register(sub: Any) -> None:
@@ -33,24 +36,24 @@ def register(sub: Any) -> None:
     p = group.add_parser("request", help="on the runtime's host: make its key and a request file")
     add_common(p)
     p.add_argument("--name", required=True, help="the runtime's name, e.g. checkout-eu-1")
-    p.add_argument("--out", type=Path, help="request file (default runtime-request-NAME.json)")
+    p.add_argument("--out", help="request file or vault:MOUNT/PATH (default runtime-request-NAME.json)")
     p.add_argument("--new-key", action="store_true", help="make a new key even if a request is pending")
     for flag in ("--environment", "--account-id", "--base-url", "--ca-bundle", "--install-dir"):
         p.add_argument(flag, help="first use on this host: as for onboard")
     p.set_defaults(handler=cmd_request)
     p = group.add_parser("issue", help="on the managing machine: issue the certificate for a request file")
     add_common(p)
-    p.add_argument("request", type=Path)
-    p.add_argument("--out", type=Path, help="response file (default runtime-response-NAME.json)")
+    p.add_argument("request", metavar="REQUEST", help="request file or vault:MOUNT/PATH")
+    p.add_argument("--out", help="response file or vault:MOUNT/PATH (default runtime-response-NAME.json)")
     p.set_defaults(handler=cmd_issue)
     p = group.add_parser("install", help="on the runtime's host: install the certificate of a response file")
     add_common(p)
-    p.add_argument("response", type=Path)
+    p.add_argument("response", metavar="RESPONSE", help="response file or vault:MOUNT/PATH")
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     p.set_defaults(handler=cmd_install)
     p = group.add_parser("report", help="on the managing machine: record readiness reports")
     add_common(p)
-    p.add_argument("sources", nargs="+", type=Path, metavar="FILE|DIR")
+    p.add_argument("sources", nargs="+", metavar="FILE|DIR|vault:MOUNT/PATH")
     p.add_argument(
         "--report-owner",
         action="append",
@@ -81,7 +84,9 @@ def _register_probe(sub: Any) -> None:
     p.add_argument("--cert", type=Path, help="certificate file (default: the pair installed here)")
     p.add_argument("--key", type=Path, help="private key file")
     p.add_argument(
-        "--report-dir", type=Path, help="also write the signed report to DIR/NAME.<random>.json (the older one removed)"
+        "--report-dir",
+        help="also write the signed report to DIR/NAME.<random>.json (the older one removed), or to "
+        "vault:MOUNT/PATH/NAME (a new version)",
     )
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the report is always one JSON line")
@@ -109,31 +114,42 @@ def _configure_if_asked(args: argparse.Namespace, session: Session) -> None:
 
 
 def cmd_request(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_exchange import make_request, write_exchange
+    from wizard.services.runtime_exchange import make_request
+    from wizard.services.vault_exchange import after_a_change, prove_writable, vault_for, write_exchange_to
 
     session = open_session(args)
-    _configure_if_asked(args, session)
-    session.set_key_passphrase(key_passphrase())
-    request = asyncio.run(make_request(session, args.name, new_key=args.new_key))
-    out = write_exchange(args.out or Path(f"runtime-request-{args.name}.json"), request, session.kept_folders())
+    target = args.out or f"runtime-request-{args.name}.json"
+    with vault_for(target) as kv:
+        prove_writable(kv, target)  # Vault refusing: refused before a key is made
+        _configure_if_asked(args, session)
+        session.set_key_passphrase(key_passphrase())
+        request = asyncio.run(make_request(session, args.name, new_key=args.new_key))
+        with after_a_change(
+            f"The key for {args.name} is made and kept on this host.",
+            "Run the same command again once Vault answers: it writes the same request (the key is reused).",
+        ):
+            out = write_exchange_to(kv, target, request, session.kept_folders())
     emit(
         args,
-        {"ok": True, "request": str(out), "name": args.name, "public_key_id": request["public_key_id"]},
+        {"ok": True, "request": out, "name": args.name, "public_key_id": request["public_key_id"]},
         f"wrote {out} (no secret: the key stays in this host's home)\n"
-        f"next: on the managing machine, klarna-mtls runtime issue {out.name}",
+        f"next: on the managing machine, klarna-mtls runtime issue {_short(out)}",
     )
     return ExitCode.OK
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_exchange import RESPONSE_KIND, install_response, read_exchange
+    from wizard.services.runtime_exchange import RESPONSE_KIND, install_response
+    from wizard.services.vault_exchange import read_exchange_from, vault_for
 
     session = open_unlocked_session(args)
-    result = asyncio.run(install_response(session, read_exchange(args.response, RESPONSE_KIND)))
+    with vault_for(args.response) as kv:
+        response = read_exchange_from(kv, args.response, RESPONSE_KIND)
+    result = asyncio.run(install_response(session, response))
     observation = result.observation
     valid = observation.status == "VALID"
     next_step = (
-        "next: klarna-mtls probe --report-dir DIR (cron)"
+        "next: klarna-mtls probe --report-dir DIR|vault:MOUNT/PATH (cron)"
         if valid
         else " ".join(diagnose(observation.status).next_steps[:1])
     )
@@ -157,7 +173,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from wizard.services.runtime_exchange import pair_from_files
-    from wizard.services.runtime_reports import probe, record, write_report
+    from wizard.services.runtime_reports import probe, record
 
     if (args.cert is None) != (args.key is None):
         raise InputError("Give both --cert and --key, or neither (the pair installed here).")
@@ -168,7 +184,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = asyncio.run(probe(session, name, pair))
     line = json.dumps(report.to_dict(), sort_keys=True)
     if args.report_dir:
-        write_report(args.report_dir, report)
+        _write_report(args.report_dir, report)
     if name in session.state.runtimes:  # the managing machine probing one of its own runtimes
         try:
             record(session, report)
@@ -179,31 +195,65 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return ExitCode.OK if report.status == "VALID" else ExitCode.CRITICAL
 
 
+def _write_report(where: str, report: ReadinessReport) -> None:
+    """The signed report into a shared folder, or a new version of vault:…/RUNTIME."""
+    from wizard.services.runtime_reports import write_report
+    from wizard.services.vault_exchange import vault_for, write_report_to
+
+    if not is_vault_place(where):
+        write_report(Path(where), report)
+        return
+    with vault_for(where) as kv:
+        assert kv is not None
+        write_report_to(kv, parse_place(where), report)
+
+
+def _short(where: str) -> str:
+    """A file by its name (it is looked for beside the command), a Vault place in full."""
+    return where if is_vault_place(where) else Path(where).name
+
+
 # ---------------------------------------------------------------- managing side
 def cmd_issue(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_exchange import REQUEST_KIND, issue_for_request, read_exchange, write_exchange
+    from wizard.services.runtime_exchange import REQUEST_KIND, issue_for_request
+    from wizard.services.vault_exchange import (
+        after_a_change,
+        prove_writable,
+        read_exchange_from,
+        vault_for,
+        write_exchange_to,
+    )
 
     session = open_unlocked_session(args)
-    response = asyncio.run(issue_for_request(session, read_exchange(args.request, REQUEST_KIND)))
-    name = response["name"]
-    out = write_exchange(args.out or Path(f"runtime-response-{name}.json"), response, session.kept_folders())
+    with vault_for(args.request, args.out) as kv:
+        request = read_exchange_from(kv, args.request, REQUEST_KIND)
+        prove_writable(kv, args.out)  # Vault refusing: refused before a certificate is issued
+        response = asyncio.run(issue_for_request(session, request))
+        name = response["name"]
+        with after_a_change(
+            f"Certificate {response['certificate_id']} is issued to {name} and recorded here.",
+            "Run the same command again once Vault answers: it writes the response for that certificate "
+            "without issuing another.",
+        ):
+            out = write_exchange_to(kv, args.out or f"runtime-response-{name}.json", response, session.kept_folders())
     emit(
         args,
         {
             "ok": True,
-            "response": str(out),
+            "response": out,
             "name": name,
             "certificate_id": response["certificate_id"],
             "fingerprint": response["fingerprint"],
         },
         f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
-        f"next: on {name}, klarna-mtls runtime install {out.name}",
+        f"next: on {name}, klarna-mtls runtime install {_short(out)}",
     )
     return ExitCode.OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from wizard.services.runtime_reports import record, report_files
+    from wizard.services.runtime_reports import record
+    from wizard.services.vault_exchange import collect_reports, vault_for
 
     session = open_session(args)
     if not session.evidence.account_id:
@@ -212,7 +262,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             hint="Record reports in the managing machine's profile (--profile).",
         )
     results, code = [], ExitCode.OK
-    for found in report_files(args.sources, [_uid(user) for user in args.report_owner]):
+    with vault_for(*args.sources) as kv:
+        reports = collect_reports(kv, args.sources, [_uid(user) for user in args.report_owner])
+    for found in reports:
         if found.data is None:
             results.append({"file": str(found.path), "recorded": False, "outcome": found.problem})
             code = ExitCode.WARNING

@@ -54,14 +54,18 @@ def unlock(args: argparse.Namespace, session: Session) -> Session:
 
 def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, SecretStore]:
     """Return (api_key, store to keep it in). Never from an argument: the domain's one loader
-    (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store)."""
-    from wizard.secrets.resolve import open_store, resolve_api_key
+    (standard input when asked, else KLARNA_API_KEY, else the profile's recorded store; for a
+    profile that records none yet, a ``vault:`` place named with --secret-store)."""
+    from wizard.secrets.resolve import open_store, recorded_store, resolve_api_key, store_place
+    from wizard.vault.place import is_vault_place
 
     allowed = _env_key_allowed(args, session)
+    wanted = getattr(args, "secret_store", None)
+    recorded = recorded_store(session.evidence)
     key, store = resolve_api_key(
         session.profile,
         session.paths,
-        session.evidence.secret_backend,
+        recorded or (wanted if wanted and is_vault_place(wanted) else None),
         stdin=sys.stdin,
         read_stdin=getattr(args, "api_key_stdin", False),
         use_env=allowed,
@@ -71,11 +75,40 @@ def load_api_key(args: argparse.Namespace, session: Session) -> tuple[str, Secre
             f"KLARNA_API_KEY is not the key recorded for profile '{session.profile}'; status --all does not send it there.",
             hint=f"Run klarna-mtls status --profile {session.profile} with that profile's key.",
         )
-    wanted = getattr(args, "secret_store", None)
-    if wanted and wanted != store.kind:
+    if wanted and wanted != (store_place(store) or store.kind):
         passphrase = os.environ.get(STORE_PASSPHRASE_ENV, "").encode() or None
         store = open_store(wanted, session.paths, passphrase=passphrase)
     return key, store
+
+
+def add_secret_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret-store",
+        type=secret_store_arg,
+        metavar="{keyring,encrypted-file,env,stdin,vault:MOUNT/PATH}",
+        help="where the API key is kept (default: where it came from); vault:secret/klarna-mtls/PROFILE "
+        "keeps it in Vault / OpenBao KV v2 only, read from there on each run (VAULT_ADDR, VAULT_TOKEN)",
+    )
+
+
+def secret_store_arg(text: str) -> str:
+    """argparse type for --secret-store: a store's kind, or a ``vault:`` place."""
+    from wizard.secrets.resolve import verify_store_name
+
+    try:
+        return verify_store_name(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(f"{error.message} {error.hint}") from None
+
+
+def prove_secret_store(args: argparse.Namespace, session: Session) -> None:
+    """A ``vault:`` place named with --secret-store must answer and be writable with this token
+    before the command changes anything (the profile, Klarna, a key)."""
+    wanted = getattr(args, "secret_store", None)
+    if wanted:
+        from wizard.secrets.resolve import prove_named_store
+
+        prove_named_store(wanted, session.paths)
 
 
 def key_passphrase() -> bytes | None:

@@ -30,7 +30,7 @@ CLOCK_SKEW_TOLERANCE = 120.0  # seconds; TLS and enforced_from both care about t
 VALID_IN_A_ROW = 3
 VALID_WINDOW = timedelta(minutes=30)
 SHORT_VALIDITY = timedelta(days=3 * 365 - 30)
-SECRET_BACKENDS_ALLOWED = {"keyring", "encrypted-file", "env", "stdin", "sandbox"}
+SECRET_BACKENDS_ALLOWED = {"keyring", "encrypted-file", "env", "stdin", "sandbox", "vault"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ def _api_key(ev: Evidence, now: datetime) -> str | None:
 
 def _secret_store(ev: Evidence, now: datetime) -> str | None:
     if ev.secret_backend not in SECRET_BACKENDS_ALLOWED:
-        return "Choose where the API key is kept (OS keyring, encrypted file, or per run)."
+        return "Choose where the API key is kept (OS keyring, encrypted file, Vault, or per run)."
+    if ev.secret_backend == "vault" and not ev.secret_place:
+        return "Name the Vault place that keeps the API key (vault:MOUNT/PATH)."
     return None
 
 

@@ -34,6 +34,7 @@ class Evidence:
     api_key_masked: str | None = _ev(Stage.CREDENTIALS)
     secret_backend: str | None = _ev(Stage.CREDENTIALS)  # kind chosen by the user
     secret_backend_name: str | None = _ev(Stage.CREDENTIALS)  # e.g. "SecretService Keyring"
+    secret_place: str | None = _ev(Stage.CREDENTIALS)  # kind "vault": the vault:MOUNT/PATH holding the key
     api_call_ok_at: str | None = _ev(Stage.CREDENTIALS)
     clock_skew_seconds: float | None = _ev(Stage.CREDENTIALS)
 

@@ -153,12 +153,18 @@ class Onboarding:
         self.evidence.api_key_environment = rules.api_key_environment(api_key)
 
     def record_credentials(
-        self, *, backend: str, backend_name: str, checked_at: datetime, clock_skew_seconds: float | None
+        self,
+        *,
+        backend: str,
+        backend_name: str,
+        checked_at: datetime,
+        clock_skew_seconds: float | None,
+        place: str | None = None,
     ) -> None:
-        """A call with the key succeeded at ``checked_at``; the key is kept in ``backend``. An
-        answer that did not say the server's time counts as no skew."""
+        """A call with the key succeeded at ``checked_at``; the key is kept in ``backend`` (at
+        ``place``, for a Vault store). An answer that did not say the server's time counts as no skew."""
         ev = self.evidence
-        ev.secret_backend, ev.secret_backend_name = backend, backend_name
+        ev.secret_backend, ev.secret_backend_name, ev.secret_place = backend, backend_name, place
         ev.api_call_ok_at = rules.format_utc(checked_at)
         ev.clock_skew_seconds = clock_skew_seconds if clock_skew_seconds is not None else 0.0
 

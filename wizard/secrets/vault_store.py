@@ -46,6 +46,11 @@ class VaultStore:
         """Remove the field (a new version without it); nothing written when it is not there."""
         self._connection().update(self.place, lambda fields: {k: v for k, v in fields.items() if k != profile})
 
+    def prove_writable(self) -> None:
+        """Refuse (VaultError) unless Vault answers and lets this token write the place: asked
+        before anything else changes, so a refusal leaves nothing half done."""
+        self._connection().may_write(self.place)
+
     def _connection(self) -> VaultKv:
         if self._kv is None:
             self._kv = VaultKv.connect(self._settings)

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from wizard.core import crypto
+from wizard.core import crypto, rules
 from wizard.core.errors import CryptoError, InputError, StorageError, storage_error
 from wizard.core.fsutil import atomic_write, ensure_private_dir, file_mode, fsync_dir, write_output
 from wizard.klarna.endpoints import CERTIFICATES_PATH
@@ -315,6 +315,23 @@ def export_k8s_secret(
     return write_output(out_path, data, KEY_MODE, keep_out=keep_out)
 
 
+def pair_fields(pair: InstalledPair, key_passphrase: bytes | None = None) -> dict[str, str]:
+    """The pair as text fields for a key-value store (Vault KV version 2): the certificate as it was
+    installed (as Klarna returned it), the private key unencrypted (its readers, a Vault Agent
+    template or an External Secret, hand it to servers that take no passphrase), the certificate's
+    SHA-256 fingerprint and its expiry (UTC). The key is checked against the certificate first."""
+    cert_pem = pair.cert_path.read_bytes()
+    cert = crypto.load_certificate(cert_pem)
+    key_pem = _unencrypted_key_pem(pair.key_path.read_bytes(), key_passphrase, "This export")
+    crypto.verify_cert_matches_key(cert, crypto.load_private_key(key_pem))
+    return {
+        "certificate": cert_pem.decode("ascii"),
+        "private_key": key_pem.decode("ascii"),
+        "fingerprint_sha256": crypto.fingerprint_sha256(cert),
+        "expires_at": rules.format_utc(cert.not_valid_after_utc),
+    }
+
+
 def _verify_k8s_names(name: str, namespace: str | None) -> None:
     # Validated, not quoted: a name is also what keeps the hand-written YAML well formed.
     if not isinstance(name, str) or len(name) > 253 or not _K8S_NAME_RE.fullmatch(name):
@@ -329,12 +346,14 @@ def _verify_k8s_names(name: str, namespace: str | None) -> None:
         )
 
 
-def _unencrypted_key_pem(key_pem: bytes, key_passphrase: bytes | None) -> bytes:
+def _unencrypted_key_pem(
+    key_pem: bytes, key_passphrase: bytes | None, consumer: str = "A Kubernetes TLS Secret"
+) -> bytes:
     if b"ENCRYPTED" not in key_pem:
         return key_pem
     if not key_passphrase:
         raise CryptoError(
-            "The private key is encrypted, and a Kubernetes TLS Secret needs it unencrypted.",
+            f"The private key is encrypted, and {consumer[0].lower()}{consumer[1:]} needs it unencrypted.",
             hint="Give the key passphrase (KLARNA_MTLS_KEY_PASSPHRASE) to export it.",
         )
     return crypto.make_private_key_pem(crypto.load_private_key(key_pem, key_passphrase))

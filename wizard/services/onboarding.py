@@ -67,6 +67,8 @@ class Observation:
 # ------------------------------------------------------------------ CREDENTIALS
 async def check_credentials(session: Session, api_key: str, store: SecretStore) -> None:
     """Validate the key's shape, prove it with a live call, then keep it in ``store``."""
+    from wizard.secrets.resolve import store_place  # the stores load when a key is checked, not at start
+
     rules.verify_api_key(api_key, session.environment)
     session.unlock(api_key)
     async with session.client() as klarna:
@@ -82,6 +84,7 @@ async def check_credentials(session: Session, api_key: str, store: SecretStore) 
         backend_name=store.display_name,
         checked_at=session.clock(),
         clock_skew_seconds=answer.clock_skew_seconds,
+        place=store_place(store),
     )
     session.save()
     session.audit.record(

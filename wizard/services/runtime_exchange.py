@@ -60,8 +60,9 @@ def read_exchange(path: Path, kind: str) -> dict[str, Any]:
     return parse_exchange(data, path, kind)
 
 
-def parse_exchange(data: bytes, path: Path, kind: str) -> dict[str, Any]:
-    """The JSON exchange of ``kind`` read from ``path`` (at most MAX_EXCHANGE_BYTES + 1 bytes)."""
+def parse_exchange(data: bytes, path: Path | str, kind: str) -> dict[str, Any]:
+    """The JSON exchange of ``kind`` read from ``path`` (a file, or a ``vault:`` place; at most
+    MAX_EXCHANGE_BYTES + 1 bytes)."""
     if len(data) > MAX_EXCHANGE_BYTES:
         raise InputError(f"{path} is too large to be a klarna-mtls exchange file.")
     try:

@@ -210,9 +210,9 @@ def _remove_older(dir_fd: int, runtime: str, *, keep: str) -> None:
 
 @dataclass(frozen=True)
 class ReportFile:
-    """A report file as read: its JSON, or why it was not read."""
+    """A report as read (from a file, or a ``vault:`` place): its JSON, or why it was not read."""
 
-    path: Path
+    path: Path | str
     data: dict[str, Any] | None
     problem: str | None = None
 

@@ -124,6 +124,25 @@ class VaultKv:
             raise _unexpected(answer, attempt)
         return sorted(keys)
 
+    def may_write(self, place: VaultPlace) -> None:
+        """Refuse now, before a caller changes anything else, when this token could not write
+        ``place``: its capabilities there as Vault reports them (``sys/capabilities-self``, in
+        every token's default policy). Reaching Vault, the token and the mount are checked too."""
+        self._require_kv2(place, "write")
+        attempt = Attempt("write", str(place), f"'create' and 'update' on {place.data_path}")
+        answer = self._call(attempt, lambda: self._client.sys.get_capabilities(paths=[place.data_path]))
+        granted = _dig(answer, "data", place.data_path) or _dig(answer, place.data_path)
+        if not isinstance(granted, list):
+            raise _unexpected(answer, attempt)
+        if "root" in granted or ({"create", "update"} & set(granted) and "deny" not in granted):
+            return
+        raise VaultPermissionDenied(
+            f"Vault's policies do not let this token write {place} (it may: {', '.join(granted) or 'nothing'}).",
+            hint=f"The token's policies must allow {attempt.policy}; ask a Vault operator for it. Nothing was changed.",
+            place=str(place),
+            reason="permission denied",
+        )
+
     def token_policies(self) -> list[str] | None:
         """The token's policies; None when Vault does not accept the token at all. An answer that
         cannot be had for another reason gives [] (the token is not blamed for it)."""
