@@ -142,7 +142,8 @@ def test_lo10_a_runtime_not_ready_when_enforcement_applies_is_critical_and_named
     onboard("mgr")
     code, out = cli("enforce", "--profile", "mgr", "--at", at(timedelta(hours=1)))
     assert code == 0, out
-    onboard_runtime(hosts, cli, "host-late", "late")  # issued after the enforcement was scheduled
+    issued = onboard_runtime(hosts, cli, "host-late", "late")  # issued after the enforcement was scheduled
+    assert "Enforcement applies at" in (issued["enforcement_notice"] or ""), issued  # LO-10: said at issue
     code, out = cli("check", "--profile", "mgr")
     assert code == 2, out
     scheduled = [f for f in out["findings"] if f["check"] == "scheduled enforcement" and f["severity"] == "critical"]

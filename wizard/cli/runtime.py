@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wizard.cli.common import add_common, emit
+from wizard.cli.common import add_common, clean, emit
 from wizard.cli.session import key_passphrase, open_session, open_unlocked_session
 from wizard.core import runtimes
 from wizard.core.diagnosis import diagnose
@@ -215,6 +215,7 @@ def _short(where: str) -> str:
 
 # ---------------------------------------------------------------- managing side
 def cmd_issue(args: argparse.Namespace) -> int:
+    from wizard.services.enforcement_timeline import enforcement_notice
     from wizard.services.runtime_exchange import REQUEST_KIND, issue_for_request
     from wizard.services.vault_exchange import (
         after_a_change,
@@ -236,6 +237,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             "without issuing another.",
         ):
             out = write_exchange_to(kv, args.out or f"runtime-response-{name}.json", response, session.kept_folders())
+    notice = asyncio.run(enforcement_notice(session, name))  # a scheduled enforcement it must be ready for
     emit(
         args,
         {
@@ -244,9 +246,10 @@ def cmd_issue(args: argparse.Namespace) -> int:
             "name": name,
             "certificate_id": response["certificate_id"],
             "fingerprint": response["fingerprint"],
+            "enforcement_notice": notice,
         },
         f"issued {response['certificate_id']} for runtime {name}; wrote {out}\n"
-        f"next: on {name}, klarna-mtls runtime install {_short(out)}",
+        f"next: on {name}, klarna-mtls runtime install {_short(out)}" + (f"\n{clean(notice)}" if notice else ""),
     )
     return ExitCode.OK
 
