@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from wizard.cli.common import terminal_text
 from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
@@ -99,8 +100,10 @@ def serve(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
     if not (args.allow_remote or _loopback(args.host)):
         print(
-            f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
-            "(pass --allow-remote to serve others)",
+            terminal_text(
+                f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
+                "(pass --allow-remote to serve others)"
+            ),
             file=sys.stderr,
         )
         return ExitCode.ERROR
@@ -114,10 +117,13 @@ def serve(args: argparse.Namespace) -> int:
             **_settings(args),
         )
     except ValueError as exc:  # a setting the sandbox does not take: say which
-        print(f"error: {exc}", file=sys.stderr)
+        print(terminal_text(f"error: {exc}"), file=sys.stderr)
         return ExitCode.ERROR
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
-        print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            terminal_text(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}"),
+            file=sys.stderr,
+        )
         return ExitCode.ERROR
     info = {
         "base_url": sandbox.base_url,
@@ -130,8 +136,10 @@ def serve(args: argparse.Namespace) -> int:
         print(json.dumps(info), flush=True)
     else:
         print(
-            f"sandbox serving at {sandbox.base_url}\n  CA bundle: {sandbox.ca_bundle}\n"
-            f"  account:   {sandbox.account_id}\n  (API key: run with --json to print it)",
+            terminal_text(
+                f"sandbox serving at {sandbox.base_url}\n  CA bundle: {sandbox.ca_bundle}\n"
+                f"  account:   {sandbox.account_id}\n  (API key: run with --json to print it)"
+            ),
             flush=True,
         )
     stop = threading.Event()
