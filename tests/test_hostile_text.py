@@ -587,6 +587,46 @@ def test_keys_list_and_runtime_list_print_server_text_as_text(monkeypatch, capsy
     assert "[/unbalanced] [bold" in out.out and "bad [/request]" in out.err  # shown, as sent
 
 
+# What a print may be given in wizard/cli besides a literal, text made safe (terminal_text, clean) or
+# JSON (json.dumps escapes every control and non-ASCII character), each with why it is safe.
+PRINTS_ALLOWED = {
+    ("runtime.py", "line"): "the probe's report, made by json.dumps just before",
+    (
+        "sandbox.py",
+        "f'sandbox serving at {sandbox.base_url}\\n  CA bundle: {sandbox.ca_bundle}\\n  account:   "
+        "{sandbox.account_id}\\n  (API key: run with --json to print it)'",
+    ): "the local sandbox's own address and account",
+}
+
+
+def test_every_cli_print_is_cleaned_or_json():
+    """Every output path of the CLI: a new print that passes server text raw fails here."""
+    import ast
+    from pathlib import Path
+
+    import wizard.cli
+
+    def made_safe(node) -> bool:
+        called = node.func if isinstance(node, ast.Call) else None
+        return (getattr(called, "id", None) or getattr(called, "attr", None)) in ("terminal_text", "clean", "dumps")
+
+    unsafe = []
+    for path in sorted(Path(wizard.cli.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"):
+                continue
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.Constant) or made_safe(arg):
+                continue
+            if isinstance(arg, ast.JoinedStr) and all(
+                made_safe(v.value) for v in arg.values if isinstance(v, ast.FormattedValue)
+            ):
+                continue  # an f-string whose every value is cleaned
+            if (path.name, ast.unparse(arg)) not in PRINTS_ALLOWED:
+                unsafe.append(f"{path.name}:{node.lineno} print({ast.unparse(arg)})")
+    assert unsafe == []
+
+
 # ---------------------------------------------------------------- the log (HS-11)
 @pytest.mark.xfail(
     strict=True,
