@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import Worker
 
+from screens.plain_text import plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, ReportsWorkerErrors, WizardScreen, WorkPanel, WorkScreen
 from wizard.core.stages import ORDER, Stage
 
@@ -120,7 +121,7 @@ class StageScreen(WorkScreen):
         self.blocked = bool(blockers)
         lines = [f"✗ {b.reason}" for b in blockers] + [f"! {w.reason}" for w in warnings]
         text = "To continue:\n" + "\n".join(lines) if blockers else "\n".join(lines) or "✓ All checks pass."
-        self.query_one("#blockers", Static).update(text)
+        self.query_one("#blockers", Static).update(plain(text))
         self.query_one("#blockers").set_class(bool(blockers), "-blocked")
         next_button = self.query_one("#next", Button)
         was_blocked, next_button.disabled = next_button.disabled, self.blocked

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from screens.base import StageScreen
+from screens.plain_text import plain
 from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
@@ -86,14 +87,14 @@ class CredentialsScreen(StageScreen):
         available = [c.kind for c in choices if c.available]
         self.store_kind = available[0] if available else None
         buttons = [
-            RadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
+            RadioButton(plain(c.label), value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
             for c in choices
         ]
         box = self.query_one("#store-box")
         box.remove_children()
         box.mount(RadioSet(*buttons, id="store"))
         unavailable = [c.explanation for c in choices if not c.available]
-        self.query_one("#store-note", Static).update(("⚠ " + " ".join(unavailable)) if unavailable else "")
+        self.query_one("#store-note", Static).update(plain("⚠ " + " ".join(unavailable)) if unavailable else "")
         self.show_store_passphrase()
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
@@ -121,7 +122,7 @@ class CredentialsScreen(StageScreen):
         if typed:
             lines.insert(0, "✗ Test the key with Klarna (Enter).")
         lines += [f"! {w.reason}" for w in self.session.model.warnings(self.STAGE)]
-        self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(dict.fromkeys(lines)))
+        self.query_one("#blockers", Static).update(plain("To continue:\n" + "\n".join(dict.fromkeys(lines))))
 
     @on(Input.Changed, "#api-key")
     def check_key_shape(self, event: Input.Changed) -> None:
@@ -173,6 +174,8 @@ class CredentialsScreen(StageScreen):
         ev = self.session.evidence
         if ev.api_call_ok_at:
             self.query_one("#facts", Static).update(
-                f"Key {ev.api_key_masked} works · kept in {ev.secret_backend_name}\n"
-                f"Server clock skew: {ev.clock_skew_seconds:+.1f} s"
+                plain(
+                    f"Key {ev.api_key_masked} works · kept in {ev.secret_backend_name}\n"
+                    f"Server clock skew: {ev.clock_skew_seconds:+.1f} s"
+                )
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,15 +15,16 @@ from textual.widgets import DataTable, Footer, Header, Static
 from screens.base import ReportsWorkerErrors, fingerprint_lines
 from screens.doctor import DoctorScreen
 from screens.keys import KeysScreen
-from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal, plain
+from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal
 from screens.pair_check import PairCheckScreen
+from screens.plain_text import cell, plain
 from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import InterlockRefused, WizardError
-from wizard.core.rules import clean_text, redact
+from wizard.core.rules import redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
 from wizard.services.status import CertificateRow, ProfileStatus
 
@@ -129,7 +129,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             self.show(cached.status)
             self.show_offline(
                 f"Offline: showing {self.seen_words(cached)}.\n"
-                f"Could not reach Klarna: {clean_text(redact(error.message))} (f5 tries again)",
+                f"Could not reach Klarna: {redact(error.message)} (f5 tries again)",
                 problem=True,
             )
             return
@@ -162,7 +162,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         table = self.query_one("#certificates", DataTable)
         table.clear()
         for row in status.certificates:  # server strings: shown as text, never parsed as markup
-            table.add_row(*(Text(clean_text(c), end="") for c in table_row(row)), key=row.credential_id)
+            table.add_row(*(cell(c) for c in table_row(row)), key=row.credential_id)
         self.show_details()
 
     def selected_row(self) -> CertificateRow | None:

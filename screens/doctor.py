@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from screens.base import ReportsWorkerErrors
+from screens.plain_text import plain
 
 MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
 
@@ -34,7 +35,7 @@ class DoctorScreen(ReportsWorkerErrors[None]):
             lines.append(f"{MARKS[f.severity]} {f.check}: {f.summary}")
             if f.next_step:
                 lines.append(f"    → {f.next_step}")
-        self.query_one("#findings", Static).update("\n".join(lines))
+        self.query_one("#findings", Static).update(plain("\n".join(lines)))  # findings quote server messages
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from screens.base import WizardScreen, fingerprint_lines
+from screens.plain_text import plain
 from wizard.core import crypto, rules
 
 
@@ -34,7 +35,7 @@ class DoneScreen(WizardScreen[None]):
                 renew = cert.not_valid_after_utc - rules.RENEWAL_WINDOW
                 lines.append(f"Expires: {cert.not_valid_after_utc:%Y-%m-%d}. Start renewal by {renew:%Y-%m-%d}.")
             lines.append("Monitor from cron: klarna-mtls check --warn-days 60 --critical-days 14")
-            yield Static("\n".join(lines), id="summary")
+            yield Static(plain("\n".join(lines)), id="summary")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -8,7 +8,8 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
 from screens.base import STEP_TASKS, StageScreen
-from screens.modals import ConfirmModal, plain
+from screens.modals import ConfirmModal
+from screens.plain_text import plain
 from screens.progress import WORK_GROUP
 from screens.runtimes_table import RuntimesPanel
 from wizard.core import rules
@@ -61,7 +62,7 @@ class EnforceScreen(StageScreen):
         ]
         if chosen is not None:
             lines.insert(0, f"✗ Press Enforce… to schedule enforcement from {chosen}.")
-        self.query_one("#blockers", Static).update("To continue:\n" + "\n".join(lines))
+        self.query_one("#blockers", Static).update(plain("To continue:\n" + "\n".join(lines)))
 
     def parsed(self, typed: str) -> str | None:
         try:
@@ -117,7 +118,7 @@ class EnforceScreen(StageScreen):
     async def enforce(self, value: str) -> None:
         facts = self.query_one("#facts", Static)
         mode = await self.timed(STEP_TASKS["enforce"], onboarding.enforce(self.session, value))
-        facts.update(f"Klarna answered {mode}.")
+        facts.update(plain(f"Klarna answered {mode}."))
         self.refresh_state()  # the chosen time is evidence now: the list says what is left
         if value != "NOW":
             return
@@ -125,7 +126,7 @@ class EnforceScreen(StageScreen):
         limits = waits.PollLimits.for_enforcement(timing.poll_interval, timing.enforce_limit)
         last = await self.follow(onboarding_waits.watch_enforcement(self.session, limits))
         if last is not None:
-            facts.update(last.text)
+            facts.update(plain(last.text))
 
     def watch_busy(self, busy: bool) -> None:
         super().watch_busy(busy)
@@ -137,6 +138,8 @@ class EnforceScreen(StageScreen):
         if ev.enforcement_mode:
             proved = self.session.settings.enforcement_proved_at
             self.query_one("#facts", Static).update(
-                f"Klarna answered {ev.enforcement_mode} from {ev.enforced_from}."
-                + ("\n✓ Proved: a request without a client certificate is refused." if proved else "")
+                plain(
+                    f"Klarna answered {ev.enforcement_mode} from {ev.enforced_from}."
+                    + ("\n✓ Proved: a request without a client certificate is refused." if proved else "")
+                )
             )

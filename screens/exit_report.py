@@ -22,17 +22,22 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
     name = type(error).__name__ if error is not None else "error"
     details = "".join(traceback.format_exception(error)) if error is not None else ""
     logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
-    return scrub(
+    report = scrub(
         f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
         f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
     )
+    return rules.clean_text(report, keep_newlines=True)  # a traceback can quote a server's message
 
 
 def exit_summary(session: Session) -> str:
-    """What stays in the terminal after quitting, like certbot's and gh's last lines."""
+    """What stays in the terminal after quitting, like certbot's and gh's last lines. Ids and
+    Klarna's answers in it are text: nothing in it drives the terminal."""
     ev = session.evidence
     if not ev.certificate_id:
-        return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
+        return rules.clean_text(
+            f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; "
+            "run klarna-mtls again to resume."
+        )
     lines = [
         f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
         f"  Certificate: {ev.certificate_id}",
@@ -55,7 +60,7 @@ def exit_summary(session: Session) -> str:
         f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
         f"  Log: {session.paths.log_path()}",
     ]
-    return "\n".join(lines)
+    return "\n".join(rules.clean_text(line) for line in lines)  # one line each: a server's newline forges none
 
 
 def _expiry_line(certificate_pem: str | None) -> str:

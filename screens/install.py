@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedContent, TabPane
 
 from screens.base import StageScreen, fold_shell
+from screens.plain_text import plain
 from screens.services import ScreenServices
 from wizard.core.errors import InputError, StorageError
 from wizard.core.stages import Stage
@@ -102,9 +103,11 @@ class InstallScreen(StageScreen):
         ca = self.session.ca_bundle if self.session.environment == "sandbox" else None
         self.snippet_texts = snippets(cert, key, base_url, ca)
         for name, text in self.snippet_texts.items():  # shown unwrapped (scrolls), curl folded
-            self.query_one(f"#snippet-{name}", Static).update(fold_shell(text) if name == "curl" else text)
+            self.query_one(f"#snippet-{name}", Static).update(plain(fold_shell(text) if name == "curl" else text))
         if ev.install_probe_ok_at:
             extra = "".join(f"\nExported: {path}" for path in self.exported)
             self.query_one("#facts", Static).update(
-                f"Installed: {cert}\n           {key}\n✓ A real mTLS call with exactly these files succeeded.{extra}"
+                plain(
+                    f"Installed: {cert}\n           {key}\n✓ A real mTLS call with exactly these files succeeded.{extra}"
+                )
             )

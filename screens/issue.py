@@ -8,6 +8,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
 from screens.base import StageScreen, fingerprint_lines
+from screens.plain_text import plain
 from wizard.core import crypto, rules
 from wizard.core.stages import Stage
 from wizard.services import onboarding
@@ -38,8 +39,10 @@ class IssueScreen(StageScreen):
             return
         cert = crypto.load_certificate(ev.certificate_pem)
         self.query_one("#facts", Static).update(
-            f"Certificate id:\n  {ev.certificate_id}\nCN: {crypto.certificate_cn(cert)}\n"
-            f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}\n"
-            f"Valid: {cert.not_valid_before_utc:%Y-%m-%d} → {cert.not_valid_after_utc:%Y-%m-%d}\n"
-            f"Slots used: {ev.active_certificates} of {rules.MAX_ACTIVE_CERTIFICATES}"
+            plain(
+                f"Certificate id:\n  {ev.certificate_id}\nCN: {crypto.certificate_cn(cert)}\n"
+                f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}\n"
+                f"Valid: {cert.not_valid_before_utc:%Y-%m-%d} → {cert.not_valid_after_utc:%Y-%m-%d}\n"
+                f"Slots used: {ev.active_certificates} of {rules.MAX_ACTIVE_CERTIFICATES}"
+            )
         )

@@ -9,6 +9,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from screens.base import StageScreen
 from screens.modals import ConfirmModal
+from screens.plain_text import plain
 from wizard.core.stages import Stage
 from wizard.services import onboarding
 
@@ -55,5 +56,7 @@ class KeyCsrScreen(StageScreen):
         results = self.session.model.results(self.STAGE)
         lint = "\n".join(f"{'✓' if r.ok else '✗'} {r.reason}" for r in results)
         self.query_one("#facts", Static).update(
-            f"Key: {ev.key_path} (P-256{', encrypted' if ev.key_encrypted else ''})\nCSR subject: CN={ev.cn}\n{lint}"
+            plain(
+                f"Key: {ev.key_path} (P-256{', encrypted' if ev.key_encrypted else ''})\nCSR subject: CN={ev.cn}\n{lint}"
+            )
         )

@@ -15,6 +15,7 @@ from textual.validation import Function
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from screens.modals import ConfirmModal, TypedConfirmModal
+from screens.plain_text import cell, plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
 from screens.unlock import store_passphrase_for_new_keys
@@ -62,12 +63,12 @@ class SecretOnceModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box", id="confirm-box"):
             yield Static("New API key: shown once", classes="modal-title")
-            yield Static(self.secret.reveal(), id="secret", markup=False)
+            yield Static(plain(self.secret.reveal()), id="secret")
             if self.kept_in:
                 advice = f"Kept in {self.kept_in}. Copy it now (c) for the service that uses it."
             else:
                 advice = f"Copy it now (c): {self.no_store}. It is not kept anywhere and Klarna will not show it again."
-            yield Static(advice, id="advice", markup=False)
+            yield Static(plain(advice), id="advice")
             with Horizontal(classes="buttons"):
                 yield Button("Copy", id="copy")
                 yield Button("Close", id="close")
@@ -125,13 +126,13 @@ class KeysScreen(WorkScreen):
         self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
-        for r in rows:
+        for r in rows:  # server strings: shown as text, never parsed as markup
             table.add_row(
-                "…" + r.credential_id[-12:],
-                r.description or "(none)",
-                r.masked,
-                r.status,
-                (r.created_at or "")[:10],
+                cell("…" + r.credential_id[-12:]),
+                cell(r.description or "(none)"),
+                cell(r.masked),
+                cell(r.status),
+                cell((r.created_at or "")[:10]),
                 "in use" if r.used_by_tool else "",
                 key=r.credential_id,
             )

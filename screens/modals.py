@@ -14,20 +14,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from screens.plain_text import plain
 from wizard.core.errors import ApiError, InputError, WizardError, storage_error
-from wizard.core.rules import clean_text, parse_enforced_from, redact
+from wizard.core.rules import parse_enforced_from, redact
 
 T = TypeVar("T")
-
-
-def plain(text: object) -> Content:
-    """Text from a server, a user or a file, shown as is: never parsed as markup (a ``[/`` or
-    ``[@click=…]`` in an id or a message is just characters), control characters removed."""
-    return Content(clean_text(str(text), keep_newlines=True))
 
 
 def display_path(path: str | Path) -> str:
@@ -100,8 +94,8 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(self.title_text, classes="modal-title")
-            yield Static(self.consequence, id="consequence")
+            yield Static(plain(self.title_text), classes="modal-title")
+            yield Static(plain(self.consequence), id="consequence")  # quotes ids and descriptions
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm_label, id="confirm", variant="warning")
@@ -139,9 +133,9 @@ class TypedConfirmModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(self.title_text, classes="modal-title")
-            yield Static(self.consequence)
-            yield Static(f"Type {self.what} to confirm:")
+            yield Static(plain(self.title_text), classes="modal-title")
+            yield Static(plain(self.consequence))
+            yield Static(plain(f"Type {self.what} to confirm:"))
             yield Input(id="typed")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -233,10 +227,10 @@ class PassphraseModal(ModalScreen[T | None], Generic[T]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(self.title_text, classes="modal-title")
-            yield Static(self.explanation, markup=False)
+            yield Static(plain(self.title_text), classes="modal-title")
+            yield Static(plain(self.explanation))
             yield Input(password=True, id=self.input_id, placeholder="passphrase (Enter to unlock)")
-            yield Static(self.problem, id="passphrase-problem", classes="error-text", markup=False)
+            yield Static(plain(self.problem), id="passphrase-problem", classes="error-text")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Unlock", id="confirm", variant="success")
@@ -288,4 +282,4 @@ class PassphraseModal(ModalScreen[T | None], Generic[T]):
         field.focus()
 
     def say(self, text: str) -> None:
-        self.query_one("#passphrase-problem", Static).update(text)
+        self.query_one("#passphrase-problem", Static).update(plain(text))

@@ -14,10 +14,10 @@ from textual.content import Content
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from screens.doctor import MARKS
+from screens.plain_text import plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from wizard.core.errors import InputError
 from wizard.core.findings import Finding
-from wizard.core.rules import clean_text
 from wizard.services import pair_doctor
 
 EMPTY = "Name a certificate file and its private key file, then press Enter or Check."
@@ -30,7 +30,7 @@ def findings_text(findings: list[Finding]) -> Content:
         lines.append(f"{MARKS.get(f.severity, '?')} {f.check} ({f.severity}): {f.summary}")
         if f.next_step:
             lines.append(f"    → {f.next_step}")
-    return Content(clean_text("\n".join(lines), keep_newlines=True))
+    return plain("\n".join(lines))
 
 
 class PairCheckScreen(WorkScreen):

@@ -18,6 +18,7 @@ from textual.screen import Screen, ScreenResultType
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
+from screens.plain_text import plain
 from screens.services import ScreenServices
 from screens.shell import Shell
 from wizard.services import waits
@@ -73,12 +74,12 @@ class WorkPanel(Horizontal):
     def show(self, text: str) -> None:
         self.display = True
         self.query_one("#cancel-work").display = True
-        self.query_one("#work-status", Static).update(text)
+        self.query_one("#work-status", Static).update(plain(text))  # events quote Klarna's answers
 
     def finish(self, text: str = "") -> None:
         """The work ended: keep ``text`` on screen (or hide the panel when there is none)."""
         self.query_one("#cancel-work").display = False
-        self.query_one("#work-status", Static).update(text)
+        self.query_one("#work-status", Static).update(plain(text))
         self.display = bool(text)
 
 

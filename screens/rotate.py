@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Header, Static
 
 from screens.base import fingerprint_lines
 from screens.modals import ConfirmModal
+from screens.plain_text import plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
 from wizard.services import certificate_rotation, revocation, waits
@@ -72,10 +73,12 @@ class RotateScreen(WorkScreen):
         self.result = last.result
         self.done_steps = list(certificate_rotation.ROTATION_WORDS)
         self.query_one("#steps", Static).update(
-            self.describe()
-            + "\n\nNow in use (SHA-256):\n  "
-            + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
-            + "\nServices that read `current` keep the old pair until reloaded."
+            plain(
+                self.describe()
+                + "\n\nNow in use (SHA-256):\n  "
+                + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
+                + "\nServices that read `current` keep the old pair until reloaded."
+            )
         )
         old = self.result.old_certificate_id
         if old and old != self.result.new_certificate_id:

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from screens.plain_text import cell, plain
 from wizard.core import runtimes
 
 
@@ -31,16 +32,16 @@ class RuntimesPanel(Vertical):
 
     def show(self, records: dict[str, runtimes.RuntimeRecord], now: datetime) -> None:
         self.set_class(bool(records), "-declared")
-        self.query_one("#runtimes-summary", Static).update(runtimes.summary(records, now))
+        self.query_one("#runtimes-summary", Static).update(plain(runtimes.summary(records, now)))
         table = self.query_one(DataTable)
         table.clear()
         for row in runtimes.rows(records, now):
-            table.add_row(
-                row.name,
-                "…" + (row.certificate_id or "-")[-8:],
-                "…" + row.fingerprint_suffix,
-                row.status or "none",
-                row.reported_at[5:16].replace("T", " ") if row.reported_at else "never",
+            table.add_row(  # names and reports come from other machines' files: text, never markup
+                cell(row.name),
+                cell("…" + (row.certificate_id or "-")[-8:]),
+                cell("…" + row.fingerprint_suffix),
+                cell(row.status or "none"),
+                cell(row.reported_at[5:16].replace("T", " ") if row.reported_at else "never"),
                 "ready" if row.ready else "not ready",
                 key=row.name,
             )

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from screens.base import StageScreen
+from screens.plain_text import plain
 from screens.progress import WORK_GROUP
 from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.diagnosis import diagnose
@@ -72,7 +73,9 @@ class VerifyScreen(StageScreen):
                 raise
         if isinstance(last, waits.Failed):
             progress.update(
-                f"Stopped: {last.status} after {last.elapsed:.0f} s. Fix the cause (see below), then press r to retry."
+                plain(
+                    f"Stopped: {last.status} after {last.elapsed:.0f} s. Fix the cause (see below), then press r to retry."
+                )
             )
         else:
             progress.update(f"VALID {VALID_IN_A_ROW} times in a row. Press Next.")
@@ -86,7 +89,7 @@ class VerifyScreen(StageScreen):
     def show_diagnosis(self, status: str) -> None:
         diagnosis = diagnose(status)
         steps = "\n".join(f" • {step}" for step in diagnosis.next_steps)
-        self.query_one("#diagnosis", Static).update(f"{status}: {diagnosis.summary}\n{steps}".rstrip())
+        self.query_one("#diagnosis", Static).update(plain(f"{status}: {diagnosis.summary}\n{steps}".rstrip()))
         self.query_one("#diagnosis").set_class(status != "VALID", "-problem")
 
     def show_facts(self) -> None:

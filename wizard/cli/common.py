@@ -44,13 +44,20 @@ def positive_int(text: str) -> int:
 
 
 def clean(text: object) -> str:
-    """Server or file text for the terminal: no escape sequences, no control characters."""
-    return clean_text(str(text))
+    """One server or file value for a line of terminal text: no escape sequence, control or bidi
+    character, no newline (a server's newline must not forge a line of our output)."""
+    return clean_text(text)
+
+
+def terminal_text(text: str) -> str:
+    """Every line of human text a command prints, cleaned (its own newlines kept). JSON needs
+    none: ``json.dumps`` escapes every control and non-ASCII character."""
+    return clean_text(text, keep_newlines=True)
 
 
 def progress(args: argparse.Namespace, line: str) -> None:
     """Progress lines go to stderr under --json so stdout holds only the JSON object."""
-    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+    print(terminal_text(line), file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = None) -> None:
@@ -58,7 +65,7 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str | None = N
     if getattr(args, "json", False):
         print(json.dumps(payload, sort_keys=True, default=str))
     elif text is not None:
-        print(text)
+        print(terminal_text(text))
 
 
 def fail(args: argparse.Namespace, error: WizardError) -> int:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import add_common, emit, progress
+from wizard.cli.common import add_common, emit, progress, terminal_text
 from wizard.cli.session import key_passphrase, open_session
 from wizard.core.env_vars import EXPORT_PASSWORD_ENV
 from wizard.core.errors import InputError, WizardError
@@ -177,7 +177,9 @@ def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-    print(f"printed the {args.format} export on standard output, the private key included", file=sys.stderr)
+    print(
+        terminal_text(f"printed the {args.format} export on standard output, the private key included"), file=sys.stderr
+    )
     return ExitCode.OK
 
 

@@ -349,9 +349,11 @@ def runtime_text(session: Session) -> str:
     lines = [runtimes.summary(session.state.runtimes, now)]
     for row in runtimes.rows(session.state.runtimes, now):
         certificate = "…" + row.certificate_id[-12:] if row.certificate_id else "-"
-        lines.append(
-            f"  {row.name:20} {certificate:13} …{row.fingerprint_suffix:8} "
-            f"{row.status or 'no report':12} {row.reported_at or '':20} "
-            + ("ready" if row.ready else f"NOT READY: {row.reason}")
+        lines.append(  # names and reports come from other machines' files: one line each, as text
+            clean(
+                f"  {row.name:20} {certificate:13} …{row.fingerprint_suffix:8} "
+                f"{row.status or 'no report':12} {row.reported_at or '':20} "
+                + ("ready" if row.ready else f"NOT READY: {row.reason}")
+            )
         )
     return "\n".join(lines)

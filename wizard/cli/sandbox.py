@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from wizard.cli.common import terminal_text
 from wizard.core.findings import ExitCode
 from wizard.core.paths import Paths
 
@@ -93,17 +94,21 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _error(text: str) -> int:
+    """An error line on stderr (it may quote an argument or the system's message), and the code."""
+    print(terminal_text(f"error: {text}"), file=sys.stderr)
+    return ExitCode.ERROR
+
+
 def serve(args: argparse.Namespace) -> int:
     from wizard.sandbox import start_sandbox
 
     state_dir = args.state_dir or Paths.from_env().sandbox_dir()
     if not (args.allow_remote or _loopback(args.host)):
-        print(
-            f"error: {args.host} is not a loopback address; the sandbox listens on this machine only "
-            "(pass --allow-remote to serve others)",
-            file=sys.stderr,
+        return _error(
+            f"{args.host} is not a loopback address; the sandbox listens on this machine only "
+            "(pass --allow-remote to serve others)"
         )
-        return ExitCode.ERROR
     try:
         sandbox = start_sandbox(
             state_dir,
@@ -114,11 +119,9 @@ def serve(args: argparse.Namespace) -> int:
             **_settings(args),
         )
     except ValueError as exc:  # a setting the sandbox does not take: say which
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.ERROR
+        return _error(str(exc))
     except OSError as exc:  # port taken, address not local: say so instead of a traceback
-        print(f"error: the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return ExitCode.ERROR
+        return _error(f"the sandbox could not listen on {args.host}:{args.port}: {exc.strerror or exc}")
     info = {
         "base_url": sandbox.base_url,
         "ca_bundle": str(sandbox.ca_bundle),

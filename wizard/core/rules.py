@@ -212,28 +212,48 @@ def parse_enforced_from(text: str, now: datetime | None = None) -> str:
     return format_utc(max(moment, now))
 
 
-# Escape sequences (CSI, OSC, DCS and the rest of ECMA-48) and lone C0/C1 control characters.
+# Escape sequences (ECMA-48), in their 7-bit (ESC …) and 8-bit (C1) forms: CSI (colours, cursor
+# moves, clear screen), the control strings OSC (OSC 52 writes the clipboard, OSC 8 makes a link),
+# DCS, SOS, PM and APC up to their terminator, and every other ESC sequence. A string without its
+# terminator loses its introducer only: what follows is shown, as text.
 _ESCAPES_RE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI … final byte
-    r"|[\x1b\x9d\x90\x9e\x9f\x98]\].*?(?:\x07|\x1b\\|\x9c)"  # OSC/DCS/PM/APC … terminator
-    r"|\x1b[PX^_].*?(?:\x1b\\|\x9c)"  # DCS/SOS/PM/APC with ESC introducer
-    r"|\x1b[@-Z\\-_]"  # two-byte escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]",  # any other control (tab and newline handled below)
-    re.DOTALL,
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: parameters, intermediates, final byte
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)"  # string … BEL or ST
+    r"|\x1b[ -/]*[0-~]"  # two-byte and nF escapes (ESC c, ESC ( 0, an unterminated OSC's ESC ])
 )
+# What is left of them, and the characters that change what a reader sees without being seen: any
+# control but tab and newline (C0, DEL, C1), the bidi embeddings, overrides, isolates and marks
+# (Trojan Source), and lone surrogates (they cannot be written to a terminal or a UTF-8 file).
+_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SURROGATES_RE = re.compile(r"[\ud800-\udfff]")
+_LINE_BREAKS_RE = re.compile(r"\r\n?|[\x85\u2028\u2029]")  # CR, CRLF, NEL, line and paragraph separators
+# Nothing this tool writes comes near it; a longer line is a server's or a file's, and is cut (saying
+# so) before a terminal, a table cell or a log line has to hold it.
+MAX_LINE = 1000
 
 
-# Bidirectional embeddings, overrides, isolates and marks: they reorder what a person reads.
-_BIDI_RE = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+def clean_text(text: object, *, keep_newlines: bool = False, max_line: int | None = MAX_LINE) -> str:
+    """Text from a server, a file or a person, safe on a terminal, in a widget and in a log: escape
+    sequences, control characters and bidi controls removed, tabs turned into spaces, line breaks
+    into newlines (kept with ``keep_newlines``, else spaces), and each line cut to ``max_line``
+    characters with what was cut counted. Idempotent: cleaning twice changes nothing more."""
+    text = _LINE_BREAKS_RE.sub("\n", str(text))
+    text = _ESCAPES_RE.sub("", text)
+    text = _SURROGATES_RE.sub("\ufffd", _CONTROLS_RE.sub("", text)).replace("\t", " ")
+    if not keep_newlines:
+        text = text.replace("\n", " ")
+    if max_line is None:
+        return text
+    return "\n".join(_cut(line, max_line) for line in text.split("\n"))
 
 
-def clean_text(text: str, *, keep_newlines: bool = False) -> str:
-    """Text from a server or a file, safe to print on a terminal or write to the log: escape
-    sequences, control characters (C0, C1) and bidi controls removed, tabs and (unless kept)
-    newlines turned into spaces. The one cleaner: the CLI, the log and the screens use it."""
-    text = _BIDI_RE.sub("", _ESCAPES_RE.sub("", str(text)))
-    text = text.replace("\t", " ")
-    return text if keep_newlines else text.replace("\r", " ").replace("\n", " ")
+def _cut(line: str, limit: int) -> str:
+    """``line`` if it fits, else its start and ``… (N more characters)``: ``limit`` long at most
+    (any limit over 30), so a cut line is never cut again."""
+    if len(line) <= limit:
+        return line
+    kept = max(0, limit - len(f"… ({len(line)} more characters)"))
+    return f"{line[:kept]}… ({len(line) - kept} more characters)"
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
