@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from screens.base import StageScreen
 from screens.services import ScreenServices
+from screens.toggles import MarkedRadioButton
 from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
 from wizard.core.secret_value import SecretValue
@@ -83,7 +84,7 @@ class CredentialsScreen(StageScreen):
         available = [c.kind for c in choices if c.available]
         self.store_kind = available[0] if available else None
         buttons = [
-            RadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
+            MarkedRadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
             for c in choices
         ]
         box = self.query_one("#store-box")

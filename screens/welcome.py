@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.validation import Function
-from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Footer, Header, Input, Label, RadioSet, Static
 
 from screens.base import WizardScreen
+from screens.toggles import MarkedRadioButton
 from wizard.core import rules
 from wizard.core.errors import InputError
 from wizard.core.stages import WORKING_STAGES
@@ -42,7 +43,7 @@ class WelcomeScreen(WizardScreen[None]):
             yield Label("Environment")
             with RadioSet(id="environment"):
                 for env in rules.ENVIRONMENTS:
-                    yield RadioButton(env, value=(ev.environment or "test") == env, id=f"env-{env}")
+                    yield MarkedRadioButton(env, value=(ev.environment or "test") == env, id=f"env-{env}")
             yield Label("Account id")
             yield Input(
                 value=ev.account_id or "",
