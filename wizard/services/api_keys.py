@@ -244,6 +244,20 @@ async def disable_key(session: Session, credential_id: str, *, not_the_tools_key
     )
 
 
+async def running_key_refused(session: Session) -> str | None:
+    """Klarna's reason when it now refuses the API key loaded for this run (401: disabled or
+    unknown), None when that key still answers. Any other failure is raised: it says nothing
+    about the key. A front end asks after disabling a key it could not prove was not the tool's."""
+    try:
+        async with session.client() as klarna:
+            await klarna.ping()
+    except ApiError as error:
+        if error.status == 401 and error.error_code != "MTLS_REQUIRED":  # an mTLS refusal may be a 401 too
+            return error.message
+        raise
+    return None
+
+
 def verify_service_description(description: str) -> None:
     rules.verify_description(description)
     if not description.strip():
