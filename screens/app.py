@@ -195,6 +195,7 @@ class WizardApp(Shell):
     def show_error(self, error: BaseException) -> None:
         """An error modal that names the log, and a log line that records what failed (with the
         traceback, scrubbed by the log's filter, when it was not one of ours)."""
+        self.services.note_failure(error)  # a refused API key is said again in the exit summary
         expected = isinstance(error, WizardError)
         logging.getLogger("klarna_mtls.tui").warning(
             "%s: %s", type(error).__name__, error, exc_info=None if expected else error
@@ -284,7 +285,7 @@ def run_tui(args: argparse.Namespace) -> int:
             sandbox.stop()
     if app.return_code:  # a crash: the report (no locals, no secrets) is already printed
         return 3
-    print(exit_summary(app.session))
+    print(exit_summary(app.session, key_refused=app.services.key_refused))
     if sandbox is not None:
         print("  Sandbox: it stopped with the wizard; this certificate was a rehearsal.")
     return 0

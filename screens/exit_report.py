@@ -28,11 +28,19 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
     )
 
 
-def exit_summary(session: Session) -> str:
-    """What stays in the terminal after quitting, like certbot's and gh's last lines."""
+def exit_summary(session: Session, *, key_refused: str | None = None) -> str:
+    """What stays in the terminal after quitting, like certbot's and gh's last lines.
+    ``key_refused``: Klarna's reason when it refused the tool's API key in this run."""
     ev = session.evidence
+    warning = _key_refused_lines(session, key_refused)
     if not ev.certificate_id:
-        return f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; run klarna-mtls again to resume."
+        return "\n".join(
+            [
+                f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; "
+                "run klarna-mtls again to resume.",
+                *warning,
+            ]
+        )
     lines = [
         f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
         f"  Certificate: {ev.certificate_id}",
@@ -50,12 +58,25 @@ def exit_summary(session: Session) -> str:
         lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
     if ev.secret_backend_name:
         lines.append(f"  API key kept in: {ev.secret_backend_name}")
+    lines += warning
     lines += [
         "  Monitor from cron, e.g. daily:",
         f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
         f"  Log: {session.paths.log_path()}",
     ]
     return "\n".join(lines)
+
+
+def _key_refused_lines(session: Session, reason: str | None) -> list[str]:
+    """The tool's API key stopped working in this run: say so, and how to give it a working one."""
+    if not reason:
+        return []
+    return [
+        f"  ✗ API key: Klarna refuses the key klarna-mtls runs on ({reason.rstrip('.')}).",
+        "    status, check, rotate and this wizard fail on this profile until it has a working key:",
+        "    create one in Klarna's portal, then run once with it in KLARNA_API_KEY:",
+        f"    KLARNA_API_KEY=… klarna-mtls --profile {session.profile}",
+    ]
 
 
 def _expiry_line(certificate_pem: str | None) -> str:

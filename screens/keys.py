@@ -19,7 +19,7 @@ from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
 from screens.unlock import store_passphrase_for_new_keys
 from wizard.core import rules
-from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.errors import InputError, SecretStoreError, WizardError
 from wizard.core.interlocks import Action, ActionRefused, Refusal
 from wizard.core.secret_value import SecretValue
 from wizard.secrets.base import SecretStore
@@ -35,6 +35,16 @@ def _valid_description(text: str) -> bool:
     except InputError:
         return False
     return bool(text.strip())
+
+
+def tool_key_lost(masked: str, reason: str, profile: str) -> WizardError:
+    """What to say when the key just disabled turns out to be the one the tool runs on."""
+    return WizardError(
+        f"Key {masked} was the key klarna-mtls runs on: Klarna now refuses it ({reason.rstrip('.')}).",
+        title="klarna-mtls lost its API key",
+        hint="Create a key in Klarna's portal, then start klarna-mtls with it once: "
+        f"KLARNA_API_KEY=… klarna-mtls --profile {profile}. Until then status, check and rotate fail.",
+    )
 
 
 class SecretOnceModal(ModalScreen[bool]):
@@ -212,11 +222,14 @@ class KeysScreen(WorkScreen):
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
-    async def confirmed(self, title: str, consequence: str, row: api_keys.KeyRow, label: str) -> bool:
-        """Ask before a destructive key action, like certificate revocation: live profiles type
-        the key's last four characters; Cancel is the default."""
+    async def confirmed(
+        self, title: str, consequence: str, row: api_keys.KeyRow, label: str, *, typed: bool = False
+    ) -> bool:
+        """Ask before a destructive key action, like certificate revocation: live profiles (and
+        ``typed``: a doubt only the person can lift) type the key's last four characters; Cancel
+        is the default."""
         suffix = row.masked[-4:]
-        if self.session.environment == "live":
+        if typed or self.session.environment == "live":
             modal = TypedConfirmModal(
                 title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
             )
@@ -235,7 +248,9 @@ class KeysScreen(WorkScreen):
 
     @work(group="disable-key", exclusive=True, exit_on_error=False)
     async def disable_key(self, row: api_keys.KeyRow, doubts: list[Refusal]) -> None:
-        """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first."""
+        """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first,
+        and then the key's last characters must be typed. After a doubtful disable, the tool
+        checks its own key still works, and says at once when it does not."""
         doubt = " ".join(r.reason for r in doubts)
         if not await self.confirmed(
             "Disable this API key?",
@@ -243,10 +258,17 @@ class KeysScreen(WorkScreen):
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row,
             "Disable key",
+            typed=bool(doubts),
         ):
             return
         await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(doubts))
         self.notify(f"Key {row.masked} disabled.")
+        if doubts:
+            refused = await api_keys.running_key_refused(self.session)
+            if refused:
+                self.services.key_refused = refused
+                self.app.show_error(tool_key_lost(row.masked, refused, self.session.profile))
+                return
         self.action_refresh()
 
     def action_mark_tool_key(self) -> None:

@@ -79,6 +79,7 @@ class ScreenServices:
         self.keys_loader = keys_loader
         self.choices_loader = choices_loader
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
+        self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
 
     # ------------------------------------------------------------------ what the screens display
     @property
@@ -119,8 +120,16 @@ class ScreenServices:
         from wizard.services.status import gather_status
 
         status = await (self.status_loader or gather_status)(self.session)
+        self.key_refused = None  # Klarna answered this key
         await asyncio.to_thread(offline.remember, self.session, status)
         return status
+
+    def note_failure(self, error: BaseException) -> None:
+        """Remember when Klarna refused the API key itself (401), for the exit summary: the tool
+        cannot work on this profile until it has a working key."""
+        from wizard.services.api_keys import key_refusal
+
+        self.key_refused = key_refusal(error) or self.key_refused
 
     async def run_doctor(self) -> list[Finding]:
         from wizard.services.doctor import run_doctor

@@ -103,7 +103,8 @@ async def test_keyboard_only_onboarding_without_keyring_then_relaunch(sandbox):
         ev = app.session.evidence
         assert ev.secret_backend == "encrypted-file" and ev.key_encrypted
     store = encrypted_file.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
-    assert store.get("server") == sandbox.api_key
+    kept = store.get("server")  # the tool's own key, made with the sandbox's (which stays active)
+    assert kept and kept != sandbox.api_key and app.session.settings.api_key_id_source == "created"
 
     again = make_app("server", sandbox=sandbox, poll_interval=0.05, store_choices=no_keyring_choices)
     async with again.run_test(size=SIZE) as pilot:
