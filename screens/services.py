@@ -109,9 +109,10 @@ class ScreenServices:
 
         if self.choices_loader is not None:  # injected (tests, a keyring-less rehearsal)
             return self.choices_loader()
-        if self.session.environment == "sandbox":
-            return [StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
         probe = await asyncio.to_thread(probe_keyring)
+        if self.session.environment == "sandbox":  # the stores a live run uses can be rehearsed too
+            rehearsed = [c for c in store_choices(probe) if c.kind in ("keyring", "encrypted-file") and c.available]
+            return [StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True), *rehearsed]
         return store_choices(probe)
 
     async def load_status(self) -> ProfileStatus:
