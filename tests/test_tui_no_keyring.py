@@ -79,9 +79,8 @@ async def _keyboard_step(app, pilot) -> None:
         assert app.focused is screen.query_one("#store-passphrase")
         await pilot.press(*STORE_PASSPHRASE, "enter")
     elif name == "KeyCsrScreen" and not ev.csr_pem:
-        await pilot.press("shift+tab")
-        assert app.focused is screen.query_one("#passphrase", Input)
-        await pilot.press(*KEY_PASSPHRASE, "enter")
+        assert app.focused is screen.query_one("#passphrase", Input)  # what is typed goes there
+        await pilot.press(*KEY_PASSPHRASE, "enter", *KEY_PASSPHRASE, "enter")  # then its confirmation
     elif isinstance(screen, ConfirmModal):
         await pilot.press("tab", "enter")
     else:
