@@ -63,6 +63,12 @@ class ProfileStatus:
     enforcement_scheduled: bool | None = None  # None: the answer did not say
 
     @property
+    def without_status(self) -> int:
+        """Listed certificates whose state the listing does not give (Klarna's documented listing
+        carries no status): the slots in use are then unknown, not ``slots_used``."""
+        return sum(1 for c in self.certificates if c.status == "UNKNOWN")
+
+    @property
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
 
