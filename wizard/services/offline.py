@@ -105,7 +105,10 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     pairs = list_pairs(session.install_dir)
     pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
     installed = {session.current_id(p) for p in pairs} - {None}
-    current = current_pair(session.install_dir)
+    try:
+        current = current_pair(session.install_dir)
+    except (CryptoError, OSError):  # a broken file is said by local_problem; the records still show
+        current = None
     current_id = session.current_id(current)
     rows = []
     for credential_id, record in records.items():
