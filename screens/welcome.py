@@ -15,7 +15,6 @@ from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
 from wizard.core.stages import WORKING_STAGES
 
-
 SANDBOX_NOT_RUNNING_LABEL = "sandbox (start klarna-mtls --sandbox)"
 
 
