@@ -233,7 +233,12 @@ class WizardApp(Shell):
         key-shaped or registered as secret, logs it, and says where the log is."""
         error = sys.exc_info()[1] or self._exception
         self.bell()
-        self._exit_renderables.append(Text(crash_report(error, self.session.paths)))
+        report = crash_report(error, self.session.paths)
+        # Never hard-wrapped (Rich would cut the log path at the console's width, and a copied
+        # path would hold a line break): the terminal wraps long lines softly instead.
+        longest = max((len(line) for line in report.splitlines()), default=0)
+        self.error_console.width = max(self.error_console.width, longest)
+        self._exit_renderables.append(Text(report))
         self._close_messages_no_wait()
 
 

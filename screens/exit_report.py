@@ -24,7 +24,7 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
     logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
     return scrub(
         f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
-        f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
+        f"Please report it with the log (secrets are never written there):\n  {log_path}\n\n{details}"
     )
 
 
