@@ -42,6 +42,11 @@ class InstallScreen(StageScreen):
         with Horizontal(classes="actions"):
             yield Button("Install and prove with mTLS", id="install", variant="success")
         yield Static("", id="facts")
+        yield Static(
+            "Long lines scroll sideways; ctrl+y copies the snippet shown, whole.",
+            id="snippet-hint",
+            classes="muted",
+        )
         with TabbedContent(id="snippets"):
             for name in SNIPPET_TABS:
                 with TabPane(name, id=f"tab-{name}"):
