@@ -87,13 +87,24 @@ class SecretOnceModal(ModalScreen[bool]):
 
 
 class KeysScreen(WorkScreen):
+    """The table has the focus first (arrows pick a key), n goes to the new key's field; the key
+    actions work wherever the focus is (ctrl+d too, which a text field would take), and the
+    footer fits 80 columns."""
+
     WORK_BUTTONS = ("#create",)
+    DEFAULT_CSS = """
+    KeysScreen #keys { border-left: tall $panel; }
+    KeysScreen #keys:focus { border-left: tall $accent; }
+    """
     BINDINGS = [
         Binding("escape", "close", "Back"),
-        Binding("f5", "refresh", "Refresh"),
-        Binding("ctrl+d", "disable", "Disable selected"),
-        Binding("ctrl+r", "rotate", "Rotate tool's key"),
-        Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
+        Binding("f5", "refresh", "Refresh", show=False),
+        Binding("n", "new_key", "New key", show=False, tooltip="Type the service name of a new key"),
+        Binding("ctrl+d", "disable", "Disable", priority=True, tooltip="Disable the selected key"),
+        Binding("ctrl+r", "rotate", "Rotate own", priority=True, tooltip="Rotate the key klarna-mtls runs on"),
+        Binding(
+            "ctrl+t", "mark_tool_key", "Mark own", priority=True, tooltip="Record the selected key as klarna-mtls's"
+        ),
         *CANCEL_BINDINGS,
     ]
 
@@ -108,7 +119,7 @@ class KeysScreen(WorkScreen):
             yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
             yield Static("", id="note")
             yield Input(
-                placeholder="service name for a new key, e.g. checkout-eu",
+                placeholder="service name for a new key (n), e.g. checkout-eu",
                 id="description",
                 validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")],
             )
@@ -118,8 +129,14 @@ class KeysScreen(WorkScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("id", "description", "key", "state", "created", "tool")
+        self.query_one("#body").can_focus = False  # Tab goes table → new key's name → Create
+        table = self.query_one(DataTable)
+        table.add_columns("id", "description", "key", "state", "created", "tool")
+        table.focus()
         self.action_refresh()
+
+    def action_new_key(self) -> None:
+        self.query_one("#description", Input).focus()
 
     @work(group="keys", exclusive=True, exit_on_error=False)
     async def action_refresh(self) -> None:
@@ -130,10 +147,10 @@ class KeysScreen(WorkScreen):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:
-            table.add_row(
-                "…" + r.credential_id[-12:],
+            table.add_row(  # narrow columns: the whole row fits 80 columns
+                "…" + r.credential_id[-8:],
                 r.description or "(none)",
-                r.masked,
+                "…" + r.masked[-4:],
                 r.status,
                 (r.created_at or "")[:10],
                 "in use" if r.used_by_tool else "",
