@@ -39,7 +39,8 @@ PORTAL_HINT = (
 class CredentialsScreen(StageScreen):
     STAGE = Stage.CREDENTIALS
     HEADING = "1. API credentials"
-    PRIMARY = "#test-key"
+    PRIMARY = "#api-key"  # focused first (StageScreen): focusing the button first scrolled the key away
+    WORK_BUTTONS = ("#test-key",)
     DEFAULT_CSS = """
     #store-box { height: auto; }
     """
@@ -74,14 +75,13 @@ class CredentialsScreen(StageScreen):
         if prefill:
             self.query_one("#api-key", Input).value = prefill
         self.load_store_choices()
-        self.call_after_refresh(self.focus_first)  # after StageScreen.on_mount has focused its button
+        self.call_after_refresh(self.focus_first)  # after StageScreen.on_mount has focused the key field
 
     def focus_first(self) -> None:
-        """The key field when it is empty (paste, then Enter tests it); else the primary button."""
-        if not self.query_one("#api-key", Input).value and self.blocked:
-            self.query_one("#api-key", Input).focus()
-        elif self.blocked:
-            self.query_one(self.PRIMARY).focus()
+        """The key field when it is empty (paste, then Enter tests it); a filled one (the
+        sandbox's key) leaves the focus on the button that tests it."""
+        if self.query_one("#api-key", Input).value and self.blocked:
+            self.query_one("#test-key").focus()
 
     @work(group="probe", exclusive=True, exit_on_error=False)
     async def load_store_choices(self) -> None:
