@@ -97,7 +97,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         Binding("p", "check_pair", "Check a pair", show=False, tooltip="Check any certificate and key files"),
         Binding("ctrl+y", "copy_fingerprint", "Copy fingerprint", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
-        Binding("q", "app.quit", "Quit", tooltip="Quit (progress is saved), as on the Done screen"),
+        Binding("q", "app.quit", "Quit", show=False, tooltip="Quit (progress is saved), as on the Done screen"),
         Binding("escape", "back", "Back", show=False, tooltip="Back to the Done screen when you came from it"),
     ]
 
@@ -129,7 +129,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     async def action_refresh(self) -> None:
         """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
         with the files installed here is said as local, before and whatever Klarna answers."""
-        self.local_problem = await asyncio.to_thread(offline.local_problem, self.session)
+        self.local_problem = await self.services.local_problem()
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)

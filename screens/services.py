@@ -27,6 +27,7 @@ StatusLoader = Callable[[Session], Awaitable["ProfileStatus"]]
 FindingsLoader = Callable[[Session], Awaitable["list[Finding]"]]
 KeysLoader = Callable[[Session], Awaitable["list[KeyRow]"]]
 ChoicesLoader = Callable[[], "list[StoreChoice]"]
+PairChecker = Callable[[Session], "str | None"]
 
 
 @dataclass
@@ -57,8 +58,9 @@ class RunningSandbox(Protocol):
 
 
 class ScreenServices:
-    """The data and actions every screen may use. The four loaders are the test seams (None: the
-    domain's own call, imported when first used: they bring httpx, cryptography and keyring)."""
+    """The data and actions every screen may use. The loaders and the pair checker are the test
+    seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
+    and keyring)."""
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class ScreenServices:
         findings_loader: FindingsLoader | None = None,
         keys_loader: KeysLoader | None = None,
         choices_loader: ChoicesLoader | None = None,
+        pair_checker: PairChecker | None = None,
     ) -> None:
         self.session = session
         self.sandbox = sandbox
@@ -78,6 +81,7 @@ class ScreenServices:
         self.findings_loader = findings_loader
         self.keys_loader = keys_loader
         self.choices_loader = choices_loader
+        self.pair_checker = pair_checker
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
         self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
 
@@ -131,6 +135,12 @@ class ScreenServices:
         from wizard.services.api_keys import key_refusal
 
         self.key_refused = key_refusal(error) or self.key_refused
+
+    async def local_problem(self) -> str | None:
+        """What is wrong with the files installed here (missing, broken, unsafe), or None."""
+        from wizard.services import offline
+
+        return await asyncio.to_thread(self.pair_checker or offline.local_problem, self.session)
 
     async def run_doctor(self) -> list[Finding]:
         from wizard.services.doctor import run_doctor
