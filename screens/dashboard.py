@@ -151,7 +151,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         if not self.local_problem:
             return ""
         return (
-            f"Local problem: {self.local_problem}.\nCalls that need the certificate fail until the file is "
+            f"Local problem: {self.local_problem}\nCalls that need the certificate fail until the file is "
             "restored; the doctor (d) says what to do. (f5 checks again)"
         )
 

@@ -87,7 +87,7 @@ async def dashboard_after(onboard, sandbox, damage) -> tuple[str, str, object]:
 @pytest.mark.e2e
 async def test_a_deleted_certificate_file_is_a_local_problem_not_klarna_unreachable(onboard, sandbox):
     text, header, cert = await dashboard_after(onboard, sandbox, lambda cert, key: cert.unlink())
-    assert f"Local problem: Installed certificate file missing: {cert}" in text
+    assert f"Local problem: Installed certificate file missing: {cert}\n" in text  # the path whole, nothing glued
     assert "Could not reach Klarna" not in text and "unenforce" not in text
     assert "installed pair: broken here" in header and "VALID" not in header
 
