@@ -195,6 +195,7 @@ class WizardApp(Shell):
     def show_error(self, error: BaseException) -> None:
         """An error modal that names the log, and a log line that records what failed (with the
         traceback, scrubbed by the log's filter, when it was not one of ours)."""
+        self.services.note_failure(error)  # a refused API key is said again in the exit summary
         expected = isinstance(error, WizardError)
         logging.getLogger("klarna_mtls.tui").warning(
             "%s: %s", type(error).__name__, error, exc_info=None if expected else error
@@ -232,7 +233,12 @@ class WizardApp(Shell):
         key-shaped or registered as secret, logs it, and says where the log is."""
         error = sys.exc_info()[1] or self._exception
         self.bell()
-        self._exit_renderables.append(Text(crash_report(error, self.session.paths)))
+        report = crash_report(error, self.session.paths)
+        # Never hard-wrapped (Rich would cut the log path at the console's width, and a copied
+        # path would hold a line break): the terminal wraps long lines softly instead.
+        longest = max((len(line) for line in report.splitlines()), default=0)
+        self.error_console.width = max(self.error_console.width, longest)
+        self._exit_renderables.append(Text(report))
         self._close_messages_no_wait()
 
 
@@ -284,7 +290,7 @@ def run_tui(args: argparse.Namespace) -> int:
             sandbox.stop()
     if app.return_code:  # a crash: the report (no locals, no secrets) is already printed
         return 3
-    print(exit_summary(app.session))
+    print(exit_summary(app.session, key_refused=app.services.key_refused))
     if sandbox is not None:
         print("  Sandbox: it stopped with the wizard; this certificate was a rehearsal.")
     return 0

@@ -7,21 +7,30 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, RadioSet, Static
 
-from screens.base import StageScreen
+from screens.base import STEP_TASKS, StageScreen
 from screens.plain_text import plain
+from screens.progress import WORK_GROUP
 from screens.services import ScreenServices
+from screens.toggles import MarkedCheckbox, MarkedRadioButton
+from screens.tool_key import ask_tool_key
 from wizard.core import rules
 from wizard.core.errors import InputError, WizardError
 from wizard.core.secret_value import SecretValue
 from wizard.core.stages import Stage
-from wizard.services import onboarding
+from wizard.secrets.resolve import PERSISTENT_KINDS
+from wizard.services import api_key_rotation, onboarding
 
 if TYPE_CHECKING:
     from wizard.secrets.base import SecretStore
     from wizard.secrets.resolve import StoreChoice
 
+OWN_KEY_NOTE = (
+    "It creates a key described for it with the key above, keeps it in the chosen store and runs on it, "
+    "so it knows which key never to disable; the key above stays active for your other systems."
+)
+OWN_KEY_TASK = "Giving klarna-mtls its own API key"
 PORTAL_HINT = (
     "Find the key and your account id in the Klarna Portal, API credentials section (Klarna docs: "
     "“Manage your API credentials”). A new key is shown there once."
@@ -31,7 +40,8 @@ PORTAL_HINT = (
 class CredentialsScreen(StageScreen):
     STAGE = Stage.CREDENTIALS
     HEADING = "1. API credentials"
-    PRIMARY = "#test-key"
+    PRIMARY = "#api-key"  # focused first (StageScreen): focusing the button first scrolled the key away
+    WORK_BUTTONS = ("#test-key",)
     DEFAULT_CSS = """
     #store-box { height: auto; }
     """
@@ -49,6 +59,8 @@ class CredentialsScreen(StageScreen):
         with Vertical(id="store-box"):
             yield Static("Checking which secret stores work here…", id="store-probe", classes="muted")
         yield Static("", id="store-note")
+        yield MarkedCheckbox("Give klarna-mtls its own API key (recommended)", value=True, id="own-key")
+        yield Static(OWN_KEY_NOTE, id="own-key-note", classes="muted")
         yield Input(
             password=True, placeholder="passphrase for the encrypted file (Enter tests the key)", id="store-passphrase"
         )
@@ -67,14 +79,13 @@ class CredentialsScreen(StageScreen):
         if prefill:
             self.query_one("#api-key", Input).value = prefill
         self.load_store_choices()
-        self.call_after_refresh(self.focus_first)  # after StageScreen.on_mount has focused its button
+        self.call_after_refresh(self.focus_first)  # after StageScreen.on_mount has focused the key field
 
     def focus_first(self) -> None:
-        """The key field when it is empty (paste, then Enter tests it); else the primary button."""
-        if not self.query_one("#api-key", Input).value and self.blocked:
-            self.query_one("#api-key", Input).focus()
-        elif self.blocked:
-            self.query_one(self.PRIMARY).focus()
+        """The key field when it is empty (paste, then Enter tests it); a filled one (the
+        sandbox's key) leaves the focus on the button that tests it."""
+        if self.query_one("#api-key", Input).value and self.blocked:
+            self.query_one("#test-key").focus()
 
     @work(group="probe", exclusive=True, exit_on_error=False)
     async def load_store_choices(self) -> None:
@@ -87,7 +98,7 @@ class CredentialsScreen(StageScreen):
         available = [c.kind for c in choices if c.available]
         self.store_kind = available[0] if available else None
         buttons = [
-            RadioButton(plain(c.label), value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
+            MarkedRadioButton(c.label, value=c.kind == self.store_kind, id=f"store-{c.kind}", disabled=not c.available)
             for c in choices
         ]
         box = self.query_one("#store-box")
@@ -102,8 +113,11 @@ class CredentialsScreen(StageScreen):
         self.show_store_passphrase()
 
     def show_store_passphrase(self) -> None:
-        """The passphrase box (and Vault's place) follows the chosen store, whichever way it was chosen."""
+        """The passphrase box follows the chosen store, whichever way it was chosen; so does the
+        offer of an own key (only a store that keeps keys can keep it)."""
         self.query_one("#store-passphrase").display = self.store_kind == "encrypted-file"
+        keeps = self.store_kind in PERSISTENT_KINDS
+        self.query_one("#own-key").display = self.query_one("#own-key-note").display = keeps
         self.query_one("#store-place").display = self.store_kind == "vault"
         self.refresh_state()
 
@@ -145,13 +159,26 @@ class CredentialsScreen(StageScreen):
             self.app.show_error(error)
             return
         passphrase = self.query_one("#store-passphrase", Input).value.encode() or None
+        own_key = store.persistent and self.query_one("#own-key", MarkedCheckbox).value
+        self.check_and_name_key(key, store, passphrase, own_key)
 
-        async def check() -> None:
-            await onboarding.check_credentials(self.session, key, store)
+    @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
+    async def check_and_name_key(self, key: str, store: SecretStore, passphrase: bytes | None, own_key: bool) -> None:
+        """Prove the key and keep it; then the tool takes its own key (as ``onboard --own-key``)
+        or, when it does not, asks which listed key it was given: either way it learns which key
+        it runs on, and the API keys screen refuses to disable that one."""
+        async with self.working():
+            await self.timed(STEP_TASKS["check-credentials"], onboarding.check_credentials(self.session, key, store))
             if store.kind == "encrypted-file" and passphrase:
                 self.services.remember_store_passphrase(SecretValue(passphrase))  # keys created later go there too
-
-        self.run_step(check, "check-credentials")
+            if own_key:
+                await self.timed(
+                    OWN_KEY_TASK, api_key_rotation.take_own_key(self.session, store, on_event=self.show_event)
+                )
+        self.refresh_state()
+        if not own_key and self.session.state.tool_key_id is None:
+            await ask_tool_key(self.app, self.services)
+            self.refresh_state()
 
     def open_chosen_store(self) -> SecretStore:
         kind = self.store_kind

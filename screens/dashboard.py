@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import ReportsWorkerErrors, fingerprint_lines
 from screens.doctor import DoctorScreen
+from screens.done import DoneScreen
 from screens.keys import KeysScreen
 from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal
 from screens.pair_check import PairCheckScreen
@@ -23,8 +24,8 @@ from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import InterlockRefused, WizardError
-from wizard.core.rules import redact
+from wizard.core.errors import ApiError, InterlockRefused, TransportError, WizardError
+from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
 from wizard.services.status import CertificateRow, ProfileStatus
 
@@ -64,6 +65,14 @@ COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
 LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
 
 
+def slots_words(status: ProfileStatus) -> str:
+    """The slots in use, or unknown when the listing gives some certificates no state."""
+    limit = rules.MAX_ACTIVE_CERTIFICATES
+    if status.without_status:
+        return f"slots unknown ({status.without_status} listed without a state; {status.slots_used}/{limit} known)"
+    return f"slots {status.slots_used}/{limit}"
+
+
 def details(row: CertificateRow) -> str:
     """The selected certificate whole: the id, and the fingerprint cut between bytes."""
     fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
@@ -89,11 +98,14 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         Binding("p", "check_pair", "Check a pair", show=False, tooltip="Check any certificate and key files"),
         Binding("ctrl+y", "copy_fingerprint", "Copy fingerprint", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
+        Binding("q", "app.quit", "Quit", show=False, tooltip="Quit (progress is saved), as on the Done screen"),
+        Binding("escape", "back", "Back", show=False, tooltip="Back to the Done screen when you came from it"),
     ]
 
     def __init__(self, services: ScreenServices) -> None:
         super().__init__(services)
         self.status: ProfileStatus | None = None
+        self.local_problem: str | None = None  # what is wrong with the files installed here
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -116,25 +128,45 @@ class DashboardScreen(ReportsWorkerErrors[None]):
 
     @work(group="status", exclusive=True, exit_on_error=False)
     async def action_refresh(self) -> None:
-        """The journal's view first (never "Loading…" for ever), then Klarna's answer."""
+        """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
+        with the files installed here is said as local, before and whatever Klarna answers."""
+        self.local_problem = await self.services.local_problem()
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
-            self.show_offline(f"Checking with Klarna… showing {self.seen_words(cached)}.")
+            checking = f"Checking with Klarna… showing {self.seen_words(cached)}."
+            self.show_offline(self.local_words() or checking, problem=bool(self.local_problem))
         try:
             status = await self.services.load_status()
             await asyncio.to_thread(runtime_gate.reload, self.session)  # reports recorded by other processes
         except WizardError as error:
+            self.services.note_failure(error)
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
-            self.show_offline(
-                f"Offline: showing {self.seen_words(cached)}.\n"
-                f"Could not reach Klarna: {redact(error.message)} (f5 tries again)",
-                problem=True,
-            )
+            self.show_offline(self.failure_words(error, self.seen_words(cached)), problem=True)
             return
         self.show(status)
-        self.show_offline("")
+        self.show_offline(self.local_words(), problem=bool(self.local_problem))
+
+    def local_words(self) -> str:
+        if not self.local_problem:
+            return ""
+        return (
+            f"Local problem: {self.local_problem}\nCalls that need the certificate fail until the file is "
+            "restored; the doctor (d) says what to do. (f5 checks again)"
+        )
+
+    def failure_words(self, error: WizardError, seen: str) -> str:
+        """Why Klarna's view could not be refreshed, named for where the problem is: this
+        machine's files, Klarna's answer, or the network."""
+        if self.local_problem:  # a call without the missing certificate fails too: the file is the cause
+            return f"{self.local_words()}\nShowing {seen}."
+        reason = clean_text(redact(error.message))
+        if isinstance(error, TransportError):
+            return f"Offline: showing {seen}.\nCould not reach Klarna: {reason} (f5 tries again)"
+        if isinstance(error, ApiError):
+            return f"Klarna refused the call: {reason}\nShowing {seen}. (f5 tries again)"
+        return f"Local problem: {reason}\nShowing {seen}. (f5 checks again)"
 
     @staticmethod
     def seen_words(cached: offline.CachedStatus) -> str:
@@ -149,13 +181,14 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         banner.set_class(problem, "-problem")
 
     def show(self, status: ProfileStatus) -> None:
+        selected = self.selected_id()  # kept across refreshes; else the certificate in use
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
+        pair = "broken here (see below)" if self.local_problem else status.verification or "none"
         self.query_one("#summary", Static).update(
             plain(
-                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · slots {status.slots_used}/"
-                f"{rules.MAX_ACTIVE_CERTIFICATES} · installed pair: {status.verification or 'none'}"
-                f" · key kept in {status.secret_backend or '?'}"
+                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {slots_words(status)} · "
+                f"installed pair: {pair} · key kept in {status.secret_backend or '?'}"
             )
         )
         self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
@@ -163,6 +196,10 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         table.clear()
         for row in status.certificates:  # server strings: shown as text, never parsed as markup
             table.add_row(*(cell(c) for c in table_row(row)), key=row.credential_id)
+        ids = [c.credential_id for c in status.certificates]
+        wanted = selected if selected in ids else status.current_id
+        if wanted in ids:
+            table.move_cursor(row=ids.index(wanted), animate=False)
         self.show_details()
 
     def selected_row(self) -> CertificateRow | None:
@@ -218,8 +255,19 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             suffix = None
         if suffix is None:
             return
-        self.show(await revocation.revoke(self.session, row.credential_id, confirm_suffix=suffix))
+        status = await revocation.revoke(self.session, row.credential_id, confirm_suffix=suffix)
+        await asyncio.to_thread(offline.remember, self.session, status)  # the next offline view has it
+        self.show(status)
         self.notify("Certificate revoked.")
+
+    def action_back(self) -> None:
+        """Back to the Done screen when the dashboard was opened from it; this is otherwise the
+        first screen of a finished profile, and q quits."""
+        beneath = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        if isinstance(beneath, DoneScreen):
+            self.dismiss(None)
+        else:
+            self.notify("This is the first screen of a finished profile: q quits (progress is saved).")
 
     def action_rotate(self) -> None:
         self.app.push_screen(RotateScreen(self.services), self.rotation_closed)

@@ -10,12 +10,21 @@ from textual.widgets import Footer, Header, Static
 
 from screens.base import ReportsWorkerErrors
 from screens.plain_text import plain
+from screens.services import ScreenServices
 
 MARKS = {"ok": "✓", "warning": "!", "critical": "✗", "error": "✗"}
 
 
 class DoctorScreen(ReportsWorkerErrors[None]):
-    BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "run", "Run again")]
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("f5", "run", "Run again"),
+        Binding("ctrl+y", "copy", "Copy next steps", tooltip="Copy the next steps, one a line (paths whole)"),
+    ]
+
+    def __init__(self, services: ScreenServices) -> None:
+        super().__init__(services)
+        self.next_steps: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -36,6 +45,14 @@ class DoctorScreen(ReportsWorkerErrors[None]):
             if f.next_step:
                 lines.append(f"    → {f.next_step}")
         self.query_one("#findings", Static).update(plain("\n".join(lines)))  # findings quote server messages
+        # The terminal wraps a long path in the middle: ctrl+y copies each step whole, once.
+        self.next_steps = list(dict.fromkeys(f.next_step for f in findings if f.next_step and f.severity != "ok"))
+
+    def action_copy(self) -> None:
+        if not self.next_steps:
+            self.notify("Nothing to do: no finding has a next step.")
+            return
+        self.app.copy("the next steps", "\n".join(self.next_steps))
 
     def action_close(self) -> None:
         self.dismiss(None)

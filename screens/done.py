@@ -1,4 +1,5 @@
-"""Done: what is in place, and when to start renewing."""
+"""Done: what is in place, and when to start renewing. Paths and commands are shown whole, each on
+a line of its own (never wrapped inside a value), and can be copied."""
 
 from __future__ import annotations
 
@@ -8,35 +9,46 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from screens.base import WizardScreen, fingerprint_lines
-from screens.plain_text import plain
 from wizard.core import crypto, rules
 
 
 class DoneScreen(WizardScreen[None]):
+    DEFAULT_CSS = """
+    DoneScreen #body { overflow-x: auto; }
+    DoneScreen #summary { width: auto; min-width: 100%; text-wrap: nowrap; }
+    """
     BINDINGS = [
         Binding("d", "dashboard", "Dashboard"),
         Binding("q", "app.quit", "Quit"),
         Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint"),
+        Binding("c", "copy_path('cert')", "Copy certificate path", show=False),
+        Binding("k", "copy_path('key')", "Copy key path", show=False),
     ]
 
     def compose(self) -> ComposeResult:
-        ev = self.session.evidence
         yield Header()
         with VerticalScroll(id="body"):
             yield Static("mTLS is set up", classes="heading")
-            lines = [
-                f"Certificate:\n  {ev.certificate_id}",
-                f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}",
-                f"Installed: {ev.cert_path}",
-                f"Enforcement: {ev.enforcement_mode} from {ev.enforced_from}",
-            ]
-            if ev.certificate_pem:
-                cert = crypto.load_certificate(ev.certificate_pem)
-                renew = cert.not_valid_after_utc - rules.RENEWAL_WINDOW
-                lines.append(f"Expires: {cert.not_valid_after_utc:%Y-%m-%d}. Start renewal by {renew:%Y-%m-%d}.")
-            lines.append("Monitor from cron: klarna-mtls check --warn-days 60 --critical-days 14")
-            yield Static(plain("\n".join(lines)), id="summary")
+            yield Static(self.summary(), id="summary", markup=False)
         yield Footer()
+
+    def summary(self) -> str:
+        ev = self.session.evidence
+        lines = [
+            f"Certificate:\n  {ev.certificate_id}",
+            f"SHA-256: {fingerprint_lines(ev.fingerprint or '', indent=9)}",
+            f"Certificate file (c copies it):\n  {ev.cert_path}",
+            f"Private key file (k copies it):\n  {ev.installed_key_path}",
+            f"Enforcement: {ev.enforcement_mode} from {ev.enforced_from}",
+        ]
+        if ev.certificate_pem:
+            cert = crypto.load_certificate(ev.certificate_pem)
+            renew = cert.not_valid_after_utc - rules.RENEWAL_WINDOW
+            lines.append(f"Expires: {cert.not_valid_after_utc:%Y-%m-%d}. Start renewal by {renew:%Y-%m-%d}.")
+        lines.append(
+            f"Monitor from cron:\n  klarna-mtls check --profile {self.session.profile} --warn-days 60 --critical-days 14"
+        )
+        return "\n".join(lines)
 
     def on_mount(self) -> None:
         self.app.update_header()
@@ -44,6 +56,12 @@ class DoneScreen(WizardScreen[None]):
     def action_copy(self) -> None:
         if self.session.evidence.fingerprint:
             self.app.copy("the SHA-256 fingerprint", self.session.evidence.fingerprint)
+
+    def action_copy_path(self, which: str) -> None:
+        ev = self.session.evidence
+        path = ev.cert_path if which == "cert" else ev.installed_key_path
+        if path:
+            self.app.copy("the certificate path" if which == "cert" else "the private key path", path)
 
     def action_dashboard(self) -> None:
         self.app.show_dashboard()

@@ -24,20 +24,22 @@ def crash_report(error: BaseException | None, paths: Paths) -> str:
     logging.getLogger("klarna_mtls.tui").error("the TUI stopped on an unexpected %s\n%s", name, details)
     report = scrub(
         f"klarna-mtls stopped on an unexpected {name}. Your progress is saved: run it again to resume.\n"
-        f"Please report it with the log {log_path} (secrets are never written there).\n\n{details}"
+        f"Please report it with the log (secrets are never written there):\n  {log_path}\n\n{details}"
     )
     return rules.clean_text(report, keep_newlines=True)  # a traceback can quote a server's message
 
 
-def exit_summary(session: Session) -> str:
-    """What stays in the terminal after quitting, like certbot's and gh's last lines. Ids and
-    Klarna's answers in it are text: nothing in it drives the terminal."""
+def exit_summary(session: Session, *, key_refused: str | None = None) -> str:
+    """What stays in the terminal after quitting, like certbot's and gh's last lines.
+    ``key_refused``: Klarna's reason when it refused the tool's API key in this run."""
     ev = session.evidence
+    warning = _key_refused_lines(session, key_refused)
     if not ev.certificate_id:
-        return rules.clean_text(
+        stopped = (
             f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; "
             "run klarna-mtls again to resume."
         )
+        return "\n".join(rules.clean_text(line) for line in [stopped, *warning])
     lines = [
         f"klarna-mtls: profile '{session.profile}' ({ev.environment}) · stage {session.model.stage.label}",
         f"  Certificate: {ev.certificate_id}",
@@ -51,16 +53,32 @@ def exit_summary(session: Session) -> str:
     expiry = _expiry_line(ev.certificate_pem)
     if expiry:
         lines.append(expiry)
-    if ev.enforcement_mode:
-        lines.append(f"  Enforcement: {ev.enforcement_mode} from {ev.enforced_from}")
+    seen, seen_at = session.settings.enforcement_seen, session.settings.enforcement_seen_at
+    if seen:  # what Klarna said, and when: the journal's request alone is not the state
+        lines.append(f"  Enforcement: {seen} (as Klarna last said, {seen_at})")
+    elif ev.enforcement_mode:
+        lines.append(f"  Enforcement: requested from {ev.enforced_from}, not confirmed by Klarna since")
     if ev.secret_backend_name:
         lines.append(f"  API key kept in: {ev.secret_backend_name}")
+    lines += warning
     lines += [
         "  Monitor from cron, e.g. daily:",
         f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
         f"  Log: {session.paths.log_path()}",
     ]
     return "\n".join(rules.clean_text(line) for line in lines)  # one line each: a server's newline forges none
+
+
+def _key_refused_lines(session: Session, reason: str | None) -> list[str]:
+    """The tool's API key stopped working in this run: say so, and how to give it a working one."""
+    if not reason:
+        return []
+    return [
+        f"  ✗ API key: Klarna refuses the key klarna-mtls runs on ({reason.rstrip('.')}).",
+        "    status, check, rotate and this wizard fail on this profile until it has a working key:",
+        "    create one in Klarna's portal, then run once with it in KLARNA_API_KEY:",
+        f"    KLARNA_API_KEY=… klarna-mtls --profile {session.profile}",
+    ]
 
 
 def _expiry_line(certificate_pem: str | None) -> str:

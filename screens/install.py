@@ -12,6 +12,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static, TabbedConten
 from screens.base import StageScreen, fold_shell
 from screens.plain_text import plain
 from screens.services import ScreenServices
+from screens.toggles import MarkedCheckbox
 from wizard.core.errors import InputError, StorageError
 from wizard.core.stages import Stage
 from wizard.services import install, onboarding
@@ -35,13 +36,18 @@ class InstallScreen(StageScreen):
         yield Input(value=str(self.session.install_dir), id="install-dir")
         yield Label("Formats: the PEM pair always; also, for other runtimes:")
         with Horizontal(classes="formats"):
-            yield Checkbox("PEM bundle", id="fmt-bundle")
-            yield Checkbox("PKCS#12 (Java, .NET)", id="fmt-p12")
-            yield Checkbox("Kubernetes Secret", id="fmt-k8s")
+            yield MarkedCheckbox("PEM bundle", id="fmt-bundle")
+            yield MarkedCheckbox("PKCS#12 (Java, .NET)", id="fmt-p12")
+            yield MarkedCheckbox("Kubernetes Secret", id="fmt-k8s")
         yield Input(password=True, placeholder="password for the PKCS#12 file", id="p12-password")
         with Horizontal(classes="actions"):
             yield Button("Install and prove with mTLS", id="install", variant="success")
         yield Static("", id="facts")
+        yield Static(
+            "Long lines scroll sideways; ctrl+y copies the snippet shown, whole.",
+            id="snippet-hint",
+            classes="muted",
+        )
         with TabbedContent(id="snippets"):
             for name in SNIPPET_TABS:
                 with TabPane(name, id=f"tab-{name}"):

@@ -21,7 +21,7 @@ from screens.services import ScreenServices
 from screens.unlock import store_passphrase_for_new_keys
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import InputError, SecretStoreError
+from wizard.core.errors import InputError, SecretStoreError, WizardError
 from wizard.core.interlocks import Action, ActionRefused, Refusal
 from wizard.core.secret_value import SecretValue
 from wizard.secrets.base import SecretStore
@@ -42,6 +42,16 @@ def _valid_description(text: str) -> bool:
     except InputError:
         return False
     return bool(text.strip())
+
+
+def tool_key_lost(masked: str, reason: str, profile: str) -> WizardError:
+    """What to say when the key just disabled turns out to be the one the tool runs on."""
+    return WizardError(
+        f"Key {masked} was the key klarna-mtls runs on: Klarna now refuses it ({reason.rstrip('.')}).",
+        title="klarna-mtls lost its API key",
+        hint="Create a key in Klarna's portal, then start klarna-mtls with it once: "
+        f"KLARNA_API_KEY=… klarna-mtls --profile {profile}. Until then status, check and rotate fail.",
+    )
 
 
 class SecretOnceModal(ModalScreen[bool]):
@@ -84,13 +94,24 @@ class SecretOnceModal(ModalScreen[bool]):
 
 
 class KeysScreen(WorkScreen):
+    """The table has the focus first (arrows pick a key), n goes to the new key's field; the key
+    actions work wherever the focus is (ctrl+d too, which a text field would take), and the
+    footer fits 80 columns."""
+
     WORK_BUTTONS = ("#create",)
+    DEFAULT_CSS = """
+    KeysScreen #keys { border-left: tall $panel; }
+    KeysScreen #keys:focus { border-left: tall $accent; }
+    """
     BINDINGS = [
         Binding("escape", "close", "Back"),
-        Binding("f5", "refresh", "Refresh"),
-        Binding("ctrl+d", "disable", "Disable selected"),
-        Binding("ctrl+r", "rotate", "Rotate tool's key"),
-        Binding("ctrl+t", "mark_tool_key", "Mark tool's key"),
+        Binding("f5", "refresh", "Refresh", show=False),
+        Binding("n", "new_key", "New key", show=False, tooltip="Type the service name of a new key"),
+        Binding("ctrl+d", "disable", "Disable", priority=True, tooltip="Disable the selected key"),
+        Binding("ctrl+r", "rotate", "Rotate own", priority=True, tooltip="Rotate the key klarna-mtls runs on"),
+        Binding(
+            "ctrl+t", "mark_tool_key", "Mark own", priority=True, tooltip="Record the selected key as klarna-mtls's"
+        ),
         *CANCEL_BINDINGS,
     ]
 
@@ -105,7 +126,7 @@ class KeysScreen(WorkScreen):
             yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
             yield Static("", id="note")
             yield Input(
-                placeholder="service name for a new key, e.g. checkout-eu",
+                placeholder="service name for a new key (n), e.g. checkout-eu",
                 id="description",
                 validators=[Function(_valid_description, "Letters, digits, spaces and - : ; . , _ (max 100).")],
             )
@@ -115,8 +136,14 @@ class KeysScreen(WorkScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("id", "description", "key", "state", "created", "tool")
+        self.query_one("#body").can_focus = False  # Tab goes table → new key's name → Create
+        table = self.query_one(DataTable)
+        table.add_columns("id", "description", "key", "state", "created", "tool")
+        table.focus()
         self.action_refresh()
+
+    def action_new_key(self) -> None:
+        self.query_one("#description", Input).focus()
 
     @work(group="keys", exclusive=True, exit_on_error=False)
     async def action_refresh(self) -> None:
@@ -127,10 +154,10 @@ class KeysScreen(WorkScreen):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:  # server strings: shown as text, never parsed as markup
-            table.add_row(
-                cell("…" + r.credential_id[-12:]),
+            table.add_row(  # narrow columns: the whole row fits 80 columns
+                cell("…" + r.credential_id[-8:]),
                 cell(r.description or "(none)"),
-                cell(r.masked),
+                cell("…" + r.masked[-4:]),
                 cell(r.status),
                 cell((r.created_at or "")[:10]),
                 "in use" if r.used_by_tool else "",
@@ -220,11 +247,14 @@ class KeysScreen(WorkScreen):
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
-    async def confirmed(self, title: str, consequence: str, row: api_keys.KeyRow, label: str) -> bool:
-        """Ask before a destructive key action, like certificate revocation: live profiles type
-        the key's last four characters; Cancel is the default."""
+    async def confirmed(
+        self, title: str, consequence: str, row: api_keys.KeyRow, label: str, *, typed: bool = False
+    ) -> bool:
+        """Ask before a destructive key action, like certificate revocation: live profiles (and
+        ``typed``: a doubt only the person can lift) type the key's last four characters; Cancel
+        is the default."""
         suffix = row.masked[-4:]
-        if typed_confirmation_required(self.session.environment):
+        if typed or typed_confirmation_required(self.session.environment):
             modal = TypedConfirmModal(
                 title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
             )
@@ -243,7 +273,9 @@ class KeysScreen(WorkScreen):
 
     @work(group="disable-key", exclusive=True, exit_on_error=False)
     async def disable_key(self, row: api_keys.KeyRow, doubts: list[Refusal]) -> None:
-        """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first."""
+        """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first,
+        and then the key's last characters must be typed. After a doubtful disable, the tool
+        checks its own key still works, and says at once when it does not."""
         doubt = " ".join(r.reason for r in doubts)
         if not await self.confirmed(
             "Disable this API key?",
@@ -251,10 +283,17 @@ class KeysScreen(WorkScreen):
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row,
             "Disable key",
+            typed=bool(doubts),
         ):
             return
         await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(doubts))
         self.notify(f"Key {row.masked} disabled.")
+        if doubts:
+            refused = await api_keys.running_key_refused(self.session)
+            if refused:
+                self.services.key_refused = refused
+                self.app.show_error(tool_key_lost(row.masked, refused, self.session.profile))
+                return
         self.action_refresh()
 
     def action_mark_tool_key(self) -> None:

@@ -15,6 +15,7 @@ from screens.modals import ConfirmModal
 from screens.plain_text import plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
+from wizard.core import rules
 from wizard.services import certificate_rotation, revocation, waits
 
 
@@ -59,6 +60,31 @@ class RotateScreen(WorkScreen):
             self.query_one("#steps", Static).update(self.describe(running=event.step))
 
     @on(Button.Pressed, "#start")
+    def start_pressed(self) -> None:
+        """Start (or resume) the rotation; once one has finished here, another only after the
+        person confirms it (an extra Enter must not spend a slot and move `current` again)."""
+        if self.result is None:
+            self.rotate()
+        else:
+            self.confirm_another()
+
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def confirm_another(self) -> None:
+        if not await self.app.push_screen_wait(
+            ConfirmModal(
+                "Rotate again?",
+                "The rotation just finished. Another one issues one more certificate (one more of the "
+                f"{rules.MAX_ACTIVE_CERTIFICATES} slots) and switches `current` again: services you have "
+                "just reloaded would move on once more.",
+                "Rotate again",
+            )
+        ):
+            return
+        self.result, self.done_steps = None, []
+        self.query_one("#start", Button).label = "Start rotation"
+        self.query_one("#steps", Static).update(self.describe())
+        self.rotate()
+
     @work(group=WORK_GROUP, exclusive=True, exit_on_error=False)
     async def rotate(self) -> None:
         async with self.working(
@@ -72,6 +98,8 @@ class RotateScreen(WorkScreen):
         assert isinstance(last, waits.Done) and isinstance(last.result, certificate_rotation.RotationProgress)
         self.result = last.result
         self.done_steps = list(certificate_rotation.ROTATION_WORDS)
+        self.query_one("#start", Button).label = "Rotate again…"
+        self.query_one("#back", Button).focus()  # a further Enter leaves; it never rotates again
         self.query_one("#steps", Static).update(
             plain(
                 self.describe()

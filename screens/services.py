@@ -27,6 +27,7 @@ StatusLoader = Callable[[Session], Awaitable["ProfileStatus"]]
 FindingsLoader = Callable[[Session], Awaitable["list[Finding]"]]
 KeysLoader = Callable[[Session], Awaitable["list[KeyRow]"]]
 ChoicesLoader = Callable[[], "list[StoreChoice]"]
+PairChecker = Callable[[Session], "str | None"]
 
 
 @dataclass
@@ -57,8 +58,9 @@ class RunningSandbox(Protocol):
 
 
 class ScreenServices:
-    """The data and actions every screen may use. The four loaders are the test seams (None: the
-    domain's own call, imported when first used: they bring httpx, cryptography and keyring)."""
+    """The data and actions every screen may use. The loaders and the pair checker are the test
+    seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
+    and keyring)."""
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class ScreenServices:
         findings_loader: FindingsLoader | None = None,
         keys_loader: KeysLoader | None = None,
         choices_loader: ChoicesLoader | None = None,
+        pair_checker: PairChecker | None = None,
     ) -> None:
         self.session = session
         self.sandbox = sandbox
@@ -78,7 +81,9 @@ class ScreenServices:
         self.findings_loader = findings_loader
         self.keys_loader = keys_loader
         self.choices_loader = choices_loader
+        self.pair_checker = pair_checker
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
+        self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
 
     # ------------------------------------------------------------------ what the screens display
     @property
@@ -108,9 +113,10 @@ class ScreenServices:
 
         if self.choices_loader is not None:  # injected (tests, a keyring-less rehearsal)
             return self.choices_loader()
-        if self.session.environment == "sandbox":
-            return [StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True)]
         probe = await asyncio.to_thread(probe_keyring)
+        if self.session.environment == "sandbox":  # the stores a live run uses can be rehearsed too
+            rehearsed = [c for c in store_choices(probe) if c.kind in ("keyring", "encrypted-file") and c.available]
+            return [StoreChoice("sandbox", "Sandbox-only file", "Sandbox keys are throwaway.", True), *rehearsed]
         return store_choices(probe)
 
     async def load_status(self) -> ProfileStatus:
@@ -119,8 +125,22 @@ class ScreenServices:
         from wizard.services.status import gather_status
 
         status = await (self.status_loader or gather_status)(self.session)
+        self.key_refused = None  # Klarna answered this key
         await asyncio.to_thread(offline.remember, self.session, status)
         return status
+
+    def note_failure(self, error: BaseException) -> None:
+        """Remember when Klarna refused the API key itself (401), for the exit summary: the tool
+        cannot work on this profile until it has a working key."""
+        from wizard.services.api_keys import key_refusal
+
+        self.key_refused = key_refusal(error) or self.key_refused
+
+    async def local_problem(self) -> str | None:
+        """What is wrong with the files installed here (missing, broken, unsafe), or None."""
+        from wizard.services import offline
+
+        return await asyncio.to_thread(self.pair_checker or offline.local_problem, self.session)
 
     async def run_doctor(self) -> list[Finding]:
         from wizard.services.doctor import run_doctor

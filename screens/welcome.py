@@ -7,12 +7,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.validation import Function
-from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Footer, Header, Input, Label, RadioSet, Static
 
 from screens.base import WizardScreen
+from screens.toggles import MarkedRadioButton
 from wizard.core import rules
-from wizard.core.errors import InputError
+from wizard.core.errors import InputError, WizardError
 from wizard.core.stages import WORKING_STAGES
+
+SANDBOX_NOT_RUNNING_LABEL = "sandbox (start klarna-mtls --sandbox)"
 
 
 def _valid_account(text: str) -> bool:
@@ -42,7 +45,8 @@ class WelcomeScreen(WizardScreen[None]):
             yield Label("Environment")
             with RadioSet(id="environment"):
                 for env in rules.ENVIRONMENTS:
-                    yield RadioButton(env, value=(ev.environment or "test") == env, id=f"env-{env}")
+                    label = SANDBOX_NOT_RUNNING_LABEL if env == "sandbox" and not self.sandbox_reachable else env
+                    yield MarkedRadioButton(label, value=(ev.environment or "test") == env, id=f"env-{env}")
             yield Label("Account id")
             yield Input(
                 value=ev.account_id or "",
@@ -73,9 +77,14 @@ class WelcomeScreen(WizardScreen[None]):
         message = "" if result is None or result.is_valid or not event.value else result.failure_descriptions[0]
         self.query_one("#account-error", Static).update(message)
 
+    @property
+    def sandbox_reachable(self) -> bool:
+        """A sandbox runs in this process (--sandbox), or the profile names one (sandbox serve)."""
+        return self.services.sandbox_available or bool(self.session.settings.base_url)
+
     def chosen_environment(self) -> str:
         pressed = self.query_one("#environment", RadioSet).pressed_button
-        return str(pressed.label) if pressed else "test"
+        return (pressed.id or "").removeprefix("env-") if pressed else "test"
 
     @on(Button.Pressed, "#start")
     @on(Input.Submitted, "#account-id")
@@ -83,10 +92,14 @@ class WelcomeScreen(WizardScreen[None]):
         environment = self.chosen_environment()
         account_id = self.query_one("#account-id", Input).value.strip()
         try:
-            if environment == "sandbox" and not self.services.sandbox_available and not self.session.settings.base_url:
-                raise InputError(
-                    "The sandbox runs when you start klarna-mtls with --sandbox.",
-                    hint="Quit and run: klarna-mtls --sandbox",
+            if environment == "sandbox" and not self.sandbox_reachable:
+                raise WizardError(
+                    "The sandbox is a local imitation of Klarna that runs inside klarna-mtls only when it "
+                    "starts with --sandbox; this run has none, so there is nothing to connect to. Nothing was "
+                    "saved for this profile.",
+                    title="The sandbox is not running",
+                    hint="Quit (ctrl+q) and run: klarna-mtls --sandbox. To rehearse without an OS keyring, choose "
+                    "'Encrypted file' on its Credentials step.",
                 )
             self.session.configure(
                 environment,
@@ -95,7 +108,7 @@ class WelcomeScreen(WizardScreen[None]):
                 ca_bundle=self.session.settings.ca_bundle if environment == "sandbox" else None,
                 install_dir=self.session.settings.install_dir,
             )
-        except InputError as error:
+        except WizardError as error:
             self.app.show_error(error)
             return
         self.app.show_stage()

@@ -4,6 +4,7 @@ the snapshot SVGs, and captured output are searched. Zero occurrences allowed.""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,13 +99,15 @@ async def test_tui_flow_leaks_nothing(sandbox, isolated_home, capsys):
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.KEY_AND_CSR)
         app.screen.query_one("#passphrase").value = PASSPHRASE
+        app.screen.query_one("#passphrase-confirm").value = PASSPHRASE
         await walk_to(app, pilot, Stage.DONE)
         await settle(pilot)
     captured = capsys.readouterr()
     paths = Paths.from_env()
     sandbox_store = paths.sandbox_dir() / "credentials.json"  # the store the user chose: intended
-    assert sandbox.api_key in sandbox_store.read_text()
-    needles = [sandbox.api_key.encode(), PASSPHRASE.encode()]
+    own_key = json.loads(sandbox_store.read_text())["leaktui"]  # the tool's own key, made with the given one
+    assert own_key != sandbox.api_key
+    needles = [sandbox.api_key.encode(), own_key.encode(), PASSPHRASE.encode()]
     leaks, files = scan([isolated_home, SNAPSHOTS], needles + list(UNENCRYPTED_KEY_MARKERS), {sandbox_store})
     leaks += [f"output: {n[:20]!r}" for n in needles if n.decode() in captured.out + captured.err]
     record_figure("secret-leak scan: places clean", files + 1 - len(leaks), files + 1)

@@ -56,13 +56,13 @@ async def test_enforce_with_now_typed_says_what_is_left_and_enter_asks():
         assert isinstance(app.screen, ConfirmModal)
 
 
-async def test_enter_in_the_key_passphrase_generates_the_key():
+async def test_enter_in_the_key_passphrase_and_its_confirmation_generates_the_key():
     app = snapshot_app(Stage.KEY_AND_CSR)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+n")
         await settle(pilot)
-        app.screen.query_one("#passphrase").focus()
-        await pilot.press(*"a long passphrase", "enter")
+        assert app.focused is app.screen.query_one("#passphrase")
+        await pilot.press(*"a long passphrase", "enter", *"a long passphrase", "enter")
         await settle(pilot)
         assert app.session.evidence.csr_pem and app.session.evidence.key_encrypted

@@ -161,6 +161,7 @@ async def test_resume_with_an_encrypted_key_asks_for_its_passphrase(sandbox):
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.KEY_AND_CSR)
         app.screen.query_one("#passphrase").value = "resume secret"
+        app.screen.query_one("#passphrase-confirm").value = "resume secret"
         await walk_to(app, pilot, Stage.INSTALL)
     again = make_app("locked", sandbox=sandbox, poll_interval=0.05, autostart_polling=False)
     async with again.run_test(size=SIZE) as pilot:
@@ -186,6 +187,7 @@ async def test_resume_at_verify_asks_before_polling_and_a_forgotten_passphrase_i
     async with app.run_test(size=SIZE) as pilot:
         await walk_to(app, pilot, Stage.KEY_AND_CSR)
         app.screen.query_one("#passphrase").value = "poll secret"
+        app.screen.query_one("#passphrase-confirm").value = "poll secret"
         await walk_to(app, pilot, Stage.VERIFY)
     polls = len(app.session.evidence.verifications)
     again = make_app("poll-locked", sandbox=sandbox, poll_interval=0.05)

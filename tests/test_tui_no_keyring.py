@@ -79,9 +79,8 @@ async def _keyboard_step(app, pilot) -> None:
         assert app.focused is screen.query_one("#store-passphrase")
         await pilot.press(*STORE_PASSPHRASE, "enter")
     elif name == "KeyCsrScreen" and not ev.csr_pem:
-        await pilot.press("shift+tab")
-        assert app.focused is screen.query_one("#passphrase", Input)
-        await pilot.press(*KEY_PASSPHRASE, "enter")
+        assert app.focused is screen.query_one("#passphrase", Input)  # what is typed goes there
+        await pilot.press(*KEY_PASSPHRASE, "enter", *KEY_PASSPHRASE, "enter")  # then its confirmation
     elif isinstance(screen, ConfirmModal):
         await pilot.press("tab", "enter")
     else:
@@ -103,7 +102,8 @@ async def test_keyboard_only_onboarding_without_keyring_then_relaunch(sandbox):
         ev = app.session.evidence
         assert ev.secret_backend == "encrypted-file" and ev.key_encrypted
     store = encrypted_file.EncryptedFileStore(app.session.paths.secrets_file(), STORE_PASSPHRASE.encode())
-    assert store.get("server") == sandbox.api_key
+    kept = store.get("server")  # the tool's own key, made with the sandbox's (which stays active)
+    assert kept and kept != sandbox.api_key and app.session.settings.api_key_id_source == "created"
 
     again = make_app("server", sandbox=sandbox, poll_interval=0.05, store_choices=no_keyring_choices)
     async with again.run_test(size=SIZE) as pilot:

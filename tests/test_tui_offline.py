@@ -97,7 +97,7 @@ async def test_copy_goes_through_the_terminal_clipboard():
         app.copy_to_clipboard = copied.append
         await settle(pilot)
         await pilot.press("ctrl+y")
-        assert copied == [fixed_status().certificates[0].fingerprint]
+        assert copied == [fixed_status().current.fingerprint]  # the certificate in use is selected
 
 
 async def test_install_copy_is_the_exact_snippet():

@@ -306,6 +306,29 @@ async def disable_key(session: Session, credential_id: str, *, not_the_tools_key
     )
 
 
+def key_refusal(error: BaseException) -> str | None:
+    """Klarna's reason when ``error`` is Klarna refusing the API key itself (401: disabled or
+    unknown; an mTLS refusal may be a 401 too, and is not one), else None."""
+    if isinstance(error, ApiError) and error.status == 401 and error.error_code != "MTLS_REQUIRED":
+        return error.message
+    return None
+
+
+async def running_key_refused(session: Session) -> str | None:
+    """Klarna's reason when it now refuses the API key loaded for this run, None when that key
+    still answers. Any other failure is raised: it says nothing about the key. A front end asks
+    after disabling a key it could not prove was not the tool's."""
+    try:
+        async with session.client() as klarna:
+            await klarna.ping()
+    except ApiError as error:
+        reason = key_refusal(error)
+        if reason is None:
+            raise
+        return reason
+    return None
+
+
 def verify_service_description(description: str) -> None:
     rules.verify_description(description)
     if not description.strip():

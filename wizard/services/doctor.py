@@ -149,16 +149,28 @@ async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[
     outlook = Severity(status.enforcement_outlook_severity or Severity.OK)
     outlook_next = enforcement_timeline.NEXT_STEP if outlook is Severity.CRITICAL else ""
     out += [Finding(enforcement_timeline.CHECK, outlook, line, outlook_next) for line in status.enforcement_outlook]
-    slots = status.slots_used
-    out.append(
-        Finding(
-            "slots",
-            Severity.WARNING if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else Severity.OK,
-            f"{slots} of {rules.MAX_ACTIVE_CERTIFICATES} certificate slots used.",
-            "Revoke certificates you no longer use." if slots >= rules.MAX_ACTIVE_CERTIFICATES - 1 else "",
-        )
-    )
+    out.append(_slots_finding(status))
     return out
+
+
+def _slots_finding(status: ProfileStatus) -> Finding:
+    """Slots in use, or unknown when the listing gives no state for some certificates (Klarna's
+    documented listing gives none: not a fault, so it does not raise the exit code on its own)."""
+    slots, limit = status.slots_used, rules.MAX_ACTIVE_CERTIFICATES
+    if status.without_status:
+        return Finding(
+            "slots",
+            Severity.WARNING if slots >= limit - 1 else Severity.OK,
+            f"Certificate slots in use unknown: {status.without_status} of {len(status.certificates)} listed "
+            f"certificates have no state in Klarna's listing ({slots} known active, of {limit}).",
+            "Revoke certificates you no longer use; Klarna refuses an 11th active one (LIMIT_EXCEEDED).",
+        )
+    return Finding(
+        "slots",
+        Severity.WARNING if slots >= limit - 1 else Severity.OK,
+        f"{slots} of {limit} certificate slots used.",
+        "Revoke certificates you no longer use." if slots >= limit - 1 else "",
+    )
 
 
 def _enforcement_finding(status: ProfileStatus) -> Finding:

@@ -6,17 +6,17 @@ actions still ask Klarna first."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from wizard.core import rules
-from wizard.core.errors import WizardError
+from wizard.core import crypto, rules
+from wizard.core.errors import CryptoError, WizardError
 from wizard.core.evidence import Evidence
 from wizard.core.records import CertificateRecord, LastStatus
 from wizard.klarna.models import CertificateInfo
-from wizard.services.install import current_pair, list_pairs
+from wizard.services.install import current_pair, current_paths, list_pairs, verify_private_files
 from wizard.services.session import Session
 from wizard.services.status import CertificateRow, ProfileStatus, certificate_row
 
@@ -35,15 +35,47 @@ def remember(session: Session, status: ProfileStatus) -> None:
 
 
 def cached_status(session: Session) -> CachedStatus:
-    """The last answer when the journal holds a readable one, else the journal's records."""
+    """The last answer when the journal holds a readable one, else the journal's records. Either
+    way a certificate this tool revoked shows REVOKED: the journal recorded the revoke, even when
+    the last answer kept was seen before it."""
     saved = session.settings.last_status
     now = session.clock()
     if saved is not None:
         try:
-            return CachedStatus(_status_from_dict(saved.status, now), saved.at, "last answer")
+            status = _status_from_dict(saved.status, now)
+            return CachedStatus(_with_revokes(status, session.state.retired_ids()), saved.at, "last answer")
         except (TypeError, ValueError, KeyError, WizardError):
             pass  # a damaged copy: the records still say something
     return CachedStatus(_status_from_records(session, now), _last_contact(session), "records")
+
+
+def _with_revokes(status: ProfileStatus, retired: frozenset[str]) -> ProfileStatus:
+    """``status`` with the certificates this tool revoked marked REVOKED, and the slots recounted."""
+    rows = [replace(r, status="REVOKED") if r.credential_id in retired else r for r in status.certificates]
+    return replace(status, certificates=rows, slots_used=sum(1 for r in rows if r.status == "ACTIVE"))
+
+
+def local_problem(session: Session) -> str | None:
+    """What is wrong with the pair installed here, when onboarding installed one: the file that is
+    missing, unreadable or unsafe, named (None when the files look usable). Local: no network, and
+    never mistaken for Klarna being unreachable (a missing certificate makes calls go without one)."""
+    if not session.evidence.install_probe_ok_at:
+        return None  # nothing was installed here yet: nothing to be broken
+    cert_path, key_path = current_paths(session.install_dir)
+    for path, what in ((cert_path, "certificate"), (key_path, "private key")):
+        if not path.is_file():
+            return f"Installed {what} file missing: {path}"
+    try:
+        crypto.load_certificate(cert_path.read_bytes())
+    except CryptoError as error:
+        return f"Installed certificate file broken: {cert_path}: {error.message}"
+    except OSError as error:
+        return f"Installed certificate file unreadable: {cert_path}: {error.strerror}"
+    try:
+        verify_private_files(key_path)
+    except WizardError as error:
+        return f"Installed private key file unsafe: {error.message}"
+    return None
 
 
 def _status_from_dict(data: Any, now: datetime) -> ProfileStatus:
@@ -73,7 +105,10 @@ def _status_from_records(session: Session, now: datetime) -> ProfileStatus:
     pairs = list_pairs(session.install_dir)
     pems: dict[str | None, Path] = {p.fingerprint: p.cert_path for p in pairs}
     installed = {session.current_id(p) for p in pairs} - {None}
-    current = current_pair(session.install_dir)
+    try:
+        current = current_pair(session.install_dir)
+    except (CryptoError, OSError):  # a broken file is said by local_problem; the records still show
+        current = None
     current_id = session.current_id(current)
     rows = []
     for credential_id, record in records.items():

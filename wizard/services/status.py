@@ -72,6 +72,12 @@ class ProfileStatus:
     stage_note: str | None = None  # the journal's stage corrected by what Klarna said now
 
     @property
+    def without_status(self) -> int:
+        """Listed certificates whose state the listing does not give (Klarna's documented listing
+        carries no status): the slots in use are then unknown, not ``slots_used``."""
+        return sum(1 for c in self.certificates if c.status == "UNKNOWN")
+
+    @property
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
 
