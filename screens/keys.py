@@ -213,16 +213,17 @@ class KeysScreen(WorkScreen):
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.credential_id == key), None)
 
-    async def confirmed(self, title: str, consequence: str, row: api_keys.KeyRow, label: str) -> bool:
+    async def confirmed(self, title: str, consequence: str, row: api_keys.KeyRow, label: str) -> str | None:
         """Ask before a destructive key action, like certificate revocation: live profiles type
-        the key's last four characters; Cancel is the default."""
-        suffix = row.masked[-4:]
+        the key's suffix (``KeyRow.confirm_suffix``), which the domain checks again; Cancel is the
+        default. Returns what was typed (the suffix itself once confirmed where no typing is asked)."""
+        suffix = row.confirm_suffix
         if typed_confirmation_required(self.session.environment):
-            modal = TypedConfirmModal(
-                title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
-            )
-            return await self.app.push_screen_wait(modal) is not None
-        return await self.app.push_screen_wait(ConfirmModal(title, consequence, label))
+            what = f"the key's last four characters ({suffix})" if len(suffix) == 4 else f"the key id's end ({suffix})"
+            modal = TypedConfirmModal(title, consequence, suffix, what=what, confirm_label=label)
+            typed: str | None = await self.app.push_screen_wait(modal)
+            return typed
+        return suffix if await self.app.push_screen_wait(ConfirmModal(title, consequence, label)) else None
 
     def action_disable(self) -> None:
         row = self.selected()
@@ -238,15 +239,18 @@ class KeysScreen(WorkScreen):
     async def disable_key(self, row: api_keys.KeyRow, doubts: list[Refusal]) -> None:
         """Disable once the person confirms; ``doubts`` (it may be the tool's key) are said first."""
         doubt = " ".join(r.reason for r in doubts)
-        if not await self.confirmed(
+        typed = await self.confirmed(
             "Disable this API key?",
             f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row,
             "Disable key",
-        ):
+        )
+        if typed is None:
             return
-        await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(doubts))
+        await api_keys.disable_key(
+            self.session, row.credential_id, not_the_tools_key=bool(doubts), confirm_suffix=typed
+        )
         self.notify(f"Key {row.masked} disabled.")
         self.action_refresh()
 
@@ -287,14 +291,17 @@ class KeysScreen(WorkScreen):
             + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
             + " is disabled: every other system still using it stops working."
         )
-        if not await self.confirmed(
-            "Rotate the tool's API key?",
-            consequence,
-            old
-            or api_keys.KeyRow(
-                "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
-            ),
-            "Rotate key",
+        if (
+            await self.confirmed(
+                "Rotate the tool's API key?",
+                consequence,
+                old
+                or api_keys.KeyRow(
+                    "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
+                ),
+                "Rotate key",
+            )
+            is None
         ):
             return
         self.rotate_key()

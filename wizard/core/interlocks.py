@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from wizard.core import timeline
+from wizard.core import rules, timeline
 from wizard.core.errors import InterlockRefused
 from wizard.core.model import Onboarding
 from wizard.core.stages import ORDER, Stage
@@ -54,6 +54,8 @@ class Action(StrEnum):
     DISABLE_API_KEY = "disable an API key"
     ROTATE_API_KEY = "rotate the tool's API key"
     EXPORT = "export the installed pair"
+    ISSUE_RUNTIME = "issue a runtime's certificate"
+    DESCRIBE_API_KEY = "describe an API key"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,18 @@ class Situation:
     effective_at: datetime | None = None
     current_not_after: datetime | None = None
     runtime_not_after: tuple[tuple[str, datetime | None], ...] = ()
+    # Slots: whether the call would add a certificate to the account (False: it judges the steps
+    # before that, whose issue step asks again with the count), the account's ACTIVE certificates
+    # as listed now (Klarna's refusal counts as full), and "id (holder, description)" for each.
+    spends_slot: bool = True
+    active_certificates: int | None = None
+    slot_holders: tuple[str, ...] = ()
+    # A typed confirmation: required where the environment's row says so (environments table);
+    # what must be typed, what was typed, and how to name it in the refusal.
+    confirmation_required: bool = False
+    confirmation_expected: str | None = None
+    confirmation_typed: str | None = None
+    confirmation_what: str = "the confirmation"
 
 
 @dataclass(frozen=True)
@@ -296,6 +310,27 @@ def _tool_key_recorded(s: Situation) -> str | None:
     return None
 
 
+def _slots_free(s: Situation) -> str | None:
+    if not s.spends_slot:
+        return None
+    if s.active_certificates is None:
+        return "How many of the account's certificate slots are in use could not be established."
+    if s.active_certificates < rules.MAX_ACTIVE_CERTIFICATES:
+        return None
+    held = ": " + "; ".join(s.slot_holders) if s.slot_holders else ""
+    return f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use{held}."
+
+
+def _confirmed(s: Situation) -> str | None:
+    if not s.confirmation_required:
+        return None
+    if s.confirmation_expected is None:
+        return "What to type to confirm could not be established."
+    if s.confirmation_typed == s.confirmation_expected:
+        return None
+    return f"On a live profile, {s.confirmation_what} must be typed to confirm."
+
+
 # ---------------------------------------------------------------- the table
 _CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
 _NAME_KEY_HINT = (
@@ -335,12 +370,26 @@ G_RUNTIMES_LAST = Gate(
     "choose an earlier time, or leave it out explicitly (enforce --leave-out NAME).",
 )
 
+G_SLOTS = Gate(
+    "slots free",
+    _slots_free,
+    "Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.",
+)
+G_CONFIRMED_REVOKE = Gate("confirmed", _confirmed, "klarna-mtls certs revoke ID --confirm-suffix SUFFIX.")
+G_CONFIRMED_DISABLE = Gate("confirmed", _confirmed, "klarna-mtls keys disable ID --confirm-suffix SUFFIX.")
+G_CONFIRMED_LEAVE_OUT = Gate(
+    "confirmed",
+    _confirmed,
+    "Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out NAMES (comma-separated).",
+)
+
 ALL_STAGES = frozenset(ORDER)
 _LATE = frozenset({Stage.VERIFY, Stage.ENFORCE, Stage.DONE})
 
 ACTIONS: dict[Action, Rule] = {
     Action.GENERATE_KEY: Rule(frozenset({Stage.KEY_AND_CSR}), Stage.KEY_AND_CSR),
-    Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE),
+    Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE, (G_SLOTS,)),
+    Action.ISSUE_RUNTIME: Rule(ALL_STAGES, None, (G_SLOTS,)),
     Action.INSTALL: Rule(frozenset({Stage.INSTALL}), Stage.INSTALL),
     Action.POLL_VERIFICATION: Rule(frozenset({Stage.VERIFY}), Stage.VERIFY),
     Action.ENFORCE: Rule(
@@ -357,10 +406,11 @@ ACTIONS: dict[Action, Rule] = {
             G_CURRENT_LASTS,
             G_RUNTIMES_LAST,
             G_RUNTIMES,
+            G_CONFIRMED_LEAVE_OUT,
         ),
     ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
-    Action.ROTATE: Rule(_LATE, Stage.VERIFY),
+    Action.ROTATE: Rule(_LATE, Stage.VERIFY, (G_SLOTS,)),
     Action.REPAIR: Rule(_LATE, Stage.VERIFY),  # a pair was installed: its own checks are the files'
     Action.REVOKE: Rule(
         ALL_STAGES,
@@ -377,6 +427,7 @@ ACTIONS: dict[Action, Rule] = {
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
             Gate("target unused", _target_unused, "klarna-mtls runtime list shows each runtime's certificate."),
+            G_CONFIRMED_REVOKE,
         ),
     ),
     Action.CREATE_API_KEY: Rule(ALL_STAGES, None),
@@ -396,6 +447,7 @@ ACTIONS: dict[Action, Rule] = {
                 _running_key_known,
                 "Run without KLARNA_API_KEY (the profile's stored key is used), or confirm with --not-the-tools-key.",
             ),
+            G_CONFIRMED_DISABLE,
         ),
     ),
     Action.ROTATE_API_KEY: Rule(
@@ -409,6 +461,7 @@ ACTIONS: dict[Action, Rule] = {
             ),
         ),
     ),
+    Action.DESCRIBE_API_KEY: Rule(ALL_STAGES, None),
     Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
 }
 
