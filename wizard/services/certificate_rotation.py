@@ -193,15 +193,9 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> Ce
             flow.retire_old, flow.grace_seconds = True, f"{grace:g}"
             save_flow(session, flow)
         return flow
-    status = await gather_status(session)
-    active = [c for c in status.certificates if c.status == "ACTIVE"]
-    if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-        unused = [c.credential_id for c in active if c.credential_id in session.state.flows.unused_certificates]
-        spare = unused + [c.credential_id for c in active if not c.installed_here and c.credential_id not in unused]
-        raise InterlockRefused(
-            "No free certificate slot for the new certificate.",
-            hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
-        )
+    async with session.client() as klarna:
+        listing = (await klarna.list_certificates()).value
+    session.require(Action.ROTATE, **slot_facts(session, listing))  # before a key is made
     flow = CertificateRotation(
         step="key",
         old_certificate_id=session.evidence.certificate_id,
