@@ -107,3 +107,37 @@ def test_keys_disable_on_a_live_profile_needs_the_typed_suffix_in_the_cli(onboar
     )
     assert code == 0, out
     assert out["disabled"] == row.credential_id
+
+
+def test_restart_from_refuses_a_later_stage():
+    from evidence import evidence_through, fixed_clock
+
+    from wizard.core.errors import InputError
+    from wizard.core.model import Onboarding
+
+    model = Onboarding(Stage.ISSUE, evidence_through(Stage.ISSUE), clock=fixed_clock)
+    with pytest.raises(InputError, match="later step"):
+        model.restart_from(Stage.ENFORCE)
+    assert model.stage is Stage.ISSUE
+    model.restart_from(Stage.ISSUE)  # the current stage may be restarted
+    assert model.stage is Stage.ISSUE
+
+
+@pytest.mark.e2e
+def test_the_wizards_export_goes_through_the_gate(onboard, sandbox, tmp_path):
+    """The TUI's export is refused by ``Action.EXPORT``'s gate when no pair is installed here."""
+    from types import SimpleNamespace
+
+    from screens.install import EXTRA_FORMATS, InstallScreen
+    from wizard.services.exports import EXPORTERS
+
+    onboard()
+    session = session_for("p", sandbox)
+    screen = SimpleNamespace(session=session)
+    written = InstallScreen.export(screen, list(EXTRA_FORMATS), b"export password")  # type: ignore[arg-type]
+    assert [p.rsplit("/", 1)[1] for p in written] == ["bundle.pem", "client.p12", "klarna-mtls-secret.yaml"]
+    assert [EXPORTERS[f].file_name for f in EXTRA_FORMATS] == ["bundle.pem", "client.p12", "klarna-mtls-secret.yaml"]
+    (session.install_dir / "current").unlink()  # no pair installed here any more
+    with pytest.raises(ActionRefused) as refused:
+        InstallScreen.export(screen, ["bundle"], b"")  # type: ignore[arg-type]
+    assert refused.value.action is Action.EXPORT and [r.check for r in refused.value.refusals] == ["installed"]

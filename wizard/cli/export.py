@@ -15,16 +15,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from wizard.services.session import Session
+
 from wizard.cli.common import add_common, emit
 from wizard.cli.session import key_passphrase, open_session
 from wizard.core.env_vars import EXPORT_PASSWORD_ENV
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.fsutil import write_output
-from wizard.core.interlocks import Action
-
-if TYPE_CHECKING:
-    from wizard.services.install import InstalledPair
+from wizard.services.exports import EXPORTERS
 
 STDOUT = "-"
 
@@ -32,7 +32,7 @@ STDOUT = "-"
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="export the installed pair")
     add_common(p)
-    p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s"))
+    p.add_argument("--format", required=True, choices=tuple(EXPORTERS))
     p.add_argument(
         "--out",
         required=True,
@@ -50,33 +50,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wizard.services import install
+    from wizard.services import exports
 
     session = open_session(args)
-    pair = install.current_pair(session.install_dir)
-    session.require(Action.EXPORT, installed=pair is not None)
-    assert pair is not None
     if args.out == STDOUT:
-        return _export_to_stdout(args, pair)
-    out, kept = Path(args.out), session.kept_folders()
-    if args.format == "pem":
-        written = [str(p) for p in install.export_pem_pair(pair, out, keep_out=kept)]
-    elif args.format == "bundle":
-        written = [str(install.export_bundle(pair, out, keep_out=kept))]
-    elif args.format == "k8s":
-        manifest = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
-        written = [str(write_output(out, manifest, install.KEY_MODE, keep_out=kept))]
-    else:
-        p12 = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
-        written = [str(write_output(out, p12, install.KEY_MODE, keep_out=kept))]
+        return _export_to_stdout(args, session)
+    files = exports.export(
+        session,
+        args.format,
+        Path(args.out),
+        _export_password,
+        key_passphrase=key_passphrase(),
+        name=args.name,
+        namespace=args.namespace,
+    )
+    written = [str(p) for p in files]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return ExitCode.OK
 
 
-def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
+def _export_to_stdout(args: argparse.Namespace, session: Session) -> int:
     """The export on standard output: PEM (certificate then key) or the k8s manifest as text,
     PKCS#12 only when standard output is not a terminal. A note on stderr says the key went out."""
-    from wizard.services import install
+    from wizard.services import exports
 
     if getattr(args, "json", False):
         raise InputError("--json and --out - would both write to standard output.", hint="Leave out --json.")
@@ -85,12 +81,14 @@ def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
             "A PKCS#12 file is binary: it is not printed on a terminal.",
             hint="Redirect it (klarna-mtls export --format p12 --out - > client.p12) or give --out client.p12.",
         )
-    if args.format in ("pem", "bundle"):
-        data = install.bundle_pem(pair)
-    elif args.format == "k8s":
-        data = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
-    else:
-        data = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
+    data = exports.export_bytes(
+        session,
+        args.format,
+        _export_password,
+        key_passphrase=key_passphrase(),
+        name=args.name,
+        namespace=args.namespace,
+    )
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
