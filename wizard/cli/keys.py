@@ -84,9 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="confirm the key is not the one klarna-mtls runs on (needed while that key's id is unknown)",
     )
-    p.add_argument(
-        "--confirm-suffix", help="live profiles: the key's last four characters (keys list shows them masked)"
-    )
+    p.add_argument("--confirm-suffix", help="live profiles: the key's last four characters (as keys list shows)")
     p.set_defaults(handler=cmd_disable)
 
     p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first (resumable)")

@@ -72,8 +72,7 @@ class KeyRow:
 
     @property
     def confirm_suffix(self) -> str:
-        """What a live disable is confirmed with: the key's last four characters, or the credential
-        id's last 8 when the listing did not show them."""
+        """What a live disable is typed with: the key's last 4 characters, else its id's last 8."""
         tail = self.masked[-4:]
         return self.credential_id[-8:] if tail == "????" and self.credential_id else tail
 
@@ -139,14 +138,9 @@ def _situation(
 
 
 def require_key_action(
-    session: Session,
-    action: Action,
-    infos: Iterable[ApiKeyInfo],
-    target: str | None = None,
-    confirmed: bool = False,
-    **facts: Any,
+    session: Session, action: Action, infos: Iterable[ApiKeyInfo], target: str | None = None, confirmed: bool = False
 ) -> None:
-    require(action, _situation(session, infos, target, confirmed, **facts))
+    require(action, _situation(session, infos, target, confirmed))
 
 
 # Refusals the user can lift by confirming the target is not the tool's key.
@@ -307,10 +301,10 @@ async def disable_key(
     infos = await list_key_infos(session)
     listed = _rows(session, [i for i in infos if i.credential_id == credential_id])
     expected = listed[0].confirm_suffix if listed else None
-    shown = f"the key's last four characters ({expected})"  # as keys list shows them, masked
-    what = shown if expected and len(expected) == 4 else "the last 8 characters of the key's credential id"
-    confirmation = session.confirmation(expected, confirm_suffix, what)
-    require_key_action(session, Action.DISABLE_API_KEY, infos, credential_id, not_the_tools_key, **confirmation)
+    four = expected and len(expected) == 4  # as keys list shows them, masked
+    what = f"the key's last four characters ({expected})" if four else "the last 8 characters of the key's id"
+    facts = session.confirmation(expected, confirm_suffix, what)
+    require(Action.DISABLE_API_KEY, _situation(session, infos, credential_id, not_the_tools_key, **facts))
     target = listed[0]
     if target.status == "DISABLED":
         return target
