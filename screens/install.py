@@ -13,12 +13,14 @@ from screens.base import StageScreen, fold_shell
 from screens.plain_text import plain
 from screens.services import ScreenServices
 from screens.toggles import MarkedCheckbox
-from wizard.core.errors import InputError, StorageError
+from wizard.core.errors import InputError
 from wizard.core.stages import Stage
-from wizard.services import install, onboarding
+from wizard.services import exports, onboarding
+from wizard.services.exports import EXPORTERS, PEM
 from wizard.services.install import snippets
 
 SNIPPET_TABS = ("curl", "httpx", "requests", "java", "node", "nginx")
+EXTRA_FORMATS = tuple(f for f in EXPORTERS if f != PEM)  # the PEM pair is what the install writes
 
 
 class InstallScreen(StageScreen):
@@ -36,9 +38,8 @@ class InstallScreen(StageScreen):
         yield Input(value=str(self.session.install_dir), id="install-dir")
         yield Label("Formats: the PEM pair always; also, for other runtimes:")
         with Horizontal(classes="formats"):
-            yield MarkedCheckbox("PEM bundle", id="fmt-bundle")
-            yield MarkedCheckbox("PKCS#12 (Java, .NET)", id="fmt-p12")
-            yield MarkedCheckbox("Kubernetes Secret", id="fmt-k8s")
+            for fmt in EXTRA_FORMATS:
+                yield MarkedCheckbox(EXPORTERS[fmt].label, id=f"fmt-{fmt}")
         yield Input(password=True, placeholder="password for the PKCS#12 file", id="p12-password")
         with Horizontal(classes="actions"):
             yield Button("Install and prove with mTLS", id="install", variant="success")
@@ -64,9 +65,9 @@ class InstallScreen(StageScreen):
     @on(Button.Pressed, "#install")
     def install_pair(self) -> None:
         folder = self.query_one("#install-dir", Input).value.strip() or None
-        formats = [f for f in ("bundle", "p12", "k8s") if self.query_one(f"#fmt-{f}", Checkbox).value]
+        formats = [f for f in EXTRA_FORMATS if self.query_one(f"#fmt-{f}", Checkbox).value]
         password = self.query_one("#p12-password", Input).value.encode()
-        if "p12" in formats and not password:
+        if any(EXPORTERS[f].needs_password for f in formats) and not password:
             self.app.show_error(InputError("A PKCS#12 file needs a password.", hint="Type one, or untick PKCS#12."))
             return
 
@@ -82,22 +83,12 @@ class InstallScreen(StageScreen):
         return (f"the {name} snippet", text) if text else None
 
     def export(self, formats: list[str], password: bytes) -> list[str]:
-        """The extra formats, beside the pair in <install folder>/exports (0600 files)."""
-        pair = install.current_pair(self.session.install_dir)
-        if pair is None:
-            raise StorageError("There is no installed pair to export: install the certificate first.")
+        """The extra formats, beside the pair in <install folder>/exports (0600 files), each
+        through the export service (and so the gate)."""
         out = self.session.install_dir / "exports"
-        written = []
-        if "bundle" in formats:
-            written.append(install.export_bundle(pair, out / "bundle.pem"))
-        if "p12" in formats:
-            written.append(install.export_pkcs12(pair, out / "client.p12", password, self.session.key_passphrase))
-        if "k8s" in formats:
-            written.append(
-                install.export_k8s_secret(
-                    pair, out / "klarna-mtls-secret.yaml", "klarna-mtls", key_passphrase=self.session.key_passphrase
-                )
-            )
+        written: list[Path] = []
+        for fmt in formats:  # beside the pair on purpose: the tool's own folder is not kept out here
+            written += exports.export(self.session, fmt, out / EXPORTERS[fmt].file_name, password, keep_out=())
         return [str(p) for p in written]
 
     def show_facts(self) -> None:

@@ -248,18 +248,19 @@ class KeysScreen(WorkScreen):
         return next((r for r in self.rows if r.credential_id == key), None)
 
     async def confirmed(
-        self, title: str, consequence: str, row: api_keys.KeyRow, label: str, *, typed: bool = False
-    ) -> bool:
+        self, title: str, consequence: str, row: api_keys.KeyRow, label: str, *, force_typed: bool = False
+    ) -> str | None:
         """Ask before a destructive key action, like certificate revocation: live profiles (and
-        ``typed``: a doubt only the person can lift) type the key's last four characters; Cancel
-        is the default."""
-        suffix = row.masked[-4:]
-        if typed or typed_confirmation_required(self.session.environment):
-            modal = TypedConfirmModal(
-                title, consequence, suffix, what=f"the key's last four characters ({suffix})", confirm_label=label
-            )
-            return await self.app.push_screen_wait(modal) is not None
-        return await self.app.push_screen_wait(ConfirmModal(title, consequence, label))
+        ``force_typed``: a doubt only the person can lift) type the key's suffix
+        (``KeyRow.confirm_suffix``), which the domain checks again; Cancel is the default. Returns
+        what was typed (the suffix itself once confirmed where no typing is asked), None if not."""
+        suffix = row.confirm_suffix
+        if force_typed or typed_confirmation_required(self.session.environment):
+            what = f"the key's last four characters ({suffix})" if len(suffix) == 4 else f"the key id's end ({suffix})"
+            modal = TypedConfirmModal(title, consequence, suffix, what=what, confirm_label=label)
+            typed: str | None = await self.app.push_screen_wait(modal)
+            return typed
+        return suffix if await self.app.push_screen_wait(ConfirmModal(title, consequence, label)) else None
 
     def action_disable(self) -> None:
         row = self.selected()
@@ -277,16 +278,19 @@ class KeysScreen(WorkScreen):
         and then the key's last characters must be typed. After a doubtful disable, the tool
         checks its own key still works, and says at once when it does not."""
         doubt = " ".join(r.reason for r in doubts)
-        if not await self.confirmed(
+        typed = await self.confirmed(
             "Disable this API key?",
             f"Key {row.masked} ({row.description or 'no description'}) stops working at once, for good, for every "
             "system that uses it" + (f", klarna-mtls too if it runs on it. {doubt}" if doubt else "."),
             row,
             "Disable key",
-            typed=bool(doubts),
-        ):
+            force_typed=bool(doubts),
+        )
+        if typed is None:
             return
-        await api_keys.disable_key(self.session, row.credential_id, not_the_tools_key=bool(doubts))
+        await api_keys.disable_key(
+            self.session, row.credential_id, not_the_tools_key=bool(doubts), confirm_suffix=typed
+        )
         self.notify(f"Key {row.masked} disabled.")
         if doubts:
             refused = await api_keys.running_key_refused(self.session)
@@ -333,14 +337,17 @@ class KeysScreen(WorkScreen):
             + (f"{old.masked} ({old.description or 'no description'})" if old else "it used")
             + " is disabled: every other system still using it stops working."
         )
-        if not await self.confirmed(
-            "Rotate the tool's API key?",
-            consequence,
-            old
-            or api_keys.KeyRow(
-                "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
-            ),
-            "Rotate key",
+        if (
+            await self.confirmed(
+                "Rotate the tool's API key?",
+                consequence,
+                old
+                or api_keys.KeyRow(
+                    "", None, "ACTIVE", None, None, self.session.custody.api_key_suffix or "????", False, True
+                ),
+                "Rotate key",
+            )
+            is None
         ):
             return
         self.rotate_key()

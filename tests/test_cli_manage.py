@@ -203,8 +203,8 @@ def test_rotate_refused_without_a_free_slot_names_candidates(onboard, cli, sandb
     onboard()
     spares = [issue_pair(sandbox, tmp_path, f"x{i}")[0].credential_id for i in range(9)]
     code, out = cli("rotate", "--profile", "p", "--poll-interval", "0.05")
-    assert code == 3 and "No free certificate slot" in out["error"]["message"]
-    assert any(cid in out["error"]["hint"] for cid in spares)
+    assert code == 3 and "All 10 certificate slots are in use" in out["error"]["message"]
+    assert all(cid in out["error"]["message"] for cid in spares)  # each slot's holder is named
 
 
 def test_export_p12_without_a_password_is_refused(onboard, cli, tmp_path, monkeypatch):

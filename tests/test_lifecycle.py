@@ -67,9 +67,9 @@ def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
     onboard()
     for i in range(9):
         issue_pair(sandbox, tmp_path, f"x{i}")
-    with pytest.raises(InterlockRefused, match="No free certificate slot") as caught:
+    with pytest.raises(InterlockRefused, match="All 10 certificate slots are in use") as caught:
         asyncio.run(certificate_rotation.rotate(session_for("p", sandbox)))
-    assert "krn:" in caught.value.hint
+    assert "krn:" in str(caught.value) and "certs revoke" in caught.value.hint
 
 
 def test_interlock_last_valid_while_enforced():

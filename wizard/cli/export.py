@@ -1,12 +1,9 @@
-"""`klarna-mtls export` (the installed pair as PEM, a PEM bundle, PKCS#12, a Kubernetes TLS
-Secret, or a Vault / OpenBao KV version 2 secret) and `klarna-mtls support-bundle` (facts for
-support, no secrets): files for others.
+"""`klarna-mtls export` (the installed pair as PEM, a PEM bundle, PKCS#12 or a Kubernetes TLS
+Secret) and `klarna-mtls support-bundle` (facts for support, no secrets): files for others.
 
 Every file goes through fsutil.write_output: never into the folders the tool keeps, never
 through a link, only into folders no other user can change. ``--out -`` prints the export on
-standard output instead (``kubectl apply -f -``). ``--format vault --out vault:MOUNT/PATH`` writes
-a new version there with check-and-set (wizard/services/vault_exchange.py); ``rotate
---also-export vault:…`` keeps that copy current after a switch."""
+standard output instead (``kubectl apply -f -``)."""
 
 from __future__ import annotations
 
@@ -24,26 +21,25 @@ from wizard.core.env_vars import EXPORT_PASSWORD_ENV
 from wizard.core.errors import InputError, WizardError
 from wizard.core.findings import ExitCode
 from wizard.core.fsutil import write_output
-from wizard.core.interlocks import Action
+from wizard.services.exports import EXPORTERS
 from wizard.vault.place import is_vault_place, parse_place
 
 if TYPE_CHECKING:
-    from wizard.services.install import InstalledPair
     from wizard.services.session import Session
 
 STDOUT = "-"
+VAULT_FORMAT = "vault"  # not a file: a new KV version at a vault: place (services/vault_exchange.py)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="export the installed pair")
     add_common(p)
-    p.add_argument("--format", required=True, choices=("pem", "bundle", "p12", "k8s", "vault"))
+    p.add_argument("--format", required=True, choices=(*EXPORTERS, VAULT_FORMAT))
     p.add_argument(
         "--out",
         required=True,
-        help="where to write (pem: a folder; vault: a vault:MOUNT/PATH place on a KV v2 mount); '-' prints "
-        "the export on standard output, the PRIVATE KEY included (p12 only into a pipe or a file, never "
-        "onto a terminal)",
+        help="where to write (pem: a folder); '-' prints the export on standard output, the PRIVATE KEY "
+        "included (p12 only into a pipe or a file, never onto a terminal)",
     )
     p.add_argument("--name", default="klarna-mtls", help="k8s Secret name")
     p.add_argument("--namespace", help="k8s namespace")
@@ -56,27 +52,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wizard.services import install
+    from wizard.services import exports
 
     session = open_session(args)
-    if args.format == "vault" or is_vault_place(args.out):
+    if args.format == VAULT_FORMAT or is_vault_place(args.out):
         return _export_to_vault(args, session)
-    pair = install.current_pair(session.install_dir)
-    session.require(Action.EXPORT, installed=pair is not None)
-    assert pair is not None
     if args.out == STDOUT:
-        return _export_to_stdout(args, pair)
-    out, kept = Path(args.out), session.kept_folders()
-    if args.format == "pem":
-        written = [str(p) for p in install.export_pem_pair(pair, out, keep_out=kept)]
-    elif args.format == "bundle":
-        written = [str(install.export_bundle(pair, out, keep_out=kept))]
-    elif args.format == "k8s":
-        manifest = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
-        written = [str(write_output(out, manifest, install.KEY_MODE, keep_out=kept))]
-    else:
-        p12 = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
-        written = [str(write_output(out, p12, install.KEY_MODE, keep_out=kept))]
+        return _export_to_stdout(args, session)
+    files = exports.export(
+        session,
+        args.format,
+        Path(args.out),
+        _export_password,
+        key_passphrase=key_passphrase(),
+        name=args.name,
+        namespace=args.namespace,
+    )
+    written = [str(p) for p in files]
     emit(args, {"ok": True, "format": args.format, "files": written}, "wrote " + ", ".join(written))
     return ExitCode.OK
 
@@ -85,7 +77,7 @@ def _export_to_vault(args: argparse.Namespace, session: Session) -> int:
     """The pair as a new KV version 2 version at the ``vault:`` place, through the same gate."""
     from wizard.services.vault_exchange import export_to_vault, vault_for
 
-    if args.format != "vault" or not is_vault_place(args.out):
+    if args.format != VAULT_FORMAT or not is_vault_place(args.out):
         raise InputError(
             "--format vault writes to a vault:MOUNT/PATH place, and a vault: place takes --format vault.",
             hint="e.g. klarna-mtls export --format vault --out vault:secret/klarna/checkout",
@@ -156,10 +148,10 @@ def also_export(args: argparse.Namespace, session: Session, old_id: str | None) 
     progress(args, f"exported the new pair to {place} (version {written.version})")
 
 
-def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
+def _export_to_stdout(args: argparse.Namespace, session: Session) -> int:
     """The export on standard output: PEM (certificate then key) or the k8s manifest as text,
     PKCS#12 only when standard output is not a terminal. A note on stderr says the key went out."""
-    from wizard.services import install
+    from wizard.services import exports
 
     if getattr(args, "json", False):
         raise InputError("--json and --out - would both write to standard output.", hint="Leave out --json.")
@@ -168,12 +160,14 @@ def _export_to_stdout(args: argparse.Namespace, pair: InstalledPair) -> int:
             "A PKCS#12 file is binary: it is not printed on a terminal.",
             hint="Redirect it (klarna-mtls export --format p12 --out - > client.p12) or give --out client.p12.",
         )
-    if args.format in ("pem", "bundle"):
-        data = install.bundle_pem(pair)
-    elif args.format == "k8s":
-        data = install.k8s_secret_manifest(pair, args.name, args.namespace, key_passphrase())
-    else:
-        data = install.pkcs12_bytes(pair, _export_password(), key_passphrase())
+    data = exports.export_bytes(
+        session,
+        args.format,
+        _export_password,
+        key_passphrase=key_passphrase(),
+        name=args.name,
+        namespace=args.namespace,
+    )
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()

@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="confirm the key is not the one klarna-mtls runs on (needed while that key's id is unknown)",
     )
+    p.add_argument("--confirm-suffix", help="live profiles: the key's last four characters (as keys list shows)")
     p.set_defaults(handler=cmd_disable)
 
     p = group.add_parser("rotate", help="replace the key this tool uses, proving the new one first (resumable)")
@@ -210,7 +211,11 @@ def cmd_disable(args: argparse.Namespace) -> int:
     from wizard.services import api_keys
 
     session = open_keys_session(args)
-    row = asyncio.run(api_keys.disable_key(session, args.credential_id, not_the_tools_key=args.not_the_tools_key))
+    row = asyncio.run(
+        api_keys.disable_key(
+            session, args.credential_id, not_the_tools_key=args.not_the_tools_key, confirm_suffix=args.confirm_suffix
+        )
+    )
     emit(args, {"ok": True, "key": asdict(row), "disabled": row.credential_id}, f"disabled {row.credential_id}")
     return ExitCode.OK
 

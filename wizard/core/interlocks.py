@@ -1,28 +1,24 @@
 """The gate: every domain action, the stages it may run in and the checks that must hold *now*.
 
-Each action function (``onboarding.enforce``, ``revocation.revoke``, ``api_keys.disable_key``, …) first
-observes the world (the account's listing, what the installed pair sees right now, the enforcement
-state) into a ``Situation`` and calls ``require(action, situation)``, which raises
-``ActionRefused`` with every reason before anything changes. The lock-out rules live here and only
-here:
+Each action function (``onboarding.enforce``, ``revocation.revoke``, ``api_keys.disable_key``, …)
+observes the world into a ``Situation`` and calls ``require(action, situation)``, which raises
+``ActionRefused`` with every reason before anything changes. The lock-out rules live here only:
 
 - never enforce without an installed certificate, recorded as ours, seen VALID now and still valid
   when the enforcement has surely applied (its start plus ``timeline.ENFORCEMENT_MARGIN``), nor
-  while this machine's clock is off from Klarna's ``Date`` by more than the tolerance;
-- never revoke the installed certificate; never revoke any other while enforcement is on,
-  scheduled or unknown unless the installed certificate is VALID right now;
+  while this machine's clock is off Klarna's ``Date``, nor while a declared runtime is not ready or
+  its current certificate expires before then (leaving one out on purpose is typed on live);
+- never revoke the installed certificate, nor any other while enforcement is on, scheduled or
+  unknown unless the installed one is VALID now, nor one a declared runtime may still present;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
   key id is not known (the user may confirm the target is not the tool's key);
-- never enforce while a declared runtime is not ready (the runtimes service computes which, and
-  handles leaving one out on purpose), nor while a counted runtime's current certificate expires
-  before the enforcement has surely applied; never revoke a certificate a declared runtime presents as
-  its current one, or an older one it has not yet reported VALID without.
+- never issue a certificate into a full account, or one whose count is unknown;
+- where the environment's row asks for it, never revoke, disable a key or leave a runtime out
+  without the typed confirmation, whatever the front end.
 
-Which certificate is "installed here" or "current" and which API key is "the tool's" come from the
-profile's own records (``ProfileState.certificates``, the recorded key id); fields only our sandbox
-sends (fingerprints, PEMs, key suffixes in listings) never decide. Unknown means no: a fact that
-could not be established (``None``) fails the check that needs it, with what is missing and how
-to proceed."""
+"Installed here", "current" and "the tool's key" come from the profile's own records; fields only
+our sandbox sends never decide. Unknown means no: a fact not established (``None``) fails the check
+that needs it, saying what is missing and how to proceed."""
 
 from __future__ import annotations
 
@@ -31,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from wizard.core import timeline
+from wizard.core import rules, timeline
 from wizard.core.errors import InterlockRefused
 from wizard.core.model import Onboarding
 from wizard.core.stages import ORDER, Stage
@@ -54,6 +50,8 @@ class Action(StrEnum):
     DISABLE_API_KEY = "disable an API key"
     ROTATE_API_KEY = "rotate the tool's API key"
     EXPORT = "export the installed pair"
+    ISSUE_RUNTIME = "issue a runtime's certificate"
+    DESCRIBE_API_KEY = "describe an API key"
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,16 @@ class Situation:
     effective_at: datetime | None = None
     current_not_after: datetime | None = None
     runtime_not_after: tuple[tuple[str, datetime | None], ...] = ()
+    # Slots: the call adds a certificate (False: the steps before, whose issue asks again), the
+    # ACTIVE ones listed now (Klarna's refusal: full), and "id (holder, description)" for each.
+    spends_slot: bool = True
+    active_certificates: int | None = None
+    slot_holders: tuple[str, ...] = ()
+    # A typed confirmation (required by the environment's row): expected, typed, named in a refusal.
+    confirmation_required: bool = False
+    confirmation_expected: str | None = None
+    confirmation_typed: str | None = None
+    confirmation_what: str = "the confirmation"
 
 
 @dataclass(frozen=True)
@@ -296,6 +304,23 @@ def _tool_key_recorded(s: Situation) -> str | None:
     return None
 
 
+def _slots_free(s: Situation) -> str | None:
+    if s.spends_slot and s.active_certificates is None:
+        return "How many of the account's certificate slots are in use could not be established."
+    if not s.spends_slot or (s.active_certificates or 0) < rules.MAX_ACTIVE_CERTIFICATES:
+        return None
+    held = ": " + "; ".join(s.slot_holders) if s.slot_holders else ""
+    return f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use{held}."
+
+
+def _confirmed(s: Situation) -> str | None:
+    if s.confirmation_required and s.confirmation_expected is None:
+        return "What to type to confirm could not be established."
+    if not s.confirmation_required or s.confirmation_typed == s.confirmation_expected:
+        return None
+    return f"On a live profile, {s.confirmation_what} must be typed to confirm."
+
+
 # ---------------------------------------------------------------- the table
 _CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
 _NAME_KEY_HINT = (
@@ -335,12 +360,22 @@ G_RUNTIMES_LAST = Gate(
     "choose an earlier time, or leave it out explicitly (enforce --leave-out NAME).",
 )
 
+G_SLOTS = Gate("slots free", _slots_free, "Revoke one no runtime uses any more (certs revoke ID), then issue again.")
+G_CONFIRMED_REVOKE = Gate("confirmed", _confirmed, "klarna-mtls certs revoke ID --confirm-suffix SUFFIX.")
+G_CONFIRMED_DISABLE = Gate("confirmed", _confirmed, "klarna-mtls keys disable ID --confirm-suffix SUFFIX.")
+G_CONFIRMED_LEAVE_OUT = Gate(
+    "confirmed",
+    _confirmed,
+    "Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out NAMES (comma-separated).",
+)
+
 ALL_STAGES = frozenset(ORDER)
 _LATE = frozenset({Stage.VERIFY, Stage.ENFORCE, Stage.DONE})
 
 ACTIONS: dict[Action, Rule] = {
     Action.GENERATE_KEY: Rule(frozenset({Stage.KEY_AND_CSR}), Stage.KEY_AND_CSR),
-    Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE),
+    Action.ISSUE: Rule(frozenset({Stage.ISSUE}), Stage.ISSUE, (G_SLOTS,)),
+    Action.ISSUE_RUNTIME: Rule(ALL_STAGES, None, (G_SLOTS,)),
     Action.INSTALL: Rule(frozenset({Stage.INSTALL}), Stage.INSTALL),
     Action.POLL_VERIFICATION: Rule(frozenset({Stage.VERIFY}), Stage.VERIFY),
     Action.ENFORCE: Rule(
@@ -357,10 +392,11 @@ ACTIONS: dict[Action, Rule] = {
             G_CURRENT_LASTS,
             G_RUNTIMES_LAST,
             G_RUNTIMES,
+            G_CONFIRMED_LEAVE_OUT,
         ),
     ),
     Action.UNENFORCE: Rule(ALL_STAGES, None),
-    Action.ROTATE: Rule(_LATE, Stage.VERIFY),
+    Action.ROTATE: Rule(_LATE, Stage.VERIFY, (G_SLOTS,)),
     Action.REPAIR: Rule(_LATE, Stage.VERIFY),  # a pair was installed: its own checks are the files'
     Action.REVOKE: Rule(
         ALL_STAGES,
@@ -377,6 +413,7 @@ ACTIONS: dict[Action, Rule] = {
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
             Gate("target unused", _target_unused, "klarna-mtls runtime list shows each runtime's certificate."),
+            G_CONFIRMED_REVOKE,
         ),
     ),
     Action.CREATE_API_KEY: Rule(ALL_STAGES, None),
@@ -396,6 +433,7 @@ ACTIONS: dict[Action, Rule] = {
                 _running_key_known,
                 "Run without KLARNA_API_KEY (the profile's stored key is used), or confirm with --not-the-tools-key.",
             ),
+            G_CONFIRMED_DISABLE,
         ),
     ),
     Action.ROTATE_API_KEY: Rule(
@@ -409,6 +447,7 @@ ACTIONS: dict[Action, Rule] = {
             ),
         ),
     ),
+    Action.DESCRIBE_API_KEY: Rule(ALL_STAGES, None),
     Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
 }
 

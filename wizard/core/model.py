@@ -121,7 +121,13 @@ class Onboarding:
         return self._stage
 
     def restart_from(self, stage: Stage) -> None:
-        """Go back to ``stage`` and forget its evidence and everything after it."""
+        """Go back to ``stage`` (the current one or an earlier one: a later stage is reached only by
+        passing the checks, ``advance``) and forget its evidence and everything after it."""
+        if ORDER.index(stage) > ORDER.index(self.stage):
+            raise InputError(
+                f"{stage.label} is a later step than {self.stage.label}: it is reached by passing the checks.",
+                hint="Only the current step or one already passed can be restarted.",
+            )
         self.evidence.clear_from(stage)
         self._stage = stage
 

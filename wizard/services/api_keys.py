@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
 from wizard.core.errors import ApiError, InputError, InterlockRefused, SecretStoreError, WizardError
@@ -70,6 +70,12 @@ class KeyRow:
     def active(self) -> bool:
         return self.status == "ACTIVE"
 
+    @property
+    def confirm_suffix(self) -> str:
+        """What a live disable is typed with: the key's last 4 characters, else its id's last 8."""
+        tail = self.masked[-4:]
+        return self.credential_id[-8:] if tail == "????" and self.credential_id else tail
+
 
 def stored_name(profile: str, credential_id: str) -> str:
     """The secret-store name under which ``create_key(store=…)`` keeps a service's key."""
@@ -119,7 +125,7 @@ def _rows(session: Session, infos: Iterable[ApiKeyInfo]) -> list[KeyRow]:
 
 
 def _situation(
-    session: Session, infos: Iterable[ApiKeyInfo | KeyRow], target: str | None, confirmed: bool
+    session: Session, infos: Iterable[ApiKeyInfo | KeyRow], target: str | None, confirmed: bool, **facts: Any
 ) -> Situation:
     return session.situation(
         key_ids=frozenset(i.credential_id for i in infos),
@@ -127,6 +133,7 @@ def _situation(
         tool_key_id=session.state.tool_key_id,
         running_key_recorded=session.running_key_recorded,
         confirmed_not_tool_key=confirmed,
+        **facts,
     )
 
 
@@ -143,7 +150,8 @@ CONFIRMABLE = frozenset({"tool key known", "running key known"})
 def disable_refusals(session: Session, rows: list[KeyRow], credential_id: str) -> list[Refusal]:
     """Why disabling ``credential_id`` (among the listed ``rows``) would be refused, for a UI to
     ask before it acts; a refusal whose checks are all in CONFIRMABLE asks the user to confirm."""
-    return refusals(Action.DISABLE_API_KEY, _situation(session, rows, credential_id, False))
+    found = refusals(Action.DISABLE_API_KEY, _situation(session, rows, credential_id, False))
+    return [r for r in found if r.check != "confirmed"]  # asked for after, by the UI
 
 
 async def record_tool_key(session: Session, credential_id: str, *, source: str = "told") -> KeyRow:
@@ -251,8 +259,10 @@ async def reconcile_lost_creation(
             hint="Run again with --lost-key disable (nothing can use it) or --lost-key record (keep it active).",
         )
     for info in created:
-        if choice == "disable":  # ours by the journal: not the key this tool runs on (the gate still checks)
-            await disable_key(session, info.credential_id, not_the_tools_key=True)
+        if choice == "disable":  # ours by the journal: not the key this tool runs on (the gate still checks);
+            # --lost-key disable names this very key, so it is the typed confirmation too
+            row = _rows(session, [info])[0]
+            await disable_key(session, info.credential_id, not_the_tools_key=True, confirm_suffix=row.confirm_suffix)
         else:
             session.audit.record("api_key_created", credential_id=info.credential_id, secret_received=False)
     creation.finish(session)
@@ -274,19 +284,28 @@ async def _secret_kept(session: Session, stored_as: str | None, credential_id: s
 async def describe_key(session: Session, credential_id: str, description: str) -> KeyRow:
     """Change a key's description (e.g. to name the service that uses it)."""
     verify_service_description(description)
+    session.require(Action.DESCRIBE_API_KEY, target=credential_id)
     async with session.client() as klarna:
         info = (await klarna.update_api_key(credential_id, description)).value
     session.audit.record("api_key_described", credential_id=credential_id, description=description)
     return _rows(session, [info])[0]
 
 
-async def disable_key(session: Session, credential_id: str, *, not_the_tools_key: bool = False) -> KeyRow:
+async def disable_key(
+    session: Session, credential_id: str, *, not_the_tools_key: bool = False, confirm_suffix: str | None = None
+) -> KeyRow:
     """Disable a key. Refused (``interlocks``) for the key the profile records as the tool's, and
     for any key while the tool's own key id is unknown, unless the user confirms with
-    ``not_the_tools_key`` that the target is not it. ``rotate_tool_key`` replaces the tool's key."""
+    ``not_the_tools_key`` that the target is not it; on live profiles unless ``confirm_suffix`` is
+    the key's (``KeyRow.confirm_suffix``). ``rotate_tool_key`` replaces the tool's key."""
     infos = await list_key_infos(session)
-    require_key_action(session, Action.DISABLE_API_KEY, infos, credential_id, not_the_tools_key)
-    target = _rows(session, [i for i in infos if i.credential_id == credential_id])[0]
+    listed = _rows(session, [i for i in infos if i.credential_id == credential_id])
+    expected = listed[0].confirm_suffix if listed else None
+    four = expected and len(expected) == 4  # as keys list shows them, masked
+    what = f"the key's last four characters ({expected})" if four else "the last 8 characters of the key's id"
+    facts = session.confirmation(expected, confirm_suffix, what)
+    require(Action.DISABLE_API_KEY, _situation(session, infos, credential_id, not_the_tools_key, **facts))
+    target = listed[0]
     if target.status == "DISABLED":
         return target
     async with session.client() as klarna:

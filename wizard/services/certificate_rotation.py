@@ -46,6 +46,7 @@ from wizard.services.rotation_endings import (
     what_changed,
 )
 from wizard.services.session import Session
+from wizard.services.slots import slot_facts
 from wizard.services.status import gather_status
 from wizard.services.waits import (
     DEFAULT_LIMITS,
@@ -134,7 +135,7 @@ async def rotation(
     Started/Waiting, then Done(result=RotationProgress) or Failed). Every step is journaled in
     state.flows.rotation; a rerun resumes where it stopped. When Klarna refuses the installed
     pair, the rotation goes on without it if enforcement is off (``recovery.way_back``)."""
-    session.require(Action.ROTATE)
+    session.require(Action.ROTATE, spends_slot=False)  # the issue step asks again with the slots
     notes: list[str] = []
     for attempt in range(2):
         try:
@@ -192,15 +193,9 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> Ce
             flow.retire_old, flow.grace_seconds = True, f"{grace:g}"
             save_flow(session, flow)
         return flow
-    status = await gather_status(session)
-    active = [c for c in status.certificates if c.status == "ACTIVE"]
-    if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-        unused = [c.credential_id for c in active if c.credential_id in session.state.flows.unused_certificates]
-        spare = unused + [c.credential_id for c in active if not c.installed_here and c.credential_id not in unused]
-        raise InterlockRefused(
-            "No free certificate slot for the new certificate.",
-            hint=f"Retire one you no longer use: {', '.join(spare[:3]) or 'none is spare'}.",
-        )
+    async with session.client() as klarna:
+        listing = (await klarna.list_certificates()).value
+    session.require(Action.ROTATE, **slot_facts(session, listing))  # before a key is made
     flow = CertificateRotation(
         step="key",
         old_certificate_id=session.evidence.certificate_id,
@@ -265,7 +260,7 @@ async def _rotation_issue(session: Session, flow: CertificateRotation) -> None:
             listing = (await klarna.list_certificates()).value
         mine = onboarding.find_by_key(listing, public_key_id)
         if mine is None:
-            onboarding.refuse_when_full(listing)
+            session.require(Action.ROTATE, **slot_facts(session, listing))
         flow.idempotency_key = str(uuid.uuid4())
         save_flow(session, flow)  # journaled before sending
     async with session.client() as klarna:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from wizard.core import rules, timeline
 from wizard.core._lazy import lazy_module
 from wizard.core.diagnosis import Diagnosis, diagnose
-from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, MtlsRequired
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, MtlsRequired
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_private
 from wizard.core.interlocks import Action
 from wizard.core.model import KeyRecord
@@ -38,6 +38,7 @@ from wizard.services.enforcement_timeline import (
 )
 from wizard.services.runtime_gate import require_ready
 from wizard.services.session import KEY_FILE, Session
+from wizard.services.slots import slot_facts
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
     from wizard.core import crypto
@@ -175,7 +176,7 @@ def _record_key(session: Session, key: PrivateKey, csr_pem: bytes, cn: str, *, e
 async def issue_certificate(session: Session, description: str | None = None) -> None:
     """Create the certificate once: the idempotency key is journaled before sending, and
     an unknown outcome is reconciled against the server's list by our public key."""
-    session.require(Action.ISSUE)
+    session.require(Action.ISSUE, spends_slot=False)  # the stage first; the slots once listed
     ev = session.evidence
     if not ev.csr_pem or not ev.key_public_id:
         raise InputError("Generate the key and CSR first.")
@@ -187,7 +188,7 @@ async def issue_certificate(session: Session, description: str | None = None) ->
             listing = await klarna.list_certificates()
         mine = find_by_key(listing.value, ev.key_public_id)
         if mine is None:
-            refuse_when_full(listing.value)
+            session.require(Action.ISSUE, **slot_facts(session, listing.value))
         flight = InFlight(
             operation="create_certificate",
             idempotency_key=str(uuid.uuid4()),
@@ -446,14 +447,3 @@ def find_by_key(certificates: Iterable[CertificateInfo], public_key_id: str) -> 
         if info.public_key_id == public_key_id and info.status == "ACTIVE":
             return info
     return None
-
-
-def refuse_when_full(certificates: Iterable[CertificateInfo]) -> None:
-    active = [c for c in certificates if c.status == "ACTIVE"]
-    if len(active) >= rules.MAX_ACTIVE_CERTIFICATES:
-        oldest = sorted(active, key=lambda c: c.expires_at or "")[:3]
-        names = ", ".join(c.credential_id for c in oldest)
-        raise InterlockRefused(
-            f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use.",
-            hint=f"Revoke one you no longer need (oldest: {names}) before issuing another.",
-        )

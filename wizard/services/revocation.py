@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from wizard.core import crypto
-from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import InterlockRefused
 from wizard.core.interlocks import GONE, Action, refusals, require
 from wizard.services import runtime_gate
 from wizard.services.session import Session
@@ -20,7 +18,7 @@ from wizard.services.status import ProfileStatus, gather_status
 def revoke_refusal(status: ProfileStatus, credential_id: str) -> str | None:
     """Why revoking ``credential_id`` could lock the partner out (every reason), or None when it
     is safe. The rules are ``interlocks.ACTIONS[Action.REVOKE]``; a UI asks before offering."""
-    found = refusals(Action.REVOKE, status.situation(credential_id))
+    found = [r for r in refusals(Action.REVOKE, status.situation(credential_id)) if r.check != "confirmed"]
     return " ".join(r.reason for r in found) or None
 
 
@@ -29,19 +27,13 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
     listed = next((c.status for c in status.certificates if c.credential_id == credential_id), None)
     if listed in GONE and session.state.flows.unused_certificates.pop(credential_id, None) is not None:
         session.save()  # a rotation's leftover Klarna has retired itself: nothing left to revoke or remember
-    require(
-        Action.REVOKE, replace(status.situation(credential_id), **runtime_gate.revoke_facts(session, credential_id))
-    )
-    target = next(c for c in status.certificates if c.credential_id == credential_id)
-    if typed_confirmation_required(session.environment) and not (
-        confirm_suffix and confirm_suffix == target.confirm_suffix
-    ):
-        shown = target.confirm_suffix[-2:]
-        what = "fingerprint suffix" if target.fingerprint else "credential id's last 8 characters"
-        raise InterlockRefused(
-            f"Revoking on a live profile needs the certificate's {what} typed to confirm.",
-            hint=f"Confirm with those 8 characters (they end …{shown}).",
-        )
+    target = next((c for c in status.certificates if c.credential_id == credential_id), None)
+    expected = target.confirm_suffix if target else None
+    what = "credential id's last 8 characters" if target and not target.fingerprint else "fingerprint suffix"
+    shown = f"the certificate's {what}" + (f" (they end …{expected[-2:]})" if expected else "")
+    facts = runtime_gate.revoke_facts(session, credential_id) | session.confirmation(expected, confirm_suffix, shown)
+    require(Action.REVOKE, replace(status.situation(credential_id), **facts))
+    assert target is not None  # "target listed" holds
     async with session.client() as klarna:
         await klarna.revoke_certificate(credential_id)
     session.state.certificate(credential_id).retired = True

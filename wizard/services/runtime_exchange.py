@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from wizard import __version__
 from wizard.core import crypto, rules
-from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, InterlockRefused, TransportError
+from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_output, write_private
+from wizard.core.interlocks import Action
 from wizard.core.runtimes import RuntimeRecord, verify_runtime_name
 from wizard.services import onboarding
 from wizard.services.install import InstalledPair, activate, install_pair, label_for
 from wizard.services.onboarding import Observation, find_by_key
+from wizard.services.slots import slot_facts
 
 if TYPE_CHECKING:
     from wizard.klarna.models import CertificateInfo
@@ -267,35 +269,12 @@ def lint_request(session: Session, request: dict[str, Any]) -> tuple[str, str, s
     return name, csr_pem, crypto.public_key_id(csr.public_key())
 
 
-def refuse_eleventh(session: Session, listing: list[CertificateInfo], *, server_refused: bool = False) -> None:
-    """Refuse to issue into a full account, naming what holds each of the 10 slots. Before sending,
-    the listing's status (ours, not documented) counts; once Klarna refused, every listed
-    certificate this profile does not know as retired is shown as a possible holder."""
-    retired = session.state.retired_ids()
-    if server_refused:
-        active = [c for c in listing if c.status not in ("REVOKED", "EXPIRED") and c.credential_id not in retired]
-    else:
-        active = [c for c in listing if c.status == "ACTIVE"]
-        if len(active) < rules.MAX_ACTIVE_CERTIFICATES:
-            return
-    holders = {cid: r.name for r in session.state.runtimes.values() for cid in r.certificate_ids}
-    lines = []
-    for info in sorted(active, key=lambda c: c.expires_at or ""):
-        local = session.state.certificates.get(info.credential_id)
-        installed = local is not None and local.installed
-        holder = holders.get(info.credential_id) or ("this machine" if installed else "not known here")
-        lines.append(f"{info.credential_id} ({holder}, {info.description or 'no description'})")
-    raise InterlockRefused(
-        f"All {rules.MAX_ACTIVE_CERTIFICATES} certificate slots are in use: " + "; ".join(lines) + ".",
-        hint="Revoke one no runtime uses any more (klarna-mtls certs revoke ID), then issue again.",
-    )
-
-
 async def issue_for_request(session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """Issue the certificate for a runtime's request once (journaled idempotency key), record the
     runtime, and return the response for its host. A request already issued (the same public key
     is active on the account) gets its certificate again instead of a second one."""
     name, csr_pem, public_key_id = lint_request(session, request)
+    session.require(Action.ISSUE_RUNTIME, spends_slot=False)  # the slots once listed, before sending
     info = await _existing_or_new(session, name, csr_pem, public_key_id)
     cert = crypto.load_certificate(info.certificate_pem or "")
     fingerprint = crypto.fingerprint_sha256(cert)
@@ -328,7 +307,7 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
         mine = _issued_before(session, listing, public_key_id) or find_by_key(listing, public_key_id)
         if mine is not None:
             return mine
-        refuse_eleventh(session, listing)
+        session.require(Action.ISSUE_RUNTIME, **slot_facts(session, listing))
         pending[public_key_id] = RuntimeIssue(name, str(uuid.uuid4()))
         session.save()  # journaled before sending: a rerun reuses it and reconciles
     try:
@@ -342,7 +321,8 @@ async def _existing_or_new(session: Session, name: str, csr_pem: str, public_key
         pending.pop(public_key_id, None)  # a definite refusal: nothing was created
         session.save()
         async with session.client() as klarna:
-            refuse_eleventh(session, (await klarna.list_certificates()).value, server_refused=True)
+            listing = (await klarna.list_certificates()).value
+        session.require(Action.ISSUE_RUNTIME, **slot_facts(session, listing, server_refused=True))
         raise
     return answer.value
 

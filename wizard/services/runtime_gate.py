@@ -12,10 +12,17 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import runtimes
-from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import InputError, InterlockRefused
+from wizard.core.errors import InputError
 from wizard.core.findings import Finding, Severity
-from wizard.core.interlocks import G_RUNTIMES, Action, ActionRefused, Situation, require, require_check
+from wizard.core.interlocks import (
+    G_CONFIRMED_LEAVE_OUT,
+    G_RUNTIMES,
+    Action,
+    ActionRefused,
+    Situation,
+    require,
+    require_check,
+)
 
 if TYPE_CHECKING:
     from wizard.services.session import Session
@@ -45,10 +52,15 @@ def require_ready(
         )
     counted = [r for name, r in records.items() if name not in left]
     reasons = _not_ready_by_klarna_clock(session, counted, listed_ids, klarna_now)
-    facts = replace(situation or Situation(session.model.stage), runtimes_not_ready=tuple(reasons))
+    facts = replace(
+        situation or Situation(session.model.stage),
+        runtimes_not_ready=tuple(reasons),
+        **_leave_out_facts(session, left, confirm),
+    )
     try:
         if situation is None:
             require_check(Action.ENFORCE, G_RUNTIMES.name, facts)
+            require_check(Action.ENFORCE, G_CONFIRMED_LEAVE_OUT.name, facts)
         else:
             require(Action.ENFORCE, facts)
     except ActionRefused as refused:
@@ -56,7 +68,6 @@ def require_ready(
             session.audit.record("enforcement_refused_runtimes", reasons=reasons)
         raise
     if left:
-        _confirm_leave_out(session, left, confirm)
         session.audit.record(
             "enforcement_runtimes_left_out",
             runtimes=left,
@@ -102,14 +113,12 @@ def reload(session: Session) -> dict[str, runtimes.RuntimeRecord]:
     return session.state.runtimes
 
 
-def _confirm_leave_out(session: Session, left: list[str], confirm: str | None) -> None:
+def _leave_out_facts(session: Session, left: list[str], confirm: str | None) -> dict[str, Any]:
+    """The typed confirmation of leaving ``left`` out: the names, sorted, comma-separated."""
     expected = ",".join(left)
     typed = ",".join(sorted(part.strip() for part in (confirm or "").split(",") if part.strip()))
-    if typed_confirmation_required(session.environment) and typed != expected:
-        raise InterlockRefused(
-            f"Leaving runtimes out of the enforcement check on a live profile must be typed: {expected}.",
-            hint=f"Their calls will be refused once enforcement applies. Confirm with --confirm-leave-out {expected}",
-        )
+    facts = session.confirmation(expected, typed, f"the names of the runtimes left out ({expected})")
+    return facts if left else facts | {"confirmation_required": False}
 
 
 def check_findings(

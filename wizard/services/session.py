@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
+from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import ApiError, InputError
 from wizard.core.evidence import Evidence
 from wizard.core.interlocks import Action, Situation, require
@@ -296,6 +297,16 @@ class Session:
             enforcement_scheduled=look.enforcement.scheduled,
             **facts,
         )
+
+    def confirmation(self, expected: str | None, typed: str | None, what: str) -> dict[str, Any]:
+        """The ``Situation`` fields of a typed confirmation: whether this profile's environment asks
+        for one (``environments`` table), what must be typed, what was, and how to name it."""
+        return {
+            "confirmation_required": typed_confirmation_required(self.environment),
+            "confirmation_expected": expected,
+            "confirmation_typed": typed,
+            "confirmation_what": what,
+        }
 
     def require(self, action: Action, look: Look | None = None, **facts: Any) -> None:
         require(action, self.situation(look, **facts))
