@@ -10,7 +10,7 @@ from tests_support import name_initial_key
 from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError
 from wizard.core.paths import Paths
 from wizard.secrets import encrypted_file, keyring_store
-from wizard.services import api_key_rotation, api_keys, onboarding
+from wizard.services import api_key_hygiene, api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -149,7 +149,7 @@ def test_show_secret_once_prints_it_only_on_request(keyring_profile, sandbox, cl
 
 def test_hygiene_findings_in_the_doctor(keyring_profile):
     session, _ = keyring_profile
-    findings = asyncio.run(api_keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_key_hygiene.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
 
 

@@ -16,7 +16,7 @@ from wizard.core.errors import ApiError, InterlockRefused, SecretStoreError, Tra
 from wizard.core.paths import Paths
 from wizard.sandbox.server import Fault
 from wizard.secrets import keyring_store
-from wizard.services import api_key_rotation, api_keys, onboarding
+from wizard.services import api_key_hygiene, api_key_rotation, api_keys, onboarding
 from wizard.services.session import Session
 
 pytestmark = pytest.mark.e2e
@@ -298,11 +298,11 @@ def test_new_secrets_never_leave_the_secret_store(profile, sandbox, run, capfd, 
 
 def test_hygiene_findings_follow_the_keys(profile, sandbox):
     session, store = profile
-    findings = asyncio.run(api_keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_key_hygiene.hygiene_findings(session, None))
     assert any("initial API key" in f.summary for f in findings)
 
     asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="klarna-mtls host a"))
-    assert [f.severity for f in asyncio.run(api_keys.hygiene_findings(session, None))] == ["ok"]
+    assert [f.severity for f in asyncio.run(api_key_hygiene.hygiene_findings(session, None))] == ["ok"]
 
     _, shared = asyncio.run(api_keys.create_key(session, "default"))
 
@@ -311,18 +311,18 @@ def test_hygiene_findings_follow_the_keys(profile, sandbox):
             await klarna.ping()  # the generically described key is in use somewhere
 
     asyncio.run(another_service_calls())
-    summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
+    summaries = " ".join(f.summary for f in asyncio.run(api_key_hygiene.hygiene_findings(session, None)))
     assert "possibly shared" in summaries
 
     asyncio.run(api_key_rotation.rotate_tool_key(session, store, description="API key"))
-    summaries = " ".join(f.summary for f in asyncio.run(api_keys.hygiene_findings(session, None)))
+    summaries = " ".join(f.summary for f in asyncio.run(api_key_hygiene.hygiene_findings(session, None)))
     assert "may be shared by several services" in summaries
 
 
 def test_hygiene_flags_a_key_from_another_environment(profile):
     session, _ = profile
     session.unlock("klarna_live_api_" + "A" * 32)
-    findings = asyncio.run(api_keys.hygiene_findings(session, None))
+    findings = asyncio.run(api_key_hygiene.hygiene_findings(session, None))
     # The live key is refused by the sandbox (a listing failure), or flagged as the wrong environment.
     text = " ".join(f.summary for f in findings)
     assert "live key but the profile is sandbox" in text or "Could not list API keys" in text
@@ -338,7 +338,7 @@ def test_hygiene_flags_a_key_from_another_environment(profile):
     ],
 )
 def test_ip_validation_header_is_explained(value, severity, words):
-    finding = api_keys.ip_validation_finding(value)
+    finding = api_key_hygiene.ip_validation_finding(value)
     assert finding.severity == severity and words in finding.summary and finding.check == "ip validation"
 
 

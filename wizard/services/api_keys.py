@@ -22,35 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.core import rules
 from wizard.core.errors import ApiError, InputError, InterlockRefused, SecretStoreError, WizardError
-from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import Action, Refusal, Situation, refusals, require
 from wizard.core.secret_value import SecretValue
 from wizard.klarna.models import Answer, ApiKeyInfo
 from wizard.services import api_key_creation as creation
 from wizard.services.api_key_creation import LostKeyChoice
 from wizard.services.session import Session
-from wizard.services.status import ProfileStatus
 
 if TYPE_CHECKING:
     from wizard.secrets.base import SecretStore
-
-# Descriptions that name no service: a key described like this is likely shared or forgotten.
-GENERIC_DESCRIPTIONS = {
-    "",
-    "initial api key",
-    "initial key",
-    "api key",
-    "apikey",
-    "key",
-    "default",
-    "test",
-    "main",
-    "prod",
-    "production",
-    "shared",
-    "all",
-    "general",
-}
 
 
 @dataclass(frozen=True)
@@ -97,7 +77,7 @@ def _tool_ids(session: Session, infos: Iterable[ApiKeyInfo]) -> set[str]:
 
 async def list_keys(session: Session) -> list[KeyRow]:
     """The account's keys, masked, with the one this tool uses marked (from the records)."""
-    return _rows(session, await list_key_infos(session))
+    return key_rows(session, await list_key_infos(session))
 
 
 async def list_key_infos(session: Session) -> list[ApiKeyInfo]:
@@ -107,7 +87,7 @@ async def list_key_infos(session: Session) -> list[ApiKeyInfo]:
         return answer.value
 
 
-def _rows(session: Session, infos: Iterable[ApiKeyInfo]) -> list[KeyRow]:
+def key_rows(session: Session, infos: Iterable[ApiKeyInfo]) -> list[KeyRow]:
     tool = _tool_ids(session, infos)
     return [
         KeyRow(
@@ -167,7 +147,7 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
     session.state.record_tool_key(credential_id, source)
     session.save()
     session.audit.record("api_key_identified", credential_id=credential_id, source=source)
-    return _rows(session, [info])[0]
+    return key_rows(session, [info])[0]
 
 
 # ---------------------------------------------------------------- create, describe, disable
@@ -261,7 +241,7 @@ async def reconcile_lost_creation(
     for info in created:
         if choice == "disable":  # ours by the journal: not the key this tool runs on (the gate still checks);
             # --lost-key disable names this very key, so it is the typed confirmation too
-            row = _rows(session, [info])[0]
+            row = key_rows(session, [info])[0]
             await disable_key(session, info.credential_id, not_the_tools_key=True, confirm_suffix=row.confirm_suffix)
         else:
             session.audit.record("api_key_created", credential_id=info.credential_id, secret_received=False)
@@ -288,7 +268,7 @@ async def describe_key(session: Session, credential_id: str, description: str) -
     async with session.client() as klarna:
         info = (await klarna.update_api_key(credential_id, description)).value
     session.audit.record("api_key_described", credential_id=credential_id, description=description)
-    return _rows(session, [info])[0]
+    return key_rows(session, [info])[0]
 
 
 async def disable_key(
@@ -299,7 +279,7 @@ async def disable_key(
     ``not_the_tools_key`` that the target is not it; on live profiles unless ``confirm_suffix`` is
     the key's (``KeyRow.confirm_suffix``). ``rotate_tool_key`` replaces the tool's key."""
     infos = await list_key_infos(session)
-    listed = _rows(session, [i for i in infos if i.credential_id == credential_id])
+    listed = key_rows(session, [i for i in infos if i.credential_id == credential_id])
     expected = listed[0].confirm_suffix if listed else None
     four = expected and len(expected) == 4  # as keys list shows them, masked
     what = f"the key's last four characters ({expected})" if four else "the last 8 characters of the key's id"
@@ -312,7 +292,7 @@ async def disable_key(
         answer = await klarna.disable_api_key(credential_id)
     session.audit.record("api_key_disabled", credential_id=credential_id)
     if answer.value is not None:
-        return _rows(session, [answer.value])[0]
+        return key_rows(session, [answer.value])[0]
     return KeyRow(
         target.credential_id,
         target.description,
@@ -369,152 +349,3 @@ async def disable_quietly(session: Session, credential_id: str) -> bool:
         return False
     session.audit.record("api_key_orphan_disabled", credential_id=credential_id)
     return True
-
-
-# ---------------------------------------------------------------- hygiene (doctor)
-IP_VALIDATION_MEANING = {
-    "ALLOWED": "this machine's address is on the account's allow-list.",
-    "DENIED": "this machine's address is not on the account's allow-list; calls are only reported "
-    "now, but once IP restrictions are enforced they will be refused.",
-    "INVALID": "Klarna could not validate the caller's address (for example a proxy or NAT "
-    "rewrote it, or the allow-list entry is malformed).",
-}
-
-
-async def hygiene_findings(session: Session, status: ProfileStatus | None) -> list[Finding]:
-    """Doctor extension: API-key hygiene and the IP-validation header.
-
-    "Shared key" heuristic (Klarna does not say who calls with a key): the tool's key is the
-    account's initial key, or is described generically (``GENERIC_DESCRIPTIONS``: no service
-    named); and any other active key that has been used but names no service."""
-    if not session.unlocked:
-        return [
-            Finding(
-                "api keys",
-                Severity.WARNING,
-                "API keys not checked: the API key is not loaded.",
-                "Run the doctor with the profile's key available.",
-            )
-        ]
-    try:
-        async with session.client() as klarna:
-            answer = await klarna.list_api_keys()
-    except WizardError as error:
-        return [Finding("api keys", Severity.WARNING, f"Could not list API keys: {error.message}", error.hint)]
-    rows = _rows(session, answer.value)
-    out = _key_findings(session, rows)
-    if answer.ip_validation:
-        out.append(ip_validation_finding(answer.ip_validation))
-    return out
-
-
-def ip_validation_finding(value: str) -> Finding:
-    value = value.split(",")[0].strip().upper()
-    meaning = IP_VALIDATION_MEANING.get(value, "an unknown value.")
-    severities = {"ALLOWED": Severity.OK, "DENIED": Severity.CRITICAL, "INVALID": Severity.WARNING}
-    severity = severities.get(value, Severity.WARNING)
-    hint = {
-        "DENIED": "Add this machine's egress address to the account's IP allow-list in Klarna's portal.",
-        "INVALID": "Check proxies between this machine and Klarna, and the allow-list entries.",
-    }.get(value, "")
-    return Finding("ip validation", severity, f"Klarna-Ip-Validation-Status {value}: {meaning}", hint)
-
-
-def generic(row: KeyRow) -> bool:
-    """True when a key's description names no service (empty, "API key", "default", …)."""
-    return (row.description or "").strip().lower() in GENERIC_DESCRIPTIONS
-
-
-def _key_findings(session: Session, rows: list[KeyRow]) -> list[Finding]:
-    active = [r for r in rows if r.active]
-    tool = next((r for r in rows if r.used_by_tool), None)
-    out = [f for f in (_tool_key_finding(session, tool),) if f is not None]
-    out += _description_findings(active, tool)
-    environment = _environment_finding(session)
-    if environment is not None:
-        out.append(environment)
-    if not out:
-        out.append(
-            Finding("api keys", Severity.OK, f"{len(active)} active API key(s); the tool uses its own, described key.")
-        )
-    return out
-
-
-def _tool_key_finding(session: Session, tool: KeyRow | None) -> Finding | None:
-    """Whether the tool's own key is known, active, not the initial key and named for it."""
-    known = session.state.tool_key_id
-    if known is None:
-        return Finding(
-            "api keys",
-            Severity.WARNING,
-            "The key this tool uses is unknown: its credential id is not recorded.",
-            "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
-            "(keys rotate --key-id <id>, or onboard --own-key).",
-        )
-    if tool is None or not tool.active:
-        return Finding(
-            "api keys",
-            Severity.WARNING,
-            f"The recorded key {known} is not among the account's active keys.",
-            "Check the profile's stored key belongs to this account.",
-        )
-    if tool.is_initial:
-        return Finding(
-            "api keys",
-            Severity.WARNING,
-            "klarna-mtls runs on the account's initial API key.",
-            "Give this tool its own key (keys rotate), and each service its own described key.",
-        )
-    if generic(tool):
-        return Finding(
-            "api keys",
-            Severity.WARNING,
-            f"The tool's key is described as '{tool.description or ''}', naming no service: "
-            "it may be shared by several services.",
-            "Give each service its own key whose description names it (keys create).",
-        )
-    return None
-
-
-def _description_findings(active: list[KeyRow], tool: KeyRow | None) -> list[Finding]:
-    """Active keys with no description, and used keys whose description names no service."""
-    out: list[Finding] = []
-    undescribed = [r for r in active if not (r.description or "").strip()]
-    if undescribed:
-        out.append(
-            Finding(
-                "api keys",
-                Severity.WARNING,
-                f"{len(undescribed)} active key(s) have no description.",
-                "Describe each key with the service that uses it, or disable it.",
-            )
-        )
-    used_unnamed = [
-        r for r in active if r is not tool and r.last_used_at and (r.description or "").strip() and generic(r)
-    ]
-    if used_unnamed:
-        ids = ", ".join(r.credential_id for r in used_unnamed[:3])
-        out.append(
-            Finding(
-                "api keys",
-                Severity.WARNING,
-                f"{len(used_unnamed)} key(s) in use have a generic description ({ids}): "
-                "possibly shared between services.",
-                "Create one key per service and disable the shared one once nothing uses it.",
-            )
-        )
-    return out
-
-
-def _environment_finding(session: Session) -> Finding | None:
-    """A stored key from another environment than the profile's (e.g. a live key on a test profile)."""
-    custody = session.custody
-    key_env = custody.api_key_environment() if custody.unlocked else session.evidence.api_key_environment
-    if key_env and session.environment and rules.KEY_ENVIRONMENT[session.environment] != key_env:
-        return Finding(
-            "api keys",
-            Severity.CRITICAL,
-            f"The stored key is a {key_env} key but the profile is {session.environment}.",
-            "Store a key from the profile's environment.",
-        )
-    return None

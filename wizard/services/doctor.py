@@ -17,7 +17,7 @@ from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputE
 from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, runtime_gate
-from wizard.services.api_keys import hygiene_findings
+from wizard.services.api_key_hygiene import hygiene_findings
 from wizard.services.install import current_pair, verify_private_files
 from wizard.services.repair import installed_pair_problems
 from wizard.services.session import Session
