@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
-from tests_support import session_for
+from tests_support import self_signed, session_for
 
 from wizard.core import crypto, rules
 from wizard.core.errors import WizardError, storage_error
@@ -161,8 +161,8 @@ def test_a_cn_klarna_assigns_in_its_documented_form_is_accepted_with_a_note(onbo
 def test_the_judgement_of_a_replacement_names_every_reason():
     key, other = crypto.make_private_key(), crypto.make_private_key()
     account = "krn:partner:global:account:test:LYABCDEI"
-    current = crypto.load_certificate(self_signed_pem(key, "LYABCDEI", days=400))
-    short = self_signed_pem(key, "LYABCDEI-0123456789abcdef", days=30)
+    current = crypto.load_certificate(self_signed(key, "LYABCDEI", days=400))
+    short = self_signed(key, "LYABCDEI-0123456789abcdef", days=30)
     verdict = judge(
         Replacement(short, crypto.public_key_id(other), "LYABCDEI", account, crypto.certificate_pem(current).decode()),
         datetime.now(UTC),
@@ -175,22 +175,6 @@ def test_the_judgement_of_a_replacement_names_every_reason():
     assert not rules.is_assigned_cn("LYABCDEI-0123456789abcdeg", account)
     assert not rules.is_assigned_cn("LYABCDEI-0123456789abcde", account)
     assert not rules.is_assigned_cn("SOMEONE-0123456789abcdef", account)
-
-
-def self_signed_pem(key, cn: str, days: int) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return crypto.certificate_pem(cert).decode()
 
 
 # ---------------------------------------------------------------- rotate --abandon (LO-14)
