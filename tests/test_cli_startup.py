@@ -18,3 +18,11 @@ print(",".join(sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
 def test_building_the_parser_loads_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == ""
+
+
+def test_the_pem_export_names_the_install_folders_certificate_file():
+    """exports.py spells the name out (importing install there would load cryptography for --help)."""
+    from wizard.services import install
+    from wizard.services.exports import EXPORTERS, PEM
+
+    assert EXPORTERS[PEM].file_name == install.CERT_FILE

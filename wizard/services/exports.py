@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wizard.core._lazy import lazy_module
 from wizard.core.errors import InputError
 from wizard.core.fsutil import write_output
 from wizard.core.interlocks import Action
-from wizard.services import install
 
 if TYPE_CHECKING:
+    from wizard.services import install
     from wizard.services.install import InstalledPair
     from wizard.services.session import Session
+else:  # the CLI builds --format's choices from EXPORTERS: --help must not load cryptography
+    install = lazy_module("wizard.services.install")
 
 PEM = "pem"  # the pair itself: what the install folder holds, so the wizard offers only the others
 
@@ -47,7 +50,7 @@ def _k8s(request: ExportRequest) -> bytes:
 
 
 EXPORTERS: dict[str, Exporter] = {
-    PEM: Exporter("PEM pair", install.CERT_FILE, False, lambda r: install.bundle_pem(r.pair)),
+    PEM: Exporter("PEM pair", "certificate.pem", False, lambda r: install.bundle_pem(r.pair)),  # install.CERT_FILE
     "bundle": Exporter("PEM bundle", "bundle.pem", False, lambda r: install.bundle_pem(r.pair)),
     "p12": Exporter("PKCS#12 (Java, .NET)", "client.p12", True, _pkcs12),
     "k8s": Exporter("Kubernetes Secret", "klarna-mtls-secret.yaml", False, _k8s),
