@@ -174,3 +174,23 @@ def test_rotate_refuses_before_rotating_when_the_copy_could_not_be_kept_current(
     code, after = cli("status", "--profile", "p")
     assert after["current_id"] == before["current_id"]
     assert len(after["certificates"]) == len(before["certificates"])  # nothing issued
+
+
+def test_renew_keeps_the_exported_copy_current(openbao, onboard, sandbox, cli, monkeypatch, tmp_path):
+    """Issue 25: renew (like rotate) writes the new pair to the --also-export place after the switch."""
+    from datetime import timedelta
+
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    onboard("p")
+    sandbox.certificate_lifetime = timedelta(days=90)
+    point_at(monkeypatch, openbao, home=tmp_path / "user-home")
+    place = fresh("secret/klarna/renewed")
+    cli("export", "--profile", "p", "--format", "vault", "--out", place)
+    old = kv_get(openbao, place)["data"]
+    code, out = cli("renew", "--profile", "p", "--poll-interval", "0.05", "--also-export", place)
+    assert code == 0 and out["action"] == "renewed", out
+    new = kv_get(openbao, place)["data"]
+    assert new["credential_id"] == out["new_certificate_id"] != old["credential_id"]
+    assert new["fingerprint_sha256"] == out["new_fingerprint"]
+    code, out = cli("renew", "--all", "--also-export", place)
+    assert code == 3 and "--also-export names one place" in out["error"]["message"]

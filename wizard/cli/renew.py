@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.cli.certs import retire_after_grace
 from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_set_up_session, unlock
 from wizard.core.errors import InputError, WizardError
 from wizard.core.findings import ExitCode
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--grace", type=seconds, default=0.0, metavar="SECONDS", help="with --retire-old: wait this long first"
     )
     p.add_argument("--poll-interval", type=seconds, default=2.0)
+    add_also_export(p)
     p.set_defaults(handler=cmd_renew)
 
 
@@ -80,6 +82,11 @@ def cmd_renew(args: argparse.Namespace) -> int:
         args.hook_argv = parse_hook(args.deploy_hook) if args.deploy_hook is not None else None
     except ValueError as exc:
         raise InputError(f"--deploy-hook cannot be read: {exc}.", hint="Quote it as one argument.") from None
+    if args.all and args.also_export:
+        raise InputError(
+            "--also-export names one place, and --all renews every profile.",
+            hint="Renew the profile whose pair is exported there: renew --profile NAME --also-export PLACE.",
+        )
     paths = Paths.from_env()
     names = paths.profiles() if args.all else [args.profile]
     outcomes: list[Outcome] = []
@@ -114,6 +121,7 @@ def _renew_one(
         if not plan.due:
             return _with_runtimes(session, Outcome(name, "nothing", ExitCode.OK, plan.reason)), None
         unlock(profile_args, session)
+        prove_also_export(args, session)  # a Vault copy that could not be kept current: refused before renewing
         return _rotate(args, session, plan)
     except WizardError as error:
         return Outcome(name, "failed", ExitCode.ERROR, clean(str(error))), None
@@ -146,6 +154,11 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         result.new_fingerprint,
     )
     retire = result.old_certificate_id not in (None, result.new_certificate_id)
+    try:  # the exported copy first, then the hook, and only then the old certificate goes
+        also_export(args, session, result.old_certificate_id if args.retire_old else None)
+    except WizardError as error:
+        outcome.worse(ExitCode.ERROR, clean(f"{error} {error.hint}"))
+        return _with_runtimes(session, outcome), None
     if args.hook_argv:
         hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
         outcome.deploy_hook = asdict(hook)
