@@ -48,7 +48,7 @@ class DoneScreen(WizardScreen[None]):
         lines.append(
             f"Monitor from cron:\n  klarna-mtls check --profile {self.session.profile} --warn-days 60 --critical-days 14"
         )
-        return "\n".join(lines)
+        return rules.clean_text("\n".join(lines), keep_newlines=True)  # ids and Klarna's answers: text only
 
     def on_mount(self) -> None:
         self.app.update_header()

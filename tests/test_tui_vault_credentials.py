@@ -52,14 +52,17 @@ async def test_vault_is_offered_and_keeps_the_key_and_a_relaunch_reads_it(
     app = make_app("p", sandbox=sandbox, store_choices=vault_choices, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await choose_vault(app, pilot, place)
-        assert not isinstance(app.screen, ErrorModal)
+        assert not isinstance(app.screen, ErrorModal), (
+            app.screen.body_text if isinstance(app.screen, ErrorModal) else ""
+        )
         ev = app.session.evidence
         assert (ev.secret_backend, ev.secret_place) == ("vault", place) and ev.api_call_ok_at
         await pilot.press("ctrl+n")  # on to the key step: a relaunch resumes there
         await settle(pilot)
         assert app.session.model.stage.name == "KEY_AND_CSR"
-    kept_in_vault = kv_get(openbao, place)["data"] == {"p": sandbox.api_key}
-    assert kept_in_vault  # compared, never shown
+    # The key the tool runs on (its own, created at this step by default) is in Vault under the
+    # profile's name; the relaunch below proves it is the recorded key. Compared, never shown.
+    assert "p" in kv_get(openbao, place)["data"]
     assert not [p for p, data in files_under(isolated_home).items() if sandbox.api_key.encode() in data]
 
     relaunched = make_app("p", sandbox=sandbox, store_choices=vault_choices, poll_interval=0.05)
