@@ -199,13 +199,22 @@ def fuzzing_budget(item: pytest.Item) -> int:
 
 def _names_used(obj, seen: set[int]) -> Iterator[str]:
     """Every global, attribute and imported name the code of ``obj`` refers to, and, through the
-    functions and classes defined under tests/ among them, the names those refer to."""
+    functions and classes defined under tests/ among them (also held in a dict, list or tuple),
+    the names those refer to."""
+    if isinstance(obj, (dict, list, tuple)) and id(obj) not in seen:  # a table of helpers (by name)
+        seen.add(id(obj))
+        for value in obj.values() if isinstance(obj, dict) else obj:
+            yield from _names_used(value, seen)
+        return
     for wrapper in ("__func__", "fget", "func"):  # a method, a property, a functools.partial
         obj = getattr(obj, wrapper, obj)
     obj = inspect.unwrap(obj) if callable(obj) else obj
     if id(obj) in seen or not (inspect.isfunction(obj) or inspect.isclass(obj)):
         return
     seen.add(id(obj))
+    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", None)
+    if inner is not None:  # a @given test: its wrapper may be generated code naming nothing
+        yield from _names_used(inner, seen)
     if not _defined_in_tests(obj):
         # Hypothesis's own wrappers (a @given test, a state machine's TestCase) hold the test's
         # function or machine class in their closure: follow that, not their code.
