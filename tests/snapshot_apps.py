@@ -175,7 +175,7 @@ def fixed_keys():
 
 def keys_app() -> WizardApp:
     app = dashboard_app()
-    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as --key-id would
+    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as keys set-own would
 
     async def load(session):
         return fixed_keys()

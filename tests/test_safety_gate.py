@@ -214,7 +214,7 @@ def test_until_the_tools_key_is_known_disabling_needs_confirmation(onboard, cli,
     other_id, _ = sandbox._state.mint_key(sandbox.account_id, "batch job")
     code, out = cli("keys", "disable", "--profile", "p", other_id)
     assert code == 3 and "does not know which API key it runs on" in out["error"]["message"]
-    assert "--key-id" in out["error"]["hint"] and server_key_status(sandbox, other_id) == "ACTIVE"
+    assert "keys set-own" in out["error"]["hint"] and server_key_status(sandbox, other_id) == "ACTIVE"
     code, out = cli("keys", "disable", "--profile", "p", other_id, "--not-the-tools-key")
     assert code == 0 and server_key_status(sandbox, other_id) == "DISABLED"
 
@@ -223,7 +223,8 @@ def test_until_the_tools_key_is_known_disabling_needs_confirmation(onboard, cli,
 def test_key_id_names_the_tools_key_and_protects_it(onboard, cli, sandbox):
     onboard()
     initial = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
-    code, out = cli("keys", "disable", "--profile", "p", initial, "--key-id", initial)
+    assert cli("keys", "set-own", "--profile", "p", initial)[0] == 0
+    code, out = cli("keys", "disable", "--profile", "p", initial)
     assert code == 3 and "the key klarna-mtls uses" in out["error"]["message"]
     assert server_key_status(sandbox, initial) == "ACTIVE"
     code, out = cli("doctor", "--profile", "p")
@@ -445,7 +446,7 @@ def test_a_tool_key_recorded_for_another_account_does_not_unlock_disabling(onboa
     is not among the account's keys counts as unknown: unknown means no."""
     onboard()
     initial = next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
-    cli("keys", "list", "--profile", "p", "--key-id", initial)
+    cli("keys", "set-own", "--profile", "p", initial)
     account, key = sandbox.mint_account()
     session = session_for("p", sandbox)
     session.configure("sandbox", account, base_url=sandbox.base_url, ca_bundle=sandbox.ca_bundle)

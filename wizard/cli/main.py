@@ -80,6 +80,7 @@ WRITERS = {
     "keys describe",
     "keys disable",
     "keys rotate",
+    "keys set-own",
     "tui",
     "runtime request",
     "runtime issue",

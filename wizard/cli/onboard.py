@@ -193,7 +193,8 @@ def _show_notes(args: argparse.Namespace, session: Session, stage: Stage) -> Non
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
-    """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
+    """--key-id records the key's id (as keys set-own does, without a confirmation: replacing
+    another recorded id is refused); --own-key makes the tool take its own key (once)."""
     from wizard.services import api_key_rotation, api_keys
 
     if args.key_id:

@@ -12,6 +12,8 @@ observes the world into a ``Situation`` and calls ``require(action, situation)``
   unknown unless the installed one is VALID now, nor one a declared runtime may still present;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
   key id is not known (the user may confirm the target is not the tool's key);
+- never replace the recorded id of the tool's key without the new key's last characters typed,
+  nor a proven one (the tool created it) with one that is not;
 - never issue a certificate into a full account, or one whose count is unknown;
 - where the environment's row asks for it, never revoke, disable a key or leave a runtime out
   without the typed confirmation, whatever the front end.
@@ -22,14 +24,13 @@ that needs it, saying what is missing and how to proceed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from wizard.core import rules, timeline
 from wizard.core.errors import InterlockRefused
-from wizard.core.model import Onboarding
+from wizard.core.situation import Situation as Situation  # re-exported: the facts it judges
 from wizard.core.stages import ORDER, Stage
 
 VALID = "VALID"
@@ -52,50 +53,7 @@ class Action(StrEnum):
     EXPORT = "export the installed pair"
     ISSUE_RUNTIME = "issue a runtime's certificate"
     DESCRIBE_API_KEY = "describe an API key"
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What the caller observed just before the action. ``None`` means "not established"."""
-
-    stage: Stage
-    model: Onboarding | None = None
-    installed: bool | None = None  # a pair is in the install folder's `current`
-    current_id: str | None = None  # its credential id, from the profile's records
-    listed_ids: frozenset[str] | None = None  # the account's certificates, as listed now
-    statuses: Mapping[str, str] = field(default_factory=dict)  # listing status, or ours (retired)
-    verification_now: str | None = None  # what the installed pair saw on a call just now
-    enforcement: str | None = None  # ENFORCED | REPORTING | NOT_ENABLED | UNKNOWN
-    enforcement_scheduled: bool | None = None  # an enforced_from is set (None: not said)
-    target: str | None = None  # the credential id the action would change
-    tool_key_id: str | None = None  # recorded: the API key the profile keeps and runs on
-    running_key_recorded: bool | None = None  # the key in memory is that recorded key
-    key_ids: frozenset[str] | None = None  # the account's API keys, as listed now
-    confirmed_not_tool_key: bool = False  # the user said the target is not the tool's key
-    # Facts from other services, computed by their owners before the call (e.g. declared runtimes):
-    runtimes_not_ready: tuple[str, ...] = ()  # "name: why" per runtime enforcement would refuse
-    target_in_use_by: tuple[str, ...] = ()  # runtimes whose current certificate is the target
-    # (runtime, its newer certificate id): the target is its older one and it has not reported
-    # VALID with the newer yet, so it may still present the target
-    target_not_replaced_on: tuple[tuple[str, str], ...] = ()
-    # Time (the enforcement gate): this machine's clock at the observation, Klarna's Date on its
-    # answer, when the enforcement asked for starts, and when each counted certificate expires
-    # (the installed one from its X.509; each counted runtime's from the profile's records).
-    now: datetime | None = None
-    server_date: datetime | None = None
-    effective_at: datetime | None = None
-    current_not_after: datetime | None = None
-    runtime_not_after: tuple[tuple[str, datetime | None], ...] = ()
-    # Slots: the call adds a certificate (False: the steps before, whose issue asks again), the
-    # ACTIVE ones listed now (Klarna's refusal: full), and "id (holder, description)" for each.
-    spends_slot: bool = True
-    active_certificates: int | None = None
-    slot_holders: tuple[str, ...] = ()
-    # A typed confirmation (required by the environment's row): expected, typed, named in a refusal.
-    confirmation_required: bool = False
-    confirmation_expected: str | None = None
-    confirmation_typed: str | None = None
-    confirmation_what: str = "the confirmation"
+    NAME_TOOL_KEY = "name the API key klarna-mtls runs on"
 
 
 @dataclass(frozen=True)
@@ -304,6 +262,33 @@ def _tool_key_recorded(s: Situation) -> str | None:
     return None
 
 
+def _proven_key_kept(s: Situation) -> str | None:
+    replaces = s.tool_key_id is not None and s.target != s.tool_key_id
+    if not (replaces and s.tool_key_proven):
+        return None
+    if s.key_ids is None:
+        return "The account's API keys could not be listed."
+    if s.tool_key_id not in s.key_ids:
+        return None  # the proven key is gone from the account: there is nothing left to protect
+    return (
+        f"The key recorded as klarna-mtls's own ({s.tool_key_id}) is one the tool created and proved it holds; "
+        f"naming {s.target} instead would replace a proven id with one nothing proves."
+    )
+
+
+def _replacement_confirmed(s: Situation) -> str | None:
+    if s.tool_key_id is None or s.target == s.tool_key_id:
+        return None  # nothing recorded is replaced
+    if s.confirmation_expected is None:
+        return "What to type to confirm could not be established."
+    if s.confirmation_typed == s.confirmation_expected:
+        return None
+    return (
+        f"{s.target} would replace {s.tool_key_id} as the key klarna-mtls runs on: "
+        f"{s.confirmation_what} must be typed to confirm."
+    )
+
+
 def _slots_free(s: Situation) -> str | None:
     if s.spends_slot and s.active_certificates is None:
         return "How many of the account's certificate slots are in use could not be established."
@@ -324,7 +309,7 @@ def _confirmed(s: Situation) -> str | None:
 # ---------------------------------------------------------------- the table
 _CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
 _NAME_KEY_HINT = (
-    "Name the key klarna-mtls runs on with --key-id <credential id> (keys list shows the ids), "
+    "Name the key klarna-mtls runs on with keys set-own <credential id> (keys list shows the ids), "
     "or confirm with --not-the-tools-key that the target is not that key."
 )
 G_INSTALLED = Gate("installed", _installed, "Finish onboarding: install the certificate here first.")
@@ -443,11 +428,24 @@ ACTIONS: dict[Action, Rule] = {
             Gate(
                 "tool key recorded",
                 _tool_key_recorded,
-                "Name the key klarna-mtls runs on: --key-id <credential id> (keys list shows the ids).",
+                "Name the key klarna-mtls runs on: keys set-own <credential id> (keys list shows the ids).",
             ),
         ),
     ),
     Action.DESCRIBE_API_KEY: Rule(ALL_STAGES, None),
+    Action.NAME_TOOL_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
+            Gate(
+                "proven key kept",
+                _proven_key_kept,
+                "klarna-mtls keys rotate replaces the tool's own key, proving the new one before the switch.",
+            ),
+            Gate("confirmed", _replacement_confirmed, "klarna-mtls keys set-own ID --confirm-suffix SUFFIX."),
+        ),
+    ),
     Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
 }
 
