@@ -165,4 +165,88 @@ async def test_tui_mark_own_refuses_a_proven_key_swap_and_types_a_replacement(sa
         assert app.session.state.tool_key_id == tool and not isinstance(app.screen, ErrorModal)
 
 
-_ = (asyncio, json, session_for)
+# ---------------------------------------------------------------- LO-07: "installed here" from the files
+def test_the_installed_id_is_the_record_with_the_files_fingerprint_and_a_moved_label_is_damage():
+    from wizard.core.journal import ProfileState
+
+    state = ProfileState("p")
+    old, now = state.certificate("krn:old"), state.certificate("krn:now")
+    old.fingerprint, old.installed, old.label = "AA:AA", True, "aaaa"
+    now.fingerprint, now.installed, now.label = "CC:CC", True, "cccc"
+    assert state.pair_identity("cccc", "CC:CC") == ("krn:now", None)
+    old.label, now.label = "cccc", None  # the red team's edit: the label moved to the old record
+    found, damage = state.pair_identity("cccc", "CC:CC")
+    assert found == "krn:now" and damage and "krn:old" in damage and "disagree" in damage
+    found, damage = state.pair_identity("cccc", "EE:EE")  # a certificate none of the records has
+    assert found is None and damage and "none of the certificates" in damage
+    runtime = state.certificate("krn:said")  # an id from a response file Klarna never confirmed
+    runtime.fingerprint, runtime.id_unconfirmed = "EE:EE", True
+    assert state.pair_identity("eeee", "EE:EE") == (None, None)  # unknown, not damage
+
+
+def test_an_old_journal_derives_fingerprints_from_the_certificate_it_keeps(sandbox, onboard, tmp_path):
+    """A journal written before every record kept its fingerprint: derived from the PEM it keeps;
+    with nothing to derive it from, "installed here" is unknown (refused as such, not guessed)."""
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
+
+    result = onboard()
+    journal = Journal(Paths.from_env(), "p")
+    data = json.loads(journal.path.read_text())
+    cid = result["certificate_id"]
+    fingerprint = data["certificates"][cid].pop("fingerprint")
+    data["evidence"].pop("fingerprint")
+    journal.path.write_text(json.dumps(data))
+    state = journal.load()
+    assert state.certificates[cid].fingerprint == fingerprint  # from the evidence's certificate PEM
+    label = data["certificates"][cid]["label"]
+    assert state.id_for_pair(label, fingerprint) == cid
+    data["evidence"].pop("certificate_pem")
+    journal.path.write_text(json.dumps(data))
+    state = journal.load()
+    assert state.certificates[cid].fingerprint is None and state.pair_identity(label, fingerprint) == (None, None)
+
+
+def move_label(profile: str, to: str, away_from: str) -> None:
+    """The red team's edit: the installed pair's label given to another record in journal.json."""
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
+
+    path = Journal(Paths.from_env(), profile).path
+    data = json.loads(path.read_text())
+    data["certificates"][to]["label"] = data["certificates"][away_from].pop("label")
+    path.write_text(json.dumps(data))
+
+
+def certificate_status(sandbox, credential_id: str) -> str:
+    state = sandbox._state
+    return state.certificate_status(state.data["certificates"][credential_id])
+
+
+def test_a_label_moved_in_the_journal_stops_revoke_and_enforce_until_repair(onboard, cli, sandbox):
+    """The red team's LO-07: onboard, rotate, move the label to the old record, revoke the installed id."""
+    old = onboard()["certificate_id"]
+    code, rotated = cli("rotate", "--profile", "p", "--poll-interval", "0.05")
+    assert code == 0, rotated
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    assert now != old
+    move_label("p", to=old, away_from=now)
+    code, status = cli("status", "--profile", "p")
+    assert status["current_id"] == now and "disagree" in status["current_damage"]  # the file decides
+    for target in (now, old):
+        code, out = cli("certs", "revoke", "--profile", "p", target)
+        assert code == 3 and "disagree" in out["error"]["message"] and "repair" in out["error"]["hint"]
+        assert certificate_status(sandbox, target) == "ACTIVE"
+    code, out = cli("enforce", "--profile", "p", "--at", "NOW")
+    assert code == 3 and "disagree" in out["error"]["message"]
+    other, _ = sandbox._state.mint_key(sandbox.account_id, "batch job")
+    code, out = cli("keys", "disable", "--profile", "p", other, "--not-the-tools-key")
+    assert code == 3 and "disagree" in out["error"]["message"] and server_key_status(sandbox, other) == "ACTIVE"
+    code, repaired = cli("repair", "--profile", "p")
+    assert code == 0 and any("journal straight" in a for a in repaired["actions"]), repaired
+    assert cli("status", "--profile", "p")[1]["current_damage"] is None
+    code, out = cli("certs", "revoke", "--profile", "p", old)  # the old one may go now; the pair in use stays
+    assert code == 0 and certificate_status(sandbox, old) == "REVOKED" and certificate_status(sandbox, now) == "ACTIVE"
+
+
+_ = (asyncio, session_for)

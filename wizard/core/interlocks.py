@@ -16,7 +16,8 @@ observes the world into a ``Situation`` and calls ``require(action, situation)``
   nor a proven one (the tool created it) with one that is not;
 - never issue a certificate into a full account, or one whose count is unknown;
 - where the environment's row asks for it, never revoke, disable a key or leave a runtime out
-  without the typed confirmation, whatever the front end.
+  without the typed confirmation, whatever the front end;
+- never revoke, enforce or disable while the records and the installed files disagree (damage).
 
 "Installed here", "current" and "the tool's key" come from the profile's own records; fields only
 our sandbox sends never decide. Unknown means no: a fact not established (``None``) fails the check
@@ -26,34 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from wizard.core import rules, timeline
 from wizard.core.errors import InterlockRefused
-from wizard.core.situation import Situation as Situation  # re-exported: the facts it judges
+from wizard.core.situation import Action as Action  # re-exported: the actions and the facts it judges
+from wizard.core.situation import Situation as Situation
 from wizard.core.stages import ORDER, Stage
 
 VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")
-
-
-class Action(StrEnum):
-    GENERATE_KEY = "generate a key"
-    ISSUE = "issue a certificate"
-    INSTALL = "install the certificate"
-    POLL_VERIFICATION = "poll verification"
-    ENFORCE = "enforce mTLS"
-    UNENFORCE = "remove enforcement"
-    ROTATE = "rotate the certificate"
-    REPAIR = "repair the installed pair"
-    REVOKE = "revoke a certificate"
-    CREATE_API_KEY = "create an API key"
-    DISABLE_API_KEY = "disable an API key"
-    ROTATE_API_KEY = "rotate the tool's API key"
-    EXPORT = "export the installed pair"
-    ISSUE_RUNTIME = "issue a runtime's certificate"
-    DESCRIBE_API_KEY = "describe an API key"
-    NAME_TOOL_KEY = "name the API key klarna-mtls runs on"
 
 
 @dataclass(frozen=True)
@@ -314,6 +296,12 @@ _NAME_KEY_HINT = (
 )
 G_INSTALLED = Gate("installed", _installed, "Finish onboarding: install the certificate here first.")
 G_CURRENT_RECORDED = Gate("current recorded", _current_recorded, _CURRENT_HINT)
+G_CURRENT_SOUND = Gate(
+    "installed pair sound",
+    lambda s: s.current_damage,
+    "klarna-mtls repair checks the installed pair against the records made at issue and puts it back; "
+    "until then nothing is revoked, enforced or disabled.",
+)
 G_CURRENT_LISTED = Gate(
     "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
 )
@@ -368,6 +356,7 @@ ACTIONS: dict[Action, Rule] = {
         Stage.VERIFY,
         (
             G_INSTALLED,
+            G_CURRENT_SOUND,
             G_CURRENT_RECORDED,
             G_CURRENT_LISTED,
             G_CURRENT_ALIVE,
@@ -387,6 +376,7 @@ ACTIONS: dict[Action, Rule] = {
         ALL_STAGES,
         None,
         (
+            G_CURRENT_SOUND,
             Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
             Gate("target active", _target_alive, "Nothing to revoke."),
             G_CURRENT_RECORDED,
@@ -406,6 +396,7 @@ ACTIONS: dict[Action, Rule] = {
         ALL_STAGES,
         None,
         (
+            G_CURRENT_SOUND,
             Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
             Gate(
                 "not the tool's key",

@@ -1,14 +1,35 @@
-"""The facts an action is judged on (``interlocks.require``): what the caller observed just
-before it, plus the profile's own records. The rules that judge them are ``wizard/core/interlocks.py``."""
+"""The domain's actions and the facts each is judged on (``interlocks.require``): what the caller
+observed just before it, plus the profile's own records. The rules that judge them are
+``wizard/core/interlocks.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from wizard.core.model import Onboarding
 from wizard.core.stages import Stage
+
+
+class Action(StrEnum):
+    GENERATE_KEY = "generate a key"
+    ISSUE = "issue a certificate"
+    INSTALL = "install the certificate"
+    POLL_VERIFICATION = "poll verification"
+    ENFORCE = "enforce mTLS"
+    UNENFORCE = "remove enforcement"
+    ROTATE = "rotate the certificate"
+    REPAIR = "repair the installed pair"
+    REVOKE = "revoke a certificate"
+    CREATE_API_KEY = "create an API key"
+    DISABLE_API_KEY = "disable an API key"
+    ROTATE_API_KEY = "rotate the tool's API key"
+    EXPORT = "export the installed pair"
+    ISSUE_RUNTIME = "issue a runtime's certificate"
+    DESCRIBE_API_KEY = "describe an API key"
+    NAME_TOOL_KEY = "name the API key klarna-mtls runs on"
 
 
 @dataclass(frozen=True)
@@ -19,6 +40,7 @@ class Situation:
     model: Onboarding | None = None
     installed: bool | None = None  # a pair is in the install folder's `current`
     current_id: str | None = None  # its credential id, from the profile's records
+    current_damage: str | None = None  # the records and the installed files disagree (which, how)
     listed_ids: frozenset[str] | None = None  # the account's certificates, as listed now
     statuses: Mapping[str, str] = field(default_factory=dict)  # listing status, or ours (retired)
     verification_now: str | None = None  # what the installed pair saw on a call just now

@@ -114,6 +114,7 @@ def _situation(
         running_key_recorded=session.running_key_recorded,
         confirmed_not_tool_key=confirmed,
         tool_key_proven=session.settings.api_key_id_source == "created",
+        current_damage=session.installed_damage(),
         **facts,
     )
 

@@ -63,6 +63,7 @@ class ProfileStatus:
     clock_skew_seconds: float | None = None
     installed: bool | None = None  # a pair is in the install folder's `current`
     current_id: str | None = None  # its credential id, from the profile's records
+    current_damage: str | None = None  # the records and the installed files disagree
     enforcement_scheduled: bool | None = None  # None: the answer did not say
     observed_at: str | None = None  # when Klarna answered what this status shows (UTC)
     # A scheduled (or applied) enforcement re-judged now: what it will refuse and when, with the
@@ -90,6 +91,7 @@ class ProfileStatus:
             stage=Stage(self.stage),
             installed=self.installed,
             current_id=self.current_id,
+            current_damage=self.current_damage,
             listed_ids=frozenset(c.credential_id for c in self.certificates),
             statuses={c.credential_id: c.status for c in self.certificates},
             verification_now=self.verification,
@@ -141,6 +143,7 @@ async def gather_status(session: Session) -> ProfileStatus:
         clock_skew_seconds=look.clock_skew_seconds,
         installed=look.pair is not None,
         current_id=look.current_id,
+        current_damage=look.current_damage,
         enforcement_scheduled=enforcement.scheduled,
         observed_at=rules.format_utc(now),
         enforcement_outlook=[f.summary for f in outlook],
