@@ -249,4 +249,34 @@ def test_a_label_moved_in_the_journal_stops_revoke_and_enforce_until_repair(onbo
     assert code == 0 and certificate_status(sandbox, old) == "REVOKED" and certificate_status(sandbox, now) == "ACTIVE"
 
 
+# ---------------------------------------------------------------- A48: every local profile's installs
+def test_another_profile_of_the_account_cannot_revoke_this_profiles_installed_certificate(
+    onboard, cli, sandbox, tmp_path
+):
+    """The red team's A48: profiles xa and xb share an account on this machine; xb revokes xa's pair."""
+    from tests_support import issue_pair
+
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
+
+    xa = onboard("xa")["certificate_id"]
+    onboard("xb")
+    code, out = cli("certs", "revoke", "--profile", "xb", xa)
+    assert code == 3 and "profile xa" in out["error"]["message"] and "rotate --profile" in out["error"]["hint"]
+    assert certificate_status(sandbox, xa) == "ACTIVE"
+    spare = issue_pair(sandbox, tmp_path, "spare")[0].credential_id  # no profile uses it: the others allow it
+    other_account, _ = sandbox.mint_account()
+    elsewhere = Journal(Paths.from_env(), "xc")  # a profile of another account is not consulted
+    state = elsewhere.load()
+    state.model.record_profile("test", other_account)
+    elsewhere.save(state)
+    code, out = cli("certs", "revoke", "--profile", "xb", spare)
+    assert code == 0 and certificate_status(sandbox, spare) == "REVOKED", out
+    Journal(Paths.from_env(), "xa").path.write_text("{ damaged")  # unknown means no
+    second = issue_pair(sandbox, tmp_path, "second")[0].credential_id
+    code, out = cli("certs", "revoke", "--profile", "xb", second)
+    assert code == 3 and "profile xa could not be read" in out["error"]["message"].lower()
+    assert certificate_status(sandbox, second) == "ACTIVE" and certificate_status(sandbox, xa) == "ACTIVE"
+
+
 _ = (asyncio, session_for)

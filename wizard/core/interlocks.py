@@ -9,7 +9,8 @@ observes the world into a ``Situation`` and calls ``require(action, situation)``
   while this machine's clock is off Klarna's ``Date``, nor while a declared runtime is not ready or
   its current certificate expires before then (leaving one out on purpose is typed on live);
 - never revoke the installed certificate, nor any other while enforcement is on, scheduled or
-  unknown unless the installed one is VALID now, nor one a declared runtime may still present;
+  unknown unless the installed one is VALID now, nor one a declared runtime or another local
+  profile of the account may still present;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
   key id is not known (the user may confirm the target is not the tool's key);
 - never replace the recorded id of the tool's key without the new key's last characters typed,
@@ -388,6 +389,12 @@ ACTIONS: dict[Action, Rule] = {
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
             Gate("target unused", _target_unused, "klarna-mtls runtime list shows each runtime's certificate."),
+            Gate(
+                "other profiles",
+                lambda s: " ".join(f"{r[0].upper()}{r[1:]}." for r in s.target_installed_by_profiles) or None,
+                "Rotate that profile first (klarna-mtls rotate --profile NAME); one that cannot be read: repair or "
+                "remove its journal (klarna-mtls profiles list).",
+            ),
             G_CONFIRMED_REVOKE,
         ),
     ),

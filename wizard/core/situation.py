@@ -58,6 +58,9 @@ class Situation:
     # (runtime, its newer certificate id): the target is its older one and it has not reported
     # VALID with the newer yet, so it may still present the target
     target_not_replaced_on: tuple[tuple[str, str], ...] = ()
+    # Other local profiles of this account: "why" per one that has the target installed, or whose
+    # installs could not be read (wizard/services/local_profiles.py)
+    target_installed_by_profiles: tuple[str, ...] = ()
     # Time (the enforcement gate): this machine's clock at the observation, Klarna's Date on its
     # answer, when the enforcement asked for starts, and when each counted certificate expires
     # (the installed one from its X.509; each counted runtime's from the profile's records).
