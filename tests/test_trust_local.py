@@ -9,13 +9,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from conftest import BOTH_ANSWER_MODES
 from test_safety_gate import onboard_own_key, server_key_status
-from tests_support import session_for
 
 from wizard.core.interlocks import Action, Situation, refusals
 from wizard.core.stages import Stage
@@ -277,6 +275,3 @@ def test_another_profile_of_the_account_cannot_revoke_this_profiles_installed_ce
     code, out = cli("certs", "revoke", "--profile", "xb", second)
     assert code == 3 and "profile xa could not be read" in out["error"]["message"].lower()
     assert certificate_status(sandbox, second) == "ACTIVE" and certificate_status(sandbox, xa) == "ACTIVE"
-
-
-_ = (asyncio, session_for)

@@ -200,7 +200,7 @@ def cmd_set_own(args: argparse.Namespace) -> int:
     emit(
         args,
         {"ok": True, "key": asdict(row), "tool_key_id": row.credential_id},
-        f"klarna-mtls runs on {row.credential_id} ({row.masked})",
+        clean(f"klarna-mtls runs on {row.credential_id} ({row.masked})"),
     )
     return ExitCode.OK
 

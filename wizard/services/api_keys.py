@@ -150,7 +150,7 @@ async def record_tool_key(session: Session, credential_id: str, *, confirm_suffi
             hint="List the keys (klarna-mtls keys list) and copy the id of the key this tool uses.",
         )
     row = key_rows(session, [info])[0]
-    facts = name_key_facts(session, row, confirm_suffix)
+    facts = name_key_facts(row, confirm_suffix)
     require(Action.NAME_TOOL_KEY, _situation(session, infos, credential_id, False, **facts))
     if credential_id != session.state.tool_key_id:
         replaced = session.state.tool_key_id
@@ -160,7 +160,7 @@ async def record_tool_key(session: Session, credential_id: str, *, confirm_suffi
     return key_rows(session, [info])[0]
 
 
-def name_key_facts(session: Session, row: KeyRow, typed: str | None) -> dict[str, Any]:
+def name_key_facts(row: KeyRow, typed: str | None) -> dict[str, Any]:
     """The typed confirmation of naming ``row`` the tool's key (asked only when it would replace
     the recorded id): the key's last four characters, as a live ``keys disable`` asks."""
     expected = row.confirm_suffix
