@@ -25,6 +25,7 @@ from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import ApiError, InterlockRefused, TransportError, WizardError
+from wizard.core.findings import Finding
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
 from wizard.services.status import CertificateRow, ProfileStatus
@@ -106,6 +107,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         super().__init__(services)
         self.status: ProfileStatus | None = None
         self.local_problem: str | None = None  # what is wrong with the files installed here
+        self.damage: Finding | None = None  # the journal and the installed files disagree
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -131,6 +133,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
         with the files installed here is said as local, before and whatever Klarna answers."""
         self.local_problem = await self.services.local_problem()
+        self.damage = await self.services.local_damage()
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
@@ -175,10 +178,13 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         return f"{what}, last seen {when}"
 
     def show_offline(self, text: str, *, problem: bool = False) -> None:
+        """The banner: ``text``, then the damage to the records whatever Klarna answered."""
+        damage = f"{self.damage.summary}\n{self.damage.next_step}" if self.damage else ""
+        text = "\n".join(part for part in (text, damage) if part)
         banner = self.query_one("#offline", Static)
         banner.update(plain(text))
         banner.display = bool(text)
-        banner.set_class(problem, "-problem")
+        banner.set_class(problem or bool(damage), "-problem")
 
     def show(self, status: ProfileStatus) -> None:
         selected = self.selected_id()  # kept across refreshes; else the certificate in use

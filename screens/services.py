@@ -142,6 +142,14 @@ class ScreenServices:
 
         return await asyncio.to_thread(self.pair_checker or offline.local_problem, self.session)
 
+    async def local_damage(self) -> Finding | None:
+        """The journal and the installed files disagreeing on which certificate is installed here
+        (files only, no network), worded as the doctor says it; None when they agree."""
+        from wizard.services.repair import damage_finding
+
+        damage = await asyncio.to_thread(self.session.installed_damage)
+        return damage_finding(damage, self.session.profile) if damage else None
+
     async def run_doctor(self) -> list[Finding]:
         from wizard.services.doctor import run_doctor
 

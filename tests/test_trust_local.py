@@ -275,3 +275,61 @@ def test_another_profile_of_the_account_cannot_revoke_this_profiles_installed_ce
     code, out = cli("certs", "revoke", "--profile", "xb", second)
     assert code == 3 and "profile xa could not be read" in out["error"]["message"].lower()
     assert certificate_status(sandbox, second) == "ACTIVE" and certificate_status(sandbox, xa) == "ACTIVE"
+
+
+def test_status_doctor_and_check_say_the_damage_and_point_at_repair(onboard, cli, sandbox, capsys):
+    """A moved label is named by every report, not only status --json: what disagrees, that
+    destructive steps are refused, and the repair command; check counts it critical (exit 2)."""
+    from wizard.cli import main
+
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    code, status = cli("status", "--profile", "p")
+    assert code == 2 and "disagree" in status["current_damage"]
+    code, checked = cli("check", "--profile", "p")
+    damage = [f for f in checked["findings"] if "disagree" in f["summary"]]
+    assert code == 2 and damage and damage[0]["severity"] == "critical", checked
+    assert "refused" in damage[0]["summary"] and "klarna-mtls repair --profile p" in damage[0]["next_step"]
+    code, doctored = cli("doctor", "--profile", "p")
+    assert code == 2 and any(f == damage[0] for f in doctored["findings"]), doctored
+    for argv in (("status",), ("check",), ("doctor",)):
+        code = main([*argv, "--profile", "p"])
+        text = capsys.readouterr().out
+        assert code == 2 and "disagree" in text and "refused" in text, (argv, text)
+        assert "klarna-mtls repair --profile p" in text, (argv, text)
+    assert cli("repair", "--profile", "p")[0] == 0
+    code, checked = cli("check", "--profile", "p")
+    assert code == 0 and not any("disagree" in f["summary"] for f in checked["findings"]), checked
+    assert cli("status", "--profile", "p")[0] == 0
+
+
+async def test_the_dashboard_and_its_doctor_show_the_damage(onboard, cli, sandbox):
+    """The TUI names a moved label where it names the other local problems: the dashboard's banner
+    (before and whatever Klarna answers) and the doctor, with the repair command."""
+    import asyncio
+
+    from tests_support import settle
+
+    from screens.app import make_app
+    from screens.dashboard import DashboardScreen
+    from screens.doctor import DoctorScreen
+
+    old = (await asyncio.to_thread(onboard, enforce_at="NOW"))["certificate_id"]
+    assert (await asyncio.to_thread(cli, "rotate", "--profile", "p", "--poll-interval", "0.05"))[0] == 0
+    now = (await asyncio.to_thread(cli, "status", "--profile", "p"))[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, failures_shown=True)
+        assert isinstance(app.screen, DashboardScreen)
+        text = str(app.screen.query_one("#offline").content)
+        assert "disagree" in text and "refused" in text and "klarna-mtls repair --profile p" in text, text
+        assert app.screen.query_one("#offline").has_class("-problem")
+        await pilot.press("d")
+        await settle(pilot, failures_shown=True)
+        assert isinstance(app.screen, DoctorScreen)
+        shown = str(app.screen.query_one("#findings").content)
+        assert "✗ records:" in shown and "disagree" in shown, shown
+        assert any("klarna-mtls repair --profile p" in step for step in app.screen.next_steps)

@@ -1,7 +1,7 @@
 """`klarna-mtls status` (and `certs list`): certificates, enforcement, verification and runtimes
 of a profile, or of every profile with --all, as Klarna answered just now (with the time). Exit 0
-ok, 1 renewal due, 2 not VALID or a scheduled enforcement that would refuse a counted certificate
-or runtime, 3 error."""
+ok, 1 renewal due, 2 not VALID, the records and the installed files disagreeing, or a scheduled
+enforcement that would refuse a counted certificate or runtime, 3 error."""
 
 from __future__ import annotations
 
@@ -90,6 +90,11 @@ def _status_text(status: ProfileStatus) -> str:
     if status.stage_note:
         lines.append(f" note: {status.stage_note}")
     lines += [f" {status.enforcement_outlook_severity}: {line}" for line in status.enforcement_outlook]
+    if status.current_damage:
+        from wizard.services.repair import damage_finding
+
+        damage = damage_finding(status.current_damage, status.profile)
+        lines.append(f" {damage.severity}: {damage.summary}\n   → {damage.next_step}")
     for c in status.certificates:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
         lines.append(
@@ -100,7 +105,9 @@ def _status_text(status: ProfileStatus) -> str:
 
 
 def _status_exit(status: ProfileStatus) -> ExitCode:
-    if status.verification not in (None, "VALID") or status.enforcement_outlook_severity == "critical":
+    if status.current_damage or status.verification not in (None, "VALID"):
+        return ExitCode.CRITICAL
+    if status.enforcement_outlook_severity == "critical":
         return ExitCode.CRITICAL
     current = status.current
     if (current and current.in_renewal_window) or status.enforcement_outlook_severity == "warning":

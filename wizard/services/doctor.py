@@ -18,8 +18,8 @@ from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, runtime_gate
 from wizard.services.api_key_hygiene import hygiene_findings
-from wizard.services.install import current_pair, verify_private_files
-from wizard.services.repair import installed_pair_problems
+from wizard.services.install import InstalledPair, current_pair, verify_private_files
+from wizard.services.repair import damage_finding, installed_pair_problems
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus, gather_status
 
@@ -54,6 +54,7 @@ async def doctor_local(session: Session, status: ProfileStatus | None) -> list[F
             Finding("install", Severity.CRITICAL, "No certificate is installed here.", "Run the wizard (Install step).")
         )
         return out
+    out += _damage(session, pair)
     try:
         verify_private_files(pair)
         out.append(Finding("file modes", Severity.OK, "Key file 600 in a 700 folder."))
@@ -95,6 +96,12 @@ def _broken_install(session: Session) -> Finding | None:
     return Finding(
         "install", Severity.CRITICAL, " ".join(problems), f"Restore it: klarna-mtls repair --profile {session.profile}"
     )
+
+
+def _damage(session: Session, pair: InstalledPair) -> list[Finding]:
+    """The journal and the installed files disagreeing on which certificate is installed here."""
+    damage = session.pair_damage(pair)
+    return [damage_finding(damage, session.profile)] if damage else []
 
 
 def _trust_finding(session: Session) -> Finding:
@@ -231,7 +238,10 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
         hint = f"Run klarna-mtls onboard --profile {session.profile}."
         return ExitCode.CRITICAL, [Finding("install", Severity.CRITICAL, "No certificate is installed here.", hint)]
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
-    findings = [expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days)]
+    findings = [
+        *_damage(session, pair),
+        expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days),
+    ]
     findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
         observation: onboarding.Observation = await onboarding.observe(session)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from wizard.core import crypto, rules
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, KeyLocked, TransportError
+from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import Action
 from wizard.core.model import RotatedPair
 from wizard.services.install import (
@@ -102,6 +103,18 @@ def installed_pair_problems(session: Session) -> list[str]:
     except KeyLocked:
         return []
     return [mismatch] if mismatch else []
+
+
+def damage_finding(damage: str, profile: str) -> Finding:
+    """The records and the installed files disagreeing (``ProfileState.pair_identity``), said the
+    same way by status, doctor, check and the dashboard: critical, as destructive steps stop on it
+    (the interlocks' "installed pair sound") until repair sets the journal straight."""
+    return Finding(
+        "records",
+        Severity.CRITICAL,
+        f"{damage} Revoking, enforcing and disabling API keys are refused until repair sets it straight.",
+        f"Set the journal straight from the installed files: klarna-mtls repair --profile {profile}",
+    )
 
 
 def _labels_from_files(session: Session) -> list[str]:
