@@ -333,3 +333,23 @@ async def test_the_dashboard_and_its_doctor_show_the_damage(onboard, cli, sandbo
         shown = str(app.screen.query_one("#findings").content)
         assert "✗ records:" in shown and "disagree" in shown, shown
         assert any("klarna-mtls repair --profile p" in step for step in app.screen.next_steps)
+
+
+def test_a_moved_label_does_not_hide_a_missing_current(onboard, cli, sandbox):
+    """Session.installed_label spots a missing `current` (a broken install, not a new machine): it
+    comes from the fingerprint recorded at issue, so a label moved off the record does not make
+    the install look like none, and calls do not go out without the certificate."""
+    from wizard.core.paths import Paths
+    from wizard.services.install import CURRENT
+    from wizard.services.session import Session
+
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    session = Session(Paths.from_env(), "p")
+    now, label = session.evidence.certificate_id, session.installed_label
+    assert label is not None and (session.install_dir / label).is_dir()
+    move_label("p", to=old, away_from=now)
+    assert Session(Paths.from_env(), "p").installed_label == label  # the folder its certificate is in
+    (session.install_dir / CURRENT).unlink()
+    code, out = cli("status", "--profile", "p")
+    assert code == 2 and "missing" in out["error"]["message"] and "repair" in out["error"]["hint"], out

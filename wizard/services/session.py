@@ -252,9 +252,15 @@ class Session:
     @property
     def installed_label(self) -> str | None:
         """The install folder's label of the pair the records say is in use here (None when none
-        was installed): a missing `current` is then a broken install, not a new machine."""
+        was installed): a missing `current` is then a broken install, not a new machine. The
+        folder is named from the fingerprint recorded at issue (``install.label_for``, as every
+        install names it), not from the label a record claims: that can be moved (LO-07)."""
+        from wizard.services.install import label_for
+
         record = self.state.certificates.get(self.evidence.certificate_id or "")
-        return record.label if record is not None and record.installed else None
+        if record is None or not record.installed:
+            return None
+        return label_for(record.fingerprint) if record.fingerprint else record.label
 
     @property
     def key_path(self) -> Path:
