@@ -238,15 +238,17 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         credential_id = self.selected_id()
         if credential_id is None or self.status is None:
             return
-        reason = revocation.revoke_refusal(self.status, credential_id)
+        self.revoke(self.status, next(c for c in self.status.certificates if c.credential_id == credential_id))
+
+    @work(group="revoke", exclusive=True, exit_on_error=False)
+    async def revoke(self, status: ProfileStatus, row: CertificateRow) -> None:
+        """Offered only when the revocation's own facts allow it (the runtimes and the other local
+        profiles read off the event loop); revoke once the person confirms: on live profiles by
+        typing the fingerprint suffix."""
+        reason = await asyncio.to_thread(revocation.revoke_refusal, self.session, status, row.credential_id)
         if reason:
             self.app.show_error(InterlockRefused(f"Refusing to revoke this certificate: {reason}"))
             return
-        self.revoke(next(c for c in self.status.certificates if c.credential_id == credential_id))
-
-    @work(group="revoke", exclusive=True, exit_on_error=False)
-    async def revoke(self, row: CertificateRow) -> None:
-        """Revoke once the person confirms: on live profiles by typing the fingerprint suffix."""
         consequence = (
             f"Certificate …{row.fingerprint_suffix} stops working for every system that uses it, "
             "immediately and for good."

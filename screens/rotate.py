@@ -4,6 +4,8 @@ replaces it; then the old certificate may be retired. The steps are the domain's
 
 from __future__ import annotations
 
+import asyncio
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -114,7 +116,13 @@ class RotateScreen(WorkScreen):
 
     @work(group="confirm", exclusive=True, exit_on_error=False)
     async def offer_retirement(self, old: str) -> None:
-        """The old certificate is no longer used here: revoke it if the person says so."""
+        """The old certificate is no longer used here: revoke it if the person says so, offered
+        only when no declared runtime or other local profile still presents it (the check
+        ``rotate --retire-old`` makes before it starts; the revocation judges everything again)."""
+        found = await asyncio.to_thread(revocation.used_elsewhere, self.session, old)
+        if found:
+            self.notify(f"{old} stays active: {' '.join(r.reason for r in found)}", severity="warning", timeout=15)
+            return
         if not await self.app.push_screen_wait(
             ConfirmModal(
                 "Retire the old certificate?",

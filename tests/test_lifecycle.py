@@ -55,7 +55,7 @@ def test_rotation_never_leaves_a_gap_and_retires_the_old(onboard, sandbox):
     status = asyncio.run(gather_status(session))
     assert status.current.credential_id == result.new_certificate_id and status.verification == "VALID"
     # the old certificate is installed beside it, not current, and now safe to retire
-    assert revocation.revoke_refusal(status, old["certificate_id"]) is None
+    assert revocation.revoke_refusal(session, status, old["certificate_id"]) is None
     after = asyncio.run(revocation.revoke(session, old["certificate_id"]))
     states = {c.credential_id: c.status for c in after.certificates}
     assert states[old["certificate_id"]] == "REVOKED" and after.verification == "VALID"
@@ -73,6 +73,7 @@ def test_rotation_refused_when_no_slot_is_free(onboard, sandbox, tmp_path):
 
 
 def test_interlock_last_valid_while_enforced():
+    session = Session(Paths.from_env(), "p")  # a profile with no runtimes, alone on this machine
     row = dict(
         cn="X",
         fingerprint="AA",
@@ -89,9 +90,9 @@ def test_interlock_last_valid_while_enforced():
     status = ProfileStatus(
         "p", "test", "acc", "DONE", [current, other], "ENFORCED", "NOW", 2, "k", "VALID", installed=True, current_id="a"
     )
-    assert "installed and in use" in revocation.revoke_refusal(status, "a")
+    assert "installed and in use" in revocation.revoke_refusal(session, status, "a")
     # b was the last seen VALID elsewhere and nothing else installed here is VALID… except a is: allowed
-    assert revocation.revoke_refusal(status, "b") is None
+    assert revocation.revoke_refusal(session, status, "b") is None
     lonely = ProfileStatus(
         "p",
         "test",
@@ -106,13 +107,13 @@ def test_interlock_last_valid_while_enforced():
         installed=False,
         enforcement_scheduled=True,
     )
-    assert "last certificate that works" in revocation.revoke_refusal(lonely, "b")
+    assert "last certificate that works" in revocation.revoke_refusal(session, lonely, "b")
     # enforcement unreadable: unknown means no
     unknown = ProfileStatus("p", "test", "acc", "DONE", [other], "UNKNOWN", None, 1, "k", None, installed=False)
-    assert "UNKNOWN" in revocation.revoke_refusal(unknown, "b")
+    assert "UNKNOWN" in revocation.revoke_refusal(session, unknown, "b")
     # no enforcement at all: revoking a certificate not in use here is allowed
     off = ProfileStatus("p", "test", "acc", "DONE", [other], "NOT_ENABLED", None, 1, "k", None, installed=False)
-    assert revocation.revoke_refusal(off, "b") is None
+    assert revocation.revoke_refusal(session, off, "b") is None
 
 
 def test_live_revocation_needs_the_fingerprint_suffix(onboard, sandbox, tmp_path, monkeypatch):

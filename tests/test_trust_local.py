@@ -87,7 +87,7 @@ def test_a_listing_cannot_swap_the_proven_own_key_and_the_real_key_stays_protect
         assert code == 3 and "keys set-own" in refused["error"]["hint"]
     # the one explicit way refuses it too: a proven id is never replaced by a named one
     code, refused = cli_json(
-        "keys", "set-own", "--profile", "p", other, "--confirm-suffix", typed_suffix(cli_json, other)
+        "keys", "set-own", "--profile", "p", other, f"--confirm-suffix={typed_suffix(cli_json, other)}"
     )
     assert code == 3 and "proved" in refused["error"]["message"] and "keys rotate" in refused["error"]["hint"]
     assert recorded_key() == (tool_id, "created")
@@ -116,10 +116,10 @@ def test_set_own_names_the_key_once_and_a_replacement_is_typed(onboard, cli, san
     other, _ = sandbox._state.mint_key(sandbox.account_id, "batch job")
     expected = typed_suffix(cli, other)
     for typed in (None, "nope"):
-        code, out = cli("keys", "set-own", "--profile", "p", other, *(["--confirm-suffix", typed] if typed else []))
+        code, out = cli("keys", "set-own", "--profile", "p", other, *([f"--confirm-suffix={typed}"] if typed else []))
         assert code == 3 and "must be typed" in out["error"]["message"] and "--confirm-suffix" in out["error"]["hint"]
         assert recorded_key() == (given, "told")
-    code, out = cli("keys", "set-own", "--profile", "p", other, "--confirm-suffix", expected)
+    code, out = cli("keys", "set-own", "--profile", "p", other, f"--confirm-suffix={expected}")
     assert code == 0 and recorded_key() == (other, "told")
     code, out = cli("keys", "disable", "--profile", "p", other)
     assert code == 3 and server_key_status(sandbox, other) == "ACTIVE"
@@ -353,3 +353,57 @@ def test_a_moved_label_does_not_hide_a_missing_current(onboard, cli, sandbox):
     (session.install_dir / CURRENT).unlink()
     code, out = cli("status", "--profile", "p")
     assert code == 2 and "missing" in out["error"]["message"] and "repair" in out["error"]["hint"], out
+
+
+async def test_the_dashboard_does_not_offer_a_revoke_another_profile_would_refuse(onboard, sandbox):
+    """The offer and the revoke read the same facts (revocation.revoke_situation): xb's dashboard
+    refuses xa's installed certificate at once, naming xa, instead of asking to confirm first."""
+    import asyncio
+
+    from tests_support import settle
+
+    from screens.app import make_app
+    from screens.dashboard import DashboardScreen
+    from screens.modals import ConfirmModal, ErrorModal
+
+    xa = (await asyncio.to_thread(onboard, "xa"))["certificate_id"]
+    await asyncio.to_thread(onboard, "xb", enforce_at="NOW")
+    app = make_app("xb", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, failures_shown=True)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        ids = [c.credential_id for c in screen.status.certificates]
+        screen.query_one("#certificates").move_cursor(row=ids.index(xa))
+        await pilot.press("v")
+        await settle(pilot, failures_shown=True)
+        assert not isinstance(app.screen, ConfirmModal)
+        assert isinstance(app.screen, ErrorModal) and "profile xa" in app.screen.body_text, app.screen
+    assert certificate_status(sandbox, xa) == "ACTIVE"
+
+
+def clone_profile(source: str, target: str) -> None:
+    """Another local profile of the account holding the same certificate (its journal copied)."""
+    from wizard.core.paths import Paths
+
+    paths = Paths.from_env()
+    paths.journal_path(target).parent.mkdir(parents=True, exist_ok=True)
+    paths.journal_path(target).write_text(paths.journal_path(source).read_text())
+
+
+def test_rotate_retire_old_refuses_before_it_starts_when_another_profile_uses_the_old_certificate(
+    onboard, cli, sandbox
+):
+    """rotate --retire-old would end refused at its retire step (the new pair in use, the flow
+    left to a rerun or --abandon): it says so before a key is made or a slot spent."""
+    old = onboard("xa")["certificate_id"]
+    clone_profile("xa", "xb")
+    issued = len(sandbox._state.data["certificates"])
+    code, out = cli("rotate", "--profile", "xa", "--retire-old", "--poll-interval", "0.05")
+    assert code == 3 and "profile xb" in out["error"]["message"] and old in out["error"]["message"], out
+    assert "without --retire-old" in out["error"]["hint"], out
+    assert len(sandbox._state.data["certificates"]) == issued  # nothing issued, nothing to abandon
+    code, status = cli("status", "--profile", "xa")
+    assert status["current_id"] == old
+    code, out = cli("rotate", "--profile", "xa", "--poll-interval", "0.05")  # keeping the old one: allowed
+    assert code == 0 and certificate_status(sandbox, old) == "ACTIVE", out

@@ -448,6 +448,10 @@ ACTIONS: dict[Action, Rule] = {
 }
 
 
+# The revoke checks a rotation here does not change: who else still presents the target.
+USED_ELSEWHERE = ("target unused", "other profiles")
+
+
 def refusals(action: Action, situation: Situation) -> list[Refusal]:
     """Every reason ``action`` may not run now (empty when it may)."""
     rule = ACTIONS[action]

@@ -37,7 +37,7 @@ from wizard.core.interlocks import Action, ActionRefused, refusals
 from wizard.core.model import RotatedPair
 from wizard.services import onboarding, recovery
 from wizard.services.install import activate, install_pair, list_pairs
-from wizard.services.revocation import confirm_suffix_for, revoke
+from wizard.services.revocation import confirm_suffix_for, revoke, revoke_situation, used_elsewhere
 from wizard.services.rotation_endings import (
     AbandonedRotation,
     abandon_rotation,
@@ -136,6 +136,7 @@ async def rotation(
     state.flows.rotation; a rerun resumes where it stopped. When Klarna refuses the installed
     pair, the rotation goes on without it if enforcement is off (``recovery.way_back``)."""
     session.require(Action.ROTATE, spends_slot=False)  # the issue step asks again with the slots
+    _retirement_allowed(session, retire_old)
     notes: list[str] = []
     for attempt in range(2):
         try:
@@ -207,11 +208,37 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> Ce
     return flow
 
 
+def _retirement_allowed(session: Session, retire_old: bool) -> None:
+    """A retirement whose old certificate a declared runtime or another local profile still
+    presents would be refused at the end, the new pair in use and the flow left to a rerun or
+    --abandon: refused before a key is made or a slot spent. Refusing (not rotating and quietly
+    keeping the old one) leaves nothing half done and no exit 0 over an old certificate that was
+    asked to go; past the switch, the retire step judges everything again itself."""
+    flow = session.state.flows.rotation
+    unfinished = flow if flow is not None and flow.step != "done" else None
+    if unfinished is not None and unfinished.step == "retire":
+        return
+    if not (retire_old or (unfinished is not None and unfinished.retire_old)):
+        return
+    old = unfinished.old_certificate_id if unfinished is not None else session.evidence.certificate_id
+    found = used_elsewhere(session, old) if old else []
+    if found:
+        instead = (
+            "or end this rotation, which was asked to retire it, with klarna-mtls rotate --abandon"
+            if unfinished is not None
+            else "or rotate without --retire-old: the old certificate stays active, for certs revoke once unused"
+        )
+        raise InterlockRefused(
+            f"Refusing to rotate and retire {old}: " + " ".join(r.reason for r in found),
+            hint=f"{found[0].hint} Then rotate again; {instead}.",
+        )
+
+
 async def _retire(session: Session, credential_id: str) -> None:
     """Revoke the replaced certificate through the interlock; one already revoked or expired
     (elsewhere, or by an earlier run) leaves nothing to do. A refusal leaves the step to the
     rerun, which tries again, or to ``rotate --abandon``, which keeps the old certificate."""
-    found = refusals(Action.REVOKE, (await gather_status(session)).situation(credential_id))
+    found = refusals(Action.REVOKE, revoke_situation(session, await gather_status(session), credential_id))
     if found and all(r.check == "target active" for r in found):
         session.audit.record("retire_skipped", certificate_id=credential_id, reason=found[0].reason)
         return
