@@ -407,3 +407,34 @@ def test_rotate_retire_old_refuses_before_it_starts_when_another_profile_uses_th
     assert status["current_id"] == old
     code, out = cli("rotate", "--profile", "xa", "--poll-interval", "0.05")  # keeping the old one: allowed
     assert code == 0 and certificate_status(sandbox, old) == "ACTIVE", out
+
+
+def test_swapped_labels_are_damage_and_repair_restores_into_the_folder_of_the_fingerprint(onboard, cli, sandbox):
+    """The pair in use is judged and restored by the folder its fingerprint names, never the label
+    a record claims: with the two records' labels swapped, check names the damage (not a `current`
+    pointing elsewhere), and repair of a deleted certificate neither moves the old pair aside nor
+    writes the pair in use into the old certificate's folder."""
+    from wizard.core.journal import Journal
+    from wizard.core.paths import Paths
+    from wizard.services.install import CURRENT, list_pairs
+    from wizard.services.session import Session
+
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    path = Journal(Paths.from_env(), "p").path
+    data = json.loads(path.read_text())
+    now = data["evidence"]["certificate_id"]
+    records = data["certificates"]
+    records[old]["label"], records[now]["label"] = records[now]["label"], records[old]["label"]
+    path.write_text(json.dumps(data))
+    code, checked = cli("check", "--profile", "p")
+    summaries = " ".join(f["summary"] for f in checked["findings"])
+    assert code == 2 and "disagree" in summaries and "points at" not in summaries, checked
+    install_dir = Session(Paths.from_env(), "p").install_dir
+    before = {p.label: p.fingerprint for p in list_pairs(install_dir)}
+    (install_dir / CURRENT / "certificate.pem").resolve().unlink()
+    code, repaired = cli("repair", "--profile", "p")
+    assert code == 0, repaired
+    assert {p.label: p.fingerprint for p in list_pairs(install_dir)} == before  # each pair in its own folder
+    assert cli("status", "--profile", "p")[1]["current_id"] == now
+    assert cli("check", "--profile", "p")[0] == 0

@@ -75,7 +75,9 @@ def expected_pair(session: Session) -> Expected | None:
     fingerprint = (record.fingerprint if record else None) or ev.fingerprint
     if not fingerprint:
         return None
-    return Expected(ev.certificate_id, fingerprint, (record.label if record else None) or label_for(fingerprint))
+    # The folder its fingerprint names, as every install names it: a record's label can be moved
+    # or swapped (LO-07), and restoring by it would write over another certificate's folder.
+    return Expected(ev.certificate_id, fingerprint, label_for(fingerprint))
 
 
 def installed_pair_problems(session: Session) -> list[str]:
