@@ -19,6 +19,7 @@ from screens.keys import KeysScreen
 from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal
 from screens.pair_check import PairCheckScreen
 from screens.plain_text import cell, plain
+from screens.repair import RepairScreen
 from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
@@ -90,6 +91,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     HELP_TITLE = "Dashboard"
     BINDINGS = [
         Binding("d", "doctor", "Doctor"),
+        Binding("r", "repair", "Repair", tooltip="Restore the installed pair from what this tool keeps"),
         Binding("k", "keys", "API keys"),
         Binding("o", "rotate", "Rotate"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected certificate"),
@@ -131,6 +133,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
         with the files installed here is said as local, before and whatever Klarna answers."""
         self.local_problem = await self.services.local_problem()
+        self.refresh_bindings()  # Repair is offered while a local problem stands
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
@@ -153,7 +156,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return ""
         return (
             f"Local problem: {self.local_problem}\nCalls that need the certificate fail until the file is "
-            "restored; the doctor (d) says what to do. (f5 checks again)"
+            "restored: r repairs it from what this tool keeps; d explains. (f5 checks again)"
         )
 
     def failure_words(self, error: WizardError, seen: str) -> str:
@@ -278,8 +281,20 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     def action_keys(self) -> None:
         self.app.push_screen(KeysScreen(self.services))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "repair":
+            return bool(self.local_problem)
+        return True
+
     def action_doctor(self) -> None:
-        self.app.push_screen(DoctorScreen(self.services))
+        self.app.push_screen(DoctorScreen(self.services), self.closed_refresh)
+
+    def action_repair(self) -> None:
+        if self.local_problem:
+            self.app.push_screen(RepairScreen(self.services), self.closed_refresh)
+
+    def closed_refresh(self, _: object) -> None:
+        self.action_refresh()  # a repair, from here or from the doctor, changed the installed pair
 
     def action_check_pair(self) -> None:
         self.app.push_screen(PairCheckScreen(self.services))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from wizard.secrets.base import SecretStore
     from wizard.secrets.resolve import StoreChoice
     from wizard.services.api_keys import KeyRow
+    from wizard.services.repair import RepairReport
     from wizard.services.status import ProfileStatus
 
 StatusLoader = Callable[[Session], Awaitable["ProfileStatus"]]
@@ -28,6 +29,7 @@ FindingsLoader = Callable[[Session], Awaitable["list[Finding]"]]
 KeysLoader = Callable[[Session], Awaitable["list[KeyRow]"]]
 ChoicesLoader = Callable[[], "list[StoreChoice]"]
 PairChecker = Callable[[Session], "str | None"]
+Repairer = Callable[[Session, Callable[[str], None]], Awaitable["RepairReport"]]
 
 
 @dataclass
@@ -58,8 +60,8 @@ class RunningSandbox(Protocol):
 
 
 class ScreenServices:
-    """The data and actions every screen may use. The loaders and the pair checker are the test
-    seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
+    """The data and actions every screen may use. The loaders, the pair checker and the repairer
+    are the test seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
     and keyring)."""
 
     def __init__(
@@ -73,6 +75,7 @@ class ScreenServices:
         keys_loader: KeysLoader | None = None,
         choices_loader: ChoicesLoader | None = None,
         pair_checker: PairChecker | None = None,
+        repairer: Repairer | None = None,
     ) -> None:
         self.session = session
         self.sandbox = sandbox
@@ -82,6 +85,7 @@ class ScreenServices:
         self.keys_loader = keys_loader
         self.choices_loader = choices_loader
         self.pair_checker = pair_checker
+        self.repairer = repairer
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
         self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
 
@@ -146,6 +150,12 @@ class ScreenServices:
         from wizard.services.doctor import run_doctor
 
         return await (self.findings_loader or run_doctor)(self.session)
+
+    async def repair(self, on_step: Callable[[str], None]) -> RepairReport:
+        """``klarna-mtls repair``'s call: the installed pair restored from what the tool keeps."""
+        from wizard.services.repair import repair
+
+        return await (self.repairer or repair)(self.session, on_step)
 
     async def load_keys(self) -> list[KeyRow]:
         from wizard.services import api_keys
