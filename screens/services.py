@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from wizard.secrets.base import SecretStore
     from wizard.secrets.resolve import StoreChoice
     from wizard.services.api_keys import KeyRow
+    from wizard.services.renewal import CronAdvice
     from wizard.services.repair import RepairReport
     from wizard.services.status import ProfileStatus
 
@@ -29,6 +30,7 @@ FindingsLoader = Callable[[Session], Awaitable["list[Finding]"]]
 KeysLoader = Callable[[Session], Awaitable["list[KeyRow]"]]
 ChoicesLoader = Callable[[], "list[StoreChoice]"]
 PairChecker = Callable[[Session], "str | None"]
+CronAdvisor = Callable[[Session], "CronAdvice"]
 Repairer = Callable[[Session, Callable[[str], None]], Awaitable["RepairReport"]]
 
 
@@ -60,8 +62,8 @@ class RunningSandbox(Protocol):
 
 
 class ScreenServices:
-    """The data and actions every screen may use. The loaders, the pair checker and the repairer
-    are the test seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
+    """The data and actions every screen may use. The loaders, the pair checker, the repairer and
+    the cron advisor are the test seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
     and keyring)."""
 
     def __init__(
@@ -76,6 +78,7 @@ class ScreenServices:
         choices_loader: ChoicesLoader | None = None,
         pair_checker: PairChecker | None = None,
         repairer: Repairer | None = None,
+        cron_advisor: CronAdvisor | None = None,
     ) -> None:
         self.session = session
         self.sandbox = sandbox
@@ -86,6 +89,7 @@ class ScreenServices:
         self.choices_loader = choices_loader
         self.pair_checker = pair_checker
         self.repairer = repairer
+        self.cron_advisor = cron_advisor  # the crontab lines name this machine's paths: fixed in snapshots
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
         self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
 
@@ -150,6 +154,12 @@ class ScreenServices:
         from wizard.services.doctor import run_doctor
 
         return await (self.findings_loader or run_doctor)(self.session)
+
+    def cron_advice(self) -> CronAdvice:
+        """The crontab lines that keep this profile healthy (``renewal.cron_advice``, their one home)."""
+        from wizard.services.renewal import cron_advice
+
+        return (self.cron_advisor or cron_advice)(self.session)
 
     async def repair(self, on_step: Callable[[str], None]) -> RepairReport:
         """``klarna-mtls repair``'s call: the installed pair restored from what the tool keeps."""
