@@ -9,6 +9,7 @@ shared with other profiles (``use_connections``)."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,7 +174,7 @@ class ClientFactory:
             except ApiError as error:
                 refused = error.status == 403 or refuses_certificate(error.status, error.error_code)
                 if pair is None and refused and not isinstance(error, MtlsRequired):
-                    raise mtls_required(error) from None
+                    raise mtls_required(error, self._profile) from None
                 raise
 
     def _client_pair(
@@ -302,10 +303,12 @@ def verify_host_settings(settings: Settings, environment: str | None, source: Pa
     )
 
 
-def mtls_required(error: ApiError) -> MtlsRequired:
+def mtls_required(error: ApiError, profile: str | None = None) -> MtlsRequired:
     """A 403, or Klarna's mTLS refusal (401 or 403), to a call made without a client certificate:
-    say what it means and what to do."""
+    say what it means and what to do, leading with the way that keeps the account enforced (a
+    runtime certificate: the key made here, issued from a machine whose pair Klarna accepts)."""
     code = f" ({error.error_code})" if error.error_code else ""
+    here = f" --profile {shlex.quote(profile)}" if profile else ""
     return MtlsRequired(
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
@@ -316,9 +319,12 @@ def mtls_required(error: ApiError) -> MtlsRequired:
         error_type=error.error_type,
         correlation_id=error.correlation_id,
         klarna_correlation_id=error.klarna_correlation_id,
-        hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
-        "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
-        "runtime's certificate in Klarna's portal.",
+        hint="Without removing enforcement, give this machine its own certificate (NAME: this service, "
+        f"e.g. refunds): here, klarna-mtls runtime request --name NAME{here}; on a machine whose "
+        "certificate is VALID on this account, klarna-mtls runtime issue runtime-request-NAME.json; back "
+        f"here, klarna-mtls runtime install runtime-response-NAME.json{here}. Only as a last resort, "
+        "remove enforcement for a while from a system whose certificate is VALID (klarna-mtls unenforce): "
+        "meanwhile the API key alone is accepted again.",
     )
 
 
