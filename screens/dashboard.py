@@ -66,14 +66,6 @@ COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
 LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
 
 
-def slots_words(status: ProfileStatus) -> str:
-    """The slots in use, or unknown when the listing gives some certificates no state."""
-    limit = rules.MAX_ACTIVE_CERTIFICATES
-    if status.without_status:
-        return f"slots unknown ({status.without_status} listed without a state; {status.slots_used}/{limit} known)"
-    return f"slots {status.slots_used}/{limit}"
-
-
 def details(row: CertificateRow) -> str:
     """The selected certificate whole: the id, and the fingerprint cut between bytes."""
     fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
@@ -190,7 +182,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         pair = "broken here (see below)" if self.local_problem else status.verification or "none"
         self.query_one("#summary", Static).update(
             plain(
-                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {slots_words(status)} · "
+                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {status.slots_words()} · "
                 f"installed pair: {pair} · key kept in {status.secret_backend or '?'}"
             )
         )
