@@ -80,10 +80,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(onboard(args))
-
-
-async def onboard(args: argparse.Namespace) -> int:
     if args.poll_interval > args.poll_limit:
         raise InputError(
             f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
@@ -91,6 +87,38 @@ async def onboard(args: argparse.Namespace) -> int:
             hint="Lower --poll-interval or raise --poll-limit.",
         )
     session = _configured_session(args)
+    try:
+        return asyncio.run(onboard(args, session))
+    except KeyboardInterrupt:
+        progress(args, _interrupted_words(session))
+        raise  # main exits 130
+
+
+def _interrupted_words(session: Session) -> str:
+    """Ctrl+C: what stands now, from the journal; above all an enforcement that still applies
+    although the run that asked for it has stopped."""
+    ev, settings, p = session.evidence, session.settings, session.profile
+    resume = f"klarna-mtls onboard --profile {p} resumes where it stopped."
+    if not ev.enforced_from:
+        return f"onboard: interrupted; no enforcement was requested. {resume}"
+    when = settings.enforced_from_server or (
+        ev.enforced_from_chosen_at if ev.enforced_from.upper() == "NOW" else ev.enforced_from
+    )
+    unenforce = f"`klarna-mtls unenforce --profile {p}`"
+    if settings.enforcement_seen == "ENFORCED":
+        return f"onboard: interrupted; mTLS is enforced (from {when}); {unenforce} removes it. {resume}"
+    if not ev.enforcement_mode:  # asked, and the answer was not seen
+        return (
+            f"onboard: interrupted; enforcement may be scheduled for {when} (the request was sent, its answer "
+            f"not seen): klarna-mtls status --profile {p} says; {unenforce} cancels it. {resume}"
+        )
+    return (
+        f"onboard: interrupted; enforcement is still scheduled for {when} (Klarna applies it up to 5 minutes "
+        f"later); {unenforce} cancels it. {resume}"
+    )
+
+
+async def onboard(args: argparse.Namespace, session: Session) -> int:
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
