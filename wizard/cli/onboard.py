@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import add_common, emit, positive_int, progress, seconds
@@ -167,6 +168,17 @@ def _summary_text(payload: dict[str, Any]) -> list[str]:
         f"  installed: {payload['cert_path']} and {payload['key_path']}",
         f"  verification: {payload['verification_status'] or 'not seen yet'}",
     ]
+    if payload["expires_at"]:
+        rotate = f"klarna-mtls rotate --profile {shlex.quote(payload['profile'])}"
+        lines.append(
+            f"  expires: {payload['expires_at'][:10]}; start the renewal ({rotate}) by {payload['renew_by'][:10]}"
+        )
+    enforcement = payload["enforcement"]
+    if enforcement["mode"]:
+        since = f" from {enforcement['enforced_from']}" if enforcement["enforced_from"] else ""
+        lines.append(f"  enforcement: {enforcement['mode']}{since} (observed now)")
+    else:
+        lines.append("  enforcement: not requested (--enforce-at never)")
     if payload.get("cron"):
         lines.append("  daily monitoring and renewal (crontab -e):")
         lines += [f"    # needs: {need}" for need in payload["cron"]["needs"]]
@@ -317,10 +329,21 @@ def _summary(session: Session, observed: EnforcementState | None) -> dict[str, A
         "cert_path": ev.cert_path,
         "key_path": ev.installed_key_path,
         "verification_status": last,
+        **_expiry(ev.certificate_pem),
         "enforcement": enforcement,
         "api_key_credential_id": session.state.tool_key_id,
         "cron": _cron(session),
     }
+
+
+def _expiry(certificate_pem: str | None) -> dict[str, str | None]:
+    """When the certificate expires, and when its renewal window opens (as status marks RENEW)."""
+    if not certificate_pem:
+        return {"expires_at": None, "renew_by": None}
+    from wizard.core import crypto
+
+    expires = crypto.load_certificate(certificate_pem).not_valid_after_utc
+    return {"expires_at": rules.format_utc(expires), "renew_by": rules.format_utc(expires - rules.RENEWAL_WINDOW)}
 
 
 def _cron(session: Session) -> dict[str, Any] | None:
