@@ -25,7 +25,7 @@ from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import ApiError, InterlockRefused, TransportError, WizardError
+from wizard.core.errors import ApiError, InstalledPairRefused, InterlockRefused, TransportError, WizardError
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
 from wizard.services.status import CertificateRow, ProfileStatus
@@ -107,6 +107,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             yield Static("Certificates", classes="heading")
             yield Static("Reading this profile's journal…", id="summary")
             yield Static("", id="offline")
+            yield Static("", id="notes")
             yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
             yield Static("", id="details")
             yield Static(LEGEND, classes="muted")
@@ -114,6 +115,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#notes").display = False
         table = self.query_one("#certificates", DataTable)
         table.add_columns(*COLUMNS)
         table.focus()  # arrows move between certificates at once
@@ -139,9 +141,11 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
             self.show_offline(self.failure_words(error, self.seen_words(cached)), problem=True)
+            self.show_notes([])
             return
         self.show(status)
         self.show_offline(self.local_words(), problem=bool(self.local_problem))
+        self.show_notes(self.services.status_notes)
 
     def local_words(self) -> str:
         if not self.local_problem:
@@ -161,6 +165,9 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return f"Offline: showing {seen}.\nCould not reach Klarna: {reason} (f5 tries again)"
         if isinstance(error, ApiError):
             return f"Klarna refused the call: {reason}\nShowing {seen}. (f5 tries again)"
+        if isinstance(error, InstalledPairRefused):  # Klarna's refusal, and the way back is closed
+            hint = clean_text(redact(error.hint))
+            return f"Klarna refuses the installed certificate: {reason}\n{hint}\nShowing {seen}. (f5 tries again)"
         return f"Local problem: {reason}\nShowing {seen}. (f5 checks again)"
 
     @staticmethod
@@ -174,6 +181,12 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         banner.update(plain(text))
         banner.display = bool(text)
         banner.set_class(problem, "-problem")
+
+    def show_notes(self, notes: list[str]) -> None:
+        """What Klarna's status said beside it (the way back, a stage corrected): server text, cleaned."""
+        box = self.query_one("#notes", Static)
+        box.update(plain("\n".join(f"Note: {note}" for note in notes)))
+        box.display = bool(notes)
 
     def show(self, status: ProfileStatus) -> None:
         selected = self.selected_id()  # kept across refreshes; else the certificate in use

@@ -10,6 +10,7 @@ from textual.widgets import Footer, Header, Static
 
 from screens.base import WizardScreen, fingerprint_lines
 from wizard.core import crypto, rules
+from wizard.core.stages import ORDER
 
 
 class DoneScreen(WizardScreen[None]):
@@ -52,6 +53,7 @@ class DoneScreen(WizardScreen[None]):
                 "Monitor and renew from cron, daily (crontab -e; m copies the lines):\n"
                 + "\n".join(f"  {c}" for c in cron)
             )
+        lines += [f"Note: {r.reason}" for stage in ORDER for r in self.session.model.results(stage) if r.noted]
         return rules.clean_text("\n".join(lines), keep_newlines=True)  # ids and Klarna's answers: text only
 
     def on_mount(self) -> None:

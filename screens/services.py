@@ -92,6 +92,7 @@ class ScreenServices:
         self.cron_advisor = cron_advisor  # the crontab lines name this machine's paths: fixed in snapshots
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
         self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
+        self.status_notes: list[str] = []  # what the last status said beside it (the way back, a stage corrected)
 
     # ------------------------------------------------------------------ what the screens display
     @property
@@ -130,9 +131,14 @@ class ScreenServices:
     async def load_status(self) -> ProfileStatus:
         """Klarna's view of the profile now, kept in the journal for the next offline start."""
         from wizard.services import offline
-        from wizard.services.status import gather_status
+        from wizard.services.recovery import status_recovering
 
-        status = await (self.status_loader or gather_status)(self.session)
+        if self.status_loader is not None:
+            status, way_back = await self.status_loader(self.session), None
+        else:  # as `klarna-mtls status`: without the certificate, saying so, when Klarna refuses it unenforced
+            found = await status_recovering(self.session)
+            status, way_back = found.value, found.note
+        self.status_notes = [note for note in (way_back, status.stage_note) if note]
         self.key_refused = None  # Klarna answered this key
         await asyncio.to_thread(offline.remember, self.session, status)
         return status

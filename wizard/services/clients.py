@@ -19,6 +19,7 @@ from wizard.core.errors import (
     ApiError,
     CryptoError,
     InputError,
+    InstalledPairRefused,
     JournalError,
     MtlsRequired,
     StorageError,
@@ -343,9 +344,9 @@ def _installed_words(install_dir: Path) -> str:
     return f"The installed certificate (valid until {rules.format_utc(cert.not_valid_after_utc)})"
 
 
-def locked_out(installed: str, refusal: WizardError) -> WizardError:
+def locked_out(installed: str, refusal: WizardError) -> InstalledPairRefused:
     """The installed pair is refused and mTLS is enforced: what is locked, and what is left to do."""
-    return WizardError(
+    return InstalledPairRefused(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and mTLS is enforced on this account: "
         "Klarna refuses every call from this profile, with that certificate or without one. Locked: "
         "rotate, status, certs, unenforce and every other command of this profile.",
@@ -357,9 +358,9 @@ def locked_out(installed: str, refusal: WizardError) -> WizardError:
     )
 
 
-def way_back_unknown(installed: str, refusal: WizardError, why: str) -> WizardError:
+def way_back_unknown(installed: str, refusal: WizardError, why: str) -> InstalledPairRefused:
     """The installed pair is refused and whether enforcement is on could not be established."""
-    return WizardError(
+    return InstalledPairRefused(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and whether mTLS is enforced could not "
         f"be established without a certificate ({why.rstrip('.')}); nothing else was sent without one.",
         title="Client certificate refused",
