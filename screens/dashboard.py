@@ -100,6 +100,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         super().__init__(services)
         self.status: ProfileStatus | None = None
         self.local_problem: str | None = None  # what is wrong with the files installed here
+        self.repairable = False  # ... and `repair` can restore it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -127,7 +128,8 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
         with the files installed here is said as local, before and whatever Klarna answers."""
         self.local_problem = await self.services.local_problem()
-        self.refresh_bindings()  # Repair is offered while a local problem stands
+        self.repairable = bool(self.local_problem) and await self.services.repair_needed()
+        self.refresh_bindings()  # Repair is offered while a file it can restore is missing or damaged
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
@@ -152,7 +154,12 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return ""
         return (
             f"Local problem: {self.local_problem}\nCalls that need the certificate fail until the file is "
-            "restored: r repairs it from what this tool keeps; d explains. (f5 checks again)"
+            + (
+                "restored: r repairs it from what this tool keeps; d explains."
+                if self.repairable
+                else "fixed; the doctor (d) says what to do."
+            )
+            + " (f5 checks again)"
         )
 
     def failure_words(self, error: WizardError, seen: str) -> str:
@@ -288,14 +295,14 @@ class DashboardScreen(ReportsWorkerErrors[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "repair":
-            return bool(self.local_problem)
+            return self.repairable
         return True
 
     def action_doctor(self) -> None:
         self.app.push_screen(DoctorScreen(self.services), self.closed_refresh)
 
     def action_repair(self) -> None:
-        if self.local_problem:
+        if self.repairable:
             self.app.push_screen(RepairScreen(self.services), self.closed_refresh)
 
     def closed_refresh(self, _: object) -> None:

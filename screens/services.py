@@ -161,6 +161,13 @@ class ScreenServices:
 
         return await (self.findings_loader or run_doctor)(self.session)
 
+    async def repair_needed(self) -> bool:
+        """Whether ``repair`` has something to restore (a missing or damaged installed file; an
+        unsafe file mode is not its business)."""
+        from wizard.services.repair import installed_pair_problems
+
+        return bool(await asyncio.to_thread(installed_pair_problems, self.session))
+
     def cron_advice(self) -> CronAdvice:
         """The crontab lines that keep this profile healthy (``renewal.cron_advice``, their one home)."""
         from wizard.services.renewal import cron_advice
