@@ -63,6 +63,26 @@ class RepairReport:
     proved: bool = False  # VALID, or accepted while ENFORCED
     proof_note: str = ""
 
+    def outcome(self) -> str:
+        """One sentence: what the installed pair is now, and what Klarna said to it."""
+        suffix = f"…{self.fingerprint[-11:]}" if self.fingerprint else ""
+        if not self.problems:
+            return f"nothing to repair: the installed pair is certificate {self.certificate_id} ({suffix})."
+        if self.proved:
+            seen = self.verification if self.verification == "VALID" else f"accepted while {self.enforcement}"
+            return f"repaired: certificate {self.certificate_id} ({suffix}) is installed again; Klarna: {seen}."
+        if self.verification is None:
+            return f"restored certificate {self.certificate_id}, not proved: {self.proof_note}"
+        return (
+            f"restored certificate {self.certificate_id}, but Klarna answers {self.verification}"
+            f"{': ' + self.proof_note if self.proof_note else ''}. klarna-mtls doctor --profile {self.profile} "
+            "explains the cause."
+        )
+
+    def lines(self) -> list[str]:
+        """What was found, what was done (in order), then the outcome: the report a person reads."""
+        return [*(f"found: {p}" for p in self.problems), *self.actions, self.outcome()]
+
 
 # ---------------------------------------------------------------- what is wrong
 def expected_pair(session: Session) -> Expected | None:
