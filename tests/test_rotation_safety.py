@@ -357,6 +357,10 @@ def test_a_refused_installed_pair_is_recovered_without_a_certificate_while_enfor
         code, out = cli(*argv, "--profile", "p")
         assert code == 2 and out["verification"] == "REJECTED" and statuses(out)[old] == "EXPIRED"
         assert "calls Klarna without a client certificate" in out["note"] and "scheduled from" in out["note"]
+    code, out = cli("status", "--all")  # every profile takes the same way back, each with its note
+    [row] = out["profiles"]
+    assert code == 2 and row["ok"] and row["verification"] == "REJECTED" and statuses(row)[old] == "EXPIRED"
+    assert "calls Klarna without a client certificate" in row["note"]
     code, out = cli("unenforce", "--profile", "p")
     assert code == 0 and "without a client certificate" in out["note"]
     code, out = cli(*ROTATE)
