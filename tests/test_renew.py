@@ -48,13 +48,15 @@ def status_of(sandbox, profile: str, credential_id: str) -> str:
 
 
 def fake_grace_clock(monkeypatch, on_sleep) -> None:
-    """The grace period's waits (`retire_after_grace` in wizard/cli/certs.py, which renew and rotate --also-export use) go to
-    ``on_sleep`` instead of passing: no test waits for real time."""
-    import types
+    """The grace period's waits (the rotation's journaled retire step, which renew and rotate
+    --also-export schedule after the switch) go to ``on_sleep`` instead of passing: no test waits
+    for real time."""
+    from wizard.services import certificate_rotation
 
-    from wizard.cli import certs
+    async def pause(seconds: float) -> None:
+        await asyncio.to_thread(on_sleep, seconds)  # off the loop: ``on_sleep`` may call Klarna itself
 
-    monkeypatch.setattr(certs, "time", types.SimpleNamespace(sleep=on_sleep))
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from wizard.core.errors import WizardError, storage_error
 from wizard.core.journal import Journal
 from wizard.core.paths import Paths
 from wizard.core.replacement import Replacement, judge
+from wizard.klarna import client
 from wizard.sandbox.server import Fault
 from wizard.services import certificate_rotation
 from wizard.services.install import current_pair
@@ -262,6 +263,51 @@ def test_a_kill_during_the_grace_period_is_finished_when_it_is_over(onboard, san
     assert result.old_certificate_id == old and result.retired
     listed = {c.credential_id: c.status for c in asyncio.run(session_for("p", sandbox).look()).certificates}
     assert listed == {old: "REVOKED", result.new_certificate_id: "ACTIVE"}
+
+
+@pytest.mark.parametrize("rerun", ["renew", "rotate"])
+def test_a_renew_killed_during_its_grace_period_is_finished_by_the_next_run(
+    onboard, sandbox, cli, monkeypatch, tmp_path, rerun
+):
+    """renew --retire-old --grace journals the retirement as rotate's does (RS-01 for renew): the
+    next renew (or rotate), once the grace is over, revokes the old certificate exactly once,
+    without a new rotation, a second deploy hook or the grace waited again from zero."""
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    old = onboard(enforce_at="NOW")["certificate_id"]
+    sandbox.certificate_lifetime = timedelta(days=90)
+    hook_runs = tmp_path / "hook-runs"
+    hook = f"{sys.executable} -c \"open('{hook_runs}', 'a').write('ran\\n')\""
+    renew = ("renew", "--profile", "p", "--deploy-hook", hook, "--retire-old", "--poll-interval", "0.05")
+    killed("grace", *renew, "--grace", "600")
+    flow = session_for("p", sandbox).state.flows.rotation
+    assert flow is not None and flow.step == "retire" and flow.old_certificate_id == old
+    new = flow.certificate_id
+    sandbox.advance_clock(601)  # the grace is over: Klarna's clock and this machine's move together
+    monkeypatch.setitem(Session.__init__.__kwdefaults__, "clock", sandbox.now)
+    pauses: list[float] = []
+    revoked: list[str] = []
+    real_revoke = client.KlarnaClient.revoke_certificate
+
+    async def pause(seconds):
+        pauses.append(seconds)
+
+    async def revoke(self, credential_id, *args, **kwargs):
+        revoked.append(credential_id)
+        return await real_revoke(self, credential_id, *args, **kwargs)
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
+    monkeypatch.setattr(client.KlarnaClient, "revoke_certificate", revoke)
+    argv = renew if rerun == "renew" else ROTATE
+    code, out = cli(*argv)
+    assert code == 0 and out["old_certificate_id"] == old and out["new_certificate_id"] == new, out
+    if rerun == "renew":  # and the next cron run has nothing left to do
+        code, again = cli(*argv)
+        assert code == 0 and again["action"] == "nothing", again
+    assert revoked == [old] and pauses == []
+    assert hook_runs.read_text() == "ran\n"  # the hook ran once, before the retirement was journaled
+    code, status = cli("status", "--profile", "p")
+    assert statuses(status) == {old: "REVOKED", new: "ACTIVE"}  # finished, not a new rotation
+    assert status["current_id"] == new and status["verification"] == "VALID"
 
 
 def test_a_full_disk_after_the_certificate_was_issued_says_what_changed(onboard, sandbox, cli, monkeypatch, paths):

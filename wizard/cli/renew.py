@@ -17,7 +17,7 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.certs import retire_after_grace
+from wizard.cli.certs import finish_retirement
 from wizard.cli.common import add_common, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_set_up_session, unlock
@@ -139,11 +139,18 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         elif isinstance(event, Attempt):
             progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
 
+    flow = session.state.flows.rotation
+    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
     try:
         result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show))
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
+    if retiring:  # the retirement that run journaled, finished now: nothing else is left to do
+        message = f"finished the renewal to {result.new_certificate_id}: retired {result.old_certificate_id}"
+        outcome = Outcome(name, "renewed", ExitCode.OK, message, result.old_certificate_id, result.new_certificate_id)
+        outcome.new_fingerprint, outcome.retired = result.new_fingerprint, result.old_certificate_id
+        return _with_runtimes(session, outcome), None
     outcome = Outcome(
         name,
         "renewed",
@@ -153,7 +160,7 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         result.new_certificate_id,
         result.new_fingerprint,
     )
-    retire = result.old_certificate_id not in (None, result.new_certificate_id)
+    retire = not result.retired and result.old_certificate_id not in (None, result.new_certificate_id)
     try:  # the exported copy first, then the hook, and only then the old certificate goes
         also_export(args, session, result.old_certificate_id if args.retire_old else None)
     except WizardError as error:
@@ -181,18 +188,26 @@ def _with_runtimes(session: Session, outcome: Outcome) -> Outcome:
 
 def _retire_all(args: argparse.Namespace, renewed: list[tuple[Outcome, Session]]) -> None:
     """The old certificates, after one grace period counted from when the last of them was
-    replaced, each through the revoke interlock (the deploy hook ran in between, so the rotation's
-    own journaled retire step is not used here)."""
-    grace = args.grace
+    replaced, each through the revoke interlock. All are journaled first, as their rotations'
+    retire steps with the same end of grace, so a run killed during the wait leaves every one of
+    them to the next run, which waits only what is left."""
+    from wizard.services.certificate_rotation import schedule_retirement
+
+    scheduled: list[tuple[Outcome, Session]] = []
     for outcome, session in renewed:
+        try:
+            schedule_retirement(session, outcome.old_certificate_id or "", args.grace)
+        except WizardError as error:
+            outcome.worse(ExitCode.WARNING, clean(f"{outcome.old_certificate_id} was not retired: {error}"))
+            continue
+        scheduled.append((outcome, session))
+    for outcome, session in scheduled:
         old = outcome.old_certificate_id or ""
         try:
-            retire_after_grace(args, session, old, grace, command="renew")
+            finish_retirement(args, session, old, command="renew")
         except WizardError as error:
             outcome.worse(ExitCode.WARNING, clean(f"{old} was not retired: {error}"))
             continue
-        finally:
-            grace = 0.0  # the others were replaced before this wait began: their grace has passed too
         outcome.retired = old
 
 
