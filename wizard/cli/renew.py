@@ -4,7 +4,8 @@ renewal for cron, as certbot does it.
 Outside the renewal window nothing happens (one line says when it opens). Inside it, the gap-free
 rotation; then the deploy hook (e.g. reloading nginx: run without a shell, the new paths in its
 environment); then, with --retire-old and only when the hook succeeded, the old certificate is
-revoked after the grace period, through the same path as `rotate --retire-old --grace`. Declared
+revoked after the grace period, through the same journaled path as `rotate --retire-old --grace`
+(a run killed during the grace is finished by the next `renew` or `rotate`). Declared
 runtimes in their window are named with the commands to run on them. Exit 0 nothing to do or
 renewed, 1 warning (a failing hook, the old certificate kept, a runtime to renew), 2 critical (the
 installed pair is broken: repair it first), 3 error (the renewal failed; the current pair stays)."""
