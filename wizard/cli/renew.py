@@ -27,7 +27,7 @@ from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock
 from wizard.core.paths import Paths
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Step
+from wizard.services.waits import Attempt, Event, Started, Step
 
 if TYPE_CHECKING:
     from wizard.services.renewal import RenewalPlan
@@ -129,6 +129,7 @@ def _renew_one(
 
 
 def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
+    from wizard.services.certificate_rotation import GRACE_TASK
     from wizard.services.renewal import deploy_environment, renew, run_deploy_hook
 
     name = session.profile
@@ -139,6 +140,10 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
             progress(args, f"renew: {name}: {event.step}")
         elif isinstance(event, Attempt):
             progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
+        elif isinstance(event, Started) and event.task == GRACE_TASK:  # a retirement an earlier run journaled
+            progress(
+                args, f"renew: {name}: revoking the old certificate in {event.limit:g} s (what is left of the grace)"
+            )
 
     flow = session.state.flows.rotation
     retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
