@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,25 +130,14 @@ def _renew_one(
 
 
 def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
-    from wizard.services.certificate_rotation import GRACE_TASK
     from wizard.services.renewal import deploy_environment, renew, run_deploy_hook
 
     name = session.profile
     progress(args, clean(f"renew: {name}: {plan.reason}"))
-
-    def show(event: Event) -> None:
-        if isinstance(event, Step):
-            progress(args, f"renew: {name}: {event.step}")
-        elif isinstance(event, Attempt):
-            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
-        elif isinstance(event, Started) and event.task == GRACE_TASK:  # a retirement an earlier run journaled
-            progress(
-                args, f"renew: {name}: revoking the old certificate in {event.limit:g} s (what is left of the grace)"
-            )
-
     flow = session.state.flows.rotation
     retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
     try:
+        show = functools.partial(_show, args, name)
         result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show))
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
@@ -181,6 +171,17 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
             outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
             retire = False
     return _with_runtimes(session, outcome), session if retire and args.retire_old else None
+
+
+def _show(args: argparse.Namespace, name: str, event: Event) -> None:
+    from wizard.services.certificate_rotation import GRACE_TASK
+
+    if isinstance(event, Step):
+        progress(args, f"renew: {name}: {event.step}")
+    elif isinstance(event, Attempt):
+        progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
+    elif isinstance(event, Started) and event.task == GRACE_TASK:  # a retirement an earlier run journaled
+        progress(args, f"renew: {name}: revoking the old certificate in {event.limit:g} s (what is left of the grace)")
 
 
 def _with_runtimes(session: Session, outcome: Outcome) -> Outcome:
