@@ -654,7 +654,8 @@ def all_invariants(m: GateMachine) -> None:
 
 @pytest.mark.parametrize("machine", [GateMachine, DocsOnlyGateMachine])
 def test_kills_between_steps_reproduction(machine):
-    """RS-01, RS-04 and rule 5 through the machine, every kill point in turn: with enforcement
+    """RS-01, RS-04 and rule 5 through the machine, every kill point in turn: ``enforce --at`` and
+    ``onboard --enforce-at`` two days out are killed at their journal write; then, with enforcement
     scheduled two days out, ``rotate --retire-old --grace 900`` is killed at each journal write of
     its run (just before and just after it lands) and in its grace period, ``keys rotate`` and
     ``keys create`` at each of theirs; each kill is followed by the rerun (``keys reconcile`` for a
@@ -663,6 +664,13 @@ def test_kills_between_steps_reproduction(machine):
     m = machine()
     try:
         m.onboard(3 * 365 * 86400)
+        two_days = rules.format_utc(m.now() + timedelta(days=2))
+        onboard = ("onboard", "--non-interactive", "--enforce-at", two_days, "--enforce-wait", "1")
+        for argv in (("enforce", "--at", two_days), (*onboard, "--poll-interval", "0.05")):
+            for kill in ((1, False), (1, True)):
+                assert m.act("cli", argv, None, kill), f"{argv} was not killed at {kill}"
+                all_invariants(m)
+                m.unenforce("cli")
         m.enforce("cli", timedelta(days=2))
         assert m.enforcement() is not None and m.scheduled is not None
         fired = 0
