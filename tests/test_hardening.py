@@ -533,7 +533,7 @@ def test_an_interrupted_grace_period_keeps_the_old_certificate_and_says_how_to_r
     monkeypatch.setattr(certificate_rotation, "grace_pause", interrupted)
     code = main(["rotate", "--profile", "p", "--retire-old", "--grace", "600", "--poll-interval", "0.05", "--json"])
     err = capsys.readouterr().err
-    assert code == 3 and f"{old_id} stays active" in err
+    assert code == 130 and f"{old_id} stays active" in err  # Ctrl+C: 128 + SIGINT
     assert f"klarna-mtls certs revoke --profile p {old_id}" in err
     _, after = cli("status", "--profile", "p")
     assert {c["credential_id"]: c["status"] for c in after["certificates"]}[old_id] == "ACTIVE"

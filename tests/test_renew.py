@@ -48,13 +48,15 @@ def status_of(sandbox, profile: str, credential_id: str) -> str:
 
 
 def fake_grace_clock(monkeypatch, on_sleep) -> None:
-    """The grace period's waits (`retire_after_grace` in wizard/cli/certs.py, which renew and rotate --also-export use) go to
-    ``on_sleep`` instead of passing: no test waits for real time."""
-    import types
+    """The grace period's waits (the rotation's journaled retire step, which renew and rotate
+    --also-export schedule after the switch) go to ``on_sleep`` instead of passing: no test waits
+    for real time."""
+    from wizard.services import certificate_rotation
 
-    from wizard.cli import certs
+    async def pause(seconds: float) -> None:
+        await asyncio.to_thread(on_sleep, seconds)  # off the loop: ``on_sleep`` may call Klarna itself
 
-    monkeypatch.setattr(certs, "time", types.SimpleNamespace(sleep=on_sleep))
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
 
 
 @pytest.fixture
@@ -185,3 +187,45 @@ def test_renew_all_renews_each_profile_due_with_its_own_stored_key(sandbox, cli,
     rows = {row["profile"]: row for row in result["profiles"]}
     assert rows["due"]["action"] == "renewed" and rows["later"]["action"] == "nothing"
     assert [run["KLARNA_MTLS_PROFILE"] for run in runs(out)] == ["due"]
+
+
+def test_renew_all_interrupted_in_its_grace_period_leaves_every_retirement_to_the_next_run(
+    sandbox, cli, monkeypatch, capsys
+):
+    """Every profile's retirement is journaled before the one grace period is waited out: an
+    interruption during it leaves each old certificate active and due, and the next renew --all,
+    once the grace is over, revokes each exactly there, without waiting again."""
+    from wizard.services import certificate_rotation
+    from wizard.services.session import Session
+
+    monkeypatch.setenv(API_KEY_ENV, sandbox.api_key)
+    sandbox.certificate_lifetime = WINDOW_OPEN
+    for profile in ("a", "b"):
+        onboard_with_store(sandbox, profile, "keyring")
+    sandbox.certificate_lifetime = WINDOW_SHUT
+    old = {p: session_for(p, sandbox).evidence.certificate_id for p in ("a", "b")}
+    capsys.readouterr()
+    monkeypatch.delenv(API_KEY_ENV)  # cron
+
+    async def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", interrupted)
+    renew_all = ("renew", "--all", "--retire-old", "--grace", "600", "--poll-interval", "0.05")
+    code, _ = cli(*renew_all)
+    assert code == 3
+    for profile, old_id in old.items():
+        flow = session_for(profile, sandbox).state.flows.rotation
+        assert flow is not None and flow.step == "retire" and flow.old_certificate_id == old_id
+        assert status_of(sandbox, profile, old_id) == "ACTIVE"
+    sandbox.advance_clock(601)  # the grace is over: Klarna's clock and this machine's move together
+    monkeypatch.setitem(Session.__init__.__kwdefaults__, "clock", sandbox.now)
+    pauses: list[float] = []
+    fake_grace_clock(monkeypatch, pauses.append)
+    code, result = cli(*renew_all)
+    assert code == 0, result
+    rows = {row["profile"]: row for row in result["profiles"]}
+    assert {p: rows[p]["retired"] for p in old} == old and pauses == []
+    for profile, old_id in old.items():
+        assert status_of(sandbox, profile, old_id) == "REVOKED"
+        assert rows[profile]["new_certificate_id"] == session_for(profile, sandbox).evidence.certificate_id

@@ -26,6 +26,7 @@ from wizard.core.errors import WizardError, storage_error
 from wizard.core.journal import Journal
 from wizard.core.paths import Paths
 from wizard.core.replacement import Replacement, judge
+from wizard.klarna import client
 from wizard.sandbox.server import Fault
 from wizard.services import certificate_rotation
 from wizard.services.install import current_pair
@@ -264,6 +265,52 @@ def test_a_kill_during_the_grace_period_is_finished_when_it_is_over(onboard, san
     assert listed == {old: "REVOKED", result.new_certificate_id: "ACTIVE"}
 
 
+@pytest.mark.parametrize(("rerun", "later"), [("renew", 601), ("rotate", 601), ("renew", 200)])
+def test_a_renew_killed_during_its_grace_period_is_finished_by_the_next_run(
+    onboard, sandbox, cli, monkeypatch, tmp_path, rerun, later
+):
+    """renew --retire-old --grace journals the retirement as rotate's does (RS-01 for renew): the
+    next renew (or rotate), ``later`` seconds on, waits only what is left of the grace (none once
+    it is over) and revokes the old certificate exactly once, without a new rotation or a second
+    deploy hook."""
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    old = onboard(enforce_at="NOW")["certificate_id"]
+    sandbox.certificate_lifetime = timedelta(days=90)
+    hook_runs = tmp_path / "hook-runs"
+    hook = f"{sys.executable} -c \"open('{hook_runs}', 'a').write('ran\\n')\""
+    renew = ("renew", "--profile", "p", "--deploy-hook", hook, "--retire-old", "--poll-interval", "0.05")
+    killed("grace", *renew, "--grace", "600")
+    flow = session_for("p", sandbox).state.flows.rotation
+    assert flow is not None and flow.step == "retire" and flow.old_certificate_id == old
+    new = flow.certificate_id
+    sandbox.advance_clock(later)  # Klarna's clock and this machine's move together
+    monkeypatch.setitem(Session.__init__.__kwdefaults__, "clock", sandbox.now)
+    pauses: list[float] = []
+    revoked: list[str] = []
+    real_revoke = client.KlarnaClient.revoke_certificate
+
+    async def pause(seconds):
+        pauses.append(seconds)
+
+    async def revoke(self, credential_id, *args, **kwargs):
+        revoked.append(credential_id)
+        return await real_revoke(self, credential_id, *args, **kwargs)
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
+    monkeypatch.setattr(client.KlarnaClient, "revoke_certificate", revoke)
+    argv = renew if rerun == "renew" else ROTATE
+    code, out = cli(*argv)
+    assert code == 0 and out["old_certificate_id"] == old and out["new_certificate_id"] == new, out
+    if rerun == "renew":  # and the next cron run has nothing left to do
+        code, again = cli(*argv)
+        assert code == 0 and again["action"] == "nothing", again
+    assert revoked == [old] and 600 - later - 60 < sum(pauses) <= max(0, 600 - later)  # what was left, if any
+    assert hook_runs.read_text() == "ran\n"  # the hook ran once, before the retirement was journaled
+    code, status = cli("status", "--profile", "p")
+    assert statuses(status) == {old: "REVOKED", new: "ACTIVE"}  # finished, not a new rotation
+    assert status["current_id"] == new and status["verification"] == "VALID"
+
+
 def test_a_full_disk_after_the_certificate_was_issued_says_what_changed(onboard, sandbox, cli, monkeypatch, paths):
     """FS-09: "nothing was changed" while Klarna had issued a certificate."""
     old = onboard()["certificate_id"]
@@ -357,6 +404,10 @@ def test_a_refused_installed_pair_is_recovered_without_a_certificate_while_enfor
         code, out = cli(*argv, "--profile", "p")
         assert code == 2 and out["verification"] == "REJECTED" and statuses(out)[old] == "EXPIRED"
         assert "calls Klarna without a client certificate" in out["note"] and "scheduled from" in out["note"]
+    code, out = cli("status", "--all")  # every profile takes the same way back, each with its note
+    [row] = out["profiles"]
+    assert code == 2 and row["ok"] and row["verification"] == "REJECTED" and statuses(row)[old] == "EXPIRED"
+    assert "calls Klarna without a client certificate" in row["note"]
     code, out = cli("unenforce", "--profile", "p")
     assert code == 0 and "without a client certificate" in out["note"]
     code, out = cli(*ROTATE)

@@ -327,12 +327,14 @@ async def test_the_dashboard_and_its_doctor_show_the_damage(onboard, cli, sandbo
         text = str(app.screen.query_one("#offline").content)
         assert "disagree" in text and "refused" in text and "klarna-mtls repair --profile p" in text, text
         assert app.screen.query_one("#offline").has_class("-problem")
+        assert app.screen.check_action("repair", ())  # r: repair sets the journal straight
         await pilot.press("d")
         await settle(pilot, failures_shown=True)
         assert isinstance(app.screen, DoctorScreen)
         shown = str(app.screen.query_one("#findings").content)
         assert "✗ records:" in shown and "disagree" in shown, shown
         assert any("klarna-mtls repair --profile p" in step for step in app.screen.next_steps)
+        assert app.screen.repairable  # the doctor offers its Repair for it too
 
 
 def test_a_moved_label_does_not_hide_a_missing_current(onboard, cli, sandbox):

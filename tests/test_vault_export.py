@@ -140,7 +140,7 @@ def test_vault_format_and_vault_places_go_together(onboarded, cli, fmt, out):
 def test_rotate_keeps_the_exported_copy_current_before_it_revokes_the_old_certificate(
     openbao, onboarded, cli, monkeypatch
 ):
-    from wizard.services import revocation
+    from wizard.services import certificate_rotation, revocation
 
     place = fresh("secret/klarna/checkout")
     cli("export", "--profile", "p", "--format", "vault", "--out", place)
@@ -152,7 +152,7 @@ def test_rotate_keeps_the_exported_copy_current_before_it_revokes_the_old_certif
         seen_at_revoke.append(kv_get(openbao, place)["data"]["credential_id"])
         return await revoke(session, credential_id, **kwargs)
 
-    monkeypatch.setattr(revocation, "revoke", revoke_and_note)
+    monkeypatch.setattr(certificate_rotation, "revoke", revoke_and_note)  # the journaled retire step's revoke
     code, out = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05", "--also-export", place)
     assert code == 0, out
     new = kv_get(openbao, place)["data"]

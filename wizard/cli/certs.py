@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
@@ -109,7 +108,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     for note in result.notes:
         progress(args, clean(f"rotate: note: {note}"))
     also_export(args, session, result.old_certificate_id if args.retire_old else None)
-    if retire_later and result.old_certificate_id and result.old_certificate_id != result.new_certificate_id:
+    if retire_later and not result.retired and result.old_certificate_id not in (None, result.new_certificate_id):
         retire_after_grace(args, session, result.old_certificate_id, args.grace)
         result = replace(result, retired=True)
     retired = f"; revoked {result.old_certificate_id}" if result.retired else ""
@@ -121,12 +120,12 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _show(args: argparse.Namespace, session: Session, event: Event) -> None:
+def _show(args: argparse.Namespace, session: Session, event: Event, command: str = "rotate") -> None:
     from wizard.services.certificate_rotation import GRACE_TASK
 
     old = session.state.flows.rotation.old_certificate_id if session.state.flows.rotation else None
     if isinstance(event, Step):
-        progress(args, f"rotate: {event.step}")
+        progress(args, f"{command}: {event.step}")
     elif isinstance(event, Attempt):
         progress(
             args,
@@ -136,14 +135,14 @@ def _show(args: argparse.Namespace, session: Session, event: Event) -> None:
     elif isinstance(event, Started) and event.task == GRACE_TASK:
         progress(
             args,
-            f"rotate: the new certificate is in use; revoking {old} in {event.limit:g} s "
-            "(Ctrl+C pauses; the next rotate finishes it, rotate --abandon keeps the old certificate)",
+            f"{command}: the new certificate is in use; revoking {old} in {event.limit:g} s "
+            f"(Ctrl+C pauses; the next {command} finishes it, rotate --abandon keeps the old certificate)",
         )
     elif isinstance(event, Waiting) and event.task == GRACE_TASK:
-        progress(args, f"rotate: {event.limit - event.elapsed:g} s left before revoking {old}")
+        progress(args, f"{command}: {event.limit - event.elapsed:g} s left before revoking {old}")
 
 
-def _interrupted(args: argparse.Namespace, session: Session) -> None:
+def _interrupted(args: argparse.Namespace, session: Session, command: str = "rotate") -> None:
     """Ctrl+C: what stands now, above all an old certificate whose retirement is journaled."""
     flow = session.state.flows.rotation
     if flow is None or flow.step != "retire" or not flow.old_certificate_id:
@@ -151,7 +150,7 @@ def _interrupted(args: argparse.Namespace, session: Session) -> None:
     old = flow.old_certificate_id
     progress(
         args,
-        f"rotate: interrupted; {old} stays active for now. klarna-mtls rotate --profile {session.profile} "
+        f"{command}: interrupted; {old} stays active for now. klarna-mtls {command} --profile {session.profile} "
         f"finishes retiring it (after what is left of the grace period); rotate --abandon keeps it; or revoke "
         f"it yourself once its users have switched: klarna-mtls certs revoke --profile {session.profile} {old}",
     )
@@ -165,33 +164,27 @@ def _abandon(args: argparse.Namespace, session: Session) -> int:
     return ExitCode.OK
 
 
-GRACE_REPORT_EVERY = 60.0  # seconds between the grace period's progress lines
-
-
 def retire_after_grace(
     args: argparse.Namespace, session: Session, old_id: str, grace: float, *, command: str = "rotate"
 ) -> None:
-    """Wait ``grace`` seconds (services and exported copies switch meanwhile), then revoke the old
-    certificate through the same interlock as `certs revoke`. For a retirement that waits on
-    something outside the rotation (an exported copy, a deploy hook), so not the rotation's own
-    journaled retire step."""
-    from wizard.services.revocation import confirm_suffix_for, revoke
+    """Revoke the old certificate ``grace`` seconds from now (services and exported copies switch
+    meanwhile), through the revoke interlock. For a retirement that waited on something outside
+    the rotation (an exported copy, a deploy hook): it is journaled now as the rotation's retire
+    step, so a run killed or interrupted during the grace period is finished by the next
+    ``rotate`` or ``renew``, after what is left of it."""
+    from wizard.services import certificate_rotation
 
-    progress(args, f"{command}: the new certificate is in use; revoking {old_id} in {grace:g} s (Ctrl+C keeps it)")
-    left = grace
+    certificate_rotation.schedule_retirement(session, old_id, grace)
+    finish_retirement(args, session, old_id, command=command)
+
+
+def finish_retirement(args: argparse.Namespace, session: Session, old_id: str, *, command: str = "rotate") -> None:
+    """The retirement journaled by ``schedule_retirement``: what is left of its grace, then the revoke."""
+    from wizard.services import certificate_rotation
+
     try:
-        while left > 0:
-            pause = min(left, GRACE_REPORT_EVERY)
-            time.sleep(pause)
-            left -= pause
-            if left > 0:
-                progress(args, f"{command}: {left:g} s left before revoking {old_id}")
+        asyncio.run(certificate_rotation.rotate(session, on_event=lambda event: _show(args, session, event, command)))
     except KeyboardInterrupt:
-        progress(
-            args,
-            f"{command}: interrupted; {old_id} stays active. Revoke it once its users have switched: "
-            f"klarna-mtls certs revoke --profile {session.profile} {old_id}",
-        )
+        _interrupted(args, session, command)
         raise
-    asyncio.run(revoke(session, old_id, confirm_suffix=confirm_suffix_for(session, old_id)))
-    progress(args, f"{command}: revoked {old_id} ({REVOKE_SCOPE})")
+    progress(args, f"{command}: retired {old_id} ({REVOKE_SCOPE})")

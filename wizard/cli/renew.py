@@ -4,7 +4,8 @@ renewal for cron, as certbot does it.
 Outside the renewal window nothing happens (one line says when it opens). Inside it, the gap-free
 rotation; then the deploy hook (e.g. reloading nginx: run without a shell, the new paths in its
 environment); then, with --retire-old and only when the hook succeeded, the old certificate is
-revoked after the grace period, through the same path as `rotate --retire-old --grace`. Declared
+revoked after the grace period, through the same journaled path as `rotate --retire-old --grace`
+(a run killed during the grace is finished by the next `renew` or `rotate`). Declared
 runtimes in their window are named with the commands to run on them. Exit 0 nothing to do or
 renewed, 1 warning (a failing hook, the old certificate kept, a runtime to renew), 2 critical (the
 installed pair is broken: repair it first), 3 error (the renewal failed; the current pair stays)."""
@@ -14,10 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wizard.cli.certs import retire_after_grace
+from wizard.cli.certs import finish_retirement
 from wizard.cli.common import add_common, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_set_up_session, unlock
@@ -26,7 +28,7 @@ from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock
 from wizard.core.paths import Paths
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Step
+from wizard.services.waits import Attempt, Event, Started, Step
 
 if TYPE_CHECKING:
     from wizard.services.renewal import RenewalPlan
@@ -132,18 +134,19 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
 
     name = session.profile
     progress(args, clean(f"renew: {name}: {plan.reason}"))
-
-    def show(event: Event) -> None:
-        if isinstance(event, Step):
-            progress(args, f"renew: {name}: {event.step}")
-        elif isinstance(event, Attempt):
-            progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
-
+    flow = session.state.flows.rotation
+    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
     try:
+        show = functools.partial(_show, args, name)
         result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show))
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
+    if retiring:  # the retirement that run journaled, finished now: nothing else is left to do
+        message = f"finished the renewal to {result.new_certificate_id}: retired {result.old_certificate_id}"
+        outcome = Outcome(name, "renewed", ExitCode.OK, message, result.old_certificate_id, result.new_certificate_id)
+        outcome.new_fingerprint, outcome.retired = result.new_fingerprint, result.old_certificate_id
+        return _with_runtimes(session, outcome), None
     outcome = Outcome(
         name,
         "renewed",
@@ -153,7 +156,7 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         result.new_certificate_id,
         result.new_fingerprint,
     )
-    retire = result.old_certificate_id not in (None, result.new_certificate_id)
+    retire = not result.retired and result.old_certificate_id not in (None, result.new_certificate_id)
     try:  # the exported copy first, then the hook, and only then the old certificate goes
         also_export(args, session, result.old_certificate_id if args.retire_old else None)
     except WizardError as error:
@@ -170,6 +173,17 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
     return _with_runtimes(session, outcome), session if retire and args.retire_old else None
 
 
+def _show(args: argparse.Namespace, name: str, event: Event) -> None:
+    from wizard.services.certificate_rotation import GRACE_TASK
+
+    if isinstance(event, Step):
+        progress(args, f"renew: {name}: {event.step}")
+    elif isinstance(event, Attempt):
+        progress(args, f"  verify attempt {event.n} of {event.max_attempts}: {event.status}")
+    elif isinstance(event, Started) and event.task == GRACE_TASK:  # a retirement an earlier run journaled
+        progress(args, f"renew: {name}: revoking the old certificate in {event.limit:g} s (what is left of the grace)")
+
+
 def _with_runtimes(session: Session, outcome: Outcome) -> Outcome:
     from wizard.services.renewal import runtimes_due
 
@@ -181,18 +195,26 @@ def _with_runtimes(session: Session, outcome: Outcome) -> Outcome:
 
 def _retire_all(args: argparse.Namespace, renewed: list[tuple[Outcome, Session]]) -> None:
     """The old certificates, after one grace period counted from when the last of them was
-    replaced, each through the revoke interlock (the deploy hook ran in between, so the rotation's
-    own journaled retire step is not used here)."""
-    grace = args.grace
+    replaced, each through the revoke interlock. All are journaled first, as their rotations'
+    retire steps with the same end of grace, so a run killed during the wait leaves every one of
+    them to the next run, which waits only what is left."""
+    from wizard.services.certificate_rotation import schedule_retirement
+
+    scheduled: list[tuple[Outcome, Session]] = []
     for outcome, session in renewed:
+        try:
+            schedule_retirement(session, outcome.old_certificate_id or "", args.grace)
+        except WizardError as error:
+            outcome.worse(ExitCode.WARNING, clean(f"{outcome.old_certificate_id} was not retired: {error}"))
+            continue
+        scheduled.append((outcome, session))
+    for outcome, session in scheduled:
         old = outcome.old_certificate_id or ""
         try:
-            retire_after_grace(args, session, old, grace, command="renew")
+            finish_retirement(args, session, old, command="renew")
         except WizardError as error:
             outcome.worse(ExitCode.WARNING, clean(f"{old} was not retired: {error}"))
             continue
-        finally:
-            grace = 0.0  # the others were replaced before this wait began: their grace has passed too
         outcome.retired = old
 
 

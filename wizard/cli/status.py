@@ -63,19 +63,21 @@ def _broken_pair(args: argparse.Namespace, profile: str, error: WizardError) -> 
 
 def _status_all(args: argparse.Namespace) -> int:
     """Every profile, each with its own key only (KLARNA_API_KEY only where it is that profile's
-    recorded key), each read-only when another process is writing it."""
-    from wizard.services.status import gather_status
+    recorded key), each read-only when another process is writing it; each takes the way back
+    (read without a certificate, with a note) when Klarna refuses its installed pair, as `status`."""
+    from wizard.services.recovery import status_recovering
 
     payload, texts, code = [], [], ExitCode.OK
-    for name, result in each_profile(args, gather_status, "klarna-mtls status --all"):
+    for name, result in each_profile(args, status_recovering, "klarna-mtls status --all"):
         if isinstance(result, WizardError):
             payload.append({"profile": name, "ok": False, "error": str(result)})
             texts.append(clean(f"{name}: error: {result}"))
             code = max(code, failure_code(result))  # a broken installed pair is critical, not a tool error
         else:
-            payload.append({"ok": True, **result.to_dict()})
-            texts.append(_status_text(result))
-            code = max(code, _status_exit(result))
+            status, note = result.value, result.note
+            payload.append({"ok": True, **status.to_dict(), **({"note": note} if note else {})})
+            texts.append(_status_text(status) + (clean(f"\n note: {note}") if note else ""))
+            code = max(code, _status_exit(status))
     emit(args, {"ok": code < ExitCode.ERROR, "profiles": payload}, "\n".join(texts) or "no profiles")
     return code
 
@@ -83,7 +85,7 @@ def _status_all(args: argparse.Namespace) -> int:
 def _status_text(status: ProfileStatus) -> str:
     lines = [
         f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
-        f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
+        f"{' from ' + status.enforced_from if status.enforced_from else ''} · {status.slots_words()}"
         f" · verification {status.verification} · key in {status.secret_backend}"
         f" · observed {status.observed_at or 'never'}"
     ]

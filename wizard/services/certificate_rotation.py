@@ -65,7 +65,13 @@ from wizard.services.waits import (
     run_steps,
 )
 
-__all__ = ["AbandonedRotation", "abandon_rotation", "rotate", "rotation"]  # abandon: rotation_endings
+__all__ = [
+    "AbandonedRotation",
+    "abandon_rotation",
+    "rotate",
+    "rotation",
+    "schedule_retirement",
+]  # abandon: rotation_endings
 
 ROTATION_TASK = "Rotating the certificate"
 GRACE_TASK = "Grace period before revoking the old certificate"
@@ -366,6 +372,25 @@ async def _rotation_switch_step(session: Session, flow: CertificateRotation, gra
     if flow.retire_old:
         wait = float(flow.grace_seconds or grace or 0)
         flow.retire_at = (session.clock() + timedelta(seconds=wait)).isoformat()
+
+
+def schedule_retirement(session: Session, old_id: str, grace: float) -> None:
+    """Journal the retirement of ``old_id``, replaced by the rotation just finished, ``grace``
+    seconds from now, as that rotation's retire step: ``rotate`` then waits what is left and
+    revokes it, and a run killed meanwhile is finished by the next ``rotate`` or ``renew``
+    (``rotate --abandon`` keeps it). For a retirement that waited on something outside the
+    rotation (an exported copy, a deploy hook)."""
+    flow = session.state.flows.rotation
+    if flow is None or flow.step != "done" or flow.old_certificate_id != old_id:
+        raise InterlockRefused(
+            f"{old_id} is not the certificate the last rotation replaced; it was not revoked.",
+            hint=f"Revoke it yourself once its users have switched: klarna-mtls certs revoke --profile "
+            f"{session.profile} {old_id}",
+        )
+    flow.step, flow.retire_old, flow.grace_seconds = "retire", True, f"{grace:g}"
+    flow.retire_at = (session.clock() + timedelta(seconds=grace)).isoformat()
+    save_flow(session, flow)
+    session.audit.record("retirement_scheduled", certificate_id=old_id, at=flow.retire_at)
 
 
 def _rotation_retire(session: Session, flow: CertificateRotation) -> Events:

@@ -19,7 +19,7 @@ from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, runtime_gate
 from wizard.services.api_key_hygiene import hygiene_findings
 from wizard.services.install import InstalledPair, current_pair, verify_private_files
-from wizard.services.repair import damage_finding, installed_pair_problems
+from wizard.services.repair import DAMAGE_CHECK, damage_finding, installed_pair_problems
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus, gather_status
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 EXPIRY_WARNING_DAYS = rules.RENEWAL_WINDOW.days  # plan a rotation once the renewal window opens
 EXPIRY_CRITICAL_DAYS = 14  # two weeks left: rotate now
+REPAIR_STEP = "Restore it: klarna-mtls repair"  # the next step of a missing or damaged installed file
 
 DoctorCheck = Callable[[Session, ProfileStatus | None], Awaitable[list[Finding]]]
 
@@ -93,8 +94,16 @@ def _broken_install(session: Session) -> Finding | None:
     problems = installed_pair_problems(session)
     if not problems:
         return None
-    return Finding(
-        "install", Severity.CRITICAL, " ".join(problems), f"Restore it: klarna-mtls repair --profile {session.profile}"
+    return Finding("install", Severity.CRITICAL, " ".join(problems), f"{REPAIR_STEP} --profile {session.profile}")
+
+
+def offers_repair(findings: list[Finding]) -> bool:
+    """A finding answered by ``repair`` (a missing or damaged installed file, or the journal
+    disagreeing with the files): front ends offer it."""
+    return any(
+        f.next_step.startswith(REPAIR_STEP) or f.check == DAMAGE_CHECK
+        for f in findings
+        if f.severity is not Severity.OK
     )
 
 

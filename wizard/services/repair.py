@@ -64,6 +64,26 @@ class RepairReport:
     proved: bool = False  # VALID, or accepted while ENFORCED
     proof_note: str = ""
 
+    def outcome(self) -> str:
+        """One sentence: what the installed pair is now, and what Klarna said to it."""
+        suffix = f"…{self.fingerprint[-11:]}" if self.fingerprint else ""
+        if not self.problems:
+            return f"nothing to repair: the installed pair is certificate {self.certificate_id} ({suffix})."
+        if self.proved:
+            seen = self.verification if self.verification == "VALID" else f"accepted while {self.enforcement}"
+            return f"repaired: certificate {self.certificate_id} ({suffix}) is installed again; Klarna: {seen}."
+        if self.verification is None:
+            return f"restored certificate {self.certificate_id}, not proved: {self.proof_note}"
+        return (
+            f"restored certificate {self.certificate_id}, but Klarna answers {self.verification}"
+            f"{': ' + self.proof_note if self.proof_note else ''}. klarna-mtls doctor --profile {self.profile} "
+            "explains the cause."
+        )
+
+    def lines(self) -> list[str]:
+        """What was found, what was done (in order), then the outcome: the report a person reads."""
+        return [*(f"found: {p}" for p in self.problems), *self.actions, self.outcome()]
+
 
 # ---------------------------------------------------------------- what is wrong
 def expected_pair(session: Session) -> Expected | None:
@@ -107,12 +127,15 @@ def installed_pair_problems(session: Session) -> list[str]:
     return [mismatch] if mismatch else []
 
 
+DAMAGE_CHECK = "records"  # the finding's name: repair answers it (doctor.offers_repair)
+
+
 def damage_finding(damage: str, profile: str) -> Finding:
     """The records and the installed files disagreeing (``ProfileState.pair_identity``), said the
     same way by status, doctor, check and the dashboard: critical, as destructive steps stop on it
     (the interlocks' "installed pair sound") until repair sets the journal straight."""
     return Finding(
-        "records",
+        DAMAGE_CHECK,
         Severity.CRITICAL,
         f"{damage} Revoking, enforcing and disabling API keys are refused until repair sets it straight.",
         f"Set the journal straight from the installed files: klarna-mtls repair --profile {profile}",

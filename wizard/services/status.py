@@ -78,6 +78,14 @@ class ProfileStatus:
         carries no status): the slots in use are then unknown, not ``slots_used``."""
         return sum(1 for c in self.certificates if c.status == "UNKNOWN")
 
+    def slots_words(self) -> str:
+        """The slots in use, or unknown when the listing gives some certificates no state (the
+        front ends say it the same way)."""
+        limit = rules.MAX_ACTIVE_CERTIFICATES
+        if self.without_status:
+            return f"slots unknown ({self.without_status} listed without a state; {self.slots_used}/{limit} known)"
+        return f"slots {self.slots_used}/{limit}"
+
     @property
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
