@@ -275,6 +275,17 @@ async def _scheduled_enforcement(session: Session) -> list[Finding]:
     return enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
 
 
+REFUSED_FINDING = Finding(
+    "verification",
+    Severity.CRITICAL,
+    "Klarna refuses the installed certificate: mTLS is enforced and Klarna does not accept this "
+    "certificate now (revoked, expired, another account's, or issued less than 5 minutes ago). Klarna "
+    "is reachable and the API key is not the problem; calls made with this pair fail.",
+    "If it was issued in the last 5 minutes, run klarna-mtls doctor again shortly. Otherwise, from a "
+    "system whose certificate Klarna still accepts, run klarna-mtls unenforce (or ask Klarna to remove "
+    "enforcement), then klarna-mtls rotate here.",
+)
+
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 
 
@@ -285,6 +296,8 @@ async def run_doctor(session: Session) -> list[Finding]:
         status = await gather_status(session)
     except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
         findings.append(Finding("remote checks", Severity.CRITICAL, f"Skipped: {error.message}", error.hint))
+    except CertificateRefused:  # Klarna answered: reachable, but it does not accept our pair
+        findings.append(REFUSED_FINDING)
     except (TransportError, ApiError) as error:
         findings.append(Finding("reachability", Severity.ERROR, str(error), error.hint))
     for check in DOCTOR_CHECKS:

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from wizard import __version__
 from wizard.core import crypto, rules
-from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError
+from wizard.core.errors import (
+    ApiError,
+    CertificateRefused,
+    CryptoError,
+    HandshakeRejected,
+    InputError,
+    TransportError,
+)
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_output, write_private
 from wizard.core.interlocks import Action
@@ -429,7 +436,8 @@ class ProbeAnswer:
 
 
 async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:
-    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
+    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (Klarna's mTLS refusal of
+    the pair, ``CertificateRefused``, 401 or 403) or UNREACHABLE; any other error (the API key) is raised.
     ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
     return (await probe_answer(session, pair, named_files=named_files)).status
 
@@ -443,10 +451,8 @@ async def probe_answer(session: Session, pair: InstalledPair, *, named_files: bo
             answer = await klarna.list_certificates()
     except HandshakeRejected:
         return ProbeAnswer("REJECTED")
-    except ApiError as exc:
-        if exc.status in (401, 403):
-            return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
-        raise
+    except CertificateRefused as exc:  # Klarna's mTLS refusal of this pair; a key's 401 is raised as it is
+        return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
     except TransportError:
         return ProbeAnswer("UNREACHABLE")
     return ProbeAnswer(str(answer.verification.value), answer.server_date, answer.klarna_correlation_id)
