@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from tests_support import sandbox_profile_args, session_for
@@ -16,7 +17,7 @@ from wizard.cli import main
 from wizard.core.errors import ApiError, CertificateRefused
 from wizard.sandbox import start_sandbox
 from wizard.sandbox.options import ANSWER_MODES
-from wizard.services import doctor
+from wizard.services import doctor, waits
 from wizard.services.install import current_pair
 from wizard.services.runtime_exchange import verification_of
 
@@ -121,3 +122,95 @@ def test_the_doctor_says_the_installed_certificate_is_refused_not_that_klarna_is
     assert "rotate" in refused.next_step or "repair" in refused.next_step
     code, out, _ = run("doctor", "--profile", "p")
     assert code == 2, out  # critical: the installed certificate is refused; not a tool error (3)
+
+
+# ---------------------------------------------------------------------------- item 1: a new certificate needs minutes
+class KlarnasClock:
+    """The tool's waits move the sandbox clock instead of passing: Klarna's minutes in no real time.
+    The poll's own clock follows, so its limit is measured in the same moved time."""
+
+    def __init__(self, sandbox, monkeypatch) -> None:
+        self.sandbox, self.moved = sandbox, 0.0
+        monkeypatch.setattr(waits, "pause", self.pause)
+        monkeypatch.setattr(waits, "monotonic", lambda: time.monotonic() + self.moved)
+
+    async def pause(self, seconds: float) -> None:
+        self.sandbox.advance_clock(seconds)
+        self.moved += seconds
+        await asyncio.sleep(0)
+
+
+def active_ids(sandbox) -> list[str]:
+    state = sandbox._state
+    return [
+        cid
+        for cid, entry in state.account_certificates(sandbox.account_id).items()
+        if state.certificate_status(entry) == "ACTIVE"
+    ]
+
+
+@in_both_modes()
+def test_rotate_retire_old_with_a_two_minute_propagation_delay_leaves_one_active_certificate_the_new_one(
+    sandbox, run, monkeypatch
+):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.advance_clock(121)  # the onboarded certificate was issued long ago…
+    sandbox.configure(propagation_delay=120)  # …and a new one needs two minutes
+    klarna = KlarnasClock(sandbox, monkeypatch)
+    code, out, progress = run("rotate", "--profile", "p", "--retire-old")
+    assert code == 0, out
+    new = out["new_certificate_id"]
+    assert out["old_certificate_id"] == old and new != old and out["retired"]
+    assert klarna.moved >= 120  # it kept polling through the refusals, for Klarna's two minutes
+    assert "INVALID" in out["statuses_seen"] and out["statuses_seen"][-1] == "VALID"
+    assert "verify attempt 1 of" in progress and ": INVALID (" in progress  # progress shown on stderr
+    assert active_ids(sandbox) == [new]  # exactly one ACTIVE certificate: the new one
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] == "VALID"
+    assert status["enforcement_mode"] == "ENFORCED"
+
+
+def test_rotate_keeps_polling_beyond_five_minutes_by_default_and_its_limit_is_a_flag(sandbox, run, monkeypatch):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.advance_clock(401)
+    sandbox.configure(propagation_delay=400)  # longer than Klarna's 5 minutes: the default limit is above it
+    KlarnasClock(sandbox, monkeypatch)
+    code, out, progress = run("rotate", "--profile", "p", "--poll-limit", "60")
+    assert code == 3 and "not seen VALID" in out["error"]["message"], out
+    assert "of 60 s)" in progress
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == old  # the current pair stays in use
+    code, out, _ = run("rotate", "--profile", "p")  # resumes at verify, with the default limit
+    assert code == 0, out
+    assert out["old_certificate_id"] == old and out["statuses_seen"][-1] == "VALID"
+
+
+def runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path, name: str = "refunds"):
+    """request on the runtime's host → issue on the managing machine (profile p) → install on the
+    host; returns (install's exit code, JSON, stderr). Each host has its own home."""
+    request, response = tmp_path / f"request-{name}.json", tmp_path / f"response-{name}.json"
+    manager = tmp_path / "homes" / "manager"
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / name))
+    code, out, _ = run("runtime", "request", "--name", name, "--out", str(request), *sandbox_profile_args(sandbox))
+    assert code == 0, out
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    code, out, _ = run("runtime", "issue", str(request), "--profile", "p", "--out", str(response))
+    assert code == 0, out
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / name))
+    installed = run("runtime", "install", str(response))
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    return installed
+
+
+@in_both_modes()
+def test_a_runtime_installed_on_an_enforced_account_keeps_checking_through_the_propagation_delay(
+    sandbox, run, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    onboard_enforced(sandbox, run)
+    sandbox.advance_clock(121)
+    sandbox.configure(propagation_delay=120)
+    klarna = KlarnasClock(sandbox, monkeypatch)
+    code, installed, progress = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] == "VALID", installed
+    assert klarna.moved >= 120 and "INVALID" in progress  # refused at first, then accepted: progress shown

@@ -9,13 +9,13 @@ import time
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
 from wizard.core.findings import ExitCode
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Started, Step, Waiting
+from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step, Waiting
 
 if TYPE_CHECKING:
     from wizard.services.certificate_rotation import RotationProgress
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --retire-old: wait this long before revoking, so services and exported "
         "copies still presenting the old certificate can switch",
     )
-    p.add_argument("--poll-interval", type=seconds, default=2.0)
+    add_new_certificate_wait(p, NEW_CERTIFICATE_LIMIT)
     p.add_argument(
         "--abandon",
         action="store_true",
@@ -98,6 +98,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
                 retire_old=args.retire_old and not retire_later,
                 grace=args.grace if args.retire_old and not retire_later else 0.0,
                 verify_interval=args.poll_interval,
+                verify_limit=args.poll_limit,
                 on_event=lambda event: _show(args, session, event),
             )
 

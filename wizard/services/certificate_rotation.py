@@ -18,7 +18,7 @@ import math
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,7 +49,8 @@ from wizard.services.session import Session
 from wizard.services.slots import slot_facts
 from wizard.services.status import gather_status
 from wizard.services.waits import (
-    DEFAULT_LIMITS,
+    NEW_CERTIFICATE_LIMIT,
+    NEW_CERTIFICATE_LIMITS,
     Attempt,
     Done,
     Event,
@@ -104,14 +105,16 @@ async def rotate(
     *,
     retire_old: bool = False,
     grace: float = 0.0,
-    verify_attempts: int = 150,
+    verify_attempts: int | None = None,
     verify_interval: float = 2.0,
+    verify_limit: float = NEW_CERTIFICATE_LIMIT,
     on_step: Callable[[str], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> RotationProgress:
     """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
-    raises when the new certificate is not seen VALID. With ``retire_old`` the old certificate
-    is revoked ``grace`` seconds after the switch (a journaled step: a rerun finishes it)."""
+    raises when the new certificate is not seen VALID within ``verify_limit`` seconds (or
+    ``verify_attempts`` checks). With ``retire_old`` the old certificate is revoked ``grace``
+    seconds after the switch (a journaled step: a rerun finishes it)."""
 
     def show(event: Event) -> None:
         if on_event:
@@ -119,7 +122,9 @@ async def rotate(
         if isinstance(event, Step) and on_step:
             on_step(event.step)
 
-    limits = PollLimits(interval=verify_interval, max_attempts=verify_attempts)
+    limits = PollLimits.for_new_certificate(verify_interval, verify_limit)
+    if verify_attempts is not None:
+        limits = replace(limits, max_attempts=verify_attempts)
     last = await follow(rotation(session, limits=limits, retire_old=retire_old, grace=grace), show)
     if isinstance(last, Failed):
         raise last.error
@@ -128,7 +133,7 @@ async def rotate(
 
 
 async def rotation(
-    session: Session, *, limits: PollLimits = DEFAULT_LIMITS, retire_old: bool = False, grace: float = 0.0
+    session: Session, *, limits: PollLimits = NEW_CERTIFICATE_LIMITS, retire_old: bool = False, grace: float = 0.0
 ) -> Events:
     """New key → issue → install beside → verify new VALID → switch current (→ retire the old),
     as progress events (a Step per step, the verify step's Attempts, the grace period's

@@ -17,7 +17,7 @@ import contextlib
 import json
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from wizard.core.errors import (
     HandshakeRejected,
     InputError,
     TransportError,
+    WizardError,
 )
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_output, write_private
@@ -41,6 +42,7 @@ from wizard.services import onboarding
 from wizard.services.install import InstalledPair, activate, install_pair, label_for
 from wizard.services.onboarding import Observation, find_by_key
 from wizard.services.slots import slot_facts
+from wizard.services.waits import NEW_CERTIFICATE_LIMITS, Event, PollLimits, follow, poll
 
 if TYPE_CHECKING:
     from wizard.klarna.models import CertificateInfo
@@ -154,9 +156,17 @@ class InstallResult:
     id_contradicted: bool = False  # Klarna named another certificate for the file's id
 
 
-async def install_response(session: Session, response: dict[str, Any]) -> InstallResult:
-    """Install the certificate of ``response`` with the key made here, prove it over mTLS, then
-    believe the file's ``certificate_id`` only as far as Klarna confirms it names this certificate."""
+async def install_response(
+    session: Session,
+    response: dict[str, Any],
+    *,
+    limits: PollLimits = NEW_CERTIFICATE_LIMITS,
+    on_event: Callable[[Event], None] | None = None,
+) -> InstallResult:
+    """Install the certificate of ``response`` with the key made here, prove it over mTLS (checking
+    again within ``limits`` while Klarna does not accept it yet; ``on_event`` sees the progress),
+    then believe the file's ``certificate_id`` only as far as Klarna confirms it names this
+    certificate."""
     _same_account(response, session)
     flow = session.state.flows.runtime_request
     name = _text_field(response, "name")
@@ -191,15 +201,40 @@ async def install_response(session: Session, response: dict[str, Any]) -> Instal
     session.settings.runtime_name = name
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=given_id, fingerprint=fingerprint)
-    observation = await onboarding.observe(session)
-    if observation.status == "REJECTED":
-        raise HandshakeRejected(
-            "Klarna refused the installed certificate during the TLS handshake.",
-            hint=observation.diagnosis.next_steps[0],
-        )
+    observation = await _prove(session, fingerprint, limits, on_event)
     if observation.status != "VALID":
         return InstallResult(observation, None, "unconfirmed: the installed pair is not VALID yet")
     return await _confirm_id(session, observation, given_id, fingerprint, label, name)
+
+
+PROOF_TASK = "Checking Klarna accepts the installed certificate"
+
+
+async def _prove(
+    session: Session, fingerprint: str, limits: PollLimits, on_event: Callable[[Event], None] | None
+) -> Observation:
+    """The proof call, repeated until VALID within ``limits``: on an enforced account Klarna may
+    refuse a certificate issued moments ago, or read it INVALID, for up to 5 minutes. Returns the
+    last observation (the caller says what a pair not VALID means); a refused handshake raises."""
+    seen: list[Observation] = []
+
+    async def observe() -> str:
+        try:
+            seen.append(await onboarding.observe(session))
+        except CertificateRefused:  # not accepted (yet): a reason to look again, as INVALID
+            seen.append(Observation("INVALID", fingerprint, session.clock()))
+        return seen[-1].status
+
+    def not_yet(status: str) -> WizardError:
+        return WizardError(f"The installed certificate was not seen VALID (last: {status}).")
+
+    await follow(poll(PROOF_TASK, observe, lambda s: s == "VALID", limits, not_yet), on_event or (lambda _: None))
+    if seen[-1].status == "REJECTED":
+        raise HandshakeRejected(
+            "Klarna refused the installed certificate during the TLS handshake.",
+            hint=seen[-1].diagnosis.next_steps[0],
+        )
+    return seen[-1]
 
 
 def _record_installed(
