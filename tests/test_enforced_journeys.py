@@ -214,3 +214,55 @@ def test_a_runtime_installed_on_an_enforced_account_keeps_checking_through_the_p
     code, installed, progress = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
     assert code == 0 and installed["verification_status"] == "VALID", installed
     assert klarna.moved >= 120 and "INVALID" in progress  # refused at first, then accepted: progress shown
+
+
+# ---------------------------------------------------------------------------- item 2: no header once enforced
+ACCEPTED = "ACCEPTED_UNDER_ENFORCEMENT"
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_status_check_and_doctor_find_a_healthy_account(sandbox, run):
+    onboarded = onboard_enforced(sandbox, run)
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0, status
+    assert status["current_id"] == onboarded["certificate_id"] and status["enforcement_mode"] == "ENFORCED"
+    assert status["verification"] == ACCEPTED  # its own kind of evidence, never shown as VALID
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked
+    verification = next(f for f in checked["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "ok" and "accepted under enforcement" in verification["summary"]
+    code, doctored, _ = run("doctor", "--profile", "p")
+    assert code < 2, doctored
+    verification = next(f for f in doctored["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "ok" and ACCEPTED in verification["summary"]
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_rotate_retire_old_ends_with_the_new_certificate_alone(sandbox, run):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    code, out, _ = run("rotate", "--profile", "p", "--retire-old", "--poll-limit", "30", "--poll-interval", "0.05")
+    assert code == 0, out
+    new = out["new_certificate_id"]
+    assert out["old_certificate_id"] == old and out["retired"] and out["statuses_seen"] == [ACCEPTED]
+    assert active_ids(sandbox) == [new]
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] == ACCEPTED
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_a_runtime_install_and_its_reports_are_proved_by_accepted_calls(
+    sandbox, run, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    onboard_enforced(sandbox, run)
+    code, installed, _ = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] == ACCEPTED, installed
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "refunds"))
+    code, probed, _ = run("probe", "--report-dir", str(reports))
+    assert code == 0 and probed["verification_status"] == ACCEPTED, probed
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    code, recorded, _ = run("runtime", "report", str(reports), "--profile", "p")
+    assert code == 0, recorded
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked  # the runtime is ready: its signed report proves acceptance under enforcement

@@ -20,7 +20,7 @@ from typing import Any
 
 from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress
 from wizard.cli.session import key_passphrase, open_session, open_unlocked_session
-from wizard.core import runtimes
+from wizard.core import acceptance, runtimes
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
@@ -150,7 +150,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     limits = PollLimits.for_new_certificate(args.poll_interval, args.poll_limit)
     result = asyncio.run(install_response(session, response, limits=limits, on_event=lambda e: _proof_shown(args, e)))
     observation = result.observation
-    valid = observation.status == "VALID"
+    valid = acceptance.accepted(observation.status)
     next_step = (
         "next: klarna-mtls probe --report-dir DIR|vault:MOUNT/PATH (cron)"
         if valid
@@ -204,7 +204,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except InputError:
             pass  # a report this profile would refuse is still printed, not recorded
     print(line, flush=True)
-    return ExitCode.OK if report.status == "VALID" else ExitCode.CRITICAL
+    return ExitCode.OK if acceptance.accepted(report.status) else ExitCode.CRITICAL
 
 
 def _write_report(where: str, report: ReadinessReport) -> None:

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from wizard.core import rules, timeline
+from wizard.core import acceptance, rules, timeline
 from wizard.core.errors import InterlockRefused
 from wizard.core.model import Onboarding
 from wizard.core.stages import ORDER, Stage
 
-VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")
 
 
@@ -178,7 +177,7 @@ def _current_alive(s: Situation) -> str | None:
 
 
 def _valid_now(s: Situation) -> str | None:
-    if s.verification_now == VALID:
+    if acceptance.accepted(s.verification_now):  # VALID, or accepted under enforcement (no header)
         return None
     seen = s.verification_now or "not observed"
     return f"No installed certificate is VALID right now ({seen}); enforcing would refuse your own calls."
@@ -231,7 +230,7 @@ def _not_current(s: Situation) -> str | None:
 
 
 def _enforcement_safe(s: Situation) -> str | None:
-    if not enforcement_possibly_on(s) or s.verification_now == VALID:
+    if not enforcement_possibly_on(s) or acceptance.accepted(s.verification_now):
         return None
     mode = s.enforcement or "not read"
     return (

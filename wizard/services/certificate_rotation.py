@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.errors import (
     ApiError,
     HandshakeRejected,
@@ -45,7 +45,7 @@ from wizard.services.rotation_endings import (
     save_flow,
     what_changed,
 )
-from wizard.services.session import Session
+from wizard.services.session import Session, acceptance_of
 from wizard.services.slots import slot_facts
 from wizard.services.status import gather_status
 from wizard.services.waits import (
@@ -316,7 +316,7 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
     async def observe() -> str:
         try:
             async with session.client(pair=pair) as klarna:
-                status = (await klarna.list_certificates()).verification.value
+                status = await acceptance_of(klarna, (await klarna.list_certificates()).verification.value)
         except HandshakeRejected:
             status = "REJECTED"
         except ApiError as error:
@@ -335,7 +335,8 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
             hint="Run rotate again to resume; the current certificate stays in use.",
         )
 
-    return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
+    task = "Checking Klarna accepts the new certificate (VALID)"
+    return poll(task, observe, acceptance.accepted, limits, paused)
 
 
 async def _rotation_switch_step(session: Session, flow: CertificateRotation, grace: float, notes: list[str]) -> None:

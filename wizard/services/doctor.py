@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
@@ -140,7 +140,7 @@ async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[
     out.append(
         Finding(
             "verification",
-            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
+            Severity.OK if acceptance.accepted(verdict) else Severity.CRITICAL,
             f"{verdict}: {diagnosis.summary}",
             " ".join(diagnosis.next_steps[:1]),
         )
@@ -253,8 +253,10 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     findings.append(
         Finding(
             "verification",
-            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
-            f"Klarna sees the installed certificate as {verdict}.",
+            Severity.OK if acceptance.accepted(verdict) else Severity.CRITICAL,
+            UNDER_ENFORCEMENT
+            if verdict == acceptance.ACCEPTED_UNDER_ENFORCEMENT
+            else f"Klarna sees the installed certificate as {verdict}.",
             " ".join(diagnose(verdict).next_steps[:1]),
         )
     )
@@ -275,6 +277,10 @@ async def _scheduled_enforcement(session: Session) -> list[Finding]:
     return enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
 
 
+UNDER_ENFORCEMENT = (
+    "Klarna accepts the installed certificate: a call made with it was accepted under enforcement "
+    "(ENFORCED, and Klarna sent no verification header)."
+)
 REFUSED_FINDING = Finding(
     "verification",
     Severity.CRITICAL,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard import __version__
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.errors import (
     ApiError,
     CertificateRefused,
@@ -41,6 +41,7 @@ from wizard.core.runtimes import RuntimeRecord, verify_runtime_name
 from wizard.services import onboarding
 from wizard.services.install import InstalledPair, activate, install_pair, label_for
 from wizard.services.onboarding import Observation, find_by_key
+from wizard.services.session import acceptance_of
 from wizard.services.slots import slot_facts
 from wizard.services.waits import NEW_CERTIFICATE_LIMITS, Event, PollLimits, follow, poll
 
@@ -202,7 +203,7 @@ async def install_response(
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=given_id, fingerprint=fingerprint)
     observation = await _prove(session, fingerprint, limits, on_event)
-    if observation.status != "VALID":
+    if not acceptance.accepted(observation.status):
         return InstallResult(observation, None, "unconfirmed: the installed pair is not VALID yet")
     return await _confirm_id(session, observation, given_id, fingerprint, label, name)
 
@@ -228,7 +229,7 @@ async def _prove(
     def not_yet(status: str) -> WizardError:
         return WizardError(f"The installed certificate was not seen VALID (last: {status}).")
 
-    await follow(poll(PROOF_TASK, observe, lambda s: s == "VALID", limits, not_yet), on_event or (lambda _: None))
+    await follow(poll(PROOF_TASK, observe, acceptance.accepted, limits, not_yet), on_event or (lambda _: None))
     if seen[-1].status == "REJECTED":
         raise HandshakeRejected(
             "Klarna refused the installed certificate during the TLS handshake.",
@@ -260,7 +261,8 @@ async def _confirm_id(
         del session.state.certificates[given_id]  # the file's id is wrong: nothing rests on it
     if klarna_id is not None:
         _record_installed(session, klarna_id, fingerprint, label, name, confirmed=True)
-        session.record_valid(klarna_id, observation.at)
+        if observation.status == acceptance.VALID:  # "last seen VALID" is the header's word only
+            session.record_valid(klarna_id, observation.at)
     session.save()
     session.audit.record("runtime_certificate_id", runtime=name, given=given_id, confirmed=klarna_id, note=note)
     return InstallResult(observation, klarna_id, note, contradicted)
@@ -484,10 +486,11 @@ async def probe_answer(session: Session, pair: InstalledPair, *, named_files: bo
     try:
         async with session.client(pair=pair, files_checked=named_files) as klarna:
             answer = await klarna.list_certificates()
+            status = await acceptance_of(klarna, answer.verification.value)
     except HandshakeRejected:
         return ProbeAnswer("REJECTED")
     except CertificateRefused as exc:  # Klarna's mTLS refusal of this pair; a key's 401 is raised as it is
         return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
     except TransportError:
         return ProbeAnswer("UNREACHABLE")
-    return ProbeAnswer(str(answer.verification.value), answer.server_date, answer.klarna_correlation_id)
+    return ProbeAnswer(status, answer.server_date, answer.klarna_correlation_id)
