@@ -266,3 +266,56 @@ def test_with_no_header_once_enforced_a_runtime_install_and_its_reports_are_prov
     assert code == 0, recorded
     code, checked, _ = run("check", "--profile", "p")
     assert code == 0, checked  # the runtime is ready: its signed report proves acceptance under enforcement
+
+
+# ---------------------------------------------------------------------------- the journeys, against each answer option
+OPTIONS = {
+    "propagation delay": {"propagation_delay": 120},
+    "no header once enforced": {"no_header_once_enforced": True},
+    "401 refusals": {"refusal_status": 401},
+    "mode in status": {"enforcement_field": "status"},
+    "null lists": {"null_empty_lists": True},
+    "assigned CN": {"assigned_cn": True},
+}
+ACCEPTED_STATUSES = ("VALID", ACCEPTED)
+
+
+@pytest.mark.parametrize(
+    "sandbox",
+    [(mode, settings) for settings in OPTIONS.values() for mode in ANSWER_MODES],
+    ids=[f"{name}-{mode}" for name in OPTIONS for mode in ANSWER_MODES],
+    indirect=True,
+)
+def test_the_enforced_journey_holds_with_each_answer_option(sandbox, run, monkeypatch, tmp_path):
+    """Onboarding to ENFORCED, status, check, rotate --retire-old, a runtime's request/issue/install,
+    then check after the installed certificate is revoked elsewhere: every wait moves Klarna's clock."""
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    KlarnasClock(sandbox, monkeypatch)
+    code, onboarded, _ = run(
+        "onboard", "--profile", "p", "--non-interactive", *sandbox_profile_args(sandbox),
+        "--enforce-at", "NOW", "--poll-interval", "0.05", "--enforce-wait", "420",
+    )  # fmt: skip
+    assert code == 0 and onboarded["enforcement"]["mode"] == "ENFORCED", onboarded
+
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["enforcement_mode"] == "ENFORCED", status
+    assert status["current_id"] == onboarded["certificate_id"] and status["verification"] in ACCEPTED_STATUSES
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked
+
+    code, rotated, _ = run("rotate", "--profile", "p", "--retire-old", "--poll-interval", "1")
+    assert code == 0, rotated
+    new = rotated["new_certificate_id"]
+    assert rotated["old_certificate_id"] == onboarded["certificate_id"] and rotated["retired"]
+    assert active_ids(sandbox) == [new]
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] in ACCEPTED_STATUSES, status
+
+    code, installed, _ = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] in ACCEPTED_STATUSES, installed
+
+    revoke_installed_elsewhere(sandbox, new)
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 2, checked  # critical: the installed certificate is refused (never a tool error)
+    verification = next(f for f in checked["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "critical" and "rotate" in verification["next_step"]
