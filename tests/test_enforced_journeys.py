@@ -164,6 +164,7 @@ def test_rotate_retire_old_with_a_two_minute_propagation_delay_leaves_one_active
     assert klarna.moved >= 120  # it kept polling through the refusals, for Klarna's two minutes
     assert "INVALID" in out["statuses_seen"] and out["statuses_seen"][-1] == "VALID"
     assert "verify attempt 1 of" in progress and ": INVALID (" in progress  # progress shown on stderr
+    assert "Klarna may take up to 5 minutes to accept a new certificate, the current pair stays in use" in progress
     assert active_ids(sandbox) == [new]  # exactly one ACTIVE certificate: the new one
     code, status, _ = run("status", "--profile", "p")
     assert code == 0 and status["current_id"] == new and status["verification"] == "VALID"

@@ -13,6 +13,7 @@ from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit,
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
+from wizard.core import acceptance
 from wizard.core.findings import ExitCode
 from wizard.services.session import Session
 from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step, Waiting
@@ -132,7 +133,7 @@ def _show(args: argparse.Namespace, session: Session, event: Event) -> None:
         progress(
             args,
             f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-            f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
+            f" ({event.elapsed:.0f} s of {event.limit:.0f} s){_settling(event)}",
         )
     elif isinstance(event, Started) and event.task == GRACE_TASK:
         progress(
@@ -142,6 +143,16 @@ def _show(args: argparse.Namespace, session: Session, event: Event) -> None:
         )
     elif isinstance(event, Waiting) and event.task == GRACE_TASK:
         progress(args, f"rotate: {event.limit - event.elapsed:g} s left before revoking {old}")
+
+
+def _settling(event: Attempt) -> str:
+    """Said while a new certificate is not accepted yet and another check follows."""
+    waiting = not acceptance.accepted(event.status) and event.next_check_in is not None
+    return (
+        "; Klarna may take up to 5 minutes to accept a new certificate, the current pair stays in use"
+        if waiting
+        else ""
+    )
 
 
 def _interrupted(args: argparse.Namespace, session: Session) -> None:

@@ -179,7 +179,11 @@ def _proof_shown(args: argparse.Namespace, event: Event) -> None:
         progress(
             args,
             f"  proof call {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)"
-            + ("" if event.status == "VALID" or event.next_check_in is None else "; Klarna may take up to 5 minutes"),
+            + (
+                ""
+                if acceptance.accepted(event.status) or event.next_check_in is None
+                else "; Klarna may take up to 5 minutes to accept a new certificate"
+            ),
         )
 
 
