@@ -121,6 +121,10 @@ class StageScreen(WorkScreen):
         self.blocked = bool(blockers)
         lines = [f"✗ {b.reason}" for b in blockers] + [f"! {w.reason}" for w in warnings]
         text = "To continue:\n" + "\n".join(lines) if blockers else "\n".join(lines) or "✓ All checks pass."
+        notes = [
+            f"ℹ {r.reason}" for r in self.session.model.results(self.STAGE) if r.noted
+        ]  # e.g. a CN Klarna assigned
+        text = "\n".join([text, *notes])
         self.query_one("#blockers", Static).update(plain(text))
         self.query_one("#blockers").set_class(bool(blockers), "-blocked")
         next_button = self.query_one("#next", Button)

@@ -19,12 +19,13 @@ from screens.keys import KeysScreen
 from screens.modals import ConfirmModal, EnforceModal, TypedConfirmModal
 from screens.pair_check import PairCheckScreen
 from screens.plain_text import cell, plain
+from screens.repair import RepairScreen
 from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import rules
 from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import ApiError, InterlockRefused, TransportError, WizardError
+from wizard.core.errors import ApiError, InstalledPairRefused, InterlockRefused, TransportError, WizardError
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
 from wizard.services.status import CertificateRow, ProfileStatus
@@ -65,14 +66,6 @@ COLUMNS = ("id", "sha-256", "expires", "days", "state", "here", "lifetime")
 LEGEND = "● in use here ○ installed here ↻ renew now █ used ░ left │ renewal starts"
 
 
-def slots_words(status: ProfileStatus) -> str:
-    """The slots in use, or unknown when the listing gives some certificates no state."""
-    limit = rules.MAX_ACTIVE_CERTIFICATES
-    if status.without_status:
-        return f"slots unknown ({status.without_status} listed without a state; {status.slots_used}/{limit} known)"
-    return f"slots {status.slots_used}/{limit}"
-
-
 def details(row: CertificateRow) -> str:
     """The selected certificate whole: the id, and the fingerprint cut between bytes."""
     fingerprint = fingerprint_lines(row.fingerprint or "?", indent=9)
@@ -90,6 +83,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     HELP_TITLE = "Dashboard"
     BINDINGS = [
         Binding("d", "doctor", "Doctor"),
+        Binding("r", "repair", "Repair", tooltip="Restore the installed pair from what this tool keeps"),
         Binding("k", "keys", "API keys"),
         Binding("o", "rotate", "Rotate"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected certificate"),
@@ -106,6 +100,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         super().__init__(services)
         self.status: ProfileStatus | None = None
         self.local_problem: str | None = None  # what is wrong with the files installed here
+        self.repairable = False  # ... and `repair` can restore it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,6 +108,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             yield Static("Certificates", classes="heading")
             yield Static("Reading this profile's journal…", id="summary")
             yield Static("", id="offline")
+            yield Static("", id="notes")
             yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
             yield Static("", id="details")
             yield Static(LEGEND, classes="muted")
@@ -120,6 +116,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#notes").display = False
         table = self.query_one("#certificates", DataTable)
         table.add_columns(*COLUMNS)
         table.focus()  # arrows move between certificates at once
@@ -131,6 +128,8 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         """The journal's view first (never "Loading…" for ever), then Klarna's answer. A problem
         with the files installed here is said as local, before and whatever Klarna answers."""
         self.local_problem = await self.services.local_problem()
+        self.repairable = bool(self.local_problem) and await self.services.repair_needed()
+        self.refresh_bindings()  # Repair is offered while a file it can restore is missing or damaged
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
@@ -144,16 +143,23 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             cached = await asyncio.to_thread(offline.cached_status, self.session)
             self.show(cached.status)
             self.show_offline(self.failure_words(error, self.seen_words(cached)), problem=True)
+            self.show_notes([])
             return
         self.show(status)
         self.show_offline(self.local_words(), problem=bool(self.local_problem))
+        self.show_notes(self.services.status_notes)
 
     def local_words(self) -> str:
         if not self.local_problem:
             return ""
         return (
             f"Local problem: {self.local_problem}\nCalls that need the certificate fail until the file is "
-            "restored; the doctor (d) says what to do. (f5 checks again)"
+            + (
+                "restored: r repairs it from what this tool keeps; d explains."
+                if self.repairable
+                else "fixed; the doctor (d) says what to do."
+            )
+            + " (f5 checks again)"
         )
 
     def failure_words(self, error: WizardError, seen: str) -> str:
@@ -166,6 +172,9 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return f"Offline: showing {seen}.\nCould not reach Klarna: {reason} (f5 tries again)"
         if isinstance(error, ApiError):
             return f"Klarna refused the call: {reason}\nShowing {seen}. (f5 tries again)"
+        if isinstance(error, InstalledPairRefused):  # Klarna's refusal, and the way back is closed
+            hint = clean_text(redact(error.hint))
+            return f"Klarna refuses the installed certificate: {reason}\n{hint}\nShowing {seen}. (f5 tries again)"
         return f"Local problem: {reason}\nShowing {seen}. (f5 checks again)"
 
     @staticmethod
@@ -180,6 +189,12 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         banner.display = bool(text)
         banner.set_class(problem, "-problem")
 
+    def show_notes(self, notes: list[str]) -> None:
+        """What Klarna's status said beside it (the way back, a stage corrected): server text, cleaned."""
+        box = self.query_one("#notes", Static)
+        box.update(plain("\n".join(f"Note: {note}" for note in notes)))
+        box.display = bool(notes)
+
     def show(self, status: ProfileStatus) -> None:
         selected = self.selected_id()  # kept across refreshes; else the certificate in use
         self.status = status
@@ -187,7 +202,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         pair = "broken here (see below)" if self.local_problem else status.verification or "none"
         self.query_one("#summary", Static).update(
             plain(
-                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {slots_words(status)} · "
+                f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {status.slots_words()} · "
                 f"installed pair: {pair} · key kept in {status.secret_backend or '?'}"
             )
         )
@@ -278,8 +293,20 @@ class DashboardScreen(ReportsWorkerErrors[None]):
     def action_keys(self) -> None:
         self.app.push_screen(KeysScreen(self.services))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "repair":
+            return self.repairable
+        return True
+
     def action_doctor(self) -> None:
-        self.app.push_screen(DoctorScreen(self.services))
+        self.app.push_screen(DoctorScreen(self.services), self.closed_refresh)
+
+    def action_repair(self) -> None:
+        if self.repairable:
+            self.app.push_screen(RepairScreen(self.services), self.closed_refresh)
+
+    def closed_refresh(self, _: object) -> None:
+        self.action_refresh()  # a repair, from here or from the doctor, changed the installed pair
 
     def action_check_pair(self) -> None:
         self.app.push_screen(PairCheckScreen(self.services))

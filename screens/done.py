@@ -10,6 +10,7 @@ from textual.widgets import Footer, Header, Static
 
 from screens.base import WizardScreen, fingerprint_lines
 from wizard.core import crypto, rules
+from wizard.core.stages import ORDER
 
 
 class DoneScreen(WizardScreen[None]):
@@ -23,6 +24,7 @@ class DoneScreen(WizardScreen[None]):
         Binding("ctrl+y", "copy", "Copy", tooltip="Copy the certificate's SHA-256 fingerprint"),
         Binding("c", "copy_path('cert')", "Copy certificate path", show=False),
         Binding("k", "copy_path('key')", "Copy key path", show=False),
+        Binding("m", "copy_cron", "Copy the crontab lines", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -45,9 +47,13 @@ class DoneScreen(WizardScreen[None]):
             cert = crypto.load_certificate(ev.certificate_pem)
             renew = cert.not_valid_after_utc - rules.RENEWAL_WINDOW
             lines.append(f"Expires: {cert.not_valid_after_utc:%Y-%m-%d}. Start renewal by {renew:%Y-%m-%d}.")
-        lines.append(
-            f"Monitor from cron:\n  klarna-mtls check --profile {self.session.profile} --warn-days 60 --critical-days 14"
-        )
+        if ev.cert_path:  # the crontab lines work as printed: whole, each on a line of its own
+            cron = self.services.cron_advice().text().splitlines()
+            lines.append(
+                "Monitor and renew from cron, daily (crontab -e; m copies the lines):\n"
+                + "\n".join(f"  {c}" for c in cron)
+            )
+        lines += [f"Note: {r.reason}" for stage in ORDER for r in self.session.model.results(stage) if r.noted]
         return rules.clean_text("\n".join(lines), keep_newlines=True)  # ids and Klarna's answers: text only
 
     def on_mount(self) -> None:
@@ -62,6 +68,10 @@ class DoneScreen(WizardScreen[None]):
         path = ev.cert_path if which == "cert" else ev.installed_key_path
         if path:
             self.app.copy("the certificate path" if which == "cert" else "the private key path", path)
+
+    def action_copy_cron(self) -> None:
+        if self.session.evidence.cert_path:
+            self.app.copy("the crontab lines", self.services.cron_advice().text())
 
     def action_dashboard(self) -> None:
         self.app.show_dashboard()

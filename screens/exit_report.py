@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import traceback
 
 from wizard.core import rules
@@ -37,7 +38,7 @@ def exit_summary(session: Session, *, key_refused: str | None = None) -> str:
     if not ev.certificate_id:
         stopped = (
             f"klarna-mtls: profile '{session.profile}' stopped at {session.model.stage.label}; "
-            "run klarna-mtls again to resume."
+            f"run {wizard_command(session)} again to resume."
         )
         return "\n".join(rules.clean_text(line) for line in [stopped, *warning])
     lines = [
@@ -50,7 +51,7 @@ def exit_summary(session: Session, *, key_refused: str | None = None) -> str:
             f"  Certificate file: {ev.cert_path}",
             f"  Private key file: {ev.installed_key_path}" + (" (encrypted)" if ev.key_encrypted else ""),
         ]
-    expiry = _expiry_line(ev.certificate_pem)
+    expiry = _expiry_line(ev.certificate_pem, session.profile)
     if expiry:
         lines.append(expiry)
     seen, seen_at = session.settings.enforcement_seen, session.settings.enforcement_seen_at
@@ -61,12 +62,28 @@ def exit_summary(session: Session, *, key_refused: str | None = None) -> str:
     if ev.secret_backend_name:
         lines.append(f"  API key kept in: {ev.secret_backend_name}")
     lines += warning
-    lines += [
-        "  Monitor from cron, e.g. daily:",
-        f"    17 6 * * * klarna-mtls check --profile {session.profile} --warn-days 60 --critical-days 14",
-        f"  Log: {session.paths.log_path()}",
-    ]
+    if ev.cert_path:
+        lines += ["  Monitor and renew from cron, daily (crontab -e):", *cron_lines(session, indent="    ")]
+    lines.append(f"  Log: {session.paths.log_path()}")
     return "\n".join(rules.clean_text(line) for line in lines)  # one line each: a server's newline forges none
+
+
+def wizard_command(session: Session) -> str:
+    """The command that opens this profile's wizard again (``--sandbox`` starts a sandbox profile's
+    sandbox; the profile named unless it is the one chosen by default)."""
+    if session.evidence.environment == "sandbox":
+        default, command = "sandbox", "klarna-mtls --sandbox"
+    else:
+        default, command = "default", "klarna-mtls"
+    return command if session.profile == default else f"{command} --profile {shlex.quote(session.profile)}"
+
+
+def cron_lines(session: Session, *, indent: str) -> list[str]:
+    """The crontab lines of ``klarna-mtls renew``'s one home (``renewal.cron_advice``), with what
+    cron's environment needs as comments: they work as printed."""
+    from wizard.services.renewal import cron_advice  # brings cryptography: only once there is a pair
+
+    return [indent + line for line in cron_advice(session).text().splitlines()]
 
 
 def _key_refused_lines(session: Session, reason: str | None) -> list[str]:
@@ -77,11 +94,11 @@ def _key_refused_lines(session: Session, reason: str | None) -> list[str]:
         f"  ✗ API key: Klarna refuses the key klarna-mtls runs on ({reason.rstrip('.')}).",
         "    status, check, rotate and this wizard fail on this profile until it has a working key:",
         "    create one in Klarna's portal, then run once with it in KLARNA_API_KEY:",
-        f"    KLARNA_API_KEY=… klarna-mtls --profile {session.profile}",
+        f"    KLARNA_API_KEY=… {wizard_command(session)}",
     ]
 
 
-def _expiry_line(certificate_pem: str | None) -> str:
+def _expiry_line(certificate_pem: str | None, profile: str) -> str:
     from wizard.core import crypto  # cryptography: loaded only when there is a certificate
 
     if not certificate_pem:
@@ -91,4 +108,5 @@ def _expiry_line(certificate_pem: str | None) -> str:
     except CryptoError:
         return ""
     renew = expires - rules.RENEWAL_WINDOW
-    return f"  Expires: {expires:%Y-%m-%d}; start the renewal (klarna-mtls rotate) by {renew:%Y-%m-%d}."
+    rotate = f"klarna-mtls rotate --profile {shlex.quote(profile)}"
+    return f"  Expires: {expires:%Y-%m-%d}; start the renewal ({rotate}) by {renew:%Y-%m-%d}."

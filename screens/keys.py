@@ -307,7 +307,26 @@ class KeysScreen(WorkScreen):
 
     @work(group="mark-key", exclusive=True, exit_on_error=False)
     async def record_tool_key(self, row: api_keys.KeyRow) -> None:
-        await api_keys.record_tool_key(self.session, row.credential_id)
+        """Name the selected key the tool's, through the domain's rule: replacing a recorded key
+        is typed (the new key's last characters), a key the tool created is never replaced."""
+        typed = None
+        if api_keys.naming_needs_confirmation(self.session, row.credential_id):
+            found = api_keys.naming_refusals(self.session, self.rows, row.credential_id)
+            if found:
+                self.app.show_error(ActionRefused(Action.NAME_TOOL_KEY, found))
+                return
+            old = next((r.masked for r in self.rows if r.used_by_tool), self.session.state.tool_key_id)
+            typed = await self.confirmed(
+                "Run on another API key?",
+                f"klarna-mtls records {row.masked} ({row.description or 'no description'}) as the key it runs on, "
+                f"instead of {old}: that one is no longer protected from being disabled.",
+                row,
+                "Record key",
+                force_typed=True,
+            )
+            if typed is None:
+                return
+        await api_keys.record_tool_key(self.session, row.credential_id, confirm_suffix=typed)
         self.notify(f"Recorded: klarna-mtls runs on {row.masked}.")
         self.action_refresh()
 

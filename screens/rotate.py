@@ -106,6 +106,7 @@ class RotateScreen(WorkScreen):
                 + "\n\nNow in use (SHA-256):\n  "
                 + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
                 + "\nServices that read `current` keep the old pair until reloaded."
+                + "".join(f"\nNote: {note}" for note in self.result.notes)  # the way back, a CN Klarna assigned
             )
         )
         old = self.result.old_certificate_id

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from wizard.secrets.base import SecretStore
     from wizard.secrets.resolve import StoreChoice
     from wizard.services.api_keys import KeyRow
+    from wizard.services.renewal import CronAdvice
+    from wizard.services.repair import RepairReport
     from wizard.services.status import ProfileStatus
 
 StatusLoader = Callable[[Session], Awaitable["ProfileStatus"]]
@@ -28,6 +30,8 @@ FindingsLoader = Callable[[Session], Awaitable["list[Finding]"]]
 KeysLoader = Callable[[Session], Awaitable["list[KeyRow]"]]
 ChoicesLoader = Callable[[], "list[StoreChoice]"]
 PairChecker = Callable[[Session], "str | None"]
+CronAdvisor = Callable[[Session], "CronAdvice"]
+Repairer = Callable[[Session, Callable[[str], None]], Awaitable["RepairReport"]]
 
 
 @dataclass
@@ -60,8 +64,8 @@ class RunningSandbox(Protocol):
 
 
 class ScreenServices:
-    """The data and actions every screen may use. The loaders and the pair checker are the test
-    seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
+    """The data and actions every screen may use. The loaders, the pair checker, the repairer and
+    the cron advisor are the test seams (None: the domain's own call, imported when first used: they bring httpx, cryptography
     and keyring)."""
 
     def __init__(
@@ -75,6 +79,8 @@ class ScreenServices:
         keys_loader: KeysLoader | None = None,
         choices_loader: ChoicesLoader | None = None,
         pair_checker: PairChecker | None = None,
+        repairer: Repairer | None = None,
+        cron_advisor: CronAdvisor | None = None,
     ) -> None:
         self.session = session
         self.sandbox = sandbox
@@ -84,8 +90,11 @@ class ScreenServices:
         self.keys_loader = keys_loader
         self.choices_loader = choices_loader
         self.pair_checker = pair_checker
+        self.repairer = repairer
+        self.cron_advisor = cron_advisor  # the crontab lines name this machine's paths: fixed in snapshots
         self.store_passphrase: SecretValue[bytes] | None = None  # the encrypted file's, this run only
         self.key_refused: str | None = None  # Klarna's reason, when it refused the tool's API key in this run
+        self.status_notes: list[str] = []  # what the last status said beside it (the way back, a stage corrected)
 
     # ------------------------------------------------------------------ what the screens display
     @property
@@ -124,9 +133,14 @@ class ScreenServices:
     async def load_status(self) -> ProfileStatus:
         """Klarna's view of the profile now, kept in the journal for the next offline start."""
         from wizard.services import offline
-        from wizard.services.status import gather_status
+        from wizard.services.recovery import status_recovering
 
-        status = await (self.status_loader or gather_status)(self.session)
+        if self.status_loader is not None:
+            status, way_back = await self.status_loader(self.session), None
+        else:  # as `klarna-mtls status`: without the certificate, saying so, when Klarna refuses it unenforced
+            found = await status_recovering(self.session)
+            status, way_back = found.value, found.note
+        self.status_notes = [note for note in (way_back, status.stage_note) if note]
         self.key_refused = None  # Klarna answered this key
         await asyncio.to_thread(offline.remember, self.session, status)
         return status
@@ -148,6 +162,25 @@ class ScreenServices:
         from wizard.services.doctor import run_doctor
 
         return await (self.findings_loader or run_doctor)(self.session)
+
+    async def repair_needed(self) -> bool:
+        """Whether ``repair`` has something to restore (a missing or damaged installed file; an
+        unsafe file mode is not its business)."""
+        from wizard.services.repair import installed_pair_problems
+
+        return bool(await asyncio.to_thread(installed_pair_problems, self.session))
+
+    def cron_advice(self) -> CronAdvice:
+        """The crontab lines that keep this profile healthy (``renewal.cron_advice``, their one home)."""
+        from wizard.services.renewal import cron_advice
+
+        return (self.cron_advisor or cron_advice)(self.session)
+
+    async def repair(self, on_step: Callable[[str], None]) -> RepairReport:
+        """``klarna-mtls repair``'s call: the installed pair restored from what the tool keeps."""
+        from wizard.services.repair import repair
+
+        return await (self.repairer or repair)(self.session, on_step)
 
     async def load_keys(self) -> list[KeyRow]:
         from wizard.services import api_keys

@@ -51,9 +51,26 @@ def snapshot_app(
 
     return WizardApp(
         ScreenServices(
-            session, timing=Timing(autostart_polling=False), choices_loader=choices, pair_checker=installed_files_fine
+            session,
+            timing=Timing(autostart_polling=False),
+            choices_loader=choices,
+            pair_checker=installed_files_fine,
+            cron_advisor=fixed_cron,
         )
     )
+
+
+def fixed_cron(session):
+    """The real advice's needs, with the program at a fixed path (not this checkout's) and no
+    moved home (the tests' temporary folder) in the lines."""
+    from wizard.services.renewal import CronAdvice, cron_advice
+
+    program, profile = "/opt/klarna-mtls/bin/klarna-mtls", session.profile
+    lines = (
+        f"17 6 * * * {program} check --profile {profile} --warn-days 60 --critical-days 14",
+        f"47 5 * * * {program} renew --profile {profile}",
+    )
+    return CronAdvice(lines, cron_advice(session).needs)
 
 
 def fixed_status():
@@ -175,7 +192,7 @@ def fixed_keys():
 
 def keys_app() -> WizardApp:
     app = dashboard_app()
-    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as --key-id would
+    app.session.state.record_tool_key(fixed_keys()[0].credential_id, "told")  # as keys set-own would
 
     async def load(session):
         return fixed_keys()

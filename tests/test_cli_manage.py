@@ -90,7 +90,7 @@ def test_doctor_reports_each_area_with_next_steps(onboard, cli, sandbox):
     assert code == 1, out  # warnings only: the tool's own API key is not named yet
     api_keys = [f["summary"] for f in out["findings"] if f["check"] == "api keys"]
     assert any("key this tool uses is unknown" in s for s in api_keys)
-    name_initial_key(session_for("p", sandbox))  # as keys list --key-id would
+    name_initial_key(session_for("p", sandbox))  # as keys set-own would
     code, out = cli("doctor", "--profile", "p")
     checks = {f["check"]: f for f in out["findings"]}
     assert code == 1, out  # one warning: the tool still runs on the account's initial API key

@@ -55,3 +55,12 @@ def test_a_headless_onboarding_ends_with_the_summary_and_the_cron_lines(onboard,
     assert "installed:" in text and "certificate.pem" in text
     assert " check --profile p --warn-days 60 --critical-days 14" in text and " renew --profile p" in text
     assert "# needs: " in text  # what cron must hold for the profile's key store
+    # the rest of what the TUI's exit summary says: expiry and renewal date, enforcement
+    assert "  expires: 20" in text and "; start the renewal (klarna-mtls rotate --profile p) by 20" in text
+    assert "  enforcement: REPORTING (observed now)" in text  # a certificate exists: not enforced
+
+
+def test_a_headless_onboarding_to_enforced_ends_with_expiry_and_enforcement_in_json(onboard):
+    done = onboard(enforce_at="NOW")
+    assert done["expires_at"].startswith("20") and done["renew_by"] < done["expires_at"]
+    assert done["enforcement"]["mode"] == "ENFORCED" and done["cron"]["lines"]

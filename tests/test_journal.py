@@ -215,7 +215,8 @@ def test_a_journal_of_the_previous_version_loads_typed_and_saves_back_unchanged(
     assert settings.last_status is not None and settings.last_status.at == "2026-12-01T09:06:00Z"
     assert state.tool_key_id == "krn:partner:global:account:credential:api-key:k1"
     assert state.retired_ids() == {"krn:cert:old"}
-    assert state.id_for_pair("ccdd000011112222", None) == "krn:cert:now" == state.id_for_pair(None, "CC:DD")
+    assert state.id_for_pair("ccdd000011112222", "CC:DD") == "krn:cert:now" == state.id_for_pair(None, "CC:DD")
+    assert state.id_for_pair("ccdd000011112222", None) is None  # a label alone decides nothing
     assert certificates["krn:cert:now"].last_seen_valid == "2026-12-01T09:04:00Z"
     assert certificates["krn:cert:runtime"].runtime == "checkout"
     assert state.in_flight is not None and state.in_flight.public_key_id == "cd" * 32

@@ -65,3 +65,92 @@ def test_rotate_again_asks_first(snap_compare):
         assert isinstance(pilot.app.screen, ConfirmModal)
 
     assert snap_compare(dashboard_app(), terminal_size=SIZE, run_before=again)
+
+
+# ---------------------------------------------------------------- repair (issue 24: "Repair" in the TUI)
+MISSING = "/srv/klarna-mtls/certs/current/certificate.pem"
+
+
+def broken_dashboard_app():
+    from wizard.core.findings import Finding, Severity
+
+    app = dashboard_app()
+
+    async def findings(session):
+        return [
+            Finding("secret backend", Severity.OK, "API key kept in: OS keyring (Memory)."),
+            Finding(
+                "install",
+                Severity.CRITICAL,
+                f"Could not open certificate file {MISSING}: no such file.",
+                "Restore it: klarna-mtls repair --profile snap",
+            ),
+        ]
+
+    app.services.pair_checker = lambda session: f"Installed certificate file missing: {MISSING}"
+    app.services.findings_loader = findings
+    return app
+
+
+async def open_doctor(pilot):
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+
+
+def test_doctor_offers_repair(snap_compare):
+    assert snap_compare(broken_dashboard_app(), terminal_size=SIZE, run_before=open_doctor)
+
+
+def test_repair_result(snap_compare):
+    from snapshot_apps import fixed_status
+
+    from wizard.services.repair import RepairReport
+
+    app = broken_dashboard_app()
+    current = fixed_status().certificates[1]
+
+    async def repaired(session, on_step):
+        return RepairReport(
+            "snap",
+            [f"Could not open certificate file {MISSING}: no such file."],
+            [
+                "re-installed /srv/klarna-mtls/certs/ab12 (certificate from the journal (as Klarna returned it), key from the keys folder)"
+            ],
+            certificate_id=current.credential_id,
+            fingerprint=current.fingerprint,
+            verification="VALID",
+            enforcement="ENFORCED",
+            proved=True,
+        )
+
+    async def repair_from_doctor(pilot):
+        await open_doctor(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+
+    app.services.repairer = repaired
+    assert snap_compare(app, terminal_size=SIZE, run_before=repair_from_doctor)
+
+
+def test_repair_nothing_to_restore(snap_compare):
+    from wizard.core.errors import CryptoError
+
+    app = broken_dashboard_app()
+
+    async def nothing(session, on_step):
+        on_step(f"found: Could not open certificate file {MISSING}: no such file.")
+        raise CryptoError(
+            "Certificate krn:partner:global:account:credential:client-certificate:SNAP0002 cannot be restored: "
+            "no copy of it and its key that passes the checks is kept here, and no usable previous pair is installed.",
+            title="Nothing to restore",
+            hint="Issue a new pair: klarna-mtls rotate --profile snap.",
+        )
+
+    async def repair_here(pilot):
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+
+    app.services.repairer = nothing
+    assert snap_compare(app, terminal_size=SIZE, run_before=repair_here)

@@ -78,7 +78,7 @@ async def test_keys_screen_create_refuse_and_rotate(onboard, sandbox, memory_key
     from screens.keys import SecretOnceModal
 
     await asyncio.to_thread(onboard, enforce_at="NOW")
-    await asyncio.to_thread(lambda: name_initial_key(session_for("p", sandbox)))  # as --key-id would
+    await asyncio.to_thread(lambda: name_initial_key(session_for("p", sandbox)))  # as keys set-own would
     app = make_app("p", sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

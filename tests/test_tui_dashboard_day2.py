@@ -102,6 +102,7 @@ async def test_a_corrupted_certificate_file_is_a_local_problem(onboard, sandbox)
 async def test_a_key_file_others_can_read_is_a_local_problem(onboard, sandbox):
     text, _, _ = await dashboard_after(onboard, sandbox, lambda cert, key: os.chmod(key, 0o644))
     assert "Local problem: Installed private key file unsafe" in text and "mode 644" in text
+    assert "r repairs" not in text and "the doctor (d) says what to do" in text  # repair restores files, not modes
     assert "Could not reach Klarna" not in text
 
 

@@ -119,5 +119,5 @@ async def test_an_unknown_tool_key_needs_the_typed_confirmation_and_the_summary_
         assert isinstance(app.screen, ErrorModal) and "lost its API key" in app.screen.title_text
     summary = exit_summary(app.session, key_refused=app.services.key_refused)
     assert "✗ API key: Klarna refuses the key klarna-mtls runs on" in summary
-    assert "KLARNA_API_KEY=… klarna-mtls --profile unknown" in summary
+    assert "KLARNA_API_KEY=… klarna-mtls --sandbox --profile unknown" in summary  # how this profile opens
     assert "✗ API key" not in exit_summary(app.session)

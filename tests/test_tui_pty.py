@@ -1,9 +1,7 @@
 """The day-2 journey on a real terminal at 80x24 (issue 24, "Done when"): `klarna-mtls --sandbox`
 driven by key presses alone through onboarding to ENFORCED, the installed certificate deleted, the
-dashboard naming that as a local problem (not "Could not reach Klarna"), then quit.
-
-TODO (the `repair` command is being built separately): from the dashboard, open the doctor, run
-"Repair", and see the dashboard back to `installed pair: VALID` before quitting."""
+dashboard naming that as a local problem (not "Could not reach Klarna"), the doctor's Repair, the
+dashboard back to `installed pair: VALID`, then quit."""
 
 from __future__ import annotations
 
@@ -71,7 +69,12 @@ def next_stage(term: Terminal, number: int) -> None:
     raise AssertionError(f"Next did not leave step {number}:\n{term.text()}")
 
 
-def test_onboard_delete_the_certificate_and_the_dashboard_says_it_is_local(tmp_path):
+def joined(text: str) -> str:
+    """The screen's text with the lines a long sentence wrapped onto joined again."""
+    return text.replace("\n  ", " ")
+
+
+def test_onboard_delete_the_certificate_repair_it_from_the_doctor_and_quit(tmp_path):
     env = environment(tmp_path)
     term = Terminal([sys.executable, "-m", "wizard.cli", "--sandbox", "--profile", PROFILE], env=env, cwd=str(ROOT))
     try:
@@ -81,8 +84,22 @@ def test_onboard_delete_the_certificate_and_the_dashboard_says_it_is_local(tmp_p
         term.press("d")
         text = term.wait_for_text("Local problem")
         assert "Installed certificate file missing" in text and "Could not reach Klarna" not in text
-        assert "installed pair: broken here" in text.replace("\n  ", " ")
-        # TODO(repair): d (doctor) → Repair → the dashboard says `installed pair: VALID` again.
+        assert "installed pair: broken here" in joined(text)
+        term.settle()
+        term.press("d")  # the doctor offers Repair, never "unenforce"
+        text = term.wait_for_text("Repair the installed pair (r)")
+        assert "klarna-mtls repair" in joined(text) and "unenforce" not in text
+        term.press("r")
+        text = term.wait_for(lambda t: "repaired:" in t or "Repair failed" in t, "the repair's report")
+        assert "✓ repaired:" in text and "Klarna: VALID." in joined(text), text
+        assert certificate.is_file()
+        term.press("escape")  # back to the doctor, which looks again
+        text = term.wait_for(lambda t: "esc Back  f5 Run again" in t, "the doctor again, Repair no longer offered")
+        assert "Repair the installed pair (r)" not in text
+        term.settle()
+        term.press("escape")
+        text = term.wait_for(lambda t: "installed pair: VALID" in joined(t), "the dashboard VALID again")
+        assert "Local problem" not in text
         term.press("q")
         assert term.finish() == 0
         summary = "".join(term.transcript)

@@ -120,7 +120,7 @@ def session_for(profile: str, sandbox):
 
 def name_initial_key(session) -> str:
     """Tell the profile which API key it runs on (the sandbox's initial key), as a user would with
-    --key-id: klarna-mtls never guesses it from a listing."""
+    keys set-own: klarna-mtls never guesses it from a listing."""
     from wizard.services import api_keys
 
     initial = next(r for r in asyncio.run(api_keys.list_keys(session)) if r.is_initial)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from wizard.services.certificate_rotation import RotationProgress
 
 REVOKE_SCOPE = (
-    "the revoke interlock only knows this profile's installs on this machine; other profiles, "
-    "other machines and exported copies still presenting that certificate stop working"
+    "the revoke interlock knows the installs of this machine's profiles of this account and this "
+    "profile's declared runtimes; other machines and exported copies still presenting that certificate stop working"
 )
 
 
@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_status)
     p = certs.add_parser(
         "revoke",
-        help="revoke a certificate (refused when it could lock you out of "
-        "this profile's installs; other profiles and machines are not known)",
+        help="revoke a certificate (refused when it could lock you out of this machine's "
+        "installs of the account; other machines and exported copies are not known)",
     )
     add_common(p)
     p.add_argument("credential_id")

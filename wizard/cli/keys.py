@@ -23,14 +23,10 @@ if TYPE_CHECKING:
     from wizard.services.api_keys import KeyRow
 
 
-KEY_ID_HELP = (
-    "the credential id of the API key this tool runs on (the profile's stored key); "
-    "recorded for this profile, so disabling it is refused from then on"
-)
-
-
 def add_key_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key-id", help=KEY_ID_HELP)
+    """--key-id once named the tool's key on any keys command (a listing could swap it): now
+    refused there, pointing at keys set-own, so an old script stops instead of being ignored."""
+    parser.add_argument("--key-id", help=argparse.SUPPRESS)
 
 
 LOST_KEY_HELP = (
@@ -68,6 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_key_id(p)
     p.set_defaults(handler=cmd_create)
     _register_reconcile(group)
+    _register_set_own(group)
 
     p = group.add_parser("describe", help="change a key's description")
     add_common(p)
@@ -94,6 +91,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_rotate)
 
 
+def _register_set_own(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = group.add_parser(
+        "set-own", help="name the key this tool runs on (replacing a recorded one: type its last four characters)"
+    )
+    add_common(p)
+    p.add_argument("credential_id")
+    p.add_argument(
+        "--confirm-suffix", help="when another key is recorded: the new key's last four characters (as keys list shows)"
+    )
+    p.set_defaults(handler=cmd_set_own)
+
+
 def _register_reconcile(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = group.add_parser(
         "reconcile", help="settle a keys create whose answer was lost: record or disable the key it made"
@@ -114,14 +123,14 @@ def _store(session: Session) -> SecretStore:
 
 
 def open_keys_session(args: argparse.Namespace) -> Session:
-    """An unlocked session; with --key-id, the tool's key id is recorded first."""
-    from wizard.services import api_keys
-
-    session = open_unlocked_session(args)
+    """An unlocked session. The tool's key is named by keys set-own only, never as a side effect."""
     if getattr(args, "key_id", None):
-        row = asyncio.run(api_keys.record_tool_key(session, args.key_id))
-        progress(args, f"recorded {row.credential_id} as the key klarna-mtls runs on")
-    return session
+        raise InputError(
+            f"keys {args.keys_command} no longer names the key klarna-mtls runs on; nothing was changed.",
+            hint=f"klarna-mtls keys set-own {args.key_id} --profile {args.profile} "
+            "(replacing a recorded key asks for the new key's last four characters with --confirm-suffix).",
+        )
+    return open_unlocked_session(args)
 
 
 def _line(row: KeyRow) -> str:
@@ -147,7 +156,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             + [
                 "* = the key this tool uses"
                 if known
-                else "the key this tool uses is unknown: name it with --key-id <id>"
+                else "the key this tool uses is unknown: name it with keys set-own <id>"
             ]
         ),
     )
@@ -180,6 +189,19 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"created {row.credential_id} ({row.masked}); "
             f"secret kept in {store.display_name} as {payload['stored_as']}",
         )
+    return ExitCode.OK
+
+
+def cmd_set_own(args: argparse.Namespace) -> int:
+    from wizard.services import api_keys
+
+    session = open_keys_session(args)
+    row = asyncio.run(api_keys.record_tool_key(session, args.credential_id, confirm_suffix=args.confirm_suffix))
+    emit(
+        args,
+        {"ok": True, "key": asdict(row), "tool_key_id": row.credential_id},
+        clean(f"klarna-mtls runs on {row.credential_id} ({row.masked})"),
+    )
     return ExitCode.OK
 
 

@@ -28,7 +28,6 @@ from wizard import __version__
 from wizard.cli.common import fail
 from wizard.core.env_vars import KEY_PASSPHRASE_ENV, STORE_PASSPHRASE_ENV
 from wizard.core.errors import WizardError
-from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock, try_profile_lock
 from wizard.core.logs import register_secret, setup_logging
 from wizard.core.paths import Paths, valid_profile_name
@@ -80,6 +79,7 @@ WRITERS = {
     "keys describe",
     "keys disable",
     "keys rotate",
+    "keys set-own",
     "tui",
     "runtime request",
     "runtime issue",
@@ -89,6 +89,7 @@ WRITERS = {
     "runtime remove",
     "probe",
 }
+INTERRUPTED = 130  # Ctrl+C: 128 + SIGINT, as shells report it (the command says what stands)
 READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list"}
 
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args, error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return ExitCode.ERROR
+        return INTERRUPTED
     except Exception as error:  # noqa: BLE001 - the one place an unexpected failure is reported
         return _unexpected(args, error, log_path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import add_common, emit, positive_int, progress, seconds
@@ -80,10 +81,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(onboard(args))
-
-
-async def onboard(args: argparse.Namespace) -> int:
     if args.poll_interval > args.poll_limit:
         raise InputError(
             f"--poll-interval {args.poll_interval:g} s is longer than --poll-limit {args.poll_limit:g} s: "
@@ -91,6 +88,38 @@ async def onboard(args: argparse.Namespace) -> int:
             hint="Lower --poll-interval or raise --poll-limit.",
         )
     session = _configured_session(args)
+    try:
+        return asyncio.run(onboard(args, session))
+    except KeyboardInterrupt:
+        progress(args, _interrupted_words(session))
+        raise  # main exits 130
+
+
+def _interrupted_words(session: Session) -> str:
+    """Ctrl+C: what stands now, from the journal; above all an enforcement that still applies
+    although the run that asked for it has stopped."""
+    ev, settings, p = session.evidence, session.settings, session.profile
+    resume = f"klarna-mtls onboard --profile {p} resumes where it stopped."
+    if not ev.enforced_from:
+        return f"onboard: interrupted; no enforcement was requested. {resume}"
+    when = settings.enforced_from_server or (
+        ev.enforced_from_chosen_at if ev.enforced_from.upper() == "NOW" else ev.enforced_from
+    )
+    unenforce = f"`klarna-mtls unenforce --profile {p}`"
+    if settings.enforcement_seen == "ENFORCED":
+        return f"onboard: interrupted; mTLS is enforced (from {when}); {unenforce} removes it. {resume}"
+    if not ev.enforcement_mode:  # asked, and the answer was not seen
+        return (
+            f"onboard: interrupted; enforcement may be scheduled for {when} (the request was sent, its answer "
+            f"not seen): klarna-mtls status --profile {p} says; {unenforce} cancels it. {resume}"
+        )
+    return (
+        f"onboard: interrupted; enforcement is still scheduled for {when} (Klarna applies it up to 5 minutes "
+        f"later); {unenforce} cancels it. {resume}"
+    )
+
+
+async def onboard(args: argparse.Namespace, session: Session) -> int:
     enforce_at = args.enforce_at.strip()
     if enforce_at.lower() != "never":
         rules.parse_enforced_from(enforce_at)  # refuse a bad time before doing any work
@@ -139,6 +168,17 @@ def _summary_text(payload: dict[str, Any]) -> list[str]:
         f"  installed: {payload['cert_path']} and {payload['key_path']}",
         f"  verification: {payload['verification_status'] or 'not seen yet'}",
     ]
+    if payload["expires_at"]:
+        rotate = f"klarna-mtls rotate --profile {shlex.quote(payload['profile'])}"
+        lines.append(
+            f"  expires: {payload['expires_at'][:10]}; start the renewal ({rotate}) by {payload['renew_by'][:10]}"
+        )
+    enforcement = payload["enforcement"]
+    if enforcement["mode"]:
+        since = f" from {enforcement['enforced_from']}" if enforcement["enforced_from"] else ""
+        lines.append(f"  enforcement: {enforcement['mode']}{since} (observed now)")
+    else:
+        lines.append("  enforcement: not requested (--enforce-at never)")
     if payload.get("cron"):
         lines.append("  daily monitoring and renewal (crontab -e):")
         lines += [f"    # needs: {need}" for need in payload["cron"]["needs"]]
@@ -193,7 +233,8 @@ def _show_notes(args: argparse.Namespace, session: Session, stage: Stage) -> Non
 
 
 async def _tool_key(args: argparse.Namespace, session: Session, store: SecretStore) -> None:
-    """--key-id records the key's id; --own-key makes the tool take its own key (once)."""
+    """--key-id records the key's id (as keys set-own does, without a confirmation: replacing
+    another recorded id is refused); --own-key makes the tool take its own key (once)."""
     from wizard.services import api_key_rotation, api_keys
 
     if args.key_id:
@@ -289,10 +330,21 @@ def _summary(session: Session, observed: EnforcementState | None) -> dict[str, A
         "cert_path": ev.cert_path,
         "key_path": ev.installed_key_path,
         "verification_status": last,
+        **_expiry(ev.certificate_pem),
         "enforcement": enforcement,
         "api_key_credential_id": session.state.tool_key_id,
         "cron": _cron(session),
     }
+
+
+def _expiry(certificate_pem: str | None) -> dict[str, str | None]:
+    """When the certificate expires, and when its renewal window opens (as status marks RENEW)."""
+    if not certificate_pem:
+        return {"expires_at": None, "renew_by": None}
+    from wizard.core import crypto
+
+    expires = crypto.load_certificate(certificate_pem).not_valid_after_utc
+    return {"expires_at": rules.format_utc(expires), "renew_by": rules.format_utc(expires - rules.RENEWAL_WINDOW)}
 
 
 def _cron(session: Session) -> dict[str, Any] | None:

@@ -47,16 +47,4 @@ def repair_exit(report: RepairReport) -> ExitCode:
 
 
 def _text(report: RepairReport) -> str:
-    suffix = f"…{report.fingerprint[-11:]}" if report.fingerprint else ""
-    if not report.problems:
-        return clean(f"nothing to repair: the installed pair is certificate {report.certificate_id} ({suffix}).")
-    if report.proved:
-        seen = report.verification if report.verification == "VALID" else f"accepted while {report.enforcement}"
-        return clean(f"repaired: certificate {report.certificate_id} ({suffix}) is installed again; Klarna: {seen}.")
-    if report.verification is None:
-        return clean(f"restored certificate {report.certificate_id}, not proved: {report.proof_note}")
-    return clean(
-        f"restored certificate {report.certificate_id}, but Klarna answers {report.verification}"
-        f"{': ' + report.proof_note if report.proof_note else ''}. klarna-mtls doctor --profile {report.profile} "
-        "explains the cause."
-    )
+    return clean(report.outcome())

@@ -84,7 +84,7 @@ def _status_all(args: argparse.Namespace) -> int:
 def _status_text(status: ProfileStatus) -> str:
     lines = [
         f"{status.profile} ({status.environment}) · enforcement {status.enforcement_mode}"
-        f"{' from ' + status.enforced_from if status.enforced_from else ''} · slots {status.slots_used}/10"
+        f"{' from ' + status.enforced_from if status.enforced_from else ''} · {status.slots_words()}"
         f" · verification {status.verification} · key in {status.secret_backend}"
         f" · observed {status.observed_at or 'never'}"
     ]

@@ -219,6 +219,14 @@ class InterlockRefused(WizardError):
     title = "Refused for your safety"
 
 
+class InstalledPairRefused(WizardError):
+    """Klarna refused the installed pair and the way back (a call without it) is closed (mTLS
+    enforced) or could not be established: what is locked, and what is left to do. Klarna's
+    refusal, not a problem with this machine's files."""
+
+    title = "Client certificate refused"
+
+
 class MtlsRequired(ApiError):
     """A call without a client certificate was refused (403, or Klarna's mTLS refusal code answered
     401) by an account that enforces mTLS (for example a second service or machine onboarding onto

@@ -9,12 +9,16 @@ observes the world into a ``Situation`` and calls ``require(action, situation)``
   while this machine's clock is off Klarna's ``Date``, nor while a declared runtime is not ready or
   its current certificate expires before then (leaving one out on purpose is typed on live);
 - never revoke the installed certificate, nor any other while enforcement is on, scheduled or
-  unknown unless the installed one is VALID now, nor one a declared runtime may still present;
+  unknown unless the installed one is VALID now, nor one a declared runtime or another local
+  profile of the account may still present;
 - never disable the API key the profile records as the tool's, nor any key while the tool's own
   key id is not known (the user may confirm the target is not the tool's key);
+- never replace the recorded id of the tool's key without the new key's last characters typed,
+  nor a proven one (the tool created it) with one that is not;
 - never issue a certificate into a full account, or one whose count is unknown;
 - where the environment's row asks for it, never revoke, disable a key or leave a runtime out
-  without the typed confirmation, whatever the front end.
+  without the typed confirmation, whatever the front end;
+- never revoke, enforce or disable while the records and the installed files disagree (damage).
 
 "Installed here", "current" and "the tool's key" come from the profile's own records; fields only
 our sandbox sends never decide. Unknown means no: a fact not established (``None``) fails the check
@@ -22,79 +26,16 @@ that needs it, saying what is missing and how to proceed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from wizard.core import acceptance, rules, timeline
 from wizard.core.errors import InterlockRefused
-from wizard.core.model import Onboarding
+from wizard.core.situation import Action as Action  # re-exported: the actions and the facts it judges
+from wizard.core.situation import Situation as Situation
 from wizard.core.stages import ORDER, Stage
 
 GONE = ("REVOKED", "EXPIRED")
-
-
-class Action(StrEnum):
-    GENERATE_KEY = "generate a key"
-    ISSUE = "issue a certificate"
-    INSTALL = "install the certificate"
-    POLL_VERIFICATION = "poll verification"
-    ENFORCE = "enforce mTLS"
-    UNENFORCE = "remove enforcement"
-    ROTATE = "rotate the certificate"
-    REPAIR = "repair the installed pair"
-    REVOKE = "revoke a certificate"
-    CREATE_API_KEY = "create an API key"
-    DISABLE_API_KEY = "disable an API key"
-    ROTATE_API_KEY = "rotate the tool's API key"
-    EXPORT = "export the installed pair"
-    ISSUE_RUNTIME = "issue a runtime's certificate"
-    DESCRIBE_API_KEY = "describe an API key"
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What the caller observed just before the action. ``None`` means "not established"."""
-
-    stage: Stage
-    model: Onboarding | None = None
-    installed: bool | None = None  # a pair is in the install folder's `current`
-    current_id: str | None = None  # its credential id, from the profile's records
-    listed_ids: frozenset[str] | None = None  # the account's certificates, as listed now
-    statuses: Mapping[str, str] = field(default_factory=dict)  # listing status, or ours (retired)
-    verification_now: str | None = None  # what the installed pair saw on a call just now
-    enforcement: str | None = None  # ENFORCED | REPORTING | NOT_ENABLED | UNKNOWN
-    enforcement_scheduled: bool | None = None  # an enforced_from is set (None: not said)
-    target: str | None = None  # the credential id the action would change
-    tool_key_id: str | None = None  # recorded: the API key the profile keeps and runs on
-    running_key_recorded: bool | None = None  # the key in memory is that recorded key
-    key_ids: frozenset[str] | None = None  # the account's API keys, as listed now
-    confirmed_not_tool_key: bool = False  # the user said the target is not the tool's key
-    # Facts from other services, computed by their owners before the call (e.g. declared runtimes):
-    runtimes_not_ready: tuple[str, ...] = ()  # "name: why" per runtime enforcement would refuse
-    target_in_use_by: tuple[str, ...] = ()  # runtimes whose current certificate is the target
-    # (runtime, its newer certificate id): the target is its older one and it has not reported
-    # VALID with the newer yet, so it may still present the target
-    target_not_replaced_on: tuple[tuple[str, str], ...] = ()
-    # Time (the enforcement gate): this machine's clock at the observation, Klarna's Date on its
-    # answer, when the enforcement asked for starts, and when each counted certificate expires
-    # (the installed one from its X.509; each counted runtime's from the profile's records).
-    now: datetime | None = None
-    server_date: datetime | None = None
-    effective_at: datetime | None = None
-    current_not_after: datetime | None = None
-    runtime_not_after: tuple[tuple[str, datetime | None], ...] = ()
-    # Slots: the call adds a certificate (False: the steps before, whose issue asks again), the
-    # ACTIVE ones listed now (Klarna's refusal: full), and "id (holder, description)" for each.
-    spends_slot: bool = True
-    active_certificates: int | None = None
-    slot_holders: tuple[str, ...] = ()
-    # A typed confirmation (required by the environment's row): expected, typed, named in a refusal.
-    confirmation_required: bool = False
-    confirmation_expected: str | None = None
-    confirmation_typed: str | None = None
-    confirmation_what: str = "the confirmation"
 
 
 @dataclass(frozen=True)
@@ -303,6 +244,33 @@ def _tool_key_recorded(s: Situation) -> str | None:
     return None
 
 
+def _proven_key_kept(s: Situation) -> str | None:
+    replaces = s.tool_key_id is not None and s.target != s.tool_key_id
+    if not (replaces and s.tool_key_proven):
+        return None
+    if s.key_ids is None:
+        return "The account's API keys could not be listed."
+    if s.tool_key_id not in s.key_ids:
+        return None  # the proven key is gone from the account: there is nothing left to protect
+    return (
+        f"The key recorded as klarna-mtls's own ({s.tool_key_id}) is one the tool created and proved it holds; "
+        f"naming {s.target} instead would replace a proven id with one nothing proves."
+    )
+
+
+def _replacement_confirmed(s: Situation) -> str | None:
+    if s.tool_key_id is None or s.target == s.tool_key_id:
+        return None  # nothing recorded is replaced
+    if s.confirmation_expected is None:
+        return "What to type to confirm could not be established."
+    if s.confirmation_typed == s.confirmation_expected:
+        return None
+    return (
+        f"{s.target} would replace {s.tool_key_id} as the key klarna-mtls runs on: "
+        f"{s.confirmation_what} must be typed to confirm."
+    )
+
+
 def _slots_free(s: Situation) -> str | None:
     if s.spends_slot and s.active_certificates is None:
         return "How many of the account's certificate slots are in use could not be established."
@@ -323,11 +291,17 @@ def _confirmed(s: Situation) -> str | None:
 # ---------------------------------------------------------------- the table
 _CURRENT_HINT = "Rotate (klarna-mtls rotate) so the tool installs and records a certificate it issued, then try again."
 _NAME_KEY_HINT = (
-    "Name the key klarna-mtls runs on with --key-id <credential id> (keys list shows the ids), "
+    "Name the key klarna-mtls runs on with keys set-own <credential id> (keys list shows the ids), "
     "or confirm with --not-the-tools-key that the target is not that key."
 )
 G_INSTALLED = Gate("installed", _installed, "Finish onboarding: install the certificate here first.")
 G_CURRENT_RECORDED = Gate("current recorded", _current_recorded, _CURRENT_HINT)
+G_CURRENT_SOUND = Gate(
+    "installed pair sound",
+    lambda s: s.current_damage,
+    "klarna-mtls repair checks the installed pair against the records made at issue and puts it back; "
+    "until then nothing is revoked, enforced or disabled.",
+)
 G_CURRENT_LISTED = Gate(
     "current listed", _current_listed, "Check the API key belongs to this profile's account (klarna-mtls doctor)."
 )
@@ -382,6 +356,7 @@ ACTIONS: dict[Action, Rule] = {
         Stage.VERIFY,
         (
             G_INSTALLED,
+            G_CURRENT_SOUND,
             G_CURRENT_RECORDED,
             G_CURRENT_LISTED,
             G_CURRENT_ALIVE,
@@ -401,6 +376,7 @@ ACTIONS: dict[Action, Rule] = {
         ALL_STAGES,
         None,
         (
+            G_CURRENT_SOUND,
             Gate("target listed", _target_listed, "List the certificates (klarna-mtls certs list) and copy the id."),
             Gate("target active", _target_alive, "Nothing to revoke."),
             G_CURRENT_RECORDED,
@@ -412,6 +388,12 @@ ACTIONS: dict[Action, Rule] = {
                 "Install another certificate and see it VALID first (klarna-mtls rotate), or remove enforcement.",
             ),
             Gate("target unused", _target_unused, "klarna-mtls runtime list shows each runtime's certificate."),
+            Gate(
+                "other profiles",
+                lambda s: " ".join(f"{r[0].upper()}{r[1:]}." for r in s.target_installed_by_profiles) or None,
+                "Rotate that profile first (klarna-mtls rotate --profile NAME); one that cannot be read: repair or "
+                "remove its journal (klarna-mtls profiles list).",
+            ),
             G_CONFIRMED_REVOKE,
         ),
     ),
@@ -420,6 +402,7 @@ ACTIONS: dict[Action, Rule] = {
         ALL_STAGES,
         None,
         (
+            G_CURRENT_SOUND,
             Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
             Gate(
                 "not the tool's key",
@@ -442,11 +425,24 @@ ACTIONS: dict[Action, Rule] = {
             Gate(
                 "tool key recorded",
                 _tool_key_recorded,
-                "Name the key klarna-mtls runs on: --key-id <credential id> (keys list shows the ids).",
+                "Name the key klarna-mtls runs on: keys set-own <credential id> (keys list shows the ids).",
             ),
         ),
     ),
     Action.DESCRIBE_API_KEY: Rule(ALL_STAGES, None),
+    Action.NAME_TOOL_KEY: Rule(
+        ALL_STAGES,
+        None,
+        (
+            Gate("key listed", _key_listed, "List the keys (klarna-mtls keys list) and copy the id."),
+            Gate(
+                "proven key kept",
+                _proven_key_kept,
+                "klarna-mtls keys rotate replaces the tool's own key, proving the new one before the switch.",
+            ),
+            Gate("confirmed", _replacement_confirmed, "klarna-mtls keys set-own ID --confirm-suffix SUFFIX."),
+        ),
+    ),
     Action.EXPORT: Rule(ALL_STAGES, None, (G_INSTALLED,)),
 }
 

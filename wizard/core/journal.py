@@ -6,6 +6,7 @@ non-idempotent request in flight, so a resumed run reconciles instead of repeati
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.core import rules
-from wizard.core.errors import JournalError
+from wizard.core.errors import CryptoError, JournalError
 from wizard.core.evidence import RESET_HINT, Evidence
 from wizard.core.flow_records import Flows
 from wizard.core.fsutil import append_line, atomic_write, ensure_private_dir
@@ -78,12 +79,14 @@ class ProfileState:
             if not isinstance(evidence.verifications, list):
                 raise TypeError("verifications")
             runtimes = records_from_dict(data.get("runtimes", {}))
+            certificates = _certificates(expect_type(data.get("certificates", {}), dict, "certificates"))
+            _derive_fingerprints(certificates, evidence)
             return cls(
                 profile=profile,
                 model=Onboarding.resumed(stage, evidence),
                 settings=Settings.from_dict(data.get("settings", {})),
                 in_flight=_in_flight(data.get("in_flight")),
-                certificates=_certificates(expect_type(data.get("certificates", {}), dict, "certificates")),
+                certificates=certificates,
                 status_history=_status_history(expect_type(data.get("status_history", []), list, "status_history")),
                 flows=Flows.from_dict(data.get("flows", {})),
                 runtimes=runtimes,
@@ -105,19 +108,39 @@ class ProfileState:
         return record.fingerprint if record is not None else None
 
     def id_for_pair(self, label: str | None, fingerprint: str | None) -> str | None:
-        """The credential id recorded when the pair with this label (or, failing that, this
-        fingerprint, taken from the certificate Klarna returned to us) was issued or installed.
-        An id Klarna has not confirmed (``id_unconfirmed``: from a runtime-response file) is unknown."""
+        """The credential id of an installed pair (see ``pair_identity``)."""
+        return self.pair_identity(label, fingerprint)[0]
+
+    def pair_identity(self, label: str | None, fingerprint: str | None) -> tuple[str | None, str | None]:
+        """(credential id, damage) of the pair installed under ``label`` whose certificate has
+        ``fingerprint``. The id is the one record whose fingerprint, recorded at issue, is the
+        file's: the label only names a folder and never decides. Damage is the journal and the
+        files disagreeing (the label given to another record, or a certificate none of the records
+        has): destructive steps stop on it. An id Klarna has not confirmed (``id_unconfirmed``:
+        from a runtime-response file) is unknown, not damage; so is an install whose record has no
+        fingerprint (an old journal that kept no copy of the certificate)."""
         known = {cid: rec for cid, rec in self.certificates.items() if not rec.id_unconfirmed}
-        if label:
-            by_label = [cid for cid, rec in known.items() if rec.label == label]
-            if len(by_label) == 1:
-                return by_label[0]
-        if fingerprint:
-            by_fingerprint = [cid for cid, rec in known.items() if rec.fingerprint == fingerprint]
-            if len(by_fingerprint) == 1:
-                return by_fingerprint[0]
-        return None
+        matches = [cid for cid, rec in known.items() if fingerprint and rec.fingerprint == fingerprint]
+        claims = [cid for cid, rec in known.items() if label and rec.label == label]
+        where = f"the installed pair ({label or 'current'}, certificate …{(fingerprint or '')[-8:]})"
+        if len(matches) == 1:
+            others = [cid for cid in claims if cid != matches[0]]
+            if not others:
+                return matches[0], None
+            return matches[0], (
+                f"The journal gives {where} to {', '.join(others)}, but by its SHA-256 fingerprint it is "
+                f"{matches[0]}: the records and the installed files disagree."
+            )
+        if matches:
+            return None, f"Several of this profile's records ({', '.join(matches)}) claim {where}."
+        unconfirmed = any(rec.fingerprint == fingerprint for rec in self.certificates.values())
+        if not fingerprint or unconfirmed or any(rec.fingerprint is None and rec.installed for rec in known.values()):
+            return None, None  # unknown: the interlocks refuse it as such
+        claimed = f" (the journal says it holds {', '.join(claims)})" if claims else ""
+        return (
+            None,
+            f"{where[0].upper()}{where[1:]} is none of the certificates this profile recorded at issue{claimed}.",
+        )
 
     def retired_ids(self) -> frozenset[str]:
         return frozenset(cid for cid, rec in self.certificates.items() if rec.retired)
@@ -159,6 +182,23 @@ def _in_flight(data: Any) -> InFlight | None:
 
 def _certificates(data: dict[str, Any]) -> dict[str, CertificateRecord]:
     return {cid: CertificateRecord.from_dict(rec, f"certificates.{_shown(cid)}") for cid, rec in data.items()}
+
+
+def _derive_fingerprints(certificates: dict[str, CertificateRecord], evidence: Evidence) -> None:
+    """Journals written before every record kept its fingerprint: derive it from what the journal
+    keeps of that certificate (the evidence of the one onboarding issued, or a PEM); with nothing
+    to derive it from it stays unknown, and "installed here" with it."""
+    for cid, record in certificates.items():
+        mine = cid == evidence.certificate_id
+        if record.fingerprint or (mine and evidence.fingerprint):
+            record.fingerprint = record.fingerprint or evidence.fingerprint
+            continue
+        pem = record.certificate_pem or (evidence.certificate_pem if mine else None)
+        if pem:
+            from wizard.core import crypto  # only for such old journals: loading stays light
+
+            with contextlib.suppress(CryptoError, ValueError):  # unreadable: unknown
+                record.fingerprint = crypto.fingerprint_sha256(crypto.load_certificate(pem))
 
 
 def _status_history(data: list[Any]) -> list[StatusEntry]:

@@ -104,8 +104,8 @@ def _tool_key_finding(session: Session, tool: KeyRow | None) -> Finding | None:
             "api keys",
             Severity.WARNING,
             "The key this tool uses is unknown: its credential id is not recorded.",
-            "Name it (keys list, then keys list --key-id <id>), or let the tool take its own key "
-            "(keys rotate --key-id <id>, or onboard --own-key).",
+            "Name it (keys list, then keys set-own <id>), or let the tool take its own key "
+            "(keys rotate, or onboard --own-key).",
         )
     if tool is None or not tool.active:
         return Finding(

@@ -70,7 +70,7 @@ def _masked(session: Session, suffix: str | None) -> str:
 
 def _tool_ids(session: Session, infos: Iterable[ApiKeyInfo]) -> set[str]:
     """Which listed key is this tool's: the credential id the profile records (the key the tool
-    created, rotated in, or was told with --key-id). Never guessed from a listing's fields."""
+    created, rotated in, or was told with keys set-own). Never guessed from a listing's fields."""
     known = session.state.tool_key_id
     return {known} if known and any(i.credential_id == known for i in infos) else set()
 
@@ -113,6 +113,8 @@ def _situation(
         tool_key_id=session.state.tool_key_id,
         running_key_recorded=session.running_key_recorded,
         confirmed_not_tool_key=confirmed,
+        tool_key_proven=session.settings.api_key_id_source == "created",
+        current_damage=session.installed_damage(),
         **facts,
     )
 
@@ -134,9 +136,12 @@ def disable_refusals(session: Session, rows: list[KeyRow], credential_id: str) -
     return [r for r in found if r.check != "confirmed"]  # asked for after, by the UI
 
 
-async def record_tool_key(session: Session, credential_id: str, *, source: str = "told") -> KeyRow:
-    """Remember ``credential_id`` as the key this tool runs on (the user named it). It must be an
-    active key of this account; the profile's stored key is assumed to be that key."""
+async def record_tool_key(session: Session, credential_id: str, *, confirm_suffix: str | None = None) -> KeyRow:
+    """Remember ``credential_id`` as the key this tool runs on (the user named it: ``keys set-own``,
+    ``onboard --key-id``, ctrl+t). It must be an active key of this account; the profile's stored key
+    is assumed to be that key. Replacing an id already recorded needs the new key's last characters
+    (``confirm_suffix``), and a proven id (the tool created it) is never replaced: the interlock's
+    ``NAME_TOOL_KEY`` row. Naming the recorded key again changes nothing."""
     infos = await list_key_infos(session)
     info = next((i for i in infos if i.credential_id == credential_id), None)
     if info is None or info.status not in ("ACTIVE", "UNKNOWN"):
@@ -144,10 +149,36 @@ async def record_tool_key(session: Session, credential_id: str, *, source: str =
             f"No active API key {credential_id} on this account.",
             hint="List the keys (klarna-mtls keys list) and copy the id of the key this tool uses.",
         )
-    session.state.record_tool_key(credential_id, source)
-    session.save()
-    session.audit.record("api_key_identified", credential_id=credential_id, source=source)
+    row = key_rows(session, [info])[0]
+    facts = name_key_facts(row, confirm_suffix)
+    require(Action.NAME_TOOL_KEY, _situation(session, infos, credential_id, False, **facts))
+    if credential_id != session.state.tool_key_id:
+        replaced = session.state.tool_key_id
+        session.state.record_tool_key(credential_id, "told")
+        session.save()
+        session.audit.record("api_key_identified", credential_id=credential_id, source="told", replaced=replaced)
     return key_rows(session, [info])[0]
+
+
+def name_key_facts(row: KeyRow, typed: str | None) -> dict[str, Any]:
+    """The typed confirmation of naming ``row`` the tool's key (asked only when it would replace
+    the recorded id): the key's last four characters, as a live ``keys disable`` asks."""
+    expected = row.confirm_suffix
+    what = f"the key's last four characters ({expected})" if len(expected) == 4 else "the last 8 characters of its id"
+    return {"confirmation_expected": expected, "confirmation_typed": typed, "confirmation_what": what}
+
+
+def naming_needs_confirmation(session: Session, credential_id: str) -> bool:
+    """Whether naming ``credential_id`` the tool's key would replace an id already recorded."""
+    recorded = session.state.tool_key_id
+    return recorded is not None and recorded != credential_id
+
+
+def naming_refusals(session: Session, rows: list[KeyRow], credential_id: str) -> list[Refusal]:
+    """Why naming ``credential_id`` the tool's key would be refused, but for the typed
+    confirmation a UI asks for next (``naming_needs_confirmation``)."""
+    found = refusals(Action.NAME_TOOL_KEY, _situation(session, rows, credential_id, False))
+    return [r for r in found if r.check != "confirmed"]
 
 
 # ---------------------------------------------------------------- create, describe, disable

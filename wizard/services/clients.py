@@ -9,6 +9,7 @@ shared with other profiles (``use_connections``)."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from wizard.core.errors import (
     ApiError,
     CryptoError,
     InputError,
+    InstalledPairRefused,
     JournalError,
     MtlsRequired,
     StorageError,
@@ -173,7 +175,7 @@ class ClientFactory:
             except ApiError as error:
                 refused = error.status == 403 or refuses_certificate(error.status, error.error_code)
                 if pair is None and refused and not isinstance(error, MtlsRequired):
-                    raise mtls_required(error) from None
+                    raise mtls_required(error, self._profile) from None
                 raise
 
     def _client_pair(
@@ -302,10 +304,12 @@ def verify_host_settings(settings: Settings, environment: str | None, source: Pa
     )
 
 
-def mtls_required(error: ApiError) -> MtlsRequired:
+def mtls_required(error: ApiError, profile: str | None = None) -> MtlsRequired:
     """A 403, or Klarna's mTLS refusal (401 or 403), to a call made without a client certificate:
-    say what it means and what to do."""
+    say what it means and what to do, leading with the way that keeps the account enforced (a
+    runtime certificate: the key made here, issued from a machine whose pair Klarna accepts)."""
     code = f" ({error.error_code})" if error.error_code else ""
+    here = f" --profile {shlex.quote(profile)}" if profile else ""
     return MtlsRequired(
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
@@ -316,9 +320,12 @@ def mtls_required(error: ApiError) -> MtlsRequired:
         error_type=error.error_type,
         correlation_id=error.correlation_id,
         klarna_correlation_id=error.klarna_correlation_id,
-        hint="From a system whose certificate is VALID on this account, remove enforcement for a while "
-        "(klarna-mtls unenforce), onboard this profile, verify it, then enforce again; or issue this "
-        "runtime's certificate in Klarna's portal.",
+        hint="Without removing enforcement, give this machine its own certificate (NAME: this service, "
+        f"e.g. refunds): here, klarna-mtls runtime request --name NAME{here}; on a machine whose "
+        "certificate is VALID on this account, klarna-mtls runtime issue runtime-request-NAME.json; back "
+        f"here, klarna-mtls runtime install runtime-response-NAME.json{here}. Only as a last resort, "
+        "remove enforcement for a while from a system whose certificate is VALID (klarna-mtls unenforce): "
+        "meanwhile the API key alone is accepted again.",
     )
 
 
@@ -337,9 +344,9 @@ def _installed_words(install_dir: Path) -> str:
     return f"The installed certificate (valid until {rules.format_utc(cert.not_valid_after_utc)})"
 
 
-def locked_out(installed: str, refusal: WizardError) -> WizardError:
+def locked_out(installed: str, refusal: WizardError) -> InstalledPairRefused:
     """The installed pair is refused and mTLS is enforced: what is locked, and what is left to do."""
-    return WizardError(
+    return InstalledPairRefused(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and mTLS is enforced on this account: "
         "Klarna refuses every call from this profile, with that certificate or without one. Locked: "
         "rotate, status, certs, unenforce and every other command of this profile.",
@@ -351,9 +358,9 @@ def locked_out(installed: str, refusal: WizardError) -> WizardError:
     )
 
 
-def way_back_unknown(installed: str, refusal: WizardError, why: str) -> WizardError:
+def way_back_unknown(installed: str, refusal: WizardError, why: str) -> InstalledPairRefused:
     """The installed pair is refused and whether enforcement is on could not be established."""
-    return WizardError(
+    return InstalledPairRefused(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and whether mTLS is enforced could not "
         f"be established without a certificate ({why.rstrip('.')}); nothing else was sent without one.",
         title="Client certificate refused",

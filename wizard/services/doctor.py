@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 EXPIRY_WARNING_DAYS = rules.RENEWAL_WINDOW.days  # plan a rotation once the renewal window opens
 EXPIRY_CRITICAL_DAYS = 14  # two weeks left: rotate now
+REPAIR_STEP = "Restore it: klarna-mtls repair"  # the next step of a missing or damaged installed file
 
 DoctorCheck = Callable[[Session, ProfileStatus | None], Awaitable[list[Finding]]]
 
@@ -92,9 +93,12 @@ def _broken_install(session: Session) -> Finding | None:
     problems = installed_pair_problems(session)
     if not problems:
         return None
-    return Finding(
-        "install", Severity.CRITICAL, " ".join(problems), f"Restore it: klarna-mtls repair --profile {session.profile}"
-    )
+    return Finding("install", Severity.CRITICAL, " ".join(problems), f"{REPAIR_STEP} --profile {session.profile}")
+
+
+def offers_repair(findings: list[Finding]) -> bool:
+    """A finding answered by ``repair`` (a missing or damaged installed file): front ends offer it."""
+    return any(f.next_step.startswith(REPAIR_STEP) for f in findings if f.severity is not Severity.OK)
 
 
 def _trust_finding(session: Session) -> Finding:

@@ -1,6 +1,6 @@
 """The way back when Klarna refuses the installed pair (expired, revoked: the TLS handshake or
 Klarna refuses it). The recovery commands (``rotate``, ``status``, ``certs list``, ``unenforce``
-and the TUI's rotate) then call without a client certificate, and say so, when Klarna says
+and the TUI's dashboard and rotate) then call without a client certificate, and say so, when Klarna says
 enforcement is not in force; when it is, the error says what is locked and what is left to do.
 
 The decision is ``ClientFactory.without_certificate_after`` (one place); this module is the retry

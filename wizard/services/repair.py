@@ -63,6 +63,26 @@ class RepairReport:
     proved: bool = False  # VALID, or accepted while ENFORCED
     proof_note: str = ""
 
+    def outcome(self) -> str:
+        """One sentence: what the installed pair is now, and what Klarna said to it."""
+        suffix = f"…{self.fingerprint[-11:]}" if self.fingerprint else ""
+        if not self.problems:
+            return f"nothing to repair: the installed pair is certificate {self.certificate_id} ({suffix})."
+        if self.proved:
+            seen = self.verification if self.verification == "VALID" else f"accepted while {self.enforcement}"
+            return f"repaired: certificate {self.certificate_id} ({suffix}) is installed again; Klarna: {seen}."
+        if self.verification is None:
+            return f"restored certificate {self.certificate_id}, not proved: {self.proof_note}"
+        return (
+            f"restored certificate {self.certificate_id}, but Klarna answers {self.verification}"
+            f"{': ' + self.proof_note if self.proof_note else ''}. klarna-mtls doctor --profile {self.profile} "
+            "explains the cause."
+        )
+
+    def lines(self) -> list[str]:
+        """What was found, what was done (in order), then the outcome: the report a person reads."""
+        return [*(f"found: {p}" for p in self.problems), *self.actions, self.outcome()]
+
 
 # ---------------------------------------------------------------- what is wrong
 def expected_pair(session: Session) -> Expected | None:
@@ -104,6 +124,37 @@ def installed_pair_problems(session: Session) -> list[str]:
     return [mismatch] if mismatch else []
 
 
+def _labels_from_files(session: Session) -> list[str]:
+    """Re-derive the journal's install labels from the files: a folder belongs to the record whose
+    fingerprint (recorded at issue) its certificate has, so a label another record claims is taken
+    from it (LO-07). Returns what was set straight, saved; files are the restore's business."""
+    known = {cid: rec for cid, rec in session.state.certificates.items() if not rec.id_unconfirmed}
+    owners = {rec.fingerprint: cid for cid, rec in known.items() if rec.fingerprint}
+    fixed: list[str] = []
+    for pair in list_pairs(session.install_dir):
+        owner = owners.get(pair.fingerprint)
+        if owner is None:
+            continue
+        for cid, rec in known.items():
+            if rec.label == pair.label and cid != owner:
+                rec.label = None
+                fixed.append(f"folder {pair.label} holds {owner}'s certificate, not {cid}'s")
+        if known[owner].label != pair.label and not _holds_own(session, known[owner].label, pair.fingerprint):
+            known[owner].label = pair.label
+            fixed.append(f"{owner} is installed in folder {pair.label}")
+    if fixed:
+        session.save()
+        session.audit.record("journal_labels_repaired", changes=fixed)
+    return fixed
+
+
+def _holds_own(session: Session, label: str | None, fingerprint: str) -> bool:
+    """Whether the folder ``label`` holds the certificate with ``fingerprint``."""
+    return label is not None and any(
+        p.label == label and p.fingerprint == fingerprint for p in list_pairs(session.install_dir)
+    )
+
+
 def _switching_label(session: Session) -> list[str]:
     """A rotation stopped between flipping ``current`` and recording it: its pair is not broken."""
     flow = session.state.flows.rotation
@@ -121,7 +172,9 @@ async def repair(session: Session, on_step: Callable[[str], None] | None = None)
             "This profile has no installed pair in its records, so there is nothing to restore.",
             hint=f"Finish onboarding: klarna-mtls onboard --profile {session.profile}",
         )
-    report = RepairReport(session.profile, installed_pair_problems(session))
+    relabelled = _labels_from_files(session)
+    report = RepairReport(session.profile, [*relabelled, *installed_pair_problems(session)])
+    report.actions += [f"set the journal straight from the installed files ({line})" for line in relabelled]
     if not report.problems:
         report.certificate_id, report.fingerprint = expected.certificate_id, expected.fingerprint
         return report

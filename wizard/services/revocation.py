@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from wizard.core import crypto
 from wizard.core.interlocks import GONE, Action, refusals, require
-from wizard.services import runtime_gate
+from wizard.services import local_profiles, runtime_gate
 from wizard.services.session import Session
 from wizard.services.status import ProfileStatus, gather_status
 
@@ -31,7 +31,8 @@ async def revoke(session: Session, credential_id: str, *, confirm_suffix: str | 
     expected = target.confirm_suffix if target else None
     what = "credential id's last 8 characters" if target and not target.fingerprint else "fingerprint suffix"
     shown = f"the certificate's {what}" + (f" (they end …{expected[-2:]})" if expected else "")
-    facts = runtime_gate.revoke_facts(session, credential_id) | session.confirmation(expected, confirm_suffix, shown)
+    facts = runtime_gate.revoke_facts(session, credential_id) | local_profiles.revoke_facts(session, credential_id)
+    facts |= session.confirmation(expected, confirm_suffix, shown)
     require(Action.REVOKE, replace(status.situation(credential_id), **facts))
     assert target is not None  # "target listed" holds
     async with session.client() as klarna:

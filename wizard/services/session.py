@@ -49,6 +49,7 @@ class Look:
     enforcement: EnforcementState
     pair: InstalledPair | None  # the pair in the install folder's `current`
     current_id: str | None  # from the profile's records, never from the listing
+    current_damage: str | None = None  # the records and the installed files disagree (journal.pair_identity)
     tls_version: str | None = None
     clock_skew_seconds: float | None = None
     server_date: datetime | None = None  # the listing answer's Date: Klarna's clock just now
@@ -290,6 +291,7 @@ class Session:
             model=self.model,
             installed=look.pair is not None,
             current_id=look.current_id,
+            current_damage=look.current_damage,
             listed_ids=look.listed_ids,
             statuses=statuses,
             verification_now=look.verification,
@@ -314,6 +316,20 @@ class Session:
     def current_id(self, pair: InstalledPair | None) -> str | None:
         return self.state.id_for_pair(pair.label, pair.fingerprint) if pair is not None else None
 
+    def pair_damage(self, pair: InstalledPair | None) -> str | None:
+        """How the records and ``pair``'s files disagree (None: they agree, or nothing is installed)."""
+        return self.state.pair_identity(pair.label, pair.fingerprint)[1] if pair is not None else None
+
+    def installed_damage(self) -> str | None:
+        """``pair_damage`` of the pair in ``current``, read from the files now (no network)."""
+        from wizard.core.errors import CryptoError
+        from wizard.services.install import current_pair
+
+        try:
+            return self.pair_damage(current_pair(self.install_dir))
+        except (CryptoError, OSError):
+            return None  # a broken file is named by the checks that read it (pair_files)
+
     def record_valid(self, credential_id: str | None, at: datetime) -> None:
         """Remember that our recorded certificate ``credential_id`` was seen VALID at ``at``."""
         if credential_id is not None:  # to the day: a reading repeated the same day changes nothing
@@ -335,6 +351,7 @@ class Session:
             enforcement,
             pair,
             self.current_id(pair),
+            self.pair_damage(pair),
             listing.tls_version,
             listing.clock_skew_seconds,
             listing.server_date,

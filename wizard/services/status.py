@@ -63,6 +63,7 @@ class ProfileStatus:
     clock_skew_seconds: float | None = None
     installed: bool | None = None  # a pair is in the install folder's `current`
     current_id: str | None = None  # its credential id, from the profile's records
+    current_damage: str | None = None  # the records and the installed files disagree
     enforcement_scheduled: bool | None = None  # None: the answer did not say
     observed_at: str | None = None  # when Klarna answered what this status shows (UTC)
     # A scheduled (or applied) enforcement re-judged now: what it will refuse and when, with the
@@ -77,6 +78,14 @@ class ProfileStatus:
         carries no status): the slots in use are then unknown, not ``slots_used``."""
         return sum(1 for c in self.certificates if c.status == "UNKNOWN")
 
+    def slots_words(self) -> str:
+        """The slots in use, or unknown when the listing gives some certificates no state (the
+        front ends say it the same way)."""
+        limit = rules.MAX_ACTIVE_CERTIFICATES
+        if self.without_status:
+            return f"slots unknown ({self.without_status} listed without a state; {self.slots_used}/{limit} known)"
+        return f"slots {self.slots_used}/{limit}"
+
     @property
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
@@ -90,6 +99,7 @@ class ProfileStatus:
             stage=Stage(self.stage),
             installed=self.installed,
             current_id=self.current_id,
+            current_damage=self.current_damage,
             listed_ids=frozenset(c.credential_id for c in self.certificates),
             statuses={c.credential_id: c.status for c in self.certificates},
             verification_now=self.verification,
@@ -141,6 +151,7 @@ async def gather_status(session: Session) -> ProfileStatus:
         clock_skew_seconds=look.clock_skew_seconds,
         installed=look.pair is not None,
         current_id=look.current_id,
+        current_damage=look.current_damage,
         enforcement_scheduled=enforcement.scheduled,
         observed_at=rules.format_utc(now),
         enforcement_outlook=[f.summary for f in outlook],
