@@ -320,3 +320,17 @@ def test_the_enforced_journey_holds_with_each_answer_option(sandbox, run, monkey
     assert code == 2, checked  # critical: the installed certificate is refused (never a tool error)
     verification = next(f for f in checked["findings"] if f["check"] == "verification")
     assert verification["severity"] == "critical" and "rotate" in verification["next_step"]
+
+
+def test_renew_on_an_enforced_account_waits_out_the_propagation_delay_within_its_poll_limit(sandbox, run, monkeypatch):
+    sandbox.configure(certificate_lifetime_days=30)  # issued this short, in its renewal window at once
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.configure(certificate_lifetime_days=90, propagation_delay=400)
+    sandbox.advance_clock(401)
+    KlarnasClock(sandbox, monkeypatch)
+    code, out, _ = run("renew", "--profile", "p", "--poll-limit", "60")
+    assert code == 3 and "not seen VALID" in out["message"] and "current pair stays in use" in out["message"], out
+    code, out, _ = run("renew", "--profile", "p")  # resumes; the default limit outlasts Klarna's 5 minutes
+    assert code == 0, out
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] not in (None, old) and status["verification"] == "VALID"
