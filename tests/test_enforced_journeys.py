@@ -1,8 +1,9 @@
 """Issue 23 on an enforced account, through the CLI and the services against the sandbox over real
 loopback mTLS, in both answer modes: a new certificate that Klarna needs minutes to accept
 (``propagation_delay``, time moved by the sandbox clock, never waited for), no verification header
-once enforced (``no_header_once_enforced``), and a refusal of the installed certificate told from a
-wrong API key by its typed error (K1). Enforcement applies the moment it is asked for."""
+once enforced (``no_header_once_enforced``), a refusal of the installed certificate told from a
+wrong API key by its typed error (K1), and the whole enforced journey against each answer option
+(tests/test_shapes_e2e.py has the shapes' own details). Enforcement applies the moment it is asked for."""
 
 from __future__ import annotations
 
