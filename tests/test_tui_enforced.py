@@ -37,3 +37,28 @@ async def test_the_rotate_screen_waits_out_a_propagation_delay_longer_than_five_
         result = rotate.result
         assert result is not None and result.old_certificate_id == old, rotate
         assert klarna.moved > 300 and "INVALID" in result.statuses_seen and result.statuses_seen[-1] == "VALID"
+
+
+async def test_with_no_header_once_enforced_the_dashboard_says_accepted_and_its_rotation_retires_the_old(
+    onboard, sandbox
+):
+    old = (await asyncio.to_thread(onboard, enforce_at="NOW"))["certificate_id"]
+    sandbox.configure(no_header_once_enforced=True)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        summary = str(app.screen.query_one("#summary").content)
+        assert "installed pair: accepted under enforcement" in summary and "VALID" not in summary
+        await pilot.press("o")
+        await settle(pilot)
+        rotate = app.screen
+        await pilot.press("enter")  # Start rotation
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal) and "Retire" in app.screen.title_text
+        await pilot.click("#confirm")  # retire the old certificate: the gate takes the accepted call
+        await settle(pilot)
+        result = rotate.result
+        assert result is not None and result.old_certificate_id == old
+        assert sandbox._state.certificate_status(sandbox._state.account_certificates(sandbox.account_id)[old]) == (
+            "REVOKED"
+        )

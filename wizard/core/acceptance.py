@@ -23,6 +23,11 @@ def verdict(header: str, enforcement: str | None) -> str:
     return header
 
 
+def in_words(status: str) -> str:
+    """A status as a person reads it on a screen: accepted under enforcement is said so (never VALID)."""
+    return "accepted under enforcement (no header)" if status == ACCEPTED_UNDER_ENFORCEMENT else status
+
+
 def accepted(status: str | None) -> bool:
     """Klarna accepts the certificate: VALID, or a call with it accepted under enforcement."""
     return status in (VALID, ACCEPTED_UNDER_ENFORCEMENT)
