@@ -97,7 +97,7 @@ def _status_text(status: ProfileStatus) -> str:
         from wizard.services.repair import damage_finding
 
         damage = damage_finding(status.current_damage, status.profile)
-        lines.append(f" {damage.severity}: {damage.summary}\n   → {damage.next_step}")
+        lines += [f" {damage.severity}: {damage.summary}", f"   → {damage.next_step}"]
     for c in status.certificates:
         mark = "*" if c.current else ("+" if c.installed_here else " ")
         lines.append(
