@@ -68,3 +68,17 @@ def test_ctrl_c_while_enforcement_is_pending_exits_130_and_says_it_is_still_sche
     assert "enforcement is still scheduled for 20" in rest, rest
     assert "`klarna-mtls unenforce --profile p` cancels it" in rest and "Traceback" not in rest
     assert "klarna-mtls onboard --profile p resumes" in rest
+
+
+@pytest.mark.parametrize("typed", ["-ab1", "--x1", "-"])
+@pytest.mark.parametrize(
+    "command", [("keys", "disable", "krn:k"), ("keys", "set-own", "krn:k"), ("certs", "revoke", "krn:c")]
+)
+def test_a_confirmation_suffix_that_starts_with_a_dash_is_read_as_the_value(typed, command, capsys):
+    """An API key's last four characters may start with "-" (URL-safe base64): argparse took
+    `--confirm-suffix -ab1` for an option and exited 2, so such a live key could not be disabled."""
+    try:
+        code = main([*command, "--profile", "nowhere", "--json", "--confirm-suffix", typed])
+    except SystemExit as exit_:
+        pytest.fail(f"argparse refused the typed suffix {typed!r}: exit {exit_.code}")
+    assert code == 3 and "nowhere" in capsys.readouterr().out  # the profile is missing: read past the suffix

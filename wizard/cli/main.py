@@ -93,9 +93,24 @@ INTERRUPTED = 130  # Ctrl+C: 128 + SIGINT, as shells report it (the command says
 READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list"}
 
 
+# Options whose typed value may start with "-" (an API key's last characters are URL-safe base64):
+# argparse reads such a value as an option, so it is joined to its option before parsing.
+TYPED_VALUES = ("--confirm-suffix",)
+
+
+def with_dash_values(argv: list[str]) -> list[str]:
+    """``--confirm-suffix -ab1`` as ``--confirm-suffix=-ab1``."""
+    joined: list[str] = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word in TYPED_VALUES else None
+        joined.append(word if value is None else f"{word}={value}")
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_dash_values(sys.argv[1:] if argv is None else argv))
     _no_core_dumps()
     _not_dumpable()
     log_path: Path | None = None
