@@ -219,3 +219,24 @@ def test_check_reads_expiry_through_the_session_clock(onboard, sandbox, days_lat
     expiry = next(f for f in findings if f.check == "expiry")
     assert (got_code, expiry.severity) == (code, expiry_severity)
     assert ("expired" in expiry.summary) == (days_later > 3 * 365)
+
+
+def test_check_does_not_blame_the_certificate_for_a_bare_403(onboard, sandbox, monkeypatch):
+    """A 403 with no mTLS code (Klarna's DDoS protection answers so) stays critical for a monitor,
+    since calls fail, but is not said to be a refusal of the installed certificate."""
+    from wizard.core.errors import ApiError
+    from wizard.services import onboarding
+
+    onboard()
+    session = Session(Paths.from_env(), "p")
+    session.unlock(sandbox.api_key)
+
+    async def forbidden(_session):
+        raise ApiError("Forbidden", status=403)
+
+    monkeypatch.setattr(onboarding, "observe", forbidden)
+    code, findings = asyncio.run(doctor.cron_check(session, warn_days=60, critical_days=14))
+    verification = next(f for f in findings if f.check == "verification")
+    assert code == 2 and verification.severity == "critical"
+    assert "refused the installed certificate" not in verification.summary
+    assert "403" in verification.summary and "DDoS" in verification.summary

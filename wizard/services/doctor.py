@@ -259,14 +259,7 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
             raise
         # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
         # monitor that is the critical finding itself, not a failure to check.
-        findings.append(
-            Finding(
-                "verification",
-                Severity.CRITICAL,
-                f"Klarna refused the installed certificate: {error.message}",
-                "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause).",
-            )
-        )
+        findings.append(_refused(error))
         return worst(findings), findings
     verdict = observation.status
     findings.append(
@@ -281,6 +274,20 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     )
     findings += await _scheduled_enforcement(session)
     return worst(findings), findings
+
+
+def _refused(error: ApiError) -> Finding:
+    """Critical either way (the calls fail), but only Klarna's mTLS code says it is the certificate."""
+    if isinstance(error, CertificateRefused):
+        summary = f"Klarna refused the installed certificate: {error.message}"
+        hint = "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause)."
+    else:
+        summary = (
+            f"Klarna answered 403 with no mTLS error code ({error.message}): the installed certificate may be "
+            "refused, or Klarna's DDoS protection is refusing this machine."
+        )
+        hint = "klarna-mtls doctor tells which; rotate if it says the certificate is refused."
+    return Finding("verification", Severity.CRITICAL, summary, hint)
 
 
 async def _scheduled_enforcement(session: Session) -> list[Finding]:
