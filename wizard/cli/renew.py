@@ -130,39 +130,59 @@ def _renew_one(
 
 
 def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
-    from wizard.services.renewal import deploy_environment, renew, run_deploy_hook
+    from wizard.services.renewal import deploy_environment, finished_renewal, hook_ran, renew, run_deploy_hook
 
     name = session.profile
     progress(args, clean(f"renew: {name}: {plan.reason}"))
     flow = session.state.flows.rotation
-    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
+    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, its hook run if it had one
+    try:  # a resumed retirement: the exported copy current before the old certificate goes (idempotent)
+        if retiring and flow is not None:
+            also_export(args, session, flow.old_certificate_id)
+    except WizardError as error:
+        return Outcome(name, "failed", ExitCode.ERROR, clean(f"{error} {error.hint}")), None
     try:
-        show = functools.partial(_show, args, name)
-        result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show))
+        if plan.hook_owed:  # switched by an earlier run that died before its deploy hook
+            result = finished_renewal(session)
+        else:
+            show = functools.partial(_show, args, name)
+            hooked = args.hook_argv is not None
+            result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show, hook_owed=hooked))
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
-    if retiring:  # the retirement that run journaled, finished now: nothing else is left to do
+    flow = session.state.flows.rotation
+    owed = flow is not None and flow.deploy_hook_owed
+    if retiring and not owed:  # the retirement that run journaled, finished now: nothing else is left to do
         message = f"finished the renewal to {result.new_certificate_id}: retired {result.old_certificate_id}"
         outcome = Outcome(name, "renewed", ExitCode.OK, message, result.old_certificate_id, result.new_certificate_id)
         outcome.new_fingerprint, outcome.retired = result.new_fingerprint, result.old_certificate_id
         return _with_runtimes(session, outcome), None
+    done = "finished the renewal" if plan.hook_owed else "renewed"
     outcome = Outcome(
         name,
         "renewed",
         ExitCode.OK,
-        f"renewed: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+        f"{done}: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
         result.old_certificate_id,
         result.new_certificate_id,
         result.new_fingerprint,
     )
     retire = not result.retired and result.old_certificate_id not in (None, result.new_certificate_id)
     try:  # the exported copy first, then the hook, and only then the old certificate goes
-        also_export(args, session, result.old_certificate_id if args.retire_old else None)
+        if not retiring:
+            also_export(args, session, result.old_certificate_id if args.retire_old else None)
     except WizardError as error:
         outcome.worse(ExitCode.ERROR, clean(f"{error} {error.hint}"))
         return _with_runtimes(session, outcome), None
-    if args.hook_argv:
+    if owed and not args.hook_argv:  # the service may still hold the old pair: it is not retired
+        outcome.worse(
+            ExitCode.WARNING,
+            f"a deploy hook is owed for the switch to {result.new_certificate_id} (an earlier run stopped before "
+            f"it); the old certificate is kept: run klarna-mtls renew --profile {name} --deploy-hook CMD",
+        )
+        retire = False
+    elif args.hook_argv:
         hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
         outcome.deploy_hook = asdict(hook)
         for line in hook.output:
@@ -170,6 +190,8 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         if not hook.ok:
             outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
             retire = False
+        elif not (retire and args.retire_old):  # else cleared with the retirement's journal write
+            hook_ran(session)
     return _with_runtimes(session, outcome), session if retire and args.retire_old else None
 
 
