@@ -23,7 +23,7 @@ from screens.repair import RepairScreen
 from screens.rotate import RotateScreen
 from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
-from wizard.core import rules
+from wizard.core import acceptance, rules
 from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import ApiError, InstalledPairRefused, InterlockRefused, TransportError, WizardError
 from wizard.core.rules import clean_text, redact
@@ -199,7 +199,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         selected = self.selected_id()  # kept across refreshes; else the certificate in use
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
-        pair = "broken here (see below)" if self.local_problem else status.verification or "none"
+        pair = "broken here (see below)" if self.local_problem else acceptance.in_words(status.verification or "none")
         self.query_one("#summary", Static).update(
             plain(
                 f"Enforcement: {status.enforcement_mode or 'unknown'}{when} · {status.slots_words()} · "

@@ -91,7 +91,7 @@ class RotateScreen(WorkScreen):
             cancelled="Rotation paused. Start it again to resume; the current certificate stays in use."
         ):
             timing = self.services.timing
-            limits = waits.PollLimits(interval=timing.poll_interval, limit=timing.poll_limit)
+            limits = waits.PollLimits.for_new_certificate(timing.poll_interval, timing.rotation_limit)
             last = await self.follow(certificate_rotation.rotation(self.session, limits=limits))
         if isinstance(last, waits.Failed):
             raise last.error

@@ -41,6 +41,8 @@ class Timing:
 
     poll_interval: float = 2.0
     poll_limit: float = 300.0  # Klarna's verification states settle within 5 minutes
+    # a rotation's new certificate: an enforced account may refuse it for up to 5 minutes
+    rotation_limit: float = waits.NEW_CERTIFICATE_LIMIT
     enforce_limit: float = 420.0  # enforcement applies up to 5 minutes after its time
     step_limit: float = waits.STEP_LIMIT  # a single step (test key, issue, install) gives up after this
     autostart_polling: bool = True  # the Verify screen starts polling when it opens

@@ -213,7 +213,7 @@ def test_renew_all_interrupted_in_its_grace_period_leaves_every_retirement_to_th
     monkeypatch.setattr(certificate_rotation, "grace_pause", interrupted)
     renew_all = ("renew", "--all", "--retire-old", "--grace", "600", "--poll-interval", "0.05")
     code, _ = cli(*renew_all)
-    assert code == 3
+    assert code == 130  # Ctrl+C: 128 + SIGINT
     for profile, old_id in old.items():
         flow = session_for(profile, sandbox).state.flows.rotation
         assert flow is not None and flow.step == "retire" and flow.old_certificate_id == old_id

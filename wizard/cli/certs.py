@@ -8,13 +8,14 @@ import asyncio
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
-from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_unlocked_session
 from wizard.cli.status import cmd_status
+from wizard.core import acceptance
 from wizard.core.findings import ExitCode
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Started, Step, Waiting
+from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step, Waiting
 
 if TYPE_CHECKING:
     from wizard.services.certificate_rotation import RotationProgress
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --retire-old: wait this long before revoking, so services and exported "
         "copies still presenting the old certificate can switch",
     )
-    p.add_argument("--poll-interval", type=seconds, default=2.0)
+    add_new_certificate_wait(p, NEW_CERTIFICATE_LIMIT)
     p.add_argument(
         "--abandon",
         action="store_true",
@@ -100,6 +101,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
                 retire_old=args.retire_old and not retire_later,
                 grace=args.grace if args.retire_old and not retire_later else 0.0,
                 verify_interval=args.poll_interval,
+                verify_limit=args.poll_limit,
                 on_event=lambda event: _show(args, session, event),
             )
 
@@ -134,7 +136,7 @@ def _show(args: argparse.Namespace, session: Session, event: Event, command: str
         progress(
             args,
             f"  verify attempt {event.n} of {event.max_attempts}: {event.status}"
-            f" ({event.elapsed:.0f} s of {event.limit:.0f} s)",
+            f" ({event.elapsed:.0f} s of {event.limit:.0f} s){_settling(event)}",
         )
     elif isinstance(event, Started) and event.task == GRACE_TASK:
         progress(
@@ -144,6 +146,16 @@ def _show(args: argparse.Namespace, session: Session, event: Event, command: str
         )
     elif isinstance(event, Waiting) and event.task == GRACE_TASK:
         progress(args, f"{command}: {event.limit - event.elapsed:g} s left before revoking {old}")
+
+
+def _settling(event: Attempt) -> str:
+    """Said while a new certificate is not accepted yet and another check follows."""
+    waiting = not acceptance.accepted(event.status) and event.next_check_in is not None
+    return (
+        "; Klarna may take up to 5 minutes to accept a new certificate, the current pair stays in use"
+        if waiting
+        else ""
+    )
 
 
 def _interrupted(args: argparse.Namespace, session: Session, command: str = "rotate") -> None:

@@ -32,6 +32,20 @@ def seconds(text: str) -> float:
     return value
 
 
+def add_new_certificate_wait(parser: argparse.ArgumentParser, limit: float) -> None:
+    """``--poll-interval`` and ``--poll-limit`` (default ``limit``) of the wait until Klarna accepts a
+    new certificate: an enforced account may refuse it for up to 5 minutes."""
+    parser.add_argument("--poll-interval", type=seconds, default=2.0)
+    parser.add_argument(
+        "--poll-limit",
+        type=seconds,
+        default=limit,
+        metavar="SECONDS",
+        help="how long to keep checking that Klarna accepts the new certificate (an enforced account may "
+        f"refuse it for up to 5 minutes; default {limit:g}); the pair in use stays meanwhile",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number, 1 or more."""
     try:

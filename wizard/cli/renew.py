@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.certs import finish_retirement
-from wizard.cli.common import add_common, clean, emit, progress, seconds
+from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_set_up_session, unlock
 from wizard.core.errors import InputError, WizardError
@@ -28,7 +28,7 @@ from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock
 from wizard.core.paths import Paths
 from wizard.services.session import Session
-from wizard.services.waits import Attempt, Event, Started, Step
+from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step
 
 if TYPE_CHECKING:
     from wizard.services.renewal import RenewalPlan
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--grace", type=seconds, default=0.0, metavar="SECONDS", help="with --retire-old: wait this long first"
     )
-    p.add_argument("--poll-interval", type=seconds, default=2.0)
+    add_new_certificate_wait(p, NEW_CERTIFICATE_LIMIT)
     add_also_export(p)
     p.set_defaults(handler=cmd_renew)
 
@@ -146,8 +146,15 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
             result = finished_renewal(session)
         else:
             show = functools.partial(_show, args, name)
-            hooked = args.hook_argv is not None
-            result = asyncio.run(renew(session, verify_interval=args.poll_interval, on_event=show, hook_owed=hooked))
+            result = asyncio.run(
+                renew(
+                    session,
+                    verify_interval=args.poll_interval,
+                    verify_limit=args.poll_limit,
+                    on_event=show,
+                    hook_owed=args.hook_argv is not None,
+                )
+            )
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None

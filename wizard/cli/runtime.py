@@ -18,14 +18,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wizard.cli.common import add_common, clean, emit
+from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress
 from wizard.cli.session import key_passphrase, open_session, open_unlocked_session
-from wizard.core import runtimes
+from wizard.core import acceptance, runtimes
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.runtimes import ReadinessReport
 from wizard.services.session import Session
+from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, PollLimits
 from wizard.vault.place import is_vault_place, parse_place
 
 
@@ -50,6 +51,7 @@ def register(sub: Any) -> None:
     add_common(p)
     p.add_argument("response", metavar="RESPONSE", help="response file or vault:MOUNT/PATH")
     p.add_argument("--api-key-stdin", action="store_true", help="read the API key from standard input")
+    add_new_certificate_wait(p, NEW_CERTIFICATE_LIMIT)
     p.set_defaults(handler=cmd_install)
     p = group.add_parser("report", help="on the managing machine: record readiness reports")
     add_common(p)
@@ -145,9 +147,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     session = open_unlocked_session(args)
     with vault_for(args.response) as kv:
         response = read_exchange_from(kv, args.response, RESPONSE_KIND)
-    result = asyncio.run(install_response(session, response))
+    limits = PollLimits.for_new_certificate(args.poll_interval, args.poll_limit)
+    result = asyncio.run(install_response(session, response, limits=limits, on_event=lambda e: _proof_shown(args, e)))
     observation = result.observation
-    valid = observation.status == "VALID"
+    valid = acceptance.accepted(observation.status)
     next_step = (
         "next: klarna-mtls probe --report-dir DIR|vault:MOUNT/PATH (cron)"
         if valid
@@ -171,6 +174,19 @@ def cmd_install(args: argparse.Namespace) -> int:
     return ExitCode.WARNING if result.id_contradicted else ExitCode.OK
 
 
+def _proof_shown(args: argparse.Namespace, event: Event) -> None:
+    if isinstance(event, Attempt):
+        progress(
+            args,
+            f"  proof call {event.n}: {event.status} ({event.elapsed:.0f} s of {event.limit:.0f} s)"
+            + (
+                ""
+                if acceptance.accepted(event.status) or event.next_check_in is None
+                else "; Klarna may take up to 5 minutes to accept a new certificate"
+            ),
+        )
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from wizard.services.runtime_exchange import pair_from_files
     from wizard.services.runtime_reports import probe, record
@@ -192,7 +208,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         except InputError:
             pass  # a report this profile would refuse is still printed, not recorded
     print(line, flush=True)
-    return ExitCode.OK if report.status == "VALID" else ExitCode.CRITICAL
+    return ExitCode.OK if acceptance.accepted(report.status) else ExitCode.CRITICAL
 
 
 def _write_report(where: str, report: ReadinessReport) -> None:

@@ -13,6 +13,7 @@ from wizard.cli.common import add_common, clean, emit
 from wizard.cli.fleet import add_concurrency, each_profile, failure_code
 from wizard.cli.runtime import runtime_text, runtime_view
 from wizard.cli.session import open_unlocked_session
+from wizard.core import acceptance
 from wizard.core.errors import WizardError
 from wizard.core.findings import ExitCode
 
@@ -102,7 +103,8 @@ def _status_text(status: ProfileStatus) -> str:
 
 
 def _status_exit(status: ProfileStatus) -> ExitCode:
-    if status.verification not in (None, "VALID") or status.enforcement_outlook_severity == "critical":
+    accepted = status.verification is None or acceptance.accepted(status.verification)
+    if not accepted or status.enforcement_outlook_severity == "critical":
         return ExitCode.CRITICAL
     current = status.current
     if (current and current.in_renewal_window) or status.enforcement_outlook_severity == "warning":

@@ -28,6 +28,12 @@ DIAGNOSES: dict[str, Diagnosis] = {
             "Check the runtime actually loads the files (path typos fail silently in some clients).",
         ),
     ),
+    "ACCEPTED_UNDER_ENFORCEMENT": Diagnosis(
+        "ACCEPTED_UNDER_ENFORCEMENT",
+        "Klarna accepted a call made with this certificate while mTLS is ENFORCED (it sent no "
+        "verification header): under enforcement it refuses every certificate it does not accept.",
+        (),
+    ),
     "INVALID": Diagnosis(
         "INVALID",
         "A certificate was sent, but Klarna does not accept it.",

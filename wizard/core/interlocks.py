@@ -29,13 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wizard.core import rules, timeline
+from wizard.core import acceptance, rules, timeline
 from wizard.core.errors import InterlockRefused
 from wizard.core.situation import Action as Action  # re-exported: the actions and the facts it judges
 from wizard.core.situation import Situation as Situation
 from wizard.core.stages import ORDER, Stage
 
-VALID = "VALID"
 GONE = ("REVOKED", "EXPIRED")
 
 
@@ -119,7 +118,7 @@ def _current_alive(s: Situation) -> str | None:
 
 
 def _valid_now(s: Situation) -> str | None:
-    if s.verification_now == VALID:
+    if acceptance.accepted(s.verification_now):  # VALID, or accepted under enforcement (no header)
         return None
     seen = s.verification_now or "not observed"
     return f"No installed certificate is VALID right now ({seen}); enforcing would refuse your own calls."
@@ -172,7 +171,7 @@ def _not_current(s: Situation) -> str | None:
 
 
 def _enforcement_safe(s: Situation) -> str | None:
-    if not enforcement_possibly_on(s) or s.verification_now == VALID:
+    if not enforcement_possibly_on(s) or acceptance.accepted(s.verification_now):
         return None
     mode = s.enforcement or "not read"
     return (

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wizard import __version__
-from wizard.core import rules
+from wizard.core import acceptance, rules
 from wizard.core._lazy import lazy_module
 from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.errors import InputError
@@ -50,7 +50,16 @@ REPORT_KIND = "klarna-mtls/readiness-report"
 SIGNATURE_CONTEXT = b"klarna-mtls readiness report v2\n"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z")
 _FINGERPRINT_RE = re.compile(r"^[0-9A-F]{64}\Z")
-REPORT_STATUSES = ("VALID", "NOT_PRESENT", "INVALID", "UNKNOWN", "REJECTED", "REFUSED", "UNREACHABLE")
+REPORT_STATUSES = (
+    "VALID",
+    acceptance.ACCEPTED_UNDER_ENFORCEMENT,
+    "NOT_PRESENT",
+    "INVALID",
+    "UNKNOWN",
+    "REJECTED",
+    "REFUSED",
+    "UNREACHABLE",
+)
 
 
 def verify_runtime_name(name: object) -> str:
@@ -326,7 +335,7 @@ def not_ready_reason(
             f"its latest report is for certificate …{_suffix(report.fingerprint)}, "
             f"not its current …{_suffix(record.fingerprint)}"
         )
-    if report.status != "VALID":
+    if not acceptance.accepted(report.status):  # VALID, or accepted under enforcement (no header)
         return f"its latest report says {report.status}"
     return _stale_reason(report, now, window, by_klarna_clock)
 

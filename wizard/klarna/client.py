@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from wizard.core import rules
-from wizard.core.errors import ApiError, InputError, TransportError
+from wizard.core.errors import ApiError, CertificateRefused, InputError, TransportError
 from wizard.core.secret_value import SecretValue
 from wizard.klarna.endpoints import CREDENTIAL_ID, ENDPOINTS
 from wizard.klarna.errors import (
@@ -193,11 +193,20 @@ class KlarnaClient:
         answer = await self._call(
             "set_enforcement", json_body={"enforced_from": enforced_from}, parse=parse_optional_enforcement
         )
-        return settled(answer) or await self.get_enforcement()
+        return settled(answer) or await self._read_back(answer)
 
     async def remove_enforcement(self) -> Answer[EnforcementState]:
         answer = await self._call("remove_enforcement", parse=parse_optional_enforcement)
-        return settled(answer) or await self.get_enforcement()
+        return settled(answer) or await self._read_back(answer)
+
+    async def _read_back(self, answer: Answer[EnforcementState | None]) -> Answer[EnforcementState]:
+        """The state after a change answered 204. Klarna accepted the change; reading it back can be
+        refused to our certificate (enforcement applying before a certificate issued minutes ago is
+        accepted): the state is then UNKNOWN, for the caller to read again, never an error."""
+        try:
+            return await self.get_enforcement()
+        except CertificateRefused:
+            return replace_value(answer, EnforcementState.unknown())
 
     async def list_api_keys(self) -> Answer[list[ApiKeyInfo]]:
         return await self._call("list_api_keys", parse=parse_api_keys)

@@ -18,11 +18,11 @@ import math
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.errors import (
     ApiError,
     HandshakeRejected,
@@ -45,11 +45,12 @@ from wizard.services.rotation_endings import (
     save_flow,
     what_changed,
 )
-from wizard.services.session import Session
+from wizard.services.session import Session, acceptance_of
 from wizard.services.slots import slot_facts
 from wizard.services.status import gather_status
 from wizard.services.waits import (
-    DEFAULT_LIMITS,
+    NEW_CERTIFICATE_LIMIT,
+    NEW_CERTIFICATE_LIMITS,
     Attempt,
     Done,
     Event,
@@ -110,16 +111,18 @@ async def rotate(
     *,
     retire_old: bool = False,
     grace: float = 0.0,
-    verify_attempts: int = 150,
+    verify_attempts: int | None = None,
     verify_interval: float = 2.0,
+    verify_limit: float = NEW_CERTIFICATE_LIMIT,
     on_step: Callable[[str], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
     hook_owed: bool = False,
 ) -> RotationProgress:
     """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
-    raises when the new certificate is not seen VALID. With ``retire_old`` the old certificate
-    is revoked ``grace`` seconds after the switch (a journaled step: a rerun finishes it). With
-    ``hook_owed`` the rotation journals, before its switch, that a deploy hook is owed for it."""
+    raises when the new certificate is not seen VALID within ``verify_limit`` seconds (or
+    ``verify_attempts`` checks). With ``retire_old`` the old certificate is revoked ``grace``
+    seconds after the switch (a journaled step: a rerun finishes it). With ``hook_owed`` the
+    rotation journals, before its switch, that a deploy hook is owed for it."""
 
     def show(event: Event) -> None:
         if on_event:
@@ -127,7 +130,9 @@ async def rotate(
         if isinstance(event, Step) and on_step:
             on_step(event.step)
 
-    limits = PollLimits(interval=verify_interval, max_attempts=verify_attempts)
+    limits = PollLimits.for_new_certificate(verify_interval, verify_limit)
+    if verify_attempts is not None:
+        limits = replace(limits, max_attempts=verify_attempts)
     events = rotation(session, limits=limits, retire_old=retire_old, grace=grace, hook_owed=hook_owed)
     last = await follow(events, show)
     if isinstance(last, Failed):
@@ -139,7 +144,7 @@ async def rotate(
 async def rotation(
     session: Session,
     *,
-    limits: PollLimits = DEFAULT_LIMITS,
+    limits: PollLimits = NEW_CERTIFICATE_LIMITS,
     retire_old: bool = False,
     grace: float = 0.0,
     hook_owed: bool = False,
@@ -330,7 +335,7 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
     async def observe() -> str:
         try:
             async with session.client(pair=pair) as klarna:
-                status = (await klarna.list_certificates()).verification.value
+                status = await acceptance_of(klarna, (await klarna.list_certificates()).verification.value)
         except HandshakeRejected:
             status = "REJECTED"
         except ApiError as error:
@@ -349,7 +354,8 @@ def _rotation_verify(session: Session, flow: CertificateRotation, limits: PollLi
             hint="Run rotate again to resume; the current certificate stays in use.",
         )
 
-    return poll("Checking Klarna sees the new certificate VALID", observe, lambda s: s == "VALID", limits, paused)
+    task = "Checking Klarna accepts the new certificate (VALID)"
+    return poll(task, observe, acceptance.accepted, limits, paused)
 
 
 async def _rotation_switch_step(session: Session, flow: CertificateRotation, grace: float, notes: list[str]) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
@@ -144,7 +144,7 @@ async def doctor_remote(session: Session, status: ProfileStatus | None) -> list[
     out.append(
         Finding(
             "verification",
-            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
+            Severity.OK if acceptance.accepted(verdict) else Severity.CRITICAL,
             f"{verdict}: {diagnosis.summary}",
             " ".join(diagnosis.next_steps[:1]),
         )
@@ -257,8 +257,10 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     findings.append(
         Finding(
             "verification",
-            Severity.OK if verdict == "VALID" else Severity.CRITICAL,
-            f"Klarna sees the installed certificate as {verdict}.",
+            Severity.OK if acceptance.accepted(verdict) else Severity.CRITICAL,
+            UNDER_ENFORCEMENT
+            if verdict == acceptance.ACCEPTED_UNDER_ENFORCEMENT
+            else f"Klarna sees the installed certificate as {verdict}.",
             " ".join(diagnose(verdict).next_steps[:1]),
         )
     )
@@ -279,6 +281,21 @@ async def _scheduled_enforcement(session: Session) -> list[Finding]:
     return enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
 
 
+UNDER_ENFORCEMENT = (
+    "Klarna accepts the installed certificate: a call made with it was accepted under enforcement "
+    "(ENFORCED, and Klarna sent no verification header)."
+)
+REFUSED_FINDING = Finding(
+    "verification",
+    Severity.CRITICAL,
+    "Klarna refuses the installed certificate: mTLS is enforced and Klarna does not accept this "
+    "certificate now (revoked, expired, another account's, or issued less than 5 minutes ago). Klarna "
+    "is reachable and the API key is not the problem; calls made with this pair fail.",
+    "If it was issued in the last 5 minutes, run klarna-mtls doctor again shortly. Otherwise, from a "
+    "system whose certificate Klarna still accepts, run klarna-mtls unenforce (or ask Klarna to remove "
+    "enforcement), then klarna-mtls rotate here.",
+)
+
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 
 
@@ -289,6 +306,8 @@ async def run_doctor(session: Session) -> list[Finding]:
         status = await gather_status(session)
     except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
         findings.append(Finding("remote checks", Severity.CRITICAL, f"Skipped: {error.message}", error.hint))
+    except CertificateRefused:  # Klarna answered: reachable, but it does not accept our pair
+        findings.append(REFUSED_FINDING)
     except (TransportError, ApiError) as error:
         findings.append(Finding("reachability", Severity.ERROR, str(error), error.hint))
     for check in DOCTOR_CHECKS:

@@ -37,7 +37,7 @@ from wizard.services.enforcement_timeline import (
     timeline_facts,
 )
 from wizard.services.runtime_gate import require_ready
-from wizard.services.session import KEY_FILE, Session
+from wizard.services.session import KEY_FILE, Session, acceptance_of
 from wizard.services.slots import slot_facts
 
 if TYPE_CHECKING:  # httpx and the install module load when a command needs them
@@ -290,9 +290,10 @@ async def observe(session: Session) -> Observation:
     try:
         async with session.client(with_certificate=True) as klarna:
             answer = await klarna.list_certificates()
+            status = await acceptance_of(klarna, answer.verification.value)
     except HandshakeRejected:
         return _observed(session, Observation("REJECTED", fingerprint, now))
-    return _observed(session, Observation(answer.verification.value, fingerprint, now, answer.correlation_id))
+    return _observed(session, Observation(status, fingerprint, now, answer.correlation_id))
 
 
 def _observed(session: Session, observation: Observation) -> Observation:

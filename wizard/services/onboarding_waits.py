@@ -5,28 +5,42 @@ work in ``onboarding``, which records it as evidence."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 
 from wizard.core.checks import VALID_IN_A_ROW
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import (
+    CertificateRefused,
     EnforcementNotApplied,
     EnforcementNotProved,
     NotVerified,
     VerificationFailed,
     VerificationTimeout,
+    WizardError,
 )
 from wizard.core.rules import EnforcementMode
 from wizard.core.stages import Stage
-from wizard.services import onboarding
+from wizard.services import onboarding, waits
 from wizard.services.session import Session
 from wizard.services.waits import DEFAULT_LIMITS, Clock, Done, Events, Failed, PollLimits, Sleep, Step, poll
 
 # Klarna's verdicts against a certificate it was shown: the poll ending on one of these failed;
 # ending on any other status (none sent, no status, VALID not yet in a row) ran out of time.
 VERDICTS_AGAINST = frozenset({"INVALID", "REJECTED"})
+
+
+REFUSED = "REFUSED"  # the enforcement read refused with our certificate: enforced, and it is not accepted (yet)
+
+
+def _not_applied(status: str) -> WizardError:
+    if status != REFUSED:
+        return EnforcementNotApplied(status)
+    return WizardError(
+        "mTLS is enforced, but Klarna still refuses the installed certificate.",
+        title="Client certificate refused",
+        hint="A certificate issued in the last 5 minutes may not be accepted yet: run klarna-mtls status "
+        "shortly (or onboard again; it resumes). If it stays refused, klarna-mtls doctor explains.",
+    )
 
 
 def _not_verified(status: str) -> NotVerified:
@@ -46,8 +60,8 @@ def poll_verification(
     session: Session,
     limits: PollLimits = DEFAULT_LIMITS,
     *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
 ) -> Events:
     """Verify stage: poll the installed pair until the model's VERIFY checks pass (VALID seen
     enough times in a row). Each observation is recorded as evidence by ``verify_once``."""
@@ -66,24 +80,29 @@ async def watch_enforcement(
     session: Session,
     limits: PollLimits | None = None,
     *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
 ) -> Events:
     """After enforcement from NOW: read the mode until ENFORCED, then prove that a call without
     a client certificate is refused. Ends with Done (proved) or Failed (not applied in time, or
-    a cert-less call still accepted)."""
+    a cert-less call still accepted). A refusal of the installed certificate meanwhile (enforced,
+    and a certificate issued minutes ago not accepted yet) is a reason to look again."""
     limits = limits or PollLimits.for_enforcement()
+    clock = clock or waits.monotonic
     start = clock()
 
     async def observe() -> str:
-        return str((await onboarding.read_enforcement(session)).mode.value)
+        try:
+            return str((await onboarding.read_enforcement(session)).mode.value)
+        except CertificateRefused:
+            return REFUSED
 
     def enforced(status: str) -> bool:
         return status == EnforcementMode.ENFORCED.value
 
     task = "Waiting for Klarna to apply enforcement"
     async with contextlib.aclosing(
-        poll(task, observe, enforced, limits, EnforcementNotApplied, clock=clock, sleep=sleep)
+        poll(task, observe, enforced, limits, _not_applied, clock=clock, sleep=sleep)
     ) as events:
         async for event in events:
             if isinstance(event, Done):

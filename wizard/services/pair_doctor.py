@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CryptoError, InputError, TransportError, WizardError
 from wizard.core.findings import Finding, Severity
@@ -177,8 +177,8 @@ async def _live(cert_path: Path, key_path: Path, session: Session) -> Finding:
         return Finding("verification", Severity.CRITICAL, f"No live call was made: {error.message}", error.hint)
     except WizardError as error:
         return Finding("verification", Severity.ERROR, f"No live call was made: {error.message}", error.hint)
-    if status == "VALID":
-        return Finding("verification", Severity.OK, "Klarna answered VALID to a call with this pair.")
+    if acceptance.accepted(status):
+        return Finding("verification", Severity.OK, f"Klarna answered {status} to a call with this pair.")
     if status in ("REFUSED", "UNREACHABLE"):
         summary = {
             "REFUSED": "Klarna refused the call (enforcement applies and this pair is not accepted).",

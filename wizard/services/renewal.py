@@ -27,7 +27,7 @@ from wizard.services.install import CERT_FILE, KEY_FILE, current_pair
 from wizard.services.repair import expected_pair
 from wizard.services.rotation_endings import save_flow
 from wizard.services.session import Session
-from wizard.services.waits import Event
+from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Event
 
 # What the deploy hook never inherits: this tool's secrets (a reload needs none of them).
 HOOK_WITHHELD = (
@@ -81,15 +81,17 @@ async def renew(
     session: Session,
     *,
     verify_interval: float = 2.0,
+    verify_limit: float = NEW_CERTIFICATE_LIMIT,
     on_event: Callable[[Event], None] | None = None,
     hook_owed: bool = False,
 ) -> RotationProgress:
-    """The gap-free rotation; the old certificate stays active (the caller retires it after the
-    deploy hook and the grace period). ``hook_owed``: a deploy hook is journaled as owed before the
-    switch, so a run killed before the hook leaves it to the next (``hook_ran`` clears it)."""
+    """The gap-free rotation (the new certificate checked for up to ``verify_limit`` seconds); the
+    old certificate stays active (the caller retires it after the deploy hook and the grace period).
+    ``hook_owed``: a deploy hook is journaled as owed before the switch, so a run killed before the
+    hook leaves it to the next (``hook_ran`` clears it)."""
     async with session.clients.connections():  # one connection per certificate across the steps
         return await certificate_rotation.rotate(
-            session, verify_interval=verify_interval, on_event=on_event, hook_owed=hook_owed
+            session, verify_interval=verify_interval, verify_limit=verify_limit, on_event=on_event, hook_owed=hook_owed
         )
 
 

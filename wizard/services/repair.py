@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.core import crypto, rules
+from wizard.core import acceptance, crypto, rules
 from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, KeyLocked, TransportError
 from wizard.core.interlocks import Action
 from wizard.core.model import RotatedPair
@@ -311,7 +311,7 @@ async def _restore_previous(session: Session, expected: Expected, report: Repair
     profile's certificates, not retired, sound, and proved with a call before ``current`` moves."""
     pair, certificate_id = _previous_candidate(session, expected)
     verification, enforcement = await _observe_with(session, pair)
-    if not _accepted(verification, enforcement):
+    if not acceptance.accepted(verification):
         raise CryptoError(
             f"The pair in use cannot be rebuilt, and Klarna does not accept the previous pair "
             f"({certificate_id}: {verification or 'refused'}).",
@@ -379,19 +379,15 @@ def _reissue_hint(session: Session) -> str:
 
 # ---------------------------------------------------------------- proof
 async def _observe_with(session: Session, pair: InstalledPair) -> tuple[str | None, str | None]:
-    """(verification, enforcement mode) of one call made with ``pair``; (None, None) when refused."""
+    """(what one call made with ``pair`` says of it, as ``acceptance.verdict``; the enforcement mode);
+    (None, None) when refused."""
     try:
         async with session.client(pair=pair) as klarna:
             answer = await klarna.list_certificates()
             enforcement = (await klarna.get_enforcement()).value.mode.value
     except (HandshakeRejected, ApiError):
         return None, None
-    return answer.verification.value, enforcement
-
-
-def _accepted(verification: str | None, enforcement: str | None) -> bool:
-    """VALID, or a call accepted while ENFORCED (Klarna may leave the header out then)."""
-    return verification == "VALID" or (verification in (None, "UNKNOWN") and enforcement == "ENFORCED")
+    return acceptance.verdict(answer.verification.value, enforcement), enforcement
 
 
 async def _prove(session: Session, report: RepairReport) -> None:
@@ -407,4 +403,4 @@ async def _prove(session: Session, report: RepairReport) -> None:
         report.proof_note = f"Klarna could not be reached to prove it: {error.message}"
         return
     report.verification, report.enforcement = status.verification, status.enforcement_mode
-    report.proved = _accepted(status.verification, status.enforcement_mode)
+    report.proved = acceptance.accepted(status.verification)  # VALID, or accepted under enforcement

@@ -17,15 +17,23 @@ import contextlib
 import json
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wizard import __version__
-from wizard.core import crypto, rules
-from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputError, TransportError
+from wizard.core import acceptance, crypto, rules
+from wizard.core.errors import (
+    ApiError,
+    CertificateRefused,
+    CryptoError,
+    HandshakeRejected,
+    InputError,
+    TransportError,
+    WizardError,
+)
 from wizard.core.flow_records import RuntimeIssue, RuntimeRequest
 from wizard.core.fsutil import ensure_private_dir, file_mode, write_output, write_private
 from wizard.core.interlocks import Action
@@ -33,7 +41,9 @@ from wizard.core.runtimes import RuntimeRecord, verify_runtime_name
 from wizard.services import onboarding
 from wizard.services.install import InstalledPair, activate, install_pair, label_for
 from wizard.services.onboarding import Observation, find_by_key
+from wizard.services.session import acceptance_of
 from wizard.services.slots import slot_facts
+from wizard.services.waits import NEW_CERTIFICATE_LIMITS, Event, PollLimits, follow, poll
 
 if TYPE_CHECKING:
     from wizard.klarna.models import CertificateInfo
@@ -147,9 +157,17 @@ class InstallResult:
     id_contradicted: bool = False  # Klarna named another certificate for the file's id
 
 
-async def install_response(session: Session, response: dict[str, Any]) -> InstallResult:
-    """Install the certificate of ``response`` with the key made here, prove it over mTLS, then
-    believe the file's ``certificate_id`` only as far as Klarna confirms it names this certificate."""
+async def install_response(
+    session: Session,
+    response: dict[str, Any],
+    *,
+    limits: PollLimits = NEW_CERTIFICATE_LIMITS,
+    on_event: Callable[[Event], None] | None = None,
+) -> InstallResult:
+    """Install the certificate of ``response`` with the key made here, prove it over mTLS (checking
+    again within ``limits`` while Klarna does not accept it yet; ``on_event`` sees the progress),
+    then believe the file's ``certificate_id`` only as far as Klarna confirms it names this
+    certificate."""
     _same_account(response, session)
     flow = session.state.flows.runtime_request
     name = _text_field(response, "name")
@@ -184,15 +202,40 @@ async def install_response(session: Session, response: dict[str, Any]) -> Instal
     session.settings.runtime_name = name
     session.save()
     session.audit.record("runtime_installed", runtime=name, certificate_id=given_id, fingerprint=fingerprint)
-    observation = await onboarding.observe(session)
-    if observation.status == "REJECTED":
-        raise HandshakeRejected(
-            "Klarna refused the installed certificate during the TLS handshake.",
-            hint=observation.diagnosis.next_steps[0],
-        )
-    if observation.status != "VALID":
+    observation = await _prove(session, fingerprint, limits, on_event)
+    if not acceptance.accepted(observation.status):
         return InstallResult(observation, None, "unconfirmed: the installed pair is not VALID yet")
     return await _confirm_id(session, observation, given_id, fingerprint, label, name)
+
+
+PROOF_TASK = "Checking Klarna accepts the installed certificate"
+
+
+async def _prove(
+    session: Session, fingerprint: str, limits: PollLimits, on_event: Callable[[Event], None] | None
+) -> Observation:
+    """The proof call, repeated until VALID within ``limits``: on an enforced account Klarna may
+    refuse a certificate issued moments ago, or read it INVALID, for up to 5 minutes. Returns the
+    last observation (the caller says what a pair not VALID means); a refused handshake raises."""
+    seen: list[Observation] = []
+
+    async def observe() -> str:
+        try:
+            seen.append(await onboarding.observe(session))
+        except CertificateRefused:  # not accepted (yet): a reason to look again, as INVALID
+            seen.append(Observation("INVALID", fingerprint, session.clock()))
+        return seen[-1].status
+
+    def not_yet(status: str) -> WizardError:
+        return WizardError(f"The installed certificate was not seen VALID (last: {status}).")
+
+    await follow(poll(PROOF_TASK, observe, acceptance.accepted, limits, not_yet), on_event or (lambda _: None))
+    if seen[-1].status == "REJECTED":
+        raise HandshakeRejected(
+            "Klarna refused the installed certificate during the TLS handshake.",
+            hint=seen[-1].diagnosis.next_steps[0],
+        )
+    return seen[-1]
 
 
 def _record_installed(
@@ -218,7 +261,8 @@ async def _confirm_id(
         del session.state.certificates[given_id]  # the file's id is wrong: nothing rests on it
     if klarna_id is not None:
         _record_installed(session, klarna_id, fingerprint, label, name, confirmed=True)
-        session.record_valid(klarna_id, observation.at)
+        if observation.status == acceptance.VALID:  # "last seen VALID" is the header's word only
+            session.record_valid(klarna_id, observation.at)
     session.save()
     session.audit.record("runtime_certificate_id", runtime=name, given=given_id, confirmed=klarna_id, note=note)
     return InstallResult(observation, klarna_id, note, contradicted)
@@ -429,7 +473,8 @@ class ProbeAnswer:
 
 
 async def verification_of(session: Session, pair: InstalledPair, *, named_files: bool = False) -> str:
-    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (401/403) or UNREACHABLE.
+    """VALID, NOT_PRESENT, INVALID, UNKNOWN, REJECTED (handshake), REFUSED (Klarna's mTLS refusal of
+    the pair, ``CertificateRefused``, 401 or 403) or UNREACHABLE; any other error (the API key) is raised.
     ``named_files``: the pair was named on the command line (checked by verify_named_key_file)."""
     return (await probe_answer(session, pair, named_files=named_files)).status
 
@@ -441,12 +486,11 @@ async def probe_answer(session: Session, pair: InstalledPair, *, named_files: bo
     try:
         async with session.client(pair=pair, files_checked=named_files) as klarna:
             answer = await klarna.list_certificates()
+            status = await acceptance_of(klarna, answer.verification.value)
     except HandshakeRejected:
         return ProbeAnswer("REJECTED")
-    except ApiError as exc:
-        if exc.status in (401, 403):
-            return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
-        raise
+    except CertificateRefused as exc:  # Klarna's mTLS refusal of this pair; a key's 401 is raised as it is
+        return ProbeAnswer("REFUSED", klarna_correlation_id=exc.klarna_correlation_id)
     except TransportError:
         return ProbeAnswer("UNREACHABLE")
-    return ProbeAnswer(str(answer.verification.value), answer.server_date, answer.klarna_correlation_id)
+    return ProbeAnswer(status, answer.server_date, answer.klarna_correlation_id)

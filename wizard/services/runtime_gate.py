@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wizard.core import runtimes
+from wizard.core import acceptance, runtimes
 from wizard.core.errors import InputError
 from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import (
@@ -99,7 +99,7 @@ def revoke_facts(session: Session, credential_id: str) -> dict[str, Any]:
             in_use.append(record.name)
             continue
         report = record.report
-        if not (report and report.status == "VALID" and report.fingerprint == record.fingerprint):
+        if not (report and acceptance.accepted(report.status) and report.fingerprint == record.fingerprint):
             not_replaced.append((record.name, record.certificate_id or "not recorded"))
     return {"target_in_use_by": tuple(in_use), "target_not_replaced_on": tuple(not_replaced)}
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.core import rules
+from wizard.core import acceptance, rules
 from wizard.core.environments import typed_confirmation_required
 from wizard.core.errors import ApiError, InputError
 from wizard.core.evidence import Evidence
@@ -347,7 +347,7 @@ class Session:
             enforcement = await _enforcement_or_unknown(klarna)
         return Look(
             listing.value,
-            listing.verification.value if pair else None,
+            acceptance.verdict(listing.verification.value, enforcement.mode.value) if pair else None,
             enforcement,
             pair,
             self.current_id(pair),
@@ -357,6 +357,15 @@ class Session:
             listing.server_date,
             listing.tls_cipher,
         )
+
+
+async def acceptance_of(klarna: KlarnaClient, header: str) -> str:
+    """What a 2xx answer to a call ``klarna`` made with our certificate says of it
+    (``acceptance.verdict``); the enforcement mode is read, with the same client, only when the
+    answer carried no verification header."""
+    if header != acceptance.NO_HEADER:
+        return header
+    return acceptance.verdict(header, (await _enforcement_or_unknown(klarna)).mode.value)
 
 
 async def _enforcement_or_unknown(klarna: KlarnaClient) -> EnforcementState:

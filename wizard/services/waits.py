@@ -34,6 +34,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 STEP_LIMIT = 60.0  # seconds a single step may take: above the client's own timeouts and retries
 SETTLE_LIMIT = 300.0  # Klarna's verification states and enforcement take up to 5 minutes to settle
+# A certificate issued a moment ago may be refused or read INVALID on an enforced account for up
+# to Klarna's 5 minutes; the pair in use stays meanwhile, so waiting twice that costs nothing.
+NEW_CERTIFICATE_LIMIT = 2 * SETTLE_LIMIT
 STOP_EARLY = frozenset({"REJECTED"})  # a refused handshake will not settle by itself
 
 
@@ -152,8 +155,24 @@ class PollLimits:
         interval = min(5.0, max(0.5, interval))
         return cls(interval=interval, max_attempts=max(1, int(limit / interval) + 1), limit=limit)
 
+    @classmethod
+    def for_new_certificate(cls, interval: float = 2.0, limit: float = NEW_CERTIFICATE_LIMIT) -> PollLimits:
+        """A new certificate's first acceptance: checks until ``limit``, however many that takes."""
+        return cls(interval=interval, max_attempts=max(1, int(limit / interval) + 1), limit=limit)
+
 
 DEFAULT_LIMITS = PollLimits()
+NEW_CERTIFICATE_LIMITS = PollLimits.for_new_certificate()
+
+
+def monotonic() -> float:
+    """The polls' clock (a module function: a test moves it with the sandbox's clock)."""
+    return time.monotonic()
+
+
+async def pause(seconds: float) -> None:
+    """A poll's pause between checks (a module function: a test moves the sandbox clock instead)."""
+    await asyncio.sleep(seconds)
 
 
 # ---------------------------------------------------------------- one operation under a limit
@@ -204,12 +223,13 @@ async def poll(
     limits: PollLimits,
     failure: Callable[[str], WizardError],
     *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
 ) -> Events:
     """The one polling loop. Observes until ``done(status)``; a status that is not yet right is
     a reason to look again (Klarna's states take minutes to settle) until the limit, except a
-    refused handshake (``STOP_EARLY``)."""
+    refused handshake (``STOP_EARLY``). Time is ``monotonic`` and ``pause`` unless given."""
+    clock, sleep = clock or monotonic, sleep or pause
     start = clock()
     yield Started(task, limits.limit)
     status = "UNKNOWN"

@@ -1,0 +1,337 @@
+"""Issue 23 on an enforced account, through the CLI and the services against the sandbox over real
+loopback mTLS, in both answer modes: a new certificate that Klarna needs minutes to accept
+(``propagation_delay``, time moved by the sandbox clock, never waited for), no verification header
+once enforced (``no_header_once_enforced``), a refusal of the installed certificate told from a
+wrong API key by its typed error (K1), and the whole enforced journey against each answer option
+(tests/test_shapes_e2e.py has the shapes' own details). Enforcement applies the moment it is asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from tests_support import sandbox_profile_args, session_for
+
+from wizard.cli import main
+from wizard.core.errors import ApiError, CertificateRefused
+from wizard.sandbox import start_sandbox
+from wizard.sandbox.options import ANSWER_MODES
+from wizard.services import doctor, waits
+from wizard.services.install import current_pair
+from wizard.services.runtime_exchange import verification_of
+
+pytestmark = pytest.mark.e2e
+
+WRONG_KEY = "klarna_test_api_" + "W" * 24
+
+
+def in_both_modes(**settings):
+    """Parametrize the ``sandbox`` fixture: these settings in each answer mode."""
+    return pytest.mark.parametrize(
+        "sandbox", [(mode, settings) for mode in ANSWER_MODES], ids=ANSWER_MODES, indirect=True
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path, request):
+    """conftest's sandbox with an answer mode and settings; enforcement applies at once."""
+    answers, settings = getattr(request, "param", ("ours", {}))
+    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0, answers=answers, **settings)
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def run(capsys, monkeypatch, sandbox):
+    """A CLI command with --json: (exit code, its JSON object, its progress lines on stderr)."""
+    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
+
+    def go(*argv: str):
+        code = main([*argv, "--json"])
+        captured = capsys.readouterr()
+        lines = captured.out.strip().splitlines()
+        return code, (json.loads(lines[-1]) if lines else None), captured.err
+
+    return go
+
+
+def onboard_enforced(sandbox, run, profile: str = "p") -> dict:
+    code, out, _ = run(
+        "onboard",
+        "--profile",
+        profile,
+        "--non-interactive",
+        *sandbox_profile_args(sandbox),
+        "--enforce-at",
+        "NOW",
+        "--poll-interval",
+        "0.05",
+        "--enforce-wait",
+        "20",
+    )
+    assert code == 0, out
+    assert out["enforcement"]["mode"] == "ENFORCED"
+    return out
+
+
+def revoke_installed_elsewhere(sandbox, credential_id: str) -> None:
+    """Another admin (or the portal) revokes ours, straight to the API: no interlock of ours sees it."""
+    session = session_for("p", sandbox)
+
+    async def go():
+        async with session.client() as klarna:
+            await klarna.revoke_certificate(credential_id)
+
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------------------- K1: typed refusals
+@in_both_modes(refusal_status=401)
+def test_a_probe_with_a_wrong_api_key_is_a_key_error_not_a_refused_certificate(sandbox, run, monkeypatch):
+    onboard_enforced(sandbox, run)
+    session = session_for("p", sandbox)
+    pair = current_pair(session.install_dir)
+    assert pair is not None
+    assert asyncio.run(verification_of(session, pair)) == "VALID"
+    session.custody.hold(WRONG_KEY)  # Klarna's 401 UNAUTHORIZED: the key, whatever the certificate
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(verification_of(session, pair))
+    assert not isinstance(raised.value, CertificateRefused) and raised.value.status == 401
+
+
+@in_both_modes(refusal_status=401)
+def test_a_probe_of_a_certificate_revoked_elsewhere_is_refused_whatever_the_status(sandbox, run):
+    onboarded = onboard_enforced(sandbox, run)
+    revoke_installed_elsewhere(sandbox, onboarded["certificate_id"])
+    session = session_for("p", sandbox)
+    pair = current_pair(session.install_dir)
+    assert pair is not None
+    assert asyncio.run(verification_of(session, pair)) == "REFUSED"
+
+
+@in_both_modes(refusal_status=401)
+def test_the_doctor_says_the_installed_certificate_is_refused_not_that_klarna_is_unreachable(sandbox, run):
+    onboarded = onboard_enforced(sandbox, run)
+    revoke_installed_elsewhere(sandbox, onboarded["certificate_id"])
+    findings = asyncio.run(doctor.run_doctor(session_for("p", sandbox)))
+    assert not [f for f in findings if f.check == "reachability"], findings
+    refused = next(f for f in findings if f.check == "verification")
+    assert refused.severity.value == "critical"
+    assert refused.summary.startswith("Klarna refuses the installed certificate")
+    assert "rotate" in refused.next_step or "repair" in refused.next_step
+    code, out, _ = run("doctor", "--profile", "p")
+    assert code == 2, out  # critical: the installed certificate is refused; not a tool error (3)
+
+
+# ---------------------------------------------------------------------------- item 1: a new certificate needs minutes
+class KlarnasClock:
+    """The tool's waits move the sandbox clock instead of passing: Klarna's minutes in no real time.
+    The poll's own clock follows, so its limit is measured in the same moved time."""
+
+    def __init__(self, sandbox, monkeypatch) -> None:
+        self.sandbox, self.moved = sandbox, 0.0
+        monkeypatch.setattr(waits, "pause", self.pause)
+        monkeypatch.setattr(waits, "monotonic", lambda: time.monotonic() + self.moved)
+
+    async def pause(self, seconds: float) -> None:
+        self.sandbox.advance_clock(seconds)
+        self.moved += seconds
+        await asyncio.sleep(0)
+
+
+def active_ids(sandbox) -> list[str]:
+    state = sandbox._state
+    return [
+        cid
+        for cid, entry in state.account_certificates(sandbox.account_id).items()
+        if state.certificate_status(entry) == "ACTIVE"
+    ]
+
+
+@in_both_modes()
+def test_rotate_retire_old_with_a_two_minute_propagation_delay_leaves_one_active_certificate_the_new_one(
+    sandbox, run, monkeypatch
+):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.advance_clock(121)  # the onboarded certificate was issued long ago…
+    sandbox.configure(propagation_delay=120)  # …and a new one needs two minutes
+    klarna = KlarnasClock(sandbox, monkeypatch)
+    code, out, progress = run("rotate", "--profile", "p", "--retire-old")
+    assert code == 0, out
+    new = out["new_certificate_id"]
+    assert out["old_certificate_id"] == old and new != old and out["retired"]
+    assert klarna.moved >= 120  # it kept polling through the refusals, for Klarna's two minutes
+    assert "INVALID" in out["statuses_seen"] and out["statuses_seen"][-1] == "VALID"
+    assert "verify attempt 1 of" in progress and ": INVALID (" in progress  # progress shown on stderr
+    assert "Klarna may take up to 5 minutes to accept a new certificate, the current pair stays in use" in progress
+    assert active_ids(sandbox) == [new]  # exactly one ACTIVE certificate: the new one
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] == "VALID"
+    assert status["enforcement_mode"] == "ENFORCED"
+
+
+def test_rotate_keeps_polling_beyond_five_minutes_by_default_and_its_limit_is_a_flag(sandbox, run, monkeypatch):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.advance_clock(401)
+    sandbox.configure(propagation_delay=400)  # longer than Klarna's 5 minutes: the default limit is above it
+    KlarnasClock(sandbox, monkeypatch)
+    code, out, progress = run("rotate", "--profile", "p", "--poll-limit", "60")
+    assert code == 3 and "not seen VALID" in out["error"]["message"], out
+    assert "of 60 s)" in progress
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == old  # the current pair stays in use
+    code, out, _ = run("rotate", "--profile", "p")  # resumes at verify, with the default limit
+    assert code == 0, out
+    assert out["old_certificate_id"] == old and out["statuses_seen"][-1] == "VALID"
+
+
+def runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path, name: str = "refunds"):
+    """request on the runtime's host → issue on the managing machine (profile p) → install on the
+    host; returns (install's exit code, JSON, stderr). Each host has its own home."""
+    request, response = tmp_path / f"request-{name}.json", tmp_path / f"response-{name}.json"
+    manager = tmp_path / "homes" / "manager"
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / name))
+    code, out, _ = run("runtime", "request", "--name", name, "--out", str(request), *sandbox_profile_args(sandbox))
+    assert code == 0, out
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    code, out, _ = run("runtime", "issue", str(request), "--profile", "p", "--out", str(response))
+    assert code == 0, out
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / name))
+    installed = run("runtime", "install", str(response))
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    return installed
+
+
+@in_both_modes()
+def test_a_runtime_installed_on_an_enforced_account_keeps_checking_through_the_propagation_delay(
+    sandbox, run, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    onboard_enforced(sandbox, run)
+    sandbox.advance_clock(121)
+    sandbox.configure(propagation_delay=120)
+    klarna = KlarnasClock(sandbox, monkeypatch)
+    code, installed, progress = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] == "VALID", installed
+    assert klarna.moved >= 120 and "INVALID" in progress  # refused at first, then accepted: progress shown
+
+
+# ---------------------------------------------------------------------------- item 2: no header once enforced
+ACCEPTED = "ACCEPTED_UNDER_ENFORCEMENT"
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_status_check_and_doctor_find_a_healthy_account(sandbox, run):
+    onboarded = onboard_enforced(sandbox, run)
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0, status
+    assert status["current_id"] == onboarded["certificate_id"] and status["enforcement_mode"] == "ENFORCED"
+    assert status["verification"] == ACCEPTED  # its own kind of evidence, never shown as VALID
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked
+    verification = next(f for f in checked["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "ok" and "accepted under enforcement" in verification["summary"]
+    code, doctored, _ = run("doctor", "--profile", "p")
+    assert code < 2, doctored
+    verification = next(f for f in doctored["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "ok" and ACCEPTED in verification["summary"]
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_rotate_retire_old_ends_with_the_new_certificate_alone(sandbox, run):
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    code, out, _ = run("rotate", "--profile", "p", "--retire-old", "--poll-limit", "30", "--poll-interval", "0.05")
+    assert code == 0, out
+    new = out["new_certificate_id"]
+    assert out["old_certificate_id"] == old and out["retired"] and out["statuses_seen"] == [ACCEPTED]
+    assert active_ids(sandbox) == [new]
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] == ACCEPTED
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_a_runtime_install_and_its_reports_are_proved_by_accepted_calls(
+    sandbox, run, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    onboard_enforced(sandbox, run)
+    code, installed, _ = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] == ACCEPTED, installed
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "refunds"))
+    code, probed, _ = run("probe", "--report-dir", str(reports))
+    assert code == 0 and probed["verification_status"] == ACCEPTED, probed
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    code, recorded, _ = run("runtime", "report", str(reports), "--profile", "p")
+    assert code == 0, recorded
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked  # the runtime is ready: its signed report proves acceptance under enforcement
+
+
+# ---------------------------------------------------------------------------- the journeys, against each answer option
+OPTIONS = {
+    "propagation delay": {"propagation_delay": 120},
+    "no header once enforced": {"no_header_once_enforced": True},
+    "401 refusals": {"refusal_status": 401},
+    "mode in status": {"enforcement_field": "status"},
+    "null lists": {"null_empty_lists": True},
+    "assigned CN": {"assigned_cn": True},
+}
+ACCEPTED_STATUSES = ("VALID", ACCEPTED)
+
+
+@pytest.mark.parametrize(
+    "sandbox",
+    [(mode, settings) for settings in OPTIONS.values() for mode in ANSWER_MODES],
+    ids=[f"{name}-{mode}" for name in OPTIONS for mode in ANSWER_MODES],
+    indirect=True,
+)
+def test_the_enforced_journey_holds_with_each_answer_option(sandbox, run, monkeypatch, tmp_path):
+    """Onboarding to ENFORCED, status, check, rotate --retire-old, a runtime's request/issue/install,
+    then check after the installed certificate is revoked elsewhere: every wait moves Klarna's clock."""
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "manager"))
+    KlarnasClock(sandbox, monkeypatch)
+    code, onboarded, _ = run(
+        "onboard", "--profile", "p", "--non-interactive", *sandbox_profile_args(sandbox),
+        "--enforce-at", "NOW", "--poll-interval", "0.05", "--enforce-wait", "420",
+    )  # fmt: skip
+    assert code == 0 and onboarded["enforcement"]["mode"] == "ENFORCED", onboarded
+
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["enforcement_mode"] == "ENFORCED", status
+    assert status["current_id"] == onboarded["certificate_id"] and status["verification"] in ACCEPTED_STATUSES
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 0, checked
+
+    code, rotated, _ = run("rotate", "--profile", "p", "--retire-old", "--poll-interval", "1")
+    assert code == 0, rotated
+    new = rotated["new_certificate_id"]
+    assert rotated["old_certificate_id"] == onboarded["certificate_id"] and rotated["retired"]
+    assert active_ids(sandbox) == [new]
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] == new and status["verification"] in ACCEPTED_STATUSES, status
+
+    code, installed, _ = runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path)
+    assert code == 0 and installed["verification_status"] in ACCEPTED_STATUSES, installed
+
+    revoke_installed_elsewhere(sandbox, new)
+    code, checked, _ = run("check", "--profile", "p")
+    assert code == 2, checked  # critical: the installed certificate is refused (never a tool error)
+    verification = next(f for f in checked["findings"] if f["check"] == "verification")
+    assert verification["severity"] == "critical" and "rotate" in verification["next_step"]
+
+
+def test_renew_on_an_enforced_account_waits_out_the_propagation_delay_within_its_poll_limit(sandbox, run, monkeypatch):
+    sandbox.configure(certificate_lifetime_days=30)  # issued this short, in its renewal window at once
+    old = onboard_enforced(sandbox, run)["certificate_id"]
+    sandbox.configure(certificate_lifetime_days=90, propagation_delay=400)
+    sandbox.advance_clock(401)
+    KlarnasClock(sandbox, monkeypatch)
+    code, out, _ = run("renew", "--profile", "p", "--poll-limit", "60")
+    assert code == 3 and "not seen VALID" in out["message"] and "current pair stays in use" in out["message"], out
+    code, out, _ = run("renew", "--profile", "p")  # resumes; the default limit outlasts Klarna's 5 minutes
+    assert code == 0, out
+    code, status, _ = run("status", "--profile", "p")
+    assert code == 0 and status["current_id"] not in (None, old) and status["verification"] == "VALID"
