@@ -31,6 +31,7 @@ from wizard.services.session import Session
 from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step
 
 if TYPE_CHECKING:
+    from wizard.services.certificate_rotation import RotationProgress
     from wizard.services.renewal import RenewalPlan
 
 DEFAULT_HOOK_TIMEOUT = 600.0
@@ -130,8 +131,6 @@ def _renew_one(
 
 
 def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
-    from wizard.services.renewal import deploy_environment, finished_renewal, hook_ran, renew, run_deploy_hook
-
     name = session.profile
     progress(args, clean(f"renew: {name}: {plan.reason}"))
     flow = session.state.flows.rotation
@@ -142,19 +141,7 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
     except WizardError as error:
         return Outcome(name, "failed", ExitCode.ERROR, clean(f"{error} {error.hint}")), None
     try:
-        if plan.hook_owed:  # switched by an earlier run that died before its deploy hook
-            result = finished_renewal(session)
-        else:
-            show = functools.partial(_show, args, name)
-            result = asyncio.run(
-                renew(
-                    session,
-                    verify_interval=args.poll_interval,
-                    verify_limit=args.poll_limit,
-                    on_event=show,
-                    hook_owed=args.hook_argv is not None,
-                )
-            )
+        result = _switched(args, session, plan)
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
@@ -182,24 +169,50 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
     except WizardError as error:
         outcome.worse(ExitCode.ERROR, clean(f"{error} {error.hint}"))
         return _with_runtimes(session, outcome), None
+    retire = _deploy(args, session, result, outcome, owed, retire)
+    return _with_runtimes(session, outcome), session if retire and args.retire_old else None
+
+
+def _switched(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> RotationProgress:
+    """The rotation run (or resumed) to its switch; a renewal whose hook is owed was switched already."""
+    from wizard.services.renewal import finished_renewal, renew
+
+    if plan.hook_owed:  # switched by an earlier run that died before its deploy hook
+        return finished_renewal(session)
+    show = functools.partial(_show, args, session.profile)
+    hooked = args.hook_argv is not None
+    return asyncio.run(
+        renew(
+            session, verify_interval=args.poll_interval, verify_limit=args.poll_limit, on_event=show, hook_owed=hooked
+        )
+    )
+
+
+def _deploy(
+    args: argparse.Namespace, session: Session, result: RotationProgress, outcome: Outcome, owed: bool, retire: bool
+) -> bool:
+    """The deploy hook (given, or owed by an earlier run); whether the old certificate may still go."""
+    from wizard.services.renewal import deploy_environment, hook_ran, run_deploy_hook
+
     if owed and not args.hook_argv:  # the service may still hold the old pair: it is not retired
         outcome.worse(
             ExitCode.WARNING,
             f"a deploy hook is owed for the switch to {result.new_certificate_id} (an earlier run stopped before "
-            f"it); the old certificate is kept: run klarna-mtls renew --profile {name} --deploy-hook CMD",
+            f"it); the old certificate is kept: run klarna-mtls renew --profile {session.profile} --deploy-hook CMD",
         )
-        retire = False
-    elif args.hook_argv:
-        hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
-        outcome.deploy_hook = asdict(hook)
-        for line in hook.output:
-            progress(args, f"  hook: {line}")
-        if not hook.ok:
-            outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
-            retire = False
-        elif not (retire and args.retire_old):  # else cleared with the retirement's journal write
-            hook_ran(session)
-    return _with_runtimes(session, outcome), session if retire and args.retire_old else None
+        return False
+    if not args.hook_argv:
+        return retire
+    hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
+    outcome.deploy_hook = asdict(hook)
+    for line in hook.output:
+        progress(args, f"  hook: {line}")
+    if not hook.ok:
+        outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
+        return False
+    if not (retire and args.retire_old):  # else cleared in the retirement's own journal write
+        hook_ran(session)
+    return retire
 
 
 def _show(args: argparse.Namespace, name: str, event: Event) -> None:
