@@ -9,11 +9,13 @@ import asyncio
 import errno
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -219,6 +221,9 @@ RUNNER = textwrap.dedent("""
         certificate_rotation.grace_pause = die_async
         real_sleep = time.sleep
         time.sleep = lambda seconds: die() if seconds >= 1 else real_sleep(seconds)
+    elif point == "hook":  # renew switched to the new pair; its deploy hook is about to run
+        from wizard.services import renewal
+        renewal.run_deploy_hook = die
     elif point == "created_key":  # Klarna created the key; the answer never reaches the store
         real_create = client.KlarnaClient.create_api_key
         async def create(self, *args, **kwargs):
@@ -308,6 +313,57 @@ def test_a_renew_killed_during_its_grace_period_is_finished_by_the_next_run(
     assert hook_runs.read_text() == "ran\n"  # the hook ran once, before the retirement was journaled
     code, status = cli("status", "--profile", "p")
     assert statuses(status) == {old: "REVOKED", new: "ACTIVE"}  # finished, not a new rotation
+    assert status["current_id"] == new and status["verification"] == "VALID"
+
+
+def test_a_renew_killed_before_its_deploy_hook_runs_the_hook_on_the_next_run_then_retires(
+    onboard, sandbox, cli, monkeypatch, tmp_path
+):
+    """Rule 5 for renew: killed after the switch, before the deploy hook, the rerun used to say
+    "nothing to do" (the new pair is outside its window), so nginx kept the old certificate loaded
+    and the old one was never retired. The hook owed is journaled: a rerun without --deploy-hook
+    says so (a warning), a rerun with it runs it once with the new pair's paths, then retires."""
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    old = onboard(enforce_at="NOW")["certificate_id"]
+    sandbox.certificate_lifetime = timedelta(days=90)
+    out_file = tmp_path / "hook-runs.jsonl"
+    script = (
+        "import json, os, sys; open(sys.argv[1], 'a').write(json.dumps("
+        "{k: v for k, v in os.environ.items() if k.startswith('KLARNA_MTLS')}) + '\\n')"
+    )
+    hook = shlex.join([sys.executable, "-c", script, str(out_file)])
+    renew = ("renew", "--profile", "p", "--retire-old", "--grace", "60", "--poll-interval", "0.05")
+    killed("hook", *renew, "--deploy-hook", hook)
+    flow = session_for("p", sandbox).state.flows.rotation
+    assert flow is not None and flow.step == "done" and flow.deploy_hook_owed and not out_file.exists()
+    new = flow.certificate_id
+    revoked: list[str] = []
+    real_revoke = client.KlarnaClient.revoke_certificate
+
+    async def revoke(self, credential_id, *args, **kwargs):
+        revoked.append(credential_id)
+        return await real_revoke(self, credential_id, *args, **kwargs)
+
+    async def pause(seconds):
+        pass
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", pause)
+    monkeypatch.setattr(client.KlarnaClient, "revoke_certificate", revoke)
+    code, out = cli(*renew)  # cron without the hook: the hook is owed, not "nothing to do"
+    assert code == 1 and out["action"] == "renewed" and any("--deploy-hook" in n for n in out["notes"]), out
+    assert revoked == [] and not out_file.exists()
+    code, out = cli(*renew, "--deploy-hook", hook)
+    assert code == 0 and out["old_certificate_id"] == old and out["new_certificate_id"] == new, out
+    assert out["retired"] == old and revoked == [old]
+    [run] = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert run["KLARNA_MTLS_CREDENTIAL_ID"] == new and run["KLARNA_MTLS_OLD_CREDENTIAL_ID"] == old
+    installed_for_hook = crypto.load_certificate(Path(run["KLARNA_MTLS_CERT"]).read_bytes())
+    assert crypto.fingerprint_sha256(installed_for_hook) == flow.fingerprint
+    code, again = cli(*renew, "--deploy-hook", hook)  # the next cron run: nothing left to do
+    assert code == 0 and again["action"] == "nothing", again
+    assert len(out_file.read_text().splitlines()) == 1 and revoked == [old]
+    code, status = cli("status", "--profile", "p")
+    assert statuses(status) == {old: "REVOKED", new: "ACTIVE"}
     assert status["current_id"] == new and status["verification"] == "VALID"
 
 

@@ -337,3 +337,15 @@ def test_a_report_counts_only_when_signed_by_the_key_of_the_certificate_issued_t
     state = _state_with(record("a"))
     assert record_report(state, report("a"), ACCOUNT, ISSUED).startswith("recorded: VALID")
     assert runtimes_not_ready(state.runtimes.values(), NOW, by_klarna_clock=True) == []
+
+
+@pytest.mark.parametrize("ended", ["REVOKED", "EXPIRED"])
+def test_a_runtime_whose_certificate_the_listing_marks_ended_is_not_ready_under_a_fresh_valid_report(ended):
+    """The listing's status is [ours]: it refuses (REVOKED, EXPIRED), never allows; a listing
+    without statuses (docs-only: UNKNOWN) leaves the fresh signed report to decide."""
+    rec = record("x", report("x", age=timedelta(hours=1)))
+    [reason] = runtimes_not_ready([rec], NOW, listed_ids={"krn:cert:x": ended, "krn:other": "ACTIVE"})
+    assert reason == f"x: the account's list marks its certificate krn:cert:x {ended}"
+    assert runtimes_not_ready([rec], NOW, listed_ids={"krn:cert:x": "UNKNOWN"}) == []
+    assert runtimes_not_ready([rec], NOW, listed_ids={"krn:cert:x": "ACTIVE"}) == []
+    assert "not on the account's list" in runtimes_not_ready([rec], NOW, listed_ids={"krn:other": "ACTIVE"})[0]

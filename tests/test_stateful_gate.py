@@ -26,8 +26,9 @@ waits. Both sandbox answer modes. After every step, killed or not:
 - a refused action changed nothing on the server.
 
 The lock-out of red-team finding 1 (revoked elsewhere, then ``onboard --enforce-at NOW``) is the
-explicit ``test_lockout_reproduction`` below, driven through the same machine, and LO-01 (scheduled
-after the expiry) is ``test_schedule_after_expiry_reproduction``."""
+explicit ``test_lockout_reproduction`` below, driven through the same machine, LO-01 (scheduled
+after the expiry) is ``test_schedule_after_expiry_reproduction``, and a runtime's certificate revoked
+elsewhere under a fresh VALID report is ``test_runtime_revoked_elsewhere_reproduction``."""
 
 from __future__ import annotations
 
@@ -164,6 +165,9 @@ class GateMachine(RuleBasedStateMachine):
         self.scheduled: Scheduled | None = None  # the enforcement the tool set last
         self.runtimes: dict[str, str] = {}  # runtime name -> its host's profile
         self.added = 0  # runtimes added so far (each gets a new name)
+        # Docs-only: runtime certificates revoked elsewhere, which a listing without statuses cannot
+        # show; until the runtime's signed report is 24 h old the gate cannot know (the README's limit).
+        self.unknowable: set[str] = set()
 
     @initialize(lifetime=LIFETIMES)
     def onboard(self, lifetime: int) -> None:
@@ -339,6 +343,8 @@ class GateMachine(RuleBasedStateMachine):
 
     def assert_outlasted(self, scheduled: Scheduled, why: str) -> None:
         for cid, what in scheduled.counted.items():
+            if cid in self.unknowable and what != INSTALLED:
+                continue
             until = self.valid_until(cid if cid in self.state.data["certificates"] else None)
             assert until is not None and until >= scheduled.applies_at, (
                 f"{why}: {what} ({cid}) is valid until {until}, enforcement applies at {scheduled.applies_at}"
@@ -440,9 +446,9 @@ class GateMachine(RuleBasedStateMachine):
             knowable = self.answers == "ours" or applied or (self.scheduled and self.scheduled.record == record)
             moment = max(applies_at, self.now())
             installed = self.valid_until(self.current_server_id())  # revoked or expired: verification says so
-            runtimes = [
-                self.expires(self.server_id(Session(Paths.from_env(), h).install_dir)) for h in self.runtimes.values()
-            ]
+            # a runtime's certificate revoked elsewhere too, where the listing says so ("ours")
+            until = self.valid_until if self.answers == "ours" else self.expires
+            runtimes = [until(self.server_id(Session(Paths.from_env(), h).install_dir)) for h in self.runtimes.values()]
             ends = [installed, *runtimes]
             must = bool(knowable) and any(end is None or end < moment for end in ends)
         code, out = self.cli("check")
@@ -499,6 +505,8 @@ class GateMachine(RuleBasedStateMachine):
                 self.state.revoke(self.state.data["certificates"][cid], None)
                 self.state.save()
             self.sabotaged = self.sabotaged or which == "current"
+            if which == "other" and self.answers == "docs-only":
+                self.unknowable.add(cid)
             if self.scheduled and cid in self.scheduled.counted:
                 self.scheduled.exempt = self.scheduled.exempt or f"{cid} revoked elsewhere"
 
@@ -699,5 +707,50 @@ def test_kills_between_steps_reproduction(machine):
         assert fired >= 18, f"only {fired} of the key flows' kill points were reached"  # 7 writes and 2
         code, out = m.cli("keys", "reconcile")
         assert code == 0 and "nothing to do" in out["message"], out
+    finally:
+        m.teardown()
+
+
+def names_rt0(check: dict, severity: str) -> bool:
+    return any("rt0" in f["check"] + f["summary"] and f["severity"] == severity for f in check["findings"])
+
+
+@pytest.mark.parametrize("machine", [GateMachine, DocsOnlyGateMachine])
+def test_runtime_revoked_elsewhere_reproduction(machine):
+    """A declared runtime's certificate revoked elsewhere while its VALID report is under 24 h old:
+    with the listing's statuses ("ours"), ``enforce --at NOW`` is refused from both front ends
+    naming the runtime, ``check`` is critical while enforcement is on and a warning once it is off,
+    and ``status`` shows the runtime not ready. Docs-only, where the revoked certificate is listed
+    with no status, the fresh signed report is the documented limit: enforcing is refused once it
+    is over 24 h old."""
+    m = machine()
+    try:
+        m.onboard(3 * 365 * 86400)
+        m.enforce("cli")
+        assert m.enforcement() is not None
+        m.add_runtime(3 * 365 * 86400)
+        assert "rt0" in m.runtimes
+        [runtime_cid] = m.certificate_ids("other")
+        m.revoked_elsewhere("other")
+        record = m.enforcement()
+        if m.answers == "docs-only":  # the limit: nothing the listing says tells it was revoked
+            m.time_passes(25 * 3600)
+            record = m.enforcement()
+        for front in ("cli", "tui"):
+            m.enforce(front)  # refused: the invariants' check that it counted only valid ones holds
+            assert m.enforcement() == record
+        code, out = m.cli("enforce", "--at", "NOW")
+        assert code == 3 and "rt0" in out["error"]["message"], out
+        why = runtime_cid if m.answers == "ours" else "old"
+        assert why in out["error"]["message"], out
+        code, out = m.cli("check")
+        assert code == 2 and names_rt0(out, "critical"), out
+        code, status = m.cli("status")
+        [row] = status["runtimes"]
+        assert code == 2 and not row["ready"] and why in row["reason"], status
+        m.unenforce("cli")
+        code, out = m.cli("check")
+        assert code == 1 and names_rt0(out, "warning"), out
+        all_invariants(m)
     finally:
         m.teardown()

@@ -194,3 +194,49 @@ def test_renew_keeps_the_exported_copy_current(openbao, onboard, sandbox, cli, m
     assert new["fingerprint_sha256"] == out["new_fingerprint"]
     code, out = cli("renew", "--all", "--also-export", place)
     assert code == 3 and "--also-export names one place" in out["error"]["message"]
+
+
+@pytest.mark.parametrize("rerun", ["renew", "rotate"])
+def test_a_resumed_retirement_exports_the_new_pair_before_it_revokes_the_old(
+    openbao, onboard, sandbox, cli, monkeypatch, tmp_path, rerun
+):
+    """rotate --retire-old --grace interrupted in its grace (the copy at the place still the old
+    pair), then renew or rotate --also-export resumes the retirement: the copy is brought current
+    before the old certificate is revoked, never left holding a revoked certificate."""
+    from datetime import timedelta
+
+    from wizard.services import certificate_rotation, revocation
+
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    onboard("p")
+    sandbox.certificate_lifetime = timedelta(days=90)
+    point_at(monkeypatch, openbao, home=tmp_path / "user-home")
+    place = fresh("secret/klarna/resumed")
+    cli("export", "--profile", "p", "--format", "vault", "--out", place)
+    old = kv_get(openbao, place)["data"]["credential_id"]
+
+    async def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", interrupted)
+    code, _ = cli("rotate", "--profile", "p", "--retire-old", "--grace", "600", "--poll-interval", "0.05")
+    assert code != 0
+    assert kv_get(openbao, place)["data"]["credential_id"] == old
+
+    async def over(seconds: float) -> None:
+        pass
+
+    seen_at_revoke = []
+    revoke = revocation.revoke
+
+    async def revoke_and_note(session, credential_id, **kwargs):
+        seen_at_revoke.append((credential_id, kv_get(openbao, place)["data"]["credential_id"]))
+        return await revoke(session, credential_id, **kwargs)
+
+    monkeypatch.setattr(certificate_rotation, "grace_pause", over)
+    monkeypatch.setattr(certificate_rotation, "revoke", revoke_and_note)
+    code, out = cli(rerun, "--profile", "p", "--retire-old", "--poll-interval", "0.05", "--also-export", place)
+    assert code == 0, out
+    new = out["new_certificate_id"]
+    assert new != old and seen_at_revoke == [(old, new)]  # the copy was current when the old one went
+    assert kv_get(openbao, place)["data"]["credential_id"] == new

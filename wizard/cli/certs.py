@@ -90,6 +90,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         progress(args, f"rotate: resuming the unfinished rotation at '{flow.step}' (rotate --abandon ends it)")
     prove_also_export(args, session)  # a Vault copy that could not be kept current: refused before rotating
     retire_later = bool(args.retire_old and args.also_export)  # the exported copy is written before the old one goes
+    resuming_retirement = flow is not None and flow.step == "retire"
+    if resuming_retirement and flow is not None:  # switched already: the copy current before the old one goes
+        also_export(args, session, flow.old_certificate_id)
 
     async def rotate() -> RotationProgress:
         async with session.clients.connections():  # one connection per certificate across the steps
@@ -109,7 +112,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise
     for note in result.notes:
         progress(args, clean(f"rotate: note: {note}"))
-    also_export(args, session, result.old_certificate_id if args.retire_old else None)
+    if not resuming_retirement:
+        also_export(args, session, result.old_certificate_id if args.retire_old else None)
     if retire_later and not result.retired and result.old_certificate_id not in (None, result.new_certificate_id):
         retire_after_grace(args, session, result.old_certificate_id, args.grace)
         result = replace(result, retired=True)

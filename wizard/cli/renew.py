@@ -31,6 +31,7 @@ from wizard.services.session import Session
 from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Attempt, Event, Started, Step
 
 if TYPE_CHECKING:
+    from wizard.services.certificate_rotation import RotationProgress
     from wizard.services.renewal import RenewalPlan
 
 DEFAULT_HOOK_TIMEOUT = 600.0
@@ -130,49 +131,88 @@ def _renew_one(
 
 
 def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tuple[Outcome, Session | None]:
-    from wizard.services.renewal import deploy_environment, renew, run_deploy_hook
-
     name = session.profile
     progress(args, clean(f"renew: {name}: {plan.reason}"))
     flow = session.state.flows.rotation
-    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, after its export and hook
+    retiring = flow is not None and flow.step == "retire"  # switched by an earlier run, its hook run if it had one
+    try:  # a resumed retirement: the exported copy current before the old certificate goes (idempotent)
+        if retiring and flow is not None:
+            also_export(args, session, flow.old_certificate_id)
+    except WizardError as error:
+        return Outcome(name, "failed", ExitCode.ERROR, clean(f"{error} {error.hint}")), None
     try:
-        show = functools.partial(_show, args, name)
-        result = asyncio.run(
-            renew(session, verify_interval=args.poll_interval, verify_limit=args.poll_limit, on_event=show)
-        )
+        result = _switched(args, session, plan)
     except WizardError as error:
         message = f"the renewal stopped: {error} The current pair stays in use; the next run resumes."
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
-    if retiring:  # the retirement that run journaled, finished now: nothing else is left to do
+    flow = session.state.flows.rotation
+    owed = flow is not None and flow.deploy_hook_owed
+    if retiring and not owed:  # the retirement that run journaled, finished now: nothing else is left to do
         message = f"finished the renewal to {result.new_certificate_id}: retired {result.old_certificate_id}"
         outcome = Outcome(name, "renewed", ExitCode.OK, message, result.old_certificate_id, result.new_certificate_id)
         outcome.new_fingerprint, outcome.retired = result.new_fingerprint, result.old_certificate_id
         return _with_runtimes(session, outcome), None
+    done = "finished the renewal" if plan.hook_owed else "renewed"
     outcome = Outcome(
         name,
         "renewed",
         ExitCode.OK,
-        f"renewed: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+        f"{done}: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
         result.old_certificate_id,
         result.new_certificate_id,
         result.new_fingerprint,
     )
     retire = not result.retired and result.old_certificate_id not in (None, result.new_certificate_id)
     try:  # the exported copy first, then the hook, and only then the old certificate goes
-        also_export(args, session, result.old_certificate_id if args.retire_old else None)
+        if not retiring:
+            also_export(args, session, result.old_certificate_id if args.retire_old else None)
     except WizardError as error:
         outcome.worse(ExitCode.ERROR, clean(f"{error} {error.hint}"))
         return _with_runtimes(session, outcome), None
-    if args.hook_argv:
-        hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
-        outcome.deploy_hook = asdict(hook)
-        for line in hook.output:
-            progress(args, f"  hook: {line}")
-        if not hook.ok:
-            outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
-            retire = False
+    retire = _deploy(args, session, result, outcome, owed, retire)
     return _with_runtimes(session, outcome), session if retire and args.retire_old else None
+
+
+def _switched(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> RotationProgress:
+    """The rotation run (or resumed) to its switch; a renewal whose hook is owed was switched already."""
+    from wizard.services.renewal import finished_renewal, renew
+
+    if plan.hook_owed:  # switched by an earlier run that died before its deploy hook
+        return finished_renewal(session)
+    show = functools.partial(_show, args, session.profile)
+    hooked = args.hook_argv is not None
+    return asyncio.run(
+        renew(
+            session, verify_interval=args.poll_interval, verify_limit=args.poll_limit, on_event=show, hook_owed=hooked
+        )
+    )
+
+
+def _deploy(
+    args: argparse.Namespace, session: Session, result: RotationProgress, outcome: Outcome, owed: bool, retire: bool
+) -> bool:
+    """The deploy hook (given, or owed by an earlier run); whether the old certificate may still go."""
+    from wizard.services.renewal import deploy_environment, hook_ran, run_deploy_hook
+
+    if owed and not args.hook_argv:  # the service may still hold the old pair: it is not retired
+        outcome.worse(
+            ExitCode.WARNING,
+            f"a deploy hook is owed for the switch to {result.new_certificate_id} (an earlier run stopped before "
+            f"it); the old certificate is kept: run klarna-mtls renew --profile {session.profile} --deploy-hook CMD",
+        )
+        return False
+    if not args.hook_argv:
+        return retire
+    hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
+    outcome.deploy_hook = asdict(hook)
+    for line in hook.output:
+        progress(args, f"  hook: {line}")
+    if not hook.ok:
+        outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
+        return False
+    if not (retire and args.retire_old):  # else cleared in the retirement's own journal write
+        hook_ran(session)
+    return retire
 
 
 def _show(args: argparse.Namespace, name: str, event: Event) -> None:

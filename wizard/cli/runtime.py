@@ -352,18 +352,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- shown by status and list
-def runtime_view(session: Session) -> dict[str, Any]:
+def runtime_view(session: Session, listed: runtimes.Listing | None = None) -> dict[str, Any]:
+    """The runtimes' rows; ``listed``: the account's listing read just now (status), if any."""
     now = session.clock()
     return {
-        "runtimes": [asdict(r) for r in runtimes.rows(session.state.runtimes, now)],
-        "runtimes_summary": runtimes.summary(session.state.runtimes, now),
+        "runtimes": [asdict(r) for r in runtimes.rows(session.state.runtimes, now, listed)],
+        "runtimes_summary": runtimes.summary(session.state.runtimes, now, listed),
     }
 
 
-def runtime_text(session: Session) -> str:
+def runtime_text(session: Session, listed: runtimes.Listing | None = None) -> str:
     now = session.clock()
-    lines = [runtimes.summary(session.state.runtimes, now)]
-    for row in runtimes.rows(session.state.runtimes, now):
+    lines = [runtimes.summary(session.state.runtimes, now, listed)]
+    for row in runtimes.rows(session.state.runtimes, now, listed):
         certificate = "…" + row.certificate_id[-12:] if row.certificate_id else "-"
         lines.append(  # names and reports come from other machines' files: one line each, as text
             clean(

@@ -43,10 +43,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _broken_pair(args, session.profile, error)
     status = found.value
     way_back = {"note": found.note} if found.note else {}
+    listed = {c.credential_id: c.status for c in status.certificates}  # the listing read just now
     emit(
         args,
-        {"ok": True, **status.to_dict(), **runtime_view(session), **way_back},
-        _status_text(status) + "\n" + runtime_text(session) + (clean(f"\nnote: {found.note}") if found.note else ""),
+        {"ok": True, **status.to_dict(), **runtime_view(session, listed), **way_back},
+        _status_text(status)
+        + "\n"
+        + runtime_text(session, listed)
+        + (clean(f"\nnote: {found.note}") if found.note else ""),
     )
     return _status_exit(status)
 

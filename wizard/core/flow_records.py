@@ -75,6 +75,7 @@ class CertificateRotation(_Record):
     retire_old: bool = False  # revoke the old certificate once switched (rotate --retire-old)
     grace_seconds: str | None = None  # with retire_old: how long after the switch (a number, as text)
     retire_at: str | None = None  # ISO time, set at the switch: the old one is not revoked before
+    deploy_hook_owed: bool = False  # renew --deploy-hook: set before the switch, cleared once the hook ran
 
 
 @dataclass

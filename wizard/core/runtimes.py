@@ -23,7 +23,7 @@ import binascii
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +40,8 @@ else:
     crypto = lazy_module("wizard.core.crypto")  # only signing and checking reports need it
 
 READINESS_WINDOW = timedelta(hours=24)
+Listing = Mapping[str, str] | Set[str]  # the account's listing read just now: id -> status, or the ids
+ENDED_STATUSES = ("REVOKED", "EXPIRED")  # a runtime's certificate listed so is not ready
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a report dated later than this is from a wrong clock
 # How far this machine's clock may be from Klarna's ``Date`` before readiness is not judged at all:
 # the model's tolerance for the onboarding clock check (120 s).
@@ -291,15 +293,15 @@ def runtimes_not_ready(
     now: datetime,
     window: timedelta = READINESS_WINDOW,
     *,
-    listed_ids: set[str] | None = None,
+    listed_ids: Listing | None = None,
     by_klarna_clock: bool = False,
 ) -> list[str]:
     """One reason per runtime that is not ready for enforcement, naming it; [] when all are.
 
     Ready means: its current certificate is within its validity at ``now``, and its latest report
     is VALID, for that certificate, and fresh (no older than ``window``, not dated in the future).
-    ``listed_ids``, when given, are the credential ids the account's listing holds: a runtime
-    whose certificate is not among them is not ready. ``by_klarna_clock``: ``now`` is the Date of
+    ``listed_ids``, when given, is the account's listing read just now (``listing_reason``): a
+    runtime whose certificate it does not hold, or marks REVOKED or EXPIRED, is not ready. ``by_klarna_clock``: ``now`` is the Date of
     an answer Klarna gave just now, and each report's age is measured from the Date it carries
     (the gate); otherwise from its own time, by this machine's clock (a view)."""
     reasons = []
@@ -314,7 +316,7 @@ def not_ready_reason(
     record: RuntimeRecord,
     now: datetime,
     window: timedelta = READINESS_WINDOW,
-    listed_ids: set[str] | None = None,
+    listed_ids: Listing | None = None,
     *,
     by_klarna_clock: bool = False,
 ) -> str | None:
@@ -328,6 +330,8 @@ def not_ready_reason(
         return "its certificate's expiry is not recorded (declare it again: runtime add NAME --certificate-id ID)"
     if rules.parse_timestamp(record.not_after) <= now:
         return f"its certificate expired at {record.not_after}"
+    if listed_ids is not None and (listed := listing_reason(record.certificate_id, listed_ids)):
+        return listed  # marked revoked (or expired) there: our own records cannot tell
     if report is None:
         return "no readiness report yet (run klarna-mtls probe there, then runtime report here)"
     if report.fingerprint != record.fingerprint:
@@ -338,6 +342,17 @@ def not_ready_reason(
     if not acceptance.accepted(report.status):  # VALID, or accepted under enforcement (no header)
         return f"its latest report says {report.status}"
     return _stale_reason(report, now, window, by_klarna_clock)
+
+
+def listing_reason(certificate_id: str, listed: Listing) -> str | None:
+    """Not on the account's listing, or marked ended there: the status is [ours], so it may refuse,
+    never allow (docs-only listings carry none: the signed report under 24 h old is the limit)."""
+    if certificate_id not in listed:
+        return f"its certificate {certificate_id} is not on the account's list"
+    status = listed.get(certificate_id) if isinstance(listed, Mapping) else None
+    if status in ENDED_STATUSES:
+        return f"the account's list marks its certificate {certificate_id} {status}"
+    return None
 
 
 def _stale_reason(report: ReadinessReport, now: datetime, window: timedelta, by_klarna_clock: bool) -> str | None:
@@ -443,10 +458,10 @@ class RuntimeRow:
     reason: str | None
 
 
-def rows(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = READINESS_WINDOW) -> list[RuntimeRow]:
+def rows(records: dict[str, RuntimeRecord], now: datetime, listed: Listing | None = None) -> list[RuntimeRow]:
     out = []
     for record in sorted(records.values(), key=lambda r: r.name):
-        reason = not_ready_reason(record, now, window, None)
+        reason = not_ready_reason(record, now, READINESS_WINDOW, listed)
         report = record.report
         out.append(
             RuntimeRow(
@@ -463,9 +478,9 @@ def rows(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = R
     return out
 
 
-def summary(records: dict[str, RuntimeRecord], now: datetime, window: timedelta = READINESS_WINDOW) -> str:
+def summary(records: dict[str, RuntimeRecord], now: datetime, listed: Listing | None = None) -> str:
     """'3 of 4 runtimes VALID, last seen 2026-11-29T08:00:00Z' (VALID: ready for enforcement)."""
-    table = rows(records, now, window)
+    table = rows(records, now, listed)
     if not table:
         return "no runtimes declared"
     times = [r.reported_at for r in table if r.reported_at]

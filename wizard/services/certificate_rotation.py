@@ -116,11 +116,13 @@ async def rotate(
     verify_limit: float = NEW_CERTIFICATE_LIMIT,
     on_step: Callable[[str], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    hook_owed: bool = False,
 ) -> RotationProgress:
     """``rotation`` run to its end: ``on_event`` sees every event, ``on_step`` each step's name;
     raises when the new certificate is not seen VALID within ``verify_limit`` seconds (or
     ``verify_attempts`` checks). With ``retire_old`` the old certificate is revoked ``grace``
-    seconds after the switch (a journaled step: a rerun finishes it)."""
+    seconds after the switch (a journaled step: a rerun finishes it). With ``hook_owed`` the
+    rotation journals, before its switch, that a deploy hook is owed for it."""
 
     def show(event: Event) -> None:
         if on_event:
@@ -131,7 +133,8 @@ async def rotate(
     limits = PollLimits.for_new_certificate(verify_interval, verify_limit)
     if verify_attempts is not None:
         limits = replace(limits, max_attempts=verify_attempts)
-    last = await follow(rotation(session, limits=limits, retire_old=retire_old, grace=grace), show)
+    events = rotation(session, limits=limits, retire_old=retire_old, grace=grace, hook_owed=hook_owed)
+    last = await follow(events, show)
     if isinstance(last, Failed):
         raise last.error
     assert isinstance(last, Done) and isinstance(last.result, RotationProgress)
@@ -139,7 +142,12 @@ async def rotate(
 
 
 async def rotation(
-    session: Session, *, limits: PollLimits = NEW_CERTIFICATE_LIMITS, retire_old: bool = False, grace: float = 0.0
+    session: Session,
+    *,
+    limits: PollLimits = NEW_CERTIFICATE_LIMITS,
+    retire_old: bool = False,
+    grace: float = 0.0,
+    hook_owed: bool = False,
 ) -> Events:
     """New key → issue → install beside → verify new VALID → switch current (→ retire the old),
     as progress events (a Step per step, the verify step's Attempts, the grace period's
@@ -151,7 +159,8 @@ async def rotation(
     notes: list[str] = []
     for attempt in range(2):
         try:
-            async with contextlib.aclosing(_rotation_run(session, limits, retire_old, grace, notes)) as events:
+            run = _rotation_run(session, limits, retire_old, grace, hook_owed, notes)
+            async with contextlib.aclosing(run) as events:
                 async for event in events:
                     yield event
             return
@@ -162,9 +171,9 @@ async def rotation(
 
 
 async def _rotation_run(
-    session: Session, limits: PollLimits, retire_old: bool, grace: float, notes: list[str]
+    session: Session, limits: PollLimits, retire_old: bool, grace: float, hook_owed: bool, notes: list[str]
 ) -> Events:
-    flow = await _rotation_flow(session, retire_old, grace)
+    flow = await _rotation_flow(session, retire_old, grace, hook_owed)
     statuses: list[str] = []
     steps: dict[RotationStep, StepAction] = {
         "key": lambda: _rotation_key(session, flow),
@@ -196,13 +205,16 @@ async def _rotation_run(
         raise what_changed(session, flow, error) from None
 
 
-async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> CertificateRotation:
-    """The rotation to resume (asked now to retire the old certificate, it will), or a new one
-    once a free slot is confirmed."""
+async def _rotation_flow(session: Session, retire_old: bool, grace: float, hook_owed: bool) -> CertificateRotation:
+    """The rotation to resume (asked now to retire the old certificate, it will; a deploy hook
+    owed for it is journaled before its switch), or a new one once a free slot is confirmed."""
     flow = session.state.flows.rotation
     if flow is not None and flow.step != "done":
         if retire_old and not flow.retire_old and flow.step != "retire":
             flow.retire_old, flow.grace_seconds = True, f"{grace:g}"
+            save_flow(session, flow)
+        if hook_owed and not flow.deploy_hook_owed and flow.step not in ("retire", "done"):
+            flow.deploy_hook_owed = True
             save_flow(session, flow)
         return flow
     async with session.client() as klarna:
@@ -214,6 +226,7 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float) -> Ce
         folder=str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
         retire_old=retire_old,
         grace_seconds=f"{grace:g}" if retire_old else None,
+        deploy_hook_owed=hook_owed,
     )
     save_flow(session, flow)
     return flow
@@ -394,6 +407,7 @@ def schedule_retirement(session: Session, old_id: str, grace: float) -> None:
             f"{session.profile} {old_id}",
         )
     flow.step, flow.retire_old, flow.grace_seconds = "retire", True, f"{grace:g}"
+    flow.deploy_hook_owed = False  # the hook it waited for ran: one journal write with the retirement
     flow.retire_at = (session.clock() + timedelta(seconds=grace)).isoformat()
     save_flow(session, flow)
     session.audit.record("retirement_scheduled", certificate_id=old_id, at=flow.retire_at)

@@ -292,7 +292,8 @@ def _refused(error: ApiError) -> Finding:
 
 async def _scheduled_enforcement(session: Session) -> list[Finding]:
     """An enforcement on or scheduled, re-judged now against what is recorded (the journal's own
-    record of it re-checked on the way); a state that cannot be read is a warning."""
+    record of it re-checked on the way) and the listing read with it; a state that cannot be read
+    is a warning. With none on or scheduled, a runtime the listing shows revoked is a warning."""
     try:
         look = await session.look()
     except (ApiError, TransportError) as error:
@@ -300,7 +301,9 @@ async def _scheduled_enforcement(session: Session) -> list[Finding]:
     now = session.clock()
     enforcement_timeline.recheck(session, look.enforcement, now)
     session.save()  # writes only when something observed changed
-    return enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
+    listed = look.listed_statuses
+    outlook = enforcement_timeline.outlook(session, look.enforcement, now, look.server_date, listed)
+    return outlook or runtime_gate.listing_findings(runtime_gate.reload(session), listed)  # none on or scheduled
 
 
 UNDER_ENFORCEMENT = (

@@ -128,17 +128,28 @@ def _requested_start(session: Session) -> datetime | None:
         return None
 
 
-def outlook(session: Session, observed: EnforcementState, now: datetime, server_date: datetime | None) -> list[Finding]:
+def outlook(
+    session: Session,
+    observed: EnforcementState,
+    now: datetime,
+    server_date: datetime | None,
+    listed: runtimes.Listing | None = None,
+) -> list[Finding]:
     """The enforcement on or scheduled, re-judged (``outlook_findings``); [] when there is none."""
     schedule = schedule_of(session, observed, now)
-    return [] if schedule is None else outlook_findings(session, schedule, now, server_date)
+    return [] if schedule is None else outlook_findings(session, schedule, now, server_date, listed)
 
 
 def outlook_findings(
-    session: Session, schedule: Schedule, now: datetime, server_date: datetime | None
+    session: Session,
+    schedule: Schedule,
+    now: datetime,
+    server_date: datetime | None,
+    listed: runtimes.Listing | None = None,
 ) -> list[Finding]:
     """Re-apply the enforcement rule to what is recorded now: each counted certificate that will
-    have expired, and each declared runtime not ready, when ``schedule`` applies is critical."""
+    have expired, and each declared runtime not ready (by ``listed``, the account's listing read
+    just now, too: its certificate revoked or gone), when ``schedule`` applies is critical."""
     what = schedule.describe(now)
     skew = timeline.skew_reason(server_date, now) if server_date is not None else None
     if skew:
@@ -153,7 +164,7 @@ def outlook_findings(
     for record in sorted(reload(session).values(), key=lambda r: r.name):
         label = f"the current certificate of runtime {record.name}"
         reasons.append(timeline.lasting_reason(label, runtime_not_after(session, record), now, schedule.start))
-        why = runtimes.not_ready_reason(record, now)
+        why = runtimes.not_ready_reason(record, now, listed_ids=listed)
         reasons.append(f"runtime {record.name} is not ready: {why}." if why else None)
     problems = [r for r in reasons if r]
     if not problems:

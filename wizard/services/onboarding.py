@@ -330,7 +330,7 @@ async def enforce(
     situation = session.situation(look, **facts)
     require_ready(
         session,
-        set(look.listed_ids),
+        look.listed_statuses,
         leave_out,
         confirm_leave_out,
         situation=situation,

@@ -25,6 +25,7 @@ from wizard.services import certificate_rotation
 from wizard.services.certificate_rotation import RotationProgress
 from wizard.services.install import CERT_FILE, KEY_FILE, current_pair
 from wizard.services.repair import expected_pair
+from wizard.services.rotation_endings import save_flow
 from wizard.services.session import Session
 from wizard.services.waits import NEW_CERTIFICATE_LIMIT, Event
 
@@ -45,14 +46,20 @@ class RenewalPlan:
     reason: str  # one line: why (not) now
     not_after: datetime | None = None
     window_opens: datetime | None = None
+    hook_owed: bool = False  # a finished renewal whose deploy hook has not run yet
 
 
 def renewal_plan(session: Session) -> RenewalPlan:
-    """Whether to renew now: an interrupted rotation is resumed; otherwise the installed
-    certificate's expiry decides (the caller has checked the installed pair is sound)."""
+    """Whether to renew now: an interrupted rotation is resumed, and a renewal whose deploy hook
+    has not run (killed after the switch) is finished; otherwise the installed certificate's
+    expiry decides (the caller has checked the installed pair is sound)."""
     flow = session.state.flows.rotation
     if flow is not None and flow.step != "done":
         return RenewalPlan(True, f"a rotation stopped at its '{flow.step}' step: resuming it")
+    if flow is not None and flow.deploy_hook_owed:
+        return RenewalPlan(
+            True, f"the deploy hook after the renewal to {flow.certificate_id} has not run", hook_owed=True
+        )
     pair = current_pair(session.install_dir) if expected_pair(session) else None
     if pair is None:
         return RenewalPlan(False, f"nothing to renew: onboarding is at {session.model.stage.label}")
@@ -76,13 +83,34 @@ async def renew(
     verify_interval: float = 2.0,
     verify_limit: float = NEW_CERTIFICATE_LIMIT,
     on_event: Callable[[Event], None] | None = None,
+    hook_owed: bool = False,
 ) -> RotationProgress:
     """The gap-free rotation (the new certificate checked for up to ``verify_limit`` seconds); the
-    old certificate stays active (the caller retires it after the deploy hook and the grace period)."""
+    old certificate stays active (the caller retires it after the deploy hook and the grace period).
+    ``hook_owed``: a deploy hook is journaled as owed before the switch, so a run killed before the
+    hook leaves it to the next (``hook_ran`` clears it)."""
     async with session.clients.connections():  # one connection per certificate across the steps
         return await certificate_rotation.rotate(
-            session, verify_interval=verify_interval, verify_limit=verify_limit, on_event=on_event
+            session, verify_interval=verify_interval, verify_limit=verify_limit, on_event=on_event, hook_owed=hook_owed
         )
+
+
+def finished_renewal(session: Session) -> RotationProgress:
+    """The last rotation, finished, as ``renew`` reports it: for the deploy hook it still owes."""
+    flow = session.state.flows.rotation
+    if flow is None or flow.step != "done":
+        raise ValueError("no finished rotation")
+    retired = flow.retire_old and flow.old_certificate_id not in (None, flow.certificate_id)
+    return RotationProgress("done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, retired=retired)
+
+
+def hook_ran(session: Session) -> None:
+    """The deploy hook the last rotation owed succeeded (a retirement after it clears this in its
+    own journal write: ``certificate_rotation.schedule_retirement``)."""
+    flow = session.state.flows.rotation
+    if flow is not None and flow.deploy_hook_owed:
+        flow.deploy_hook_owed = False
+        save_flow(session, flow)
 
 
 # ---------------------------------------------------------------- the deploy hook

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def require_ready(
     session: Session,
-    listed_ids: set[str],
+    listed_ids: runtimes.Listing,
     leave_out: Iterable[str] = (),
     confirm: str | None = None,
     *,
@@ -76,7 +76,7 @@ def require_ready(
 
 
 def _not_ready_by_klarna_clock(
-    session: Session, counted: list[runtimes.RuntimeRecord], listed_ids: set[str], klarna_now: datetime | None
+    session: Session, counted: list[runtimes.RuntimeRecord], listed_ids: runtimes.Listing, klarna_now: datetime | None
 ) -> list[str]:
     if not counted:
         return []
@@ -146,6 +146,26 @@ def check_findings(
                     Severity.WARNING,
                     reason[0].upper() + reason[1:] + ".",
                     "Run klarna-mtls probe on it (cron), then runtime report here.",
+                )
+            )
+    return findings
+
+
+def listing_findings(records: dict[str, runtimes.RuntimeRecord], listed: runtimes.Listing) -> list[Finding]:
+    """For the cron check with no enforcement on or scheduled: a warning per runtime whose current
+    certificate the account's listing, read just now, does not hold or marks revoked or expired
+    (with an enforcement, ``enforcement_timeline.outlook`` makes it critical)."""
+    findings = []
+    for record in sorted(records.values(), key=lambda r: r.name):
+        reason = runtimes.listing_reason(record.certificate_id, listed) if record.certificate_id else None
+        if reason:
+            findings.append(
+                Finding(
+                    f"runtime {record.name}",
+                    Severity.WARNING,
+                    reason[0].upper() + reason[1:] + ": it is not ready for enforcement.",
+                    f"Give it a new certificate: klarna-mtls runtime request --name {record.name} on that host, "
+                    "then runtime issue here and runtime install there.",
                 )
             )
     return findings

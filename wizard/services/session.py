@@ -59,6 +59,11 @@ class Look:
     def listed_ids(self) -> frozenset[str]:
         return frozenset(c.credential_id for c in self.certificates)
 
+    @property
+    def listed_statuses(self) -> dict[str, str]:
+        """Each listed credential id with the status the listing gives ([ours]: "UNKNOWN" when none)."""
+        return {c.credential_id: c.status for c in self.certificates}
+
 
 class Session:
     """One profile, opened from its journal. Not thread-safe: one worker at a time."""

@@ -120,7 +120,7 @@ async def gather_status(session: Session) -> ProfileStatus:
             session.record_valid(look.current_id, now)
     stage_note = enforcement_timeline.recheck(session, look.enforcement, now)
     session.save()  # writes only when something observed changed
-    outlook = enforcement_timeline.outlook(session, look.enforcement, now, look.server_date)
+    outlook = enforcement_timeline.outlook(session, look.enforcement, now, look.server_date, look.listed_statuses)
     installed = {session.current_id(p) for p in list_pairs(session.install_dir)} - {None}
     situation = session.situation(look)
     rows = [
