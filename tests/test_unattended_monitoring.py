@@ -164,3 +164,17 @@ def test_the_cron_lines_name_a_moved_home_and_the_full_program_path(keyring_prof
         words = shlex.split(line)
         assert f"KLARNA_MTLS_HOME={isolated_home}" in words  # cron would not know this run's folders
         assert shutil.which("klarna-mtls") in words  # cron's PATH is short
+
+
+def test_the_cron_lines_name_the_program_by_its_path_when_it_is_not_on_path(keyring_profiles, monkeypatch):
+    """Run as /opt/venv/bin/klarna-mtls without the venv on PATH (as the README's walk-through does),
+    the cron lines said a bare `klarna-mtls`, which cron cannot find."""
+    import os
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    program = Path(sys.executable).parent / "klarna-mtls"
+    assert program.exists()  # the console script beside this interpreter, as pip installs it
+    for line in advice_for("a").lines:
+        assert os.fspath(program) in shlex.split(line), line

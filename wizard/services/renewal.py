@@ -14,9 +14,11 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from wizard.core import crypto, env_vars, rules, runtimes
@@ -228,13 +230,22 @@ def cron_advice(session: Session) -> CronAdvice:
         for name in (env_vars.HOME_ENV, "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
         if (value := os.environ.get(name))
     )
-    program = shlex.quote(shutil.which("klarna-mtls") or "klarna-mtls")
+    program = shlex.quote(_program_path())
     profile = shlex.quote(session.profile)
     lines = (
         f"17 6 * * * {prefix}{program} check --profile {profile} --warn-days 60 --critical-days 14",
         f"47 5 * * * {prefix}{program} renew --profile {profile}",
     )
     return CronAdvice(lines, tuple(_cron_needs(session)))
+
+
+def _program_path() -> str:
+    """The console script installed beside this interpreter (the venv's bin/, which need not be on
+    PATH), else the one PATH finds, else the bare name."""
+    beside = Path(sys.executable).parent / "klarna-mtls"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return os.fspath(beside)
+    return shutil.which("klarna-mtls") or "klarna-mtls"
 
 
 def _cron_needs(session: Session) -> list[str]:
