@@ -220,13 +220,16 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float, hook_
     async with session.client() as klarna:
         listing = (await klarna.list_certificates()).value
     session.require(Action.ROTATE, **slot_facts(session, listing))  # before a key is made
+    previous = flow  # finished, or none
     flow = CertificateRotation(
         step="key",
         old_certificate_id=session.evidence.certificate_id,
         folder=str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
         retire_old=retire_old,
         grace_seconds=f"{grace:g}" if retire_old else None,
-        deploy_hook_owed=hook_owed,
+        # A hook still owed by the finished rotation this one replaces stays owed: its service
+        # was never reloaded, and the next renew runs it with the new pair's paths.
+        deploy_hook_owed=hook_owed or (previous is not None and previous.deploy_hook_owed),
     )
     save_flow(session, flow)
     return flow
