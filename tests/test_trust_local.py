@@ -21,21 +21,6 @@ from wizard.core.stages import Stage
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def cli_json(capsys, monkeypatch, sandbox):
-    """A CLI run with the sandbox's key in KLARNA_API_KEY: (exit code, the last JSON line)."""
-    from wizard.cli import main
-
-    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-
-    def run(*argv: str):
-        code = main([*argv, "--json"])
-        lines = capsys.readouterr().out.strip().splitlines()
-        return code, (json.loads(lines[-1]) if lines else None)
-
-    return run
-
-
 def initial_key(sandbox) -> str:
     return next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
 
