@@ -232,6 +232,46 @@ def test_a_label_moved_in_the_journal_stops_revoke_and_enforce_until_repair(onbo
     assert code == 0 and certificate_status(sandbox, old) == "REVOKED" and certificate_status(sandbox, now) == "ACTIVE"
 
 
+def test_rotate_retire_old_is_refused_while_the_records_and_the_files_disagree(onboard, cli, sandbox):
+    """The README's row: the retirement of rotate --retire-old is refused until repair. It was not:
+    the retire step is judged after the switch, when the new pair is sound again, so a damaged
+    profile rotated and revoked its old certificate (exit 0)."""
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    listed = set(sandbox._state.data["certificates"])
+    code, out = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 3 and "disagree" in out["error"]["message"] and "repair" in out["error"]["hint"], out
+    assert set(sandbox._state.data["certificates"]) == listed  # refused before a certificate was issued
+    assert certificate_status(sandbox, now) == "ACTIVE" and certificate_status(sandbox, old) == "ACTIVE"
+    assert cli("repair", "--profile", "p")[0] == 0
+    code, out = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 0 and out["retired"] and certificate_status(sandbox, now) == "REVOKED", out
+
+
+def test_renew_says_repair_first_while_the_records_and_the_files_disagree(onboard, cli, sandbox, monkeypatch):
+    """renew checked the installed files only: a damaged profile renewed and, with --retire-old,
+    revoked its old certificate after the switch, where the damage no longer shows."""
+    from datetime import timedelta
+
+    from wizard.services.session import Session
+
+    sandbox.certificate_lifetime = timedelta(days=90)
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    sandbox.advance_clock(timedelta(days=40).total_seconds())  # the pair in use is inside its renewal window
+    monkeypatch.setitem(Session.__init__.__kwdefaults__, "clock", sandbox.now)
+    listed = set(sandbox._state.data["certificates"])
+    code, out = cli("renew", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 2 and out["action"] == "repair first", out
+    assert "disagree" in out["message"] and "klarna-mtls repair --profile p" in out["message"]
+    assert set(sandbox._state.data["certificates"]) == listed
+    assert certificate_status(sandbox, now) == "ACTIVE" and certificate_status(sandbox, old) == "ACTIVE"
+
+
 # ---------------------------------------------------------------- A48: every local profile's installs
 def test_another_profile_of_the_account_cannot_revoke_this_profiles_installed_certificate(
     onboard, cli, sandbox, tmp_path

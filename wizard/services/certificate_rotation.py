@@ -33,7 +33,7 @@ from wizard.core.errors import (
 )
 from wizard.core.flow_records import CertificateRotation, RotationStep, required
 from wizard.core.fsutil import write_private
-from wizard.core.interlocks import Action, ActionRefused, refusals
+from wizard.core.interlocks import Action, ActionRefused, Situation, refusals
 from wizard.core.model import RotatedPair
 from wizard.services import onboarding, recovery
 from wizard.services.install import activate, install_pair, list_pairs
@@ -240,7 +240,9 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
     presents would be refused at the end, the new pair in use and the flow left to a rerun or
     --abandon: refused before a key is made or a slot spent. Refusing (not rotating and quietly
     keeping the old one) leaves nothing half done and no exit 0 over an old certificate that was
-    asked to go; past the switch, the retire step judges everything again itself."""
+    asked to go; past the switch, the retire step judges everything again itself. So is one while
+    the records and the installed files disagree (the revoke interlock's "installed pair sound"):
+    after the switch the new pair is sound again and the retire step could no longer see it."""
     flow = session.state.flows.rotation
     unfinished = flow if flow is not None and flow.step != "done" else None
     if unfinished is not None and unfinished.step == "retire":
@@ -248,7 +250,9 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
     if not (retire_old or (unfinished is not None and unfinished.retire_old)):
         return
     old = unfinished.old_certificate_id if unfinished is not None else session.evidence.certificate_id
-    found = used_elsewhere(session, old) if old else []
+    damaged = Situation(stage=session.model.stage, target=old, current_damage=session.installed_damage())
+    found = [r for r in refusals(Action.REVOKE, damaged) if r.check == "installed pair sound"]
+    found += used_elsewhere(session, old) if old else []
     if found:
         instead = (
             "or end this rotation, which was asked to retire it, with klarna-mtls rotate --abandon"
