@@ -494,3 +494,36 @@ async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_us
         notes = [str(n.message) for n in app._notifications]
         assert any("stays active" in n and "profile xb" in n for n in notes), notes
     assert certificate_status(sandbox, old) == "ACTIVE"
+
+
+async def test_the_tui_rotation_does_not_offer_to_retire_while_the_records_and_the_files_disagree(
+    onboard, cli, sandbox
+):
+    """As rotate --retire-old: the damage seen before the rotation keeps the old certificate (the
+    switch makes the new pair sound, so a later look cannot see it); the note points at repair."""
+    import asyncio
+
+    from tests_support import settle
+
+    from screens.app import make_app
+    from screens.modals import ConfirmModal
+    from screens.rotate import RotateScreen
+
+    first = (await asyncio.to_thread(onboard, enforce_at="NOW"))["certificate_id"]
+    assert (await asyncio.to_thread(cli, "rotate", "--profile", "p", "--poll-interval", "0.05"))[0] == 0
+    old = (await asyncio.to_thread(cli, "status", "--profile", "p"))[1]["current_id"]
+    move_label("p", to=first, away_from=old)
+    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, failures_shown=True)
+        await pilot.press("o")
+        await settle(pilot, failures_shown=True)
+        rotate = app.screen
+        assert isinstance(rotate, RotateScreen)
+        await pilot.press("enter")  # Start rotation
+        await settle(pilot, failures_shown=True)
+        assert rotate.result is not None and rotate.result.old_certificate_id == old
+        assert not isinstance(app.screen, ConfirmModal)
+        notes = [str(n.message) for n in app._notifications]
+        assert any("stays active" in n and "disagree" in n and "repair" in n for n in notes), notes
+    assert certificate_status(sandbox, old) == "ACTIVE"

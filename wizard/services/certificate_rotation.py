@@ -33,7 +33,7 @@ from wizard.core.errors import (
 )
 from wizard.core.flow_records import CertificateRotation, RotationStep, required
 from wizard.core.fsutil import write_private
-from wizard.core.interlocks import Action, ActionRefused, Situation, refusals
+from wizard.core.interlocks import Action, ActionRefused, Refusal, Situation, refusals
 from wizard.core.model import RotatedPair
 from wizard.services import onboarding, recovery
 from wizard.services.install import activate, install_pair, list_pairs
@@ -250,9 +250,7 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
     if not (retire_old or (unfinished is not None and unfinished.retire_old)):
         return
     old = unfinished.old_certificate_id if unfinished is not None else session.evidence.certificate_id
-    damaged = Situation(stage=session.model.stage, target=old, current_damage=session.installed_damage())
-    found = [r for r in refusals(Action.REVOKE, damaged) if r.check == "installed pair sound"]
-    found += used_elsewhere(session, old) if old else []
+    found = retirement_refusals(session, old, session.installed_damage())
     if found:
         instead = (
             "or end this rotation, which was asked to retire it, with klarna-mtls rotate --abandon"
@@ -263,6 +261,15 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
             f"Refusing to rotate and retire {old}: " + " ".join(r.reason for r in found),
             hint=f"{found[0].hint} Then rotate again; {instead}.",
         )
+
+
+def retirement_refusals(session: Session, old: str | None, damage: str | None) -> list[Refusal]:
+    """What keeps ``old`` from being retired after a rotation, judged before its switch (front ends
+    ask it before they offer): ``damage``, the records and the installed files disagreeing as seen
+    then, and a declared runtime or another local profile still presenting ``old``."""
+    damaged = Situation(stage=session.model.stage, target=old, current_damage=damage)
+    found = [r for r in refusals(Action.REVOKE, damaged) if r.check == "installed pair sound"]
+    return found + (used_elsewhere(session, old) if old else [])
 
 
 async def _retire(session: Session, credential_id: str) -> None:
