@@ -467,20 +467,16 @@ def test_swapped_labels_are_damage_and_repair_restores_into_the_folder_of_the_fi
     assert cli("check", "--profile", "p")[0] == 0
 
 
-async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_uses(onboard, sandbox):
-    """After a rotation in the TUI, the old certificate another local profile holds is kept with a
-    note naming that profile, instead of a "Retire the old certificate?" that the revoke refuses."""
-    import asyncio
-
+async def tui_rotation_notes(sandbox, profile: str, old: str) -> list[str]:
+    """Rotate ``profile`` in the TUI (dashboard, o, Enter): no "Retire the old certificate?" may
+    follow; the notes the rotation left."""
     from tests_support import settle
 
     from screens.app import make_app
     from screens.modals import ConfirmModal
     from screens.rotate import RotateScreen
 
-    old = (await asyncio.to_thread(onboard, "xa", enforce_at="NOW"))["certificate_id"]
-    clone_profile("xa", "xb")
-    app = make_app("xa", sandbox=sandbox, poll_interval=0.05)
+    app = make_app(profile, sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, failures_shown=True)
         await pilot.press("o")
@@ -491,8 +487,18 @@ async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_us
         await settle(pilot, failures_shown=True)
         assert rotate.result is not None and rotate.result.old_certificate_id == old
         assert not isinstance(app.screen, ConfirmModal)
-        notes = [str(n.message) for n in app._notifications]
-        assert any("stays active" in n and "profile xb" in n for n in notes), notes
+        return [str(n.message) for n in app._notifications]
+
+
+async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_uses(onboard, sandbox):
+    """After a rotation in the TUI, the old certificate another local profile holds is kept with a
+    note naming that profile, instead of a "Retire the old certificate?" that the revoke refuses."""
+    import asyncio
+
+    old = (await asyncio.to_thread(onboard, "xa", enforce_at="NOW"))["certificate_id"]
+    clone_profile("xa", "xb")
+    notes = await tui_rotation_notes(sandbox, "xa", old)
+    assert any("stays active" in n and "profile xb" in n for n in notes), notes
     assert certificate_status(sandbox, old) == "ACTIVE"
 
 
@@ -503,27 +509,10 @@ async def test_the_tui_rotation_does_not_offer_to_retire_while_the_records_and_t
     switch makes the new pair sound, so a later look cannot see it); the note points at repair."""
     import asyncio
 
-    from tests_support import settle
-
-    from screens.app import make_app
-    from screens.modals import ConfirmModal
-    from screens.rotate import RotateScreen
-
     first = (await asyncio.to_thread(onboard, enforce_at="NOW"))["certificate_id"]
     assert (await asyncio.to_thread(cli, "rotate", "--profile", "p", "--poll-interval", "0.05"))[0] == 0
     old = (await asyncio.to_thread(cli, "status", "--profile", "p"))[1]["current_id"]
     move_label("p", to=first, away_from=old)
-    app = make_app("p", sandbox=sandbox, poll_interval=0.05)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, failures_shown=True)
-        await pilot.press("o")
-        await settle(pilot, failures_shown=True)
-        rotate = app.screen
-        assert isinstance(rotate, RotateScreen)
-        await pilot.press("enter")  # Start rotation
-        await settle(pilot, failures_shown=True)
-        assert rotate.result is not None and rotate.result.old_certificate_id == old
-        assert not isinstance(app.screen, ConfirmModal)
-        notes = [str(n.message) for n in app._notifications]
-        assert any("stays active" in n and "disagree" in n and "repair" in n for n in notes), notes
+    notes = await tui_rotation_notes(sandbox, "p", old)
+    assert any("stays active" in n and "disagree" in n and "repair" in n for n in notes), notes
     assert certificate_status(sandbox, old) == "ACTIVE"
