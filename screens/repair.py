@@ -55,7 +55,7 @@ class RepairScreen(ReportsWorkerErrors[bool]):
         try:
             report = await self.services.repair(self.step_seen)
         except KeyLocked:
-            raise  # the app's handler asks for the key's passphrase; then Repair again  # the app asks for the key's passphrase; Esc, then Repair again
+            raise  # the app asks for the key's passphrase; Esc, then Repair again
         except WizardError as error:
             self.show_steps(
                 f"✗ Repair failed: {error.message}", *([f"  → {error.hint}"] if error.hint else []), "", "Esc: back"

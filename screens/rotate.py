@@ -30,6 +30,7 @@ class RotateScreen(WorkScreen):
         super().__init__(services)
         self.done_steps: list[str] = []
         self.result: certificate_rotation.RotationProgress | None = None
+        self.damage: str | None = None  # the records and the installed files disagreeing, before the switch
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -94,6 +95,8 @@ class RotateScreen(WorkScreen):
         ):
             timing = self.services.timing
             limits = waits.PollLimits.for_new_certificate(timing.poll_interval, timing.rotation_limit)
+            # as seen before the switch, which makes the new pair sound: it keeps the old certificate
+            self.damage = await asyncio.to_thread(self.session.installed_damage)
             last = await self.follow(certificate_rotation.rotation(self.session, limits=limits))
         if isinstance(last, waits.Failed):
             raise last.error
@@ -118,11 +121,13 @@ class RotateScreen(WorkScreen):
     @work(group="confirm", exclusive=True, exit_on_error=False)
     async def offer_retirement(self, old: str) -> None:
         """The old certificate is no longer used here: revoke it if the person says so, offered
-        only when no declared runtime or other local profile still presents it (the check
-        ``rotate --retire-old`` makes before it starts; the revocation judges everything again)."""
-        found = await asyncio.to_thread(revocation.used_elsewhere, self.session, old)
+        only when no declared runtime or other local profile still presents it and the records
+        agreed with the installed files before the switch (the check ``rotate --retire-old`` makes
+        before it starts; the revocation judges everything again)."""
+        found = await asyncio.to_thread(certificate_rotation.retirement_refusals, self.session, old, self.damage)
         if found:
-            self.notify(f"{old} stays active: {' '.join(r.reason for r in found)}", severity="warning", timeout=15)
+            reasons = " ".join(r.reason for r in found)
+            self.notify(f"{old} stays active: {reasons} {found[0].hint}", severity="warning", timeout=15)
             return
         if not await self.app.push_screen_wait(
             ConfirmModal(

@@ -118,6 +118,13 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture
+def cli_json(cli, monkeypatch, sandbox):
+    """``cli`` with the sandbox's key in KLARNA_API_KEY: (exit code, the last JSON line)."""
+    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
+    return cli
+
+
 # Figures produced by the robustness tests, printed at the end of every run (README cites them).
 FIGURES: dict[str, list] = {}
 

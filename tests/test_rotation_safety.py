@@ -367,6 +367,29 @@ def test_a_renew_killed_before_its_deploy_hook_runs_the_hook_on_the_next_run_the
     assert status["current_id"] == new and status["verification"] == "VALID"
 
 
+def test_a_deploy_hook_owed_by_a_killed_renew_is_still_owed_after_a_manual_rotate(onboard, sandbox, cli, tmp_path):
+    """A renew killed before its deploy hook leaves the service on the old pair, the hook owed. A
+    manual rotate in between started a new flow without the debt: the next renew said "nothing to
+    do" and the service, never reloaded, stayed on a certificate in its renewal window."""
+    sandbox.certificate_lifetime = timedelta(days=30)  # inside its 60-day renewal window at once
+    onboard(enforce_at="NOW")
+    sandbox.certificate_lifetime = timedelta(days=90)
+    out_file = tmp_path / "hook-runs"
+    hook = shlex.join([sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('ran\\n')", str(out_file)])
+    renew = ("renew", "--profile", "p", "--poll-interval", "0.05", "--deploy-hook", hook)
+    killed("hook", *renew)
+    code, rotated = cli(*ROTATE)
+    assert code == 0, rotated
+    flow = session_for("p", sandbox).state.flows.rotation
+    assert flow is not None and flow.deploy_hook_owed  # the service has still not been reloaded
+    code, out = cli(*renew)
+    assert code == 0 and out["action"] == "renewed", out
+    assert out_file.read_text() == "ran\n"  # reloaded onto the pair in use now
+    assert out["new_certificate_id"] == rotated["new_certificate_id"]
+    code, again = cli(*renew)
+    assert code == 0 and again["action"] == "nothing", again
+
+
 def test_a_full_disk_after_the_certificate_was_issued_says_what_changed(onboard, sandbox, cli, monkeypatch, paths):
     """FS-09: "nothing was changed" while Klarna had issued a certificate."""
     old = onboard()["certificate_id"]

@@ -16,7 +16,6 @@ import pytest
 from conftest import BOTH_ANSWER_MODES
 from tests_support import sandbox_profile_args, session_for
 
-from wizard.cli import main
 from wizard.core import rules
 from wizard.core.paths import Paths
 from wizard.core.stages import Stage
@@ -83,18 +82,6 @@ def onboard_own_key(sandbox, cli_json, profile: str = "p", enforce_at: str = "ne
     )
     assert code == 0, out
     return out
-
-
-@pytest.fixture
-def cli_json(capsys, monkeypatch, sandbox):
-    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-
-    def run(*argv: str):
-        code = main([*argv, "--json"])
-        lines = capsys.readouterr().out.strip().splitlines()
-        return code, (json.loads(lines[-1]) if lines else None)
-
-    return run
 
 
 # ---------------------------------------------------------------- issue 12, docs-only "Done when"

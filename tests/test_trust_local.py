@@ -21,21 +21,6 @@ from wizard.core.stages import Stage
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def cli_json(capsys, monkeypatch, sandbox):
-    """A CLI run with the sandbox's key in KLARNA_API_KEY: (exit code, the last JSON line)."""
-    from wizard.cli import main
-
-    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-
-    def run(*argv: str):
-        code = main([*argv, "--json"])
-        lines = capsys.readouterr().out.strip().splitlines()
-        return code, (json.loads(lines[-1]) if lines else None)
-
-    return run
-
-
 def initial_key(sandbox) -> str:
     return next(cid for cid, e in sandbox._state.data["api_keys"].items() if e["is_initial"])
 
@@ -247,6 +232,46 @@ def test_a_label_moved_in_the_journal_stops_revoke_and_enforce_until_repair(onbo
     assert code == 0 and certificate_status(sandbox, old) == "REVOKED" and certificate_status(sandbox, now) == "ACTIVE"
 
 
+def test_rotate_retire_old_is_refused_while_the_records_and_the_files_disagree(onboard, cli, sandbox):
+    """The README's row: the retirement of rotate --retire-old is refused until repair. It was not:
+    the retire step is judged after the switch, when the new pair is sound again, so a damaged
+    profile rotated and revoked its old certificate (exit 0)."""
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    listed = set(sandbox._state.data["certificates"])
+    code, out = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 3 and "disagree" in out["error"]["message"] and "repair" in out["error"]["hint"], out
+    assert set(sandbox._state.data["certificates"]) == listed  # refused before a certificate was issued
+    assert certificate_status(sandbox, now) == "ACTIVE" and certificate_status(sandbox, old) == "ACTIVE"
+    assert cli("repair", "--profile", "p")[0] == 0
+    code, out = cli("rotate", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 0 and out["retired"] and certificate_status(sandbox, now) == "REVOKED", out
+
+
+def test_renew_says_repair_first_while_the_records_and_the_files_disagree(onboard, cli, sandbox, monkeypatch):
+    """renew checked the installed files only: a damaged profile renewed and, with --retire-old,
+    revoked its old certificate after the switch, where the damage no longer shows."""
+    from datetime import timedelta
+
+    from wizard.services.session import Session
+
+    sandbox.certificate_lifetime = timedelta(days=90)
+    old = onboard()["certificate_id"]
+    assert cli("rotate", "--profile", "p", "--poll-interval", "0.05")[0] == 0
+    now = cli("status", "--profile", "p")[1]["current_id"]
+    move_label("p", to=old, away_from=now)
+    sandbox.advance_clock(timedelta(days=40).total_seconds())  # the pair in use is inside its renewal window
+    monkeypatch.setitem(Session.__init__.__kwdefaults__, "clock", sandbox.now)
+    listed = set(sandbox._state.data["certificates"])
+    code, out = cli("renew", "--profile", "p", "--retire-old", "--poll-interval", "0.05")
+    assert code == 2 and out["action"] == "repair first", out
+    assert "disagree" in out["message"] and "klarna-mtls repair --profile p" in out["message"]
+    assert set(sandbox._state.data["certificates"]) == listed
+    assert certificate_status(sandbox, now) == "ACTIVE" and certificate_status(sandbox, old) == "ACTIVE"
+
+
 # ---------------------------------------------------------------- A48: every local profile's installs
 def test_another_profile_of_the_account_cannot_revoke_this_profiles_installed_certificate(
     onboard, cli, sandbox, tmp_path
@@ -442,20 +467,16 @@ def test_swapped_labels_are_damage_and_repair_restores_into_the_folder_of_the_fi
     assert cli("check", "--profile", "p")[0] == 0
 
 
-async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_uses(onboard, sandbox):
-    """After a rotation in the TUI, the old certificate another local profile holds is kept with a
-    note naming that profile, instead of a "Retire the old certificate?" that the revoke refuses."""
-    import asyncio
-
+async def tui_rotation_notes(sandbox, profile: str, old: str) -> list[str]:
+    """Rotate ``profile`` in the TUI (dashboard, o, Enter): no "Retire the old certificate?" may
+    follow; the notes the rotation left."""
     from tests_support import settle
 
     from screens.app import make_app
     from screens.modals import ConfirmModal
     from screens.rotate import RotateScreen
 
-    old = (await asyncio.to_thread(onboard, "xa", enforce_at="NOW"))["certificate_id"]
-    clone_profile("xa", "xb")
-    app = make_app("xa", sandbox=sandbox, poll_interval=0.05)
+    app = make_app(profile, sandbox=sandbox, poll_interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, failures_shown=True)
         await pilot.press("o")
@@ -466,6 +487,32 @@ async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_us
         await settle(pilot, failures_shown=True)
         assert rotate.result is not None and rotate.result.old_certificate_id == old
         assert not isinstance(app.screen, ConfirmModal)
-        notes = [str(n.message) for n in app._notifications]
-        assert any("stays active" in n and "profile xb" in n for n in notes), notes
+        return [str(n.message) for n in app._notifications]
+
+
+async def test_the_tui_rotation_does_not_offer_to_retire_what_another_profile_uses(onboard, sandbox):
+    """After a rotation in the TUI, the old certificate another local profile holds is kept with a
+    note naming that profile, instead of a "Retire the old certificate?" that the revoke refuses."""
+    import asyncio
+
+    old = (await asyncio.to_thread(onboard, "xa", enforce_at="NOW"))["certificate_id"]
+    clone_profile("xa", "xb")
+    notes = await tui_rotation_notes(sandbox, "xa", old)
+    assert any("stays active" in n and "profile xb" in n for n in notes), notes
+    assert certificate_status(sandbox, old) == "ACTIVE"
+
+
+async def test_the_tui_rotation_does_not_offer_to_retire_while_the_records_and_the_files_disagree(
+    onboard, cli, sandbox
+):
+    """As rotate --retire-old: the damage seen before the rotation keeps the old certificate (the
+    switch makes the new pair sound, so a later look cannot see it); the note points at repair."""
+    import asyncio
+
+    first = (await asyncio.to_thread(onboard, enforce_at="NOW"))["certificate_id"]
+    assert (await asyncio.to_thread(cli, "rotate", "--profile", "p", "--poll-interval", "0.05"))[0] == 0
+    old = (await asyncio.to_thread(cli, "status", "--profile", "p"))[1]["current_id"]
+    move_label("p", to=first, away_from=old)
+    notes = await tui_rotation_notes(sandbox, "p", old)
+    assert any("stays active" in n and "disagree" in n and "repair" in n for n in notes), notes
     assert certificate_status(sandbox, old) == "ACTIVE"

@@ -8,7 +8,7 @@ revoked after the grace period, through the same journaled path as `rotate --ret
 (a run killed during the grace is finished by the next `renew` or `rotate`). Declared
 runtimes in their window are named with the commands to run on them. Exit 0 nothing to do or
 renewed, 1 warning (a failing hook, the old certificate kept, a runtime to renew), 2 critical (the
-installed pair is broken: repair it first), 3 error (the renewal failed; the current pair stays)."""
+installed pair is broken, or the records disagree with it: repair it first), 3 error (the renewal failed; the current pair stays)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def _renew_one(
 ) -> tuple[Outcome, Session | None]:
     """Renew one profile when due; the session is returned when its old certificate may be retired."""
     from wizard.services.renewal import renewal_plan
-    from wizard.services.repair import installed_pair_problems
+    from wizard.services.repair import damage_finding, installed_pair_problems
 
     try:
         if args.all:  # the single-profile command holds its lock already (main.WRITERS)
@@ -120,6 +120,12 @@ def _renew_one(
         if problems:
             hint = f"Restore it first: klarna-mtls repair --profile {name}"
             return Outcome(name, "repair first", ExitCode.CRITICAL, f"{' '.join(problems)} {hint}"), None
+        damage = session.installed_damage()  # the records and the files disagree: after a switch it no longer shows
+        if damage:
+            finding = damage_finding(damage, name)
+            return Outcome(
+                name, "repair first", ExitCode.CRITICAL, clean(f"{finding.summary} {finding.next_step}")
+            ), None
         plan = renewal_plan(session)
         if not plan.due:
             return _with_runtimes(session, Outcome(name, "nothing", ExitCode.OK, plan.reason)), None

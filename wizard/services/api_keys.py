@@ -56,6 +56,16 @@ class KeyRow:
         tail = self.masked[-4:]
         return self.credential_id[-8:] if tail == "????" and self.credential_id else tail
 
+    @property
+    def confirm_what(self) -> str:
+        """``confirm_suffix`` in words, as a refusal names what is to be typed."""
+        expected = self.confirm_suffix
+        return (
+            f"the key's last four characters ({expected})"
+            if len(expected) == 4
+            else "the last 8 characters of the key's id"
+        )
+
 
 def stored_name(profile: str, credential_id: str) -> str:
     """The secret-store name under which ``create_key(store=…)`` keeps a service's key."""
@@ -163,9 +173,11 @@ async def record_tool_key(session: Session, credential_id: str, *, confirm_suffi
 def name_key_facts(row: KeyRow, typed: str | None) -> dict[str, Any]:
     """The typed confirmation of naming ``row`` the tool's key (asked only when it would replace
     the recorded id): the key's last four characters, as a live ``keys disable`` asks."""
-    expected = row.confirm_suffix
-    what = f"the key's last four characters ({expected})" if len(expected) == 4 else "the last 8 characters of its id"
-    return {"confirmation_expected": expected, "confirmation_typed": typed, "confirmation_what": what}
+    return {
+        "confirmation_expected": row.confirm_suffix,
+        "confirmation_typed": typed,
+        "confirmation_what": row.confirm_what,
+    }
 
 
 def naming_needs_confirmation(session: Session, credential_id: str) -> bool:
@@ -311,9 +323,11 @@ async def disable_key(
     the key's (``KeyRow.confirm_suffix``). ``rotate_tool_key`` replaces the tool's key."""
     infos = await list_key_infos(session)
     listed = key_rows(session, [i for i in infos if i.credential_id == credential_id])
-    expected = listed[0].confirm_suffix if listed else None
-    four = expected and len(expected) == 4  # as keys list shows them, masked
-    what = f"the key's last four characters ({expected})" if four else "the last 8 characters of the key's id"
+    expected, what = (
+        (listed[0].confirm_suffix, listed[0].confirm_what)
+        if listed
+        else (None, "the last 8 characters of the key's id")
+    )
     facts = session.confirmation(expected, confirm_suffix, what)
     require(Action.DISABLE_API_KEY, _situation(session, infos, credential_id, not_the_tools_key, **facts))
     target = listed[0]

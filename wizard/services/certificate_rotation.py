@@ -33,7 +33,7 @@ from wizard.core.errors import (
 )
 from wizard.core.flow_records import CertificateRotation, RotationStep, required
 from wizard.core.fsutil import write_private
-from wizard.core.interlocks import Action, ActionRefused, refusals
+from wizard.core.interlocks import Action, ActionRefused, Refusal, Situation, refusals
 from wizard.core.model import RotatedPair
 from wizard.services import onboarding, recovery
 from wizard.services.install import activate, install_pair, list_pairs
@@ -220,13 +220,16 @@ async def _rotation_flow(session: Session, retire_old: bool, grace: float, hook_
     async with session.client() as klarna:
         listing = (await klarna.list_certificates()).value
     session.require(Action.ROTATE, **slot_facts(session, listing))  # before a key is made
+    previous = flow  # finished, or none
     flow = CertificateRotation(
         step="key",
         old_certificate_id=session.evidence.certificate_id,
         folder=str(session.paths.keys_dir(session.profile) / f"rotation-{uuid.uuid4().hex[:8]}"),
         retire_old=retire_old,
         grace_seconds=f"{grace:g}" if retire_old else None,
-        deploy_hook_owed=hook_owed,
+        # A hook still owed by the finished rotation this one replaces stays owed: its service
+        # was never reloaded, and the next renew runs it with the new pair's paths.
+        deploy_hook_owed=hook_owed or (previous is not None and previous.deploy_hook_owed),
     )
     save_flow(session, flow)
     return flow
@@ -237,7 +240,9 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
     presents would be refused at the end, the new pair in use and the flow left to a rerun or
     --abandon: refused before a key is made or a slot spent. Refusing (not rotating and quietly
     keeping the old one) leaves nothing half done and no exit 0 over an old certificate that was
-    asked to go; past the switch, the retire step judges everything again itself."""
+    asked to go; past the switch, the retire step judges everything again itself. So is one while
+    the records and the installed files disagree (the revoke interlock's "installed pair sound"):
+    after the switch the new pair is sound again and the retire step could no longer see it."""
     flow = session.state.flows.rotation
     unfinished = flow if flow is not None and flow.step != "done" else None
     if unfinished is not None and unfinished.step == "retire":
@@ -245,7 +250,7 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
     if not (retire_old or (unfinished is not None and unfinished.retire_old)):
         return
     old = unfinished.old_certificate_id if unfinished is not None else session.evidence.certificate_id
-    found = used_elsewhere(session, old) if old else []
+    found = retirement_refusals(session, old, session.installed_damage())
     if found:
         instead = (
             "or end this rotation, which was asked to retire it, with klarna-mtls rotate --abandon"
@@ -256,6 +261,15 @@ def _retirement_allowed(session: Session, retire_old: bool) -> None:
             f"Refusing to rotate and retire {old}: " + " ".join(r.reason for r in found),
             hint=f"{found[0].hint} Then rotate again; {instead}.",
         )
+
+
+def retirement_refusals(session: Session, old: str | None, damage: str | None) -> list[Refusal]:
+    """What keeps ``old`` from being retired after a rotation, judged before its switch (front ends
+    ask it before they offer): ``damage``, the records and the installed files disagreeing as seen
+    then, and a declared runtime or another local profile still presenting ``old``."""
+    damaged = Situation(stage=session.model.stage, target=old, current_damage=damage)
+    found = [r for r in refusals(Action.REVOKE, damaged) if r.check == "installed pair sound"]
+    return found + (used_elsewhere(session, old) if old else [])
 
 
 async def _retire(session: Session, credential_id: str) -> None:
