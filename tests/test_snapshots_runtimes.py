@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from evidence import ACCOUNT, NOW
-from snapshot_apps import dashboard_app
+from snapshot_apps import dashboard_app, fixed_status
 from tests_support import settle
 
 from wizard.core import rules
@@ -35,6 +36,17 @@ def runtimes_app():
     app = dashboard_app()
     app.session.state.runtimes = _records()
     app.session.save()  # the dashboard re-reads runtimes from the journal on refresh
+    status = fixed_status()  # the listing holds the runtimes' certificates, ACTIVE: it judges them as status does
+    listed = [
+        dataclasses.replace(status.certificates[0], credential_id=cid, installed_here=False, current=False)
+        for cid in sorted({r.certificate_id for r in app.session.state.runtimes.values()} - {None})
+    ]
+    status = dataclasses.replace(status, certificates=[*status.certificates, *listed])
+
+    async def load(session):
+        return status
+
+    app.services.status_loader = load
     return app
 
 
