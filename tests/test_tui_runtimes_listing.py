@@ -48,3 +48,22 @@ async def test_the_runtimes_panel_reads_the_listing_as_status_does(listed, ready
         summary = str(app.screen.query_one("#runtimes-summary").content)
         assert summary.startswith(f"{int(ready == 'ready')} of 1 runtimes VALID"), summary
         assert app.screen.query_one("#runtimes").get_row("checkout")[-1] == ready
+
+
+@pytest.mark.parametrize(("listed", "ready"), [("ACTIVE", "ready"), ("REVOKED", "not ready")])
+async def test_the_enforce_steps_runtimes_panel_reads_the_listing_too(listed, ready):
+    from snapshot_apps import snapshot_app
+
+    from wizard.core.stages import Stage
+
+    app = app_listing_the_runtime_as(listed)
+    enforce = snapshot_app(Stage.ENFORCE)
+    enforce.session.state.runtimes = app.session.state.runtimes
+    enforce.session.save()
+    enforce.services.status_loader = app.services.status_loader
+    async with enforce.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        if enforce.screen.__class__.__name__ == "WelcomeScreen":
+            await pilot.press("ctrl+n")
+            await settle(pilot)
+        assert enforce.screen.query_one("#runtimes").get_row("checkout")[-1] == ready
