@@ -19,7 +19,7 @@ from wizard.cli import main
 from wizard.core.errors import ApiError, CertificateRefused
 from wizard.sandbox import start_sandbox
 from wizard.sandbox.options import ANSWER_MODES
-from wizard.services import certificate_rotation, doctor, waits
+from wizard.services import certificate_rotation, doctor, pair_doctor, waits
 from wizard.services.install import current_pair
 from wizard.services.runtime_exchange import verification_of
 
@@ -100,6 +100,20 @@ def test_a_probe_with_a_wrong_api_key_is_a_key_error_not_a_refused_certificate(s
     with pytest.raises(ApiError) as raised:
         asyncio.run(verification_of(session, pair))
     assert not isinstance(raised.value, CertificateRefused) and raised.value.status == 401
+
+
+@in_both_modes(refusal_status=401)
+def test_doctor_cert_key_with_a_wrong_api_key_says_the_call_was_made_and_the_key_refused(sandbox, run):
+    onboard_enforced(sandbox, run)
+    session = session_for("p", sandbox)
+    pair = current_pair(session.install_dir)
+    assert pair is not None
+    session.custody.hold(WRONG_KEY)  # Klarna's 401 UNAUTHORIZED: the key, whatever the pair
+    findings = asyncio.run(pair_doctor.doctor_pair(session, pair.cert_path, pair.key_path))
+    live = next(f for f in findings if f.check == "verification")
+    assert "No live call was made" not in live.summary, live
+    assert "call was made" in live.summary and "refused the API key" in live.summary, live
+    assert "could not be judged" in live.summary and live.severity.value == "error", live  # the key, not the pair
 
 
 @in_both_modes(refusal_status=401)
