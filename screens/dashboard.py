@@ -136,7 +136,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         # or while the journal disagrees with the files (repair sets it straight)
         if self.status is None:
             cached = await asyncio.to_thread(offline.cached_status, self.session)
-            self.show(cached.status)
+            self.show(cached.status, read_now=False)
             checking = f"Checking with Klarna… showing {self.seen_words(cached)}."
             self.show_offline(self.local_words() or checking, problem=bool(self.local_problem))
         try:
@@ -145,7 +145,7 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         except WizardError as error:
             self.services.note_failure(error)
             cached = await asyncio.to_thread(offline.cached_status, self.session)
-            self.show(cached.status)
+            self.show(cached.status, read_now=False)
             self.show_offline(self.failure_words(error, self.seen_words(cached)), problem=True)
             self.show_notes([])
             return
@@ -202,7 +202,9 @@ class DashboardScreen(ReportsWorkerErrors[None]):
         box.update(plain("\n".join(f"Note: {note}" for note in notes)))
         box.display = bool(notes)
 
-    def show(self, status: ProfileStatus) -> None:
+    def show(self, status: ProfileStatus, *, read_now: bool = True) -> None:
+        """``read_now``: ``status`` is Klarna's answer just now, whose listing judges the runtimes as
+        ``klarna-mtls status`` does; a cached view's listing is not, and the records alone judge them."""
         selected = self.selected_id()  # kept across refreshes; else the certificate in use
         self.status = status
         when = f" from {status.enforced_from}" if status.enforced_from else ""
@@ -213,7 +215,8 @@ class DashboardScreen(ReportsWorkerErrors[None]):
                 f"installed pair: {pair} · key kept in {status.secret_backend or '?'}"
             )
         )
-        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
+        listed = status.listed_statuses if read_now else None
+        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock(), listed)
         table = self.query_one("#certificates", DataTable)
         table.clear()
         for row in status.certificates:  # server strings: shown as text, never parsed as markup

@@ -13,7 +13,7 @@ from screens.plain_text import plain
 from screens.progress import WORK_GROUP
 from screens.runtimes_table import RuntimesPanel
 from wizard.core import rules
-from wizard.core.errors import InputError
+from wizard.core.errors import InputError, WizardError
 from wizard.core.stages import Stage
 from wizard.services import onboarding, onboarding_waits, waits
 
@@ -43,6 +43,19 @@ class EnforceScreen(StageScreen):
         super().on_mount()
         self.describe_choice(self.query_one("#enforce-at", Input).value)
         self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock())
+        self.judge_runtimes()
+
+    @work(group="runtimes", exclusive=True, exit_on_error=False)
+    async def judge_runtimes(self) -> None:
+        """The declared runtimes judged again with the account's listing read now, as klarna-mtls
+        status does; when it cannot be read, the records alone (the gate reads it when enforcing)."""
+        if not self.session.state.runtimes:
+            return
+        try:
+            status = await self.services.load_status()
+        except WizardError:
+            return
+        self.query_one(RuntimesPanel).show(self.session.state.runtimes, self.session.clock(), status.listed_statuses)
 
     @on(Input.Changed, "#enforce-at")
     def choice_changed(self, event: Input.Changed) -> None:

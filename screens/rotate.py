@@ -17,7 +17,7 @@ from screens.modals import ConfirmModal
 from screens.plain_text import plain
 from screens.progress import CANCEL_BINDINGS, WORK_GROUP, WorkPanel, WorkScreen
 from screens.services import ScreenServices
-from wizard.core import rules
+from wizard.core import acceptance, rules
 from wizard.services import certificate_rotation, revocation, waits
 
 
@@ -108,7 +108,9 @@ class RotateScreen(WorkScreen):
         self.query_one("#steps", Static).update(
             plain(
                 self.describe()
-                + "\n\nNow in use (SHA-256):\n  "
+                + "\n\nNow in use (SHA-256)"
+                + (f", {acceptance.in_words(self.result.verification)}" if self.result.verification else "")
+                + ":\n  "
                 + fingerprint_lines(self.result.new_fingerprint or "?", indent=2)
                 + "\nServices that read `current` keep the old pair until reloaded."
                 + "".join(f"\nNote: {note}" for note in self.result.notes)  # the way back, a CN Klarna assigned

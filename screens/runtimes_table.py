@@ -30,12 +30,16 @@ class RuntimesPanel(Vertical):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("runtime", "cert id", "sha256", "report", "reported", "gate")
 
-    def show(self, records: dict[str, runtimes.RuntimeRecord], now: datetime) -> None:
+    def show(
+        self, records: dict[str, runtimes.RuntimeRecord], now: datetime, listed: runtimes.Listing | None = None
+    ) -> None:
+        """``listed``: the account's listing read just now, as ``klarna-mtls status`` passes it (a
+        certificate it does not hold, or marks REVOKED or EXPIRED, makes its runtime not ready)."""
         self.set_class(bool(records), "-declared")
-        self.query_one("#runtimes-summary", Static).update(plain(runtimes.summary(records, now)))
+        self.query_one("#runtimes-summary", Static).update(plain(runtimes.summary(records, now, listed)))
         table = self.query_one(DataTable)
         table.clear()
-        for row in runtimes.rows(records, now):
+        for row in runtimes.rows(records, now, listed):
             table.add_row(  # names and reports come from other machines' files: text, never markup
                 cell(row.name),
                 cell("…" + (row.certificate_id or "-")[-8:]),

@@ -8,6 +8,7 @@ wrong API key by its typed error (K1), and the whole enforced journey against ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -18,7 +19,7 @@ from wizard.cli import main
 from wizard.core.errors import ApiError, CertificateRefused
 from wizard.sandbox import start_sandbox
 from wizard.sandbox.options import ANSWER_MODES
-from wizard.services import doctor, waits
+from wizard.services import certificate_rotation, doctor, pair_doctor, waits
 from wizard.services.install import current_pair
 from wizard.services.runtime_exchange import verification_of
 
@@ -102,6 +103,20 @@ def test_a_probe_with_a_wrong_api_key_is_a_key_error_not_a_refused_certificate(s
 
 
 @in_both_modes(refusal_status=401)
+def test_doctor_cert_key_with_a_wrong_api_key_says_the_call_was_made_and_the_key_refused(sandbox, run):
+    onboard_enforced(sandbox, run)
+    session = session_for("p", sandbox)
+    pair = current_pair(session.install_dir)
+    assert pair is not None
+    session.custody.hold(WRONG_KEY)  # Klarna's 401 UNAUTHORIZED: the key, whatever the pair
+    findings = asyncio.run(pair_doctor.doctor_pair(session, pair.cert_path, pair.key_path))
+    live = next(f for f in findings if f.check == "verification")
+    assert "No live call was made" not in live.summary, live
+    assert "call was made" in live.summary and "refused the API key" in live.summary, live
+    assert "could not be judged" in live.summary and live.severity.value == "error", live  # the key, not the pair
+
+
+@in_both_modes(refusal_status=401)
 def test_a_probe_of_a_certificate_revoked_elsewhere_is_refused_whatever_the_status(sandbox, run):
     onboarded = onboard_enforced(sandbox, run)
     revoke_installed_elsewhere(sandbox, onboarded["certificate_id"])
@@ -164,6 +179,7 @@ def test_rotate_retire_old_with_a_two_minute_propagation_delay_leaves_one_active
     assert out["old_certificate_id"] == old and new != old and out["retired"]
     assert klarna.moved >= 120  # it kept polling through the refusals, for Klarna's two minutes
     assert "INVALID" in out["statuses_seen"] and out["statuses_seen"][-1] == "VALID"
+    assert out["verification"] == "VALID"  # the header said so
     assert "verify attempt 1 of" in progress and ": INVALID (" in progress  # progress shown on stderr
     assert "Klarna may take up to 5 minutes to accept a new certificate, the current pair stays in use" in progress
     assert active_ids(sandbox) == [new]  # exactly one ACTIVE certificate: the new one
@@ -246,9 +262,42 @@ def test_with_no_header_once_enforced_rotate_retire_old_ends_with_the_new_certif
     assert code == 0, out
     new = out["new_certificate_id"]
     assert out["old_certificate_id"] == old and out["retired"] and out["statuses_seen"] == [ACCEPTED]
+    assert out["verification"] == ACCEPTED  # the rotation's own verdict: never VALID without a header
     assert active_ids(sandbox) == [new]
     code, status, _ = run("status", "--profile", "p")
     assert code == 0 and status["current_id"] == new and status["verification"] == ACCEPTED
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_the_rotation_ends_accepted_under_enforcement_never_valid(sandbox, run, capsys):
+    onboard_enforced(sandbox, run)
+    events: list[waits.Event] = []
+    session = session_for("p", sandbox)
+    asyncio.run(certificate_rotation.rotate(session, verify_interval=0.05, verify_limit=30, on_event=events.append))
+    done = events[-1]
+    assert isinstance(done, waits.Done) and done.status == ACCEPTED, done  # the final event, as the TUI follows it
+    assert "accepted under enforcement (no header)" in done.text and "VALID" not in done.text
+    assert main(["rotate", "--profile", "p", "--poll-limit", "30", "--poll-interval", "0.05"]) == 0  # in text
+    said = capsys.readouterr().out
+    assert "accepted under enforcement (no header)" in said and "VALID" not in said, said
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_a_rotation_resumed_past_its_check_still_says_accepted_under_enforcement(sandbox, run):
+    onboard_enforced(sandbox, run)
+    session = session_for("p", sandbox)
+
+    async def stop_at_the_switch() -> None:  # as a run killed once the check was journaled
+        rotation = certificate_rotation.rotation(session, limits=waits.PollLimits.for_new_certificate(0.05, 30))
+        async with contextlib.aclosing(rotation) as events:
+            async for event in events:
+                if isinstance(event, waits.Step) and event.step == "switch":
+                    return
+
+    asyncio.run(stop_at_the_switch())
+    code, out, _ = run("rotate", "--profile", "p")
+    assert code == 0 and out["statuses_seen"] == [], out  # nothing checked again in this run…
+    assert out["verification"] == ACCEPTED  # …and what was seen is said, not VALID
 
 
 @in_both_modes(no_header_once_enforced=True)

@@ -137,6 +137,31 @@ def test_a_failing_deploy_hook_is_a_warning_and_the_old_certificate_is_kept(onbo
     assert status_of(sandbox, "p", old["certificate_id"]) == "ACTIVE"
 
 
+def test_a_hook_owed_and_run_by_hand_is_recorded_with_hook_done_and_the_old_certificate_then_retired(
+    onboard, cli, sandbox, sleeps
+):
+    sandbox.certificate_lifetime = WINDOW_OPEN
+    old_id = onboard()["certificate_id"]
+    sandbox.certificate_lifetime = WINDOW_SHUT
+    failing = shlex.join([sys.executable, "-c", "import sys; sys.exit(4)"])
+    code, result = cli("renew", "--profile", "p", "--deploy-hook", failing, "--retire-old", "--poll-interval", "0.05")
+    assert code == 1 and result["retired"] is None, result  # the hook is owed: the old certificate kept
+    new_id = result["new_certificate_id"]
+    code, result = cli("renew", "--profile", "p", "--retire-old")
+    assert code == 1 and any("--hook-done" in note for note in result["notes"]), result  # the way out is named
+    code, refused = cli("renew", "--profile", "p", "--hook-done", "--deploy-hook", "true")
+    assert code == 3 and "--hook-done" in refused["error"]["message"], refused  # one or the other
+    code, result = cli("renew", "--profile", "p", "--hook-done", "--retire-old", "--grace", "30")
+    assert code == 0, result  # the service was reloaded by hand: said so, then the retirement
+    assert "run by hand" in result["message"] and result["deploy_hook"] is None
+    assert result["retired"] == old_id and sleeps == [30] and status_of(sandbox, "p", old_id) == "REVOKED"
+    [confirmed] = [e for e in session_for("p", sandbox).audit.entries() if e["action"] == "deploy_hook_run_by_hand"]
+    assert confirmed["certificate_id"] == new_id and confirmed["old_certificate_id"] == old_id
+    code, refused = cli("renew", "--profile", "p", "--hook-done")  # nothing owed now: nothing is taken
+    assert code == 3 and "No deploy hook is owed" in refused["message"], refused
+    assert status_of(sandbox, "p", new_id) == "ACTIVE"
+
+
 def test_a_hook_that_cannot_be_read_is_refused_before_anything_changes(onboard, cli, sandbox):
     sandbox.certificate_lifetime = WINDOW_OPEN
     old = onboard()
@@ -229,3 +254,12 @@ def test_renew_all_interrupted_in_its_grace_period_leaves_every_retirement_to_th
     for profile, old_id in old.items():
         assert status_of(sandbox, profile, old_id) == "REVOKED"
         assert rows[profile]["new_certificate_id"] == session_for(profile, sandbox).evidence.certificate_id
+
+
+def test_renew_help_says_what_hook_done_records(capsys):
+    from wizard.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["renew", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "--hook-done" in said and "run by hand" in said and "refused when no hook is owed" in said

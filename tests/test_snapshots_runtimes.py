@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from evidence import ACCOUNT, NOW
-from snapshot_apps import dashboard_app
+from snapshot_apps import dashboard_app, fixed_status
 from tests_support import settle
 
 from wizard.core import rules
@@ -35,7 +36,24 @@ def runtimes_app():
     app = dashboard_app()
     app.session.state.runtimes = _records()
     app.session.save()  # the dashboard re-reads runtimes from the journal on refresh
+    app.services.status_loader = listing_them(app.session.state.runtimes)
     return app
+
+
+def listing_them(records: dict[str, RuntimeRecord]):
+    """A status loader whose listing holds the runtimes' certificates, ACTIVE: the panels judge
+    them with it, as klarna-mtls status does."""
+    status = fixed_status()
+    listed = [
+        dataclasses.replace(status.certificates[0], credential_id=cid, installed_here=False, current=False)
+        for cid in sorted({r.certificate_id for r in records.values()} - {None})
+    ]
+    status = dataclasses.replace(status, certificates=[*status.certificates, *listed])
+
+    async def load(session):
+        return status
+
+    return load
 
 
 def test_dashboard_runtimes_panel(snap_compare):
@@ -82,6 +100,7 @@ def test_enforce_stage_runtimes_panel(snap_compare):
     app = snapshot_app(Stage.ENFORCE)
     app.session.state.runtimes = _records()
     app.session.save()
+    app.services.status_loader = listing_them(app.session.state.runtimes)
 
     async def scrolled(pilot):
         await settle(pilot)

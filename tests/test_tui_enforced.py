@@ -59,6 +59,8 @@ async def test_with_no_header_once_enforced_the_dashboard_says_accepted_and_its_
         await settle(pilot)
         result = rotate.result
         assert result is not None and result.old_certificate_id == old
+        steps = str(rotate.query_one("#steps").content)
+        assert "Now in use (SHA-256), accepted under enforcement (no header):" in steps and "VALID" not in steps
         assert sandbox._state.certificate_status(sandbox._state.account_certificates(sandbox.account_id)[old]) == (
             "REVOKED"
         )

@@ -118,10 +118,12 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         retire_after_grace(args, session, result.old_certificate_id, args.grace)
         result = replace(result, retired=True)
     retired = f"; revoked {result.old_certificate_id}" if result.retired else ""
+    accepted = f", {acceptance.in_words(result.verification)}" if result.verification else ""
     emit(
         args,
         {"ok": True, **asdict(result)},
-        f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint}){retired}",
+        f"rotated: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})"
+        f"{accepted}{retired}",
     )
     return ExitCode.OK
 

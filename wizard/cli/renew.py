@@ -6,7 +6,9 @@ rotation; then the deploy hook (e.g. reloading nginx: run without a shell, the n
 environment); then, with --retire-old and only when the hook succeeded, the old certificate is
 revoked after the grace period, through the same journaled path as `rotate --retire-old --grace`
 (a run killed during the grace is finished by the next `renew` or `rotate`). Declared
-runtimes in their window are named with the commands to run on them. Exit 0 nothing to do or
+runtimes in their window are named with the commands to run on them. A hook owed by an earlier
+run (killed or failed after the switch) that the person ran by hand is recorded with --hook-done
+(audited), and the renewal goes on as after a hook that succeeded. Exit 0 nothing to do or
 renewed, 1 warning (a failing hook, the old certificate kept, a runtime to renew), 2 critical (the
 installed pair is broken, or the records disagree with it: repair it first), 3 error (the renewal failed; the current pair stays)."""
 
@@ -69,6 +71,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "KLARNA_MTLS_CERT and KLARNA_MTLS_KEY",
     )
     p.add_argument("--deploy-hook-timeout", type=seconds, default=DEFAULT_HOOK_TIMEOUT, metavar="SECONDS")
+    p.add_argument(
+        "--hook-done",
+        action="store_true",
+        help="the deploy hook an earlier renewal owes was run by hand (the service reloaded): record it in "
+        "the audit log and go on as after a hook that succeeded (with --retire-old, the old certificate is "
+        "retired); refused when no hook is owed",
+    )
     p.add_argument("--retire-old", action="store_true", help="revoke the old certificate once the hook succeeded")
     p.add_argument(
         "--grace", type=seconds, default=0.0, metavar="SECONDS", help="with --retire-old: wait this long first"
@@ -85,6 +94,12 @@ def cmd_renew(args: argparse.Namespace) -> int:
         args.hook_argv = parse_hook(args.deploy_hook) if args.deploy_hook is not None else None
     except ValueError as exc:
         raise InputError(f"--deploy-hook cannot be read: {exc}.", hint="Quote it as one argument.") from None
+    if args.hook_done and (args.all or args.deploy_hook is not None):
+        raise InputError(
+            "--hook-done confirms, for one profile, that you ran the deploy hook it owes yourself; "
+            "it is not given with --deploy-hook or --all.",
+            hint="klarna-mtls renew --profile NAME --hook-done [--retire-old --grace SECONDS]",
+        )
     if args.all and args.also_export:
         raise InputError(
             "--also-export names one place, and --all renews every profile.",
@@ -108,7 +123,7 @@ def _renew_one(
     args: argparse.Namespace, paths: Paths, name: str, held: contextlib.ExitStack
 ) -> tuple[Outcome, Session | None]:
     """Renew one profile when due; the session is returned when its old certificate may be retired."""
-    from wizard.services.renewal import renewal_plan
+    from wizard.services.renewal import hook_run_by_hand, renewal_plan
     from wizard.services.repair import damage_finding, installed_pair_problems
 
     try:
@@ -127,6 +142,8 @@ def _renew_one(
                 name, "repair first", ExitCode.CRITICAL, clean(f"{finding.summary} {finding.next_step}")
             ), None
         plan = renewal_plan(session)
+        if args.hook_done and not plan.hook_owed:  # a confirmation for no owed hook is taken for nothing
+            hook_run_by_hand(session)  # refuses, naming it
         if not plan.due:
             return _with_runtimes(session, Outcome(name, "nothing", ExitCode.OK, plan.reason)), None
         unlock(profile_args, session)
@@ -198,25 +215,28 @@ def _deploy(
     args: argparse.Namespace, session: Session, result: RotationProgress, outcome: Outcome, owed: bool, retire: bool
 ) -> bool:
     """The deploy hook (given, or owed by an earlier run); whether the old certificate may still go."""
-    from wizard.services.renewal import deploy_environment, hook_ran, run_deploy_hook
+    from wizard.services.renewal import deploy_environment, hook_ran, hook_run_by_hand, run_deploy_hook
 
-    if owed and not args.hook_argv:  # the service may still hold the old pair: it is not retired
+    if owed and args.hook_done:  # reloaded by hand: audited, then as after a hook that succeeded
+        hook_run_by_hand(session)
+        outcome.message += "; its deploy hook recorded as run by hand (--hook-done)"
+    elif owed and not args.hook_argv:  # the service may still hold the old pair: it is not retired
         outcome.worse(
             ExitCode.WARNING,
             f"a deploy hook is owed for the switch to {result.new_certificate_id} (an earlier run stopped before "
-            f"it); the old certificate is kept: run klarna-mtls renew --profile {session.profile} --deploy-hook CMD",
+            f"it); the old certificate is kept: run klarna-mtls renew --profile {session.profile} --deploy-hook "
+            "CMD, or, once you have reloaded the service yourself, renew --hook-done",
         )
         return False
-    if not args.hook_argv:
-        return retire
-    hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
-    outcome.deploy_hook = asdict(hook)
-    for line in hook.output:
-        progress(args, f"  hook: {line}")
-    if not hook.ok:
-        outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
-        return False
-    if not (retire and args.retire_old):  # else cleared in the retirement's own journal write
+    elif args.hook_argv:
+        hook = run_deploy_hook(args.hook_argv, deploy_environment(session, result), args.deploy_hook_timeout)
+        outcome.deploy_hook = asdict(hook)
+        for line in hook.output:
+            progress(args, f"  hook: {line}")
+        if not hook.ok:
+            outcome.worse(ExitCode.WARNING, f"deploy hook `{hook.command}`: {hook.note}; the old certificate is kept")
+            return False
+    if not (retire and args.retire_old):  # else cleared in the retirement's own journal write (none owed: a no-op)
         hook_ran(session)
     return retire
 

@@ -43,7 +43,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _broken_pair(args, session.profile, error)
     status = found.value
     way_back = {"note": found.note} if found.note else {}
-    listed = {c.credential_id: c.status for c in status.certificates}  # the listing read just now
+    listed = status.listed_statuses  # the listing read just now
     emit(
         args,
         {"ok": True, **status.to_dict(), **runtime_view(session, listed), **way_back},

@@ -89,13 +89,23 @@ class RotationProgress:
     statuses_seen: list[str] = field(default_factory=list)
     retired: bool = False  # the old certificate was revoked (or found already gone) by this rotation
     notes: list[str] = field(default_factory=list)  # said along the way (a call without certificate, a CN)
+    verification: str | None = None  # how Klarna accepted the new pair (acceptance.accepted); None: not known
+
+
+def accepted_as(session: Session, flow: CertificateRotation, seen: list[str]) -> str | None:
+    """How Klarna accepted the new certificate before the switch: the last accepting status this
+    run saw, or, resumed past the verify step, the journal's for that pair. Never assumed VALID:
+    no header under enforcement stays ACCEPTED_UNDER_ENFORCEMENT, and nothing recorded is None."""
+    recorded = [e.status for e in session.state.status_history if e.fingerprint == flow.fingerprint]
+    found = [status for status in (*recorded, *seen) if acceptance.accepted(status)]
+    return found[-1] if found else None
 
 
 ROTATION_WORDS: dict[RotationStep, str] = {
     "key": "New private key and CSR",
     "issue": "Klarna issues the new certificate",
     "install": "Install it beside the current pair",
-    "verify": "See the new certificate VALID",
+    "verify": "See Klarna accept the new certificate",  # VALID, or accepted under enforcement
     "switch": "Switch `current` to the new pair",
 }
 RETIRE_WORDS: dict[RotationStep, str] = {"retire": "Revoke the old certificate (after the grace period)"}
@@ -187,11 +197,13 @@ async def _rotation_run(
 
     def finish(elapsed: float) -> Done:
         retired = flow.retire_old and flow.old_certificate_id not in (None, flow.certificate_id)
+        accepted = accepted_as(session, flow, statuses)
         progress = RotationProgress(
-            "done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, statuses, retired, notes
+            "done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, statuses, retired, notes, accepted
         )
         session.audit.record("rotation_done", old=progress.old_certificate_id, new=progress.new_certificate_id)
-        return Done(ROTATION_TASK, elapsed, "VALID", f"Now in use: {progress.new_fingerprint}", progress)
+        said = f"; Klarna: {acceptance.in_words(accepted)}" if accepted else ""
+        return Done(ROTATION_TASK, elapsed, accepted, f"Now in use: {progress.new_fingerprint}{said}", progress)
 
     words = {**ROTATION_WORDS, **RETIRE_WORDS}
     events = run_steps(ROTATION_TASK, flow, steps, words, "done", lambda: save_flow(session, flow), finish)

@@ -16,6 +16,7 @@ from wizard.core import acceptance, crypto, rules
 from wizard.core.diagnosis import diagnose
 from wizard.core.errors import ApiError, CryptoError, InputError, TransportError, WizardError
 from wizard.core.findings import Finding, Severity
+from wizard.services.api_keys import key_refusal
 from wizard.services.doctor import expiry_finding
 from wizard.services.runtime_exchange import pair_from_files, verification_of
 
@@ -173,7 +174,19 @@ def _holder(session: Session, credential_id: str) -> str:
 async def _live(cert_path: Path, key_path: Path, session: Session) -> Finding:
     try:
         status = await verification_of(session, pair_from_files(cert_path, key_path), named_files=True)
-    except (CryptoError, InputError, ApiError) as error:
+    except ApiError as error:  # the call was made: Klarna answered it with an error, not a verdict on the pair
+        refused = key_refusal(error)
+        if refused:  # a 401 for the key (an mTLS refusal is read as REFUSED): an error of the run, as elsewhere
+            return Finding(
+                "verification",
+                Severity.ERROR,
+                f"A live call was made and Klarna refused the API key: {refused} The pair could not be judged.",
+                error.hint or "Check the API key this profile uses, then run this again.",
+            )
+        return Finding(
+            "verification", Severity.CRITICAL, f"A live call was made; Klarna answered: {error.message}", error.hint
+        )
+    except (CryptoError, InputError) as error:
         return Finding("verification", Severity.CRITICAL, f"No live call was made: {error.message}", error.hint)
     except WizardError as error:
         return Finding("verification", Severity.ERROR, f"No live call was made: {error.message}", error.hint)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.core import crypto, env_vars, rules, runtimes
+from wizard.core.errors import InputError
 from wizard.core.rules import clean_text
 from wizard.services import certificate_rotation
 from wizard.services.certificate_rotation import RotationProgress
@@ -104,6 +105,23 @@ def finished_renewal(session: Session) -> RotationProgress:
         raise ValueError("no finished rotation")
     retired = flow.retire_old and flow.old_certificate_id not in (None, flow.certificate_id)
     return RotationProgress("done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, retired=retired)
+
+
+def hook_run_by_hand(session: Session) -> None:
+    """The person ran the deploy hook the last renewal owes themselves (reloaded the service by
+    hand; ``renew --hook-done``): recorded in the audit log as a manual confirmation, after which
+    the caller goes on as after a hook that succeeded. Refused when no hook is owed: a switch made
+    later, or in the same run, was never seen by that reload."""
+    flow = session.state.flows.rotation
+    if flow is None or flow.step != "done" or not flow.deploy_hook_owed:
+        raise InputError(
+            f"No deploy hook is owed for profile {session.profile}: --hook-done recorded nothing "
+            "and nothing was renewed.",
+            hint=f"klarna-mtls renew --profile {session.profile} renews when due and says when a hook is owed.",
+        )
+    session.audit.record(
+        "deploy_hook_run_by_hand", certificate_id=flow.certificate_id, old_certificate_id=flow.old_certificate_id
+    )
 
 
 def hook_ran(session: Session) -> None:

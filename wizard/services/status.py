@@ -87,6 +87,12 @@ class ProfileStatus:
         return f"slots {self.slots_used}/{limit}"
 
     @property
+    def listed_statuses(self) -> dict[str, str]:
+        """The listing read with this status: each id with the status it gives ([ours], "UNKNOWN"
+        when none), as ``runtimes.rows`` takes it (it may make a runtime not ready, never ready)."""
+        return {c.credential_id: c.status for c in self.certificates}
+
+    @property
     def current(self) -> CertificateRow | None:
         return next((c for c in self.certificates if c.current), None)
 
@@ -101,7 +107,7 @@ class ProfileStatus:
             current_id=self.current_id,
             current_damage=self.current_damage,
             listed_ids=frozenset(c.credential_id for c in self.certificates),
-            statuses={c.credential_id: c.status for c in self.certificates},
+            statuses=self.listed_statuses,
             verification_now=self.verification,
             enforcement=self.enforcement_mode,
             enforcement_scheduled=self.enforcement_scheduled,
