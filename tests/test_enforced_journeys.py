@@ -135,7 +135,11 @@ def test_the_doctor_says_the_installed_certificate_is_refused_not_that_klarna_is
     refused = next(f for f in findings if f.check == "verification")
     assert refused.severity.value == "critical"
     assert refused.summary.startswith("Klarna refuses the installed certificate")
-    assert "rotate" in refused.next_step or "repair" in refused.next_step
+    steps = refused.next_step  # repair or a runtime certificate, the account staying enforced; unenforce last
+    assert "klarna-mtls repair --profile p" in steps and "runtime request --name NAME --profile p" in steps
+    assert (
+        steps.index("repair") < steps.index("runtime install") < steps.index("last resort") < steps.index("unenforce")
+    )
     code, out, _ = run("doctor", "--profile", "p")
     assert code == 2, out  # critical: the installed certificate is refused; not a tool error (3)
 

@@ -503,4 +503,7 @@ def test_a_refused_installed_pair_on_an_enforced_account_says_what_is_locked(onb
         code, out = cli(*argv)
         assert code == 3 and out["error"]["title"] == "Locked out: mTLS enforced", out
         assert "mTLS is enforced on this account" in out["error"]["message"] and "Locked:" in out["error"]["message"]
-        assert "unenforce" in out["error"]["hint"] and "portal" in out["error"]["hint"]
+        hint = out["error"]["hint"]  # the way that keeps the account enforced first; unenforcing last
+        assert "klarna-mtls repair --profile p" in hint and "runtime request --name NAME --profile p" in hint
+        assert hint.index("repair") < hint.index("runtime issue") < hint.index("runtime install")
+        assert hint.index("runtime install") < hint.index("last resort") < hint.index("unenforce") and "portal" in hint

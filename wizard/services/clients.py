@@ -255,13 +255,13 @@ class ClientFactory:
                 state: EnforcementState = (await klarna.get_enforcement()).value
         except ApiError as error:
             if error.error_code == "MTLS_REQUIRED":
-                raise locked_out(installed, refusal) from None
+                raise locked_out(installed, refusal, self._profile) from None
             raise way_back_unknown(installed, refusal, error.message) from None
         except TransportError as error:
             raise way_back_unknown(installed, refusal, error.message) from None
         mode = state.mode.value
         if mode == "ENFORCED":
-            raise locked_out(installed, refusal)
+            raise locked_out(installed, refusal, self._profile)
         if mode not in ("NOT_ENABLED", "REPORTING"):
             raise way_back_unknown(installed, refusal, f"Klarna's answer gave the mode as {mode}")
         scheduled = f", scheduled from {state.enforced_from}: fix this before then" if state.enforced_from else ""
@@ -309,7 +309,6 @@ def mtls_required(error: ApiError, profile: str | None = None) -> MtlsRequired:
     say what it means and what to do, leading with the way that keeps the account enforced (a
     runtime certificate: the key made here, issued from a machine whose pair Klarna accepts)."""
     code = f" ({error.error_code})" if error.error_code else ""
-    here = f" --profile {shlex.quote(profile)}" if profile else ""
     return MtlsRequired(
         f"Klarna refused a call made without a client certificate{code}. This account most likely "
         "already enforces mTLS, and this profile (a new service or machine) has no certificate yet; "
@@ -320,12 +319,39 @@ def mtls_required(error: ApiError, profile: str | None = None) -> MtlsRequired:
         error_type=error.error_type,
         correlation_id=error.correlation_id,
         klarna_correlation_id=error.klarna_correlation_id,
-        hint="Without removing enforcement, give this machine its own certificate (NAME: this service, "
-        f"e.g. refunds): here, klarna-mtls runtime request --name NAME{here}; on a machine whose "
-        "certificate is VALID on this account, klarna-mtls runtime issue runtime-request-NAME.json; back "
-        f"here, klarna-mtls runtime install runtime-response-NAME.json{here}. Only as a last resort, "
-        "remove enforcement for a while from a system whose certificate is VALID (klarna-mtls unenforce): "
-        "meanwhile the API key alone is accepted again.",
+        hint=f"Without removing enforcement, give this machine its own certificate {runtime_steps(profile)} "
+        f"{UNENFORCE_LAST_RESORT}",
+    )
+
+
+def runtime_steps(profile: str | None) -> str:
+    """The runtime request, issue, install flow that gives this machine a certificate while the
+    account stays enforced (the one wording of that advice)."""
+    here = f" --profile {shlex.quote(profile)}" if profile else ""
+    return (
+        f"(NAME: this service, e.g. refunds): here, klarna-mtls runtime request --name NAME{here}; on a "
+        "machine whose certificate is VALID on this account, klarna-mtls runtime issue "
+        f"runtime-request-NAME.json; back here, klarna-mtls runtime install runtime-response-NAME.json{here}."
+    )
+
+
+UNENFORCE_LAST_RESORT = (
+    "Only as a last resort, remove enforcement for a while from a system whose certificate is VALID "
+    "(klarna-mtls unenforce, or ask Klarna in the portal or support): meanwhile the API key alone is "
+    "accepted again."
+)
+
+
+def refused_under_enforcement_steps(profile: str | None) -> str:
+    """What to do when Klarna refuses this profile's installed pair and mTLS is enforced: repair when
+    the files are the problem, else a new certificate by the runtime flow; unenforcing last."""
+    here = f" --profile {shlex.quote(profile)}" if profile else ""
+    return (
+        f"If this profile's installed files no longer match its records (klarna-mtls doctor{here} says so), "
+        f"run klarna-mtls repair{here}. Otherwise, without removing enforcement, give this machine a new "
+        f"certificate {runtime_steps(profile)} A certificate issued in the last few minutes may not be "
+        f"accepted yet (Klarna: up to 5 minutes). {UNENFORCE_LAST_RESORT} Then klarna-mtls rotate{here} calls "
+        "without a certificate while enforcement is off."
     )
 
 
@@ -344,17 +370,14 @@ def _installed_words(install_dir: Path) -> str:
     return f"The installed certificate (valid until {rules.format_utc(cert.not_valid_after_utc)})"
 
 
-def locked_out(installed: str, refusal: WizardError) -> InstalledPairRefused:
+def locked_out(installed: str, refusal: WizardError, profile: str | None) -> InstalledPairRefused:
     """The installed pair is refused and mTLS is enforced: what is locked, and what is left to do."""
     return InstalledPairRefused(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and mTLS is enforced on this account: "
         "Klarna refuses every call from this profile, with that certificate or without one. Locked: "
         "rotate, status, certs, unenforce and every other command of this profile.",
         title="Locked out: mTLS enforced",
-        hint="From a system whose certificate is still VALID on this account (another profile or "
-        "runtime), run klarna-mtls unenforce, or ask Klarna (portal or support) to remove enforcement; "
-        "then run klarna-mtls rotate here: it calls without a certificate while enforcement is off. A "
-        "certificate issued in the last few minutes may not be accepted yet (Klarna: up to 5 minutes).",
+        hint=refused_under_enforcement_steps(profile),
     )
 
 

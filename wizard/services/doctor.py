@@ -18,6 +18,7 @@ from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, runtime_gate
 from wizard.services.api_key_hygiene import hygiene_findings
+from wizard.services.clients import refused_under_enforcement_steps
 from wizard.services.install import InstalledPair, current_pair, verify_private_files
 from wizard.services.repair import DAMAGE_CHECK, damage_finding, installed_pair_problems
 from wizard.services.session import Session
@@ -310,16 +311,18 @@ UNDER_ENFORCEMENT = (
     "Klarna accepts the installed certificate: a call made with it was accepted under enforcement "
     "(ENFORCED, and Klarna sent no verification header)."
 )
-REFUSED_FINDING = Finding(
-    "verification",
-    Severity.CRITICAL,
-    "Klarna refuses the installed certificate: mTLS is enforced and Klarna does not accept this "
-    "certificate now (revoked, expired, another account's, or issued less than 5 minutes ago). Klarna "
-    "is reachable and the API key is not the problem; calls made with this pair fail.",
-    "If it was issued in the last 5 minutes, run klarna-mtls doctor again shortly. Otherwise, from a "
-    "system whose certificate Klarna still accepts, run klarna-mtls unenforce (or ask Klarna to remove "
-    "enforcement), then klarna-mtls rotate here.",
-)
+
+
+def refused_finding(profile: str) -> Finding:
+    return Finding(
+        "verification",
+        Severity.CRITICAL,
+        "Klarna refuses the installed certificate: mTLS is enforced and Klarna does not accept this "
+        "certificate now (revoked, expired, another account's, or issued less than 5 minutes ago). Klarna "
+        "is reachable and the API key is not the problem; calls made with this pair fail.",
+        refused_under_enforcement_steps(profile),
+    )
+
 
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 
@@ -332,7 +335,7 @@ async def run_doctor(session: Session) -> list[Finding]:
     except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
         findings.append(Finding("remote checks", Severity.CRITICAL, f"Skipped: {error.message}", error.hint))
     except CertificateRefused:  # Klarna answered: reachable, but it does not accept our pair
-        findings.append(REFUSED_FINDING)
+        findings.append(refused_finding(session.profile))
     except (TransportError, ApiError) as error:
         findings.append(Finding("reachability", Severity.ERROR, str(error), error.hint))
     for check in DOCTOR_CHECKS:
