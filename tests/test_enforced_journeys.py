@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
+import sys
 import time
 
 import pytest
@@ -282,6 +284,24 @@ def test_with_no_header_once_enforced_the_rotation_ends_accepted_under_enforceme
     assert isinstance(done, waits.Done) and done.status == ACCEPTED, done  # the final event, as the TUI follows it
     assert "accepted under enforcement (no header)" in done.text and "VALID" not in done.text
     assert main(["rotate", "--profile", "p", "--poll-limit", "30", "--poll-interval", "0.05"]) == 0  # in text
+    said = capsys.readouterr().out
+    assert "accepted under enforcement (no header)" in said and "VALID" not in said, said
+
+
+@in_both_modes(no_header_once_enforced=True)
+def test_with_no_header_once_enforced_renew_says_the_new_certificate_was_accepted_under_enforcement(
+    sandbox, run, capsys
+):
+    sandbox.configure(certificate_lifetime_days=30)  # in its renewal window at once
+    onboard_enforced(sandbox, run)
+    sandbox.configure(certificate_lifetime_days=90)
+    failing = shlex.join([sys.executable, "-c", "import sys; sys.exit(4)"])
+    renew = ("renew", "--profile", "p", "--poll-interval", "0.05", "--poll-limit", "30")
+    code, out, _ = run(*renew, "--deploy-hook", failing)
+    assert code == 1 and out["action"] == "renewed" and out["verification"] == ACCEPTED, out
+    assert "accepted under enforcement (no header)" in out["message"], out
+    # The hook it owes, run by hand: the finished rotation, read back from the journal, says it too.
+    assert main([*renew, "--hook-done"]) == 0
     said = capsys.readouterr().out
     assert "accepted under enforcement (no header)" in said and "VALID" not in said, said
 

@@ -25,6 +25,7 @@ from wizard.cli.certs import finish_retirement
 from wizard.cli.common import add_common, add_new_certificate_wait, clean, emit, progress, seconds
 from wizard.cli.export import add_also_export, also_export, prove_also_export
 from wizard.cli.session import open_set_up_session, unlock
+from wizard.core import acceptance
 from wizard.core.errors import InputError, WizardError
 from wizard.core.findings import ExitCode
 from wizard.core.locking import profile_lock
@@ -54,6 +55,7 @@ class Outcome:
     retired: str | None = None
     runtimes: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verification: str | None = None  # how Klarna accepted the new certificate (rotate's verification)
 
     def worse(self, code: ExitCode, note: str) -> None:
         self.exit_code = max(self.exit_code, code)
@@ -170,20 +172,23 @@ def _rotate(args: argparse.Namespace, session: Session, plan: RenewalPlan) -> tu
         return Outcome(name, "failed", ExitCode.ERROR, clean(message)), None
     flow = session.state.flows.rotation
     owed = flow is not None and flow.deploy_hook_owed
+    accepted = f", {acceptance.in_words(result.verification)}" if result.verification else ""
     if retiring and not owed:  # the retirement that run journaled, finished now: nothing else is left to do
-        message = f"finished the renewal to {result.new_certificate_id}: retired {result.old_certificate_id}"
+        message = f"finished the renewal to {result.new_certificate_id}{accepted}: retired {result.old_certificate_id}"
         outcome = Outcome(name, "renewed", ExitCode.OK, message, result.old_certificate_id, result.new_certificate_id)
         outcome.new_fingerprint, outcome.retired = result.new_fingerprint, result.old_certificate_id
+        outcome.verification = result.verification
         return _with_runtimes(session, outcome), None
     done = "finished the renewal" if plan.hook_owed else "renewed"
     outcome = Outcome(
         name,
         "renewed",
         ExitCode.OK,
-        f"{done}: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint})",
+        f"{done}: {result.old_certificate_id} → {result.new_certificate_id} ({result.new_fingerprint}){accepted}",
         result.old_certificate_id,
         result.new_certificate_id,
         result.new_fingerprint,
+        verification=result.verification,
     )
     retire = not result.retired and result.old_certificate_id not in (None, result.new_certificate_id)
     try:  # the exported copy first, then the hook, and only then the old certificate goes

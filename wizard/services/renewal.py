@@ -104,7 +104,10 @@ def finished_renewal(session: Session) -> RotationProgress:
     if flow is None or flow.step != "done":
         raise ValueError("no finished rotation")
     retired = flow.retire_old and flow.old_certificate_id not in (None, flow.certificate_id)
-    return RotationProgress("done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, retired=retired)
+    accepted = certificate_rotation.accepted_as(session, flow, [])  # as the rotation's Done said it
+    return RotationProgress(
+        "done", flow.old_certificate_id, flow.certificate_id, flow.fingerprint, retired=retired, verification=accepted
+    )
 
 
 def hook_run_by_hand(session: Session) -> None:
