@@ -12,6 +12,8 @@ import pytest
 from tests_support import issue_pair, session_for
 
 from wizard.core import crypto
+from wizard.core.errors import ApiError
+from wizard.klarna.client import KlarnaClient
 
 pytestmark = pytest.mark.e2e
 
@@ -108,6 +110,26 @@ def test_repair_falls_back_to_the_previous_pair_only_once_klarna_accepts_it(onbo
     code, status = cli("status", "--profile", "p")
     assert code == 0 and status["current_id"] == first["certificate_id"], status
     assert session_for("p", sandbox).evidence.certificate_id == first["certificate_id"]
+
+
+def test_repair_restores_a_previous_pair_klarna_answers_valid_for_when_enforcement_cannot_be_read(
+    onboard, cli, paths, sandbox, monkeypatch
+):
+    """The proof reads the enforcement mode as every other place does (session.acceptance_of): a VALID
+    header needs none, and an endpoint answering 404 reads UNKNOWN, not "the previous pair is refused"."""
+    first = onboard(enforce_at="NOW")
+    code, rotated = cli("rotate", "--profile", "p", "--poll-interval", "0.05")
+    assert code == 0, rotated
+    os.unlink(current_file(paths, "private-key.pem"))
+    os.unlink(session_for("p", sandbox).evidence.key_path)  # the pair in use cannot be rebuilt
+
+    async def not_found(self, *args, **kwargs):
+        raise ApiError("Not found.", status=404)
+
+    monkeypatch.setattr(KlarnaClient, "get_enforcement", not_found)
+    code, out = cli("repair", "--profile", "p")
+    assert code == 0 and out["certificate_id"] == first["certificate_id"], out
+    assert any("back to the previous pair" in action and "seen VALID" in action for action in out["actions"]), out
 
 
 def test_repair_with_nothing_to_restore_from_says_what_to_do_and_changes_nothing(onboard, cli, paths, sandbox):

@@ -35,7 +35,7 @@ from wizard.services.install import (
     list_pairs,
 )
 from wizard.services.pair_files import current_problems, pair_mismatch
-from wizard.services.session import Session
+from wizard.services.session import Session, acceptance_of
 from wizard.services.status import gather_status
 
 if TYPE_CHECKING:
@@ -328,7 +328,7 @@ async def _restore_previous(session: Session, expected: Expected, report: Repair
     """The pair in use cannot be rebuilt: switch back to the previous pair, if it is one of this
     profile's certificates, not retired, sound, and proved with a call before ``current`` moves."""
     pair, certificate_id = _previous_candidate(session, expected)
-    verification, enforcement = await _observe_with(session, pair)
+    verification = await _observe_with(session, pair)
     if not acceptance.accepted(verification):
         raise CryptoError(
             f"The pair in use cannot be rebuilt, and Klarna does not accept the previous pair "
@@ -396,16 +396,14 @@ def _reissue_hint(session: Session) -> str:
 
 
 # ---------------------------------------------------------------- proof
-async def _observe_with(session: Session, pair: InstalledPair) -> tuple[str | None, str | None]:
-    """(what one call made with ``pair`` says of it, as ``acceptance.verdict``; the enforcement mode);
-    (None, None) when refused."""
+async def _observe_with(session: Session, pair: InstalledPair) -> str | None:
+    """What one call made with ``pair`` says of it (``acceptance_of``, the enforcement mode read as
+    everywhere else); None when refused."""
     try:
         async with session.client(pair=pair) as klarna:
-            answer = await klarna.list_certificates()
-            enforcement = (await klarna.get_enforcement()).value.mode.value
+            return await acceptance_of(klarna, (await klarna.list_certificates()).verification.value)
     except (HandshakeRejected, ApiError):
-        return None, None
-    return acceptance.verdict(answer.verification.value, enforcement), enforcement
+        return None
 
 
 async def _prove(session: Session, report: RepairReport) -> None:
