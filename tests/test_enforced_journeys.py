@@ -226,6 +226,35 @@ def runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path, name: str =
     return installed
 
 
+def test_the_locked_out_advice_gives_the_profile_a_certificate_while_the_account_stays_enforced(
+    sandbox, run, monkeypatch, tmp_path
+):
+    """Issue 23/24: the advice the lock-out leads with works as written: request here, issue from a
+    machine whose pair Klarna accepts (the runtime ops), install here; no unenforce."""
+    manager = tmp_path / "homes" / "manager"
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    first = onboard_enforced(sandbox, run)
+    assert runtime_on_enforced_account(sandbox, run, monkeypatch, tmp_path, name="ops")[0] == 0
+    revoke_installed_elsewhere(sandbox, first["certificate_id"])
+    code, out, _ = run("status", "--profile", "p")
+    assert code == 3 and out["error"]["title"] == "Locked out: mTLS enforced", out
+    hint = out["error"]["hint"]
+    assert (
+        "runtime request --name NAME --profile p" in hint
+        and "runtime install runtime-response-NAME.json --profile p" in hint
+    )
+    request, response = tmp_path / "runtime-request-p2.json", tmp_path / "runtime-response-p2.json"
+    assert run("runtime", "request", "--name", "p2", "--profile", "p", "--out", str(request))[0] == 0
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(tmp_path / "homes" / "ops"))  # a machine Klarna still accepts
+    assert run("runtime", "issue", str(request), "--out", str(response))[0] == 0
+    monkeypatch.setenv("KLARNA_MTLS_HOME", str(manager))
+    code, installed, _ = run("runtime", "install", str(response), "--profile", "p")
+    assert code == 0 and installed["verification_status"] == "VALID", installed
+    _, status, _ = run("status", "--profile", "p")  # critical only for the runtime ops's missing report
+    assert status["verification"] == "VALID" and status["enforcement_mode"] == "ENFORCED", status
+    assert status["current_id"] == installed["certificate_id"] != first["certificate_id"]
+
+
 @in_both_modes()
 def test_a_runtime_installed_on_an_enforced_account_keeps_checking_through_the_propagation_delay(
     sandbox, run, monkeypatch, tmp_path
