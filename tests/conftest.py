@@ -41,12 +41,24 @@ def memory_keyring():
 
 
 @pytest.fixture
-def sandbox(tmp_path, request):
+def sandbox_settings() -> dict:
+    """Sandbox settings for every test of a module: a module overrides this fixture (e.g. an
+    enforcement that applies at once)."""
+    return {}
+
+
+@pytest.fixture
+def sandbox(tmp_path, request, sandbox_settings):
     """The in-process sandbox. Answers like our sandbox ("ours") unless a test asks for Klarna's
-    documented fields only: ``@pytest.mark.parametrize("sandbox", ANSWER_MODES, indirect=True)``."""
+    documented fields only: ``@pytest.mark.parametrize("sandbox", ANSWER_MODES, indirect=True)``;
+    a parameter ``(mode, settings)`` adds settings (answer options) to the module's."""
     from wizard.sandbox import start_sandbox
 
-    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0.5, answers=getattr(request, "param", "ours"))
+    param = getattr(request, "param", "ours")
+    answers, settings = param if isinstance(param, tuple) else (param, {})
+    sb = start_sandbox(
+        tmp_path / "sandbox", answers=answers, **{"enforcement_delay": 0.5, **sandbox_settings, **settings}
+    )
     yield sb
     sb.stop()
 
@@ -116,6 +128,25 @@ def cli(capsys):
         return code, (json.loads(out[-1]) if out else None)
 
     return run
+
+
+@pytest.fixture
+def run_json(capsys, monkeypatch, sandbox):
+    """A CLI command with --json and the sandbox's key in KLARNA_API_KEY: (exit code, its JSON
+    object, its progress lines on stderr)."""
+    import json
+
+    from wizard.cli import main
+
+    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
+
+    def go(*argv: str):
+        code = main([*argv, "--json"])
+        captured = capsys.readouterr()
+        lines = captured.out.strip().splitlines()
+        return code, (json.loads(lines[-1]) if lines else None), captured.err
+
+    return go
 
 
 @pytest.fixture

@@ -7,18 +7,15 @@ moment it is asked for (``enforcement_delay=0``): no test waits on a clock."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
 from tests_support import sandbox_profile_args, session_for
 
-from wizard.cli import main
 from wizard.core import crypto, rules
 from wizard.core.stages import Stage
 from wizard.klarna.client import KlarnaClient
 from wizard.klarna.tls import make_http_client
-from wizard.sandbox import start_sandbox
 from wizard.sandbox.options import ANSWER_MODES
 
 pytestmark = pytest.mark.e2e
@@ -32,37 +29,20 @@ SWITCHES = {
 
 
 def shaped(switches: dict[str, dict]):
-    """Parametrize the ``sandbox`` fixture below: each switch in each answer mode."""
+    """Parametrize conftest's ``sandbox`` fixture: each switch in each answer mode."""
     cases = [(mode, settings) for settings in switches.values() for mode in ANSWER_MODES]
     ids = [f"{name}-{mode}" for name in switches for mode in ANSWER_MODES]
     return pytest.mark.parametrize("sandbox", cases, ids=ids, indirect=True)
 
 
 @pytest.fixture
-def sandbox(tmp_path, request):
-    """conftest's sandbox with an answer mode and switches; enforcement applies at once."""
-    answers, settings = getattr(request, "param", ("ours", {}))
-    sb = start_sandbox(tmp_path / "sandbox", enforcement_delay=0, answers=answers, **settings)
-    yield sb
-    sb.stop()
+def sandbox_settings() -> dict:
+    """conftest's sandbox, with enforcement applied at once."""
+    return {"enforcement_delay": 0}
 
 
-@pytest.fixture
-def run(capsys, monkeypatch, sandbox):
-    """A CLI command with --json: (exit code, its JSON object, its progress lines on stderr)."""
-    monkeypatch.setenv("KLARNA_API_KEY", sandbox.api_key)
-
-    def go(*argv: str):
-        code = main([*argv, "--json"])
-        captured = capsys.readouterr()
-        lines = captured.out.strip().splitlines()
-        return code, (json.loads(lines[-1]) if lines else None), captured.err
-
-    return go
-
-
-def onboard_now(sandbox, run, profile: str = "p", enforce_wait: str = "20"):
-    return run(
+def onboard_now(sandbox, run_json, profile: str = "p", enforce_wait: str = "20"):
+    return run_json(
         "onboard",
         "--profile",
         profile,
@@ -77,29 +57,29 @@ def onboard_now(sandbox, run, profile: str = "p", enforce_wait: str = "20"):
     )
 
 
-def assert_enforced_and_healthy(run, onboarded: dict) -> None:
+def assert_enforced_and_healthy(run_json, onboarded: dict) -> None:
     """``status`` shows ENFORCED with the installed certificate current and VALID; ``check`` is OK."""
-    code, status, _ = run("status", "--profile", "p")
+    code, status, _ = run_json("status", "--profile", "p")
     assert code == 0 and status["enforcement_mode"] == "ENFORCED"
     assert status["current_id"] == onboarded["certificate_id"] and status["verification"] == "VALID"
-    code, checked, _ = run("check", "--profile", "p")
+    code, checked, _ = run_json("check", "--profile", "p")
     assert code == 0, checked
     assert {f["check"]: f["severity"] for f in checked["findings"]}["verification"] == "ok"
 
 
 # ---------------------------------------------------------------------------- items 3, 5, 6: the journeys
 @shaped(SWITCHES)
-def test_onboarding_to_enforced_then_status_and_check_with_each_shape(sandbox, run):
-    code, onboarded, progress = onboard_now(sandbox, run)
+def test_onboarding_to_enforced_then_status_and_check_with_each_shape(sandbox, run_json):
+    code, onboarded, progress = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
     assert onboarded["stage"] == "DONE" and onboarded["enforcement"]["mode"] == "ENFORCED"
     assert "proved: a request without a client certificate is refused" in progress
-    assert_enforced_and_healthy(run, onboarded)
+    assert_enforced_and_healthy(run_json, onboarded)
 
 
 @shaped({"mode in status": {"enforcement_field": "status"}})
-def test_with_the_mode_in_status_the_enforce_stage_records_what_klarna_answered(sandbox, run):
-    code, onboarded, _ = onboard_now(sandbox, run)
+def test_with_the_mode_in_status_the_enforce_stage_records_what_klarna_answered(sandbox, run_json):
+    code, onboarded, _ = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
     session = session_for("p", sandbox)
     assert session.evidence.enforcement_mode == "ENFORCED"
@@ -107,15 +87,15 @@ def test_with_the_mode_in_status_the_enforce_stage_records_what_klarna_answered(
 
 
 @shaped({"null lists": {"null_empty_lists": True}})
-def test_with_null_lists_the_first_listing_is_empty_and_one_certificate_is_issued(sandbox, run):
-    code, onboarded, _ = onboard_now(sandbox, run)
+def test_with_null_lists_the_first_listing_is_empty_and_one_certificate_is_issued(sandbox, run_json):
+    code, onboarded, _ = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
     assert list(sandbox._state.data["certificates"]) == [onboarded["certificate_id"]]  # one, not a retry's two
 
 
 @shaped({"assigned CN": {"assigned_cn": True}})
-def test_an_assigned_cn_passes_the_issue_check_with_a_note_shown(sandbox, run):
-    code, onboarded, progress = onboard_now(sandbox, run)
+def test_an_assigned_cn_passes_the_issue_check_with_a_note_shown(sandbox, run_json):
+    code, onboarded, progress = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
     suffix = rules.default_cn(sandbox.account_id)
     cn = crypto.certificate_cn(crypto.load_certificate(Path(onboarded["cert_path"]).read_bytes()))
@@ -132,12 +112,12 @@ def test_an_assigned_cn_passes_the_issue_check_with_a_note_shown(sandbox, run):
 
 # ---------------------------------------------------------------------------- item 3: two fields that disagree
 @shaped({"disagreeing fields": {"enforcement_field": "both-disagree"}})
-def test_when_the_two_fields_disagree_nothing_is_confirmed_and_status_says_unknown(sandbox, run):
-    code, out, _ = onboard_now(sandbox, run, enforce_wait="1")  # UNKNOWN never turns ENFORCED: no need to wait
+def test_when_the_two_fields_disagree_nothing_is_confirmed_and_status_says_unknown(sandbox, run_json):
+    code, out, _ = onboard_now(sandbox, run_json, enforce_wait="1")  # UNKNOWN never turns ENFORCED: no need to wait
     assert code == 3 and "Klarna has not confirmed the enforcement yet" in out["error"]["message"]
     session = session_for("p", sandbox)
     assert session.model.stage is Stage.ENFORCE and session.evidence.enforcement_mode == "UNKNOWN"
-    code, status, _ = run("status", "--profile", "p")
+    code, status, _ = run_json("status", "--profile", "p")
     assert code == 0 and status["enforcement_mode"] == "UNKNOWN"  # never NOT_ENABLED, never a guess
 
 
@@ -165,14 +145,14 @@ def revoke_with_a_second_client(sandbox, credential_id: str, tmp_path) -> None:
     "sandbox", [(mode, {"refusal_status": 401}) for mode in ANSWER_MODES], ids=ANSWER_MODES, indirect=True
 )
 def test_check_is_critical_when_the_installed_certificate_is_refused_401_after_a_revocation_elsewhere(
-    sandbox, run, tmp_path
+    sandbox, run_json, tmp_path
 ):
-    code, onboarded, _ = onboard_now(sandbox, run)
+    code, onboarded, _ = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
-    assert_enforced_and_healthy(run, onboarded)
+    assert_enforced_and_healthy(run_json, onboarded)
     revoke_with_a_second_client(sandbox, onboarded["certificate_id"], tmp_path)
 
-    code, checked, _ = run("check", "--profile", "p")
+    code, checked, _ = run_json("check", "--profile", "p")
     assert code == 2, checked  # critical: the installed certificate is refused, not a tool error (3)
     verification = next(f for f in checked["findings"] if f["check"] == "verification")
     assert verification["severity"] == "critical"
@@ -183,20 +163,20 @@ def test_check_is_critical_when_the_installed_certificate_is_refused_401_after_a
 @pytest.mark.parametrize(
     "sandbox", [(mode, {"refusal_status": 401}) for mode in ANSWER_MODES], ids=ANSWER_MODES, indirect=True
 )
-def test_a_wrong_api_key_is_still_a_tool_error_not_a_refused_certificate(sandbox, run, monkeypatch):
-    code, onboarded, _ = onboard_now(sandbox, run)
+def test_a_wrong_api_key_is_still_a_tool_error_not_a_refused_certificate(sandbox, run_json, monkeypatch):
+    code, onboarded, _ = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
     monkeypatch.setenv("KLARNA_API_KEY", "klarna_test_api_" + "W" * 24)
-    code, out, _ = run("check", "--profile", "p")
+    code, out, _ = run_json("check", "--profile", "p")
     assert code == 3 and out["error"]["title"] == "Klarna API error"  # Klarna's 401 UNAUTHORIZED: the key
 
 
 @pytest.mark.parametrize(
     "sandbox", [(mode, {"refusal_status": 401}) for mode in ANSWER_MODES], ids=ANSWER_MODES, indirect=True
 )
-def test_a_second_profile_on_an_account_enforcing_with_401_is_told_mtls_is_required(sandbox, run):
-    code, onboarded, _ = onboard_now(sandbox, run)
+def test_a_second_profile_on_an_account_enforcing_with_401_is_told_mtls_is_required(sandbox, run_json):
+    code, onboarded, _ = onboard_now(sandbox, run_json)
     assert code == 0, onboarded
-    code, out, _ = run("onboard", "--profile", "second", "--non-interactive", *sandbox_profile_args(sandbox))
+    code, out, _ = run_json("onboard", "--profile", "second", "--non-interactive", *sandbox_profile_args(sandbox))
     assert code == 3 and out["error"]["title"] == "mTLS required on this account"
     assert "already enforces mTLS" in out["error"]["message"] and "unenforce" in out["error"]["hint"]
