@@ -5,6 +5,7 @@ host, bounded answers, exit codes, pinned trust, terminal hygiene and the smalle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -133,6 +134,48 @@ def test_concurrent_store_writes_for_two_profiles_keep_both(tmp_path):
     expected = {"seed"} | {f"{n}{t}" for n in ("alpha", "bravo") for t in range(3)}
     record_figure("encrypted store: entries kept under concurrent writers", len(entries & expected), len(expected))
     assert entries == expected
+
+
+SANDBOX_WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from wizard.secrets.simple_stores import SandboxStore
+    store = SandboxStore(Path(sys.argv[1]))
+    print("WRITING", flush=True)
+    store.set(sys.argv[2], "klarna_test_api_" + sys.argv[2] * 5)
+""")
+
+
+def test_a_second_process_storing_a_sandbox_key_mid_write_loses_neither_key(tmp_path, monkeypatch):
+    """Two wizards storing their sandbox keys at once (CI's polling benchmark: the Verify and the
+    Enforce worker) lost one key. The second writer now runs between our read and our write."""
+    from wizard.core.env_vars import LOCK_WAIT_ENV
+    from wizard.secrets.simple_stores import SandboxStore
+
+    path = tmp_path / "credentials.json"
+    read = SandboxStore._read
+    other: list[subprocess.Popen[str]] = []
+
+    def read_then_let_the_other_write(self: SandboxStore) -> dict[str, str]:
+        data = read(self)
+        if not other:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", SANDBOX_WRITER, str(path), "bravo"],
+                cwd=REPO,
+                env={**os.environ, LOCK_WAIT_ENV: "120"},
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            other.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "WRITING"
+            with contextlib.suppress(subprocess.TimeoutExpired):  # unlocked, it writes now; locked, it waits for us
+                proc.wait(timeout=2)
+        return data
+
+    monkeypatch.setattr(SandboxStore, "_read", read_then_let_the_other_write)
+    SandboxStore(path).set("alpha", "klarna_test_api_" + "alpha" * 5)
+    assert other[0].wait(timeout=120) == 0
+    assert set(json.loads(path.read_text())) == {"alpha", "bravo"}
 
 
 # ---------------------------------------------------------------- 2. folders: create, never seize

@@ -5,6 +5,7 @@ None`` so a backend's own exception text (which we do not control) is not chaine
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -27,3 +28,11 @@ def home_relative(path: Path) -> str:
         return "~/" + str(path.relative_to(Path.home()))
     except (ValueError, RuntimeError):
         return str(path)
+
+
+def store_write_lock(path: Path) -> AbstractContextManager[None]:
+    """Held around a file store's read-change-write, so a second process (another profile's
+    onboarding, a cron renew) cannot lose this writer's entry, nor this writer lose its."""
+    from wizard.core.locking import file_lock
+
+    return file_lock(path.with_name(path.name + ".lock"), "secrets file write")

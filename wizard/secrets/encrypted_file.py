@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from wizard.core.env_vars import STORE_PASSPHRASE_ENV
 from wizard.core.errors import SecretStoreError
 from wizard.core.fsutil import write_private
-from wizard.secrets.base import home_relative
+from wizard.secrets.base import home_relative, store_write_lock
 
 # The file's JSON shapes: a document {"version", "kdf", "salt", "entries", "check"?}, each entry
 # {"nonce", "ciphertext"} (base64), and the KDF's name and parameters.
@@ -94,9 +94,7 @@ class EncryptedFileStore:
             self._unlock(document)
 
     def _locked(self) -> AbstractContextManager[None]:
-        from wizard.core.locking import file_lock
-
-        return file_lock(self.path.with_name(self.path.name + ".lock"), "secrets file write")
+        return store_write_lock(self.path)
 
     def _current(self, document: Document | None) -> Document:
         """The document under the current KDF: a file made with older parameters is re-encrypted

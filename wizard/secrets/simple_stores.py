@@ -14,7 +14,7 @@ from wizard.core.env_vars import API_KEY_ENV
 from wizard.core.errors import SecretStoreError
 from wizard.core.fsutil import write_private
 from wizard.core.rules import api_key_environment
-from wizard.secrets.base import home_relative
+from wizard.secrets.base import home_relative, store_write_lock
 
 
 class EnvStore:
@@ -95,14 +95,16 @@ class SandboxStore:
                 "The sandbox store holds sandbox (test-shaped) keys only.",
                 hint="Keep live and test keys in the OS keyring or the encrypted file.",
             )
-        data = self._read()
-        data[profile] = api_key
-        write_private(self.path, json.dumps(data, sort_keys=True).encode())
+        with store_write_lock(self.path):  # read, change, write under one lock: no other writer's entry is lost
+            data = self._read()
+            data[profile] = api_key
+            write_private(self.path, json.dumps(data, sort_keys=True).encode())
 
     def delete(self, profile: str) -> None:
-        data = self._read()
-        if data.pop(profile, None) is not None:
-            write_private(self.path, json.dumps(data, sort_keys=True).encode())
+        with store_write_lock(self.path):
+            data = self._read()
+            if data.pop(profile, None) is not None:
+                write_private(self.path, json.dumps(data, sort_keys=True).encode())
 
     def _read(self) -> dict[str, str]:
         try:
