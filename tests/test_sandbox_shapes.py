@@ -318,6 +318,30 @@ def test_sandbox_serve_takes_every_switch_as_a_flag(tmp_path):
     assert listing.json() == {"credentials": None}
 
 
+def test_a_second_sandbox_on_a_folder_in_use_is_refused_and_names_the_first(tmp_path):
+    """Two sandboxes on one folder each kept their own copy of the state, and each save overwrote
+    the other's certificates and keys (a wizard with --sandbox beside a `sandbox serve`)."""
+    from wizard.core.locking import ProfileBusy
+
+    first = _serve(tmp_path)
+    try:
+        assert first.stdout is not None and json.loads(first.stdout.readline())["base_url"]
+        second = _serve(tmp_path)
+        out, err = second.communicate(timeout=60)
+        with pytest.raises(ProfileBusy, match=f"in use by pid {first.pid}"):
+            start_sandbox(tmp_path / "s")
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    assert second.returncode == 3 and json.loads(out)["error"]["title"] == "Sandbox in use"
+    assert f"Sandbox in use: The sandbox folder {tmp_path / 's'} is in use by pid {first.pid}" in err
+    assert "--state-dir DIR" in err
+    with start_sandbox(tmp_path / "s") as sandbox:  # the lock went with the first; stop gives it back
+        sandbox.stop()
+        with start_sandbox(tmp_path / "s"):
+            pass
+
+
 def test_sandbox_serve_refuses_a_bad_value_and_names_it(tmp_path):
     process = _serve(tmp_path, "--enforcement-field", "mode")
     out, err = process.communicate(timeout=30)

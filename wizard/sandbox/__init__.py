@@ -31,16 +31,21 @@ Choices where Klarna publishes nothing ([ours] in klarna-api.md):
 - ``certificate_lifetime_seconds`` (or the ``certificate_lifetime`` property) shortens the life of
   certificates issued from then on, so expiry can be reached for real or with the clock.
 - The initial API key is stored (0600) so it survives restarts; other keys are kept hashed.
+- One sandbox serves a folder at a time (a lock held while it runs): two would each keep their own
+  copy of the state and overwrite each other's saves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from wizard.core.locking import LOCK_NAME, ProfileBusy, file_lock
 from wizard.sandbox.options import ANSWER_MODES, AnswerMode, SandboxOptions
 from wizard.sandbox.server import FAULT_KINDS, OPERATIONS, Fault, SandboxServer, serve_in_thread
 from wizard.sandbox.state import SandboxState
@@ -49,11 +54,19 @@ from wizard.sandbox.state import SandboxState
 class Sandbox:
     """A running sandbox. Also a context manager that stops it on exit."""
 
-    def __init__(self, state: SandboxState, server: SandboxServer, thread: threading.Thread, admin_token: str) -> None:
+    def __init__(
+        self,
+        state: SandboxState,
+        server: SandboxServer,
+        thread: threading.Thread,
+        admin_token: str,
+        release_folder: Callable[[], None] = lambda: None,
+    ) -> None:
         self._state = state
         self._server = server
         self._thread = thread
         self.admin_token = admin_token
+        self._release_folder = release_folder
         self._stopped = False
 
     @property
@@ -157,6 +170,7 @@ class Sandbox:
         self._server.close_connections()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self._release_folder()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -179,10 +193,30 @@ def start_sandbox(
     a bad one raises ValueError before anything listens."""
     options = SandboxOptions()
     options.update({"enforcement_delay": enforcement_delay, "answers": answers} | settings)
-    state = SandboxState(Path(state_dir), options=options)
-    admin_token = secrets.token_urlsafe(24)
-    server, thread = serve_in_thread(state, host, port, admin_token)
-    return Sandbox(state, server, thread, admin_token)
+    with contextlib.ExitStack() as folder_lock:
+        folder_lock.enter_context(_hold_folder(Path(state_dir)))
+        state = SandboxState(Path(state_dir), options=options)
+        admin_token = secrets.token_urlsafe(24)
+        server, thread = serve_in_thread(state, host, port, admin_token)
+        return Sandbox(state, server, thread, admin_token, release_folder=folder_lock.pop_all().close)
+
+
+@contextlib.contextmanager
+def _hold_folder(folder: Path) -> Iterator[None]:
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(
+            file_lock(folder / LOCK_NAME, "klarna-mtls sandbox", wait=0.0, what=f"The sandbox folder {folder}")
+        )
+    except ProfileBusy as busy:
+        raise ProfileBusy(
+            busy.message,
+            title="Sandbox in use",
+            hint="One sandbox serves a folder at a time. Close that wizard or sandbox first, "
+            "or serve this one from its own folder: klarna-mtls sandbox serve --state-dir DIR.",
+        ) from None
+    with held:
+        yield
 
 
 __all__ = ["ANSWER_MODES", "Sandbox", "SandboxOptions", "Fault", "FAULT_KINDS", "OPERATIONS", "start_sandbox"]
