@@ -82,3 +82,15 @@ def test_a_confirmation_suffix_that_starts_with_a_dash_is_read_as_the_value(type
     except SystemExit as exit_:
         pytest.fail(f"argparse refused the typed suffix {typed!r}: exit {exit_.code}")
     assert code == 3 and "nowhere" in capsys.readouterr().out  # the profile is missing: read past the suffix
+
+
+@pytest.mark.parametrize(
+    "command", [("keys", "disable", "krn:k"), ("keys", "set-own", "krn:k"), ("certs", "revoke", "krn:c")]
+)
+def test_an_option_after_confirm_suffix_is_not_taken_as_the_typed_value(command, capsys):
+    """`--confirm-suffix --json` took `--json` as the typed characters: the confirmation then failed
+    in text mode although JSON was asked for. argparse now says the value is missing."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--profile", "nowhere", "--confirm-suffix", "--json"])
+    assert exit_.value.code == 2
+    assert "--confirm-suffix: expected one argument" in capsys.readouterr().err

@@ -98,19 +98,33 @@ READERS = {"status", "certs list", "check", "doctor", "keys list", "runtime list
 TYPED_VALUES = ("--confirm-suffix",)
 
 
-def with_dash_values(argv: list[str]) -> list[str]:
-    """``--confirm-suffix -ab1`` as ``--confirm-suffix=-ab1``."""
+def with_dash_values(argv: list[str], options: set[str]) -> list[str]:
+    """``--confirm-suffix -ab1`` as ``--confirm-suffix=-ab1``. A word that is one of the parser's
+    ``options`` (``--json``) is never taken as the typed value: argparse then says one is missing."""
     joined: list[str] = []
-    words = iter(argv)
-    for word in words:
-        value = next(words, None) if word in TYPED_VALUES else None
-        joined.append(word if value is None else f"{word}={value}")
+    index = 0
+    while index < len(argv):
+        word, value = argv[index], argv[index + 1] if index + 1 < len(argv) else None
+        typed = word in TYPED_VALUES and value is not None and value not in options
+        joined.append(f"{word}={value}" if typed else word)
+        index += 2 if typed else 1
     return joined
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and its sub-commands."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= option_strings(sub)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(with_dash_values(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(with_dash_values(sys.argv[1:] if argv is None else argv, option_strings(parser)))
     _no_core_dumps()
     _not_dumpable()
     log_path: Path | None = None
