@@ -39,7 +39,6 @@ class DoctorScreen(ReportsWorkerErrors[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#repair").display = False
         self.action_run()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -49,6 +48,7 @@ class DoctorScreen(ReportsWorkerErrors[None]):
 
     @work(group="doctor", exclusive=True, exit_on_error=False)
     async def action_run(self) -> None:
+        self._show_checking()  # never the last run's findings, nor its Repair, while this one looks
         findings = await self.services.run_doctor()
         lines = []
         for f in findings:
@@ -63,6 +63,12 @@ class DoctorScreen(ReportsWorkerErrors[None]):
         button.display = self.repairable
         if self.repairable:
             button.focus()  # Enter repairs
+        self.refresh_bindings()
+
+    def _show_checking(self) -> None:
+        self.query_one("#findings", Static).update("Checking…")
+        self.repairable = False
+        self.query_one("#repair").display = False
         self.refresh_bindings()
 
     @on(Button.Pressed, "#repair")

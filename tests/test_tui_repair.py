@@ -55,9 +55,21 @@ async def test_the_doctor_offers_repair_for_a_deleted_certificate_and_the_dashbo
         assert f"found: Could not open certificate file {cert.resolve()}: no such file." in report
         assert "✓ repaired: certificate" in report and "Klarna: VALID." in report
         assert cert.is_file()  # back, through `current`
+        looked, look_again = asyncio.Event(), app.services.run_doctor
+
+        async def held_doctor():
+            await looked.wait()
+            return await look_again()
+
+        app.services.run_doctor = held_doctor  # type: ignore[method-assign]
         await pilot.press("escape")
+        await pilot.pause()
+        # While it looks again, neither the last findings nor their Repair are shown as current.
+        assert isinstance(app.screen, DoctorScreen) and text_of(app, "#findings") == "Checking…"
+        assert not app.screen.repairable and not app.screen.query_one("#repair").display
+        looked.set()
         await settle(pilot)
-        assert isinstance(app.screen, DoctorScreen) and not app.screen.repairable  # looked again: sound
+        assert not app.screen.repairable  # looked again: sound
         assert not app.screen.query_one("#repair").display
         await pilot.press("escape")
         await settle(pilot)
