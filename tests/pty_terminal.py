@@ -1,7 +1,11 @@
 """A program on a real pseudo-terminal of a fixed size, and the screen it draws, read back as text:
 enough of a VT100/xterm to follow what Textual writes (cursor moves, erases, text; colours and
 modes are ignored). For end-to-end tests that press keys as a person would, with no test hook
-inside the program."""
+inside the program.
+
+The terminal answers that it supports synchronized output (DEC mode 2026), so Textual brackets
+each frame, and the text read back is the last whole frame: a read that ends mid-frame (a busy
+machine) never shows half of one update beside what the other half replaces."""
 
 from __future__ import annotations
 
@@ -40,8 +44,14 @@ class Screen:
         self.row = self.column = 0
         self.saved = (0, 0)
         self.pending = ""  # an escape sequence cut by a read
+        self.answers: list[str] = []  # what the terminal says back to the program
+        self.synchronized = False  # the program brackets its frames
+        self.frame = ""  # the last whole frame, once it does
 
     def text(self) -> str:
+        return self.frame if self.synchronized else self.drawn()
+
+    def drawn(self) -> str:
         return "\n".join("".join(line).rstrip() for line in self.cells)
 
     def feed(self, data: str) -> None:
@@ -86,6 +96,12 @@ class Screen:
             self.row, self.column = self.saved
 
     def control(self, params: str, final: str) -> None:
+        if params == "?2026$" and final == "p":  # does the terminal synchronize output? yes
+            self.answers.append("\x1b[?2026;2$y")
+        elif params == "?2026" and final in "hl":  # a frame begins (h) or is whole (l)
+            self.synchronized = True
+            if final == "l":
+                self.frame = self.drawn()
         if params.startswith(("?", ">", "<", "=")) or "$" in params or " " in params:
             return  # modes, queries and reports: nothing drawn
         numbers = [int(p) if p.isdigit() else 0 for p in params.split(";")] if params else []
@@ -160,6 +176,8 @@ class Terminal:
         text = self.decoder.decode(data)
         self.transcript.append(text)
         self.screen.feed(text)
+        while self.screen.answers:
+            os.write(self.master, self.screen.answers.pop(0).encode())
         return True
 
     def text(self) -> str:
