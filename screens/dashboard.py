@@ -25,7 +25,7 @@ from screens.runtimes_table import RuntimesPanel
 from screens.services import ScreenServices
 from wizard.core import acceptance, rules
 from wizard.core.environments import typed_confirmation_required
-from wizard.core.errors import ApiError, InstalledPairRefused, InterlockRefused, TransportError, WizardError
+from wizard.core.errors import ApiError, InstalledPairRefused, InterlockRefused, LockedOut, TransportError, WizardError
 from wizard.core.findings import Finding
 from wizard.core.rules import clean_text, redact
 from wizard.services import offline, onboarding, revocation, runtime_gate
@@ -176,6 +176,12 @@ class DashboardScreen(ReportsWorkerErrors[None]):
             return f"Offline: showing {seen}.\nCould not reach Klarna: {reason} (f5 tries again)"
         if isinstance(error, ApiError):
             return f"Klarna refused the call: {reason}\nShowing {seen}. (f5 tries again)"
+        if isinstance(error, LockedOut):  # its steps (some 900 characters) would push the table off an
+            # 80x24 screen: the doctor gives the same steps, and copies them
+            return (
+                f"Klarna refuses the installed certificate: {reason}\nWhat to do: the doctor (d) gives the steps "
+                f"(ctrl+y there copies them).\nShowing {seen}. (f5 tries again)"
+            )
         if isinstance(error, InstalledPairRefused):  # Klarna's refusal, and the way back is closed
             hint = clean_text(redact(error.hint))
             return f"Klarna refuses the installed certificate: {reason}\n{hint}\nShowing {seen}. (f5 tries again)"

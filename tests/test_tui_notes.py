@@ -98,6 +98,15 @@ async def test_a_refused_pair_on_an_enforced_account_is_klarnas_refusal_on_the_d
         banner = text_of(app, "#offline")
         assert banner.startswith("Klarna refuses the installed certificate:") and "Locked:" in banner, banner
         assert "Local problem" not in banner and not app.screen.query_one("#notes").display
+        # The steps are the doctor's to give: in the banner they pushed the table off an 80x24 screen.
+        assert "the doctor (d) gives the steps" in banner and "runtime request" not in banner, banner
+        assert len(banner.splitlines()) <= 8 and app.screen.query_one("#certificates").region.bottom <= SIZE[1]
+        await pilot.press("d")
+        await settle(pilot)
+        findings = text_of(app, "#findings")
+        assert "Klarna refuses the installed certificate" in findings, findings
+        assert "klarna-mtls runtime request --name NAME --profile p" in findings, findings
+        assert "klarna-mtls runtime request --name NAME --profile p" in "\n".join(app.screen.next_steps)
 
 
 async def test_the_rotation_shows_its_notes_cleaned(monkeypatch):
@@ -127,3 +136,22 @@ async def test_the_rotation_shows_its_notes_cleaned(monkeypatch):
         steps = str(rotate.query_one("#steps").content)
         assert "Note: rotate called Klarna without a client certificate" in steps and "(the installed one" in steps
         assert "\x1b" not in steps and "\x07" not in steps
+
+
+@pytest.mark.parametrize("enforced", [True, False], ids=["enforced", "not-enforced"])
+def test_the_doctor_on_a_pair_refused_in_the_handshake_says_what_is_left(onboard, sandbox, cli, enforced):
+    """An expired certificate is refused in the TLS handshake. The doctor called that "reachability"
+    and advised `rotate`, though with mTLS enforced rotate is locked too. It now reads the way back as
+    `status` does: enforced, the lock-out steps; not enforced, the way back and rotate."""
+    expire_the_installed_certificate(onboard, sandbox, enforced=enforced)
+    code, out = cli("doctor", "--profile", "p")
+    findings = {f["check"]: f for f in out["findings"]}
+    assert "reachability" not in findings, findings
+    if enforced:
+        assert code == 2 and findings["verification"]["severity"] == "critical"
+        assert findings["verification"]["summary"].startswith("Klarna refuses the installed certificate: mTLS is")
+        assert "runtime request --name NAME --profile p" in findings["verification"]["next_step"]
+    else:
+        assert "mTLS is not enforced now" in findings["way back"]["summary"]
+        assert "klarna-mtls rotate --profile p" in findings["way back"]["next_step"]
+        assert findings["verification"]["summary"].startswith("REJECTED")

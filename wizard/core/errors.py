@@ -227,6 +227,13 @@ class InstalledPairRefused(WizardError):
     title = "Client certificate refused"
 
 
+class LockedOut(InstalledPairRefused):
+    """... and mTLS is enforced: every call from this profile is refused, with the certificate or
+    without one. The hint holds the steps (repair, else a runtime certificate; unenforcing last)."""
+
+    title = "Locked out: mTLS enforced"
+
+
 class MtlsRequired(ApiError):
     """A call without a client certificate was refused (403, or Klarna's mTLS refusal code answered
     401) by an account that enforces mTLS (for example a second service or machine onboarding onto

@@ -21,6 +21,7 @@ from wizard.core.errors import (
     InputError,
     InstalledPairRefused,
     JournalError,
+    LockedOut,
     MtlsRequired,
     StorageError,
     TransportError,
@@ -370,13 +371,12 @@ def _installed_words(install_dir: Path) -> str:
     return f"The installed certificate (valid until {rules.format_utc(cert.not_valid_after_utc)})"
 
 
-def locked_out(installed: str, refusal: WizardError, profile: str | None) -> InstalledPairRefused:
+def locked_out(installed: str, refusal: WizardError, profile: str | None) -> LockedOut:
     """The installed pair is refused and mTLS is enforced: what is locked, and what is left to do."""
-    return InstalledPairRefused(
+    return LockedOut(
         f"{installed} was refused ({refusal.message.rstrip('.')}), and mTLS is enforced on this account: "
         "Klarna refuses every call from this profile, with that certificate or without one. Locked: "
         "rotate, status, certs, unenforce and every other command of this profile.",
-        title="Locked out: mTLS enforced",
         hint=refused_under_enforcement_steps(profile),
     )
 

@@ -5,6 +5,7 @@ doctor's short form for monitoring. The vocabulary (Finding, Severity, ExitCode)
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,16 +14,24 @@ from urllib.parse import urlsplit
 from wizard.core import acceptance, crypto, rules
 from wizard.core.checks import CLOCK_SKEW_TOLERANCE
 from wizard.core.diagnosis import diagnose
-from wizard.core.errors import ApiError, CertificateRefused, CryptoError, InputError, TransportError
+from wizard.core.errors import (
+    ApiError,
+    CertificateRefused,
+    CryptoError,
+    InputError,
+    InstalledPairRefused,
+    LockedOut,
+    TransportError,
+)
 from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
-from wizard.services import enforcement_timeline, onboarding, runtime_gate
+from wizard.services import enforcement_timeline, onboarding, recovery, runtime_gate
 from wizard.services.api_key_hygiene import hygiene_findings
 from wizard.services.clients import refused_under_enforcement_steps
 from wizard.services.install import InstalledPair, current_pair, verify_private_files
 from wizard.services.repair import DAMAGE_CHECK, damage_finding, installed_pair_problems
 from wizard.services.session import Session
-from wizard.services.status import ProfileStatus, gather_status
+from wizard.services.status import ProfileStatus
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -70,7 +79,7 @@ async def doctor_local(session: Session, status: ProfileStatus | None) -> list[F
     except CryptoError as error:
         out.append(Finding("key match", Severity.CRITICAL, error.message, error.hint))
         return out
-    out.append(expiry_finding(cert.not_valid_after_utc, session.clock()))
+    out.append(expiry_finding(cert.not_valid_after_utc, session.clock(), session.profile))
     out.append(_cn_finding(session, cert))
     return out
 
@@ -207,30 +216,32 @@ def _enforcement_finding(status: ProfileStatus) -> Finding:
 
 
 def expiry_finding(
-    not_after: datetime, now: datetime, warn_days: int = EXPIRY_WARNING_DAYS, critical_days: int = EXPIRY_CRITICAL_DAYS
+    not_after: datetime,
+    now: datetime,
+    profile: str,
+    warn_days: int = EXPIRY_WARNING_DAYS,
+    critical_days: int = EXPIRY_CRITICAL_DAYS,
 ) -> Finding:
     """The certificate's expiry: a warning within ``warn_days``, critical within ``critical_days``."""
     days = (not_after - now).days
+    rotate = f"klarna-mtls rotate --profile {shlex.quote(profile)}"
     if not_after <= now:
         return Finding(
-            "expiry",
-            Severity.CRITICAL,
-            f"The certificate expired on {not_after:%Y-%m-%d}.",
-            "Rotate now: klarna-mtls rotate",
+            "expiry", Severity.CRITICAL, f"The certificate expired on {not_after:%Y-%m-%d}.", f"Rotate now: {rotate}"
         )
     if days <= critical_days:
         return Finding(
             "expiry",
             Severity.CRITICAL,
             f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
-            "Rotate now: klarna-mtls rotate",
+            f"Rotate now: {rotate}",
         )
     if days <= warn_days:
         return Finding(
             "expiry",
             Severity.WARNING,
             f"The certificate expires in {days} days ({not_after:%Y-%m-%d}).",
-            "Plan a rotation: klarna-mtls rotate",
+            f"Plan a rotation: {rotate}",
         )
     return Finding("expiry", Severity.OK, f"The certificate is valid for {days} more days ({not_after:%Y-%m-%d}).")
 
@@ -250,7 +261,7 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     cert = crypto.load_certificate(pair.cert_path.read_bytes())
     findings = [
         *_damage(session, pair),
-        expiry_finding(cert.not_valid_after_utc, session.clock(), warn_days, critical_days),
+        expiry_finding(cert.not_valid_after_utc, session.clock(), session.profile, warn_days, critical_days),
     ]
     findings += runtime_gate.check_findings(session.state.runtimes, session.clock())
     try:
@@ -260,7 +271,7 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
             raise
         # Under enforcement Klarna refuses a call whose certificate it no longer accepts: for a
         # monitor that is the critical finding itself, not a failure to check.
-        findings.append(_refused(error))
+        findings.append(_refused(error, session.profile))
         return worst(findings), findings
     verdict = observation.status
     findings.append(
@@ -277,17 +288,18 @@ async def cron_check(session: Session, warn_days: int, critical_days: int) -> tu
     return worst(findings), findings
 
 
-def _refused(error: ApiError) -> Finding:
-    """Critical either way (the calls fail), but only Klarna's mTLS code says it is the certificate."""
+def _refused(error: ApiError, profile: str) -> Finding:
+    """Critical either way (the calls fail), but only Klarna's mTLS code says it is the certificate:
+    under enforcement, where rotate is locked too, so the steps are the lock-out's."""
     if isinstance(error, CertificateRefused):
         summary = f"Klarna refused the installed certificate: {error.message}"
-        hint = "Rotate now: klarna-mtls rotate (klarna-mtls doctor explains the cause)."
+        hint = refused_under_enforcement_steps(profile)
     else:
         summary = (
             f"Klarna answered 403 with no mTLS error code ({error.message}): the installed certificate may be "
             "refused, or Klarna's DDoS protection is refusing this machine."
         )
-        hint = "klarna-mtls doctor tells which; rotate if it says the certificate is refused."
+        hint = f"klarna-mtls doctor --profile {shlex.quote(profile)} tells which, and what to do."
     return Finding("verification", Severity.CRITICAL, summary, hint)
 
 
@@ -324,18 +336,30 @@ def refused_finding(profile: str) -> Finding:
     )
 
 
+def way_back_step(profile: str) -> str:
+    return (
+        f"Replace the refused certificate while enforcement is off: klarna-mtls rotate --profile {shlex.quote(profile)} "
+        "(it calls without a certificate until the new one is installed)."
+    )
+
+
 DOCTOR_CHECKS: tuple[DoctorCheck, ...] = (doctor_local, doctor_remote, hygiene_findings)
 
 
 async def run_doctor(session: Session) -> list[Finding]:
     status = None
     findings: list[Finding] = []
-    try:
-        status = await gather_status(session)
+    try:  # as `status` reads it: when Klarna refuses the installed pair, the way back decides what is left
+        found = await recovery.status_recovering(session)
+        status = found.value
+        if found.note:
+            findings.append(Finding("way back", Severity.WARNING, found.note, way_back_step(session.profile)))
     except CryptoError as error:  # e.g. a key file others can read: we refuse to use it
         findings.append(Finding("remote checks", Severity.CRITICAL, f"Skipped: {error.message}", error.hint))
-    except CertificateRefused:  # Klarna answered: reachable, but it does not accept our pair
+    except (CertificateRefused, LockedOut):  # Klarna answered: reachable, but it does not accept our pair
         findings.append(refused_finding(session.profile))
+    except InstalledPairRefused as error:  # refused, and whether mTLS is enforced could not be read
+        findings.append(Finding("verification", Severity.CRITICAL, error.message, error.hint))
     except (TransportError, ApiError) as error:
         findings.append(Finding("reachability", Severity.ERROR, str(error), error.hint))
     for check in DOCTOR_CHECKS:

@@ -38,7 +38,7 @@ async def doctor_pair(
         ]
     findings = [_key_match(cert, Path(key_path), session.key_passphrase)]
     findings.append(_cn(cert, session))
-    findings.append(expiry_finding(cert.not_valid_after_utc, session.clock()))
+    findings.append(expiry_finding(cert.not_valid_after_utc, session.clock(), session.profile))
     findings.append(_chain(cert, session))
     if findings[0].severity != Severity.OK:
         return findings  # the remote checks need a usable pair
