@@ -127,6 +127,19 @@ def test_the_doctor_says_the_installed_certificate_is_refused_not_that_klarna_is
     assert code == 2, out  # critical: the installed certificate is refused; not a tool error (3)
 
 
+@in_both_modes(refusal_status=401)
+def test_check_on_a_certificate_refused_under_enforcement_gives_the_lock_out_steps_not_rotate(sandbox, run_json):
+    """`check` advised `rotate` for a certificate Klarna refuses under enforcement, where rotate is
+    locked too (it needs a certificate Klarna accepts, or enforcement off)."""
+    onboarded = onboard_enforced(sandbox, run_json)
+    revoke_installed_elsewhere(sandbox, onboarded["certificate_id"])
+    code, checked, _ = run_json("check", "--profile", "p")
+    refused = next(f for f in checked["findings"] if f["check"] == "verification")
+    assert code == 2 and refused["severity"] == "critical", checked
+    assert "runtime request --name NAME --profile p" in refused["next_step"], refused
+    assert "Rotate now" not in refused["next_step"], refused
+
+
 # ---------------------------------------------------------------------------- item 1: a new certificate needs minutes
 class KlarnasClock:
     """The tool's waits move the sandbox clock instead of passing: Klarna's minutes in no real time.
