@@ -12,6 +12,7 @@ from wizard.core import rules
 from wizard.core.errors import CryptoError
 from wizard.core.logs import scrub, setup_logging
 from wizard.core.paths import Paths
+from wizard.services.clients import rotate_command
 from wizard.services.session import Session
 
 
@@ -108,5 +109,5 @@ def _expiry_line(certificate_pem: str | None, profile: str) -> str:
     except CryptoError:
         return ""
     renew = expires - rules.RENEWAL_WINDOW
-    rotate = f"klarna-mtls rotate --profile {shlex.quote(profile)}"
+    rotate = rotate_command(profile)
     return f"  Expires: {expires:%Y-%m-%d}; start the renewal ({rotate}) by {renew:%Y-%m-%d}."

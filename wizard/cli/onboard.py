@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
 from typing import TYPE_CHECKING, Any
 
 from wizard.cli.common import add_common, emit, positive_int, progress, seconds
@@ -15,6 +14,7 @@ from wizard.core.errors import InputError
 from wizard.core.findings import ExitCode
 from wizard.core.stages import Stage
 from wizard.services import onboarding
+from wizard.services.clients import rotate_command
 from wizard.services.enforcement_timeline import observe_and_recheck
 from wizard.services.onboarding_waits import poll_verification, watch_enforcement
 from wizard.services.session import Session
@@ -169,7 +169,7 @@ def _summary_text(payload: dict[str, Any]) -> list[str]:
         f"  verification: {payload['verification_status'] or 'not seen yet'}",
     ]
     if payload["expires_at"]:
-        rotate = f"klarna-mtls rotate --profile {shlex.quote(payload['profile'])}"
+        rotate = rotate_command(payload["profile"])
         lines.append(
             f"  expires: {payload['expires_at'][:10]}; start the renewal ({rotate}) by {payload['renew_by'][:10]}"
         )

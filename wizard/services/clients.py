@@ -325,6 +325,11 @@ def mtls_required(error: ApiError, profile: str | None = None) -> MtlsRequired:
     )
 
 
+def rotate_command(profile: str) -> str:
+    """``klarna-mtls rotate --profile NAME``, as every piece of advice prints it."""
+    return f"klarna-mtls rotate --profile {shlex.quote(profile)}"
+
+
 def runtime_steps(profile: str | None) -> str:
     """The runtime request, issue, install flow that gives this machine a certificate while the
     account stays enforced (the one wording of that advice)."""

@@ -27,7 +27,7 @@ from wizard.core.findings import ExitCode, Finding, Severity, worst
 from wizard.klarna.tls import NegotiatedTls, environment_proxy, trusted_roots
 from wizard.services import enforcement_timeline, onboarding, recovery, runtime_gate
 from wizard.services.api_key_hygiene import hygiene_findings
-from wizard.services.clients import refused_under_enforcement_steps
+from wizard.services.clients import refused_under_enforcement_steps, rotate_command
 from wizard.services.install import InstalledPair, current_pair, verify_private_files
 from wizard.services.repair import DAMAGE_CHECK, damage_finding, installed_pair_problems
 from wizard.services.session import Session
@@ -224,7 +224,7 @@ def expiry_finding(
 ) -> Finding:
     """The certificate's expiry: a warning within ``warn_days``, critical within ``critical_days``."""
     days = (not_after - now).days
-    rotate = f"klarna-mtls rotate --profile {shlex.quote(profile)}"
+    rotate = rotate_command(profile)
     if not_after <= now:
         return Finding(
             "expiry", Severity.CRITICAL, f"The certificate expired on {not_after:%Y-%m-%d}.", f"Rotate now: {rotate}"
@@ -338,7 +338,7 @@ def refused_finding(profile: str) -> Finding:
 
 def way_back_step(profile: str) -> str:
     return (
-        f"Replace the refused certificate while enforcement is off: klarna-mtls rotate --profile {shlex.quote(profile)} "
+        f"Replace the refused certificate while enforcement is off: {rotate_command(profile)} "
         "(it calls without a certificate until the new one is installed)."
     )
 

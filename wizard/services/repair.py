@@ -22,6 +22,7 @@ from wizard.core.errors import ApiError, CryptoError, HandshakeRejected, InputEr
 from wizard.core.findings import Finding, Severity
 from wizard.core.interlocks import Action
 from wizard.core.model import RotatedPair
+from wizard.services.clients import rotate_command
 from wizard.services.install import (
     CERT_FILE,
     CURRENT,
@@ -389,7 +390,7 @@ def _adopt_previous(session: Session, pair: InstalledPair, certificate_id: str, 
 
 def _reissue_hint(session: Session) -> str:
     return (
-        f"Issue a new pair: klarna-mtls rotate --profile {session.profile}. While the account enforces "
+        f"Issue a new pair: {rotate_command(session.profile)}. While the account enforces "
         "mTLS that call needs a working certificate: run it where this profile's pair still works, "
         "or give this machine a runtime certificate (klarna-mtls runtime request)."
     )
